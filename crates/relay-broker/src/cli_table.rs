@@ -1,0 +1,217 @@
+//! The one table of per-CLI knowledge: how each coding-agent CLI is invoked one-shot and
+//! interactively, which flags let it work unattended, how it takes a model, what its
+//! prompt looks like when it is ready for input, and how it is asked to quit.
+//!
+//! Everything else in the project asks this table; nothing else spells out a CLI's argv.
+
+use relay_spec::Cli;
+
+/// Static facts about one agent CLI.
+#[derive(Debug, Clone, Copy)]
+pub struct CliProfile {
+    /// The CLI this profile describes.
+    pub cli: Cli,
+    /// Executable name looked up on `PATH`.
+    pub program: &'static str,
+    /// Flags that let the CLI act without asking for permission, in both modes.
+    pub bypass_flags: &'static [&'static str],
+    /// The flag that selects a model (`--model`, `-m`).
+    pub model_flag: &'static str,
+    /// Substrings of the rendered screen that mean the TUI is ready to take input.
+    pub ready_cues: &'static [&'static str],
+    /// What to type to leave the interactive session.
+    pub quit_command: &'static str,
+    /// Glyphs a reply line may start with on screen (`●`, `•`, `✦`).
+    pub reply_glyphs: &'static [&'static str],
+}
+
+const PROFILES: [CliProfile; 7] = [
+    CliProfile {
+        cli: Cli::Claude,
+        program: "claude",
+        bypass_flags: &["--dangerously-skip-permissions"],
+        model_flag: "--model",
+        ready_cues: &["bypass permissions on", "? for shortcuts"],
+        quit_command: "/exit",
+        reply_glyphs: &["●"],
+    },
+    CliProfile {
+        cli: Cli::Codex,
+        program: "codex",
+        bypass_flags: &["--dangerously-bypass-approvals-and-sandbox"],
+        model_flag: "--model",
+        ready_cues: &["? for shortcuts"],
+        quit_command: "/exit",
+        reply_glyphs: &["•"],
+    },
+    CliProfile {
+        cli: Cli::Gemini,
+        program: "gemini",
+        bypass_flags: &["--yolo"],
+        model_flag: "--model",
+        ready_cues: &["Type your message"],
+        quit_command: "/quit",
+        reply_glyphs: &["✦"],
+    },
+    CliProfile {
+        cli: Cli::Aider,
+        program: "aider",
+        bypass_flags: &["--yes-always", "--no-git"],
+        model_flag: "--model",
+        ready_cues: &[],
+        quit_command: "/exit",
+        reply_glyphs: &[],
+    },
+    CliProfile {
+        cli: Cli::Goose,
+        program: "goose",
+        bypass_flags: &[],
+        model_flag: "--model",
+        ready_cues: &[],
+        quit_command: "/exit",
+        reply_glyphs: &[],
+    },
+    CliProfile {
+        cli: Cli::Opencode,
+        program: "opencode",
+        bypass_flags: &[],
+        model_flag: "--model",
+        ready_cues: &["ctrl+p commands"],
+        quit_command: "/exit",
+        reply_glyphs: &[],
+    },
+    CliProfile {
+        cli: Cli::Droid,
+        program: "droid",
+        bypass_flags: &[],
+        model_flag: "--model",
+        ready_cues: &[],
+        quit_command: "/exit",
+        reply_glyphs: &[],
+    },
+];
+
+/// The profile of `cli`.
+pub fn profile(cli: Cli) -> &'static CliProfile {
+    // The table holds one entry per variant; the fallback is unreachable by construction.
+    PROFILES
+        .iter()
+        .find(|p| p.cli == cli)
+        .unwrap_or(&PROFILES[0])
+}
+
+/// argv (without the program) for a one-shot run of `task`.
+///
+/// Shapes follow each CLI's non-interactive mode: `claude -p TASK`, `codex exec TASK`,
+/// `gemini -p TASK`, `opencode run TASK`, `droid exec TASK`,
+/// `aider --message TASK --yes-always --no-git`, `goose run --text TASK --no-session`.
+pub fn oneshot_args(cli: Cli, model: Option<&str>, task: &str) -> Vec<String> {
+    let p = profile(cli);
+    let mut args: Vec<String> = Vec::new();
+    match cli {
+        Cli::Codex => {
+            args.push("exec".into());
+            args.push("--skip-git-repo-check".into());
+        }
+        Cli::Opencode => args.push("run".into()),
+        Cli::Droid => {
+            args.push("exec".into());
+            args.push("--skip-permissions-unsafe".into());
+        }
+        Cli::Goose => args.push("run".into()),
+        _ => {}
+    }
+    args.extend(p.bypass_flags.iter().map(|s| s.to_string()));
+    if let Some(m) = model {
+        args.push(p.model_flag.into());
+        args.push(m.into());
+    }
+    match cli {
+        Cli::Claude | Cli::Gemini => {
+            args.push("-p".into());
+            args.push(task.into());
+        }
+        Cli::Aider => {
+            args.push("--message".into());
+            args.push(task.into());
+        }
+        Cli::Goose => {
+            args.push("--no-session".into());
+            args.push("--text".into());
+            args.push(task.into());
+        }
+        Cli::Codex | Cli::Opencode | Cli::Droid => args.push(task.into()),
+    }
+    args
+}
+
+/// argv (without the program) for an interactive session; the task is typed in later.
+pub fn interactive_args(cli: Cli, model: Option<&str>) -> Vec<String> {
+    let p = profile(cli);
+    let mut args: Vec<String> = Vec::new();
+    if cli == Cli::Goose {
+        args.push("session".into());
+    }
+    args.extend(p.bypass_flags.iter().map(|s| s.to_string()));
+    if let Some(m) = model {
+        args.push(p.model_flag.into());
+        args.push(m.into());
+    }
+    args
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_cli_has_a_profile_of_its_own() {
+        for cli in Cli::ALL {
+            assert_eq!(profile(cli).cli, cli);
+            assert_eq!(profile(cli).program, cli.as_str());
+        }
+    }
+
+    #[test]
+    fn oneshot_shapes_match_the_cli_modes() {
+        assert_eq!(
+            oneshot_args(Cli::Claude, Some("opus"), "do it"),
+            ["--dangerously-skip-permissions", "--model", "opus", "-p", "do it"]
+        );
+        assert_eq!(
+            oneshot_args(Cli::Codex, None, "t"),
+            [
+                "exec",
+                "--skip-git-repo-check",
+                "--dangerously-bypass-approvals-and-sandbox",
+                "t"
+            ]
+        );
+        assert_eq!(oneshot_args(Cli::Gemini, None, "t"), ["--yolo", "-p", "t"]);
+        assert_eq!(oneshot_args(Cli::Opencode, None, "t"), ["run", "t"]);
+        assert_eq!(
+            oneshot_args(Cli::Aider, None, "t"),
+            ["--yes-always", "--no-git", "--message", "t"]
+        );
+        assert_eq!(
+            oneshot_args(Cli::Goose, None, "t"),
+            ["run", "--no-session", "--text", "t"]
+        );
+        assert_eq!(
+            oneshot_args(Cli::Droid, None, "t"),
+            ["exec", "--skip-permissions-unsafe", "t"]
+        );
+    }
+
+    #[test]
+    fn interactive_args_carry_no_task() {
+        assert_eq!(
+            interactive_args(Cli::Claude, None),
+            ["--dangerously-skip-permissions"]
+        );
+        assert_eq!(
+            interactive_args(Cli::Gemini, Some("flash")),
+            ["--yolo", "--model", "flash"]
+        );
+    }
+}

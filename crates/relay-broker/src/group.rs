@@ -1,0 +1,97 @@
+//! Ending a whole process group: every agent and shell step runs as the leader of its own
+//! group, so that its helpers, shells and grandchildren end with it. Signalling only the
+//! leader (what `Child::kill` does) would leave those behind as orphans.
+
+use std::time::Duration;
+
+use nix::errno::Errno;
+use nix::sys::signal::{Signal, killpg};
+use nix::unistd::Pid;
+
+/// Sends `signal` to every process in group `pgid`. A group that is already gone is fine.
+pub fn signal_group(pgid: u32, signal: Signal) {
+    let Ok(raw) = i32::try_from(pgid) else {
+        return;
+    };
+    if raw <= 1 {
+        // Never signal our own group (0) or init's (1) by mistake.
+        return;
+    }
+    match killpg(Pid::from_raw(raw), signal) {
+        Ok(()) | Err(Errno::ESRCH) => {}
+        Err(e) => tracing::debug!(pgid, %e, "killpg failed"),
+    }
+}
+
+/// Whether any process (including an unreaped zombie) is still in group `pgid`.
+pub fn group_alive(pgid: u32) -> bool {
+    let Ok(raw) = i32::try_from(pgid) else {
+        return false;
+    };
+    raw > 1 && killpg(Pid::from_raw(raw), None).is_ok()
+}
+
+/// How a group is asked to end: the signals sent first (`HUP`, `TERM`), then `KILL` after
+/// `grace` if anything is left.
+#[derive(Debug, Clone)]
+pub struct EndPolicy {
+    /// Signals sent in order before the grace period.
+    pub polite: Vec<Signal>,
+    /// How long the group gets to exit before `KILL`.
+    pub grace: Duration,
+}
+
+impl Default for EndPolicy {
+    fn default() -> Self {
+        EndPolicy {
+            polite: vec![Signal::SIGTERM],
+            grace: Duration::from_millis(1500),
+        }
+    }
+}
+
+impl EndPolicy {
+    /// The policy for terminal sessions: hang-up first (some CLIs survive it), then TERM.
+    pub fn for_session(grace: Duration) -> Self {
+        EndPolicy {
+            polite: vec![Signal::SIGHUP, Signal::SIGTERM],
+            grace,
+        }
+    }
+}
+
+/// Ends the group led by `child`: polite signals, up to `grace` for the leader to exit,
+/// then `KILL` to the whole group (stragglers that ignored the polite signals or were
+/// left behind by the leader). Returns the leader's exit status.
+pub async fn end_child_group(
+    child: &mut tokio::process::Child,
+    pgid: u32,
+    policy: &EndPolicy,
+) -> Option<std::process::ExitStatus> {
+    for sig in &policy.polite {
+        signal_group(pgid, *sig);
+    }
+    let status = match tokio::time::timeout(policy.grace, child.wait()).await {
+        Ok(Ok(status)) => Some(status),
+        _ => None,
+    };
+    signal_group(pgid, Signal::SIGKILL);
+    match status {
+        Some(s) => Some(s),
+        None => child.wait().await.ok(),
+    }
+}
+
+/// After a leader exited on its own, makes sure nothing it started lives on in its group:
+/// TERM, a short grace while any member remains, then KILL.
+pub async fn reap_leftovers(pgid: u32, grace: Duration) {
+    if !group_alive(pgid) {
+        return;
+    }
+    signal_group(pgid, Signal::SIGTERM);
+    let deadline = tokio::time::Instant::now() + grace;
+    while group_alive(pgid) && tokio::time::Instant::now() < deadline {
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    signal_group(pgid, Signal::SIGKILL);
+}

@@ -1,0 +1,16 @@
+//! The relay.yaml workflow format: typed definitions, loading with file:line:column
+//! errors, validation, `{{...}}` interpolation and the JSON Schema.
+//!
+//! Pure: no async runtime and no I/O beyond reading the workflow and vars files.
+
+pub mod load;
+mod schema;
+pub mod template;
+mod types;
+pub mod validate;
+pub mod vars;
+
+pub use load::{LoadError, Loaded, Pos, load_file, parse};
+pub use schema::json_schema;
+pub use types::*;
+pub use validate::{Diagnostic, Report, Severity, validate};

@@ -1,0 +1,209 @@
+//! `{{...}}` interpolation: `{{name}}` is a user variable, `{{steps.X.output}}` is the
+//! output of an upstream step. Text between braces that is not a reference (`{{ a b }}`,
+//! `{{}}`) is left as written.
+
+use std::collections::BTreeMap;
+
+/// A reference found in a template.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum Ref {
+    /// A user variable (`{{task}}`, `{{base}}`).
+    Var(String),
+    /// The output of a step (`{{steps.plan.output}}`).
+    StepOutput(String),
+}
+
+impl std::fmt::Display for Ref {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Ref::Var(v) => write!(f, "{{{{{v}}}}}"),
+            Ref::StepOutput(s) => write!(f, "{{{{steps.{s}.output}}}}"),
+        }
+    }
+}
+
+#[derive(Debug)]
+enum Part<'a> {
+    Lit(&'a str),
+    Ref(Ref),
+}
+
+fn is_name_char(c: char) -> bool {
+    c.is_ascii_alphanumeric() || c == '_' || c == '-' || c == '.'
+}
+
+fn classify(inner: &str) -> Option<Ref> {
+    let name = inner.trim();
+    let first = name.chars().next()?;
+    if !(first.is_ascii_alphabetic() || first == '_') || !name.chars().all(is_name_char) {
+        return None;
+    }
+    if let Some(rest) = name.strip_prefix("steps.")
+        && let Some(step) = rest.strip_suffix(".output")
+        && !step.is_empty()
+    {
+        return Some(Ref::StepOutput(step.to_string()));
+    }
+    Some(Ref::Var(name.to_string()))
+}
+
+fn parts(text: &str) -> Vec<Part<'_>> {
+    let mut out = Vec::new();
+    let mut rest = text;
+    while let Some(open) = rest.find("{{") {
+        let after = &rest[open + 2..];
+        let Some(close) = after.find("}}") else {
+            break;
+        };
+        match classify(&after[..close]) {
+            Some(r) => {
+                if open > 0 {
+                    out.push(Part::Lit(&rest[..open]));
+                }
+                out.push(Part::Ref(r));
+                rest = &after[close + 2..];
+            }
+            None => {
+                out.push(Part::Lit(&rest[..open + 2]));
+                rest = after;
+            }
+        }
+    }
+    if !rest.is_empty() {
+        out.push(Part::Lit(rest));
+    }
+    out
+}
+
+/// Every reference in `text`, in order of appearance (repeats included).
+pub fn references(text: &str) -> Vec<Ref> {
+    parts(text)
+        .into_iter()
+        .filter_map(|p| match p {
+            Part::Ref(r) => Some(r),
+            Part::Lit(_) => None,
+        })
+        .collect()
+}
+
+/// How substituted values are written into the text.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Quoting {
+    /// As they are (tasks, paths).
+    None,
+    /// As one shell word each (deterministic commands), so values cannot inject commands.
+    Shell,
+}
+
+/// Fills every reference in `text` from `vars` and `outputs`. Returns the references that
+/// had no value instead of leaving them as literal text.
+pub fn render(
+    text: &str,
+    vars: &BTreeMap<String, String>,
+    outputs: &BTreeMap<String, String>,
+    quoting: Quoting,
+) -> Result<String, Vec<Ref>> {
+    let mut out = String::with_capacity(text.len());
+    let mut missing = Vec::new();
+    for part in parts(text) {
+        match part {
+            Part::Lit(s) => out.push_str(s),
+            Part::Ref(r) => {
+                let value = match &r {
+                    Ref::Var(v) => vars.get(v),
+                    Ref::StepOutput(s) => outputs.get(s),
+                };
+                match value {
+                    Some(v) if quoting == Quoting::Shell => out.push_str(&shell_quote(v)),
+                    Some(v) => out.push_str(v),
+                    None => {
+                        if !missing.contains(&r) {
+                            missing.push(r);
+                        }
+                    }
+                }
+            }
+        }
+    }
+    if missing.is_empty() {
+        Ok(out)
+    } else {
+        Err(missing)
+    }
+}
+
+/// `value` as a single POSIX shell word.
+pub fn shell_quote(value: &str) -> String {
+    if !value.is_empty()
+        && value
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || "-_./=:,+@%".contains(c))
+    {
+        return value.to_string();
+    }
+    format!("'{}'", value.replace('\'', "'\\''"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+
+    fn map(kv: &[(&str, &str)]) -> BTreeMap<String, String> {
+        kv.iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect()
+    }
+
+    #[test]
+    fn finds_vars_and_step_outputs() {
+        let r = references("Plan {{task}} from {{ steps.plan-a.output }} and {{task}}");
+        assert_eq!(
+            r,
+            [
+                Ref::Var("task".into()),
+                Ref::StepOutput("plan-a".into()),
+                Ref::Var("task".into())
+            ]
+        );
+    }
+
+    #[test]
+    fn non_references_stay_literal() {
+        let vars = map(&[]);
+        assert_eq!(
+            render("a {{ not a ref }} {{}} {{", &vars, &vars, Quoting::None),
+            Ok("a {{ not a ref }} {{}} {{".to_string())
+        );
+    }
+
+    #[test]
+    fn missing_values_are_reported_not_left_in() {
+        let err = render("{{a}} {{b}} {{a}}", &map(&[("b", "x")]), &map(&[]), Quoting::None);
+        assert_eq!(err, Err(vec![Ref::Var("a".into())]));
+    }
+
+    #[test]
+    fn shell_quoting_keeps_values_as_one_word() {
+        let out = render(
+            "echo {{v}}",
+            &map(&[("v", "x; rm -rf / 'q'")]),
+            &map(&[]),
+            Quoting::Shell,
+        )
+        .unwrap();
+        assert_eq!(out, r"echo 'x; rm -rf / '\''q'\'''");
+    }
+
+    proptest! {
+        #[test]
+        fn shell_quote_round_trips_through_sh(s in "[ -~\n]{0,40}") {
+            let out = std::process::Command::new("sh")
+                .arg("-c")
+                .arg(format!("printf %s {}", shell_quote(&s)))
+                .output()
+                .unwrap();
+            prop_assert_eq!(String::from_utf8_lossy(&out.stdout), s);
+        }
+    }
+}

@@ -1,0 +1,485 @@
+//! The typed shape of a relay.yaml file. Field names follow the file (camelCase); every
+//! struct rejects unknown fields so a typo is reported instead of silently ignored.
+
+use schemars::JsonSchema;
+use serde::{Deserialize, Serialize};
+
+/// A whole relay.yaml file: agents, one or more workflows, and run-wide settings.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct RelayFile {
+    /// Format version, e.g. "1.0".
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub version: Option<Scalar>,
+    /// Name of this file's project or swarm.
+    pub name: String,
+    /// Free-text description.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub description: Option<String>,
+    /// How agents are coordinated.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub swarm: Option<Swarm>,
+    /// The agents steps can be given to.
+    #[serde(default)]
+    pub agents: Vec<Agent>,
+    /// Named workflows; the first one runs unless `--workflow` picks another.
+    #[serde(default)]
+    pub workflows: Vec<WorkflowDef>,
+    /// Run-wide defaults for failures.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub error_handling: Option<ErrorHandling>,
+    /// Barriers and consensus settings.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub coordination: Option<Coordination>,
+    /// Shared state agents may use during a run.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub state: Option<StateConfig>,
+}
+
+/// A YAML scalar kept as text, so `version: 1.0` and `value: 0` read the same as quoted ones.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(untagged)]
+pub enum Scalar {
+    /// A string.
+    Text(String),
+    /// An integer.
+    Int(i64),
+    /// A floating-point number.
+    Float(f64),
+    /// A boolean.
+    Bool(bool),
+}
+
+impl Scalar {
+    /// The scalar as the text a user would have written.
+    pub fn as_text(&self) -> String {
+        match self {
+            Scalar::Text(s) => s.clone(),
+            Scalar::Int(i) => i.to_string(),
+            Scalar::Float(f) => f.to_string(),
+            Scalar::Bool(b) => b.to_string(),
+        }
+    }
+}
+
+/// Swarm-wide coordination settings.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct Swarm {
+    /// The coordination pattern; chosen from the agents' roles when absent.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub pattern: Option<Pattern>,
+    /// Most steps running at once (unlimited when absent).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub max_concurrency: Option<u32>,
+    /// Bound on the whole run, in milliseconds.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub timeout_ms: Option<u64>,
+    /// The channel every agent joins.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub channel: Option<String>,
+    /// What to do about interactive agents that go quiet without `/exit`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub idle_nudge: Option<IdleNudge>,
+}
+
+/// Idle-agent nudging and force-release.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct IdleNudge {
+    /// Idle time before the first nudge (default 120000).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub nudge_after_ms: Option<u64>,
+    /// Further idle time after the last nudge before force-release (default 120000).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub escalate_after_ms: Option<u64>,
+    /// Nudges before escalation (default 1).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub max_nudges: Option<u32>,
+}
+
+/// The swarm patterns.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "kebab-case")]
+#[allow(missing_docs)]
+pub enum Pattern {
+    Dag,
+    FanOut,
+    Pipeline,
+    HubSpoke,
+    Consensus,
+    Mesh,
+    Handoff,
+    Cascade,
+    Debate,
+    Hierarchical,
+    MapReduce,
+    ScatterGather,
+    Supervisor,
+    Reflection,
+    Verifier,
+    RedTeam,
+    Auction,
+    Escalation,
+    Saga,
+    CircuitBreaker,
+    Blackboard,
+    Swarm,
+    Competitive,
+    ReviewLoop,
+}
+
+impl Pattern {
+    /// The name as written in relay.yaml.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Pattern::Dag => "dag",
+            Pattern::FanOut => "fan-out",
+            Pattern::Pipeline => "pipeline",
+            Pattern::HubSpoke => "hub-spoke",
+            Pattern::Consensus => "consensus",
+            Pattern::Mesh => "mesh",
+            Pattern::Handoff => "handoff",
+            Pattern::Cascade => "cascade",
+            Pattern::Debate => "debate",
+            Pattern::Hierarchical => "hierarchical",
+            Pattern::MapReduce => "map-reduce",
+            Pattern::ScatterGather => "scatter-gather",
+            Pattern::Supervisor => "supervisor",
+            Pattern::Reflection => "reflection",
+            Pattern::Verifier => "verifier",
+            Pattern::RedTeam => "red-team",
+            Pattern::Auction => "auction",
+            Pattern::Escalation => "escalation",
+            Pattern::Saga => "saga",
+            Pattern::CircuitBreaker => "circuit-breaker",
+            Pattern::Blackboard => "blackboard",
+            Pattern::Swarm => "swarm",
+            Pattern::Competitive => "competitive",
+            Pattern::ReviewLoop => "review-loop",
+        }
+    }
+}
+
+/// The coding-agent CLIs the broker knows how to drive.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "lowercase")]
+#[allow(missing_docs)]
+pub enum Cli {
+    Claude,
+    Codex,
+    Gemini,
+    Aider,
+    Goose,
+    Opencode,
+    Droid,
+}
+
+impl Cli {
+    /// Every CLI, in the order the docs list them.
+    pub const ALL: [Cli; 7] = [
+        Cli::Claude,
+        Cli::Codex,
+        Cli::Gemini,
+        Cli::Aider,
+        Cli::Goose,
+        Cli::Opencode,
+        Cli::Droid,
+    ];
+
+    /// The name as written in relay.yaml (and the executable's name).
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Cli::Claude => "claude",
+            Cli::Codex => "codex",
+            Cli::Gemini => "gemini",
+            Cli::Aider => "aider",
+            Cli::Goose => "goose",
+            Cli::Opencode => "opencode",
+            Cli::Droid => "droid",
+        }
+    }
+}
+
+/// An agent: a CLI with a role that steps are assigned to.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct Agent {
+    /// Unique agent name.
+    pub name: String,
+    /// Which CLI runs this agent.
+    pub cli: Cli,
+    /// What the agent is for; also drives pattern auto-selection.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub role: Option<String>,
+    /// Model to ask the CLI for (`constraints.model` wins when both are set).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub model: Option<String>,
+    /// Limits for this agent's steps.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub constraints: Option<Constraints>,
+    /// Full terminal session (default) or one-shot subprocess.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub interactive: Option<bool>,
+    /// Working directory for this agent's steps.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cwd: Option<String>,
+    /// Extra channels this agent joins.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub channels: Vec<String>,
+    /// A named preset of settings.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub preset: Option<String>,
+    /// Free-text description.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub description: Option<String>,
+}
+
+impl Agent {
+    /// Whether the agent runs as a terminal session (the default).
+    pub fn is_interactive(&self) -> bool {
+        self.interactive.unwrap_or(true)
+    }
+
+    /// The model the CLI is asked for, if any.
+    pub fn effective_model(&self) -> Option<&str> {
+        self.constraints
+            .as_ref()
+            .and_then(|c| c.model.as_deref())
+            .or(self.model.as_deref())
+    }
+}
+
+/// Per-agent limits.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct Constraints {
+    /// Model to ask the CLI for.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub model: Option<String>,
+    /// Bound on each attempt of this agent's steps, in milliseconds.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub timeout_ms: Option<u64>,
+    /// Retries for this agent's steps when the step sets none.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub retries: Option<u32>,
+    /// Seconds without output before the agent counts as idle (default 30; 0 disables).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub idle_threshold_secs: Option<u64>,
+}
+
+/// One named workflow: a set of steps and its failure policy.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct WorkflowDef {
+    /// Unique workflow name.
+    pub name: String,
+    /// Free-text description.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub description: Option<String>,
+    /// What a failed step does to the rest of the run.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub on_error: Option<OnError>,
+    /// The steps.
+    #[serde(default)]
+    pub steps: Vec<Step>,
+}
+
+/// Failure policy.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "kebab-case")]
+pub enum OnError {
+    /// Start nothing new; steps not yet run are skipped.
+    Fail,
+    /// Same as `fail`.
+    FailFast,
+    /// Skip the failed step's dependents; everything independent still runs.
+    Skip,
+    /// Same as `skip`.
+    Continue,
+    /// Retry the step, then behave as `fail`.
+    Retry,
+}
+
+impl OnError {
+    /// Whether a failure stops the whole run (as opposed to only its dependents).
+    pub fn halts_run(self) -> bool {
+        matches!(self, OnError::Fail | OnError::FailFast | OnError::Retry)
+    }
+}
+
+/// What kind of work a step is.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "kebab-case")]
+pub enum StepType {
+    /// Give a task to an agent (the default).
+    #[default]
+    Agent,
+    /// Run a shell command; its stdout is the step output.
+    Deterministic,
+}
+
+/// One step of a workflow.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct Step {
+    /// Unique step name.
+    pub name: String,
+    /// `agent` (default) or `deterministic`.
+    #[serde(default, rename = "type", skip_serializing_if = "Option::is_none")]
+    pub step_type: Option<StepType>,
+    /// The agent that does this step (agent steps).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub agent: Option<String>,
+    /// The task given to the agent; `{{var}}` and `{{steps.X.output}}` are filled in.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub task: Option<String>,
+    /// Shell command (deterministic steps), run by `sh -c` in the step's cwd.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub command: Option<String>,
+    /// Whether stdout becomes the step output (deterministic steps; default true).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub capture_output: Option<bool>,
+    /// Whether a non-zero exit fails the step (deterministic steps; default true).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub fail_on_error: Option<bool>,
+    /// Steps that must complete first.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub depends_on: Vec<String>,
+    /// The check that decides whether the step succeeded.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub verification: Option<Verification>,
+    /// Retries after a failed attempt.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub retries: Option<u32>,
+    /// Bound on each attempt, in milliseconds.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub timeout_ms: Option<u64>,
+    /// Working directory (relative to the run's working directory).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cwd: Option<String>,
+    /// Free-text description.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub description: Option<String>,
+}
+
+impl Step {
+    /// The step's kind, defaulting to an agent step.
+    pub fn kind(&self) -> StepType {
+        self.step_type.unwrap_or_default()
+    }
+}
+
+/// The check a step's result must pass.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct Verification {
+    /// Which check.
+    #[serde(rename = "type")]
+    pub kind: VerificationType,
+    /// Its argument: the text, the exit code, the path, or the shell command.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub value: Option<Scalar>,
+    /// What the check means, shown when it fails.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub description: Option<String>,
+    /// Bound on a `custom` check's command, in milliseconds (default 60000).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub timeout_ms: Option<u64>,
+}
+
+/// The verification checks.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum VerificationType {
+    /// The step output contains `value`.
+    OutputContains,
+    /// The process exited with code `value`.
+    ExitCode,
+    /// A file exists at `value`, relative to the step's cwd.
+    FileExists,
+    /// The shell command `value` exits 0.
+    Custom,
+}
+
+/// Workflow-wide failure defaults.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct ErrorHandling {
+    /// Default `onError` for workflows that set none.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub strategy: Option<OnError>,
+    /// Retries when neither the step nor its agent sets any.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub max_retries: Option<u32>,
+    /// Pause between attempts, in milliseconds.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub retry_delay_ms: Option<u64>,
+    /// Channel told about failures.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub notify_channel: Option<String>,
+}
+
+/// Barriers and consensus.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct Coordination {
+    /// Named synchronisation points.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub barriers: Vec<Barrier>,
+    /// How votes are decided.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub consensus_strategy: Option<ConsensusStrategy>,
+    /// Share of votes a quorum needs (0..1).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub voting_threshold: Option<f64>,
+}
+
+/// A synchronisation point over a set of steps.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct Barrier {
+    /// Barrier name; steps may depend on it.
+    pub name: String,
+    /// Steps that must all complete.
+    #[serde(default)]
+    pub wait_for: Vec<String>,
+    /// Bound on the wait, in milliseconds.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub timeout_ms: Option<u64>,
+}
+
+/// Consensus decision rules.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "lowercase")]
+#[allow(missing_docs)]
+pub enum ConsensusStrategy {
+    Majority,
+    Unanimous,
+    Quorum,
+}
+
+/// Shared-state settings.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct StateConfig {
+    /// Where state lives.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub backend: Option<StateBackend>,
+    /// How long entries live, in milliseconds.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ttl_ms: Option<u64>,
+    /// Key prefix.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub namespace: Option<String>,
+}
+
+/// State backends.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "lowercase")]
+#[allow(missing_docs)]
+pub enum StateBackend {
+    Memory,
+    Redis,
+    Database,
+}

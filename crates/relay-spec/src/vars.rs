@@ -1,0 +1,77 @@
+//! User variables: `--var KEY=VALUE` pairs and `--vars-file FILE` (YAML or JSON mapping).
+
+use std::collections::BTreeMap;
+use std::path::Path;
+
+/// Why variables could not be read.
+#[derive(Debug, thiserror::Error)]
+pub enum VarsError {
+    /// A `--var` argument without `=`.
+    #[error("--var `{0}` is not of the form KEY=VALUE")]
+    NotKeyValue(String),
+    /// A `--var` with an empty key.
+    #[error("--var `{0}` has an empty key")]
+    EmptyKey(String),
+    /// The vars file could not be read.
+    #[error("cannot read vars file {path}: {reason}")]
+    File {
+        /// The file.
+        path: String,
+        /// Why.
+        reason: String,
+    },
+}
+
+/// Parses one `KEY=VALUE` argument.
+pub fn parse_var(arg: &str) -> Result<(String, String), VarsError> {
+    let (k, v) = arg
+        .split_once('=')
+        .ok_or_else(|| VarsError::NotKeyValue(arg.to_string()))?;
+    let k = k.trim();
+    if k.is_empty() {
+        return Err(VarsError::EmptyKey(arg.to_string()));
+    }
+    Ok((k.to_string(), v.to_string()))
+}
+
+/// Reads a YAML or JSON mapping of variable names to scalar values.
+pub fn read_vars_file(path: &Path) -> Result<BTreeMap<String, String>, VarsError> {
+    let err = |reason: String| VarsError::File {
+        path: path.display().to_string(),
+        reason,
+    };
+    let text = std::fs::read_to_string(path).map_err(|e| err(e.to_string()))?;
+    // JSON is a subset of YAML, so one parser reads both.
+    let map: BTreeMap<String, crate::types::Scalar> =
+        serde_saphyr::from_str(&text).map_err(|e| err(e.to_string()))?;
+    Ok(map.into_iter().map(|(k, v)| (k, v.as_text())).collect())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn var_splits_at_the_first_equals() {
+        assert_eq!(parse_var("a=b=c").unwrap(), ("a".into(), "b=c".into()));
+        assert!(matches!(parse_var("nope"), Err(VarsError::NotKeyValue(_))));
+        assert!(matches!(parse_var("=x"), Err(VarsError::EmptyKey(_))));
+    }
+
+    #[test]
+    fn vars_file_reads_yaml_and_json() {
+        let dir = std::env::temp_dir().join(format!("relay-vars-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let y = dir.join("v.yaml");
+        std::fs::write(&y, "task: Add OAuth\nretries: 3\n").unwrap();
+        let j = dir.join("v.json");
+        std::fs::write(&j, r#"{"base": "main", "n": 1.5}"#).unwrap();
+        let vy = read_vars_file(&y).unwrap();
+        assert_eq!(vy["task"], "Add OAuth");
+        assert_eq!(vy["retries"], "3");
+        let vj = read_vars_file(&j).unwrap();
+        assert_eq!(vj["base"], "main");
+        assert!(read_vars_file(&dir.join("missing.yaml")).is_err());
+        std::fs::remove_dir_all(&dir).ok();
+    }
+}
