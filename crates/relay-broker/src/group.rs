@@ -51,6 +51,14 @@ impl Default for EndPolicy {
 }
 
 impl EndPolicy {
+    /// TERM, then KILL after `grace`.
+    pub fn terminate(grace: Duration) -> Self {
+        EndPolicy {
+            polite: vec![Signal::SIGTERM],
+            grace,
+        }
+    }
+
     /// The policy for terminal sessions: hang-up first (some CLIs survive it), then TERM.
     pub fn for_session(grace: Duration) -> Self {
         EndPolicy {

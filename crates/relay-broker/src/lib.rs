@@ -1,0 +1,10 @@
+//! Agents and processes: the per-CLI argv table, spawning agents as subprocesses or PTY
+//! sessions, each in its own process group, and ending whole groups.
+
+pub mod cli_table;
+pub mod group;
+mod launcher;
+pub mod process;
+pub mod session;
+
+pub use launcher::{Launcher, LocalLauncher};

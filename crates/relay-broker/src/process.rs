@@ -1,0 +1,290 @@
+//! One-shot subprocesses (non-interactive agents, deterministic steps, custom checks):
+//! stdin is /dev/null, stdout is captured as the output, stderr is appended to a log file.
+//! The child leads its own process group; timeouts and cancellation end the whole group,
+//! and whatever the leader left behind in its group is ended when it exits.
+
+use std::path::{Path, PathBuf};
+use std::process::Stdio;
+use std::time::Duration;
+
+use tokio::io::AsyncReadExt;
+use tokio_util::sync::CancellationToken;
+
+use crate::group::{EndPolicy, end_child_group, reap_leftovers};
+
+/// Most bytes of stdout kept in memory; the rest is dropped with a marker.
+pub const OUTPUT_CAP: usize = 16 * 1024 * 1024;
+
+/// What to run.
+#[derive(Debug, Clone)]
+pub struct ProcessSpec {
+    /// Program name (looked up on PATH) or path.
+    pub program: String,
+    /// Arguments.
+    pub args: Vec<String>,
+    /// Working directory.
+    pub cwd: PathBuf,
+    /// Extra environment on top of the coordinator's.
+    pub env: Vec<(String, String)>,
+    /// Bound on the run.
+    pub timeout: Option<Duration>,
+    /// File stderr is appended to; `None` discards it.
+    pub stderr_path: Option<PathBuf>,
+    /// How the group is ended on timeout or cancellation.
+    pub end_policy: EndPolicy,
+}
+
+/// How a process run ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ProcessEnd {
+    /// It exited by itself.
+    Exited,
+    /// The timeout ran out and the group was ended.
+    TimedOut,
+    /// Cancelled from outside and the group was ended.
+    Cancelled,
+}
+
+/// The result of a process run.
+#[derive(Debug, Clone)]
+pub struct ProcessOutcome {
+    /// How it ended.
+    pub end: ProcessEnd,
+    /// Exit code, when it exited normally.
+    pub exit_code: Option<i32>,
+    /// The signal that ended it, if one did.
+    pub signal: Option<i32>,
+    /// Captured stdout (lossy UTF-8).
+    pub stdout: String,
+    /// Its process group id.
+    pub pgid: u32,
+}
+
+/// Why a process could not be run.
+#[derive(Debug, thiserror::Error)]
+pub enum ProcessError {
+    /// The program is not installed.
+    #[error("`{program}` is not installed (not found on PATH)")]
+    NotFound {
+        /// The program.
+        program: String,
+    },
+    /// The working directory does not exist.
+    #[error("working directory {} does not exist", cwd.display())]
+    NoCwd {
+        /// The directory.
+        cwd: PathBuf,
+    },
+    /// Spawning failed for another reason.
+    #[error("cannot start `{program}`: {source}")]
+    Spawn {
+        /// The program.
+        program: String,
+        /// The error.
+        source: std::io::Error,
+    },
+    /// The stderr log could not be opened.
+    #[error("cannot open log {}: {source}", path.display())]
+    Log {
+        /// The file.
+        path: PathBuf,
+        /// The error.
+        source: std::io::Error,
+    },
+}
+
+/// Finds `program` the way a shell would: a path containing `/` as is, else on `PATH`.
+pub fn which(program: &str) -> Option<PathBuf> {
+    if program.contains('/') {
+        let p = PathBuf::from(program);
+        return is_executable(&p).then_some(p);
+    }
+    let path = std::env::var_os("PATH")?;
+    std::env::split_paths(&path)
+        .map(|dir| dir.join(program))
+        .find(|p| is_executable(p))
+}
+
+fn is_executable(p: &Path) -> bool {
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::metadata(p)
+        .map(|m| m.is_file() && m.permissions().mode() & 0o111 != 0)
+        .unwrap_or(false)
+}
+
+/// Runs `spec` to its end. `on_spawn` is told the process group id as soon as it exists.
+pub async fn run_process(
+    spec: ProcessSpec,
+    cancel: CancellationToken,
+    on_spawn: impl FnOnce(u32) + Send,
+) -> Result<ProcessOutcome, ProcessError> {
+    let resolved = which(&spec.program).ok_or_else(|| ProcessError::NotFound {
+        program: spec.program.clone(),
+    })?;
+    if !spec.cwd.is_dir() {
+        return Err(ProcessError::NoCwd {
+            cwd: spec.cwd.clone(),
+        });
+    }
+    let stderr = match &spec.stderr_path {
+        Some(path) => {
+            let f = std::fs::OpenOptions::new()
+                .create(true)
+                .append(true)
+                .open(path)
+                .map_err(|source| ProcessError::Log {
+                    path: path.clone(),
+                    source,
+                })?;
+            Stdio::from(f)
+        }
+        None => Stdio::null(),
+    };
+    let mut cmd = tokio::process::Command::new(&resolved);
+    cmd.args(&spec.args)
+        .current_dir(&spec.cwd)
+        .envs(spec.env.iter().map(|(k, v)| (k, v)))
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(stderr)
+        .process_group(0)
+        .kill_on_drop(true);
+    let mut child = cmd.spawn().map_err(|source| ProcessError::Spawn {
+        program: spec.program.clone(),
+        source,
+    })?;
+    let pgid = child.id().unwrap_or(0);
+    on_spawn(pgid);
+
+    let mut stdout = child.stdout.take();
+    let reader = tokio::spawn(async move {
+        let mut buf = Vec::new();
+        let mut truncated = false;
+        if let Some(out) = stdout.as_mut() {
+            let mut chunk = [0u8; 16 * 1024];
+            loop {
+                match out.read(&mut chunk).await {
+                    Ok(0) | Err(_) => break,
+                    Ok(n) => {
+                        if buf.len() + n <= OUTPUT_CAP {
+                            buf.extend_from_slice(&chunk[..n]);
+                        } else {
+                            truncated = true;
+                        }
+                    }
+                }
+            }
+        }
+        let mut text = String::from_utf8_lossy(&buf).into_owned();
+        if truncated {
+            text.push_str("\n[output truncated]\n");
+        }
+        text
+    });
+
+    let timeout = async {
+        match spec.timeout {
+            Some(t) => tokio::time::sleep(t).await,
+            None => std::future::pending().await,
+        }
+    };
+    let (end, status) = tokio::select! {
+        status = child.wait() => (ProcessEnd::Exited, status.ok()),
+        () = timeout => (ProcessEnd::TimedOut, end_child_group(&mut child, pgid, &spec.end_policy).await),
+        () = cancel.cancelled() => (ProcessEnd::Cancelled, end_child_group(&mut child, pgid, &spec.end_policy).await),
+    };
+    // The leader is gone; nothing it started may outlive it in its group.
+    reap_leftovers(pgid, spec.end_policy.grace).await;
+    // A straggler outside the group could hold stdout open; don't wait on it for ever.
+    let stdout = match tokio::time::timeout(Duration::from_secs(2), reader).await {
+        Ok(Ok(text)) => text,
+        _ => String::new(),
+    };
+    use std::os::unix::process::ExitStatusExt;
+    Ok(ProcessOutcome {
+        end,
+        exit_code: status.and_then(|s| s.code()),
+        signal: status.and_then(|s| s.signal()),
+        stdout,
+        pgid,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn sh(script: &str) -> ProcessSpec {
+        ProcessSpec {
+            program: "sh".into(),
+            args: vec!["-c".into(), script.into()],
+            cwd: std::env::temp_dir(),
+            env: vec![("RELAY_T".into(), "1".into())],
+            timeout: None,
+            stderr_path: None,
+            end_policy: EndPolicy {
+                polite: vec![nix::sys::signal::Signal::SIGTERM],
+                grace: Duration::from_millis(200),
+            },
+        }
+    }
+
+    #[tokio::test]
+    async fn captures_stdout_and_exit_code() {
+        let out = run_process(sh("echo hi $RELAY_T; exit 3"), CancellationToken::new(), |_| {})
+            .await
+            .unwrap();
+        assert_eq!(out.end, ProcessEnd::Exited);
+        assert_eq!(out.exit_code, Some(3));
+        assert_eq!(out.stdout, "hi 1\n");
+    }
+
+    #[tokio::test]
+    async fn missing_program_is_named() {
+        let mut spec = sh("");
+        spec.program = "no-such-agent-cli".into();
+        let err = run_process(spec, CancellationToken::new(), |_| {})
+            .await
+            .unwrap_err();
+        assert!(err.to_string().contains("`no-such-agent-cli` is not installed"));
+    }
+
+    #[tokio::test]
+    async fn timeout_ends_the_whole_group() {
+        let mut spec = sh("sleep 30 & sleep 30; echo never");
+        spec.timeout = Some(Duration::from_millis(100));
+        let mut pgid = 0;
+        let out = run_process(spec, CancellationToken::new(), |g| pgid = g)
+            .await
+            .unwrap();
+        assert_eq!(out.end, ProcessEnd::TimedOut);
+        assert!(pgid > 1);
+        assert!(!crate::group::group_alive(pgid), "group {pgid} survived");
+    }
+
+    #[tokio::test]
+    async fn leftovers_of_a_finished_leader_are_ended() {
+        let mut pgid = 0;
+        let out = run_process(
+            sh("(trap '' TERM; sleep 30) > /dev/null & echo started"),
+            CancellationToken::new(),
+            |g| pgid = g,
+        )
+        .await
+        .unwrap();
+        assert_eq!(out.exit_code, Some(0));
+        assert!(!crate::group::group_alive(pgid), "background child survived");
+    }
+
+    #[tokio::test]
+    async fn cancel_ends_the_group() {
+        let cancel = CancellationToken::new();
+        let c2 = cancel.clone();
+        tokio::spawn(async move {
+            tokio::time::sleep(Duration::from_millis(100)).await;
+            c2.cancel();
+        });
+        let out = run_process(sh("sleep 30"), cancel, |_| {}).await.unwrap();
+        assert_eq!(out.end, ProcessEnd::Cancelled);
+    }
+}

@@ -1,0 +1,78 @@
+//! `agent-relay`: run relay.yaml workflows of coding agents, validate them, print the
+//! schema. Library errors become one clear message and an exit code here:
+//! 0 success, 1 a step failed, 3 invalid workflow or usage, 4 runtime failure, 130 interrupted.
+
+mod commands;
+mod progress;
+mod rehearse;
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+
+/// Exit code for a bad workflow file or bad usage.
+pub const EXIT_INVALID: u8 = 3;
+/// Exit code for a failure of the machine (missing CLI, cannot spawn, disk).
+pub const EXIT_RUNTIME: u8 = 4;
+
+#[derive(Parser, Debug)]
+#[command(
+    name = "agent-relay",
+    version,
+    about = "Run swarms of coding agents from a relay.yaml workflow, offline.",
+    propagate_version = true
+)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand, Debug)]
+enum Command {
+    /// Run a workflow file.
+    Run(commands::RunArgs),
+    /// Check a workflow file and list every problem (exit 0 when valid, 3 when not).
+    Validate(commands::ValidateArgs),
+    /// Print the JSON Schema of relay.yaml.
+    Schema,
+    /// The built-in rehearsal agent that stands in for every CLI under `run --rehearse`.
+    #[command(hide = true)]
+    RehearseAgent {
+        /// The CLI being stood in for.
+        #[arg(long)]
+        cli: String,
+        /// The task.
+        #[arg(last = true)]
+        task: Vec<String>,
+    },
+}
+
+fn main() -> ExitCode {
+    let cli = match Cli::try_parse() {
+        Ok(c) => c,
+        Err(e) => {
+            let code = if e.use_stderr() { EXIT_INVALID } else { 0 };
+            let _ = e.print();
+            return ExitCode::from(code);
+        }
+    };
+    match cli.command {
+        Command::Schema => {
+            let schema = relay_spec::json_schema();
+            println!(
+                "{}",
+                serde_json::to_string_pretty(&schema).unwrap_or_default()
+            );
+            ExitCode::SUCCESS
+        }
+        Command::Validate(args) => commands::validate(args),
+        Command::Run(args) => commands::run(args),
+        Command::RehearseAgent { cli, task } => rehearse::main(&cli, &task.join(" ")),
+    }
+}
+
+/// The absolute path of this program, for `AGENT_RELAY_BIN`.
+pub fn self_bin() -> PathBuf {
+    std::env::current_exe().unwrap_or_else(|_| PathBuf::from("agent-relay"))
+}

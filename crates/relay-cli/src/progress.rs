@@ -1,0 +1,268 @@
+//! The progress view on stderr, fed by the engine's events: a line per event, plus (on a
+//! terminal) a status line redrawn in place with what is running and for how long.
+
+use std::collections::BTreeMap;
+use std::io::{IsTerminal, Write};
+use std::time::{Duration, Instant};
+
+use relay_engine::events::{Event, EventKind, RunStatus};
+use relay_engine::{RunSummary, StepStatus};
+use tokio::sync::mpsc::UnboundedReceiver;
+
+/// How progress is shown.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Mode {
+    /// Event lines and a live status line (stderr is a terminal).
+    Live,
+    /// Event lines only.
+    Plain,
+    /// Nothing until the summary.
+    Quiet,
+}
+
+impl Mode {
+    /// Live on a terminal, plain otherwise, quiet when asked.
+    pub fn pick(quiet: bool) -> Mode {
+        if quiet {
+            Mode::Quiet
+        } else if std::io::stderr().is_terminal() {
+            Mode::Live
+        } else {
+            Mode::Plain
+        }
+    }
+}
+
+struct View {
+    mode: Mode,
+    total: usize,
+    finished: usize,
+    running: BTreeMap<String, (u32, Instant)>,
+    status_shown: bool,
+}
+
+impl View {
+    fn line(&mut self, text: &str) {
+        let mut err = std::io::stderr().lock();
+        if self.status_shown {
+            let _ = write!(err, "\r\x1b[2K");
+            self.status_shown = false;
+        }
+        let _ = writeln!(err, "{text}");
+    }
+
+    fn status(&mut self) {
+        if self.mode != Mode::Live || self.running.is_empty() {
+            return;
+        }
+        let running: Vec<String> = self
+            .running
+            .iter()
+            .map(|(name, (attempt, t))| {
+                let a = if *attempt > 1 {
+                    format!(" #{attempt}")
+                } else {
+                    String::new()
+                };
+                format!("{name}{a} {}", secs(t.elapsed()))
+            })
+            .collect();
+        let mut err = std::io::stderr().lock();
+        let _ = write!(
+            err,
+            "\r\x1b[2K[{}/{}] running: {}",
+            self.finished,
+            self.total,
+            running.join(", ")
+        );
+        let _ = err.flush();
+        self.status_shown = true;
+    }
+
+    fn on(&mut self, e: &Event) {
+        let live = self.mode == Mode::Live;
+        let text = match &e.kind {
+            EventKind::RunStarted {
+                run_id,
+                workflow,
+                steps,
+                pattern,
+                max_concurrency,
+                rehearsal,
+            } => {
+                self.total = steps.len();
+                format!(
+                    "run {run_id}: workflow `{workflow}`, {} step{}, pattern {pattern}{}{}",
+                    steps.len(),
+                    if steps.len() == 1 { "" } else { "s" },
+                    max_concurrency
+                        .map(|m| format!(", at most {m} at once"))
+                        .unwrap_or_default(),
+                    if *rehearsal { " (rehearsal)" } else { "" }
+                )
+            }
+            EventKind::StepStarted { step, attempt, agent } => {
+                self.running
+                    .entry(step.clone())
+                    .and_modify(|r| r.0 = *attempt)
+                    .or_insert((*attempt, Instant::now()));
+                let who = agent
+                    .as_ref()
+                    .map(|a| format!(" ({a})"))
+                    .unwrap_or_default();
+                if *attempt > 1 {
+                    format!("{} {step}{who} attempt {attempt}", mark(live, "start"))
+                } else {
+                    format!("{} {step}{who}", mark(live, "start"))
+                }
+            }
+            EventKind::StepRetrying {
+                step,
+                attempt,
+                reason,
+                delay_ms,
+            } => format!(
+                "{} {step} attempt {attempt} failed: {reason}; retrying{}",
+                mark(live, "retry"),
+                if *delay_ms > 0 {
+                    format!(" in {}", secs(Duration::from_millis(*delay_ms)))
+                } else {
+                    String::new()
+                }
+            ),
+            EventKind::StepCompleted {
+                step, duration_ms, ..
+            } => {
+                self.running.remove(step);
+                self.finished += 1;
+                format!(
+                    "{} {step} completed in {}",
+                    mark(live, "ok"),
+                    secs(Duration::from_millis(*duration_ms))
+                )
+            }
+            EventKind::StepFailed { step, reason, .. } => {
+                self.running.remove(step);
+                self.finished += 1;
+                format!("{} {step} failed: {reason}", mark(live, "fail"))
+            }
+            EventKind::StepSkipped { step, reason } => {
+                self.finished += 1;
+                format!("{} {step} skipped: {reason}", mark(live, "skip"))
+            }
+            EventKind::Warning { message } => format!("warning: {message}"),
+            EventKind::AgentReady {
+                step,
+                fallback: true,
+            } => format!("  {step}: no ready prompt seen in time; typing the task anyway"),
+            EventKind::AgentIdle { step } => format!("  {step}: agent is idle"),
+            EventKind::StepNudged { step, count } => format!("  {step}: nudged idle agent ({count})"),
+            EventKind::StepForceReleased { step } => {
+                format!("  {step}: force-released idle agent")
+            }
+            _ => return,
+        };
+        self.line(&text);
+        self.status();
+    }
+}
+
+fn mark(live: bool, what: &str) -> &'static str {
+    match (live, what) {
+        (true, "start") => "▶",
+        (true, "ok") => "✓",
+        (true, "fail") => "✗",
+        (true, "skip") => "–",
+        (true, _) => "↻",
+        (false, "start") => "start",
+        (false, "ok") => "ok   ",
+        (false, "fail") => "FAIL ",
+        (false, "skip") => "skip ",
+        (false, _) => "retry",
+    }
+}
+
+fn secs(d: Duration) -> String {
+    let ms = d.as_millis();
+    if ms < 1000 {
+        format!("{ms}ms")
+    } else if ms < 60_000 {
+        format!("{:.1}s", d.as_secs_f64())
+    } else {
+        format!("{}m{:02}s", ms / 60_000, (ms % 60_000) / 1000)
+    }
+}
+
+/// Renders events until the engine closes the channel.
+pub fn spawn(mut rx: UnboundedReceiver<Event>, mode: Mode) -> tokio::task::JoinHandle<()> {
+    tokio::spawn(async move {
+        let mut view = View {
+            mode,
+            total: 0,
+            finished: 0,
+            running: BTreeMap::new(),
+            status_shown: false,
+        };
+        let mut tick = tokio::time::interval(Duration::from_millis(250));
+        loop {
+            tokio::select! {
+                ev = rx.recv() => match ev {
+                    Some(e) if mode != Mode::Quiet => view.on(&e),
+                    Some(_) => {}
+                    None => break,
+                },
+                _ = tick.tick(), if mode == Mode::Live => view.status(),
+            }
+        }
+        if view.status_shown {
+            let _ = write!(std::io::stderr(), "\r\x1b[2K");
+        }
+    })
+}
+
+/// The final summary on stderr.
+pub fn print_summary(s: &RunSummary) {
+    let count = |st: StepStatus| s.steps.iter().filter(|x| x.status == st).count();
+    let status = match s.status {
+        RunStatus::Completed => "completed",
+        RunStatus::Failed => "FAILED",
+        RunStatus::Cancelled => "CANCELLED",
+    };
+    let mut err = std::io::stderr().lock();
+    let _ = writeln!(
+        err,
+        "\nrun {} {status} in {}: {} completed, {} failed, {} skipped",
+        s.run_id,
+        secs(Duration::from_millis(s.duration_ms)),
+        count(StepStatus::Completed),
+        count(StepStatus::Failed),
+        count(StepStatus::Skipped)
+    );
+    let width = s.steps.iter().map(|x| x.name.len()).max().unwrap_or(0);
+    for st in &s.steps {
+        let detail = match st.status {
+            StepStatus::Completed => format!(
+                "completed  {}{}",
+                secs(Duration::from_millis(st.duration_ms)),
+                if st.attempts > 1 {
+                    format!(" after {} attempts", st.attempts)
+                } else {
+                    String::new()
+                }
+            ),
+            StepStatus::Failed => format!(
+                "failed     {}",
+                st.reason.as_deref().unwrap_or("failed")
+            ),
+            StepStatus::Skipped => format!(
+                "skipped    {}",
+                st.reason.as_deref().unwrap_or("")
+            ),
+        };
+        let _ = writeln!(err, "  {:width$}  {detail}", st.name);
+    }
+    if let Some(r) = &s.reason {
+        let _ = writeln!(err, "reason: {r}");
+    }
+    let _ = writeln!(err, "run directory: {}", s.run_dir.display());
+}

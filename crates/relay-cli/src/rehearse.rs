@@ -1,0 +1,39 @@
+//! The rehearsal agent: what `run --rehearse` starts in place of every agent CLI. It does
+//! no thinking; it acknowledges its task and satisfies the step's verification where it
+//! can (prints the expected text, writes the expected file, exits with the expected code),
+//! so a workflow's wiring can be tried end to end without tokens or installed CLIs.
+
+use std::process::ExitCode;
+
+pub fn main(cli: &str, task: &str) -> ExitCode {
+    let agent = std::env::var("AGENT_RELAY_NAME").unwrap_or_else(|_| "agent".into());
+    let step = std::env::var("AGENT_RELAY_STEP").unwrap_or_else(|_| "step".into());
+    let first: String = task
+        .lines()
+        .find(|l| !l.trim().is_empty())
+        .unwrap_or("")
+        .chars()
+        .take(160)
+        .collect();
+    println!("[rehearsal {cli}] {agent} did step `{step}`: {first}");
+    if let Ok(text) = std::env::var("AGENT_RELAY_REHEARSE_SAY") {
+        println!("{text}");
+    }
+    if let Ok(path) = std::env::var("AGENT_RELAY_REHEARSE_WRITE") {
+        let p = std::path::Path::new(&path);
+        if let Some(parent) = p.parent().filter(|d| !d.as_os_str().is_empty()) {
+            let _ = std::fs::create_dir_all(parent);
+        }
+        if let Err(e) = std::fs::write(p, format!("rehearsal output of step `{step}`\n")) {
+            eprintln!("rehearsal agent: cannot write {path}: {e}");
+            return ExitCode::from(1);
+        }
+    }
+    match std::env::var("AGENT_RELAY_REHEARSE_EXIT_CODE")
+        .ok()
+        .and_then(|c| c.trim().parse::<u8>().ok())
+    {
+        Some(code) => ExitCode::from(code),
+        None => ExitCode::SUCCESS,
+    }
+}

@@ -1,0 +1,239 @@
+//! The typed events of a run. Each is one JSON line in the run's `events.jsonl`
+//! (`{"type": "step:started", "ts": ..., ...}`), and the progress view is fed by them.
+
+use serde::{Deserialize, Serialize};
+
+/// One event, stamped with the wall-clock time it was recorded.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Event {
+    /// RFC 3339 UTC time with milliseconds.
+    pub ts: String,
+    /// What happened.
+    #[serde(flatten)]
+    pub kind: EventKind,
+}
+
+impl Event {
+    /// `kind`, stamped now.
+    pub fn now(kind: EventKind) -> Self {
+        Event {
+            ts: crate::clock::now_rfc3339(),
+            kind,
+        }
+    }
+}
+
+/// Terminal status of a run.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum RunStatus {
+    /// Every step completed.
+    Completed,
+    /// A step failed (or the run timed out).
+    Failed,
+    /// Interrupted or cancelled.
+    Cancelled,
+}
+
+/// What happened.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "type", rename_all_fields = "camelCase")]
+pub enum EventKind {
+    /// The run began.
+    #[serde(rename = "run:started")]
+    RunStarted {
+        /// Run id.
+        run_id: String,
+        /// Workflow name.
+        workflow: String,
+        /// Pattern in effect.
+        pattern: String,
+        /// Concurrency limit, if any.
+        max_concurrency: Option<u32>,
+        /// Step names in declaration order.
+        steps: Vec<String>,
+        /// Whether agents are simulated.
+        rehearsal: bool,
+    },
+    /// An attempt of a step began.
+    #[serde(rename = "step:started")]
+    StepStarted {
+        /// Step name.
+        step: String,
+        /// Attempt number, from 1.
+        attempt: u32,
+        /// Agent, for agent steps.
+        #[serde(skip_serializing_if = "Option::is_none", default)]
+        agent: Option<String>,
+    },
+    /// The step's process (group) started.
+    #[serde(rename = "agent:spawned")]
+    AgentSpawned {
+        /// Step name.
+        step: String,
+        /// Attempt number.
+        attempt: u32,
+        /// Process group id.
+        pgid: u32,
+    },
+    /// An interactive agent's TUI was judged ready.
+    #[serde(rename = "agent:ready")]
+    AgentReady {
+        /// Step name.
+        step: String,
+        /// Whether the bounded fallback wait ran out instead of a cue being seen.
+        fallback: bool,
+    },
+    /// The task was typed into an interactive agent and confirmed.
+    #[serde(rename = "task:delivered")]
+    TaskDelivered {
+        /// Step name.
+        step: String,
+        /// Attempts it took.
+        attempts: u32,
+    },
+    /// An interactive agent went idle.
+    #[serde(rename = "agent:idle")]
+    AgentIdle {
+        /// Step name.
+        step: String,
+    },
+    /// An idle agent was nudged.
+    #[serde(rename = "step:nudged")]
+    StepNudged {
+        /// Step name.
+        step: String,
+        /// Which nudge.
+        count: u32,
+    },
+    /// An idle agent was force-released.
+    #[serde(rename = "step:force-released")]
+    StepForceReleased {
+        /// Step name.
+        step: String,
+    },
+    /// An interactive agent printed `/exit`.
+    #[serde(rename = "agent:exit-requested")]
+    AgentExitRequested {
+        /// Step name.
+        step: String,
+    },
+    /// An attempt failed and another follows.
+    #[serde(rename = "step:retrying")]
+    StepRetrying {
+        /// Step name.
+        step: String,
+        /// The attempt that failed.
+        attempt: u32,
+        /// Why it failed.
+        reason: String,
+        /// Pause before the next attempt.
+        delay_ms: u64,
+    },
+    /// The step completed.
+    #[serde(rename = "step:completed")]
+    StepCompleted {
+        /// Step name.
+        step: String,
+        /// Attempts used.
+        attempt: u32,
+        /// Exit code of the last attempt.
+        exit_code: Option<i32>,
+        /// Time from first start to completion.
+        duration_ms: u64,
+    },
+    /// The step failed for good.
+    #[serde(rename = "step:failed")]
+    StepFailed {
+        /// Step name.
+        step: String,
+        /// Attempts used.
+        attempt: u32,
+        /// Why.
+        reason: String,
+        /// Exit code of the last attempt.
+        exit_code: Option<i32>,
+        /// Time from first start to failure.
+        duration_ms: u64,
+    },
+    /// The step never ran.
+    #[serde(rename = "step:skipped")]
+    StepSkipped {
+        /// Step name.
+        step: String,
+        /// Why.
+        reason: String,
+    },
+    /// Something the user should know that changes nothing by itself.
+    #[serde(rename = "warning")]
+    Warning {
+        /// The message.
+        message: String,
+    },
+    /// Every step completed.
+    #[serde(rename = "run:completed")]
+    RunCompleted {
+        /// Run duration.
+        duration_ms: u64,
+    },
+    /// The run ended with a failure.
+    #[serde(rename = "run:failed")]
+    RunFailed {
+        /// Why.
+        reason: String,
+        /// Run duration.
+        duration_ms: u64,
+    },
+    /// The run was interrupted.
+    #[serde(rename = "run:cancelled")]
+    RunCancelled {
+        /// Why.
+        reason: String,
+        /// Run duration.
+        duration_ms: u64,
+    },
+}
+
+impl EventKind {
+    /// The step this event is about, if any.
+    pub fn step(&self) -> Option<&str> {
+        match self {
+            EventKind::StepStarted { step, .. }
+            | EventKind::AgentSpawned { step, .. }
+            | EventKind::AgentReady { step, .. }
+            | EventKind::TaskDelivered { step, .. }
+            | EventKind::AgentIdle { step }
+            | EventKind::StepNudged { step, .. }
+            | EventKind::StepForceReleased { step }
+            | EventKind::AgentExitRequested { step }
+            | EventKind::StepRetrying { step, .. }
+            | EventKind::StepCompleted { step, .. }
+            | EventKind::StepFailed { step, .. }
+            | EventKind::StepSkipped { step, .. } => Some(step),
+            _ => None,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn events_serialize_with_a_type_tag_and_camel_case_fields() {
+        let e = Event {
+            ts: "2026-01-01T00:00:00.000Z".into(),
+            kind: EventKind::StepRetrying {
+                step: "a".into(),
+                attempt: 1,
+                reason: "exit code 1".into(),
+                delay_ms: 5,
+            },
+        };
+        let v: serde_json::Value = serde_json::to_value(&e).unwrap();
+        assert_eq!(v["type"], "step:retrying");
+        assert_eq!(v["delayMs"], 5);
+        let back: Event = serde_json::from_value(v).unwrap();
+        assert_eq!(back, e);
+    }
+}

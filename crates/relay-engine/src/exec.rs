@@ -1,0 +1,417 @@
+//! Running one step to its end: each attempt (an agent as a subprocess or terminal session,
+//! or a shell command), its verification, and the retries in between. Runs as its own
+//! task; reports what happens as events and returns the step's result.
+
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use relay_broker::Launcher;
+use relay_broker::cli_table::{interactive_args, oneshot_args, profile};
+use relay_broker::group::EndPolicy;
+use relay_broker::process::{ProcessEnd, ProcessSpec};
+use relay_broker::session::{
+    NudgePolicy, SessionEnd, SessionEvent, SessionSpec, SessionTiming,
+};
+use relay_spec::{Agent, Step, StepType, VerificationType};
+use tokio::sync::mpsc::UnboundedSender;
+use tokio_util::sync::CancellationToken;
+
+use crate::events::EventKind;
+use crate::settings::Settings;
+use crate::verify::{Attempt, AttemptEnd, Check, CheckEnv, Verdict, judge, tail_lines};
+
+/// What every step of a run shares.
+pub(crate) struct Shared<L: Launcher> {
+    pub launcher: Arc<L>,
+    pub run_id: String,
+    pub run_dir: PathBuf,
+    pub self_bin: PathBuf,
+    pub rehearse: bool,
+    pub settings: Settings,
+    pub nudge: Option<NudgePolicy>,
+    pub events: UnboundedSender<EventKind>,
+}
+
+/// One step, ready to run: its texts already interpolated.
+pub(crate) struct StepJob {
+    pub index: usize,
+    pub step: Step,
+    pub agent: Option<Agent>,
+    /// The task (agent steps) or command (deterministic steps).
+    pub text: String,
+    pub cwd: PathBuf,
+    pub check: Option<Check>,
+    pub max_attempts: u32,
+    pub retry_delay: Duration,
+    pub timeout: Option<Duration>,
+    pub step_dir: PathBuf,
+    pub cancel: CancellationToken,
+}
+
+/// How a step ended.
+#[derive(Debug, Clone)]
+pub(crate) struct StepResult {
+    pub index: usize,
+    pub completed: bool,
+    pub attempts: u32,
+    pub exit_code: Option<i32>,
+    pub output: String,
+    pub reason: Option<String>,
+    pub duration: Duration,
+    /// Set when the step could not run at all (CLI missing, cannot spawn, disk).
+    pub runtime_error: Option<String>,
+    pub cancelled: bool,
+}
+
+pub(crate) async fn run_step<L: Launcher>(shared: Arc<Shared<L>>, job: StepJob) -> StepResult {
+    let started = Instant::now();
+    let name = job.step.name.clone();
+    let mut last: Option<(String, Attempt)> = None;
+    let mut attempt_no = 0;
+    loop {
+        attempt_no += 1;
+        let _ = shared.events.send(EventKind::StepStarted {
+            step: name.clone(),
+            attempt: attempt_no,
+            agent: job.agent.as_ref().map(|a| a.name.clone()),
+        });
+        let text = match (&last, job.step.kind()) {
+            (Some((reason, prev)), StepType::Agent) => {
+                retry_text(&job.text, attempt_no, job.max_attempts, reason, prev)
+            }
+            _ => job.text.clone(),
+        };
+        let attempt = match run_attempt(&shared, &job, attempt_no, &text).await {
+            Ok(a) => a,
+            Err(why) => {
+                return StepResult {
+                    index: job.index,
+                    completed: false,
+                    attempts: attempt_no,
+                    exit_code: None,
+                    output: String::new(),
+                    reason: Some(why.clone()),
+                    duration: started.elapsed(),
+                    runtime_error: Some(why),
+                    cancelled: false,
+                };
+            }
+        };
+        let out_file = job.step_dir.join(format!("attempt-{attempt_no}.txt"));
+        if let Err(e) = tokio::fs::write(&out_file, &attempt.output).await {
+            let why = format!("cannot write {}: {e}", out_file.display());
+            return StepResult {
+                index: job.index,
+                completed: false,
+                attempts: attempt_no,
+                exit_code: attempt.exit_code,
+                output: attempt.output,
+                reason: Some(why.clone()),
+                duration: started.elapsed(),
+                runtime_error: Some(why),
+                cancelled: false,
+            };
+        }
+        let env = base_env(&shared, &job);
+        let verdict = judge(
+            &attempt,
+            job.check.as_ref(),
+            &CheckEnv {
+                launcher: &shared.launcher,
+                cwd: &job.cwd,
+                output_file: &out_file,
+                env: &env,
+                stderr_path: Some(job.step_dir.join("stderr.log")),
+                cancel: &job.cancel,
+                tolerate_exit_code: job.step.kind() == StepType::Deterministic
+                    && job.step.fail_on_error == Some(false),
+            },
+        )
+        .await;
+        match verdict {
+            Verdict::Pass => {
+                return StepResult {
+                    index: job.index,
+                    completed: true,
+                    attempts: attempt_no,
+                    exit_code: attempt.exit_code,
+                    output: attempt.output,
+                    reason: None,
+                    duration: started.elapsed(),
+                    runtime_error: None,
+                    cancelled: false,
+                };
+            }
+            Verdict::Fail { reason, retryable } => {
+                let cancelled = job.cancel.is_cancelled();
+                if !retryable || cancelled || attempt_no >= job.max_attempts {
+                    return StepResult {
+                        index: job.index,
+                        completed: false,
+                        attempts: attempt_no,
+                        exit_code: attempt.exit_code,
+                        output: attempt.output,
+                        reason: Some(reason),
+                        duration: started.elapsed(),
+                        runtime_error: None,
+                        cancelled,
+                    };
+                }
+                let _ = shared.events.send(EventKind::StepRetrying {
+                    step: name.clone(),
+                    attempt: attempt_no,
+                    reason: reason.clone(),
+                    delay_ms: job.retry_delay.as_millis() as u64,
+                });
+                tokio::select! {
+                    () = tokio::time::sleep(job.retry_delay) => {}
+                    () = job.cancel.cancelled() => {
+                        return StepResult {
+                            index: job.index,
+                            completed: false,
+                            attempts: attempt_no,
+                            exit_code: attempt.exit_code,
+                            output: attempt.output,
+                            reason: Some("cancelled".into()),
+                            duration: started.elapsed(),
+                            runtime_error: None,
+                            cancelled: true,
+                        };
+                    }
+                }
+                last = Some((reason, attempt));
+            }
+        }
+    }
+}
+
+/// The task of a retry: the original task, then what went wrong last time.
+fn retry_text(task: &str, attempt: u32, max: u32, reason: &str, prev: &Attempt) -> String {
+    let mut t = format!(
+        "{task}\n\n---\nThis is attempt {attempt} of {max}. The previous attempt failed: {reason}."
+    );
+    if let Some(code) = prev.exit_code {
+        t.push_str(&format!(" It exited with code {code}."));
+    }
+    let tail = tail_lines(&prev.output, 20);
+    if !tail.is_empty() {
+        t.push_str("\nThe end of its output was:\n");
+        t.push_str(&tail);
+    }
+    t.push_str("\nPlease fix that and complete the task.");
+    t
+}
+
+fn base_env<L: Launcher>(shared: &Shared<L>, job: &StepJob) -> Vec<(String, String)> {
+    let mut env = vec![
+        ("AGENT_RELAY_RUN_ID".to_string(), shared.run_id.clone()),
+        ("AGENT_RELAY_STEP".to_string(), job.step.name.clone()),
+        (
+            "AGENT_RELAY_BIN".to_string(),
+            shared.self_bin.display().to_string(),
+        ),
+        (
+            "AGENT_RELAY_RUN_DIR".to_string(),
+            shared.run_dir.display().to_string(),
+        ),
+    ];
+    if let Some(a) = &job.agent {
+        env.push(("AGENT_RELAY_NAME".to_string(), a.name.clone()));
+    }
+    env
+}
+
+/// Hints that let the rehearsal agent satisfy the step's verification.
+fn rehearsal_env(check: Option<&Check>) -> Vec<(String, String)> {
+    let Some(c) = check else {
+        return Vec::new();
+    };
+    let key = match c.kind {
+        VerificationType::OutputContains => "AGENT_RELAY_REHEARSE_SAY",
+        VerificationType::FileExists => "AGENT_RELAY_REHEARSE_WRITE",
+        VerificationType::ExitCode => "AGENT_RELAY_REHEARSE_EXIT_CODE",
+        VerificationType::Custom => return Vec::new(),
+    };
+    vec![(key.to_string(), c.value.clone())]
+}
+
+async fn run_attempt<L: Launcher>(
+    shared: &Arc<Shared<L>>,
+    job: &StepJob,
+    attempt: u32,
+    text: &str,
+) -> Result<Attempt, String> {
+    let mut env = base_env(shared, job);
+    let stderr_path = Some(job.step_dir.join("stderr.log"));
+    let spec = match (&job.agent, job.step.kind()) {
+        (_, StepType::Deterministic) => ProcessSpec {
+            program: "sh".into(),
+            args: vec!["-c".into(), text.to_string()],
+            cwd: job.cwd.clone(),
+            env,
+            timeout: job.timeout,
+            stderr_path,
+            end_policy: shared.settings.end_policy(),
+        },
+        (Some(agent), StepType::Agent) if shared.rehearse => {
+            env.extend(rehearsal_env(job.check.as_ref()));
+            ProcessSpec {
+                program: shared.self_bin.display().to_string(),
+                args: vec![
+                    "rehearse-agent".into(),
+                    "--cli".into(),
+                    agent.cli.as_str().into(),
+                    "--".into(),
+                    text.to_string(),
+                ],
+                cwd: job.cwd.clone(),
+                env,
+                timeout: job.timeout,
+                stderr_path,
+                end_policy: shared.settings.end_policy(),
+            }
+        }
+        (Some(agent), StepType::Agent) if agent.is_interactive() => {
+            return run_session_attempt(shared, job, agent, attempt, text, env).await;
+        }
+        (Some(agent), StepType::Agent) => ProcessSpec {
+            program: profile(agent.cli).program.into(),
+            args: oneshot_args(agent.cli, agent.effective_model(), text),
+            cwd: job.cwd.clone(),
+            env,
+            timeout: job.timeout,
+            stderr_path,
+            end_policy: shared.settings.end_policy(),
+        },
+        (None, StepType::Agent) => return Err(format!("step `{}` has no agent", job.step.name)),
+    };
+    let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel();
+    let fut = shared.launcher.run_process(spec, job.cancel.clone(), tx);
+    tokio::pin!(fut);
+    let res = loop {
+        tokio::select! {
+            res = &mut fut => break res,
+            Some(pgid) = rx.recv() => {
+                let _ = shared.events.send(EventKind::AgentSpawned { step: job.step.name.clone(), attempt, pgid });
+            }
+        }
+    };
+    while let Ok(pgid) = rx.try_recv() {
+        let _ = shared.events.send(EventKind::AgentSpawned {
+            step: job.step.name.clone(),
+            attempt,
+            pgid,
+        });
+    }
+    let out = res.map_err(|e| e.to_string())?;
+    let capture = job.step.kind() == StepType::Agent || job.step.capture_output != Some(false);
+    Ok(Attempt {
+        end: match out.end {
+            ProcessEnd::Exited => AttemptEnd::Exited,
+            ProcessEnd::TimedOut => AttemptEnd::TimedOut(job.timeout.unwrap_or_default()),
+            ProcessEnd::Cancelled => AttemptEnd::Cancelled,
+        },
+        exit_code: out.exit_code,
+        signal: out.signal,
+        output: if capture { out.stdout } else { String::new() },
+    })
+}
+
+/// The line appended to every interactive task so the agent knows how to finish.
+pub const EXIT_INSTRUCTION: &str =
+    "When you have finished, print /exit on a line of its own.";
+
+async fn run_session_attempt<L: Launcher>(
+    shared: &Arc<Shared<L>>,
+    job: &StepJob,
+    agent: &Agent,
+    attempt: u32,
+    text: &str,
+    env: Vec<(String, String)>,
+) -> Result<Attempt, String> {
+    let p = profile(agent.cli);
+    let mut argv = vec![p.program.to_string()];
+    argv.extend(interactive_args(agent.cli, agent.effective_model()));
+    let mut timing: SessionTiming = shared.settings.session_timing();
+    timing.idle_threshold = match agent
+        .constraints
+        .as_ref()
+        .and_then(|c| c.idle_threshold_secs)
+    {
+        Some(0) => None,
+        Some(s) => Some(Duration::from_secs(s)),
+        None => timing.idle_threshold,
+    };
+    let spec = SessionSpec {
+        argv,
+        cwd: job.cwd.clone(),
+        env,
+        task: format!("{text}\n\n{EXIT_INSTRUCTION}"),
+        cli: Some(agent.cli),
+        transcript_path: job.step_dir.join(format!("attempt-{attempt}.pty")),
+        timeout: job.timeout,
+        size: shared.settings.pty_size,
+        timing,
+        nudge: shared.nudge.clone(),
+    };
+    let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel();
+    let fut = shared.launcher.run_session(spec, job.cancel.clone(), tx);
+    tokio::pin!(fut);
+    let step = job.step.name.clone();
+    let forward = |ev: SessionEvent| {
+        let kind = match ev {
+            SessionEvent::Spawned { pgid } => EventKind::AgentSpawned {
+                step: step.clone(),
+                attempt,
+                pgid,
+            },
+            SessionEvent::Ready { fallback } => EventKind::AgentReady {
+                step: step.clone(),
+                fallback,
+            },
+            SessionEvent::TaskDelivered { attempts } => EventKind::TaskDelivered {
+                step: step.clone(),
+                attempts,
+            },
+            SessionEvent::Idle => EventKind::AgentIdle { step: step.clone() },
+            SessionEvent::Nudged { count } => EventKind::StepNudged {
+                step: step.clone(),
+                count,
+            },
+            SessionEvent::ForceReleased => EventKind::StepForceReleased { step: step.clone() },
+            SessionEvent::ExitRequested => EventKind::AgentExitRequested { step: step.clone() },
+        };
+        let _ = shared.events.send(kind);
+    };
+    let res = loop {
+        tokio::select! {
+            res = &mut fut => break res,
+            Some(ev) = rx.recv() => forward(ev),
+        }
+    };
+    while let Ok(ev) = rx.try_recv() {
+        forward(ev);
+    }
+    let out = res.map_err(|e| e.to_string())?;
+    Ok(Attempt {
+        end: match out.end {
+            SessionEnd::ExitRequested => AttemptEnd::ExitRequested,
+            SessionEnd::Exited => AttemptEnd::Exited,
+            SessionEnd::TimedOut => AttemptEnd::TimedOut(job.timeout.unwrap_or_default()),
+            SessionEnd::ForceReleased => AttemptEnd::ForceReleased,
+            SessionEnd::Cancelled => AttemptEnd::Cancelled,
+            SessionEnd::DeliveryFailed(why) => AttemptEnd::DeliveryFailed(why),
+        },
+        exit_code: out.exit_code,
+        signal: None,
+        output: out.output,
+    })
+}
+
+impl Settings {
+    /// How agents and commands are ended under these settings.
+    pub(crate) fn end_policy(&self) -> EndPolicy {
+        EndPolicy::terminate(self.kill_grace)
+    }
+}

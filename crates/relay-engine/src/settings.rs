@@ -1,0 +1,78 @@
+//! Engine timing knobs. Defaults suit real agents; every knob can be set through an
+//! environment variable so tests and impatient users can make them small.
+
+use std::time::Duration;
+
+use relay_broker::session::SessionTiming;
+
+/// Timing and terminal settings of a run.
+#[derive(Debug, Clone)]
+pub struct Settings {
+    /// Grace between TERM and KILL when a process group is ended.
+    pub kill_grace: Duration,
+    /// Terminal size of interactive sessions (rows, cols).
+    pub pty_size: (u16, u16),
+    /// Session timing (readiness, delivery, idleness).
+    pub timing: SessionTiming,
+}
+
+impl Default for Settings {
+    fn default() -> Self {
+        Settings {
+            kill_grace: Duration::from_millis(1500),
+            pty_size: (40, 120),
+            timing: SessionTiming::default(),
+        }
+    }
+}
+
+fn env_ms(key: &str) -> Option<Duration> {
+    std::env::var(key)
+        .ok()
+        .and_then(|v| v.trim().parse::<u64>().ok())
+        .map(Duration::from_millis)
+}
+
+impl Settings {
+    /// Defaults, overridden by `AGENT_RELAY_KILL_GRACE_MS`, `AGENT_RELAY_SETTLE_MS`,
+    /// `AGENT_RELAY_READY_TIMEOUT_MS`, `AGENT_RELAY_ENTER_DELAY_MS`,
+    /// `AGENT_RELAY_CONFIRM_TIMEOUT_MS`, `AGENT_RELAY_IDLE_MS`, `AGENT_RELAY_PTY_ROWS` and
+    /// `AGENT_RELAY_PTY_COLS` where set.
+    pub fn from_env() -> Self {
+        let mut s = Settings::default();
+        if let Some(d) = env_ms("AGENT_RELAY_KILL_GRACE_MS") {
+            s.kill_grace = d;
+            s.timing.kill_grace = d;
+        }
+        if let Some(d) = env_ms("AGENT_RELAY_SETTLE_MS") {
+            s.timing.settle = d;
+        }
+        if let Some(d) = env_ms("AGENT_RELAY_READY_TIMEOUT_MS") {
+            s.timing.ready_fallback = d;
+        }
+        if let Some(d) = env_ms("AGENT_RELAY_ENTER_DELAY_MS") {
+            s.timing.enter_delay = d;
+        }
+        if let Some(d) = env_ms("AGENT_RELAY_CONFIRM_TIMEOUT_MS") {
+            s.timing.confirm_timeout = d;
+        }
+        if let Some(d) = env_ms("AGENT_RELAY_IDLE_MS") {
+            s.timing.idle_threshold = Some(d);
+        }
+        let dim = |k: &str| std::env::var(k).ok().and_then(|v| v.trim().parse::<u16>().ok());
+        if let Some(r) = dim("AGENT_RELAY_PTY_ROWS") {
+            s.pty_size.0 = r.max(5);
+        }
+        if let Some(c) = dim("AGENT_RELAY_PTY_COLS") {
+            s.pty_size.1 = c.max(20);
+        }
+        s
+    }
+
+    /// The session timing, with the kill grace applied.
+    pub fn session_timing(&self) -> SessionTiming {
+        let mut t = self.timing.clone();
+        t.kill_grace = self.kill_grace;
+        t
+    }
+}
