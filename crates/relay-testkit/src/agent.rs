@@ -1,0 +1,67 @@
+//! The `fake-agent` program: picks the CLI to play, checks argv, runs one-shot or TUI.
+
+use std::io::{IsTerminal, Write};
+use std::path::Path;
+
+use crate::argv::{self, Cli, Mode};
+use crate::{oneshot, script, tui};
+
+fn fail(msg: &str) -> ! {
+    let _ = writeln!(std::io::stderr(), "{msg}");
+    std::process::exit(2)
+}
+
+pub(crate) fn main() -> ! {
+    let mut args: Vec<String> = std::env::args_os()
+        .map(|a| a.to_string_lossy().into_owned())
+        .collect();
+    let argv0 = if args.is_empty() {
+        String::new()
+    } else {
+        args.remove(0)
+    };
+    if args.first().map(String::as_str) == Some("--sleeper") {
+        sleeper(args.get(1));
+    }
+    let cli = if args.first().map(String::as_str) == Some("--as") {
+        let Some(name) = args.get(1) else {
+            fail("fake-agent: --as needs a CLI name");
+        };
+        let Some(cli) = Cli::from_name(name) else {
+            let names: Vec<&str> = Cli::ALL.iter().map(|c| c.name()).collect();
+            fail(&format!(
+                "fake-agent: unknown CLI {name} (one of: {})",
+                names.join(", ")
+            ));
+        };
+        args.drain(..2);
+        cli
+    } else {
+        argv::cli_from_argv0(&argv0).unwrap_or(Cli::Claude)
+    };
+    if let Some(path) = std::env::var_os("FAKE_AGENT_ARGV_LOG") {
+        let line = format!("{}\t{}\n", cli.name(), argv::json_array(&args));
+        let _ = script::append_line(Path::new(&path), &line);
+    }
+    match argv::parse(cli, &args) {
+        Err(why) => fail(&format!(
+            "fake-agent({}): unrecognized arguments: {} ({why})",
+            cli.name(),
+            argv::json_array(&args)
+        )),
+        Ok(Mode::OneShot(task)) => oneshot::run(cli, &task),
+        Ok(Mode::Interactive) if !std::io::stdin().is_terminal() => fail(&format!(
+            "fake-agent({}): no task in the arguments and stdin is not a terminal; \
+             give a one-shot task or run it in a PTY",
+            cli.name()
+        )),
+        Ok(Mode::Interactive) => tui::run(cli),
+    }
+}
+
+/// The process `[[fake:child=MS]]` leaves behind.
+fn sleeper(ms: Option<&String>) -> ! {
+    let ms: u64 = ms.and_then(|m| m.parse().ok()).unwrap_or(0);
+    std::thread::sleep(std::time::Duration::from_millis(ms));
+    std::process::exit(0)
+}

@@ -1,0 +1,413 @@
+//! Which CLI the fake plays and the argv shapes each CLI accepts.
+//!
+//! The shapes are strict on purpose: a coordinator that builds a wrong argv for a CLI
+//! must fail against the fake the way it would against the real program.
+
+use std::path::Path;
+
+/// A coding-agent CLI the fake can impersonate.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Cli {
+    Claude,
+    Codex,
+    Gemini,
+    Aider,
+    Goose,
+    Opencode,
+    Droid,
+}
+
+impl Cli {
+    pub(crate) const ALL: [Cli; 7] = [
+        Cli::Claude,
+        Cli::Codex,
+        Cli::Gemini,
+        Cli::Aider,
+        Cli::Goose,
+        Cli::Opencode,
+        Cli::Droid,
+    ];
+
+    pub(crate) fn name(self) -> &'static str {
+        match self {
+            Cli::Claude => "claude",
+            Cli::Codex => "codex",
+            Cli::Gemini => "gemini",
+            Cli::Aider => "aider",
+            Cli::Goose => "goose",
+            Cli::Opencode => "opencode",
+            Cli::Droid => "droid",
+        }
+    }
+
+    pub(crate) fn from_name(name: &str) -> Option<Cli> {
+        Cli::ALL.into_iter().find(|c| c.name() == name)
+    }
+
+    /// What the first line of a reply starts with on screen.
+    pub(crate) fn reply_prefix(self) -> &'static str {
+        match self {
+            Cli::Claude => "● ",
+            Cli::Codex => "• ",
+            Cli::Gemini => "✦ ",
+            Cli::Opencode => "     ",
+            Cli::Aider | Cli::Goose | Cli::Droid => "",
+        }
+    }
+
+    /// What the following lines of a reply start with.
+    pub(crate) fn continuation_prefix(self) -> &'static str {
+        match self {
+            Cli::Claude | Cli::Codex | Cli::Gemini => "  ",
+            Cli::Opencode => "     ",
+            Cli::Aider | Cli::Goose | Cli::Droid => "",
+        }
+    }
+
+    pub(crate) fn prompt(self) -> &'static str {
+        match self {
+            Cli::Claude => "❯ ",
+            _ => "> ",
+        }
+    }
+
+    /// The footer text the coordinator waits for before typing.
+    pub(crate) fn ready_hint(self) -> Option<&'static str> {
+        match self {
+            Cli::Claude | Cli::Codex => Some("? for shortcuts"),
+            Cli::Gemini => Some("Type your message"),
+            Cli::Opencode => Some("ctrl+p commands"),
+            Cli::Aider | Cli::Goose | Cli::Droid => None,
+        }
+    }
+
+    /// aider submits on a bare line feed; the others insert a newline.
+    pub(crate) fn line_feed_submits(self) -> bool {
+        self == Cli::Aider
+    }
+}
+
+/// What one invocation asks for.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) enum Mode {
+    /// Run the task and exit.
+    OneShot(String),
+    /// Start a TUI and wait for the task to be typed.
+    Interactive,
+}
+
+/// The CLI named by `argv[0]`'s file name, if it is one the fake knows.
+pub(crate) fn cli_from_argv0(argv0: &str) -> Option<Cli> {
+    let base = Path::new(argv0).file_name()?.to_str()?;
+    Cli::from_name(base)
+}
+
+/// Flags seen on the command line, in a form the per-CLI rules can check.
+#[derive(Default)]
+struct Scan {
+    switches: Vec<&'static str>,
+    values: Vec<(&'static str, String)>,
+    positionals: Vec<String>,
+}
+
+impl Scan {
+    fn has(&self, flag: &str) -> bool {
+        self.switches.contains(&flag)
+    }
+
+    fn pos(&self) -> Vec<&str> {
+        self.positionals.iter().map(String::as_str).collect()
+    }
+
+    fn value(&self, flags: &[&str]) -> Option<&str> {
+        self.values
+            .iter()
+            .rev()
+            .find(|(f, _)| flags.contains(f))
+            .map(|(_, v)| v.as_str())
+    }
+}
+
+/// Splits `args` into known switches, known valued flags (`--f v` or `--f=v`) and
+/// positionals. Anything else that looks like a flag is an error.
+fn scan(
+    args: &[String],
+    switches: &[&'static str],
+    valued: &[&'static str],
+) -> Result<Scan, String> {
+    let mut out = Scan::default();
+    let mut i = 0;
+    while i < args.len() {
+        let arg = &args[i];
+        i += 1;
+        if let Some(&s) = switches.iter().find(|&&s| s == arg) {
+            out.switches.push(s);
+            continue;
+        }
+        if let Some(&f) = valued.iter().find(|&&f| f == arg) {
+            let Some(v) = args.get(i) else {
+                return Err(format!("{f} needs a value"));
+            };
+            i += 1;
+            out.values.push((f, v.clone()));
+            continue;
+        }
+        if let Some((name, v)) = arg.split_once('=')
+            && let Some(&f) = valued.iter().find(|&&f| f == name && f.starts_with("--"))
+        {
+            out.values.push((f, v.to_string()));
+            continue;
+        }
+        if arg.starts_with('-') && arg.len() > 1 {
+            return Err(format!("unknown flag {arg}"));
+        }
+        out.positionals.push(arg.clone());
+    }
+    Ok(out)
+}
+
+/// Checks `args` (without the program name) against `cli`'s shapes.
+pub(crate) fn parse(cli: Cli, args: &[String]) -> Result<Mode, String> {
+    const MODEL: [&str; 2] = ["--model", "-m"];
+    let exec_only = |s: &Scan, flag: &str, sub: &str| -> Result<(), String> {
+        if s.has(flag) {
+            Err(format!("{flag} is only valid with `{sub}`"))
+        } else {
+            Ok(())
+        }
+    };
+    match cli {
+        Cli::Claude => {
+            let s = scan(
+                args,
+                &["--dangerously-skip-permissions", "-p", "--print"],
+                &["--model"],
+            )?;
+            let print = s.has("-p") || s.has("--print");
+            match (print, s.pos().as_slice()) {
+                (true, [task]) => Ok(Mode::OneShot(task.to_string())),
+                (false, []) => Ok(Mode::Interactive),
+                (true, []) => Err("-p needs a task".into()),
+                (true, _) => Err("more than one task given".into()),
+                (false, _) => Err("a task needs -p".into()),
+            }
+        }
+        Cli::Codex => {
+            let s = scan(
+                args,
+                &[
+                    "--skip-git-repo-check",
+                    "--dangerously-bypass-approvals-and-sandbox",
+                ],
+                &MODEL,
+            )?;
+            match s.pos().as_slice() {
+                ["exec", task] => Ok(Mode::OneShot(task.to_string())),
+                [] => {
+                    exec_only(&s, "--skip-git-repo-check", "exec")?;
+                    Ok(Mode::Interactive)
+                }
+                _ => Err("expected `exec TASK` or no positional".into()),
+            }
+        }
+        Cli::Gemini => {
+            let s = scan(args, &["--yolo"], &["--model", "-m", "-p"])?;
+            match (s.value(&["-p"]), s.pos().as_slice()) {
+                (Some(task), []) => Ok(Mode::OneShot(task.to_string())),
+                (None, []) => Ok(Mode::Interactive),
+                _ => Err("unexpected positional; the task goes after -p".into()),
+            }
+        }
+        Cli::Opencode => {
+            let s = scan(args, &[], &MODEL)?;
+            match s.pos().as_slice() {
+                ["run", rest @ ..] if !rest.is_empty() => Ok(Mode::OneShot(rest.join(" "))),
+                [] => Ok(Mode::Interactive),
+                _ => Err("expected `run TASK...` or no positional".into()),
+            }
+        }
+        Cli::Droid => {
+            let s = scan(args, &["--skip-permissions-unsafe"], &MODEL)?;
+            match s.pos().as_slice() {
+                ["exec", task] => Ok(Mode::OneShot(task.to_string())),
+                [] => {
+                    exec_only(&s, "--skip-permissions-unsafe", "exec")?;
+                    Ok(Mode::Interactive)
+                }
+                _ => Err("expected `exec TASK` or no positional".into()),
+            }
+        }
+        Cli::Aider => {
+            let s = scan(
+                args,
+                &["--yes-always", "--no-git"],
+                &["--model", "--message"],
+            )?;
+            if !s.positionals.is_empty() {
+                return Err("unexpected positional".into());
+            }
+            Ok(match s.value(&["--message"]) {
+                Some(task) => Mode::OneShot(task.to_string()),
+                None => Mode::Interactive,
+            })
+        }
+        Cli::Goose => {
+            let s = scan(args, &["--no-session"], &["--model", "--text"])?;
+            match (s.pos().as_slice(), s.value(&["--text"])) {
+                (["run"], Some(task)) => Ok(Mode::OneShot(task.to_string())),
+                (["run"], None) => Err("`run` needs --text TASK".into()),
+                (["session"], None) => {
+                    exec_only(&s, "--no-session", "run")?;
+                    Ok(Mode::Interactive)
+                }
+                _ => Err("expected `run --text TASK` or `session`".into()),
+            }
+        }
+    }
+}
+
+/// `args` as a JSON array of strings.
+pub(crate) fn json_array(args: &[String]) -> String {
+    let mut out = String::from("[");
+    for (i, a) in args.iter().enumerate() {
+        if i > 0 {
+            out.push(',');
+        }
+        json_string(&mut out, a);
+    }
+    out.push(']');
+    out
+}
+
+fn json_string(out: &mut String, s: &str) {
+    out.push('"');
+    for c in s.chars() {
+        match c {
+            '"' => out.push_str("\\\""),
+            '\\' => out.push_str("\\\\"),
+            '\n' => out.push_str("\\n"),
+            '\r' => out.push_str("\\r"),
+            '\t' => out.push_str("\\t"),
+            c if (c as u32) < 0x20 || c == '\u{7f}' => {
+                out.push_str(&format!("\\u{:04x}", c as u32));
+            }
+            c => out.push(c),
+        }
+    }
+    out.push('"');
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn p(cli: Cli, args: &[&str]) -> Result<Mode, String> {
+        let args: Vec<String> = args.iter().map(|s| s.to_string()).collect();
+        parse(cli, &args)
+    }
+
+    fn one(task: &str) -> Result<Mode, String> {
+        Ok(Mode::OneShot(task.into()))
+    }
+
+    #[test]
+    fn oneshot_shapes_of_every_cli() {
+        use Cli::*;
+        assert_eq!(
+            p(
+                Claude,
+                &["--dangerously-skip-permissions", "--model", "o", "-p", "t"]
+            ),
+            one("t")
+        );
+        assert_eq!(p(Claude, &["-p", "--model=o", "t"]), one("t"));
+        assert_eq!(p(Claude, &["t", "--print"]), one("t"));
+        assert_eq!(
+            p(
+                Codex,
+                &[
+                    "exec",
+                    "--skip-git-repo-check",
+                    "--dangerously-bypass-approvals-and-sandbox",
+                    "-m",
+                    "x",
+                    "t"
+                ]
+            ),
+            one("t")
+        );
+        assert_eq!(p(Gemini, &["--yolo", "-p", "t", "-m", "f"]), one("t"));
+        assert_eq!(p(Opencode, &["run", "-m", "a/b", "a", "b"]), one("a b"));
+        assert_eq!(
+            p(Droid, &["exec", "--skip-permissions-unsafe", "t"]),
+            one("t")
+        );
+        assert_eq!(
+            p(
+                Aider,
+                &["--yes-always", "--no-git", "--model", "m", "--message", "t"]
+            ),
+            one("t")
+        );
+        assert_eq!(
+            p(
+                Goose,
+                &["run", "--no-session", "--text", "t", "--model", "m"]
+            ),
+            one("t")
+        );
+    }
+
+    #[test]
+    fn interactive_shapes_of_every_cli() {
+        use Cli::*;
+        let i = Ok(Mode::Interactive);
+        assert_eq!(p(Claude, &["--dangerously-skip-permissions"]), i);
+        assert_eq!(p(Codex, &["--dangerously-bypass-approvals-and-sandbox"]), i);
+        assert_eq!(p(Gemini, &["--yolo", "--model", "f"]), i);
+        assert_eq!(p(Aider, &["--yes-always", "--no-git"]), i);
+        assert_eq!(p(Goose, &["session"]), i);
+        assert_eq!(p(Opencode, &[]), i);
+        assert_eq!(p(Droid, &[]), i);
+    }
+
+    #[test]
+    fn wrong_shapes_are_rejected() {
+        use Cli::*;
+        for (cli, args) in [
+            (Codex, &["-p", "x"][..]),
+            (Codex, &["x"]),
+            (Codex, &["--skip-git-repo-check"]),
+            (Claude, &["task"]),
+            (Claude, &["-p"]),
+            (Claude, &["-p", "a", "b"]),
+            (Claude, &["--yolo", "-p", "t"]),
+            (Gemini, &["t"]),
+            (Gemini, &["-p"]),
+            (Opencode, &["run"]),
+            (Opencode, &["t"]),
+            (Droid, &["--skip-permissions-unsafe"]),
+            (Aider, &["--message"]),
+            (Aider, &["file.py"]),
+            (Goose, &[]),
+            (Goose, &["run", "t"]),
+            (Goose, &["session", "--text", "t"]),
+        ] {
+            assert!(p(cli, args).is_err(), "{cli:?} {args:?} was accepted");
+        }
+    }
+
+    #[test]
+    fn argv0_selects_the_cli() {
+        assert_eq!(cli_from_argv0("/tmp/x/codex"), Some(Cli::Codex));
+        assert_eq!(cli_from_argv0("gemini"), Some(Cli::Gemini));
+        assert_eq!(cli_from_argv0("/bin/fake-agent"), None);
+    }
+
+    #[test]
+    fn json_escaping() {
+        let args = vec!["a\"b".to_string(), "c\\d\ne\u{1}".into(), "ü".into()];
+        assert_eq!(json_array(&args), r#"["a\"b","c\\d\ne\u0001","ü"]"#);
+        assert_eq!(json_array(&[]), "[]");
+    }
+}

@@ -1,0 +1,500 @@
+//! The script language: `[[fake:CMD]]` / `[[fake:CMD=ARG]]` markers in the task text, and
+//! the actions they trigger, shared by one-shot and TUI mode.
+
+use std::fs::{self, OpenOptions};
+use std::io::{Read, Write};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+
+const OPEN: &str = "[[fake:";
+const CLOSE: &str = "]]";
+
+/// How the final `/exit` of a TUI turn is drawn.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub(crate) enum ExitStyle {
+    #[default]
+    Plain,
+    Color,
+    Spinner,
+    Glyph,
+}
+
+/// One parsed marker.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) enum Marker {
+    Say(String),
+    EchoTask,
+    Stderr(String),
+    Sleep(u64),
+    Exit(i32),
+    Crash,
+    IgnoreTerm,
+    Child(u64),
+    Write { path: String, content: String },
+    FailOnce(String),
+    Count(String),
+    NoExit,
+    ExitStyle(ExitStyle),
+    ObeyNudge,
+    Send { to: String, text: String },
+    Relay { to: String, text: String },
+    Inbox,
+}
+
+/// The TUI-only settings a script carries.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub(crate) struct Flags {
+    pub(crate) no_exit: bool,
+    pub(crate) exit_style: ExitStyle,
+    pub(crate) obey_nudge: bool,
+}
+
+impl Flags {
+    pub(crate) fn of(markers: &[Marker]) -> Flags {
+        let mut f = Flags::default();
+        f.absorb(markers);
+        f
+    }
+
+    /// Adds the settings of a later message on top of these.
+    pub(crate) fn absorb(&mut self, markers: &[Marker]) {
+        for m in markers {
+            match m {
+                Marker::NoExit => self.no_exit = true,
+                Marker::ObeyNudge => self.obey_nudge = true,
+                Marker::ExitStyle(s) => self.exit_style = *s,
+                _ => {}
+            }
+        }
+    }
+}
+
+/// Turns the two characters `\n` into a line break.
+pub(crate) fn unescape(text: &str) -> String {
+    text.replace("\\n", "\n")
+}
+
+/// Finds every marker in `text`, in order. The error is the message to print.
+pub(crate) fn parse(text: &str) -> Result<Vec<Marker>, String> {
+    let mut out = Vec::new();
+    let mut rest = text;
+    while let Some(start) = rest.find(OPEN) {
+        let body_and_tail = &rest[start + OPEN.len()..];
+        let Some(end) = body_and_tail.find(CLOSE) else {
+            return Err(format!(
+                "fake-agent: unterminated marker {}",
+                &rest[start..]
+            ));
+        };
+        let body = &body_and_tail[..end];
+        rest = &body_and_tail[end + CLOSE.len()..];
+        let (cmd, arg) = match body.split_once('=') {
+            Some((c, a)) => (c, Some(a)),
+            None => (body, None),
+        };
+        out.push(marker(cmd, arg)?);
+    }
+    Ok(out)
+}
+
+fn marker(cmd: &str, arg: Option<&str>) -> Result<Marker, String> {
+    let bad = |why: &str| {
+        Err(format!(
+            "fake-agent: bad marker [[fake:{cmd}{}]]: {why}",
+            arg.map(|a| format!("={a}")).unwrap_or_default()
+        ))
+    };
+    let number = |a: Option<&str>| a.and_then(|a| a.trim().parse::<u64>().ok());
+    let split = |a: &str| -> Option<(String, String)> {
+        let (to, text) = a.split_once(':')?;
+        (!to.is_empty()).then(|| (to.to_string(), text.to_string()))
+    };
+    let key = |a: Option<&str>| a.filter(|k| !k.is_empty()).map(|k| k.replace('/', "_"));
+    let takes_arg = matches!(
+        cmd,
+        "say"
+            | "stderr"
+            | "sleep"
+            | "exit"
+            | "child"
+            | "write"
+            | "fail-once"
+            | "count"
+            | "exit-style"
+            | "send"
+            | "relay"
+    );
+    let no_arg = matches!(
+        cmd,
+        "echo-task" | "crash" | "ignore-term" | "no-exit" | "obey-nudge" | "inbox"
+    );
+    if !takes_arg && !no_arg {
+        return Err(format!("fake-agent: unknown marker {cmd}"));
+    }
+    if takes_arg && arg.is_none() {
+        return bad("needs =ARG");
+    }
+    if no_arg && arg.is_some() {
+        return bad("takes no argument");
+    }
+    let a = arg.unwrap_or_default();
+    Ok(match cmd {
+        "say" => Marker::Say(unescape(a)),
+        "echo-task" => Marker::EchoTask,
+        "stderr" => Marker::Stderr(unescape(a)),
+        "sleep" => match number(arg) {
+            Some(ms) => Marker::Sleep(ms),
+            None => return bad("expected milliseconds"),
+        },
+        "exit" => match a.trim().parse::<i32>() {
+            Ok(code) => Marker::Exit(code),
+            Err(_) => return bad("expected an exit code"),
+        },
+        "crash" => Marker::Crash,
+        "ignore-term" => Marker::IgnoreTerm,
+        "child" => match number(arg) {
+            Some(ms) => Marker::Child(ms),
+            None => return bad("expected milliseconds"),
+        },
+        "write" => {
+            let (path, content) = match a.split_once(':') {
+                Some((p, c)) => (p, unescape(c)),
+                None => (a, "written by fake-agent\n".to_string()),
+            };
+            if path.is_empty() {
+                return bad("expected a path");
+            }
+            Marker::Write {
+                path: path.to_string(),
+                content,
+            }
+        }
+        "fail-once" => match key(arg) {
+            Some(k) => Marker::FailOnce(k),
+            None => return bad("expected a key"),
+        },
+        "count" => match key(arg) {
+            Some(k) => Marker::Count(k),
+            None => return bad("expected a key"),
+        },
+        "no-exit" => Marker::NoExit,
+        "exit-style" => Marker::ExitStyle(match a {
+            "plain" => ExitStyle::Plain,
+            "color" => ExitStyle::Color,
+            "spinner" => ExitStyle::Spinner,
+            "glyph" => ExitStyle::Glyph,
+            _ => return bad("expected plain, color, spinner or glyph"),
+        }),
+        "obey-nudge" => Marker::ObeyNudge,
+        "send" => match split(a) {
+            Some((to, text)) => Marker::Send { to, text },
+            None => return bad("expected NAME:TEXT"),
+        },
+        "relay" => match split(a) {
+            Some((to, text)) => Marker::Relay {
+                to,
+                text: unescape(&text),
+            },
+            None => return bad("expected NAME:TEXT"),
+        },
+        _ => Marker::Inbox,
+    })
+}
+
+/// Where a script's effects go; one-shot and TUI mode print and exit differently.
+pub(crate) trait Host {
+    /// Prints a reply (may span lines).
+    fn reply(&mut self, text: &str);
+    /// Prints on stderr.
+    fn stderr(&mut self, text: &str);
+    /// Sleeps; a TUI wakes up early to exit on SIGTERM.
+    fn sleep(&mut self, ms: u64);
+    /// Ends the process normally with `code`.
+    fn exit(&mut self, code: i32) -> !;
+    /// Ends the process with SIGABRT.
+    fn crash(&mut self) -> !;
+    /// Ignores SIGTERM and SIGHUP from now on.
+    fn ignore_term(&mut self);
+}
+
+/// Runs `markers` of `task` in order.
+pub(crate) fn run(markers: &[Marker], task: &str, host: &mut dyn Host) {
+    for m in markers {
+        match m {
+            Marker::Say(text) => host.reply(text),
+            Marker::EchoTask => host.reply(task),
+            Marker::Stderr(text) => host.stderr(text),
+            Marker::Sleep(ms) => host.sleep(*ms),
+            Marker::Exit(code) => host.exit(*code),
+            Marker::Crash => host.crash(),
+            Marker::IgnoreTerm => host.ignore_term(),
+            Marker::Child(ms) => spawn_sleeper(*ms, host),
+            Marker::Write { path, content } => {
+                if let Err(e) = write_file(Path::new(path), content) {
+                    host.stderr(&format!("fake-agent: cannot write {path}: {e}"));
+                    host.exit(1);
+                }
+            }
+            Marker::FailOnce(key) => fail_once(key, host),
+            Marker::Count(key) => {
+                let path = state_dir().join(format!("count-{key}"));
+                let line = format!("{}\n", std::process::id());
+                if let Err(e) = append_line(&path, &line) {
+                    host.stderr(&format!("fake-agent: cannot count {key}: {e}"));
+                    host.exit(1);
+                }
+            }
+            Marker::NoExit | Marker::ExitStyle(_) | Marker::ObeyNudge => {}
+            Marker::Send { to, text } => {
+                let args = ["send", "--to", to.as_str(), text.as_str()];
+                if let Some(out) = run_relay_tool(&args, host)
+                    && !out.ok
+                {
+                    host.stderr(out.stderr.trim_end());
+                }
+            }
+            Marker::Relay { to, text } => host.reply(&format!("->relay:{to} {text}")),
+            Marker::Inbox => {
+                if let Some(out) = run_relay_tool(&["inbox", "--wait", "10"], host) {
+                    if !out.ok {
+                        host.stderr(out.stderr.trim_end());
+                    }
+                    let text = out.stdout.trim_end_matches(['\n', '\r']);
+                    if !text.is_empty() {
+                        host.reply(text);
+                    }
+                }
+            }
+        }
+    }
+}
+
+fn write_file(path: &Path, content: &str) -> std::io::Result<()> {
+    if let Some(parent) = path.parent()
+        && !parent.as_os_str().is_empty()
+    {
+        fs::create_dir_all(parent)?;
+    }
+    fs::write(path, content)
+}
+
+/// `$FAKE_AGENT_STATE_DIR`, or `.fake-agent-state` in the working directory.
+pub(crate) fn state_dir() -> PathBuf {
+    std::env::var_os("FAKE_AGENT_STATE_DIR")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| PathBuf::from(".fake-agent-state"))
+}
+
+fn fail_once(key: &str, host: &mut dyn Host) {
+    let dir = state_dir();
+    let path = dir.join(format!("fail-once-{key}"));
+    let created = fs::create_dir_all(&dir)
+        .and_then(|()| OpenOptions::new().write(true).create_new(true).open(&path));
+    match created {
+        Ok(_) => {
+            host.reply(&format!("failing first attempt of {key}"));
+            host.exit(1);
+        }
+        Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {}
+        Err(e) => {
+            host.stderr(&format!(
+                "fake-agent: cannot record {}: {e}",
+                path.display()
+            ));
+            host.exit(1);
+        }
+    }
+}
+
+/// Appends `line` with a single `write(2)` on an `O_APPEND` file, so lines written by
+/// concurrent agents never interleave. Creates the parent directory.
+pub(crate) fn append_line(path: &Path, line: &str) -> std::io::Result<()> {
+    if let Some(parent) = path.parent()
+        && !parent.as_os_str().is_empty()
+    {
+        fs::create_dir_all(parent)?;
+    }
+    let mut f = OpenOptions::new().create(true).append(true).open(path)?;
+    f.write_all(line.as_bytes())
+}
+
+/// Appends `start|end <AGENT_RELAY_STEP> <pid>` to `$FAKE_AGENT_LOG`, if set.
+pub(crate) fn log_lifecycle(event: &str) {
+    if let Some(path) = std::env::var_os("FAKE_AGENT_LOG") {
+        let step = std::env::var("AGENT_RELAY_STEP").unwrap_or_else(|_| "-".into());
+        let line = format!("{event} {step} {}\n", std::process::id());
+        // Logging must not change the agent's behaviour, so a failure is ignored.
+        let _ = append_line(Path::new(&path), &line);
+    }
+}
+
+/// Starts `fake-agent --sleeper MS` in this process group and lets it run on unwaited,
+/// like a build or dev server an agent leaves behind. Its stdio is /dev/null so it does
+/// not hold the agent's output pipe open.
+fn spawn_sleeper(ms: u64, host: &mut dyn Host) {
+    let spawned = std::env::current_exe().and_then(|exe| {
+        Command::new(exe)
+            .arg("--sleeper")
+            .arg(ms.to_string())
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+    });
+    match spawned {
+        // Dropping a Child neither waits for nor kills it.
+        Ok(child) => drop(child),
+        Err(e) => host.stderr(&format!("fake-agent: cannot spawn child: {e}")),
+    }
+}
+
+struct ToolOutput {
+    ok: bool,
+    stdout: String,
+    stderr: String,
+}
+
+/// Runs `$AGENT_RELAY_BIN ARGS...` to completion. Waiting goes through `host.sleep` so
+/// a TUI can still exit on SIGTERM meanwhile. `None` if it could not be started.
+fn run_relay_tool(args: &[&str], host: &mut dyn Host) -> Option<ToolOutput> {
+    let Some(bin) = std::env::var_os("AGENT_RELAY_BIN") else {
+        host.stderr("fake-agent: AGENT_RELAY_BIN is not set");
+        return None;
+    };
+    let mut child = match Command::new(&bin)
+        .args(args)
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+    {
+        Ok(c) => c,
+        Err(e) => {
+            host.stderr(&format!(
+                "fake-agent: cannot run {}: {e}",
+                Path::new(&bin).display()
+            ));
+            return None;
+        }
+    };
+    let stdout = drain(&mut child, true);
+    let stderr = drain(&mut child, false);
+    let status = loop {
+        match child.try_wait() {
+            Ok(Some(status)) => break Some(status),
+            Ok(None) => host.sleep(10),
+            Err(_) => break None,
+        }
+    };
+    Some(ToolOutput {
+        ok: status.is_some_and(|s| s.success()),
+        stdout: stdout.join().unwrap_or_default(),
+        stderr: stderr.join().unwrap_or_default(),
+    })
+}
+
+/// Reads a child's stdout or stderr on a thread, so a full pipe never blocks it.
+fn drain(child: &mut Child, stdout: bool) -> std::thread::JoinHandle<String> {
+    let pipe: Option<Box<dyn Read + Send>> = if stdout {
+        child
+            .stdout
+            .take()
+            .map(|p| Box::new(p) as Box<dyn Read + Send>)
+    } else {
+        child
+            .stderr
+            .take()
+            .map(|p| Box::new(p) as Box<dyn Read + Send>)
+    };
+    std::thread::spawn(move || {
+        let mut buf = Vec::new();
+        if let Some(mut p) = pipe {
+            let _ = p.read_to_end(&mut buf);
+        }
+        String::from_utf8_lossy(&buf).into_owned()
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn markers_are_found_in_order_with_free_text_around() {
+        let m = parse("do [[fake:say=a: b]] then [[fake:sleep=5]][[fake:echo-task]] end").unwrap();
+        assert_eq!(
+            m,
+            [
+                Marker::Say("a: b".into()),
+                Marker::Sleep(5),
+                Marker::EchoTask
+            ]
+        );
+        assert_eq!(parse("no markers [fake:say=x]").unwrap(), []);
+    }
+
+    #[test]
+    fn arguments_keep_colons_spaces_and_equals() {
+        assert_eq!(
+            parse("[[fake:write=out/a.txt:k=v: x\\ny]]").unwrap(),
+            [Marker::Write {
+                path: "out/a.txt".into(),
+                content: "k=v: x\ny".into()
+            }]
+        );
+        assert_eq!(
+            parse("[[fake:write=a.txt]]").unwrap(),
+            [Marker::Write {
+                path: "a.txt".into(),
+                content: "written by fake-agent\n".into()
+            }]
+        );
+        assert_eq!(
+            parse("[[fake:send=bob:hi: there]]").unwrap(),
+            [Marker::Send {
+                to: "bob".into(),
+                text: "hi: there".into()
+            }]
+        );
+        assert_eq!(
+            parse("[[fake:say=one\\ntwo]]").unwrap(),
+            [Marker::Say("one\ntwo".into())]
+        );
+    }
+
+    #[test]
+    fn unknown_and_malformed_markers_are_errors() {
+        assert_eq!(
+            parse("[[fake:dance]]").unwrap_err(),
+            "fake-agent: unknown marker dance"
+        );
+        assert_eq!(
+            parse("[[fake:dance=x]]").unwrap_err(),
+            "fake-agent: unknown marker dance"
+        );
+        for bad in [
+            "[[fake:sleep=soon]]",
+            "[[fake:exit]]",
+            "[[fake:crash=1]]",
+            "[[fake:exit-style=bold]]",
+            "[[fake:send=nobody]]",
+            "[[fake:say=unterminated",
+        ] {
+            assert!(parse(bad).is_err(), "{bad} parsed");
+        }
+    }
+
+    #[test]
+    fn flags_collect_tui_settings() {
+        let m = parse("[[fake:no-exit]][[fake:exit-style=glyph]][[fake:obey-nudge]]").unwrap();
+        assert_eq!(
+            Flags::of(&m),
+            Flags {
+                no_exit: true,
+                exit_style: ExitStyle::Glyph,
+                obey_nudge: true
+            }
+        );
+        assert_eq!(Flags::of(&[]), Flags::default());
+    }
+}
