@@ -142,6 +142,7 @@ pub fn validate(args: ValidateArgs) -> ExitCode {
     warnings.extend(relay_engine::capabilities::not_yet_effective(&loaded.file));
     print_diagnostics(&loaded, &warnings.iter().collect::<Vec<_>>());
     let mut missing_any = false;
+    let vars = loaded.file.vars_with_defaults(&vars);
     if let Ok((_, wf)) = select_workflow(&loaded.file, args.wf.workflow.as_deref()) {
         let needed = required_vars(wf);
         if !needed.is_empty() {

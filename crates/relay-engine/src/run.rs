@@ -187,7 +187,11 @@ struct RunMeta<'a> {
 }
 
 /// Runs the request to its end with `launcher`.
-pub async fn run<L: Launcher>(launcher: Arc<L>, req: RunRequest) -> Result<RunSummary, EngineError> {
+pub async fn run<L: Launcher>(
+    launcher: Arc<L>,
+    mut req: RunRequest,
+) -> Result<RunSummary, EngineError> {
+    req.vars = req.loaded.file.vars_with_defaults(&req.vars);
     let report = relay_spec::validate(&req.loaded, req.workflow.as_deref());
     if report.has_errors() {
         return Err(EngineError::Invalid(report));

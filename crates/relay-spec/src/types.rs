@@ -34,6 +34,37 @@ pub struct RelayFile {
     /// Shared state agents may use during a run.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub state: Option<StateConfig>,
+    /// Extension: the variables the workflows use, with descriptions and defaults.
+    #[serde(default, skip_serializing_if = "std::collections::BTreeMap::is_empty")]
+    pub variables: std::collections::BTreeMap<String, VariableDef>,
+}
+
+/// Extension: a declared variable. Undeclared variables are still allowed.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct VariableDef {
+    /// What the variable is for.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub description: Option<String>,
+    /// The value used when none is given.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub default: Option<Scalar>,
+}
+
+impl RelayFile {
+    /// The declared defaults, overridden by `given`.
+    pub fn vars_with_defaults(
+        &self,
+        given: &std::collections::BTreeMap<String, String>,
+    ) -> std::collections::BTreeMap<String, String> {
+        let mut vars: std::collections::BTreeMap<String, String> = self
+            .variables
+            .iter()
+            .filter_map(|(k, v)| v.default.as_ref().map(|d| (k.clone(), d.as_text())))
+            .collect();
+        vars.extend(given.iter().map(|(k, v)| (k.clone(), v.clone())));
+        vars
+    }
 }
 
 /// A YAML scalar kept as text, so `version: 1.0` and `value: 0` read the same as quoted ones.

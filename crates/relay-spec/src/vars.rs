@@ -75,3 +75,20 @@ mod tests {
         std::fs::remove_dir_all(&dir).ok();
     }
 }
+
+#[cfg(test)]
+mod default_tests {
+    #[test]
+    fn declared_defaults_fill_in_and_given_values_win() {
+        let l = crate::parse(
+            "name: t\nvariables:\n  base: {default: main}\n  n: {default: 3}\n  task: {description: what}\n",
+            "w.yaml",
+        )
+        .unwrap();
+        let given = std::collections::BTreeMap::from([("n".to_string(), "7".to_string())]);
+        let vars = l.file.vars_with_defaults(&given);
+        assert_eq!(vars["base"], "main");
+        assert_eq!(vars["n"], "7");
+        assert!(!vars.contains_key("task"), "no default, nothing invented");
+    }
+}
