@@ -1,6 +1,8 @@
 //! Every workflow shipped in examples/, patterns/ and templates/ validates against the
 //! JSON Schema and with `agent-relay validate`, and runs green under `--rehearse`.
 
+#![allow(clippy::unwrap_used)]
+
 mod support;
 
 use std::path::{Path, PathBuf};
@@ -26,7 +28,12 @@ fn shipped_workflows() -> Vec<PathBuf> {
 }
 
 /// Variables the shipped workflows take, given so they can run unattended.
-const VARS: [&str; 2] = ["--var", "feature=a /health endpoint"];
+const VARS: [&str; 4] = [
+    "--var",
+    "feature=a /health endpoint",
+    "--var",
+    "task=add a /health endpoint",
+];
 
 #[test]
 fn shipped_workflows_match_the_schema() {
@@ -37,7 +44,10 @@ fn shipped_workflows_match_the_schema() {
     for f in files {
         let text = std::fs::read_to_string(&f).unwrap();
         let value: serde_json::Value = serde_saphyr::from_str(&text).unwrap();
-        let errors: Vec<String> = validator.iter_errors(&value).map(|e| e.to_string()).collect();
+        let errors: Vec<String> = validator
+            .iter_errors(&value)
+            .map(|e| e.to_string())
+            .collect();
         assert!(errors.is_empty(), "{}: {errors:?}", f.display());
     }
 }
@@ -49,7 +59,10 @@ fn schema_rejects_what_the_loader_rejects() {
     let bad = serde_json::json!({"name": "x", "agents": [{"name": "a", "cli": "nope"}]});
     assert!(!validator.is_valid(&bad));
     let typo = serde_json::json!({"name": "x", "workflow": []});
-    assert!(!validator.is_valid(&typo), "unknown top-level fields are refused");
+    assert!(
+        !validator.is_valid(&typo),
+        "unknown top-level fields are refused"
+    );
 }
 
 #[test]
@@ -73,9 +86,14 @@ fn shipped_workflows_validate_and_rehearse_green() {
         git(&["add", "."]);
         git(&["commit", "-q", "-m", "init"]);
         let path = f.to_str().unwrap();
-        let o = w.run(&["validate", path, VARS[0], VARS[1]]);
+        let o = w.run(&[&["validate", path][..], &VARS].concat());
         assert_eq!(o.status.code(), Some(0), "{path}: {}", stderr(&o));
-        let o = w.run(&["run", path, "--rehearse", VARS[0], VARS[1]]);
-        assert_eq!(o.status.code(), Some(0), "{path} under --rehearse: {}", stderr(&o));
+        let o = w.run(&[&["run", path, "--rehearse"][..], &VARS].concat());
+        assert_eq!(
+            o.status.code(),
+            Some(0),
+            "{path} under --rehearse: {}",
+            stderr(&o)
+        );
     }
 }

@@ -2,11 +2,13 @@
 //! groups, including grandchildren and agents that ignore SIGTERM. Checked by scanning
 //! the process table for the test's tag, not assumed.
 
+#![allow(clippy::unwrap_used)]
+
 mod support;
 
 use std::time::{Duration, Instant};
 
-use support::{World, step, stderr, summary, workflow};
+use support::{World, stderr, step, summary, workflow};
 
 #[test]
 fn step_timeout_kills_the_agents_whole_group() {
@@ -27,8 +29,16 @@ fn step_timeout_kills_the_agents_whole_group() {
     let o = w.run(&["run", f.to_str().unwrap(), "--json"]);
     assert_eq!(o.status.code(), Some(1), "{}", stderr(&o));
     let s = summary(&o);
-    assert!(step(&s, "stuck")["reason"].as_str().unwrap().contains("timed out after 500 ms"));
-    assert!(started.elapsed() < Duration::from_secs(20), "the run waited for the agent");
+    assert!(
+        step(&s, "stuck")["reason"]
+            .as_str()
+            .unwrap()
+            .contains("timed out after 500 ms")
+    );
+    assert!(
+        started.elapsed() < Duration::from_secs(20),
+        "the run waited for the agent"
+    );
     let left = w.leftovers();
     assert!(left.is_empty(), "processes left behind: {left:?}");
 }
@@ -87,12 +97,20 @@ fn ctrl_c_ends_every_agent_group_and_exits_130() {
         .unwrap();
     assert!(status.success());
     let out = child.wait_with_output().unwrap();
-    assert_eq!(out.status.code(), Some(130), "{}", String::from_utf8_lossy(&out.stderr));
+    assert_eq!(
+        out.status.code(),
+        Some(130),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     let s: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
     assert_eq!(s["status"], "cancelled");
     assert_eq!(step(&s, "later")["status"], "skipped");
     let left = w.leftovers();
-    assert!(left.is_empty(), "processes left behind after Ctrl+C: {left:?}");
+    assert!(
+        left.is_empty(),
+        "processes left behind after Ctrl+C: {left:?}"
+    );
     assert!(
         w.events().iter().any(|e| e["type"] == "run:cancelled"),
         "the log records the cancellation"

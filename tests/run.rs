@@ -1,8 +1,10 @@
 //! End-to-end runs of the real binary with the fake agent standing in for every CLI.
 
+#![allow(clippy::unwrap_used)]
+
 mod support;
 
-use support::{World, step, stderr, summary, workflow};
+use support::{World, stderr, step, summary, workflow};
 
 #[test]
 fn chained_pipeline_passes_outputs_downstream() {
@@ -38,7 +40,12 @@ fn chained_pipeline_passes_outputs_downstream() {
         assert_eq!(step(&s, name)["attempts"], 1);
         assert_eq!(step(&s, name)["exitCode"], 0);
     }
-    assert!(step(&s, "b")["output"].as_str().unwrap().contains("got TOKEN_A"));
+    assert!(
+        step(&s, "b")["output"]
+            .as_str()
+            .unwrap()
+            .contains("got TOKEN_A")
+    );
     // The run directory keeps the workflow, the events in order and each output.
     let dir = w.run_dir();
     assert!(dir.join("workflow.yaml").exists());
@@ -67,7 +74,11 @@ fn chained_pipeline_passes_outputs_downstream() {
             "run:completed"
         ]
     );
-    assert!(w.events().iter().all(|e| e["ts"].as_str().is_some_and(|t| t.ends_with('Z'))));
+    assert!(
+        w.events()
+            .iter()
+            .all(|e| e["ts"].as_str().is_some_and(|t| t.ends_with('Z')))
+    );
 }
 
 #[test]
@@ -79,7 +90,10 @@ fn fan_out_runs_exactly_max_concurrency_at_once() {
             "      - name: s{i}\n        agent: dev\n        task: \"[[fake:sleep=400]]\"\n"
         ));
     }
-    let f = w.write("wf.yaml", &workflow("swarm:\n  maxConcurrency: 3\n", &steps));
+    let f = w.write(
+        "wf.yaml",
+        &workflow("swarm:\n  maxConcurrency: 3\n", &steps),
+    );
     let o = w.run(&["run", f.to_str().unwrap(), "--json"]);
     assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
     let log = w.agent_log();
@@ -113,9 +127,16 @@ fn retry_recovers_and_tells_the_agent_what_failed() {
     assert_eq!(st["status"], "completed");
     assert_eq!(st["attempts"], 2);
     let out = st["output"].as_str().unwrap();
-    assert!(out.contains("previous attempt failed: exit code 1"), "{out}");
+    assert!(
+        out.contains("previous attempt failed: exit code 1"),
+        "{out}"
+    );
     assert!(out.contains("failing first attempt of flaky"), "{out}");
-    assert!(w.events().iter().any(|e| e["type"] == "step:retrying" && e["attempt"] == 1));
+    assert!(
+        w.events()
+            .iter()
+            .any(|e| e["type"] == "step:retrying" && e["attempt"] == 1)
+    );
 }
 
 #[test]
@@ -150,7 +171,10 @@ fn exit_code_mismatch_fails_and_skips_downstream() {
             .contains("exit code 3, expected 0")
     );
     assert_eq!(step(&s, "deploy")["status"], "skipped");
-    assert!(!w.agent_log().contains("start deploy"), "deploy must never start");
+    assert!(
+        !w.agent_log().contains("start deploy"),
+        "deploy must never start"
+    );
 }
 
 #[test]
@@ -213,7 +237,11 @@ fn on_error_skip_runs_everything_independent() {
         let w = World::new();
         let f = w.write("wf.yaml", &on_error_workflow(policy));
         let o = w.run(&["run", f.to_str().unwrap(), "--json"]);
-        assert_eq!(o.status.code(), Some(1), "a failed step still fails the run");
+        assert_eq!(
+            o.status.code(),
+            Some(1),
+            "a failed step still fails the run"
+        );
         let s = summary(&o);
         assert_eq!(step(&s, "bad")["status"], "failed");
         assert_eq!(step(&s, "after-bad")["status"], "skipped");
@@ -293,7 +321,13 @@ fn deterministic_steps_capture_stdout_and_quote_values() {
         ),
     );
     let evil = "x; touch pwned; $(touch pwned2)";
-    let o = w.run(&["run", f.to_str().unwrap(), "--json", "--var", &format!("who={evil}")]);
+    let o = w.run(&[
+        "run",
+        f.to_str().unwrap(),
+        "--json",
+        "--var",
+        &format!("who={evil}"),
+    ]);
     assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
     let s = summary(&o);
     assert_eq!(step(&s, "list")["output"], format!("one\ntwo\n{evil}\n"));
@@ -301,7 +335,12 @@ fn deterministic_steps_capture_stdout_and_quote_values() {
     assert_eq!(step(&s, "quiet")["output"], "");
     assert_eq!(step(&s, "tolerant")["status"], "completed");
     assert_eq!(step(&s, "tolerant")["exitCode"], 5);
-    assert!(step(&s, "use")["output"].as_str().unwrap().contains("seen one"));
+    assert!(
+        step(&s, "use")["output"]
+            .as_str()
+            .unwrap()
+            .contains("seen one")
+    );
 }
 
 #[test]
@@ -344,13 +383,20 @@ fn file_exists_and_custom_checks() {
     );
     assert_eq!(step(&s, "custom-pass")["status"], "completed");
     assert_eq!(step(&s, "custom-fail")["status"], "failed");
-    assert!(step(&s, "custom-fail")["reason"].as_str().unwrap().contains("exit code 7"));
+    assert!(
+        step(&s, "custom-fail")["reason"]
+            .as_str()
+            .unwrap()
+            .contains("exit code 7")
+    );
 }
 
 #[test]
 fn every_cli_is_invoked_in_its_one_shot_shape() {
     let w = World::new();
-    let clis = ["claude", "codex", "gemini", "aider", "goose", "opencode", "droid"];
+    let clis = [
+        "claude", "codex", "gemini", "aider", "goose", "opencode", "droid",
+    ];
     let mut yaml = String::from("name: t\nagents:\n");
     for c in clis {
         yaml.push_str(&format!(
@@ -396,7 +442,11 @@ fn agents_get_the_relay_environment() {
     let o = w.run(&["run", f.to_str().unwrap(), "--json"]);
     assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
     // The fake agent logs the step from AGENT_RELAY_STEP.
-    assert!(w.agent_log().contains("start env-check"), "{}", w.agent_log());
+    assert!(
+        w.agent_log().contains("start env-check"),
+        "{}",
+        w.agent_log()
+    );
 }
 
 #[test]
@@ -457,7 +507,12 @@ fn vars_file_supplies_variables_and_var_wins() {
         "base=cli-base",
     ]);
     assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
-    assert!(step(&summary(&o), "a")["output"].as_str().unwrap().contains("from-file/cli-base"));
+    assert!(
+        step(&summary(&o), "a")["output"]
+            .as_str()
+            .unwrap()
+            .contains("from-file/cli-base")
+    );
 }
 
 #[test]
@@ -508,7 +563,12 @@ fn rehearsal_satisfies_verification_without_any_cli() {
         .unwrap();
     assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
     let s = summary(&o);
-    assert!(step(&s, "a")["output"].as_str().unwrap().contains("PLAN_DONE"));
+    assert!(
+        step(&s, "a")["output"]
+            .as_str()
+            .unwrap()
+            .contains("PLAN_DONE")
+    );
     assert!(w.path().join("out/b.md").exists());
     assert!(w.agent_log().is_empty(), "no fake agent ran");
 }

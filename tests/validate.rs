@@ -1,6 +1,8 @@
 //! Every kind of invalid workflow is refused with exit 3, a message that names the
 //! problem and where it is, and no agent started.
 
+#![allow(clippy::unwrap_used)]
+
 mod support;
 
 use support::{World, stderr};
@@ -36,7 +38,11 @@ fn unknown_field_suggests_the_right_one() {
     refused(
         &steps("      - name: a\n        agent: dev\n        task: x\n        dependOn: [b]\n"),
         &[],
-        &["bad.yaml:12:9", "unknown field `dependOn`", "did you mean `dependsOn`?"],
+        &[
+            "bad.yaml:12:9",
+            "unknown field `dependOn`",
+            "did you mean `dependsOn`?",
+        ],
     );
 }
 
@@ -71,14 +77,20 @@ fn unknown_agent_and_dependency() {
     refused(
         &steps("      - name: a\n        agent: deb\n        task: x\n        dependsOn: [nope]\n"),
         &[],
-        &["unknown agent `deb`", "did you mean `dev`?", "unknown step `nope`"],
+        &[
+            "unknown agent `deb`",
+            "did you mean `dev`?",
+            "unknown step `nope`",
+        ],
     );
 }
 
 #[test]
 fn dependency_cycle_names_its_steps() {
     refused(
-        &steps("      - name: a\n        agent: dev\n        task: x\n        dependsOn: [b]\n      - name: b\n        agent: dev\n        task: x\n        dependsOn: [a]\n"),
+        &steps(
+            "      - name: a\n        agent: dev\n        task: x\n        dependsOn: [b]\n      - name: b\n        agent: dev\n        task: x\n        dependsOn: [a]\n",
+        ),
         &[],
         &["dependency cycle in workflow `main`", "b -> a"],
     );
@@ -95,13 +107,19 @@ fn unknown_workflow_for_dash_w() {
 
 #[test]
 fn empty_workflow() {
-    refused(&format!("{AGENTS}workflows:\n  - name: main\n    steps: []\n"), &[], &["workflow `main` has no steps"]);
+    refused(
+        &format!("{AGENTS}workflows:\n  - name: main\n    steps: []\n"),
+        &[],
+        &["workflow `main` has no steps"],
+    );
 }
 
 #[test]
 fn step_output_from_a_step_that_is_not_upstream() {
     refused(
-        &steps("      - name: a\n        agent: dev\n        task: x\n      - name: b\n        agent: dev\n        task: \"{{steps.a.output}}\"\n"),
+        &steps(
+            "      - name: a\n        agent: dev\n        task: x\n      - name: b\n        agent: dev\n        task: \"{{steps.a.output}}\"\n",
+        ),
         &[],
         &["step `b` uses {{steps.a.output}} but does not depend on `a`"],
     );
@@ -110,7 +128,9 @@ fn step_output_from_a_step_that_is_not_upstream() {
 #[test]
 fn unknown_verification_type() {
     refused(
-        &steps("      - name: a\n        agent: dev\n        task: x\n        verification: {type: output_has, value: X}\n"),
+        &steps(
+            "      - name: a\n        agent: dev\n        task: x\n        verification: {type: output_has, value: X}\n",
+        ),
         &[],
         &["unknown value `output_has`", "output_contains"],
     );
@@ -138,8 +158,16 @@ fn bad_usage_exits_3() {
     let w = World::new();
     assert_eq!(w.run(&["run"]).status.code(), Some(3));
     assert_eq!(w.run(&["frobnicate"]).status.code(), Some(3));
-    let f = w.write("ok.yaml", &steps("      - name: a\n        agent: dev\n        task: x\n"));
-    assert_eq!(w.run(&["run", f.to_str().unwrap(), "--var", "novalue"]).status.code(), Some(3));
+    let f = w.write(
+        "ok.yaml",
+        &steps("      - name: a\n        agent: dev\n        task: x\n"),
+    );
+    assert_eq!(
+        w.run(&["run", f.to_str().unwrap(), "--var", "novalue"])
+            .status
+            .code(),
+        Some(3)
+    );
 }
 
 #[test]
@@ -153,7 +181,11 @@ fn validate_warns_about_fields_without_effect_and_passes() {
     );
     let o = w.run(&["validate", f.to_str().unwrap()]);
     assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
-    assert!(stderr(&o).contains("state (shared state) has no effect yet"), "{}", stderr(&o));
+    assert!(
+        stderr(&o).contains("state (shared state) has no effect yet"),
+        "{}",
+        stderr(&o)
+    );
 }
 
 #[test]
@@ -163,7 +195,13 @@ fn schema_is_json_and_describes_the_format() {
     assert_eq!(o.status.code(), Some(0));
     let v: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
     let text = v.to_string();
-    for field in ["maxConcurrency", "dependsOn", "idleNudge", "output_contains", "captureOutput"] {
+    for field in [
+        "maxConcurrency",
+        "dependsOn",
+        "idleNudge",
+        "output_contains",
+        "captureOutput",
+    ] {
         assert!(text.contains(field), "schema lacks {field}");
     }
 }

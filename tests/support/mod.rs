@@ -63,6 +63,21 @@ impl World {
         c
     }
 
+    /// `sh -c` with the same environment, and `$AGENT_RELAY` naming the binary.
+    pub fn shell(&self) -> Command {
+        let relay = self.cmd();
+        let mut c = Command::new("sh");
+        for (k, v) in relay.get_envs() {
+            if let Some(v) = v {
+                c.env(k, v);
+            }
+        }
+        c.current_dir(self.path())
+            .env("AGENT_RELAY", agent_relay())
+            .arg("-c");
+        c
+    }
+
     pub fn run(&self, args: &[&str]) -> Output {
         self.cmd().args(args).output().expect("run agent-relay")
     }
@@ -74,7 +89,11 @@ impl World {
 
     /// Waits until no process carrying this world's tag is alive; returns the survivors.
     pub fn leftovers(&self) -> Vec<u32> {
-        relay_testkit::wait_for_no_processes_with_env("RELAY_TEST_TAG", &self.tag, Duration::from_secs(5))
+        relay_testkit::wait_for_no_processes_with_env(
+            "RELAY_TEST_TAG",
+            &self.tag,
+            Duration::from_secs(5),
+        )
     }
 
     /// The single run directory under `.agent-relay/runs`.
@@ -89,6 +108,18 @@ impl World {
 
     pub fn has_run_dir(&self) -> bool {
         self.path().join(".agent-relay/runs").exists()
+    }
+
+    /// The run's events, or none while no run directory exists yet.
+    pub fn events_if_any(&self) -> Vec<serde_json::Value> {
+        if !self.has_run_dir() {
+            return Vec::new();
+        }
+        std::fs::read_to_string(self.run_dir().join("events.jsonl"))
+            .unwrap_or_default()
+            .lines()
+            .filter_map(|l| serde_json::from_str(l).ok())
+            .collect()
     }
 
     /// Event types recorded in the run's log, in order.
@@ -116,7 +147,11 @@ pub fn stderr(o: &Output) -> String {
 /// The `--json` summary of a run.
 pub fn summary(o: &Output) -> serde_json::Value {
     serde_json::from_str(stdout(o).trim()).unwrap_or_else(|e| {
-        panic!("stdout is not one JSON object ({e}):\n{}\nstderr:\n{}", stdout(o), stderr(o))
+        panic!(
+            "stdout is not one JSON object ({e}):\n{}\nstderr:\n{}",
+            stdout(o),
+            stderr(o)
+        )
     })
 }
 

@@ -176,7 +176,13 @@ mod tests {
     fn oneshot_shapes_match_the_cli_modes() {
         assert_eq!(
             oneshot_args(Cli::Claude, Some("opus"), "do it"),
-            ["--dangerously-skip-permissions", "--model", "opus", "-p", "do it"]
+            [
+                "--dangerously-skip-permissions",
+                "--model",
+                "opus",
+                "-p",
+                "do it"
+            ]
         );
         assert_eq!(
             oneshot_args(Cli::Codex, None, "t"),

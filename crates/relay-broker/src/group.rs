@@ -5,8 +5,18 @@
 use std::time::Duration;
 
 use nix::errno::Errno;
-use nix::sys::signal::{Signal, killpg};
+pub use nix::sys::signal::Signal;
+use nix::sys::signal::{kill, killpg};
 use nix::unistd::Pid;
+
+/// Sends `signal` to the single process `pid` (not its group). A gone process is fine.
+pub fn signal_process(pid: u32, signal: Signal) {
+    if let Ok(raw) = i32::try_from(pid)
+        && raw > 1
+    {
+        let _ = kill(Pid::from_raw(raw), signal);
+    }
+}
 
 /// Sends `signal` to every process in group `pgid`. A group that is already gone is fine.
 pub fn signal_group(pgid: u32, signal: Signal) {
@@ -23,12 +33,16 @@ pub fn signal_group(pgid: u32, signal: Signal) {
     }
 }
 
-/// Whether any process (including an unreaped zombie) is still in group `pgid`.
+/// Whether any live process is still in group `pgid`. Zombies do not count: one whose
+/// parent died waits for init to reap it, and some container inits never do.
 pub fn group_alive(pgid: u32) -> bool {
     let Ok(raw) = i32::try_from(pgid) else {
         return false;
     };
-    raw > 1 && killpg(Pid::from_raw(raw), None).is_ok()
+    // The cheap check first; the /proc scan only when something (maybe a zombie) is left.
+    raw > 1
+        && killpg(Pid::from_raw(raw), None).is_ok()
+        && crate::procfs::group_has_live_members(pgid)
 }
 
 /// How a group is asked to end: the signals sent first (`HUP`, `TERM`), then `KILL` after

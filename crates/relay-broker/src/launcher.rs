@@ -52,7 +52,6 @@ impl Launcher for LocalLauncher {
         cancel: CancellationToken,
         events: UnboundedSender<SessionEvent>,
     ) -> Result<SessionOutcome, SessionError> {
-        let _ = (spec, cancel, events);
-        Err(SessionError::Pty("interactive sessions are not available in this build".into()))
+        crate::session::run_session(spec, cancel, events).await
     }
 }

@@ -5,6 +5,8 @@ pub mod cli_table;
 pub mod group;
 mod launcher;
 pub mod process;
+pub mod procfs;
+pub mod procscan;
 pub mod session;
 
 pub use launcher::{Launcher, LocalLauncher};

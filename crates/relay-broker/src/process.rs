@@ -231,9 +231,13 @@ mod tests {
 
     #[tokio::test]
     async fn captures_stdout_and_exit_code() {
-        let out = run_process(sh("echo hi $RELAY_T; exit 3"), CancellationToken::new(), |_| {})
-            .await
-            .unwrap();
+        let out = run_process(
+            sh("echo hi $RELAY_T; exit 3"),
+            CancellationToken::new(),
+            |_| {},
+        )
+        .await
+        .unwrap();
         assert_eq!(out.end, ProcessEnd::Exited);
         assert_eq!(out.exit_code, Some(3));
         assert_eq!(out.stdout, "hi 1\n");
@@ -246,7 +250,10 @@ mod tests {
         let err = run_process(spec, CancellationToken::new(), |_| {})
             .await
             .unwrap_err();
-        assert!(err.to_string().contains("`no-such-agent-cli` is not installed"));
+        assert!(
+            err.to_string()
+                .contains("`no-such-agent-cli` is not installed")
+        );
     }
 
     #[tokio::test]
@@ -273,7 +280,10 @@ mod tests {
         .await
         .unwrap();
         assert_eq!(out.exit_code, Some(0));
-        assert!(!crate::group::group_alive(pgid), "background child survived");
+        assert!(
+            !crate::group::group_alive(pgid),
+            "background child survived"
+        );
     }
 
     #[tokio::test]

@@ -3,6 +3,8 @@
 //! trivial agent compared with spawning that agent 20 times from a shell loop; and the
 //! coordinator's peak RSS. Run with `cargo bench -p relay-cli --bench overhead`.
 
+#![allow(clippy::unwrap_used)]
+
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
@@ -25,7 +27,11 @@ fn ms(d: Duration) -> String {
 
 fn time(cmd: &mut Command) -> Duration {
     let t = Instant::now();
-    let st = cmd.stdout(Stdio::null()).stderr(Stdio::null()).status().expect("spawn");
+    let st = cmd
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .status()
+        .expect("spawn");
     let d = t.elapsed();
     assert!(st.success(), "{cmd:?} failed");
     d
@@ -36,7 +42,9 @@ fn pipeline_yaml(n: usize) -> String {
         "name: bench\nagents:\n  - name: a\n    cli: claude\n    interactive: false\nworkflows:\n  - name: main\n    steps:\n",
     );
     for i in 0..n {
-        y.push_str(&format!("      - name: s{i}\n        agent: a\n        task: step {i}\n"));
+        y.push_str(&format!(
+            "      - name: s{i}\n        agent: a\n        task: step {i}\n"
+        ));
         if i > 0 {
             y.push_str(&format!("        dependsOn: [s{}]\n", i - 1));
         }
@@ -56,7 +64,11 @@ fn main() {
         .expect("echo");
     let _ = std::fs::remove_file(bin.join("claude"));
     std::os::unix::fs::symlink(echo, bin.join("claude")).unwrap();
-    let path = format!("{}:{}", bin.display(), std::env::var("PATH").unwrap_or_default());
+    let path = format!(
+        "{}:{}",
+        bin.display(),
+        std::env::var("PATH").unwrap_or_default()
+    );
 
     let runs = 200;
     let version: Vec<Duration> = (0..runs)
@@ -101,9 +113,20 @@ fn main() {
     // the coordinator (the agents are /bin/echo).
     let peak_kib = usage.max_rss();
 
-    println!("agent-relay --version ({runs} runs): median {}, mean {}, p90 {}", ms(v_med), ms(v_mean), ms(v_p90));
-    println!("{n}-step pipeline of /bin/echo via agent-relay ({reps} runs): median {}", ms(r_med));
-    println!("same agent {n} times from a shell loop ({reps} runs): median {}", ms(s_med));
+    println!(
+        "agent-relay --version ({runs} runs): median {}, mean {}, p90 {}",
+        ms(v_med),
+        ms(v_mean),
+        ms(v_p90)
+    );
+    println!(
+        "{n}-step pipeline of /bin/echo via agent-relay ({reps} runs): median {}",
+        ms(r_med)
+    );
+    println!(
+        "same agent {n} times from a shell loop ({reps} runs): median {}",
+        ms(s_med)
+    );
     println!("per-step overhead: {}", ms(per_step));
     println!("coordinator peak RSS: {:.1} MB", peak_kib as f64 / 1024.0);
     let _ = std::fs::remove_dir_all(&dir);

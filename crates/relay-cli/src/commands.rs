@@ -18,7 +18,7 @@ use crate::{EXIT_INVALID, EXIT_RUNTIME, progress};
 /// Options shared by commands that read a workflow.
 #[derive(Args, Debug)]
 pub struct WorkflowArgs {
-    /// The workflow file (relay.yaml).
+    /// The workflow file (relay.yaml), or the name of a template when no such file exists.
     pub file: PathBuf,
     /// Which workflow of the file to use (default: the first).
     #[arg(short, long)]
@@ -45,6 +45,24 @@ pub struct RunArgs {
     /// Print only the final summary.
     #[arg(short, long)]
     pub quiet: bool,
+    /// Continue an interrupted or failed run instead (same as `agent-relay resume RUN_ID`).
+    #[arg(long, value_name = "RUN_ID", conflicts_with_all = ["start_from", "previous_run"])]
+    pub resume: Option<String>,
+    /// Start from this step: its upstream steps are taken from an earlier run.
+    #[arg(long, value_name = "STEP")]
+    pub start_from: Option<String>,
+    /// The earlier run `--start-from` reuses (default: the latest run).
+    #[arg(long, value_name = "RUN_ID", requires = "start_from")]
+    pub previous_run: Option<String>,
+}
+
+/// How the outcome of a run is shown.
+#[derive(Debug, Clone, Copy)]
+pub struct Output {
+    /// One JSON summary on stdout.
+    pub json: bool,
+    /// Only the final summary on stderr.
+    pub quiet: bool,
 }
 
 /// `validate` options.
@@ -54,7 +72,7 @@ pub struct ValidateArgs {
     pub wf: WorkflowArgs,
 }
 
-fn print_diagnostics(loaded: &Loaded, diags: &[&Diagnostic]) {
+pub(crate) fn print_diagnostics(loaded: &Loaded, diags: &[&Diagnostic]) {
     for d in diags {
         eprintln!("{}", d.render(&loaded.origin));
         if let Some(pos) = d.pos {
@@ -66,17 +84,26 @@ fn print_diagnostics(loaded: &Loaded, diags: &[&Diagnostic]) {
     }
 }
 
-fn load(path: &std::path::Path) -> Result<Loaded, ExitCode> {
-    relay_spec::load_file(path).map_err(|e| {
-        match &e {
-            LoadError::Io { .. } => eprintln!("error: {e}"),
-            LoadError::Syntax { .. } => {
-                eprintln!("{}", e.to_string().replacen(": ", ": error: ", 1));
-                if let Some(s) = e.snippet() {
-                    eprintln!("{s}");
-                }
+/// Prints why a workflow could not be read, with the offending line when there is one.
+pub(crate) fn print_load_error(e: &LoadError) {
+    match e {
+        LoadError::Io { .. } => eprintln!("error: {e}"),
+        LoadError::Syntax { .. } => {
+            eprintln!("{}", e.to_string().replacen(": ", ": error: ", 1));
+            if let Some(s) = e.snippet() {
+                eprintln!("{s}");
             }
         }
+    }
+}
+
+/// Reads FILE; when there is no such file, FILE may name a template.
+fn load(path: &std::path::Path) -> Result<Loaded, ExitCode> {
+    if let Some(template) = crate::templates::load_by_name(path) {
+        return template;
+    }
+    relay_spec::load_file(path).map_err(|e| {
+        print_load_error(&e);
         ExitCode::from(EXIT_INVALID)
     })
 }
@@ -121,7 +148,10 @@ fn load_checked(args: &WorkflowArgs) -> Result<(Loaded, BTreeMap<String, String>
             errors.len(),
             if errors.len() == 1 { "" } else { "s" },
             if warnings > 0 {
-                format!(", {warnings} warning{}", if warnings == 1 { "" } else { "s" })
+                format!(
+                    ", {warnings} warning{}",
+                    if warnings == 1 { "" } else { "s" }
+                )
             } else {
                 String::new()
             }
@@ -155,7 +185,10 @@ pub fn validate(args: ValidateArgs) -> ExitCode {
             // Only an error when the user supplied variables and still left some out.
             if !missing.is_empty() && (!args.wf.vars.is_empty() || args.wf.vars_file.is_some()) {
                 for m in &missing {
-                    eprintln!("{}: error: missing variable `{m}` (pass --var {m}=VALUE)", loaded.origin);
+                    eprintln!(
+                        "{}: error: missing variable `{m}` (pass --var {m}=VALUE)",
+                        loaded.origin
+                    );
                 }
                 missing_any = true;
             }
@@ -189,17 +222,86 @@ fn plural(n: usize) -> &'static str {
 
 /// `agent-relay run FILE`.
 pub fn run(args: RunArgs) -> ExitCode {
+    let out = Output {
+        json: args.json,
+        quiet: args.quiet,
+    };
+    if let Some(id) = &args.resume {
+        return crate::runs_cmd::resume(id, out);
+    }
     let (loaded, vars) = match load_checked(&args.wf) {
         Ok(x) => x,
         Err(code) => return code,
     };
-    let workdir = match std::env::current_dir() {
+    if let Err(code) =
+        crate::templates::check_required_vars(&loaded, args.wf.workflow.as_deref(), &vars)
+    {
+        return code;
+    }
+    let workdir = match workdir() {
         Ok(d) => d,
-        Err(e) => {
-            eprintln!("error: cannot determine the working directory: {e}");
-            return ExitCode::from(EXIT_RUNTIME);
+        Err(code) => return code,
+    };
+    let resume = match &args.start_from {
+        None => None,
+        Some(step) => {
+            let prev = args.previous_run.as_deref().unwrap_or("last");
+            let found = relay_engine::runs::find_run(&workdir, prev).and_then(|dir| {
+                relay_engine::runs::prepare_start_from(
+                    &dir,
+                    &loaded,
+                    args.wf.workflow.as_deref(),
+                    step,
+                )
+            });
+            match found {
+                Ok(r) => Some(r),
+                Err(e) => {
+                    eprintln!("error: {e}");
+                    return ExitCode::from(EXIT_INVALID);
+                }
+            }
         }
     };
+    execute(
+        Job {
+            loaded,
+            workflow: args.wf.workflow.clone(),
+            vars,
+            rehearse: args.rehearse,
+            resume,
+            workdir,
+        },
+        out,
+    )
+}
+
+/// The working directory runs are kept under.
+pub fn workdir() -> Result<PathBuf, ExitCode> {
+    std::env::current_dir().map_err(|e| {
+        eprintln!("error: cannot determine the working directory: {e}");
+        ExitCode::from(EXIT_RUNTIME)
+    })
+}
+
+/// A run to execute.
+pub struct Job {
+    /// The workflow file.
+    pub loaded: Loaded,
+    /// Which workflow.
+    pub workflow: Option<String>,
+    /// Variables.
+    pub vars: BTreeMap<String, String>,
+    /// Rehearsal agents.
+    pub rehearse: bool,
+    /// What it takes over from an earlier run.
+    pub resume: Option<relay_engine::ResumeFrom>,
+    /// Where runs are kept.
+    pub workdir: PathBuf,
+}
+
+/// Runs `job` on the local machine and turns the outcome into output and an exit code.
+pub fn execute(job: Job, out: Output) -> ExitCode {
     let rt = match tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
@@ -214,24 +316,25 @@ pub fn run(args: RunArgs) -> ExitCode {
         let cancel = CancellationToken::new();
         spawn_signal_handlers(cancel.clone());
         let (tx, rx) = tokio::sync::mpsc::unbounded_channel();
-        let view = progress::spawn(rx, progress::Mode::pick(args.quiet));
+        let view = progress::spawn(rx, progress::Mode::pick(out.quiet));
         let req = RunRequest {
-            loaded,
-            workflow: args.wf.workflow.clone(),
-            vars,
-            workdir,
+            loaded: job.loaded,
+            workflow: job.workflow,
+            vars: job.vars,
+            workdir: job.workdir,
             self_bin: crate::self_bin(),
-            rehearse: args.rehearse,
+            rehearse: job.rehearse,
             settings: Settings::from_env(),
             observer: Some(tx),
             cancel,
+            resume: job.resume,
         };
         let result = relay_engine::run(Arc::new(LocalLauncher), req).await;
         let _ = view.await;
         match result {
             Ok(summary) => {
                 progress::print_summary(&summary);
-                if args.json {
+                if out.json {
                     match serde_json::to_string(&summary) {
                         Ok(s) => println!("{s}"),
                         Err(e) => eprintln!("error: cannot encode the summary: {e}"),
@@ -256,14 +359,25 @@ fn report_engine_error(e: &EngineError) -> ExitCode {
             let flags: Vec<String> = names.iter().map(|n| format!("--var {n}=VALUE")).collect();
             eprintln!("  pass {}", flags.join(" "));
         }
-        other => eprintln!("error: {other}; nothing was run"),
+        EngineError::UnknownWorkflow(_) | EngineError::CliMissing { .. } | EngineError::Lock(_) => {
+            eprintln!("error: {e}; nothing was run")
+        }
+        // The disk can fail mid-run: running agents were ended and what was recorded stays.
+        EngineError::Store(_) => {
+            eprintln!("error: {e}; the run stopped and any running agents were ended")
+        }
     }
     ExitCode::from(e.exit_code() as u8)
 }
 
 /// Ctrl+C, TERM and HUP cancel the run; the engine ends every agent group before exiting.
+/// A file-size limit (the nearest thing to a full disk) must fail writes with an error the
+/// engine reports, not kill the coordinator, so SIGXFSZ gets a handler too.
 fn spawn_signal_handlers(cancel: CancellationToken) {
     use tokio::signal::unix::{SignalKind, signal};
+    if let Ok(mut xfsz) = signal(SignalKind::from_raw(libc::SIGXFSZ)) {
+        tokio::spawn(async move { while xfsz.recv().await.is_some() {} });
+    }
     for kind in [
         SignalKind::interrupt(),
         SignalKind::terminate(),

@@ -5,6 +5,8 @@
 mod commands;
 mod progress;
 mod rehearse;
+mod runs_cmd;
+mod templates;
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -34,6 +36,34 @@ enum Command {
     Run(commands::RunArgs),
     /// Check a workflow file and list every problem (exit 0 when valid, 3 when not).
     Validate(commands::ValidateArgs),
+    /// Continue a run that was interrupted or failed; completed steps are kept.
+    Resume {
+        /// Run id, a unique prefix of one, or `last`.
+        run_id: String,
+        /// Print one JSON summary on stdout at the end.
+        #[arg(long)]
+        json: bool,
+        /// Print only the final summary.
+        #[arg(short, long)]
+        quiet: bool,
+    },
+    /// List the runs in this directory, newest first.
+    Runs {
+        /// Print JSON.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Show a run's steps and their states.
+    Status(runs_cmd::StatusArgs),
+    /// Print a run's events (and a step's output), optionally following a live run.
+    Logs(runs_cmd::LogsArgs),
+    /// Cancel a live run from another terminal: its agents are ended, it exits 130.
+    Cancel {
+        /// Run id, a unique prefix of one, or `last`.
+        run_id: String,
+    },
+    /// List, show and install workflow templates (`run NAME` runs one).
+    Templates(templates::TemplatesArgs),
     /// Print the JSON Schema of relay.yaml.
     Schema,
     /// The built-in rehearsal agent that stands in for every CLI under `run --rehearse`.
@@ -68,6 +98,16 @@ fn main() -> ExitCode {
         }
         Command::Validate(args) => commands::validate(args),
         Command::Run(args) => commands::run(args),
+        Command::Resume {
+            run_id,
+            json,
+            quiet,
+        } => runs_cmd::resume(&run_id, commands::Output { json, quiet }),
+        Command::Runs { json } => runs_cmd::list(json),
+        Command::Status(args) => runs_cmd::status(args),
+        Command::Logs(args) => runs_cmd::logs(args),
+        Command::Cancel { run_id } => runs_cmd::cancel(&run_id),
+        Command::Templates(args) => templates::main(args),
         Command::RehearseAgent { cli, task } => rehearse::main(&cli, &task.join(" ")),
     }
 }

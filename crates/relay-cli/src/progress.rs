@@ -101,7 +101,11 @@ impl View {
                     if *rehearsal { " (rehearsal)" } else { "" }
                 )
             }
-            EventKind::StepStarted { step, attempt, agent } => {
+            EventKind::StepStarted {
+                step,
+                attempt,
+                agent,
+            } => {
                 self.running
                     .entry(step.clone())
                     .and_modify(|r| r.0 = *attempt)
@@ -156,7 +160,9 @@ impl View {
                 fallback: true,
             } => format!("  {step}: no ready prompt seen in time; typing the task anyway"),
             EventKind::AgentIdle { step } => format!("  {step}: agent is idle"),
-            EventKind::StepNudged { step, count } => format!("  {step}: nudged idle agent ({count})"),
+            EventKind::StepNudged { step, count } => {
+                format!("  {step}: nudged idle agent ({count})")
+            }
             EventKind::StepForceReleased { step } => {
                 format!("  {step}: force-released idle agent")
             }
@@ -250,14 +256,10 @@ pub fn print_summary(s: &RunSummary) {
                     String::new()
                 }
             ),
-            StepStatus::Failed => format!(
-                "failed     {}",
-                st.reason.as_deref().unwrap_or("failed")
-            ),
-            StepStatus::Skipped => format!(
-                "skipped    {}",
-                st.reason.as_deref().unwrap_or("")
-            ),
+            StepStatus::Failed => {
+                format!("failed     {}", st.reason.as_deref().unwrap_or("failed"))
+            }
+            StepStatus::Skipped => format!("skipped    {}", st.reason.as_deref().unwrap_or("")),
         };
         let _ = writeln!(err, "  {:width$}  {detail}", st.name);
     }

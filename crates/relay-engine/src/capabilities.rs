@@ -50,7 +50,10 @@ pub fn not_yet_effective(file: &RelayFile) -> Vec<Diagnostic> {
         .as_ref()
         .is_some_and(|e| e.notify_channel.is_some())
     {
-        warn("errorHandling.notifyChannel has no effect yet: agent messaging is not available".into());
+        warn(
+            "errorHandling.notifyChannel has no effect yet: agent messaging is not available"
+                .into(),
+        );
     }
     out
 }

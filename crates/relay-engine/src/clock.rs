@@ -21,7 +21,15 @@ fn parts(t: SystemTime) -> (i64, u32, u32, u64, u64, u64, u32) {
     let secs = d.as_secs();
     let (y, mo, day) = civil_from_days((secs / 86_400) as i64);
     let sod = secs % 86_400;
-    (y, mo, day, sod / 3600, (sod % 3600) / 60, sod % 60, d.subsec_millis())
+    (
+        y,
+        mo,
+        day,
+        sod / 3600,
+        (sod % 3600) / 60,
+        sod % 60,
+        d.subsec_millis(),
+    )
 }
 
 /// `t` as RFC 3339 UTC with milliseconds, e.g. `2026-11-21T19:53:57.123Z`.

@@ -55,6 +55,15 @@ pub enum EventKind {
         /// Whether agents are simulated.
         rehearsal: bool,
     },
+    /// A run was picked up again after it stopped (or a new run reuses another's steps).
+    #[serde(rename = "run:resumed")]
+    RunResumed {
+        /// Steps kept as completed, not run again.
+        completed: Vec<String>,
+        /// The run whose completed steps were reused, when it is another run.
+        #[serde(skip_serializing_if = "Option::is_none", default)]
+        reused_from: Option<String>,
+    },
     /// An attempt of a step began.
     #[serde(rename = "step:started")]
     StepStarted {

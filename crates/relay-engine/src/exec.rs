@@ -10,9 +10,7 @@ use relay_broker::Launcher;
 use relay_broker::cli_table::{interactive_args, oneshot_args, profile};
 use relay_broker::group::EndPolicy;
 use relay_broker::process::{ProcessEnd, ProcessSpec};
-use relay_broker::session::{
-    NudgePolicy, SessionEnd, SessionEvent, SessionSpec, SessionTiming,
-};
+use relay_broker::session::{NudgePolicy, SessionEnd, SessionEvent, SessionSpec, SessionTiming};
 use relay_spec::{Agent, Step, StepType, VerificationType};
 use tokio::sync::mpsc::UnboundedSender;
 use tokio_util::sync::CancellationToken;
@@ -319,8 +317,7 @@ async fn run_attempt<L: Launcher>(
 }
 
 /// The line appended to every interactive task so the agent knows how to finish.
-pub const EXIT_INSTRUCTION: &str =
-    "When you have finished, print /exit on a line of its own.";
+pub const EXIT_INSTRUCTION: &str = "When you have finished, print /exit on a line of its own.";
 
 async fn run_session_attempt<L: Launcher>(
     shared: &Arc<Shared<L>>,
@@ -394,6 +391,11 @@ async fn run_session_attempt<L: Launcher>(
         forward(ev);
     }
     let out = res.map_err(|e| e.to_string())?;
+    // After `/exit` the process ends because we end it; its exit code says nothing.
+    let exit_code = match out.end {
+        SessionEnd::ExitRequested => None,
+        _ => out.exit_code,
+    };
     Ok(Attempt {
         end: match out.end {
             SessionEnd::ExitRequested => AttemptEnd::ExitRequested,
@@ -403,7 +405,7 @@ async fn run_session_attempt<L: Launcher>(
             SessionEnd::Cancelled => AttemptEnd::Cancelled,
             SessionEnd::DeliveryFailed(why) => AttemptEnd::DeliveryFailed(why),
         },
-        exit_code: out.exit_code,
+        exit_code,
         signal: None,
         output: out.output,
     })

@@ -1,31 +1,28 @@
-//! Driving one run: checks that must pass before anything starts (validation, variables,
-//! installed CLIs), the run directory, and the loop that starts ready steps, collects
-//! their results and events, enforces the run timeout and cancellation, and writes the
-//! summary.
+//! Starting a run: the checks that must pass before anything starts (validation,
+//! variables, installed CLIs), opening the run directory (new, resumed, or a new run that
+//! reuses another run's completed steps), taking the run's lock, and handing over to the
+//! driver loop. Also the public result types.
 
 use std::collections::BTreeMap;
 use std::path::PathBuf;
 use std::sync::Arc;
-use std::time::{Duration, Instant, SystemTime};
+use std::time::{Instant, SystemTime};
 
 use relay_broker::Launcher;
 use relay_broker::cli_table::profile;
 use relay_broker::process::which;
-use relay_broker::session::NudgePolicy;
-use relay_spec::template::{Quoting, render};
 use relay_spec::validate::{missing_vars, select_workflow};
-use relay_spec::{Loaded, OnError, Report, StepType};
+use relay_spec::{Loaded, Report, StepType};
 use serde::{Deserialize, Serialize};
 use tokio::sync::mpsc::UnboundedSender;
-use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
 
+use crate::driver::{EventLog, Preset, drive};
 use crate::events::{Event, EventKind, RunStatus};
-use crate::exec::{Shared, StepJob, StepResult, run_step};
-use crate::scheduler::{Scheduler, SkipCause};
+use crate::lock::{LockError, RunLock};
+use crate::replay::Replay;
 use crate::settings::Settings;
 use crate::store::{RunStore, StoreError};
-use crate::verify::Check;
 
 /// Everything needed to start a run.
 pub struct RunRequest {
@@ -47,6 +44,19 @@ pub struct RunRequest {
     pub observer: Option<UnboundedSender<Event>>,
     /// Cancels the run (Ctrl+C).
     pub cancel: CancellationToken,
+    /// Continue an earlier run, or reuse its completed steps; `None` for a fresh run.
+    pub resume: Option<ResumeFrom>,
+}
+
+/// What a run takes over from an earlier one.
+#[derive(Debug, Clone)]
+pub struct ResumeFrom {
+    /// The earlier run.
+    pub run_id: String,
+    /// Continue that very run (same id, directory and log) rather than start a new one.
+    pub same_run: bool,
+    /// Completed steps kept, by name, with their results and outputs.
+    pub completed: BTreeMap<String, StepSummary>,
 }
 
 /// Why a run could not start or could not go on.
@@ -73,6 +83,9 @@ pub enum EngineError {
     /// The run directory could not be written.
     #[error(transparent)]
     Store(#[from] StoreError),
+    /// Another coordinator drives the run.
+    #[error(transparent)]
+    Lock(#[from] LockError),
 }
 
 impl EngineError {
@@ -83,6 +96,8 @@ impl EngineError {
             | EngineError::MissingVars { .. }
             | EngineError::UnknownWorkflow(_) => 3,
             EngineError::CliMissing { .. } | EngineError::Store(_) => 4,
+            EngineError::Lock(LockError::Busy { .. }) => 3,
+            EngineError::Lock(LockError::Io { .. }) => 4,
         }
     }
 }
@@ -174,18 +189,6 @@ pub fn new_run_id() -> String {
     )
 }
 
-#[derive(Serialize)]
-#[serde(rename_all = "camelCase")]
-struct RunMeta<'a> {
-    run_id: &'a str,
-    file: &'a str,
-    workflow: &'a str,
-    vars: &'a BTreeMap<String, String>,
-    workdir: String,
-    rehearsal: bool,
-    started_at: String,
-}
-
 /// Runs the request to its end with `launcher`.
 pub async fn run<L: Launcher>(
     launcher: Arc<L>,
@@ -203,30 +206,110 @@ pub async fn run<L: Launcher>(
     if !missing.is_empty() {
         return Err(EngineError::MissingVars { names: missing });
     }
-    let agents: BTreeMap<&str, &relay_spec::Agent> =
-        file.agents.iter().map(|a| (a.name.as_str(), a)).collect();
     if !req.rehearse {
-        let mut missing = Vec::new();
-        for step in wf.steps.iter().filter(|s| s.kind() == StepType::Agent) {
-            if let Some(a) = step.agent.as_deref().and_then(|a| agents.get(a)) {
-                let program = profile(a.cli).program;
-                let pair = (a.name.clone(), program.to_string());
-                if which(program).is_none() && !missing.contains(&pair) {
-                    missing.push(pair);
-                }
-            }
-        }
-        if !missing.is_empty() {
-            return Err(EngineError::CliMissing { missing });
+        check_clis_installed(file, wf)?;
+    }
+    let started = Instant::now();
+    let (mut log, preset, lock) = open_run(&req, wf).await?;
+    for w in crate::capabilities::not_yet_effective(file) {
+        log.record(EventKind::Warning { message: w.message })
+            .await?;
+    }
+    let summary = drive(launcher, &req, wf, log, preset, started).await?;
+    drop(lock);
+    Ok(summary)
+}
+
+fn check_clis_installed(
+    file: &relay_spec::RelayFile,
+    wf: &relay_spec::WorkflowDef,
+) -> Result<(), EngineError> {
+    let mut missing = Vec::new();
+    for step in wf.steps.iter().filter(|s| s.kind() == StepType::Agent) {
+        let Some(a) = step
+            .agent
+            .as_deref()
+            .and_then(|a| file.agents.iter().find(|x| x.name == a))
+        else {
+            continue;
+        };
+        let program = profile(a.cli).program;
+        let pair = (a.name.clone(), program.to_string());
+        if which(program).is_none() && !missing.contains(&pair) {
+            missing.push(pair);
         }
     }
+    if missing.is_empty() {
+        Ok(())
+    } else {
+        Err(EngineError::CliMissing { missing })
+    }
+}
 
-    let started = Instant::now();
+#[derive(Serialize)]
+#[serde(rename_all = "camelCase")]
+struct RunMeta<'a> {
+    run_id: &'a str,
+    file: &'a str,
+    workflow: &'a str,
+    vars: &'a BTreeMap<String, String>,
+    workdir: String,
+    rehearsal: bool,
+    started_at: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    reused_from: Option<&'a str>,
+}
+
+/// Opens (or reopens) the run directory, takes the lock and records how the run begins.
+async fn open_run(
+    req: &RunRequest,
+    wf: &relay_spec::WorkflowDef,
+) -> Result<(EventLog, Preset, RunLock), EngineError> {
+    let index: BTreeMap<&str, usize> = wf
+        .steps
+        .iter()
+        .enumerate()
+        .map(|(i, s)| (s.name.as_str(), i))
+        .collect();
+    let preset: Preset = req
+        .resume
+        .iter()
+        .flat_map(|r| r.completed.iter())
+        .filter_map(|(name, s)| index.get(name.as_str()).map(|&i| (i, s.clone())))
+        .collect();
+    let kept: Vec<String> = preset.values().map(|s| s.name.clone()).collect();
+
+    if let Some(r) = req.resume.as_ref().filter(|r| r.same_run) {
+        let store = RunStore::open(&req.workdir, &r.run_id).await?;
+        let lock = RunLock::acquire(store.dir(), &r.run_id)?;
+        let replay = Replay::load(store.dir()).unwrap_or_default();
+        // Whatever the stopped coordinator left running is ended before anything reruns.
+        relay_broker::procscan::end_groups_with_env(
+            "AGENT_RELAY_RUN_ID",
+            &r.run_id,
+            req.settings.kill_grace,
+        )
+        .await;
+        let mut log = EventLog {
+            store,
+            observer: req.observer.clone(),
+            replay,
+        };
+        log.record(EventKind::RunResumed {
+            completed: kept,
+            reused_from: None,
+        })
+        .await?;
+        return Ok((log, preset, lock));
+    }
+
     let run_id = new_run_id();
-    let mut store = RunStore::create(&req.workdir, &run_id).await?;
+    let store = RunStore::create(&req.workdir, &run_id).await?;
+    let lock = RunLock::acquire(store.dir(), &run_id)?;
     store
         .write_file("workflow.yaml", req.loaded.source.as_bytes())
         .await?;
+    let reused_from = req.resume.as_ref().map(|r| r.run_id.as_str());
     store
         .write_json(
             "run.json",
@@ -238,43 +321,20 @@ pub async fn run<L: Launcher>(
                 workdir: req.workdir.display().to_string(),
                 rehearsal: req.rehearse,
                 started_at: crate::clock::now_rfc3339(),
+                reused_from,
             },
         )
         .await?;
-
-    let swarm = file.swarm.clone().unwrap_or_default();
-    let policy = wf
-        .on_error
-        .or(file.error_handling.as_ref().and_then(|e| e.strategy))
-        .unwrap_or(OnError::Fail);
-    let eh = file.error_handling.clone().unwrap_or_default();
-    let n = wf.steps.len();
-    let index: BTreeMap<&str, usize> = wf
-        .steps
-        .iter()
-        .enumerate()
-        .map(|(i, s)| (s.name.as_str(), i))
-        .collect();
-    let deps: Vec<Vec<usize>> = wf
-        .steps
-        .iter()
-        .map(|s| {
-            s.depends_on
-                .iter()
-                .filter_map(|d| index.get(d.as_str()).copied())
-                .collect()
-        })
-        .collect();
-    let mut sched = Scheduler::new(
-        deps,
-        swarm.max_concurrency.map(|m| m as usize),
-        policy.halts_run(),
-    );
-
-    let (ev_tx, mut ev_rx) = tokio::sync::mpsc::unbounded_channel::<EventKind>();
+    // Reused steps keep their outputs in this run's directory too.
+    for s in preset.values() {
+        let dir = store.step_dir(&s.name).await?;
+        crate::store::write_atomic(&dir.join("output.txt"), s.output.as_bytes()).await?;
+    }
+    let swarm = req.loaded.file.swarm.clone().unwrap_or_default();
     let mut log = EventLog {
-        store: &mut store,
+        store,
         observer: req.observer.clone(),
+        replay: Replay::default(),
     };
     log.record(EventKind::RunStarted {
         run_id: run_id.clone(),
@@ -288,359 +348,12 @@ pub async fn run<L: Launcher>(
         rehearsal: req.rehearse,
     })
     .await?;
-    for w in crate::capabilities::not_yet_effective(file) {
-        log.record(EventKind::Warning { message: w.message }).await?;
-    }
-
-    let nudge = swarm.idle_nudge.as_ref().map(|n| NudgePolicy {
-        nudge_after: Duration::from_millis(n.nudge_after_ms.unwrap_or(120_000)),
-        escalate_after: Duration::from_millis(n.escalate_after_ms.unwrap_or(120_000)),
-        max_nudges: n.max_nudges.unwrap_or(1),
-    });
-    let shared = Arc::new(Shared {
-        launcher,
-        run_id: run_id.clone(),
-        run_dir: log.store.dir().to_path_buf(),
-        self_bin: req.self_bin.clone(),
-        rehearse: req.rehearse,
-        settings: req.settings.clone(),
-        nudge,
-        events: ev_tx,
-    });
-    let steps_cancel = req.cancel.child_token();
-    let run_deadline = swarm.timeout_ms.map(Duration::from_millis);
-    let deadline = async {
-        match run_deadline {
-            Some(d) => tokio::time::sleep(d).await,
-            None => std::future::pending().await,
-        }
-    };
-    tokio::pin!(deadline);
-
-    let mut results: Vec<Option<StepSummary>> = vec![None; n];
-    let mut outputs: BTreeMap<String, String> = BTreeMap::new();
-    let mut tasks: JoinSet<StepResult> = JoinSet::new();
-    let mut stop: Option<(RunStatus, String)> = None;
-    let mut runtime_error: Option<String> = None;
-    let mut first_failure: Option<String> = None;
-
-    loop {
-        while let Some(i) = sched.next_to_start() {
-            let step = &wf.steps[i];
-            match prepare(&req, &shared, wf, i, &agents, &outputs, &eh, &steps_cancel, &log).await {
-                Ok(job) => {
-                    tasks.spawn(run_step(shared.clone(), job));
-                }
-                Err(reason) => {
-                    // Rendering cannot fail after validation; if it does, the step fails.
-                    log.record(EventKind::StepFailed {
-                        step: step.name.clone(),
-                        attempt: 0,
-                        reason: reason.clone(),
-                        exit_code: None,
-                        duration_ms: 0,
-                    })
-                    .await?;
-                    results[i] = Some(summary_failed(&step.name, 0, None, 0, "", &reason));
-                    first_failure.get_or_insert_with(|| step.name.clone());
-                    let skipped = sched.fail(i);
-                    record_skips(&mut log, wf, &skipped, &mut results, &stop, &first_failure).await?;
-                }
-            }
-        }
-        if sched.is_done() && tasks.is_empty() {
-            break;
-        }
-        tokio::select! {
-            biased;
-            Some(kind) = ev_rx.recv() => {
-                log.record(kind).await?;
-            }
-            Some(joined) = tasks.join_next() => {
-                // Every event a step sent before it returned is recorded before its result.
-                while let Ok(kind) = ev_rx.try_recv() {
-                    log.record(kind).await?;
-                }
-                let r = match joined {
-                    Ok(r) => r,
-                    Err(e) => {
-                        runtime_error.get_or_insert_with(|| format!("a step task failed: {e}"));
-                        continue;
-                    }
-                };
-                let name = wf.steps[r.index].name.clone();
-                if r.completed {
-                    let dir = log.store.step_dir(&name).await?;
-                    crate::store::write_atomic(&dir.join("output.txt"), r.output.as_bytes()).await?;
-                    log.record(EventKind::StepCompleted {
-                        step: name.clone(),
-                        attempt: r.attempts,
-                        exit_code: r.exit_code,
-                        duration_ms: r.duration.as_millis() as u64,
-                    }).await?;
-                    outputs.insert(name.clone(), r.output.trim_end().to_string());
-                    results[r.index] = Some(StepSummary {
-                        name,
-                        status: StepStatus::Completed,
-                        attempts: r.attempts,
-                        exit_code: r.exit_code,
-                        duration_ms: r.duration.as_millis() as u64,
-                        output: r.output,
-                        reason: None,
-                    });
-                    sched.complete(r.index);
-                } else {
-                    let reason = r.reason.clone().unwrap_or_else(|| "failed".into());
-                    log.record(EventKind::StepFailed {
-                        step: name.clone(),
-                        attempt: r.attempts,
-                        reason: reason.clone(),
-                        exit_code: r.exit_code,
-                        duration_ms: r.duration.as_millis() as u64,
-                    }).await?;
-                    results[r.index] = Some(summary_failed(&name, r.attempts, r.exit_code, r.duration.as_millis() as u64, &r.output, &reason));
-                    if !r.cancelled {
-                        first_failure.get_or_insert_with(|| name.clone());
-                    }
-                    let skipped = if let Some(why) = r.runtime_error {
-                        runtime_error.get_or_insert(why);
-                        sched.fail(r.index);
-                        sched.halt()
-                    } else {
-                        sched.fail(r.index)
-                    };
-                    record_skips(&mut log, wf, &skipped, &mut results, &stop, &first_failure).await?;
-                }
-            }
-            () = &mut deadline, if stop.is_none() => {
-                let ms = run_deadline.map(|d| d.as_millis()).unwrap_or(0);
-                stop = Some((RunStatus::Failed, format!("run timed out after {ms} ms")));
-                steps_cancel.cancel();
-                let skipped = sched.halt();
-                record_skips(&mut log, wf, &skipped, &mut results, &stop, &first_failure).await?;
-            }
-            () = req.cancel.cancelled(), if stop.is_none() => {
-                stop = Some((RunStatus::Cancelled, "interrupted".into()));
-                steps_cancel.cancel();
-                let skipped = sched.halt();
-                record_skips(&mut log, wf, &skipped, &mut results, &stop, &first_failure).await?;
-            }
-        }
-    }
-    while let Ok(kind) = ev_rx.try_recv() {
-        log.record(kind).await?;
-    }
-    // Anything never reached (cannot happen in a valid plan, but never leave a hole).
-    let unreached = sched.skip_unreached();
-    record_skips(&mut log, wf, &unreached, &mut results, &stop, &first_failure).await?;
-
-    let steps: Vec<StepSummary> = results
-        .into_iter()
-        .enumerate()
-        .map(|(i, r)| {
-            r.unwrap_or_else(|| StepSummary {
-                name: wf.steps[i].name.clone(),
-                status: StepStatus::Skipped,
-                attempts: 0,
-                exit_code: None,
-                duration_ms: 0,
-                output: String::new(),
-                reason: Some("not run".into()),
-            })
-        })
-        .collect();
-    let duration_ms = started.elapsed().as_millis() as u64;
-    let failed: Vec<&str> = steps
-        .iter()
-        .filter(|s| s.status == StepStatus::Failed)
-        .map(|s| s.name.as_str())
-        .collect();
-    let (status, reason) = match stop {
-        Some((status, reason)) => (status, Some(reason)),
-        None if runtime_error.is_some() => (RunStatus::Failed, runtime_error.clone()),
-        None if failed.is_empty() => (RunStatus::Completed, None),
-        None => (
-            RunStatus::Failed,
-            Some(format!("step{} failed: {}", if failed.len() == 1 { "" } else { "s" }, failed.join(", "))),
-        ),
-    };
-    let end = match status {
-        RunStatus::Completed => EventKind::RunCompleted { duration_ms },
-        RunStatus::Failed => EventKind::RunFailed {
-            reason: reason.clone().unwrap_or_default(),
-            duration_ms,
-        },
-        RunStatus::Cancelled => EventKind::RunCancelled {
-            reason: reason.clone().unwrap_or_default(),
-            duration_ms,
-        },
-    };
-    log.record(end).await?;
-    let summary = RunSummary {
-        run_id,
-        workflow: wf.name.clone(),
-        status,
-        steps,
-        reason,
-        duration_ms,
-        runtime_error,
-        run_dir: log.store.dir().to_path_buf(),
-    };
-    log.store.write_json("result.json", &summary).await?;
-    Ok(summary)
-}
-
-/// Records events in the run's log and passes them to the observer.
-struct EventLog<'a> {
-    store: &'a mut RunStore,
-    observer: Option<UnboundedSender<Event>>,
-}
-
-impl EventLog<'_> {
-    async fn record(&mut self, kind: EventKind) -> Result<(), StoreError> {
-        let event = Event::now(kind);
-        self.store.append(&event).await?;
-        if let Some(o) = &self.observer {
-            let _ = o.send(event);
-        }
-        Ok(())
-    }
-}
-
-fn summary_failed(
-    name: &str,
-    attempts: u32,
-    exit_code: Option<i32>,
-    duration_ms: u64,
-    output: &str,
-    reason: &str,
-) -> StepSummary {
-    StepSummary {
-        name: name.to_string(),
-        status: StepStatus::Failed,
-        attempts,
-        exit_code,
-        duration_ms,
-        output: output.to_string(),
-        reason: Some(reason.to_string()),
-    }
-}
-
-async fn record_skips(
-    log: &mut EventLog<'_>,
-    wf: &relay_spec::WorkflowDef,
-    skipped: &[(usize, SkipCause)],
-    results: &mut [Option<StepSummary>],
-    stop: &Option<(RunStatus, String)>,
-    first_failure: &Option<String>,
-) -> Result<(), StoreError> {
-    for (i, cause) in skipped {
-        let reason = match cause {
-            SkipCause::Upstream(root) => format!("dependency `{}` failed", wf.steps[*root].name),
-            SkipCause::Halted => match (stop, first_failure) {
-                (Some((_, why)), _) => format!("not started: {why}"),
-                (None, Some(f)) => format!("not started: the run stopped after step `{f}` failed"),
-                (None, None) => "not started".to_string(),
-            },
-        };
-        let name = wf.steps[*i].name.clone();
-        log.record(EventKind::StepSkipped {
-            step: name.clone(),
-            reason: reason.clone(),
+    if let Some(from) = reused_from {
+        log.record(EventKind::RunResumed {
+            completed: kept,
+            reused_from: Some(from.to_string()),
         })
         .await?;
-        results[*i] = Some(StepSummary {
-            name,
-            status: StepStatus::Skipped,
-            attempts: 0,
-            exit_code: None,
-            duration_ms: 0,
-            output: String::new(),
-            reason: Some(reason),
-        });
     }
-    Ok(())
-}
-
-#[allow(clippy::too_many_arguments)]
-async fn prepare<L: Launcher>(
-    req: &RunRequest,
-    shared: &Arc<Shared<L>>,
-    wf: &relay_spec::WorkflowDef,
-    i: usize,
-    agents: &BTreeMap<&str, &relay_spec::Agent>,
-    outputs: &BTreeMap<String, String>,
-    eh: &relay_spec::ErrorHandling,
-    cancel: &CancellationToken,
-    log: &EventLog<'_>,
-) -> Result<StepJob, String> {
-    let step = &wf.steps[i];
-    let agent = step
-        .agent
-        .as_deref()
-        .and_then(|a| agents.get(a))
-        .map(|a| (*a).clone());
-    let missing = |m: Vec<relay_spec::template::Ref>| {
-        format!(
-            "no value for {}",
-            m.iter().map(|r| r.to_string()).collect::<Vec<_>>().join(", ")
-        )
-    };
-    let (raw, quoting) = match step.kind() {
-        StepType::Deterministic => (step.command.as_deref().unwrap_or(""), Quoting::Shell),
-        StepType::Agent => (step.task.as_deref().unwrap_or(""), Quoting::None),
-    };
-    let text = render(raw, &req.vars, outputs, quoting).map_err(missing)?;
-    let cwd_raw = step
-        .cwd
-        .as_deref()
-        .or(agent.as_ref().and_then(|a| a.cwd.as_deref()));
-    let cwd = match cwd_raw {
-        Some(c) => req
-            .workdir
-            .join(render(c, &req.vars, outputs, Quoting::None).map_err(missing)?),
-        None => req.workdir.clone(),
-    };
-    let check = match &step.verification {
-        None => None,
-        Some(v) => {
-            let raw = v.value.as_ref().map(|s| s.as_text()).unwrap_or_default();
-            let quoting = if v.kind == relay_spec::VerificationType::Custom {
-                Quoting::Shell
-            } else {
-                Quoting::None
-            };
-            Some(Check {
-                kind: v.kind,
-                value: render(&raw, &req.vars, outputs, quoting).map_err(missing)?,
-                timeout: Duration::from_millis(v.timeout_ms.unwrap_or(60_000)),
-                description: v.description.clone(),
-            })
-        }
-    };
-    let constraints = agent.as_ref().and_then(|a| a.constraints.clone());
-    let retries = step
-        .retries
-        .or(constraints.as_ref().and_then(|c| c.retries))
-        .or(eh.max_retries)
-        .unwrap_or(0);
-    let timeout = step
-        .timeout_ms
-        .or(constraints.as_ref().and_then(|c| c.timeout_ms))
-        .map(Duration::from_millis);
-    let step_dir = log.store.step_dir(&step.name).await.map_err(|e| e.to_string())?;
-    let _ = shared;
-    Ok(StepJob {
-        index: i,
-        step: step.clone(),
-        agent,
-        text,
-        cwd,
-        check,
-        max_attempts: retries.saturating_add(1),
-        retry_delay: Duration::from_millis(eh.retry_delay_ms.unwrap_or(0)),
-        timeout,
-        step_dir,
-        cancel: cancel.child_token(),
-    })
+    Ok((log, preset, lock))
 }

@@ -92,6 +92,33 @@ impl Scheduler {
         }
     }
 
+    /// Like `new`, with the steps marked in `done` already completed (a resumed run):
+    /// they never start, and their dependents only wait for the rest.
+    pub fn with_completed(
+        deps: Vec<Vec<usize>>,
+        limit: Option<usize>,
+        halt_on_failure: bool,
+        done: &[bool],
+    ) -> Self {
+        let mut s = Scheduler::new(deps, limit, halt_on_failure);
+        let is_done = |i: usize| done.get(i).copied().unwrap_or(false);
+        s.ready.clear();
+        for i in 0..s.state.len() {
+            if is_done(i) {
+                s.state[i] = StepState::Completed;
+                continue;
+            }
+            s.waiting_on[i] = s.deps[i].iter().filter(|&&d| !is_done(d)).count();
+            s.state[i] = if s.waiting_on[i] == 0 {
+                s.ready.push_back(i);
+                StepState::Ready
+            } else {
+                StepState::Pending
+            };
+        }
+        s
+    }
+
     /// The next step to start now, if a slot is free and a step is ready. It is marked
     /// running; call repeatedly until `None`.
     pub fn next_to_start(&mut self) -> Option<usize> {
@@ -202,7 +229,11 @@ mod tests {
         let mut s = Scheduler::new(vec![vec![]; 9], Some(3), true);
         assert_eq!(drain(&mut s), [0, 1, 2]);
         s.complete(1);
-        assert_eq!(drain(&mut s), [3], "a freed slot is filled at once, not in waves");
+        assert_eq!(
+            drain(&mut s),
+            [3],
+            "a freed slot is filled at once, not in waves"
+        );
         assert_eq!(s.running(), 3);
     }
 
@@ -244,21 +275,39 @@ mod tests {
         assert_eq!(s.state(3), StepState::Completed);
     }
 
+    #[test]
+    fn completed_steps_of_a_resumed_run_never_start() {
+        // 0 -> 1 -> 2, 3 independent; 0 and 3 were completed before.
+        let deps = vec![vec![], vec![0], vec![1], vec![]];
+        let mut s = Scheduler::with_completed(deps, None, true, &[true, false, false, true]);
+        assert_eq!(drain(&mut s), [1]);
+        s.complete(1);
+        assert_eq!(drain(&mut s), [2]);
+        s.complete(2);
+        assert!(s.is_done());
+    }
+
     fn dag() -> impl Strategy<Value = Vec<Vec<usize>>> {
         (1usize..14).prop_flat_map(|n| {
-            proptest::collection::vec(proptest::collection::vec(any::<prop::sample::Index>(), 0..4), n)
-                .prop_map(move |raw| {
-                    raw.into_iter()
-                        .enumerate()
-                        .map(|(i, picks)| {
-                            let mut d: Vec<usize> =
-                                if i == 0 { vec![] } else { picks.iter().map(|p| p.index(i)).collect() };
-                            d.sort_unstable();
-                            d.dedup();
-                            d
-                        })
-                        .collect()
-                })
+            proptest::collection::vec(
+                proptest::collection::vec(any::<prop::sample::Index>(), 0..4),
+                n,
+            )
+            .prop_map(move |raw| {
+                raw.into_iter()
+                    .enumerate()
+                    .map(|(i, picks)| {
+                        let mut d: Vec<usize> = if i == 0 {
+                            vec![]
+                        } else {
+                            picks.iter().map(|p| p.index(i)).collect()
+                        };
+                        d.sort_unstable();
+                        d.dedup();
+                        d
+                    })
+                    .collect()
+            })
         })
     }
 

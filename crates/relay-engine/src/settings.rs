@@ -59,7 +59,11 @@ impl Settings {
         if let Some(d) = env_ms("AGENT_RELAY_IDLE_MS") {
             s.timing.idle_threshold = Some(d);
         }
-        let dim = |k: &str| std::env::var(k).ok().and_then(|v| v.trim().parse::<u16>().ok());
+        let dim = |k: &str| {
+            std::env::var(k)
+                .ok()
+                .and_then(|v| v.trim().parse::<u16>().ok())
+        };
         if let Some(r) = dim("AGENT_RELAY_PTY_ROWS") {
             s.pty_size.0 = r.max(5);
         }

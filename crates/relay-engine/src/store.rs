@@ -35,6 +35,9 @@ fn err(path: &Path) -> impl FnOnce(std::io::Error) -> StoreError + '_ {
     }
 }
 
+/// File whose presence tells a live coordinator that `agent-relay cancel` asked it to stop.
+pub const CANCEL_REQUEST: &str = "cancel-requested";
+
 /// The directory that holds every run under `workdir`.
 pub fn runs_root(workdir: &Path) -> PathBuf {
     workdir.join(".agent-relay").join("runs")
@@ -65,10 +68,24 @@ impl RunStore {
     pub async fn create(workdir: &Path, run_id: &str) -> Result<Self, StoreError> {
         let dir = runs_root(workdir).join(run_id);
         let steps = dir.join("steps");
-        tokio::fs::create_dir_all(&steps).await.map_err(err(&steps))?;
+        tokio::fs::create_dir_all(&steps)
+            .await
+            .map_err(err(&steps))?;
         let path = dir.join("events.jsonl");
         let events = tokio::fs::OpenOptions::new()
             .create(true)
+            .append(true)
+            .open(&path)
+            .await
+            .map_err(err(&path))?;
+        Ok(RunStore { dir, events })
+    }
+
+    /// Opens the existing directory of run `run_id` to append to it.
+    pub async fn open(workdir: &Path, run_id: &str) -> Result<Self, StoreError> {
+        let dir = runs_root(workdir).join(run_id);
+        let path = dir.join("events.jsonl");
+        let events = tokio::fs::OpenOptions::new()
             .append(true)
             .open(&path)
             .await

@@ -134,8 +134,10 @@ pub async fn judge<L: Launcher>(
         }
         AttemptEnd::Exited | AttemptEnd::ExitRequested => {}
     }
+    // An agent that printed `/exit` declared success; the code it exits with when we then
+    // end its session (143 for claude on TERM) is ours, not its verdict.
     let code = match attempt.end {
-        AttemptEnd::ExitRequested => Some(attempt.exit_code.unwrap_or(0)),
+        AttemptEnd::ExitRequested => Some(0),
         _ => attempt.exit_code,
     };
     if let Some(c) = check.filter(|c| c.kind == VerificationType::ExitCode) {
@@ -154,10 +156,7 @@ pub async fn judge<L: Launcher>(
         Some(_) if env.tolerate_exit_code => {}
         Some(got) => return Verdict::fail(format!("exit code {got}")),
         None => {
-            return Verdict::fail(format!(
-                "killed by signal {}",
-                attempt.signal.unwrap_or(0)
-            ));
+            return Verdict::fail(format!("killed by signal {}", attempt.signal.unwrap_or(0)));
         }
     }
     match check {
@@ -230,11 +229,7 @@ async fn custom<L: Launcher>(
         end_policy: EndPolicy::default(),
     };
     let (tx, _rx) = tokio::sync::mpsc::unbounded_channel();
-    match env
-        .launcher
-        .run_process(spec, env.cancel.clone(), tx)
-        .await
-    {
+    match env.launcher.run_process(spec, env.cancel.clone(), tx).await {
         Err(e) => Verdict::fail(format!("custom check could not run: {e}")),
         Ok(out) => match (out.end, out.exit_code) {
             (ProcessEnd::Exited, Some(0)) => Verdict::Pass,
@@ -252,8 +247,7 @@ async fn custom<L: Launcher>(
                 let mut reason = format!(
                     "custom check `{}` failed (exit code {}){what}",
                     c.value,
-                    code.map(|c| c.to_string())
-                        .unwrap_or_else(|| "none".into())
+                    code.map(|c| c.to_string()).unwrap_or_else(|| "none".into())
                 );
                 if !tail.is_empty() {
                     reason.push_str(": ");

@@ -6,6 +6,7 @@
 pub mod load;
 mod schema;
 pub mod template;
+pub mod templates;
 mod types;
 pub mod validate;
 pub mod vars;

@@ -148,7 +148,9 @@ pub fn snippet_at(source: &str, pos: Pos) -> String {
     };
     let num = pos.line.to_string();
     let pad = " ".repeat(num.len());
-    let caret_col = (pos.column as usize).saturating_sub(1).min(line.chars().count());
+    let caret_col = (pos.column as usize)
+        .saturating_sub(1)
+        .min(line.chars().count());
     let lead: String = line
         .chars()
         .take(caret_col)
@@ -158,7 +160,10 @@ pub fn snippet_at(source: &str, pos: Pos) -> String {
 }
 
 /// The candidate closest to `got` by edit distance, if it is close enough to be a typo.
-pub fn did_you_mean<'a>(got: &str, candidates: impl IntoIterator<Item = &'a str>) -> Option<&'a str> {
+pub fn did_you_mean<'a>(
+    got: &str,
+    candidates: impl IntoIterator<Item = &'a str>,
+) -> Option<&'a str> {
     let got_l = got.to_lowercase();
     candidates
         .into_iter()
@@ -176,13 +181,15 @@ fn edit_distance(a: &str, b: &str) -> usize {
     for (i, row) in d.iter_mut().enumerate() {
         row[0] = i;
     }
-    for j in 0..=b.len() {
-        d[0][j] = j;
+    for (j, cell) in d[0].iter_mut().enumerate() {
+        *cell = j;
     }
     for i in 1..=a.len() {
         for j in 1..=b.len() {
             let cost = usize::from(a[i - 1] != b[j - 1]);
-            let mut v = (d[i - 1][j] + 1).min(d[i][j - 1] + 1).min(d[i - 1][j - 1] + cost);
+            let mut v = (d[i - 1][j] + 1)
+                .min(d[i][j - 1] + 1)
+                .min(d[i - 1][j - 1] + cost);
             if i > 1 && j > 1 && a[i - 1] == b[j - 2] && a[i - 2] == b[j - 1] {
                 v = v.min(d[i - 2][j - 2] + 1);
             }
@@ -305,7 +312,9 @@ mod tests {
 
     #[test]
     fn unknown_field_names_position_and_closest_field() {
-        let (pos, msg) = err("name: x\nworkflows:\n  - name: w\n    steps:\n      - name: a\n        dependOn: [b]\n");
+        let (pos, msg) = err(
+            "name: x\nworkflows:\n  - name: w\n    steps:\n      - name: a\n        dependOn: [b]\n",
+        );
         assert_eq!(pos, Pos { line: 6, column: 9 });
         assert!(msg.contains("unknown field `dependOn`"), "{msg}");
         assert!(msg.contains("did you mean `dependsOn`?"), "{msg}");
@@ -322,7 +331,10 @@ mod tests {
     fn unknown_cli_lists_the_known_ones() {
         let (pos, msg) = err("name: x\nagents:\n  - name: a\n    cli: claud\n");
         assert_eq!(pos.line, 4);
-        assert!(msg.contains("`claud`") && msg.contains("did you mean `claude`?"), "{msg}");
+        assert!(
+            msg.contains("`claud`") && msg.contains("did you mean `claude`?"),
+            "{msg}"
+        );
         assert!(msg.contains("codex"), "{msg}");
     }
 
@@ -347,9 +359,18 @@ mod tests {
             "w.yaml",
         )
         .unwrap();
-        assert_eq!(l.map.step(0, 0, StepField::Name), Some(Pos { line: 5, column: 15 }));
+        assert_eq!(
+            l.map.step(0, 0, StepField::Name),
+            Some(Pos {
+                line: 5,
+                column: 15
+            })
+        );
         assert_eq!(l.map.step(0, 0, StepField::Agent).map(|p| p.line), Some(6));
-        assert_eq!(l.map.step(0, 0, StepField::DependsOn(0)).map(|p| p.line), Some(7));
+        assert_eq!(
+            l.map.step(0, 0, StepField::DependsOn(0)).map(|p| p.line),
+            Some(7)
+        );
     }
 
     #[test]

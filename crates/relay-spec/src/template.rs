@@ -179,7 +179,12 @@ mod tests {
 
     #[test]
     fn missing_values_are_reported_not_left_in() {
-        let err = render("{{a}} {{b}} {{a}}", &map(&[("b", "x")]), &map(&[]), Quoting::None);
+        let err = render(
+            "{{a}} {{b}} {{a}}",
+            &map(&[("b", "x")]),
+            &map(&[]),
+            Quoting::None,
+        );
         assert_eq!(err, Err(vec![Ref::Var("a".into())]));
     }
 

@@ -226,7 +226,10 @@ fn validate_workflow(
         } else if index.insert(step.name.as_str(), s).is_some() {
             report.push(Diagnostic::error(
                 map.step(w, s, StepField::Name),
-                format!("duplicate step name `{}` in workflow `{}`", step.name, wf.name),
+                format!(
+                    "duplicate step name `{}` in workflow `{}`",
+                    step.name, wf.name
+                ),
             ));
         }
     }
@@ -378,7 +381,10 @@ fn validate_step_kind(
                     format!("deterministic step `{name}` has no `command`"),
                 ));
             }
-            for (field, set) in [("agent", step.agent.is_some()), ("task", step.task.is_some())] {
+            for (field, set) in [
+                ("agent", step.agent.is_some()),
+                ("task", step.task.is_some()),
+            ] {
                 if set {
                     report.push(Diagnostic::warning(
                         map.step(w, s, StepField::Name),
@@ -507,7 +513,8 @@ mod tests {
     use super::*;
     use crate::load::parse;
 
-    const AGENTS: &str = "name: t\nagents:\n  - name: dev\n    cli: claude\n    interactive: false\n";
+    const AGENTS: &str =
+        "name: t\nagents:\n  - name: dev\n    cli: claude\n    interactive: false\n";
 
     fn report(workflows: &str) -> Report {
         let src = format!("{AGENTS}workflows:\n{workflows}");
@@ -516,7 +523,10 @@ mod tests {
     }
 
     fn errors(workflows: &str) -> Vec<String> {
-        report(workflows).errors().map(|d| d.message.clone()).collect()
+        report(workflows)
+            .errors()
+            .map(|d| d.message.clone())
+            .collect()
     }
 
     #[test]
@@ -532,8 +542,15 @@ mod tests {
         let e = errors(
             "  - name: w\n    steps:\n      - name: a\n        agent: dve\n        task: go\n      - name: a\n        agent: dev\n        task: go\n",
         );
-        assert!(e.iter().any(|m| m.contains("unknown agent `dve`") && m.contains("`dev`")), "{e:?}");
-        assert!(e.iter().any(|m| m.contains("duplicate step name `a`")), "{e:?}");
+        assert!(
+            e.iter()
+                .any(|m| m.contains("unknown agent `dve`") && m.contains("`dev`")),
+            "{e:?}"
+        );
+        assert!(
+            e.iter().any(|m| m.contains("duplicate step name `a`")),
+            "{e:?}"
+        );
     }
 
     #[test]
@@ -549,7 +566,10 @@ mod tests {
         let e = errors(
             "  - name: w\n    steps:\n      - name: a\n        agent: dev\n        task: go\n        dependsOn: [c]\n      - name: b\n        agent: dev\n        task: go\n        dependsOn: [a]\n      - name: c\n        agent: dev\n        task: go\n        dependsOn: [b]\n",
         );
-        let m = e.iter().find(|m| m.contains("cycle")).expect("a cycle error");
+        let m = e
+            .iter()
+            .find(|m| m.contains("cycle"))
+            .expect("a cycle error");
         for s in ["a", "b", "c"] {
             assert!(m.contains(&format!("{s} ->")) || m.ends_with(s), "{m}");
         }
@@ -560,22 +580,37 @@ mod tests {
         let e = errors(
             "  - name: w\n    steps:\n      - name: a\n        agent: dev\n        task: go\n      - name: b\n        agent: dev\n        task: 'x {{steps.a.output}}'\n",
         );
-        assert!(e.iter().any(|m| m.contains("does not depend on `a`")), "{e:?}");
+        assert!(
+            e.iter().any(|m| m.contains("does not depend on `a`")),
+            "{e:?}"
+        );
     }
 
     #[test]
     fn empty_workflow_and_missing_file_workflows() {
-        assert!(errors("  - name: w\n    steps: []\n").iter().any(|m| m.contains("has no steps")));
+        assert!(
+            errors("  - name: w\n    steps: []\n")
+                .iter()
+                .any(|m| m.contains("has no steps"))
+        );
         let loaded = parse(AGENTS, "w.yaml").unwrap();
-        assert!(validate(&loaded, None).errors().any(|d| d.message.contains("no workflows")));
+        assert!(
+            validate(&loaded, None)
+                .errors()
+                .any(|d| d.message.contains("no workflows"))
+        );
     }
 
     #[test]
     fn unknown_workflow_for_selection() {
-        let src = format!("{AGENTS}workflows:\n  - name: build\n    steps:\n      - name: a\n        agent: dev\n        task: go\n");
+        let src = format!(
+            "{AGENTS}workflows:\n  - name: build\n    steps:\n      - name: a\n        agent: dev\n        task: go\n"
+        );
         let loaded = parse(&src, "w.yaml").unwrap();
         let r = validate(&loaded, Some("buidl"));
-        assert!(r.errors().any(|d| d.message.contains("unknown workflow `buidl`") && d.message.contains("`build`")));
+        assert!(r.errors().any(
+            |d| d.message.contains("unknown workflow `buidl`") && d.message.contains("`build`")
+        ));
     }
 
     #[test]
@@ -589,7 +624,9 @@ mod tests {
 
     #[test]
     fn positions_point_at_the_offending_text() {
-        let r = report("  - name: w\n    steps:\n      - name: a\n        agent: ghost\n        task: go\n");
+        let r = report(
+            "  - name: w\n    steps:\n      - name: a\n        agent: ghost\n        task: go\n",
+        );
         let d = r.errors().next().unwrap();
         assert_eq!(d.pos.map(|p| p.line), Some(10));
         assert!(d.render("w.yaml").starts_with("w.yaml:10:"));
@@ -597,10 +634,15 @@ mod tests {
 
     #[test]
     fn required_and_missing_vars() {
-        let src = format!("{AGENTS}workflows:\n  - name: w\n    steps:\n      - name: a\n        agent: dev\n        task: '{{{{task}}}} on {{{{base}}}}'\n");
+        let src = format!(
+            "{AGENTS}workflows:\n  - name: w\n    steps:\n      - name: a\n        agent: dev\n        task: '{{{{task}}}} on {{{{base}}}}'\n"
+        );
         let loaded = parse(&src, "w.yaml").unwrap();
         let wf = &loaded.file.workflows[0];
-        assert_eq!(required_vars(wf).into_iter().collect::<Vec<_>>(), ["base", "task"]);
+        assert_eq!(
+            required_vars(wf).into_iter().collect::<Vec<_>>(),
+            ["base", "task"]
+        );
         let vars = BTreeMap::from([("task".to_string(), "x".to_string())]);
         assert_eq!(missing_vars(wf, &vars), ["base"]);
     }

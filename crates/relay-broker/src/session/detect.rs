@@ -1,0 +1,515 @@
+//! Judgements over rendered screen rows, free of I/O: is the TUI ready, which row is the
+//! agent's `/exit`, where the echo of the typed task is, and what clean output the agent
+//! wrote.
+//!
+//! Everything here works on rows of a rendered screen (what a person would see), never on
+//! the raw or ANSI-stripped byte stream: TUIs move the cursor instead of writing spaces
+//! and newlines, so only the rendered rows have the agent's lines in them.
+
+use std::collections::HashSet;
+use std::time::Duration;
+
+use relay_spec::Cli;
+
+use crate::cli_table;
+
+/// Glyphs that start an input prompt row; such rows echo what was typed in.
+pub const PROMPT_GLYPHS: [char; 4] = ['>', '❯', '›', '┃'];
+
+/// Reply glyphs recognised for every CLI, on top of the CLI's own.
+pub const REPLY_GLYPHS: [&str; 4] = ["●", "•", "✦", "⏺"];
+
+/// The word an agent prints on a row of its own to say it is done.
+pub const EXIT_WORD: &str = "/exit";
+
+/// How many characters of the typed text identify its echo.
+const PROBE_CHARS: usize = 24;
+
+/// Per-CLI screen conventions used by the judgements.
+#[derive(Debug, Clone, Default)]
+pub struct Rules {
+    /// Glyphs a reply row may start with.
+    pub reply_glyphs: Vec<String>,
+    /// Text that means the TUI is ready; empty = unknown.
+    pub ready_cues: Vec<String>,
+}
+
+impl Rules {
+    /// The rules for `cli`, or the generic ones.
+    pub fn for_cli(cli: Option<Cli>) -> Self {
+        let mut reply_glyphs: Vec<String> = REPLY_GLYPHS.iter().map(|g| g.to_string()).collect();
+        let mut ready_cues = Vec::new();
+        if let Some(cli) = cli {
+            let p = cli_table::profile(cli);
+            for g in p.reply_glyphs {
+                if !reply_glyphs.iter().any(|known| known == g) {
+                    reply_glyphs.push(g.to_string());
+                }
+            }
+            ready_cues = p.ready_cues.iter().map(|c| c.to_string()).collect();
+        }
+        Rules {
+            reply_glyphs,
+            ready_cues,
+        }
+    }
+}
+
+/// Readiness: a ready cue is on screen (when cues are known) and the output has been
+/// quiet for `settle`. `quiet` is `None` before the first output.
+pub fn is_ready(
+    visible: &[String],
+    cues: &[String],
+    quiet: Option<Duration>,
+    settle: Duration,
+) -> bool {
+    let Some(quiet) = quiet else {
+        return false;
+    };
+    if quiet < settle {
+        return false;
+    }
+    cues.is_empty()
+        || visible
+            .iter()
+            .any(|row| cues.iter().any(|c| row.contains(c.as_str())))
+}
+
+/// The text after the prompt glyph when `row` is an input prompt row (the echo of typed
+/// input), allowing indentation and an input-box border in front.
+pub fn prompt_body(row: &str) -> Option<&str> {
+    let t = row.trim_start();
+    let t = t.strip_prefix('│').map(str::trim_start).unwrap_or(t);
+    let body = t.trim_start_matches(PROMPT_GLYPHS);
+    // A REPL's `>>>` is one prompt made of several glyphs.
+    (body.len() < t.len()).then(|| body.trim())
+}
+
+/// Whether `row` is an input prompt row.
+pub fn is_prompt_row(row: &str) -> bool {
+    prompt_body(row).is_some()
+}
+
+/// How an `/exit` row looks.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ExitKind {
+    /// `/exit` alone, maybe indented.
+    Bare,
+    /// `/exit` after a reply glyph.
+    Glyph,
+}
+
+/// Whether `row` is an `/exit` row: exactly `/exit` after optional indentation or a reply
+/// glyph. Prompt rows (typed input) and rows with more text (menus) are not.
+pub fn exit_kind(row: &str, rules: &Rules) -> Option<ExitKind> {
+    if is_prompt_row(row) {
+        return None;
+    }
+    let t = row.trim();
+    if t == EXIT_WORD {
+        return Some(ExitKind::Bare);
+    }
+    rules
+        .reply_glyphs
+        .iter()
+        .filter_map(|g| t.strip_prefix(g.as_str()))
+        .any(|rest| rest.trim() == EXIT_WORD)
+        .then_some(ExitKind::Glyph)
+}
+
+/// Text the session typed in (the task, nudges), prepared for recognising its echo.
+#[derive(Debug, Clone, Default)]
+pub struct Injected {
+    /// Each text, whitespace collapsed.
+    collapsed: Vec<String>,
+    /// Every non-blank line of every text, whitespace collapsed.
+    lines: HashSet<String>,
+    /// How many lines look like a bare `/exit`.
+    bare_exits: usize,
+    /// How many lines look like a glyph-prefixed `/exit`.
+    glyph_exits: usize,
+}
+
+impl Injected {
+    /// Nothing typed yet.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// The texts typed so far, read with `rules`.
+    pub fn of<S: AsRef<str>>(texts: &[S], rules: &Rules) -> Self {
+        let mut injected = Self::new();
+        for t in texts {
+            injected.push(t.as_ref(), rules);
+        }
+        injected
+    }
+
+    /// Records one more typed text.
+    pub fn push(&mut self, text: &str, rules: &Rules) {
+        self.collapsed.push(collapse_ws(text));
+        for line in text.lines() {
+            match exit_kind(line, rules) {
+                Some(ExitKind::Bare) => self.bare_exits += 1,
+                Some(ExitKind::Glyph) => self.glyph_exits += 1,
+                None => {}
+            }
+            let line = collapse_ws(line);
+            if !line.is_empty() {
+                self.lines.insert(line);
+            }
+        }
+    }
+}
+
+/// The first `/exit` row the agent wrote in `rows` (the rows since the task was typed).
+///
+/// The echo of injected text is on screen before any reply, so for every line of the
+/// injected texts that itself looks like `/exit`, the first row of that kind is taken to
+/// be its echo and skipped.
+pub fn find_exit(rows: &[String], injected: &Injected, rules: &Rules) -> Option<usize> {
+    let (mut skip_bare, mut skip_glyph) = (injected.bare_exits, injected.glyph_exits);
+    for (i, row) in rows.iter().enumerate() {
+        let skip = match exit_kind(row, rules) {
+            None => continue,
+            Some(ExitKind::Bare) => &mut skip_bare,
+            Some(ExitKind::Glyph) => &mut skip_glyph,
+        };
+        if *skip == 0 {
+            return Some(i);
+        }
+        *skip -= 1;
+    }
+    None
+}
+
+/// Text with runs of whitespace collapsed to one space and ends trimmed.
+pub fn collapse_ws(s: &str) -> String {
+    s.split_whitespace().collect::<Vec<_>>().join(" ")
+}
+
+/// The start of the first non-blank line of `typed`, which identifies its echo.
+pub fn echo_probe(typed: &str) -> String {
+    let line = typed.lines().find(|l| !l.trim().is_empty()).unwrap_or("");
+    collapse_ws(line).chars().take(PROBE_CHARS).collect()
+}
+
+/// The last prompt row in `rows` that echoes text starting with `probe` (or a collapsed
+/// paste placeholder).
+pub fn echo_row(rows: &[String], probe: &str) -> Option<usize> {
+    if probe.is_empty() {
+        return None;
+    }
+    rows.iter().rposition(|row| {
+        let Some(body) = prompt_body(row) else {
+            return false;
+        };
+        let body = collapse_ws(body);
+        if body.starts_with("[Pasted text") {
+            return true;
+        }
+        // A narrow screen may wrap the probe; a long enough common start still counts.
+        let n = body.chars().count().min(probe.chars().count());
+        n >= probe.chars().count().min(8) && body.chars().take(n).eq(probe.chars().take(n))
+    })
+}
+
+/// Whether `row` is interface decoration rather than agent text: a line made only of
+/// box-drawing characters, or a status line holding a ready cue.
+pub fn is_chrome(row: &str, rules: &Rules) -> bool {
+    let t = row.trim();
+    if t.is_empty() {
+        return false;
+    }
+    let boxy = t
+        .chars()
+        .all(|c| c.is_whitespace() || ('\u{2500}'..='\u{259f}').contains(&c));
+    boxy || rules.ready_cues.iter().any(|c| t.contains(c.as_str()))
+}
+
+/// Whether `row` starts with one of the reply glyphs.
+fn starts_with_glyph(row: &str, rules: &Rules) -> bool {
+    let t = row.trim_start();
+    rules.reply_glyphs.iter().any(|g| t.starts_with(g.as_str()))
+}
+
+/// `row` without surrounding whitespace and input-box borders, whitespace collapsed.
+fn unboxed(row: &str) -> String {
+    collapse_ws(row.trim_matches(|c: char| c.is_whitespace() || c == '│' || c == '┃'))
+}
+
+/// Follows the echo of one injected text down the rows after its prompt row: what of
+/// the text (whitespace collapsed) has not been seen yet.
+#[derive(Debug, Default)]
+struct Echo {
+    rest: String,
+}
+
+impl Echo {
+    /// Starts at a prompt row whose `body` begins one of the `injected` texts.
+    fn start(body: &str, injected: &Injected) -> Echo {
+        let body = collapse_ws(body);
+        let rest = injected
+            .collapsed
+            .iter()
+            .find(|t| !body.is_empty() && t.starts_with(&body))
+            .map(|t| t[body.len()..].trim_start().to_owned())
+            .unwrap_or_default();
+        Echo { rest }
+    }
+
+    /// Whether `row` continues the echo; consumes it if so.
+    fn take(&mut self, row: &str) -> bool {
+        let row = unboxed(row);
+        if row.is_empty() || self.rest.is_empty() || !self.rest.starts_with(&row) {
+            self.rest.clear();
+            return false;
+        }
+        self.rest = self.rest[row.len()..].trim_start().to_owned();
+        true
+    }
+}
+
+/// Whether `row` is a whole line of injected text, as a terminal echoes it without a
+/// prompt. A row with a reply glyph is the agent's, even when it repeats the task.
+fn is_injected_line(row: &str, injected: &Injected, rules: &Rules) -> bool {
+    !starts_with_glyph(row, rules) && injected.lines.contains(&collapse_ws(row))
+}
+
+/// The agent's clean output from `rows` (the rows it wrote after the task, cut before its
+/// `/exit`): echo of injected text, prompt rows, decoration and rows in `exclude` are
+/// dropped, reply glyphs and the common indent removed, blank runs squeezed.
+pub fn extract_output(
+    rows: &[String],
+    rules: &Rules,
+    injected: &Injected,
+    exclude: &HashSet<String>,
+) -> String {
+    let mut kept: Vec<String> = Vec::new();
+    let mut echo = Echo::default();
+    for row in rows {
+        let t = row.trim_end();
+        if t.trim().is_empty() {
+            kept.push(String::new());
+            continue;
+        }
+        if let Some(body) = prompt_body(t) {
+            echo = Echo::start(body.trim_end_matches(['│', '┃', ' ']), injected);
+            continue;
+        }
+        if echo.take(t) {
+            continue;
+        }
+        if is_chrome(t, rules) || exclude.contains(t.trim()) || is_injected_line(t, injected, rules)
+        {
+            continue;
+        }
+        kept.push(unglyph(t, rules));
+    }
+    // Only spaces count as indent, so cutting that many bytes never splits a character.
+    let indent = kept
+        .iter()
+        .filter(|l| !l.trim().is_empty())
+        .map(|l| l.len() - l.trim_start_matches(' ').len())
+        .min()
+        .unwrap_or(0);
+    let mut out: Vec<&str> = Vec::new();
+    for line in &kept {
+        let line = line.get(indent..).unwrap_or("").trim_end();
+        let blank = line.is_empty();
+        if blank && out.last().is_none_or(|l| l.is_empty()) {
+            continue;
+        }
+        out.push(line);
+    }
+    while out.last().is_some_and(|l| l.is_empty()) {
+        out.pop();
+    }
+    out.join("\n")
+}
+
+/// `row` with a leading reply glyph replaced by spaces, keeping the columns of the text so
+/// continuation lines dedent along with it.
+fn unglyph(row: &str, rules: &Rules) -> String {
+    let body = row.trim_start();
+    let lead = &row[..row.len() - body.len()];
+    for g in &rules.reply_glyphs {
+        if let Some(rest) = body.strip_prefix(g.as_str())
+            && (rest.is_empty() || rest.starts_with(' '))
+        {
+            return format!("{lead}{}{rest}", " ".repeat(g.chars().count()));
+        }
+    }
+    row.to_owned()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn rows(text: &str) -> Vec<String> {
+        text.lines().map(str::to_owned).collect()
+    }
+
+    fn claude() -> Rules {
+        Rules::for_cli(Some(Cli::Claude))
+    }
+
+    #[test]
+    fn exit_rows_allow_glyphs_and_indentation_only() {
+        let r = claude();
+        assert_eq!(exit_kind("/exit", &r), Some(ExitKind::Bare));
+        assert_eq!(exit_kind("     /exit   ", &r), Some(ExitKind::Bare));
+        assert_eq!(exit_kind("● /exit", &r), Some(ExitKind::Glyph));
+        assert_eq!(exit_kind("  • /exit", &r), Some(ExitKind::Glyph));
+        assert_eq!(exit_kind("✦ /exit", &r), Some(ExitKind::Glyph));
+        assert_eq!(exit_kind("⏺ /exit", &r), Some(ExitKind::Glyph));
+        for no in [
+            "❯ /exit",
+            "> /exit",
+            "› /exit",
+            "┃  /exit",
+            "│ > /exit",
+            "/exit  Exit the CLI",
+            "  /exit           Exit the REPL",
+            "print /exit when done",
+            "/exits",
+            "● /exit now",
+            "x /exit",
+        ] {
+            assert_eq!(exit_kind(no, &r), None, "{no:?}");
+        }
+    }
+
+    #[test]
+    fn echoed_exit_lines_of_the_task_are_skipped() {
+        let r = claude();
+        let task = Injected::of(&["Do it.\n/exit\nthen stop"], &r);
+        let screen = rows("❯ Do it.\n/exit\nthen stop\n\n● done");
+        assert_eq!(find_exit(&screen, &task, &r), None);
+        let screen = rows("❯ Do it.\n/exit\nthen stop\n\n● done\n/exit");
+        assert_eq!(find_exit(&screen, &task, &r), Some(5));
+        let screen = rows("❯ Do it.\n/exit\nthen stop\n\n● /exit");
+        assert_eq!(find_exit(&screen, &task, &r), Some(4));
+    }
+
+    #[test]
+    fn nudge_text_mentions_exit_but_is_not_an_exit_row() {
+        let r = claude();
+        let nudge = "You seem idle. If your task is done, print /exit on its own line.";
+        assert_eq!(
+            find_exit(&rows(nudge), &Injected::of(&[nudge], &r), &r),
+            None
+        );
+    }
+
+    #[test]
+    fn readiness_needs_a_cue_and_quiet() {
+        let screen = rows("Welcome\n❯ \n? for shortcuts");
+        let cues = claude().ready_cues;
+        let settle = Duration::from_millis(100);
+        assert!(is_ready(&screen, &cues, Some(settle), settle));
+        assert!(!is_ready(&screen, &cues, Some(settle / 2), settle));
+        assert!(!is_ready(&screen, &cues, None, settle));
+        assert!(!is_ready(&rows("Loading…"), &cues, Some(settle), settle));
+        assert!(is_ready(&rows("$ "), &[], Some(settle), settle));
+    }
+
+    #[test]
+    fn echo_is_found_by_the_start_of_the_typed_text() {
+        let probe = echo_probe("\n  Build the   thing\nsecond line");
+        assert_eq!(probe, "Build the thing");
+        let screen = rows("banner\n❯ Build the thing\n● ok\n❯ ");
+        assert_eq!(echo_row(&screen, &probe), Some(1));
+        assert_eq!(echo_row(&rows("Build the thing"), &probe), None);
+        assert_eq!(
+            echo_row(&rows("> [Pasted text #1 +20 lines]"), &probe),
+            Some(0)
+        );
+        let long = echo_probe("Summarise the repository layout and then say hi");
+        assert_eq!(echo_row(&rows("› Summarise the reposi"), &long), Some(0));
+        assert_eq!(echo_row(&rows("› Sum"), &long), None);
+    }
+
+    #[test]
+    fn output_drops_echo_prompt_and_decoration() {
+        let r = claude();
+        let task = Injected::of(
+            &["Please write a haiku about terminals that wrap long lines around\nthen /exit"],
+            &r,
+        );
+        let screen = rows(
+            "──────────────\n\
+             ❯ Please write a haiku about terminals that wr\n\
+             ap long lines around\n\
+             then /exit\n\
+             \n\
+             ● Green text on black glass\n\
+             \x20 cursor blinks, waiting for words\n\
+             \x20 the prompt returns home\n\
+             \n\
+             ──────────────\n\
+             ❯ \n\
+             ──────────────\n\
+             \x20 ? for shortcuts",
+        );
+        let out = extract_output(&screen, &r, &task, &HashSet::new());
+        assert_eq!(
+            out,
+            "Green text on black glass\ncursor blinks, waiting for words\nthe prompt returns home"
+        );
+    }
+
+    #[test]
+    fn output_dedents_uniform_indentation_and_squeezes_blanks() {
+        let r = Rules::for_cli(Some(Cli::Opencode));
+        let screen = rows("     first\n\n\n\n     second\n        nested\n\n");
+        assert_eq!(
+            extract_output(&screen, &r, &Injected::new(), &HashSet::new()),
+            "first\n\nsecond\n   nested"
+        );
+    }
+
+    #[test]
+    fn short_replies_that_happen_to_be_in_the_task_are_kept() {
+        let r = claude();
+        let task = Injected::of(&["Say ok if the build works"], &r);
+        let screen = rows("❯ Say ok if the build works\n\n● ok");
+        assert_eq!(extract_output(&screen, &r, &task, &HashSet::new()), "ok");
+    }
+
+    #[test]
+    fn replies_that_repeat_task_text_are_kept() {
+        let r = claude();
+        let task = Injected::of(&["[[fake:say=a\\nb]] Summarise the module layout"], &r);
+        let screen = rows(
+            "❯ [[fake:say=a\\nb]] Summarise the module layout\n\n● Summarise the module layout\n  module layout",
+        );
+        assert_eq!(
+            extract_output(&screen, &r, &task, &HashSet::new()),
+            "Summarise the module layout\nmodule layout"
+        );
+    }
+
+    #[test]
+    fn a_whole_injected_line_echoed_without_a_prompt_is_dropped() {
+        let r = Rules::for_cli(None);
+        let nudge = "You seem idle. If your task is done, print /exit on its own line.".to_owned();
+        let screen = rows(&format!("working\n{nudge}\nidle now"));
+        assert_eq!(
+            extract_output(&screen, &r, &Injected::of(&[nudge], &r), &HashSet::new()),
+            "working\nidle now"
+        );
+    }
+
+    #[test]
+    fn excluded_rows_are_dropped() {
+        let r = Rules::for_cli(Some(Cli::Codex));
+        let exclude: HashSet<String> = ["│ >_ OpenAI Codex (v0.169.0) │".to_owned()].into();
+        let screen = rows("│ >_ OpenAI Codex (v0.169.0) │\n› hi\n• PONG");
+        assert_eq!(
+            extract_output(&screen, &r, &Injected::new(), &exclude),
+            "PONG"
+        );
+    }
+}

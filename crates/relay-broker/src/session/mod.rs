@@ -1,0 +1,420 @@
+//! Interactive agents: a coding-agent CLI in a real PTY, read through a screen model.
+//!
+//! `run_session` owns one session from spawn to end: it waits until the TUI is ready,
+//! injects the task, watches the rendered screen for `/exit`, idleness and death, nudges
+//! and force-releases idle agents, and returns the clean output the agent wrote.
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+use nix::sys::signal::Signal;
+use relay_spec::Cli;
+use tokio::sync::mpsc::UnboundedSender;
+use tokio::time::Instant;
+use tokio_util::sync::CancellationToken;
+
+use crate::group::{EndPolicy, signal_group};
+
+pub mod detect;
+pub mod driver;
+pub mod inject;
+mod pty;
+pub mod queries;
+pub mod screen;
+
+use driver::{Action, Driver, DriverConfig};
+
+/// Everything needed to run one interactive step.
+#[derive(Debug, Clone)]
+pub struct SessionSpec {
+    /// Program and arguments (the CLI's interactive argv from the table).
+    pub argv: Vec<String>,
+    /// Working directory.
+    pub cwd: PathBuf,
+    /// Extra environment (on top of the coordinator's own).
+    pub env: Vec<(String, String)>,
+    /// The task text to type in once the TUI is ready.
+    pub task: String,
+    /// Which CLI this is, for its readiness cues and reply glyphs; `None` = generic rules.
+    pub cli: Option<Cli>,
+    /// Where the full raw PTY transcript is written.
+    pub transcript_path: PathBuf,
+    /// Bound on the whole session (the step attempt's timeout).
+    pub timeout: Option<Duration>,
+    /// Terminal size (rows, cols).
+    pub size: (u16, u16),
+    /// Timing knobs.
+    pub timing: SessionTiming,
+    /// Idle nudging; `None` = only wait for `/exit`, exit or timeout.
+    pub nudge: Option<NudgePolicy>,
+}
+
+/// Timing knobs of a session; small values in tests, sane defaults for real CLIs.
+#[derive(Debug, Clone)]
+pub struct SessionTiming {
+    /// Output must be quiet this long before the TUI counts as ready / not mid-output.
+    pub settle: Duration,
+    /// Longest wait for readiness before typing anyway (an event says so).
+    pub ready_fallback: Duration,
+    /// Pause between the pasted text and the Enter key.
+    pub enter_delay: Duration,
+    /// How long to wait for the screen to confirm a delivery before retrying.
+    pub confirm_timeout: Duration,
+    /// Delivery attempts before the step fails.
+    pub delivery_attempts: u32,
+    /// No output and an unchanged screen for this long = idle; `None` disables.
+    pub idle_threshold: Option<Duration>,
+    /// Grace between polite signals and KILL when the session is ended.
+    pub kill_grace: Duration,
+}
+
+impl Default for SessionTiming {
+    fn default() -> Self {
+        SessionTiming {
+            settle: Duration::from_millis(400),
+            ready_fallback: Duration::from_secs(5),
+            enter_delay: Duration::from_millis(150),
+            confirm_timeout: Duration::from_secs(2),
+            delivery_attempts: 3,
+            idle_threshold: Some(Duration::from_secs(30)),
+            kill_grace: Duration::from_millis(1500),
+        }
+    }
+}
+
+/// When to nudge an idle agent and when to give up on it.
+#[derive(Debug, Clone)]
+pub struct NudgePolicy {
+    /// Idle time before the first nudge.
+    pub nudge_after: Duration,
+    /// Further idle time after the last nudge before force-release.
+    pub escalate_after: Duration,
+    /// Nudges before escalation.
+    pub max_nudges: u32,
+}
+
+/// Things that happen during a session, reported as they happen.
+#[derive(Debug, Clone, PartialEq)]
+pub enum SessionEvent {
+    /// The session's process started (its process group id).
+    Spawned {
+        /// Process group id of the session.
+        pgid: u32,
+    },
+    /// The TUI was judged ready; `fallback` when the bounded wait ran out instead.
+    Ready {
+        /// Whether readiness came from the fallback timer rather than a cue.
+        fallback: bool,
+    },
+    /// The task was typed in and confirmed on screen.
+    TaskDelivered {
+        /// Attempts it took.
+        attempts: u32,
+    },
+    /// The agent went idle.
+    Idle,
+    /// A nudge was typed in (1-based count).
+    Nudged {
+        /// Which nudge this was.
+        count: u32,
+    },
+    /// The agent was force-released after exhausting nudges.
+    ForceReleased,
+    /// `/exit` was seen on the screen.
+    ExitRequested,
+}
+
+/// How a session ended.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum SessionEnd {
+    /// The agent printed `/exit`.
+    ExitRequested,
+    /// The process exited by itself.
+    Exited,
+    /// The timeout ran out.
+    TimedOut,
+    /// Force-released after idling through every nudge.
+    ForceReleased,
+    /// Cancelled from outside (Ctrl+C, run stopping).
+    Cancelled,
+    /// The task could not be delivered.
+    DeliveryFailed(String),
+}
+
+/// The result of a session.
+#[derive(Debug, Clone)]
+pub struct SessionOutcome {
+    /// How it ended.
+    pub end: SessionEnd,
+    /// The exit code, when the process exited with one.
+    pub exit_code: Option<i32>,
+    /// What the agent wrote after the task was delivered, as clean text.
+    pub output: String,
+}
+
+/// Why a session could not run at all.
+#[derive(Debug, thiserror::Error)]
+pub enum SessionError {
+    /// The program was not found or could not be started.
+    #[error("cannot start {program}: {reason}")]
+    Spawn {
+        /// The program.
+        program: String,
+        /// Why.
+        reason: String,
+    },
+    /// The PTY could not be opened or used.
+    #[error("terminal error: {0}")]
+    Pty(String),
+    /// The transcript could not be written.
+    #[error("cannot write transcript {path}: {source}")]
+    Transcript {
+        /// The file.
+        path: PathBuf,
+        /// The error.
+        source: std::io::Error,
+    },
+}
+
+/// How long the end of a session waits, after `KILL`, for the child to be reaped, its
+/// group to empty and the PTY threads to finish.
+const AFTER_KILL: Duration = Duration::from_secs(3);
+
+/// Runs one interactive step: spawns the CLI in a PTY, types the task in once the TUI is
+/// ready, and watches the rendered screen until the agent prints `/exit`, exits, idles
+/// through every nudge, times out or is cancelled. The whole process group is gone when
+/// this returns.
+pub async fn run_session(
+    spec: SessionSpec,
+    cancel: CancellationToken,
+    events: UnboundedSender<SessionEvent>,
+) -> Result<SessionOutcome, SessionError> {
+    let transcript = tokio::fs::File::create(&spec.transcript_path)
+        .await
+        .map_err(|source| SessionError::Transcript {
+            path: spec.transcript_path.clone(),
+            source,
+        })?
+        .into_std()
+        .await;
+    let typed = typed_task(&spec).await?;
+
+    let launch = pty::Launch {
+        argv: spec.argv.clone(),
+        cwd: spec.cwd.clone(),
+        env: spec.env.clone(),
+        size: spec.size,
+    };
+    // fork/exec and openpty block; keep them off the runtime's worker threads.
+    let mut pty = tokio::task::spawn_blocking(move || pty::spawn(&launch, transcript))
+        .await
+        .map_err(|e| SessionError::Pty(format!("the spawning task failed: {e}")))??;
+    let pgid = pty.pgid;
+    let _ = events.send(SessionEvent::Spawned { pgid });
+
+    let mut driver = Driver::new(
+        DriverConfig {
+            timing: spec.timing.clone(),
+            nudge: spec.nudge.clone(),
+            timeout: spec.timeout,
+            rules: detect::Rules::for_cli(spec.cli),
+            typed,
+            size: spec.size,
+        },
+        Instant::now(),
+    );
+
+    let mut end: Option<SessionEnd> = None;
+    while end.is_none() {
+        let deadline = driver.next_deadline(Instant::now());
+        let actions = tokio::select! {
+            biased;
+            () = cancel.cancelled() => vec![Action::End(SessionEnd::Cancelled)],
+            _ = pty.exit.wait() => break,
+            chunk = pty.output.recv() => match chunk {
+                Some(bytes) => {
+                    let now = Instant::now();
+                    let mut actions = driver.on_output(&bytes, now);
+                    // Deadlines also pass while output keeps arriving.
+                    actions.extend(driver.on_tick(now));
+                    actions
+                }
+                None => Vec::new(),
+            },
+            () = sleep_until(deadline) => driver.on_tick(Instant::now()),
+        };
+        for action in actions {
+            match action {
+                Action::Write(bytes) => pty.write(bytes),
+                Action::Emit(event) => {
+                    let _ = events.send(event);
+                }
+                Action::End(e) => end = Some(e),
+            }
+        }
+    }
+
+    let grace = spec.timing.kill_grace;
+    let end = match end {
+        Some(end) => {
+            end_group(&mut pty, &mut driver, &events, grace).await;
+            end
+        }
+        None => {
+            // The leader exited by itself; whatever it left in its group goes too, and
+            // then the rest of its output (possibly its `/exit`) is read.
+            end_leftovers(pgid, grace).await;
+            drain(&mut pty, &mut driver, &events, AFTER_KILL).await;
+            if driver.exit_seen() {
+                SessionEnd::ExitRequested
+            } else {
+                SessionEnd::Exited
+            }
+        }
+    };
+    if !group_gone_within(pgid, AFTER_KILL).await {
+        tracing::warn!(pgid, "processes of the session group outlived KILL");
+    }
+    drain(&mut pty, &mut driver, &events, AFTER_KILL).await;
+    pty.shutdown(AFTER_KILL).await;
+
+    let exit_code = if pty.exit.has_exited() {
+        pty.exit.wait().await
+    } else {
+        None
+    };
+    Ok(SessionOutcome {
+        end,
+        exit_code,
+        output: driver.output().to_owned(),
+    })
+}
+
+/// The text to type for the task: the task itself, or for a long one a line pointing to
+/// the file it was written to.
+async fn typed_task(spec: &SessionSpec) -> Result<String, SessionError> {
+    if spec.task.len() <= inject::LONG_TASK_BYTES {
+        return Ok(spec.task.clone());
+    }
+    let transcript =
+        std::path::absolute(&spec.transcript_path).map_err(|source| SessionError::Transcript {
+            path: spec.transcript_path.clone(),
+            source,
+        })?;
+    let path = inject::task_file_path(&transcript);
+    tokio::fs::write(&path, &spec.task)
+        .await
+        .map_err(|source| SessionError::Transcript {
+            path: path.clone(),
+            source,
+        })?;
+    Ok(inject::pointer_line(&path))
+}
+
+async fn sleep_until(deadline: Option<Instant>) {
+    match deadline {
+        Some(d) => tokio::time::sleep_until(d).await,
+        None => std::future::pending().await,
+    }
+}
+
+/// Feeds output that arrives while the session is ending to the driver; only its events
+/// matter now (the agent's `/exit` may be in the last bytes).
+fn absorb(driver: &mut Driver, events: &UnboundedSender<SessionEvent>, bytes: &[u8]) {
+    for action in driver.on_output(bytes, Instant::now()) {
+        if let Action::Emit(event) = action {
+            let _ = events.send(event);
+        }
+    }
+}
+
+/// Reads output until the reader thread finishes or `limit` passes.
+async fn drain(
+    pty: &mut pty::Pty,
+    driver: &mut Driver,
+    events: &UnboundedSender<SessionEvent>,
+    limit: Duration,
+) {
+    let deadline = Instant::now() + limit;
+    while !pty.output.is_done() {
+        tokio::select! {
+            chunk = pty.output.recv() => {
+                if let Some(bytes) = chunk {
+                    absorb(driver, events, &bytes);
+                }
+            }
+            () = tokio::time::sleep_until(deadline) => return,
+        }
+    }
+}
+
+/// Waits up to `limit` for the child to exit while reading its output; whether it did.
+async fn wait_exit(
+    pty: &mut pty::Pty,
+    driver: &mut Driver,
+    events: &UnboundedSender<SessionEvent>,
+    limit: Duration,
+) -> bool {
+    let deadline = Instant::now() + limit;
+    loop {
+        tokio::select! {
+            _ = pty.exit.wait() => return true,
+            chunk = pty.output.recv() => {
+                if let Some(bytes) = chunk {
+                    absorb(driver, events, &bytes);
+                }
+            }
+            () = tokio::time::sleep_until(deadline) => return false,
+        }
+    }
+}
+
+/// Ends a running session's group: hang-up and terminate, `grace` for the leader to go,
+/// then `KILL` for the group (the leader if it stayed, and anything it left behind).
+async fn end_group(
+    pty: &mut pty::Pty,
+    driver: &mut Driver,
+    events: &UnboundedSender<SessionEvent>,
+    grace: Duration,
+) {
+    let pgid = pty.pgid;
+    let policy = EndPolicy::for_session(grace);
+    for sig in &policy.polite {
+        signal_group(pgid, *sig);
+    }
+    let exited = wait_exit(pty, driver, events, policy.grace).await;
+    signal_group(pgid, Signal::SIGKILL);
+    if !exited && !wait_exit(pty, driver, events, AFTER_KILL).await {
+        tracing::warn!(pgid, "session leader still not reaped after KILL");
+    }
+}
+
+/// Waits up to `limit` until no live process of group `pgid` is left; whether none is.
+async fn group_gone_within(pgid: u32, limit: Duration) -> bool {
+    let deadline = Instant::now() + limit;
+    loop {
+        // Scanning /proc is file I/O: off the runtime's worker threads.
+        let alive = tokio::task::spawn_blocking(move || crate::group::group_alive(pgid))
+            .await
+            .unwrap_or(false);
+        if !alive {
+            return true;
+        }
+        if Instant::now() >= deadline {
+            return false;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
+/// After the leader exited by itself: `TERM` for whatever it left in its group, `grace`,
+/// then `KILL`.
+async fn end_leftovers(pgid: u32, grace: Duration) {
+    if group_gone_within(pgid, Duration::ZERO).await {
+        return;
+    }
+    signal_group(pgid, Signal::SIGTERM);
+    if !group_gone_within(pgid, grace).await {
+        signal_group(pgid, Signal::SIGKILL);
+    }
+}

@@ -1,0 +1,424 @@
+//! Runs on disk: finding and listing them, reading their state back from their logs,
+//! preparing a resume (of the same run, or a new run that starts from a step and reuses
+//! an earlier run's results), and cancelling a live run from another process.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use relay_spec::Loaded;
+
+use crate::events::RunStatus;
+use crate::lock::live_holder;
+use crate::replay::Replay;
+use crate::run::{ResumeFrom, StepStatus, StepSummary};
+use crate::store::{CANCEL_REQUEST, runs_root, step_dir_name};
+
+/// Why a run could not be found or acted on.
+#[derive(Debug, thiserror::Error)]
+pub enum RunsError {
+    /// No run matches.
+    #[error("no run `{0}` in this directory (see `agent-relay runs`)")]
+    NotFound(String),
+    /// A prefix matches several runs.
+    #[error("`{prefix}` matches several runs: {}", matches.join(", "))]
+    Ambiguous {
+        /// The prefix given.
+        prefix: String,
+        /// The runs it matches.
+        matches: Vec<String>,
+    },
+    /// The run's stored workflow cannot be read.
+    #[error("run {run_id}: {reason}")]
+    Unreadable {
+        /// The run.
+        run_id: String,
+        /// Why.
+        reason: String,
+    },
+    /// Nothing is left to do.
+    #[error("run {0} already completed; nothing to resume")]
+    AlreadyCompleted(String),
+    /// A live coordinator drives it.
+    #[error("run {run_id} is still running (pid {pid}); cancel it first or wait")]
+    Live {
+        /// The run.
+        run_id: String,
+        /// The coordinator.
+        pid: u32,
+    },
+    /// `--start-from` cannot reuse what it needs.
+    #[error("{0}")]
+    StartFrom(String),
+}
+
+/// What `runs` and `status` show about one run.
+#[derive(Debug, Clone, serde::Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct RunInfo {
+    /// Run id.
+    pub run_id: String,
+    /// Workflow name.
+    pub workflow: String,
+    /// `running`, `completed`, `failed`, `cancelled`, or `interrupted` (its coordinator
+    /// died before it finished; `resume` continues it).
+    pub status: String,
+    /// Why it failed or was cancelled.
+    pub reason: Option<String>,
+    /// First event's time.
+    pub started_at: Option<String>,
+    /// Duration, when finished.
+    pub duration_ms: Option<u64>,
+    /// The live coordinator, if any.
+    pub pid: Option<u32>,
+    /// Steps: (name, status, attempts, reason).
+    pub steps: Vec<StepInfo>,
+    /// Log lines that could not be read.
+    pub bad_lines: Vec<(usize, String)>,
+    /// The run directory.
+    #[serde(skip)]
+    pub dir: PathBuf,
+}
+
+/// One step in `status`.
+#[derive(Debug, Clone, serde::Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct StepInfo {
+    /// Step name.
+    pub name: String,
+    /// `pending`, `running`, `completed`, `failed`, `skipped`.
+    pub status: String,
+    /// Attempts started.
+    pub attempts: u32,
+    /// Last exit code.
+    pub exit_code: Option<i32>,
+    /// Duration, when finished.
+    pub duration_ms: u64,
+    /// Why it failed or was skipped.
+    pub reason: Option<String>,
+}
+
+/// Finds the directory of a run by id, unique prefix, or `last`.
+pub fn find_run(workdir: &Path, id: &str) -> Result<PathBuf, RunsError> {
+    let root = runs_root(workdir);
+    let mut ids: Vec<String> = std::fs::read_dir(&root)
+        .map(|rd| {
+            rd.flatten()
+                .filter(|e| e.path().join("events.jsonl").exists())
+                .filter_map(|e| e.file_name().into_string().ok())
+                .collect()
+        })
+        .unwrap_or_default();
+    ids.sort();
+    if id == "last" || id == "latest" {
+        return ids
+            .last()
+            .map(|i| root.join(i))
+            .ok_or_else(|| RunsError::NotFound(id.to_string()));
+    }
+    if ids.iter().any(|i| i == id) {
+        return Ok(root.join(id));
+    }
+    let matches: Vec<String> = ids.into_iter().filter(|i| i.starts_with(id)).collect();
+    match matches.len() {
+        0 => Err(RunsError::NotFound(id.to_string())),
+        1 => Ok(root.join(&matches[0])),
+        _ => Err(RunsError::Ambiguous {
+            prefix: id.to_string(),
+            matches,
+        }),
+    }
+}
+
+/// What the log and lock of the run in `dir` say about it.
+pub fn run_info(dir: &Path) -> RunInfo {
+    let replay = Replay::load(dir).unwrap_or_default();
+    let pid = live_holder(dir).map(|h| h.pid);
+    let status = match (replay.status, pid) {
+        (Some(RunStatus::Completed), _) => "completed",
+        (Some(RunStatus::Failed), _) => "failed",
+        (Some(RunStatus::Cancelled), _) => "cancelled",
+        (None, Some(_)) => "running",
+        (None, None) => "interrupted",
+    };
+    let snapshot = replay.snapshot();
+    let steps = snapshot["steps"]
+        .as_array()
+        .map(|a| {
+            a.iter()
+                .map(|s| StepInfo {
+                    name: s["name"].as_str().unwrap_or_default().to_string(),
+                    status: s["status"].as_str().unwrap_or_default().to_string(),
+                    attempts: s["attempts"].as_u64().unwrap_or(0) as u32,
+                    exit_code: s["exitCode"].as_i64().map(|c| c as i32),
+                    duration_ms: s["durationMs"].as_u64().unwrap_or(0),
+                    reason: s["reason"].as_str().map(str::to_string),
+                })
+                .collect()
+        })
+        .unwrap_or_default();
+    RunInfo {
+        run_id: replay.run_id.clone().unwrap_or_else(|| {
+            dir.file_name()
+                .map(|n| n.to_string_lossy().into_owned())
+                .unwrap_or_default()
+        }),
+        workflow: replay.workflow.clone().unwrap_or_default(),
+        status: status.to_string(),
+        reason: replay.reason.clone(),
+        started_at: replay.started_at.clone(),
+        duration_ms: replay.duration_ms,
+        pid,
+        steps,
+        bad_lines: replay.bad_lines.clone(),
+        dir: dir.to_path_buf(),
+    }
+}
+
+/// Every run under `workdir`, newest first.
+pub fn list_runs(workdir: &Path) -> Vec<RunInfo> {
+    let root = runs_root(workdir);
+    let mut dirs: Vec<PathBuf> = std::fs::read_dir(&root)
+        .map(|rd| {
+            rd.flatten()
+                .map(|e| e.path())
+                .filter(|p| p.join("events.jsonl").exists())
+                .collect()
+        })
+        .unwrap_or_default();
+    dirs.sort();
+    dirs.reverse();
+    dirs.iter().map(|d| run_info(d)).collect()
+}
+
+/// The completed steps of the run in `dir` with their stored outputs. A step whose
+/// output file is missing does not count as completed.
+fn completed_steps(dir: &Path, replay: &Replay) -> BTreeMap<String, StepSummary> {
+    replay
+        .steps
+        .iter()
+        .filter(|(_, s)| s.status == Some(StepStatus::Completed))
+        .filter_map(|(name, s)| {
+            let out = std::fs::read(
+                dir.join("steps")
+                    .join(step_dir_name(name))
+                    .join("output.txt"),
+            )
+            .ok()?;
+            Some((
+                name.clone(),
+                StepSummary {
+                    name: name.clone(),
+                    status: StepStatus::Completed,
+                    attempts: s.attempts,
+                    exit_code: s.exit_code,
+                    duration_ms: s.duration_ms,
+                    output: String::from_utf8_lossy(&out).into_owned(),
+                    reason: None,
+                },
+            ))
+        })
+        .collect()
+}
+
+/// Everything needed to resume a run as it was run.
+#[derive(Debug)]
+pub struct ResumePlan {
+    /// The workflow as it was run (from the run directory).
+    pub loaded: Loaded,
+    /// The workflow's name.
+    pub workflow: String,
+    /// The variables it ran with.
+    pub vars: BTreeMap<String, String>,
+    /// Whether it was a rehearsal.
+    pub rehearse: bool,
+    /// The steps kept.
+    pub resume: ResumeFrom,
+    /// Set when the original file now differs from what was run: its path.
+    pub source_changed: Option<String>,
+    /// Log lines skipped as unreadable.
+    pub bad_lines: Vec<(usize, String)>,
+}
+
+#[derive(serde::Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct Meta {
+    file: String,
+    workflow: String,
+    #[serde(default)]
+    vars: BTreeMap<String, String>,
+    #[serde(default)]
+    rehearsal: bool,
+}
+
+fn read_meta(dir: &Path, run_id: &str) -> Result<Meta, RunsError> {
+    let unreadable = |reason: String| RunsError::Unreadable {
+        run_id: run_id.to_string(),
+        reason,
+    };
+    let text = std::fs::read_to_string(dir.join("run.json"))
+        .map_err(|e| unreadable(format!("cannot read run.json: {e}")))?;
+    serde_json::from_str(&text).map_err(|e| unreadable(format!("run.json: {e}")))
+}
+
+/// Prepares `resume` of the run in `dir`: the stored workflow and variables, the steps
+/// it completed (kept), everything else to run again.
+pub fn prepare_resume(dir: &Path) -> Result<ResumePlan, RunsError> {
+    let info = run_info(dir);
+    let run_id = info.run_id.clone();
+    if let Some(pid) = info.pid {
+        return Err(RunsError::Live { run_id, pid });
+    }
+    let replay = Replay::load(dir).unwrap_or_default();
+    if replay.status == Some(RunStatus::Completed) {
+        return Err(RunsError::AlreadyCompleted(run_id));
+    }
+    let meta = read_meta(dir, &run_id)?;
+    let source =
+        std::fs::read_to_string(dir.join("workflow.yaml")).map_err(|e| RunsError::Unreadable {
+            run_id: run_id.clone(),
+            reason: format!("cannot read the stored workflow: {e}"),
+        })?;
+    let loaded = relay_spec::parse(&source, &meta.file).map_err(|e| RunsError::Unreadable {
+        run_id: run_id.clone(),
+        reason: e.to_string(),
+    })?;
+    let source_changed = std::fs::read_to_string(&meta.file)
+        .ok()
+        .filter(|now| *now != source)
+        .map(|_| meta.file.clone());
+    Ok(ResumePlan {
+        loaded,
+        workflow: meta.workflow,
+        vars: meta.vars,
+        rehearse: meta.rehearsal,
+        resume: ResumeFrom {
+            run_id,
+            same_run: true,
+            completed: completed_steps(dir, &replay),
+        },
+        source_changed,
+        bad_lines: replay.bad_lines,
+    })
+}
+
+/// Prepares a new run of `loaded`'s workflow `workflow` that starts from `step`: every
+/// step that is neither `step` nor downstream of it is taken from the earlier run in
+/// `previous` when it completed there. The upstream of `step` must all be reusable.
+pub fn prepare_start_from(
+    previous: &Path,
+    loaded: &Loaded,
+    workflow: Option<&str>,
+    step: &str,
+) -> Result<ResumeFrom, RunsError> {
+    let (_, wf) = relay_spec::validate::select_workflow(&loaded.file, workflow)
+        .map_err(RunsError::StartFrom)?;
+    let names: Vec<&str> = wf.steps.iter().map(|s| s.name.as_str()).collect();
+    if !names.contains(&step) {
+        let mut msg = format!("--start-from: workflow `{}` has no step `{step}`", wf.name);
+        if let Some(b) = relay_spec::load::did_you_mean(step, names.iter().copied()) {
+            msg.push_str(&format!(" (did you mean `{b}`?)"));
+        }
+        return Err(RunsError::StartFrom(msg));
+    }
+    // Downstream of `step`, itself included: these run again.
+    let mut rerun: BTreeSet<&str> = BTreeSet::from([step]);
+    loop {
+        let before = rerun.len();
+        for s in &wf.steps {
+            if s.depends_on.iter().any(|d| rerun.contains(d.as_str())) {
+                rerun.insert(s.name.as_str());
+            }
+        }
+        if rerun.len() == before {
+            break;
+        }
+    }
+    // Upstream of `step`: these must come from the earlier run.
+    let mut upstream: BTreeSet<&str> = BTreeSet::new();
+    let mut frontier = vec![step];
+    while let Some(n) = frontier.pop() {
+        if let Some(s) = wf.steps.iter().find(|s| s.name == n) {
+            for d in &s.depends_on {
+                if upstream.insert(d.as_str()) {
+                    frontier.push(d.as_str());
+                }
+            }
+        }
+    }
+    let replay = Replay::load(previous).unwrap_or_default();
+    let prev_id = replay.run_id.clone().unwrap_or_else(|| {
+        previous
+            .file_name()
+            .map(|n| n.to_string_lossy().into_owned())
+            .unwrap_or_default()
+    });
+    let done = completed_steps(previous, &replay);
+    let missing: Vec<&str> = upstream
+        .iter()
+        .filter(|u| !done.contains_key(**u))
+        .copied()
+        .collect();
+    if !missing.is_empty() {
+        return Err(RunsError::StartFrom(format!(
+            "--start-from {step}: run {prev_id} did not complete {} (needed upstream of `{step}`)",
+            missing.join(", ")
+        )));
+    }
+    let completed = done
+        .into_iter()
+        .filter(|(n, _)| names.contains(&n.as_str()) && !rerun.contains(n.as_str()))
+        .collect();
+    Ok(ResumeFrom {
+        run_id: prev_id,
+        same_run: false,
+        completed,
+    })
+}
+
+/// What `cancel` did.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum CancelOutcome {
+    /// The live coordinator was asked to stop and did (its pid).
+    Stopped(u32),
+    /// The live coordinator was asked to stop but is still finishing.
+    Requested(u32),
+    /// Nobody drove the run; it was marked cancelled and its leftovers ended.
+    Marked,
+    /// The run had already finished with this status.
+    AlreadyFinished(String),
+}
+
+/// Cancels the run in `dir` from another process.
+pub async fn cancel(dir: &Path, grace: Duration) -> std::io::Result<CancelOutcome> {
+    let info = run_info(dir);
+    if info.status != "running" && info.status != "interrupted" {
+        return Ok(CancelOutcome::AlreadyFinished(info.status));
+    }
+    if let Some(pid) = info.pid {
+        std::fs::write(dir.join(CANCEL_REQUEST), b"")?;
+        relay_broker::group::signal_process(pid, relay_broker::group::Signal::SIGTERM);
+        // The coordinator ends its agents (TERM, grace, KILL) and then its lock.
+        let deadline = tokio::time::Instant::now() + grace * 4 + Duration::from_secs(10);
+        while live_holder(dir).is_some() && tokio::time::Instant::now() < deadline {
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        return Ok(if live_holder(dir).is_some() {
+            CancelOutcome::Requested(pid)
+        } else {
+            CancelOutcome::Stopped(pid)
+        });
+    }
+    // An interrupted run: nobody will write its end, so write it here.
+    relay_broker::procscan::end_groups_with_env("AGENT_RELAY_RUN_ID", &info.run_id, grace).await;
+    let mut f = std::fs::OpenOptions::new()
+        .append(true)
+        .open(dir.join("events.jsonl"))?;
+    let ev = crate::events::Event::now(crate::events::EventKind::RunCancelled {
+        reason: "cancelled by `agent-relay cancel` after its coordinator stopped".into(),
+        duration_ms: 0,
+    });
+    use std::io::Write;
+    writeln!(f, "{}", serde_json::to_string(&ev).unwrap_or_default())?;
+    Ok(CancelOutcome::Marked)
+}
