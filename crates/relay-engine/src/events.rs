@@ -173,6 +173,18 @@ pub enum EventKind {
         /// Why.
         reason: String,
     },
+    /// A decision of the swarm pattern: a review verdict, a new iteration, a vote tally, an
+    /// auction award, an escalation, a restart, a compensation, a barrier timeout.
+    #[serde(rename = "pattern")]
+    Pattern {
+        /// The step (or node) it is about.
+        step: String,
+        /// What was decided (`approved`, `rejected`, `expanded`, `decided`, `awarded`,
+        /// `escalated`, `restarted`, `opened`, `compensating`, `timed-out`, ...).
+        action: String,
+        /// Details in words (tally, winner, reason).
+        detail: String,
+    },
     /// Something the user should know that changes nothing by itself.
     #[serde(rename = "warning")]
     Warning {
@@ -218,7 +230,8 @@ impl EventKind {
             | EventKind::StepRetrying { step, .. }
             | EventKind::StepCompleted { step, .. }
             | EventKind::StepFailed { step, .. }
-            | EventKind::StepSkipped { step, .. } => Some(step),
+            | EventKind::StepSkipped { step, .. }
+            | EventKind::Pattern { step, .. } => Some(step),
             _ => None,
         }
     }

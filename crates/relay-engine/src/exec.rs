@@ -34,6 +34,8 @@ pub(crate) struct Shared<L: Launcher> {
 /// One step, ready to run: its texts already interpolated.
 pub(crate) struct StepJob {
     pub index: usize,
+    /// The node's name in events, logs and `AGENT_RELAY_STEP`.
+    pub label: String,
     pub step: Step,
     pub agent: Option<Agent>,
     /// The task (agent steps) or command (deterministic steps).
@@ -64,7 +66,7 @@ pub(crate) struct StepResult {
 
 pub(crate) async fn run_step<L: Launcher>(shared: Arc<Shared<L>>, job: StepJob) -> StepResult {
     let started = Instant::now();
-    let name = job.step.name.clone();
+    let name = job.label.clone();
     let mut last: Option<(String, Attempt)> = None;
     let mut attempt_no = 0;
     loop {
@@ -204,7 +206,7 @@ fn retry_text(task: &str, attempt: u32, max: u32, reason: &str, prev: &Attempt) 
 fn base_env<L: Launcher>(shared: &Shared<L>, job: &StepJob) -> Vec<(String, String)> {
     let mut env = vec![
         ("AGENT_RELAY_RUN_ID".to_string(), shared.run_id.clone()),
-        ("AGENT_RELAY_STEP".to_string(), job.step.name.clone()),
+        ("AGENT_RELAY_STEP".to_string(), job.label.clone()),
         (
             "AGENT_RELAY_BIN".to_string(),
             shared.self_bin.display().to_string(),
@@ -291,13 +293,13 @@ async fn run_attempt<L: Launcher>(
         tokio::select! {
             res = &mut fut => break res,
             Some(pgid) = rx.recv() => {
-                let _ = shared.events.send(EventKind::AgentSpawned { step: job.step.name.clone(), attempt, pgid });
+                let _ = shared.events.send(EventKind::AgentSpawned { step: job.label.clone(), attempt, pgid });
             }
         }
     };
     while let Ok(pgid) = rx.try_recv() {
         let _ = shared.events.send(EventKind::AgentSpawned {
-            step: job.step.name.clone(),
+            step: job.label.clone(),
             attempt,
             pgid,
         });
@@ -355,7 +357,7 @@ async fn run_session_attempt<L: Launcher>(
     let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel();
     let fut = shared.launcher.run_session(spec, job.cancel.clone(), tx);
     tokio::pin!(fut);
-    let step = job.step.name.clone();
+    let step = job.label.clone();
     let forward = |ev: SessionEvent| {
         let kind = match ev {
             SessionEvent::Spawned { pgid } => EventKind::AgentSpawned {

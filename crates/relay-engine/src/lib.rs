@@ -9,6 +9,8 @@ mod driver;
 pub mod events;
 mod exec;
 pub mod lock;
+pub mod patterns;
+pub mod plan;
 pub mod replay;
 mod run;
 pub mod runs;

@@ -210,12 +210,13 @@ pub async fn run<L: Launcher>(
         check_clis_installed(file, wf)?;
     }
     let started = Instant::now();
-    let (mut log, preset, lock) = open_run(&req, wf).await?;
+    let plan = crate::patterns::build(file, wf);
+    let (mut log, preset, lock) = open_run(&req, wf, &plan).await?;
     for w in crate::capabilities::not_yet_effective(file) {
         log.record(EventKind::Warning { message: w.message })
             .await?;
     }
-    let summary = drive(launcher, &req, wf, log, preset, started).await?;
+    let summary = drive(launcher, &req, wf, plan, log, preset, started).await?;
     drop(lock);
     Ok(summary)
 }
@@ -264,20 +265,17 @@ struct RunMeta<'a> {
 async fn open_run(
     req: &RunRequest,
     wf: &relay_spec::WorkflowDef,
+    plan: &crate::plan::Plan,
 ) -> Result<(EventLog, Preset, RunLock), EngineError> {
-    let index: BTreeMap<&str, usize> = wf
-        .steps
-        .iter()
-        .enumerate()
-        .map(|(i, s)| (s.name.as_str(), i))
-        .collect();
+    // Completed nodes are matched by label: a plain step's node carries the step's name.
     let preset: Preset = req
         .resume
         .iter()
         .flat_map(|r| r.completed.iter())
-        .filter_map(|(name, s)| index.get(name.as_str()).map(|&i| (i, s.clone())))
+        .filter(|(label, _)| plan.nodes.iter().any(|n| n.label == **label))
+        .map(|(label, s)| (label.clone(), s.clone()))
         .collect();
-    let kept: Vec<String> = preset.values().map(|s| s.name.clone()).collect();
+    let kept: Vec<String> = preset.keys().cloned().collect();
 
     if let Some(r) = req.resume.as_ref().filter(|r| r.same_run) {
         let store = RunStore::open(&req.workdir, &r.run_id).await?;
@@ -326,8 +324,8 @@ async fn open_run(
         )
         .await?;
     // Reused steps keep their outputs in this run's directory too.
-    for s in preset.values() {
-        let dir = store.step_dir(&s.name).await?;
+    for (label, s) in &preset {
+        let dir = store.step_dir(label).await?;
         crate::store::write_atomic(&dir.join("output.txt"), s.output.as_bytes()).await?;
     }
     let swarm = req.loaded.file.swarm.clone().unwrap_or_default();
@@ -339,10 +337,7 @@ async fn open_run(
     log.record(EventKind::RunStarted {
         run_id: run_id.clone(),
         workflow: wf.name.clone(),
-        pattern: swarm
-            .pattern
-            .map(|p| p.as_str().to_string())
-            .unwrap_or_else(|| "dag".into()),
+        pattern: plan.pattern.pattern.as_str().to_string(),
         max_concurrency: swarm.max_concurrency,
         steps: wf.steps.iter().map(|s| s.name.clone()).collect(),
         rehearsal: req.rehearse,

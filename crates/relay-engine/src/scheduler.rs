@@ -144,6 +144,64 @@ impl Scheduler {
         }
     }
 
+    /// Adds a step that waits for `deps` (a plan growing at run time: a pattern expanding a
+    /// step). Returns its index; it is ready at once when its dependencies are complete.
+    pub fn add_step(&mut self, deps: Vec<usize>) -> usize {
+        let i = self.state.len();
+        let waiting = deps
+            .iter()
+            .filter(|&&d| self.state.get(d) != Some(&StepState::Completed))
+            .count();
+        for &d in &deps {
+            if let Some(ds) = self.dependents.get_mut(d) {
+                ds.push(i);
+            }
+        }
+        self.deps.push(deps);
+        self.dependents.push(Vec::new());
+        self.waiting_on.push(waiting);
+        if self.halted {
+            self.state.push(StepState::Skipped);
+        } else if waiting == 0 {
+            self.state.push(StepState::Ready);
+            self.ready.push_back(i);
+        } else {
+            self.state.push(StepState::Pending);
+        }
+        i
+    }
+
+    /// Puts running step `i` back to waiting, now on `more` as well (a gate that expanded
+    /// into new steps and decides again once they are done).
+    pub fn wait_again(&mut self, i: usize, more: &[usize]) {
+        if self.state[i] == StepState::Running {
+            self.running -= 1;
+        }
+        let mut waiting = 0;
+        for &d in more {
+            if self.state[d] != StepState::Completed {
+                waiting += 1;
+                self.dependents[d].push(i);
+            }
+            self.deps[i].push(d);
+        }
+        self.waiting_on[i] = waiting;
+        if self.halted {
+            self.state[i] = StepState::Skipped;
+        } else if waiting == 0 {
+            self.state[i] = StepState::Ready;
+            self.ready.push_back(i);
+        } else {
+            self.state[i] = StepState::Pending;
+        }
+    }
+
+    /// Starts accepting steps again after a halt (a saga's compensations run after the
+    /// failure that halted the run).
+    pub fn unhalt(&mut self) {
+        self.halted = false;
+    }
+
     /// Records that running step `i` failed; returns the steps skipped because of it.
     pub fn fail(&mut self, i: usize) -> Vec<(usize, SkipCause)> {
         self.finish(i, StepState::Failed);
@@ -187,6 +245,16 @@ impl Scheduler {
             self.running -= 1;
         }
         self.state[i] = to;
+    }
+
+    /// Number of steps (grows with `add_step`).
+    pub fn len(&self) -> usize {
+        self.state.len()
+    }
+
+    /// Whether there are no steps.
+    pub fn is_empty(&self) -> bool {
+        self.state.is_empty()
     }
 
     /// Steps running now.
@@ -284,6 +352,25 @@ mod tests {
         s.complete(1);
         assert_eq!(drain(&mut s), [2]);
         s.complete(2);
+        assert!(s.is_done());
+    }
+
+    #[test]
+    fn added_steps_and_gates_that_wait_again() {
+        // 0 -> gate 1; the gate expands into 2 and 3 and decides again after them.
+        let mut s = Scheduler::new(vec![vec![], vec![0]], Some(2), true);
+        assert_eq!(drain(&mut s), [0]);
+        s.complete(0);
+        assert_eq!(drain(&mut s), [1]);
+        let a = s.add_step(vec![0]);
+        let b = s.add_step(vec![a]);
+        s.wait_again(1, &[a, b]);
+        assert_eq!(drain(&mut s), [a]);
+        s.complete(a);
+        assert_eq!(drain(&mut s), [b]);
+        s.complete(b);
+        assert_eq!(drain(&mut s), [1], "the gate decides again");
+        s.complete(1);
         assert!(s.is_done());
     }
 

@@ -4,6 +4,7 @@
 //! Pure: no async runtime and no I/O beyond reading the workflow and vars files.
 
 pub mod load;
+pub mod pattern;
 mod schema;
 pub mod template;
 pub mod templates;

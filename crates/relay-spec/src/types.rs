@@ -264,6 +264,9 @@ pub struct Agent {
     /// Free-text description.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub description: Option<String>,
+    /// Extension (hierarchical): the agent this one reports to.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub reports_to: Option<String>,
 }
 
 impl Agent {
@@ -392,6 +395,42 @@ pub struct Step {
     /// Free-text description.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub description: Option<String>,
+    /// Extension (map-reduce): run this step once per item, `{{item}}` in its task. A list,
+    /// or text (a variable or step output) split into lines or read as a JSON array.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub items: Option<Items>,
+    /// Extension (reflection, review-loop, red-team, verifier): most producer/reviewer
+    /// rounds before giving up (default 3).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub max_iterations: Option<u32>,
+    /// Extension (consensus, debate, competitive, auction): the agents that vote, debate,
+    /// compete or bid (default: every agent but the step's own).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub participants: Vec<String>,
+    /// Extension (debate): rounds of positions (default 2).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub rounds: Option<u32>,
+    /// Extension (saga): what undoes this step when a later step fails: a task for the
+    /// step's agent, or a shell command for a deterministic step.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub compensate: Option<String>,
+    /// Extension (cascade): the phase this step belongs to; a phase starts when every step
+    /// of the phase before it has completed.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub phase: Option<u32>,
+    /// Extension (escalation, circuit-breaker): agents to fall back to, in order.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub escalate_to: Vec<String>,
+}
+
+/// Extension: the items a map step runs over.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(untagged)]
+pub enum Items {
+    /// Literal items.
+    List(Vec<Scalar>),
+    /// Text with `{{...}}`, split into non-empty lines (or a JSON array of strings).
+    Text(String),
 }
 
 impl Step {

@@ -235,10 +235,16 @@ fn validate_workflow(
     }
     let step_names: Vec<&str> = wf.steps.iter().map(|s| s.name.as_str()).collect();
 
+    let barriers: Vec<&str> = loaded
+        .file
+        .coordination
+        .iter()
+        .flat_map(|c| c.barriers.iter().map(|b| b.name.as_str()))
+        .collect();
     for (s, step) in wf.steps.iter().enumerate() {
         validate_step_kind(loaded, w, s, step, agents, report);
         for (d, dep) in step.depends_on.iter().enumerate() {
-            if !index.contains_key(dep.as_str()) {
+            if !index.contains_key(dep.as_str()) && !barriers.contains(&dep.as_str()) {
                 let mut msg = format!("step `{}` depends on unknown step `{dep}`", step.name);
                 if let Some(best) = did_you_mean(dep, step_names.iter().copied()) {
                     msg.push_str(&format!(" (did you mean `{best}`?)"));
@@ -274,7 +280,8 @@ fn validate_workflow(
         }
     }
 
-    let cycles = find_cycle(wf, &index);
+    let deps = effective_deps(&loaded.file, wf);
+    let cycles = find_cycle(&deps);
     if let Some(cycle) = cycles {
         let first = cycle[0];
         let names: Vec<&str> = cycle.iter().map(|&i| wf.steps[i].name.as_str()).collect();
@@ -291,7 +298,7 @@ fn validate_workflow(
     }
 
     // `{{steps.X.output}}` must name a step this one (transitively) depends on.
-    let upstream = upstream_sets(wf, &index);
+    let upstream = upstream_sets(&deps);
     for (s, step) in wf.steps.iter().enumerate() {
         for (field, text) in step_texts(step) {
             for r in references(text) {
@@ -415,19 +422,9 @@ pub fn step_texts(step: &Step) -> Vec<(StepField, &str)> {
     v
 }
 
-fn find_cycle(wf: &WorkflowDef, index: &HashMap<&str, usize>) -> Option<Vec<usize>> {
+fn find_cycle(deps: &[Vec<usize>]) -> Option<Vec<usize>> {
     // Iterative DFS with colours; the grey stack is the cycle when a grey node is met.
-    let n = wf.steps.len();
-    let deps: Vec<Vec<usize>> = wf
-        .steps
-        .iter()
-        .map(|s| {
-            s.depends_on
-                .iter()
-                .filter_map(|d| index.get(d.as_str()).copied())
-                .collect()
-        })
-        .collect();
+    let n = deps.len();
     let mut colour = vec![0u8; n];
     for start in 0..n {
         if colour[start] != 0 {
@@ -462,42 +459,78 @@ fn find_cycle(wf: &WorkflowDef, index: &HashMap<&str, usize>) -> Option<Vec<usiz
     None
 }
 
-fn upstream_sets(wf: &WorkflowDef, index: &HashMap<&str, usize>) -> Vec<BTreeSet<usize>> {
-    let n = wf.steps.len();
+fn upstream_sets(deps: &[Vec<usize>]) -> Vec<BTreeSet<usize>> {
+    let n = deps.len();
     let mut memo: Vec<Option<BTreeSet<usize>>> = vec![None; n];
-    fn visit(
-        i: usize,
-        wf: &WorkflowDef,
-        index: &HashMap<&str, usize>,
-        memo: &mut Vec<Option<BTreeSet<usize>>>,
-    ) -> BTreeSet<usize> {
+    fn visit(i: usize, deps: &[Vec<usize>], memo: &mut Vec<Option<BTreeSet<usize>>>) -> BTreeSet<usize> {
         if let Some(s) = &memo[i] {
             return s.clone();
         }
         let mut set = BTreeSet::new();
-        for d in &wf.steps[i].depends_on {
-            if let Some(&di) = index.get(d.as_str()) {
-                set.insert(di);
-                set.extend(visit(di, wf, index, memo));
-            }
+        for &d in &deps[i] {
+            set.insert(d);
+            set.extend(visit(d, deps, memo));
         }
         memo[i] = Some(set.clone());
         set
     }
-    (0..n).map(|i| visit(i, wf, index, &mut memo)).collect()
+    (0..n).map(|i| visit(i, deps, &mut memo)).collect()
+}
+
+/// Each step's dependencies as indices: its `dependsOn` (a barrier standing for the steps
+/// it waits for) plus those its pattern implies. Unknown names are left out.
+pub fn effective_deps(file: &RelayFile, wf: &WorkflowDef) -> Vec<Vec<usize>> {
+    let index: HashMap<&str, usize> = wf
+        .steps
+        .iter()
+        .enumerate()
+        .map(|(i, s)| (s.name.as_str(), i))
+        .collect();
+    let barriers: HashMap<&str, &Vec<String>> = file
+        .coordination
+        .iter()
+        .flat_map(|c| c.barriers.iter().map(|b| (b.name.as_str(), &b.wait_for)))
+        .collect();
+    let implicit = crate::pattern::implicit_deps(file, wf, crate::pattern::choose(file, wf).pattern);
+    wf.steps
+        .iter()
+        .enumerate()
+        .map(|(i, s)| {
+            let mut d: Vec<usize> = Vec::new();
+            for name in &s.depends_on {
+                if let Some(&j) = index.get(name.as_str()) {
+                    d.push(j);
+                } else if let Some(waits) = barriers.get(name.as_str()) {
+                    d.extend(waits.iter().filter_map(|w| index.get(w.as_str()).copied()));
+                }
+            }
+            d.extend(implicit[i].iter().copied());
+            d.sort_unstable();
+            d.dedup();
+            d
+        })
+        .collect()
 }
 
 /// The user variables the workflow's steps refer to, in name order.
 pub fn required_vars(wf: &WorkflowDef) -> BTreeSet<String> {
-    wf.steps
-        .iter()
-        .flat_map(|s| step_texts(s).into_iter().map(|(_, t)| t))
-        .flat_map(references)
-        .filter_map(|r| match r {
-            Ref::Var(v) => Some(v),
-            Ref::StepOutput(_) => None,
-        })
-        .collect()
+    let mut vars = BTreeSet::new();
+    for s in &wf.steps {
+        // A map step provides `{{item}}` and `{{itemIndex}}` itself.
+        let provided: &[&str] = if s.items.is_some() { &["item", "itemIndex"] } else { &[] };
+        let mut texts: Vec<&str> = step_texts(s).into_iter().map(|(_, t)| t).collect();
+        if let Some(crate::types::Items::Text(t)) = &s.items {
+            texts.push(t);
+        }
+        for r in texts.into_iter().flat_map(references) {
+            if let Ref::Var(v) = r
+                && !provided.contains(&v.as_str())
+            {
+                vars.insert(v);
+            }
+        }
+    }
+    vars
 }
 
 /// The variables `wf` needs that `vars` does not provide.
