@@ -106,8 +106,11 @@ impl World {
         dirs.pop().expect("a run directory")
     }
 
+    /// Whether a run's own directory exists (not just the `runs` folder).
     pub fn has_run_dir(&self) -> bool {
-        self.path().join(".agent-relay/runs").exists()
+        std::fs::read_dir(self.path().join(".agent-relay/runs"))
+            .map(|mut r| r.next().is_some())
+            .unwrap_or(false)
     }
 
     /// The run's events, or none while no run directory exists yet.

@@ -98,10 +98,12 @@ pub async fn end_child_group(
         _ => None,
     };
     signal_group(pgid, Signal::SIGKILL);
-    match status {
+    let status = match status {
         Some(s) => Some(s),
         None => child.wait().await.ok(),
-    }
+    };
+    wait_gone(pgid, Duration::from_secs(1)).await;
+    status
 }
 
 /// After a leader exited on its own, makes sure nothing it started lives on in its group:
@@ -116,4 +118,14 @@ pub async fn reap_leftovers(pgid: u32, grace: Duration) {
         tokio::time::sleep(Duration::from_millis(10)).await;
     }
     signal_group(pgid, Signal::SIGKILL);
+    wait_gone(pgid, Duration::from_secs(1)).await;
+}
+
+/// Waits (bounded) until nothing live is left in group `pgid`: a KILL is delivered
+/// asynchronously, so a process can look alive for a moment after it was sent.
+pub async fn wait_gone(pgid: u32, at_most: Duration) {
+    let deadline = tokio::time::Instant::now() + at_most;
+    while group_alive(pgid) && tokio::time::Instant::now() < deadline {
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
 }

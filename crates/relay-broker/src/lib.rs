@@ -1,5 +1,6 @@
 //! Agents and processes: the per-CLI argv table, spawning agents as subprocesses or PTY
-//! sessions, each in its own process group, and ending whole groups.
+//! sessions, each in its own process group, ending whole groups, and relaying messages
+//! between agents (`relay`).
 
 pub mod cli_table;
 pub mod group;
@@ -7,6 +8,7 @@ mod launcher;
 pub mod process;
 pub mod procfs;
 pub mod procscan;
+pub mod relay;
 pub mod session;
 
 pub use launcher::{Launcher, LocalLauncher};

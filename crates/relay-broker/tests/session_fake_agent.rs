@@ -63,15 +63,15 @@ async fn a_slow_starting_tui_gets_the_task_intact() {
         ]
     );
     assert!(out.output.starts_with("intact-7f3a\n"), "{}", out.output);
-    // echo-task replies with the task as the agent received it, one reply row per line;
-    // the transcript, rendered, shows that reply.
+    // echo-task replies with the task as the agent received it (its markers defused),
+    // one reply row per line; the transcript, rendered, shows that reply.
     let rows = rendered_transcript(dir.path());
     let reply = rows
         .iter()
-        .position(|r| r == "● [[fake:say=intact-7f3a]] Multi-line task:")
+        .position(|r| r == "● [fake:say=intact-7f3a]] Multi-line task:")
         .unwrap_or_else(|| panic!("no echo-task reply in {rows:#?}"));
     assert_eq!(rows[reply + 1], "    keep   the spacing");
-    assert_eq!(rows[reply + 2], "  [[fake:echo-task]]");
+    assert_eq!(rows[reply + 2], "  [fake:echo-task]]");
     // Each start-up query was answered once.
     let log = std::fs::read_to_string(dir.path().join("queries.log")).unwrap();
     let kinds: Vec<&str> = log.lines().filter_map(|l| l.split(' ').next()).collect();

@@ -163,10 +163,12 @@ fn the_driver_reads_the_synthetic_session_end_to_end() {
         Action::Write(b"\x1b[200~do the thing\x1b[201~".to_vec())
     );
     d.on_output(&bytes[prompt_end..echo_end], t0 + ms(110));
-    assert_eq!(d.on_tick(t0 + ms(150)), [Action::Write(b"\r".to_vec())]);
+    // Enter goes once the app has been quiet for the Enter pause since echoing the paste.
+    assert_eq!(d.on_tick(t0 + ms(150)), []);
+    assert_eq!(d.on_tick(t0 + ms(160)), [Action::Write(b"\r".to_vec())]);
     let mut actions = Vec::new();
     for piece in bytes[echo_end..].chunks(5) {
-        actions.extend(d.on_output(piece, t0 + ms(160)));
+        actions.extend(d.on_output(piece, t0 + ms(170)));
     }
     assert_eq!(
         actions,

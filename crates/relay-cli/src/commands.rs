@@ -29,6 +29,9 @@ pub struct WorkflowArgs {
     /// A YAML or JSON file of variables (`--var` wins over it).
     #[arg(long, value_name = "FILE")]
     pub vars_file: Option<PathBuf>,
+    /// Print the pattern in effect, why it was chosen, and the plan; run nothing.
+    #[arg(long)]
+    pub explain: bool,
 }
 
 /// `run` options.
@@ -161,12 +164,51 @@ fn load_checked(args: &WorkflowArgs) -> Result<(Loaded, BTreeMap<String, String>
     Ok((loaded, vars))
 }
 
+/// Prints the pattern, why, who may message whom, and the plan (`--explain`).
+fn explain(loaded: &Loaded, workflow: Option<&str>) -> ExitCode {
+    let Ok((_, wf)) = select_workflow(&loaded.file, workflow) else {
+        return ExitCode::from(EXIT_INVALID);
+    };
+    let plan = relay_engine::patterns::build(&loaded.file, wf);
+    println!("workflow `{}`", wf.name);
+    println!(
+        "pattern: {} ({})",
+        plan.pattern.pattern.as_str(),
+        plan.pattern.reason
+    );
+    let topology = match &plan.topology {
+        relay_engine::patterns::Topology::All => "every agent may message every other".to_string(),
+        relay_engine::patterns::Topology::Hub(h) => format!(
+            "spokes message only the hub ({})",
+            h.iter().cloned().collect::<Vec<_>>().join(", ")
+        ),
+        relay_engine::patterns::Topology::Tree(_) => {
+            "agents message their manager and direct reports".to_string()
+        }
+        relay_engine::patterns::Topology::Chain(c) => {
+            format!(
+                "agents message their neighbours in the chain {}",
+                c.join(" -> ")
+            )
+        }
+    };
+    println!("messaging: {topology}");
+    println!("plan:");
+    for line in plan.describe() {
+        println!("  {line}");
+    }
+    ExitCode::SUCCESS
+}
+
 /// `agent-relay validate FILE`.
 pub fn validate(args: ValidateArgs) -> ExitCode {
     let (loaded, vars) = match load_checked(&args.wf) {
         Ok(x) => x,
         Err(code) => return code,
     };
+    if args.wf.explain {
+        return explain(&loaded, args.wf.workflow.as_deref());
+    }
     let report = relay_spec::validate(&loaded, args.wf.workflow.as_deref());
     let mut warnings: Vec<Diagnostic> = report.warnings().cloned().collect();
     warnings.extend(relay_engine::capabilities::not_yet_effective(&loaded.file));
@@ -233,6 +275,9 @@ pub fn run(args: RunArgs) -> ExitCode {
         Ok(x) => x,
         Err(code) => return code,
     };
+    if args.wf.explain {
+        return explain(&loaded, args.wf.workflow.as_deref());
+    }
     if let Err(code) =
         crate::templates::check_required_vars(&loaded, args.wf.workflow.as_deref(), &vars)
     {

@@ -3,6 +3,7 @@
 //! 0 success, 1 a step failed, 3 invalid workflow or usage, 4 runtime failure, 130 interrupted.
 
 mod commands;
+mod messaging;
 mod progress;
 mod rehearse;
 mod runs_cmd;
@@ -64,6 +65,16 @@ enum Command {
     },
     /// List, show and install workflow templates (`run NAME` runs one).
     Templates(templates::TemplatesArgs),
+    /// Send a message to an agent, a channel or everyone in a run.
+    Send(messaging::SendArgs),
+    /// Print your unread messages and mark them read.
+    Inbox(messaging::InboxArgs),
+    /// List the agents of a run, their state and channels.
+    Agents(messaging::AgentsArgs),
+    /// List a run's messages and their states.
+    Messages(messaging::MessagesArgs),
+    /// Read and write the run's shared board.
+    Board(messaging::BoardArgs),
     /// Print the JSON Schema of relay.yaml.
     Schema,
     /// The built-in rehearsal agent that stands in for every CLI under `run --rehearse`.
@@ -108,6 +119,11 @@ fn main() -> ExitCode {
         Command::Logs(args) => runs_cmd::logs(args),
         Command::Cancel { run_id } => runs_cmd::cancel(&run_id),
         Command::Templates(args) => templates::main(args),
+        Command::Send(args) => messaging::send(args),
+        Command::Inbox(args) => messaging::inbox(args),
+        Command::Agents(args) => messaging::agents(args),
+        Command::Messages(args) => messaging::messages(args),
+        Command::Board(args) => messaging::board(args),
         Command::RehearseAgent { cli, task } => rehearse::main(&cli, &task.join(" ")),
     }
 }

@@ -1,7 +1,8 @@
 //! The rehearsal agent: what `run --rehearse` starts in place of every agent CLI. It does
 //! no thinking; it acknowledges its task and satisfies the step's verification where it
 //! can (prints the expected text, writes the expected file, exits with the expected code),
-//! so a workflow's wiring can be tried end to end without tokens or installed CLIs.
+//! approves reviews (`VERDICT: pass`), votes yes and bids when asked, so a workflow's
+//! wiring can be tried end to end without tokens or installed CLIs.
 
 use std::process::ExitCode;
 
@@ -29,6 +30,15 @@ pub fn main(cli: &str, task: &str) -> ExitCode {
             return ExitCode::from(1);
         }
     }
+    // Patterns read decisions from lines of a fixed form; a rehearsal always agrees, so
+    // loops approve, votes agree and auctions have a bid.
+    if task.contains("VOTE:") {
+        println!("VOTE: yes");
+    }
+    if task.contains("BID:") {
+        println!("BID: 10");
+    }
+    println!("VERDICT: pass");
     match std::env::var("AGENT_RELAY_REHEARSE_EXIT_CODE")
         .ok()
         .and_then(|c| c.trim().parse::<u8>().ok())

@@ -81,11 +81,13 @@ struct Loop<'a, L: Launcher> {
     first_failure: Option<String>,
     pool: Vec<String>,
     busy: BTreeMap<usize, String>,
+    ran_by: BTreeMap<usize, String>,
     barriers: Vec<(usize, Instant, u64)>,
     compensated: bool,
 }
 
 /// Runs `plan` to its end in the opened run `log`, keeping the `preset` nodes.
+#[allow(clippy::too_many_arguments)]
 pub(crate) async fn drive<L: Launcher>(
     launcher: Arc<L>,
     req: &RunRequest,
@@ -94,6 +96,7 @@ pub(crate) async fn drive<L: Launcher>(
     log: EventLog,
     preset: Preset,
     started: Instant,
+    relay: Arc<crate::messaging::RunMessaging>,
 ) -> Result<RunSummary, StoreError> {
     let file = &req.loaded.file;
     let swarm = file.swarm.clone().unwrap_or_default();
@@ -119,7 +122,12 @@ pub(crate) async fn drive<L: Launcher>(
         .iter()
         .map(|n| preset.contains_key(&n.label))
         .collect();
-    let sched = Scheduler::with_completed(deps, limit, policy.halts_run(), &done);
+    let mut sched = Scheduler::with_completed(deps, limit, policy.halts_run(), &done);
+    for (i, n) in plan.nodes.iter().enumerate() {
+        if matches!(n.kind, NodeKind::Gate(_)) {
+            sched.mark_urgent(i);
+        }
+    }
     let (ev_tx, ev_rx) = tokio::sync::mpsc::unbounded_channel::<EventKind>();
     let nudge = swarm.idle_nudge.as_ref().map(|n| NudgePolicy {
         nudge_after: Duration::from_millis(n.nudge_after_ms.unwrap_or(120_000)),
@@ -135,6 +143,8 @@ pub(crate) async fn drive<L: Launcher>(
         settings: req.settings.clone(),
         nudge,
         events: ev_tx,
+        may_send: relay.policy(),
+        relay,
     });
     let n_steps = wf.steps.len();
     let mut results = vec![None; plan.nodes.len()];
@@ -149,6 +159,7 @@ pub(crate) async fn drive<L: Launcher>(
                 reason: None,
                 exit_code: s.exit_code,
                 duration_ms: s.duration_ms,
+                agent: None,
             });
             if node.publishes {
                 outputs.insert(
@@ -202,6 +213,7 @@ pub(crate) async fn drive<L: Launcher>(
         first_failure: None,
         pool,
         busy: BTreeMap::new(),
+        ran_by: BTreeMap::new(),
         barriers,
         compensated: false,
     };
@@ -327,8 +339,7 @@ impl<L: Launcher> Loop<'_, L> {
         }
         self.compensated = true;
         let first = self.nodes.len();
-        let nodes =
-            crate::patterns::saga_compensations(self.wf, &self.completed_order, first);
+        let nodes = crate::patterns::saga_compensations(self.wf, &self.completed_order, first);
         if nodes.is_empty() {
             return Ok(false);
         }
@@ -350,6 +361,9 @@ impl<L: Launcher> Loop<'_, L> {
     fn push_node(&mut self, node: Node) -> usize {
         let i = self.sched.add_step(node.deps.clone());
         debug_assert_eq!(i, self.nodes.len());
+        if matches!(node.kind, NodeKind::Gate(_)) {
+            self.sched.mark_urgent(i);
+        }
         self.nodes.push(node);
         self.results.push(None);
         i
@@ -455,6 +469,7 @@ impl<L: Launcher> Loop<'_, L> {
             reason: None,
             exit_code,
             duration_ms,
+            agent: self.ran_by.get(&i).cloned(),
         });
         self.sched.complete(i);
         Ok(())
@@ -488,6 +503,7 @@ impl<L: Launcher> Loop<'_, L> {
             reason: Some(reason.to_string()),
             exit_code,
             duration_ms,
+            agent: self.ran_by.get(&i).cloned(),
         });
         let soft = matches!(&self.nodes[i].kind, NodeKind::Run(s) if s.soft);
         if soft {
@@ -518,6 +534,7 @@ impl<L: Launcher> Loop<'_, L> {
             reason: r.reason.clone(),
             exit_code: r.exit_code,
             duration_ms,
+            agent: self.ran_by.get(&i).cloned(),
         });
         let reason = r.reason.clone().unwrap_or_else(|| "failed".into());
         if let Some(why) = r.runtime_error {
@@ -573,9 +590,7 @@ impl<L: Launcher> Loop<'_, L> {
 
     async fn finish(mut self, started: Instant) -> Result<RunSummary, StoreError> {
         let wf = self.wf;
-        let steps: Vec<StepSummary> = (0..wf.steps.len())
-            .map(|s| self.step_summary(s))
-            .collect();
+        let steps: Vec<StepSummary> = (0..wf.steps.len()).map(|s| self.step_summary(s)).collect();
         let duration_ms = started.elapsed().as_millis() as u64;
         let failed_steps: Vec<&str> = steps
             .iter()
@@ -584,9 +599,7 @@ impl<L: Launcher> Loop<'_, L> {
             .collect();
         let (status, reason) = match self.stop.take() {
             Some((status, reason)) => (status, Some(reason)),
-            None if self.runtime_error.is_some() => {
-                (RunStatus::Failed, self.runtime_error.clone())
-            }
+            None if self.runtime_error.is_some() => (RunStatus::Failed, self.runtime_error.clone()),
             None if failed_steps.is_empty() && self.first_failure.is_none() => {
                 (RunStatus::Completed, None)
             }
@@ -643,7 +656,10 @@ impl<L: Launcher> Loop<'_, L> {
             (Some(r), _) => (StepStatus::Failed, r.reason.clone()),
             (None, StepState::Skipped) => (
                 StepStatus::Skipped,
-                self.skip_reasons.get(&f).cloned().or(Some("not run".into())),
+                self.skip_reasons
+                    .get(&f)
+                    .cloned()
+                    .or(Some("not run".into())),
             ),
             (None, _) => (StepStatus::Skipped, Some("not run".into())),
         };
@@ -694,9 +710,26 @@ impl<L: Launcher> Loop<'_, L> {
                 self.busy.insert(i, a.clone());
             }
             free.or(step.agent.clone())
+        } else if let Some((state, fallback)) = spec
+            .breaker
+            .as_ref()
+            .filter(|(st, _)| st.lock().map(|s| s.is_open()).unwrap_or(false))
+        {
+            let _ = state;
+            self.log
+                .record(EventKind::Pattern {
+                    step: label.clone(),
+                    action: "fallback".into(),
+                    detail: format!("breaker open: {fallback} instead of the primary"),
+                })
+                .await?;
+            Some(fallback.clone())
         } else {
             spec.agent.clone().or(step.agent.clone())
         };
+        if let Some(a) = &agent_name {
+            self.ran_by.insert(i, a.clone());
+        }
         let agent = agent_name
             .as_deref()
             .and_then(|a| self.agents.get(a))
@@ -713,7 +746,10 @@ impl<L: Launcher> Loop<'_, L> {
         };
         let (raw, quoting) = match step.kind() {
             StepType::Deterministic => (
-                spec.task.as_deref().or(step.command.as_deref()).unwrap_or(""),
+                spec.task
+                    .as_deref()
+                    .or(step.command.as_deref())
+                    .unwrap_or(""),
                 Quoting::Shell,
             ),
             StepType::Agent => (
@@ -815,4 +851,3 @@ impl<L: Launcher> Loop<'_, L> {
         }))
     }
 }
-

@@ -185,6 +185,51 @@ pub enum EventKind {
         /// Details in words (tally, winner, reason).
         detail: String,
     },
+    /// An agent (or `agent-relay send`) sent a message; one event per recipient.
+    #[serde(rename = "message:sent")]
+    MessageSent {
+        /// The message id (per recipient).
+        id: u64,
+        /// Sender.
+        from: String,
+        /// Recipient.
+        to: String,
+        /// How it was addressed: `NAME`, `#channel` or `*`.
+        target: String,
+    },
+    /// A message was typed into its recipient's terminal (confirmed on screen) or put in
+    /// its task.
+    #[serde(rename = "message:delivered")]
+    MessageDelivered {
+        /// The message id.
+        id: u64,
+        /// Sender.
+        from: String,
+        /// Recipient.
+        to: String,
+    },
+    /// A message was taken with `agent-relay inbox`.
+    #[serde(rename = "message:read")]
+    MessageRead {
+        /// The message id.
+        id: u64,
+        /// Sender.
+        from: String,
+        /// Recipient.
+        to: String,
+    },
+    /// A message will never reach its recipient.
+    #[serde(rename = "message:failed")]
+    MessageFailed {
+        /// The message id.
+        id: u64,
+        /// Sender.
+        from: String,
+        /// Recipient (or the target, when nobody could get it).
+        to: String,
+        /// Why.
+        reason: String,
+    },
     /// Something the user should know that changes nothing by itself.
     #[serde(rename = "warning")]
     Warning {

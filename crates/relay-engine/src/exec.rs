@@ -10,12 +10,14 @@ use relay_broker::Launcher;
 use relay_broker::cli_table::{interactive_args, oneshot_args, profile};
 use relay_broker::group::EndPolicy;
 use relay_broker::process::{ProcessEnd, ProcessSpec};
+use relay_broker::relay::PolicyHandle;
 use relay_broker::session::{NudgePolicy, SessionEnd, SessionEvent, SessionSpec, SessionTiming};
 use relay_spec::{Agent, Step, StepType, VerificationType};
 use tokio::sync::mpsc::UnboundedSender;
 use tokio_util::sync::CancellationToken;
 
 use crate::events::EventKind;
+use crate::messaging::RunMessaging;
 use crate::settings::Settings;
 use crate::verify::{Attempt, AttemptEnd, Check, CheckEnv, Verdict, judge, tail_lines};
 
@@ -29,6 +31,16 @@ pub(crate) struct Shared<L: Launcher> {
     pub settings: Settings,
     pub nudge: Option<NudgePolicy>,
     pub events: UnboundedSender<EventKind>,
+    /// The run's messaging: broker, socket, agents' states.
+    pub relay: Arc<RunMessaging>,
+    /// Who may message whom: the router's policy. Patterns restrict it with
+    /// `may_send.set(SendPolicy::new(rule, |from, to| ...))`; a refused message fails
+    /// with a reason naming the rule.
+    #[allow(
+        dead_code,
+        reason = "set by swarm patterns; the router reads it through its handle"
+    )]
+    pub may_send: PolicyHandle,
 }
 
 /// One step, ready to run: its texts already interpolated.
@@ -65,6 +77,21 @@ pub(crate) struct StepResult {
 }
 
 pub(crate) async fn run_step<L: Launcher>(shared: Arc<Shared<L>>, job: StepJob) -> StepResult {
+    shared.relay.attach(&shared.events);
+    let label = job.label.clone();
+    let agent = job.agent.as_ref().map(|a| a.name.clone());
+    shared.relay.step_started(agent.as_deref()).await;
+    let result = run_attempts(shared.clone(), job).await;
+    let failure = (!result.completed && !result.cancelled)
+        .then(|| result.reason.as_deref().unwrap_or("failed"));
+    shared
+        .relay
+        .step_finished(&label, agent.as_deref(), failure)
+        .await;
+    result
+}
+
+async fn run_attempts<L: Launcher>(shared: Arc<Shared<L>>, job: StepJob) -> StepResult {
     let started = Instant::now();
     let name = job.label.clone();
     let mut last: Option<(String, Attempt)> = None;
@@ -219,6 +246,7 @@ fn base_env<L: Launcher>(shared: &Shared<L>, job: &StepJob) -> Vec<(String, Stri
     if let Some(a) = &job.agent {
         env.push(("AGENT_RELAY_NAME".to_string(), a.name.clone()));
     }
+    env.push(shared.relay.env());
     env
 }
 
@@ -244,6 +272,19 @@ async fn run_attempt<L: Launcher>(
 ) -> Result<Attempt, String> {
     let mut env = base_env(shared, job);
     let stderr_path = Some(job.step_dir.join("stderr.log"));
+    // A one-shot agent learns who else is in the run, and gets the messages waiting for
+    // it, in its task; they count as delivered once the task is handed over.
+    let mut handed = Vec::new();
+    let oneshot_task;
+    let text = match (&job.agent, job.step.kind()) {
+        (Some(agent), StepType::Agent) if shared.rehearse || !agent.is_interactive() => {
+            let (waiting, claimed) = shared.relay.waiting_for_oneshot(&agent.name).await;
+            handed = claimed;
+            oneshot_task = format!("{}{waiting}", with_note(text, &shared.relay, &agent.name));
+            oneshot_task.as_str()
+        }
+        _ => text,
+    };
     let spec = match (&job.agent, job.step.kind()) {
         (_, StepType::Deterministic) => ProcessSpec {
             program: "sh".into(),
@@ -305,6 +346,12 @@ async fn run_attempt<L: Launcher>(
         });
     }
     let out = res.map_err(|e| e.to_string())?;
+    for d in handed {
+        d.delivered();
+    }
+    if let (Some(agent), StepType::Agent) = (&job.agent, job.step.kind()) {
+        shared.relay.relay_output(&agent.name, &out.stdout).await;
+    }
     let capture = job.step.kind() == StepType::Agent || job.step.capture_output != Some(false);
     Ok(Attempt {
         end: match out.end {
@@ -316,6 +363,14 @@ async fn run_attempt<L: Launcher>(
         signal: out.signal,
         output: if capture { out.stdout } else { String::new() },
     })
+}
+
+/// `task` followed by the note on `agent`'s peers, when it has any.
+fn with_note(task: &str, relay: &RunMessaging, agent: &str) -> String {
+    match relay.peers_note(agent) {
+        Some(note) => format!("{task}\n\n{note}"),
+        None => task.to_owned(),
+    }
 }
 
 /// The line appended to every interactive task so the agent knows how to finish.
@@ -342,17 +397,22 @@ async fn run_session_attempt<L: Launcher>(
         Some(s) => Some(Duration::from_secs(s)),
         None => timing.idle_threshold,
     };
+    let (link, link_tasks) = shared.relay.session_link(&agent.name);
     let spec = SessionSpec {
         argv,
         cwd: job.cwd.clone(),
         env,
-        task: format!("{text}\n\n{EXIT_INSTRUCTION}"),
+        task: format!(
+            "{}\n\n{EXIT_INSTRUCTION}",
+            with_note(text, &shared.relay, &agent.name)
+        ),
         cli: Some(agent.cli),
         transcript_path: job.step_dir.join(format!("attempt-{attempt}.pty")),
         timeout: job.timeout,
         size: shared.settings.pty_size,
         timing,
         nudge: shared.nudge.clone(),
+        messages: Some(link),
     };
     let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel();
     let fut = shared.launcher.run_session(spec, job.cancel.clone(), tx);
@@ -392,6 +452,8 @@ async fn run_session_attempt<L: Launcher>(
     while let Ok(ev) = rx.try_recv() {
         forward(ev);
     }
+    // What the agent printed for others is sent before its step counts as finished.
+    link_tasks.finish().await;
     let out = res.map_err(|e| e.to_string())?;
     // After `/exit` the process ends because we end it; its exit code says nothing.
     let exit_code = match out.end {

@@ -9,6 +9,7 @@ mod driver;
 pub mod events;
 mod exec;
 pub mod lock;
+mod messaging;
 pub mod patterns;
 pub mod plan;
 pub mod replay;

@@ -48,6 +48,12 @@ pub struct RunSpec {
     pub board: bool,
     /// Run by whichever agent of the swarm pool is free.
     pub pooled: bool,
+    /// Circuit breaker: when it is open at the moment the node starts, run on the
+    /// fallback agent instead.
+    pub breaker: Option<(
+        std::sync::Arc<std::sync::Mutex<crate::patterns::BreakerState>>,
+        String,
+    )>,
     /// Extra variables (`{{item}}`, `{{iteration}}`).
     pub vars: BTreeMap<String, String>,
     /// A failure does not fail the run; a gate downstream judges it.
@@ -117,6 +123,8 @@ pub struct NodeResult {
     pub exit_code: Option<i32>,
     /// How long it ran.
     pub duration_ms: u64,
+    /// The agent that ran it.
+    pub agent: Option<String>,
 }
 
 /// What a gate sees when it decides.

@@ -20,6 +20,7 @@ use tokio_util::sync::CancellationToken;
 use crate::driver::{EventLog, Preset, drive};
 use crate::events::{Event, EventKind, RunStatus};
 use crate::lock::{LockError, RunLock};
+use crate::messaging::RunMessaging;
 use crate::replay::Replay;
 use crate::settings::Settings;
 use crate::store::{RunStore, StoreError};
@@ -216,9 +217,24 @@ pub async fn run<L: Launcher>(
         log.record(EventKind::Warning { message: w.message })
             .await?;
     }
-    let summary = drive(launcher, &req, wf, plan, log, preset, started).await?;
+    let done = preset.keys().cloned().collect();
+    let run_id = log.replay.run_id.clone().unwrap_or_default();
+    let relay = RunMessaging::start(log.store.dir(), &run_id, file, wf, &plan, &done).await?;
+    let summary = drive(
+        launcher,
+        &req,
+        wf,
+        plan,
+        log,
+        preset,
+        started,
+        relay.clone(),
+    )
+    .await;
+    // Whatever is still queued fails now, with the run's end as the reason.
+    relay.shutdown().await;
     drop(lock);
-    Ok(summary)
+    Ok(summary?)
 }
 
 fn check_clis_installed(

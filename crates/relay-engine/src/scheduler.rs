@@ -57,6 +57,7 @@ pub struct Scheduler {
     limit: Option<usize>,
     halt_on_failure: bool,
     halted: bool,
+    urgent: Vec<bool>,
 }
 
 impl Scheduler {
@@ -89,6 +90,7 @@ impl Scheduler {
             limit: limit.map(|l| l.max(1)),
             halt_on_failure,
             halted: false,
+            urgent: vec![false; n],
         }
     }
 
@@ -119,10 +121,35 @@ impl Scheduler {
         s
     }
 
+    /// Marks step `i` urgent: when ready it goes first and starts even when every slot is
+    /// taken (gates: they decide on the spot and hold no slot).
+    pub fn mark_urgent(&mut self, i: usize) {
+        if let Some(u) = self.urgent.get_mut(i) {
+            *u = true;
+        }
+        if self.state.get(i) == Some(&StepState::Ready) {
+            self.ready.retain(|&r| r != i);
+            self.ready.push_front(i);
+        }
+    }
+
+    fn make_ready(&mut self, i: usize) {
+        self.state[i] = StepState::Ready;
+        if self.urgent[i] {
+            self.ready.push_front(i);
+        } else {
+            self.ready.push_back(i);
+        }
+    }
+
     /// The next step to start now, if a slot is free and a step is ready. It is marked
     /// running; call repeatedly until `None`.
     pub fn next_to_start(&mut self) -> Option<usize> {
-        if self.halted || self.limit.is_some_and(|l| self.running >= l) {
+        if self.halted {
+            return None;
+        }
+        let urgent_first = self.ready.front().is_some_and(|&i| self.urgent[i]);
+        if !urgent_first && self.limit.is_some_and(|l| self.running >= l) {
             return None;
         }
         let i = self.ready.pop_front()?;
@@ -138,8 +165,7 @@ impl Scheduler {
             let d = self.dependents[i][k];
             self.waiting_on[d] = self.waiting_on[d].saturating_sub(1);
             if self.waiting_on[d] == 0 && self.state[d] == StepState::Pending {
-                self.state[d] = StepState::Ready;
-                self.ready.push_back(d);
+                self.make_ready(d);
             }
         }
     }
@@ -160,6 +186,7 @@ impl Scheduler {
         self.deps.push(deps);
         self.dependents.push(Vec::new());
         self.waiting_on.push(waiting);
+        self.urgent.push(false);
         if self.halted {
             self.state.push(StepState::Skipped);
         } else if waiting == 0 {
@@ -189,8 +216,7 @@ impl Scheduler {
         if self.halted {
             self.state[i] = StepState::Skipped;
         } else if waiting == 0 {
-            self.state[i] = StepState::Ready;
-            self.ready.push_back(i);
+            self.make_ready(i);
         } else {
             self.state[i] = StepState::Pending;
         }
@@ -372,6 +398,23 @@ mod tests {
         assert_eq!(drain(&mut s), [1], "the gate decides again");
         s.complete(1);
         assert!(s.is_done());
+    }
+
+    #[test]
+    fn urgent_steps_go_first_and_need_no_slot() {
+        // 0 and 1 independent, limit 1; 2 is an urgent gate after 0.
+        let mut s = Scheduler::new(vec![vec![], vec![], vec![0]], Some(1), true);
+        s.mark_urgent(2);
+        assert_eq!(drain(&mut s), [0]);
+        s.complete(0);
+        assert_eq!(s.next_to_start(), Some(2), "the gate jumps the queue");
+        assert_eq!(
+            s.next_to_start(),
+            None,
+            "the limit still holds for the rest"
+        );
+        s.complete(2);
+        assert_eq!(drain(&mut s), [1]);
     }
 
     fn dag() -> impl Strategy<Value = Vec<Vec<usize>>> {

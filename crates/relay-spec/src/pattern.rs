@@ -97,10 +97,16 @@ pub fn choose(file: &RelayFile, wf: &WorkflowDef) -> Choice {
         return pick(Pattern::Auction, "an agent with role auctioneer");
     }
     if any_agent(file, &["saga-orchestrator", "compensate-handler"]) {
-        return pick(Pattern::Saga, "a saga-orchestrator or compensate-handler role");
+        return pick(
+            Pattern::Saga,
+            "a saga-orchestrator or compensate-handler role",
+        );
     }
     if any_agent(file, &["fallback", "backup", "primary"]) {
-        return pick(Pattern::CircuitBreaker, "a primary, fallback or backup role");
+        return pick(
+            Pattern::CircuitBreaker,
+            "a primary, fallback or backup role",
+        );
     }
     if any_agent(file, &["blackboard", "shared-workspace"]) {
         return pick(Pattern::Blackboard, "a blackboard or shared-workspace role");
@@ -122,7 +128,10 @@ pub fn choose(file: &RelayFile, wf: &WorkflowDef) -> Choice {
     }
     let agents: BTreeSet<&str> = wf.steps.iter().filter_map(|s| s.agent.as_deref()).collect();
     if wf.steps.len() >= 3 && agents.len() == wf.steps.len() {
-        return pick(Pattern::Pipeline, "3 or more steps, each with its own agent");
+        return pick(
+            Pattern::Pipeline,
+            "3 or more steps, each with its own agent",
+        );
     }
     pick(Pattern::FanOut, "no other rule matched")
 }
@@ -183,9 +192,9 @@ pub fn implicit_deps(file: &RelayFile, wf: &WorkflowDef, pattern: Pattern) -> Ve
     };
     match pattern {
         Pattern::Pipeline | Pattern::Handoff => {
-            for i in 1..n {
+            for (i, deps) in extra.iter_mut().enumerate().skip(1) {
                 if free(i) {
-                    extra[i].push(i - 1);
+                    deps.push(i - 1);
                 }
             }
         }
@@ -202,11 +211,7 @@ pub fn implicit_deps(file: &RelayFile, wf: &WorkflowDef, pattern: Pattern) -> Ve
                 phases.push(current);
             }
             for i in 0..n {
-                let before = phases
-                    .iter()
-                    .copied()
-                    .filter(|p| *p < phases[i])
-                    .max();
+                let before = phases.iter().copied().filter(|p| *p < phases[i]).max();
                 if let Some(prev) = before {
                     extra[i].extend((0..n).filter(|&j| phases[j] == prev));
                 }
@@ -225,9 +230,9 @@ pub fn implicit_deps(file: &RelayFile, wf: &WorkflowDef, pattern: Pattern) -> Ve
         Pattern::HubSpoke => {
             let hubs = hubs(file);
             let is_hub = |i: usize| wf.steps[i].agent.as_ref().is_some_and(|a| hubs.contains(a));
-            for i in 0..n {
+            for (i, deps) in extra.iter_mut().enumerate() {
                 if is_hub(i) && free(i) {
-                    extra[i] = (0..i).filter(|&j| !is_hub(j)).collect();
+                    *deps = (0..i).filter(|&j| !is_hub(j)).collect();
                 }
             }
         }
@@ -238,12 +243,12 @@ pub fn implicit_deps(file: &RelayFile, wf: &WorkflowDef, pattern: Pattern) -> Ve
                     .iter()
                     .any(|(a, b)| a == agent && b.as_deref() == Some(boss))
             };
-            for i in 0..n {
+            for (i, deps) in extra.iter_mut().enumerate() {
                 let Some(me) = wf.steps[i].agent.as_deref() else {
                     continue;
                 };
                 if free(i) {
-                    extra[i] = (0..i)
+                    *deps = (0..i)
                         .filter(|&j| {
                             wf.steps[j]
                                 .agent
@@ -255,16 +260,16 @@ pub fn implicit_deps(file: &RelayFile, wf: &WorkflowDef, pattern: Pattern) -> Ve
             }
         }
         Pattern::Supervisor => {
-            for i in 0..n {
+            for (i, deps) in extra.iter_mut().enumerate() {
                 if role_of(i, &["supervisor"]) && free(i) {
-                    extra[i] = (0..i).filter(|&j| !role_of(j, &["supervisor"])).collect();
+                    *deps = (0..i).filter(|&j| !role_of(j, &["supervisor"])).collect();
                 }
             }
         }
         Pattern::MapReduce => {
-            for i in 0..n {
+            for (i, deps) in extra.iter_mut().enumerate() {
                 if role_of(i, &["reducer"]) && free(i) {
-                    extra[i] = (0..i).filter(|&j| role_of(j, &["mapper"])).collect();
+                    *deps = (0..i).filter(|&j| role_of(j, &["mapper"])).collect();
                 }
             }
         }
@@ -327,7 +332,13 @@ mod tests {
             "name: t\nagents: [{name: a, cli: claude}]\nworkflows:\n  - name: w\n    steps:\n      - {name: p1, agent: a, task: x, phase: 1}\n      - {name: p1b, agent: a, task: x}\n      - {name: p2, agent: a, task: x, phase: 2}\n      - {name: p3, agent: a, task: x, phase: 3}\n",
         );
         let wf = &f.workflows[0];
-        assert_eq!(implicit_deps(&f, wf, Pattern::Pipeline), [vec![], vec![0], vec![1], vec![2]]);
-        assert_eq!(implicit_deps(&f, wf, Pattern::Cascade), [vec![], vec![], vec![0, 1], vec![2]]);
+        assert_eq!(
+            implicit_deps(&f, wf, Pattern::Pipeline),
+            [vec![], vec![0], vec![1], vec![2]]
+        );
+        assert_eq!(
+            implicit_deps(&f, wf, Pattern::Cascade),
+            [vec![], vec![], vec![0, 1], vec![2]]
+        );
     }
 }

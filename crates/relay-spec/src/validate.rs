@@ -462,7 +462,11 @@ fn find_cycle(deps: &[Vec<usize>]) -> Option<Vec<usize>> {
 fn upstream_sets(deps: &[Vec<usize>]) -> Vec<BTreeSet<usize>> {
     let n = deps.len();
     let mut memo: Vec<Option<BTreeSet<usize>>> = vec![None; n];
-    fn visit(i: usize, deps: &[Vec<usize>], memo: &mut Vec<Option<BTreeSet<usize>>>) -> BTreeSet<usize> {
+    fn visit(
+        i: usize,
+        deps: &[Vec<usize>],
+        memo: &mut Vec<Option<BTreeSet<usize>>>,
+    ) -> BTreeSet<usize> {
         if let Some(s) = &memo[i] {
             return s.clone();
         }
@@ -491,7 +495,8 @@ pub fn effective_deps(file: &RelayFile, wf: &WorkflowDef) -> Vec<Vec<usize>> {
         .iter()
         .flat_map(|c| c.barriers.iter().map(|b| (b.name.as_str(), &b.wait_for)))
         .collect();
-    let implicit = crate::pattern::implicit_deps(file, wf, crate::pattern::choose(file, wf).pattern);
+    let implicit =
+        crate::pattern::implicit_deps(file, wf, crate::pattern::choose(file, wf).pattern);
     wf.steps
         .iter()
         .enumerate()
@@ -517,7 +522,11 @@ pub fn required_vars(wf: &WorkflowDef) -> BTreeSet<String> {
     let mut vars = BTreeSet::new();
     for s in &wf.steps {
         // A map step provides `{{item}}` and `{{itemIndex}}` itself.
-        let provided: &[&str] = if s.items.is_some() { &["item", "itemIndex"] } else { &[] };
+        let provided: &[&str] = if s.items.is_some() {
+            &["item", "itemIndex"]
+        } else {
+            &[]
+        };
         let mut texts: Vec<&str> = step_texts(s).into_iter().map(|(_, t)| t).collect();
         if let Some(crate::types::Items::Text(t)) = &s.items {
             texts.push(t);

@@ -30,15 +30,39 @@ pub(crate) enum Marker {
     Crash,
     IgnoreTerm,
     Child(u64),
-    Write { path: String, content: String },
+    Write {
+        path: String,
+        content: String,
+    },
     FailOnce(String),
     Count(String),
     NoExit,
     ExitStyle(ExitStyle),
     ObeyNudge,
-    Send { to: String, text: String },
-    Relay { to: String, text: String },
+    WaitMessages(u32),
+    Send {
+        to: String,
+        text: String,
+    },
+    Relay {
+        to: String,
+        text: String,
+    },
     Inbox,
+    Nth {
+        key: String,
+        options: Vec<String>,
+        agent: Option<String>,
+    },
+    Emit(String),
+    SayFor {
+        agent: String,
+        text: String,
+    },
+    ExitFor {
+        agent: String,
+        code: i32,
+    },
 }
 
 /// The TUI-only settings a script carries.
@@ -47,6 +71,8 @@ pub(crate) struct Flags {
     pub(crate) no_exit: bool,
     pub(crate) exit_style: ExitStyle,
     pub(crate) obey_nudge: bool,
+    /// Stay on after the task until this many relay messages have arrived, then `/exit`.
+    pub(crate) wait_messages: Option<u32>,
 }
 
 impl Flags {
@@ -62,6 +88,10 @@ impl Flags {
             match m {
                 Marker::NoExit => self.no_exit = true,
                 Marker::ObeyNudge => self.obey_nudge = true,
+                Marker::WaitMessages(n) => {
+                    self.no_exit = true;
+                    self.wait_messages = Some(*n);
+                }
                 Marker::ExitStyle(s) => self.exit_style = *s,
                 _ => {}
             }
@@ -121,8 +151,14 @@ fn marker(cmd: &str, arg: Option<&str>) -> Result<Marker, String> {
             | "fail-once"
             | "count"
             | "exit-style"
+            | "wait-messages"
             | "send"
             | "relay"
+            | "nth"
+            | "nth-for"
+            | "emit"
+            | "say-for"
+            | "exit-for"
     );
     let no_arg = matches!(
         cmd,
@@ -186,6 +222,10 @@ fn marker(cmd: &str, arg: Option<&str>) -> Result<Marker, String> {
             _ => return bad("expected plain, color, spinner or glyph"),
         }),
         "obey-nudge" => Marker::ObeyNudge,
+        "wait-messages" => match number(arg).and_then(|n| u32::try_from(n).ok()) {
+            Some(n) => Marker::WaitMessages(n),
+            None => return bad("expected a number of messages"),
+        },
         "send" => match split(a) {
             Some((to, text)) => Marker::Send { to, text },
             None => return bad("expected NAME:TEXT"),
@@ -196,6 +236,34 @@ fn marker(cmd: &str, arg: Option<&str>) -> Result<Marker, String> {
                 text: unescape(&text),
             },
             None => return bad("expected NAME:TEXT"),
+        },
+        "emit" => Marker::Emit(a.to_string()),
+        "nth" => match split(a) {
+            Some((k, options)) => Marker::Nth {
+                key: k.replace('/', "_"),
+                options: options.split('|').map(unescape).collect(),
+                agent: None,
+            },
+            None => return bad("expected KEY:FIRST|SECOND|..."),
+        },
+        "nth-for" => match split(a).and_then(|(agent, rest)| Some((agent, split(&rest)?))) {
+            Some((agent, (k, options))) => Marker::Nth {
+                key: k.replace('/', "_"),
+                options: options.split('|').map(unescape).collect(),
+                agent: Some(agent),
+            },
+            None => return bad("expected AGENT:KEY:FIRST|SECOND|..."),
+        },
+        "say-for" => match split(a) {
+            Some((agent, text)) => Marker::SayFor {
+                agent,
+                text: unescape(&text),
+            },
+            None => return bad("expected AGENT:TEXT"),
+        },
+        "exit-for" => match split(a).and_then(|(agent, c)| Some((agent, c.trim().parse().ok()?))) {
+            Some((agent, code)) => Marker::ExitFor { agent, code },
+            None => return bad("expected AGENT:CODE"),
         },
         _ => Marker::Inbox,
     })
@@ -222,7 +290,10 @@ pub(crate) fn run(markers: &[Marker], task: &str, host: &mut dyn Host) {
     for m in markers {
         match m {
             Marker::Say(text) => host.reply(text),
-            Marker::EchoTask => host.reply(task),
+            // Echoed markers are defused so they do not act again in the next agent that
+            // reads this output; `emit` passes one on on purpose.
+            Marker::EchoTask => host.reply(&task.replace(OPEN, "[fake:")),
+            Marker::Emit(marker) => host.reply(&format!("{OPEN}{marker}{CLOSE}")),
             Marker::Stderr(text) => host.stderr(text),
             Marker::Sleep(ms) => host.sleep(*ms),
             Marker::Exit(code) => host.exit(*code),
@@ -245,6 +316,8 @@ pub(crate) fn run(markers: &[Marker], task: &str, host: &mut dyn Host) {
                 }
             }
             Marker::NoExit | Marker::ExitStyle(_) | Marker::ObeyNudge => {}
+            // TUI settings, read from the flags.
+            Marker::WaitMessages(_) => {}
             Marker::Send { to, text } => {
                 let args = ["send", "--to", to.as_str(), text.as_str()];
                 if let Some(out) = run_relay_tool(&args, host)
@@ -254,6 +327,32 @@ pub(crate) fn run(markers: &[Marker], task: &str, host: &mut dyn Host) {
                 }
             }
             Marker::Relay { to, text } => host.reply(&format!("->relay:{to} {text}")),
+            Marker::Nth { agent: Some(a), .. }
+                if std::env::var("AGENT_RELAY_NAME").ok().as_deref() != Some(a.as_str()) => {}
+            Marker::Nth { key, options, .. } => {
+                // The n-th run with this key says the n-th option (the last one repeats).
+                let path = state_dir().join(format!("nth-{key}"));
+                let seen = fs::read_to_string(&path)
+                    .map(|t| t.lines().count())
+                    .unwrap_or(0);
+                if let Err(e) = append_line(&path, &format!("{}\n", std::process::id())) {
+                    host.stderr(&format!("fake-agent: cannot count {key}: {e}"));
+                    host.exit(1);
+                }
+                if let Some(text) = options.get(seen.min(options.len().saturating_sub(1))) {
+                    host.reply(text);
+                }
+            }
+            Marker::SayFor { agent, text } => {
+                if std::env::var("AGENT_RELAY_NAME").ok().as_deref() == Some(agent) {
+                    host.reply(text);
+                }
+            }
+            Marker::ExitFor { agent, code } => {
+                if std::env::var("AGENT_RELAY_NAME").ok().as_deref() == Some(agent) {
+                    host.exit(*code);
+                }
+            }
             Marker::Inbox => {
                 if let Some(out) = run_relay_tool(&["inbox", "--wait", "10"], host) {
                     if !out.ok {
@@ -492,7 +591,8 @@ mod tests {
             Flags {
                 no_exit: true,
                 exit_style: ExitStyle::Glyph,
-                obey_nudge: true
+                obey_nudge: true,
+                wait_messages: None,
             }
         );
         assert_eq!(Flags::of(&[]), Flags::default());

@@ -194,6 +194,8 @@ struct Tui {
     task: Option<Flags>,
     started: bool,
     ended: bool,
+    /// Follow-ups that were relay messages.
+    relay_messages: u32,
     term_ignored: bool,
     eof: bool,
 }
@@ -236,6 +238,7 @@ pub(crate) fn run(cli: Cli) -> ! {
         task: None,
         started: false,
         ended: false,
+        relay_messages: 0,
         term_ignored: false,
         eof: false,
     };
@@ -442,11 +445,16 @@ impl Tui {
             }
         } else {
             if text.starts_with("Relay message from ") {
+                self.relay_messages += 1;
                 self.reply(&format!("got: {text}"));
             }
             script::run(&markers, &text, self);
             turn.absorb(&markers);
-            if !turn.no_exit {
+            if let Some(n) = turn.wait_messages {
+                if self.relay_messages >= n {
+                    self.finish(turn.exit_style);
+                }
+            } else if !turn.no_exit {
                 self.print_exit(turn.exit_style);
             } else if turn.obey_nudge {
                 self.reply("ok, finishing");

@@ -222,12 +222,34 @@ fn interactive_shape_without_a_terminal_exits_2() {
 }
 
 #[test]
+fn emit_passes_a_live_marker_on() {
+    let sb = Sandbox::new();
+    let out = sb.claude("[[fake:emit=say=hello]]");
+    assert_eq!(stdout(&out), "[[fake:say=hello]]\nfake-claude done\n");
+}
+
+#[test]
+fn nth_and_per_agent_markers() {
+    let sb = Sandbox::new();
+    let task = "[[fake:nth=k:first|second]] [[fake:say-for=nobody:hidden]]";
+    assert_eq!(stdout(&sb.claude(task)), "first\nfake-claude done\n");
+    assert_eq!(stdout(&sb.claude(task)), "second\nfake-claude done\n");
+    assert_eq!(
+        stdout(&sb.claude(task)),
+        "second\nfake-claude done\n",
+        "the last repeats"
+    );
+}
+
+#[test]
 fn say_echo_stderr_and_exit_code() {
     let sb = Sandbox::new();
     let task = "x [[fake:say=a\\nb]] [[fake:stderr=oops]][[fake:echo-task]][[fake:exit=3]][[fake:say=never]]";
     let out = sb.claude(task);
     assert_eq!(out.status.code(), Some(3));
-    assert_eq!(stdout(&out), format!("a\nb\n{task}\n"));
+    // The echo defuses markers so they cannot act again in whoever reads this output.
+    let defused = task.replace("[[fake:", "[fake:");
+    assert_eq!(stdout(&out), format!("a\nb\n{defused}\n"));
     assert_eq!(stderr(&out), "oops\n");
 
     let out = sb.claude("[[fake:sleep=10]][[fake:say=after]]");

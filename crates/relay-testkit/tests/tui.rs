@@ -316,7 +316,7 @@ fn cr_inside_a_paste_is_a_line_break_not_a_submit() {
     s.wait_for_row("  [[fake:echo-task]]");
     assert!(!s.text().contains("Thinking"), "the paste was submitted");
     s.enter();
-    let at = s.wait_for("• first line\r\n  [[fake:echo-task]]\r\n");
+    let at = s.wait_for("• first line\r\n  [fake:echo-task]]\r\n");
     s.wait_for_after(at, "/exit\r\n");
 }
 
@@ -332,7 +332,7 @@ fn typed_input_is_echoed_and_backspace_erases() {
     s.wait_for_row("> [[fake:echo-task]]");
     s.send(" z");
     s.enter();
-    s.wait_for("✦ [[fake:echo-task]] z\r\n");
+    s.wait_for("✦ [fake:echo-task]] z\r\n");
 }
 
 #[test]
@@ -362,7 +362,7 @@ fn query_answers_are_logged_in_order_and_not_typed() {
     );
     s.paste("[[fake:echo-task]]");
     s.enter();
-    s.wait_for("● [[fake:echo-task]]\r\n");
+    s.wait_for("● [fake:echo-task]]\r\n");
     assert!(!s.text().contains("62;22c"));
     assert!(!s.text().contains("12;1R"));
 }

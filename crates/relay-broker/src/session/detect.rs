@@ -194,6 +194,15 @@ pub fn echo_probe(typed: &str) -> String {
     collapse_ws(line).chars().take(PROBE_CHARS).collect()
 }
 
+/// The end of `typed` (its last characters, whitespace collapsed), which identifies it
+/// on the input row when its start is shared with other typed texts.
+pub fn echo_tail(typed: &str) -> String {
+    let all: Vec<char> = collapse_ws(typed).chars().collect();
+    all[all.len().saturating_sub(PROBE_CHARS)..]
+        .iter()
+        .collect()
+}
+
 /// The last prompt row in `rows` that echoes text starting with `probe` (or a collapsed
 /// paste placeholder).
 pub fn echo_row(rows: &[String], probe: &str) -> Option<usize> {

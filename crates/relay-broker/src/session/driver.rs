@@ -1,10 +1,12 @@
-//! The session's decisions, free of I/O. Fed output bytes and clock ticks, the driver
-//! answers terminal queries, judges readiness, paces the typing of the task and of nudges,
-//! spots `/exit`, idleness and exhausted nudges, and keeps the agent's latest output. The
-//! async runner in `mod.rs` only moves bytes and carries out the driver's actions, so the
-//! whole state machine can be exercised with recorded bytes and a fake clock.
+//! The session's decisions, free of I/O. Fed output bytes, clock ticks and messages to
+//! deliver, the driver answers terminal queries, judges readiness, paces the typing of
+//! the task, of nudges and of relayed messages, spots `/exit`, idleness, exhausted nudges
+//! and the `->relay:` lines the agent prints, and keeps the agent's latest output. The
+//! async runner in `mod.rs` only moves bytes and messages and carries out the driver's
+//! actions, so the whole state machine can be exercised with recorded bytes and a fake
+//! clock.
 
-use std::collections::HashSet;
+use std::collections::{HashMap, HashSet};
 use std::time::Duration;
 
 use tokio::time::Instant;
@@ -14,6 +16,8 @@ use super::inject::{self, ENTER, NUDGE_TEXT};
 use super::queries::{self, Mark, QueryScanner};
 use super::screen::Screen;
 use super::{NudgePolicy, SessionEnd, SessionEvent, SessionTiming};
+use crate::relay::lines::{self, RelayLine};
+use crate::relay::model::MessageId;
 
 /// Something the runner must do.
 #[derive(Debug, Clone, PartialEq)]
@@ -24,6 +28,17 @@ pub enum Action {
     Emit(SessionEvent),
     /// End the session this way.
     End(SessionEnd),
+    /// The offered message was typed in and the screen confirmed it.
+    MessageDelivered(MessageId),
+    /// The offered message could not be typed in this time; it is handed back.
+    MessageNotDelivered {
+        /// The message.
+        id: MessageId,
+        /// Why.
+        reason: String,
+    },
+    /// The agent printed a `->relay:` line (or block): send it.
+    Relay(RelayLine),
 }
 
 /// What the driver needs to know about the session.
@@ -47,6 +62,7 @@ pub struct DriverConfig {
 enum Purpose {
     Task,
     Nudge(u32),
+    Message,
 }
 
 #[derive(Debug, Clone, Copy)]
@@ -83,6 +99,17 @@ struct Anchor {
     before: HashSet<String>,
 }
 
+/// A message waiting to be typed in.
+#[derive(Debug)]
+struct Inbound {
+    id: MessageId,
+    line: String,
+    /// Attempts made so far.
+    attempts: u32,
+    /// No attempt before this.
+    not_before: Instant,
+}
+
 /// The state machine of one session.
 pub struct Driver {
     cfg: DriverConfig,
@@ -100,7 +127,16 @@ pub struct Driver {
     last_activity: Instant,
     last_injection: Instant,
     idle_reported: bool,
+    task_resubmitted: bool,
+    /// The agent's output changed after the task was delivered (so it was submitted).
+    agent_spoke: bool,
     nudges: u32,
+    inbound: Option<Inbound>,
+    /// How many times each relay line has been sent; a line counts again only when
+    /// the output holds more copies of it than were sent.
+    relayed: HashMap<RelayLine, usize>,
+    /// A relay line at the end of the output waits for quiet before it is sent.
+    relay_waiting: bool,
 }
 
 impl Driver {
@@ -123,7 +159,12 @@ impl Driver {
             last_activity: now,
             last_injection: now,
             idle_reported: false,
+            task_resubmitted: false,
+            agent_spoke: false,
             nudges: 0,
+            inbound: None,
+            relayed: HashMap::new(),
+            relay_waiting: false,
             cfg,
         }
     }
@@ -136,6 +177,38 @@ impl Driver {
     /// Whether the agent's `/exit` was seen.
     pub fn exit_seen(&self) -> bool {
         self.exit_seen
+    }
+
+    /// Whether the driver would take a message to type in now: the task is delivered,
+    /// the session runs, and no other message is on its way.
+    pub fn wants_message(&self) -> bool {
+        self.inbound.is_none() && self.task_delivered()
+    }
+
+    /// Takes a message to type in (as the one line `line`) once the agent is quiet. It
+    /// ends in [`Action::MessageDelivered`] or [`Action::MessageNotDelivered`].
+    pub fn offer_message(&mut self, id: MessageId, line: String, now: Instant) {
+        self.inbound = Some(Inbound {
+            id,
+            line,
+            attempts: 0,
+            not_before: now,
+        });
+    }
+
+    /// The message held, if any (handed back by the runner when the session ends).
+    pub fn held_message(&self) -> Option<MessageId> {
+        self.inbound.as_ref().map(|m| m.id)
+    }
+
+    /// Sends every complete relay line not sent yet, also one the agent may still be
+    /// writing: the session is ending and nothing more will come.
+    pub fn flush_relays(&mut self, now: Instant) -> Vec<Action> {
+        let mut actions = Vec::new();
+        if self.anchor.is_some() {
+            self.scan_relays(true, now, &mut actions);
+        }
+        actions
     }
 
     /// Takes a chunk of output that arrived at `now`.
@@ -219,14 +292,23 @@ impl Driver {
                 }
             }
             Phase::Typing(t) => due.push(match t.step {
-                Step::Enter { at } => at,
+                Step::Enter { at } => at.max(self.paste_taken_at()),
                 Step::Confirm { deadline, .. } => deadline,
             }),
             Phase::Working => {
+                if let Some(m) = &self.inbound {
+                    due.push(m.not_before.max(self.quiet_at()));
+                }
+                if self.relay_waiting {
+                    due.push(self.quiet_at());
+                }
                 if let Some(t) = timing.idle_threshold
                     && !self.idle_reported
                 {
                     due.push(self.last_activity + t);
+                }
+                if !self.task_resubmitted && !self.agent_spoke {
+                    due.push(self.last_activity + self.stuck_after());
                 }
                 if let Some(p) = &self.cfg.nudge {
                     let quiet = self.quiet_since();
@@ -247,10 +329,40 @@ impl Driver {
             self.phase,
             Phase::Working
                 | Phase::Typing(Typing {
-                    purpose: Purpose::Nudge(_),
+                    purpose: Purpose::Nudge(_) | Purpose::Message,
                     ..
                 })
         )
+    }
+
+    /// How long the agent may show nothing new before a task left on its input line is
+    /// submitted again.
+    fn stuck_after(&self) -> std::time::Duration {
+        (self.cfg.timing.settle * 2).max(self.cfg.timing.confirm_timeout)
+    }
+
+    /// Whether the end of the task is still on the cursor's row (the input line).
+    fn task_still_in_input(&self) -> bool {
+        let tail = detect::echo_tail(self.typed_text(Purpose::Task));
+        let rows = self.screen.visible_rows();
+        let row = usize::from(self.screen.cursor().0);
+        !tail.is_empty()
+            && rows
+                .get(row)
+                .is_some_and(|r| detect::collapse_ws(r).contains(&tail))
+    }
+
+    /// When the app will have been quiet for the Enter pause since its last output: it has
+    /// finished taking in what we pasted.
+    fn paste_taken_at(&self) -> Instant {
+        self.last_output
+            .map_or(self.started, |t| t + self.cfg.timing.enter_delay)
+    }
+
+    /// When the output will have been quiet for the settle time.
+    fn quiet_at(&self) -> Instant {
+        self.last_output
+            .map_or(self.started, |t| t + self.cfg.timing.settle)
     }
 
     fn quiet_since(&self) -> Instant {
@@ -316,6 +428,7 @@ impl Driver {
         match purpose {
             Purpose::Task => &self.cfg.typed,
             Purpose::Nudge(_) => NUDGE_TEXT,
+            Purpose::Message => self.inbound.as_ref().map_or("", |m| m.line.as_str()),
         }
     }
 
@@ -329,14 +442,26 @@ impl Driver {
         let text = self.typed_text(purpose);
         // A retry whose text is already in the input box only needs Enter again; typing
         // it twice would submit it twice.
-        let probe = detect::echo_probe(text);
         let shown = attempt > 1
-            && !probe.is_empty()
-            && self
-                .screen
-                .visible_rows()
-                .iter()
-                .any(|r| detect::collapse_ws(r).contains(&probe));
+            && if purpose == Purpose::Message {
+                // Every message starts `Relay message from ...`, and earlier ones stay on
+                // screen: only the end of this one, on the cursor's row, tells.
+                let tail = detect::echo_tail(text);
+                let rows = self.screen.visible_rows();
+                let row = usize::from(self.screen.cursor().0);
+                !tail.is_empty()
+                    && rows
+                        .get(row)
+                        .is_some_and(|r| detect::collapse_ws(r).contains(&tail))
+            } else {
+                let probe = detect::echo_probe(text);
+                !probe.is_empty()
+                    && self
+                        .screen
+                        .visible_rows()
+                        .iter()
+                        .any(|r| detect::collapse_ws(r).contains(&probe))
+            };
         let at = if shown {
             now
         } else {
@@ -355,7 +480,9 @@ impl Driver {
 
     fn tick_typing(&mut self, t: Typing, now: Instant, actions: &mut Vec<Action>) {
         match t.step {
-            Step::Enter { at } if now >= at => {
+            // Enter waits for the app to have taken in the paste (output quiet), or a large
+            // paste is still being processed and the keystroke is swallowed.
+            Step::Enter { at } if now >= at && now >= self.paste_taken_at() => {
                 let before = self.screen.fingerprint();
                 actions.push(Action::Write(ENTER.to_vec()));
                 if let Purpose::Nudge(count) = t.purpose {
@@ -385,9 +512,38 @@ impl Driver {
                     self.phase = Phase::Working;
                     self.last_injection = now;
                 }
+                Purpose::Message => {
+                    self.phase = Phase::Working;
+                    self.last_injection = now;
+                    self.message_unconfirmed(now, actions);
+                }
             },
             _ => {}
         }
+    }
+
+    /// The screen did not confirm a typed message: try again after a growing pause,
+    /// or hand it back once the attempts are used up.
+    fn message_unconfirmed(&mut self, now: Instant, actions: &mut Vec<Action>) {
+        let Some(m) = self.inbound.as_mut() else {
+            return;
+        };
+        if m.attempts < self.cfg.timing.delivery_attempts {
+            let pause = self
+                .cfg
+                .timing
+                .settle
+                .saturating_mul(1 << m.attempts.min(8));
+            m.not_before = now + pause;
+            return;
+        }
+        let reason = format!(
+            "the screen did not change after typing the message and pressing Enter ({} attempts)",
+            m.attempts
+        );
+        let id = m.id;
+        self.inbound = None;
+        actions.push(Action::MessageNotDelivered { id, reason });
     }
 
     fn confirmed(&mut self, t: Typing, now: Instant, actions: &mut Vec<Action>) {
@@ -398,11 +554,46 @@ impl Driver {
             self.last_activity = now;
             self.idle_reported = false;
         }
+        if t.purpose == Purpose::Message
+            && let Some(m) = self.inbound.take()
+        {
+            actions.push(Action::MessageDelivered(m.id));
+            // The agent answers a message: that is not idleness.
+            self.last_activity = now;
+            self.idle_reported = false;
+        }
         self.last_injection = now;
         self.phase = Phase::Working;
     }
 
     fn tick_working(&mut self, now: Instant, actions: &mut Vec<Action>) {
+        if self.relay_waiting && now >= self.quiet_at() {
+            self.scan_relays(false, now, actions);
+        }
+        // A message goes in only while the agent is not writing: typing into a TUI that
+        // is mid-reply garbles both.
+        let quiet = now >= self.quiet_at();
+        if let Some(m) = self.inbound.as_mut()
+            && now >= m.not_before
+            && quiet
+        {
+            m.attempts += 1;
+            let (line, attempt) = (m.line.clone(), m.attempts);
+            self.injected.push(&line, &self.cfg.rules);
+            self.start_typing(Purpose::Message, attempt, now, actions);
+            return;
+        }
+        // The task still sitting on the input line after a quiet spell means its Enter was
+        // swallowed (the screen changed, so it looked delivered): press Enter once more.
+        if !self.task_resubmitted
+            && !self.agent_spoke
+            && now >= self.last_activity + self.stuck_after()
+        {
+            self.task_resubmitted = true;
+            if self.task_still_in_input() {
+                actions.push(Action::Write(ENTER.to_vec()));
+            }
+        }
         if let Some(t) = self.cfg.timing.idle_threshold
             && !self.idle_reported
             && now >= self.last_activity + t
@@ -469,16 +660,55 @@ impl Driver {
             self.seen_output = out.clone();
             self.last_activity = now;
             self.idle_reported = false;
+            if !out.is_empty() {
+                self.agent_spoke = true;
+            }
         }
         // Empty output never replaces what was kept: rows are often wiped just before
         // an app exits or redraws.
         if !out.is_empty() {
             self.output = out;
         }
+        if self.task_delivered() {
+            // Everything above an `/exit` is complete.
+            self.scan_relays(exit.is_some(), now, actions);
+        }
         if self.task_delivered() && exit.is_some() && !self.exit_seen {
             self.exit_seen = true;
             actions.push(Action::Emit(SessionEvent::ExitRequested));
             self.end(SessionEnd::ExitRequested, actions);
+        }
+    }
+}
+
+impl Driver {
+    /// Sends the relay lines of the output not sent yet. The last one, when it ends the
+    /// output, may still be growing; it waits for quiet unless `complete`.
+    fn scan_relays(&mut self, complete: bool, now: Instant, actions: &mut Vec<Action>) {
+        let glyphs: Vec<&str> = self
+            .cfg
+            .rules
+            .reply_glyphs
+            .iter()
+            .map(String::as_str)
+            .collect();
+        let scan = lines::scan(&self.output, &glyphs);
+        let settled = complete || now >= self.quiet_at();
+        let ready = if scan.last_may_grow && !settled {
+            scan.lines.len().saturating_sub(1)
+        } else {
+            scan.lines.len()
+        };
+        self.relay_waiting = ready < scan.lines.len();
+        let mut seen: HashMap<&RelayLine, usize> = HashMap::new();
+        for line in &scan.lines[..ready] {
+            let copies = seen.entry(line).or_insert(0);
+            *copies += 1;
+            let sent = self.relayed.entry(line.clone()).or_insert(0);
+            if *copies > *sent {
+                *sent = *copies;
+                actions.push(Action::Relay(line.clone()));
+            }
         }
     }
 }
@@ -611,10 +841,12 @@ mod tests {
         d.on_output(b"? for shortcuts\r\n", t0);
         d.on_tick(t0 + ms(100));
         d.on_output(b"do the thing", t0 + ms(110));
-        d.on_tick(t0 + ms(150));
-        let a = d.on_tick(t0 + ms(350));
+        // Enter waits until the app has been quiet for the Enter pause after the paste.
+        assert!(writes(&d.on_tick(t0 + ms(150))).is_empty());
+        assert_eq!(writes(&d.on_tick(t0 + ms(160))), [b"\r".to_vec()]);
+        let a = d.on_tick(t0 + ms(360));
         assert!(writes(&a).is_empty());
-        assert_eq!(writes(&d.on_tick(t0 + ms(350))), [b"\r".to_vec()]);
+        assert_eq!(writes(&d.on_tick(t0 + ms(360))), [b"\r".to_vec()]);
     }
 
     #[test]
@@ -669,6 +901,27 @@ mod tests {
     }
 
     #[test]
+    fn a_task_left_on_the_input_line_is_submitted_again() {
+        let t0 = Instant::now();
+        let mut d = Driver::new(config("say hi", None), t0);
+        let t = delivered(&mut d, t0);
+        // The Enter was swallowed: the text is still on the input line, nothing happens.
+        d.on_output("\x1b[2K\r\u{276f} say hi".as_bytes(), t);
+        let a = d.on_tick(t + ms(200));
+        assert_eq!(writes(&a), [b"\r".to_vec()], "Enter pressed once more");
+        assert!(writes(&d.on_tick(t + ms(400))).is_empty(), "only once");
+    }
+
+    #[test]
+    fn a_submitted_task_is_not_submitted_again() {
+        let t0 = Instant::now();
+        let mut d = Driver::new(config("say hi", None), t0);
+        let t = delivered(&mut d, t0);
+        d.on_output("\u{25cf} thinking\r\n\u{276f} ".as_bytes(), t + ms(10));
+        assert!(writes(&d.on_tick(t + ms(250))).is_empty());
+    }
+
+    #[test]
     fn output_on_the_alternate_screen_survives_leaving_it() {
         let t0 = Instant::now();
         let mut d = Driver::new(config("hello", None), t0);
@@ -678,13 +931,13 @@ mod tests {
         );
         d.on_tick(t0 + ms(100));
         d.on_output(b"hello", t0 + ms(110));
-        d.on_tick(t0 + ms(150));
+        d.on_tick(t0 + ms(160));
         let a = d.on_output(
             "\x1b[3;1H\u{203a} hello\x1b[5;1H\u{2022} PONG\x1b[9;1H\x1b[2K\u{203a} ".as_bytes(),
-            t0 + ms(160),
+            t0 + ms(170),
         );
         assert_eq!(events(&a), [SessionEvent::TaskDelivered { attempts: 1 }]);
-        d.on_output(b"\x1b[?1049l", t0 + ms(170));
+        d.on_output(b"\x1b[?1049l", t0 + ms(180));
         assert_eq!(d.output(), "PONG");
     }
 
@@ -714,6 +967,125 @@ mod tests {
         let a = d.on_output("● bye\r\n● /exit\r\n\x1b[2J\x1b[H".as_bytes(), t);
         assert_eq!(events(&a), [SessionEvent::ExitRequested]);
         assert_eq!(d.output(), "bye");
+    }
+
+    fn relays(actions: &[Action]) -> Vec<RelayLine> {
+        actions
+            .iter()
+            .filter_map(|a| match a {
+                Action::Relay(l) => Some(l.clone()),
+                _ => None,
+            })
+            .collect()
+    }
+
+    fn relay(to: &str, text: &str) -> RelayLine {
+        RelayLine {
+            target: crate::relay::Target::parse(to).unwrap(),
+            text: text.into(),
+        }
+    }
+
+    #[test]
+    fn a_message_waits_for_quiet_then_is_typed_and_confirmed() {
+        let t0 = Instant::now();
+        let mut d = Driver::new(config("say hi", None), t0);
+        assert!(!d.wants_message(), "not before the task");
+        let t = delivered(&mut d, t0);
+        d.on_output("● still writing".as_bytes(), t + ms(10));
+        assert!(d.wants_message());
+        let line = "Relay message from a: hello".to_string();
+        d.offer_message(MessageId(4), line.clone(), t + ms(20));
+        assert!(!d.wants_message(), "one at a time");
+        assert!(
+            writes(&d.on_tick(t + ms(60))).is_empty(),
+            "the agent is mid-output"
+        );
+        assert_eq!(d.next_deadline(t + ms(60)), Some(t + ms(110)));
+        let a = d.on_tick(t + ms(110));
+        assert_eq!(
+            writes(&a),
+            [format!("\x1b[200~{line}\x1b[201~").into_bytes()]
+        );
+        assert_eq!(writes(&d.on_tick(t + ms(160))), [b"\r".to_vec()]);
+        let echo = format!("\r\n\u{276f} {line}\r\n");
+        let a = d.on_output(echo.as_bytes(), t + ms(170));
+        assert!(a.contains(&Action::MessageDelivered(MessageId(4))));
+        assert!(d.wants_message());
+        // Its echo is neither output nor a relay line.
+        assert_eq!(d.output(), "still writing");
+    }
+
+    #[test]
+    fn an_unconfirmed_message_is_retried_then_handed_back() {
+        let t0 = Instant::now();
+        let mut d = Driver::new(config("say hi", None), t0);
+        let t = delivered(&mut d, t0);
+        d.offer_message(MessageId(9), "Relay message from a: x".into(), t);
+        let mut now = t + ms(100);
+        let mut typed = 0;
+        let mut handed_back = None;
+        // Nothing ever changes on screen: two attempts (config), then it is handed back.
+        for _ in 0..40 {
+            for a in d.on_tick(now) {
+                match a {
+                    Action::Write(w) if w.starts_with(b"\x1b[200~") => typed += 1,
+                    Action::MessageNotDelivered { id, reason } => handed_back = Some((id, reason)),
+                    _ => {}
+                }
+            }
+            now += ms(50);
+        }
+        assert_eq!(typed, 2);
+        let (id, reason) = handed_back.expect("handed back");
+        assert_eq!(id, MessageId(9));
+        assert!(reason.contains("2 attempts"), "{reason}");
+        assert!(d.wants_message());
+    }
+
+    #[test]
+    fn relay_lines_are_sent_once_and_never_from_the_echo() {
+        let t0 = Instant::now();
+        let mut d = Driver::new(config("say hi\n->relay:bob from the task", None), t0);
+        let t = delivered(&mut d, t0);
+        let a = d.on_output("\r\n->relay:bob from the task\r\n".as_bytes(), t);
+        assert!(relays(&a).is_empty(), "echo of the task");
+        let a = d.on_output(
+            "● ->relay:bob hello\r\n● working\r\n".as_bytes(),
+            t + ms(10),
+        );
+        assert_eq!(relays(&a), [relay("bob", "hello")]);
+        let a = d.on_output("● more work\r\n".as_bytes(), t + ms(20));
+        assert!(relays(&a).is_empty(), "sent once");
+        // The same text printed again is a second message.
+        let a = d.on_output("● ->relay:bob hello\r\n● done\r\n".as_bytes(), t + ms(30));
+        assert_eq!(relays(&a), [relay("bob", "hello")]);
+    }
+
+    #[test]
+    fn a_relay_line_still_being_written_waits_for_quiet() {
+        let t0 = Instant::now();
+        let mut d = Driver::new(config("say hi", None), t0);
+        let t = delivered(&mut d, t0);
+        let a = d.on_output("● ->relay:#ops deploy".as_bytes(), t + ms(10));
+        assert!(relays(&a).is_empty());
+        let a = d.on_output(" finished".as_bytes(), t + ms(20));
+        assert!(relays(&a).is_empty());
+        assert_eq!(d.next_deadline(t + ms(20)), Some(t + ms(120)));
+        assert_eq!(
+            relays(&d.on_tick(t + ms(120))),
+            [relay("#ops", "deploy finished")]
+        );
+    }
+
+    #[test]
+    fn relay_lines_before_exit_are_sent_with_it() {
+        let t0 = Instant::now();
+        let mut d = Driver::new(config("say hi", None), t0);
+        let t = delivered(&mut d, t0);
+        let a = d.on_output("● ->relay:* bye all\r\n/exit\r\n".as_bytes(), t);
+        assert_eq!(relays(&a), [relay("*", "bye all")]);
+        assert!(a.contains(&Action::End(SessionEnd::ExitRequested)));
     }
 
     #[test]

@@ -1,19 +1,21 @@
 //! Interactive agents: a coding-agent CLI in a real PTY, read through a screen model.
 //!
 //! `run_session` owns one session from spawn to end: it waits until the TUI is ready,
-//! injects the task, watches the rendered screen for `/exit`, idleness and death, nudges
-//! and force-releases idle agents, and returns the clean output the agent wrote.
+//! injects the task, types in relayed messages one at a time, passes on the `->relay:`
+//! lines the agent prints, watches the rendered screen for `/exit`, idleness and death,
+//! nudges and force-releases idle agents, and returns the clean output the agent wrote.
 
 use std::path::PathBuf;
 use std::time::Duration;
 
 use nix::sys::signal::Signal;
 use relay_spec::Cli;
-use tokio::sync::mpsc::UnboundedSender;
+use tokio::sync::mpsc::{Receiver, UnboundedSender};
 use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 
 use crate::group::{EndPolicy, signal_group};
+use crate::relay::{Delivery, RelayLine};
 
 pub mod detect;
 pub mod driver;
@@ -24,8 +26,18 @@ pub mod screen;
 
 use driver::{Action, Driver, DriverConfig};
 
+/// A session's link to the run's messages.
+#[derive(Debug)]
+pub struct SessionMessages {
+    /// Messages for this agent, typed in one at a time once its task is delivered. A
+    /// message the session could not deliver goes back to its mailbox.
+    pub incoming: Receiver<Delivery>,
+    /// The `->relay:` lines and blocks the agent printed.
+    pub outgoing: UnboundedSender<RelayLine>,
+}
+
 /// Everything needed to run one interactive step.
-#[derive(Debug, Clone)]
+#[derive(Debug)]
 pub struct SessionSpec {
     /// Program and arguments (the CLI's interactive argv from the table).
     pub argv: Vec<String>,
@@ -47,6 +59,8 @@ pub struct SessionSpec {
     pub timing: SessionTiming,
     /// Idle nudging; `None` = only wait for `/exit`, exit or timeout.
     pub nudge: Option<NudgePolicy>,
+    /// Messages to and from the agent; `None` = no messaging.
+    pub messages: Option<SessionMessages>,
 }
 
 /// Timing knobs of a session; small values in tests, sane defaults for real CLIs.
@@ -185,7 +199,7 @@ const AFTER_KILL: Duration = Duration::from_secs(3);
 /// through every nudge, times out or is cancelled. The whole process group is gone when
 /// this returns.
 pub async fn run_session(
-    spec: SessionSpec,
+    mut spec: SessionSpec,
     cancel: CancellationToken,
     events: UnboundedSender<SessionEvent>,
 ) -> Result<SessionOutcome, SessionError> {
@@ -224,6 +238,7 @@ pub async fn run_session(
         Instant::now(),
     );
 
+    let mut link = Link::new(spec.messages.take());
     let mut end: Option<SessionEnd> = None;
     while end.is_none() {
         let deadline = driver.next_deadline(Instant::now());
@@ -231,6 +246,16 @@ pub async fn run_session(
             biased;
             () = cancel.cancelled() => vec![Action::End(SessionEnd::Cancelled)],
             _ = pty.exit.wait() => break,
+            delivery = link.recv(), if driver.wants_message() => {
+                match delivery {
+                    Some(d) => {
+                        driver.offer_message(d.envelope().id, d.injection_line(), Instant::now());
+                        link.holding = Some(d);
+                    }
+                    None => link.incoming = None,
+                }
+                Vec::new()
+            }
             chunk = pty.output.recv() => match chunk {
                 Some(bytes) => {
                     let now = Instant::now();
@@ -250,6 +275,7 @@ pub async fn run_session(
                     let _ = events.send(event);
                 }
                 Action::End(e) => end = Some(e),
+                other => link.apply(other),
             }
         }
     }
@@ -257,14 +283,14 @@ pub async fn run_session(
     let grace = spec.timing.kill_grace;
     let end = match end {
         Some(end) => {
-            end_group(&mut pty, &mut driver, &events, grace).await;
+            end_group(&mut pty, &mut driver, &events, &mut link, grace).await;
             end
         }
         None => {
             // The leader exited by itself; whatever it left in its group goes too, and
             // then the rest of its output (possibly its `/exit`) is read.
             end_leftovers(pgid, grace).await;
-            drain(&mut pty, &mut driver, &events, AFTER_KILL).await;
+            drain(&mut pty, &mut driver, &events, &mut link, AFTER_KILL).await;
             if driver.exit_seen() {
                 SessionEnd::ExitRequested
             } else {
@@ -275,8 +301,14 @@ pub async fn run_session(
     if !group_gone_within(pgid, AFTER_KILL).await {
         tracing::warn!(pgid, "processes of the session group outlived KILL");
     }
-    drain(&mut pty, &mut driver, &events, AFTER_KILL).await;
+    drain(&mut pty, &mut driver, &events, &mut link, AFTER_KILL).await;
     pty.shutdown(AFTER_KILL).await;
+    for action in driver.flush_relays(Instant::now()) {
+        link.apply(action);
+    }
+    // A message still held goes back to its mailbox for the agent's next session, or
+    // fails if the agent has ended.
+    drop(link);
 
     let exit_code = if pty.exit.has_exited() {
         pty.exit.wait().await
@@ -311,6 +343,57 @@ async fn typed_task(spec: &SessionSpec) -> Result<String, SessionError> {
     Ok(inject::pointer_line(&path))
 }
 
+/// The runner's side of the messaging link: the channels, and the one message the driver
+/// holds.
+struct Link {
+    incoming: Option<Receiver<Delivery>>,
+    outgoing: Option<UnboundedSender<RelayLine>>,
+    holding: Option<Delivery>,
+}
+
+impl Link {
+    fn new(messages: Option<SessionMessages>) -> Self {
+        let (incoming, outgoing) = match messages {
+            Some(m) => (Some(m.incoming), Some(m.outgoing)),
+            None => (None, None),
+        };
+        Link {
+            incoming,
+            outgoing,
+            holding: None,
+        }
+    }
+
+    async fn recv(&mut self) -> Option<Delivery> {
+        match &mut self.incoming {
+            Some(rx) => rx.recv().await,
+            None => std::future::pending().await,
+        }
+    }
+
+    /// Carries out a messaging action of the driver.
+    fn apply(&mut self, action: Action) {
+        match action {
+            Action::MessageDelivered(id) => {
+                if let Some(d) = self.holding.take_if(|d| d.envelope().id == id) {
+                    d.delivered();
+                }
+            }
+            Action::MessageNotDelivered { id, reason } => {
+                if let Some(d) = self.holding.take_if(|d| d.envelope().id == id) {
+                    d.retry_later(&reason);
+                }
+            }
+            Action::Relay(line) => {
+                if let Some(out) = &self.outgoing {
+                    let _ = out.send(line);
+                }
+            }
+            Action::Write(_) | Action::Emit(_) | Action::End(_) => {}
+        }
+    }
+}
+
 async fn sleep_until(deadline: Option<Instant>) {
     match deadline {
         Some(d) => tokio::time::sleep_until(d).await,
@@ -320,10 +403,19 @@ async fn sleep_until(deadline: Option<Instant>) {
 
 /// Feeds output that arrives while the session is ending to the driver; only its events
 /// matter now (the agent's `/exit` may be in the last bytes).
-fn absorb(driver: &mut Driver, events: &UnboundedSender<SessionEvent>, bytes: &[u8]) {
+fn absorb(
+    driver: &mut Driver,
+    events: &UnboundedSender<SessionEvent>,
+    link: &mut Link,
+    bytes: &[u8],
+) {
     for action in driver.on_output(bytes, Instant::now()) {
-        if let Action::Emit(event) = action {
-            let _ = events.send(event);
+        match action {
+            Action::Emit(event) => {
+                let _ = events.send(event);
+            }
+            Action::Write(_) | Action::End(_) => {}
+            other => link.apply(other),
         }
     }
 }
@@ -333,6 +425,7 @@ async fn drain(
     pty: &mut pty::Pty,
     driver: &mut Driver,
     events: &UnboundedSender<SessionEvent>,
+    link: &mut Link,
     limit: Duration,
 ) {
     let deadline = Instant::now() + limit;
@@ -340,7 +433,7 @@ async fn drain(
         tokio::select! {
             chunk = pty.output.recv() => {
                 if let Some(bytes) = chunk {
-                    absorb(driver, events, &bytes);
+                    absorb(driver, events, link, &bytes);
                 }
             }
             () = tokio::time::sleep_until(deadline) => return,
@@ -353,6 +446,7 @@ async fn wait_exit(
     pty: &mut pty::Pty,
     driver: &mut Driver,
     events: &UnboundedSender<SessionEvent>,
+    link: &mut Link,
     limit: Duration,
 ) -> bool {
     let deadline = Instant::now() + limit;
@@ -361,7 +455,7 @@ async fn wait_exit(
             _ = pty.exit.wait() => return true,
             chunk = pty.output.recv() => {
                 if let Some(bytes) = chunk {
-                    absorb(driver, events, &bytes);
+                    absorb(driver, events, link, &bytes);
                 }
             }
             () = tokio::time::sleep_until(deadline) => return false,
@@ -375,6 +469,7 @@ async fn end_group(
     pty: &mut pty::Pty,
     driver: &mut Driver,
     events: &UnboundedSender<SessionEvent>,
+    link: &mut Link,
     grace: Duration,
 ) {
     let pgid = pty.pgid;
@@ -382,9 +477,9 @@ async fn end_group(
     for sig in &policy.polite {
         signal_group(pgid, *sig);
     }
-    let exited = wait_exit(pty, driver, events, policy.grace).await;
+    let exited = wait_exit(pty, driver, events, link, policy.grace).await;
     signal_group(pgid, Signal::SIGKILL);
-    if !exited && !wait_exit(pty, driver, events, AFTER_KILL).await {
+    if !exited && !wait_exit(pty, driver, events, link, AFTER_KILL).await {
         tracing::warn!(pgid, "session leader still not reaped after KILL");
     }
 }

@@ -1,4 +1,6 @@
-//! Adversarial and validation patterns:
+//! Adversarial and validation patterns. Steps that vote, debate or compete are those
+//! listing `participants`, or, when no step lists any, every step without dependencies.
+//!
 //! - red-team: an attacker step (role attacker or red-team) that depends on a defender's
 //!   step probes it; until the attacker reports `NO_FINDINGS` (or `VERDICT: pass`), the
 //!   defender runs again with the findings, up to `maxIterations` (default 3).
@@ -28,6 +30,11 @@ pub(super) fn step_nodes(b: &mut Builder<'_>, i: usize, deps: Vec<usize>) -> usi
     if b.wf.steps[i].kind() != relay_spec::StepType::Agent {
         return b.plain(i, deps);
     }
+    // Who votes, debates or competes: steps that list `participants`; when no step does,
+    // every step without dependencies.
+    let listed_any = b.wf.steps.iter().any(|s| !s.participants.is_empty());
+    let takes_part =
+        !b.wf.steps[i].participants.is_empty() || (!listed_any && b.step_deps[i].is_empty());
     match b.pattern {
         Pattern::RedTeam => match super::quality::producer_of(b, i) {
             Some(p) => super::quality::review_loop(b, i, p, deps),
@@ -37,16 +44,16 @@ pub(super) fn step_nodes(b: &mut Builder<'_>, i: usize, deps: Vec<usize>) -> usi
             auction(b, i, deps)
         }
         Pattern::Auction => b.plain(i, deps),
-        Pattern::Consensus => {
+        Pattern::Consensus if takes_part => {
             let voters = participants(b, i, false);
             ballot(b, i, deps, voters, 1)
         }
-        Pattern::Debate => {
+        Pattern::Debate if takes_part => {
             let debaters = participants(b, i, false);
             let rounds = b.wf.steps[i].rounds.unwrap_or(2).max(1);
             ballot(b, i, deps, debaters, rounds)
         }
-        Pattern::Competitive => competitive(b, i, deps),
+        Pattern::Competitive if takes_part => competitive(b, i, deps),
         _ => b.plain(i, deps),
     }
 }
@@ -141,7 +148,12 @@ impl Gate for Auction {
             .collect();
         let detail = offers
             .iter()
-            .map(|(a, b)| format!("{a}={}", b.map(|x| x.to_string()).unwrap_or_else(|| "none".into())))
+            .map(|(a, b)| {
+                format!(
+                    "{a}={}",
+                    b.map(|x| x.to_string()).unwrap_or_else(|| "none".into())
+                )
+            })
             .collect::<Vec<_>>()
             .join(", ");
         let best = offers
@@ -200,7 +212,10 @@ fn ballot(
         } else {
             format!("{name}:r1:{p}")
         };
-        first.push((p.clone(), b.add(Node::run_with(label, i, deps.clone(), spec, false))));
+        first.push((
+            p.clone(),
+            b.add(Node::run_with(label, i, deps.clone(), spec, false)),
+        ));
     }
     let wait = first.iter().map(|(_, n)| *n).collect();
     b.add(Node::gate(

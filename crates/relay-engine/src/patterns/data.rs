@@ -74,9 +74,11 @@ impl Gate for MapGate {
             let mut out = String::new();
             for (k, (item, node)) in nodes.iter().enumerate() {
                 match ctx.result(*node) {
-                    Some(r) if r.completed => {
-                        out.push_str(&format!("### item {}: {item}\n{}\n\n", k + 1, r.output.trim()))
-                    }
+                    Some(r) if r.completed => out.push_str(&format!(
+                        "### item {}: {item}\n{}\n\n",
+                        k + 1,
+                        r.output.trim()
+                    )),
                     _ => {
                         return Resolution::Fail {
                             reason: format!("item {} (`{item}`) failed", k + 1),
@@ -98,7 +100,11 @@ impl Gate for MapGate {
                     return Resolution::Fail {
                         reason: format!(
                             "items: no value for {}",
-                            missing.iter().map(|r| r.to_string()).collect::<Vec<_>>().join(", ")
+                            missing
+                                .iter()
+                                .map(|r| r.to_string())
+                                .collect::<Vec<_>>()
+                                .join(", ")
                         ),
                         events: Vec::new(),
                     };
@@ -128,7 +134,11 @@ impl Gate for MapGate {
             events: vec![EventKind::Pattern {
                 step: label,
                 action: "expanded".into(),
-                detail: format!("{} item{}", items.len(), if items.len() == 1 { "" } else { "s" }),
+                detail: format!(
+                    "{} item{}",
+                    items.len(),
+                    if items.len() == 1 { "" } else { "s" }
+                ),
             }],
         }
     }

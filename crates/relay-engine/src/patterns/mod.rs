@@ -27,8 +27,9 @@ use std::collections::{BTreeMap, BTreeSet};
 use relay_spec::pattern::{choose, hubs, implicit_deps, managers};
 use relay_spec::{Pattern, RelayFile, WorkflowDef};
 
-pub use relay_spec::pattern::Choice;
 pub(crate) use collaborative::pool as swarm_pool;
+pub use relay_spec::pattern::Choice;
+pub use resilience::BreakerState;
 pub(crate) use resilience::saga_compensations;
 
 use crate::plan::{Node, Plan, RunSpec};
@@ -272,7 +273,11 @@ fn topo_order(
             let mut d = deps[i].clone();
             for name in &wf.steps[i].depends_on {
                 if let Some(bar) = barriers.get(name.as_str()) {
-                    d.extend(bar.wait_for.iter().filter_map(|w| index.get(w.as_str()).copied()));
+                    d.extend(
+                        bar.wait_for
+                            .iter()
+                            .filter_map(|w| index.get(w.as_str()).copied()),
+                    );
                 }
             }
             d
@@ -307,7 +312,11 @@ mod tests {
         let hub = Topology::Hub(BTreeSet::from(["lead".to_string()]));
         assert!(hub.may_send("w1", "lead").is_ok());
         assert!(hub.may_send("lead", "w2").is_ok());
-        assert!(hub.may_send("w1", "w2").unwrap_err().contains("only the hub"));
+        assert!(
+            hub.may_send("w1", "w2")
+                .unwrap_err()
+                .contains("only the hub")
+        );
         let tree = Topology::Tree(BTreeMap::from([
             ("ceo".to_string(), None),
             ("vp".to_string(), Some("ceo".to_string())),

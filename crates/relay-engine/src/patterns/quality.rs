@@ -95,7 +95,10 @@ pub(crate) fn review_loop(b: &mut Builder<'_>, i: usize, p: usize, deps: Vec<usi
         },
         false,
     ));
-    let max = b.wf.steps[i].max_iterations.unwrap_or(DEFAULT_ITERATIONS).max(1);
+    let max = b.wf.steps[i]
+        .max_iterations
+        .unwrap_or(DEFAULT_ITERATIONS)
+        .max(1);
     b.add(Node::gate(
         name,
         i,
@@ -190,10 +193,7 @@ impl Gate for Loop {
             vec![p_idx],
             RunSpec {
                 agent: self.reviewer_agent.clone(),
-                task: self
-                    .reviewer_agent
-                    .as_ref()
-                    .map(|_| verify_task(&base)),
+                task: self.reviewer_agent.as_ref().map(|_| verify_task(&base)),
                 inputs: vec![("Work to review".into(), p_idx)],
                 soft: true,
                 unverified: true,
@@ -260,7 +260,10 @@ fn verify(b: &mut Builder<'_>, i: usize, deps: Vec<usize>) -> usize {
         },
         false,
     ));
-    let max = b.wf.steps[i].max_iterations.unwrap_or(DEFAULT_ITERATIONS).max(1);
+    let max = b.wf.steps[i]
+        .max_iterations
+        .unwrap_or(DEFAULT_ITERATIONS)
+        .max(1);
     b.add(Node::gate(
         name,
         i,
@@ -283,7 +286,12 @@ fn supervise(b: &mut Builder<'_>, i: usize, deps: Vec<usize>) -> usize {
         let label = b.wf.steps[i].name.clone();
         let inputs = b.step_deps[i]
             .iter()
-            .map(|&d| (format!("Health of worker step `{}`", b.wf.steps[d].name), b.final_node[d]))
+            .map(|&d| {
+                (
+                    format!("Health of worker step `{}`", b.wf.steps[d].name),
+                    b.final_node[d],
+                )
+            })
             .collect();
         return b.add(Node::run_with(
             label,
@@ -337,7 +345,11 @@ impl Gate for Restart {
         let why = describe_result(ctx, self.last);
         if self.restarts >= RESTARTS {
             return Resolution::Fail {
-                reason: format!("failed after {} restart(s): {}", self.restarts, why.lines().next().unwrap_or("")),
+                reason: format!(
+                    "failed after {} restart(s): {}",
+                    self.restarts,
+                    why.lines().next().unwrap_or("")
+                ),
                 events: Vec::new(),
             };
         }
@@ -359,7 +371,11 @@ impl Gate for Restart {
             events: vec![EventKind::Pattern {
                 step: label,
                 action: "restarted".into(),
-                detail: format!("restart {} of {RESTARTS} after: {}", self.restarts, why.lines().next().unwrap_or("")),
+                detail: format!(
+                    "restart {} of {RESTARTS} after: {}",
+                    self.restarts,
+                    why.lines().next().unwrap_or("")
+                ),
             }],
         }
     }

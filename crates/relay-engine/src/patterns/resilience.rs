@@ -56,7 +56,11 @@ fn escalation(b: &mut Builder<'_>, i: usize, deps: Vec<usize>) -> usize {
             .file
             .agents
             .iter()
-            .filter_map(|a| tier_of(a).filter(|t| *t > own_tier).map(|t| (t, a.name.clone())))
+            .filter_map(|a| {
+                tier_of(a)
+                    .filter(|t| *t > own_tier)
+                    .map(|t| (t, a.name.clone()))
+            })
             .collect();
         tiers.sort();
         tiers.into_iter().map(|(_, n)| n).collect()
@@ -134,34 +138,55 @@ impl Gate for Escalate {
     }
 }
 
-/// The breaker shared by every step of a run.
+/// The circuit breaker shared by every step of a run.
 #[derive(Debug, Default)]
-pub(crate) struct BreakerState {
+pub struct BreakerState {
     failures: u32,
     open: bool,
+}
+
+impl BreakerState {
+    /// Whether steps skip the primary now.
+    pub fn is_open(&self) -> bool {
+        self.open
+    }
 }
 
 fn breaker(b: &mut Builder<'_>, i: usize, deps: Vec<usize>) -> usize {
     let name = b.wf.steps[i].name.clone();
     let fallback = fallbacks(b, i, &["fallback", "backup"]);
-    let is_fallback = b.agent_of(i).is_some_and(|a| agent_has(a, &["fallback", "backup"]));
-    if is_fallback || fallback.is_empty() {
+    let is_fallback = b
+        .agent_of(i)
+        .is_some_and(|a| agent_has(a, &["fallback", "backup"]));
+    let (false, Some(first)) = (is_fallback, fallback.first().cloned()) else {
         return b.plain(i, deps);
-    }
-    // One breaker per run: every breaker gate of this plan shares it.
+    };
+    // One breaker per run; the agent is picked when the step gets a slot, so a breaker
+    // opened by an earlier step's failure sends this one straight to the fallback.
     let shared = b.breaker.clone();
     let primary = b.wf.steps[i].agent.clone().unwrap_or_default();
+    let run = b.add(Node::run_with(
+        format!("{name}#1"),
+        i,
+        deps,
+        RunSpec {
+            soft: true,
+            breaker: Some((shared.clone(), first)),
+            ..RunSpec::default()
+        },
+        true,
+    ));
     b.add(Node::gate(
         name,
         i,
-        deps,
+        vec![run],
         Box::new(Breaker {
             step: i,
             primary,
             fallback,
             state: shared,
+            last: run,
             tried: Vec::new(),
-            last: None,
         }),
     ))
 }
@@ -171,79 +196,77 @@ struct Breaker {
     primary: String,
     fallback: Vec<String>,
     state: Arc<Mutex<BreakerState>>,
+    last: usize,
     tried: Vec<String>,
-    last: Option<(String, usize)>,
 }
 
 impl Gate for Breaker {
     fn resolve(&mut self, ctx: &GateCtx<'_>) -> Resolution {
         let label = ctx.labels[ctx.me].clone();
         let mut events = Vec::new();
-        if let Some((agent, node)) = &self.last {
-            let ok = ctx.result(*node).is_some_and(|r| r.completed);
+        let ran_by = ctx
+            .result(self.last)
+            .and_then(|r| r.agent.clone())
+            .unwrap_or_default();
+        let ok = ctx.result(self.last).is_some_and(|r| r.completed);
+        self.tried.push(ran_by.clone());
+        if ran_by == self.primary {
             let mut st = self.state.lock().unwrap_or_else(|e| e.into_inner());
-            if *agent == self.primary {
-                if ok {
-                    st.failures = 0;
-                    st.open = false;
-                } else {
-                    st.failures += 1;
-                    if !st.open && st.failures >= BREAKER_THRESHOLD {
-                        st.open = true;
-                        events.push(EventKind::Pattern {
-                            step: label.clone(),
-                            action: "opened".into(),
-                            detail: format!(
-                                "{} failed {} times; later steps go to the fallback",
-                                self.primary, st.failures
-                            ),
-                        });
-                    }
+            if ok {
+                st.failures = 0;
+                st.open = false;
+            } else {
+                st.failures += 1;
+                if !st.open && st.failures >= BREAKER_THRESHOLD {
+                    st.open = true;
+                    events.push(EventKind::Pattern {
+                        step: label.clone(),
+                        action: "opened".into(),
+                        detail: format!(
+                            "{} failed {} times; later steps go to the fallback",
+                            self.primary, st.failures
+                        ),
+                    });
                 }
             }
-            if ok {
-                return Resolution::Complete {
-                    output: ctx.output(*node).to_string(),
-                    events,
-                };
-            }
         }
-        let open = self.state.lock().map(|s| s.open).unwrap_or(true);
-        let next = if self.tried.is_empty() && !open {
-            Some(self.primary.clone())
-        } else {
-            self.fallback.iter().find(|f| !self.tried.contains(f)).cloned()
-        };
-        let Some(next) = next else {
+        if ok {
+            return Resolution::Complete {
+                output: ctx.output(self.last).to_string(),
+                events,
+            };
+        }
+        let Some(next) = self
+            .fallback
+            .iter()
+            .find(|f| !self.tried.contains(f))
+            .cloned()
+        else {
             return Resolution::Fail {
-                reason: format!("the primary and every fallback failed (tried {})", self.tried.join(", ")),
+                reason: format!(
+                    "the primary and every fallback failed (tried {})",
+                    self.tried.join(", ")
+                ),
                 events,
             };
         };
-        if next != self.primary {
-            events.push(EventKind::Pattern {
-                step: label.clone(),
-                action: "fallback".into(),
-                detail: if self.tried.is_empty() {
-                    format!("breaker open: {next} instead of {}", self.primary)
-                } else {
-                    format!("{} failed: {next} takes over", self.tried.join(", "))
-                },
-            });
-        }
-        self.tried.push(next.clone());
+        events.push(EventKind::Pattern {
+            step: label.clone(),
+            action: "fallback".into(),
+            detail: format!("{ran_by} failed: {next} takes over"),
+        });
         let node = Node::run_with(
             format!("{label}@{next}"),
             self.step,
             Vec::new(),
             RunSpec {
-                agent: Some(next.clone()),
+                agent: Some(next),
                 soft: true,
                 ..RunSpec::default()
             },
             true,
         );
-        self.last = Some((next, ctx.next_index));
+        self.last = ctx.next_index;
         Resolution::Expand {
             nodes: vec![node],
             wait_for: vec![ctx.next_index],

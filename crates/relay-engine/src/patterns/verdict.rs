@@ -78,10 +78,7 @@ pub fn tally(
         .collect::<Vec<_>>()
         .join(", ");
     let total = votes.len();
-    let top = counts
-        .iter()
-        .find(|(k, _)| k != "(no vote)")
-        .cloned();
+    let top = counts.iter().find(|(k, _)| k != "(no vote)").cloned();
     let decision = match (strategy, top) {
         (_, None) => Err("no votes were cast".to_string()),
         (ConsensusStrategy::Unanimous, Some((k, c))) if c == total => Ok(k),
@@ -151,13 +148,36 @@ mod tests {
     #[test]
     fn consensus_rules_on_split_votes() {
         use ConsensusStrategy::*;
-        assert_eq!(tally(&votes(&["yes", "yes", "no"]), Majority, None).0, Ok("yes".into()));
+        assert_eq!(
+            tally(&votes(&["yes", "yes", "no"]), Majority, None).0,
+            Ok("yes".into())
+        );
         assert!(tally(&votes(&["yes", "no"]), Majority, None).0.is_err());
-        assert!(tally(&votes(&["yes", "yes", "no"]), Unanimous, None).0.is_err());
-        assert_eq!(tally(&votes(&["no", "no"]), Unanimous, None).0, Ok("no".into()));
-        assert_eq!(tally(&votes(&["a", "b", "a", "c"]), Quorum, Some(0.5)).0, Ok("a".into()));
-        assert!(tally(&votes(&["a", "b", "a", "c"]), Quorum, Some(0.75)).0.is_err());
-        assert!(tally(&votes(&["", "yes", ""]), Majority, None).0.is_err(), "missing votes count against");
-        assert_eq!(tally(&votes(&["yes", "yes", "no"]), Majority, None).1, "yes=2, no=1");
+        assert!(
+            tally(&votes(&["yes", "yes", "no"]), Unanimous, None)
+                .0
+                .is_err()
+        );
+        assert_eq!(
+            tally(&votes(&["no", "no"]), Unanimous, None).0,
+            Ok("no".into())
+        );
+        assert_eq!(
+            tally(&votes(&["a", "b", "a", "c"]), Quorum, Some(0.5)).0,
+            Ok("a".into())
+        );
+        assert!(
+            tally(&votes(&["a", "b", "a", "c"]), Quorum, Some(0.75))
+                .0
+                .is_err()
+        );
+        assert!(
+            tally(&votes(&["", "yes", ""]), Majority, None).0.is_err(),
+            "missing votes count against"
+        );
+        assert_eq!(
+            tally(&votes(&["yes", "yes", "no"]), Majority, None).1,
+            "yes=2, no=1"
+        );
     }
 }

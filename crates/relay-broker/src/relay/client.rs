@@ -1,0 +1,94 @@
+//! A blocking client of the run's socket, for the `agent-relay` commands (short-lived
+//! processes with no async runtime) and for tests.
+
+use std::io::{BufRead, BufReader, Read, Write};
+use std::os::unix::net::UnixStream;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use super::protocol::{MAX_LINE_BYTES, Reply, Request};
+
+/// Extra time a reply may take beyond what the request itself waits.
+const REPLY_GRACE: Duration = Duration::from_secs(30);
+
+/// Why a request got no reply.
+#[derive(Debug, thiserror::Error)]
+pub enum ClientError {
+    /// Nothing listens at the socket path.
+    #[error("no run is reachable at {}: {source}", path.display())]
+    Unreachable {
+        /// The socket path.
+        path: PathBuf,
+        /// Why connecting failed.
+        source: std::io::Error,
+    },
+    /// The connection broke.
+    #[error("lost the connection to the run at {}: {source}", path.display())]
+    Io {
+        /// The socket path.
+        path: PathBuf,
+        /// The error.
+        source: std::io::Error,
+    },
+    /// The run answered something unreadable.
+    #[error("unexpected answer from the run: {0}")]
+    Protocol(String),
+}
+
+/// A connection to a run's socket.
+#[derive(Debug)]
+pub struct Client {
+    path: PathBuf,
+    reader: BufReader<UnixStream>,
+    writer: UnixStream,
+}
+
+impl Client {
+    /// Connects to the socket at `path`.
+    pub fn connect(path: &Path) -> Result<Client, ClientError> {
+        let stream = UnixStream::connect(path).map_err(|source| ClientError::Unreachable {
+            path: path.to_path_buf(),
+            source,
+        })?;
+        let writer = stream.try_clone().map_err(|source| ClientError::Io {
+            path: path.to_path_buf(),
+            source,
+        })?;
+        Ok(Client {
+            path: path.to_path_buf(),
+            reader: BufReader::new(stream),
+            writer,
+        })
+    }
+
+    /// Sends `req` and reads its reply.
+    pub fn request(&mut self, req: &Request) -> Result<Reply, ClientError> {
+        let io = |source| ClientError::Io {
+            path: self.path.clone(),
+            source,
+        };
+        let waits = match req {
+            Request::Inbox { wait_ms, .. } => Duration::from_millis(wait_ms.unwrap_or(0)),
+            _ => Duration::ZERO,
+        };
+        self.reader
+            .get_ref()
+            .set_read_timeout(Some(waits + REPLY_GRACE))
+            .map_err(io)?;
+        let mut line = serde_json::to_vec(req).map_err(|e| ClientError::Protocol(e.to_string()))?;
+        line.push(b'\n');
+        self.writer.write_all(&line).map_err(io)?;
+        let mut answer = Vec::new();
+        let n = (&mut self.reader)
+            .take(MAX_LINE_BYTES as u64 * 64)
+            .read_until(b'\n', &mut answer)
+            .map_err(io)?;
+        if n == 0 {
+            return Err(io(std::io::Error::new(
+                std::io::ErrorKind::UnexpectedEof,
+                "the run closed the connection",
+            )));
+        }
+        serde_json::from_slice(&answer).map_err(|e| ClientError::Protocol(e.to_string()))
+    }
+}

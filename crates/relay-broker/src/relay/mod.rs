@@ -1,0 +1,159 @@
+//! Agent messaging: the embedded broker of a run.
+//!
+//! ```text
+//!  agent-relay send / inbox / board ──► unix socket (server.rs) ──┐
+//!  `->relay:` lines a session or a one-shot agent printed ─────────┤
+//!                                                                   ▼
+//!        Router (router.rs): registry, channels, policy, ids ──► messages.jsonl (persist.rs)
+//!                                                                   │ one envelope per recipient
+//!                                                                   ▼
+//!        Transport (transport.rs; InProcess now, a networked one later)
+//!                                                                   │ claim / ack
+//!                                                                   ▼
+//!        terminal sessions (typed in, confirmed on screen) · one-shot tasks · `inbox`
+//! ```
+//!
+//! A message for several recipients becomes one envelope per recipient, each with its own
+//! id and state: `queued`, then `delivered` (typed into a terminal and confirmed, or put
+//! in a one-shot task), `read` (taken with `inbox`) or `failed` with a reason. Every
+//! change is a line of `messages.jsonl`.
+
+pub mod board;
+pub mod client;
+pub mod lines;
+pub mod model;
+pub mod persist;
+pub mod protocol;
+pub mod router;
+pub mod sanitize;
+pub mod server;
+pub mod transport;
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+pub use board::{Board, BoardEntry, BoardError};
+pub use lines::RelayLine;
+pub use model::{
+    AgentInfo, AgentState, Envelope, MessageId, MessageState, Receipt, Record, Target,
+};
+pub use router::{
+    Delivery, InboxError, PolicyHandle, Router, RouterConfig, SendError, SendPolicy, feed,
+};
+pub use transport::{InProcess, Transport};
+
+/// The environment variable that tells agents and steps where the run's socket is.
+pub const SOCKET_ENV: &str = "AGENT_RELAY_SOCKET";
+
+/// The socket file name in the run directory.
+pub const SOCKET_FILE: &str = "relay.sock";
+
+/// Longest socket path the platform takes (`sun_path` less its terminating NUL), with
+/// some room to spare.
+const MAX_SOCKET_PATH: usize = 100;
+
+/// Why the broker could not start.
+#[derive(Debug, thiserror::Error)]
+pub enum BrokerError {
+    /// A file of the run directory could not be used.
+    #[error("{}: {source}", path.display())]
+    Io {
+        /// The file.
+        path: PathBuf,
+        /// The error.
+        source: std::io::Error,
+    },
+    /// The board file could not be read.
+    #[error(transparent)]
+    Board(#[from] BoardError),
+}
+
+/// Where the socket of the run `run_id` in `run_dir` lives: `relay.sock` in the run
+/// directory, or in the temp directory when that path is too long for a socket.
+pub fn socket_path(run_dir: &Path, run_id: &str) -> PathBuf {
+    let p = run_dir.join(SOCKET_FILE);
+    if p.as_os_str().len() <= MAX_SOCKET_PATH {
+        p
+    } else {
+        std::env::temp_dir().join(format!("agent-relay-{run_id}.sock"))
+    }
+}
+
+/// A run's broker: the router, the board, and the socket serving both.
+#[derive(Debug)]
+pub struct Broker {
+    router: Router,
+    board: Board,
+    server: server::Server,
+}
+
+impl Broker {
+    /// Starts the broker of the run in `run_dir`: the message log (messages a stopped
+    /// coordinator left queued are failed first, and ids go on from where it stopped),
+    /// the board, and the socket.
+    pub async fn start(
+        run_dir: &Path,
+        run_id: &str,
+        cfg: RouterConfig,
+    ) -> Result<Broker, BrokerError> {
+        let log_path = run_dir.join(persist::MESSAGES_FILE);
+        let io = |path: &Path| {
+            let path = path.to_path_buf();
+            move |source| BrokerError::Io { path, source }
+        };
+        let earlier = {
+            let p = log_path.clone();
+            tokio::task::spawn_blocking(move || persist::read_log(&p))
+                .await
+                .map_err(|e| std::io::Error::other(e.to_string()))
+                .and_then(|r| r)
+                .map_err(io(&log_path))?
+        };
+        let persist = persist::Persist::open(&log_path).map_err(io(&log_path))?;
+        for m in earlier.messages.iter().filter(|m| !m.state.is_final()) {
+            persist.write(Record {
+                ts_ms: model::now_ms(),
+                id: m.id,
+                state: MessageState::Failed,
+                from: m.from.clone(),
+                to: m.to.clone(),
+                target: None,
+                text: None,
+                reason: Some("the coordinator stopped before it was delivered".into()),
+            });
+        }
+        let first_id = earlier.messages.last().map_or(1, |m| m.id.0 + 1);
+        let router = Router::new(Arc::new(InProcess::new()), persist, first_id, cfg);
+        let board = Board::open(&run_dir.join(board::BOARD_FILE))?;
+        let sock = socket_path(run_dir, run_id);
+        let server =
+            server::Server::bind(&sock, router.clone(), board.clone()).map_err(io(&sock))?;
+        Ok(Broker {
+            router,
+            board,
+            server,
+        })
+    }
+
+    /// The router.
+    pub fn router(&self) -> &Router {
+        &self.router
+    }
+
+    /// The board.
+    pub fn board(&self) -> &Board {
+        &self.board
+    }
+
+    /// The socket's path.
+    pub fn socket(&self) -> &Path {
+        self.server.path()
+    }
+
+    /// Closes the socket, fails what is still queued with `reason` ("the run ended"),
+    /// and waits until the log has everything.
+    pub async fn shutdown(self, reason: &str) {
+        self.server.shutdown().await;
+        self.router.shutdown(reason).await;
+    }
+}

@@ -1,0 +1,234 @@
+//! The run's local endpoint: a unix socket that agents (through `agent-relay send`,
+//! `inbox`, `agents`, `board`) and deterministic steps talk to, one JSON line per request
+//! and per reply (see `protocol`).
+
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufReader};
+use tokio::net::{UnixListener, UnixStream};
+use tokio::task::{JoinHandle, JoinSet};
+use tokio_util::sync::CancellationToken;
+
+use super::board::Board;
+use super::model::{Target, is_name};
+use super::protocol::{ErrorKind, MAX_LINE_BYTES, Reply, Request};
+use super::router::{Delivery, InboxError, Router, SendError};
+
+/// Most messages one `inbox` request takes.
+pub const INBOX_MAX: usize = 1000;
+
+/// Longest `inbox` wait a client may ask for.
+pub const MAX_WAIT: Duration = Duration::from_secs(600);
+
+/// A listening socket and the task serving it.
+#[derive(Debug)]
+pub struct Server {
+    path: PathBuf,
+    cancel: CancellationToken,
+    task: JoinHandle<()>,
+}
+
+impl Server {
+    /// Listens on `path` (a stale socket file there is replaced; the new one is
+    /// readable and writable by this user only) and serves `router` and `board`.
+    pub fn bind(path: &Path, router: Router, board: Board) -> std::io::Result<Server> {
+        match std::fs::remove_file(path) {
+            Ok(()) => {}
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+            Err(e) => return Err(e),
+        }
+        let listener = UnixListener::bind(path)?;
+        {
+            use std::os::unix::fs::PermissionsExt;
+            std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o600))?;
+        }
+        let cancel = CancellationToken::new();
+        let task = tokio::spawn(accept_loop(listener, router, board, cancel.clone()));
+        Ok(Server {
+            path: path.to_path_buf(),
+            cancel,
+            task,
+        })
+    }
+
+    /// The socket's path.
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    /// Stops accepting, ends every connection (messages a waiting `inbox` had claimed go
+    /// back to their mailboxes) and removes the socket file.
+    pub async fn shutdown(self) {
+        self.cancel.cancel();
+        let _ = self.task.await;
+        let _ = tokio::fs::remove_file(&self.path).await;
+    }
+}
+
+async fn accept_loop(
+    listener: UnixListener,
+    router: Router,
+    board: Board,
+    cancel: CancellationToken,
+) {
+    let mut conns = JoinSet::new();
+    loop {
+        tokio::select! {
+            () = cancel.cancelled() => break,
+            accepted = listener.accept() => match accepted {
+                Ok((stream, _)) => {
+                    conns.spawn(serve(stream, router.clone(), board.clone()));
+                }
+                Err(e) => {
+                    tracing::warn!("relay socket accept failed: {e}");
+                    // Out of file descriptors and the like: don't spin.
+                    tokio::time::sleep(Duration::from_millis(50)).await;
+                }
+            },
+            Some(_) = conns.join_next(), if !conns.is_empty() => {}
+        }
+    }
+    conns.shutdown().await;
+}
+
+async fn serve(stream: UnixStream, router: Router, board: Board) {
+    let (read, mut write) = stream.into_split();
+    let mut reader = BufReader::new(read);
+    let mut line = Vec::new();
+    loop {
+        line.clear();
+        let n = match (&mut reader)
+            .take(MAX_LINE_BYTES as u64 + 1)
+            .read_until(b'\n', &mut line)
+            .await
+        {
+            Ok(0) | Err(_) => return,
+            Ok(n) => n,
+        };
+        if n > MAX_LINE_BYTES {
+            let _ = write_reply(
+                &mut write,
+                &bad(format!("request longer than {MAX_LINE_BYTES} bytes")),
+            )
+            .await;
+            return;
+        }
+        let (reply, claimed) = match serde_json::from_slice::<Request>(&line) {
+            Ok(req) => handle(req, &router, &board).await,
+            Err(e) => (bad(format!("not a request: {e}")), Vec::new()),
+        };
+        if write_reply(&mut write, &reply).await.is_err() {
+            // The client is gone; `claimed` is dropped and its messages go back.
+            return;
+        }
+        for d in claimed {
+            d.read();
+        }
+    }
+}
+
+async fn write_reply(
+    write: &mut tokio::net::unix::OwnedWriteHalf,
+    reply: &Reply,
+) -> std::io::Result<()> {
+    let mut bytes = serde_json::to_vec(reply).map_err(std::io::Error::other)?;
+    bytes.push(b'\n');
+    write.write_all(&bytes).await?;
+    write.flush().await
+}
+
+fn bad(message: String) -> Reply {
+    Reply::Error {
+        kind: ErrorKind::BadRequest,
+        message,
+    }
+}
+
+/// Carries out one request. Messages an `inbox` took are returned unsettled: they
+/// count as read only once the reply is written.
+async fn handle(req: Request, router: &Router, board: &Board) -> (Reply, Vec<Delivery>) {
+    let reply = match req {
+        Request::Send { from, to, text } => {
+            // The sender's name is typed into other agents' terminals.
+            if !is_name(&from) {
+                return (
+                    bad(format!("`{from}` is not a valid sender name")),
+                    Vec::new(),
+                );
+            }
+            let Some(target) = Target::parse(&to) else {
+                return (
+                    bad(format!("`{to}` is not an agent name, a #channel or *")),
+                    Vec::new(),
+                );
+            };
+            match router.send(&from, &target, &text).await {
+                Ok(receipts) => Reply::Sent { receipts },
+                Err(e @ SendError::UnknownRecipient { .. }) => Reply::Error {
+                    kind: ErrorKind::UnknownRecipient,
+                    message: e.to_string(),
+                },
+                Err(e) => bad(e.to_string()),
+            }
+        }
+        Request::Inbox {
+            agent,
+            wait_ms,
+            max,
+        } => {
+            let wait = wait_ms.map(|ms| Duration::from_millis(ms).min(MAX_WAIT));
+            let max = max.unwrap_or(INBOX_MAX).clamp(1, INBOX_MAX);
+            return match router.take(&agent, max, wait).await {
+                Ok(claimed) => (
+                    Reply::Messages {
+                        messages: claimed.iter().map(|d| d.envelope().clone()).collect(),
+                    },
+                    claimed,
+                ),
+                Err(e @ InboxError::UnknownAgent { .. }) => (
+                    Reply::Error {
+                        kind: ErrorKind::UnknownAgent,
+                        message: e.to_string(),
+                    },
+                    Vec::new(),
+                ),
+                Err(e) => (
+                    Reply::Error {
+                        kind: ErrorKind::Failed,
+                        message: e.to_string(),
+                    },
+                    Vec::new(),
+                ),
+            };
+        }
+        Request::Agents => Reply::Agents {
+            agents: router.agents(),
+            channels: router.channels(),
+        },
+        Request::BoardGet { key } => Reply::Value {
+            entry: board.get(&key),
+            key,
+        },
+        Request::BoardSet { key, value, by } => {
+            if let Some(by) = by.as_deref().filter(|b| !is_name(b)) {
+                return (bad(format!("`{by}` is not a valid name")), Vec::new());
+            }
+            match board
+                .set(&key, &value, by.as_deref().unwrap_or("user"))
+                .await
+            {
+                Ok(()) => Reply::Stored { key },
+                Err(e @ super::board::BoardError::Io { .. }) => Reply::Error {
+                    kind: ErrorKind::Failed,
+                    message: e.to_string(),
+                },
+                Err(e) => bad(e.to_string()),
+            }
+        }
+        Request::BoardList => Reply::Board {
+            entries: board.list(),
+        },
+    };
+    (reply, Vec::new())
+}

@@ -1,0 +1,468 @@
+//! The messaging commands agents (and people) use during a run: `send`, `inbox`,
+//! `agents`, `board`, which talk to the run's socket, and `messages`, which reads a run's
+//! `messages.jsonl`.
+//!
+//! Exit codes: 0 done; 1 the message failed for every recipient (refused, recipient
+//! ended) or a board key has no value; 3 bad usage or an unknown recipient; 4 no run is
+//! reachable.
+
+use std::io::Read;
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::time::{Duration, UNIX_EPOCH};
+
+use clap::{Args, Subcommand};
+use relay_broker::relay::client::{Client, ClientError};
+use relay_broker::relay::model::is_name;
+use relay_broker::relay::persist::{MESSAGES_FILE, read_log};
+use relay_broker::relay::protocol::{ErrorKind, Reply, Request};
+use relay_broker::relay::{AgentState, MessageState, SOCKET_ENV, Target, socket_path};
+
+use crate::commands::workdir;
+use crate::{EXIT_INVALID, EXIT_RUNTIME};
+
+/// Which run to talk to.
+#[derive(Args, Debug)]
+pub struct Endpoint {
+    /// The run's socket (default: $AGENT_RELAY_SOCKET, which every agent and step of a
+    /// run has).
+    #[arg(long, value_name = "PATH", global = true)]
+    socket: Option<PathBuf>,
+    /// A live run in this directory instead: its id, a unique prefix, or `last`.
+    #[arg(long, value_name = "RUN_ID", global = true)]
+    run: Option<String>,
+}
+
+/// `send` options.
+#[derive(Args, Debug)]
+#[command(group(clap::ArgGroup::new("target").required(true).args(["to", "channel", "all"])))]
+pub struct SendArgs {
+    /// To one agent.
+    #[arg(long, value_name = "NAME")]
+    to: Option<String>,
+    /// To every other member of a channel.
+    #[arg(long, value_name = "NAME")]
+    channel: Option<String>,
+    /// To every other agent of the run.
+    #[arg(long)]
+    all: bool,
+    /// Who sends (default: $AGENT_RELAY_NAME, else the step, else `user`).
+    #[arg(long, value_name = "NAME")]
+    from: Option<String>,
+    /// Print the receipts as JSON.
+    #[arg(long)]
+    json: bool,
+    /// The text (several words are joined with spaces; `-` reads it from stdin).
+    #[arg(required = true, num_args = 1.., allow_hyphen_values = true)]
+    text: Vec<String>,
+    #[command(flatten)]
+    endpoint: Endpoint,
+}
+
+/// `inbox` options.
+#[derive(Args, Debug)]
+pub struct InboxArgs {
+    /// Wait up to this many seconds for a message when there is none.
+    #[arg(long, value_name = "SECONDS")]
+    wait: Option<f64>,
+    /// Whose inbox (default: $AGENT_RELAY_NAME).
+    #[arg(long = "as", value_name = "NAME")]
+    agent: Option<String>,
+    /// Print JSON.
+    #[arg(long)]
+    json: bool,
+    #[command(flatten)]
+    endpoint: Endpoint,
+}
+
+/// `agents` options.
+#[derive(Args, Debug)]
+pub struct AgentsArgs {
+    /// Print JSON.
+    #[arg(long)]
+    json: bool,
+    #[command(flatten)]
+    endpoint: Endpoint,
+}
+
+/// `messages` options.
+#[derive(Args, Debug)]
+pub struct MessagesArgs {
+    /// Run id, a unique prefix of one, or `last`.
+    run_id: String,
+    /// Print JSON.
+    #[arg(long)]
+    json: bool,
+}
+
+/// `board` options.
+#[derive(Args, Debug)]
+pub struct BoardArgs {
+    #[command(subcommand)]
+    op: BoardOp,
+    #[command(flatten)]
+    endpoint: Endpoint,
+}
+
+#[derive(Subcommand, Debug)]
+enum BoardOp {
+    /// Print the value under KEY (exit 1 when there is none).
+    Get {
+        /// The key.
+        key: String,
+    },
+    /// Set KEY to VALUE (several words are joined with spaces).
+    Set {
+        /// The key.
+        key: String,
+        /// The value.
+        #[arg(required = true, num_args = 1.., allow_hyphen_values = true)]
+        value: Vec<String>,
+    },
+    /// Print every entry.
+    List {
+        /// Print JSON.
+        #[arg(long)]
+        json: bool,
+    },
+}
+
+fn fail(code: u8, msg: impl std::fmt::Display) -> ExitCode {
+    eprintln!("error: {msg}");
+    ExitCode::from(code)
+}
+
+impl Endpoint {
+    /// The socket to use: `--run`, `--socket`, else `$AGENT_RELAY_SOCKET`.
+    fn path(&self) -> Result<PathBuf, ExitCode> {
+        if let Some(id) = &self.run {
+            let wd = workdir()?;
+            let dir = relay_engine::runs::find_run(&wd, id).map_err(|e| fail(EXIT_INVALID, e))?;
+            let run_id = dir
+                .file_name()
+                .map(|n| n.to_string_lossy().into_owned())
+                .unwrap_or_default();
+            return Ok(socket_path(&dir, &run_id));
+        }
+        if let Some(p) = &self.socket {
+            return Ok(p.clone());
+        }
+        match std::env::var_os(SOCKET_ENV) {
+            Some(p) if !p.is_empty() => Ok(PathBuf::from(p)),
+            _ => Err(fail(
+                EXIT_RUNTIME,
+                format!(
+                    "no run to talk to: {SOCKET_ENV} is not set (every agent and step of a run has it; \
+                     from elsewhere pass --run RUN_ID or --socket PATH)"
+                ),
+            )),
+        }
+    }
+
+    /// One request to the run; errors become messages and exit codes.
+    fn ask(&self, req: &Request) -> Result<Reply, ExitCode> {
+        let path = self.path()?;
+        let reply = Client::connect(&path)
+            .and_then(|mut c| c.request(req))
+            .map_err(|e| match e {
+                ClientError::Unreachable { .. } => {
+                    fail(EXIT_RUNTIME, format!("{e} (is the run still going?)"))
+                }
+                e => fail(EXIT_RUNTIME, e),
+            })?;
+        match reply {
+            Reply::Error { kind, message } => Err(fail(
+                match kind {
+                    ErrorKind::UnknownRecipient
+                    | ErrorKind::UnknownAgent
+                    | ErrorKind::BadRequest => EXIT_INVALID,
+                    ErrorKind::Failed => EXIT_RUNTIME,
+                },
+                message,
+            )),
+            r => Ok(r),
+        }
+    }
+}
+
+fn unexpected(r: &Reply) -> ExitCode {
+    fail(
+        EXIT_RUNTIME,
+        format!("unexpected answer from the run: {r:?}"),
+    )
+}
+
+/// Who this process speaks for: the agent, else the deterministic step, else `user`.
+fn me(explicit: Option<&str>) -> String {
+    explicit
+        .map(str::to_owned)
+        .or_else(|| std::env::var("AGENT_RELAY_NAME").ok())
+        .or_else(|| std::env::var("AGENT_RELAY_STEP").ok())
+        .filter(|n| !n.is_empty())
+        .unwrap_or_else(|| "user".to_owned())
+}
+
+fn text_of(words: &[String]) -> Result<String, ExitCode> {
+    if words.len() == 1 && words[0] == "-" {
+        let mut s = String::new();
+        std::io::stdin().read_to_string(&mut s).map_err(|e| {
+            fail(
+                EXIT_INVALID,
+                format!("cannot read the text from stdin: {e}"),
+            )
+        })?;
+        return Ok(s);
+    }
+    Ok(words.join(" "))
+}
+
+/// `agent-relay send`.
+pub fn send(args: SendArgs) -> ExitCode {
+    let target = match (&args.to, &args.channel, args.all) {
+        (Some(n), _, _) => Target::Agent(n.clone()),
+        (_, Some(c), _) => Target::Channel(c.trim_start_matches('#').to_owned()),
+        _ => Target::Broadcast,
+    };
+    if let Target::Agent(n) | Target::Channel(n) = &target
+        && !is_name(n)
+    {
+        return fail(
+            EXIT_INVALID,
+            format!("`{n}` is not a valid name (letters, digits, `-`, `_`, `.`)"),
+        );
+    }
+    let from = me(args.from.as_deref());
+    if !is_name(&from) {
+        return fail(EXIT_INVALID, format!("`{from}` is not a valid sender name"));
+    }
+    let text = match text_of(&args.text) {
+        Ok(t) => t,
+        Err(c) => return c,
+    };
+    let req = Request::Send {
+        from,
+        to: target.to_string(),
+        text,
+    };
+    let receipts = match args.endpoint.ask(&req) {
+        Ok(Reply::Sent { receipts }) => receipts,
+        Ok(r) => return unexpected(&r),
+        Err(c) => return c,
+    };
+    if args.json {
+        println!("{}", serde_json::to_string(&receipts).unwrap_or_default());
+    }
+    let mut queued = 0;
+    for r in &receipts {
+        match r.state {
+            MessageState::Failed => eprintln!(
+                "message {} to {} failed: {}",
+                r.id,
+                r.to,
+                r.reason.as_deref().unwrap_or("unknown reason")
+            ),
+            _ => {
+                queued += 1;
+                if !args.json {
+                    println!("sent {} to {}", r.id, r.to);
+                }
+            }
+        }
+    }
+    if queued == 0 {
+        ExitCode::from(1)
+    } else {
+        ExitCode::SUCCESS
+    }
+}
+
+/// `agent-relay inbox`.
+pub fn inbox(args: InboxArgs) -> ExitCode {
+    let agent = args
+        .agent
+        .clone()
+        .or_else(|| std::env::var("AGENT_RELAY_NAME").ok())
+        .filter(|a| !a.is_empty());
+    let Some(agent) = agent else {
+        return fail(
+            EXIT_INVALID,
+            "whose inbox? AGENT_RELAY_NAME is not set (pass --as NAME)",
+        );
+    };
+    let wait_ms = match args.wait {
+        Some(s) if s.is_finite() && s >= 0.0 => {
+            Some(Duration::from_secs_f64(s.min(600.0)).as_millis() as u64)
+        }
+        Some(_) => return fail(EXIT_INVALID, "--wait takes a number of seconds"),
+        None => None,
+    };
+    let req = Request::Inbox {
+        agent,
+        wait_ms,
+        max: None,
+    };
+    let messages = match args.endpoint.ask(&req) {
+        Ok(Reply::Messages { messages }) => messages,
+        Ok(r) => return unexpected(&r),
+        Err(c) => return c,
+    };
+    if args.json {
+        println!("{}", serde_json::to_string(&messages).unwrap_or_default());
+        return ExitCode::SUCCESS;
+    }
+    for m in &messages {
+        let via = match &m.target {
+            Target::Agent(_) => String::new(),
+            t => format!(" to {t}"),
+        };
+        println!(
+            "[{}] from {}{via}: {}",
+            m.id,
+            m.from,
+            m.text.replace('\n', "\n  ")
+        );
+    }
+    ExitCode::SUCCESS
+}
+
+/// `agent-relay agents`.
+pub fn agents(args: AgentsArgs) -> ExitCode {
+    let (agents, channels) = match args.endpoint.ask(&Request::Agents) {
+        Ok(Reply::Agents { agents, channels }) => (agents, channels),
+        Ok(r) => return unexpected(&r),
+        Err(c) => return c,
+    };
+    if args.json {
+        let v = serde_json::json!({"agents": agents, "channels": channels});
+        println!("{v}");
+        return ExitCode::SUCCESS;
+    }
+    let me = std::env::var("AGENT_RELAY_NAME").unwrap_or_default();
+    let width = agents
+        .iter()
+        .map(|a| a.name.len())
+        .max()
+        .unwrap_or(4)
+        .max(4);
+    for a in &agents {
+        let state = match a.state {
+            AgentState::Pending => "pending",
+            AgentState::Running => "running",
+            AgentState::Ended => "ended",
+        };
+        let mode = if a.interactive {
+            "terminal"
+        } else {
+            "one-shot"
+        };
+        let chans: Vec<String> = a.channels.iter().map(|c| format!("#{c}")).collect();
+        println!(
+            "{:width$}  {state:7}  {mode:8}  {}{}{}",
+            a.name,
+            a.role
+                .as_deref()
+                .map(|r| format!("{r}  "))
+                .unwrap_or_default(),
+            chans.join(" "),
+            if a.name == me { "  (you)" } else { "" },
+        );
+    }
+    ExitCode::SUCCESS
+}
+
+/// `agent-relay board`.
+pub fn board(args: BoardArgs) -> ExitCode {
+    match args.op {
+        BoardOp::Get { key } => match args.endpoint.ask(&Request::BoardGet { key }) {
+            Ok(Reply::Value { entry: Some(e), .. }) => {
+                println!("{}", e.value);
+                ExitCode::SUCCESS
+            }
+            Ok(Reply::Value { key, entry: None }) => {
+                eprintln!("no value for `{key}` on the board");
+                ExitCode::from(1)
+            }
+            Ok(r) => unexpected(&r),
+            Err(c) => c,
+        },
+        BoardOp::Set { key, value } => {
+            let req = Request::BoardSet {
+                key,
+                value: value.join(" "),
+                by: Some(me(None)).filter(|n| is_name(n)),
+            };
+            match args.endpoint.ask(&req) {
+                Ok(Reply::Stored { .. }) => ExitCode::SUCCESS,
+                Ok(r) => unexpected(&r),
+                Err(c) => c,
+            }
+        }
+        BoardOp::List { json } => match args.endpoint.ask(&Request::BoardList) {
+            Ok(Reply::Board { entries }) => {
+                if json {
+                    println!("{}", serde_json::to_string(&entries).unwrap_or_default());
+                } else {
+                    for (k, e) in &entries {
+                        println!("{k} = {} (by {})", e.value.replace('\n', "\n  "), e.by);
+                    }
+                }
+                ExitCode::SUCCESS
+            }
+            Ok(r) => unexpected(&r),
+            Err(c) => c,
+        },
+    }
+}
+
+/// `agent-relay messages RUN_ID`.
+pub fn messages(args: MessagesArgs) -> ExitCode {
+    let wd = match workdir() {
+        Ok(d) => d,
+        Err(c) => return c,
+    };
+    let dir = match relay_engine::runs::find_run(&wd, &args.run_id) {
+        Ok(d) => d,
+        Err(e) => return fail(EXIT_INVALID, e),
+    };
+    let path = dir.join(MESSAGES_FILE);
+    let log = match read_log(&path) {
+        Ok(l) => l,
+        Err(e) => return fail(EXIT_RUNTIME, format!("cannot read {}: {e}", path.display())),
+    };
+    for (line, why) in &log.bad_lines {
+        eprintln!("warning: {MESSAGES_FILE} line {line} is unreadable and was skipped ({why})");
+    }
+    if args.json {
+        println!(
+            "{}",
+            serde_json::to_string_pretty(&log.messages).unwrap_or_default()
+        );
+        return ExitCode::SUCCESS;
+    }
+    if log.messages.is_empty() {
+        eprintln!("no messages in this run");
+    }
+    for m in &log.messages {
+        let at = relay_engine::rfc3339(UNIX_EPOCH + Duration::from_millis(m.sent_ms));
+        let via = match &m.target {
+            Some(t @ (Target::Channel(_) | Target::Broadcast)) => format!(" ({t})"),
+            _ => String::new(),
+        };
+        let mut text: String = m.text.replace('\n', " ⏎ ");
+        if text.chars().count() > 60 {
+            text = text.chars().take(59).collect::<String>() + "…";
+        }
+        println!(
+            "{:>5}  {}  {:9}  {} -> {}{via}  {text}",
+            m.id.to_string(),
+            at.get(11..19).unwrap_or(&at),
+            m.state.as_str(),
+            m.from,
+            m.to,
+        );
+        if let Some(r) = &m.reason {
+            println!("       reason: {r}");
+        }
+    }
+    ExitCode::SUCCESS
+}

@@ -1,0 +1,383 @@
+//! The engine's side of agent messaging: starting a run's broker (router, board and the
+//! socket in the run directory), registering the workflow's agents on their channels,
+//! telling each agent who else is in the run, following each agent's state from its
+//! steps, handing messages to one-shot tasks and terminal sessions, sending what agents
+//! print as `->relay:` lines, posting step failures to `errorHandling.notifyChannel`, and
+//! recording message events.
+
+use std::collections::{HashMap, HashSet};
+use std::path::Path;
+use std::sync::{Arc, Mutex, OnceLock, PoisonError};
+
+use relay_broker::relay::{
+    AgentInfo, AgentState, Broker, Delivery, MessageState, PolicyHandle, Record, RelayLine, Router,
+    RouterConfig, SOCKET_ENV, Target, lines,
+};
+use relay_broker::session::SessionMessages;
+use relay_broker::session::detect::REPLY_GLYPHS;
+use relay_spec::{RelayFile, WorkflowDef};
+use tokio::sync::mpsc::UnboundedSender;
+use tokio::task::JoinHandle;
+
+use crate::events::EventKind;
+use crate::plan::{NodeKind, Plan};
+use crate::store::StoreError;
+
+/// Who posts step failures to the notify channel.
+pub const COORDINATOR: &str = "agent-relay";
+
+/// The messaging of one run.
+pub(crate) struct RunMessaging {
+    broker: Mutex<Option<Broker>>,
+    router: Router,
+    socket: String,
+    notify_channel: Option<String>,
+    /// Steps of each agent running now.
+    running: Mutex<HashMap<String, usize>>,
+    /// Steps of each agent not finished yet, when the plan fixes them in advance (no
+    /// gate can add steps, no pool picks agents at run time); an agent with none left
+    /// has ended, and messages to it fail at once.
+    left: Mutex<Option<HashMap<String, usize>>>,
+    events: OnceLock<JoinHandle<()>>,
+}
+
+fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(PoisonError::into_inner)
+}
+
+/// The swarm channel's name when `swarm.channel` is not set: the workflow's name, made
+/// a valid channel name.
+pub(crate) fn default_channel(workflow: &str) -> String {
+    let name: String = workflow
+        .chars()
+        .map(|c| {
+            if c.is_alphanumeric() || matches!(c, '-' | '_' | '.') {
+                c
+            } else {
+                '-'
+            }
+        })
+        .collect();
+    if name.trim_matches('-').is_empty() {
+        "swarm".to_owned()
+    } else {
+        name
+    }
+}
+
+impl RunMessaging {
+    /// Starts the broker of the run in `run_dir` and registers every agent of `file` on
+    /// the swarm channel and its own channels. Nodes in `done` (a resumed run's
+    /// completed steps) do not count as steps still to run.
+    pub(crate) async fn start(
+        run_dir: &Path,
+        run_id: &str,
+        file: &RelayFile,
+        wf: &WorkflowDef,
+        plan: &Plan,
+        done: &HashSet<String>,
+    ) -> Result<Arc<RunMessaging>, StoreError> {
+        let broker = Broker::start(run_dir, run_id, RouterConfig::default())
+            .await
+            .map_err(|e| StoreError {
+                path: run_dir.to_path_buf(),
+                source: std::io::Error::other(e.to_string()),
+            })?;
+        let router = broker.router().clone();
+        let swarm_channel = file
+            .swarm
+            .as_ref()
+            .and_then(|s| s.channel.clone())
+            .unwrap_or_else(|| default_channel(&wf.name));
+        let left = steps_per_agent(wf, plan, done);
+        for a in &file.agents {
+            let mut channels = vec![swarm_channel.clone()];
+            channels.extend(a.channels.iter().filter(|c| **c != swarm_channel).cloned());
+            let ended = left.as_ref().is_some_and(|l| !l.contains_key(&a.name));
+            router.register(AgentInfo {
+                name: a.name.clone(),
+                role: a.role.clone(),
+                interactive: a.is_interactive(),
+                channels,
+                state: if ended {
+                    AgentState::Ended
+                } else {
+                    AgentState::Pending
+                },
+            });
+        }
+        router.add_channel(&swarm_channel);
+        let notify_channel = file
+            .error_handling
+            .as_ref()
+            .and_then(|e| e.notify_channel.clone());
+        if let Some(c) = &notify_channel {
+            router.add_channel(c);
+        }
+        Ok(Arc::new(RunMessaging {
+            socket: broker.socket().display().to_string(),
+            broker: Mutex::new(Some(broker)),
+            router,
+            notify_channel,
+            running: Mutex::new(HashMap::new()),
+            left: Mutex::new(left),
+            events: OnceLock::new(),
+        }))
+    }
+
+    /// The router's policy handle (who may message whom).
+    pub(crate) fn policy(&self) -> PolicyHandle {
+        self.router.policy()
+    }
+
+    /// The variable that tells agents and steps where the socket is.
+    pub(crate) fn env(&self) -> (String, String) {
+        (SOCKET_ENV.to_owned(), self.socket.clone())
+    }
+
+    /// Records message events from now on in `events` (once per run).
+    pub(crate) fn attach(&self, events: &UnboundedSender<EventKind>) {
+        self.events.get_or_init(|| {
+            let mut records = self.router.observe();
+            let events = events.clone();
+            tokio::spawn(async move {
+                while let Some(r) = records.recv().await {
+                    if events.send(event_of(r)).is_err() {
+                        return;
+                    }
+                }
+            })
+        });
+    }
+
+    /// A step of `agent` starts.
+    pub(crate) async fn step_started(&self, agent: Option<&str>) {
+        let Some(agent) = agent else {
+            return;
+        };
+        *lock(&self.running).entry(agent.to_owned()).or_insert(0) += 1;
+        self.router
+            .set_state(agent, AgentState::Running, None)
+            .await;
+    }
+
+    /// A step (`label`) of `agent` finished: the agent waits for its next step or has
+    /// ended, and a failure is posted to the notify channel.
+    pub(crate) async fn step_finished(
+        &self,
+        label: &str,
+        agent: Option<&str>,
+        failure: Option<&str>,
+    ) {
+        if let Some(agent) = agent {
+            let still_running = {
+                let mut running = lock(&self.running);
+                let n = running.entry(agent.to_owned()).or_insert(1);
+                *n = n.saturating_sub(1);
+                *n > 0
+            };
+            let ended = {
+                let mut left = lock(&self.left);
+                match left.as_mut().and_then(|l| l.get_mut(agent)) {
+                    Some(n) => {
+                        *n = n.saturating_sub(1);
+                        *n == 0
+                    }
+                    None => false,
+                }
+            };
+            if ended {
+                self.router.set_state(agent, AgentState::Ended, None).await;
+            } else if !still_running {
+                self.router
+                    .set_state(agent, AgentState::Pending, None)
+                    .await;
+            }
+        }
+        if let (Some(reason), Some(channel)) = (failure, &self.notify_channel) {
+            let text = format!("step `{label}` failed: {reason}");
+            let target = Target::Channel(channel.clone());
+            if let Err(e) = self.router.send(COORDINATOR, &target, &text).await {
+                tracing::warn!("cannot post to the notify channel: {e}");
+            }
+        }
+    }
+
+    /// The short paragraph appended to `agent`'s task: who else is in the run and how to
+    /// message them. `None` when the agent is alone.
+    pub(crate) fn peers_note(&self, agent: &str) -> Option<String> {
+        let all = self.router.agents();
+        let me = all.iter().find(|a| a.name == agent)?;
+        let others: Vec<String> = all
+            .iter()
+            .filter(|a| a.name != agent && a.state != AgentState::Ended)
+            .map(|a| match &a.role {
+                Some(r) => format!("{} ({r})", a.name),
+                None => a.name.clone(),
+            })
+            .collect();
+        if others.is_empty() {
+            return None;
+        }
+        let channels: Vec<String> = me.channels.iter().map(|c| format!("#{c}")).collect();
+        let reading = if me.interactive {
+            "Messages to you arrive as lines starting `Relay message from`."
+        } else {
+            "`\"$AGENT_RELAY_BIN\" inbox` prints messages sent to you while you work."
+        };
+        Some(format!(
+            "Other agents in this run (you are {agent}): {}. To message one, run \
+             `\"$AGENT_RELAY_BIN\" send --to NAME \"text\"` (or `--channel NAME` for {}, `--all` \
+             for everyone), or print a line `->relay:NAME text`. {reading}",
+            others.join(", "),
+            channels.join(", "),
+        ))
+    }
+
+    /// For a one-shot agent about to start: the messages waiting for it, as a section
+    /// to append to its task, and their claims, to settle once the task is handed over.
+    pub(crate) async fn waiting_for_oneshot(&self, agent: &str) -> (String, Vec<Delivery>) {
+        let claimed = self
+            .router
+            .take(agent, relay_broker::relay::server::INBOX_MAX, None)
+            .await
+            .unwrap_or_default();
+        if claimed.is_empty() {
+            return (String::new(), claimed);
+        }
+        let mut text = String::from("\n\nMessages sent to you before you started:");
+        for d in &claimed {
+            let e = d.envelope();
+            let via = match &e.target {
+                Target::Agent(_) => String::new(),
+                t => format!(" to {t}"),
+            };
+            let body = e.text.replace('\n', "\n  ");
+            text.push_str(&format!("\n- from {}{via}: {body}", e.from));
+        }
+        (text, claimed)
+    }
+
+    /// The link of a terminal session of `agent` to the run's messages, and the tasks
+    /// serving it; they end once the session drops its side.
+    pub(crate) fn session_link(&self, agent: &str) -> (SessionMessages, LinkTasks) {
+        let (incoming, feeder) = relay_broker::relay::feed(self.router.clone(), agent.to_owned());
+        let (outgoing, mut lines) = tokio::sync::mpsc::unbounded_channel::<RelayLine>();
+        let router = self.router.clone();
+        let from = agent.to_owned();
+        let sender = tokio::spawn(async move {
+            while let Some(line) = lines.recv().await {
+                send_line(&router, &from, &line).await;
+            }
+        });
+        (
+            SessionMessages { incoming, outgoing },
+            LinkTasks { feeder, sender },
+        )
+    }
+
+    /// Sends the `->relay:` lines in a one-shot agent's output.
+    pub(crate) async fn relay_output(&self, agent: &str, output: &str) {
+        for line in lines::scan(output, &REPLY_GLYPHS).lines {
+            send_line(&self.router, agent, &line).await;
+        }
+    }
+
+    /// Closes the socket and fails whatever is still queued: the run is over.
+    pub(crate) async fn shutdown(&self) {
+        let broker = lock(&self.broker).take();
+        if let Some(b) = broker {
+            b.shutdown("the run ended").await;
+        }
+    }
+}
+
+/// The tasks behind a session's messaging link.
+pub(crate) struct LinkTasks {
+    feeder: JoinHandle<()>,
+    sender: JoinHandle<()>,
+}
+
+impl LinkTasks {
+    /// Waits until the session's relay lines are sent and its feed has stopped.
+    pub(crate) async fn finish(self) {
+        let _ = self.sender.await;
+        let _ = self.feeder.await;
+    }
+}
+
+async fn send_line(router: &Router, from: &str, line: &RelayLine) {
+    // Refusals and unknown names are recorded as failed messages by the router.
+    if let Err(e) = router.send(from, &line.target, &line.text).await {
+        tracing::info!(from, "relay line not sent: {e}");
+    }
+}
+
+/// Steps still to run per agent, when the plan fixes them; `None` when gates or the
+/// swarm pool decide at run time.
+fn steps_per_agent(
+    wf: &WorkflowDef,
+    plan: &Plan,
+    done: &HashSet<String>,
+) -> Option<HashMap<String, usize>> {
+    let mut left = HashMap::new();
+    for node in &plan.nodes {
+        let NodeKind::Run(spec) = &node.kind else {
+            return None;
+        };
+        if spec.pooled {
+            return None;
+        }
+        if done.contains(&node.label) {
+            continue;
+        }
+        let agent = spec
+            .agent
+            .clone()
+            .or_else(|| wf.steps.get(node.origin).and_then(|s| s.agent.clone()));
+        if let Some(a) = agent {
+            *left.entry(a).or_insert(0) += 1;
+        }
+    }
+    Some(left)
+}
+
+fn event_of(r: Record) -> EventKind {
+    let id = r.id.0;
+    match r.state {
+        MessageState::Queued => EventKind::MessageSent {
+            id,
+            from: r.from,
+            to: r.to,
+            target: r.target.map(|t| t.to_string()).unwrap_or_default(),
+        },
+        MessageState::Delivered => EventKind::MessageDelivered {
+            id,
+            from: r.from,
+            to: r.to,
+        },
+        MessageState::Read => EventKind::MessageRead {
+            id,
+            from: r.from,
+            to: r.to,
+        },
+        MessageState::Failed => EventKind::MessageFailed {
+            id,
+            from: r.from,
+            to: r.to,
+            reason: r.reason.unwrap_or_default(),
+        },
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_default_channel_is_the_workflow_name() {
+        assert_eq!(default_channel("ship"), "ship");
+        assert_eq!(default_channel("build and test"), "build-and-test");
+        assert_eq!(default_channel("!!"), "swarm");
+    }
+}
