@@ -563,6 +563,83 @@ fn supervisor_restarts_a_failed_worker_and_gets_a_health_report() {
 }
 
 #[test]
+fn blackboard_steps_see_what_others_posted() {
+    let w = World::new();
+    let (o, s) = run(
+        &w,
+        &team(
+            &[("scout", "shared-workspace"), ("builder", "builder")],
+            "swarm: {pattern: blackboard}\n",
+            "      - {name: post, type: deterministic, command: '\"$AGENT_RELAY_BIN\" board set slow-test test_big_upload'}\n      - {name: use, agent: builder, dependsOn: [post], task: \"[[fake:echo-task]]\"}\n",
+        ),
+    );
+    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+    let u = out(&s, "use");
+    assert!(
+        u.contains("## Shared board") && u.contains("slow-test: test_big_upload"),
+        "{u}"
+    );
+    assert!(
+        w.run_dir().join("board.json").exists(),
+        "the board is kept in the run directory"
+    );
+}
+
+/// The final state and reason of the message `from` sent to `to` in the last run.
+fn message_fate(w: &World, from: &str, to: &str) -> (String, String) {
+    let o = w.run(&["messages", "last", "--json"]);
+    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+    let all: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+    let m = all
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|m| m["from"] == from && m["to"] == to)
+        .unwrap_or_else(|| panic!("no message {from} -> {to}: {all}"))
+        .clone();
+    (
+        m["state"].as_str().unwrap_or("").to_string(),
+        m["reason"].as_str().unwrap_or("").to_string(),
+    )
+}
+
+fn talking_spokes(pattern: &str) -> String {
+    team(
+        &[("lead", "coordinator"), ("s1", "spoke"), ("s2", "spoke")],
+        &format!("swarm: {{pattern: {pattern}}}\n"),
+        "      - {name: a, agent: s1, task: \"[[fake:send=s2:psst]] [[fake:send=lead:report]]\"}\n      - {name: b, agent: s2, dependsOn: [a], task: \"[[fake:echo-task]]\"}\n      - {name: c, agent: lead, dependsOn: [a], task: \"[[fake:echo-task]]\"}\n",
+    )
+}
+
+#[test]
+fn hub_spoke_refuses_spoke_to_spoke_messages_that_mesh_allows() {
+    let w = World::new();
+    let (o, _) = run(&w, &talking_spokes("hub-spoke"));
+    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+    let (state, reason) = message_fate(&w, "s1", "s2");
+    assert_eq!(state, "failed");
+    assert!(reason.contains("hub-spoke"), "{reason}");
+    assert_ne!(
+        message_fate(&w, "s1", "lead").0,
+        "failed",
+        "spokes may reach the hub"
+    );
+
+    let w = World::new();
+    let (o, s) = run(&w, &talking_spokes("mesh"));
+    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+    assert_ne!(
+        message_fate(&w, "s1", "s2").0,
+        "failed",
+        "mesh lets any agent message any other"
+    );
+    assert!(
+        out(&s, "b").contains("psst"),
+        "the message reached s2's next step"
+    );
+}
+
+#[test]
 fn swarm_agents_pull_steps_from_one_queue() {
     let w = World::new();
     let mut steps = String::new();

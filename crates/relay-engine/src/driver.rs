@@ -146,6 +146,24 @@ pub(crate) async fn drive<L: Launcher>(
         may_send: relay.policy(),
         relay,
     });
+    // Who may message whom is the pattern's to say.
+    if plan.topology != crate::patterns::Topology::All {
+        let topology = plan.topology.clone();
+        let rule = match &topology {
+            crate::patterns::Topology::Hub(_) => "hub-spoke: spokes message only the hub",
+            crate::patterns::Topology::Tree(_) => {
+                "hierarchical: agents message only their manager and direct reports"
+            }
+            crate::patterns::Topology::Chain(_) => {
+                "handoff: agents message only their neighbours in the chain"
+            }
+            crate::patterns::Topology::All => "everyone may message everyone",
+        };
+        shared.may_send.set(relay_broker::relay::SendPolicy::new(
+            rule,
+            move |from, to| topology.may_send(from, to).is_ok(),
+        ));
+    }
     let n_steps = wf.steps.len();
     let mut results = vec![None; plan.nodes.len()];
     let mut outputs = BTreeMap::new();
