@@ -147,14 +147,14 @@ impl Injected {
 
     /// Records one more typed text.
     pub fn push(&mut self, text: &str, rules: &Rules) {
-        self.collapsed.push(collapse_ws(text));
+        self.collapsed.push(plain(text));
         for line in text.lines() {
             match exit_kind(line, rules) {
                 Some(ExitKind::Bare) => self.bare_exits += 1,
                 Some(ExitKind::Glyph) => self.glyph_exits += 1,
                 None => {}
             }
-            let line = collapse_ws(line);
+            let line = plain(line);
             if !line.is_empty() {
                 self.lines.insert(line);
             }
@@ -181,6 +181,12 @@ pub fn find_exit(rows: &[String], injected: &Injected, rules: &Rules) -> Option<
         *skip -= 1;
     }
     None
+}
+
+/// Text as a markdown-rendering TUI shows it (codex drops code and emphasis marks from the
+/// user's message), whitespace collapsed: how typed text is compared with its echo.
+fn plain(s: &str) -> String {
+    collapse_ws(&s.replace(['`', '*'], ""))
 }
 
 /// Text with runs of whitespace collapsed to one space and ends trimmed.
@@ -257,7 +263,7 @@ struct Echo {
 impl Echo {
     /// Starts at a prompt row whose `body` begins one of the `injected` texts.
     fn start(body: &str, injected: &Injected) -> Echo {
-        let body = collapse_ws(body);
+        let body = plain(body);
         let rest = injected
             .collapsed
             .iter()
@@ -269,7 +275,7 @@ impl Echo {
 
     /// Whether `row` continues the echo; consumes it if so.
     fn take(&mut self, row: &str) -> bool {
-        let row = unboxed(row);
+        let row = plain(&unboxed(row));
         if row.is_empty() || self.rest.is_empty() || !self.rest.starts_with(&row) {
             self.rest.clear();
             return false;
@@ -282,7 +288,7 @@ impl Echo {
 /// Whether `row` is a whole line of injected text, as a terminal echoes it without a
 /// prompt. A row with a reply glyph is the agent's, even when it repeats the task.
 fn is_injected_line(row: &str, injected: &Injected, rules: &Rules) -> bool {
-    !starts_with_glyph(row, rules) && injected.lines.contains(&collapse_ws(row))
+    !starts_with_glyph(row, rules) && injected.lines.contains(&plain(row))
 }
 
 /// The agent's clean output from `rows` (the rows it wrote after the task, cut before its
@@ -519,6 +525,28 @@ mod tests {
         assert_eq!(
             extract_output(&screen, &r, &Injected::new(), &exclude),
             "PONG"
+        );
+    }
+
+    #[test]
+    fn the_echo_of_a_markdown_rendered_task_is_not_output() {
+        // Codex renders the user's message as markdown: code marks disappear.
+        let rules = Rules::for_cli(None);
+        let typed = "Say hi.\n\nTo message, run `agent-relay send --to NAME \"text\"`.";
+        let injected = Injected::of(&[typed], &rules);
+        let rows: Vec<String> = [
+            "\u{203a} Say hi.",
+            "",
+            "  To message, run agent-relay send --to NAME \"text\".",
+            "",
+            "\u{2022} hi",
+        ]
+        .iter()
+        .map(|s| s.to_string())
+        .collect();
+        assert_eq!(
+            extract_output(&rows, &rules, &injected, &HashSet::new()),
+            "hi"
         );
     }
 }
