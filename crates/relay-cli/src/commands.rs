@@ -345,17 +345,23 @@ pub struct Job {
     pub workdir: PathBuf,
 }
 
-/// Runs `job` on the local machine and turns the outcome into output and an exit code.
-pub fn execute(job: Job, out: Output) -> ExitCode {
-    let rt = match tokio::runtime::Builder::new_current_thread()
+/// The single-threaded async runtime the commands run on (agents' terminals are read by
+/// threads of their own, so one thread is enough for the coordinator).
+pub fn runtime() -> Result<tokio::runtime::Runtime, ExitCode> {
+    tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
-    {
-        Ok(rt) => rt,
-        Err(e) => {
+        .map_err(|e| {
             eprintln!("error: cannot start the async runtime: {e}");
-            return ExitCode::from(EXIT_RUNTIME);
-        }
+            ExitCode::from(EXIT_RUNTIME)
+        })
+}
+
+/// Runs `job` on the local machine and turns the outcome into output and an exit code.
+pub fn execute(job: Job, out: Output) -> ExitCode {
+    let rt = match crate::commands::runtime() {
+        Ok(rt) => rt,
+        Err(code) => return code,
     };
     rt.block_on(async move {
         let cancel = CancellationToken::new();

@@ -295,15 +295,9 @@ pub fn cancel(id: &str) -> ExitCode {
         Ok(d) => d,
         Err(c) => return c,
     };
-    let rt = match tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-    {
+    let rt = match crate::commands::runtime() {
         Ok(rt) => rt,
-        Err(e) => {
-            eprintln!("error: cannot start the async runtime: {e}");
-            return ExitCode::from(EXIT_RUNTIME);
-        }
+        Err(code) => return code,
     };
     let grace = relay_engine::Settings::from_env().kill_grace;
     match rt.block_on(runs::cancel(&dir, grace)) {

@@ -784,15 +784,8 @@ impl<L: Launcher> Loop<'_, L> {
                 text.push_str(&format!("\n\n## {heading}\n{body}"));
             }
             for (heading, j) in &spec.inputs {
-                let body = match self.results.get(*j).and_then(Option::as_ref) {
-                    Some(r) if r.completed => r.output.trim().to_string(),
-                    Some(r) => format!(
-                        "[failed: {}]\n{}",
-                        r.reason.as_deref().unwrap_or("unknown reason"),
-                        r.output.trim()
-                    ),
-                    None => "[not run]".to_string(),
-                };
+                let body =
+                    crate::patterns::result_text(self.results.get(*j).and_then(Option::as_ref));
                 text.push_str(&format!("\n\n## {heading}\n{body}"));
             }
             if spec.board

@@ -76,6 +76,32 @@ pub(crate) struct StepResult {
     pub cancelled: bool,
 }
 
+/// How a step ended, before it becomes a `StepResult`.
+struct Ended {
+    completed: bool,
+    exit_code: Option<i32>,
+    output: String,
+    reason: Option<String>,
+    runtime_error: Option<String>,
+    cancelled: bool,
+}
+
+impl Ended {
+    fn result(self, job: &StepJob, attempts: u32, started: Instant) -> StepResult {
+        StepResult {
+            index: job.index,
+            completed: self.completed,
+            attempts,
+            exit_code: self.exit_code,
+            output: self.output,
+            reason: self.reason,
+            duration: started.elapsed(),
+            runtime_error: self.runtime_error,
+            cancelled: self.cancelled,
+        }
+    }
+}
+
 pub(crate) async fn run_step<L: Launcher>(shared: Arc<Shared<L>>, job: StepJob) -> StepResult {
     shared.relay.attach(&shared.events);
     let label = job.label.clone();
@@ -112,33 +138,29 @@ async fn run_attempts<L: Launcher>(shared: Arc<Shared<L>>, job: StepJob) -> Step
         let attempt = match run_attempt(&shared, &job, attempt_no, &text).await {
             Ok(a) => a,
             Err(why) => {
-                return StepResult {
-                    index: job.index,
+                return Ended {
                     completed: false,
-                    attempts: attempt_no,
                     exit_code: None,
                     output: String::new(),
                     reason: Some(why.clone()),
-                    duration: started.elapsed(),
                     runtime_error: Some(why),
                     cancelled: false,
-                };
+                }
+                .result(&job, attempt_no, started);
             }
         };
         let out_file = job.step_dir.join(format!("attempt-{attempt_no}.txt"));
         if let Err(e) = tokio::fs::write(&out_file, &attempt.output).await {
             let why = format!("cannot write {}: {e}", out_file.display());
-            return StepResult {
-                index: job.index,
+            return Ended {
                 completed: false,
-                attempts: attempt_no,
                 exit_code: attempt.exit_code,
                 output: attempt.output,
                 reason: Some(why.clone()),
-                duration: started.elapsed(),
                 runtime_error: Some(why),
                 cancelled: false,
-            };
+            }
+            .result(&job, attempt_no, started);
         }
         let env = base_env(&shared, &job);
         let verdict = judge(
@@ -158,32 +180,28 @@ async fn run_attempts<L: Launcher>(shared: Arc<Shared<L>>, job: StepJob) -> Step
         .await;
         match verdict {
             Verdict::Pass => {
-                return StepResult {
-                    index: job.index,
+                return Ended {
                     completed: true,
-                    attempts: attempt_no,
                     exit_code: attempt.exit_code,
                     output: attempt.output,
                     reason: None,
-                    duration: started.elapsed(),
                     runtime_error: None,
                     cancelled: false,
-                };
+                }
+                .result(&job, attempt_no, started);
             }
             Verdict::Fail { reason, retryable } => {
                 let cancelled = job.cancel.is_cancelled();
                 if !retryable || cancelled || attempt_no >= job.max_attempts {
-                    return StepResult {
-                        index: job.index,
+                    return Ended {
                         completed: false,
-                        attempts: attempt_no,
                         exit_code: attempt.exit_code,
                         output: attempt.output,
                         reason: Some(reason),
-                        duration: started.elapsed(),
                         runtime_error: None,
                         cancelled,
-                    };
+                    }
+                    .result(&job, attempt_no, started);
                 }
                 let _ = shared.events.send(EventKind::StepRetrying {
                     step: name.clone(),
@@ -194,17 +212,7 @@ async fn run_attempts<L: Launcher>(shared: Arc<Shared<L>>, job: StepJob) -> Step
                 tokio::select! {
                     () = tokio::time::sleep(job.retry_delay) => {}
                     () = job.cancel.cancelled() => {
-                        return StepResult {
-                            index: job.index,
-                            completed: false,
-                            attempts: attempt_no,
-                            exit_code: attempt.exit_code,
-                            output: attempt.output,
-                            reason: Some("cancelled".into()),
-                            duration: started.elapsed(),
-                            runtime_error: None,
-                            cancelled: true,
-                        };
+                        return Ended { completed: false, exit_code: attempt.exit_code, output: attempt.output, reason: Some("cancelled".into()), runtime_error: None, cancelled: true }.result(&job, attempt_no, started);
                     }
                 }
                 last = Some((reason, attempt));

@@ -19,7 +19,6 @@
 use relay_spec::Pattern;
 
 use super::Builder;
-use crate::plan::{Node, RunSpec};
 
 pub(super) fn step_nodes(b: &mut Builder<'_>, i: usize, deps: Vec<usize>) -> usize {
     let step_deps = b.step_deps[i].clone();
@@ -42,26 +41,7 @@ pub(super) fn step_nodes(b: &mut Builder<'_>, i: usize, deps: Vec<usize>) -> usi
                 }
             }
             trail.sort_unstable();
-            let inputs = trail
-                .iter()
-                .map(|&d| {
-                    (
-                        format!("Handoff notes from `{}`", b.wf.steps[d].name),
-                        b.final_node[d],
-                    )
-                })
-                .collect();
-            let label = b.wf.steps[i].name.clone();
-            b.add(Node::run_with(
-                label,
-                i,
-                deps,
-                RunSpec {
-                    inputs,
-                    ..RunSpec::default()
-                },
-                true,
-            ))
+            b.receiving(i, deps, "Handoff notes from", &trail)
         }
         _ => b.plain(i, deps),
     }

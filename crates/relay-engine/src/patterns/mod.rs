@@ -22,6 +22,8 @@ mod quality;
 mod resilience;
 pub(crate) mod verdict;
 
+pub(crate) use verdict::result_text;
+
 use std::collections::{BTreeMap, BTreeSet};
 
 use relay_spec::pattern::{choose, hubs, implicit_deps, managers};
@@ -113,7 +115,19 @@ impl Builder<'_> {
 
     /// The plain node of step `i`, receiving the outputs of the steps it depends on.
     pub fn with_inputs(&mut self, i: usize, deps: Vec<usize>, heading: &str) -> usize {
-        let inputs: Vec<(String, usize)> = self.step_deps[i]
+        let from = self.step_deps[i].clone();
+        self.receiving(i, deps, heading, &from)
+    }
+
+    /// The node of step `i`, receiving the outputs of steps `from` under `heading`.
+    pub fn receiving(
+        &mut self,
+        i: usize,
+        deps: Vec<usize>,
+        heading: &str,
+        from: &[usize],
+    ) -> usize {
+        let inputs: Vec<(String, usize)> = from
             .iter()
             .map(|&d| {
                 (
