@@ -149,6 +149,21 @@ impl Builder<'_> {
         ))
     }
 
+    /// The first attempt of step `i` as a node whose failure a gate judges (`STEP#1`).
+    pub fn soft_attempt(&mut self, i: usize, deps: Vec<usize>) -> usize {
+        let label = format!("{}#1", self.wf.steps[i].name);
+        self.add(Node::run_with(
+            label,
+            i,
+            deps,
+            RunSpec {
+                soft: true,
+                ..RunSpec::default()
+            },
+            true,
+        ))
+    }
+
     /// The agent of step `i`.
     pub fn agent_of(&self, i: usize) -> Option<&relay_spec::Agent> {
         let name = self.wf.steps[i].agent.as_deref()?;

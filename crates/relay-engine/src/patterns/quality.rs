@@ -235,16 +235,7 @@ fn verify(b: &mut Builder<'_>, i: usize, deps: Vec<usize>) -> usize {
         return b.plain(i, deps);
     };
     let name = b.wf.steps[i].name.clone();
-    let producer = b.add(Node::run_with(
-        format!("{name}#1"),
-        i,
-        deps,
-        RunSpec {
-            soft: true,
-            ..RunSpec::default()
-        },
-        true,
-    ));
+    let producer = b.soft_attempt(i, deps);
     let review = b.add(Node::run_with(
         format!("{name}:verify#1"),
         i,
@@ -305,16 +296,7 @@ fn supervise(b: &mut Builder<'_>, i: usize, deps: Vec<usize>) -> usize {
         ));
     }
     let name = b.wf.steps[i].name.clone();
-    let first = b.add(Node::run_with(
-        format!("{name}#1"),
-        i,
-        deps,
-        RunSpec {
-            soft: true,
-            ..RunSpec::default()
-        },
-        true,
-    ));
+    let first = b.soft_attempt(i, deps);
     b.add(Node::gate(
         name,
         i,

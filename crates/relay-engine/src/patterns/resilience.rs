@@ -67,16 +67,7 @@ fn escalation(b: &mut Builder<'_>, i: usize, deps: Vec<usize>) -> usize {
     } else {
         b.wf.steps[i].escalate_to.clone()
     };
-    let first = b.add(Node::run_with(
-        format!("{name}#1"),
-        i,
-        deps,
-        RunSpec {
-            soft: true,
-            ..RunSpec::default()
-        },
-        true,
-    ));
+    let first = b.soft_attempt(i, deps);
     let agent = b.wf.steps[i].agent.clone().unwrap_or_default();
     b.add(Node::gate(
         name,
