@@ -38,9 +38,19 @@ impl EventLog {
     pub async fn record(&mut self, kind: EventKind) -> Result<(), StoreError> {
         let event = Event::now(kind);
         self.store.append(&event).await?;
-        let refresh = !matches!(
+        // Only what changes a step's or the run's state rewrites the snapshot; message,
+        // agent and pattern events are many and leave it as it is.
+        let refresh = matches!(
             event.kind,
-            EventKind::AgentIdle { .. } | EventKind::Warning { .. } | EventKind::Pattern { .. }
+            EventKind::RunStarted { .. }
+                | EventKind::RunResumed { .. }
+                | EventKind::StepStarted { .. }
+                | EventKind::StepCompleted { .. }
+                | EventKind::StepFailed { .. }
+                | EventKind::StepSkipped { .. }
+                | EventKind::RunCompleted { .. }
+                | EventKind::RunFailed { .. }
+                | EventKind::RunCancelled { .. }
         );
         self.replay.apply_event(event.clone());
         if refresh {
