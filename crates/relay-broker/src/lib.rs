@@ -1,6 +1,5 @@
 //! Agents and processes: the per-CLI argv table, spawning agents as subprocesses or PTY
-//! sessions, each in its own process group, ending whole groups, and relaying messages
-//! between agents (`relay`).
+//! sessions, each in its own process group, ending whole groups.
 
 pub mod cli_table;
 pub mod group;
@@ -8,7 +7,6 @@ mod launcher;
 pub mod process;
 pub mod procfs;
 pub mod procscan;
-pub mod relay;
 pub mod session;
 
 pub use launcher::{Launcher, LocalLauncher};

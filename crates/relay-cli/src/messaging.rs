@@ -12,11 +12,11 @@ use std::process::ExitCode;
 use std::time::{Duration, UNIX_EPOCH};
 
 use clap::{Args, Subcommand};
-use relay_broker::relay::client::{Client, ClientError};
-use relay_broker::relay::model::is_name;
-use relay_broker::relay::persist::{MESSAGES_FILE, read_log};
-use relay_broker::relay::protocol::{ErrorKind, Reply, Request};
-use relay_broker::relay::{AgentState, MessageState, SOCKET_ENV, Target, socket_path};
+use relay_messaging::client::{Client, ClientError};
+use relay_messaging::model::is_name;
+use relay_messaging::persist::{MESSAGES_FILE, read_log};
+use relay_messaging::protocol::{ErrorKind, Reply, Request};
+use relay_messaging::{AgentState, MessageState, SOCKET_ENV, Target, socket_path};
 
 use crate::commands::workdir;
 use crate::{EXIT_INVALID, EXIT_RUNTIME};

@@ -169,7 +169,7 @@ pub(crate) async fn drive<L: Launcher>(
             }
             crate::patterns::Topology::All => "everyone may message everyone",
         };
-        shared.may_send.set(relay_broker::relay::SendPolicy::new(
+        shared.may_send.set(relay_messaging::SendPolicy::new(
             rule,
             move |from, to| topology.may_send(from, to).is_ok(),
         ));

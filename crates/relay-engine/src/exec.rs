@@ -10,7 +10,7 @@ use relay_broker::Launcher;
 use relay_broker::cli_table::{interactive_args, oneshot_args, profile};
 use relay_broker::group::EndPolicy;
 use relay_broker::process::{ProcessEnd, ProcessSpec};
-use relay_broker::relay::PolicyHandle;
+use relay_messaging::PolicyHandle;
 use relay_broker::session::{NudgePolicy, SessionEnd, SessionEvent, SessionSpec, SessionTiming};
 use relay_spec::{Agent, Step, StepType, VerificationType};
 use tokio::sync::mpsc::UnboundedSender;

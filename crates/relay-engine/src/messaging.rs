@@ -9,7 +9,7 @@ use std::collections::{HashMap, HashSet};
 use std::path::Path;
 use std::sync::{Arc, Mutex, OnceLock, PoisonError};
 
-use relay_broker::relay::{
+use relay_messaging::{
     AgentInfo, AgentState, Broker, Delivery, MessageState, PolicyHandle, Record, RelayLine, Router,
     RouterConfig, SOCKET_ENV, Target, lines,
 };
@@ -239,7 +239,7 @@ impl RunMessaging {
     pub(crate) async fn waiting_for_oneshot(&self, agent: &str) -> (String, Vec<Delivery>) {
         let claimed = self
             .router
-            .take(agent, relay_broker::relay::server::INBOX_MAX, None)
+            .take(agent, relay_messaging::server::INBOX_MAX, None)
             .await
             .unwrap_or_default();
         if claimed.is_empty() {
@@ -261,7 +261,7 @@ impl RunMessaging {
     /// The link of a terminal session of `agent` to the run's messages, and the tasks
     /// serving it; they end once the session drops its side.
     pub(crate) fn session_link(&self, agent: &str) -> (SessionMessages, LinkTasks) {
-        let (incoming, feeder) = relay_broker::relay::feed(self.router.clone(), agent.to_owned());
+        let (incoming, feeder) = relay_messaging::feed(self.router.clone(), agent.to_owned());
         let (outgoing, mut lines) = tokio::sync::mpsc::unbounded_channel::<RelayLine>();
         let router = self.router.clone();
         let from = agent.to_owned();

@@ -16,8 +16,8 @@ use super::inject::{self, ENTER, NUDGE_TEXT};
 use super::queries::{self, Mark, QueryScanner};
 use super::screen::Screen;
 use super::{NudgePolicy, SessionEnd, SessionEvent, SessionTiming};
-use crate::relay::lines::{self, RelayLine};
-use crate::relay::model::MessageId;
+use relay_messaging::lines::{self, RelayLine};
+use relay_messaging::MessageId;
 
 /// Something the runner must do.
 #[derive(Debug, Clone, PartialEq)]
@@ -981,7 +981,7 @@ mod tests {
 
     fn relay(to: &str, text: &str) -> RelayLine {
         RelayLine {
-            target: crate::relay::Target::parse(to).unwrap(),
+            target: relay_messaging::Target::parse(to).unwrap(),
             text: text.into(),
         }
     }

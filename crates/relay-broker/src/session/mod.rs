@@ -15,7 +15,7 @@ use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 
 use crate::group::{EndPolicy, signal_group};
-use crate::relay::{Delivery, RelayLine};
+use relay_messaging::{Delivery, RelayLine};
 
 pub mod detect;
 pub mod driver;

@@ -18,8 +18,8 @@ use std::collections::BTreeMap;
 
 use serde::{Deserialize, Serialize};
 
-use super::board::BoardEntry;
-use super::model::{AgentInfo, Envelope, Receipt};
+use crate::board::BoardEntry;
+use crate::model::{AgentInfo, Envelope, Receipt};
 
 /// Longest request or reply line, in bytes.
 pub const MAX_LINE_BYTES: usize = 1024 * 1024;

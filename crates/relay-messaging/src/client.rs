@@ -6,7 +6,7 @@ use std::os::unix::net::UnixStream;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use super::protocol::{MAX_LINE_BYTES, Reply, Request};
+use crate::protocol::{MAX_LINE_BYTES, Reply, Request};
 
 /// Extra time a reply may take beyond what the request itself waits.
 const REPLY_GRACE: Duration = Duration::from_secs(30);

@@ -10,10 +10,10 @@ use tokio::net::{UnixListener, UnixStream};
 use tokio::task::{JoinHandle, JoinSet};
 use tokio_util::sync::CancellationToken;
 
-use super::board::Board;
-use super::model::{Target, is_name};
-use super::protocol::{ErrorKind, MAX_LINE_BYTES, Reply, Request};
-use super::router::{Delivery, InboxError, Router, SendError};
+use crate::board::Board;
+use crate::model::{Target, is_name};
+use crate::protocol::{ErrorKind, MAX_LINE_BYTES, Reply, Request};
+use crate::router::{Delivery, InboxError, Router, SendError};
 
 /// Most messages one `inbox` request takes.
 pub const INBOX_MAX: usize = 1000;
@@ -219,7 +219,7 @@ async fn handle(req: Request, router: &Router, board: &Board) -> (Reply, Vec<Del
                 .await
             {
                 Ok(()) => Reply::Stored { key },
-                Err(e @ super::board::BoardError::Io { .. }) => Reply::Error {
+                Err(e @ crate::board::BoardError::Io { .. }) => Reply::Error {
                     kind: ErrorKind::Failed,
                     message: e.to_string(),
                 },

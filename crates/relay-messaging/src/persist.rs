@@ -11,7 +11,7 @@ use serde::Serialize;
 use tokio::sync::mpsc::{UnboundedReceiver, UnboundedSender, unbounded_channel};
 use tokio::sync::oneshot;
 
-use super::model::{MessageId, MessageState, Record, Target};
+use crate::model::{MessageId, MessageState, Record, Target};
 
 /// The file name in the run directory.
 pub const MESSAGES_FILE: &str = "messages.jsonl";
@@ -204,7 +204,7 @@ pub fn read_log(path: &Path) -> std::io::Result<LogContents> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::relay::model::Envelope;
+    use crate::model::Envelope;
 
     #[tokio::test]
     async fn records_fold_into_final_states() {

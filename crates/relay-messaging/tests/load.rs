@@ -9,10 +9,10 @@ use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
-use relay_broker::relay::client::Client;
-use relay_broker::relay::persist::{MESSAGES_FILE, read_log};
-use relay_broker::relay::protocol::{Reply, Request};
-use relay_broker::relay::{AgentInfo, AgentState, Broker, MessageState, RouterConfig};
+use relay_messaging::client::Client;
+use relay_messaging::persist::{MESSAGES_FILE, read_log};
+use relay_messaging::protocol::{Reply, Request};
+use relay_messaging::{AgentInfo, AgentState, Broker, MessageState, RouterConfig};
 
 fn agent(name: &str) -> AgentInfo {
     AgentInfo {

@@ -6,7 +6,7 @@
 //! in it could move that terminal's cursor, end a bracketed paste early and turn the
 //! rest into keystrokes, or set the window title; a bare CR or LF would submit early.
 
-use super::model::Target;
+use crate::model::Target;
 
 /// Longest message text accepted, in bytes.
 pub const MAX_TEXT_BYTES: usize = 64 * 1024;

@@ -11,7 +11,7 @@
 //! front is allowed, as real CLIs draw replies that way. The caller passes only text the
 //! agent wrote (never the echo of what was typed into it).
 
-use super::model::Target;
+use crate::model::Target;
 
 /// What starts a relay line.
 pub const PREFIX: &str = "->relay:";

@@ -12,10 +12,10 @@ use std::path::Path;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use relay_broker::relay::client::Client;
-use relay_broker::relay::persist::{MESSAGES_FILE, Persist};
-use relay_broker::relay::protocol::{Reply, Request};
-use relay_broker::relay::{AgentInfo, AgentState, Broker, InProcess, Router, RouterConfig, Target};
+use relay_messaging::client::Client;
+use relay_messaging::persist::{MESSAGES_FILE, Persist};
+use relay_messaging::protocol::{Reply, Request};
+use relay_messaging::{AgentInfo, AgentState, Broker, InProcess, Router, RouterConfig, Target};
 
 fn agent(name: &str) -> AgentInfo {
     AgentInfo {

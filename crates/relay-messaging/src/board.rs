@@ -13,8 +13,8 @@ use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 
 use serde::{Deserialize, Serialize};
 
-use super::model::now_ms;
-use super::sanitize::{MAX_TEXT_BYTES, sanitize};
+use crate::model::now_ms;
+use crate::sanitize::{MAX_TEXT_BYTES, sanitize};
 
 /// The file name in the run directory.
 pub const BOARD_FILE: &str = "board.json";

@@ -8,8 +8,8 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use relay_broker::relay::persist::{MESSAGES_FILE, Persist, read_log};
-use relay_broker::relay::{
+use relay_messaging::persist::{MESSAGES_FILE, Persist, read_log};
+use relay_messaging::{
     AgentInfo, AgentState, Broker, InProcess, MessageState, Router, RouterConfig, SendError,
     SendPolicy, Target, feed,
 };

@@ -23,7 +23,7 @@ use std::time::Duration;
 use tokio::sync::Notify;
 use tokio::time::Instant;
 
-use super::model::{Envelope, MessageId};
+use crate::model::{Envelope, MessageId};
 
 /// A boxed future, so the trait can be used as `dyn Transport`.
 pub type BoxFuture<'a, T> = Pin<Box<dyn Future<Output = T> + Send + 'a>>;
@@ -250,7 +250,7 @@ impl Transport for InProcess {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::relay::model::Target;
+    use crate::model::Target;
 
     fn env(id: u64, from: &str) -> Envelope {
         Envelope {

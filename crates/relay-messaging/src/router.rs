@@ -14,12 +14,12 @@ use std::time::Duration;
 use tokio::sync::mpsc::{self, UnboundedReceiver, UnboundedSender};
 use tokio::task::JoinHandle;
 
-use super::model::{
+use crate::model::{
     AgentInfo, AgentState, Envelope, MessageId, MessageState, Receipt, Record, Target, now_ms,
 };
-use super::persist::Persist;
-use super::sanitize::{MAX_TEXT_BYTES, injection_line, sanitize};
-use super::transport::{Ack, Transport, TransportError};
+use crate::persist::Persist;
+use crate::sanitize::{MAX_TEXT_BYTES, injection_line, sanitize};
+use crate::transport::{Ack, Transport, TransportError};
 
 fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
     m.lock().unwrap_or_else(PoisonError::into_inner)
