@@ -9,4 +9,4 @@ pub mod procfs;
 pub mod procscan;
 pub mod session;
 
-pub use launcher::{Launcher, LocalLauncher};
+pub use launcher::{AnyLauncher, Launcher, LocalLauncher, RoundTrip};

@@ -10,13 +10,15 @@ use std::time::Duration;
 use tokio::io::AsyncReadExt;
 use tokio_util::sync::CancellationToken;
 
+use serde::{Deserialize, Serialize};
+
 use crate::group::{EndPolicy, end_child_group, reap_leftovers};
 
 /// Most bytes of stdout kept in memory; the rest is dropped with a marker.
 pub const OUTPUT_CAP: usize = 16 * 1024 * 1024;
 
-/// What to run.
-#[derive(Debug, Clone)]
+/// What to run: plain data, so it can be handed to a launcher on another machine.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct ProcessSpec {
     /// Program name (looked up on PATH) or path.
     pub program: String,
@@ -30,12 +32,12 @@ pub struct ProcessSpec {
     pub timeout: Option<Duration>,
     /// File stderr is appended to; `None` discards it.
     pub stderr_path: Option<PathBuf>,
-    /// How the group is ended on timeout or cancellation.
-    pub end_policy: EndPolicy,
+    /// Grace between TERM and KILL when the group is ended on timeout or cancellation.
+    pub kill_grace: Duration,
 }
 
 /// How a process run ended.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 pub enum ProcessEnd {
     /// It exited by itself.
     Exited,
@@ -46,7 +48,7 @@ pub enum ProcessEnd {
 }
 
 /// The result of a process run.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct ProcessOutcome {
     /// How it ended.
     pub end: ProcessEnd,
@@ -60,8 +62,9 @@ pub struct ProcessOutcome {
     pub pgid: u32,
 }
 
-/// Why a process could not be run.
-#[derive(Debug, thiserror::Error)]
+/// Why a process could not be run. Plain data (the OS error as text), so a launcher on
+/// another machine can report it.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error, Serialize, Deserialize)]
 pub enum ProcessError {
     /// The program is not installed.
     #[error("`{program}` is not installed (not found on PATH)")]
@@ -76,20 +79,20 @@ pub enum ProcessError {
         cwd: PathBuf,
     },
     /// Spawning failed for another reason.
-    #[error("cannot start `{program}`: {source}")]
+    #[error("cannot start `{program}`: {reason}")]
     Spawn {
         /// The program.
         program: String,
-        /// The error.
-        source: std::io::Error,
+        /// The OS error.
+        reason: String,
     },
     /// The stderr log could not be opened.
-    #[error("cannot open log {}: {source}", path.display())]
+    #[error("cannot open log {}: {reason}", path.display())]
     Log {
         /// The file.
         path: PathBuf,
-        /// The error.
-        source: std::io::Error,
+        /// The OS error.
+        reason: String,
     },
 }
 
@@ -132,9 +135,9 @@ pub async fn run_process(
                 .create(true)
                 .append(true)
                 .open(path)
-                .map_err(|source| ProcessError::Log {
+                .map_err(|e| ProcessError::Log {
                     path: path.clone(),
-                    source,
+                    reason: e.to_string(),
                 })?;
             Stdio::from(f)
         }
@@ -149,9 +152,9 @@ pub async fn run_process(
         .stderr(stderr)
         .process_group(0)
         .kill_on_drop(true);
-    let mut child = cmd.spawn().map_err(|source| ProcessError::Spawn {
+    let mut child = cmd.spawn().map_err(|e| ProcessError::Spawn {
         program: spec.program.clone(),
-        source,
+        reason: e.to_string(),
     })?;
     let pgid = child.id().unwrap_or(0);
     on_spawn(pgid);
@@ -188,13 +191,14 @@ pub async fn run_process(
             None => std::future::pending().await,
         }
     };
+    let policy = EndPolicy::terminate(spec.kill_grace);
     let (end, status) = tokio::select! {
         status = child.wait() => (ProcessEnd::Exited, status.ok()),
-        () = timeout => (ProcessEnd::TimedOut, end_child_group(&mut child, pgid, &spec.end_policy).await),
-        () = cancel.cancelled() => (ProcessEnd::Cancelled, end_child_group(&mut child, pgid, &spec.end_policy).await),
+        () = timeout => (ProcessEnd::TimedOut, end_child_group(&mut child, pgid, &policy).await),
+        () = cancel.cancelled() => (ProcessEnd::Cancelled, end_child_group(&mut child, pgid, &policy).await),
     };
     // The leader is gone; nothing it started may outlive it in its group.
-    reap_leftovers(pgid, spec.end_policy.grace).await;
+    reap_leftovers(pgid, spec.kill_grace).await;
     // A straggler outside the group could hold stdout open; don't wait on it for ever.
     let stdout = match tokio::time::timeout(Duration::from_secs(2), reader).await {
         Ok(Ok(text)) => text,
@@ -222,10 +226,7 @@ mod tests {
             env: vec![("RELAY_T".into(), "1".into())],
             timeout: None,
             stderr_path: None,
-            end_policy: EndPolicy {
-                polite: vec![nix::sys::signal::Signal::SIGTERM],
-                grace: Duration::from_millis(200),
-            },
+            kill_grace: Duration::from_millis(200),
         }
     }
 

@@ -100,7 +100,12 @@ async fn cancelling_ends_the_session() {
     let s = spec(&["sh", "-c", script], "go", None, dir.path(), &tag);
     let cancel = CancellationToken::new();
     let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel();
-    let session = tokio::spawn(relay_broker::session::run_session(s, cancel.clone(), tx));
+    let session = tokio::spawn(relay_broker::session::run_session(
+        s,
+        cancel.clone(),
+        tx,
+        None,
+    ));
     while let Some(e) = rx.recv().await {
         if matches!(e, SessionEvent::TaskDelivered { .. }) {
             cancel.cancel();

@@ -169,10 +169,11 @@ pub(crate) async fn drive<L: Launcher>(
             }
             crate::patterns::Topology::All => "everyone may message everyone",
         };
-        shared.may_send.set(relay_messaging::SendPolicy::new(
-            rule,
-            move |from, to| topology.may_send(from, to).is_ok(),
-        ));
+        shared
+            .may_send
+            .set(relay_messaging::SendPolicy::new(rule, move |from, to| {
+                topology.may_send(from, to).is_ok()
+            }));
     }
     let n_steps = wf.steps.len();
     let mut results = vec![None; plan.nodes.len()];

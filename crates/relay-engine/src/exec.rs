@@ -8,10 +8,9 @@ use std::time::{Duration, Instant};
 
 use relay_broker::Launcher;
 use relay_broker::cli_table::{interactive_args, oneshot_args, profile};
-use relay_broker::group::EndPolicy;
 use relay_broker::process::{ProcessEnd, ProcessSpec};
-use relay_messaging::PolicyHandle;
 use relay_broker::session::{NudgePolicy, SessionEnd, SessionEvent, SessionSpec, SessionTiming};
+use relay_messaging::PolicyHandle;
 use relay_spec::{Agent, Step, StepType, VerificationType};
 use tokio::sync::mpsc::UnboundedSender;
 use tokio_util::sync::CancellationToken;
@@ -301,7 +300,7 @@ async fn run_attempt<L: Launcher>(
             env,
             timeout: job.timeout,
             stderr_path,
-            end_policy: shared.settings.end_policy(),
+            kill_grace: shared.settings.kill_grace,
         },
         (Some(agent), StepType::Agent) if shared.rehearse => {
             env.extend(rehearsal_env(job.check.as_ref()));
@@ -318,7 +317,7 @@ async fn run_attempt<L: Launcher>(
                 env,
                 timeout: job.timeout,
                 stderr_path,
-                end_policy: shared.settings.end_policy(),
+                kill_grace: shared.settings.kill_grace,
             }
         }
         (Some(agent), StepType::Agent) if agent.is_interactive() => {
@@ -331,7 +330,7 @@ async fn run_attempt<L: Launcher>(
             env,
             timeout: job.timeout,
             stderr_path,
-            end_policy: shared.settings.end_policy(),
+            kill_grace: shared.settings.kill_grace,
         },
         (None, StepType::Agent) => return Err(format!("step `{}` has no agent", job.step.name)),
     };
@@ -405,7 +404,7 @@ async fn run_session_attempt<L: Launcher>(
         Some(s) => Some(Duration::from_secs(s)),
         None => timing.idle_threshold,
     };
-    let (link, link_tasks) = shared.relay.session_link(&agent.name);
+    let (inbox, mut feed) = shared.relay.session_feed(&agent.name);
     let spec = SessionSpec {
         argv,
         cwd: job.cwd.clone(),
@@ -420,10 +419,11 @@ async fn run_session_attempt<L: Launcher>(
         size: shared.settings.pty_size,
         timing,
         nudge: shared.nudge.clone(),
-        messages: Some(link),
     };
     let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel();
-    let fut = shared.launcher.run_session(spec, job.cancel.clone(), tx);
+    let fut = shared
+        .launcher
+        .run_session(spec, job.cancel.clone(), tx, Some(inbox));
     tokio::pin!(fut);
     let step = job.label.clone();
     let forward = |ev: SessionEvent| {
@@ -448,20 +448,27 @@ async fn run_session_attempt<L: Launcher>(
             },
             SessionEvent::ForceReleased => EventKind::StepForceReleased { step: step.clone() },
             SessionEvent::ExitRequested => EventKind::AgentExitRequested { step: step.clone() },
+            SessionEvent::Relay(_)
+            | SessionEvent::MessageDelivered { .. }
+            | SessionEvent::MessageNotDelivered { .. } => return,
         };
         let _ = shared.events.send(kind);
     };
     let res = loop {
         tokio::select! {
             res = &mut fut => break res,
-            Some(ev) = rx.recv() => forward(ev),
+            Some(ev) = rx.recv() => {
+                feed.on_event(&agent.name, &ev).await;
+                forward(ev);
+            }
         }
     };
+    // What the agent printed for others is sent before its step counts as finished.
     while let Ok(ev) = rx.try_recv() {
+        feed.on_event(&agent.name, &ev).await;
         forward(ev);
     }
-    // What the agent printed for others is sent before its step counts as finished.
-    link_tasks.finish().await;
+    drop(feed);
     let out = res.map_err(|e| e.to_string())?;
     // After `/exit` the process ends because we end it; its exit code says nothing.
     let exit_code = match out.end {
@@ -481,11 +488,4 @@ async fn run_session_attempt<L: Launcher>(
         signal: None,
         output: out.output,
     })
-}
-
-impl Settings {
-    /// How agents and commands are ended under these settings.
-    pub(crate) fn end_policy(&self) -> EndPolicy {
-        EndPolicy::terminate(self.kill_grace)
-    }
 }

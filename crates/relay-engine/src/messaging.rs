@@ -9,14 +9,14 @@ use std::collections::{HashMap, HashSet};
 use std::path::Path;
 use std::sync::{Arc, Mutex, OnceLock, PoisonError};
 
-use relay_messaging::{
-    AgentInfo, AgentState, Broker, Delivery, MessageState, PolicyHandle, Record, RelayLine, Router,
-    RouterConfig, SOCKET_ENV, Target, lines,
-};
-use relay_broker::session::SessionMessages;
 use relay_broker::session::detect::REPLY_GLYPHS;
+use relay_broker::session::{Inbound, SessionEvent};
+use relay_messaging::{
+    AgentInfo, AgentState, Broker, Delivery, MessageId, MessageState, PolicyHandle, Record,
+    RelayLine, Router, RouterConfig, SOCKET_ENV, Target, lines,
+};
 use relay_spec::{RelayFile, WorkflowDef};
-use tokio::sync::mpsc::UnboundedSender;
+use tokio::sync::mpsc::{Receiver, UnboundedSender};
 use tokio::task::JoinHandle;
 
 use crate::events::EventKind;
@@ -258,21 +258,44 @@ impl RunMessaging {
         (text, claimed)
     }
 
-    /// The link of a terminal session of `agent` to the run's messages, and the tasks
-    /// serving it; they end once the session drops its side.
-    pub(crate) fn session_link(&self, agent: &str) -> (SessionMessages, LinkTasks) {
-        let (incoming, feeder) = relay_messaging::feed(self.router.clone(), agent.to_owned());
-        let (outgoing, mut lines) = tokio::sync::mpsc::unbounded_channel::<RelayLine>();
+    /// The feed of messages for a terminal session of `agent`: the inbox the session
+    /// takes them from, and the claims behind them, settled by what the session reports.
+    pub(crate) fn session_feed(&self, agent: &str) -> (Receiver<Inbound>, SessionFeed) {
+        let (tx, rx) = tokio::sync::mpsc::channel::<Inbound>(1);
+        let held: Arc<Mutex<HashMap<MessageId, Delivery>>> = Arc::default();
         let router = self.router.clone();
-        let from = agent.to_owned();
-        let sender = tokio::spawn(async move {
-            while let Some(line) = lines.recv().await {
-                send_line(&router, &from, &line).await;
+        let agent = agent.to_owned();
+        let claims = held.clone();
+        let task = tokio::spawn(async move {
+            loop {
+                let Ok(permit) = tx.reserve().await else {
+                    return;
+                };
+                let delivery = tokio::select! {
+                    () = tx.closed() => return,
+                    d = router.next(&agent) => match d {
+                        Ok(d) => d,
+                        Err(e) => {
+                            tracing::warn!(agent, "message feed stopped: {e}");
+                            return;
+                        }
+                    },
+                };
+                let inbound = Inbound {
+                    id: delivery.envelope().id,
+                    line: delivery.injection_line(),
+                };
+                lock(&claims).insert(inbound.id, delivery);
+                permit.send(inbound);
             }
         });
         (
-            SessionMessages { incoming, outgoing },
-            LinkTasks { feeder, sender },
+            rx,
+            SessionFeed {
+                held,
+                task,
+                router: self.router.clone(),
+            },
         )
     }
 
@@ -292,17 +315,39 @@ impl RunMessaging {
     }
 }
 
-/// The tasks behind a session's messaging link.
-pub(crate) struct LinkTasks {
-    feeder: JoinHandle<()>,
-    sender: JoinHandle<()>,
+/// The claims behind the messages offered to one terminal session. What the session
+/// reports settles them; a claim it never settled goes back to the mailbox when the
+/// feed is dropped with the session's end.
+pub(crate) struct SessionFeed {
+    held: Arc<Mutex<HashMap<MessageId, Delivery>>>,
+    task: JoinHandle<()>,
+    router: Router,
 }
 
-impl LinkTasks {
-    /// Waits until the session's relay lines are sent and its feed has stopped.
-    pub(crate) async fn finish(self) {
-        let _ = self.sender.await;
-        let _ = self.feeder.await;
+impl SessionFeed {
+    /// Acts on a messaging event of the session of `agent`: settles a claim, or sends a
+    /// line the agent printed for others.
+    pub(crate) async fn on_event(&mut self, agent: &str, event: &SessionEvent) {
+        match event {
+            SessionEvent::MessageDelivered { id } => {
+                if let Some(d) = lock(&self.held).remove(id) {
+                    d.delivered();
+                }
+            }
+            SessionEvent::MessageNotDelivered { id, reason } => {
+                if let Some(d) = lock(&self.held).remove(id) {
+                    d.retry_later(reason);
+                }
+            }
+            SessionEvent::Relay(line) => send_line(&self.router, agent, line).await,
+            _ => {}
+        }
+    }
+}
+
+impl Drop for SessionFeed {
+    fn drop(&mut self) {
+        self.task.abort();
     }
 }
 

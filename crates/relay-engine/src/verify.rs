@@ -6,7 +6,6 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use relay_broker::Launcher;
-use relay_broker::group::EndPolicy;
 use relay_broker::process::{ProcessEnd, ProcessSpec};
 use relay_spec::VerificationType;
 use tokio_util::sync::CancellationToken;
@@ -226,7 +225,7 @@ async fn custom<L: Launcher>(
         env: vars,
         timeout: Some(c.timeout),
         stderr_path: env.stderr_path.clone(),
-        end_policy: EndPolicy::default(),
+        kill_grace: Duration::from_millis(1500),
     };
     let (tx, _rx) = tokio::sync::mpsc::unbounded_channel();
     match env.launcher.run_process(spec, env.cancel.clone(), tx).await {

@@ -83,6 +83,7 @@ impl Launcher for Scripted {
         _spec: SessionSpec,
         _cancel: CancellationToken,
         _events: UnboundedSender<SessionEvent>,
+        _inbox: Option<tokio::sync::mpsc::Receiver<relay_broker::session::Inbound>>,
     ) -> Result<SessionOutcome, SessionError> {
         Err(SessionError::Pty("no terminals in this test".into()))
     }

@@ -20,7 +20,7 @@ const BLOCK_OPEN: &str = "<<<";
 const BLOCK_CLOSE: &str = ">>>";
 
 /// One message an agent printed.
-#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize)]
 pub struct RelayLine {
     /// Where it goes.
     pub target: Target,

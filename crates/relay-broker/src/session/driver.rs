@@ -16,8 +16,8 @@ use super::inject::{self, ENTER, NUDGE_TEXT};
 use super::queries::{self, Mark, QueryScanner};
 use super::screen::Screen;
 use super::{NudgePolicy, SessionEnd, SessionEvent, SessionTiming};
-use relay_messaging::lines::{self, RelayLine};
 use relay_messaging::MessageId;
+use relay_messaging::lines::{self, RelayLine};
 
 /// Something the runner must do.
 #[derive(Debug, Clone, PartialEq)]

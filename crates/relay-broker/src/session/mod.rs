@@ -9,13 +9,14 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use nix::sys::signal::Signal;
+use relay_messaging::{MessageId, RelayLine};
 use relay_spec::Cli;
+use serde::{Deserialize, Serialize};
 use tokio::sync::mpsc::{Receiver, UnboundedSender};
 use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 
 use crate::group::{EndPolicy, signal_group};
-use relay_messaging::{Delivery, RelayLine};
 
 pub mod detect;
 pub mod driver;
@@ -26,18 +27,21 @@ pub mod screen;
 
 use driver::{Action, Driver, DriverConfig};
 
-/// A session's link to the run's messages.
-#[derive(Debug)]
-pub struct SessionMessages {
-    /// Messages for this agent, typed in one at a time once its task is delivered. A
-    /// message the session could not deliver goes back to its mailbox.
-    pub incoming: Receiver<Delivery>,
-    /// The `->relay:` lines and blocks the agent printed.
-    pub outgoing: UnboundedSender<RelayLine>,
+/// A message for the agent, as plain data: typed in as the one line `line` once the
+/// task is delivered and the agent is quiet. The session answers with
+/// [`SessionEvent::MessageDelivered`] or [`SessionEvent::MessageNotDelivered`]; one it
+/// never answered (the session ended first) was not delivered.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Inbound {
+    /// The message's id.
+    pub id: MessageId,
+    /// What to type.
+    pub line: String,
 }
 
-/// Everything needed to run one interactive step.
-#[derive(Debug)]
+/// Everything needed to run one interactive step: plain data, so it can be handed to a
+/// launcher on another machine.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct SessionSpec {
     /// Program and arguments (the CLI's interactive argv from the table).
     pub argv: Vec<String>,
@@ -59,12 +63,10 @@ pub struct SessionSpec {
     pub timing: SessionTiming,
     /// Idle nudging; `None` = only wait for `/exit`, exit or timeout.
     pub nudge: Option<NudgePolicy>,
-    /// Messages to and from the agent; `None` = no messaging.
-    pub messages: Option<SessionMessages>,
 }
 
 /// Timing knobs of a session; small values in tests, sane defaults for real CLIs.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct SessionTiming {
     /// Output must be quiet this long before the TUI counts as ready / not mid-output.
     pub settle: Duration,
@@ -97,7 +99,7 @@ impl Default for SessionTiming {
 }
 
 /// When to nudge an idle agent and when to give up on it.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct NudgePolicy {
     /// Idle time before the first nudge.
     pub nudge_after: Duration,
@@ -108,7 +110,7 @@ pub struct NudgePolicy {
 }
 
 /// Things that happen during a session, reported as they happen.
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub enum SessionEvent {
     /// The session's process started (its process group id).
     Spawned {
@@ -136,10 +138,24 @@ pub enum SessionEvent {
     ForceReleased,
     /// `/exit` was seen on the screen.
     ExitRequested,
+    /// The agent printed a `->relay:` line or block for others.
+    Relay(RelayLine),
+    /// An offered message was typed in and the screen confirmed it.
+    MessageDelivered {
+        /// The message.
+        id: MessageId,
+    },
+    /// An offered message could not be typed in this time.
+    MessageNotDelivered {
+        /// The message.
+        id: MessageId,
+        /// Why.
+        reason: String,
+    },
 }
 
 /// How a session ended.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub enum SessionEnd {
     /// The agent printed `/exit`.
     ExitRequested,
@@ -156,7 +172,7 @@ pub enum SessionEnd {
 }
 
 /// The result of a session.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct SessionOutcome {
     /// How it ended.
     pub end: SessionEnd,
@@ -166,8 +182,8 @@ pub struct SessionOutcome {
     pub output: String,
 }
 
-/// Why a session could not run at all.
-#[derive(Debug, thiserror::Error)]
+/// Why a session could not run at all. Plain data (OS errors as text).
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error, Serialize, Deserialize)]
 pub enum SessionError {
     /// The program was not found or could not be started.
     #[error("cannot start {program}: {reason}")]
@@ -181,12 +197,12 @@ pub enum SessionError {
     #[error("terminal error: {0}")]
     Pty(String),
     /// The transcript could not be written.
-    #[error("cannot write transcript {path}: {source}")]
+    #[error("cannot write transcript {}: {reason}", path.display())]
     Transcript {
         /// The file.
         path: PathBuf,
-        /// The error.
-        source: std::io::Error,
+        /// The OS error.
+        reason: String,
     },
 }
 
@@ -197,17 +213,18 @@ const AFTER_KILL: Duration = Duration::from_secs(3);
 /// Runs one interactive step: spawns the CLI in a PTY, types the task in once the TUI is
 /// ready, and watches the rendered screen until the agent prints `/exit`, exits, idles
 /// through every nudge, times out or is cancelled. The whole process group is gone when
-/// this returns.
+/// this returns. Messages for the agent arrive on `inbox` (`None`: no messaging).
 pub async fn run_session(
-    mut spec: SessionSpec,
+    spec: SessionSpec,
     cancel: CancellationToken,
     events: UnboundedSender<SessionEvent>,
+    inbox: Option<Receiver<Inbound>>,
 ) -> Result<SessionOutcome, SessionError> {
     let transcript = tokio::fs::File::create(&spec.transcript_path)
         .await
-        .map_err(|source| SessionError::Transcript {
+        .map_err(|e| SessionError::Transcript {
             path: spec.transcript_path.clone(),
-            source,
+            reason: e.to_string(),
         })?
         .into_std()
         .await;
@@ -238,7 +255,7 @@ pub async fn run_session(
         Instant::now(),
     );
 
-    let mut link = Link::new(spec.messages.take());
+    let mut link = Link::new(inbox, events.clone());
     let mut end: Option<SessionEnd> = None;
     while end.is_none() {
         let deadline = driver.next_deadline(Instant::now());
@@ -248,10 +265,7 @@ pub async fn run_session(
             _ = pty.exit.wait() => break,
             delivery = link.recv(), if driver.wants_message() => {
                 match delivery {
-                    Some(d) => {
-                        driver.offer_message(d.envelope().id, d.injection_line(), Instant::now());
-                        link.holding = Some(d);
-                    }
+                    Some(m) => driver.offer_message(m.id, m.line, Instant::now()),
                     None => link.incoming = None,
                 }
                 Vec::new()
@@ -306,8 +320,7 @@ pub async fn run_session(
     for action in driver.flush_relays(Instant::now()) {
         link.apply(action);
     }
-    // A message still held goes back to its mailbox for the agent's next session, or
-    // fails if the agent has ended.
+    // A message still held was not delivered; its owner hands it back to the mailbox.
     drop(link);
 
     let exit_code = if pty.exit.has_exited() {
@@ -329,42 +342,33 @@ async fn typed_task(spec: &SessionSpec) -> Result<String, SessionError> {
         return Ok(spec.task.clone());
     }
     let transcript =
-        std::path::absolute(&spec.transcript_path).map_err(|source| SessionError::Transcript {
+        std::path::absolute(&spec.transcript_path).map_err(|e| SessionError::Transcript {
             path: spec.transcript_path.clone(),
-            source,
+            reason: e.to_string(),
         })?;
     let path = inject::task_file_path(&transcript);
     tokio::fs::write(&path, &spec.task)
         .await
-        .map_err(|source| SessionError::Transcript {
+        .map_err(|e| SessionError::Transcript {
             path: path.clone(),
-            source,
+            reason: e.to_string(),
         })?;
     Ok(inject::pointer_line(&path))
 }
 
-/// The runner's side of the messaging link: the channels, and the one message the driver
-/// holds.
+/// The runner's side of the messaging link: messages offered to the agent come in,
+/// what became of them and the lines the agent printed for others go out as events.
 struct Link {
-    incoming: Option<Receiver<Delivery>>,
-    outgoing: Option<UnboundedSender<RelayLine>>,
-    holding: Option<Delivery>,
+    incoming: Option<Receiver<Inbound>>,
+    events: UnboundedSender<SessionEvent>,
 }
 
 impl Link {
-    fn new(messages: Option<SessionMessages>) -> Self {
-        let (incoming, outgoing) = match messages {
-            Some(m) => (Some(m.incoming), Some(m.outgoing)),
-            None => (None, None),
-        };
-        Link {
-            incoming,
-            outgoing,
-            holding: None,
-        }
+    fn new(incoming: Option<Receiver<Inbound>>, events: UnboundedSender<SessionEvent>) -> Self {
+        Link { incoming, events }
     }
 
-    async fn recv(&mut self) -> Option<Delivery> {
+    async fn recv(&mut self) -> Option<Inbound> {
         match &mut self.incoming {
             Some(rx) => rx.recv().await,
             None => std::future::pending().await,
@@ -373,24 +377,15 @@ impl Link {
 
     /// Carries out a messaging action of the driver.
     fn apply(&mut self, action: Action) {
-        match action {
-            Action::MessageDelivered(id) => {
-                if let Some(d) = self.holding.take_if(|d| d.envelope().id == id) {
-                    d.delivered();
-                }
-            }
+        let event = match action {
+            Action::MessageDelivered(id) => SessionEvent::MessageDelivered { id },
             Action::MessageNotDelivered { id, reason } => {
-                if let Some(d) = self.holding.take_if(|d| d.envelope().id == id) {
-                    d.retry_later(&reason);
-                }
+                SessionEvent::MessageNotDelivered { id, reason }
             }
-            Action::Relay(line) => {
-                if let Some(out) = &self.outgoing {
-                    let _ = out.send(line);
-                }
-            }
-            Action::Write(_) | Action::Emit(_) | Action::End(_) => {}
-        }
+            Action::Relay(line) => SessionEvent::Relay(line),
+            Action::Write(_) | Action::Emit(_) | Action::End(_) => return,
+        };
+        let _ = self.events.send(event);
     }
 }
 

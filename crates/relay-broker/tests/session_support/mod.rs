@@ -52,7 +52,6 @@ pub fn spec(argv: &[&str], task: &str, cli: Option<Cli>, dir: &Path, tag: &str) 
         size: (30, 120),
         timing: timing(),
         nudge: None,
-        messages: None,
     }
 }
 
@@ -91,7 +90,7 @@ pub async fn run(spec: SessionSpec) -> Ran {
 /// Runs a session with `cancel` and collects its events.
 pub async fn run_with(spec: SessionSpec, cancel: CancellationToken) -> Ran {
     let (tx, mut rx) = mpsc::unbounded_channel();
-    let result = run_session(spec, cancel, tx).await;
+    let result = run_session(spec, cancel, tx, None).await;
     let mut events = Vec::new();
     while let Ok(e) = rx.try_recv() {
         events.push(e);
