@@ -4,7 +4,9 @@
 //! 2 a person is needed, 3 invalid workflow or usage, 4 runtime failure, 130 interrupted.
 
 mod commands;
+mod diagnostics;
 mod error;
+mod execute;
 mod messaging;
 mod progress;
 mod rehearse;
@@ -135,7 +137,7 @@ fn dispatch(command: Command) -> CliResult {
             run_id,
             json,
             quiet,
-        } => runs_cmd::resume(&run_id, commands::Output { json, quiet }),
+        } => runs_cmd::resume(&run_id, execute::Output { json, quiet }),
         Command::Runs { json } => runs_cmd::list(json),
         Command::Status(args) => runs_cmd::status(args),
         Command::Logs(args) => runs_cmd::logs(args),
@@ -145,7 +147,7 @@ fn dispatch(command: Command) -> CliResult {
             if code == ExitCode::SUCCESS {
                 Ok(Exit::Success)
             } else {
-                Err(error::CliError::reported(commands::exit_of(code)))
+                Err(error::CliError::reported(diagnostics::exit_of(code)))
             }
         }
         Command::Send(args) => messaging::send(args),

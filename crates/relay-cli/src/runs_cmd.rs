@@ -9,8 +9,8 @@ use relay_engine::Checked;
 use relay_engine::runs::{self, CancelOutcome, RunInfo, RunsError, Standing};
 use relay_engine::snapshot::StepState;
 
-use crate::commands::{Job, Output, execute, workdir};
 use crate::error::{CliError, CliResult, Exit};
+use crate::execute::{Job, Output, execute, workdir};
 
 /// `status` options.
 #[derive(Args, Debug)]
@@ -68,7 +68,7 @@ pub fn resume(id: &str, out: Output) -> CliResult {
         Ok((checked, _)) => checked,
         Err(failed) => {
             let (loaded, report) = *failed;
-            return Err(crate::commands::invalid(
+            return Err(crate::diagnostics::invalid(
                 &loaded,
                 &report,
                 "the stored workflow cannot be resumed",
@@ -289,7 +289,7 @@ pub fn logs(args: LogsArgs) -> CliResult {
 /// `agent-relay cancel RUN_ID`.
 pub fn cancel(id: &str) -> CliResult {
     let dir = locate(id)?;
-    let rt = crate::commands::runtime()?;
+    let rt = crate::execute::runtime()?;
     let grace = relay_engine::Settings::from_env().kill_grace;
     let outcome = rt
         .block_on(runs::cancel(&dir, grace))

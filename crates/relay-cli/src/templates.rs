@@ -148,11 +148,11 @@ fn report(e: &TemplateError) -> ExitCode {
             eprintln!("  templates: {}", available.join(", "));
         }
         TemplateError::Load(le) => {
-            crate::commands::print_load_error(le);
+            crate::diagnostics::print_load_error(le);
         }
         TemplateError::Invalid(r) => {
             let errors: Vec<&relay_spec::Diagnostic> = r.report.errors().collect();
-            crate::commands::print_diagnostics(&r.loaded, &errors);
+            crate::diagnostics::print_diagnostics(&r.loaded, &errors);
             eprintln!(
                 "{}: {} error{}; not installed",
                 r.loaded.origin,

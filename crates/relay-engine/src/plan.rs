@@ -277,7 +277,7 @@ pub struct Plan {
     /// steps depending on it wait for).
     pub final_node: Vec<NodeId>,
     /// The pattern in effect and why it was chosen.
-    pub pattern: crate::patterns::Choice,
+    pub pattern: relay_spec::pattern::Choice,
 }
 
 impl Plan {

@@ -35,7 +35,7 @@ pub(crate) struct Shared<L: Launcher> {
     pub nudge: Option<NudgePolicy>,
     pub events: UnboundedSender<EventKind>,
     /// The run's messaging: broker, socket, agents' states.
-    pub relay: Arc<RunMessaging>,
+    pub messaging: Arc<RunMessaging>,
 }
 
 /// Runs attempt `launch` to its verdict. `cancel` ends it early.
@@ -106,7 +106,7 @@ async fn run_it<L: Launcher>(
     let job = &launch.job;
     let mut text = launch.text.clone();
     if job.append_board {
-        text.push_str(&shared.relay.board_section());
+        text.push_str(&shared.messaging.board_section());
     }
     match &job.work {
         Work::Agent(agent) if agent.is_interactive() && !shared.rehearse => {
@@ -115,15 +115,18 @@ async fn run_it<L: Launcher>(
         Work::Agent(agent) => {
             // A one-shot agent learns who else is in the run, and gets the messages
             // waiting for it, in its task; they count as delivered once it is handed over.
-            let (waiting, handed) = shared.relay.waiting_for_oneshot(&agent.name).await;
-            let task = format!("{}{waiting}", shared.relay.with_note(&text, &agent.name));
+            let (waiting, handed) = shared.messaging.waiting_for_oneshot(&agent.name).await;
+            let task = format!(
+                "{}{waiting}",
+                shared.messaging.with_note(&text, &agent.name)
+            );
             let spec = launch::agent_process(shared, job, agent, &task);
             let attempt = process_attempt(shared, job, launch.attempt, spec, cancel).await?;
             for d in handed {
                 d.delivered();
             }
             shared
-                .relay
+                .messaging
                 .relay_output(&agent.name, &attempt.output)
                 .await;
             Ok(attempt)
@@ -192,10 +195,10 @@ async fn session_attempt<L: Launcher>(
     };
     let task = format!(
         "{}\n\n{EXIT_INSTRUCTION}",
-        shared.relay.with_note(text, &agent.name)
+        shared.messaging.with_note(text, &agent.name)
     );
     let spec = launch::session(shared, job, agent, attempt, task);
-    let (inbox, mut feed) = shared.relay.session_feed(&agent.name);
+    let (inbox, mut feed) = shared.messaging.session_feed(&agent.name);
     let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel();
     let fut = shared
         .launcher

@@ -50,18 +50,41 @@ pub(crate) fn producer_of(b: &Builder<'_>, i: usize) -> Option<usize> {
 }
 
 /// Makes every other step that depends on a reviewed producer also wait for its reviewer,
-/// so it gets the approved version.
+/// so it gets the approved version, unless the reviewer already waits for that step (two
+/// reviewers of one producer; a reviewer whose producer also feeds another of its
+/// dependencies): such an edge would close a cycle, and the step keeps its own order.
 pub(super) fn link_reviews(b: &mut Builder<'_>) {
     let pairs: Vec<(usize, usize)> = (0..b.wf.steps.len())
         .filter_map(|c| producer_of(b, c).map(|p| (c, p)))
         .collect();
     for (c, p) in pairs {
         for d in 0..b.step_deps.len() {
-            if d != c && b.step_deps[d].contains(&p) && !b.step_deps[d].contains(&c) {
+            if d != c
+                && b.step_deps[d].contains(&p)
+                && !b.step_deps[d].contains(&c)
+                && !reaches(&b.step_deps, c, d)
+            {
                 b.step_deps[d].push(c);
             }
         }
     }
+}
+
+/// Whether step `from` waits, directly or not, for step `to`.
+fn reaches(deps: &[Vec<usize>], from: usize, to: usize) -> bool {
+    let mut seen = vec![false; deps.len()];
+    let mut stack = vec![from];
+    while let Some(s) = stack.pop() {
+        if s == to {
+            return true;
+        }
+        if let Some(ds) = deps.get(s)
+            && !std::mem::replace(&mut seen[s], true)
+        {
+            stack.extend(ds.iter().copied());
+        }
+    }
+    false
 }
 
 pub(super) fn step_nodes(b: &mut Builder<'_>, i: usize, deps: Vec<NodeRef>) -> NodeId {

@@ -186,7 +186,7 @@ pub async fn run<L: Launcher>(
         .filter(|(_, p)| p.status == StepStatus::Completed)
         .map(|(l, _)| l.clone())
         .collect();
-    let relay = RunMessaging::start(
+    let messaging = RunMessaging::start(
         log.store.dir(),
         &run_id,
         file,
@@ -197,7 +197,7 @@ pub async fn run<L: Launcher>(
     )
     .await?;
     let (ev_tx, ev_rx) = tokio::sync::mpsc::unbounded_channel::<EventKind>();
-    relay.attach(&ev_tx);
+    messaging.attach(&ev_tx);
     let swarm = file.swarm.clone().unwrap_or_default();
     let shared = Arc::new(Shared {
         launcher,
@@ -214,7 +214,7 @@ pub async fn run<L: Launcher>(
             max_nudges: n.max_nudges.unwrap_or(1),
         }),
         events: ev_tx,
-        relay: relay.clone(),
+        messaging: messaging.clone(),
     });
     let state = RunState::new(
         RunSetup {
@@ -240,7 +240,7 @@ pub async fn run<L: Launcher>(
     });
     let summary = driver::drive(shared, state, &mut log, &req.cancel, why, ev_rx).await;
     // Whatever is still queued fails now, with the run's end as the reason.
-    relay.shutdown().await;
+    messaging.shutdown().await;
     drop(lock);
     Ok(summary?)
 }

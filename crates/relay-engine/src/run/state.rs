@@ -1034,3 +1034,7 @@ fn stop_reason(stop: &Stop) -> String {
         Stop::TimedOut(ms) => format!("run timed out after {ms} ms"),
     }
 }
+
+#[cfg(test)]
+#[path = "state_tests.rs"]
+mod tests;
