@@ -83,6 +83,19 @@ enum Command {
     Board(messaging::BoardArgs),
     /// Print the JSON Schema of relay.yaml.
     Schema,
+    /// A run's watchdog: ends the run's agents if its coordinator dies (started by `run`).
+    #[command(hide = true)]
+    Watchdog {
+        /// The run.
+        #[arg(long)]
+        run_id: String,
+        /// The coordinator's pid.
+        #[arg(long)]
+        coordinator: u32,
+        /// Grace between TERM and KILL.
+        #[arg(long, default_value_t = 1500)]
+        grace_ms: u64,
+    },
     /// The built-in rehearsal agent that stands in for every CLI under `run --rehearse`.
     #[command(hide = true)]
     RehearseAgent {
@@ -156,6 +169,29 @@ fn dispatch(command: Command) -> CliResult {
         Command::Messages(args) => messaging::messages(args),
         Command::Board(args) => messaging::board(args),
         Command::RehearseAgent { .. } => Ok(Exit::Success),
+        Command::Watchdog {
+            run_id,
+            coordinator,
+            grace_ms,
+        } => {
+            let rt = execute::runtime()?;
+            rt.block_on(async {
+                // Signals meant for the coordinator's terminal are not for the watchdog.
+                use tokio::signal::unix::{SignalKind, signal};
+                let _ignored: Vec<_> = [SignalKind::interrupt(), SignalKind::hangup()]
+                    .into_iter()
+                    .filter_map(|k| signal(k).ok())
+                    .collect();
+                relay_broker::watchdog::watch(
+                    std::io::stdin(),
+                    &run_id,
+                    coordinator,
+                    std::time::Duration::from_millis(grace_ms),
+                )
+                .await
+            });
+            Ok(Exit::Success)
+        }
     }
 }
 

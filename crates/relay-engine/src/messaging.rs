@@ -79,7 +79,7 @@ impl RunMessaging {
         topology: Topology,
         done: &HashSet<String>,
     ) -> Result<Arc<RunMessaging>, StoreError> {
-        let broker = Broker::start(run_dir, run_id, RouterConfig::default())
+        let mut broker = Broker::start(run_dir, run_id, RouterConfig::default())
             .await
             .map_err(|e| StoreError {
                 path: run_dir.to_path_buf(),
@@ -118,6 +118,8 @@ impl RunMessaging {
         if let Some(c) = &notify_channel {
             router.add_channel(c);
         }
+        // A resumed run delivers what its stopped coordinator left queued.
+        broker.requeue_carried().await;
         Ok(Arc::new(RunMessaging {
             socket: broker.socket().display().to_string(),
             broker: Mutex::new(Some(broker)),

@@ -394,6 +394,45 @@ impl Router {
         Ok(receipts)
     }
 
+    /// Puts back a message an earlier coordinator of this run accepted and never
+    /// settled (it is already `queued` in the log, under its own id): into its
+    /// recipient's mailbox while the recipient lives, failed with the reason otherwise.
+    pub async fn requeue(&self, env: Envelope) {
+        let refusal = {
+            let reg = lock(&self.inner.registry);
+            if !reg.agents.contains_key(&env.to) {
+                Some(format!("`{}` is not in the run any more", env.to))
+            } else if !reg.live(&env.to) {
+                Some(format!("`{}` has ended", env.to))
+            } else {
+                None
+            }
+        };
+        let reason = match refusal {
+            Some(r) => Some(r),
+            None => {
+                let (id, from, to) = (env.id, env.from.clone(), env.to.clone());
+                match self.inner.transport.publish(env).await {
+                    Ok(()) => return,
+                    Err(e) => {
+                        self.emit(Record {
+                            ts_ms: now_ms(),
+                            id,
+                            state: MessageState::Failed,
+                            from,
+                            to,
+                            target: None,
+                            text: None,
+                            reason: Some(e.to_string()),
+                        });
+                        return;
+                    }
+                }
+            }
+        };
+        self.emit(Record::change(&env, MessageState::Failed, reason));
+    }
+
     fn check_agent(&self, agent: &str) -> Result<(), InboxError> {
         let reg = lock(&self.inner.registry);
         if reg.agents.contains_key(agent) {

@@ -8,6 +8,7 @@ use relay_broker::Launcher;
 use relay_broker::cli_table::{interactive_args, oneshot_args, profile};
 use relay_broker::process::ProcessSpec;
 use relay_broker::session::{SessionSpec, SessionTiming};
+use relay_broker::watchdog::{COORDINATOR_ENV, RUN_ID_ENV};
 use relay_spec::{Agent, VerificationType};
 
 use super::Shared;
@@ -19,7 +20,8 @@ pub const EXIT_INSTRUCTION: &str = "When you have finished, print /exit on a lin
 /// The environment of every agent, step and check of `job`.
 pub(super) fn base_env<L: Launcher>(shared: &Shared<L>, job: &StepJob) -> Vec<(String, String)> {
     let mut env = vec![
-        ("AGENT_RELAY_RUN_ID".to_string(), shared.run_id.clone()),
+        (RUN_ID_ENV.to_string(), shared.run_id.clone()),
+        (COORDINATOR_ENV.to_string(), std::process::id().to_string()),
         ("AGENT_RELAY_STEP".to_string(), job.label.clone()),
         (
             "AGENT_RELAY_BIN".to_string(),

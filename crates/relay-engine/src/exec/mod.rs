@@ -54,6 +54,20 @@ pub(crate) async fn run_attempt<L: Launcher>(
         Ok(a) => a,
         Err(why) => return StepOutcome::Broken { why },
     };
+    if matches!(
+        attempt.end,
+        AttemptEnd::TimedOut(_) | AttemptEnd::Cancelled | AttemptEnd::ForceReleased
+    ) {
+        // What left the attempt's group (`setsid`) still carries the step's name.
+        relay_broker::procscan::end_groups_with_envs(
+            &[
+                (relay_broker::watchdog::RUN_ID_ENV, shared.run_id.as_str()),
+                ("AGENT_RELAY_STEP", job.label.as_str()),
+            ],
+            shared.settings.kill_grace,
+        )
+        .await;
+    }
     let out_file = job.step_dir.join(format!("attempt-{}.txt", launch.attempt));
     if let Err(e) = crate::store::write_atomic(&out_file, attempt.output.as_bytes()).await {
         return StepOutcome::Broken { why: e.to_string() };
@@ -169,6 +183,16 @@ async fn process_attempt<L: Launcher>(
         spawned(pgid);
     }
     let out = res.map_err(|e| e.to_string())?;
+    if out.dropped > 0 {
+        let _ = shared.events.send(EventKind::Warning {
+            message: format!(
+                "step `{}`: its output passed {} MiB; {} bytes from the middle were dropped",
+                job.label,
+                relay_broker::process::OUTPUT_CAP / (1024 * 1024),
+                out.dropped
+            ),
+        });
+    }
     Ok(Attempt {
         end: match out.end {
             relay_broker::process::ProcessEnd::Exited => AttemptEnd::Exited,

@@ -25,6 +25,7 @@ use relay_broker::Launcher;
 use relay_broker::cli_table::profile;
 use relay_broker::process::which;
 use relay_broker::session::NudgePolicy;
+use relay_broker::watchdog::{COORDINATOR_ENV, RUN_ID_ENV, Watchdog};
 use relay_spec::validate::{missing_vars, select_workflow};
 use relay_spec::{Loaded, Report, StepType};
 use serde::Serialize;
@@ -181,6 +182,14 @@ pub async fn run<L: Launcher>(
             .await?;
     }
     let run_id = log.snapshot.run_id.clone().unwrap_or_default();
+    // From here on agents may run: if this process dies, they die with it.
+    let watchdog = match Watchdog::start(&req.self_bin, &run_id, req.settings.kill_grace) {
+        Ok(w) => Some(w),
+        Err(e) => {
+            tracing::warn!("no watchdog for run {run_id}: {e}");
+            None
+        }
+    };
     let done = presets
         .iter()
         .filter(|(_, p)| p.status == StepStatus::Completed)
@@ -223,7 +232,7 @@ pub async fn run<L: Launcher>(
             vars: &req.vars,
             workdir: req.workdir.clone(),
             run_dir: log.store.dir().to_path_buf(),
-            run_id,
+            run_id: run_id.clone(),
             presets,
         },
         plan,
@@ -241,6 +250,16 @@ pub async fn run<L: Launcher>(
     let summary = driver::drive(shared, state, &mut log, &req.cancel, why, ev_rx).await;
     // Whatever is still queued fails now, with the run's end as the reason.
     messaging.shutdown().await;
+    // Processes that left their agent's group (`setsid`) still carry the run's id.
+    let me = std::process::id().to_string();
+    relay_broker::procscan::end_groups_with_envs(
+        &[(RUN_ID_ENV, &run_id), (COORDINATOR_ENV, &me)],
+        req.settings.kill_grace,
+    )
+    .await;
+    if let Some(w) = watchdog {
+        w.disarm();
+    }
     drop(lock);
     Ok(summary?)
 }
@@ -324,12 +343,8 @@ async fn open_run(
         let lock = RunLock::acquire(store.dir(), &r.run_id)?;
         let snapshot = Snapshot::load(store.dir()).unwrap_or_default();
         // Whatever the stopped coordinator left running is ended before anything reruns.
-        relay_broker::procscan::end_groups_with_env(
-            "AGENT_RELAY_RUN_ID",
-            &r.run_id,
-            req.settings.kill_grace,
-        )
-        .await;
+        relay_broker::procscan::end_groups_with_env(RUN_ID_ENV, &r.run_id, req.settings.kill_grace)
+            .await;
         let mut log = EventLog::new(store, snapshot, req.observer.clone());
         log.record(EventKind::RunResumed {
             completed: kept,
