@@ -57,14 +57,39 @@ pub(super) fn link_reviews(b: &mut Builder<'_>) {
     let pairs: Vec<(usize, usize)> = (0..b.wf.steps.len())
         .filter_map(|c| producer_of(b, c).map(|p| (c, p)))
         .collect();
+    if pairs.is_empty() {
+        return;
+    }
+    // What each step waits for, barriers expanded: a cycle may close through one.
+    let mut waits = b.step_deps.clone();
+    let index: std::collections::BTreeMap<&str, usize> =
+        b.wf.steps
+            .iter()
+            .enumerate()
+            .map(|(i, s)| (s.name.as_str(), i))
+            .collect();
+    for (i, step) in b.wf.steps.iter().enumerate() {
+        for name in &step.depends_on {
+            let barrier = b
+                .file
+                .coordination
+                .iter()
+                .flat_map(|c| &c.barriers)
+                .find(|x| x.name == *name && !index.contains_key(name.as_str()));
+            if let Some(bar) = barrier {
+                waits[i].extend(bar.wait_for.iter().filter_map(|w| index.get(w.as_str())));
+            }
+        }
+    }
     for (c, p) in pairs {
         for d in 0..b.step_deps.len() {
             if d != c
                 && b.step_deps[d].contains(&p)
                 && !b.step_deps[d].contains(&c)
-                && !reaches(&b.step_deps, c, d)
+                && !reaches(&waits, c, d)
             {
                 b.step_deps[d].push(c);
+                waits[d].push(c);
             }
         }
     }

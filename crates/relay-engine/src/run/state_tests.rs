@@ -509,6 +509,31 @@ fn two_reviewers_of_one_producer_make_no_cycle() {
 }
 
 #[test]
+fn a_review_link_through_a_barrier_makes_no_cycle() {
+    // The attacker reviews s2 and waits for a barrier on s3, which depends on s2: a link
+    // s3 -> attacker would close a cycle through the barrier.
+    let f = fixture(
+        "name: t
+swarm: {pattern: red-team}
+coordination:
+  barriers: [{name: gate, waitFor: [s3]}]
+agents:
+  - {name: dev, cli: claude, role: developer, interactive: false}
+  - {name: red, cli: claude, role: attacker, interactive: false}
+workflows:
+  - name: w
+    steps:
+      - {name: s2, agent: dev, task: build}
+      - {name: s3, agent: dev, dependsOn: [s2], task: more}
+      - {name: s4, agent: red, dependsOn: [s2, gate], task: attack}
+",
+    );
+    let mut sim = Sim::new(&f);
+    let s = sim.run(|_| done("NO_FINDINGS"));
+    assert_eq!(s.status, RunStatus::Completed, "{:?}", sim.skipped());
+}
+
+#[test]
 fn map_items_expand_into_nodes_the_gate_is_told_about() {
     let f = fixture(&team(
         "swarm: {pattern: map-reduce, maxConcurrency: 2}\n",
