@@ -3,6 +3,7 @@
 //!
 //! Pure: no async runtime and no I/O beyond reading the workflow and vars files.
 
+pub mod graph;
 pub mod load;
 pub mod pattern;
 mod schema;

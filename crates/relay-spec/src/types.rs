@@ -553,3 +553,275 @@ pub enum StateBackend {
     Redis,
     Database,
 }
+
+// Defaults of the format, as accessors, so every reader of a file applies the same ones.
+
+/// Idle time before the first nudge when `nudgeAfterMs` is not set.
+pub const DEFAULT_NUDGE_AFTER: std::time::Duration = std::time::Duration::from_millis(120_000);
+/// Further idle time before force-release when `escalateAfterMs` is not set.
+pub const DEFAULT_ESCALATE_AFTER: std::time::Duration = std::time::Duration::from_millis(120_000);
+/// Nudges before escalation when `maxNudges` is not set.
+pub const DEFAULT_MAX_NUDGES: u32 = 1;
+/// Bound on a `custom` verification command when `timeoutMs` is not set.
+pub const DEFAULT_VERIFICATION_TIMEOUT: std::time::Duration =
+    std::time::Duration::from_millis(60_000);
+/// Quiet time before an interactive agent counts as idle when `idleThresholdSecs` is not set.
+pub const DEFAULT_IDLE_THRESHOLD: std::time::Duration = std::time::Duration::from_secs(30);
+/// Producer/reviewer rounds when `maxIterations` is not set.
+pub const DEFAULT_MAX_ITERATIONS: u32 = 3;
+/// Debate rounds when `rounds` is not set.
+pub const DEFAULT_DEBATE_ROUNDS: u32 = 2;
+/// Share of votes a quorum needs when `votingThreshold` is not set.
+pub const DEFAULT_VOTING_THRESHOLD: f64 = 0.5;
+
+fn ms(v: u64) -> std::time::Duration {
+    std::time::Duration::from_millis(v)
+}
+
+impl IdleNudge {
+    /// Idle time before the first nudge (default 120 s).
+    pub fn nudge_after(&self) -> std::time::Duration {
+        self.nudge_after_ms.map(ms).unwrap_or(DEFAULT_NUDGE_AFTER)
+    }
+
+    /// Further idle time after the last nudge before force-release (default 120 s).
+    pub fn escalate_after(&self) -> std::time::Duration {
+        self.escalate_after_ms
+            .map(ms)
+            .unwrap_or(DEFAULT_ESCALATE_AFTER)
+    }
+
+    /// Nudges before escalation (default 1).
+    pub fn max_nudges(&self) -> u32 {
+        self.max_nudges.unwrap_or(DEFAULT_MAX_NUDGES)
+    }
+}
+
+impl Swarm {
+    /// Most steps running at once; `None` is unlimited. (`maxConcurrency: 0` is a
+    /// validation error, never read as a limit.)
+    pub fn concurrency_limit(&self) -> Option<usize> {
+        self.max_concurrency
+            .filter(|&m| m > 0)
+            .map(|m| usize::try_from(m).unwrap_or(usize::MAX))
+    }
+
+    /// Bound on the whole run, if any.
+    pub fn timeout(&self) -> Option<std::time::Duration> {
+        self.timeout_ms.map(ms)
+    }
+}
+
+impl Verification {
+    /// Bound on a `custom` check's command (default 60 s).
+    pub fn timeout(&self) -> std::time::Duration {
+        self.timeout_ms
+            .map(ms)
+            .unwrap_or(DEFAULT_VERIFICATION_TIMEOUT)
+    }
+
+    /// The expected code of an `exit_code` check, when the value is one (0..=255).
+    pub fn expected_exit_code(&self) -> Option<u8> {
+        if self.kind != VerificationType::ExitCode {
+            return None;
+        }
+        self.value.as_ref()?.as_text().trim().parse().ok()
+    }
+}
+
+impl ErrorHandling {
+    /// Retries when neither the step nor its agent sets any (default 0).
+    pub fn max_retries(&self) -> u32 {
+        self.max_retries.unwrap_or(0)
+    }
+
+    /// Pause between attempts (default none).
+    pub fn retry_delay(&self) -> std::time::Duration {
+        self.retry_delay_ms.map(ms).unwrap_or_default()
+    }
+}
+
+impl Constraints {
+    /// Quiet time before the agent counts as idle: 30 s unless set; `0` disables it.
+    pub fn idle_threshold(&self) -> Option<std::time::Duration> {
+        match self.idle_threshold_secs {
+            Some(0) => None,
+            Some(s) => Some(std::time::Duration::from_secs(s)),
+            None => Some(DEFAULT_IDLE_THRESHOLD),
+        }
+    }
+}
+
+impl Agent {
+    /// Quiet time before the agent counts as idle (see [`Constraints::idle_threshold`]).
+    pub fn idle_threshold(&self) -> Option<std::time::Duration> {
+        match &self.constraints {
+            Some(c) => c.idle_threshold(),
+            None => Some(DEFAULT_IDLE_THRESHOLD),
+        }
+    }
+}
+
+impl Step {
+    /// Retries after a failed attempt: the step's, else its agent's
+    /// `constraints.retries`, else `errorHandling.maxRetries`, else none.
+    pub fn retries_with(&self, agent: Option<&Agent>, eh: Option<&ErrorHandling>) -> u32 {
+        self.retries
+            .or(agent.and_then(|a| a.constraints.as_ref()?.retries))
+            .unwrap_or_else(|| eh.map(ErrorHandling::max_retries).unwrap_or(0))
+    }
+
+    /// Bound on each attempt: the step's `timeoutMs`, else its agent's
+    /// `constraints.timeoutMs`; `None` is unbounded.
+    pub fn timeout_with(&self, agent: Option<&Agent>) -> Option<std::time::Duration> {
+        self.timeout_ms
+            .or(agent.and_then(|a| a.constraints.as_ref()?.timeout_ms))
+            .map(ms)
+    }
+
+    /// Whether a non-zero exit fails a deterministic step (default true).
+    pub fn fails_on_error(&self) -> bool {
+        self.fail_on_error.unwrap_or(true)
+    }
+
+    /// Whether a deterministic step's stdout becomes its output (default true; agent
+    /// steps always capture).
+    pub fn captures_output(&self) -> bool {
+        self.kind() == StepType::Agent || self.capture_output.unwrap_or(true)
+    }
+
+    /// Producer/reviewer rounds before giving up (default 3, at least 1).
+    pub fn iteration_limit(&self) -> u32 {
+        self.max_iterations.unwrap_or(DEFAULT_MAX_ITERATIONS).max(1)
+    }
+
+    /// Debate rounds (default 2, at least 1).
+    pub fn debate_rounds(&self) -> u32 {
+        self.rounds.unwrap_or(DEFAULT_DEBATE_ROUNDS).max(1)
+    }
+}
+
+impl Coordination {
+    /// How votes are decided (default majority).
+    pub fn consensus_strategy(&self) -> ConsensusStrategy {
+        self.consensus_strategy
+            .unwrap_or(ConsensusStrategy::Majority)
+    }
+
+    /// Share of votes a quorum needs (default 0.5).
+    pub fn voting_threshold(&self) -> f64 {
+        self.voting_threshold.unwrap_or(DEFAULT_VOTING_THRESHOLD)
+    }
+}
+
+impl Barrier {
+    /// Bound on the wait, if any.
+    pub fn timeout(&self) -> Option<std::time::Duration> {
+        self.timeout_ms.map(ms)
+    }
+}
+
+impl RelayFile {
+    /// What a failed step of `wf` does to the run: the workflow's `onError`, else
+    /// `errorHandling.strategy`, else `fail`.
+    pub fn on_error_for(&self, wf: &WorkflowDef) -> OnError {
+        wf.on_error
+            .or(self.error_handling.as_ref().and_then(|e| e.strategy))
+            .unwrap_or(OnError::Fail)
+    }
+
+    /// The agent called `name`.
+    pub fn agent(&self, name: &str) -> Option<&Agent> {
+        self.agents.iter().find(|a| a.name == name)
+    }
+}
+
+#[cfg(test)]
+mod default_tests {
+    use super::*;
+    use std::time::Duration;
+
+    fn parse(src: &str) -> RelayFile {
+        crate::parse(src, "t.yaml").expect("parses").file
+    }
+
+    #[test]
+    fn unset_fields_read_as_the_documented_defaults() {
+        let f = parse(
+            "name: t\nswarm: {idleNudge: {}}\nagents: [{name: a, cli: claude}]\nworkflows:\n  - name: w\n    steps:\n      - {name: s, agent: a, task: x, verification: {type: custom, value: 'true'}}\n",
+        );
+        let swarm = f.swarm.clone().expect("swarm");
+        let nudge = swarm.idle_nudge.clone().expect("idleNudge");
+        assert_eq!(nudge.nudge_after(), Duration::from_millis(120_000));
+        assert_eq!(nudge.escalate_after(), Duration::from_millis(120_000));
+        assert_eq!(nudge.max_nudges(), 1);
+        assert_eq!(swarm.concurrency_limit(), None);
+        assert_eq!(swarm.timeout(), None);
+        let step = &f.workflows[0].steps[0];
+        let v = step.verification.as_ref().expect("verification");
+        assert_eq!(v.timeout(), Duration::from_millis(60_000));
+        assert_eq!(v.expected_exit_code(), None);
+        let eh = ErrorHandling::default();
+        assert_eq!((eh.max_retries(), eh.retry_delay()), (0, Duration::ZERO));
+        let agent = f.agent("a").expect("agent a");
+        assert_eq!(agent.idle_threshold(), Some(Duration::from_secs(30)));
+        assert_eq!(step.retries_with(Some(agent), None), 0);
+        assert_eq!(step.timeout_with(Some(agent)), None);
+        assert!(step.fails_on_error() && step.captures_output());
+        assert_eq!((step.iteration_limit(), step.debate_rounds()), (3, 2));
+        let c = Coordination::default();
+        assert_eq!(c.consensus_strategy(), ConsensusStrategy::Majority);
+        assert_eq!(c.voting_threshold(), 0.5);
+        assert_eq!(f.on_error_for(&f.workflows[0]), OnError::Fail);
+    }
+
+    #[test]
+    fn set_fields_win_and_fall_back_in_order() {
+        let f = parse(
+            "name: t\nswarm: {maxConcurrency: 3, timeoutMs: 9000, idleNudge: {nudgeAfterMs: 5, escalateAfterMs: 6, maxNudges: 2}}\nagents:\n  - {name: a, cli: claude, constraints: {retries: 4, timeoutMs: 700, idleThresholdSecs: 0}}\n  - {name: b, cli: claude, constraints: {idleThresholdSecs: 7}}\nworkflows:\n  - name: w\n    steps:\n      - {name: s, agent: a, task: x}\n      - {name: t, agent: a, task: x, retries: 1, timeoutMs: 50, maxIterations: 0, rounds: 5, verification: {type: exit_code, value: 3, timeoutMs: 10}}\n      - {name: d, type: deterministic, command: 'true', failOnError: false, captureOutput: false}\nerrorHandling: {strategy: continue, maxRetries: 9, retryDelayMs: 25}\ncoordination: {consensusStrategy: unanimous, votingThreshold: 0.75}\n",
+        );
+        let swarm = f.swarm.clone().expect("swarm");
+        assert_eq!(swarm.concurrency_limit(), Some(3));
+        assert_eq!(swarm.timeout(), Some(Duration::from_millis(9000)));
+        let nudge = swarm.idle_nudge.expect("idleNudge");
+        assert_eq!(
+            (
+                nudge.nudge_after(),
+                nudge.escalate_after(),
+                nudge.max_nudges()
+            ),
+            (Duration::from_millis(5), Duration::from_millis(6), 2)
+        );
+        let (a, b) = (f.agent("a").expect("a"), f.agent("b").expect("b"));
+        assert_eq!(a.idle_threshold(), None, "0 disables idleness");
+        assert_eq!(b.idle_threshold(), Some(Duration::from_secs(7)));
+        let eh = f.error_handling.as_ref();
+        let steps = &f.workflows[0].steps;
+        // The agent's retries beat errorHandling's; the step's beat both.
+        assert_eq!(steps[0].retries_with(Some(a), eh), 4);
+        assert_eq!(steps[0].retries_with(Some(b), eh), 9);
+        assert_eq!(steps[1].retries_with(Some(a), eh), 1);
+        assert_eq!(
+            steps[0].timeout_with(Some(a)),
+            Some(Duration::from_millis(700))
+        );
+        assert_eq!(
+            steps[1].timeout_with(Some(a)),
+            Some(Duration::from_millis(50))
+        );
+        assert_eq!(
+            (steps[1].iteration_limit(), steps[1].debate_rounds()),
+            (1, 5)
+        );
+        let v = steps[1].verification.as_ref().expect("verification");
+        assert_eq!(v.expected_exit_code(), Some(3));
+        assert_eq!(v.timeout(), Duration::from_millis(10));
+        assert!(!steps[2].fails_on_error() && !steps[2].captures_output());
+        let eh = f.error_handling.clone().expect("errorHandling");
+        assert_eq!(eh.retry_delay(), Duration::from_millis(25));
+        assert_eq!(f.on_error_for(&f.workflows[0]), OnError::Continue);
+        let c = f.coordination.clone().expect("coordination");
+        assert_eq!(c.consensus_strategy(), ConsensusStrategy::Unanimous);
+        assert_eq!(c.voting_threshold(), 0.75);
+    }
+}

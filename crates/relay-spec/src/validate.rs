@@ -4,6 +4,7 @@
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 
+use crate::graph::{StepGraph, StepIdx};
 use crate::load::{Loaded, Pos, StepField, did_you_mean};
 use crate::template::{Ref, references};
 use crate::types::{RelayFile, Step, StepType, VerificationType, WorkflowDef};
@@ -280,11 +281,13 @@ fn validate_workflow(
         }
     }
 
-    let deps = effective_deps(&loaded.file, wf);
-    let cycles = find_cycle(&deps);
-    if let Some(cycle) = cycles {
-        let first = cycle[0];
-        let names: Vec<&str> = cycle.iter().map(|&i| wf.steps[i].name.as_str()).collect();
+    let graph = StepGraph::for_workflow(&loaded.file, wf);
+    if let Some(cycle) = graph.cycle() {
+        let first = cycle[0].get();
+        let names: Vec<&str> = cycle
+            .iter()
+            .map(|i| wf.steps[i.get()].name.as_str())
+            .collect();
         report.push(Diagnostic::error(
             map.step(w, first, StepField::Name),
             format!(
@@ -297,32 +300,40 @@ fn validate_workflow(
         return;
     }
 
-    // `{{steps.X.output}}` must name a step this one (transitively) depends on.
-    let upstream = upstream_sets(&deps);
+    // `{{steps.X.output}}` must name a step this one (transitively) depends on. Every
+    // reference is collected first so the graph answers them in one pass.
+    let mut uses: Vec<(usize, StepField, String, usize)> = Vec::new();
     for (s, step) in wf.steps.iter().enumerate() {
         for (field, text) in step_texts(step) {
             for r in references(text) {
                 if let Ref::StepOutput(x) = r {
-                    let pos = map.step(w, s, field);
                     match index.get(x.as_str()) {
                         None => report.push(Diagnostic::error(
-                            pos,
+                            map.step(w, s, field),
                             format!(
                                 "step `{}` uses {{{{steps.{x}.output}}}} but there is no step `{x}`",
                                 step.name
                             ),
                         )),
-                        Some(&xi) if !upstream[s].contains(&xi) => report.push(Diagnostic::error(
-                            pos,
-                            format!(
-                                "step `{}` uses {{{{steps.{x}.output}}}} but does not depend on `{x}` (add it to dependsOn)",
-                                step.name
-                            ),
-                        )),
-                        Some(_) => {}
+                        Some(&xi) => uses.push((s, field, x, xi)),
                     }
                 }
             }
+        }
+    }
+    let queries: Vec<(StepIdx, StepIdx)> = uses
+        .iter()
+        .map(|&(s, _, _, xi)| (StepIdx(s), StepIdx(xi)))
+        .collect();
+    for ((s, field, x, _), ok) in uses.into_iter().zip(graph.upstream_all(&queries)) {
+        if !ok {
+            report.push(Diagnostic::error(
+                map.step(w, s, field),
+                format!(
+                    "step `{}` uses {{{{steps.{x}.output}}}} but does not depend on `{x}` (add it to dependsOn)",
+                    wf.steps[s].name
+                ),
+            ));
         }
     }
 }
@@ -422,97 +433,17 @@ pub fn step_texts(step: &Step) -> Vec<(StepField, &str)> {
     v
 }
 
-fn find_cycle(deps: &[Vec<usize>]) -> Option<Vec<usize>> {
-    // Iterative DFS with colours; the grey stack is the cycle when a grey node is met.
-    let n = deps.len();
-    let mut colour = vec![0u8; n];
-    for start in 0..n {
-        if colour[start] != 0 {
-            continue;
-        }
-        let mut stack: Vec<(usize, usize)> = vec![(start, 0)];
-        colour[start] = 1;
-        while let Some(&mut (node, ref mut next)) = stack.last_mut() {
-            if *next < deps[node].len() {
-                let d = deps[node][*next];
-                *next += 1;
-                match colour[d] {
-                    0 => {
-                        colour[d] = 1;
-                        stack.push((d, 0));
-                    }
-                    1 => {
-                        let at = stack.iter().position(|(x, _)| *x == d).unwrap_or(0);
-                        let mut cycle: Vec<usize> = stack[at..].iter().map(|(x, _)| *x).collect();
-                        // Report it in execution order (dependency first).
-                        cycle.reverse();
-                        return Some(cycle);
-                    }
-                    _ => {}
-                }
-            } else {
-                colour[node] = 2;
-                stack.pop();
-            }
-        }
-    }
-    None
-}
-
-fn upstream_sets(deps: &[Vec<usize>]) -> Vec<BTreeSet<usize>> {
-    let n = deps.len();
-    let mut memo: Vec<Option<BTreeSet<usize>>> = vec![None; n];
-    fn visit(
-        i: usize,
-        deps: &[Vec<usize>],
-        memo: &mut Vec<Option<BTreeSet<usize>>>,
-    ) -> BTreeSet<usize> {
-        if let Some(s) = &memo[i] {
-            return s.clone();
-        }
-        let mut set = BTreeSet::new();
-        for &d in &deps[i] {
-            set.insert(d);
-            set.extend(visit(d, deps, memo));
-        }
-        memo[i] = Some(set.clone());
-        set
-    }
-    (0..n).map(|i| visit(i, deps, &mut memo)).collect()
-}
-
 /// Each step's dependencies as indices: its `dependsOn` (a barrier standing for the steps
 /// it waits for) plus those its pattern implies. Unknown names are left out.
 pub fn effective_deps(file: &RelayFile, wf: &WorkflowDef) -> Vec<Vec<usize>> {
-    let index: HashMap<&str, usize> = wf
-        .steps
-        .iter()
-        .enumerate()
-        .map(|(i, s)| (s.name.as_str(), i))
-        .collect();
-    let barriers: HashMap<&str, &Vec<String>> = file
-        .coordination
-        .iter()
-        .flat_map(|c| c.barriers.iter().map(|b| (b.name.as_str(), &b.wait_for)))
-        .collect();
-    let implicit =
-        crate::pattern::implicit_deps(file, wf, crate::pattern::choose(file, wf).pattern);
-    wf.steps
-        .iter()
-        .enumerate()
-        .map(|(i, s)| {
-            let mut d: Vec<usize> = Vec::new();
-            for name in &s.depends_on {
-                if let Some(&j) = index.get(name.as_str()) {
-                    d.push(j);
-                } else if let Some(waits) = barriers.get(name.as_str()) {
-                    d.extend(waits.iter().filter_map(|w| index.get(w.as_str()).copied()));
-                }
-            }
-            d.extend(implicit[i].iter().copied());
-            d.sort_unstable();
-            d.dedup();
-            d
+    let graph = StepGraph::for_workflow(file, wf);
+    (0..graph.len())
+        .map(|i| {
+            graph
+                .waits_for(StepIdx(i))
+                .iter()
+                .map(|d| d.get())
+                .collect()
         })
         .collect()
 }
