@@ -4,9 +4,12 @@
 //! Pure: no async runtime and no I/O beyond reading the workflow and vars files.
 
 pub mod graph;
+pub mod limits;
 pub mod load;
 pub mod pattern;
 mod schema;
+mod source_map;
+pub mod suggest;
 pub mod template;
 pub mod templates;
 mod types;

@@ -2,10 +2,16 @@
 //! what was expected, and suggests the closest known field for a misspelt one.
 
 use std::fmt;
+use std::io::Read;
 use std::path::{Path, PathBuf};
 
-use serde_saphyr::{Location, Spanned};
+use serde::de::IgnoredAny;
+use serde_saphyr::Location;
 
+use crate::limits::{MAX_FILE_BYTES, yaml_options};
+pub use crate::source_map::{SourceMap, StepField};
+pub use crate::suggest::did_you_mean;
+use crate::suggest::shown;
 use crate::types::RelayFile;
 
 /// A position in a workflow file (1-based).
@@ -18,7 +24,7 @@ pub struct Pos {
 }
 
 impl Pos {
-    fn from_location(l: &Location) -> Option<Pos> {
+    pub(crate) fn from_location(l: &Location) -> Option<Pos> {
         (l.line() > 0).then(|| Pos {
             line: l.line(),
             column: l.column().max(1),
@@ -74,22 +80,83 @@ pub struct Loaded {
     pub map: SourceMap,
 }
 
-/// Reads and parses the workflow file at `path`.
+/// Reads and parses the workflow file at `path`. Reads at most
+/// [`MAX_FILE_BYTES`](crate::limits::MAX_FILE_BYTES) (one more shows the file is too large),
+/// so a huge or endless file (a device, a pipe) cannot exhaust memory.
 pub fn load_file(path: &Path) -> Result<Loaded, LoadError> {
-    let source = std::fs::read_to_string(path).map_err(|source| LoadError::Io {
+    let io_err = |source| LoadError::Io {
         path: path.to_path_buf(),
         source,
+    };
+    let file = std::fs::File::open(path).map_err(io_err)?;
+    let mut bytes = Vec::new();
+    file.take(MAX_FILE_BYTES as u64 + 1)
+        .read_to_end(&mut bytes)
+        .map_err(io_err)?;
+    let origin = path.display().to_string();
+    if bytes.len() > MAX_FILE_BYTES {
+        return Err(too_large(&origin));
+    }
+    let source = String::from_utf8(bytes).map_err(|e| {
+        io_err(std::io::Error::new(
+            std::io::ErrorKind::InvalidData,
+            format!("not UTF-8 text (at byte {})", e.utf8_error().valid_up_to()),
+        ))
     })?;
-    parse(&source, &path.display().to_string())
+    parse(&source, &origin)
+}
+
+fn too_large(origin: &str) -> LoadError {
+    LoadError::Syntax {
+        origin: origin.to_string(),
+        pos: Pos { line: 1, column: 1 },
+        message: format!(
+            "the file is larger than {} MiB, the most a workflow file may be",
+            MAX_FILE_BYTES / (1024 * 1024)
+        ),
+        snippet: String::new(),
+    }
+}
+
+/// Whether `source` holds no YAML content at all: only blank lines, comments and
+/// document markers.
+fn is_blank(source: &str) -> bool {
+    source.lines().all(|l| {
+        let t = l.trim();
+        t.is_empty() || t.starts_with('#') || t == "---" || t == "..."
+    })
 }
 
 /// Parses workflow `source`, reporting errors under the name `origin`.
 pub fn parse(source: &str, origin: &str) -> Result<Loaded, LoadError> {
+    if source.len() > MAX_FILE_BYTES {
+        return Err(too_large(origin));
+    }
+    let empty = || LoadError::Syntax {
+        origin: origin.to_string(),
+        pos: Pos { line: 1, column: 1 },
+        message: "the file is empty: a workflow needs `name`, `agents` and `workflows`".into(),
+        snippet: String::new(),
+    };
+    if is_blank(source) {
+        return Err(empty());
+    }
     let file: RelayFile =
-        serde_saphyr::from_str(source).map_err(|e| syntax_error(&e, source, origin))?;
+        serde_saphyr::from_str_with_options(source, yaml_options()).map_err(|e| {
+            // A document that is only `~` or `null` is as empty as no document.
+            let null =
+                serde_saphyr::from_str_with_options::<Option<IgnoredAny>>(source, yaml_options())
+                    .is_ok_and(|v| v.is_none());
+            if null {
+                empty()
+            } else {
+                syntax_error(&e, source, origin)
+            }
+        })?;
     // The second pass only records positions; it cannot fail where the first succeeded,
     // but an empty map only costs locations in messages, never correctness.
-    let map = serde_saphyr::from_str::<SourceMap>(source).unwrap_or_default();
+    let map = serde_saphyr::from_str_with_options::<SourceMap>(source, yaml_options())
+        .unwrap_or_default();
     Ok(Loaded {
         file,
         source: source.to_string(),
@@ -98,8 +165,32 @@ pub fn parse(source: &str, origin: &str) -> Result<Loaded, LoadError> {
     })
 }
 
+/// Marks the position a custom deserialisation error is about, for errors raised after
+/// the parser has moved past the offending node (the step past the limit, a key only
+/// known to be wrong once the whole mapping is read). `syntax_error` reads it back.
+pub(crate) fn located(pos: Pos, message: impl fmt::Display) -> String {
+    format!("{MARK}{}:{}{MARK}{message}", pos.line, pos.column)
+}
+
+// Printable, because the parser escapes control characters in messages.
+const MARK: &str = "@@relay-at@@";
+
+/// The position and message of a [`located`] error message.
+fn unlocate(message: &str) -> Option<(Pos, String)> {
+    let start = message.find(MARK)?;
+    let rest = &message[start + MARK.len()..];
+    let end = rest.find(MARK)?;
+    let (line, column) = rest[..end].split_once(':')?;
+    let pos = Pos {
+        line: line.parse().ok()?,
+        column: column.parse().ok()?,
+    };
+    let text = strip_position_suffix(&rest[end + MARK.len()..]);
+    Some((pos, text))
+}
+
 fn syntax_error(e: &serde_saphyr::Error, source: &str, origin: &str) -> LoadError {
-    let pos = e
+    let mut pos = e
         .location()
         .as_ref()
         .and_then(Pos::from_location)
@@ -111,7 +202,16 @@ fn syntax_error(e: &serde_saphyr::Error, source: &str, origin: &str) -> LoadErro
         serde_saphyr::Error::SerdeUnknownVariant {
             variant, expected, ..
         } => unknown_name_message("value", variant, expected),
-        other => strip_position_suffix(&other.to_string()),
+        other => {
+            let text = other.to_string();
+            match unlocate(&text) {
+                Some((at, text)) => {
+                    pos = at;
+                    text
+                }
+                None => strip_position_suffix(&text),
+            }
+        }
     };
     LoadError::Syntax {
         origin: origin.to_string(),
@@ -122,7 +222,7 @@ fn syntax_error(e: &serde_saphyr::Error, source: &str, origin: &str) -> LoadErro
 }
 
 fn unknown_name_message(what: &str, got: &str, expected: &[&str]) -> String {
-    let mut msg = format!("unknown {what} `{got}`");
+    let mut msg = format!("unknown {what} `{}`", shown(got));
     if let Some(best) = did_you_mean(got, expected.iter().copied()) {
         msg.push_str(&format!(" (did you mean `{best}`?)"));
     }
@@ -157,140 +257,6 @@ pub fn snippet_at(source: &str, pos: Pos) -> String {
         .map(|c| if c == '\t' { '\t' } else { ' ' })
         .collect();
     format!("{pad} |\n{num} | {line}\n{pad} | {lead}^")
-}
-
-/// The candidate closest to `got` by edit distance, if it is close enough to be a typo.
-pub fn did_you_mean<'a>(
-    got: &str,
-    candidates: impl IntoIterator<Item = &'a str>,
-) -> Option<&'a str> {
-    let got_l = got.to_lowercase();
-    candidates
-        .into_iter()
-        .map(|c| (edit_distance(&got_l, &c.to_lowercase()), c))
-        .filter(|(d, c)| *d <= (c.len().max(got.len()) / 3).max(1))
-        .min_by_key(|(d, _)| *d)
-        .map(|(_, c)| c)
-}
-
-/// Edit distance counting an adjacent swap as one edit (the commonest typo).
-fn edit_distance(a: &str, b: &str) -> usize {
-    let a: Vec<char> = a.chars().collect();
-    let b: Vec<char> = b.chars().collect();
-    let mut d = vec![vec![0usize; b.len() + 1]; a.len() + 1];
-    for (i, row) in d.iter_mut().enumerate() {
-        row[0] = i;
-    }
-    for (j, cell) in d[0].iter_mut().enumerate() {
-        *cell = j;
-    }
-    for i in 1..=a.len() {
-        for j in 1..=b.len() {
-            let cost = usize::from(a[i - 1] != b[j - 1]);
-            let mut v = (d[i - 1][j] + 1)
-                .min(d[i][j - 1] + 1)
-                .min(d[i - 1][j - 1] + cost);
-            if i > 1 && j > 1 && a[i - 1] == b[j - 2] && a[i - 2] == b[j - 1] {
-                v = v.min(d[i - 2][j - 2] + 1);
-            }
-            d[i][j] = v;
-        }
-    }
-    d[a.len()][b.len()]
-}
-
-/// Positions of names and references in the source, read by a second, lenient pass.
-#[derive(Debug, Clone, Default, serde::Deserialize)]
-#[serde(rename_all = "camelCase")]
-pub struct SourceMap {
-    #[serde(default)]
-    agents: Vec<NamedAt>,
-    #[serde(default)]
-    workflows: Vec<WorkflowAt>,
-}
-
-#[derive(Debug, Clone, serde::Deserialize)]
-struct NamedAt {
-    name: Option<Spanned<String>>,
-}
-
-#[derive(Debug, Clone, serde::Deserialize)]
-struct WorkflowAt {
-    name: Option<Spanned<String>>,
-    #[serde(default)]
-    steps: Vec<StepAt>,
-}
-
-#[derive(Debug, Clone, serde::Deserialize)]
-#[serde(rename_all = "camelCase")]
-struct StepAt {
-    name: Option<Spanned<String>>,
-    agent: Option<Spanned<String>>,
-    task: Option<Spanned<String>>,
-    command: Option<Spanned<String>>,
-    #[serde(default)]
-    depends_on: Vec<Spanned<String>>,
-    verification: Option<VerificationAt>,
-}
-
-#[derive(Debug, Clone, serde::Deserialize)]
-struct VerificationAt {
-    #[serde(rename = "type")]
-    kind: Option<Spanned<String>>,
-}
-
-/// Which part of a step a position is asked for.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum StepField {
-    /// The step's `name`.
-    Name,
-    /// The step's `agent`.
-    Agent,
-    /// The step's `task`.
-    Task,
-    /// The step's `command`.
-    Command,
-    /// The n-th entry of `dependsOn`.
-    DependsOn(usize),
-    /// The verification's `type`.
-    VerificationType,
-}
-
-fn at<T>(s: &Option<Spanned<T>>) -> Option<Pos> {
-    s.as_ref().and_then(|s| Pos::from_location(&s.referenced))
-}
-
-impl SourceMap {
-    /// Where agent number `i` is named.
-    pub fn agent(&self, i: usize) -> Option<Pos> {
-        self.agents.get(i).and_then(|a| at(&a.name))
-    }
-
-    /// Where workflow number `w` is named.
-    pub fn workflow(&self, w: usize) -> Option<Pos> {
-        self.workflows.get(w).and_then(|wf| at(&wf.name))
-    }
-
-    /// Where `field` of step `s` of workflow `w` stands.
-    pub fn step(&self, w: usize, s: usize, field: StepField) -> Option<Pos> {
-        let step = self.workflows.get(w)?.steps.get(s)?;
-        match field {
-            StepField::Name => at(&step.name),
-            StepField::Agent => at(&step.agent).or(at(&step.name)),
-            StepField::Task => at(&step.task).or(at(&step.name)),
-            StepField::Command => at(&step.command).or(at(&step.name)),
-            StepField::DependsOn(i) => step
-                .depends_on
-                .get(i)
-                .and_then(|d| Pos::from_location(&d.referenced))
-                .or(at(&step.name)),
-            StepField::VerificationType => step
-                .verification
-                .as_ref()
-                .and_then(|v| at(&v.kind))
-                .or(at(&step.name)),
-        }
-    }
 }
 
 impl fmt::Display for Pos {
@@ -353,29 +319,62 @@ mod tests {
     }
 
     #[test]
-    fn source_map_finds_step_fields() {
-        let l = parse(
-            "name: x\nworkflows:\n  - name: w\n    steps:\n      - name: a\n        agent: bob\n        dependsOn: [zz]\n",
-            "w.yaml",
-        )
-        .unwrap();
-        assert_eq!(
-            l.map.step(0, 0, StepField::Name),
-            Some(Pos {
-                line: 5,
-                column: 15
-            })
-        );
-        assert_eq!(l.map.step(0, 0, StepField::Agent).map(|p| p.line), Some(6));
-        assert_eq!(
-            l.map.step(0, 0, StepField::DependsOn(0)).map(|p| p.line),
-            Some(7)
-        );
+    fn an_empty_file_says_what_a_workflow_needs() {
+        for src in ["", "\n  \n", "# only a comment\n", "---\n", "~\n", "null\n"] {
+            let (pos, msg) = err(src);
+            assert_eq!(pos, Pos { line: 1, column: 1 }, "{src:?}");
+            assert_eq!(
+                msg, "the file is empty: a workflow needs `name`, `agents` and `workflows`",
+                "{src:?}"
+            );
+        }
     }
 
     #[test]
-    fn did_you_mean_rejects_distant_names() {
-        assert_eq!(did_you_mean("zzzzzz", ["dependsOn", "agent"]), None);
-        assert_eq!(did_you_mean("agnet", ["dependsOn", "agent"]), Some("agent"));
+    fn a_huge_unknown_key_is_reported_briefly_without_a_suggestion() {
+        let key = "k".repeat(40_000);
+        // An explicit key (`? KEY`), since YAML bounds implicit keys at 1024 characters.
+        let (pos, msg) = err(&format!("name: x\n? {key}\n: 1\n"));
+        assert_eq!(pos.line, 2);
+        assert!(msg.starts_with("unknown field `kkkk"), "{msg}");
+        assert!(
+            msg.contains("(40000 bytes)") && !msg.contains("did you mean"),
+            "{msg}"
+        );
+        assert!(msg.len() < 400, "{} bytes", msg.len());
+    }
+
+    #[test]
+    fn files_over_the_size_limit_are_refused_before_parsing() {
+        let big = format!("name: x\ndescription: {}\n", "d".repeat(MAX_FILE_BYTES));
+        let (_, msg) = err(&big);
+        assert!(msg.contains("larger than 16 MiB"), "{msg}");
+        // An endless file is read only up to the limit.
+        match load_file(Path::new("/dev/zero")) {
+            Err(LoadError::Syntax { message, .. }) => {
+                assert!(message.contains("larger than 16 MiB"), "{message}")
+            }
+            other => panic!("expected the size error, got {other:?}"),
+        }
+    }
+
+    #[test]
+    fn aliases_cannot_multiply_a_small_file_past_the_budget() {
+        // 10 000 names, repeated by alias in 310 steps: 3.1 million strings from 60 KB.
+        let names: Vec<String> = (0..10_000).map(|i| format!("p{i}")).collect();
+        let mut src = format!(
+            "name: x\nagents: [{{name: a, cli: claude}}]\nworkflows:\n  - name: w\n    steps:\n      - {{name: s0, agent: a, task: t, participants: &p [{}]}}\n",
+            names.join(", ")
+        );
+        for i in 1..310 {
+            src.push_str(&format!(
+                "      - {{name: s{i}, agent: a, task: t, participants: *p}}\n"
+            ));
+        }
+        let e = parse(&src, "w.yaml").unwrap_err().to_string();
+        assert!(e.contains("budget") || e.contains("limit"), "{e}");
+        // The same file with a few aliases is fine.
+        let small: String = src.lines().take(12).map(|l| format!("{l}\n")).collect();
+        assert!(parse(&small, "w.yaml").is_ok());
     }
 }

@@ -314,9 +314,43 @@ pub struct WorkflowDef {
     /// What a failed step does to the rest of the run.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub on_error: Option<OnError>,
-    /// The steps.
-    #[serde(default)]
+    /// The steps (at most 100 000).
+    #[serde(default, deserialize_with = "bounded_steps")]
     pub steps: Vec<Step>,
+}
+
+/// Reads `steps`, refusing the first step past [`MAX_STEPS`](crate::limits::MAX_STEPS)
+/// instead of building an arbitrarily long list.
+fn bounded_steps<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Vec<Step>, D::Error> {
+    struct Steps;
+    impl<'de> serde::de::Visitor<'de> for Steps {
+        type Value = Vec<Step>;
+
+        fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+            f.write_str("a list of steps")
+        }
+
+        fn visit_seq<A: serde::de::SeqAccess<'de>>(
+            self,
+            mut seq: A,
+        ) -> Result<Vec<Step>, A::Error> {
+            let max = crate::limits::MAX_STEPS;
+            let mut steps = Vec::with_capacity(seq.size_hint().unwrap_or(0).min(1024));
+            while let Some(step) = seq.next_element::<serde_saphyr::Spanned<Step>>()? {
+                if steps.len() == max {
+                    let pos = crate::load::Pos::from_location(&step.referenced)
+                        .unwrap_or(crate::load::Pos { line: 1, column: 1 });
+                    return Err(serde::de::Error::custom(crate::load::located(
+                        pos,
+                        format!("a workflow may have at most {max} steps"),
+                    )));
+                }
+                steps.push(step.value);
+            }
+            Ok(steps)
+        }
+    }
+    d.deserialize_seq(Steps)
 }
 
 /// Failure policy.
