@@ -3,10 +3,13 @@
 //!
 //! Pure: no async runtime and no I/O beyond reading the workflow and vars files.
 
+pub mod custom_steps;
 pub mod graph;
+pub mod inventory;
 pub mod limits;
 pub mod load;
 pub mod pattern;
+pub mod permissions;
 mod schema;
 mod source_map;
 pub mod suggest;
@@ -17,6 +20,6 @@ pub mod validate;
 pub mod vars;
 
 pub use load::{LoadError, Loaded, Pos, load_file, parse};
-pub use schema::json_schema;
+pub use schema::{custom_steps_schema, json_schema};
 pub use types::*;
 pub use validate::{Diagnostic, Report, Severity, validate};

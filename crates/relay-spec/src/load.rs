@@ -8,11 +8,13 @@ use std::path::{Path, PathBuf};
 use serde::de::IgnoredAny;
 use serde_saphyr::Location;
 
+use crate::custom_steps::CustomSteps;
 use crate::limits::{MAX_FILE_BYTES, yaml_options};
-pub use crate::source_map::{SourceMap, StepField};
+pub use crate::source_map::{AgentField, PreflightField, SourceMap, StepField};
 pub use crate::suggest::did_you_mean;
 use crate::suggest::shown;
 use crate::types::RelayFile;
+use crate::validate::Diagnostic;
 
 /// A position in a workflow file (1-based).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
@@ -78,12 +80,43 @@ pub struct Loaded {
     pub origin: String,
     /// Where names and references stand in the source, for validation messages.
     pub map: SourceMap,
+    /// What loading found that is not a syntax error: custom steps that could not be
+    /// expanded. `validate` reports these with its own findings.
+    pub diagnostics: Vec<Diagnostic>,
 }
 
-/// Reads and parses the workflow file at `path`. Reads at most
+impl Loaded {
+    /// Whether a step of the file names a custom step (`use:`).
+    pub fn uses_custom_steps(&self) -> bool {
+        self.file
+            .workflows
+            .iter()
+            .any(|w| w.steps.iter().any(|s| s.use_.is_some()))
+    }
+
+    /// Expands the custom steps still unexpanded from `steps`, replacing what earlier
+    /// expansions reported.
+    pub fn expand_custom_steps(&mut self, steps: &CustomSteps) {
+        self.diagnostics = crate::custom_steps::expand(&mut self.file, steps, &self.map);
+    }
+}
+
+/// Reads and parses the workflow file at `path`, and expands its custom steps (`use:`)
+/// from the nearest `.relay/steps.yaml` (see [`crate::custom_steps`]).
+pub fn load_file(path: &Path) -> Result<Loaded, LoadError> {
+    let source = read_bounded(path)?;
+    let mut loaded = parse(&source, &path.display().to_string())?;
+    if loaded.uses_custom_steps() {
+        let steps = CustomSteps::find_for(path)?;
+        loaded.expand_custom_steps(&steps);
+    }
+    Ok(loaded)
+}
+
+/// The text of the file at `path`. Reads at most
 /// [`MAX_FILE_BYTES`](crate::limits::MAX_FILE_BYTES) (one more shows the file is too large),
 /// so a huge or endless file (a device, a pipe) cannot exhaust memory.
-pub fn load_file(path: &Path) -> Result<Loaded, LoadError> {
+pub(crate) fn read_bounded(path: &Path) -> Result<String, LoadError> {
     let io_err = |source| LoadError::Io {
         path: path.to_path_buf(),
         source,
@@ -93,17 +126,15 @@ pub fn load_file(path: &Path) -> Result<Loaded, LoadError> {
     file.take(MAX_FILE_BYTES as u64 + 1)
         .read_to_end(&mut bytes)
         .map_err(io_err)?;
-    let origin = path.display().to_string();
     if bytes.len() > MAX_FILE_BYTES {
-        return Err(too_large(&origin));
+        return Err(too_large(&path.display().to_string()));
     }
-    let source = String::from_utf8(bytes).map_err(|e| {
+    String::from_utf8(bytes).map_err(|e| {
         io_err(std::io::Error::new(
             std::io::ErrorKind::InvalidData,
             format!("not UTF-8 text (at byte {})", e.utf8_error().valid_up_to()),
         ))
-    })?;
-    parse(&source, &origin)
+    })
 }
 
 fn too_large(origin: &str) -> LoadError {
@@ -127,7 +158,9 @@ fn is_blank(source: &str) -> bool {
     })
 }
 
-/// Parses workflow `source`, reporting errors under the name `origin`.
+/// Parses workflow `source`, reporting errors under the name `origin`. Custom steps
+/// (`use:`) are left unexpanded and reported; [`Loaded::expand_custom_steps`] fills them
+/// in from a steps file ([`load_file`] finds the one next to the file).
 pub fn parse(source: &str, origin: &str) -> Result<Loaded, LoadError> {
     if source.len() > MAX_FILE_BYTES {
         return Err(too_large(origin));
@@ -157,12 +190,18 @@ pub fn parse(source: &str, origin: &str) -> Result<Loaded, LoadError> {
     // but an empty map only costs locations in messages, never correctness.
     let map = serde_saphyr::from_str_with_options::<SourceMap>(source, yaml_options())
         .unwrap_or_default();
-    Ok(Loaded {
+    let mut loaded = Loaded {
         file,
         source: source.to_string(),
         origin: origin.to_string(),
         map,
-    })
+        diagnostics: Vec::new(),
+    };
+    if loaded.uses_custom_steps() {
+        // No file to look next to: every `use` is reported until steps are given.
+        loaded.expand_custom_steps(&CustomSteps::default());
+    }
+    Ok(loaded)
 }
 
 /// Marks the position a custom deserialisation error is about, for errors raised after
@@ -189,7 +228,7 @@ fn unlocate(message: &str) -> Option<(Pos, String)> {
     Some((pos, text))
 }
 
-fn syntax_error(e: &serde_saphyr::Error, source: &str, origin: &str) -> LoadError {
+pub(crate) fn syntax_error(e: &serde_saphyr::Error, source: &str, origin: &str) -> LoadError {
     let mut pos = e
         .location()
         .as_ref()
@@ -221,7 +260,7 @@ fn syntax_error(e: &serde_saphyr::Error, source: &str, origin: &str) -> LoadErro
     }
 }
 
-fn unknown_name_message(what: &str, got: &str, expected: &[&str]) -> String {
+pub(crate) fn unknown_name_message(what: &str, got: &str, expected: &[&str]) -> String {
     let mut msg = format!("unknown {what} `{}`", shown(got));
     if let Some(best) = did_you_mean(got, expected.iter().copied()) {
         msg.push_str(&format!(" (did you mean `{best}`?)"));

@@ -17,6 +17,34 @@ pub struct SourceMap {
     workflows: Vec<WorkflowAt>,
     swarm: Option<SwarmAt>,
     coordination: Option<CoordinationAt>,
+    #[serde(default)]
+    paths: Vec<PathAt>,
+    error_handling: Option<ErrorHandlingAt>,
+    integrations: Option<IntegrationsAt>,
+}
+
+#[derive(Debug, Clone, serde::Deserialize)]
+struct PathAt {
+    name: At,
+}
+
+#[derive(Debug, Clone, serde::Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct ErrorHandlingAt {
+    repair_agent: At,
+    #[serde(default)]
+    protect: Vec<Spanned<IgnoredAny>>,
+}
+
+#[derive(Debug, Clone, serde::Deserialize)]
+struct IntegrationsAt {
+    #[serde(default)]
+    subscriptions: Vec<NamedAt>,
+}
+
+#[derive(Debug, Clone, serde::Deserialize)]
+struct NamedAt {
+    name: At,
 }
 
 type At = Option<Spanned<IgnoredAny>>;
@@ -26,6 +54,70 @@ type At = Option<Spanned<IgnoredAny>>;
 struct AgentAt {
     name: At,
     reports_to: At,
+    workdir: At,
+    cwd: At,
+    permissions: Option<Spanned<PermissionsAt>>,
+    #[serde(default)]
+    subscriptions: Vec<Spanned<IgnoredAny>>,
+}
+
+/// `permissions` is a name or a mapping; a mapping's `profile` has its own position.
+#[derive(Debug, Clone, Default)]
+struct PermissionsAt {
+    profile: Option<Pos>,
+}
+
+impl<'de> serde::Deserialize<'de> for PermissionsAt {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct V;
+        impl<'de> serde::de::Visitor<'de> for V {
+            type Value = PermissionsAt;
+            fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                f.write_str("a name or a mapping")
+            }
+            fn visit_str<E>(self, _: &str) -> Result<PermissionsAt, E> {
+                Ok(PermissionsAt::default())
+            }
+            fn visit_bool<E>(self, _: bool) -> Result<PermissionsAt, E> {
+                Ok(PermissionsAt::default())
+            }
+            fn visit_i64<E>(self, _: i64) -> Result<PermissionsAt, E> {
+                Ok(PermissionsAt::default())
+            }
+            fn visit_u64<E>(self, _: u64) -> Result<PermissionsAt, E> {
+                Ok(PermissionsAt::default())
+            }
+            fn visit_f64<E>(self, _: f64) -> Result<PermissionsAt, E> {
+                Ok(PermissionsAt::default())
+            }
+            fn visit_unit<E>(self) -> Result<PermissionsAt, E> {
+                Ok(PermissionsAt::default())
+            }
+            fn visit_seq<A: serde::de::SeqAccess<'de>>(
+                self,
+                mut seq: A,
+            ) -> Result<PermissionsAt, A::Error> {
+                while seq.next_element::<IgnoredAny>()?.is_some() {}
+                Ok(PermissionsAt::default())
+            }
+            fn visit_map<A: serde::de::MapAccess<'de>>(
+                self,
+                mut map: A,
+            ) -> Result<PermissionsAt, A::Error> {
+                let mut out = PermissionsAt::default();
+                while let Some(key) = map.next_key::<String>()? {
+                    if key == "profile" {
+                        let v: Spanned<IgnoredAny> = map.next_value()?;
+                        out.profile = Pos::from_location(&v.referenced);
+                    } else {
+                        map.next_value::<IgnoredAny>()?;
+                    }
+                }
+                Ok(out)
+            }
+        }
+        d.deserialize_any(V)
+    }
 }
 
 #[derive(Debug, Clone, serde::Deserialize)]
@@ -53,6 +145,16 @@ struct WorkflowAt {
     name: At,
     #[serde(default)]
     steps: Vec<StepAt>,
+    #[serde(default)]
+    preflight: Vec<PreflightAt>,
+}
+
+#[derive(Debug, Clone, serde::Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct PreflightAt {
+    command: At,
+    fail_if: At,
+    success_if: At,
 }
 
 #[derive(Debug, Clone, serde::Deserialize)]
@@ -65,6 +167,14 @@ struct StepAt {
     cwd: At,
     items: At,
     compensate: At,
+    workdir: At,
+    #[serde(rename = "use")]
+    use_: At,
+    wait_for: At,
+    branch: At,
+    integration: At,
+    action: At,
+    params: At,
     #[serde(default)]
     depends_on: Vec<Spanned<IgnoredAny>>,
     #[serde(default)]
@@ -108,6 +218,50 @@ pub enum StepField {
     VerificationType,
     /// The verification's `value`.
     VerificationValue,
+    /// The step's `workdir`.
+    Workdir,
+    /// The step's `use`.
+    Use,
+    /// The step's `waitFor`.
+    WaitFor,
+    /// The step's `branch`.
+    Branch,
+    /// The step's `integration`.
+    Integration,
+    /// The step's `action`.
+    Action,
+    /// The step's `params`.
+    Params,
+}
+
+/// Which part of an agent a position is asked for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum AgentField {
+    /// The agent's `name`.
+    Name,
+    /// Its `reportsTo`.
+    ReportsTo,
+    /// Its `workdir`.
+    Workdir,
+    /// Its `cwd`.
+    Cwd,
+    /// Its `permissions`.
+    Permissions,
+    /// The `profile` inside its `permissions`.
+    PermissionsProfile,
+    /// The n-th entry of its `subscriptions`.
+    Subscription(usize),
+}
+
+/// Which part of a preflight check a position is asked for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum PreflightField {
+    /// Its `command`.
+    Command,
+    /// Its `failIf`.
+    FailIf,
+    /// Its `successIf`.
+    SuccessIf,
 }
 
 fn at(s: &At) -> Option<Pos> {
@@ -126,8 +280,67 @@ impl SourceMap {
 
     /// Where agent number `i` names the agent it reports to (else where it is named).
     pub fn agent_reports_to(&self, i: usize) -> Option<Pos> {
+        self.agent_field(i, AgentField::ReportsTo)
+    }
+
+    /// Where `field` of agent number `i` stands; where the agent is named when the field
+    /// itself cannot be found.
+    pub fn agent_field(&self, i: usize, field: AgentField) -> Option<Pos> {
         let a = self.agents.get(i)?;
-        at(&a.reports_to).or(at(&a.name))
+        let perms = a.permissions.as_ref();
+        let exact = match field {
+            AgentField::Name => None,
+            AgentField::ReportsTo => at(&a.reports_to),
+            AgentField::Workdir => at(&a.workdir),
+            AgentField::Cwd => at(&a.cwd),
+            AgentField::Permissions => perms.and_then(|p| Pos::from_location(&p.referenced)),
+            AgentField::PermissionsProfile => perms.and_then(|p| {
+                p.value
+                    .profile
+                    .or_else(|| Pos::from_location(&p.referenced))
+            }),
+            AgentField::Subscription(k) => nth(&a.subscriptions, k),
+        };
+        exact.or(at(&a.name))
+    }
+
+    /// Where entry `p` of `paths` is named.
+    pub fn path(&self, p: usize) -> Option<Pos> {
+        self.paths.get(p).and_then(|x| at(&x.name))
+    }
+
+    /// Where `errorHandling.repairAgent` is set.
+    pub fn repair_agent(&self) -> Option<Pos> {
+        self.error_handling
+            .as_ref()
+            .and_then(|e| at(&e.repair_agent))
+    }
+
+    /// Where entry `k` of `errorHandling.protect` stands.
+    pub fn protect(&self, k: usize) -> Option<Pos> {
+        self.error_handling
+            .as_ref()
+            .and_then(|e| nth(&e.protect, k))
+    }
+
+    /// Where subscription `k` of `integrations.subscriptions` is named.
+    pub fn subscription(&self, k: usize) -> Option<Pos> {
+        self.integrations
+            .as_ref()
+            .and_then(|i| i.subscriptions.get(k))
+            .and_then(|s| at(&s.name))
+    }
+
+    /// Where `field` of preflight check `k` of workflow `w` stands (else where the
+    /// workflow is named).
+    pub fn preflight(&self, w: usize, k: usize, field: PreflightField) -> Option<Pos> {
+        let wf = self.workflows.get(w)?;
+        let exact = wf.preflight.get(k).and_then(|p| match field {
+            PreflightField::Command => at(&p.command),
+            PreflightField::FailIf => at(&p.fail_if).or(at(&p.command)),
+            PreflightField::SuccessIf => at(&p.success_if).or(at(&p.command)),
+        });
+        exact.or(at(&wf.name))
     }
 
     /// Where workflow number `w` is named.
@@ -172,6 +385,13 @@ impl SourceMap {
             StepField::EscalateTo(i) => nth(&step.escalate_to, i),
             StepField::VerificationType => v.and_then(|v| at(&v.kind)),
             StepField::VerificationValue => v.and_then(|v| at(&v.value).or(at(&v.kind))),
+            StepField::Workdir => at(&step.workdir),
+            StepField::Use => at(&step.use_),
+            StepField::WaitFor => at(&step.wait_for),
+            StepField::Branch => at(&step.branch),
+            StepField::Integration => at(&step.integration),
+            StepField::Action => at(&step.action),
+            StepField::Params => at(&step.params),
         };
         exact.or(at(&step.name))
     }

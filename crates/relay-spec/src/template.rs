@@ -25,7 +25,8 @@ impl std::fmt::Display for Ref {
 #[derive(Debug)]
 enum Part<'a> {
     Lit(&'a str),
-    Ref(Ref),
+    /// A reference and its text as written, braces included.
+    Ref(Ref, &'a str),
 }
 
 fn is_name_char(c: char) -> bool {
@@ -81,7 +82,7 @@ fn parts(text: &str) -> Vec<Part<'_>> {
                 if open > lit {
                     out.push(Part::Lit(&text[lit..open]));
                 }
-                out.push(Part::Ref(r));
+                out.push(Part::Ref(r, &text[open..c + 2]));
                 lit = c + 2;
                 at = lit;
             }
@@ -100,7 +101,7 @@ pub fn references(text: &str) -> Vec<Ref> {
     parts(text)
         .into_iter()
         .filter_map(|p| match p {
-            Part::Ref(r) => Some(r),
+            Part::Ref(r, _) => Some(r),
             Part::Lit(_) => None,
         })
         .collect()
@@ -128,7 +129,7 @@ pub fn render(
     for part in parts(text) {
         match part {
             Part::Lit(s) => out.push_str(s),
-            Part::Ref(r) => {
+            Part::Ref(r, _) => {
                 let value = match &r {
                     Ref::Var(v) => vars.get(v),
                     Ref::StepOutput(s) => outputs.get(s),
@@ -150,6 +151,23 @@ pub fn render(
     } else {
         Err(missing)
     }
+}
+
+/// `text` with each `{{name}}` that `values` has a value for replaced by it, as it is;
+/// every other reference is left as written.
+pub fn substitute(text: &str, values: &BTreeMap<String, String>) -> String {
+    let mut out = String::with_capacity(text.len());
+    for part in parts(text) {
+        match part {
+            Part::Lit(s) => out.push_str(s),
+            Part::Ref(Ref::Var(v), raw) => match values.get(&v) {
+                Some(value) => out.push_str(value),
+                None => out.push_str(raw),
+            },
+            Part::Ref(Ref::StepOutput(_), raw) => out.push_str(raw),
+        }
+    }
+    out
 }
 
 /// `value` as a single POSIX shell word.
@@ -194,6 +212,18 @@ mod tests {
         assert_eq!(
             render("a {{ not a ref }} {{}} {{", &vars, &vars, Quoting::None),
             Ok("a {{ not a ref }} {{}} {{".to_string())
+        );
+    }
+
+    #[test]
+    fn substitution_fills_what_it_knows_and_keeps_the_rest_as_written() {
+        let values = map(&[("branch", "fix/{{x}}"), ("empty", "")]);
+        assert_eq!(
+            substitute(
+                "git switch {{ branch }} {{other}} {{steps.a.output}} {{empty}}{{ not a ref }}",
+                &values
+            ),
+            "git switch fix/{{x}} {{other}} {{steps.a.output}} {{ not a ref }}"
         );
     }
 

@@ -63,6 +63,20 @@ const TOKENS: &[&str] = &[
     "auction",
     "reportsTo: ",
     "participants: ",
+    "use: ",
+    "permissions: ",
+    "readonly",
+    "{access: ",
+    "type: waitFor",
+    "workdir: ",
+    "paths: ",
+    "trajectories: ",
+    "false",
+    "preflight: ",
+    "failIf: ",
+    "regex:",
+    "(",
+    "humanAssistance: ",
 ];
 
 fn yamlish() -> impl Strategy<Value = String> {

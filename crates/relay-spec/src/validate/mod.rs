@@ -80,10 +80,30 @@ pub(crate) fn hint(best: Option<&str>) -> String {
         .unwrap_or_default()
 }
 
+/// Whether `pattern` compiles as a regular expression (bounded in size, so a hostile
+/// pattern cannot take unbounded memory to compile).
+pub(crate) fn regex_check(pattern: &str) -> Result<(), String> {
+    regex::RegexBuilder::new(pattern)
+        .size_limit(1 << 20)
+        .build()
+        .map(|_| ())
+        .map_err(|e| {
+            e.to_string()
+                .lines()
+                .last()
+                .unwrap_or_default()
+                .trim()
+                .to_string()
+        })
+}
+
 /// Validates the whole file; with `workflow`, also that it names an existing workflow.
 pub fn validate(loaded: &Loaded, workflow: Option<&str>) -> Report {
     let file = &loaded.file;
     let mut report = Report::default();
+    report
+        .diagnostics
+        .extend(loaded.diagnostics.iter().cloned());
     let mut agents: HashMap<&str, usize> = HashMap::new();
     for (i, a) in file.agents.iter().enumerate() {
         agents.entry(a.name.as_str()).or_insert(i);
@@ -128,8 +148,9 @@ pub fn validate(loaded: &Loaded, workflow: Option<&str>) -> Report {
 }
 
 /// The texts of a step that may hold references, with the field each came from: the
-/// task, command, cwd, verification value, `compensate` and `items` (as text, or each
-/// text item of a list).
+/// task, command, cwd, verification value, `compensate`, `items` (as text, or each text
+/// item of a list), a worktree's branch, base and path, what a waitFor step waits for,
+/// and an integration's parameters.
 pub fn step_texts(step: &Step) -> Vec<(StepField, &str)> {
     let mut v = Vec::new();
     if let Some(t) = &step.task {
@@ -155,6 +176,19 @@ pub fn step_texts(step: &Step) -> Vec<(StepField, &str)> {
         })),
         None => {}
     }
+    for t in [&step.branch, &step.base_branch, &step.path]
+        .into_iter()
+        .flatten()
+    {
+        v.push((StepField::Branch, t.as_str()));
+    }
+    if let Some(w) = &step.wait_for {
+        v.extend(w.all_paths().into_iter().map(|p| (StepField::WaitFor, p)));
+    }
+    v.extend(step.params.values().filter_map(|p| match p {
+        Scalar::Text(t) => Some((StepField::Params, t.as_str())),
+        _ => None,
+    }));
     v
 }
 

@@ -9,7 +9,7 @@ use crate::limits::MAX_TEXT_BYTES;
 use crate::load::StepField;
 use crate::pattern::{agent_has, choose};
 use crate::suggest::{did_you_mean, shown};
-use crate::types::{Pattern, Step, StepType, VerificationType, WorkflowDef};
+use crate::types::{CustomCheck, Pattern, Step, StepType, VerificationType, WorkflowDef};
 
 use super::names::{check_name, check_no_nul};
 use super::{Ctx, Diagnostic, Report, hint};
@@ -58,8 +58,14 @@ pub(super) fn validate_workflow(ctx: &Ctx<'_>, w: usize, wf: &WorkflowDef, repor
             ),
         ));
     }
+    super::file::preflight(ctx, w, wf, report);
     for (s, step) in wf.steps.iter().enumerate() {
-        step_kind(ctx, w, s, step, report);
+        // A `use` that could not be expanded is reported by loading; the step has no
+        // kind to check yet.
+        let unexpanded = step.use_.is_some() && !step.expanded;
+        if !unexpanded {
+            step_kind(ctx, w, s, step, report);
+        }
         verification(ctx, w, s, step, report);
         named_agents(ctx, w, s, step, report);
         texts(ctx, w, s, step, report);
@@ -102,11 +108,86 @@ pub(super) fn validate_workflow(ctx: &Ctx<'_>, w: usize, wf: &WorkflowDef, repor
     super::refs::step_references(ctx, w, wf, &index, &graph, report);
 }
 
+/// The fields only some kinds of step use, and the kinds that use them.
+const KIND_FIELDS: &[(&str, &[StepType])] = &[
+    ("agent", &[StepType::Agent]),
+    ("task", &[StepType::Agent]),
+    ("maxIterations", &[StepType::Agent]),
+    ("participants", &[StepType::Agent]),
+    ("rounds", &[StepType::Agent]),
+    ("escalateTo", &[StepType::Agent]),
+    ("humanAssistance", &[StepType::Agent]),
+    ("command", &[StepType::Deterministic]),
+    ("captureOutput", &[StepType::Deterministic]),
+    ("failOnError", &[StepType::Deterministic]),
+    ("branch", &[StepType::Worktree]),
+    ("baseBranch", &[StepType::Worktree]),
+    ("createBranch", &[StepType::Worktree]),
+    ("path", &[StepType::Worktree]),
+    ("waitFor", &[StepType::WaitFor]),
+    ("integration", &[StepType::Integration]),
+    ("action", &[StepType::Integration]),
+    ("params", &[StepType::Integration]),
+    ("items", &[StepType::Agent, StepType::Deterministic]),
+    ("compensate", &[StepType::Agent, StepType::Deterministic]),
+];
+
+/// Which kind-specific fields `step` sets.
+fn set_fields(step: &Step) -> Vec<&'static str> {
+    let set = [
+        ("agent", step.agent.is_some()),
+        ("task", step.task.is_some()),
+        ("maxIterations", step.max_iterations.is_some()),
+        ("participants", !step.participants.is_empty()),
+        ("rounds", step.rounds.is_some()),
+        ("escalateTo", !step.escalate_to.is_empty()),
+        ("humanAssistance", step.human_assistance.is_some()),
+        ("command", step.command.is_some()),
+        ("captureOutput", step.capture_output.is_some()),
+        ("failOnError", step.fail_on_error.is_some()),
+        ("branch", step.branch.is_some()),
+        ("baseBranch", step.base_branch.is_some()),
+        ("createBranch", step.create_branch.is_some()),
+        ("path", step.path.is_some()),
+        ("waitFor", step.wait_for.is_some()),
+        ("integration", step.integration.is_some()),
+        ("action", step.action.is_some()),
+        ("params", !step.params.is_empty()),
+        ("items", step.items.is_some()),
+        ("compensate", step.compensate.is_some()),
+    ];
+    set.into_iter()
+        .filter(|(_, on)| *on)
+        .map(|(f, _)| f)
+        .collect()
+}
+
+fn article(kind: StepType) -> &'static str {
+    match kind {
+        StepType::Agent | StepType::Integration => "an",
+        _ => "a",
+    }
+}
+
+fn blank(v: &Option<String>) -> bool {
+    v.as_deref().is_none_or(|t| t.trim().is_empty())
+}
+
 fn step_kind(ctx: &Ctx<'_>, w: usize, s: usize, step: &Step, report: &mut Report) {
     let map = &ctx.loaded.map;
     let name = &step.name;
-    match step.kind() {
+    let kind = step.kind();
+    let mut need = |missing: bool, at: StepField, what: &str| {
+        if missing {
+            report.push(Diagnostic::error(
+                map.step(w, s, at),
+                format!("{} step `{name}` has no {what}", kind.as_str()),
+            ));
+        }
+    };
+    match kind {
         StepType::Agent => {
+            let agent = step.agent.as_deref().and_then(|a| ctx.file.agent(a));
             match &step.agent {
                 None => report.push(Diagnostic::error(
                     map.step(w, s, StepField::Name),
@@ -114,7 +195,7 @@ fn step_kind(ctx: &Ctx<'_>, w: usize, s: usize, step: &Step, report: &mut Report
                         "step `{name}` has no `agent` (or set `type: deterministic` with a `command`)"
                     ),
                 )),
-                Some(a) if !ctx.agents.contains_key(a.as_str()) => {
+                Some(a) if agent.is_none() => {
                     report.push(Diagnostic::error(
                         map.step(w, s, StepField::Agent),
                         format!(
@@ -126,53 +207,83 @@ fn step_kind(ctx: &Ctx<'_>, w: usize, s: usize, step: &Step, report: &mut Report
                 }
                 Some(_) => {}
             }
-            if step.task.as_deref().is_none_or(|t| t.trim().is_empty()) {
+            // The agent's own `task` stands in for a step that sets none.
+            if ctx.file.task_of(step).is_none_or(|t| t.trim().is_empty()) {
                 report.push(Diagnostic::error(
                     map.step(w, s, StepField::Name),
                     format!("step `{name}` has no `task`"),
                 ));
             }
-            for (field, set) in [
-                ("command", step.command.is_some()),
-                ("captureOutput", step.capture_output.is_some()),
-                ("failOnError", step.fail_on_error.is_some()),
-            ] {
-                if set {
-                    report.push(Diagnostic::warning(
-                        map.step(w, s, StepField::Name),
-                        format!("step `{name}`: `{field}` has no effect on an agent step"),
-                    ));
-                }
-            }
         }
-        StepType::Deterministic => {
-            if step.command.as_deref().is_none_or(|c| c.trim().is_empty()) {
-                report.push(Diagnostic::error(
-                    map.step(w, s, StepField::Name),
-                    format!("deterministic step `{name}` has no `command`"),
-                ));
-            }
-            for (field, set) in [
-                ("agent", step.agent.is_some()),
-                ("task", step.task.is_some()),
-            ] {
-                if set {
-                    report.push(Diagnostic::warning(
-                        map.step(w, s, StepField::Name),
-                        format!("step `{name}`: `{field}` has no effect on a deterministic step"),
+        StepType::Deterministic => need(blank(&step.command), StepField::Name, "`command`"),
+        StepType::Worktree => need(blank(&step.branch), StepField::Name, "`branch`"),
+        StepType::Integration => {
+            need(blank(&step.integration), StepField::Name, "`integration`");
+            need(blank(&step.action), StepField::Name, "`action`");
+        }
+        StepType::WaitFor => match &step.wait_for {
+            None => need(true, StepField::Name, "`waitFor` (what to wait for)"),
+            Some(wait) => {
+                let at = map.step(w, s, StepField::WaitFor);
+                if wait.path.is_some() && !wait.paths.is_empty() {
+                    report.push(Diagnostic::error(
+                        at,
+                        format!("step `{name}`: `waitFor` takes `path` or `paths`, not both"),
+                    ));
+                }
+                if wait.event.is_some() && !wait.events.is_empty() {
+                    report.push(Diagnostic::error(
+                        at,
+                        format!("step `{name}`: `waitFor` takes `event` or `events`, not both"),
+                    ));
+                }
+                if wait.all_paths().is_empty() && wait.all_events().is_empty() {
+                    report.push(Diagnostic::error(
+                        at,
+                        format!("step `{name}`: `waitFor` names no path and no event to wait for"),
                     ));
                 }
             }
+        },
+    }
+    for field in set_fields(step) {
+        let Some((_, kinds)) = KIND_FIELDS.iter().find(|(f, _)| *f == field) else {
+            continue;
+        };
+        if !kinds.contains(&kind) {
+            report.push(Diagnostic::warning(
+                map.step(w, s, StepField::Name),
+                format!(
+                    "step `{name}`: `{field}` has no effect on {} {} step",
+                    article(kind),
+                    kind.as_str()
+                ),
+            ));
         }
     }
+    workdir(ctx, w, s, step, report);
 }
 
-fn verification_name(k: VerificationType) -> &'static str {
-    match k {
-        VerificationType::OutputContains => "output_contains",
-        VerificationType::ExitCode => "exit_code",
-        VerificationType::FileExists => "file_exists",
-        VerificationType::Custom => "custom",
+/// `workdir` names an entry of `paths`, and is not set together with `cwd`.
+fn workdir(ctx: &Ctx<'_>, w: usize, s: usize, step: &Step, report: &mut Report) {
+    let Some(wd) = &step.workdir else {
+        return;
+    };
+    let pos = ctx.loaded.map.step(w, s, StepField::Workdir);
+    if step.cwd.is_some() {
+        report.push(Diagnostic::error(
+            pos,
+            format!(
+                "step `{}` sets both `cwd` and `workdir`; keep one",
+                step.name
+            ),
+        ));
+    }
+    if ctx.file.path(wd).is_none() {
+        report.push(Diagnostic::error(
+            pos,
+            super::file::unknown_path_message(ctx, &format!("step `{}`", step.name), wd),
+        ));
     }
 }
 
@@ -188,7 +299,7 @@ fn verification(ctx: &Ctx<'_>, w: usize, s: usize, step: &Step, report: &mut Rep
             format!(
                 "step `{}`: verification `{}` needs a `value`",
                 step.name,
-                verification_name(v.kind)
+                v.kind.as_str()
             ),
         )),
         (VerificationType::ExitCode, Some(val)) if v.expected_exit_code().is_none() => {
@@ -202,6 +313,17 @@ fn verification(ctx: &Ctx<'_>, w: usize, s: usize, step: &Step, report: &mut Rep
             ))
         }
         _ => {}
+    }
+    if let Some(CustomCheck::Regex(pattern)) = v.custom_check()
+        && let Err(e) = super::regex_check(pattern)
+    {
+        report.push(Diagnostic::error(
+            map.step(w, s, StepField::VerificationValue),
+            format!(
+                "step `{}`: verification `regex:` pattern does not compile: {e}",
+                step.name
+            ),
+        ));
     }
 }
 

@@ -455,3 +455,22 @@ fn workflows_over_the_step_limit_are_refused_while_parsing() {
         "points at the step past the limit: {e}"
     );
 }
+
+#[test]
+fn references_in_worktree_wait_and_integration_fields_are_checked() {
+    let e = file_errors(
+        "name: t\nworkflows:\n  - name: w\n    steps:\n      - {name: a, type: deterministic, command: 'true'}\n      - {name: wt, type: worktree, branch: 'f/{{steps.a.output}}'}\n      - {name: pr, type: integration, integration: github, action: create-pr, params: {body: '{{steps.ghost.output}}'}}\n      - {name: wait, type: waitFor, waitFor: {path: '{{steps.a.output}}'}, dependsOn: [a]}\n",
+    );
+    assert!(has(&e, &["step `wt`", "does not depend on `a`"]), "{e:?}");
+    assert!(has(&e, &["step `pr`", "no step `ghost`"]), "{e:?}");
+    assert!(!has(&e, &["step `wait`"]), "{e:?}");
+    let loaded = parse(
+        "name: t\nworkflows:\n  - name: w\n    steps:\n      - {name: wt, type: worktree, branch: 'f/{{ticket}}', path: '{{dir}}'}\n",
+        "w.yaml",
+    )
+    .unwrap();
+    let vars: Vec<String> = required_vars(&loaded.file.workflows[0])
+        .into_iter()
+        .collect();
+    assert_eq!(vars, ["dir", "ticket"]);
+}
