@@ -2,6 +2,7 @@
 
 use std::path::{Path, PathBuf};
 
+use relay_spec::custom_steps::CustomSteps;
 use relay_spec::load::{Loaded, did_you_mean, load_file, parse};
 use relay_spec::templates::{Variable, variables};
 use relay_spec::validate::validate;
@@ -173,14 +174,20 @@ impl Registry {
     }
 
     /// Loads the template `name`. Built-ins are reported as `template:NAME`, files under
-    /// their path, so every message points at text the user can open.
+    /// their path, so every message points at text the user can open. A template file's
+    /// custom steps (`use:`) come from the `.relay/steps.yaml` nearest to it.
     pub fn load(&self, name: &str) -> Result<Loaded, TemplateError> {
         let (source, text) = self.source(name)?;
-        let origin = match &source {
-            Source::Builtin => format!("template:{name}"),
-            Source::Project(p) | Source::User(p) => p.display().to_string(),
-        };
-        Ok(parse(&text, &origin)?)
+        match &source {
+            Source::Builtin => Ok(parse(&text, &format!("template:{name}"))?),
+            Source::Project(p) | Source::User(p) => {
+                let mut loaded = parse(&text, &p.display().to_string())?;
+                if loaded.uses_custom_steps() {
+                    loaded.expand_custom_steps(&CustomSteps::find_for(p)?);
+                }
+                Ok(loaded)
+            }
+        }
     }
 
     /// Every template name, in name order.

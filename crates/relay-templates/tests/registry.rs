@@ -306,3 +306,23 @@ fn install_without_a_user_dir_says_so() {
         Err(TemplateError::NoUserDir)
     ));
 }
+
+#[test]
+fn a_template_file_uses_the_custom_steps_next_to_it() {
+    let s = Scratch::new();
+    s.write(
+        "project/.relay/steps.yaml",
+        "steps:\n  hello:\n    params: [{name: who, required: true}]\n    command: echo hello {{who}}\n",
+    );
+    s.write(
+        "project/greet.yaml",
+        "name: greet\nworkflows:\n  - name: w\n    steps:\n      - {name: s, use: hello, who: world}\n",
+    );
+    let loaded = s.registry().load("greet").unwrap();
+    assert!(loaded.diagnostics.is_empty(), "{:?}", loaded.diagnostics);
+    assert_eq!(
+        loaded.file.workflows[0].steps[0].command.as_deref(),
+        Some("echo hello world")
+    );
+    assert!(!validate(&loaded, None).has_errors());
+}
