@@ -27,12 +27,12 @@ use std::path::{Path, PathBuf};
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
-use crate::load::{LoadError, read_bounded, syntax_error};
+use crate::diagnostic::Diagnostic;
+use crate::load_error::{LoadError, read_bounded, syntax_error};
 use crate::source_map::{SourceMap, StepField};
 use crate::suggest::{did_you_mean, shown};
 use crate::template::substitute;
 use crate::types::{RelayFile, Scalar, Step, StepType};
-use crate::validate::Diagnostic;
 
 /// Where custom steps are defined, relative to a directory.
 pub const STEPS_FILE: &str = ".relay/steps.yaml";
@@ -300,6 +300,3 @@ fn expand_one(step: &mut Step, name: &str, def: &CustomStepDef) -> Result<(), Ve
     }
     Ok(())
 }
-
-#[cfg(test)]
-mod tests;

@@ -4,10 +4,12 @@
 //! Pure: no async runtime and no I/O beyond reading the workflow and vars files.
 
 pub mod custom_steps;
+mod diagnostic;
 pub mod graph;
 pub mod inventory;
 pub mod limits;
 pub mod load;
+mod load_error;
 pub mod pattern;
 pub mod permissions;
 mod schema;

@@ -1,73 +1,19 @@
 //! Reading a relay.yaml file into typed form. Every failure names file:line:column, says
 //! what was expected, and suggests the closest known field for a misspelt one.
 
-use std::fmt;
-use std::io::Read;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
 use serde::de::IgnoredAny;
-use serde_saphyr::Location;
 
 use crate::custom_steps::CustomSteps;
+use crate::diagnostic::Diagnostic;
+pub use crate::diagnostic::Pos;
 use crate::limits::{MAX_FILE_BYTES, yaml_options};
+pub use crate::load_error::{LoadError, snippet_at};
+use crate::load_error::{read_bounded, syntax_error, too_large};
 pub use crate::source_map::{AgentField, PreflightField, SourceMap, StepField};
 pub use crate::suggest::did_you_mean;
-use crate::suggest::shown;
 use crate::types::RelayFile;
-use crate::validate::Diagnostic;
-
-/// A position in a workflow file (1-based).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
-pub struct Pos {
-    /// Line, from 1.
-    pub line: u64,
-    /// Column, from 1.
-    pub column: u64,
-}
-
-impl Pos {
-    pub(crate) fn from_location(l: &Location) -> Option<Pos> {
-        (l.line() > 0).then(|| Pos {
-            line: l.line(),
-            column: l.column().max(1),
-        })
-    }
-}
-
-/// Why a workflow file could not be read.
-#[derive(Debug, thiserror::Error)]
-pub enum LoadError {
-    /// The file could not be read at all.
-    #[error("cannot read {}: {source}", path.display())]
-    Io {
-        /// The file.
-        path: PathBuf,
-        /// The error.
-        source: std::io::Error,
-    },
-    /// The text is not a valid workflow.
-    #[error("{origin}:{}:{}: {message}", pos.line, pos.column)]
-    Syntax {
-        /// File name (or `<input>`).
-        origin: String,
-        /// Where.
-        pos: Pos,
-        /// What went wrong and what was expected.
-        message: String,
-        /// The offending source line with a caret under the column.
-        snippet: String,
-    },
-}
-
-impl LoadError {
-    /// The offending source line and caret, when there is one.
-    pub fn snippet(&self) -> Option<&str> {
-        match self {
-            LoadError::Syntax { snippet, .. } if !snippet.is_empty() => Some(snippet),
-            _ => None,
-        }
-    }
-}
 
 /// A loaded workflow file together with its source text and where its names stand.
 #[derive(Debug, Clone)]
@@ -111,42 +57,6 @@ pub fn load_file(path: &Path) -> Result<Loaded, LoadError> {
         loaded.expand_custom_steps(&steps);
     }
     Ok(loaded)
-}
-
-/// The text of the file at `path`. Reads at most
-/// [`MAX_FILE_BYTES`](crate::limits::MAX_FILE_BYTES) (one more shows the file is too large),
-/// so a huge or endless file (a device, a pipe) cannot exhaust memory.
-pub(crate) fn read_bounded(path: &Path) -> Result<String, LoadError> {
-    let io_err = |source| LoadError::Io {
-        path: path.to_path_buf(),
-        source,
-    };
-    let file = std::fs::File::open(path).map_err(io_err)?;
-    let mut bytes = Vec::new();
-    file.take(MAX_FILE_BYTES as u64 + 1)
-        .read_to_end(&mut bytes)
-        .map_err(io_err)?;
-    if bytes.len() > MAX_FILE_BYTES {
-        return Err(too_large(&path.display().to_string()));
-    }
-    String::from_utf8(bytes).map_err(|e| {
-        io_err(std::io::Error::new(
-            std::io::ErrorKind::InvalidData,
-            format!("not UTF-8 text (at byte {})", e.utf8_error().valid_up_to()),
-        ))
-    })
-}
-
-fn too_large(origin: &str) -> LoadError {
-    LoadError::Syntax {
-        origin: origin.to_string(),
-        pos: Pos { line: 1, column: 1 },
-        message: format!(
-            "the file is larger than {} MiB, the most a workflow file may be",
-            MAX_FILE_BYTES / (1024 * 1024)
-        ),
-        snippet: String::new(),
-    }
 }
 
 /// Whether `source` holds no YAML content at all: only blank lines, comments and
@@ -202,106 +112,6 @@ pub fn parse(source: &str, origin: &str) -> Result<Loaded, LoadError> {
         loaded.expand_custom_steps(&CustomSteps::default());
     }
     Ok(loaded)
-}
-
-/// Marks the position a custom deserialisation error is about, for errors raised after
-/// the parser has moved past the offending node (the step past the limit, a key only
-/// known to be wrong once the whole mapping is read). `syntax_error` reads it back.
-pub(crate) fn located(pos: Pos, message: impl fmt::Display) -> String {
-    format!("{MARK}{}:{}{MARK}{message}", pos.line, pos.column)
-}
-
-// Printable, because the parser escapes control characters in messages.
-const MARK: &str = "@@relay-at@@";
-
-/// The position and message of a [`located`] error message.
-fn unlocate(message: &str) -> Option<(Pos, String)> {
-    let start = message.find(MARK)?;
-    let rest = &message[start + MARK.len()..];
-    let end = rest.find(MARK)?;
-    let (line, column) = rest[..end].split_once(':')?;
-    let pos = Pos {
-        line: line.parse().ok()?,
-        column: column.parse().ok()?,
-    };
-    let text = strip_position_suffix(&rest[end + MARK.len()..]);
-    Some((pos, text))
-}
-
-pub(crate) fn syntax_error(e: &serde_saphyr::Error, source: &str, origin: &str) -> LoadError {
-    let mut pos = e
-        .location()
-        .as_ref()
-        .and_then(Pos::from_location)
-        .unwrap_or(Pos { line: 1, column: 1 });
-    let message = match e.without_snippet() {
-        serde_saphyr::Error::SerdeUnknownField {
-            field, expected, ..
-        } => unknown_name_message("field", field, expected),
-        serde_saphyr::Error::SerdeUnknownVariant {
-            variant, expected, ..
-        } => unknown_name_message("value", variant, expected),
-        other => {
-            let text = other.to_string();
-            match unlocate(&text) {
-                Some((at, text)) => {
-                    pos = at;
-                    text
-                }
-                None => strip_position_suffix(&text),
-            }
-        }
-    };
-    LoadError::Syntax {
-        origin: origin.to_string(),
-        pos,
-        message,
-        snippet: snippet_at(source, pos),
-    }
-}
-
-pub(crate) fn unknown_name_message(what: &str, got: &str, expected: &[&str]) -> String {
-    let mut msg = format!("unknown {what} `{}`", shown(got));
-    if let Some(best) = did_you_mean(got, expected.iter().copied()) {
-        msg.push_str(&format!(" (did you mean `{best}`?)"));
-    }
-    if !expected.is_empty() {
-        msg.push_str("; expected one of: ");
-        msg.push_str(&expected.join(", "));
-    }
-    msg
-}
-
-/// saphyr appends " at line L, column C" to plain messages; we print the position first.
-fn strip_position_suffix(msg: &str) -> String {
-    match msg.rfind(" at line ") {
-        Some(i) if msg[i..].contains("column") => msg[..i].to_string(),
-        _ => msg.to_string(),
-    }
-}
-
-/// The source line at `pos` with a caret under its column.
-pub fn snippet_at(source: &str, pos: Pos) -> String {
-    let Some(line) = source.lines().nth((pos.line as usize).saturating_sub(1)) else {
-        return String::new();
-    };
-    let num = pos.line.to_string();
-    let pad = " ".repeat(num.len());
-    let caret_col = (pos.column as usize)
-        .saturating_sub(1)
-        .min(line.chars().count());
-    let lead: String = line
-        .chars()
-        .take(caret_col)
-        .map(|c| if c == '\t' { '\t' } else { ' ' })
-        .collect();
-    format!("{pad} |\n{num} | {line}\n{pad} | {lead}^")
-}
-
-impl fmt::Display for Pos {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "{}:{}", self.line, self.column)
-    }
 }
 
 #[cfg(test)]

@@ -5,7 +5,7 @@
 use serde::de::IgnoredAny;
 use serde_saphyr::Spanned;
 
-use crate::load::Pos;
+use crate::diagnostic::Pos;
 
 /// Positions of names and references in the source.
 #[derive(Debug, Clone, Default, serde::Deserialize)]

@@ -90,6 +90,20 @@ pub fn shown(name: &str) -> String {
     format!("{head}… ({} bytes)", name.len())
 }
 
+/// `unknown field `x` (did you mean `y`?); expected one of: ...`, the message for a
+/// name that is none of `expected`.
+pub(crate) fn unknown_name_message(what: &str, got: &str, expected: &[&str]) -> String {
+    let mut msg = format!("unknown {what} `{}`", shown(got));
+    if let Some(best) = did_you_mean(got, expected.iter().copied()) {
+        msg.push_str(&format!(" (did you mean `{best}`?)"));
+    }
+    if !expected.is_empty() {
+        msg.push_str("; expected one of: ");
+        msg.push_str(&expected.join(", "));
+    }
+    msg
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

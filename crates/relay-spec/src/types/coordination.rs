@@ -6,7 +6,29 @@ use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
 use super::defaults::*;
-use super::workflow::OnError;
+
+/// Failure policy.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "kebab-case")]
+pub enum OnError {
+    /// Start nothing new; steps not yet run are skipped.
+    Fail,
+    /// Same as `fail`.
+    FailFast,
+    /// Skip the failed step's dependents; everything independent still runs.
+    Skip,
+    /// Same as `skip`.
+    Continue,
+    /// Retry the step, then behave as `fail`.
+    Retry,
+}
+
+impl OnError {
+    /// Whether a failure stops the whole run (as opposed to only its dependents).
+    pub fn halts_run(self) -> bool {
+        matches!(self, OnError::Fail | OnError::FailFast | OnError::Retry)
+    }
+}
 
 /// Workflow-wide failure defaults.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, JsonSchema)]

@@ -8,10 +8,10 @@
 //! | `swarm.rs` | swarm settings, patterns, idle nudging, human assistance, trajectories |
 //! | `agent.rs` | agents, CLIs, constraints |
 //! | `permissions.rs` | permission profiles and an agent's permissions |
-//! | `workflow.rs` | workflows, preflight checks, failure policies |
+//! | `workflow.rs` | workflows, preflight checks |
 //! | `step.rs`, `step_de.rs` | steps of every type, and how a step is read |
 //! | `verification.rs` | the checks a step's result must pass |
-//! | `coordination.rs` | error handling, barriers, consensus, shared state |
+//! | `coordination.rs` | failure policies and error handling, barriers, consensus, shared state |
 //! | `integrations.rs` | named paths, integrations, subscriptions |
 //! | `either.rs` | fields written as a boolean or a name, or as a mapping |
 //! | `defaults.rs` | every default of the format |
@@ -35,7 +35,7 @@ use serde::{Deserialize, Serialize};
 
 pub use agent::{Agent, Cli, Constraints};
 pub use coordination::{
-    Barrier, ConsensusStrategy, Coordination, ErrorHandling, OnExhaustion, StateBackend,
+    Barrier, ConsensusStrategy, Coordination, ErrorHandling, OnError, OnExhaustion, StateBackend,
     StateConfig,
 };
 pub use defaults::*;
@@ -45,7 +45,7 @@ pub use permissions::{Access, AgentPermissions, FilePermissions, NetworkRules, P
 pub use step::{Items, Step, StepType, WaitFor};
 pub use swarm::{HumanAssistance, IdleNudge, Pattern, SlackAssistance, Swarm, Trajectories};
 pub use verification::{CustomCheck, Verification, VerificationType};
-pub use workflow::{OnError, OutputCondition, PreflightCheck, WorkflowDef};
+pub use workflow::{OutputCondition, PreflightCheck, WorkflowDef};
 
 /// A whole relay.yaml file: agents, one or more workflows, and run-wide settings.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]

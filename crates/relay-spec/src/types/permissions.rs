@@ -1,13 +1,14 @@
 //! Permission rules as written: reusable profiles and an agent's own `permissions`. What
-//! they add up to for one agent is [`crate::permissions::effective_permissions`].
+//! they add up to for one agent is worked out by `effective_permissions`, in the crate's
+//! `permissions` module.
 
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
 use super::either::BoolOr;
 
-/// The access presets. Each expands to file rules (see
-/// [`crate::permissions`] for exactly which).
+/// The access presets. Each expands to file rules (the crate's `permissions` module
+/// lists exactly which).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, JsonSchema)]
 #[serde(rename_all = "lowercase")]
 pub enum Access {

@@ -9,7 +9,8 @@ use serde_saphyr::Spanned;
 
 use super::Scalar;
 use super::step::Step;
-use crate::load::{Pos, located, unknown_name_message};
+use crate::diagnostic::{Pos, located};
+use crate::suggest::unknown_name_message;
 
 /// Every key a step may have, as written.
 pub const STEP_FIELDS: &[&str] = &[

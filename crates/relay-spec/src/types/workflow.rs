@@ -3,6 +3,7 @@
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
+use super::coordination::OnError;
 use super::step::Step;
 
 /// One named workflow: a set of steps and its failure policy.
@@ -77,29 +78,6 @@ impl PreflightCheck {
     }
 }
 
-/// Failure policy.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
-#[serde(rename_all = "kebab-case")]
-pub enum OnError {
-    /// Start nothing new; steps not yet run are skipped.
-    Fail,
-    /// Same as `fail`.
-    FailFast,
-    /// Skip the failed step's dependents; everything independent still runs.
-    Skip,
-    /// Same as `skip`.
-    Continue,
-    /// Retry the step, then behave as `fail`.
-    Retry,
-}
-
-impl OnError {
-    /// Whether a failure stops the whole run (as opposed to only its dependents).
-    pub fn halts_run(self) -> bool {
-        matches!(self, OnError::Fail | OnError::FailFast | OnError::Retry)
-    }
-}
-
 /// Reads `steps`, refusing the first step past [`MAX_STEPS`](crate::limits::MAX_STEPS)
 /// instead of building an arbitrarily long list.
 fn bounded_steps<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Vec<Step>, D::Error> {
@@ -119,9 +97,9 @@ fn bounded_steps<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Vec<Step>, D:
             let mut steps = Vec::with_capacity(seq.size_hint().unwrap_or(0).min(1024));
             while let Some(step) = seq.next_element::<serde_saphyr::Spanned<Step>>()? {
                 if steps.len() == max {
-                    let pos = crate::load::Pos::from_location(&step.referenced)
-                        .unwrap_or(crate::load::Pos { line: 1, column: 1 });
-                    return Err(serde::de::Error::custom(crate::load::located(
+                    let pos = crate::diagnostic::Pos::from_location(&step.referenced)
+                        .unwrap_or(crate::diagnostic::Pos { line: 1, column: 1 });
+                    return Err(serde::de::Error::custom(crate::diagnostic::located(
                         pos,
                         format!("a workflow may have at most {max} steps"),
                     )));

@@ -13,12 +13,11 @@
 mod file;
 mod names;
 mod refs;
-mod report;
 mod steps;
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 
-pub use report::{Diagnostic, Report, Severity};
+pub use crate::diagnostic::{Diagnostic, Report, Severity};
 
 use crate::graph::{StepGraph, StepIdx};
 use crate::load::{Loaded, StepField, did_you_mean};

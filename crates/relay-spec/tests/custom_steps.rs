@@ -1,8 +1,12 @@
+#![allow(clippy::unwrap_used)]
+
 //! Expanding custom steps: parameters, defaults, what the using step keeps, and the
 //! errors for unknown steps and missing or unknown parameters.
 
-use super::*;
-use crate::load::parse;
+use std::path::Path;
+
+use relay_spec::custom_steps::{CustomSteps, STEPS_FILE};
+use relay_spec::{StepType, load_file, parse, validate};
 
 const STEPS: &str = "steps:\n  run-check:\n    description: one make target\n    params:\n      - {name: check, required: true, description: the make target}\n      - {name: args, default: ''}\n    command: make {{check}} ARGS=\"{{args}}\" {{ticket}}\n    timeoutMs: 300000\n  git-worktree:\n    type: worktree\n    params:\n      - {name: branch, required: true}\n      - {name: base, default: main}\n    branch: '{{branch}}'\n    baseBranch: '{{base}}'\n    path: .worktrees/{{branch}}\n";
 
@@ -10,7 +14,7 @@ fn steps() -> CustomSteps {
     CustomSteps::parse(STEPS, Path::new("/p/.relay/steps.yaml")).expect("steps parse")
 }
 
-fn expanded(workflow_steps: &str) -> crate::load::Loaded {
+fn expanded(workflow_steps: &str) -> relay_spec::Loaded {
     let src = format!(
         "name: t\nagents: [{{name: a, cli: claude}}]\nworkflows:\n  - name: w\n    steps:\n{workflow_steps}"
     );
@@ -19,7 +23,7 @@ fn expanded(workflow_steps: &str) -> crate::load::Loaded {
     l
 }
 
-fn messages(l: &crate::load::Loaded) -> Vec<String> {
+fn messages(l: &relay_spec::Loaded) -> Vec<String> {
     l.diagnostics.iter().map(|d| d.message.clone()).collect()
 }
 
@@ -47,7 +51,7 @@ fn a_use_is_filled_from_its_definition() {
     assert_eq!(s[1].depends_on, ["lint"]);
     assert!(s[1].verification.is_some());
     assert_eq!(s[1].description.as_deref(), Some("mine"));
-    assert!(crate::validate(&l, None).diagnostics.is_empty());
+    assert!(validate(&l, None).diagnostics.is_empty());
 }
 
 #[test]
@@ -73,7 +77,7 @@ fn an_unknown_custom_step_suggests_the_closest_and_lists_the_defined() {
         "{m:?}"
     );
     // It is an error of validation too, at the `use`, and the step is not judged by kind.
-    let r = crate::validate(&l, None);
+    let r = validate(&l, None);
     let errors: Vec<_> = r.errors().collect();
     assert_eq!(errors.len(), 1, "{errors:?}");
     assert_eq!(errors[0].pos.map(|p| p.line), Some(6));
@@ -102,7 +106,7 @@ fn without_a_steps_file_every_use_is_reported() {
     let l = parse(src, "w.yaml").expect("parses");
     let m = messages(&l);
     assert!(m[0].contains("no .relay/steps.yaml was loaded"), "{m:?}");
-    assert!(crate::validate(&l, None).has_errors());
+    assert!(validate(&l, None).has_errors());
 }
 
 #[test]
@@ -118,7 +122,7 @@ fn the_nearest_steps_file_is_found_from_the_workflow() {
         "name: t\nworkflows:\n  - name: w\n    steps:\n      - {name: lint, use: run-check, check: lint}\n",
     )
     .unwrap();
-    let l = crate::load_file(&wf).unwrap();
+    let l = load_file(&wf).unwrap();
     assert!(l.diagnostics.is_empty(), "{:?}", l.diagnostics);
     assert_eq!(
         l.file.workflows[0].steps[0].command.as_deref(),
@@ -129,7 +133,7 @@ fn the_nearest_steps_file_is_found_from_the_workflow() {
     assert_eq!(found.searched.len(), 3, "{:?}", found.searched);
     // A broken steps file is an error of its own, naming it.
     std::fs::write(dir.join(STEPS_FILE), "steps:\n  x: {comand: ls}\n").unwrap();
-    let e = crate::load_file(&wf).unwrap_err().to_string();
+    let e = load_file(&wf).unwrap_err().to_string();
     assert!(
         e.contains("steps.yaml") && e.contains("did you mean `command`?"),
         "{e}"
