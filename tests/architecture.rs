@@ -36,6 +36,7 @@ fn crate_deps(manifest: &str) -> Vec<String> {
 fn crates_depend_on_each_other_one_way() {
     let order = [
         "relay-spec",
+        "relay-templates",
         "relay-messaging",
         "relay-broker",
         "relay-engine",

@@ -158,6 +158,13 @@ pub fn resolve(
                 None => format!("step `{}` has no agent", step.name),
             });
         }
+        (StepType::Worktree | StepType::WaitFor | StepType::Integration, _) => {
+            return Err(format!(
+                "step `{}`: `type: {}` steps are not run by this version",
+                step.name,
+                step.kind().as_str()
+            ));
+        }
     };
     let mut text = fill(raw, quoting)?;
     if matches!(work, Work::Agent(_)) {
