@@ -125,7 +125,7 @@ pub fn resolve(
     let step = ctx
         .wf
         .steps
-        .get(node.step.index())
+        .get(node.step.get())
         .ok_or_else(|| format!("node `{}` names no step", node.label))?;
     let spec = node.spec;
     let mut vars = ctx.vars.clone();
@@ -138,8 +138,8 @@ pub fn resolve(
     let (work, raw, quoting) = match (step.kind(), agent.clone()) {
         (StepType::Deterministic, _) => (
             Work::Command {
-                capture_output: step.capture_output != Some(false),
-                fail_on_error: step.fail_on_error != Some(false),
+                capture_output: step.captures_output(),
+                fail_on_error: step.fails_on_error(),
             },
             spec.task
                 .as_deref()
@@ -198,24 +198,17 @@ pub fn resolve(
             Some(Check {
                 kind: v.kind,
                 value: fill(&raw, q)?,
-                timeout: Duration::from_millis(v.timeout_ms.unwrap_or(60_000)),
+                timeout: v.timeout(),
                 description: v.description.clone(),
             })
         }
         _ => None,
     };
-    let eh = ctx.file.error_handling.clone().unwrap_or_default();
-    let constraints = agent.as_ref().and_then(|a| a.constraints.clone());
+    let eh = ctx.file.error_handling.as_ref();
     let retries = spec
         .retries
-        .or(step.retries)
-        .or(constraints.as_ref().and_then(|c| c.retries))
-        .or(eh.max_retries)
-        .unwrap_or(0);
-    let timeout = step
-        .timeout_ms
-        .or(constraints.as_ref().and_then(|c| c.timeout_ms))
-        .map(Duration::from_millis);
+        .unwrap_or_else(|| step.retries_with(agent.as_ref(), eh));
+    let timeout = step.timeout_with(agent.as_ref());
     Ok(StepJob {
         node: node.id,
         label: node.label.to_owned(),
@@ -227,7 +220,7 @@ pub fn resolve(
         cwd,
         check,
         max_attempts: retries.saturating_add(1),
-        retry_delay: Duration::from_millis(eh.retry_delay_ms.unwrap_or(0)),
+        retry_delay: eh.map_or(Duration::ZERO, |e| e.retry_delay()),
         timeout,
         step_dir: crate::store::step_dir_of(ctx.run_dir, node.label),
     })
@@ -321,7 +314,7 @@ mod tests {
             &NodeToRun {
                 id: NodeId::new(1),
                 label: "b",
-                step: StepIdx::new(1),
+                step: StepIdx(1),
                 spec: &spec,
                 agent: agent.as_deref(),
             },

@@ -400,11 +400,10 @@ fn steps_per_agent(
         if done.contains(&node.label) {
             continue;
         }
-        let agent = spec.agent.clone().or_else(|| {
-            wf.steps
-                .get(node.step.index())
-                .and_then(|s| s.agent.clone())
-        });
+        let agent = spec
+            .agent
+            .clone()
+            .or_else(|| wf.steps.get(node.step.get()).and_then(|s| s.agent.clone()));
         if let Some(a) = agent {
             *left.entry(a).or_insert(0) += 1;
         }

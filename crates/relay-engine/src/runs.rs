@@ -310,10 +310,19 @@ pub fn prepare_resume(dir: &Path) -> Result<ResumePlan, RunsError> {
             run_id: run_id.clone(),
             reason: format!("cannot read the stored workflow: {e}"),
         })?;
-    let loaded = relay_spec::parse(&source, &meta.file).map_err(|e| RunsError::Unreadable {
+    let mut loaded = relay_spec::parse(&source, &meta.file).map_err(|e| RunsError::Unreadable {
         run_id: run_id.clone(),
         reason: e.to_string(),
     })?;
+    // Custom steps (`use:`) expand from the `.relay/steps.yaml` next to the workflow.
+    let custom =
+        relay_spec::custom_steps::CustomSteps::find_for(Path::new(&meta.file)).map_err(|e| {
+            RunsError::Unreadable {
+                run_id: run_id.clone(),
+                reason: e.to_string(),
+            }
+        })?;
+    loaded.expand_custom_steps(&custom);
     let source_changed = std::fs::read_to_string(&meta.file)
         .ok()
         .filter(|now| *now != source)

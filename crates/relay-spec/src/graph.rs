@@ -333,10 +333,11 @@ fn find_cycle(deps: &[Vec<StepIdx>]) -> Option<Vec<StepIdx>> {
     None
 }
 
-/// The planning order described at [`StepGraph::order`], computed without repeated passes:
+/// The planning order described at [`StepGraph::order`] for any dependency lists (the
+/// planner adds its own edges), computed without repeated passes:
 /// a step lands in the pass of its latest dependency declared before it, or one pass after
 /// its latest dependency declared after it.
-fn plan_order(deps: &[Vec<StepIdx>]) -> Vec<StepIdx> {
+pub fn plan_order(deps: &[Vec<StepIdx>]) -> Vec<StepIdx> {
     let n = deps.len();
     let mut dependents: Vec<Vec<usize>> = vec![Vec::new(); n];
     let mut waiting: Vec<usize> = vec![0; n];

@@ -2,8 +2,6 @@
 //! gets, and the process or session spec (argv from the one per-CLI table, the rehearsal
 //! agent under `--rehearse`, timing from the settings). Pure: no I/O.
 
-use std::time::Duration;
-
 use relay_broker::Launcher;
 use relay_broker::cli_table::{interactive_args, oneshot_args, profile};
 use relay_broker::process::ProcessSpec;
@@ -133,15 +131,14 @@ pub(super) fn session<L: Launcher>(
     let mut argv = vec![p.program.to_string()];
     argv.extend(interactive_args(agent.cli, agent.effective_model()));
     let mut timing: SessionTiming = shared.settings.session_timing();
-    timing.idle_threshold = match agent
+    // The agent's own threshold when it sets one (0 disables), else the settings'.
+    if agent
         .constraints
         .as_ref()
-        .and_then(|c| c.idle_threshold_secs)
+        .is_some_and(|c| c.idle_threshold_secs.is_some())
     {
-        Some(0) => None,
-        Some(s) => Some(Duration::from_secs(s)),
-        None => timing.idle_threshold,
-    };
+        timing.idle_threshold = agent.idle_threshold();
+    }
     SessionSpec {
         argv,
         cwd: job.cwd.clone(),

@@ -216,11 +216,9 @@ pub async fn run<L: Launcher>(
         rehearse: req.rehearse,
         settings: req.settings.clone(),
         nudge: swarm.idle_nudge.as_ref().map(|n| NudgePolicy {
-            nudge_after: std::time::Duration::from_millis(n.nudge_after_ms.unwrap_or(120_000)),
-            escalate_after: std::time::Duration::from_millis(
-                n.escalate_after_ms.unwrap_or(120_000),
-            ),
-            max_nudges: n.max_nudges.unwrap_or(1),
+            nudge_after: n.nudge_after(),
+            escalate_after: n.escalate_after(),
+            max_nudges: n.max_nudges(),
         }),
         events: ev_tx,
         messaging: messaging.clone(),

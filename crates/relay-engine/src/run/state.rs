@@ -13,7 +13,7 @@ use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use relay_spec::{OnError, RelayFile, WorkflowDef};
+use relay_spec::{RelayFile, WorkflowDef};
 
 use crate::events::EventKind;
 use crate::job::{self, JobCtx, Launch, NodeToRun, Previous, StepJob};
@@ -229,15 +229,8 @@ impl<'a> RunState<'a> {
     pub fn new(setup: RunSetup<'a>, plan: Plan, hooks: PatternHooks, now: Instant) -> Self {
         let file = setup.file;
         let swarm = file.swarm.clone().unwrap_or_default();
-        let policy = setup
-            .wf
-            .on_error
-            .or(file.error_handling.as_ref().and_then(|e| e.strategy))
-            .unwrap_or(OnError::Fail);
-        let limit = match (
-            swarm.max_concurrency.map(|m| m as usize),
-            hooks.concurrency_cap(),
-        ) {
+        let policy = file.on_error_for(setup.wf);
+        let limit = match (swarm.concurrency_limit(), hooks.concurrency_cap()) {
             (l, None) => l,
             (Some(l), Some(p)) => Some(l.min(p)),
             (None, Some(p)) => Some(p),
@@ -264,7 +257,9 @@ impl<'a> RunState<'a> {
             stop: None,
             first_failure: None,
             started: now,
-            run_deadline: swarm.timeout_ms.map(|ms| (deadline(now, ms), ms)),
+            run_deadline: swarm
+                .timeout()
+                .map(|t| (deadline(now, t.as_millis() as u64), t.as_millis() as u64)),
             barriers,
             retrying: BTreeMap::new(),
             finished: false,
@@ -412,7 +407,7 @@ impl<'a> RunState<'a> {
             agent: None,
         });
         let step = rec.step;
-        if let Some(s) = self.steps.get_mut(step.index()) {
+        if let Some(s) = self.steps.get_mut(step.get()) {
             s.attempts += attempts;
         }
         if outcome.is_completed() {
@@ -463,11 +458,7 @@ impl<'a> RunState<'a> {
                 let spec = spec.clone();
                 let label = rec.label.clone();
                 let step = rec.step;
-                let step_agent = self
-                    .wf
-                    .steps
-                    .get(step.index())
-                    .and_then(|s| s.agent.clone());
+                let step_agent = self.wf.steps.get(step.get()).and_then(|s| s.agent.clone());
                 let pick = self
                     .hooks
                     .pick_agent(&label, &spec, step_agent.as_deref(), |a| self.busy(a));
@@ -579,7 +570,7 @@ impl<'a> RunState<'a> {
             _ => return,
         };
         let step = rec.step;
-        if let Some(s) = self.steps.get_mut(step.index()) {
+        if let Some(s) = self.steps.get_mut(step.get()) {
             s.attempts += 1;
         }
         let may_retry = outcome.retryable() && n < job.max_attempts && self.stop.is_none();
@@ -776,7 +767,7 @@ impl<'a> RunState<'a> {
         let soft = rec.soft();
         let step = rec.step;
         if !outcome.is_completed()
-            && let Some(s) = self.steps.get_mut(step.index())
+            && let Some(s) = self.steps.get_mut(step.get())
         {
             s.last_output = Some(outcome.output().to_string());
         }
@@ -868,11 +859,11 @@ impl<'a> RunState<'a> {
     fn publish(&mut self, id: NodeId, output: &str) {
         let rec = &self.nodes.0[id.index()];
         let step = rec.step;
-        let Some(progress) = self.steps.get_mut(step.index()) else {
+        let Some(progress) = self.steps.get_mut(step.get()) else {
             return;
         };
         if rec.publishes {
-            if let Some(s) = self.wf.steps.get(step.index()) {
+            if let Some(s) = self.wf.steps.get(step.get()) {
                 self.outputs
                     .insert(s.name.clone(), output.trim_end().to_string());
             }
