@@ -321,3 +321,40 @@ fn a_huge_output_keeps_its_end_and_says_what_was_dropped() {
         "no warning about the dropped output"
     );
 }
+
+#[test]
+fn an_agent_cannot_speak_or_read_for_another() {
+    let w = World::new();
+    // `ops` is an agent we did not write: a script that tries to forge and to peek.
+    let script = w.bin.join("codex");
+    let _ = std::fs::remove_file(&script);
+    std::fs::write(
+        &script,
+        "#!/bin/sh\n\
+         \"$AGENT_RELAY_BIN\" send --from dev --to dev forged >/dev/null 2>&1; echo forge=$?\n\
+         \"$AGENT_RELAY_BIN\" inbox --as dev >/dev/null 2>&1; echo peek=$?\n\
+         AGENT_RELAY_TOKEN=guess \"$AGENT_RELAY_BIN\" agents >/dev/null 2>&1; echo guess=$?\n\
+         \"$AGENT_RELAY_BIN\" send --to dev honest >/dev/null 2>&1; echo honest=$?\n",
+    )
+    .unwrap();
+    std::fs::set_permissions(&script, std::fs::Permissions::from_mode(0o755)).unwrap();
+    let f = w.write(
+        "wf.yaml",
+        &workflow(
+            "",
+            "    steps:\n      - {name: sneaky, agent: ops, task: x}\n      - {name: reader, agent: dev, dependsOn: [sneaky], task: \"[[fake:echo-task]]\"}\n",
+        ),
+    );
+    let o = w.run(&["run", f.to_str().unwrap(), "--json"]);
+    let s = summary(&o);
+    assert_eq!(s["status"], "completed", "{}", stderr(&o));
+    let out = step(&s, "sneaky")["output"].as_str().unwrap().to_string();
+    for expect in ["forge=3", "peek=3", "guess=3", "honest=0"] {
+        assert!(out.contains(expect), "{expect} not in {out}");
+    }
+    let task = step(&s, "reader")["output"].as_str().unwrap().to_string();
+    assert!(
+        task.contains("honest") && !task.contains("forged"),
+        "{task}"
+    );
+}

@@ -4,7 +4,7 @@
 //! overhead is the difference in wall time divided by the steps; coordinator CPU is the
 //! difference in CPU time (user + system of everything each side waited for); peak RSS is
 //! the coordinator's `VmHWM`, read from /proc while it runs.
-//! Run with `cargo bench -p relay-cli --bench scale`.
+//! Run with `cargo bench -p relay-cli --bench scale` (`SCALE_SIZES=100,1000` for some sizes).
 
 #![allow(clippy::unwrap_used)]
 
@@ -96,7 +96,19 @@ fn main() {
         "| steps | agent-relay wall | xargs -P {PARALLEL} wall | overhead per step | coordinator CPU per step | coordinator peak RSS |"
     );
     println!("|---|---|---|---|---|---|");
-    for (n, reps) in [(100usize, 5usize), (1_000, 3), (10_000, 1)] {
+    // `SCALE_SIZES=100,1000` runs only those sizes.
+    let sizes: Vec<usize> = std::env::var("SCALE_SIZES")
+        .ok()
+        .map(|v| v.split(',').filter_map(|x| x.trim().parse().ok()).collect())
+        .unwrap_or_else(|| vec![100, 1_000, 10_000]);
+    for n in sizes {
+        let reps = if n <= 100 {
+            5
+        } else if n <= 1_000 {
+            3
+        } else {
+            1
+        };
         let wf = dir.join(format!("fanout-{n}.yaml"));
         std::fs::write(&wf, fanout_yaml(n)).unwrap();
         let list = dir.join(format!("tasks-{n}.txt"));

@@ -11,6 +11,7 @@ use std::sync::{Arc, Mutex, OnceLock, PoisonError};
 
 use relay_broker::session::detect::REPLY_GLYPHS;
 use relay_broker::session::{Inbound, SessionEvent};
+use relay_messaging::access::{Access, TOKEN_ENV};
 use relay_messaging::{
     AgentInfo, AgentState, Board, Broker, Delivery, MessageId, MessageState, Record, RelayLine,
     Router, RouterConfig, SOCKET_ENV, Target, Topology, lines,
@@ -31,6 +32,7 @@ pub(crate) struct RunMessaging {
     broker: Mutex<Option<Broker>>,
     router: Router,
     board: Board,
+    access: Access,
     socket: String,
     notify_channel: Option<String>,
     /// Steps of each agent running now.
@@ -88,6 +90,7 @@ impl RunMessaging {
         let router = broker.router().clone();
         router.policy().set(topology);
         let board = broker.board().clone();
+        let access = broker.access().clone();
         let swarm_channel = file
             .swarm
             .as_ref()
@@ -125,6 +128,7 @@ impl RunMessaging {
             broker: Mutex::new(Some(broker)),
             router,
             board,
+            access,
             notify_channel,
             running: Mutex::new(HashMap::new()),
             left: Mutex::new(left),
@@ -154,9 +158,20 @@ impl RunMessaging {
         }
     }
 
-    /// The variable that tells agents and steps where the socket is.
-    pub(crate) fn env(&self) -> (String, String) {
-        (SOCKET_ENV.to_owned(), self.socket.clone())
+    /// The variables that tell an agent (or, for `None`, a step or check of the user's)
+    /// where the socket is and who it is on it.
+    pub(crate) fn env(&self, agent: Option<&str>) -> Vec<(String, String)> {
+        let token = match agent {
+            Some(a) => self.access.agent_token(a).unwrap_or_else(|e| {
+                tracing::warn!("no socket token for {a}: {e}");
+                String::new()
+            }),
+            None => self.access.owner_token().to_owned(),
+        };
+        vec![
+            (SOCKET_ENV.to_owned(), self.socket.clone()),
+            (TOKEN_ENV.to_owned(), token),
+        ]
     }
 
     /// Records message events from now on in `events` (once per run).

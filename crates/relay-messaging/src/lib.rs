@@ -18,6 +18,7 @@
 //! in a one-shot task), `read` (taken with `inbox`) or `failed` with a reason. Every
 //! change is a line of `messages.jsonl`.
 
+pub mod access;
 pub mod board;
 pub mod client;
 pub mod lines;
@@ -84,6 +85,7 @@ pub fn socket_path(run_dir: &Path, run_id: &str) -> PathBuf {
 pub struct Broker {
     router: Router,
     board: Board,
+    access: access::Access,
     server: server::Server,
     /// Messages an earlier coordinator of the run left queued, to put back once the
     /// run's agents are registered.
@@ -129,12 +131,15 @@ impl Broker {
         let first_id = earlier.messages.last().map_or(1, |m| m.id.0 + 1);
         let router = Router::new(Arc::new(InProcess::new()), persist, first_id, cfg);
         let board = Board::open(&run_dir.join(board::BOARD_FILE))?;
+        let token_path = run_dir.join(access::TOKEN_FILE);
+        let access = access::Access::create(run_dir).map_err(io(&token_path))?;
         let sock = socket_path(run_dir, run_id);
-        let server =
-            server::Server::bind(&sock, router.clone(), board.clone()).map_err(io(&sock))?;
+        let server = server::Server::bind(&sock, router.clone(), board.clone(), access.clone())
+            .map_err(io(&sock))?;
         Ok(Broker {
             router,
             board,
+            access,
             server,
             carried,
         })
@@ -157,6 +162,11 @@ impl Broker {
     /// The board.
     pub fn board(&self) -> &Board {
         &self.board
+    }
+
+    /// Who may speak on the socket.
+    pub fn access(&self) -> &access::Access {
+        &self.access
     }
 
     /// The socket's path.

@@ -23,6 +23,7 @@ fn router() -> Router {
         RouterConfig {
             retry_base: Duration::from_millis(10),
             retry_cap: Duration::from_millis(40),
+            ..RouterConfig::default()
         },
     );
     for (name, chans) in [
@@ -254,4 +255,44 @@ async fn a_restarted_broker_requeues_leftovers_and_continues_the_ids() {
     assert_eq!(states[1].1, MessageState::Failed);
     assert!(states[1].2.contains("`gone` has ended"), "{states:?}");
     assert_eq!(states[2].1, MessageState::Read);
+}
+
+#[tokio::test]
+async fn a_full_mailbox_refuses_more_until_its_agent_takes_some() {
+    let r = Router::new(
+        Arc::new(InProcess::new()),
+        Persist::none(),
+        1,
+        RouterConfig {
+            max_waiting: 2,
+            ..RouterConfig::default()
+        },
+    );
+    r.register(AgentInfo {
+        name: "dev".into(),
+        role: None,
+        interactive: false,
+        channels: vec![],
+        state: AgentState::Pending,
+    });
+    for text in ["one", "two"] {
+        let rc = r.send("user", &to("dev"), text).await.unwrap();
+        assert_eq!(rc[0].state, MessageState::Queued);
+    }
+    let rc = r.send("user", &to("dev"), "three").await.unwrap();
+    assert_eq!(rc[0].state, MessageState::Failed);
+    assert!(
+        rc[0]
+            .reason
+            .as_deref()
+            .unwrap()
+            .contains("2 messages waiting")
+    );
+    assert_eq!(texts(&r, "dev").await, ["one", "two"]);
+    let rc = r.send("user", &to("dev"), "four").await.unwrap();
+    assert_eq!(
+        rc[0].state,
+        MessageState::Queued,
+        "room again once they were read"
+    );
 }

@@ -33,7 +33,7 @@ pub(super) fn base_env<L: Launcher>(shared: &Shared<L>, job: &StepJob) -> Vec<(S
     if let Some(a) = job.agent() {
         env.push(("AGENT_RELAY_NAME".to_string(), a.name.clone()));
     }
-    env.push(shared.messaging.env());
+    env.extend(shared.messaging.env(job.agent().map(|a| a.name.as_str())));
     env
 }
 
