@@ -289,15 +289,16 @@ fn a_rehearsal_writes_nothing_outside_the_project() {
         &workflow(
             "",
             &format!(
-                "    steps:\n      - {{name: a, agent: dev, task: x, verification: {{type: file_exists, value: {}}}}}\n      - {{name: b, agent: dev, task: x, verification: {{type: file_exists, value: ../escape.txt}}}}\n",
+                "    steps:\n      - {{name: a, agent: dev, task: x, verification: {{type: file_exists, value: {}}}}}\n      - {{name: b, agent: dev, cwd: proj, task: x, verification: {{type: file_exists, value: ../escape.txt}}}}\n",
                 outside.display()
             ),
         ),
     );
+    std::fs::create_dir_all(w.path().join("proj")).unwrap();
     let o = w.run(&["run", f.to_str().unwrap(), "--rehearse", "--json"]);
     assert_eq!(o.status.code(), Some(1), "{}", stderr(&o));
     assert!(!outside.exists());
-    assert!(!w.path().join("../escape.txt").exists());
+    assert!(!w.path().join("escape.txt").exists());
 }
 
 #[test]
