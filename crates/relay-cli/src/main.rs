@@ -125,11 +125,20 @@ fn main() -> ExitCode {
     if let Command::RehearseAgent { cli, task } = &cli.command {
         return rehearse::main(cli, &task.join(" "));
     }
-    match dispatch(cli.command) {
-        Ok(exit) => exit.into(),
-        Err(e) => {
+    // A bug must not leave agents running or a lie on screen: the run's watchdog ends
+    // them, and the panic becomes an error with the runtime-failure code.
+    let outcome = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| dispatch(cli.command)));
+    match outcome {
+        Ok(Ok(exit)) => exit.into(),
+        Ok(Err(e)) => {
             e.print();
             e.exit.into()
+        }
+        Err(_) => {
+            eprintln!(
+                "error: agent-relay stopped on an internal error (a bug; the message is above)"
+            );
+            Exit::Runtime.into()
         }
     }
 }
