@@ -55,6 +55,8 @@ pub struct RunArgs {
     /// The earlier run `--start-from` reuses (default: the latest run).
     #[arg(long, value_name = "RUN_ID", requires = "start_from")]
     pub previous_run: Option<String>,
+    #[command(flatten)]
+    pub nats: crate::workers::NatsArgs,
 }
 
 /// `validate` options.
@@ -193,7 +195,7 @@ pub fn run(args: RunArgs) -> CliResult {
         quiet: args.quiet,
     };
     if let Some(id) = &args.resume {
-        return crate::runs_cmd::resume(id, out);
+        return crate::runs_cmd::resume(id, out, &args.nats);
     }
     let (checked, _, vars) = load_checked(&args.wf)?;
     if args.wf.explain {
@@ -222,6 +224,7 @@ pub fn run(args: RunArgs) -> CliResult {
             rehearse: args.rehearse,
             resume,
             workdir,
+            nats: args.nats.resolve()?,
         },
         out,
     )

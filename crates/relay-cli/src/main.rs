@@ -12,6 +12,7 @@ mod progress;
 mod rehearse;
 mod runs_cmd;
 mod templates;
+mod workers;
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -81,6 +82,10 @@ enum Command {
     Messages(messaging::MessagesArgs),
     /// Read and write the run's shared board.
     Board(messaging::BoardArgs),
+    /// Take step attempts from a NATS server and run them on this machine.
+    Worker(workers::WorkerArgs),
+    /// List the workers a NATS server knows, their capacity, labels and attempts.
+    Workers(workers::WorkersArgs),
     /// Print the JSON Schema of relay.yaml.
     Schema,
     /// A run's watchdog: ends the run's agents if its coordinator dies (started by `run`).
@@ -159,7 +164,11 @@ fn dispatch(command: Command) -> CliResult {
             run_id,
             json,
             quiet,
-        } => runs_cmd::resume(&run_id, execute::Output { json, quiet }),
+        } => runs_cmd::resume(
+            &run_id,
+            execute::Output { json, quiet },
+            &workers::NatsArgs::from_env(),
+        ),
         Command::Runs { json } => runs_cmd::list(json),
         Command::Status(args) => runs_cmd::status(args),
         Command::Logs(args) => runs_cmd::logs(args),
@@ -177,6 +186,8 @@ fn dispatch(command: Command) -> CliResult {
         Command::Agents(args) => messaging::agents(args),
         Command::Messages(args) => messaging::messages(args),
         Command::Board(args) => messaging::board(args),
+        Command::Worker(args) => workers::worker(args),
+        Command::Workers(args) => workers::workers(args),
         Command::RehearseAgent { .. } => Ok(Exit::Success),
         Command::Watchdog {
             run_id,

@@ -40,7 +40,7 @@ fn locate(id: &str) -> CliResult<PathBuf> {
 }
 
 /// `agent-relay resume RUN_ID`.
-pub fn resume(id: &str, out: Output) -> CliResult {
+pub fn resume(id: &str, out: Output, nats: &crate::workers::NatsArgs) -> CliResult {
     let dir = locate(id)?;
     let plan = match runs::prepare_resume(&dir) {
         Ok(p) => p,
@@ -94,6 +94,7 @@ pub fn resume(id: &str, out: Output) -> CliResult {
             rehearse: plan.rehearse,
             resume: Some(plan.resume),
             workdir: wd,
+            nats: nats.resolve()?,
         },
         out,
     )

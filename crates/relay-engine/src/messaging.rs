@@ -80,13 +80,16 @@ impl RunMessaging {
         plan: &Plan,
         topology: Topology,
         done: &HashSet<String>,
+        transport: Option<Arc<dyn relay_messaging::Transport>>,
     ) -> Result<Arc<RunMessaging>, StoreError> {
-        let mut broker = Broker::start(run_dir, run_id, RouterConfig::default())
-            .await
-            .map_err(|e| StoreError {
-                path: run_dir.to_path_buf(),
-                source: std::io::Error::other(e.to_string()),
-            })?;
+        let started = match transport {
+            Some(t) => Broker::start_with(run_dir, run_id, RouterConfig::default(), t).await,
+            None => Broker::start(run_dir, run_id, RouterConfig::default()).await,
+        };
+        let mut broker = started.map_err(|e| StoreError {
+            path: run_dir.to_path_buf(),
+            source: std::io::Error::other(e.to_string()),
+        })?;
         let router = broker.router().clone();
         router.policy().set(topology);
         let board = broker.board().clone();

@@ -101,6 +101,16 @@ impl Broker {
         run_id: &str,
         cfg: RouterConfig,
     ) -> Result<Broker, BrokerError> {
+        Self::start_with(run_dir, run_id, cfg, Arc::new(InProcess::new())).await
+    }
+
+    /// [`Broker::start`] with mailboxes in `transport` rather than in this process.
+    pub async fn start_with(
+        run_dir: &Path,
+        run_id: &str,
+        cfg: RouterConfig,
+        transport: Arc<dyn Transport>,
+    ) -> Result<Broker, BrokerError> {
         let log_path = run_dir.join(persist::MESSAGES_FILE);
         let io = |path: &Path| {
             let path = path.to_path_buf();
@@ -129,7 +139,7 @@ impl Broker {
             })
             .collect();
         let first_id = earlier.messages.last().map_or(1, |m| m.id.0 + 1);
-        let router = Router::new(Arc::new(InProcess::new()), persist, first_id, cfg);
+        let router = Router::new(transport, persist, first_id, cfg);
         let board = Board::open(&run_dir.join(board::BOARD_FILE))?;
         let token_path = run_dir.join(access::TOKEN_FILE);
         let access = access::Access::create(run_dir).map_err(io(&token_path))?;

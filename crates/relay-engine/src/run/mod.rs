@@ -23,7 +23,6 @@ use std::time::Instant;
 
 use relay_broker::Launcher;
 use relay_broker::cli_table::profile;
-use relay_broker::process::which;
 use relay_broker::session::NudgePolicy;
 use relay_broker::watchdog::{COORDINATOR_ENV, RUN_ID_ENV, Watchdog};
 use relay_spec::validate::{missing_vars, select_workflow};
@@ -172,7 +171,7 @@ pub async fn run<L: Launcher>(
         return Err(EngineError::MissingVars { names: missing });
     }
     if !req.rehearse {
-        check_clis_installed(file, wf)?;
+        check_clis_installed(file, wf, &*launcher)?;
     }
     let (plan, hooks) = crate::patterns::build(file, wf);
     let presets = presets(&req);
@@ -203,6 +202,7 @@ pub async fn run<L: Launcher>(
         &plan,
         hooks.topology.clone(),
         &done,
+        launcher.message_transport(&run_id),
     )
     .await?;
     let (ev_tx, ev_rx) = tokio::sync::mpsc::unbounded_channel::<EventKind>();
@@ -286,6 +286,7 @@ fn presets(req: &RunRequest) -> BTreeMap<String, Preset> {
 fn check_clis_installed(
     file: &relay_spec::RelayFile,
     wf: &relay_spec::WorkflowDef,
+    launcher: &impl Launcher,
 ) -> Result<(), EngineError> {
     let mut missing = Vec::new();
     for step in wf.steps.iter().filter(|s| s.kind() == StepType::Agent) {
@@ -298,7 +299,7 @@ fn check_clis_installed(
         };
         let program = profile(a.cli).program;
         let pair = (a.name.clone(), program.to_string());
-        if which(program).is_none() && !missing.contains(&pair) {
+        if !launcher.can_run(program) && !missing.contains(&pair) {
             missing.push(pair);
         }
     }
