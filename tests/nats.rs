@@ -1,1 +1,469 @@
-//! End-to-end tests of workers over NATS.
+//! Workers on other machines, end to end: a real nats-server (JetStream in a temp dir,
+//! random loopback port), a coordinator (`agent-relay run --nats`) whose PATH has no
+//! agent CLI at all, and worker processes (`agent-relay worker`), each in its own
+//! working directory with its own PATH, so what each can run differs.
+//!
+//! Timings are made short through the environment (leases, grace, JetStream's ack wait)
+//! so lapses and redeliveries happen within seconds; nothing here asserts a duration.
+
+mod support;
+
+use std::net::TcpListener;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Output, Stdio};
+use std::time::{Duration, Instant};
+
+use support::{World, agent_relay, stderr, stdout, summary};
+
+/// The nats-server binary, or `None` (the test is skipped, unless `CI` is set).
+fn nats_server_bin() -> Option<PathBuf> {
+    let candidates = std::env::var_os("PATH")
+        .map(|p| std::env::split_paths(&p).collect::<Vec<_>>())
+        .unwrap_or_default()
+        .into_iter()
+        .chain([PathBuf::from("/usr/sbin"), PathBuf::from("/usr/local/bin")]);
+    for dir in candidates {
+        let p = dir.join("nats-server");
+        if p.is_file() {
+            return Some(p);
+        }
+    }
+    if std::env::var_os("CI").is_some() {
+        panic!("nats-server is not installed, and CI must run these tests (.ci/run installs it)");
+    }
+    eprintln!("SKIPPED: nats-server is not installed (apt-get install nats-server)");
+    None
+}
+
+/// A nats-server with JetStream on a random loopback port; stopped when dropped.
+struct NatsServer {
+    bin: PathBuf,
+    port: u16,
+    dir: PathBuf,
+    child: Option<Child>,
+}
+
+impl NatsServer {
+    fn start(bin: PathBuf, dir: &Path) -> NatsServer {
+        let port = TcpListener::bind("127.0.0.1:0")
+            .and_then(|l| l.local_addr())
+            .map(|a| a.port())
+            .expect("a free port");
+        let mut s = NatsServer {
+            bin,
+            port,
+            dir: dir.to_path_buf(),
+            child: None,
+        };
+        s.spawn();
+        s
+    }
+
+    fn spawn(&mut self) {
+        std::fs::create_dir_all(&self.dir).unwrap();
+        let log = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(self.dir.join("server.log"))
+            .unwrap();
+        let child = Command::new(&self.bin)
+            .args(["-a", "127.0.0.1", "-p", &self.port.to_string(), "-js", "-sd"])
+            .arg(&self.dir)
+            .stdout(Stdio::null())
+            .stderr(log)
+            .spawn()
+            .expect("start nats-server");
+        self.child = Some(child);
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while std::net::TcpStream::connect(("127.0.0.1", self.port)).is_err() {
+            assert!(Instant::now() < deadline, "nats-server did not start");
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+
+    fn url(&self) -> String {
+        format!("nats://127.0.0.1:{}", self.port)
+    }
+
+    fn stop(&mut self) {
+        if let Some(mut c) = self.child.take() {
+            let _ = c.kill();
+            let _ = c.wait();
+        }
+    }
+
+    /// Stops the server and starts it again on the same port and store.
+    fn restart(&mut self) {
+        self.stop();
+        self.spawn();
+    }
+}
+
+impl Drop for NatsServer {
+    fn drop(&mut self) {
+        self.stop();
+    }
+}
+
+/// The short timings every process of a test runs with.
+const TIMING: &[(&str, &str)] = &[
+    ("AGENT_RELAY_NATS_LEASE_MS", "1000"),
+    ("AGENT_RELAY_NATS_GRACE_MS", "1000"),
+    ("AGENT_RELAY_NATS_ACK_WAIT_MS", "1000"),
+    ("AGENT_RELAY_NATS_POLL_MS", "200"),
+    ("AGENT_RELAY_NATS_QUEUE_TIMEOUT_MS", "60000"),
+];
+
+fn system_path() -> String {
+    std::env::var("PATH").unwrap_or_default()
+}
+
+/// A worker process; killed when dropped.
+struct Worker {
+    name: String,
+    dir: PathBuf,
+    args: Vec<String>,
+    env: Vec<(String, String)>,
+    child: Option<Child>,
+}
+
+impl Worker {
+    fn spawn(&mut self) {
+        let log = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(self.dir.join("worker.log"))
+            .unwrap();
+        let mut c = Command::new(agent_relay());
+        c.arg("worker").args(&self.args).current_dir(&self.dir);
+        for (k, v) in &self.env {
+            c.env(k, v);
+        }
+        self.child = Some(
+            c.stdout(Stdio::null())
+                .stderr(log)
+                .spawn()
+                .expect("start a worker"),
+        );
+    }
+
+    fn pid(&self) -> u32 {
+        self.child.as_ref().map(|c| c.id()).unwrap_or(0)
+    }
+
+    /// `kill -9`: the worker gets no chance to clean up.
+    fn kill_hard(&mut self) {
+        if let Some(mut c) = self.child.take() {
+            let _ = c.kill();
+            let _ = c.wait();
+        }
+    }
+
+    fn log(&self) -> String {
+        std::fs::read_to_string(self.dir.join("worker.log")).unwrap_or_default()
+    }
+}
+
+impl Drop for Worker {
+    fn drop(&mut self) {
+        if let Some(c) = &self.child {
+            let _ = Command::new("kill")
+                .args(["-TERM", &c.id().to_string()])
+                .status();
+        }
+        if let Some(mut c) = self.child.take() {
+            let deadline = Instant::now() + Duration::from_secs(5);
+            while Instant::now() < deadline {
+                if let Ok(Some(_)) = c.try_wait() {
+                    return;
+                }
+                std::thread::sleep(Duration::from_millis(20));
+            }
+            let _ = c.kill();
+            let _ = c.wait();
+        }
+    }
+}
+
+/// One test's machines: the world (coordinator's directory), the server, the workers.
+struct Cluster {
+    world: World,
+    server: NatsServer,
+    workers: Vec<Worker>,
+}
+
+impl Cluster {
+    fn new() -> Option<Cluster> {
+        let bin = nats_server_bin()?;
+        let world = World::new();
+        let server = NatsServer::start(bin, &world.path().join("nats"));
+        Some(Cluster {
+            world,
+            server,
+            workers: Vec::new(),
+        })
+    }
+
+    fn common_env(&self) -> Vec<(String, String)> {
+        let w = &self.world;
+        let mut env: Vec<(String, String)> = vec![
+            ("RELAY_TEST_TAG".into(), w.tag.clone()),
+            (
+                "FAKE_AGENT_LOG".into(),
+                w.path().join("agents.log").display().to_string(),
+            ),
+            (
+                "FAKE_AGENT_STATE_DIR".into(),
+                w.path().join("state").display().to_string(),
+            ),
+            ("AGENT_RELAY_KILL_GRACE_MS".into(), "300".into()),
+        ];
+        env.extend(TIMING.iter().map(|(k, v)| ((*k).into(), (*v).into())));
+        env
+    }
+
+    /// Starts worker `name` offering `clis` (fake agents on its own PATH).
+    fn worker(&mut self, name: &str, clis: &[&str], capacity: u32, extra: &[&str]) {
+        let dir = self.world.path().join(format!("worker-{name}"));
+        let bin = dir.join("bin");
+        std::fs::create_dir_all(&bin).unwrap();
+        for cli in clis {
+            std::os::unix::fs::symlink(relay_testkit::fake_agent_path(), bin.join(cli)).unwrap();
+        }
+        let mut env = self.common_env();
+        env.push((
+            "PATH".into(),
+            format!("{}:{}", bin.display(), system_path()),
+        ));
+        let mut args: Vec<String> = vec![
+            "--nats".into(),
+            self.server.url(),
+            "--name".into(),
+            name.into(),
+            "--capacity".into(),
+            capacity.to_string(),
+        ];
+        args.extend(extra.iter().map(|s| (*s).to_owned()));
+        let mut w = Worker {
+            name: name.into(),
+            dir,
+            args,
+            env,
+            child: None,
+        };
+        w.spawn();
+        self.workers.push(w);
+    }
+
+    fn worker_mut(&mut self, name: &str) -> &mut Worker {
+        self.workers
+            .iter_mut()
+            .find(|w| w.name == name)
+            .expect("such a worker")
+    }
+
+    /// `agent-relay workers --json`.
+    fn status(&self) -> Vec<serde_json::Value> {
+        let o = Command::new(agent_relay())
+            .args(["workers", "--nats", &self.server.url(), "--json", "--wait-ms", "300"])
+            .output()
+            .unwrap();
+        serde_json::from_slice::<Vec<serde_json::Value>>(&o.stdout).unwrap_or_default()
+    }
+
+    /// Waits until every worker started so far answers.
+    fn wait_for_workers(&self) {
+        let deadline = Instant::now() + Duration::from_secs(30);
+        loop {
+            let names: Vec<String> = self
+                .status()
+                .iter()
+                .filter_map(|w| w["name"].as_str().map(str::to_owned))
+                .collect();
+            if self.workers.iter().all(|w| names.contains(&w.name)) {
+                return;
+            }
+            if Instant::now() > deadline {
+                let logs: Vec<String> = self.workers.iter().map(|w| w.log()).collect();
+                panic!("workers did not come up; answered: {names:?}\n{logs:#?}");
+            }
+            std::thread::sleep(Duration::from_millis(100));
+        }
+    }
+
+    /// `agent-relay ARGS` as the coordinator: in the world's directory, with no agent
+    /// CLI on its PATH (every agent step must go to a worker).
+    fn coordinator(&self, args: &[&str]) -> Command {
+        let mut c = Command::new(agent_relay());
+        c.args(args).current_dir(self.world.path());
+        for (k, v) in self.common_env() {
+            c.env(k, v);
+        }
+        c.env("PATH", system_path())
+            .env("AGENT_RELAY_NATS", self.server.url());
+        c
+    }
+
+    fn run(&self, file: &str) -> Output {
+        self.coordinator(&["run", file, "--json"])
+            .output()
+            .expect("run the coordinator")
+    }
+
+    fn diagnose(&self, o: &Output) -> String {
+        let logs: Vec<String> = self
+            .workers
+            .iter()
+            .map(|w| format!("--- {} ---\n{}", w.name, w.log()))
+            .collect();
+        format!(
+            "stdout:\n{}\nstderr:\n{}\n{}",
+            stdout(o),
+            stderr(o),
+            logs.join("\n")
+        )
+    }
+}
+
+/// `(step, worker)` of every agent spawned, from the run's events.
+fn placements(world: &World) -> Vec<(String, String)> {
+    world
+        .events()
+        .iter()
+        .filter(|e| e["type"] == "agent:spawned")
+        .map(|e| {
+            (
+                e["step"].as_str().unwrap_or("").to_owned(),
+                e["worker"].as_str().unwrap_or("").to_owned(),
+            )
+        })
+        .collect()
+}
+
+fn lines_of(path: &Path) -> usize {
+    std::fs::read_to_string(path)
+        .map(|s| s.lines().count())
+        .unwrap_or(0)
+}
+
+/// Waits until `cond` holds, for at most `secs` seconds.
+fn wait_until(secs: u64, what: &str, mut cond: impl FnMut() -> bool) {
+    let deadline = Instant::now() + Duration::from_secs(secs);
+    while !cond() {
+        assert!(Instant::now() < deadline, "timed out waiting for {what}");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+#[test]
+fn a_fan_out_spreads_over_workers_within_the_concurrency_limit() {
+    let Some(mut c) = Cluster::new() else { return };
+    c.worker("both", &["claude", "codex"], 2, &[]);
+    c.worker("only-claude", &["claude"], 2, &[]);
+    c.worker("only-codex", &["codex"], 2, &[]);
+    c.wait_for_workers();
+    let mut steps = String::new();
+    for i in 0..8 {
+        let agent = if i % 2 == 0 { "dev" } else { "ops" };
+        steps.push_str(&format!(
+            "      - name: s{i}\n        agent: {agent}\n        task: \"[[fake:sleep=400]] [[fake:say=done {i}]]\"\n        verification:\n          type: output_contains\n          value: \"done {i}\"\n"
+        ));
+    }
+    c.world.write(
+        "wf.yaml",
+        &support::workflow("swarm:\n  pattern: dag\n  maxConcurrency: 3\n", &format!("    steps:\n{steps}")),
+    );
+    let o = c.run("wf.yaml");
+    assert_eq!(o.status.code(), Some(0), "{}", c.diagnose(&o));
+    let s = summary(&o);
+    assert_eq!(s["status"], "completed");
+    let overlap = relay_testkit::max_overlap(&c.world.agent_log());
+    assert!(overlap <= 3, "{overlap} agents ran at once across the workers");
+    let placed = placements(&c.world);
+    assert_eq!(placed.len(), 8, "{placed:?}");
+    let used: std::collections::BTreeSet<&str> = placed.iter().map(|(_, w)| w.as_str()).collect();
+    assert!(used.len() >= 2, "all on one worker: {placed:?}");
+    for (step, worker) in &placed {
+        let n: usize = step[1..].parse().unwrap();
+        // dev is claude, ops is codex: each ran where its CLI is installed.
+        let ok = if n % 2 == 0 {
+            worker == "both" || worker == "only-claude"
+        } else {
+            worker == "both" || worker == "only-codex"
+        };
+        assert!(ok, "{step} ran on {worker}");
+    }
+    // The coordinator's run directory has the outputs, as for a local run.
+    let out = std::fs::read_to_string(c.world.run_dir().join("steps/s3/output.txt"));
+    assert!(out.is_ok_and(|t| t.contains("done 3")));
+}
+
+#[test]
+fn an_interactive_agent_on_one_worker_messages_a_one_shot_agent_on_another() {
+    let Some(mut c) = Cluster::new() else { return };
+    c.worker("tui", &["claude"], 2, &[]);
+    c.worker("batch", &["codex"], 2, &[]);
+    c.wait_for_workers();
+    c.world.write(
+        "wf.yaml",
+        r#"version: "1.0"
+name: t
+agents:
+  - name: alice
+    cli: claude
+  - name: bob
+    cli: codex
+    interactive: false
+workflows:
+  - name: main
+    steps:
+      - name: talk
+        agent: alice
+        timeoutMs: 30000
+        task: "[[fake:send=bob:hello from alice]] [[fake:wait-messages=1]]"
+      - name: answer
+        agent: bob
+        timeoutMs: 30000
+        task: "[[fake:send=alice:ping from bob]] [[fake:say=BOB_SENT]]"
+      - name: read
+        agent: bob
+        dependsOn: [talk, answer]
+        task: "[[fake:echo-task]]"
+"#,
+    );
+    let o = c.run("wf.yaml");
+    assert_eq!(o.status.code(), Some(0), "{}", c.diagnose(&o));
+    let s = summary(&o);
+    // Alice's session on `tui` got bob's message typed in and answered it.
+    let talk = support::step(&s, "talk");
+    assert!(
+        talk["output"].as_str().unwrap_or("").contains("got: "),
+        "{talk}"
+    );
+    // Bob's later one-shot task on `batch` carried alice's message.
+    let read = support::step(&s, "read");
+    assert!(
+        read["output"].as_str().unwrap_or("").contains("hello from alice"),
+        "{read}"
+    );
+    let placed = placements(&c.world);
+    assert!(placed.iter().any(|(s, w)| s == "talk" && w == "tui"), "{placed:?}");
+    assert!(placed.iter().any(|(s, w)| s == "read" && w == "batch"), "{placed:?}");
+    // Every message has its states in the coordinator's messages.jsonl, each delivered
+    // once.
+    let log = c.world.read(&format!(
+        ".agent-relay/runs/{}/messages.jsonl",
+        c.world.run_dir().file_name().unwrap().to_string_lossy()
+    ));
+    let states: Vec<serde_json::Value> = log
+        .lines()
+        .filter_map(|l| serde_json::from_str(l).ok())
+        .collect();
+    for to in ["alice", "bob"] {
+        let delivered = states
+            .iter()
+            .filter(|r| r["to"] == to && (r["state"] == "delivered" || r["state"] == "read"))
+            .count();
+        assert_eq!(delivered, 1, "messages to {to}: {log}");
+    }
+}

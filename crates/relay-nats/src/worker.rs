@@ -16,7 +16,7 @@ use async_nats::jetstream::{self, AckKind, consumer};
 use futures_util::StreamExt;
 use relay_broker::process::ProcessSpec;
 use relay_broker::session::{Inbound, SessionSpec};
-use relay_broker::watchdog::{COORDINATOR_ENV, Watchdog};
+use relay_broker::watchdog::{COORDINATOR_ENV, RUN_ID_ENV, Watchdog};
 use relay_broker::{Launcher, LocalLauncher};
 use relay_messaging::SOCKET_ENV;
 use tokio::sync::{OwnedSemaphorePermit, Semaphore, mpsc};
@@ -79,6 +79,8 @@ struct Handle {
     cancel: CancellationToken,
     /// Set when the coordinator fenced it: report nothing more.
     fenced: Option<String>,
+    /// Renew at once (the connection came back).
+    renew_now: bool,
 }
 
 struct RunHere {
@@ -347,7 +349,7 @@ impl State {
     fn enter_run(&self, run: &str, map: &PathMap, wants_socket: bool) -> Option<PathBuf> {
         let mut runs = lock(&self.runs);
         let here = runs.entry(run.to_owned()).or_insert_with(|| RunHere {
-            watchdog: Watchdog::start(&self.opts.self_bin, run, self.opts.kill_grace)
+            watchdog: Watchdog::start(&self.opts.self_bin, &self.run_tag(run), self.opts.kill_grace)
                 .map_err(|e| tracing::warn!("no watchdog for run {run}: {e}"))
                 .ok(),
             bridge: None,
@@ -376,6 +378,13 @@ impl State {
         }
     }
 
+    /// The run id this worker's processes of run `run` carry: the run and the worker,
+    /// so that a coordinator on the same machine ending the run's processes by their
+    /// environment leaves the worker's alone (they are the worker's to end).
+    fn run_tag(&self, run: &str) -> String {
+        format!("{run}@{}", self.opts.name)
+    }
+
     /// `env` as it must be on this worker.
     fn env(
         &self,
@@ -392,6 +401,7 @@ impl State {
                         .map(|p| p.display().to_string())
                         .unwrap_or_else(|| map.value(&v)),
                     k if k == COORDINATOR_ENV => std::process::id().to_string(),
+                    k if k == RUN_ID_ENV => self.run_tag(&v),
                     _ => map.value(&v),
                 };
                 (k, v)
@@ -471,6 +481,7 @@ async fn run_granted(
             inbound: is_session.then_some(inbound_tx),
             cancel: cancel.clone(),
             fenced: None,
+            renew_now: false,
         },
     );
     let (items_tx, mut items_rx) = mpsc::unbounded_channel::<UpItem>();
@@ -635,10 +646,12 @@ async fn report(
             }
             _ = tick.tick() => {}
         }
-        if let Some(why) = lock(&state.attempts)
-            .get(&offer.attempt)
-            .and_then(|h| h.fenced.clone())
-        {
+        let (fenced, renew_now) = lock(&state.attempts)
+            .get_mut(&offer.attempt)
+            .map_or((None, false), |h| {
+                (h.fenced.clone(), std::mem::take(&mut h.renew_now))
+            });
+        if let Some(why) = fenced {
             lost.get_or_insert(Lost::Fenced(why));
         }
         if lost.is_some() {
@@ -659,7 +672,7 @@ async fn report(
             let _ = acker.ack().await;
             return;
         }
-        if outbox.is_empty() && !tenure.renew_due(now) {
+        if outbox.is_empty() && !renew_now && !tenure.renew_due(now) {
             continue;
         }
         let (seq, batch) = outbox.batch(MAX_UPLOAD);
@@ -816,10 +829,8 @@ async fn renew_on_reconnect(state: Arc<State>) {
             && was != async_nats::connection::State::Connected
         {
             tracing::info!("reconnected to NATS; renewing every lease");
-            // The report loops renew on their next tick; nothing else to do than to
-            // make them due.
             for h in lock(&state.attempts).values_mut() {
-                h.lease_left = Duration::ZERO;
+                h.renew_now = true;
             }
         }
         was = now;
