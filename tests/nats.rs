@@ -6,6 +6,8 @@
 //! Timings are made short through the environment (leases, grace, JetStream's ack wait)
 //! so lapses and redeliveries happen within seconds; nothing here asserts a duration.
 
+#![allow(clippy::unwrap_used)]
+
 mod support;
 
 use std::net::TcpListener;
@@ -67,7 +69,14 @@ impl NatsServer {
             .open(self.dir.join("server.log"))
             .unwrap();
         let child = Command::new(&self.bin)
-            .args(["-a", "127.0.0.1", "-p", &self.port.to_string(), "-js", "-sd"])
+            .args([
+                "-a",
+                "127.0.0.1",
+                "-p",
+                &self.port.to_string(),
+                "-js",
+                "-sd",
+            ])
             .arg(&self.dir)
             .stdout(Stdio::null())
             .stderr(log)
@@ -107,8 +116,8 @@ impl Drop for NatsServer {
 
 /// The short timings every process of a test runs with.
 const TIMING: &[(&str, &str)] = &[
-    ("AGENT_RELAY_NATS_LEASE_MS", "1000"),
-    ("AGENT_RELAY_NATS_GRACE_MS", "1000"),
+    ("AGENT_RELAY_NATS_LEASE_MS", "1500"),
+    ("AGENT_RELAY_NATS_GRACE_MS", "1500"),
     ("AGENT_RELAY_NATS_ACK_WAIT_MS", "1000"),
     ("AGENT_RELAY_NATS_POLL_MS", "200"),
     ("AGENT_RELAY_NATS_QUEUE_TIMEOUT_MS", "60000"),
@@ -187,20 +196,28 @@ impl Drop for Worker {
 
 /// One test's machines: the world (coordinator's directory), the server, the workers.
 struct Cluster {
-    world: World,
-    server: NatsServer,
     workers: Vec<Worker>,
+    server: NatsServer,
+    world: World,
+    _turn: std::sync::MutexGuard<'static, ()>,
 }
+
+/// One cluster at a time: each is a server and several processes, and leases are short.
+static ONE_AT_A_TIME: std::sync::Mutex<()> = std::sync::Mutex::new(());
 
 impl Cluster {
     fn new() -> Option<Cluster> {
         let bin = nats_server_bin()?;
+        let turn = ONE_AT_A_TIME
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
         let world = World::new();
         let server = NatsServer::start(bin, &world.path().join("nats"));
         Some(Cluster {
-            world,
-            server,
             workers: Vec::new(),
+            server,
+            world,
+            _turn: turn,
         })
     }
 
@@ -265,7 +282,14 @@ impl Cluster {
     /// `agent-relay workers --json`.
     fn status(&self) -> Vec<serde_json::Value> {
         let o = Command::new(agent_relay())
-            .args(["workers", "--nats", &self.server.url(), "--json", "--wait-ms", "300"])
+            .args([
+                "workers",
+                "--nats",
+                &self.server.url(),
+                "--json",
+                "--wait-ms",
+                "300",
+            ])
             .output()
             .unwrap();
         serde_json::from_slice::<Vec<serde_json::Value>>(&o.stdout).unwrap_or_default()
@@ -363,22 +387,28 @@ fn a_fan_out_spreads_over_workers_within_the_concurrency_limit() {
     c.worker("only-codex", &["codex"], 2, &[]);
     c.wait_for_workers();
     let mut steps = String::new();
-    for i in 0..8 {
-        let agent = if i % 2 == 0 { "dev" } else { "ops" };
+    for i in 0u32..8 {
+        let agent = if i.is_multiple_of(2) { "dev" } else { "ops" };
         steps.push_str(&format!(
             "      - name: s{i}\n        agent: {agent}\n        task: \"[[fake:sleep=400]] [[fake:say=done {i}]]\"\n        verification:\n          type: output_contains\n          value: \"done {i}\"\n"
         ));
     }
     c.world.write(
         "wf.yaml",
-        &support::workflow("swarm:\n  pattern: dag\n  maxConcurrency: 3\n", &format!("    steps:\n{steps}")),
+        &support::workflow(
+            "swarm:\n  pattern: dag\n  maxConcurrency: 3\n",
+            &format!("    steps:\n{steps}"),
+        ),
     );
     let o = c.run("wf.yaml");
     assert_eq!(o.status.code(), Some(0), "{}", c.diagnose(&o));
     let s = summary(&o);
     assert_eq!(s["status"], "completed");
     let overlap = relay_testkit::max_overlap(&c.world.agent_log());
-    assert!(overlap <= 3, "{overlap} agents ran at once across the workers");
+    assert!(
+        overlap <= 3,
+        "{overlap} agents ran at once across the workers"
+    );
     let placed = placements(&c.world);
     assert_eq!(placed.len(), 8, "{placed:?}");
     let used: std::collections::BTreeSet<&str> = placed.iter().map(|(_, w)| w.as_str()).collect();
@@ -386,7 +416,7 @@ fn a_fan_out_spreads_over_workers_within_the_concurrency_limit() {
     for (step, worker) in &placed {
         let n: usize = step[1..].parse().unwrap();
         // dev is claude, ops is codex: each ran where its CLI is installed.
-        let ok = if n % 2 == 0 {
+        let ok = if n.is_multiple_of(2) {
             worker == "both" || worker == "only-claude"
         } else {
             worker == "both" || worker == "only-codex"
@@ -443,12 +473,21 @@ workflows:
     // Bob's later one-shot task on `batch` carried alice's message.
     let read = support::step(&s, "read");
     assert!(
-        read["output"].as_str().unwrap_or("").contains("hello from alice"),
+        read["output"]
+            .as_str()
+            .unwrap_or("")
+            .contains("hello from alice"),
         "{read}"
     );
     let placed = placements(&c.world);
-    assert!(placed.iter().any(|(s, w)| s == "talk" && w == "tui"), "{placed:?}");
-    assert!(placed.iter().any(|(s, w)| s == "read" && w == "batch"), "{placed:?}");
+    assert!(
+        placed.iter().any(|(s, w)| s == "talk" && w == "tui"),
+        "{placed:?}"
+    );
+    assert!(
+        placed.iter().any(|(s, w)| s == "read" && w == "batch"),
+        "{placed:?}"
+    );
     // Every message has its states in the coordinator's messages.jsonl, each delivered
     // once.
     let log = c.world.read(&format!(
@@ -466,4 +505,339 @@ workflows:
             .count();
         assert_eq!(delivered, 1, "messages to {to}: {log}");
     }
+}
+
+/// The run's dispatch log (`dispatch.jsonl`): events of one kind.
+fn dispatch_events(world: &World, kind: &str) -> Vec<serde_json::Value> {
+    std::fs::read_to_string(world.run_dir().join("dispatch.jsonl"))
+        .unwrap_or_default()
+        .lines()
+        .filter_map(|l| serde_json::from_str::<serde_json::Value>(l).ok())
+        .filter(|e| e["event"] == kind)
+        .collect()
+}
+
+/// The worker running step `step` now, per `agent-relay workers`.
+fn runner_of(c: &Cluster, step: &str) -> Option<String> {
+    c.status().iter().find_map(|w| {
+        w["running"]
+            .as_array()?
+            .iter()
+            .any(|r| r["step"] == step)
+            .then(|| w["name"].as_str().unwrap_or("").to_owned())
+    })
+}
+
+fn group_alive(pgid: u32) -> bool {
+    // Signal 0 to the group: delivered to nobody, fails once nobody is in it.
+    Command::new("kill")
+        .args(["-0", "--", &format!("-{pgid}")])
+        .stderr(Stdio::null())
+        .status()
+        .is_ok_and(|s| s.success())
+}
+
+fn spawned_pgids(world: &World, step: &str, worker: &str) -> Vec<u32> {
+    world
+        .events()
+        .iter()
+        .filter(|e| e["type"] == "agent:spawned" && e["step"] == step && e["worker"] == worker)
+        .filter_map(|e| e["pgid"].as_u64().map(|p| p as u32))
+        .collect()
+}
+
+const ONE_SLOW_STEP: &str = r#"version: "1.0"
+name: t
+agents:
+  - name: dev
+    cli: claude
+    interactive: false
+workflows:
+  - name: main
+    steps:
+      - name: slow
+        agent: dev
+        timeoutMs: 60000
+        task: "[[fake:count=slow]] [[fake:sleep=SLEEP]] [[fake:say=slow done]]"
+"#;
+
+#[test]
+fn a_worker_killed_mid_step_loses_its_attempt_to_another_after_the_grace_period() {
+    let Some(mut c) = Cluster::new() else { return };
+    c.worker("w1", &["claude"], 1, &[]);
+    c.worker("w2", &["claude"], 1, &[]);
+    c.wait_for_workers();
+    c.world
+        .write("wf.yaml", &ONE_SLOW_STEP.replace("SLEEP", "3000"));
+    let mut coord = c
+        .coordinator(&["run", "wf.yaml", "--json"])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut victim = None;
+    wait_until(30, "the step to start on a worker", || {
+        victim = runner_of(&c, "slow");
+        victim.is_some()
+    });
+    let victim = victim.unwrap();
+    wait_until(10, "the agent to be spawned", || {
+        !spawned_pgids(&c.world, "slow", &victim).is_empty()
+    });
+    let pgid = spawned_pgids(&c.world, "slow", &victim)[0];
+    c.worker_mut(&victim).kill_hard();
+    // The dead worker's watchdog ends its agent at once.
+    wait_until(10, "the dead worker's agent to end", || !group_alive(pgid));
+    let o = std::mem::replace(&mut coord, Command::new("true").spawn().unwrap())
+        .wait_with_output()
+        .unwrap();
+    assert_eq!(o.status.code(), Some(0), "{}", c.diagnose(&o));
+    let s = summary(&o);
+    assert_eq!(support::step(&s, "slow")["status"], "completed");
+    // Run twice (the killed attempt and its replacement), completed once, elsewhere.
+    assert_eq!(lines_of(&c.world.path().join("state/count-slow")), 2);
+    let completed = c
+        .world
+        .events()
+        .iter()
+        .filter(|e| e["type"] == "step:completed" && e["step"] == "slow")
+        .count();
+    assert_eq!(completed, 1);
+    let redispatched = dispatch_events(&c.world, "redispatched");
+    assert_eq!(redispatched.len(), 1, "{redispatched:?}");
+    assert!(
+        redispatched[0]["reason"]
+            .as_str()
+            .unwrap_or("")
+            .contains(&victim),
+        "{redispatched:?}"
+    );
+    let other = if victim == "w1" { "w2" } else { "w1" };
+    assert_eq!(spawned_pgids(&c.world, "slow", other).len(), 1);
+    // The dead worker comes back: nothing of its earlier life is left running.
+    c.worker_mut(&victim).spawn();
+    c.wait_for_workers();
+    assert!(!group_alive(pgid));
+    let home = c.worker_mut(&victim).dir.canonicalize().unwrap();
+    assert!(
+        relay_testkit::processes_with_env("AGENT_RELAY_WORKER_HOME", &home.display().to_string())
+            .is_empty(),
+        "the restarted worker's earlier agents are gone"
+    );
+}
+
+#[test]
+fn a_worker_that_lost_its_lease_has_its_result_refused() {
+    let Some(mut c) = Cluster::new() else { return };
+    c.worker("w1", &["claude"], 1, &[]);
+    c.worker("w2", &["claude"], 1, &[]);
+    c.wait_for_workers();
+    // A deterministic step, run on a worker (both offer a shell); its output names the
+    // worker that ran it.
+    c.world.write(
+        "wf.yaml",
+        r#"version: "1.0"
+name: t
+workflows:
+  - name: main
+    steps:
+      - name: slow
+        type: deterministic
+        command: "mkdir -p \"$FAKE_AGENT_STATE_DIR\"; echo $$ >> \"$FAKE_AGENT_STATE_DIR/count-slow\"; sleep 2.5; echo \"done by $AGENT_RELAY_WORKER\""
+        timeoutMs: 60000
+"#,
+    );
+    let coord = c
+        .coordinator(&["run", "wf.yaml", "--json", "--commands-on-workers"])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut sleeper = None;
+    wait_until(30, "the step to start on a worker", || {
+        sleeper = runner_of(&c, "slow");
+        sleeper.is_some()
+    });
+    let sleeper = sleeper.unwrap();
+    let pid = c.worker_mut(&sleeper).pid().to_string();
+    // Frozen: no renewals, no in-progress acks; its command goes on and finishes.
+    Command::new("kill").args(["-STOP", &pid]).status().unwrap();
+    // Frozen until the attempt is granted again (to the other worker: this one's only
+    // slot is taken), by when its command has finished.
+    wait_until(30, "the attempt to be granted again", || {
+        dispatch_events(&c.world, "granted")
+            .iter()
+            .any(|g| g["round"] == 2)
+    });
+    Command::new("kill").args(["-CONT", &pid]).status().unwrap();
+    let o = coord.wait_with_output().unwrap();
+    assert_eq!(o.status.code(), Some(0), "{}", c.diagnose(&o));
+    let s = summary(&o);
+    let other = if sleeper == "w1" { "w2" } else { "w1" };
+    let step = support::step(&s, "slow");
+    assert_eq!(step["status"], "completed");
+    assert_eq!(
+        step["output"].as_str().unwrap_or("").trim(),
+        format!("done by {other}"),
+        "only the holder's result counts"
+    );
+    let log = std::fs::read_to_string(c.world.run_dir().join("dispatch.jsonl")).unwrap_or_default();
+    let refused = dispatch_events(&c.world, "refused");
+    assert!(
+        refused
+            .iter()
+            .any(|r| r["worker"] == sleeper.as_str() && r["token"] == 1),
+        "the stale worker's report was refused:\n{log}\n{}",
+        c.diagnose(&o)
+    );
+    let granted = dispatch_events(&c.world, "granted");
+    assert!(
+        granted
+            .iter()
+            .any(|g| g["worker"] == other && g["token"] == 2),
+        "{log}"
+    );
+    assert_eq!(lines_of(&c.world.path().join("state/count-slow")), 2);
+}
+
+#[test]
+fn a_step_longer_than_the_ack_wait_is_not_redelivered() {
+    let Some(mut c) = Cluster::new() else { return };
+    c.worker("w1", &["claude"], 1, &[]);
+    c.worker("w2", &["claude"], 1, &[]);
+    c.wait_for_workers();
+    // Five times JetStream's acknowledgement wait of these queues (1 s here).
+    c.world
+        .write("wf.yaml", &ONE_SLOW_STEP.replace("SLEEP", "5000"));
+    let o = c.run("wf.yaml");
+    assert_eq!(o.status.code(), Some(0), "{}", c.diagnose(&o));
+    assert_eq!(lines_of(&c.world.path().join("state/count-slow")), 1);
+    assert_eq!(dispatch_events(&c.world, "granted").len(), 1);
+    // A redelivered offer would have been claimed by the other worker and deferred.
+    assert!(dispatch_events(&c.world, "claim-deferred").is_empty());
+    assert!(dispatch_events(&c.world, "redispatched").is_empty());
+}
+
+#[test]
+fn the_coordinator_killed_and_resumed_runs_no_attempt_twice() {
+    let Some(mut c) = Cluster::new() else { return };
+    c.worker("w1", &["claude"], 2, &[]);
+    c.worker("w2", &["claude"], 2, &[]);
+    c.wait_for_workers();
+    c.world.write(
+        "wf.yaml",
+        r#"version: "1.0"
+name: t
+agents:
+  - name: dev
+    cli: claude
+    interactive: false
+workflows:
+  - name: main
+    steps:
+      - name: a
+        agent: dev
+        task: "[[fake:count=a]] [[fake:say=a done]]"
+      - name: b
+        agent: dev
+        dependsOn: [a]
+        timeoutMs: 60000
+        task: "[[fake:count=b]] [[fake:sleep=3000]] [[fake:say=b done]]"
+      - name: c
+        agent: dev
+        dependsOn: [b]
+        task: "[[fake:count=c]] [[fake:say=c done]]"
+"#,
+    );
+    let mut coord = c
+        .coordinator(&["run", "wf.yaml"])
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let count_b = c.world.path().join("state/count-b");
+    wait_until(30, "step b to start", || lines_of(&count_b) == 1);
+    coord.kill().unwrap();
+    coord.wait().unwrap();
+    let first_b: u32 = std::fs::read_to_string(&count_b)
+        .unwrap()
+        .trim()
+        .parse()
+        .unwrap();
+    let o = c
+        .coordinator(&["resume", "last", "--json"])
+        .output()
+        .unwrap();
+    assert_eq!(o.status.code(), Some(0), "{}", c.diagnose(&o));
+    let s = summary(&o);
+    assert_eq!(s["status"], "completed");
+    let count = |k: &str| lines_of(&c.world.path().join(format!("state/count-{k}")));
+    assert_eq!(count("a"), 1, "a completed before the crash and is kept");
+    assert_eq!(count("b"), 2, "b was interrupted once and ran again once");
+    assert_eq!(count("c"), 1);
+    // The dead coordinator's attempt of b was ended on its worker.
+    assert!(
+        !Path::new(&format!("/proc/{first_b}")).exists() || {
+            std::thread::sleep(Duration::from_secs(3));
+            !Path::new(&format!("/proc/{first_b}")).exists()
+        }
+    );
+}
+
+#[test]
+fn a_nats_server_restart_mid_run_loses_nothing() {
+    let Some(mut c) = Cluster::new() else { return };
+    c.worker("tui", &["claude"], 2, &[]);
+    c.worker("batch", &["codex"], 2, &[]);
+    c.wait_for_workers();
+    c.world.write(
+        "wf.yaml",
+        r#"version: "1.0"
+name: t
+agents:
+  - name: alice
+    cli: claude
+  - name: bob
+    cli: codex
+    interactive: false
+workflows:
+  - name: main
+    steps:
+      - name: listen
+        agent: alice
+        timeoutMs: 60000
+        task: "[[fake:wait-messages=1]]"
+      - name: talk
+        agent: bob
+        timeoutMs: 60000
+        task: "[[fake:count=talk]] [[fake:sleep=2500]] [[fake:send=alice:across the restart]] [[fake:say=sent]]"
+      - name: after
+        agent: bob
+        dependsOn: [talk]
+        task: "[[fake:say=after done]]"
+"#,
+    );
+    let coord = c
+        .coordinator(&["run", "wf.yaml", "--json"])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    wait_until(30, "bob to start", || {
+        lines_of(&c.world.path().join("state/count-talk")) == 1
+    });
+    c.server.restart();
+    let o = coord.wait_with_output().unwrap();
+    assert_eq!(o.status.code(), Some(0), "{}", c.diagnose(&o));
+    let s = summary(&o);
+    assert_eq!(s["status"], "completed");
+    assert!(
+        support::step(&s, "listen")["output"]
+            .as_str()
+            .unwrap_or("")
+            .contains("across the restart"),
+        "{s}"
+    );
+    assert_eq!(lines_of(&c.world.path().join("state/count-talk")), 1);
+    assert!(dispatch_events(&c.world, "redispatched").is_empty());
 }

@@ -72,6 +72,7 @@ impl RunMessaging {
     /// Starts the broker of the run in `run_dir` under `topology` and registers every
     /// agent of `file` on the swarm channel and its own channels. Nodes in `done` (a
     /// resumed run's completed steps) do not count as steps still to run.
+    #[allow(clippy::too_many_arguments)] // One call site; each is a separate fact.
     pub(crate) async fn start(
         run_dir: &Path,
         run_id: &str,

@@ -28,7 +28,7 @@ use tokio_util::sync::CancellationToken;
 use crate::Timing;
 use crate::caps::Need;
 use crate::connect::{NatsError, NatsUrl};
-use crate::lease::{Cancelled, Change, Leases, TICK, Taken};
+use crate::lease::{Cancelled, Change, Leases, Report, TICK, Taken};
 use crate::names;
 use crate::outbox::Outbox;
 use crate::wire::{
@@ -693,6 +693,12 @@ async fn on_claim(inner: &Inner, run: &RunLink, m: async_nats::Message) {
         },
         Ok(c) => {
             let r = lock(&inner.leases).claim(&c.attempt, c.round, &c.worker, Instant::now());
+            if let ClaimReply::Wait { after_ms } = &r {
+                note(
+                    run,
+                    serde_json::json!({"event": "claim-deferred", "attempt": c.attempt, "worker": c.worker, "afterMs": after_ms}),
+                );
+            }
             if let ClaimReply::Granted { token, .. } = &r {
                 note(
                     run,
@@ -721,15 +727,14 @@ async fn on_upload(inner: &Inner, run: &RunLink, m: async_nats::Message) {
         },
         Ok(u) => {
             let last = u.items.iter().any(|i| matches!(i, UpItem::OutcomeEnd));
-            let taken = lock(&inner.leases).upload(
-                &u.attempt,
-                u.token,
-                &u.worker,
-                u.seq,
-                u.items.len(),
+            let report = Report {
+                worker: &u.worker,
+                token: u.token,
+                seq: u.seq,
+                count: u.items.len(),
                 last,
-                Instant::now(),
-            );
+            };
+            let taken = lock(&inner.leases).upload(&u.attempt, report, Instant::now());
             match taken {
                 Taken::Items { skip, reply } => {
                     if skip < u.items.len()
@@ -741,16 +746,23 @@ async fn on_upload(inner: &Inner, run: &RunLink, m: async_nats::Message) {
                     reply
                 }
                 Taken::Refused { reply } => {
-                    if last {
-                        let why = match &reply {
-                            UploadReply::Fenced { reason } => reason.clone(),
-                            UploadReply::Ack { .. } => String::new(),
-                        };
-                        note(
-                            run,
-                            serde_json::json!({"event": "result-refused", "attempt": u.attempt, "worker": u.worker, "token": u.token, "reason": why}),
-                        );
-                    }
+                    let why = match &reply {
+                        UploadReply::Fenced { reason } => reason.clone(),
+                        UploadReply::Ack { .. } => String::new(),
+                    };
+                    // A result, events, or a bare renewal from a worker that is no
+                    // longer the holder: none of it counts.
+                    let what = if last {
+                        "result"
+                    } else if u.items.is_empty() {
+                        "renewal"
+                    } else {
+                        "events"
+                    };
+                    note(
+                        run,
+                        serde_json::json!({"event": "refused", "what": what, "attempt": u.attempt, "worker": u.worker, "token": u.token, "reason": why}),
+                    );
                     reply
                 }
             }

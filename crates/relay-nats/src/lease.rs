@@ -138,6 +138,21 @@ pub enum Taken {
     },
 }
 
+/// An upload as the book judges it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Report<'a> {
+    /// Who sends it.
+    pub worker: &'a str,
+    /// Under which token.
+    pub token: Token,
+    /// Sequence number of its first item.
+    pub seq: u64,
+    /// How many items.
+    pub count: usize,
+    /// Whether they end with the outcome.
+    pub last: bool,
+}
+
 /// The coordinator's leases, one per attempt on a worker.
 #[derive(Debug)]
 pub struct Leases {
@@ -230,18 +245,15 @@ impl Leases {
         }
     }
 
-    /// `worker` uploads `count` items from `seq` under `token`; `last` when they end with
-    /// the outcome.
-    pub fn upload(
-        &mut self,
-        attempt: &str,
-        token: Token,
-        worker: &str,
-        seq: u64,
-        count: usize,
-        last: bool,
-        now: Instant,
-    ) -> Taken {
+    /// A worker uploads items of `attempt` (see [`Report`]).
+    pub fn upload(&mut self, attempt: &str, r: Report<'_>, now: Instant) -> Taken {
+        let Report {
+            worker,
+            token,
+            seq,
+            count,
+            last,
+        } = r;
         let cfg = self.cfg.clone();
         let fenced = |reason: String| Taken::Refused {
             reply: UploadReply::Fenced { reason },
@@ -498,6 +510,16 @@ mod tests {
         t0 + Duration::from_secs(s)
     }
 
+    fn rep(worker: &str, token: Token, seq: u64, count: usize, last: bool) -> Report<'_> {
+        Report {
+            worker,
+            token,
+            seq,
+            count,
+            last,
+        }
+    }
+
     fn granted(r: ClaimReply) -> Token {
         match r {
             ClaimReply::Granted { token, .. } => token,
@@ -528,7 +550,7 @@ mod tests {
         l.offer("a", t0);
         let tok = granted(l.claim("a", 1, "w1", t0));
         assert_eq!(
-            l.upload("a", tok, "w1", 0, 3, false, at(t0, 8)),
+            l.upload("a", rep("w1", tok, 0, 3, false), at(t0, 8)),
             Taken::Items {
                 skip: 0,
                 reply: UploadReply::Ack {
@@ -538,7 +560,7 @@ mod tests {
             }
         );
         // The reply was lost: the worker sends 0..5; only 3 and 4 are new.
-        match l.upload("a", tok, "w1", 0, 5, false, at(t0, 9)) {
+        match l.upload("a", rep("w1", tok, 0, 5, false), at(t0, 9)) {
             Taken::Items { skip, .. } => assert_eq!(skip, 3),
             other => panic!("{other:?}"),
         }
@@ -562,7 +584,7 @@ mod tests {
         );
         // Within grace the holder may come back.
         assert!(matches!(
-            l.upload("a", old, "w1", 0, 0, false, at(t0, 12)),
+            l.upload("a", rep("w1", old, 0, 0, false), at(t0, 12)),
             Taken::Items { .. }
         ));
         // Silent again: lapses at 22, re-dispatched at 27.
@@ -578,7 +600,7 @@ mod tests {
         );
         // The old holder's result is refused...
         assert!(matches!(
-            l.upload("a", old, "w1", 0, 1, true, at(t0, 28)),
+            l.upload("a", rep("w1", old, 0, 1, true), at(t0, 28)),
             Taken::Refused { .. }
         ));
         // ...a claim of the old round is refused for good, the new round is granted.
@@ -589,11 +611,11 @@ mod tests {
         let new = granted(l.claim("a", 2, "w2", at(t0, 28)));
         assert!(new > old);
         assert!(matches!(
-            l.upload("a", old, "w1", 0, 1, true, at(t0, 29)),
+            l.upload("a", rep("w1", old, 0, 1, true), at(t0, 29)),
             Taken::Refused { .. }
         ));
         assert!(matches!(
-            l.upload("a", new, "w2", 0, 1, true, at(t0, 29)),
+            l.upload("a", rep("w2", new, 0, 1, true), at(t0, 29)),
             Taken::Items { skip: 0, .. }
         ));
         // Over: even the holder's late resend changes nothing, and nobody can claim it.

@@ -42,6 +42,10 @@ pub const NATS_ENV: &str = "AGENT_RELAY_NATS";
 /// The environment variable every process a worker starts carries: the worker's name.
 pub const WORKER_ENV: &str = "AGENT_RELAY_WORKER";
 
+/// The environment variable every process a worker starts carries: the worker's working
+/// directory. With the name, it says which worker a leftover process belongs to.
+pub const WORKER_HOME_ENV: &str = "AGENT_RELAY_WORKER_HOME";
+
 /// Timing shared by coordinators and workers; read from the environment so tests (and
 /// impatient people) can make it short.
 #[derive(Debug, Clone, PartialEq, Eq)]

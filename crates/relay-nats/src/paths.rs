@@ -39,11 +39,18 @@ impl PathMap {
     /// `p` on this worker. The run directory is looked at first: it usually lies inside
     /// the project.
     pub fn path(&self, p: &Path) -> PathBuf {
+        let under = |base: &Path, rest: &Path| {
+            if rest.as_os_str().is_empty() {
+                base.to_path_buf()
+            } else {
+                base.join(rest)
+            }
+        };
         if let Ok(rest) = p.strip_prefix(&self.from_run) {
-            return self.to_run.join(rest);
+            return under(&self.to_run, rest);
         }
         if let Ok(rest) = p.strip_prefix(&self.from_root) {
-            return self.to_root.join(rest);
+            return under(&self.to_root, rest);
         }
         p.to_path_buf()
     }

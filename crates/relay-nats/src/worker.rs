@@ -33,7 +33,7 @@ use crate::wire::{
     self, AttemptId, Claim, ClaimReply, Down, DownItem, DownReply, Fence, Offer, Outcome, Running,
     Token, UpItem, Upload, UploadReply, Work, WorkerStatus,
 };
-use crate::{Timing, WORKER_ENV};
+use crate::{Timing, WORKER_ENV, WORKER_HOME_ENV};
 
 fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
     m.lock().unwrap_or_else(PoisonError::into_inner)
@@ -110,6 +110,11 @@ fn host_name() -> String {
         .unwrap_or_else(|| "localhost".into())
 }
 
+/// One line on the worker's stderr: what a person watching it wants to know.
+fn say(worker: &str, what: &str) {
+    eprintln!("worker {worker}: {what}");
+}
+
 /// The default name of a worker: the host's name.
 pub fn default_name() -> String {
     host_name()
@@ -137,7 +142,12 @@ pub async fn serve(
         return Err(NatsError::NameTaken(opts.name.clone()));
     }
     // What an earlier process of this worker left behind is nobody's now.
-    relay_broker::procscan::end_groups_with_env(WORKER_ENV, &opts.name, opts.kill_grace).await;
+    let home = opts.workdir.display().to_string();
+    relay_broker::procscan::end_groups_with_envs(
+        &[(WORKER_ENV, &opts.name), (WORKER_HOME_ENV, &home)],
+        opts.kill_grace,
+    )
+    .await;
     let state = Arc::new(State {
         offer: Capabilities::detect(opts.labels.clone(), opts.shell),
         slots: Arc::new(Semaphore::new(opts.capacity as usize)),
@@ -330,6 +340,13 @@ async fn take_offer(state: Arc<State>, m: jetstream::Message, permit: OwnedSemap
                 Duration::from_millis(lease_ms),
                 Duration::from_millis(grace_ms),
             );
+            say(
+                &state.opts.name,
+                &format!(
+                    "attempt {} (step {}) granted, token {token}",
+                    offer.attempt, offer.step
+                ),
+            );
             run_granted(&state, offer, token, lease, acker).await;
         }
     }
@@ -349,9 +366,13 @@ impl State {
     fn enter_run(&self, run: &str, map: &PathMap, wants_socket: bool) -> Option<PathBuf> {
         let mut runs = lock(&self.runs);
         let here = runs.entry(run.to_owned()).or_insert_with(|| RunHere {
-            watchdog: Watchdog::start(&self.opts.self_bin, &self.run_tag(run), self.opts.kill_grace)
-                .map_err(|e| tracing::warn!("no watchdog for run {run}: {e}"))
-                .ok(),
+            watchdog: Watchdog::start(
+                &self.opts.self_bin,
+                &self.run_tag(run),
+                self.opts.kill_grace,
+            )
+            .map_err(|e| tracing::warn!("no watchdog for run {run}: {e}"))
+            .ok(),
             bridge: None,
             attempts: 0,
         });
@@ -371,10 +392,8 @@ impl State {
             r.attempts = r.attempts.saturating_sub(1);
             r.attempts == 0
         });
-        if done && let Some(r) = runs.remove(run) {
-            if let Some(w) = r.watchdog {
-                w.disarm();
-            }
+        if done && let Some(w) = runs.remove(run).and_then(|r| r.watchdog) {
+            w.disarm();
         }
     }
 
@@ -408,6 +427,10 @@ impl State {
             })
             .collect();
         out.push((WORKER_ENV.to_owned(), self.opts.name.clone()));
+        out.push((
+            WORKER_HOME_ENV.to_owned(),
+            self.opts.workdir.display().to_string(),
+        ));
         out
     }
 }
@@ -598,6 +621,7 @@ async fn report(
     let mut tenure = Tenure::new(ttl, grace, Instant::now());
     let mut finished = false;
     let mut lost: Option<Lost> = None;
+    let mut last_word_said = false;
     let progress_every = state.opts.timing.ack_wait.min(ttl) / 3;
     let mut progress = tokio::time::interval(progress_every.max(Duration::from_millis(50)));
     let mut tick = tokio::time::interval(Duration::from_millis(20));
@@ -654,25 +678,45 @@ async fn report(
         if let Some(why) = fenced {
             lost.get_or_insert(Lost::Fenced(why));
         }
-        if lost.is_some() {
-            cancel.cancel();
-            if finished {
-                // Not acknowledged: whoever holds the attempt now owns the offer.
-                return;
+        match &lost {
+            Some(Lost::Fenced(_)) => {
+                cancel.cancel();
+                if finished {
+                    // Not acknowledged: whoever holds the attempt now owns the offer.
+                    return;
+                }
+                continue;
             }
-            continue;
+            Some(Lost::Silent(_)) => {
+                // The coordinator has the last word: end the agent, then report its
+                // outcome once more; it is refused unless we still hold the lease.
+                cancel.cancel();
+                if !finished {
+                    continue;
+                }
+                if last_word_said {
+                    return;
+                }
+                last_word_said = true;
+            }
+            None => {}
         }
         let now = Instant::now();
-        if let Some(l) = tenure.lost(now) {
-            tracing::warn!(attempt = offer.attempt, "{l}");
-            lost = Some(l);
-            continue;
-        }
         if outbox.is_empty() && finished {
             let _ = acker.ack().await;
+            say(
+                &state.opts.name,
+                &format!("attempt {} reported", offer.attempt),
+            );
             return;
         }
         if outbox.is_empty() && !renew_now && !tenure.renew_due(now) {
+            if lost.is_none()
+                && let Some(l) = tenure.lost(now)
+            {
+                say(&state.opts.name, &format!("attempt {}: {l}", offer.attempt));
+                lost = Some(l);
+            }
             continue;
         }
         let (seq, batch) = outbox.batch(MAX_UPLOAD);
@@ -698,6 +742,10 @@ async fn report(
             .and_then(|r| wire::decode::<UploadReply>(&r.payload));
         match reply {
             Ok(UploadReply::Ack { next_seq, lease_ms }) => {
+                // Still ours after all (the coordinator is the judge of that).
+                if matches!(lost, Some(Lost::Silent(_))) {
+                    lost = None;
+                }
                 outbox.acked(next_seq);
                 let ttl = Duration::from_millis(lease_ms);
                 tenure.confirmed(Instant::now(), ttl);
@@ -706,10 +754,25 @@ async fn report(
                 }
             }
             Ok(UploadReply::Fenced { reason }) => {
-                tracing::warn!(attempt = offer.attempt, "fenced: {reason}");
+                say(
+                    &state.opts.name,
+                    &format!(
+                        "attempt {}: refused by the coordinator: {reason}",
+                        offer.attempt
+                    ),
+                );
                 lost = Some(Lost::Fenced(reason));
             }
-            Err(_) => {}
+            Err(_) => {
+                // Silent past lease and grace: the coordinator has given the attempt
+                // away (or failed it) by now.
+                if lost.is_none()
+                    && let Some(l) = tenure.lost(Instant::now())
+                {
+                    say(&state.opts.name, &format!("attempt {}: {l}", offer.attempt));
+                    lost = Some(l);
+                }
+            }
         }
     }
 }
