@@ -10,109 +10,12 @@
 
 mod support;
 
-use std::net::TcpListener;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Output, Stdio};
 use std::time::{Duration, Instant};
 
+use relay_testkit::nats::NatsServer;
 use support::{World, agent_relay, stderr, stdout, summary};
-
-/// The nats-server binary, or `None` (the test is skipped, unless `CI` is set).
-fn nats_server_bin() -> Option<PathBuf> {
-    let candidates = std::env::var_os("PATH")
-        .map(|p| std::env::split_paths(&p).collect::<Vec<_>>())
-        .unwrap_or_default()
-        .into_iter()
-        .chain([PathBuf::from("/usr/sbin"), PathBuf::from("/usr/local/bin")]);
-    for dir in candidates {
-        let p = dir.join("nats-server");
-        if p.is_file() {
-            return Some(p);
-        }
-    }
-    if std::env::var_os("CI").is_some() {
-        panic!("nats-server is not installed, and CI must run these tests (.ci/run installs it)");
-    }
-    eprintln!("SKIPPED: nats-server is not installed (apt-get install nats-server)");
-    None
-}
-
-/// A nats-server with JetStream on a random loopback port; stopped when dropped.
-struct NatsServer {
-    bin: PathBuf,
-    port: u16,
-    dir: PathBuf,
-    child: Option<Child>,
-}
-
-impl NatsServer {
-    fn start(bin: PathBuf, dir: &Path) -> NatsServer {
-        let port = TcpListener::bind("127.0.0.1:0")
-            .and_then(|l| l.local_addr())
-            .map(|a| a.port())
-            .expect("a free port");
-        let mut s = NatsServer {
-            bin,
-            port,
-            dir: dir.to_path_buf(),
-            child: None,
-        };
-        s.spawn();
-        s
-    }
-
-    fn spawn(&mut self) {
-        std::fs::create_dir_all(&self.dir).unwrap();
-        let log = std::fs::OpenOptions::new()
-            .create(true)
-            .append(true)
-            .open(self.dir.join("server.log"))
-            .unwrap();
-        let child = Command::new(&self.bin)
-            .args([
-                "-a",
-                "127.0.0.1",
-                "-p",
-                &self.port.to_string(),
-                "-js",
-                "-sd",
-            ])
-            .arg(&self.dir)
-            .stdout(Stdio::null())
-            .stderr(log)
-            .spawn()
-            .expect("start nats-server");
-        self.child = Some(child);
-        let deadline = Instant::now() + Duration::from_secs(10);
-        while std::net::TcpStream::connect(("127.0.0.1", self.port)).is_err() {
-            assert!(Instant::now() < deadline, "nats-server did not start");
-            std::thread::sleep(Duration::from_millis(20));
-        }
-    }
-
-    fn url(&self) -> String {
-        format!("nats://127.0.0.1:{}", self.port)
-    }
-
-    fn stop(&mut self) {
-        if let Some(mut c) = self.child.take() {
-            let _ = c.kill();
-            let _ = c.wait();
-        }
-    }
-
-    /// Stops the server and starts it again on the same port and store.
-    fn restart(&mut self) {
-        self.stop();
-        self.spawn();
-    }
-}
-
-impl Drop for NatsServer {
-    fn drop(&mut self) {
-        self.stop();
-    }
-}
 
 /// The short timings every process of a test runs with.
 const TIMING: &[(&str, &str)] = &[
@@ -207,12 +110,11 @@ static ONE_AT_A_TIME: std::sync::Mutex<()> = std::sync::Mutex::new(());
 
 impl Cluster {
     fn new() -> Option<Cluster> {
-        let bin = nats_server_bin()?;
         let turn = ONE_AT_A_TIME
             .lock()
             .unwrap_or_else(std::sync::PoisonError::into_inner);
         let world = World::new();
-        let server = NatsServer::start(bin, &world.path().join("nats"));
+        let server = NatsServer::start(&world.path().join("nats"))?;
         Some(Cluster {
             workers: Vec::new(),
             server,

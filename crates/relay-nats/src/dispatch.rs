@@ -923,6 +923,15 @@ impl Launcher for NatsLauncher {
         self.worker_of(label)
     }
 
+    fn message_transport(&self, run_id: &str) -> Option<Arc<dyn relay_messaging::Transport>> {
+        Some(Arc::new(crate::transport::NatsTransport::new(
+            self.inner.client.clone(),
+            run_id,
+            self.inner.epoch,
+            self.inner.opts.timing.ack_wait,
+        )))
+    }
+
     async fn run_process(
         &self,
         spec: ProcessSpec,
