@@ -743,3 +743,73 @@ workflows:
     assert_eq!(lines_of(&c.world.path().join("state/count-talk")), 1);
     assert!(dispatch_events(&c.world, "redispatched").is_empty());
 }
+
+#[test]
+fn placement_labels_choose_the_worker_and_workers_lists_them() {
+    let Some(mut c) = Cluster::new() else { return };
+    c.worker("plain", &["claude"], 2, &[]);
+    c.worker(
+        "zoned",
+        &["claude"],
+        2,
+        &["--label", "zone=b", "--label", "gpu=yes"],
+    );
+    c.wait_for_workers();
+    let listing = c
+        .coordinator(&["workers", "--nats", &c.server.url()])
+        .output()
+        .unwrap();
+    let text = stdout(&listing);
+    assert!(text.contains("zoned  2/2 free"), "{text}");
+    assert!(text.contains("gpu=yes,zone=b"), "{text}");
+    let mut steps = String::new();
+    for i in 0..4 {
+        steps.push_str(&format!(
+            "      - name: p{i}\n        agent: dev\n        task: \"[[fake:say=ok]]\"\n"
+        ));
+    }
+    c.world.write(
+        "wf.yaml",
+        &support::workflow("swarm:\n  pattern: dag\n", &format!("    steps:\n{steps}")),
+    );
+    let o = c
+        .coordinator(&["run", "wf.yaml", "--json", "--place", "dev:zone=b"])
+        .output()
+        .unwrap();
+    assert_eq!(o.status.code(), Some(0), "{}", c.diagnose(&o));
+    let placed = placements(&c.world);
+    assert_eq!(placed.len(), 4);
+    assert!(placed.iter().all(|(_, w)| w == "zoned"), "{placed:?}");
+}
+
+#[test]
+fn an_unreachable_server_is_a_runtime_failure_and_credentials_never_show() {
+    let w = World::new();
+    w.write(
+        "wf.yaml",
+        &support::workflow(
+            "",
+            "    steps:\n      - name: a\n        agent: dev\n        task: hi\n",
+        ),
+    );
+    // A port nobody listens on.
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let url = format!("nats://alice:s3cret@127.0.0.1:{port}");
+    let o = w.run(&["run", "wf.yaml", "--nats", &url]);
+    assert_eq!(o.status.code(), Some(4), "{}", stderr(&o));
+    let err = stderr(&o);
+    assert!(err.contains("***@127.0.0.1"), "{err}");
+    assert!(
+        !err.contains("s3cret") && !stdout(&o).contains("s3cret"),
+        "{err}"
+    );
+    let o = w.run(&["run", "wf.yaml", "--nats", "ftp://x"]);
+    assert_eq!(o.status.code(), Some(3), "{}", stderr(&o));
+    let o = w.run(&["worker", "--nats", &url, "--name", "w"]);
+    assert_eq!(o.status.code(), Some(4), "{}", stderr(&o));
+    assert!(!stderr(&o).contains("s3cret"));
+}

@@ -41,7 +41,7 @@ pub struct Job {
     /// Where runs are kept.
     pub workdir: PathBuf,
     /// Attempts go to workers through this NATS server; `None`: all run here.
-    pub nats: Option<crate::workers::NatsRun>,
+    pub nats: Option<relay_nats::RunDispatch>,
 }
 
 /// The single-threaded async runtime the commands run on (agents' terminals are read by
@@ -91,7 +91,7 @@ pub fn execute(job: Job, out: Output) -> CliResult {
                 Err(e) => {
                     drop(req);
                     let _ = view.await;
-                    return Err(e);
+                    return Err(e.into());
                 }
             },
         };

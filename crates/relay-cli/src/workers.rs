@@ -7,7 +7,7 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use clap::Args;
-use relay_nats::{DispatchOptions, NatsError, NatsLauncher, NatsUrl, Timing, WorkerOptions};
+use relay_nats::{NatsUrl, RunDispatch, Timing, WorkerOptions};
 use tokio_util::sync::CancellationToken;
 
 use crate::error::{CliError, CliResult, Exit};
@@ -28,23 +28,6 @@ pub struct NatsArgs {
     pub commands_on_workers: bool,
 }
 
-/// A run's dispatch to workers, resolved from its options.
-#[derive(Debug, Clone)]
-pub struct NatsRun {
-    url: NatsUrl,
-    placement: BTreeMap<String, BTreeMap<String, String>>,
-    commands_on_workers: bool,
-}
-
-fn nats_error(e: NatsError) -> CliError {
-    match e {
-        NatsError::BadUrl { .. } | NatsError::Invalid(_) | NatsError::NameTaken(_) => {
-            CliError::invalid(e)
-        }
-        _ => CliError::runtime(e),
-    }
-}
-
 impl NatsArgs {
     /// The options as given by `AGENT_RELAY_NATS` alone (for `resume`).
     pub fn from_env() -> NatsArgs {
@@ -57,38 +40,22 @@ impl NatsArgs {
     }
 
     /// `None` when the run stays on this machine.
-    pub fn resolve(&self) -> CliResult<Option<NatsRun>> {
+    pub fn resolve(&self) -> CliResult<Option<RunDispatch>> {
         let Some(url) = &self.nats else {
             return Ok(None);
         };
-        let url = NatsUrl::parse(url).map_err(nats_error)?;
+        let url = NatsUrl::parse(url).map_err(CliError::from)?;
         let mut placement: BTreeMap<String, BTreeMap<String, String>> = BTreeMap::new();
         for p in &self.place {
             let (agent, k, v) = relay_nats::caps::parse_placement(p).map_err(CliError::invalid)?;
             placement.entry(agent).or_default().insert(k, v);
         }
-        Ok(Some(NatsRun {
+        Ok(Some(RunDispatch {
             url,
             placement,
             commands_on_workers: self.commands_on_workers,
+            timing: Timing::from_env(),
         }))
-    }
-}
-
-impl NatsRun {
-    /// Connects the dispatching launcher for a run kept under `root`.
-    pub async fn connect(&self, root: PathBuf) -> CliResult<NatsLauncher> {
-        NatsLauncher::connect(
-            &self.url,
-            DispatchOptions {
-                root,
-                placement: self.placement.clone(),
-                commands_on_workers: self.commands_on_workers,
-                timing: Timing::from_env(),
-            },
-        )
-        .await
-        .map_err(nats_error)
     }
 }
 
@@ -117,7 +84,7 @@ pub struct WorkerArgs {
 
 /// `agent-relay worker`.
 pub fn worker(args: WorkerArgs) -> CliResult {
-    let url = NatsUrl::parse(&args.nats).map_err(nats_error)?;
+    let url = NatsUrl::parse(&args.nats).map_err(CliError::from)?;
     let mut labels = BTreeMap::new();
     for l in &args.labels {
         let (k, v) = relay_nats::caps::parse_label(l).map_err(CliError::invalid)?;
@@ -163,7 +130,7 @@ pub fn worker(args: WorkerArgs) -> CliResult {
         );
         relay_nats::serve(&url, opts, stop)
             .await
-            .map_err(nats_error)?;
+            .map_err(CliError::from)?;
         Ok(Exit::Success)
     })
 }
@@ -184,13 +151,13 @@ pub struct WorkersArgs {
 
 /// `agent-relay workers`.
 pub fn workers(args: WorkersArgs) -> CliResult {
-    let url = NatsUrl::parse(&args.nats).map_err(nats_error)?;
+    let url = NatsUrl::parse(&args.nats).map_err(CliError::from)?;
     let rt = crate::execute::runtime()?;
     rt.block_on(async move {
         let client = url
             .connect("agent-relay workers")
             .await
-            .map_err(nats_error)?;
+            .map_err(CliError::from)?;
         let list = relay_nats::status::list(&client, Duration::from_millis(args.wait_ms)).await;
         if args.json {
             println!("{}", serde_json::to_string(&list).unwrap_or_default());

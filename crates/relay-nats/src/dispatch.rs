@@ -58,6 +58,35 @@ pub struct DispatchOptions {
     pub timing: Timing,
 }
 
+/// How a run dispatches to workers, before it connects.
+#[derive(Debug, Clone)]
+pub struct RunDispatch {
+    /// The server.
+    pub url: NatsUrl,
+    /// Labels each agent's worker must carry, by agent name.
+    pub placement: BTreeMap<String, BTreeMap<String, String>>,
+    /// Deterministic steps run on workers offering a shell.
+    pub commands_on_workers: bool,
+    /// Timing.
+    pub timing: Timing,
+}
+
+impl RunDispatch {
+    /// Connects the dispatching launcher of a run whose project root is `root`.
+    pub async fn connect(&self, root: PathBuf) -> Result<NatsLauncher, NatsError> {
+        NatsLauncher::connect(
+            &self.url,
+            DispatchOptions {
+                root,
+                placement: self.placement.clone(),
+                commands_on_workers: self.commands_on_workers,
+                timing: self.timing.clone(),
+            },
+        )
+        .await
+    }
+}
+
 /// Runs attempts on workers over NATS (and the rest here). See the module docs.
 #[derive(Clone)]
 pub struct NatsLauncher {

@@ -33,7 +33,7 @@ pub mod worker;
 use std::time::Duration;
 
 pub use connect::{NatsError, NatsUrl};
-pub use dispatch::{DispatchOptions, NatsLauncher};
+pub use dispatch::{DispatchOptions, NatsLauncher, RunDispatch};
 pub use worker::{WorkerOptions, serve};
 
 /// The environment variable naming the NATS server a run dispatches to (as `--nats`).

@@ -797,7 +797,11 @@ async fn answer_status(state: Arc<State>, mut sub: async_nats::Subscriber) {
             host: state.host.clone(),
             pid: std::process::id(),
             capacity: state.opts.capacity,
-            free: u32::try_from(state.slots.available_permits()).unwrap_or(0),
+            // Running attempts, not free permits: an idle queue's pull holds one.
+            free: state
+                .opts
+                .capacity
+                .saturating_sub(u32::try_from(running.len()).unwrap_or(u32::MAX)),
             offer: state.offer.clone(),
             running,
         };
