@@ -14,6 +14,7 @@ pub mod events;
 mod exec;
 pub mod job;
 pub mod lock;
+pub mod markers;
 mod messaging;
 pub mod outcome;
 pub mod patterns;

@@ -149,7 +149,10 @@ async fn run_it<L: Launcher>(
             let spec = launch::command_process(shared, job, &text);
             let mut attempt = process_attempt(shared, job, launch.attempt, spec, cancel).await?;
             if !capture_output {
-                attempt.output.clear();
+                attempt.output = match attempt.exit_code {
+                    Some(code) => format!("command completed (exit {code})"),
+                    None => "command completed (killed by a signal)".to_string(),
+                };
             }
             Ok(attempt)
         }
