@@ -64,6 +64,15 @@ enum Command {
     Status(runs_cmd::StatusArgs),
     /// Print a run's events (and a step's output), optionally following a live run.
     Logs(runs_cmd::LogsArgs),
+    /// Print every decision a run made (pattern, retries, repairs, verdicts, votes,
+    /// nudges), with its reason and evidence.
+    Trajectory {
+        /// Run id, a unique prefix of one, or `last`.
+        run_id: String,
+        /// Print JSON.
+        #[arg(long)]
+        json: bool,
+    },
     /// Cancel a live run from another terminal: its agents are ended, it exits 130.
     Cancel {
         /// Run id, a unique prefix of one, or `last`.
@@ -164,6 +173,7 @@ fn dispatch(command: Command) -> CliResult {
         Command::Status(args) => runs_cmd::status(args),
         Command::Logs(args) => runs_cmd::logs(args),
         Command::Cancel { run_id } => runs_cmd::cancel(&run_id),
+        Command::Trajectory { run_id, json } => runs_cmd::trajectory(&run_id, json),
         Command::Templates(args) => {
             let code = templates::main(args);
             if code == ExitCode::SUCCESS {

@@ -266,5 +266,8 @@ pub fn print_summary(s: &RunSummary) {
     if let Some(r) = &s.reason {
         let _ = writeln!(err, "reason: {r}");
     }
+    for w in &s.worktrees {
+        let _ = writeln!(err, "worktree: {w}");
+    }
     let _ = writeln!(err, "run directory: {}", s.run_dir.display());
 }

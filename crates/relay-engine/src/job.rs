@@ -38,6 +38,28 @@ pub enum Work {
         /// Whether a non-zero exit fails the step (`failOnError`).
         fail_on_error: bool,
     },
+    /// A git worktree to create (or find, on a resume); the output is its absolute path.
+    Worktree {
+        /// Its branch.
+        branch: String,
+        /// Where a new branch starts.
+        base: String,
+        /// Whether a missing branch is created.
+        create: bool,
+        /// Where it goes, relative to the step's directory unless absolute.
+        path: String,
+    },
+    /// Wait for something to happen to local files.
+    WaitFor {
+        /// Globs, relative to the step's directory unless absolute.
+        paths: Vec<String>,
+        /// Which events count (`created`, `updated`, `deleted`; empty: any).
+        events: Vec<String>,
+        /// Bound on the wait.
+        timeout: Option<Duration>,
+    },
+    /// Something only a hosted service can do: the step fails with this reason.
+    Unavailable(String),
 }
 
 /// One run node, ready to run: everything resolved.
@@ -76,7 +98,7 @@ impl StepJob {
     pub fn agent(&self) -> Option<&Agent> {
         match &self.work {
             Work::Agent(a) => Some(a),
-            Work::Command { .. } => None,
+            _ => None,
         }
     }
 }
@@ -91,6 +113,8 @@ pub struct JobCtx<'a> {
     pub vars: &'a BTreeMap<String, String>,
     /// The run's working directory (steps' default cwd).
     pub workdir: &'a Path,
+    /// The directories of `paths`, resolved.
+    pub paths: &'a BTreeMap<String, PathBuf>,
     /// The run directory.
     pub run_dir: &'a Path,
 }
@@ -158,13 +182,50 @@ pub fn resolve(
                 None => format!("step `{}` has no agent", step.name),
             });
         }
-        (StepType::Worktree | StepType::WaitFor | StepType::Integration, _) => {
-            return Err(format!(
-                "step `{}`: `type: {}` steps are not run by this version",
-                step.name,
-                step.kind().as_str()
-            ));
+        (StepType::Worktree, _) => (
+            Work::Worktree {
+                branch: fill(step.branch.as_deref().unwrap_or(&step.name), Quoting::None)?,
+                base: fill(step.base_branch(), Quoting::None)?,
+                create: step.creates_branch(),
+                path: fill(&step.worktree_path(), Quoting::None)?,
+            },
+            "",
+            Quoting::None,
+        ),
+        (StepType::WaitFor, _) => {
+            let w = step.wait_for.clone().unwrap_or_default();
+            let local = w.provider.as_deref().is_none_or(|p| p == "local");
+            let work = if local {
+                Work::WaitFor {
+                    paths: w
+                        .all_paths()
+                        .into_iter()
+                        .map(|p| fill(p, Quoting::None))
+                        .collect::<Result<_, _>>()?,
+                    events: w.all_events().into_iter().map(str::to_owned).collect(),
+                    timeout: w.timeout().or(step.timeout_with(agent.as_ref())),
+                }
+            } else {
+                Work::Unavailable(format!(
+                    "waiting for `{}` events needs that hosted service, which is not reachable \
+                     offline (only `provider: local` file events are watched here)",
+                    w.provider.as_deref().unwrap_or_default()
+                ))
+            };
+            (work, "", Quoting::None)
         }
+        (StepType::Integration, _) => (
+            Work::Unavailable(format!(
+                "the `{}` integration{} needs its hosted service, which is not reachable offline",
+                step.integration.as_deref().unwrap_or("unnamed"),
+                step.action
+                    .as_deref()
+                    .map(|a| format!(" (action `{a}`)"))
+                    .unwrap_or_default()
+            )),
+            "",
+            Quoting::None,
+        ),
     };
     let mut text = fill(raw, quoting)?;
     if matches!(work, Work::Agent(_)) {
@@ -179,13 +240,20 @@ pub fn resolve(
             text.push_str(&format!("\n\n## {heading}\n{}", result_text(result)));
         }
     }
-    let cwd = match step
-        .cwd
-        .as_deref()
-        .or(agent.as_ref().and_then(|a| a.cwd.as_deref()))
-    {
-        Some(c) => ctx.workdir.join(fill(c, Quoting::None)?),
-        None => ctx.workdir.to_path_buf(),
+    // The step's own directory first, then its agent's; `cwd` is a path (variables and
+    // outputs filled in: a worktree step's output), `workdir` names an entry of `paths`.
+    let named = |w: &Option<String>| w.as_deref().and_then(|n| ctx.paths.get(n)).cloned();
+    let cwd = match (
+        &step.cwd,
+        named(&step.workdir),
+        agent.as_ref().and_then(|a| a.cwd.clone()),
+        agent.as_ref().and_then(|a| named(&a.workdir)),
+    ) {
+        (Some(c), ..) => ctx.workdir.join(fill(c, Quoting::None)?),
+        (None, Some(dir), ..) => dir,
+        (None, None, Some(c), _) => ctx.workdir.join(fill(&c, Quoting::None)?),
+        (None, None, None, Some(dir)) => dir,
+        (None, None, None, None) => ctx.workdir.to_path_buf(),
     };
     let check = match (&step.verification, spec.unverified) {
         (Some(v), false) => {
@@ -306,6 +374,7 @@ mod tests {
             wf,
             vars: &vars,
             workdir: Path::new("/w"),
+            paths: &BTreeMap::new(),
             run_dir: Path::new("/w/.agent-relay/runs/r"),
         };
         let agent = wf.steps[1].agent.clone();

@@ -25,6 +25,7 @@ pub mod scheduler;
 mod settings;
 pub mod snapshot;
 pub mod store;
+pub mod trajectory;
 
 pub use clock::{now_rfc3339, rfc3339};
 pub use exec::EXIT_INSTRUCTION;

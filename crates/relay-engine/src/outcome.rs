@@ -165,6 +165,9 @@ pub struct RunSummary {
     /// Set when the run stopped because the machine failed it.
     #[serde(skip_serializing_if = "Option::is_none", default)]
     pub runtime_error: Option<String>,
+    /// The git worktrees its worktree steps made (absolute paths).
+    #[serde(skip_serializing_if = "Vec::is_empty", default)]
+    pub worktrees: Vec<String>,
     /// The run directory.
     #[serde(skip)]
     pub run_dir: PathBuf,

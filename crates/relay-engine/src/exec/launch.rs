@@ -152,3 +152,43 @@ pub(super) fn session<L: Launcher>(
         nudge: shared.nudge.clone(),
     }
 }
+
+/// The script a worktree step runs: the worktree at `path` for `branch` (existing, or new
+/// from `base` when `create`), found again on a resume; it prints the worktree's
+/// absolute path. A rehearsal outside a git repository makes a plain directory instead.
+pub(super) fn worktree_script(
+    branch: &str,
+    base: &str,
+    create: bool,
+    path: &str,
+    rehearse: bool,
+) -> String {
+    let q = relay_spec::template::shell_quote;
+    format!(
+        r#"set -e
+branch={branch}; base={base}; dir={path}; create={create}; rehearse={rehearse}
+case "$dir" in /*) ;; *) dir="$PWD/$dir" ;; esac
+if ! git rev-parse --git-dir >/dev/null 2>&1; then
+  if [ "$rehearse" = yes ]; then
+    mkdir -p "$dir"; cd "$dir"; pwd -P; exit 0
+  fi
+  echo "not a git repository: $PWD (a worktree step needs one)" >&2; exit 1
+fi
+if [ -e "$dir/.git" ]; then
+  :
+elif git show-ref --verify --quiet "refs/heads/$branch"; then
+  git worktree add "$dir" "$branch" >&2
+elif [ "$create" = yes ]; then
+  git worktree add -b "$branch" "$dir" "$base" >&2
+else
+  echo "branch $branch does not exist, and createBranch is false" >&2; exit 1
+fi
+cd "$dir"; pwd -P
+"#,
+        branch = q(branch),
+        base = q(base),
+        path = q(path),
+        create = if create { "yes" } else { "no" },
+        rehearse = if rehearse { "yes" } else { "no" },
+    )
+}

@@ -6,6 +6,7 @@
 
 mod launch;
 pub mod verify;
+pub mod wait;
 
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -45,6 +46,9 @@ pub(crate) async fn run_attempt<L: Launcher>(
     cancel: CancellationToken,
 ) -> StepOutcome {
     let job = launch.job.clone();
+    if let Some(outcome) = without_running(&shared, &job) {
+        return outcome;
+    }
     if let Err(e) = crate::store::create_private_dir(&job.step_dir).await {
         return StepOutcome::Broken {
             why: format!("cannot write {}: {e}", job.step_dir.display()),
@@ -111,6 +115,40 @@ pub(crate) async fn run_attempt<L: Launcher>(
     }
 }
 
+/// The outcome of an attempt that runs nothing: a step only a hosted service could do
+/// (failed with the reason; a rehearsal stands in for the service), and under
+/// `--rehearse` a wait (it would wait for nothing the rehearsal agents make).
+fn without_running<L: Launcher>(shared: &Shared<L>, job: &StepJob) -> Option<StepOutcome> {
+    let rehearsed = |what: String| {
+        let _ = shared.events.send(EventKind::Warning {
+            message: format!("step `{}`: rehearsed: {what}", job.label),
+        });
+        StepOutcome::Completed {
+            output: format!("rehearsal: {what}"),
+            exit_code: None,
+        }
+    };
+    match &job.work {
+        Work::Unavailable(reason) if shared.rehearse => Some(rehearsed(reason.clone())),
+        Work::Unavailable(reason) => Some(StepOutcome::Failed {
+            output: String::new(),
+            reason: reason.clone(),
+            exit_code: None,
+            retryable: false,
+        }),
+        Work::WaitFor { paths, events, .. } if shared.rehearse => Some(rehearsed(format!(
+            "not waiting for {} on {}",
+            if events.is_empty() {
+                "any event".to_string()
+            } else {
+                events.join(" or ")
+            },
+            paths.join(", ")
+        ))),
+        _ => None,
+    }
+}
+
 /// Runs the attempt itself; an error is the machine failing it.
 async fn run_it<L: Launcher>(
     shared: &Arc<Shared<L>>,
@@ -145,6 +183,45 @@ async fn run_it<L: Launcher>(
                 .await;
             Ok(attempt)
         }
+        Work::Worktree {
+            branch,
+            base,
+            create,
+            path,
+        } => {
+            let script = launch::worktree_script(branch, base, *create, path, shared.rehearse);
+            let spec = launch::command_process(shared, job, &script);
+            let mut attempt = process_attempt(shared, job, launch.attempt, spec, cancel).await?;
+            attempt.output = attempt.output.trim().to_string();
+            Ok(attempt)
+        }
+        Work::WaitFor {
+            paths,
+            events,
+            timeout,
+        } => Ok(
+            match wait::wait(&job.cwd, paths, events, *timeout, cancel).await {
+                wait::WaitEnd::Event(e) => Attempt {
+                    end: AttemptEnd::Exited,
+                    exit_code: Some(0),
+                    signal: None,
+                    output: serde_json::to_string(&e).unwrap_or_default(),
+                },
+                wait::WaitEnd::TimedOut => Attempt {
+                    end: AttemptEnd::TimedOut(timeout.unwrap_or_default()),
+                    exit_code: None,
+                    signal: None,
+                    output: String::new(),
+                },
+                wait::WaitEnd::Cancelled => Attempt {
+                    end: AttemptEnd::Cancelled,
+                    exit_code: None,
+                    signal: None,
+                    output: String::new(),
+                },
+            },
+        ),
+        Work::Unavailable(reason) => Err(reason.clone()),
         Work::Command { capture_output, .. } => {
             let spec = launch::command_process(shared, job, &text);
             let mut attempt = process_attempt(shared, job, launch.attempt, spec, cancel).await?;

@@ -84,6 +84,7 @@ pub(crate) async fn drive<L: Launcher>(
                         }
                         log.flush().await?;
                         log.write_snapshot().await?;
+                        log.write_trajectory_summary().await?;
                         log.store.write_json("result.json", &summary).await?;
                         return Ok(summary);
                     }

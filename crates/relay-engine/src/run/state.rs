@@ -122,6 +122,8 @@ pub struct RunSetup<'a> {
     pub vars: &'a BTreeMap<String, String>,
     /// The run's working directory.
     pub workdir: PathBuf,
+    /// The directories of `paths`, resolved.
+    pub paths: BTreeMap<String, PathBuf>,
     /// The run directory.
     pub run_dir: PathBuf,
     /// The run id.
@@ -202,6 +204,7 @@ pub struct RunState<'a> {
     wf: &'a WorkflowDef,
     vars: &'a BTreeMap<String, String>,
     workdir: PathBuf,
+    paths: BTreeMap<String, PathBuf>,
     run_dir: PathBuf,
     run_id: String,
     nodes: Nodes,
@@ -221,6 +224,8 @@ pub struct RunState<'a> {
     barriers: Vec<(NodeId, Instant, u64)>,
     /// Nodes waiting to retry, and when.
     retrying: BTreeMap<NodeId, Instant>,
+    /// Worktrees made by worktree steps.
+    worktrees: Vec<String>,
     finished: bool,
 }
 
@@ -245,6 +250,7 @@ impl<'a> RunState<'a> {
             wf: setup.wf,
             vars: setup.vars,
             workdir: setup.workdir,
+            paths: setup.paths,
             run_dir: setup.run_dir,
             run_id: setup.run_id,
             nodes: Nodes(Vec::with_capacity(plan.nodes.len())),
@@ -262,6 +268,7 @@ impl<'a> RunState<'a> {
                 .map(|t| (deadline(now, t.as_millis() as u64), t.as_millis() as u64)),
             barriers,
             retrying: BTreeMap::new(),
+            worktrees: Vec::new(),
             finished: false,
         };
         for (s, id) in plan.final_node.iter().enumerate() {
@@ -470,6 +477,7 @@ impl<'a> RunState<'a> {
                     wf: self.wf,
                     vars: self.vars,
                     workdir: &self.workdir,
+                    paths: &self.paths,
                     run_dir: &self.run_dir,
                 };
                 let resolved = job::resolve(
@@ -604,6 +612,11 @@ impl<'a> RunState<'a> {
                 self.retrying.insert(id, at);
             }
             return;
+        }
+        if let (job::Work::Worktree { .. }, StepOutcome::Completed { output, .. }) =
+            (&job.work, &outcome)
+        {
+            self.worktrees.push(output.trim().to_string());
         }
         self.node_done(id, outcome, n, now, out);
     }
@@ -962,6 +975,7 @@ impl<'a> RunState<'a> {
             reason,
             duration_ms,
             runtime_error: broken,
+            worktrees: self.worktrees.clone(),
             run_dir: self.run_dir.clone(),
         }));
     }

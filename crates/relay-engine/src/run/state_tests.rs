@@ -60,6 +60,7 @@ impl<'a> Sim<'a> {
                 wf,
                 vars: &f.vars,
                 workdir: PathBuf::from("/w"),
+                paths: BTreeMap::new(),
                 run_dir: PathBuf::from("/w/.agent-relay/runs/r"),
                 run_id: "r".into(),
                 presets,
