@@ -43,6 +43,7 @@ impl Exit {
         match summary.status {
             RunStatus::Completed => Exit::Success,
             RunStatus::Cancelled => Exit::Interrupted,
+            RunStatus::NeedsHuman => Exit::NeedsPerson,
             RunStatus::Failed if summary.runtime_error.is_some() => Exit::Runtime,
             RunStatus::Failed => Exit::Failed,
         }

@@ -233,6 +233,7 @@ pub fn print_summary(s: &RunSummary) {
         RunStatus::Completed => "completed",
         RunStatus::Failed => "FAILED",
         RunStatus::Cancelled => "CANCELLED",
+        RunStatus::NeedsHuman => "NEEDS A PERSON",
     };
     let mut err = std::io::stderr().lock();
     let _ = writeln!(

@@ -60,6 +60,14 @@ pub enum Work {
     },
     /// Something only a hosted service can do: the step fails with this reason.
     Unavailable(String),
+    /// A one-shot agent repairing what made another step fail; what it changes is
+    /// recorded, and changing a protected file fails the repair.
+    Repair {
+        /// The repairing agent.
+        agent: Box<Agent>,
+        /// Globs of files it may not change (`errorHandling.protect`).
+        protect: Vec<String>,
+    },
 }
 
 /// One run node, ready to run: everything resolved.
@@ -97,7 +105,7 @@ impl StepJob {
     /// The agent, for agent steps.
     pub fn agent(&self) -> Option<&Agent> {
         match &self.work {
-            Work::Agent(a) => Some(a),
+            Work::Agent(a) | Work::Repair { agent: a, .. } => Some(a),
             _ => None,
         }
     }
@@ -333,6 +341,97 @@ pub struct Launch {
     pub attempt: u32,
     /// Its task or command.
     pub text: String,
+}
+
+/// How many repairs a failing step of `wf` may get before its retries: with
+/// `strategy: retry` (or `onError: retry`), `repairRetries`, else the retry budget when a
+/// `repairAgent` is named, else none.
+pub fn repair_budget(file: &RelayFile, wf: &WorkflowDef) -> u32 {
+    let Some(eh) = file.error_handling.as_ref() else {
+        return 0;
+    };
+    if file.on_error_for(wf) != relay_spec::OnError::Retry {
+        return 0;
+    }
+    match (eh.repair_retries, &eh.repair_agent) {
+        (Some(r), _) => r,
+        (None, Some(_)) => eh.max_retries(),
+        (None, None) => 0,
+    }
+}
+
+/// The job that repairs `failed` before its next attempt: the `repairAgent`, else the
+/// step's own agent, else `upstream` (the nearest agent upstream of a deterministic
+/// step); `None` when there is none. `k` counts the repairs of this step.
+pub fn repair_job(
+    ctx: &JobCtx<'_>,
+    failed: &StepJob,
+    previous: &Previous,
+    upstream: Option<&str>,
+    k: u32,
+) -> Option<StepJob> {
+    let eh = ctx.file.error_handling.as_ref();
+    let name = eh
+        .and_then(|e| e.repair_agent.as_deref())
+        .or(failed.agent().map(|a| a.name.as_str()))
+        .or(upstream)?;
+    let agent = ctx.file.agent(name)?.clone();
+    let what = match &failed.work {
+        Work::Agent(_) => "the task",
+        _ => "the command",
+    };
+    let mut text = format!(
+        "The step `{}` failed: {}.\n\nIt ran {what}:\n{}\n",
+        failed.step_name,
+        previous.reason,
+        clip(&failed.text, 4000)
+    );
+    if let Some(code) = previous.exit_code {
+        text.push_str(&format!("It exited with code {code}.\n"));
+    }
+    let tail = tail_lines(&previous.output, 40);
+    if !tail.is_empty() {
+        text.push_str(&format!("The end of its output was:\n{tail}\n"));
+    }
+    text.push_str(
+        "\nFind the cause and change what needs changing so that its next attempt passes. \
+         Say briefly what you changed.",
+    );
+    let protect = eh.map(|e| e.protect.clone()).unwrap_or_default();
+    if !protect.is_empty() {
+        text.push_str(&format!(
+            " Do not change these files: {}.",
+            protect.join(", ")
+        ));
+    }
+    let label = format!("{}:repair#{k}", failed.label);
+    Some(StepJob {
+        node: failed.node,
+        step: failed.step,
+        step_name: failed.step_name.clone(),
+        work: Work::Repair {
+            agent: Box::new(agent),
+            protect,
+        },
+        text,
+        append_board: false,
+        cwd: failed.cwd.clone(),
+        check: None,
+        max_attempts: 1,
+        retry_delay: Duration::ZERO,
+        timeout: failed.timeout,
+        step_dir: crate::store::step_dir_of(ctx.run_dir, &label),
+        label,
+    })
+}
+
+/// At most `max` bytes of `text` (cut at a character boundary).
+fn clip(text: &str, max: usize) -> &str {
+    let mut end = text.len().min(max);
+    while !text.is_char_boundary(end) {
+        end -= 1;
+    }
+    &text[..end]
 }
 
 /// What a failed attempt left for the next one to know.

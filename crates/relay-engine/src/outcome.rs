@@ -132,6 +132,9 @@ pub enum RunStatus {
     Failed,
     /// Interrupted or cancelled.
     Cancelled,
+    /// Stopped for a person to act (`onExhaustion: needs-human`); `resume` goes on.
+    #[serde(rename = "needs_human")]
+    NeedsHuman,
 }
 
 impl RunStatus {
@@ -141,6 +144,7 @@ impl RunStatus {
             RunStatus::Completed => "completed",
             RunStatus::Failed => "failed",
             RunStatus::Cancelled => "cancelled",
+            RunStatus::NeedsHuman => "needs_human",
         }
     }
 }

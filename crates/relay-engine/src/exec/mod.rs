@@ -5,6 +5,7 @@
 //! decides what the outcome means (retry, advance, fail).
 
 mod launch;
+pub mod repair;
 pub mod verify;
 pub mod wait;
 
@@ -53,6 +54,9 @@ pub(crate) async fn run_attempt<L: Launcher>(
         return StepOutcome::Broken {
             why: format!("cannot write {}: {e}", job.step_dir.display()),
         };
+    }
+    if let Work::Repair { agent, protect } = &job.work {
+        return repair_attempt(&shared, &launch, agent, protect, &cancel).await;
     }
     let attempt = match run_it(&shared, &launch, &cancel).await {
         Ok(a) => a,
@@ -222,6 +226,7 @@ async fn run_it<L: Launcher>(
             },
         ),
         Work::Unavailable(reason) => Err(reason.clone()),
+        Work::Repair { .. } => Err("a repair runs on its own".into()),
         Work::Command { capture_output, .. } => {
             let spec = launch::command_process(shared, job, &text);
             let mut attempt = process_attempt(shared, job, launch.attempt, spec, cancel).await?;
@@ -233,6 +238,84 @@ async fn run_it<L: Launcher>(
             }
             Ok(attempt)
         }
+    }
+}
+
+/// A repair: the agent runs one-shot between photographs of the working tree; what it
+/// changed is kept (`changes.txt`, `diff.patch` in its directory) and is the outcome's
+/// output; a protected file among the changes fails it.
+async fn repair_attempt<L: Launcher>(
+    shared: &Arc<Shared<L>>,
+    launch: &Launch,
+    agent: &relay_spec::Agent,
+    protect: &[String],
+    cancel: &CancellationToken,
+) -> StepOutcome {
+    let job = &launch.job;
+    let photo = |cwd: std::path::PathBuf, scratch: std::path::PathBuf| {
+        tokio::task::spawn_blocking(move || repair::photograph(&cwd, &scratch))
+    };
+    let before = match photo(job.cwd.clone(), job.step_dir.clone()).await {
+        Ok(p) => p,
+        Err(e) => return StepOutcome::Broken { why: e.to_string() },
+    };
+    let spec = launch::agent_process(shared, job, agent, &launch.text);
+    let attempt = match process_attempt(shared, job, launch.attempt, spec, cancel).await {
+        Ok(a) => a,
+        Err(why) => return StepOutcome::Broken { why },
+    };
+    let after = match photo(job.cwd.clone(), job.step_dir.clone()).await {
+        Ok(p) => p,
+        Err(e) => return StepOutcome::Broken { why: e.to_string() },
+    };
+    let changes = tokio::task::spawn_blocking(move || repair::compare(&before, &after))
+        .await
+        .unwrap_or_default();
+    let files = changes.files.join("\n");
+    let kept = [
+        ("output.txt", attempt.output.as_str()),
+        ("changes.txt", files.as_str()),
+        ("diff.patch", changes.diff.as_str()),
+    ];
+    for (name, text) in kept {
+        if let Err(e) = crate::store::write_atomic(&job.step_dir.join(name), text.as_bytes()).await
+        {
+            return StepOutcome::Broken { why: e.to_string() };
+        }
+    }
+    let summary = match changes.files.len() {
+        0 => "changed no files".to_string(),
+        n => format!("changed {n} file(s): {}", changes.files.join(", ")),
+    };
+    let forbidden = repair::protected(&changes, protect);
+    if !forbidden.is_empty() {
+        return StepOutcome::Failed {
+            output: summary,
+            reason: format!(
+                "the repair by `{}` changed protected files: {}",
+                agent.name,
+                forbidden.join(", ")
+            ),
+            exit_code: attempt.exit_code,
+            retryable: false,
+        };
+    }
+    match (attempt.end, attempt.exit_code) {
+        (AttemptEnd::Exited, Some(0)) => StepOutcome::Completed {
+            output: summary,
+            exit_code: Some(0),
+        },
+        (AttemptEnd::Cancelled, _) => StepOutcome::Cancelled { output: summary },
+        (_, code) => StepOutcome::Failed {
+            output: summary,
+            reason: format!(
+                "the repair by `{}` did not finish (exit code {})",
+                agent.name,
+                code.map_or("none".to_string(), |c| c.to_string())
+            ),
+            exit_code: code,
+            retryable: false,
+        },
     }
 }
 

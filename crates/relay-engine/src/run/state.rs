@@ -110,6 +110,9 @@ pub enum Stop {
     TimedOut(u64),
     /// The machine failed a node; nothing else can be trusted to run.
     Broken(String),
+    /// A step used up its retries and repairs, and a person decides what next
+    /// (`onExhaustion: needs-human`).
+    NeedsHuman(String),
 }
 
 /// Everything the state needs to know about the run at its start.
@@ -139,6 +142,12 @@ enum Attempts {
     Idle,
     /// Attempt `n` runs.
     Running { job: Arc<StepJob>, n: u32 },
+    /// Attempt `n` failed and a repair runs before attempt `n + 1`.
+    Repairing {
+        job: Arc<StepJob>,
+        n: u32,
+        previous: Previous,
+    },
     /// Attempt `n` failed; attempt `n + 1` starts when its time comes (`retrying`).
     Retrying {
         job: Arc<StepJob>,
@@ -167,6 +176,8 @@ struct NodeRecord {
     started_at: Option<Instant>,
     /// The agent it ran on.
     agent: Option<String>,
+    /// Repairs it had.
+    repairs: u32,
     result: Option<NodeResult>,
     skip_reason: Option<String>,
 }
@@ -226,6 +237,10 @@ pub struct RunState<'a> {
     retrying: BTreeMap<NodeId, Instant>,
     /// Worktrees made by worktree steps.
     worktrees: Vec<String>,
+    /// Repairs a failing step may have before its next attempt.
+    repair_budget: u32,
+    /// Whether a step that used up everything stops the run for a person.
+    needs_human_on_exhaustion: bool,
     finished: bool,
 }
 
@@ -269,6 +284,11 @@ impl<'a> RunState<'a> {
             barriers,
             retrying: BTreeMap::new(),
             worktrees: Vec::new(),
+            repair_budget: job::repair_budget(file, setup.wf),
+            needs_human_on_exhaustion: file
+                .error_handling
+                .as_ref()
+                .is_some_and(|e| e.on_exhaustion() == relay_spec::OnExhaustion::NeedsHuman),
             finished: false,
         };
         for (s, id) in plan.final_node.iter().enumerate() {
@@ -370,6 +390,7 @@ impl<'a> RunState<'a> {
                 publishes: node.publishes,
                 started_at: None,
                 agent: None,
+                repairs: 0,
                 result: None,
                 skip_reason: None,
             });
@@ -574,6 +595,13 @@ impl<'a> RunState<'a> {
                 attempts: Attempts::Running { job, n },
                 ..
             } if *n == attempt => (job.clone(), *n),
+            Kind::Run {
+                attempts: Attempts::Repairing { job, n, previous },
+                ..
+            } if *n == attempt => {
+                let (job, n, previous) = (job.clone(), *n, previous.clone());
+                return self.repair_done(id, job, n, previous, outcome, now, out);
+            }
             // Not the attempt in flight (a late report): nothing to do.
             _ => return,
         };
@@ -594,7 +622,7 @@ impl<'a> RunState<'a> {
         {
             let label = self.nodes.0[id.index()].label.clone();
             out.push(Effect::Record(EventKind::StepRetrying {
-                step: label,
+                step: label.clone(),
                 attempt: n,
                 reason: reason.clone(),
                 delay_ms: job.retry_delay.as_millis() as u64,
@@ -604,13 +632,10 @@ impl<'a> RunState<'a> {
                 exit_code: *exit_code,
                 output: output.clone(),
             };
-            if job.retry_delay.is_zero() {
-                self.launch(id, job, n + 1, Some(&previous), out);
-            } else if let Kind::Run { attempts, .. } = &mut self.nodes.0[id.index()].kind {
-                let at = now.checked_add(job.retry_delay).unwrap_or(now);
-                *attempts = Attempts::Retrying { job, n, previous };
-                self.retrying.insert(id, at);
+            if self.start_repair(id, &job, n, &previous, out) {
+                return;
             }
+            self.retry(id, job, n, previous, now, out);
             return;
         }
         if let (job::Work::Worktree { .. }, StepOutcome::Completed { output, .. }) =
@@ -619,6 +644,125 @@ impl<'a> RunState<'a> {
             self.worktrees.push(output.trim().to_string());
         }
         self.node_done(id, outcome, n, now, out);
+    }
+
+    /// Starts attempt `n + 1` of node `id`, after the retry delay.
+    fn retry(
+        &mut self,
+        id: NodeId,
+        job: Arc<StepJob>,
+        n: u32,
+        previous: Previous,
+        now: Instant,
+        out: &mut Vec<Effect>,
+    ) {
+        if job.retry_delay.is_zero() {
+            self.launch(id, job, n + 1, Some(&previous), out);
+        } else if let Kind::Run { attempts, .. } = &mut self.nodes.0[id.index()].kind {
+            let at = now.checked_add(job.retry_delay).unwrap_or(now);
+            *attempts = Attempts::Retrying { job, n, previous };
+            self.retrying.insert(id, at);
+        }
+    }
+
+    /// Launches a repair of node `id` before its next attempt, when it may have one and
+    /// an agent can do it; whether it did.
+    fn start_repair(
+        &mut self,
+        id: NodeId,
+        job: &Arc<StepJob>,
+        n: u32,
+        previous: &Previous,
+        out: &mut Vec<Effect>,
+    ) -> bool {
+        let rec = &self.nodes.0[id.index()];
+        if rec.repairs >= self.repair_budget || matches!(job.work, job::Work::Repair { .. }) {
+            return false;
+        }
+        let upstream = upstream_agent(self.wf, job.step);
+        let ctx = JobCtx {
+            file: self.file,
+            wf: self.wf,
+            vars: self.vars,
+            workdir: &self.workdir,
+            paths: &self.paths,
+            run_dir: &self.run_dir,
+        };
+        let Some(repair) =
+            job::repair_job(&ctx, job, previous, upstream.as_deref(), rec.repairs + 1)
+        else {
+            return false;
+        };
+        let rec = &mut self.nodes.0[id.index()];
+        rec.repairs += 1;
+        out.push(Effect::Record(EventKind::Pattern {
+            step: rec.label.clone(),
+            action: "repairing".into(),
+            detail: format!(
+                "{} repairs it (repair {} of {}) after: {}",
+                repair.agent().map(|a| a.name.as_str()).unwrap_or("?"),
+                rec.repairs,
+                self.repair_budget,
+                previous.reason
+            ),
+        }));
+        if let Kind::Run { attempts, .. } = &mut rec.kind {
+            *attempts = Attempts::Repairing {
+                job: job.clone(),
+                n,
+                previous: previous.clone(),
+            };
+        }
+        let text = repair.text.clone();
+        out.push(Effect::Launch(Launch {
+            job: Arc::new(repair),
+            attempt: n,
+            text,
+        }));
+        true
+    }
+
+    /// The repair before attempt `n + 1` of node `id` ended.
+    #[allow(clippy::too_many_arguments)]
+    fn repair_done(
+        &mut self,
+        id: NodeId,
+        job: Arc<StepJob>,
+        n: u32,
+        previous: Previous,
+        outcome: StepOutcome,
+        now: Instant,
+        out: &mut Vec<Effect>,
+    ) {
+        let label = self.nodes.0[id.index()].label.clone();
+        match outcome {
+            StepOutcome::Completed { output, .. } if self.stop.is_none() => {
+                out.push(Effect::Record(EventKind::Pattern {
+                    step: label,
+                    action: "repaired".into(),
+                    detail: output,
+                }));
+                self.retry(id, job, n, previous, now, out);
+            }
+            StepOutcome::Cancelled { .. } | StepOutcome::Completed { .. } => {
+                let output = previous.output;
+                self.node_done(id, StepOutcome::Cancelled { output }, n, now, out);
+            }
+            StepOutcome::Failed { reason, .. } | StepOutcome::Broken { why: reason } => {
+                out.push(Effect::Record(EventKind::Pattern {
+                    step: label,
+                    action: "repair-failed".into(),
+                    detail: reason.clone(),
+                }));
+                let failed = StepOutcome::Failed {
+                    output: previous.output,
+                    reason: format!("{} (and {reason})", previous.reason),
+                    exit_code: previous.exit_code,
+                    retryable: false,
+                };
+                self.node_done(id, failed, n, now, out);
+            }
+        }
     }
 
     fn tick(&mut self, now: Instant, out: &mut Vec<Effect>) {
@@ -846,10 +990,18 @@ impl<'a> RunState<'a> {
             }
             // Judged by a gate downstream: for the schedule, it is done.
             StepOutcome::Failed { .. } if soft => self.sched.complete(id),
-            StepOutcome::Failed { .. } => {
-                self.first_failure.get_or_insert(label);
+            StepOutcome::Failed { reason, .. } => {
+                self.first_failure.get_or_insert(label.clone());
                 let skipped = self.sched.fail(id);
                 self.record_skips(&skipped, out);
+                if self.needs_human_on_exhaustion && self.stop.is_none() && is_run {
+                    // Nothing new starts; what runs finishes; a person decides.
+                    self.stop = Some(Stop::NeedsHuman(format!(
+                        "step `{label}` used up its retries and repairs: {reason}"
+                    )));
+                    let skipped = self.sched.halt();
+                    self.record_skips(&skipped, out);
+                }
             }
             StepOutcome::Cancelled { .. } => {
                 let skipped = self.sched.fail(id);
@@ -935,6 +1087,7 @@ impl<'a> RunState<'a> {
         };
         let (status, reason) = match &self.stop {
             Some(Stop::Cancelled(why)) => (RunStatus::Cancelled, Some(why.clone())),
+            Some(Stop::NeedsHuman(why)) => (RunStatus::NeedsHuman, Some(why.clone())),
             Some(stop) => (RunStatus::Failed, Some(stop_reason(stop))),
             None if failed.is_empty() && self.first_failure.is_none() => {
                 (RunStatus::Completed, None)
@@ -962,6 +1115,10 @@ impl<'a> RunState<'a> {
                 duration_ms,
             },
             RunStatus::Cancelled => EventKind::RunCancelled {
+                reason: reason.clone().unwrap_or_default(),
+                duration_ms,
+            },
+            RunStatus::NeedsHuman => EventKind::RunNeedsHuman {
                 reason: reason.clone().unwrap_or_default(),
                 duration_ms,
             },
@@ -1033,9 +1190,32 @@ fn deadline(now: Instant, ms: u64) -> Instant {
         .unwrap_or_else(|| now + Duration::from_secs(100 * 365 * 24 * 3600))
 }
 
+/// The nearest agent upstream of `step` (breadth first over `dependsOn`), for repairing
+/// a step that has none of its own.
+fn upstream_agent(wf: &WorkflowDef, step: StepIdx) -> Option<String> {
+    let mut queue: std::collections::VecDeque<usize> = [step.get()].into();
+    let mut seen = vec![false; wf.steps.len()];
+    while let Some(i) = queue.pop_front() {
+        let s = wf.steps.get(i)?;
+        if i != step.get()
+            && let Some(a) = &s.agent
+        {
+            return Some(a.clone());
+        }
+        for d in &s.depends_on {
+            if let Some(j) = wf.steps.iter().position(|x| &x.name == d)
+                && !std::mem::replace(&mut seen[j], true)
+            {
+                queue.push_back(j);
+            }
+        }
+    }
+    None
+}
+
 fn stop_reason(stop: &Stop) -> String {
     match stop {
-        Stop::Cancelled(why) | Stop::Broken(why) => why.clone(),
+        Stop::Cancelled(why) | Stop::Broken(why) | Stop::NeedsHuman(why) => why.clone(),
         Stop::TimedOut(ms) => format!("run timed out after {ms} ms"),
     }
 }
