@@ -41,11 +41,8 @@ pub fn photograph(cwd: &Path, scratch: &Path) -> Photo {
         let top = PathBuf::from(top);
         let index = scratch.join("repair.index");
         let _ = std::fs::remove_file(&index);
-        // Start from the real index so ignored-but-tracked files are as they are.
-        if let Some(real) = git(&top, &["rev-parse", "--git-path", "index"], None) {
-            let real = top.join(real);
-            let _ = std::fs::copy(real, &index);
-        }
+        // A fresh index: every file is hashed, none is judged by a stat cache that a
+        // change within the same second would fool.
         let tree = git(&top, &["add", "-A"], Some(&index))
             .and_then(|_| git(&top, &["write-tree"], Some(&index)));
         let _ = std::fs::remove_file(&index);
