@@ -88,6 +88,16 @@ enum Command {
     Agents(messaging::AgentsArgs),
     /// List a run's messages and their states.
     Messages(messaging::MessagesArgs),
+    /// List the questions agents asked that wait for an answer (one run, or every live one).
+    Questions {
+        /// Run id, a unique prefix of one, or `last` (default: every live run here).
+        run_id: Option<String>,
+        /// Print JSON.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Answer the question a step's agent asked; the step goes on with the answer.
+    Answer(messaging::AnswerArgs),
     /// Read and write the run's shared board.
     Board(messaging::BoardArgs),
     /// Print the JSON Schema of relay.yaml.
@@ -187,6 +197,8 @@ fn dispatch(command: Command) -> CliResult {
         Command::Agents(args) => messaging::agents(args),
         Command::Messages(args) => messaging::messages(args),
         Command::Board(args) => messaging::board(args),
+        Command::Questions { run_id, json } => messaging::questions(run_id, json),
+        Command::Answer(args) => messaging::answer(args),
         Command::RehearseAgent { .. } => Ok(Exit::Success),
         Command::Watchdog {
             run_id,

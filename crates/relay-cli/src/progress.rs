@@ -166,6 +166,10 @@ impl View {
             EventKind::StepForceReleased { step } => {
                 format!("  {step}: force-released idle agent")
             }
+            EventKind::QuestionAsked { step, question } => format!(
+                "  {step}: asks a person: {question}\n    answer with: agent-relay answer last {step} \"...\""
+            ),
+            EventKind::QuestionAnswered { step, .. } => format!("  {step}: answered; going on"),
             _ => return,
         };
         self.line(&text);

@@ -175,6 +175,22 @@ pub enum EventKind {
         /// Details in words (tally, winner, reason).
         detail: String,
     },
+    /// An agent asked a person a question; its step waits for `agent-relay answer`.
+    #[serde(rename = "question:asked")]
+    QuestionAsked {
+        /// Step name.
+        step: String,
+        /// The question.
+        question: String,
+    },
+    /// A person answered a step's question.
+    #[serde(rename = "question:answered")]
+    QuestionAnswered {
+        /// Step name.
+        step: String,
+        /// The answer.
+        answer: String,
+    },
     /// An agent (or `agent-relay send`) sent a message; one event per recipient.
     #[serde(rename = "message:sent")]
     MessageSent {
@@ -274,6 +290,8 @@ impl EventKind {
             | EventKind::StepCompleted { step, .. }
             | EventKind::StepFailed { step, .. }
             | EventKind::StepSkipped { step, .. }
+            | EventKind::QuestionAsked { step, .. }
+            | EventKind::QuestionAnswered { step, .. }
             | EventKind::Pattern { step, .. } => Some(step),
             _ => None,
         }

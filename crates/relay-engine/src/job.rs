@@ -99,6 +99,8 @@ pub struct StepJob {
     pub timeout: Option<Duration>,
     /// The node's directory in the run directory.
     pub step_dir: PathBuf,
+    /// Whether its agent may ask a person (`humanAssistance` not off for the step).
+    pub human_assistance: bool,
 }
 
 impl StepJob {
@@ -299,7 +301,27 @@ pub fn resolve(
         retry_delay: eh.map_or(Duration::ZERO, |e| e.retry_delay()),
         timeout,
         step_dir: crate::store::step_dir_of(ctx.run_dir, node.label),
+        human_assistance: !step.human_assistance_off(),
     })
+}
+
+/// The task of the attempt after a question: the task, what the agent said, and the
+/// person's answer.
+pub fn answered_text(job: &StepJob, output: &str, question: &str, answer: &str) -> String {
+    let mut t = job.text.clone();
+    let tail = tail_lines(output, 20);
+    if !tail.is_empty() {
+        // Quoted so that its own markers (the question) are not read as said again.
+        let quoted: Vec<String> = tail.lines().map(|l| format!("  | {l}")).collect();
+        t.push_str(&format!(
+            "\n\n---\nLast time you wrote:\n{}",
+            quoted.join("\n")
+        ));
+    }
+    t.push_str(&format!(
+        "\n\nYou asked: {question}\nHUMAN_ANSWER: {answer}\nGo on with the task."
+    ));
+    t
 }
 
 /// The last `n` non-empty lines of `text`.
@@ -421,6 +443,7 @@ pub fn repair_job(
         retry_delay: Duration::ZERO,
         timeout: failed.timeout,
         step_dir: crate::store::step_dir_of(ctx.run_dir, &label),
+        human_assistance: false,
         label,
     })
 }

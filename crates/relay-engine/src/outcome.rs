@@ -29,6 +29,13 @@ pub enum StepOutcome {
         /// cancelled attempt or an unknown agent cannot).
         retryable: bool,
     },
+    /// The agent asked a person a question and stopped: its step waits for the answer.
+    NeedsAnswer {
+        /// What it produced, the question included.
+        output: String,
+        /// The question.
+        question: String,
+    },
     /// The run was cancelled while it ran.
     Cancelled {
         /// What it produced before it was stopped.
@@ -53,6 +60,7 @@ impl StepOutcome {
         match self {
             StepOutcome::Completed { output, .. }
             | StepOutcome::Failed { output, .. }
+            | StepOutcome::NeedsAnswer { output, .. }
             | StepOutcome::Cancelled { output } => output,
             StepOutcome::Broken { .. } => "",
         }
@@ -63,6 +71,7 @@ impl StepOutcome {
         match self {
             StepOutcome::Completed { .. } => None,
             StepOutcome::Failed { reason, .. } => Some(reason),
+            StepOutcome::NeedsAnswer { .. } => Some("waiting for an answer"),
             StepOutcome::Cancelled { .. } => Some("cancelled"),
             StepOutcome::Broken { why } => Some(why),
         }
@@ -74,7 +83,9 @@ impl StepOutcome {
             StepOutcome::Completed { exit_code, .. } | StepOutcome::Failed { exit_code, .. } => {
                 *exit_code
             }
-            StepOutcome::Cancelled { .. } | StepOutcome::Broken { .. } => None,
+            StepOutcome::NeedsAnswer { .. }
+            | StepOutcome::Cancelled { .. }
+            | StepOutcome::Broken { .. } => None,
         }
     }
 

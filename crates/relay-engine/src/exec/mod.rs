@@ -80,6 +80,19 @@ pub(crate) async fn run_attempt<L: Launcher>(
     if let Err(e) = crate::store::write_atomic(&out_file, attempt.output.as_bytes()).await {
         return StepOutcome::Broken { why: e.to_string() };
     }
+    // An agent that asked a person waits for the answer (the run state decides).
+    if job.agent().is_some()
+        && matches!(
+            attempt.end,
+            AttemptEnd::Exited | AttemptEnd::ExitRequested | AttemptEnd::ForceReleased
+        )
+        && let Some(question) = crate::markers::question(&attempt.output)
+    {
+        return StepOutcome::NeedsAnswer {
+            output: attempt.output,
+            question,
+        };
+    }
     let env = launch::base_env(&shared, &job);
     let verdict = judge(
         &attempt,

@@ -105,11 +105,13 @@ pub fn resolve_paths(
     Ok(out)
 }
 
-/// Whether `output` meets `cond`.
+/// Whether `output` meets `cond`. The output is trimmed first: a command's last line
+/// break is not part of what it says (`^main$` matches `main\n`).
 fn holds(cond: OutputCondition<'_>, output: &str) -> bool {
+    let output = output.trim();
     match cond {
-        OutputCondition::Empty => output.trim().is_empty(),
-        OutputCondition::NonEmpty => !output.trim().is_empty(),
+        OutputCondition::Empty => output.is_empty(),
+        OutputCondition::NonEmpty => !output.is_empty(),
         // Validation compiled every pattern; one that does not compile never holds.
         OutputCondition::Matches(p) => regex::Regex::new(p).is_ok_and(|re| re.is_match(output)),
     }
@@ -227,6 +229,12 @@ mod tests {
         let dirty = check(Some("non-empty"), None);
         assert!(judge(&dirty, Some(0), " M src/x.rs\n").is_some());
         assert_eq!(judge(&dirty, Some(0), "\n"), None);
+        let branch = check(None, Some("^(main|develop)$"));
+        assert_eq!(
+            judge(&branch, Some(0), "main\n"),
+            None,
+            "the last line break is not output"
+        );
         let version = check(None, Some("^v1\\."));
         assert_eq!(judge(&version, Some(1), "v1.4"), None, "conditions decide");
         assert!(

@@ -46,6 +46,13 @@ pub enum Input {
         /// Why, in words.
         reason: String,
     },
+    /// A person answered the question of node `step` (its label).
+    Answer {
+        /// The node.
+        step: String,
+        /// The answer.
+        text: String,
+    },
 }
 
 /// Something the driver must do, in order.
@@ -142,6 +149,13 @@ enum Attempts {
     Idle,
     /// Attempt `n` runs.
     Running { job: Arc<StepJob>, n: u32 },
+    /// Attempt `n` ended with a question; attempt `n + 1` starts with its answer.
+    Asking {
+        job: Arc<StepJob>,
+        n: u32,
+        question: String,
+        output: String,
+    },
     /// Attempt `n` failed and a repair runs before attempt `n + 1`.
     Repairing {
         job: Arc<StepJob>,
@@ -349,6 +363,7 @@ impl<'a> RunState<'a> {
                     self.halt(Stop::Cancelled(reason), now, &mut out);
                 }
             }
+            Input::Answer { step, text } => self.answered(&step, text, &mut out),
         }
         self.pump(now, &mut out);
         out
@@ -609,6 +624,9 @@ impl<'a> RunState<'a> {
         if let Some(s) = self.steps.get_mut(step.get()) {
             s.attempts += 1;
         }
+        if let StepOutcome::NeedsAnswer { output, question } = outcome {
+            return self.ask(id, job, n, question, output, now, out);
+        }
         let may_retry = outcome.retryable() && n < job.max_attempts && self.stop.is_none();
         if let (
             true,
@@ -644,6 +662,127 @@ impl<'a> RunState<'a> {
             self.worktrees.push(output.trim().to_string());
         }
         self.node_done(id, outcome, n, now, out);
+    }
+
+    /// Attempt `n` of node `id` asked a person `question`: the step waits for the answer
+    /// (holding its slot), or fails when it may not ask.
+    #[allow(clippy::too_many_arguments)]
+    fn ask(
+        &mut self,
+        id: NodeId,
+        job: Arc<StepJob>,
+        n: u32,
+        question: String,
+        output: String,
+        now: Instant,
+        out: &mut Vec<Effect>,
+    ) {
+        if !job.human_assistance || self.stop.is_some() {
+            let reason = if self.stop.is_some() {
+                format!("the agent asked a person (`{question}`) as the run was stopping")
+            } else {
+                format!(
+                    "the agent asked a person (`{question}`), and this step has human assistance off"
+                )
+            };
+            let failed = StepOutcome::Failed {
+                output,
+                reason,
+                exit_code: None,
+                retryable: false,
+            };
+            return self.node_done(id, failed, n, now, out);
+        }
+        let rec = &mut self.nodes.0[id.index()];
+        out.push(Effect::Record(EventKind::QuestionAsked {
+            step: rec.label.clone(),
+            question: question.clone(),
+        }));
+        if let Kind::Run { attempts, .. } = &mut rec.kind {
+            *attempts = Attempts::Asking {
+                job,
+                n,
+                question,
+                output,
+            };
+        }
+    }
+
+    /// The question node `label` asked, if it waits for an answer.
+    pub fn open_question(&self, label: &str) -> Option<&str> {
+        self.nodes.0.iter().find_map(|n| match &n.kind {
+            Kind::Run {
+                attempts: Attempts::Asking { question, .. },
+                ..
+            } if n.label == label => Some(question.as_str()),
+            _ => None,
+        })
+    }
+
+    /// Every open question: (node label, question).
+    pub fn open_questions(&self) -> Vec<(&str, &str)> {
+        self.nodes
+            .0
+            .iter()
+            .filter_map(|n| match &n.kind {
+                Kind::Run {
+                    attempts: Attempts::Asking { question, .. },
+                    ..
+                } => Some((n.label.as_str(), question.as_str())),
+                _ => None,
+            })
+            .collect()
+    }
+
+    /// A person answered node `label`'s question: its next attempt starts with it.
+    fn answered(&mut self, label: &str, text: String, out: &mut Vec<Effect>) {
+        let Some(i) = self.nodes.0.iter().position(|n| {
+            n.label == label
+                && matches!(
+                    n.kind,
+                    Kind::Run {
+                        attempts: Attempts::Asking { .. },
+                        ..
+                    }
+                )
+        }) else {
+            return;
+        };
+        let Kind::Run { attempts, .. } = &mut self.nodes.0[i].kind else {
+            return;
+        };
+        let Attempts::Asking {
+            job,
+            n,
+            question,
+            output,
+        } = std::mem::replace(attempts, Attempts::Idle)
+        else {
+            return;
+        };
+        out.push(Effect::Record(EventKind::QuestionAnswered {
+            step: label.to_owned(),
+            answer: text.clone(),
+        }));
+        let rec = &mut self.nodes.0[i];
+        let next = n + 1;
+        let text = job::answered_text(&job, &output, &question, &text);
+        out.push(Effect::Record(EventKind::StepStarted {
+            step: rec.label.clone(),
+            attempt: next,
+            agent: job.agent().map(|a| a.name.clone()),
+        }));
+        if let Kind::Run { attempts, .. } = &mut rec.kind {
+            *attempts = Attempts::Running {
+                job: job.clone(),
+                n: next,
+            };
+        }
+        out.push(Effect::Launch(Launch {
+            job,
+            attempt: next,
+            text,
+        }));
     }
 
     /// Starts attempt `n + 1` of node `id`, after the retry delay.
@@ -736,7 +875,9 @@ impl<'a> RunState<'a> {
     ) {
         let label = self.nodes.0[id.index()].label.clone();
         match outcome {
-            StepOutcome::Completed { output, .. } if self.stop.is_none() => {
+            StepOutcome::Completed { output, .. } | StepOutcome::NeedsAnswer { output, .. }
+                if self.stop.is_none() =>
+            {
                 out.push(Effect::Record(EventKind::Pattern {
                     step: label,
                     action: "repaired".into(),
@@ -744,7 +885,9 @@ impl<'a> RunState<'a> {
                 }));
                 self.retry(id, job, n, previous, now, out);
             }
-            StepOutcome::Cancelled { .. } | StepOutcome::Completed { .. } => {
+            StepOutcome::Cancelled { .. }
+            | StepOutcome::Completed { .. }
+            | StepOutcome::NeedsAnswer { .. } => {
                 let output = previous.output;
                 self.node_done(id, StepOutcome::Cancelled { output }, n, now, out);
             }
@@ -821,6 +964,22 @@ impl<'a> RunState<'a> {
         out.push(Effect::CancelRunning);
         let skipped = self.sched.halt();
         self.record_skips(&skipped, out);
+        let asking: Vec<(NodeId, u32, String)> = self
+            .nodes
+            .0
+            .iter()
+            .enumerate()
+            .filter_map(|(i, n)| match &n.kind {
+                Kind::Run {
+                    attempts: Attempts::Asking { n, output, .. },
+                    ..
+                } => Some((NodeId::new(i), *n, output.clone())),
+                _ => None,
+            })
+            .collect();
+        for (id, n, output) in asking {
+            self.node_done(id, StepOutcome::Cancelled { output }, n, now, out);
+        }
         for id in std::mem::take(&mut self.retrying).into_keys() {
             let (n, output) = match &self.nodes.0[id.index()].kind {
                 Kind::Run {
@@ -951,6 +1110,15 @@ impl<'a> RunState<'a> {
                 exit_code: *exit_code,
                 duration_ms,
             })),
+            StepOutcome::NeedsAnswer { question, .. } => {
+                out.push(Effect::Record(EventKind::StepFailed {
+                    step: label.clone(),
+                    attempt: attempts,
+                    reason: format!("unanswered question: {question}"),
+                    exit_code: None,
+                    duration_ms,
+                }))
+            }
             StepOutcome::Cancelled { .. } => out.push(Effect::Record(EventKind::StepFailed {
                 step: label.clone(),
                 attempt: attempts,
@@ -970,6 +1138,7 @@ impl<'a> RunState<'a> {
             let failure = match &outcome {
                 StepOutcome::Failed { reason, .. } => Some(reason.clone()),
                 StepOutcome::Broken { why } => Some(why.clone()),
+                StepOutcome::NeedsAnswer { question, .. } => Some(question.clone()),
                 StepOutcome::Completed { .. } | StepOutcome::Cancelled { .. } => None,
             };
             out.push(Effect::NodeEnded {
@@ -1003,7 +1172,7 @@ impl<'a> RunState<'a> {
                     self.record_skips(&skipped, out);
                 }
             }
-            StepOutcome::Cancelled { .. } => {
+            StepOutcome::Cancelled { .. } | StepOutcome::NeedsAnswer { .. } => {
                 let skipped = self.sched.fail(id);
                 self.record_skips(&skipped, out);
             }
