@@ -451,6 +451,7 @@ async fn run_session_attempt<L: Launcher>(
             SessionEvent::Relay(_)
             | SessionEvent::MessageDelivered { .. }
             | SessionEvent::MessageNotDelivered { .. } => return,
+            _ => return,
         };
         let _ = shared.events.send(kind);
     };

@@ -75,6 +75,143 @@ pub fn is_ready(
             .any(|row| cues.iter().any(|c| row.contains(c.as_str())))
 }
 
+/// Glyphs that, at the start of the cursor's row (or just before the cursor), mean the
+/// cursor is on an input line: the CLIs' prompts plus those of shells and REPLs.
+pub const INPUT_GLYPHS: [char; 8] = ['>', '❯', '›', '┃', '$', '#', '%', '»'];
+
+/// What the rendered screen says about taking a task, before the quiet time is counted.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Readiness {
+    /// Nothing that looks like an input line yet.
+    NotYet,
+    /// A start-up dialog is shown; the task must not be typed into it.
+    Dialog(&'static Dialog),
+    /// The CLI's own ready cue is shown (a hint: a shorter quiet time will do).
+    Cue,
+    /// The cursor is on an input line: a prompt glyph at the start of its row or just
+    /// before it, or inside an input box.
+    InputLine,
+}
+
+/// A start-up dialog a CLI may show before its prompt.
+#[derive(Debug, PartialEq, Eq)]
+pub struct Dialog {
+    /// What it asks, for events and reasons.
+    pub name: &'static str,
+    /// Lowercase phrases that must all be on screen.
+    pub phrases: &'static [&'static str],
+    /// The keys that answer it, when answering is safe; `None` = it needs a person (a
+    /// login, a credential choice, a safety warning), and is reported as the reason the
+    /// agent is not ready.
+    pub answer: Option<&'static str>,
+}
+
+/// The start-up dialogs recognised. Trusting the working folder and picking a theme are
+/// answered with their default (Enter); declining release notes is answered with `n`.
+/// Choosing a credential, logging in and accepting a bypass-permissions warning are
+/// decisions for a person.
+pub const DIALOGS: &[Dialog] = &[
+    Dialog {
+        name: "bypass-permissions warning",
+        phrases: &["bypass permissions mode"],
+        answer: None,
+    },
+    Dialog {
+        name: "use this API key?",
+        phrases: &["use this api key"],
+        answer: None,
+    },
+    Dialog {
+        name: "login",
+        phrases: &["select login method"],
+        answer: None,
+    },
+    Dialog {
+        name: "login",
+        phrases: &["how would you like to authenticate"],
+        answer: None,
+    },
+    Dialog {
+        name: "login",
+        phrases: &["sign in with chatgpt"],
+        answer: None,
+    },
+    Dialog {
+        name: "login",
+        phrases: &["enter gemini api key"],
+        answer: None,
+    },
+    Dialog {
+        name: "trust this folder",
+        phrases: &["do you trust the files in this folder"],
+        answer: Some("\r"),
+    },
+    Dialog {
+        name: "trust this folder",
+        phrases: &["trust the contents of this directory"],
+        answer: Some("\r"),
+    },
+    Dialog {
+        name: "theme picker",
+        phrases: &["choose the text style"],
+        answer: Some("\r"),
+    },
+    Dialog {
+        name: "release notes",
+        phrases: &["what's new in this version", "(y)es/(n)o"],
+        answer: Some("n\r"),
+    },
+    Dialog {
+        name: "press enter to continue",
+        phrases: &["press enter to continue"],
+        answer: Some("\r"),
+    },
+];
+
+/// The start-up dialog shown on `visible`, if any.
+pub fn dialog(visible: &[String]) -> Option<&'static Dialog> {
+    let screen = visible.join("\n").to_lowercase();
+    DIALOGS
+        .iter()
+        .find(|d| d.phrases.iter().all(|p| screen.contains(p)))
+}
+
+/// Whether the cursor at `cursor` (row, col) sits on an input line of `visible`.
+pub fn cursor_on_input(visible: &[String], cursor: (u16, u16)) -> bool {
+    let Some(row) = visible.get(usize::from(cursor.0)) else {
+        return false;
+    };
+    let t = row.trim_start();
+    if t.starts_with(['│', '┃']) {
+        // Inside an input box: the border is left of the cursor.
+        let border = row.chars().count() - t.chars().count();
+        return usize::from(cursor.1) > border;
+    }
+    if t.starts_with(INPUT_GLYPHS) {
+        return true;
+    }
+    let before: String = row.chars().take(usize::from(cursor.1)).collect();
+    before.trim_end().ends_with(INPUT_GLYPHS)
+}
+
+/// What `visible` says about readiness: a dialog first (ready text can be drawn before a
+/// dialog over it), then the CLI's cue, then the cursor on an input line.
+pub fn readiness(visible: &[String], cursor: (u16, u16), rules: &Rules) -> Readiness {
+    if let Some(d) = dialog(visible) {
+        return Readiness::Dialog(d);
+    }
+    let cue = visible
+        .iter()
+        .any(|row| rules.ready_cues.iter().any(|c| row.contains(c.as_str())));
+    if cue {
+        Readiness::Cue
+    } else if cursor_on_input(visible, cursor) {
+        Readiness::InputLine
+    } else {
+        Readiness::NotYet
+    }
+}
+
 /// The text after the prompt glyph when `row` is an input prompt row (the echo of typed
 /// input), allowing indentation and an input-box border in front.
 pub fn prompt_body(row: &str) -> Option<&str> {
