@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Records the session fixtures of the real CLIs (claude, codex, gemini, opencode, aider)
-# against the local mock model: start-up, a task typed in, the reply ending in `/exit`, a
-# relayed message and its reply. The fixtures land in
+# against the local mock model: start-up, a task typed in and its reply, then a relayed
+# message typed into the live session and its reply ending in `/exit`. The fixtures land in
 # crates/relay-broker/tests/fixtures/real/<cli>-<version>.jsonl and are replayed by
 # crates/relay-broker/tests/session_recorded.rs.
 #
@@ -23,13 +23,12 @@ rec() {
   local out="$dest/$cli-$version.jsonl"
   echo "== $cli $version"
   "$PYTHON" "$here/record.py" --out "$out" --version "$version" --ready "$ready" \
-    --task "Answer with the word. REPLY:${word}_TASK\\n/exit" --reply "${word}_TASK" \
+    --task "Answer with the word. REPLY:${word}_TASK" --reply "${word}_TASK" \
     --message "Relay message from lead: REPLY:${word}_MSG\\n/exit" --message-reply "${word}_MSG" \
     -- "$@" > "$root/$cli.screen" 2> "$root/$cli.err" || { echo "  FAILED"; cat "$root/$cli.err"; }
   sed 's/^/  | /' "$root/$cli.screen" | grep -v '^  | *$' | tail -25
 }
 
-want() { [ $# -eq 0 ] || [[ " $* " == *" $1 "* ]]; }
 sel=("$@")
 on() { local c=$1; [ ${#sel[@]} -eq 0 ] && return 0; for s in "${sel[@]}"; do [ "$s" = "$c" ] && return 0; done; return 1; }
 
@@ -51,5 +50,5 @@ if on opencode; then
 fi
 if on aider; then
   v=$(aider --version | awk '{print $2}')
-  rec aider "$v" '^> ' PONG aider --yes-always --no-git
+  rec aider "$v" '^>' PONG aider --yes-always --no-git
 fi

@@ -141,3 +141,71 @@ mod tests {
         );
     }
 }
+
+/// The fixture agents: small terminal programs that behave unlike the CLIs the fake
+/// agent copies (see `agents/` in this crate), each answering `REPLY:` in what it is
+/// typed the way the mock model does.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum FixtureAgent {
+    /// No banner, no ready cue, no reply glyph: a bare `❯ ` prompt (raw mode, its own
+    /// echo, bracketed paste).
+    BarePrompt,
+    /// Line-oriented: cooked terminal, every line break submits, answers at once, no
+    /// bracketed paste.
+    LineOriented,
+    /// Boots behind a spinner, answers after seconds of spinner, `/exit` in colour.
+    SlowSpinner,
+}
+
+impl FixtureAgent {
+    /// Every fixture agent.
+    pub const ALL: [FixtureAgent; 3] = [
+        FixtureAgent::BarePrompt,
+        FixtureAgent::LineOriented,
+        FixtureAgent::SlowSpinner,
+    ];
+
+    /// A short name, for test tags and messages.
+    pub fn name(self) -> &'static str {
+        match self {
+            FixtureAgent::BarePrompt => "bare-prompt",
+            FixtureAgent::LineOriented => "line-oriented",
+            FixtureAgent::SlowSpinner => "slow-spinner",
+        }
+    }
+
+    /// The script that runs it (with `python3`).
+    pub fn script(self) -> PathBuf {
+        let file = match self {
+            FixtureAgent::BarePrompt => "bare_prompt.py",
+            FixtureAgent::LineOriented => "line_agent.py",
+            FixtureAgent::SlowSpinner => "slow_spinner.py",
+        };
+        Path::new(env!("CARGO_MANIFEST_DIR"))
+            .join("agents")
+            .join(file)
+    }
+
+    /// argv that runs it.
+    pub fn argv(self) -> Vec<String> {
+        vec![
+            "python3".to_owned(),
+            self.script().to_string_lossy().into_owned(),
+        ]
+    }
+
+    /// Installs it in `dir` as an executable named `cli` (for `PATH`), which ignores the
+    /// CLI's arguments.
+    pub fn install_as(self, dir: &Path, cli: &str) -> std::io::Result<PathBuf> {
+        use std::os::unix::fs::PermissionsExt;
+        std::fs::create_dir_all(dir)?;
+        let path = dir.join(cli);
+        let _ = std::fs::remove_file(&path);
+        std::fs::write(
+            &path,
+            format!("#!/bin/sh\nexec python3 '{}'\n", self.script().display()),
+        )?;
+        std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o755))?;
+        Ok(path)
+    }
+}

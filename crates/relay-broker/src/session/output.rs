@@ -18,15 +18,18 @@ use super::screen::Screen;
 struct Anchor {
     /// Absolute main-screen row of the top of the input area.
     abs: u64,
-    /// The screen the task was typed on, and for the alternate screen the rows shown
-    /// before the task (banner, tips), which are never output.
+    /// The screen the task was typed on.
     screen: Typed,
+    /// Rows that are interface, never output: those shown below the input line when the
+    /// task was typed (status lines, footers) and, on the alternate screen, every row
+    /// shown before the task (banner, tips).
+    exclude: HashSet<String>,
 }
 
-#[derive(Debug)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Typed {
     Main,
-    Alternate { before: HashSet<String> },
+    Alternate,
 }
 
 #[derive(Debug)]
@@ -253,20 +256,21 @@ impl OutputTracker {
             }
             top -= 1;
         }
-        let screen = if self.screen.alternate() {
-            Typed::Alternate {
-                before: visible
-                    .iter()
-                    .map(|r| r.trim().to_owned())
-                    .filter(|r| !r.is_empty())
-                    .collect(),
-            }
+        let (screen, from) = if self.screen.alternate() {
+            (Typed::Alternate, 0)
         } else {
-            Typed::Main
+            (Typed::Main, usize::from(row) + 1)
         };
+        let exclude = visible
+            .iter()
+            .skip(from)
+            .map(|r| r.trim().to_owned())
+            .filter(|r| !r.is_empty())
+            .collect();
         self.region = Region::Anchored(Anchor {
             abs: self.screen.top_abs() + top as u64,
             screen,
+            exclude,
         });
     }
 
@@ -276,17 +280,12 @@ impl OutputTracker {
         let Region::Anchored(anchor) = &self.region else {
             return Observed::default();
         };
-        let empty = HashSet::new();
         let (rows, start, exclude) = if self.screen.alternate() {
             let rows = self.screen.visible_rows();
             let start = detect::echo_row(&rows, &self.probe).unwrap_or(0);
-            let exclude = match &anchor.screen {
-                Typed::Alternate { before } => before,
-                Typed::Main => &empty,
-            };
-            (rows, start, exclude)
+            (rows, start, &anchor.exclude)
         } else {
-            if matches!(anchor.screen, Typed::Alternate { .. }) {
+            if anchor.screen == Typed::Alternate {
                 // The app left the screen the task was typed on; what it wrote there was
                 // captured before it went.
                 return Observed::default();
@@ -296,7 +295,7 @@ impl OutputTracker {
                 .unwrap_or(usize::MAX)
                 .min(rows.len());
             let start = detect::echo_row(&rows, &self.probe).unwrap_or(anchor_idx);
-            (rows, start, &empty)
+            (rows, start, &anchor.exclude)
         };
         let region = &rows[start.min(rows.len())..];
         let exit = detect::find_exit(region, &self.injected, &self.rules);
