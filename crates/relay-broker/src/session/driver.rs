@@ -245,15 +245,20 @@ impl Driver {
         match &self.stage {
             Stage::Ended => return None,
             Stage::Starting { .. } => {
-                due.push(after(self.started, self.timing.ready_fallback));
+                // Only moments still ahead: past the fallback, a screen that is not quiet
+                // yet is looked at again when it could be, not in a busy loop.
+                let fallback = after(self.started, self.timing.ready_fallback);
+                let late = after(self.started, self.timing.ready_fallback.saturating_mul(2));
+                match (fallback, late) {
+                    (Some(f), _) if f > now => due.push(Some(f)),
+                    (_, Some(l)) if l > now => due.push(Some(l)),
+                    _ => due.push(self.never_quiet_at().filter(|t| *t > now)),
+                }
                 if let Some(last) = self.out.last_output()
                     && let Some(settled) = after(last, self.timing.settle)
                     && settled > now
                 {
                     due.push(Some(settled));
-                }
-                if now >= after(self.started, self.timing.ready_fallback).unwrap_or(now) {
-                    due.push(self.never_quiet_at());
                 }
             }
             Stage::Running => {
@@ -315,10 +320,10 @@ impl Driver {
                     && !answered.contains(&d.name)
                 {
                     answered.push(d.name);
-                    actions.push(Action::write(sanitize::wrap(
-                        &keys.replace('\r', ""),
-                        false,
-                    )));
+                    let text = sanitize::typed_text(keys, false);
+                    if !text.is_empty() {
+                        actions.push(Action::write(sanitize::wrap(&text, false)));
+                    }
                     if keys.ends_with('\r') {
                         actions.push(Action::write(super::inject::ENTER.to_vec()));
                     }
@@ -342,9 +347,13 @@ impl Driver {
             Readiness::Cue | Readiness::InputLine => settled,
             Readiness::NotYet => false,
         };
-        // A fallback still types only into a quiet screen (or one that never showed
-        // anything).
-        let quiet = settled || self.out.last_output().is_none();
+        // A fallback still types only into a quiet screen that looks drawn (or into a
+        // program that never wrote anything); a blank screen or a hidden cursor gets one
+        // more fallback wait.
+        let late = after(self.started, self.timing.ready_fallback.saturating_mul(2))
+            .is_none_or(|t| now >= t);
+        let quiet =
+            self.out.last_output().is_none() || (settled && (self.out.looks_drawn() || late));
         if ready || (fallback && quiet) {
             actions.push(Action::Emit(SessionEvent::Ready { fallback: !ready }));
             self.stage = Stage::Running;
@@ -833,5 +842,205 @@ mod tests {
             [Action::Terminal(Terminal::End(SessionEnd::TimedOut))]
         );
         assert_eq!(d.next_deadline(t0 + ms(50)), None);
+    }
+
+    fn generic(typed: &str) -> DriverConfig {
+        DriverConfig {
+            rules: Rules::for_cli(None),
+            ..config(typed, None)
+        }
+    }
+
+    #[test]
+    fn a_bare_prompt_without_any_cue_is_ready_after_a_quiet_moment() {
+        let t0 = Instant::now();
+        let mut d = Driver::new(generic("say hi"), t0);
+        d.on_output("Welcome to some agent\r\n\r\n\u{276f} ".as_bytes(), t0);
+        assert!(d.on_tick(t0 + ms(50)).is_empty(), "not quiet yet");
+        let a = d.on_tick(t0 + ms(100));
+        assert_eq!(events(&a), [SessionEvent::Ready { fallback: false }]);
+        assert_eq!(writes(&a), [b"say hi".to_vec()]);
+    }
+
+    #[test]
+    fn a_status_line_while_booting_then_a_prompt_is_ready_without_the_fallback() {
+        let t0 = Instant::now();
+        let mut d = Driver::new(generic("go"), t0);
+        // A codex-like start: a spinner line redrawn, then the prompt below it.
+        for i in 0..5u64 {
+            d.on_output(
+                format!("\r\x1b[2KBooting MCP server: fs {i}").as_bytes(),
+                t0 + ms(i * 40),
+            );
+            assert!(d.on_tick(t0 + ms(i * 40)).is_empty());
+        }
+        d.on_output("\r\n\u{203a} ".as_bytes(), t0 + ms(200));
+        let a = d.on_tick(t0 + ms(300));
+        assert_eq!(events(&a), [SessionEvent::Ready { fallback: false }]);
+    }
+
+    #[test]
+    fn a_trust_dialog_is_answered_and_the_task_waits_for_the_prompt() {
+        let t0 = Instant::now();
+        let mut d = Driver::new(generic("go"), t0);
+        d.on_output(
+            "Do you trust the files in this folder?\r\n\u{276f} 1. Yes, proceed\r\n  2. No, exit\r\n".as_bytes(),
+            t0,
+        );
+        let a = d.on_tick(t0 + ms(100));
+        assert_eq!(writes(&a), [b"\r".to_vec()], "Enter takes the default");
+        assert_eq!(
+            events(&a),
+            [SessionEvent::DialogAnswered {
+                dialog: "trust this folder".into()
+            }]
+        );
+        // Still on screen a moment later: not answered twice, no task typed into it.
+        assert!(d.on_tick(t0 + ms(300)).is_empty());
+        d.on_output(b"\x1b[2J\x1b[H> ", t0 + ms(350));
+        let a = d.on_tick(t0 + ms(450));
+        assert_eq!(events(&a), [SessionEvent::Ready { fallback: false }]);
+        assert_eq!(writes(&a), [b"go".to_vec()]);
+    }
+
+    #[test]
+    fn a_dialog_that_needs_a_person_is_the_reason_the_agent_is_not_ready() {
+        let t0 = Instant::now();
+        let mut d = Driver::new(generic("go"), t0);
+        d.on_output(
+            b"Detected a custom API key in your environment\r\nDo you want to use this API key?\r\n> 1. Yes\r\n  2. No (recommended)\r\n",
+            t0,
+        );
+        assert!(
+            writes(&d.on_tick(t0 + ms(500))).is_empty(),
+            "never typed into it"
+        );
+        let a = d.on_tick(t0 + ms(1000));
+        let got = events(&a);
+        let [SessionEvent::NotReady { reason }] = got.as_slice() else {
+            panic!("{a:?}");
+        };
+        assert!(reason.contains("use this API key?"), "{reason}");
+        assert!(matches!(
+            a.last(),
+            Some(Action::Terminal(Terminal::End(SessionEnd::DeliveryFailed(
+                _
+            ))))
+        ));
+    }
+
+    #[test]
+    fn the_fallback_never_types_into_a_blank_screen_with_a_hidden_cursor() {
+        let t0 = Instant::now();
+        let mut d = Driver::new(generic("go"), t0);
+        // An app that switched screens, hid the cursor and is still loading.
+        d.on_output(b"\x1b[?1049h\x1b[?25l", t0);
+        assert!(d.on_tick(t0 + ms(1000)).is_empty(), "not at the fallback");
+        assert_eq!(d.next_deadline(t0 + ms(1000)), Some(t0 + ms(2000)));
+        let a = d.on_tick(t0 + ms(2000));
+        assert_eq!(events(&a), [SessionEvent::Ready { fallback: true }]);
+    }
+
+    #[test]
+    fn a_multi_line_task_goes_in_as_one_line_without_bracketed_paste() {
+        let t0 = Instant::now();
+        let mut d = Driver::new(generic("first line\n/exit\n\nlast\rline"), t0);
+        d.on_output(b"> ", t0);
+        let a = d.on_tick(t0 + ms(100));
+        assert_eq!(writes(&a), [b"first line /exit last line".to_vec()]);
+    }
+
+    #[test]
+    fn an_agent_that_answered_before_enter_is_delivered_and_its_exit_honoured() {
+        let t0 = Instant::now();
+        let mut d = Driver::new(generic("say hi"), t0);
+        d.on_output(b"> ", t0);
+        d.on_tick(t0 + ms(100));
+        // A line-oriented agent took the text and answered while Enter was still due.
+        let a = d.on_output(b"say hi\r\nhi\r\n/exit\r\n> ", t0 + ms(110));
+        assert_eq!(
+            events(&a),
+            [
+                SessionEvent::TaskDelivered { attempts: 1 },
+                SessionEvent::ExitRequested
+            ]
+        );
+        assert_eq!(d.output(), "hi");
+    }
+
+    #[test]
+    fn an_exit_while_delivery_is_being_confirmed_ends_the_session() {
+        let t0 = Instant::now();
+        let mut d = Driver::new(generic("say hi"), t0);
+        d.on_output(b"> ", t0);
+        d.on_tick(t0 + ms(100));
+        assert_eq!(writes(&d.on_tick(t0 + ms(150))), [b"\r".to_vec()]);
+        let a = d.on_output(b"\r\n\x1b[1;35m/exit\x1b[0m\r\n", t0 + ms(160));
+        assert!(a.contains(&Action::Terminal(Terminal::End(SessionEnd::ExitRequested))));
+    }
+
+    #[test]
+    fn a_screen_that_repaints_is_not_a_reaction() {
+        let t0 = Instant::now();
+        let mut d = Driver::new(generic("do the thing"), t0);
+        d.on_output(b"\x1b[?2004h> \r\n\r\n  clock 10:00\x1b[2A\x1b[3G", t0);
+        d.on_tick(t0 + ms(100));
+        d.on_output(b"do the thing", t0 + ms(110));
+        assert_eq!(writes(&d.on_tick(t0 + ms(160))), [b"\r".to_vec()]);
+        // Only the clock below the input line changes; the text stays on the input line.
+        let a = d.on_output(b"\x1b7\x1b[2B\r\x1b[2K  clock 10:01\x1b8", t0 + ms(200));
+        assert!(events(&a).is_empty(), "{a:?}");
+        // The retry sees the text still in the input box and only presses Enter.
+        d.on_tick(t0 + ms(360));
+        assert_eq!(writes(&d.on_tick(t0 + ms(360))), [b"\r".to_vec()]);
+    }
+
+    #[test]
+    fn without_timeout_or_nudge_policy_an_idle_agent_is_nudged_then_released() {
+        let t0 = Instant::now();
+        let mut cfg = config("say hi", None);
+        cfg.timeout = None;
+        let mut d = Driver::new(cfg, t0);
+        let t = delivered(&mut d, t0);
+        d.on_output("\u{25cf} working\r\n".as_bytes(), t);
+        assert_eq!(events(&d.on_tick(t + ms(300))), [SessionEvent::Idle]);
+        let a = d.on_tick(t + ms(300));
+        assert!(writes(&a).is_empty());
+        // One idle threshold after the last activity: the nudge; one more: released.
+        let mut seen = Vec::new();
+        let mut now = t + ms(300);
+        while now < t + ms(2000) && !seen.contains(&SessionEvent::ForceReleased) {
+            now += ms(10);
+            seen.extend(events(&d.on_tick(now)));
+        }
+        assert_eq!(
+            seen,
+            [
+                SessionEvent::Nudged { count: 1 },
+                SessionEvent::ForceReleased
+            ]
+        );
+    }
+
+    #[test]
+    fn huge_thresholds_saturate_instead_of_overflowing() {
+        let t0 = Instant::now();
+        let mut cfg = config(
+            "say hi",
+            Some(NudgePolicy {
+                nudge_after: Duration::MAX,
+                escalate_after: Duration::MAX,
+                max_nudges: 1,
+            }),
+        );
+        cfg.timeout = Some(Duration::MAX);
+        cfg.timing.idle_threshold = Some(Duration::MAX);
+        cfg.timing.ready_fallback = Duration::MAX;
+        cfg.timing.confirm_timeout = Duration::MAX;
+        let mut d = Driver::new(cfg, t0);
+        let t = delivered(&mut d, t0);
+        d.on_output("\u{25cf} working\r\n".as_bytes(), t);
+        assert_eq!(d.next_deadline(t), None);
+        assert!(d.on_tick(t + Duration::from_secs(86_400)).is_empty());
     }
 }

@@ -96,7 +96,7 @@ impl Default for SessionTiming {
     fn default() -> Self {
         SessionTiming {
             settle: Duration::from_millis(400),
-            ready_fallback: Duration::from_secs(5),
+            ready_fallback: Duration::from_secs(15),
             enter_delay: Duration::from_millis(150),
             confirm_timeout: Duration::from_secs(2),
             delivery_attempts: 3,

@@ -156,6 +156,18 @@ impl OutputTracker {
         )
     }
 
+    /// Whether the screen looks drawn for a person: some text on it and the cursor shown.
+    /// A blank screen or a hidden cursor is an app still loading (or drawing its own
+    /// input elsewhere), a poor place for a fallback to type into.
+    pub(super) fn looks_drawn(&self) -> bool {
+        !self.screen.cursor_hidden()
+            && self
+                .screen
+                .visible_rows()
+                .iter()
+                .any(|r| !r.trim().is_empty())
+    }
+
     /// Whether the app enabled bracketed paste.
     pub(super) fn bracketed_paste(&self) -> bool {
         self.screen.bracketed_paste()
@@ -297,7 +309,19 @@ impl OutputTracker {
             let start = detect::echo_row(&rows, &self.probe).unwrap_or(anchor_idx);
             (rows, start, &anchor.exclude)
         };
-        let region = &rows[start.min(rows.len())..];
+        // With the cursor shown, what is below its row is interface (status lines, a
+        // clock, footers): the agent writes above its input line, or at the cursor.
+        let end = if self.screen.cursor_hidden() {
+            rows.len()
+        } else {
+            let above = if self.screen.alternate() {
+                0
+            } else {
+                usize::try_from(self.screen.top_abs() - self.screen.first_abs()).unwrap_or(0)
+            };
+            (above + usize::from(self.screen.cursor().0) + 1).min(rows.len())
+        };
+        let region = &rows[start.min(end)..end];
         let exit = detect::find_exit(region, &self.injected, &self.rules);
         let cut = exit.unwrap_or(region.len());
         let out = detect::extract_output(&region[..cut], &self.rules, &self.injected, exclude);
