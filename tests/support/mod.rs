@@ -59,7 +59,10 @@ impl World {
             .env("RELAY_TEST_TAG", &self.tag)
             .env("FAKE_AGENT_LOG", self.path().join("agents.log"))
             .env("FAKE_AGENT_STATE_DIR", self.path().join("state"))
-            .env("AGENT_RELAY_KILL_GRACE_MS", "300");
+            .env("AGENT_RELAY_KILL_GRACE_MS", "300")
+            // Every spec, event and outcome crosses the launcher seam as JSON, as it would
+            // to a launcher on another machine.
+            .env("AGENT_RELAY_LAUNCHER", "roundtrip");
         c
     }
 

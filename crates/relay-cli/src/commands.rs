@@ -3,17 +3,17 @@
 
 use std::collections::BTreeMap;
 use std::path::PathBuf;
-use std::process::ExitCode;
 use std::sync::Arc;
 
 use clap::Args;
-use relay_broker::LocalLauncher;
-use relay_engine::{EngineError, RunRequest, Settings};
+use relay_broker::AnyLauncher;
+use relay_engine::{Checked, RunRequest, Settings};
 use relay_spec::validate::{required_vars, select_workflow};
-use relay_spec::{Diagnostic, LoadError, Loaded};
+use relay_spec::{Diagnostic, LoadError, Loaded, Report};
 use tokio_util::sync::CancellationToken;
 
-use crate::{EXIT_INVALID, EXIT_RUNTIME, progress};
+use crate::error::{CliError, CliResult, Exit};
+use crate::progress;
 
 /// Options shared by commands that read a workflow.
 #[derive(Args, Debug)]
@@ -75,117 +75,129 @@ pub struct ValidateArgs {
     pub wf: WorkflowArgs,
 }
 
-pub(crate) fn print_diagnostics(loaded: &Loaded, diags: &[&Diagnostic]) {
+/// The lines that show `diags`: each rendered with its position, then the offending line.
+pub(crate) fn diagnostic_lines(loaded: &Loaded, diags: &[&Diagnostic]) -> Vec<String> {
+    let mut lines = Vec::new();
     for d in diags {
-        eprintln!("{}", d.render(&loaded.origin));
+        lines.push(d.render(&loaded.origin));
         if let Some(pos) = d.pos {
             let snippet = relay_spec::load::snippet_at(&loaded.source, pos);
             if !snippet.is_empty() {
-                eprintln!("{snippet}");
+                lines.push(snippet);
             }
         }
     }
+    lines
 }
 
-/// Prints why a workflow could not be read, with the offending line when there is one.
-pub(crate) fn print_load_error(e: &LoadError) {
+/// Prints `diags` (warnings shown beside a run or a validation that goes on).
+pub(crate) fn print_diagnostics(loaded: &Loaded, diags: &[&Diagnostic]) {
+    for line in diagnostic_lines(loaded, diags) {
+        eprintln!("{line}");
+    }
+}
+
+/// The lines that show why a workflow could not be read, with the offending line.
+pub(crate) fn load_error_lines(e: &LoadError) -> Vec<String> {
     match e {
-        LoadError::Io { .. } => eprintln!("error: {e}"),
         LoadError::Syntax { .. } => {
-            eprintln!("{}", e.to_string().replacen(": ", ": error: ", 1));
-            if let Some(s) = e.snippet() {
-                eprintln!("{s}");
-            }
+            let mut lines = vec![e.to_string().replacen(": ", ": error: ", 1)];
+            lines.extend(e.snippet().map(str::to_owned));
+            lines
         }
+        _ => vec![format!("error: {e}")],
+    }
+}
+
+/// Prints why a workflow could not be read.
+pub(crate) fn print_load_error(e: &LoadError) {
+    for line in load_error_lines(e) {
+        eprintln!("{line}");
     }
 }
 
 /// Reads FILE; when there is no such file, FILE may name a template.
-fn load(path: &std::path::Path) -> Result<Loaded, ExitCode> {
+fn load(path: &std::path::Path) -> CliResult<Loaded> {
     if let Some(template) = crate::templates::load_by_name(path) {
-        return template;
+        return template.map_err(|code| CliError::reported(exit_of(code)));
     }
-    relay_spec::load_file(path).map_err(|e| {
-        print_load_error(&e);
-        ExitCode::from(EXIT_INVALID)
-    })
+    relay_spec::load_file(path).map_err(|e| CliError::lines(Exit::Invalid, load_error_lines(&e)))
 }
 
-fn collect_vars(args: &WorkflowArgs) -> Result<BTreeMap<String, String>, ExitCode> {
+/// The exit a printed exit code stands for.
+pub(crate) fn exit_of(code: std::process::ExitCode) -> Exit {
+    if code == std::process::ExitCode::from(Exit::Runtime.code()) {
+        Exit::Runtime
+    } else {
+        Exit::Invalid
+    }
+}
+
+fn collect_vars(args: &WorkflowArgs) -> CliResult<BTreeMap<String, String>> {
     let mut vars = BTreeMap::new();
     if let Some(f) = &args.vars_file {
-        match relay_spec::vars::read_vars_file(f) {
-            Ok(v) => vars.extend(v),
-            Err(e) => {
-                eprintln!("error: {e}");
-                return Err(ExitCode::from(EXIT_INVALID));
-            }
-        }
+        vars.extend(relay_spec::vars::read_vars_file(f).map_err(CliError::invalid)?);
     }
     for v in &args.vars {
-        match relay_spec::vars::parse_var(v) {
-            Ok((k, val)) => {
-                vars.insert(k, val);
-            }
-            Err(e) => {
-                eprintln!("error: {e}");
-                return Err(ExitCode::from(EXIT_INVALID));
-            }
-        }
+        let (k, val) = relay_spec::vars::parse_var(v).map_err(CliError::invalid)?;
+        vars.insert(k, val);
     }
     Ok(vars)
 }
 
-/// Loads and validates; prints every finding. `Err` carries the exit code.
-fn load_checked(args: &WorkflowArgs) -> Result<(Loaded, BTreeMap<String, String>), ExitCode> {
+/// Why a workflow with errors cannot run: every error with its position, and a count.
+pub(crate) fn invalid(loaded: &Loaded, report: &Report, what: &str) -> CliError {
+    let errors: Vec<&Diagnostic> = report.errors().collect();
+    let mut lines = diagnostic_lines(loaded, &errors);
+    let warnings = report.warnings().count();
+    lines.push(format!(
+        "{}: {} error{}{}; {what}",
+        loaded.origin,
+        errors.len(),
+        plural(errors.len()),
+        if warnings > 0 {
+            format!(", {warnings} warning{}", plural(warnings))
+        } else {
+            String::new()
+        }
+    ));
+    CliError::lines(Exit::Invalid, lines)
+}
+
+/// Loads and validates (once); errors become one `CliError` listing every finding.
+fn load_checked(args: &WorkflowArgs) -> CliResult<(Checked, Report, BTreeMap<String, String>)> {
     let loaded = load(&args.file)?;
     let vars = collect_vars(args)?;
-    let report = relay_spec::validate(&loaded, args.workflow.as_deref());
-    let errors: Vec<&Diagnostic> = report.errors().collect();
-    if !errors.is_empty() {
-        print_diagnostics(&loaded, &errors);
-        let warnings = report.warnings().count();
-        eprintln!(
-            "{}: {} error{}{}; nothing was run",
-            loaded.origin,
-            errors.len(),
-            if errors.len() == 1 { "" } else { "s" },
-            if warnings > 0 {
-                format!(
-                    ", {warnings} warning{}",
-                    if warnings == 1 { "" } else { "s" }
-                )
-            } else {
-                String::new()
-            }
-        );
-        return Err(ExitCode::from(EXIT_INVALID));
+    let workflow = args.workflow.as_deref();
+    match Checked::new(loaded, workflow) {
+        Ok((checked, report)) => Ok((checked, report, vars)),
+        Err(failed) => {
+            let (loaded, report) = *failed;
+            Err(invalid(&loaded, &report, "nothing was run"))
+        }
     }
-    Ok((loaded, vars))
 }
 
 /// Prints the pattern, why, who may message whom, and the plan (`--explain`).
-fn explain(loaded: &Loaded, workflow: Option<&str>) -> ExitCode {
-    let Ok((_, wf)) = select_workflow(&loaded.file, workflow) else {
-        return ExitCode::from(EXIT_INVALID);
-    };
-    let plan = relay_engine::patterns::build(&loaded.file, wf);
+fn explain(loaded: &Loaded, workflow: Option<&str>) -> CliResult {
+    let (_, wf) = select_workflow(&loaded.file, workflow).map_err(CliError::invalid)?;
+    let (plan, hooks) = relay_engine::patterns::build(&loaded.file, wf);
     println!("workflow `{}`", wf.name);
     println!(
         "pattern: {} ({})",
         plan.pattern.pattern.as_str(),
         plan.pattern.reason
     );
-    let topology = match &plan.topology {
-        relay_engine::patterns::Topology::All => "every agent may message every other".to_string(),
-        relay_engine::patterns::Topology::Hub(h) => format!(
+    let topology = match &hooks.topology {
+        relay_messaging::Topology::All => "every agent may message every other".to_string(),
+        relay_messaging::Topology::Hub(h) => format!(
             "spokes message only the hub ({})",
             h.iter().cloned().collect::<Vec<_>>().join(", ")
         ),
-        relay_engine::patterns::Topology::Tree(_) => {
+        relay_messaging::Topology::Tree(_) => {
             "agents message their manager and direct reports".to_string()
         }
-        relay_engine::patterns::Topology::Chain(c) => {
+        relay_messaging::Topology::Chain(c) => {
             format!(
                 "agents message their neighbours in the chain {}",
                 c.join(" -> ")
@@ -197,23 +209,19 @@ fn explain(loaded: &Loaded, workflow: Option<&str>) -> ExitCode {
     for line in plan.describe() {
         println!("  {line}");
     }
-    ExitCode::SUCCESS
+    Ok(Exit::Success)
 }
 
 /// `agent-relay validate FILE`.
-pub fn validate(args: ValidateArgs) -> ExitCode {
-    let (loaded, vars) = match load_checked(&args.wf) {
-        Ok(x) => x,
-        Err(code) => return code,
-    };
+pub fn validate(args: ValidateArgs) -> CliResult {
+    let (checked, report, vars) = load_checked(&args.wf)?;
+    let loaded = checked.loaded();
     if args.wf.explain {
-        return explain(&loaded, args.wf.workflow.as_deref());
+        return explain(loaded, args.wf.workflow.as_deref());
     }
-    let report = relay_spec::validate(&loaded, args.wf.workflow.as_deref());
     let mut warnings: Vec<Diagnostic> = report.warnings().cloned().collect();
     warnings.extend(relay_engine::capabilities::not_yet_effective(&loaded.file));
-    print_diagnostics(&loaded, &warnings.iter().collect::<Vec<_>>());
-    let mut missing_any = false;
+    print_diagnostics(loaded, &warnings.iter().collect::<Vec<_>>());
     let vars = loaded.file.vars_with_defaults(&vars);
     if let Ok((_, wf)) = select_workflow(&loaded.file, args.wf.workflow.as_deref()) {
         let needed = required_vars(wf);
@@ -226,18 +234,18 @@ pub fn validate(args: ValidateArgs) -> ExitCode {
             );
             // Only an error when the user supplied variables and still left some out.
             if !missing.is_empty() && (!args.wf.vars.is_empty() || args.wf.vars_file.is_some()) {
-                for m in &missing {
-                    eprintln!(
-                        "{}: error: missing variable `{m}` (pass --var {m}=VALUE)",
-                        loaded.origin
-                    );
-                }
-                missing_any = true;
+                let lines = missing
+                    .iter()
+                    .map(|m| {
+                        format!(
+                            "{}: error: missing variable `{m}` (pass --var {m}=VALUE)",
+                            loaded.origin
+                        )
+                    })
+                    .collect();
+                return Err(CliError::lines(Exit::Invalid, lines));
             }
         }
-    }
-    if missing_any {
-        return ExitCode::from(EXIT_INVALID);
     }
     let steps: usize = loaded.file.workflows.iter().map(|w| w.steps.len()).sum();
     println!(
@@ -255,7 +263,7 @@ pub fn validate(args: ValidateArgs) -> ExitCode {
             format!(", {} warning{}", warnings.len(), plural(warnings.len()))
         }
     );
-    ExitCode::SUCCESS
+    Ok(Exit::Success)
 }
 
 fn plural(n: usize) -> &'static str {
@@ -263,7 +271,7 @@ fn plural(n: usize) -> &'static str {
 }
 
 /// `agent-relay run FILE`.
-pub fn run(args: RunArgs) -> ExitCode {
+pub fn run(args: RunArgs) -> CliResult {
     let out = Output {
         json: args.json,
         quiet: args.quiet,
@@ -271,47 +279,29 @@ pub fn run(args: RunArgs) -> ExitCode {
     if let Some(id) = &args.resume {
         return crate::runs_cmd::resume(id, out);
     }
-    let (loaded, vars) = match load_checked(&args.wf) {
-        Ok(x) => x,
-        Err(code) => return code,
-    };
+    let (checked, _, vars) = load_checked(&args.wf)?;
     if args.wf.explain {
-        return explain(&loaded, args.wf.workflow.as_deref());
+        return explain(checked.loaded(), args.wf.workflow.as_deref());
     }
-    if let Err(code) =
-        crate::templates::check_required_vars(&loaded, args.wf.workflow.as_deref(), &vars)
-    {
-        return code;
-    }
-    let workdir = match workdir() {
-        Ok(d) => d,
-        Err(code) => return code,
-    };
+    crate::templates::check_required_vars(checked.loaded(), args.wf.workflow.as_deref(), &vars)
+        .map_err(|code| CliError::reported(exit_of(code)))?;
+    let workdir = workdir()?;
     let resume = match &args.start_from {
         None => None,
         Some(step) => {
             let prev = args.previous_run.as_deref().unwrap_or("last");
-            let found = relay_engine::runs::find_run(&workdir, prev).and_then(|dir| {
-                relay_engine::runs::prepare_start_from(
-                    &dir,
-                    &loaded,
-                    args.wf.workflow.as_deref(),
-                    step,
-                )
-            });
-            match found {
-                Ok(r) => Some(r),
-                Err(e) => {
-                    eprintln!("error: {e}");
-                    return ExitCode::from(EXIT_INVALID);
-                }
-            }
+            let dir = relay_engine::runs::find_run(&workdir, prev)?;
+            Some(relay_engine::runs::prepare_start_from(
+                &dir,
+                checked.loaded(),
+                args.wf.workflow.as_deref(),
+                step,
+            )?)
         }
     };
     execute(
         Job {
-            loaded,
-            workflow: args.wf.workflow.clone(),
+            checked,
             vars,
             rehearse: args.rehearse,
             resume,
@@ -322,19 +312,15 @@ pub fn run(args: RunArgs) -> ExitCode {
 }
 
 /// The working directory runs are kept under.
-pub fn workdir() -> Result<PathBuf, ExitCode> {
-    std::env::current_dir().map_err(|e| {
-        eprintln!("error: cannot determine the working directory: {e}");
-        ExitCode::from(EXIT_RUNTIME)
-    })
+pub fn workdir() -> CliResult<PathBuf> {
+    std::env::current_dir()
+        .map_err(|e| CliError::runtime(format!("cannot determine the working directory: {e}")))
 }
 
 /// A run to execute.
 pub struct Job {
-    /// The workflow file.
-    pub loaded: Loaded,
-    /// Which workflow.
-    pub workflow: Option<String>,
+    /// The workflow file, validated, and which workflow.
+    pub checked: Checked,
     /// Variables.
     pub vars: BTreeMap<String, String>,
     /// Rehearsal agents.
@@ -347,30 +333,35 @@ pub struct Job {
 
 /// The single-threaded async runtime the commands run on (agents' terminals are read by
 /// threads of their own, so one thread is enough for the coordinator).
-pub fn runtime() -> Result<tokio::runtime::Runtime, ExitCode> {
+pub fn runtime() -> CliResult<tokio::runtime::Runtime> {
     tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
-        .map_err(|e| {
-            eprintln!("error: cannot start the async runtime: {e}");
-            ExitCode::from(EXIT_RUNTIME)
-        })
+        .map_err(|e| CliError::runtime(format!("cannot start the async runtime: {e}")))
+}
+
+/// The launcher agents run through: `AGENT_RELAY_LAUNCHER` picks another than the local
+/// one (`roundtrip`: every value through JSON, as a launcher on another machine sees it).
+fn launcher() -> CliResult<AnyLauncher> {
+    let name = std::env::var("AGENT_RELAY_LAUNCHER").unwrap_or_default();
+    AnyLauncher::named(&name).ok_or_else(|| {
+        CliError::invalid(format!(
+            "AGENT_RELAY_LAUNCHER=`{name}` names no launcher (local, roundtrip)"
+        ))
+    })
 }
 
 /// Runs `job` on the local machine and turns the outcome into output and an exit code.
-pub fn execute(job: Job, out: Output) -> ExitCode {
-    let rt = match crate::commands::runtime() {
-        Ok(rt) => rt,
-        Err(code) => return code,
-    };
+pub fn execute(job: Job, out: Output) -> CliResult {
+    let rt = runtime()?;
+    let launcher = Arc::new(launcher()?);
     rt.block_on(async move {
         let cancel = CancellationToken::new();
         spawn_signal_handlers(cancel.clone());
         let (tx, rx) = tokio::sync::mpsc::unbounded_channel();
         let view = progress::spawn(rx, progress::Mode::pick(out.quiet));
         let req = RunRequest {
-            loaded: job.loaded,
-            workflow: job.workflow,
+            checked: job.checked,
             vars: job.vars,
             workdir: job.workdir,
             self_bin: crate::self_bin(),
@@ -380,45 +371,18 @@ pub fn execute(job: Job, out: Output) -> ExitCode {
             cancel,
             resume: job.resume,
         };
-        let result = relay_engine::run(Arc::new(LocalLauncher), req).await;
+        let result = relay_engine::run(launcher, req).await;
         let _ = view.await;
-        match result {
-            Ok(summary) => {
-                progress::print_summary(&summary);
-                if out.json {
-                    match serde_json::to_string(&summary) {
-                        Ok(s) => println!("{s}"),
-                        Err(e) => eprintln!("error: cannot encode the summary: {e}"),
-                    }
-                }
-                ExitCode::from(summary.exit_code() as u8)
+        let summary = result?;
+        progress::print_summary(&summary);
+        if out.json {
+            match serde_json::to_string(&summary) {
+                Ok(s) => println!("{s}"),
+                Err(e) => eprintln!("error: cannot encode the summary: {e}"),
             }
-            Err(e) => report_engine_error(&e),
         }
+        Ok(Exit::of_run(&summary))
     })
-}
-
-fn report_engine_error(e: &EngineError) -> ExitCode {
-    match e {
-        EngineError::Invalid(report) => {
-            for d in report.errors() {
-                eprintln!("{}", d.render("workflow"));
-            }
-        }
-        EngineError::MissingVars { names } => {
-            eprintln!("error: {e}; nothing was run");
-            let flags: Vec<String> = names.iter().map(|n| format!("--var {n}=VALUE")).collect();
-            eprintln!("  pass {}", flags.join(" "));
-        }
-        EngineError::UnknownWorkflow(_) | EngineError::CliMissing { .. } | EngineError::Lock(_) => {
-            eprintln!("error: {e}; nothing was run")
-        }
-        // The disk can fail mid-run: running agents were ended and what was recorded stays.
-        EngineError::Store(_) => {
-            eprintln!("error: {e}; the run stopped and any running agents were ended")
-        }
-    }
-    ExitCode::from(e.exit_code() as u8)
 }
 
 /// Ctrl+C, TERM and HUP cancel the run; the engine ends every agent group before exiting.

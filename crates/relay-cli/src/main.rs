@@ -1,8 +1,10 @@
 //! `agent-relay`: run relay.yaml workflows of coding agents, validate them, print the
-//! schema. Library errors become one clear message and an exit code here:
-//! 0 success, 1 a step failed, 3 invalid workflow or usage, 4 runtime failure, 130 interrupted.
+//! schema. Every command returns a `CliResult`; this is the one place that prints an
+//! error and decides the exit code (see `error::Exit`): 0 success, 1 a step failed,
+//! 2 a person is needed, 3 invalid workflow or usage, 4 runtime failure, 130 interrupted.
 
 mod commands;
+mod error;
 mod messaging;
 mod progress;
 mod rehearse;
@@ -13,6 +15,8 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
+
+use error::{CliResult, Exit};
 
 /// Exit code for a bad workflow file or bad usage.
 pub const EXIT_INVALID: u8 = 3;
@@ -93,19 +97,37 @@ fn main() -> ExitCode {
     let cli = match Cli::try_parse() {
         Ok(c) => c,
         Err(e) => {
-            let code = if e.use_stderr() { EXIT_INVALID } else { 0 };
+            let code = if e.use_stderr() {
+                Exit::Invalid
+            } else {
+                Exit::Success
+            };
             let _ = e.print();
-            return ExitCode::from(code);
+            return code.into();
         }
     };
-    match cli.command {
+    // The rehearsal agent stands in for an agent CLI: its exit code is the agent's own.
+    if let Command::RehearseAgent { cli, task } = &cli.command {
+        return rehearse::main(cli, &task.join(" "));
+    }
+    match dispatch(cli.command) {
+        Ok(exit) => exit.into(),
+        Err(e) => {
+            e.print();
+            e.exit.into()
+        }
+    }
+}
+
+fn dispatch(command: Command) -> CliResult {
+    match command {
         Command::Schema => {
             let schema = relay_spec::json_schema();
             println!(
                 "{}",
                 serde_json::to_string_pretty(&schema).unwrap_or_default()
             );
-            ExitCode::SUCCESS
+            Ok(Exit::Success)
         }
         Command::Validate(args) => commands::validate(args),
         Command::Run(args) => commands::run(args),
@@ -118,13 +140,20 @@ fn main() -> ExitCode {
         Command::Status(args) => runs_cmd::status(args),
         Command::Logs(args) => runs_cmd::logs(args),
         Command::Cancel { run_id } => runs_cmd::cancel(&run_id),
-        Command::Templates(args) => templates::main(args),
+        Command::Templates(args) => {
+            let code = templates::main(args);
+            if code == ExitCode::SUCCESS {
+                Ok(Exit::Success)
+            } else {
+                Err(error::CliError::reported(commands::exit_of(code)))
+            }
+        }
         Command::Send(args) => messaging::send(args),
         Command::Inbox(args) => messaging::inbox(args),
         Command::Agents(args) => messaging::agents(args),
         Command::Messages(args) => messaging::messages(args),
         Command::Board(args) => messaging::board(args),
-        Command::RehearseAgent { cli, task } => rehearse::main(&cli, &task.join(" ")),
+        Command::RehearseAgent { .. } => Ok(Exit::Success),
     }
 }
 

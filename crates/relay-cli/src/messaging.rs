@@ -8,7 +8,6 @@
 
 use std::io::Read;
 use std::path::PathBuf;
-use std::process::ExitCode;
 use std::time::{Duration, UNIX_EPOCH};
 
 use clap::{Args, Subcommand};
@@ -19,7 +18,7 @@ use relay_messaging::protocol::{ErrorKind, Reply, Request};
 use relay_messaging::{AgentState, MessageState, SOCKET_ENV, Target, socket_path};
 
 use crate::commands::workdir;
-use crate::{EXIT_INVALID, EXIT_RUNTIME};
+use crate::error::{CliError, CliResult, Exit};
 
 /// Which run to talk to.
 #[derive(Args, Debug)]
@@ -127,17 +126,12 @@ enum BoardOp {
     },
 }
 
-fn fail(code: u8, msg: impl std::fmt::Display) -> ExitCode {
-    eprintln!("error: {msg}");
-    ExitCode::from(code)
-}
-
 impl Endpoint {
     /// The socket to use: `--run`, `--socket`, else `$AGENT_RELAY_SOCKET`.
-    fn path(&self) -> Result<PathBuf, ExitCode> {
+    fn path(&self) -> CliResult<PathBuf> {
         if let Some(id) = &self.run {
             let wd = workdir()?;
-            let dir = relay_engine::runs::find_run(&wd, id).map_err(|e| fail(EXIT_INVALID, e))?;
+            let dir = relay_engine::runs::find_run(&wd, id)?;
             let run_id = dir
                 .file_name()
                 .map(|n| n.to_string_lossy().into_owned())
@@ -149,34 +143,31 @@ impl Endpoint {
         }
         match std::env::var_os(SOCKET_ENV) {
             Some(p) if !p.is_empty() => Ok(PathBuf::from(p)),
-            _ => Err(fail(
-                EXIT_RUNTIME,
-                format!(
-                    "no run to talk to: {SOCKET_ENV} is not set (every agent and step of a run has it; \
-                     from elsewhere pass --run RUN_ID or --socket PATH)"
-                ),
-            )),
+            _ => Err(CliError::runtime(format!(
+                "no run to talk to: {SOCKET_ENV} is not set (every agent and step of a run has it; \
+                 from elsewhere pass --run RUN_ID or --socket PATH)"
+            ))),
         }
     }
 
     /// One request to the run; errors become messages and exit codes.
-    fn ask(&self, req: &Request) -> Result<Reply, ExitCode> {
+    fn ask(&self, req: &Request) -> CliResult<Reply> {
         let path = self.path()?;
         let reply = Client::connect(&path)
             .and_then(|mut c| c.request(req))
             .map_err(|e| match e {
                 ClientError::Unreachable { .. } => {
-                    fail(EXIT_RUNTIME, format!("{e} (is the run still going?)"))
+                    CliError::runtime(format!("{e} (is the run still going?)"))
                 }
-                e => fail(EXIT_RUNTIME, e),
+                e => CliError::runtime(e),
             })?;
         match reply {
-            Reply::Error { kind, message } => Err(fail(
+            Reply::Error { kind, message } => Err(CliError::new(
                 match kind {
                     ErrorKind::UnknownRecipient
                     | ErrorKind::UnknownAgent
-                    | ErrorKind::BadRequest => EXIT_INVALID,
-                    ErrorKind::Failed => EXIT_RUNTIME,
+                    | ErrorKind::BadRequest => Exit::Invalid,
+                    ErrorKind::Failed => Exit::Runtime,
                 },
                 message,
             )),
@@ -185,11 +176,8 @@ impl Endpoint {
     }
 }
 
-fn unexpected(r: &Reply) -> ExitCode {
-    fail(
-        EXIT_RUNTIME,
-        format!("unexpected answer from the run: {r:?}"),
-    )
+fn unexpected(r: &Reply) -> CliError {
+    CliError::runtime(format!("unexpected answer from the run: {r:?}"))
 }
 
 /// Who this process speaks for: the agent, else the deterministic step, else `user`.
@@ -202,22 +190,19 @@ fn me(explicit: Option<&str>) -> String {
         .unwrap_or_else(|| "user".to_owned())
 }
 
-fn text_of(words: &[String]) -> Result<String, ExitCode> {
+fn text_of(words: &[String]) -> CliResult<String> {
     if words.len() == 1 && words[0] == "-" {
         let mut s = String::new();
-        std::io::stdin().read_to_string(&mut s).map_err(|e| {
-            fail(
-                EXIT_INVALID,
-                format!("cannot read the text from stdin: {e}"),
-            )
-        })?;
+        std::io::stdin()
+            .read_to_string(&mut s)
+            .map_err(|e| CliError::invalid(format!("cannot read the text from stdin: {e}")))?;
         return Ok(s);
     }
     Ok(words.join(" "))
 }
 
 /// `agent-relay send`.
-pub fn send(args: SendArgs) -> ExitCode {
+pub fn send(args: SendArgs) -> CliResult {
     let target = match (&args.to, &args.channel, args.all) {
         (Some(n), _, _) => Target::Agent(n.clone()),
         (_, Some(c), _) => Target::Channel(c.trim_start_matches('#').to_owned()),
@@ -226,28 +211,25 @@ pub fn send(args: SendArgs) -> ExitCode {
     if let Target::Agent(n) | Target::Channel(n) = &target
         && !is_name(n)
     {
-        return fail(
-            EXIT_INVALID,
-            format!("`{n}` is not a valid name (letters, digits, `-`, `_`, `.`)"),
-        );
+        return Err(CliError::invalid(format!(
+            "`{n}` is not a valid name (letters, digits, `-`, `_`, `.`)"
+        )));
     }
     let from = me(args.from.as_deref());
     if !is_name(&from) {
-        return fail(EXIT_INVALID, format!("`{from}` is not a valid sender name"));
+        return Err(CliError::invalid(format!(
+            "`{from}` is not a valid sender name"
+        )));
     }
-    let text = match text_of(&args.text) {
-        Ok(t) => t,
-        Err(c) => return c,
-    };
+    let text = text_of(&args.text)?;
     let req = Request::Send {
         from,
         to: target.to_string(),
         text,
     };
-    let receipts = match args.endpoint.ask(&req) {
-        Ok(Reply::Sent { receipts }) => receipts,
-        Ok(r) => return unexpected(&r),
-        Err(c) => return c,
+    let receipts = match args.endpoint.ask(&req)? {
+        Reply::Sent { receipts } => receipts,
+        r => return Err(unexpected(&r)),
     };
     if args.json {
         println!("{}", serde_json::to_string(&receipts).unwrap_or_default());
@@ -269,31 +251,31 @@ pub fn send(args: SendArgs) -> ExitCode {
             }
         }
     }
+    // Every copy failed: the reasons are printed above.
     if queued == 0 {
-        ExitCode::from(1)
+        Err(CliError::reported(Exit::Failed))
     } else {
-        ExitCode::SUCCESS
+        Ok(Exit::Success)
     }
 }
 
 /// `agent-relay inbox`.
-pub fn inbox(args: InboxArgs) -> ExitCode {
+pub fn inbox(args: InboxArgs) -> CliResult {
     let agent = args
         .agent
         .clone()
         .or_else(|| std::env::var("AGENT_RELAY_NAME").ok())
         .filter(|a| !a.is_empty());
     let Some(agent) = agent else {
-        return fail(
-            EXIT_INVALID,
+        return Err(CliError::invalid(
             "whose inbox? AGENT_RELAY_NAME is not set (pass --as NAME)",
-        );
+        ));
     };
     let wait_ms = match args.wait {
         Some(s) if s.is_finite() && s >= 0.0 => {
             Some(Duration::from_secs_f64(s.min(600.0)).as_millis() as u64)
         }
-        Some(_) => return fail(EXIT_INVALID, "--wait takes a number of seconds"),
+        Some(_) => return Err(CliError::invalid("--wait takes a number of seconds")),
         None => None,
     };
     let req = Request::Inbox {
@@ -301,14 +283,13 @@ pub fn inbox(args: InboxArgs) -> ExitCode {
         wait_ms,
         max: None,
     };
-    let messages = match args.endpoint.ask(&req) {
-        Ok(Reply::Messages { messages }) => messages,
-        Ok(r) => return unexpected(&r),
-        Err(c) => return c,
+    let messages = match args.endpoint.ask(&req)? {
+        Reply::Messages { messages } => messages,
+        r => return Err(unexpected(&r)),
     };
     if args.json {
         println!("{}", serde_json::to_string(&messages).unwrap_or_default());
-        return ExitCode::SUCCESS;
+        return Ok(Exit::Success);
     }
     for m in &messages {
         let via = match &m.target {
@@ -322,20 +303,19 @@ pub fn inbox(args: InboxArgs) -> ExitCode {
             m.text.replace('\n', "\n  ")
         );
     }
-    ExitCode::SUCCESS
+    Ok(Exit::Success)
 }
 
 /// `agent-relay agents`.
-pub fn agents(args: AgentsArgs) -> ExitCode {
-    let (agents, channels) = match args.endpoint.ask(&Request::Agents) {
-        Ok(Reply::Agents { agents, channels }) => (agents, channels),
-        Ok(r) => return unexpected(&r),
-        Err(c) => return c,
+pub fn agents(args: AgentsArgs) -> CliResult {
+    let (agents, channels) = match args.endpoint.ask(&Request::Agents)? {
+        Reply::Agents { agents, channels } => (agents, channels),
+        r => return Err(unexpected(&r)),
     };
     if args.json {
         let v = serde_json::json!({"agents": agents, "channels": channels});
         println!("{v}");
-        return ExitCode::SUCCESS;
+        return Ok(Exit::Success);
     }
     let me = std::env::var("AGENT_RELAY_NAME").unwrap_or_default();
     let width = agents
@@ -367,23 +347,22 @@ pub fn agents(args: AgentsArgs) -> ExitCode {
             if a.name == me { "  (you)" } else { "" },
         );
     }
-    ExitCode::SUCCESS
+    Ok(Exit::Success)
 }
 
 /// `agent-relay board`.
-pub fn board(args: BoardArgs) -> ExitCode {
+pub fn board(args: BoardArgs) -> CliResult {
     match args.op {
-        BoardOp::Get { key } => match args.endpoint.ask(&Request::BoardGet { key }) {
-            Ok(Reply::Value { entry: Some(e), .. }) => {
+        BoardOp::Get { key } => match args.endpoint.ask(&Request::BoardGet { key })? {
+            Reply::Value { entry: Some(e), .. } => {
                 println!("{}", e.value);
-                ExitCode::SUCCESS
+                Ok(Exit::Success)
             }
-            Ok(Reply::Value { key, entry: None }) => {
-                eprintln!("no value for `{key}` on the board");
-                ExitCode::from(1)
-            }
-            Ok(r) => unexpected(&r),
-            Err(c) => c,
+            Reply::Value { key, entry: None } => Err(CliError::new(
+                Exit::Failed,
+                format!("no value for `{key}` on the board"),
+            )),
+            r => Err(unexpected(&r)),
         },
         BoardOp::Set { key, value } => {
             let req = Request::BoardSet {
@@ -391,14 +370,13 @@ pub fn board(args: BoardArgs) -> ExitCode {
                 value: value.join(" "),
                 by: Some(me(None)).filter(|n| is_name(n)),
             };
-            match args.endpoint.ask(&req) {
-                Ok(Reply::Stored { .. }) => ExitCode::SUCCESS,
-                Ok(r) => unexpected(&r),
-                Err(c) => c,
+            match args.endpoint.ask(&req)? {
+                Reply::Stored { .. } => Ok(Exit::Success),
+                r => Err(unexpected(&r)),
             }
         }
-        BoardOp::List { json } => match args.endpoint.ask(&Request::BoardList) {
-            Ok(Reply::Board { entries }) => {
+        BoardOp::List { json } => match args.endpoint.ask(&Request::BoardList)? {
+            Reply::Board { entries } => {
                 if json {
                     println!("{}", serde_json::to_string(&entries).unwrap_or_default());
                 } else {
@@ -406,29 +384,20 @@ pub fn board(args: BoardArgs) -> ExitCode {
                         println!("{k} = {} (by {})", e.value.replace('\n', "\n  "), e.by);
                     }
                 }
-                ExitCode::SUCCESS
+                Ok(Exit::Success)
             }
-            Ok(r) => unexpected(&r),
-            Err(c) => c,
+            r => Err(unexpected(&r)),
         },
     }
 }
 
 /// `agent-relay messages RUN_ID`.
-pub fn messages(args: MessagesArgs) -> ExitCode {
-    let wd = match workdir() {
-        Ok(d) => d,
-        Err(c) => return c,
-    };
-    let dir = match relay_engine::runs::find_run(&wd, &args.run_id) {
-        Ok(d) => d,
-        Err(e) => return fail(EXIT_INVALID, e),
-    };
+pub fn messages(args: MessagesArgs) -> CliResult {
+    let wd = workdir()?;
+    let dir = relay_engine::runs::find_run(&wd, &args.run_id)?;
     let path = dir.join(MESSAGES_FILE);
-    let log = match read_log(&path) {
-        Ok(l) => l,
-        Err(e) => return fail(EXIT_RUNTIME, format!("cannot read {}: {e}", path.display())),
-    };
+    let log = read_log(&path)
+        .map_err(|e| CliError::runtime(format!("cannot read {}: {e}", path.display())))?;
     for (line, why) in &log.bad_lines {
         eprintln!("warning: {MESSAGES_FILE} line {line} is unreadable and was skipped ({why})");
     }
@@ -437,7 +406,7 @@ pub fn messages(args: MessagesArgs) -> ExitCode {
             "{}",
             serde_json::to_string_pretty(&log.messages).unwrap_or_default()
         );
-        return ExitCode::SUCCESS;
+        return Ok(Exit::Success);
     }
     if log.messages.is_empty() {
         eprintln!("no messages in this run");
@@ -464,5 +433,5 @@ pub fn messages(args: MessagesArgs) -> ExitCode {
             println!("       reason: {r}");
         }
     }
-    ExitCode::SUCCESS
+    Ok(Exit::Success)
 }

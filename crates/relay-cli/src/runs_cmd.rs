@@ -2,14 +2,15 @@
 
 use std::io::{Read, Seek, SeekFrom, Write};
 use std::path::{Path, PathBuf};
-use std::process::ExitCode;
 use std::time::Duration;
 
 use clap::Args;
-use relay_engine::runs::{self, CancelOutcome, RunInfo, RunsError};
+use relay_engine::Checked;
+use relay_engine::runs::{self, CancelOutcome, RunInfo, RunsError, Standing};
+use relay_engine::snapshot::StepState;
 
 use crate::commands::{Job, Output, execute, workdir};
-use crate::{EXIT_INVALID, EXIT_RUNTIME};
+use crate::error::{CliError, CliResult, Exit};
 
 /// `status` options.
 #[derive(Args, Debug)]
@@ -33,20 +34,14 @@ pub struct LogsArgs {
     pub follow: bool,
 }
 
-fn locate(id: &str) -> Result<PathBuf, ExitCode> {
+fn locate(id: &str) -> CliResult<PathBuf> {
     let wd = workdir()?;
-    runs::find_run(&wd, id).map_err(|e| {
-        eprintln!("error: {e}");
-        ExitCode::from(EXIT_INVALID)
-    })
+    Ok(runs::find_run(&wd, id)?)
 }
 
 /// `agent-relay resume RUN_ID`.
-pub fn resume(id: &str, out: Output) -> ExitCode {
-    let dir = match locate(id) {
-        Ok(d) => d,
-        Err(c) => return c,
-    };
+pub fn resume(id: &str, out: Output) -> CliResult {
+    let dir = locate(id)?;
     let plan = match runs::prepare_resume(&dir) {
         Ok(p) => p,
         Err(RunsError::AlreadyCompleted(run)) => {
@@ -56,12 +51,9 @@ pub fn resume(id: &str, out: Output) -> ExitCode {
             {
                 println!("{}", text.trim());
             }
-            return ExitCode::SUCCESS;
+            return Ok(Exit::Success);
         }
-        Err(e) => {
-            eprintln!("error: {e}");
-            return ExitCode::from(EXIT_INVALID);
-        }
+        Err(e) => return Err(e.into()),
     };
     if let Some(path) = &plan.source_changed {
         eprintln!(
@@ -71,24 +63,33 @@ pub fn resume(id: &str, out: Output) -> ExitCode {
     for (line, why) in &plan.bad_lines {
         eprintln!("warning: events.jsonl line {line} is unreadable and was skipped ({why})");
     }
-    let wd = match workdir() {
-        Ok(d) => d,
-        Err(c) => return c,
+    let wd = workdir()?;
+    let checked = match Checked::new(plan.loaded, Some(&plan.workflow)) {
+        Ok((checked, _)) => checked,
+        Err(failed) => {
+            let (loaded, report) = *failed;
+            return Err(crate::commands::invalid(
+                &loaded,
+                &report,
+                "the stored workflow cannot be resumed",
+            ));
+        }
     };
+    let kept = plan
+        .resume
+        .completed
+        .values()
+        .filter(|s| s.status == relay_engine::StepStatus::Completed)
+        .count();
     eprintln!(
         "resuming run {} ({} step{} already completed)",
         plan.resume.run_id,
-        plan.resume.completed.len(),
-        if plan.resume.completed.len() == 1 {
-            ""
-        } else {
-            "s"
-        }
+        kept,
+        if kept == 1 { "" } else { "s" }
     );
     execute(
         Job {
-            loaded: plan.loaded,
-            workflow: Some(plan.workflow),
+            checked,
             vars: plan.vars,
             rehearse: plan.rehearse,
             resume: Some(plan.resume),
@@ -107,19 +108,16 @@ fn duration(ms: Option<u64>) -> String {
 }
 
 /// `agent-relay runs`.
-pub fn list(json: bool) -> ExitCode {
-    let wd = match workdir() {
-        Ok(d) => d,
-        Err(c) => return c,
-    };
+pub fn list(json: bool) -> CliResult {
+    let wd = workdir()?;
     let all = runs::list_runs(&wd);
     if json {
         println!("{}", serde_json::to_string(&all).unwrap_or_default());
-        return ExitCode::SUCCESS;
+        return Ok(Exit::Success);
     }
     if all.is_empty() {
         eprintln!("no runs in {}", wd.display());
-        return ExitCode::SUCCESS;
+        return Ok(Exit::Success);
     }
     println!(
         "{:<24} {:<20} {:<12} {:<25} DURATION",
@@ -130,18 +128,20 @@ pub fn list(json: bool) -> ExitCode {
             "{:<24} {:<20} {:<12} {:<25} {}",
             r.run_id,
             r.workflow,
-            r.status,
+            r.status.as_str(),
             r.started_at.as_deref().unwrap_or("-"),
             duration(r.duration_ms)
         );
     }
-    ExitCode::SUCCESS
+    Ok(Exit::Success)
 }
 
 fn print_status(info: &RunInfo) {
     println!(
         "run {}  workflow `{}`  {}",
-        info.run_id, info.workflow, info.status
+        info.run_id,
+        info.workflow,
+        info.status.as_str()
     );
     if let Some(pid) = info.pid {
         println!("coordinator pid {pid}");
@@ -158,22 +158,29 @@ fn print_status(info: &RunInfo) {
         if let Some(c) = s.exit_code {
             detail.push_str(&format!(" exit {c}"));
         }
-        if s.status == "completed" || s.status == "failed" {
+        if matches!(s.status, StepState::Completed | StepState::Failed) {
             detail.push_str(&format!(" {}", duration(Some(s.duration_ms))));
         }
         if let Some(r) = &s.reason {
             detail.push_str(&format!("  {r}"));
         }
-        println!("  {:width$}  {:<9}{detail}", s.name, s.status);
+        println!("  {:width$}  {:<9}{detail}", s.name, step_state(s.status));
+    }
+}
+
+fn step_state(s: StepState) -> &'static str {
+    match s {
+        StepState::Pending => "pending",
+        StepState::Running => "running",
+        StepState::Completed => "completed",
+        StepState::Failed => "failed",
+        StepState::Skipped => "skipped",
     }
 }
 
 /// `agent-relay status RUN_ID`.
-pub fn status(args: StatusArgs) -> ExitCode {
-    let dir = match locate(&args.run_id) {
-        Ok(d) => d,
-        Err(c) => return c,
-    };
+pub fn status(args: StatusArgs) -> CliResult {
+    let dir = locate(&args.run_id)?;
     let info = runs::run_info(&dir);
     for (line, why) in &info.bad_lines {
         eprintln!("warning: events.jsonl line {line} is unreadable and was skipped ({why})");
@@ -183,7 +190,7 @@ pub fn status(args: StatusArgs) -> ExitCode {
     } else {
         print_status(&info);
     }
-    ExitCode::SUCCESS
+    Ok(Exit::Success)
 }
 
 /// One event line for humans: time, type, step, then the remaining fields.
@@ -216,9 +223,7 @@ fn describe(line: &str, step: Option<&str>) -> Option<String> {
 }
 
 fn print_step_files(dir: &Path, step: &str) {
-    let sdir = dir
-        .join("steps")
-        .join(relay_engine::store::step_dir_name(step));
+    let sdir = relay_engine::store::step_dir_of(dir, step);
     for (title, file) in [("output", "output.txt"), ("stderr", "stderr.log")] {
         if let Ok(text) = std::fs::read_to_string(sdir.join(file))
             && !text.trim().is_empty()
@@ -233,19 +238,11 @@ fn print_step_files(dir: &Path, step: &str) {
 }
 
 /// `agent-relay logs RUN_ID [STEP] [--follow]`.
-pub fn logs(args: LogsArgs) -> ExitCode {
-    let dir = match locate(&args.run_id) {
-        Ok(d) => d,
-        Err(c) => return c,
-    };
+pub fn logs(args: LogsArgs) -> CliResult {
+    let dir = locate(&args.run_id)?;
     let path = dir.join("events.jsonl");
-    let mut file = match std::fs::File::open(&path) {
-        Ok(f) => f,
-        Err(e) => {
-            eprintln!("error: cannot read {}: {e}", path.display());
-            return ExitCode::from(EXIT_RUNTIME);
-        }
-    };
+    let mut file = std::fs::File::open(&path)
+        .map_err(|e| CliError::runtime(format!("cannot read {}: {e}", path.display())))?;
     let mut pending = String::new();
     let mut offset = 0u64;
     let stdout = std::io::stdout();
@@ -268,7 +265,7 @@ pub fn logs(args: LogsArgs) -> ExitCode {
             break;
         }
         let info = runs::run_info(&dir);
-        if info.status != "running" && pending.is_empty() {
+        if info.status != Standing::Running && pending.is_empty() {
             // One more read catches events written between the last read and the check.
             let mut rest = String::new();
             if file.seek(SeekFrom::Start(offset)).is_ok()
@@ -286,42 +283,31 @@ pub fn logs(args: LogsArgs) -> ExitCode {
     if let Some(step) = &args.step {
         print_step_files(&dir, step);
     }
-    ExitCode::SUCCESS
+    Ok(Exit::Success)
 }
 
 /// `agent-relay cancel RUN_ID`.
-pub fn cancel(id: &str) -> ExitCode {
-    let dir = match locate(id) {
-        Ok(d) => d,
-        Err(c) => return c,
-    };
-    let rt = match crate::commands::runtime() {
-        Ok(rt) => rt,
-        Err(code) => return code,
-    };
+pub fn cancel(id: &str) -> CliResult {
+    let dir = locate(id)?;
+    let rt = crate::commands::runtime()?;
     let grace = relay_engine::Settings::from_env().kill_grace;
-    match rt.block_on(runs::cancel(&dir, grace)) {
-        Ok(CancelOutcome::Stopped(pid)) => {
+    let outcome = rt
+        .block_on(runs::cancel(&dir, grace))
+        .map_err(|e| CliError::runtime(format!("cannot cancel: {e}")))?;
+    match outcome {
+        CancelOutcome::Stopped(pid) => {
             eprintln!("cancelled: the coordinator (pid {pid}) ended its agents and stopped");
-            ExitCode::SUCCESS
         }
-        Ok(CancelOutcome::Requested(pid)) => {
+        CancelOutcome::Requested(pid) => {
             eprintln!("cancel requested: the coordinator (pid {pid}) is still finishing");
-            ExitCode::SUCCESS
         }
-        Ok(CancelOutcome::Marked) => {
-            eprintln!(
-                "no coordinator was running; the run is marked cancelled and its leftover processes were ended"
-            );
-            ExitCode::SUCCESS
-        }
-        Ok(CancelOutcome::AlreadyFinished(status)) => {
-            eprintln!("the run already finished ({status}); nothing to cancel");
-            ExitCode::SUCCESS
-        }
-        Err(e) => {
-            eprintln!("error: cannot cancel: {e}");
-            ExitCode::from(EXIT_RUNTIME)
-        }
+        CancelOutcome::Marked => eprintln!(
+            "no coordinator was running; the run is marked cancelled and its leftover processes were ended"
+        ),
+        CancelOutcome::AlreadyFinished(status) => eprintln!(
+            "the run already finished ({}); nothing to cancel",
+            status.as_str()
+        ),
     }
+    Ok(Exit::Success)
 }

@@ -23,17 +23,7 @@ impl Event {
     }
 }
 
-/// Terminal status of a run.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "lowercase")]
-pub enum RunStatus {
-    /// Every step completed.
-    Completed,
-    /// A step failed (or the run timed out).
-    Failed,
-    /// Interrupted or cancelled.
-    Cancelled,
-}
+pub use crate::outcome::RunStatus;
 
 /// What happened.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]

@@ -1,28 +1,33 @@
-//! The pattern engine: plans a workflow's steps, schedules them on a ready queue under a
-//! real concurrency limit, runs each through the broker's `Launcher`, verifies results,
-//! retries, applies the failure policy, and records every event in the run directory,
-//! from which a stopped run can be resumed.
+//! The pattern engine: plans a workflow's steps, drives the plan with a sans-I/O run
+//! state under a real concurrency limit, runs each attempt through the broker's
+//! `Launcher`, verifies results, retries, applies the failure policy, and records every
+//! event in the run directory, from which a stopped run can be resumed.
+//!
+//! Modules, leaves first: `outcome` (how things ended), `events`, `plan` (nodes and
+//! gates), `scheduler`, `patterns` (plans and hooks), `job` (a node resolved, pure),
+//! `snapshot` (state folded from a log), `store`, `lock`, `messaging`, `exec` (one
+//! attempt), `run` (state machine and driver), `runs` (runs on disk).
 
 pub mod capabilities;
 mod clock;
-mod driver;
 pub mod events;
 mod exec;
+pub mod job;
 pub mod lock;
 mod messaging;
+pub mod outcome;
 pub mod patterns;
 pub mod plan;
-pub mod replay;
-mod run;
+pub mod run;
 pub mod runs;
 pub mod scheduler;
 mod settings;
+pub mod snapshot;
 pub mod store;
-pub mod verify;
 
 pub use clock::{now_rfc3339, rfc3339};
 pub use exec::EXIT_INSTRUCTION;
-pub use run::{
-    EngineError, ResumeFrom, RunRequest, RunSummary, StepStatus, StepSummary, new_run_id, run,
-};
+pub use exec::verify;
+pub use outcome::{RunStatus, RunSummary, StepOutcome, StepStatus, StepSummary};
+pub use run::{Checked, EngineError, ResumeFrom, RunRequest, new_run_id, run};
 pub use settings::Settings;

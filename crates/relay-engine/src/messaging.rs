@@ -12,8 +12,8 @@ use std::sync::{Arc, Mutex, OnceLock, PoisonError};
 use relay_broker::session::detect::REPLY_GLYPHS;
 use relay_broker::session::{Inbound, SessionEvent};
 use relay_messaging::{
-    AgentInfo, AgentState, Broker, Delivery, MessageId, MessageState, PolicyHandle, Record,
-    RelayLine, Router, RouterConfig, SOCKET_ENV, Target, lines,
+    AgentInfo, AgentState, Board, Broker, Delivery, MessageId, MessageState, Record, RelayLine,
+    Router, RouterConfig, SOCKET_ENV, Target, Topology, lines,
 };
 use relay_spec::{RelayFile, WorkflowDef};
 use tokio::sync::mpsc::{Receiver, UnboundedSender};
@@ -30,6 +30,7 @@ pub const COORDINATOR: &str = "agent-relay";
 pub(crate) struct RunMessaging {
     broker: Mutex<Option<Broker>>,
     router: Router,
+    board: Board,
     socket: String,
     notify_channel: Option<String>,
     /// Steps of each agent running now.
@@ -66,15 +67,16 @@ pub(crate) fn default_channel(workflow: &str) -> String {
 }
 
 impl RunMessaging {
-    /// Starts the broker of the run in `run_dir` and registers every agent of `file` on
-    /// the swarm channel and its own channels. Nodes in `done` (a resumed run's
-    /// completed steps) do not count as steps still to run.
+    /// Starts the broker of the run in `run_dir` under `topology` and registers every
+    /// agent of `file` on the swarm channel and its own channels. Nodes in `done` (a
+    /// resumed run's completed steps) do not count as steps still to run.
     pub(crate) async fn start(
         run_dir: &Path,
         run_id: &str,
         file: &RelayFile,
         wf: &WorkflowDef,
         plan: &Plan,
+        topology: Topology,
         done: &HashSet<String>,
     ) -> Result<Arc<RunMessaging>, StoreError> {
         let broker = Broker::start(run_dir, run_id, RouterConfig::default())
@@ -84,6 +86,8 @@ impl RunMessaging {
                 source: std::io::Error::other(e.to_string()),
             })?;
         let router = broker.router().clone();
+        router.policy().set(topology);
+        let board = broker.board().clone();
         let swarm_channel = file
             .swarm
             .as_ref()
@@ -118,6 +122,7 @@ impl RunMessaging {
             socket: broker.socket().display().to_string(),
             broker: Mutex::new(Some(broker)),
             router,
+            board,
             notify_channel,
             running: Mutex::new(HashMap::new()),
             left: Mutex::new(left),
@@ -125,9 +130,26 @@ impl RunMessaging {
         }))
     }
 
-    /// The router's policy handle (who may message whom).
-    pub(crate) fn policy(&self) -> PolicyHandle {
-        self.router.policy()
+    /// The run's shared board as a section to append to a task (empty when the board
+    /// is), read from memory as it is now.
+    pub(crate) fn board_section(&self) -> String {
+        let entries = self.board.list();
+        if entries.is_empty() {
+            return String::new();
+        }
+        let mut text = String::from("\n\n## Shared board");
+        for (key, e) in entries {
+            text.push_str(&format!("\n- {key}: {}", e.value));
+        }
+        text
+    }
+
+    /// `task` followed by the note on `agent`'s peers, when it has any.
+    pub(crate) fn with_note(&self, task: &str, agent: &str) -> String {
+        match self.peers_note(agent) {
+            Some(note) => format!("{task}\n\n{note}"),
+            None => task.to_owned(),
+        }
     }
 
     /// The variable that tells agents and steps where the socket is.
@@ -370,16 +392,17 @@ fn steps_per_agent(
         let NodeKind::Run(spec) = &node.kind else {
             return None;
         };
-        if spec.pooled {
+        if spec.pooled || spec.breaker.is_some() {
             return None;
         }
         if done.contains(&node.label) {
             continue;
         }
-        let agent = spec
-            .agent
-            .clone()
-            .or_else(|| wf.steps.get(node.origin).and_then(|s| s.agent.clone()));
+        let agent = spec.agent.clone().or_else(|| {
+            wf.steps
+                .get(node.step.index())
+                .and_then(|s| s.agent.clone())
+        });
         if let Some(a) = agent {
             *left.entry(a).or_insert(0) += 1;
         }

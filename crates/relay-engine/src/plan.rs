@@ -1,23 +1,82 @@
-//! The execution plan: the graph the scheduler runs. A workflow step becomes one or more
+//! The execution plan: the graph the run state drives. A workflow step becomes one or more
 //! nodes. A `Run` node runs its step (an agent or a command), possibly with another agent,
 //! another task or extra context; a `Gate` node runs nothing: when it becomes ready, the
 //! pattern that made it decides, from what its dependencies produced, whether it completes
 //! (with an output), fails, or expands into new nodes and decides again once they finish.
 //! Loops, per-item fan-out, tiers, votes and rounds are all gates.
+//!
+//! Node ids are handed out by whoever places the node: the pattern builder for the
+//! initial plan, the run state for nodes a gate adds (which it then tells the gate).
 
 use std::collections::BTreeMap;
+use std::fmt;
 
 use crate::events::EventKind;
+use crate::outcome::StepOutcome;
+
+/// A node of the plan: its index in the run's node table.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct NodeId(u32);
+
+impl NodeId {
+    /// The node at `index` of the table.
+    pub fn new(index: usize) -> NodeId {
+        NodeId(u32::try_from(index).unwrap_or(u32::MAX))
+    }
+
+    /// Its index in the node table.
+    pub fn index(self) -> usize {
+        self.0 as usize
+    }
+}
+
+impl fmt::Display for NodeId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "n{}", self.0)
+    }
+}
+
+/// A workflow step: its index in the workflow's `steps`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct StepIdx(u32);
+
+impl StepIdx {
+    /// The step at `index` of the workflow.
+    pub fn new(index: usize) -> StepIdx {
+        StepIdx(u32::try_from(index).unwrap_or(u32::MAX))
+    }
+
+    /// Its index in the workflow's steps.
+    pub fn index(self) -> usize {
+        self.0 as usize
+    }
+}
+
+/// How a node names another: one already placed, or one placed together with it (the
+/// `k`-th node of the same expansion).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum NodeRef {
+    /// A node that has its id.
+    Id(NodeId),
+    /// The `k`-th node of the expansion this one is part of.
+    New(usize),
+}
+
+impl From<NodeId> for NodeRef {
+    fn from(id: NodeId) -> Self {
+        NodeRef::Id(id)
+    }
+}
 
 /// One node of the plan.
 pub struct Node {
     /// Its name in events: the step name, or the step name with a suffix (`draft#2`,
     /// `summarize[3]`, `vote:alice`).
     pub label: String,
-    /// Index of the workflow step it stands for.
-    pub origin: usize,
+    /// The workflow step it stands for.
+    pub step: StepIdx,
     /// Nodes it waits for.
-    pub deps: Vec<usize>,
+    pub deps: Vec<NodeRef>,
     /// What it is.
     pub kind: NodeKind,
     /// Whether its output becomes the output of its workflow step (`{{steps.X.output}}`,
@@ -43,17 +102,14 @@ pub struct RunSpec {
     /// Sections appended to the task after interpolation: (heading, text).
     pub context: Vec<(String, String)>,
     /// Outputs of other nodes appended to the task when it starts: (heading, node).
-    pub inputs: Vec<(String, usize)>,
+    pub inputs: Vec<(String, NodeRef)>,
     /// Append the run's shared board (blackboard).
     pub board: bool,
-    /// Run by whichever agent of the swarm pool is free.
+    /// Run by whichever agent of the pattern's pool is free (swarm).
     pub pooled: bool,
-    /// Circuit breaker: when it is open at the moment the node starts, run on the
+    /// Circuit breaker: when it is open at the moment the node starts, run on this
     /// fallback agent instead.
-    pub breaker: Option<(
-        std::sync::Arc<std::sync::Mutex<crate::patterns::BreakerState>>,
-        String,
-    )>,
+    pub breaker: Option<String>,
     /// Extra variables (`{{item}}`, `{{iteration}}`).
     pub vars: BTreeMap<String, String>,
     /// A failure does not fail the run; a gate downstream judges it.
@@ -65,44 +121,38 @@ pub struct RunSpec {
 }
 
 impl Node {
-    /// A node that runs workflow step `origin` as written.
-    pub fn run(label: impl Into<String>, origin: usize, deps: Vec<usize>) -> Node {
-        Node {
-            label: label.into(),
-            origin,
-            deps,
-            kind: NodeKind::Run(RunSpec::default()),
-            publishes: true,
-        }
+    /// A node that runs workflow step `step` as written.
+    pub fn run(label: impl Into<String>, step: StepIdx, deps: Vec<NodeRef>) -> Node {
+        Node::run_with(label, step, deps, RunSpec::default(), true)
     }
 
-    /// A node that runs workflow step `origin` changed by `spec`.
+    /// A node that runs workflow step `step` changed by `spec`.
     pub fn run_with(
         label: impl Into<String>,
-        origin: usize,
-        deps: Vec<usize>,
+        step: StepIdx,
+        deps: Vec<NodeRef>,
         spec: RunSpec,
         publishes: bool,
     ) -> Node {
         Node {
             label: label.into(),
-            origin,
+            step,
             deps,
             kind: NodeKind::Run(spec),
             publishes,
         }
     }
 
-    /// A gate for workflow step `origin`.
+    /// A gate for workflow step `step`.
     pub fn gate(
         label: impl Into<String>,
-        origin: usize,
-        deps: Vec<usize>,
+        step: StepIdx,
+        deps: Vec<NodeRef>,
         gate: Box<dyn Gate>,
     ) -> Node {
         Node {
             label: label.into(),
-            origin,
+            step,
             deps,
             kind: NodeKind::Gate(gate),
             publishes: true,
@@ -110,48 +160,73 @@ impl Node {
     }
 }
 
-/// What a finished node produced.
+/// What a finished node produced: how it ended, how long it took, who ran it.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct NodeResult {
-    /// Whether it completed (a soft failure is `false`).
-    pub completed: bool,
-    /// Its output.
-    pub output: String,
-    /// Why it failed.
-    pub reason: Option<String>,
-    /// Exit code of its last attempt.
-    pub exit_code: Option<i32>,
+    /// How it ended.
+    pub outcome: StepOutcome,
     /// How long it ran.
     pub duration_ms: u64,
     /// The agent that ran it.
     pub agent: Option<String>,
 }
 
+impl NodeResult {
+    /// Whether it completed (a soft failure has not).
+    pub fn completed(&self) -> bool {
+        self.outcome.is_completed()
+    }
+
+    /// Its output.
+    pub fn output(&self) -> &str {
+        self.outcome.output()
+    }
+
+    /// Why it failed.
+    pub fn reason(&self) -> Option<&str> {
+        self.outcome.reason()
+    }
+}
+
+/// Read access to the nodes placed so far, for gates.
+pub trait NodeLookup {
+    /// The label of node `id`.
+    fn label(&self, id: NodeId) -> &str;
+    /// The result of node `id`, if it finished.
+    fn result(&self, id: NodeId) -> Option<&NodeResult>;
+}
+
 /// What a gate sees when it decides.
 pub struct GateCtx<'a> {
-    /// Labels of every node so far, by index.
-    pub labels: &'a [String],
-    /// Results of finished nodes, by index.
-    pub results: &'a [Option<NodeResult>],
+    /// The gate itself.
+    pub me: NodeId,
+    /// Every node placed so far.
+    pub nodes: &'a dyn NodeLookup,
     /// User variables.
     pub vars: &'a BTreeMap<String, String>,
     /// Outputs of completed workflow steps, by step name.
     pub outputs: &'a BTreeMap<String, String>,
-    /// Index of the first node a gate adds now (nodes are appended in order).
-    pub next_index: usize,
-    /// The gate's own index.
-    pub me: usize,
 }
 
 impl GateCtx<'_> {
-    /// The result of node `i`, if it finished.
-    pub fn result(&self, i: usize) -> Option<&NodeResult> {
-        self.results.get(i).and_then(Option::as_ref)
+    /// The gate's own label.
+    pub fn my_label(&self) -> String {
+        self.nodes.label(self.me).to_string()
     }
 
-    /// The output of node `i` (empty when it has none).
-    pub fn output(&self, i: usize) -> &str {
-        self.result(i).map(|r| r.output.as_str()).unwrap_or("")
+    /// The label of node `id`.
+    pub fn label(&self, id: NodeId) -> &str {
+        self.nodes.label(id)
+    }
+
+    /// The result of node `id`, if it finished.
+    pub fn result(&self, id: NodeId) -> Option<&NodeResult> {
+        self.nodes.result(id)
+    }
+
+    /// The output of node `id` (empty when it has none).
+    pub fn output(&self, id: NodeId) -> &str {
+        self.result(id).map(NodeResult::output).unwrap_or("")
     }
 }
 
@@ -171,13 +246,13 @@ pub enum Resolution {
         /// Events to record first.
         events: Vec<EventKind>,
     },
-    /// Add these nodes (their indices start at `ctx.next_index`), wait for the listed
-    /// indices, then decide again.
+    /// Place these nodes (the gate is told their ids through [`Gate::placed`]), wait for
+    /// `wait_for`, then decide again.
     Expand {
-        /// New nodes.
+        /// New nodes; `NodeRef::New(k)` in them names the `k`-th of these.
         nodes: Vec<Node>,
-        /// Indices to wait for (new or existing).
-        wait_for: Vec<usize>,
+        /// Nodes to wait for (new or existing).
+        wait_for: Vec<NodeRef>,
         /// Events to record first.
         events: Vec<EventKind>,
     },
@@ -187,19 +262,22 @@ pub enum Resolution {
 pub trait Gate: Send {
     /// Decides when the gate becomes ready (and again after each expansion).
     fn resolve(&mut self, ctx: &GateCtx<'_>) -> Resolution;
+
+    /// The ids given to the nodes of the expansion just returned, in order.
+    fn placed(&mut self, ids: &[NodeId]) {
+        let _ = ids;
+    }
 }
 
 /// The whole plan of a run.
 pub struct Plan {
-    /// Nodes; the scheduler's indices are the same.
+    /// Nodes; `NodeId::new(i)` is the `i`-th, and every `NodeRef` in them is an `Id`.
     pub nodes: Vec<Node>,
     /// For each workflow step, the node whose completion means the step is done (what
     /// steps depending on it wait for).
-    pub final_node: Vec<usize>,
+    pub final_node: Vec<NodeId>,
     /// The pattern in effect and why it was chosen.
     pub pattern: crate::patterns::Choice,
-    /// Who may message whom.
-    pub topology: crate::patterns::Topology,
 }
 
 impl Plan {
@@ -224,7 +302,10 @@ impl Plan {
                 let deps: Vec<&str> = n
                     .deps
                     .iter()
-                    .filter_map(|&d| self.nodes.get(d).map(|x| x.label.as_str()))
+                    .filter_map(|d| match d {
+                        NodeRef::Id(id) => self.nodes.get(id.index()).map(|x| x.label.as_str()),
+                        NodeRef::New(_) => None,
+                    })
                     .collect();
                 if deps.is_empty() {
                     format!("{}: {kind}", n.label)

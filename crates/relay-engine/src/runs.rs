@@ -8,11 +8,11 @@ use std::time::Duration;
 
 use relay_spec::Loaded;
 
-use crate::events::RunStatus;
 use crate::lock::live_holder;
-use crate::replay::Replay;
-use crate::run::{ResumeFrom, StepStatus, StepSummary};
-use crate::store::{CANCEL_REQUEST, runs_root, step_dir_name};
+use crate::outcome::{RunStatus, StepStatus, StepSummary};
+use crate::run::ResumeFrom;
+use crate::snapshot::{Snapshot, StepState};
+use crate::store::{CANCEL_REQUEST, runs_root, step_dir_of};
 
 /// Why a run could not be found or acted on.
 #[derive(Debug, thiserror::Error)]
@@ -52,6 +52,35 @@ pub enum RunsError {
     StartFrom(String),
 }
 
+/// Where a run stands, as `runs` and `status` tell it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Standing {
+    /// A live coordinator drives it.
+    Running,
+    /// It ended with every step completed.
+    Completed,
+    /// It ended with a failure.
+    Failed,
+    /// It was cancelled.
+    Cancelled,
+    /// Its coordinator died before it finished; `resume` continues it.
+    Interrupted,
+}
+
+impl Standing {
+    /// The name as shown.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Standing::Running => "running",
+            Standing::Completed => "completed",
+            Standing::Failed => "failed",
+            Standing::Cancelled => "cancelled",
+            Standing::Interrupted => "interrupted",
+        }
+    }
+}
+
 /// What `runs` and `status` show about one run.
 #[derive(Debug, Clone, serde::Serialize)]
 #[serde(rename_all = "camelCase")]
@@ -60,9 +89,8 @@ pub struct RunInfo {
     pub run_id: String,
     /// Workflow name.
     pub workflow: String,
-    /// `running`, `completed`, `failed`, `cancelled`, or `interrupted` (its coordinator
-    /// died before it finished; `resume` continues it).
-    pub status: String,
+    /// Where it stands.
+    pub status: Standing,
     /// Why it failed or was cancelled.
     pub reason: Option<String>,
     /// First event's time.
@@ -86,8 +114,8 @@ pub struct RunInfo {
 pub struct StepInfo {
     /// Step name.
     pub name: String,
-    /// `pending`, `running`, `completed`, `failed`, `skipped`.
-    pub status: String,
+    /// Where it stands.
+    pub status: StepState,
     /// Attempts started.
     pub attempts: u32,
     /// Last exit code.
@@ -132,31 +160,26 @@ pub fn find_run(workdir: &Path, id: &str) -> Result<PathBuf, RunsError> {
 
 /// What the log and lock of the run in `dir` say about it.
 pub fn run_info(dir: &Path) -> RunInfo {
-    let replay = Replay::load(dir).unwrap_or_default();
+    let replay = Snapshot::load(dir).unwrap_or_default();
     let pid = live_holder(dir).map(|h| h.pid);
     let status = match (replay.status, pid) {
-        (Some(RunStatus::Completed), _) => "completed",
-        (Some(RunStatus::Failed), _) => "failed",
-        (Some(RunStatus::Cancelled), _) => "cancelled",
-        (None, Some(_)) => "running",
-        (None, None) => "interrupted",
+        (Some(RunStatus::Completed), _) => Standing::Completed,
+        (Some(RunStatus::Failed), _) => Standing::Failed,
+        (Some(RunStatus::Cancelled), _) => Standing::Cancelled,
+        (None, Some(_)) => Standing::Running,
+        (None, None) => Standing::Interrupted,
     };
-    let snapshot = replay.snapshot();
-    let steps = snapshot["steps"]
-        .as_array()
-        .map(|a| {
-            a.iter()
-                .map(|s| StepInfo {
-                    name: s["name"].as_str().unwrap_or_default().to_string(),
-                    status: s["status"].as_str().unwrap_or_default().to_string(),
-                    attempts: s["attempts"].as_u64().unwrap_or(0) as u32,
-                    exit_code: s["exitCode"].as_i64().map(|c| c as i32),
-                    duration_ms: s["durationMs"].as_u64().unwrap_or(0),
-                    reason: s["reason"].as_str().map(str::to_string),
-                })
-                .collect()
+    let steps = replay
+        .workflow_steps()
+        .map(|(name, s)| StepInfo {
+            name: name.to_string(),
+            status: s.state,
+            attempts: s.attempts,
+            exit_code: s.exit_code,
+            duration_ms: s.duration_ms,
+            reason: s.reason,
         })
-        .unwrap_or_default();
+        .collect();
     RunInfo {
         run_id: replay.run_id.clone().unwrap_or_else(|| {
             dir.file_name()
@@ -164,7 +187,7 @@ pub fn run_info(dir: &Path) -> RunInfo {
                 .unwrap_or_default()
         }),
         workflow: replay.workflow.clone().unwrap_or_default(),
-        status: status.to_string(),
+        status,
         reason: replay.reason.clone(),
         started_at: replay.started_at.clone(),
         duration_ms: replay.duration_ms,
@@ -191,30 +214,38 @@ pub fn list_runs(workdir: &Path) -> Vec<RunInfo> {
     dirs.iter().map(|d| run_info(d)).collect()
 }
 
-/// The completed steps of the run in `dir` with their stored outputs. A step whose
-/// output file is missing does not count as completed.
-fn completed_steps(dir: &Path, replay: &Replay) -> BTreeMap<String, StepSummary> {
+/// The nodes of the run in `dir` that a resume keeps: the completed ones with their
+/// stored outputs (one whose output file is missing does not count as completed), and
+/// the failed ones with their last attempt's output (kept only where a gate judges the
+/// failure).
+fn completed_steps(dir: &Path, replay: &Snapshot) -> BTreeMap<String, StepSummary> {
     replay
         .steps
         .iter()
-        .filter(|(_, s)| s.status == Some(StepStatus::Completed))
         .filter_map(|(name, s)| {
-            let out = std::fs::read(
-                dir.join("steps")
-                    .join(step_dir_name(name))
-                    .join("output.txt"),
-            )
-            .ok()?;
+            let node_dir = step_dir_of(dir, name);
+            let (status, output) = match s.state {
+                StepState::Completed => (
+                    StepStatus::Completed,
+                    std::fs::read(node_dir.join("output.txt")).ok()?,
+                ),
+                StepState::Failed => (
+                    StepStatus::Failed,
+                    std::fs::read(node_dir.join(format!("attempt-{}.txt", s.attempts)))
+                        .unwrap_or_default(),
+                ),
+                _ => return None,
+            };
             Some((
                 name.clone(),
                 StepSummary {
                     name: name.clone(),
-                    status: StepStatus::Completed,
+                    status,
                     attempts: s.attempts,
                     exit_code: s.exit_code,
                     duration_ms: s.duration_ms,
-                    output: String::from_utf8_lossy(&out).into_owned(),
-                    reason: None,
+                    output: String::from_utf8_lossy(&output).into_owned(),
+                    reason: s.reason.clone(),
                 },
             ))
         })
@@ -269,7 +300,7 @@ pub fn prepare_resume(dir: &Path) -> Result<ResumePlan, RunsError> {
     if let Some(pid) = info.pid {
         return Err(RunsError::Live { run_id, pid });
     }
-    let replay = Replay::load(dir).unwrap_or_default();
+    let replay = Snapshot::load(dir).unwrap_or_default();
     if replay.status == Some(RunStatus::Completed) {
         return Err(RunsError::AlreadyCompleted(run_id));
     }
@@ -346,14 +377,17 @@ pub fn prepare_start_from(
             }
         }
     }
-    let replay = Replay::load(previous).unwrap_or_default();
+    let replay = Snapshot::load(previous).unwrap_or_default();
     let prev_id = replay.run_id.clone().unwrap_or_else(|| {
         previous
             .file_name()
             .map(|n| n.to_string_lossy().into_owned())
             .unwrap_or_default()
     });
-    let done = completed_steps(previous, &replay);
+    let done: BTreeMap<String, StepSummary> = completed_steps(previous, &replay)
+        .into_iter()
+        .filter(|(_, s)| s.status == StepStatus::Completed)
+        .collect();
     let missing: Vec<&str> = upstream
         .iter()
         .filter(|u| !done.contains_key(**u))
@@ -386,13 +420,13 @@ pub enum CancelOutcome {
     /// Nobody drove the run; it was marked cancelled and its leftovers ended.
     Marked,
     /// The run had already finished with this status.
-    AlreadyFinished(String),
+    AlreadyFinished(Standing),
 }
 
 /// Cancels the run in `dir` from another process.
 pub async fn cancel(dir: &Path, grace: Duration) -> std::io::Result<CancelOutcome> {
     let info = run_info(dir);
-    if info.status != "running" && info.status != "interrupted" {
+    if !matches!(info.status, Standing::Running | Standing::Interrupted) {
         return Ok(CancelOutcome::AlreadyFinished(info.status));
     }
     if let Some(pid) = info.pid {

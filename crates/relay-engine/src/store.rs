@@ -1,12 +1,14 @@
 //! The run directory `.agent-relay/runs/<run-id>/`: the workflow as run, the append-only
-//! event log, each step's outputs and logs, and the final result.
+//! event log, each step's outputs and logs, and the final result. Everything in it is
+//! private to the user whatever the umask (directories 0700, files 0600): tasks,
+//! transcripts and variables may hold secrets, and `resume` executes `workflow.yaml`.
 //!
 //! ```text
 //! <run-id>/
 //!   workflow.yaml        the source text as it was run
 //!   run.json             run id, file, workflow, variables, rehearsal flag
 //!   events.jsonl         one event per line, appended and flushed as it happens
-//!   steps/<step>/        attempt-<n>.txt (output of each attempt), output.txt (final),
+//!   steps/<node>/        attempt-<n>.txt (output of each attempt), output.txt (final),
 //!                        stderr.log, attempt-<n>.pty (raw terminal transcript)
 //!   result.json          the summary printed by `--json`
 //! ```
@@ -43,17 +45,66 @@ pub fn runs_root(workdir: &Path) -> PathBuf {
     workdir.join(".agent-relay").join("runs")
 }
 
-/// A step name as a safe directory name.
-pub fn step_dir_name(step: &str) -> String {
-    step.chars()
-        .map(|c| {
-            if c.is_ascii_alphanumeric() || "-_.".contains(c) {
-                c
-            } else {
-                '_'
-            }
-        })
-        .collect()
+/// Longest directory name made from a label before it is shortened with a hash.
+const MAX_DIR_NAME: usize = 160;
+
+/// A node label as a directory name, one-to-one: letters, digits, `-`, `_` and `.`
+/// (not leading) stand for themselves, every other byte is `%` and two hex digits. So
+/// `a/b`, `a b` and `a_b` get three directories, `..` cannot climb, and `draft#2` (a
+/// review round) is not `draft_2` (a step). A name that would be very long keeps its
+/// start and gets a hash of the whole label.
+pub fn step_dir_name(label: &str) -> String {
+    let mut out = String::with_capacity(label.len());
+    for (i, b) in label.bytes().enumerate() {
+        let plain = b.is_ascii_alphanumeric() || b == b'-' || b == b'_' || (b == b'.' && i > 0);
+        if plain {
+            out.push(char::from(b));
+        } else {
+            out.push_str(&format!("%{b:02x}"));
+        }
+    }
+    if out.is_empty() {
+        return "%".to_owned();
+    }
+    if out.len() > MAX_DIR_NAME {
+        let mut cut = MAX_DIR_NAME - 18;
+        while !out.is_char_boundary(cut) {
+            cut -= 1;
+        }
+        out.truncate(cut);
+        out.push_str(&format!("~{:016x}", fnv1a(label.as_bytes())));
+    }
+    out
+}
+
+/// FNV-1a, 64 bits: a stable hash (unlike std's, which is seeded per process).
+fn fnv1a(bytes: &[u8]) -> u64 {
+    bytes.iter().fold(0xcbf2_9ce4_8422_2325, |h, &b| {
+        (h ^ u64::from(b)).wrapping_mul(0x0100_0000_01b3)
+    })
+}
+
+/// Creates `dir` and its missing parents, private to the user.
+pub async fn create_private_dir(dir: &Path) -> std::io::Result<()> {
+    use std::os::unix::fs::{DirBuilderExt, PermissionsExt};
+    let d = dir.to_path_buf();
+    tokio::task::spawn_blocking(move || {
+        std::fs::DirBuilder::new()
+            .recursive(true)
+            .mode(0o700)
+            .create(&d)?;
+        // An existing directory keeps its mode otherwise (or a umask of 077 loosened it).
+        std::fs::set_permissions(&d, std::fs::Permissions::from_mode(0o700))
+    })
+    .await
+    .map_err(std::io::Error::other)?
+}
+
+/// Options that create a file readable and writable by the user only.
+pub fn private_file() -> tokio::fs::OpenOptions {
+    let mut o = tokio::fs::OpenOptions::new();
+    o.mode(0o600);
+    o
 }
 
 /// An open run directory.
@@ -68,11 +119,10 @@ impl RunStore {
     pub async fn create(workdir: &Path, run_id: &str) -> Result<Self, StoreError> {
         let dir = runs_root(workdir).join(run_id);
         let steps = dir.join("steps");
-        tokio::fs::create_dir_all(&steps)
-            .await
-            .map_err(err(&steps))?;
+        create_private_dir(&steps).await.map_err(err(&steps))?;
+        create_private_dir(&dir).await.map_err(err(&dir))?;
         let path = dir.join("events.jsonl");
-        let events = tokio::fs::OpenOptions::new()
+        let events = private_file()
             .create(true)
             .append(true)
             .open(&path)
@@ -98,22 +148,35 @@ impl RunStore {
         &self.dir
     }
 
-    /// The directory of one step (created on demand).
-    pub async fn step_dir(&self, step: &str) -> Result<PathBuf, StoreError> {
-        let d = self.dir.join("steps").join(step_dir_name(step));
-        tokio::fs::create_dir_all(&d).await.map_err(err(&d))?;
+    /// Where the directory of node `label` is (see [`step_dir_name`]).
+    pub fn step_dir_path(&self, label: &str) -> PathBuf {
+        step_dir_of(&self.dir, label)
+    }
+
+    /// The directory of node `label` (created on demand).
+    pub async fn step_dir(&self, label: &str) -> Result<PathBuf, StoreError> {
+        let d = self.step_dir_path(label);
+        create_private_dir(&d).await.map_err(err(&d))?;
         Ok(d)
     }
 
     /// Appends one event as a JSON line and flushes it.
     pub async fn append(&mut self, event: &Event) -> Result<(), StoreError> {
+        self.append_all(std::slice::from_ref(event)).await
+    }
+
+    /// Appends events as JSON lines in one write, and flushes them.
+    pub async fn append_all(&mut self, events: &[Event]) -> Result<(), StoreError> {
         let path = self.dir.join("events.jsonl");
-        let mut line = serde_json::to_vec(event).map_err(|e| StoreError {
-            path: path.clone(),
-            source: std::io::Error::other(e),
-        })?;
-        line.push(b'\n');
-        self.events.write_all(&line).await.map_err(err(&path))?;
+        let mut buf = Vec::with_capacity(events.len() * 160);
+        for event in events {
+            serde_json::to_writer(&mut buf, event).map_err(|e| StoreError {
+                path: path.clone(),
+                source: std::io::Error::other(e),
+            })?;
+            buf.push(b'\n');
+        }
+        self.events.write_all(&buf).await.map_err(err(&path))?;
         self.events.flush().await.map_err(err(&path))?;
         Ok(())
     }
@@ -134,15 +197,57 @@ impl RunStore {
     }
 }
 
+/// The directory of node `label` in the run directory `run_dir`.
+pub fn step_dir_of(run_dir: &Path, label: &str) -> PathBuf {
+    run_dir.join("steps").join(step_dir_name(label))
+}
+
 /// Writes `path` by writing a sibling temp file and renaming it over, so a reader (or a
-/// crash) never sees half a file.
+/// crash) never sees half a file. The file is private to the user.
 pub async fn write_atomic(path: &Path, contents: &[u8]) -> Result<(), StoreError> {
     let tmp = path.with_extension("tmp");
-    let mut f = tokio::fs::File::create(&tmp).await.map_err(err(&tmp))?;
+    let mut f = private_file()
+        .write(true)
+        .create(true)
+        .truncate(true)
+        .open(&tmp)
+        .await
+        .map_err(err(&tmp))?;
     f.write_all(contents).await.map_err(err(&tmp))?;
     // No fsync: the rename makes the write all-or-nothing for readers and for a killed
     // coordinator; surviving power loss is not worth a sync per step on the hot path.
     f.flush().await.map_err(err(&tmp))?;
     drop(f);
     tokio::fs::rename(&tmp, path).await.map_err(err(path))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn step_directories_never_collide_or_climb() {
+        let labels = [
+            "a/b", "a b", "a_b", "a%2fb", "..", ".", ".x", "draft#2", "draft_2", "x:y", "",
+        ];
+        let names: Vec<String> = labels.iter().map(|l| step_dir_name(l)).collect();
+        let unique: std::collections::BTreeSet<&String> = names.iter().collect();
+        assert_eq!(unique.len(), labels.len(), "{names:?}");
+        for n in &names {
+            assert!(
+                !n.contains('/') && n != "." && n != ".." && !n.starts_with('.'),
+                "{n}"
+            );
+        }
+        assert_eq!(step_dir_name("build_docs-v2.1"), "build_docs-v2.1");
+    }
+
+    #[test]
+    fn long_labels_are_shortened_but_stay_distinct() {
+        let a = "x".repeat(300);
+        let b = format!("{}y", "x".repeat(299));
+        let (na, nb) = (step_dir_name(&a), step_dir_name(&b));
+        assert!(na.len() <= MAX_DIR_NAME && nb.len() <= MAX_DIR_NAME);
+        assert_ne!(na, nb);
+    }
 }

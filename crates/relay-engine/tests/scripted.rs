@@ -93,8 +93,9 @@ async fn run(yaml: &str) -> (Arc<Scripted>, RunSummary) {
     let dir = tempfile::tempdir().unwrap();
     let launcher = Arc::new(Scripted::default());
     let req = RunRequest {
-        loaded: relay_spec::parse(yaml, "t.yaml").unwrap(),
-        workflow: None,
+        checked: relay_engine::Checked::new(relay_spec::parse(yaml, "t.yaml").unwrap(), None)
+            .unwrap()
+            .0,
         vars: BTreeMap::new(),
         workdir: dir.path().to_path_buf(),
         self_bin: "agent-relay".into(),

@@ -27,6 +27,7 @@ pub mod protocol;
 pub mod router;
 pub mod sanitize;
 pub mod server;
+pub mod topology;
 pub mod transport;
 
 use std::path::{Path, PathBuf};
@@ -37,9 +38,8 @@ pub use lines::RelayLine;
 pub use model::{
     AgentInfo, AgentState, Envelope, MessageId, MessageState, Receipt, Record, Target,
 };
-pub use router::{
-    Delivery, InboxError, PolicyHandle, Router, RouterConfig, SendError, SendPolicy, feed,
-};
+pub use router::{Delivery, InboxError, PolicyHandle, Router, RouterConfig, SendError, feed};
+pub use topology::Topology;
 pub use transport::{InProcess, Transport};
 
 /// The environment variable that tells agents and steps where the run's socket is.

@@ -19,83 +19,30 @@ use crate::model::{
 };
 use crate::persist::Persist;
 use crate::sanitize::{MAX_TEXT_BYTES, injection_line, sanitize};
+use crate::topology::Topology;
 use crate::transport::{Ack, Transport, TransportError};
 
 fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
     m.lock().unwrap_or_else(PoisonError::into_inner)
 }
 
-type Check = dyn Fn(&str, &str) -> bool + Send + Sync;
-
-/// Which sender may message which recipient: a named rule and its predicate. The name
-/// is what a refused message's reason cites.
-#[derive(Clone)]
-pub struct SendPolicy {
-    rule: Arc<str>,
-    check: Arc<Check>,
-}
-
-impl fmt::Debug for SendPolicy {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "SendPolicy({})", self.rule)
-    }
-}
-
-impl SendPolicy {
-    /// Everyone may message everyone.
-    pub fn everyone() -> Self {
-        Self::new("everyone may message everyone", |_, _| true)
-    }
-
-    /// A rule named `rule` that allows a message when `check(from, to)` is true.
-    pub fn new(
-        rule: impl Into<String>,
-        check: impl Fn(&str, &str) -> bool + Send + Sync + 'static,
-    ) -> Self {
-        SendPolicy {
-            rule: rule.into().into(),
-            check: Arc::new(check),
-        }
-    }
-
-    /// The rule's name.
-    pub fn rule(&self) -> &str {
-        &self.rule
-    }
-
-    /// Whether `from` may message `to`.
-    pub fn may_send(&self, from: &str, to: &str) -> bool {
-        (self.check)(from, to)
-    }
-}
-
-/// The router's policy, replaceable while the run goes (patterns install theirs).
-#[derive(Debug, Clone)]
-pub struct PolicyHandle(Arc<RwLock<SendPolicy>>);
+/// The router's topology (who may message whom), replaceable while the run goes: the
+/// run installs its pattern's.
+#[derive(Debug, Clone, Default)]
+pub struct PolicyHandle(Arc<RwLock<Topology>>);
 
 impl PolicyHandle {
-    /// A handle holding `policy`.
-    pub fn new(policy: SendPolicy) -> Self {
-        PolicyHandle(Arc::new(RwLock::new(policy)))
+    /// Replaces the topology; messages sent from now on are checked against it.
+    pub fn set(&self, topology: Topology) {
+        *self.0.write().unwrap_or_else(PoisonError::into_inner) = topology;
     }
 
-    /// Replaces the policy; messages sent from now on are checked against it.
-    pub fn set(&self, policy: SendPolicy) {
-        *self.0.write().unwrap_or_else(PoisonError::into_inner) = policy;
-    }
-
-    /// The policy in force.
-    pub fn get(&self) -> SendPolicy {
+    /// The topology in force.
+    pub fn get(&self) -> Topology {
         self.0
             .read()
             .unwrap_or_else(PoisonError::into_inner)
             .clone()
-    }
-}
-
-impl Default for PolicyHandle {
-    fn default() -> Self {
-        Self::new(SendPolicy::everyone())
     }
 }
 
@@ -398,9 +345,9 @@ impl Router {
             }
             for to in recipients {
                 let env = envelope(&to);
-                let refusal = if !policy.may_send(from, &to) {
+                let refusal = if let Err(why) = policy.check(from, &to) {
                     Some(format!(
-                        "refused by the topology rule `{}`: `{from}` may not message `{to}`",
+                        "refused by the topology rule `{}`: {why}",
                         policy.rule()
                     ))
                 } else if !reg.live(&to) {

@@ -11,7 +11,7 @@ use std::time::Duration;
 use relay_messaging::persist::{MESSAGES_FILE, Persist, read_log};
 use relay_messaging::{
     AgentInfo, AgentState, Broker, InProcess, MessageState, Router, RouterConfig, SendError,
-    SendPolicy, Target, feed,
+    Target, Topology, feed,
 };
 
 fn router() -> Router {
@@ -66,10 +66,10 @@ async fn texts_peek(r: &Router, agent: &str) -> usize {
 async fn a_refusal_names_the_rule_and_is_on_record() {
     let r = router();
     let mut seen = r.observe();
-    r.policy().set(SendPolicy::new(
-        "hub-spoke: spokes talk to the hub",
-        |_, to| to == "lead",
-    ));
+    r.policy()
+        .set(Topology::Hub(std::collections::BTreeSet::from([
+            "lead".to_string()
+        ])));
     let receipts = r.send("dev", &to("#main"), "status").await.unwrap();
     let refused: Vec<_> = receipts
         .iter()
@@ -82,7 +82,7 @@ async fn a_refusal_names_the_rule_and_is_on_record() {
             .reason
             .as_deref()
             .unwrap()
-            .contains("refused by the topology rule `hub-spoke: spokes talk to the hub`")
+            .contains("refused by the topology rule `hub-spoke: spokes message only the hub`")
     );
     assert_eq!(texts(&r, "lead").await, ["status"]);
     assert!(texts(&r, "qa").await.is_empty());

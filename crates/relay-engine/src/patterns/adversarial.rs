@@ -24,9 +24,9 @@ use relay_spec::{ConsensusStrategy, Pattern};
 use super::Builder;
 use super::verdict::{bid, tally, vote};
 use crate::events::EventKind;
-use crate::plan::{Gate, GateCtx, Node, Resolution, RunSpec};
+use crate::plan::{Gate, GateCtx, Node, NodeId, NodeRef, Resolution, RunSpec, StepIdx};
 
-pub(super) fn step_nodes(b: &mut Builder<'_>, i: usize, deps: Vec<usize>) -> usize {
+pub(super) fn step_nodes(b: &mut Builder<'_>, i: usize, deps: Vec<NodeRef>) -> NodeId {
     if b.wf.steps[i].kind() != relay_spec::StepType::Agent {
         return b.plain(i, deps);
     }
@@ -81,7 +81,7 @@ fn strategy(b: &Builder<'_>) -> (Option<ConsensusStrategy>, Option<f64>) {
     )
 }
 
-fn auction(b: &mut Builder<'_>, i: usize, deps: Vec<usize>) -> usize {
+fn auction(b: &mut Builder<'_>, i: usize, deps: Vec<NodeRef>) -> NodeId {
     let name = b.wf.steps[i].name.clone();
     let task = b.wf.steps[i].task.clone().unwrap_or_default();
     let bidders = participants(b, i, true);
@@ -89,7 +89,7 @@ fn auction(b: &mut Builder<'_>, i: usize, deps: Vec<usize>) -> usize {
     for agent in &bidders {
         let node = b.add(Node::run_with(
             format!("{name}:bid:{agent}"),
-            i,
+            StepIdx::new(i),
             deps.clone(),
             RunSpec {
                 agent: Some(agent.clone()),
@@ -107,13 +107,13 @@ fn auction(b: &mut Builder<'_>, i: usize, deps: Vec<usize>) -> usize {
         ));
         bids.push((agent.clone(), node));
     }
-    let wait: Vec<usize> = bids.iter().map(|(_, n)| *n).collect();
+    let wait: Vec<NodeRef> = bids.iter().map(|(_, n)| NodeRef::Id(*n)).collect();
     b.add(Node::gate(
         name,
-        i,
+        StepIdx::new(i),
         wait,
         Box::new(Auction {
-            step: i,
+            step: StepIdx::new(i),
             bids,
             winner: None,
         }),
@@ -121,18 +121,19 @@ fn auction(b: &mut Builder<'_>, i: usize, deps: Vec<usize>) -> usize {
 }
 
 struct Auction {
-    step: usize,
-    bids: Vec<(String, usize)>,
-    winner: Option<(String, usize)>,
+    step: StepIdx,
+    bids: Vec<(String, NodeId)>,
+    /// The winner, with its node once placed.
+    winner: Option<(String, Option<NodeId>)>,
 }
 
 impl Gate for Auction {
     fn resolve(&mut self, ctx: &GateCtx<'_>) -> Resolution {
-        let label = ctx.labels[ctx.me].clone();
+        let label = ctx.my_label();
         if let Some((agent, node)) = &self.winner {
-            return match ctx.result(*node) {
-                Some(r) if r.completed => Resolution::Complete {
-                    output: r.output.clone(),
+            return match node.and_then(|n| ctx.result(n)) {
+                Some(r) if r.completed() => Resolution::Complete {
+                    output: r.output().to_string(),
                     events: Vec::new(),
                 },
                 _ => Resolution::Fail {
@@ -179,16 +180,21 @@ impl Gate for Auction {
             },
             true,
         );
-        let idx = ctx.next_index;
-        self.winner = Some((agent.clone(), idx));
+        self.winner = Some((agent.clone(), None));
         Resolution::Expand {
             nodes: vec![node],
-            wait_for: vec![idx],
+            wait_for: vec![NodeRef::New(0)],
             events: vec![EventKind::Pattern {
                 step: label,
                 action: "awarded".into(),
                 detail: format!("{agent} wins (bids: {detail})"),
             }],
+        }
+    }
+
+    fn placed(&mut self, ids: &[NodeId]) {
+        if let (Some((_, node)), Some(id)) = (&mut self.winner, ids.first()) {
+            *node = Some(*id);
         }
     }
 }
@@ -197,10 +203,10 @@ impl Gate for Auction {
 fn ballot(
     b: &mut Builder<'_>,
     i: usize,
-    deps: Vec<usize>,
+    deps: Vec<NodeRef>,
     people: Vec<String>,
     rounds: u32,
-) -> usize {
+) -> NodeId {
     let name = b.wf.steps[i].name.clone();
     let (strat, threshold) = strategy(b);
     let voting = rounds == 1 || strat.is_some();
@@ -214,16 +220,22 @@ fn ballot(
         };
         first.push((
             p.clone(),
-            b.add(Node::run_with(label, i, deps.clone(), spec, false)),
+            b.add(Node::run_with(
+                label,
+                StepIdx::new(i),
+                deps.clone(),
+                spec,
+                false,
+            )),
         ));
     }
-    let wait = first.iter().map(|(_, n)| *n).collect();
+    let wait = first.iter().map(|(_, n)| NodeRef::Id(*n)).collect();
     b.add(Node::gate(
         name,
-        i,
+        StepIdx::new(i),
         wait,
         Box::new(Ballot {
-            step: i,
+            step: StepIdx::new(i),
             round: 1,
             rounds,
             latest: first,
@@ -242,7 +254,7 @@ fn position_spec(
     round: u32,
     rounds: u32,
     voting: bool,
-    inputs: Vec<(String, usize)>,
+    inputs: Vec<(String, NodeRef)>,
 ) -> RunSpec {
     let mut context = Vec::new();
     if rounds > 1 {
@@ -273,23 +285,22 @@ fn position_spec(
 }
 
 struct Ballot {
-    step: usize,
+    step: StepIdx,
     round: u32,
     rounds: u32,
-    latest: Vec<(String, usize)>,
+    latest: Vec<(String, NodeId)>,
     strategy: Option<ConsensusStrategy>,
     threshold: Option<f64>,
 }
 
 impl Gate for Ballot {
     fn resolve(&mut self, ctx: &GateCtx<'_>) -> Resolution {
-        let label = ctx.labels[ctx.me].clone();
+        let label = ctx.my_label();
         if self.round < self.rounds {
             self.round += 1;
             let r = self.round;
             let mut nodes = Vec::new();
-            let mut next = Vec::new();
-            for (k, (who, _)) in self.latest.iter().enumerate() {
+            for (who, _) in &self.latest {
                 let inputs = self
                     .latest
                     .iter()
@@ -299,7 +310,7 @@ impl Gate for Ballot {
                         } else {
                             format!("Position of {other} in round {}", r - 1)
                         };
-                        (heading, *n)
+                        (heading, NodeRef::Id(*n))
                     })
                     .collect();
                 nodes.push(Node::run_with(
@@ -309,11 +320,9 @@ impl Gate for Ballot {
                     position_spec(who, r, self.rounds, self.strategy.is_some(), inputs),
                     false,
                 ));
-                next.push((who.clone(), ctx.next_index + k));
             }
-            self.latest = next;
             return Resolution::Expand {
-                wait_for: self.latest.iter().map(|(_, n)| *n).collect(),
+                wait_for: (0..nodes.len()).map(NodeRef::New).collect(),
                 nodes,
                 events: vec![EventKind::Pattern {
                     step: label,
@@ -364,15 +373,21 @@ impl Gate for Ballot {
             },
         }
     }
+
+    fn placed(&mut self, ids: &[NodeId]) {
+        for ((_, node), id) in self.latest.iter_mut().zip(ids) {
+            *node = *id;
+        }
+    }
 }
 
-fn competitive(b: &mut Builder<'_>, i: usize, deps: Vec<usize>) -> usize {
+fn competitive(b: &mut Builder<'_>, i: usize, deps: Vec<NodeRef>) -> NodeId {
     let name = b.wf.steps[i].name.clone();
     let mut runs = Vec::new();
     for p in participants(b, i, false) {
         let node = b.add(Node::run_with(
             format!("{name}:{p}"),
-            i,
+            StepIdx::new(i),
             deps.clone(),
             RunSpec {
                 agent: Some(p.clone()),
@@ -383,25 +398,30 @@ fn competitive(b: &mut Builder<'_>, i: usize, deps: Vec<usize>) -> usize {
         ));
         runs.push((p, node));
     }
-    let wait = runs.iter().map(|(_, n)| *n).collect();
-    b.add(Node::gate(name, i, wait, Box::new(Race { runs })))
+    let wait = runs.iter().map(|(_, n)| NodeRef::Id(*n)).collect();
+    b.add(Node::gate(
+        name,
+        StepIdx::new(i),
+        wait,
+        Box::new(Race { runs }),
+    ))
 }
 
 struct Race {
-    runs: Vec<(String, usize)>,
+    runs: Vec<(String, NodeId)>,
 }
 
 impl Gate for Race {
     fn resolve(&mut self, ctx: &GateCtx<'_>) -> Resolution {
-        let label = ctx.labels[ctx.me].clone();
+        let label = ctx.my_label();
         let best = self
             .runs
             .iter()
-            .filter_map(|(who, n)| ctx.result(*n).filter(|r| r.completed).map(|r| (who, r)))
+            .filter_map(|(who, n)| ctx.result(*n).filter(|r| r.completed()).map(|r| (who, r)))
             .min_by_key(|(_, r)| r.duration_ms);
         match best {
             Some((who, r)) => Resolution::Complete {
-                output: r.output.clone(),
+                output: r.output().to_string(),
                 events: vec![EventKind::Pattern {
                     step: label,
                     action: "winner".into(),

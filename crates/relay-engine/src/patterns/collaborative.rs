@@ -10,12 +10,12 @@ use relay_spec::Pattern;
 use relay_spec::pattern::agent_has;
 
 use super::Builder;
-use crate::plan::{Node, RunSpec};
+use crate::plan::{Node, NodeId, NodeRef, RunSpec, StepIdx};
 
 /// The roles of swarm agents.
 pub(crate) const SWARM_ROLES: [&str; 2] = ["swarm-agent", "hive-mind"];
 
-pub(super) fn step_nodes(b: &mut Builder<'_>, i: usize, deps: Vec<usize>) -> usize {
+pub(super) fn step_nodes(b: &mut Builder<'_>, i: usize, deps: Vec<NodeRef>) -> NodeId {
     let is_agent_step = b.wf.steps[i].kind() == relay_spec::StepType::Agent;
     let spec = match b.pattern {
         Pattern::Blackboard if is_agent_step => RunSpec {
@@ -29,11 +29,11 @@ pub(super) fn step_nodes(b: &mut Builder<'_>, i: usize, deps: Vec<usize>) -> usi
         _ => return b.plain(i, deps),
     };
     let label = b.wf.steps[i].name.clone();
-    b.add(Node::run_with(label, i, deps, spec, true))
+    b.add(Node::run_with(label, StepIdx::new(i), deps, spec, true))
 }
 
 /// The swarm pool: agents with a swarm role.
-pub(crate) fn pool(file: &relay_spec::RelayFile) -> Vec<String> {
+pub(super) fn pool(file: &relay_spec::RelayFile) -> Vec<String> {
     file.agents
         .iter()
         .filter(|a| agent_has(a, &SWARM_ROLES))

@@ -19,8 +19,9 @@
 use relay_spec::Pattern;
 
 use super::Builder;
+use crate::plan::{NodeId, NodeRef};
 
-pub(super) fn step_nodes(b: &mut Builder<'_>, i: usize, deps: Vec<usize>) -> usize {
+pub(super) fn step_nodes(b: &mut Builder<'_>, i: usize, deps: Vec<NodeRef>) -> NodeId {
     let step_deps = b.step_deps[i].clone();
     match b.pattern {
         Pattern::FanOut if step_deps.len() >= 2 => b.with_inputs(i, deps, "Result of"),

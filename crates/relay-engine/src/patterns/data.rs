@@ -11,19 +11,19 @@ use relay_spec::{Items, Pattern};
 
 use super::Builder;
 use crate::events::EventKind;
-use crate::plan::{Gate, GateCtx, Node, Resolution, RunSpec};
+use crate::plan::{Gate, GateCtx, Node, NodeId, NodeRef, Resolution, RunSpec, StepIdx};
 
-pub(super) fn step_nodes(b: &mut Builder<'_>, i: usize, deps: Vec<usize>) -> usize {
+pub(super) fn step_nodes(b: &mut Builder<'_>, i: usize, deps: Vec<NodeRef>) -> NodeId {
     let step = &b.wf.steps[i];
     if let Some(items) = step.items.clone() {
         let label = step.name.clone();
         return b.add(Node::gate(
             label,
-            i,
+            StepIdx::new(i),
             deps,
             Box::new(MapGate {
                 items,
-                step: i,
+                step: StepIdx::new(i),
                 expanded: None,
             }),
         ));
@@ -62,22 +62,22 @@ pub(crate) fn split_items(text: &str) -> Vec<String> {
 
 struct MapGate {
     items: Items,
-    step: usize,
-    /// Item nodes once expanded: (item, node).
-    expanded: Option<Vec<(String, usize)>>,
+    step: StepIdx,
+    /// The items once expanded, each with its node once placed.
+    expanded: Option<Vec<(String, Option<NodeId>)>>,
 }
 
 impl Gate for MapGate {
     fn resolve(&mut self, ctx: &GateCtx<'_>) -> Resolution {
-        let label = ctx.labels[ctx.me].clone();
+        let label = ctx.my_label();
         if let Some(nodes) = &self.expanded {
             let mut out = String::new();
             for (k, (item, node)) in nodes.iter().enumerate() {
-                match ctx.result(*node) {
-                    Some(r) if r.completed => out.push_str(&format!(
+                match node.and_then(|n| ctx.result(n)) {
+                    Some(r) if r.completed() => out.push_str(&format!(
                         "### item {}: {item}\n{}\n\n",
                         k + 1,
-                        r.output.trim()
+                        r.output().trim()
                     )),
                     _ => {
                         return Resolution::Fail {
@@ -124,9 +124,9 @@ impl Gate for MapGate {
                 spec,
                 false,
             ));
-            made.push((item.clone(), ctx.next_index + k));
+            made.push((item.clone(), None));
         }
-        let wait_for = made.iter().map(|(_, n)| *n).collect();
+        let wait_for = (0..made.len()).map(NodeRef::New).collect();
         self.expanded = Some(made);
         Resolution::Expand {
             nodes,
@@ -140,6 +140,14 @@ impl Gate for MapGate {
                     if items.len() == 1 { "" } else { "s" }
                 ),
             }],
+        }
+    }
+
+    fn placed(&mut self, ids: &[NodeId]) {
+        if let Some(items) = &mut self.expanded {
+            for ((_, node), id) in items.iter_mut().zip(ids) {
+                *node = Some(*id);
+            }
         }
     }
 }

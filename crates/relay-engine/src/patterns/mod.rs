@@ -1,9 +1,11 @@
-//! Swarm patterns: how a workflow's steps become the plan the scheduler runs. Each family
-//! of patterns lives in its own module and decides three things the driver consults:
-//! the nodes a step becomes (plain run, or gates that loop, fan out, pick a winner, vote,
-//! escalate), the data each node receives (outputs of other steps appended to its task),
-//! and who may message whom (`Topology`). Dependencies a pattern implies between steps
-//! come from `relay_spec::pattern::implicit_deps`, which validation uses too.
+//! Swarm patterns: how a workflow's steps become the plan the run state drives. Each
+//! family of patterns lives in its own module and decides the nodes a step becomes (plain
+//! run, or gates that loop, fan out, pick a winner, vote, escalate) and the data each node
+//! receives (outputs of other steps appended to its task). What a pattern needs from the
+//! run beyond its plan (an agent chosen when a node starts, compensations after a
+//! failure, barrier deadlines, who may message whom) is in its [`PatternHooks`], so the
+//! run loop never names a pattern. Dependencies a pattern implies between steps come from
+//! `relay_spec::pattern::implicit_deps`, which validation uses too.
 //!
 //! | family | module | patterns |
 //! |---|---|---|
@@ -18,74 +20,24 @@ mod adversarial;
 mod collaborative;
 mod core;
 mod data;
+mod hooks;
 mod quality;
 mod resilience;
 pub(crate) mod verdict;
 
 pub(crate) use verdict::result_text;
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::BTreeMap;
 
+use relay_messaging::Topology;
 use relay_spec::pattern::{choose, hubs, implicit_deps, managers};
 use relay_spec::{Pattern, RelayFile, WorkflowDef};
 
-pub(crate) use collaborative::pool as swarm_pool;
+pub use hooks::{AgentPick, PatternHooks};
 pub use relay_spec::pattern::Choice;
 pub use resilience::BreakerState;
-pub(crate) use resilience::saga_compensations;
 
-use crate::plan::{Node, Plan, RunSpec};
-
-/// Who may send a message to whom, as the pattern decides.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Topology {
-    /// Anyone to anyone (dag, mesh, most patterns).
-    All,
-    /// Spokes talk to the hubs only; hubs talk to anyone (hub-spoke, fan-out with a lead).
-    Hub(BTreeSet<String>),
-    /// Each agent talks to its manager and its direct reports (hierarchical).
-    Tree(BTreeMap<String, Option<String>>),
-    /// Each agent talks to the next agent in the chain (handoff).
-    Chain(Vec<String>),
-}
-
-impl Topology {
-    /// `Ok` when `from` may message `to`; otherwise the rule that forbids it.
-    pub fn may_send(&self, from: &str, to: &str) -> Result<(), String> {
-        match self {
-            Topology::All => Ok(()),
-            Topology::Hub(hubs) => {
-                if hubs.contains(from) || hubs.contains(to) {
-                    Ok(())
-                } else {
-                    Err(format!(
-                        "hub-spoke: `{from}` may message only the hub ({})",
-                        hubs.iter().cloned().collect::<Vec<_>>().join(", ")
-                    ))
-                }
-            }
-            Topology::Tree(boss) => {
-                let is_boss = |a: &str, b: &str| boss.get(a).and_then(|x| x.as_deref()) == Some(b);
-                if is_boss(from, to) || is_boss(to, from) {
-                    Ok(())
-                } else {
-                    Err(format!(
-                        "hierarchical: `{from}` may message only its manager and direct reports"
-                    ))
-                }
-            }
-            Topology::Chain(order) => {
-                let pos = |a: &str| order.iter().position(|x| x == a);
-                match (pos(from), pos(to)) {
-                    (Some(f), Some(t)) if t == f + 1 || f == t + 1 => Ok(()),
-                    _ => Err(format!(
-                        "handoff: `{from}` may message only the agents next to it in the chain"
-                    )),
-                }
-            }
-        }
-    }
-}
+use crate::plan::{Node, NodeId, NodeRef, Plan, RunSpec, StepIdx};
 
 /// Builds the plan while the nodes of each step are added in dependency order.
 pub(crate) struct Builder<'a> {
@@ -93,7 +45,7 @@ pub(crate) struct Builder<'a> {
     pub wf: &'a WorkflowDef,
     pub pattern: Pattern,
     pub nodes: Vec<Node>,
-    pub final_node: Vec<usize>,
+    pub final_node: Vec<Option<NodeId>>,
     /// For each step, the steps it depends on (explicit and implied).
     pub step_deps: Vec<Vec<usize>>,
     /// The circuit breaker every step of the run shares.
@@ -101,20 +53,37 @@ pub(crate) struct Builder<'a> {
 }
 
 impl Builder<'_> {
-    /// Appends `node`, returning its index.
-    pub fn add(&mut self, node: Node) -> usize {
+    /// Appends `node`, returning its id.
+    pub fn add(&mut self, node: Node) -> NodeId {
         self.nodes.push(node);
-        self.nodes.len() - 1
+        NodeId::new(self.nodes.len() - 1)
+    }
+
+    /// The step's name.
+    pub fn name(&self, i: usize) -> String {
+        self.wf.steps[i].name.clone()
+    }
+
+    /// The node step `d` is done with (already placed: steps go in dependency order).
+    pub fn final_of(&self, d: usize) -> NodeRef {
+        NodeRef::Id(self.final_id(d))
+    }
+
+    /// The id of the node step `d` is done with. `None` cannot happen for a validated
+    /// workflow; a reference to no node waits for ever, and the run reports the node as
+    /// never reached.
+    pub fn final_id(&self, d: usize) -> NodeId {
+        self.final_node[d].unwrap_or(NodeId::new(usize::MAX))
     }
 
     /// The plain node of step `i`: its step, as written.
-    pub fn plain(&mut self, i: usize, deps: Vec<usize>) -> usize {
-        let label = self.wf.steps[i].name.clone();
-        self.add(Node::run(label, i, deps))
+    pub fn plain(&mut self, i: usize, deps: Vec<NodeRef>) -> NodeId {
+        let label = self.name(i);
+        self.add(Node::run(label, StepIdx::new(i), deps))
     }
 
     /// The plain node of step `i`, receiving the outputs of the steps it depends on.
-    pub fn with_inputs(&mut self, i: usize, deps: Vec<usize>, heading: &str) -> usize {
+    pub fn with_inputs(&mut self, i: usize, deps: Vec<NodeRef>, heading: &str) -> NodeId {
         let from = self.step_deps[i].clone();
         self.receiving(i, deps, heading, &from)
     }
@@ -123,23 +92,23 @@ impl Builder<'_> {
     pub fn receiving(
         &mut self,
         i: usize,
-        deps: Vec<usize>,
+        deps: Vec<NodeRef>,
         heading: &str,
         from: &[usize],
-    ) -> usize {
-        let inputs: Vec<(String, usize)> = from
+    ) -> NodeId {
+        let inputs: Vec<(String, NodeRef)> = from
             .iter()
             .map(|&d| {
                 (
                     format!("{heading} `{}`", self.wf.steps[d].name),
-                    self.final_node[d],
+                    self.final_of(d),
                 )
             })
             .collect();
-        let label = self.wf.steps[i].name.clone();
+        let label = self.name(i);
         self.add(Node::run_with(
             label,
-            i,
+            StepIdx::new(i),
             deps,
             RunSpec {
                 inputs,
@@ -150,11 +119,11 @@ impl Builder<'_> {
     }
 
     /// The first attempt of step `i` as a node whose failure a gate judges (`STEP#1`).
-    pub fn soft_attempt(&mut self, i: usize, deps: Vec<usize>) -> usize {
+    pub fn soft_attempt(&mut self, i: usize, deps: Vec<NodeRef>) -> NodeId {
         let label = format!("{}#1", self.wf.steps[i].name);
         self.add(Node::run_with(
             label,
-            i,
+            StepIdx::new(i),
             deps,
             RunSpec {
                 soft: true,
@@ -171,8 +140,8 @@ impl Builder<'_> {
     }
 }
 
-/// Turns `wf` into the plan of its pattern.
-pub fn build(file: &RelayFile, wf: &WorkflowDef) -> Plan {
+/// Turns `wf` into the plan of its pattern and the hooks the run consults.
+pub fn build(file: &RelayFile, wf: &WorkflowDef) -> (Plan, PatternHooks) {
     let choice = choose(file, wf);
     let n = wf.steps.len();
     let index: BTreeMap<&str, usize> = wf
@@ -185,6 +154,8 @@ pub fn build(file: &RelayFile, wf: &WorkflowDef) -> Plan {
         .coordination
         .iter()
         .flat_map(|c| c.barriers.iter().map(|b| (b.name.as_str(), b)))
+        // A barrier named like a step is rejected by validation; the step wins here.
+        .filter(|(name, _)| !index.contains_key(name))
         .collect();
     let implicit = implicit_deps(file, wf, choice.pattern);
     let step_deps: Vec<Vec<usize>> = (0..n)
@@ -205,38 +176,42 @@ pub fn build(file: &RelayFile, wf: &WorkflowDef) -> Plan {
         wf,
         pattern: choice.pattern,
         nodes: Vec::new(),
-        final_node: vec![usize::MAX; n],
+        final_node: vec![None; n],
         step_deps,
         breaker: Default::default(),
     };
     // Steps after a reviewed producer wait for its approved version.
     quality::link_reviews(&mut b);
-    let mut barrier_node: BTreeMap<String, usize> = BTreeMap::new();
+    let mut hooks = PatternHooks::default();
+    let mut barrier_node: BTreeMap<String, NodeId> = BTreeMap::new();
     let step_deps = b.step_deps.clone();
     for i in topo_order(&step_deps, wf, &barriers, &index) {
-        let mut deps: Vec<usize> = step_deps[i].iter().map(|&d| b.final_node[d]).collect();
+        let mut deps: Vec<NodeRef> = step_deps[i].iter().map(|&d| b.final_of(d)).collect();
         for name in &wf.steps[i].depends_on {
             if let Some(bar) = barriers.get(name.as_str()) {
                 let node = match barrier_node.get(name) {
                     Some(&x) => x,
                     None => {
-                        let waits: Vec<usize> = bar
+                        let waits: Vec<NodeRef> = bar
                             .wait_for
                             .iter()
-                            .filter_map(|w| index.get(w.as_str()).map(|&s| b.final_node[s]))
+                            .filter_map(|w| index.get(w.as_str()).map(|&s| b.final_of(s)))
                             .collect();
                         let x = b.add(Node::gate(
                             format!("barrier:{}", bar.name),
-                            i,
+                            StepIdx::new(i),
                             waits,
                             Box::new(verdict::Barrier),
                         ));
-                        b.nodes[x].publishes = false;
+                        b.nodes[x.index()].publishes = false;
+                        if let Some(ms) = bar.timeout_ms {
+                            hooks.deadlines.push((x, ms));
+                        }
                         barrier_node.insert(name.clone(), x);
                         x
                     }
                 };
-                deps.push(node);
+                deps.push(NodeRef::Id(node));
             }
         }
         let last = match choice.pattern {
@@ -261,9 +236,9 @@ pub fn build(file: &RelayFile, wf: &WorkflowDef) -> Plan {
             }
             Pattern::Blackboard | Pattern::Swarm => collaborative::step_nodes(&mut b, i, deps),
         };
-        b.final_node[i] = last;
+        b.final_node[i] = Some(last);
     }
-    let topology = match choice.pattern {
+    hooks.topology = match choice.pattern {
         Pattern::HubSpoke => Topology::Hub(hubs(file)),
         Pattern::Hierarchical => Topology::Tree(managers(file).into_iter().collect()),
         Pattern::Handoff => {
@@ -279,12 +254,26 @@ pub fn build(file: &RelayFile, wf: &WorkflowDef) -> Plan {
         }
         _ => Topology::All,
     };
-    Plan {
-        nodes: b.nodes,
-        final_node: b.final_node,
-        pattern: choice,
-        topology,
+    if choice.pattern == Pattern::Swarm {
+        hooks.pool = collaborative::pool(file);
     }
+    if choice.pattern == Pattern::CircuitBreaker {
+        hooks.breaker = Some(b.breaker.clone());
+    }
+    hooks.compensate = choice.pattern == Pattern::Saga;
+    let final_node = b
+        .final_node
+        .iter()
+        .map(|f| f.unwrap_or(NodeId::new(usize::MAX)))
+        .collect();
+    (
+        Plan {
+            nodes: b.nodes,
+            final_node,
+            pattern: choice,
+        },
+        hooks,
+    )
 }
 
 /// Step indices in an order where every step comes after those it depends on
@@ -329,33 +318,4 @@ fn topo_order(
         }
     }
     order
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn topologies_allow_and_refuse() {
-        assert!(Topology::All.may_send("a", "b").is_ok());
-        let hub = Topology::Hub(BTreeSet::from(["lead".to_string()]));
-        assert!(hub.may_send("w1", "lead").is_ok());
-        assert!(hub.may_send("lead", "w2").is_ok());
-        assert!(
-            hub.may_send("w1", "w2")
-                .unwrap_err()
-                .contains("only the hub")
-        );
-        let tree = Topology::Tree(BTreeMap::from([
-            ("ceo".to_string(), None),
-            ("vp".to_string(), Some("ceo".to_string())),
-            ("dev".to_string(), Some("vp".to_string())),
-        ]));
-        assert!(tree.may_send("dev", "vp").is_ok());
-        assert!(tree.may_send("ceo", "vp").is_ok());
-        assert!(tree.may_send("dev", "ceo").is_err());
-        let chain = Topology::Chain(vec!["a".into(), "b".into(), "c".into()]);
-        assert!(chain.may_send("a", "b").is_ok());
-        assert!(chain.may_send("a", "c").is_err());
-    }
 }

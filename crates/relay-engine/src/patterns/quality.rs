@@ -20,7 +20,7 @@ use relay_spec::pattern::agent_has;
 use super::Builder;
 use super::verdict::{approved, describe_result};
 use crate::events::EventKind;
-use crate::plan::{Gate, GateCtx, Node, Resolution, RunSpec};
+use crate::plan::{Gate, GateCtx, Node, NodeId, NodeRef, Resolution, RunSpec, StepIdx};
 
 /// Default most producer/reviewer rounds.
 pub(crate) const DEFAULT_ITERATIONS: u32 = 3;
@@ -64,7 +64,7 @@ pub(super) fn link_reviews(b: &mut Builder<'_>) {
     }
 }
 
-pub(super) fn step_nodes(b: &mut Builder<'_>, i: usize, deps: Vec<usize>) -> usize {
+pub(super) fn step_nodes(b: &mut Builder<'_>, i: usize, deps: Vec<NodeRef>) -> NodeId {
     match b.pattern {
         Pattern::Reflection | Pattern::ReviewLoop => match producer_of(b, i) {
             Some(p) => review_loop(b, i, p, deps),
@@ -77,17 +77,17 @@ pub(super) fn step_nodes(b: &mut Builder<'_>, i: usize, deps: Vec<usize>) -> usi
 }
 
 /// Reviewer step `i` of producer step `p`: a first review, then a gate that loops.
-pub(crate) fn review_loop(b: &mut Builder<'_>, i: usize, p: usize, deps: Vec<usize>) -> usize {
+pub(crate) fn review_loop(b: &mut Builder<'_>, i: usize, p: usize, deps: Vec<NodeRef>) -> NodeId {
     let name = b.wf.steps[i].name.clone();
-    let producer_node = b.final_node[p];
+    let producer = b.final_id(p);
     let review = b.add(Node::run_with(
         format!("{name}#1"),
-        i,
+        StepIdx::new(i),
         deps,
         RunSpec {
             inputs: vec![(
                 format!("Work of `{}` to review", b.wf.steps[p].name),
-                producer_node,
+                producer.into(),
             )],
             soft: true,
             unverified: true,
@@ -101,12 +101,12 @@ pub(crate) fn review_loop(b: &mut Builder<'_>, i: usize, p: usize, deps: Vec<usi
         .max(1);
     b.add(Node::gate(
         name,
-        i,
-        vec![review],
-        Box::new(Loop {
-            producer_step: p,
-            reviewer_step: i,
-            producer: producer_node,
+        StepIdx::new(i),
+        vec![review.into()],
+        Box::new(ReviewLoop {
+            producer_step: StepIdx::new(p),
+            reviewer_step: StepIdx::new(i),
+            producer,
             review,
             iteration: 1,
             max,
@@ -116,21 +116,21 @@ pub(crate) fn review_loop(b: &mut Builder<'_>, i: usize, p: usize, deps: Vec<usi
 }
 
 /// A producer/reviewer loop: approve, or send the work back with the review.
-pub(crate) struct Loop {
-    pub producer_step: usize,
-    pub reviewer_step: usize,
-    pub producer: usize,
-    pub review: usize,
+pub(crate) struct ReviewLoop {
+    pub producer_step: StepIdx,
+    pub reviewer_step: StepIdx,
+    pub producer: NodeId,
+    pub review: NodeId,
     pub iteration: u32,
     pub max: u32,
     /// Reviewer agent when it is not the reviewer step's own (verifier).
     pub reviewer_agent: Option<String>,
 }
 
-impl Gate for Loop {
+impl Gate for ReviewLoop {
     fn resolve(&mut self, ctx: &GateCtx<'_>) -> Resolution {
-        let label = ctx.labels[ctx.me].clone();
-        let produced = ctx.result(self.producer).is_some_and(|r| r.completed);
+        let label = ctx.my_label();
+        let produced = ctx.result(self.producer).is_some_and(|r| r.completed());
         let review = ctx.output(self.review).to_string();
         if produced && approved(&review) {
             return Resolution::Complete {
@@ -163,7 +163,8 @@ impl Gate for Loop {
         }
         self.iteration += 1;
         let k = self.iteration;
-        let base = ctx.labels[self.producer]
+        let base = ctx
+            .label(self.producer)
             .split('#')
             .next()
             .unwrap_or_default()
@@ -174,15 +175,15 @@ impl Gate for Loop {
             Vec::new(),
             RunSpec {
                 inputs: vec![
-                    ("Your previous version".into(), self.producer),
-                    ("Feedback to address".into(), self.review),
+                    ("Your previous version".into(), self.producer.into()),
+                    ("Feedback to address".into(), self.review.into()),
                 ],
                 ..RunSpec::default()
             },
             true,
         );
-        let p_idx = ctx.next_index;
-        let reviewer_label = ctx.labels[self.review]
+        let reviewer_label = ctx
+            .label(self.review)
             .split('#')
             .next()
             .unwrap_or_default()
@@ -190,11 +191,11 @@ impl Gate for Loop {
         let review = Node::run_with(
             format!("{reviewer_label}#{k}"),
             self.reviewer_step,
-            vec![p_idx],
+            vec![NodeRef::New(0)],
             RunSpec {
                 agent: self.reviewer_agent.clone(),
                 task: self.reviewer_agent.as_ref().map(|_| verify_task(&base)),
-                inputs: vec![("Work to review".into(), p_idx)],
+                inputs: vec![("Work to review".into(), NodeRef::New(0))],
                 soft: true,
                 unverified: true,
                 retries: self.reviewer_agent.as_ref().map(|_| 0),
@@ -202,16 +203,21 @@ impl Gate for Loop {
             },
             false,
         );
-        self.producer = p_idx;
-        self.review = p_idx + 1;
         Resolution::Expand {
             nodes: vec![producer, review],
-            wait_for: vec![p_idx + 1],
+            wait_for: vec![NodeRef::New(1)],
             events: vec![EventKind::Pattern {
                 step: label,
                 action: "rejected".into(),
                 detail: format!("{why}; iteration {k} of {}", self.max),
             }],
+        }
+    }
+
+    fn placed(&mut self, ids: &[NodeId]) {
+        if let [producer, review] = ids {
+            self.producer = *producer;
+            self.review = *review;
         }
     }
 }
@@ -223,7 +229,7 @@ fn verify_task(step: &str) -> String {
     )
 }
 
-fn verify(b: &mut Builder<'_>, i: usize, deps: Vec<usize>) -> usize {
+fn verify(b: &mut Builder<'_>, i: usize, deps: Vec<NodeRef>) -> NodeId {
     let verifier = b
         .file
         .agents
@@ -238,12 +244,12 @@ fn verify(b: &mut Builder<'_>, i: usize, deps: Vec<usize>) -> usize {
     let producer = b.soft_attempt(i, deps);
     let review = b.add(Node::run_with(
         format!("{name}:verify#1"),
-        i,
-        vec![producer],
+        StepIdx::new(i),
+        vec![producer.into()],
         RunSpec {
             agent: Some(verifier.clone()),
             task: Some(verify_task(&name)),
-            inputs: vec![("Work to verify".into(), producer)],
+            inputs: vec![("Work to verify".into(), producer.into())],
             soft: true,
             unverified: true,
             retries: Some(0),
@@ -257,11 +263,11 @@ fn verify(b: &mut Builder<'_>, i: usize, deps: Vec<usize>) -> usize {
         .max(1);
     b.add(Node::gate(
         name,
-        i,
-        vec![review],
-        Box::new(Loop {
-            producer_step: i,
-            reviewer_step: i,
+        StepIdx::new(i),
+        vec![review.into()],
+        Box::new(ReviewLoop {
+            producer_step: StepIdx::new(i),
+            reviewer_step: StepIdx::new(i),
             producer,
             review,
             iteration: 1,
@@ -271,7 +277,7 @@ fn verify(b: &mut Builder<'_>, i: usize, deps: Vec<usize>) -> usize {
     ))
 }
 
-fn supervise(b: &mut Builder<'_>, i: usize, deps: Vec<usize>) -> usize {
+fn supervise(b: &mut Builder<'_>, i: usize, deps: Vec<NodeRef>) -> NodeId {
     let is_supervisor = b.agent_of(i).is_some_and(|a| agent_has(a, &["supervisor"]));
     if is_supervisor {
         let label = b.wf.steps[i].name.clone();
@@ -280,13 +286,13 @@ fn supervise(b: &mut Builder<'_>, i: usize, deps: Vec<usize>) -> usize {
             .map(|&d| {
                 (
                     format!("Health of worker step `{}`", b.wf.steps[d].name),
-                    b.final_node[d],
+                    b.final_of(d),
                 )
             })
             .collect();
         return b.add(Node::run_with(
             label,
-            i,
+            StepIdx::new(i),
             deps,
             RunSpec {
                 inputs,
@@ -299,10 +305,10 @@ fn supervise(b: &mut Builder<'_>, i: usize, deps: Vec<usize>) -> usize {
     let first = b.soft_attempt(i, deps);
     b.add(Node::gate(
         name,
-        i,
-        vec![first],
+        StepIdx::new(i),
+        vec![first.into()],
         Box::new(Restart {
-            step: i,
+            step: StepIdx::new(i),
             last: first,
             restarts: 0,
         }),
@@ -310,15 +316,15 @@ fn supervise(b: &mut Builder<'_>, i: usize, deps: Vec<usize>) -> usize {
 }
 
 struct Restart {
-    step: usize,
-    last: usize,
+    step: StepIdx,
+    last: NodeId,
     restarts: u32,
 }
 
 impl Gate for Restart {
     fn resolve(&mut self, ctx: &GateCtx<'_>) -> Resolution {
-        let label = ctx.labels[ctx.me].clone();
-        if ctx.result(self.last).is_some_and(|r| r.completed) {
+        let label = ctx.my_label();
+        if ctx.result(self.last).is_some_and(|r| r.completed()) {
             return Resolution::Complete {
                 output: ctx.output(self.last).to_string(),
                 events: Vec::new(),
@@ -346,10 +352,9 @@ impl Gate for Restart {
             },
             true,
         );
-        self.last = ctx.next_index;
         Resolution::Expand {
             nodes: vec![node],
-            wait_for: vec![self.last],
+            wait_for: vec![NodeRef::New(0)],
             events: vec![EventKind::Pattern {
                 step: label,
                 action: "restarted".into(),
@@ -359,6 +364,12 @@ impl Gate for Restart {
                     why.lines().next().unwrap_or("")
                 ),
             }],
+        }
+    }
+
+    fn placed(&mut self, ids: &[NodeId]) {
+        if let Some(id) = ids.first() {
+            self.last = *id;
         }
     }
 }

@@ -18,12 +18,12 @@ use relay_spec::pattern::{agent_has, tier_of};
 use super::Builder;
 use super::verdict::describe_result;
 use crate::events::EventKind;
-use crate::plan::{Gate, GateCtx, Node, Resolution, RunSpec};
+use crate::plan::{Gate, GateCtx, Node, NodeId, NodeRef, Resolution, RunSpec, StepIdx};
 
 /// Failures of the primary that open the breaker.
 pub(crate) const BREAKER_THRESHOLD: u32 = 2;
 
-pub(super) fn step_nodes(b: &mut Builder<'_>, i: usize, deps: Vec<usize>) -> usize {
+pub(super) fn step_nodes(b: &mut Builder<'_>, i: usize, deps: Vec<NodeRef>) -> NodeId {
     if b.wf.steps[i].kind() != relay_spec::StepType::Agent {
         return b.plain(i, deps);
     }
@@ -48,7 +48,7 @@ fn fallbacks(b: &Builder<'_>, i: usize, keywords: &[&str]) -> Vec<String> {
         .collect()
 }
 
-fn escalation(b: &mut Builder<'_>, i: usize, deps: Vec<usize>) -> usize {
+fn escalation(b: &mut Builder<'_>, i: usize, deps: Vec<NodeRef>) -> NodeId {
     let name = b.wf.steps[i].name.clone();
     let own_tier = b.agent_of(i).and_then(tier_of).unwrap_or(0);
     let chain: Vec<String> = if b.wf.steps[i].escalate_to.is_empty() {
@@ -71,10 +71,10 @@ fn escalation(b: &mut Builder<'_>, i: usize, deps: Vec<usize>) -> usize {
     let agent = b.wf.steps[i].agent.clone().unwrap_or_default();
     b.add(Node::gate(
         name,
-        i,
-        vec![first],
+        StepIdx::new(i),
+        vec![first.into()],
         Box::new(Escalate {
-            step: i,
+            step: StepIdx::new(i),
             current: (agent, first),
             rest: chain,
         }),
@@ -82,15 +82,15 @@ fn escalation(b: &mut Builder<'_>, i: usize, deps: Vec<usize>) -> usize {
 }
 
 struct Escalate {
-    step: usize,
-    current: (String, usize),
+    step: StepIdx,
+    current: (String, NodeId),
     rest: Vec<String>,
 }
 
 impl Gate for Escalate {
     fn resolve(&mut self, ctx: &GateCtx<'_>) -> Resolution {
-        let label = ctx.labels[ctx.me].clone();
-        if ctx.result(self.current.1).is_some_and(|r| r.completed) {
+        let label = ctx.my_label();
+        if ctx.result(self.current.1).is_some_and(|r| r.completed()) {
             return Resolution::Complete {
                 output: ctx.output(self.current.1).to_string(),
                 events: Vec::new(),
@@ -116,15 +116,21 @@ impl Gate for Escalate {
             },
             true,
         );
-        let from = std::mem::replace(&mut self.current, (next.clone(), ctx.next_index));
+        let from = std::mem::replace(&mut self.current.0, next.clone());
         Resolution::Expand {
             nodes: vec![node],
-            wait_for: vec![ctx.next_index],
+            wait_for: vec![NodeRef::New(0)],
             events: vec![EventKind::Pattern {
                 step: label,
                 action: "escalated".into(),
-                detail: format!("{} -> {next} after: {why}", from.0),
+                detail: format!("{from} -> {next} after: {why}"),
             }],
+        }
+    }
+
+    fn placed(&mut self, ids: &[NodeId]) {
+        if let Some(id) = ids.first() {
+            self.current.1 = *id;
         }
     }
 }
@@ -143,7 +149,7 @@ impl BreakerState {
     }
 }
 
-fn breaker(b: &mut Builder<'_>, i: usize, deps: Vec<usize>) -> usize {
+fn breaker(b: &mut Builder<'_>, i: usize, deps: Vec<NodeRef>) -> NodeId {
     let name = b.wf.steps[i].name.clone();
     let fallback = fallbacks(b, i, &["fallback", "backup"]);
     let is_fallback = b
@@ -158,21 +164,21 @@ fn breaker(b: &mut Builder<'_>, i: usize, deps: Vec<usize>) -> usize {
     let primary = b.wf.steps[i].agent.clone().unwrap_or_default();
     let run = b.add(Node::run_with(
         format!("{name}#1"),
-        i,
+        StepIdx::new(i),
         deps,
         RunSpec {
             soft: true,
-            breaker: Some((shared.clone(), first)),
+            breaker: Some(first),
             ..RunSpec::default()
         },
         true,
     ));
     b.add(Node::gate(
         name,
-        i,
-        vec![run],
+        StepIdx::new(i),
+        vec![run.into()],
         Box::new(Breaker {
-            step: i,
+            step: StepIdx::new(i),
             primary,
             fallback,
             state: shared,
@@ -183,23 +189,23 @@ fn breaker(b: &mut Builder<'_>, i: usize, deps: Vec<usize>) -> usize {
 }
 
 struct Breaker {
-    step: usize,
+    step: StepIdx,
     primary: String,
     fallback: Vec<String>,
     state: Arc<Mutex<BreakerState>>,
-    last: usize,
+    last: NodeId,
     tried: Vec<String>,
 }
 
 impl Gate for Breaker {
     fn resolve(&mut self, ctx: &GateCtx<'_>) -> Resolution {
-        let label = ctx.labels[ctx.me].clone();
+        let label = ctx.my_label();
         let mut events = Vec::new();
         let ran_by = ctx
             .result(self.last)
             .and_then(|r| r.agent.clone())
             .unwrap_or_default();
-        let ok = ctx.result(self.last).is_some_and(|r| r.completed);
+        let ok = ctx.result(self.last).is_some_and(|r| r.completed());
         self.tried.push(ran_by.clone());
         if ran_by == self.primary {
             let mut st = self.state.lock().unwrap_or_else(|e| e.into_inner());
@@ -257,34 +263,37 @@ impl Gate for Breaker {
             },
             true,
         );
-        self.last = ctx.next_index;
         Resolution::Expand {
             nodes: vec![node],
-            wait_for: vec![ctx.next_index],
+            wait_for: vec![NodeRef::New(0)],
             events,
+        }
+    }
+
+    fn placed(&mut self, ids: &[NodeId]) {
+        if let Some(id) = ids.first() {
+            self.last = *id;
         }
     }
 }
 
 /// The compensation nodes of a failed saga: for the completed steps (in completion
 /// order) that declare `compensate`, newest first, each after the previous one.
-pub(crate) fn saga_compensations(
+pub(super) fn saga_compensations(
     wf: &relay_spec::WorkflowDef,
-    completed_in_order: &[usize],
-    first_index: usize,
+    completed_in_order: &[StepIdx],
 ) -> Vec<Node> {
     let mut nodes: Vec<Node> = Vec::new();
     for &s in completed_in_order.iter().rev() {
-        let Some(undo) = wf.steps[s].compensate.clone() else {
+        let Some(undo) = wf.steps.get(s.index()).and_then(|x| x.compensate.clone()) else {
             continue;
         };
-        let deps = if nodes.is_empty() {
-            Vec::new()
-        } else {
-            vec![first_index + nodes.len() - 1]
+        let deps = match nodes.len() {
+            0 => Vec::new(),
+            k => vec![NodeRef::New(k - 1)],
         };
         nodes.push(Node::run_with(
-            format!("{}:compensate", wf.steps[s].name),
+            format!("{}:compensate", wf.steps[s.index()].name),
             s,
             deps,
             RunSpec {

@@ -111,18 +111,18 @@ impl Gate for Barrier {
 }
 
 /// Text of a node's result for another agent to read: its output, or why it failed.
-pub fn describe_result(ctx: &GateCtx<'_>, i: usize) -> String {
+pub fn describe_result(ctx: &GateCtx<'_>, i: crate::plan::NodeId) -> String {
     result_text(ctx.result(i))
 }
 
 /// Text of a result for another agent to read: its output, or why it failed.
 pub fn result_text(result: Option<&crate::plan::NodeResult>) -> String {
     match result {
-        Some(r) if r.completed => r.output.trim().to_string(),
+        Some(r) if r.completed() => r.output().trim().to_string(),
         Some(r) => format!(
             "[failed: {}]\n{}",
-            r.reason.as_deref().unwrap_or("unknown reason"),
-            r.output.trim()
+            r.reason().unwrap_or("unknown reason"),
+            r.output().trim()
         ),
         None => "[not run]".to_string(),
     }

@@ -1,19 +1,52 @@
-//! Reading a run back from its event log, the run's source of truth. A torn or corrupt
-//! line (a crash mid-write, a full disk) is skipped and reported, never fatal.
+//! A run as its event log tells it: the log is the source of truth, and this is the state
+//! folded from it, event by event. The live run keeps one current (and writes it beside
+//! the log as `state.json`); `status`, `runs` and `resume` fold the log again. Only the
+//! state is kept, never the events, so memory grows with the steps, not with the events.
+//! A torn or corrupt line (a crash mid-write, a full disk) is skipped and reported.
 
 use std::collections::BTreeMap;
 use std::path::Path;
 
-use crate::events::{Event, EventKind, RunStatus};
-use crate::run::StepStatus;
+use serde::Serialize;
 
-/// What the log says about one step.
-#[derive(Debug, Clone, PartialEq)]
+use crate::events::{Event, EventKind};
+use crate::outcome::{RunStatus, StepStatus};
+
+/// Where a step (or node) stands in the log.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum StepState {
+    /// Not started (or started before a resume and not finished).
+    Pending,
+    /// Started and not finished when the log ends.
+    Running,
+    /// Completed.
+    Completed,
+    /// Failed.
+    Failed,
+    /// Never ran.
+    Skipped,
+}
+
+impl StepState {
+    /// The final status, when the step reached one.
+    pub fn status(self) -> Option<StepStatus> {
+        match self {
+            StepState::Completed => Some(StepStatus::Completed),
+            StepState::Failed => Some(StepStatus::Failed),
+            StepState::Skipped => Some(StepStatus::Skipped),
+            StepState::Pending | StepState::Running => None,
+        }
+    }
+}
+
+/// What the log says about one step or node.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+#[serde(rename_all = "camelCase")]
 pub struct StepRecord {
-    /// Final status, or `None` while it was still running (or never started).
-    pub status: Option<StepStatus>,
-    /// Whether it was started and not finished when the log ends.
-    pub in_flight: bool,
+    /// Where it stands.
+    #[serde(rename = "status")]
+    pub state: StepState,
     /// Attempts started so far.
     pub attempts: u32,
     /// Last exit code seen.
@@ -23,14 +56,31 @@ pub struct StepRecord {
     /// Why it failed or was skipped.
     pub reason: Option<String>,
     /// Process groups its attempts ran in.
+    #[serde(skip)]
     pub pgids: Vec<u32>,
 }
 
-/// A run as its log tells it.
+impl StepRecord {
+    fn new() -> Self {
+        StepRecord {
+            state: StepState::Pending,
+            attempts: 0,
+            exit_code: None,
+            duration_ms: 0,
+            reason: None,
+            pgids: Vec::new(),
+        }
+    }
+
+    /// The final status, when it reached one.
+    pub fn status(&self) -> Option<StepStatus> {
+        self.state.status()
+    }
+}
+
+/// A run's state, folded from its log.
 #[derive(Debug, Clone, Default)]
-pub struct Replay {
-    /// Every well-formed event, in order.
-    pub events: Vec<Event>,
+pub struct Snapshot {
     /// Lines that could not be read: (1-based line number, problem).
     pub bad_lines: Vec<(usize, String)>,
     /// Run id, from `run:started`.
@@ -39,7 +89,7 @@ pub struct Replay {
     pub workflow: Option<String>,
     /// Step names in declaration order, from `run:started`.
     pub step_order: Vec<String>,
-    /// Per-step state.
+    /// Per step and node (by label).
     pub steps: BTreeMap<String, StepRecord>,
     /// The run's final status, if it reached one (the last terminal event wins).
     pub status: Option<RunStatus>,
@@ -53,44 +103,63 @@ pub struct Replay {
     pub duration_ms: Option<u64>,
 }
 
-impl Replay {
-    /// Reads `events.jsonl` text.
-    pub fn parse(text: &str) -> Replay {
-        let mut r = Replay::default();
+/// The shape of `state.json`.
+#[derive(Serialize)]
+#[serde(rename_all = "camelCase")]
+struct StateFile<'a> {
+    run_id: &'a Option<String>,
+    workflow: &'a Option<String>,
+    status: &'static str,
+    reason: &'a Option<String>,
+    started_at: &'a Option<String>,
+    updated_at: &'a Option<String>,
+    duration_ms: Option<u64>,
+    steps: Vec<StepLine<'a>>,
+}
+
+#[derive(Serialize)]
+struct StepLine<'a> {
+    name: &'a str,
+    #[serde(flatten)]
+    record: &'a StepRecord,
+}
+
+impl Snapshot {
+    /// Folds `events.jsonl` text.
+    pub fn parse(text: &str) -> Snapshot {
+        let mut r = Snapshot::default();
         for (i, line) in text.lines().enumerate() {
             if line.trim().is_empty() {
                 continue;
             }
             match serde_json::from_str::<Event>(line) {
-                Ok(e) => r.apply_event(e),
+                Ok(e) => {
+                    r.apply(&e);
+                }
                 Err(err) => r.bad_lines.push((i + 1, err.to_string())),
             }
         }
         r
     }
 
-    /// Reads the log of the run in `dir`.
-    pub fn load(dir: &Path) -> std::io::Result<Replay> {
+    /// Folds the log of the run in `dir`.
+    pub fn load(dir: &Path) -> std::io::Result<Snapshot> {
         let text = std::fs::read(dir.join("events.jsonl"))?;
-        Ok(Replay::parse(&String::from_utf8_lossy(&text)))
+        Ok(Snapshot::parse(&String::from_utf8_lossy(&text)))
     }
 
     fn step(&mut self, name: &str) -> &mut StepRecord {
+        if !self.steps.contains_key(name) {
+            self.steps.insert(name.to_string(), StepRecord::new());
+        }
         self.steps
-            .entry(name.to_string())
-            .or_insert_with(|| StepRecord {
-                status: None,
-                in_flight: false,
-                attempts: 0,
-                exit_code: None,
-                duration_ms: 0,
-                reason: None,
-                pgids: Vec::new(),
-            })
+            .get_mut(name)
+            .expect("the record was just inserted")
     }
 
-    /// Folds one more event into the picture.
-    pub fn apply_event(&mut self, e: Event) {
+    /// Folds one more event in; true when it changed the state of a step or of the run
+    /// (what `state.json` shows), false for messages, agent and pattern events.
+    pub fn apply(&mut self, e: &Event) -> bool {
         if self.started_at.is_none() {
             self.started_at = Some(e.ts.clone());
         }
@@ -112,16 +181,14 @@ impl Replay {
                 self.reason = None;
                 self.duration_ms = None;
                 for s in self.steps.values_mut() {
-                    s.in_flight = false;
-                    if s.status != Some(StepStatus::Completed) {
-                        s.status = None;
+                    if s.state != StepState::Completed {
+                        s.state = StepState::Pending;
                     }
                 }
             }
             EventKind::StepStarted { step, attempt, .. } => {
                 let s = self.step(step);
-                s.status = None;
-                s.in_flight = true;
+                s.state = StepState::Running;
                 s.attempts = *attempt;
             }
             EventKind::AgentSpawned { step, pgid, .. } => {
@@ -129,6 +196,7 @@ impl Replay {
                 if !s.pgids.contains(pgid) {
                     s.pgids.push(*pgid);
                 }
+                return false;
             }
             EventKind::StepCompleted {
                 step,
@@ -137,8 +205,7 @@ impl Replay {
                 duration_ms,
             } => {
                 let s = self.step(step);
-                s.status = Some(StepStatus::Completed);
-                s.in_flight = false;
+                s.state = StepState::Completed;
                 s.attempts = *attempt;
                 s.exit_code = *exit_code;
                 s.duration_ms = *duration_ms;
@@ -152,8 +219,7 @@ impl Replay {
                 duration_ms,
             } => {
                 let s = self.step(step);
-                s.status = Some(StepStatus::Failed);
-                s.in_flight = false;
+                s.state = StepState::Failed;
                 s.attempts = *attempt;
                 s.exit_code = *exit_code;
                 s.duration_ms = *duration_ms;
@@ -161,8 +227,7 @@ impl Replay {
             }
             EventKind::StepSkipped { step, reason } => {
                 let s = self.step(step);
-                s.status = Some(StepStatus::Skipped);
-                s.in_flight = false;
+                s.state = StepState::Skipped;
                 s.reason = Some(reason.clone());
             }
             EventKind::RunCompleted { duration_ms } => {
@@ -185,62 +250,53 @@ impl Replay {
                 self.reason = Some(reason.clone());
                 self.duration_ms = Some(*duration_ms);
             }
-            _ => {}
+            _ => return false,
         }
-        self.events.push(e);
+        true
     }
 
-    /// The state snapshot written beside the log (`state.json`): derived from the log,
-    /// never the other way round.
-    pub fn snapshot(&self) -> serde_json::Value {
-        let status = match self.status {
-            Some(RunStatus::Completed) => "completed",
-            Some(RunStatus::Failed) => "failed",
-            Some(RunStatus::Cancelled) => "cancelled",
-            None => "running",
-        };
-        let steps: Vec<serde_json::Value> = self
-            .step_order
-            .iter()
-            .map(|name| {
-                let s = self.steps.get(name);
-                let state = match s {
-                    None => "pending",
-                    Some(s) if s.in_flight => "running",
-                    Some(s) => match s.status {
-                        Some(StepStatus::Completed) => "completed",
-                        Some(StepStatus::Failed) => "failed",
-                        Some(StepStatus::Skipped) => "skipped",
-                        None => "pending",
-                    },
-                };
-                serde_json::json!({
-                    "name": name,
-                    "status": state,
-                    "attempts": s.map(|s| s.attempts).unwrap_or(0),
-                    "exitCode": s.and_then(|s| s.exit_code),
-                    "durationMs": s.map(|s| s.duration_ms).unwrap_or(0),
-                    "reason": s.and_then(|s| s.reason.clone()),
-                })
-            })
-            .collect();
-        serde_json::json!({
-            "runId": self.run_id,
-            "workflow": self.workflow,
-            "status": status,
-            "reason": self.reason,
-            "startedAt": self.started_at,
-            "updatedAt": self.last_at,
-            "durationMs": self.duration_ms,
-            "steps": steps,
+    /// The workflow steps in declaration order, each with its record (a pending one
+    /// when the log says nothing of it).
+    pub fn workflow_steps(&self) -> impl Iterator<Item = (&str, StepRecord)> + '_ {
+        self.step_order.iter().map(|name| {
+            (
+                name.as_str(),
+                self.steps
+                    .get(name)
+                    .cloned()
+                    .unwrap_or_else(StepRecord::new),
+            )
         })
     }
 
-    /// Steps the log shows as completed.
+    /// The `state.json` text: derived from the log, never the other way round.
+    pub fn to_json(&self) -> serde_json::Result<Vec<u8>> {
+        let pending = StepRecord::new();
+        let file = StateFile {
+            run_id: &self.run_id,
+            workflow: &self.workflow,
+            status: self.status.map_or("running", RunStatus::as_str),
+            reason: &self.reason,
+            started_at: &self.started_at,
+            updated_at: &self.last_at,
+            duration_ms: self.duration_ms,
+            steps: self
+                .step_order
+                .iter()
+                .map(|name| StepLine {
+                    name,
+                    record: self.steps.get(name).unwrap_or(&pending),
+                })
+                .collect(),
+        };
+        serde_json::to_vec_pretty(&file)
+    }
+
+    /// Steps and nodes the log shows as completed.
     pub fn completed(&self) -> impl Iterator<Item = &str> {
         self.steps
             .iter()
-            .filter(|(_, s)| s.status == Some(StepStatus::Completed))
+            .filter(|(_, s)| s.state == StepState::Completed)
             .map(|(n, _)| n.as_str())
     }
 }
@@ -258,7 +314,7 @@ mod tests {
     }
 
     #[test]
-    fn replays_step_states_and_ignores_a_torn_last_line() {
+    fn folds_step_states_and_ignores_a_torn_last_line() {
         let text = [
             line(EventKind::RunStarted {
                 run_id: "r".into(),
@@ -292,13 +348,37 @@ mod tests {
             "{\"ts\":\"2026-01-01T00:00:00.000Z\",\"type\":\"step:comp".to_string(),
         ]
         .join("\n");
-        let r = Replay::parse(&text);
+        let r = Snapshot::parse(&text);
         assert_eq!(r.bad_lines.len(), 1);
         assert_eq!(r.bad_lines[0].0, 6);
-        assert_eq!(r.steps["a"].status, Some(StepStatus::Completed));
-        assert!(r.steps["b"].in_flight);
+        assert_eq!(r.steps["a"].status(), Some(StepStatus::Completed));
+        assert_eq!(r.steps["b"].state, StepState::Running);
         assert_eq!(r.steps["b"].pgids, [4242]);
         assert_eq!(r.status, None);
         assert_eq!(r.completed().collect::<Vec<_>>(), ["a"]);
+        let json: serde_json::Value = serde_json::from_slice(&r.to_json().unwrap()).unwrap();
+        assert_eq!(json["status"], "running");
+        assert_eq!(json["steps"][0]["name"], "a");
+        assert_eq!(json["steps"][0]["status"], "completed");
+        assert_eq!(json["steps"][1]["status"], "running");
+        assert_eq!(json["steps"][1]["exitCode"], serde_json::Value::Null);
+    }
+
+    #[test]
+    fn a_resume_makes_unfinished_steps_pending_again() {
+        let mut r = Snapshot::default();
+        r.apply(&Event::now(EventKind::StepStarted {
+            step: "a".into(),
+            attempt: 1,
+            agent: None,
+        }));
+        assert!(r.apply(&Event::now(EventKind::RunResumed {
+            completed: vec![],
+            reused_from: None,
+        })));
+        assert_eq!(r.steps["a"].state, StepState::Pending);
+        assert!(!r.apply(&Event::now(EventKind::Warning {
+            message: "x".into()
+        })));
     }
 }

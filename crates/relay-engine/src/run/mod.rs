@@ -1,36 +1,89 @@
-//! Starting a run: the checks that must pass before anything starts (validation,
+//! Running a workflow: the checks that must pass before anything starts (validation,
 //! variables, installed CLIs), opening the run directory (new, resumed, or a new run that
-//! reuses another run's completed steps), taking the run's lock, and handing over to the
-//! driver loop. Also the public result types.
+//! reuses another run's completed steps) under its lock, the run's messaging, and then
+//! the run itself: a sans-I/O [`state::RunState`] driven by a thin async [`driver`].
+//!
+//! ```text
+//!  sources (cancel, attempt events and ends, deadlines) ──► driver ──► Input
+//!                                                                       │
+//!                                        RunState::handle (pure) ◄──────┘
+//!                                                │ Vec<Effect>
+//!  log (events.jsonl, state.json), outputs,  ◄───┘  carried out in order by the driver
+//!  attempts started (exec), cancelled, the end
+//! ```
+
+mod driver;
+pub mod log;
+pub mod state;
 
 use std::collections::BTreeMap;
 use std::path::PathBuf;
 use std::sync::Arc;
-use std::time::{Instant, SystemTime};
+use std::time::Instant;
 
 use relay_broker::Launcher;
 use relay_broker::cli_table::profile;
 use relay_broker::process::which;
+use relay_broker::session::NudgePolicy;
 use relay_spec::validate::{missing_vars, select_workflow};
 use relay_spec::{Loaded, Report, StepType};
-use serde::{Deserialize, Serialize};
+use serde::Serialize;
 use tokio::sync::mpsc::UnboundedSender;
 use tokio_util::sync::CancellationToken;
 
-use crate::driver::{EventLog, Preset, drive};
-use crate::events::{Event, EventKind, RunStatus};
+use crate::events::{Event, EventKind};
+use crate::exec::Shared;
 use crate::lock::{LockError, RunLock};
 use crate::messaging::RunMessaging;
-use crate::replay::Replay;
+use crate::outcome::{RunSummary, StepStatus};
 use crate::settings::Settings;
-use crate::store::{RunStore, StoreError};
+use crate::snapshot::Snapshot;
+use crate::store::{CANCEL_REQUEST, RunStore, StoreError};
+use log::EventLog;
+use state::{Preset, RunSetup, RunState};
+
+/// A workflow file that passed validation for the workflow it will run: the engine
+/// takes only these, so a file is validated once per command.
+#[derive(Debug, Clone)]
+pub struct Checked {
+    loaded: Loaded,
+    workflow: Option<String>,
+}
+
+impl Checked {
+    /// Validates `loaded` for `workflow` (default: the first): the checked file and
+    /// every finding (warnings), or the file back with every finding when some are
+    /// errors.
+    pub fn new(
+        loaded: Loaded,
+        workflow: Option<&str>,
+    ) -> Result<(Checked, Report), Box<(Loaded, Report)>> {
+        let report = relay_spec::validate(&loaded, workflow);
+        if report.has_errors() {
+            return Err(Box::new((loaded, report)));
+        }
+        let checked = Checked {
+            loaded,
+            workflow: workflow.map(str::to_owned),
+        };
+        Ok((checked, report))
+    }
+
+    /// The file.
+    pub fn loaded(&self) -> &Loaded {
+        &self.loaded
+    }
+
+    /// Which workflow of it.
+    pub fn workflow(&self) -> Option<&str> {
+        self.workflow.as_deref()
+    }
+}
 
 /// Everything needed to start a run.
 pub struct RunRequest {
-    /// The loaded workflow file.
-    pub loaded: Loaded,
-    /// Which workflow (default: the first).
-    pub workflow: Option<String>,
+    /// The workflow file, validated, and which workflow of it.
+    pub checked: Checked,
     /// User variables.
     pub vars: BTreeMap<String, String>,
     /// Working directory: default cwd of steps, and home of `.agent-relay/runs`.
@@ -56,16 +109,13 @@ pub struct ResumeFrom {
     pub run_id: String,
     /// Continue that very run (same id, directory and log) rather than start a new one.
     pub same_run: bool,
-    /// Completed steps kept, by name, with their results and outputs.
-    pub completed: BTreeMap<String, StepSummary>,
+    /// Nodes kept, by label: completed ones, and failed ones a gate may judge.
+    pub completed: BTreeMap<String, crate::outcome::StepSummary>,
 }
 
 /// Why a run could not start or could not go on.
 #[derive(Debug, thiserror::Error)]
 pub enum EngineError {
-    /// The workflow file has errors.
-    #[error("the workflow is invalid")]
-    Invalid(Report),
     /// The workflow needs variables that were not given.
     #[error("missing variable{}: {}", if names.len() == 1 { "" } else { "s" }, names.join(", "))]
     MissingVars {
@@ -89,103 +139,20 @@ pub enum EngineError {
     Lock(#[from] LockError),
 }
 
-impl EngineError {
-    /// The process exit code this error maps to: 3 for bad input, 4 for the machine.
-    pub fn exit_code(&self) -> i32 {
-        match self {
-            EngineError::Invalid(_)
-            | EngineError::MissingVars { .. }
-            | EngineError::UnknownWorkflow(_) => 3,
-            EngineError::CliMissing { .. } | EngineError::Store(_) => 4,
-            EngineError::Lock(LockError::Busy { .. }) => 3,
-            EngineError::Lock(LockError::Io { .. }) => 4,
-        }
-    }
-}
-
-/// Final state of one step.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "lowercase")]
-pub enum StepStatus {
-    /// It completed.
-    Completed,
-    /// It failed.
-    Failed,
-    /// It never ran.
-    Skipped,
-}
-
-/// One step in the summary.
-#[derive(Debug, Clone, Serialize, Deserialize)]
-#[serde(rename_all = "camelCase")]
-pub struct StepSummary {
-    /// Step name.
-    pub name: String,
-    /// Final state.
-    pub status: StepStatus,
-    /// Attempts made.
-    pub attempts: u32,
-    /// Exit code of the last attempt.
-    pub exit_code: Option<i32>,
-    /// Time from first start to end.
-    pub duration_ms: u64,
-    /// The step output.
-    pub output: String,
-    /// Why it failed or was skipped.
-    pub reason: Option<String>,
-}
-
-/// The outcome of a run, as printed by `--json` and kept in `result.json`.
-#[derive(Debug, Clone, Serialize, Deserialize)]
-#[serde(rename_all = "camelCase")]
-pub struct RunSummary {
-    /// Run id.
-    pub run_id: String,
-    /// Workflow name.
-    pub workflow: String,
-    /// Final state.
-    pub status: RunStatus,
-    /// Every step, in declaration order.
-    pub steps: Vec<StepSummary>,
-    /// Why the run failed or was cancelled.
-    #[serde(skip_serializing_if = "Option::is_none", default)]
-    pub reason: Option<String>,
-    /// Whole-run duration.
-    pub duration_ms: u64,
-    /// Set when the run stopped because the machine failed it (exit 4).
-    #[serde(skip_serializing_if = "Option::is_none", default)]
-    pub runtime_error: Option<String>,
-    /// The run directory.
-    #[serde(skip)]
-    pub run_dir: PathBuf,
-}
-
-impl RunSummary {
-    /// 0 completed, 1 a step failed, 4 the machine failed the run, 130 cancelled.
-    pub fn exit_code(&self) -> i32 {
-        match self.status {
-            RunStatus::Completed => 0,
-            RunStatus::Cancelled => 130,
-            RunStatus::Failed if self.runtime_error.is_some() => 4,
-            RunStatus::Failed => 1,
-        }
-    }
-}
-
 /// A new run id: sortable time stamp plus a random suffix.
 pub fn new_run_id() -> String {
     use std::hash::{BuildHasher, Hasher};
     let mut h = std::collections::hash_map::RandomState::new().build_hasher();
     h.write_u128(
-        SystemTime::now()
-            .duration_since(SystemTime::UNIX_EPOCH)
+        std::time::SystemTime::now()
+            .duration_since(std::time::SystemTime::UNIX_EPOCH)
             .unwrap_or_default()
             .as_nanos(),
     );
     h.write_u32(std::process::id());
     format!(
         "{}-{:06x}",
-        crate::clock::compact(SystemTime::now()),
+        crate::clock::compact(std::time::SystemTime::now()),
         h.finish() & 0xff_ffff
     )
 }
@@ -195,14 +162,10 @@ pub async fn run<L: Launcher>(
     launcher: Arc<L>,
     mut req: RunRequest,
 ) -> Result<RunSummary, EngineError> {
-    req.vars = req.loaded.file.vars_with_defaults(&req.vars);
-    let report = relay_spec::validate(&req.loaded, req.workflow.as_deref());
-    if report.has_errors() {
-        return Err(EngineError::Invalid(report));
-    }
-    let file = &req.loaded.file;
+    req.vars = req.checked.loaded.file.vars_with_defaults(&req.vars);
+    let file = &req.checked.loaded.file;
     let (_, wf) =
-        select_workflow(file, req.workflow.as_deref()).map_err(EngineError::UnknownWorkflow)?;
+        select_workflow(file, req.checked.workflow()).map_err(EngineError::UnknownWorkflow)?;
     let missing = missing_vars(wf, &req.vars);
     if !missing.is_empty() {
         return Err(EngineError::MissingVars { names: missing });
@@ -210,31 +173,97 @@ pub async fn run<L: Launcher>(
     if !req.rehearse {
         check_clis_installed(file, wf)?;
     }
-    let started = Instant::now();
-    let plan = crate::patterns::build(file, wf);
-    let (mut log, preset, lock) = open_run(&req, wf, &plan).await?;
+    let (plan, hooks) = crate::patterns::build(file, wf);
+    let presets = presets(&req);
+    let (mut log, lock) = open_run(&req, wf, &plan, &presets).await?;
     for w in crate::capabilities::not_yet_effective(file) {
         log.record(EventKind::Warning { message: w.message })
             .await?;
     }
-    let done = preset.keys().cloned().collect();
-    let run_id = log.replay.run_id.clone().unwrap_or_default();
-    let relay = RunMessaging::start(log.store.dir(), &run_id, file, wf, &plan, &done).await?;
-    let summary = drive(
-        launcher,
-        &req,
+    let run_id = log.snapshot.run_id.clone().unwrap_or_default();
+    let done = presets
+        .iter()
+        .filter(|(_, p)| p.status == StepStatus::Completed)
+        .map(|(l, _)| l.clone())
+        .collect();
+    let relay = RunMessaging::start(
+        log.store.dir(),
+        &run_id,
+        file,
         wf,
-        plan,
-        log,
-        preset,
-        started,
-        relay.clone(),
+        &plan,
+        hooks.topology.clone(),
+        &done,
     )
-    .await;
+    .await?;
+    let (ev_tx, ev_rx) = tokio::sync::mpsc::unbounded_channel::<EventKind>();
+    relay.attach(&ev_tx);
+    let swarm = file.swarm.clone().unwrap_or_default();
+    let shared = Arc::new(Shared {
+        launcher,
+        run_id: run_id.clone(),
+        run_dir: log.store.dir().to_path_buf(),
+        self_bin: req.self_bin.clone(),
+        rehearse: req.rehearse,
+        settings: req.settings.clone(),
+        nudge: swarm.idle_nudge.as_ref().map(|n| NudgePolicy {
+            nudge_after: std::time::Duration::from_millis(n.nudge_after_ms.unwrap_or(120_000)),
+            escalate_after: std::time::Duration::from_millis(
+                n.escalate_after_ms.unwrap_or(120_000),
+            ),
+            max_nudges: n.max_nudges.unwrap_or(1),
+        }),
+        events: ev_tx,
+        relay: relay.clone(),
+    });
+    let state = RunState::new(
+        RunSetup {
+            file,
+            wf,
+            vars: &req.vars,
+            workdir: req.workdir.clone(),
+            run_dir: log.store.dir().to_path_buf(),
+            run_id,
+            presets,
+        },
+        plan,
+        hooks,
+        Instant::now(),
+    );
+    let cancel_file = log.store.dir().join(CANCEL_REQUEST);
+    let why: driver::CancelReason = Box::new(move || {
+        if cancel_file.exists() {
+            "cancelled by `agent-relay cancel`".to_string()
+        } else {
+            "interrupted".to_string()
+        }
+    });
+    let summary = driver::drive(shared, state, &mut log, &req.cancel, why, ev_rx).await;
     // Whatever is still queued fails now, with the run's end as the reason.
     relay.shutdown().await;
     drop(lock);
     Ok(summary?)
+}
+
+/// The nodes kept from an earlier run, by label.
+fn presets(req: &RunRequest) -> BTreeMap<String, Preset> {
+    req.resume
+        .iter()
+        .flat_map(|r| r.completed.iter())
+        .map(|(label, s)| {
+            (
+                label.clone(),
+                Preset {
+                    status: s.status,
+                    output: s.output.clone(),
+                    reason: s.reason.clone(),
+                    attempts: s.attempts,
+                    exit_code: s.exit_code,
+                    duration_ms: s.duration_ms,
+                },
+            )
+        })
+        .collect()
 }
 
 fn check_clis_installed(
@@ -282,21 +311,18 @@ async fn open_run(
     req: &RunRequest,
     wf: &relay_spec::WorkflowDef,
     plan: &crate::plan::Plan,
-) -> Result<(EventLog, Preset, RunLock), EngineError> {
-    // Completed nodes are matched by label: a plain step's node carries the step's name.
-    let preset: Preset = req
-        .resume
+    presets: &BTreeMap<String, Preset>,
+) -> Result<(EventLog, RunLock), EngineError> {
+    let kept: Vec<String> = presets
         .iter()
-        .flat_map(|r| r.completed.iter())
-        .filter(|(label, _)| plan.nodes.iter().any(|n| n.label == **label))
-        .map(|(label, s)| (label.clone(), s.clone()))
+        .filter(|(_, p)| p.status == StepStatus::Completed)
+        .map(|(l, _)| l.clone())
         .collect();
-    let kept: Vec<String> = preset.keys().cloned().collect();
 
     if let Some(r) = req.resume.as_ref().filter(|r| r.same_run) {
         let store = RunStore::open(&req.workdir, &r.run_id).await?;
         let lock = RunLock::acquire(store.dir(), &r.run_id)?;
-        let replay = Replay::load(store.dir()).unwrap_or_default();
+        let snapshot = Snapshot::load(store.dir()).unwrap_or_default();
         // Whatever the stopped coordinator left running is ended before anything reruns.
         relay_broker::procscan::end_groups_with_env(
             "AGENT_RELAY_RUN_ID",
@@ -304,24 +330,20 @@ async fn open_run(
             req.settings.kill_grace,
         )
         .await;
-        let mut log = EventLog {
-            store,
-            observer: req.observer.clone(),
-            replay,
-        };
+        let mut log = EventLog::new(store, snapshot, req.observer.clone());
         log.record(EventKind::RunResumed {
             completed: kept,
             reused_from: None,
         })
         .await?;
-        return Ok((log, preset, lock));
+        return Ok((log, lock));
     }
 
     let run_id = new_run_id();
     let store = RunStore::create(&req.workdir, &run_id).await?;
     let lock = RunLock::acquire(store.dir(), &run_id)?;
     store
-        .write_file("workflow.yaml", req.loaded.source.as_bytes())
+        .write_file("workflow.yaml", req.checked.loaded.source.as_bytes())
         .await?;
     let reused_from = req.resume.as_ref().map(|r| r.run_id.as_str());
     store
@@ -329,7 +351,7 @@ async fn open_run(
             "run.json",
             &RunMeta {
                 run_id: &run_id,
-                file: &req.loaded.origin,
+                file: &req.checked.loaded.origin,
                 workflow: &wf.name,
                 vars: &req.vars,
                 workdir: req.workdir.display().to_string(),
@@ -340,16 +362,15 @@ async fn open_run(
         )
         .await?;
     // Reused steps keep their outputs in this run's directory too.
-    for (label, s) in &preset {
+    for (label, p) in presets
+        .iter()
+        .filter(|(_, p)| p.status == StepStatus::Completed)
+    {
         let dir = store.step_dir(label).await?;
-        crate::store::write_atomic(&dir.join("output.txt"), s.output.as_bytes()).await?;
+        crate::store::write_atomic(&dir.join("output.txt"), p.output.as_bytes()).await?;
     }
-    let swarm = req.loaded.file.swarm.clone().unwrap_or_default();
-    let mut log = EventLog {
-        store,
-        observer: req.observer.clone(),
-        replay: Replay::default(),
-    };
+    let swarm = req.checked.loaded.file.swarm.clone().unwrap_or_default();
+    let mut log = EventLog::new(store, Snapshot::default(), req.observer.clone());
     log.record(EventKind::RunStarted {
         run_id: run_id.clone(),
         workflow: wf.name.clone(),
@@ -366,5 +387,5 @@ async fn open_run(
         })
         .await?;
     }
-    Ok((log, preset, lock))
+    Ok((log, lock))
 }

@@ -1,5 +1,6 @@
 //! Deciding whether an attempt succeeded: how it ended, its exit code, and the step's
-//! verification check (`output_contains`, `exit_code`, `file_exists`, `custom`).
+//! verification check (`output_contains`, `exit_code`, `file_exists`, `custom`), run
+//! where the attempt ran (custom checks through the same launcher).
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -8,6 +9,8 @@ use std::time::Duration;
 use relay_broker::Launcher;
 use relay_broker::process::{ProcessEnd, ProcessSpec};
 use relay_spec::VerificationType;
+
+use crate::job::{Check, tail_lines};
 use tokio_util::sync::CancellationToken;
 
 /// How an attempt ended, whatever ran it.
@@ -38,19 +41,6 @@ pub struct Attempt {
     pub signal: Option<i32>,
     /// The step output.
     pub output: String,
-}
-
-/// A verification with its value already interpolated.
-#[derive(Debug, Clone)]
-pub struct Check {
-    /// Which check.
-    pub kind: VerificationType,
-    /// Its argument.
-    pub value: String,
-    /// Bound on a custom command.
-    pub timeout: Duration,
-    /// What the check means, for messages.
-    pub description: Option<String>,
 }
 
 /// Whether the attempt passed, and why not.
@@ -90,6 +80,8 @@ pub struct CheckEnv<'a, L: Launcher> {
     pub stderr_path: Option<PathBuf>,
     /// Cancels a running custom check.
     pub cancel: &'a CancellationToken,
+    /// Grace between TERM and KILL when a custom check is ended.
+    pub kill_grace: Duration,
     /// Whether a non-zero exit is accepted (deterministic steps with `failOnError: false`).
     pub tolerate_exit_code: bool,
 }
@@ -225,7 +217,7 @@ async fn custom<L: Launcher>(
         env: vars,
         timeout: Some(c.timeout),
         stderr_path: env.stderr_path.clone(),
-        kill_grace: Duration::from_millis(1500),
+        kill_grace: env.kill_grace,
     };
     let (tx, _rx) = tokio::sync::mpsc::unbounded_channel();
     match env.launcher.run_process(spec, env.cancel.clone(), tx).await {
@@ -256,10 +248,4 @@ async fn custom<L: Launcher>(
             }
         },
     }
-}
-
-/// The last `n` non-empty lines of `text`.
-pub fn tail_lines(text: &str, n: usize) -> String {
-    let lines: Vec<&str> = text.lines().filter(|l| !l.trim().is_empty()).collect();
-    lines[lines.len().saturating_sub(n)..].join("\n")
 }

@@ -1,0 +1,269 @@
+//! One attempt of one step, from start to verdict: the messages waiting for a one-shot
+//! agent and the note on its peers put in its task, the launch spec built (`launch`), the
+//! attempt run through the `Launcher` with its events passed on, the attempt's output
+//! kept, and the verification judged (`verify`). Runs as its own task; the run state
+//! decides what the outcome means (retry, advance, fail).
+
+mod launch;
+pub mod verify;
+
+use std::path::PathBuf;
+use std::sync::Arc;
+
+use relay_broker::Launcher;
+use relay_broker::session::{NudgePolicy, SessionEnd, SessionEvent};
+use tokio::sync::mpsc::UnboundedSender;
+use tokio_util::sync::CancellationToken;
+
+pub use launch::EXIT_INSTRUCTION;
+
+use crate::events::EventKind;
+use crate::job::{Launch, StepJob, Work};
+use crate::messaging::RunMessaging;
+use crate::outcome::StepOutcome;
+use crate::settings::Settings;
+use verify::{Attempt, AttemptEnd, CheckEnv, Verdict, judge};
+
+/// What every attempt of a run shares.
+pub(crate) struct Shared<L: Launcher> {
+    pub launcher: Arc<L>,
+    pub run_id: String,
+    pub run_dir: PathBuf,
+    pub self_bin: PathBuf,
+    pub rehearse: bool,
+    pub settings: Settings,
+    pub nudge: Option<NudgePolicy>,
+    pub events: UnboundedSender<EventKind>,
+    /// The run's messaging: broker, socket, agents' states.
+    pub relay: Arc<RunMessaging>,
+}
+
+/// Runs attempt `launch` to its verdict. `cancel` ends it early.
+pub(crate) async fn run_attempt<L: Launcher>(
+    shared: Arc<Shared<L>>,
+    launch: Launch,
+    cancel: CancellationToken,
+) -> StepOutcome {
+    let job = launch.job.clone();
+    if let Err(e) = crate::store::create_private_dir(&job.step_dir).await {
+        return StepOutcome::Broken {
+            why: format!("cannot write {}: {e}", job.step_dir.display()),
+        };
+    }
+    let attempt = match run_it(&shared, &launch, &cancel).await {
+        Ok(a) => a,
+        Err(why) => return StepOutcome::Broken { why },
+    };
+    let out_file = job.step_dir.join(format!("attempt-{}.txt", launch.attempt));
+    if let Err(e) = crate::store::write_atomic(&out_file, attempt.output.as_bytes()).await {
+        return StepOutcome::Broken { why: e.to_string() };
+    }
+    let env = launch::base_env(&shared, &job);
+    let verdict = judge(
+        &attempt,
+        job.check.as_ref(),
+        &CheckEnv {
+            launcher: &shared.launcher,
+            cwd: &job.cwd,
+            output_file: &out_file,
+            env: &env,
+            stderr_path: Some(job.step_dir.join("stderr.log")),
+            cancel: &cancel,
+            kill_grace: shared.settings.kill_grace,
+            tolerate_exit_code: matches!(
+                job.work,
+                Work::Command {
+                    fail_on_error: false,
+                    ..
+                }
+            ),
+        },
+    )
+    .await;
+    match verdict {
+        Verdict::Pass => StepOutcome::Completed {
+            output: attempt.output,
+            exit_code: attempt.exit_code,
+        },
+        Verdict::Fail { .. } if cancel.is_cancelled() => StepOutcome::Cancelled {
+            output: attempt.output,
+        },
+        Verdict::Fail { reason, retryable } => StepOutcome::Failed {
+            output: attempt.output,
+            reason,
+            exit_code: attempt.exit_code,
+            retryable,
+        },
+    }
+}
+
+/// Runs the attempt itself; an error is the machine failing it.
+async fn run_it<L: Launcher>(
+    shared: &Arc<Shared<L>>,
+    launch: &Launch,
+    cancel: &CancellationToken,
+) -> Result<Attempt, String> {
+    let job = &launch.job;
+    let mut text = launch.text.clone();
+    if job.append_board {
+        text.push_str(&shared.relay.board_section());
+    }
+    match &job.work {
+        Work::Agent(agent) if agent.is_interactive() && !shared.rehearse => {
+            session_attempt(shared, job, launch.attempt, &text, cancel).await
+        }
+        Work::Agent(agent) => {
+            // A one-shot agent learns who else is in the run, and gets the messages
+            // waiting for it, in its task; they count as delivered once it is handed over.
+            let (waiting, handed) = shared.relay.waiting_for_oneshot(&agent.name).await;
+            let task = format!("{}{waiting}", shared.relay.with_note(&text, &agent.name));
+            let spec = launch::agent_process(shared, job, agent, &task);
+            let attempt = process_attempt(shared, job, launch.attempt, spec, cancel).await?;
+            for d in handed {
+                d.delivered();
+            }
+            shared
+                .relay
+                .relay_output(&agent.name, &attempt.output)
+                .await;
+            Ok(attempt)
+        }
+        Work::Command { capture_output, .. } => {
+            let spec = launch::command_process(shared, job, &text);
+            let mut attempt = process_attempt(shared, job, launch.attempt, spec, cancel).await?;
+            if !capture_output {
+                attempt.output.clear();
+            }
+            Ok(attempt)
+        }
+    }
+}
+
+async fn process_attempt<L: Launcher>(
+    shared: &Arc<Shared<L>>,
+    job: &StepJob,
+    attempt: u32,
+    spec: relay_broker::process::ProcessSpec,
+    cancel: &CancellationToken,
+) -> Result<Attempt, String> {
+    let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel();
+    let fut = shared.launcher.run_process(spec, cancel.clone(), tx);
+    tokio::pin!(fut);
+    let spawned = |pgid| {
+        let _ = shared.events.send(EventKind::AgentSpawned {
+            step: job.label.clone(),
+            attempt,
+            pgid,
+        });
+    };
+    let res = loop {
+        tokio::select! {
+            res = &mut fut => break res,
+            Some(pgid) = rx.recv() => spawned(pgid),
+        }
+    };
+    while let Ok(pgid) = rx.try_recv() {
+        spawned(pgid);
+    }
+    let out = res.map_err(|e| e.to_string())?;
+    Ok(Attempt {
+        end: match out.end {
+            relay_broker::process::ProcessEnd::Exited => AttemptEnd::Exited,
+            relay_broker::process::ProcessEnd::TimedOut => {
+                AttemptEnd::TimedOut(job.timeout.unwrap_or_default())
+            }
+            relay_broker::process::ProcessEnd::Cancelled => AttemptEnd::Cancelled,
+        },
+        exit_code: out.exit_code,
+        signal: out.signal,
+        output: out.stdout,
+    })
+}
+
+async fn session_attempt<L: Launcher>(
+    shared: &Arc<Shared<L>>,
+    job: &StepJob,
+    attempt: u32,
+    text: &str,
+    cancel: &CancellationToken,
+) -> Result<Attempt, String> {
+    let Work::Agent(agent) = &job.work else {
+        return Err(format!("step `{}` has no agent", job.step_name));
+    };
+    let task = format!(
+        "{}\n\n{EXIT_INSTRUCTION}",
+        shared.relay.with_note(text, &agent.name)
+    );
+    let spec = launch::session(shared, job, agent, attempt, task);
+    let (inbox, mut feed) = shared.relay.session_feed(&agent.name);
+    let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel();
+    let fut = shared
+        .launcher
+        .run_session(spec, cancel.clone(), tx, Some(inbox));
+    tokio::pin!(fut);
+    let step = job.label.clone();
+    let forward = |ev: &SessionEvent| {
+        let kind = match ev {
+            SessionEvent::Spawned { pgid } => EventKind::AgentSpawned {
+                step: step.clone(),
+                attempt,
+                pgid: *pgid,
+            },
+            SessionEvent::Ready { fallback } => EventKind::AgentReady {
+                step: step.clone(),
+                fallback: *fallback,
+            },
+            SessionEvent::TaskDelivered { attempts } => EventKind::TaskDelivered {
+                step: step.clone(),
+                attempts: *attempts,
+            },
+            SessionEvent::Idle => EventKind::AgentIdle { step: step.clone() },
+            SessionEvent::Nudged { count } => EventKind::StepNudged {
+                step: step.clone(),
+                count: *count,
+            },
+            SessionEvent::ForceReleased => EventKind::StepForceReleased { step: step.clone() },
+            SessionEvent::ExitRequested => EventKind::AgentExitRequested { step: step.clone() },
+            // Messaging events are the feed's; the router records them.
+            SessionEvent::Relay(_)
+            | SessionEvent::MessageDelivered { .. }
+            | SessionEvent::MessageNotDelivered { .. } => return,
+        };
+        let _ = shared.events.send(kind);
+    };
+    let res = loop {
+        tokio::select! {
+            res = &mut fut => break res,
+            Some(ev) = rx.recv() => {
+                feed.on_event(&agent.name, &ev).await;
+                forward(&ev);
+            }
+        }
+    };
+    // What the agent printed for others is sent before its step counts as finished.
+    while let Ok(ev) = rx.try_recv() {
+        feed.on_event(&agent.name, &ev).await;
+        forward(&ev);
+    }
+    // Messages offered and not delivered go back to the mailbox.
+    drop(feed);
+    let out = res.map_err(|e| e.to_string())?;
+    // After `/exit` the process ends because we end it; its exit code says nothing.
+    let exit_code = match out.end {
+        SessionEnd::ExitRequested => None,
+        _ => out.exit_code,
+    };
+    Ok(Attempt {
+        end: match out.end {
+            SessionEnd::ExitRequested => AttemptEnd::ExitRequested,
+            SessionEnd::Exited => AttemptEnd::Exited,
+            SessionEnd::TimedOut => AttemptEnd::TimedOut(job.timeout.unwrap_or_default()),
+            SessionEnd::ForceReleased => AttemptEnd::ForceReleased,
+            SessionEnd::Cancelled => AttemptEnd::Cancelled,
+            SessionEnd::DeliveryFailed(why) => AttemptEnd::DeliveryFailed(why),
+        },
+        exit_code,
+        signal: None,
+        output: out.output,
+    })
+}

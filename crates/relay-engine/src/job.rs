@@ -1,0 +1,388 @@
+//! What a run node means concretely, resolved without I/O: the agent, the task or command
+//! with variables and upstream outputs filled in and the pattern's context appended, the
+//! working directory, the check, retries and timeouts (format defaults come from the
+//! spec's accessors), and where its files go. Also the task of a retry.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use relay_spec::template::{Quoting, Ref, render};
+use relay_spec::{Agent, RelayFile, StepType, VerificationType, WorkflowDef};
+
+use crate::patterns::result_text;
+use crate::plan::{NodeId, NodeLookup, NodeRef, RunSpec, StepIdx};
+
+/// A verification with its value already interpolated.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Check {
+    /// Which check.
+    pub kind: VerificationType,
+    /// Its argument.
+    pub value: String,
+    /// Bound on a custom command.
+    pub timeout: Duration,
+    /// What the check means, for messages.
+    pub description: Option<String>,
+}
+
+/// What a step runs.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Work {
+    /// A task for an agent.
+    Agent(Box<Agent>),
+    /// A shell command (`sh -c`).
+    Command {
+        /// Whether stdout becomes the output (`captureOutput`).
+        capture_output: bool,
+        /// Whether a non-zero exit fails the step (`failOnError`).
+        fail_on_error: bool,
+    },
+}
+
+/// One run node, ready to run: everything resolved.
+#[derive(Debug, Clone, PartialEq)]
+pub struct StepJob {
+    /// The node.
+    pub node: NodeId,
+    /// Its name in events, logs and `AGENT_RELAY_STEP`.
+    pub label: String,
+    /// The workflow step it stands for.
+    pub step: StepIdx,
+    /// The step's name.
+    pub step_name: String,
+    /// What runs.
+    pub work: Work,
+    /// The task (agents) or command (deterministic steps), interpolated.
+    pub text: String,
+    /// The run's shared board is appended to the task when an attempt starts.
+    pub append_board: bool,
+    /// Working directory.
+    pub cwd: PathBuf,
+    /// The verification, unless the node is judged by a gate.
+    pub check: Option<Check>,
+    /// Attempts allowed (retries + 1).
+    pub max_attempts: u32,
+    /// Pause before a retry.
+    pub retry_delay: Duration,
+    /// Bound on each attempt.
+    pub timeout: Option<Duration>,
+    /// The node's directory in the run directory.
+    pub step_dir: PathBuf,
+}
+
+impl StepJob {
+    /// The agent, for agent steps.
+    pub fn agent(&self) -> Option<&Agent> {
+        match &self.work {
+            Work::Agent(a) => Some(a),
+            Work::Command { .. } => None,
+        }
+    }
+}
+
+/// What resolving a node needs to know about the run.
+pub struct JobCtx<'a> {
+    /// The workflow file.
+    pub file: &'a RelayFile,
+    /// The workflow.
+    pub wf: &'a WorkflowDef,
+    /// User variables.
+    pub vars: &'a BTreeMap<String, String>,
+    /// The run's working directory (steps' default cwd).
+    pub workdir: &'a Path,
+    /// The run directory.
+    pub run_dir: &'a Path,
+}
+
+/// A node to resolve.
+pub struct NodeToRun<'a> {
+    /// Its id.
+    pub id: NodeId,
+    /// Its label.
+    pub label: &'a str,
+    /// Its step.
+    pub step: StepIdx,
+    /// How it differs from its step.
+    pub spec: &'a RunSpec,
+    /// The agent it runs on (chosen by the pattern's hooks).
+    pub agent: Option<&'a str>,
+}
+
+fn missing(refs: &[Ref]) -> String {
+    let refs: Vec<String> = refs.iter().map(|r| r.to_string()).collect();
+    format!("no value for {}", refs.join(", "))
+}
+
+/// Resolves `node` against the variables and completed `outputs` (by step name) and the
+/// results of other nodes. An error fails only this node, with the reason.
+pub fn resolve(
+    ctx: &JobCtx<'_>,
+    node: &NodeToRun<'_>,
+    outputs: &BTreeMap<String, String>,
+    results: &dyn NodeLookup,
+) -> Result<StepJob, String> {
+    let step = ctx
+        .wf
+        .steps
+        .get(node.step.index())
+        .ok_or_else(|| format!("node `{}` names no step", node.label))?;
+    let spec = node.spec;
+    let mut vars = ctx.vars.clone();
+    vars.extend(spec.vars.iter().map(|(k, v)| (k.clone(), v.clone())));
+    let fill = |text: &str, q: Quoting| render(text, &vars, outputs, q).map_err(|m| missing(&m));
+    let agent = node
+        .agent
+        .and_then(|a| ctx.file.agents.iter().find(|x| x.name == a))
+        .cloned();
+    let (work, raw, quoting) = match (step.kind(), agent.clone()) {
+        (StepType::Deterministic, _) => (
+            Work::Command {
+                capture_output: step.capture_output != Some(false),
+                fail_on_error: step.fail_on_error != Some(false),
+            },
+            spec.task
+                .as_deref()
+                .or(step.command.as_deref())
+                .unwrap_or(""),
+            Quoting::Shell,
+        ),
+        (StepType::Agent, Some(a)) => (
+            Work::Agent(Box::new(a)),
+            spec.task.as_deref().or(step.task.as_deref()).unwrap_or(""),
+            Quoting::None,
+        ),
+        (StepType::Agent, None) => {
+            return Err(match node.agent {
+                Some(a) => format!("step `{}`: no agent `{a}`", step.name),
+                None => format!("step `{}` has no agent", step.name),
+            });
+        }
+    };
+    let mut text = fill(raw, quoting)?;
+    if matches!(work, Work::Agent(_)) {
+        for (heading, body) in &spec.context {
+            text.push_str(&format!("\n\n## {heading}\n{body}"));
+        }
+        for (heading, input) in &spec.inputs {
+            let result = match input {
+                NodeRef::Id(id) => results.result(*id),
+                NodeRef::New(_) => None,
+            };
+            text.push_str(&format!("\n\n## {heading}\n{}", result_text(result)));
+        }
+    }
+    let cwd = match step
+        .cwd
+        .as_deref()
+        .or(agent.as_ref().and_then(|a| a.cwd.as_deref()))
+    {
+        Some(c) => ctx.workdir.join(fill(c, Quoting::None)?),
+        None => ctx.workdir.to_path_buf(),
+    };
+    let check = match (&step.verification, spec.unverified) {
+        (Some(v), false) => {
+            let raw = v.value.as_ref().map(|s| s.as_text()).unwrap_or_default();
+            let q = if v.kind == VerificationType::Custom {
+                Quoting::Shell
+            } else {
+                Quoting::None
+            };
+            Some(Check {
+                kind: v.kind,
+                value: fill(&raw, q)?,
+                timeout: Duration::from_millis(v.timeout_ms.unwrap_or(60_000)),
+                description: v.description.clone(),
+            })
+        }
+        _ => None,
+    };
+    let eh = ctx.file.error_handling.clone().unwrap_or_default();
+    let constraints = agent.as_ref().and_then(|a| a.constraints.clone());
+    let retries = spec
+        .retries
+        .or(step.retries)
+        .or(constraints.as_ref().and_then(|c| c.retries))
+        .or(eh.max_retries)
+        .unwrap_or(0);
+    let timeout = step
+        .timeout_ms
+        .or(constraints.as_ref().and_then(|c| c.timeout_ms))
+        .map(Duration::from_millis);
+    Ok(StepJob {
+        node: node.id,
+        label: node.label.to_owned(),
+        step: node.step,
+        step_name: step.name.clone(),
+        append_board: spec.board && matches!(work, Work::Agent(_)),
+        work,
+        text,
+        cwd,
+        check,
+        max_attempts: retries.saturating_add(1),
+        retry_delay: Duration::from_millis(eh.retry_delay_ms.unwrap_or(0)),
+        timeout,
+        step_dir: crate::store::step_dir_of(ctx.run_dir, node.label),
+    })
+}
+
+/// The last `n` non-empty lines of `text`.
+pub fn tail_lines(text: &str, n: usize) -> String {
+    let lines: Vec<&str> = text.lines().filter(|l| !l.trim().is_empty()).collect();
+    lines[lines.len().saturating_sub(n)..].join("\n")
+}
+
+/// The text of attempt `attempt` of `job`: the task as resolved for the first, and for a
+/// retry of an agent step the task followed by what went wrong last time.
+pub fn attempt_text(job: &StepJob, attempt: u32, previous: Option<&Previous>) -> String {
+    match (previous, &job.work) {
+        (Some(prev), Work::Agent(_)) => {
+            let mut t = format!(
+                "{}\n\n---\nThis is attempt {attempt} of {}. The previous attempt failed: {}.",
+                job.text, job.max_attempts, prev.reason
+            );
+            if let Some(code) = prev.exit_code {
+                t.push_str(&format!(" It exited with code {code}."));
+            }
+            let tail = tail_lines(&prev.output, 20);
+            if !tail.is_empty() {
+                t.push_str("\nThe end of its output was:\n");
+                t.push_str(&tail);
+            }
+            t.push_str("\nPlease fix that and complete the task.");
+            t
+        }
+        _ => job.text.clone(),
+    }
+}
+
+/// One attempt to start.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Launch {
+    /// The node, resolved.
+    pub job: std::sync::Arc<StepJob>,
+    /// Which attempt (from 1).
+    pub attempt: u32,
+    /// Its task or command.
+    pub text: String,
+}
+
+/// What a failed attempt left for the next one to know.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Previous {
+    /// Why it failed.
+    pub reason: String,
+    /// Its exit code.
+    pub exit_code: Option<i32>,
+    /// Its output.
+    pub output: String,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::plan::NodeResult;
+
+    struct NoNodes;
+    impl NodeLookup for NoNodes {
+        fn label(&self, _: NodeId) -> &str {
+            ""
+        }
+        fn result(&self, _: NodeId) -> Option<&NodeResult> {
+            None
+        }
+    }
+
+    fn job_of(yaml: &str, spec: RunSpec, outputs: &[(&str, &str)]) -> Result<StepJob, String> {
+        let loaded = relay_spec::parse(yaml, "t.yaml").unwrap();
+        let wf = &loaded.file.workflows[0];
+        let vars = BTreeMap::from([("who".to_string(), "world".to_string())]);
+        let outputs: BTreeMap<String, String> = outputs
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect();
+        let ctx = JobCtx {
+            file: &loaded.file,
+            wf,
+            vars: &vars,
+            workdir: Path::new("/w"),
+            run_dir: Path::new("/w/.agent-relay/runs/r"),
+        };
+        let agent = wf.steps[1].agent.clone();
+        resolve(
+            &ctx,
+            &NodeToRun {
+                id: NodeId::new(1),
+                label: "b",
+                step: StepIdx::new(1),
+                spec: &spec,
+                agent: agent.as_deref(),
+            },
+            &outputs,
+            &NoNodes,
+        )
+    }
+
+    const FILE: &str = "name: t
+agents: [{name: a, cli: claude, cwd: sub, constraints: {retries: 2, timeoutMs: 5000}}]
+errorHandling: {retryDelayMs: 30}
+workflows:
+  - name: w
+    steps:
+      - {name: a1, agent: a, task: first}
+      - name: b
+        agent: a
+        dependsOn: [a1]
+        task: \"hello {{who}}: {{steps.a1.output}}\"
+        verification: {type: output_contains, value: \"{{who}}\"}
+";
+
+    #[test]
+    fn a_node_resolves_with_variables_outputs_and_defaults() {
+        let job = job_of(FILE, RunSpec::default(), &[("a1", "done")]).unwrap();
+        assert_eq!(job.text, "hello world: done");
+        assert_eq!(job.cwd, Path::new("/w/sub"));
+        assert_eq!(job.max_attempts, 3, "the agent's retries");
+        assert_eq!(job.timeout, Some(Duration::from_millis(5000)));
+        assert_eq!(job.retry_delay, Duration::from_millis(30));
+        let check = job.check.unwrap();
+        assert_eq!(check.value, "world");
+        assert_eq!(check.timeout, Duration::from_secs(60));
+        assert_eq!(job.step_dir, Path::new("/w/.agent-relay/runs/r/steps/b"));
+    }
+
+    #[test]
+    fn a_missing_output_fails_only_the_node() {
+        let err = job_of(FILE, RunSpec::default(), &[]).unwrap_err();
+        assert!(err.contains("no value for {{steps.a1.output}}"), "{err}");
+    }
+
+    #[test]
+    fn pattern_context_is_appended_and_gated_nodes_skip_the_check() {
+        let spec = RunSpec {
+            context: vec![("Your vote".into(), "End with VOTE.".into())],
+            unverified: true,
+            retries: Some(0),
+            ..RunSpec::default()
+        };
+        let job = job_of(FILE, spec, &[("a1", "x")]).unwrap();
+        assert!(job.text.ends_with("\n\n## Your vote\nEnd with VOTE."));
+        assert!(job.check.is_none());
+        assert_eq!(job.max_attempts, 1);
+    }
+
+    #[test]
+    fn a_retry_tells_the_agent_what_failed() {
+        let job = job_of(FILE, RunSpec::default(), &[("a1", "x")]).unwrap();
+        let prev = Previous {
+            reason: "exit code 2".into(),
+            exit_code: Some(2),
+            output: "line one\nboom".into(),
+        };
+        let t = attempt_text(&job, 2, Some(&prev));
+        assert!(t.starts_with("hello world: x\n\n---\nThis is attempt 2 of 3."));
+        assert!(t.contains("It exited with code 2."));
+        assert!(t.contains("line one\nboom"));
+        assert_eq!(attempt_text(&job, 1, None), "hello world: x");
+    }
+}

@@ -1,0 +1,171 @@
+//! How things ended: one attempt or node (`StepOutcome`), one workflow step
+//! (`StepSummary`), one run (`RunSummary`). A leaf: every other module may use it, it
+//! uses none of them.
+
+use std::path::PathBuf;
+
+use serde::{Deserialize, Serialize};
+
+/// How an attempt of a step, or a node of the plan, ended: the one type for that fact.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "outcome", rename_all = "camelCase")]
+pub enum StepOutcome {
+    /// It did what was asked (and passed its verification).
+    Completed {
+        /// What it produced.
+        output: String,
+        /// Exit code of the process, when it exited with one.
+        exit_code: Option<i32>,
+    },
+    /// It failed.
+    Failed {
+        /// What it produced before failing.
+        output: String,
+        /// Why, in words.
+        reason: String,
+        /// Exit code of the process, when it exited with one.
+        exit_code: Option<i32>,
+        /// Whether another attempt could help (a timeout or a failed check can; a
+        /// cancelled attempt or an unknown agent cannot).
+        retryable: bool,
+    },
+    /// The run was cancelled while it ran.
+    Cancelled {
+        /// What it produced before it was stopped.
+        output: String,
+    },
+    /// The machine failed it (CLI missing, cannot spawn, disk): nothing else can be
+    /// trusted to run.
+    Broken {
+        /// Why.
+        why: String,
+    },
+}
+
+impl StepOutcome {
+    /// Whether it completed.
+    pub fn is_completed(&self) -> bool {
+        matches!(self, StepOutcome::Completed { .. })
+    }
+
+    /// What it produced (empty for a broken attempt).
+    pub fn output(&self) -> &str {
+        match self {
+            StepOutcome::Completed { output, .. }
+            | StepOutcome::Failed { output, .. }
+            | StepOutcome::Cancelled { output } => output,
+            StepOutcome::Broken { .. } => "",
+        }
+    }
+
+    /// Why it did not complete.
+    pub fn reason(&self) -> Option<&str> {
+        match self {
+            StepOutcome::Completed { .. } => None,
+            StepOutcome::Failed { reason, .. } => Some(reason),
+            StepOutcome::Cancelled { .. } => Some("cancelled"),
+            StepOutcome::Broken { why } => Some(why),
+        }
+    }
+
+    /// The exit code of its process, when it exited with one.
+    pub fn exit_code(&self) -> Option<i32> {
+        match self {
+            StepOutcome::Completed { exit_code, .. } | StepOutcome::Failed { exit_code, .. } => {
+                *exit_code
+            }
+            StepOutcome::Cancelled { .. } | StepOutcome::Broken { .. } => None,
+        }
+    }
+
+    /// Whether another attempt could turn it into a success.
+    pub fn retryable(&self) -> bool {
+        matches!(
+            self,
+            StepOutcome::Failed {
+                retryable: true,
+                ..
+            }
+        )
+    }
+}
+
+/// Final state of one workflow step.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum StepStatus {
+    /// It completed.
+    Completed,
+    /// It failed.
+    Failed,
+    /// It never ran.
+    Skipped,
+}
+
+/// One step in the summary.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct StepSummary {
+    /// Step name.
+    pub name: String,
+    /// Final state.
+    pub status: StepStatus,
+    /// Attempts made.
+    pub attempts: u32,
+    /// Exit code of the last attempt.
+    pub exit_code: Option<i32>,
+    /// Time from first start to end.
+    pub duration_ms: u64,
+    /// The step output.
+    pub output: String,
+    /// Why it failed or was skipped.
+    pub reason: Option<String>,
+}
+
+/// Terminal status of a run.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum RunStatus {
+    /// Every step completed.
+    Completed,
+    /// A step failed (or the run timed out).
+    Failed,
+    /// Interrupted or cancelled.
+    Cancelled,
+}
+
+impl RunStatus {
+    /// The name as written in logs and summaries.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            RunStatus::Completed => "completed",
+            RunStatus::Failed => "failed",
+            RunStatus::Cancelled => "cancelled",
+        }
+    }
+}
+
+/// The outcome of a run, as printed by `--json` and kept in `result.json`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct RunSummary {
+    /// Run id.
+    pub run_id: String,
+    /// Workflow name.
+    pub workflow: String,
+    /// Final state.
+    pub status: RunStatus,
+    /// Every step, in declaration order.
+    pub steps: Vec<StepSummary>,
+    /// Why the run failed or was cancelled.
+    #[serde(skip_serializing_if = "Option::is_none", default)]
+    pub reason: Option<String>,
+    /// Whole-run duration.
+    pub duration_ms: u64,
+    /// Set when the run stopped because the machine failed it.
+    #[serde(skip_serializing_if = "Option::is_none", default)]
+    pub runtime_error: Option<String>,
+    /// The run directory.
+    #[serde(skip)]
+    pub run_dir: PathBuf,
+}

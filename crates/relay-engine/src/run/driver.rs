@@ -1,0 +1,144 @@
+//! The thin async loop of a run: it turns what happens (a cancel, events from running
+//! attempts, an attempt's end, a deadline) into inputs of the [`RunState`] and carries out
+//! the effects it answers with, in order. Every event is in the log before anything is
+//! acted on. A cancel takes priority over everything else. If the run directory stops
+//! accepting writes, running attempts are ended before the error is returned, so nothing
+//! is left running.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::time::Instant;
+
+use relay_broker::Launcher;
+use tokio::sync::mpsc::UnboundedReceiver;
+use tokio::task::JoinSet;
+use tokio_util::sync::CancellationToken;
+
+use super::log::EventLog;
+use super::state::{Effect, Input, RunState};
+use crate::events::EventKind;
+use crate::exec::{Shared, run_attempt};
+use crate::outcome::{RunSummary, StepOutcome};
+use crate::plan::NodeId;
+use crate::store::{StoreError, write_atomic};
+
+/// Why the run was cancelled, in words.
+pub(crate) type CancelReason = Box<dyn Fn() -> String + Send + Sync>;
+
+/// Drives `state` to its end. `cancel` stops the run (with the words `why` gives);
+/// `events` carries what running attempts report.
+pub(crate) async fn drive<L: Launcher>(
+    shared: Arc<Shared<L>>,
+    mut state: RunState<'_>,
+    log: &mut EventLog,
+    cancel: &CancellationToken,
+    why: CancelReason,
+    mut events: UnboundedReceiver<EventKind>,
+) -> Result<RunSummary, StoreError> {
+    let attempts_cancel = CancellationToken::new();
+    let mut tasks: JoinSet<StepOutcome> = JoinSet::new();
+    let mut running: HashMap<tokio::task::Id, (NodeId, u32)> = HashMap::new();
+    let result = async {
+        let mut effects = state.handle(Input::Start, Instant::now());
+        let mut cancel_seen = false;
+        loop {
+            for effect in effects.drain(..) {
+                if let Effect::Record(kind) = effect {
+                    log.push(kind);
+                    continue;
+                }
+                // Nothing is acted on before the log has what led to it.
+                log.flush().await?;
+                match effect {
+                    Effect::Record(_) => {}
+                    Effect::StoreOutput { label, output } => {
+                        let dir = log.store.step_dir(&label).await?;
+                        write_atomic(&dir.join("output.txt"), output.as_bytes()).await?;
+                    }
+                    Effect::NodeStarted { agent, .. } => {
+                        shared.relay.step_started(agent.as_deref()).await;
+                    }
+                    Effect::Launch(launch) => {
+                        let node = (launch.job.node, launch.attempt);
+                        let handle = tasks.spawn(run_attempt(
+                            shared.clone(),
+                            launch,
+                            attempts_cancel.clone(),
+                        ));
+                        running.insert(handle.id(), node);
+                    }
+                    Effect::CancelRunning => attempts_cancel.cancel(),
+                    Effect::NodeEnded {
+                        label,
+                        agent,
+                        failure,
+                    } => {
+                        shared
+                            .relay
+                            .step_finished(&label, agent.as_deref(), failure.as_deref())
+                            .await;
+                    }
+                    Effect::Finish(summary) => {
+                        while let Ok(kind) = events.try_recv() {
+                            log.push(kind);
+                        }
+                        log.flush().await?;
+                        log.write_snapshot().await?;
+                        log.store.write_json("result.json", &summary).await?;
+                        return Ok(summary);
+                    }
+                }
+            }
+            log.flush().await?;
+            log.write_snapshot_if_due(Instant::now()).await?;
+            let deadline = state.next_deadline();
+            let snapshot_due = log.snapshot_due();
+            let input = tokio::select! {
+                biased;
+                () = cancel.cancelled(), if !cancel_seen => {
+                    cancel_seen = true;
+                    Input::Cancel { reason: why() }
+                }
+                Some(kind) = events.recv() => {
+                    log.push(kind);
+                    continue;
+                }
+                Some(joined) = tasks.join_next_with_id() => {
+                    // Every event an attempt sent before it returned is recorded first.
+                    while let Ok(kind) = events.try_recv() {
+                        log.push(kind);
+                    }
+                    log.flush().await?;
+                    let (id, outcome) = match joined {
+                        Ok((id, outcome)) => (id, outcome),
+                        Err(e) => (e.id(), StepOutcome::Broken { why: format!("a step task failed: {e}") }),
+                    };
+                    let Some((node, attempt)) = running.remove(&id) else {
+                        continue;
+                    };
+                    Input::AttemptDone { node, attempt, outcome }
+                }
+                () = sleep_until(deadline) => Input::Tick,
+                () = sleep_until(snapshot_due) => {
+                    log.write_snapshot().await?;
+                    continue;
+                }
+            };
+            effects = state.handle(input, Instant::now());
+        }
+    }
+    .await;
+    if result.is_err() {
+        // The run directory is failing us: end every running agent before giving up.
+        attempts_cancel.cancel();
+        while tasks.join_next().await.is_some() {}
+    }
+    result
+}
+
+async fn sleep_until(at: Option<Instant>) {
+    match at {
+        Some(at) => tokio::time::sleep_until(at.into()).await,
+        None => std::future::pending().await,
+    }
+}

@@ -1,0 +1,1036 @@
+//! The run as a state machine, free of I/O: inputs in (start, an attempt's outcome, time
+//! passing, a cancel), effects out (events to record, outputs to store, attempts to
+//! launch, running attempts to cancel, the end). The async driver only turns sources
+//! into inputs and carries out effects in order, so every decision of a run (gates,
+//! pattern hooks, retries, failure policy, barriers, timeouts, cancel, resume presets)
+//! is tested here without processes.
+//!
+//! One record per node holds everything about it; one `Stop` says why the run stopped
+//! starting work, if it did.
+
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use relay_spec::{OnError, RelayFile, WorkflowDef};
+
+use crate::events::EventKind;
+use crate::job::{self, JobCtx, Launch, NodeToRun, Previous, StepJob};
+use crate::outcome::{RunStatus, RunSummary, StepOutcome, StepStatus, StepSummary};
+use crate::patterns::PatternHooks;
+use crate::plan::{
+    Gate, GateCtx, Node, NodeId, NodeKind, NodeLookup, NodeRef, NodeResult, Plan, Resolution,
+    RunSpec, StepIdx,
+};
+use crate::scheduler::{NodeState, Scheduler, SkipCause};
+
+/// Something that happens to the run.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Input {
+    /// The run begins: start what is ready.
+    Start,
+    /// Attempt `attempt` of node `node` ended.
+    AttemptDone {
+        /// The node.
+        node: NodeId,
+        /// Which attempt.
+        attempt: u32,
+        /// How it ended.
+        outcome: StepOutcome,
+    },
+    /// Time passed: act on every deadline reached.
+    Tick,
+    /// Stop the run (Ctrl+C, `agent-relay cancel`).
+    Cancel {
+        /// Why, in words.
+        reason: String,
+    },
+}
+
+/// Something the driver must do, in order.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Effect {
+    /// Append this event to the log.
+    Record(EventKind),
+    /// Store the final output of node `label` (before its completion is recorded).
+    StoreOutput {
+        /// The node.
+        label: String,
+        /// Its output.
+        output: String,
+    },
+    /// A node of `agent` starts (the agent is busy).
+    NodeStarted {
+        /// The node.
+        label: String,
+        /// Its agent.
+        agent: Option<String>,
+    },
+    /// Start one attempt.
+    Launch(Launch),
+    /// End every running attempt.
+    CancelRunning,
+    /// A node of `agent` ended; `failure` says why when it failed.
+    NodeEnded {
+        /// The node.
+        label: String,
+        /// Its agent.
+        agent: Option<String>,
+        /// Why it failed, if it did.
+        failure: Option<String>,
+    },
+    /// The run is over.
+    Finish(RunSummary),
+}
+
+/// What a resumed run (or one that reuses another's steps) keeps of a node, by label.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Preset {
+    /// How it ended: completed (kept), or failed (kept only for a node a gate judges).
+    pub status: StepStatus,
+    /// Its output.
+    pub output: String,
+    /// Why it failed.
+    pub reason: Option<String>,
+    /// Attempts it took.
+    pub attempts: u32,
+    /// Exit code of its last attempt.
+    pub exit_code: Option<i32>,
+    /// How long it took.
+    pub duration_ms: u64,
+}
+
+/// Why the run stopped starting work.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Stop {
+    /// Cancelled from outside.
+    Cancelled(String),
+    /// The run's own timeout ran out.
+    TimedOut(u64),
+    /// The machine failed a node; nothing else can be trusted to run.
+    Broken(String),
+}
+
+/// Everything the state needs to know about the run at its start.
+pub struct RunSetup<'a> {
+    /// The workflow file.
+    pub file: &'a RelayFile,
+    /// The workflow.
+    pub wf: &'a WorkflowDef,
+    /// User variables, defaults applied.
+    pub vars: &'a BTreeMap<String, String>,
+    /// The run's working directory.
+    pub workdir: PathBuf,
+    /// The run directory.
+    pub run_dir: PathBuf,
+    /// The run id.
+    pub run_id: String,
+    /// Nodes kept from an earlier run, by label.
+    pub presets: BTreeMap<String, Preset>,
+}
+
+/// Where a run node's attempts stand.
+#[derive(Debug, Clone)]
+enum Attempts {
+    /// Not started.
+    Idle,
+    /// Attempt `n` runs.
+    Running { job: Arc<StepJob>, n: u32 },
+    /// Attempt `n` failed; attempt `n + 1` starts when its time comes (`retrying`).
+    Retrying {
+        job: Arc<StepJob>,
+        n: u32,
+        previous: Previous,
+    },
+    /// No more attempts.
+    Done,
+}
+
+enum Kind {
+    Run {
+        spec: Box<RunSpec>,
+        attempts: Attempts,
+    },
+    /// `None` while the gate is deciding.
+    Gate(Option<Box<dyn Gate>>),
+}
+
+struct NodeRecord {
+    label: String,
+    step: StepIdx,
+    kind: Kind,
+    publishes: bool,
+    /// When its first attempt started.
+    started_at: Option<Instant>,
+    /// The agent it ran on.
+    agent: Option<String>,
+    result: Option<NodeResult>,
+    skip_reason: Option<String>,
+}
+
+impl NodeRecord {
+    fn soft(&self) -> bool {
+        matches!(&self.kind, Kind::Run { spec, .. } if spec.soft)
+    }
+}
+
+struct Nodes(Vec<NodeRecord>);
+
+impl NodeLookup for Nodes {
+    fn label(&self, id: NodeId) -> &str {
+        self.0.get(id.index()).map_or("", |n| n.label.as_str())
+    }
+
+    fn result(&self, id: NodeId) -> Option<&NodeResult> {
+        self.0.get(id.index()).and_then(|n| n.result.as_ref())
+    }
+}
+
+/// What the run knows of each workflow step.
+#[derive(Debug, Clone, Default)]
+struct StepProgress {
+    final_node: Option<NodeId>,
+    attempts: u32,
+    /// The last output any node of it produced (what a failed step shows).
+    last_output: Option<String>,
+}
+
+/// The state of one run.
+pub struct RunState<'a> {
+    file: &'a RelayFile,
+    wf: &'a WorkflowDef,
+    vars: &'a BTreeMap<String, String>,
+    workdir: PathBuf,
+    run_dir: PathBuf,
+    run_id: String,
+    nodes: Nodes,
+    sched: Scheduler,
+    hooks: PatternHooks,
+    steps: Vec<StepProgress>,
+    /// Published outputs by step name (for `{{steps.X.output}}`), trailing space trimmed.
+    outputs: BTreeMap<String, String>,
+    /// Steps in the order their final node completed.
+    completed_order: Vec<StepIdx>,
+    presets: BTreeMap<String, Preset>,
+    stop: Option<Stop>,
+    /// The first node whose failure counts (not soft, not cancelled).
+    first_failure: Option<String>,
+    started: Instant,
+    run_deadline: Option<(Instant, u64)>,
+    barriers: Vec<(NodeId, Instant, u64)>,
+    /// Nodes waiting to retry, and when.
+    retrying: BTreeMap<NodeId, Instant>,
+    finished: bool,
+}
+
+impl<'a> RunState<'a> {
+    /// The state of a run of `plan` under its pattern's `hooks`, starting at `now`.
+    pub fn new(setup: RunSetup<'a>, plan: Plan, hooks: PatternHooks, now: Instant) -> Self {
+        let file = setup.file;
+        let swarm = file.swarm.clone().unwrap_or_default();
+        let policy = setup
+            .wf
+            .on_error
+            .or(file.error_handling.as_ref().and_then(|e| e.strategy))
+            .unwrap_or(OnError::Fail);
+        let limit = match (
+            swarm.max_concurrency.map(|m| m as usize),
+            hooks.concurrency_cap(),
+        ) {
+            (l, None) => l,
+            (Some(l), Some(p)) => Some(l.min(p)),
+            (None, Some(p)) => Some(p),
+        };
+        let barriers = hooks
+            .deadlines
+            .iter()
+            .map(|&(id, ms)| (id, deadline(now, ms), ms))
+            .collect();
+        let mut state = RunState {
+            file,
+            wf: setup.wf,
+            vars: setup.vars,
+            workdir: setup.workdir,
+            run_dir: setup.run_dir,
+            run_id: setup.run_id,
+            nodes: Nodes(Vec::with_capacity(plan.nodes.len())),
+            sched: Scheduler::new(limit, policy.halts_run()),
+            hooks,
+            steps: vec![StepProgress::default(); setup.wf.steps.len()],
+            outputs: BTreeMap::new(),
+            completed_order: Vec::new(),
+            presets: setup.presets,
+            stop: None,
+            first_failure: None,
+            started: now,
+            run_deadline: swarm.timeout_ms.map(|ms| (deadline(now, ms), ms)),
+            barriers,
+            retrying: BTreeMap::new(),
+            finished: false,
+        };
+        for (s, id) in plan.final_node.iter().enumerate() {
+            if let Some(p) = state.steps.get_mut(s) {
+                p.final_node = Some(*id);
+            }
+        }
+        let mut out = Vec::new();
+        state.place(plan.nodes, &mut out);
+        // Presets record nothing: the log already has them.
+        state
+    }
+
+    /// The next moment `Tick` has something to do, if any.
+    pub fn next_deadline(&self) -> Option<Instant> {
+        if self.finished {
+            return None;
+        }
+        let run = self
+            .run_deadline
+            .filter(|_| self.stop.is_none())
+            .map(|(at, _)| at);
+        let barriers = self
+            .barriers
+            .iter()
+            .filter(|(id, _, _)| !self.sched.state(*id).is_final())
+            .map(|(_, at, _)| *at);
+        let retries = self.retrying.values().copied();
+        run.into_iter().chain(barriers).chain(retries).min()
+    }
+
+    /// Whether the run is over.
+    pub fn is_finished(&self) -> bool {
+        self.finished
+    }
+
+    /// Why the run stopped starting work, if it did.
+    pub fn stop(&self) -> Option<&Stop> {
+        self.stop.as_ref()
+    }
+
+    /// Acts on `input` at `now`.
+    pub fn handle(&mut self, input: Input, now: Instant) -> Vec<Effect> {
+        let mut out = Vec::new();
+        if self.finished {
+            return out;
+        }
+        match input {
+            Input::Start => {}
+            Input::AttemptDone {
+                node,
+                attempt,
+                outcome,
+            } => self.attempt_done(node, attempt, outcome, now, &mut out),
+            Input::Tick => self.tick(now, &mut out),
+            Input::Cancel { reason } => {
+                if self.stop.is_none() {
+                    self.halt(Stop::Cancelled(reason), now, &mut out);
+                }
+            }
+        }
+        self.pump(now, &mut out);
+        out
+    }
+
+    // ---- placing nodes -------------------------------------------------------------
+
+    /// Places `nodes` (their `NodeRef::New(k)` naming the `k`-th of them), applying
+    /// presets; returns their ids.
+    fn place(&mut self, nodes: Vec<Node>, out: &mut Vec<Effect>) -> Vec<NodeId> {
+        let first = self.nodes.0.len();
+        let ids: Vec<NodeId> = (0..nodes.len()).map(|k| NodeId::new(first + k)).collect();
+        let resolve = |r: NodeRef| match r {
+            NodeRef::Id(id) => id,
+            NodeRef::New(k) => ids.get(k).copied().unwrap_or(NodeId::new(usize::MAX)),
+        };
+        for node in nodes {
+            let deps: Vec<NodeId> = node.deps.iter().map(|&d| resolve(d)).collect();
+            let (kind, urgent) = match node.kind {
+                NodeKind::Run(mut spec) => {
+                    for (_, input) in &mut spec.inputs {
+                        *input = NodeRef::Id(resolve(*input));
+                    }
+                    (
+                        Kind::Run {
+                            spec: Box::new(spec),
+                            attempts: Attempts::Idle,
+                        },
+                        false,
+                    )
+                }
+                NodeKind::Gate(g) => (Kind::Gate(Some(g)), true),
+            };
+            let id = self.sched.add_node(deps, urgent);
+            self.nodes.0.push(NodeRecord {
+                label: node.label,
+                step: node.step,
+                kind,
+                publishes: node.publishes,
+                started_at: None,
+                agent: None,
+                result: None,
+                skip_reason: None,
+            });
+            if self.sched.state(id) == NodeState::Skipped {
+                let reason = self.halted_reason();
+                self.skipped(id, reason, out);
+            } else {
+                self.apply_preset(id);
+            }
+        }
+        ids
+    }
+
+    /// Marks node `id` done as an earlier run left it, when it did.
+    fn apply_preset(&mut self, id: NodeId) {
+        let rec = &self.nodes.0[id.index()];
+        let Some(p) = self.presets.get(&rec.label) else {
+            return;
+        };
+        let outcome = match p.status {
+            StepStatus::Completed => StepOutcome::Completed {
+                output: p.output.clone(),
+                exit_code: p.exit_code,
+            },
+            // A failure is kept only where a gate judges it; elsewhere the node runs again.
+            StepStatus::Failed if rec.soft() => StepOutcome::Failed {
+                output: p.output.clone(),
+                reason: p.reason.clone().unwrap_or_else(|| "failed".into()),
+                exit_code: p.exit_code,
+                retryable: false,
+            },
+            _ => return,
+        };
+        let (attempts, duration_ms) = (p.attempts, p.duration_ms);
+        let rec = &mut self.nodes.0[id.index()];
+        if let Kind::Run { attempts: a, .. } = &mut rec.kind {
+            *a = Attempts::Done;
+        }
+        rec.result = Some(NodeResult {
+            outcome: outcome.clone(),
+            duration_ms,
+            agent: None,
+        });
+        let step = rec.step;
+        if let Some(s) = self.steps.get_mut(step.index()) {
+            s.attempts += attempts;
+        }
+        if outcome.is_completed() {
+            self.publish(id, outcome.output());
+        }
+        self.sched.complete(id);
+    }
+
+    // ---- the loop --------------------------------------------------------------------
+
+    /// Starts everything that may start; ends the run when nothing can happen any more.
+    fn pump(&mut self, now: Instant, out: &mut Vec<Effect>) {
+        loop {
+            while let Some(id) = self.sched.next_to_start() {
+                self.start(id, now, out);
+            }
+            if !self.sched.is_done() {
+                return;
+            }
+            // A run failed by a step (not cancelled) may first have work to undo (saga).
+            if let Some(failed) = self.first_failure.clone()
+                && !matches!(self.stop, Some(Stop::Cancelled(_)))
+                && let Some((nodes, event)) =
+                    self.hooks
+                        .on_run_failed(self.wf, &self.completed_order, &failed)
+            {
+                out.push(Effect::Record(event));
+                self.sched.unhalt();
+                self.place(nodes, out);
+                continue;
+            }
+            // A valid plan reaches every node; never leave a hole if one did not.
+            let unreached = self.sched.skip_unreached();
+            let reason = "not started: the steps it waits for never finished".to_string();
+            for (id, _) in unreached {
+                self.skipped(id, reason.clone(), out);
+            }
+            self.finish(now, out);
+            return;
+        }
+    }
+
+    fn start(&mut self, id: NodeId, now: Instant, out: &mut Vec<Effect>) {
+        let rec = &mut self.nodes.0[id.index()];
+        match &mut rec.kind {
+            Kind::Gate(_) => self.decide(id, now, out),
+            Kind::Run { spec, .. } => {
+                let spec = spec.clone();
+                let label = rec.label.clone();
+                let step = rec.step;
+                let step_agent = self
+                    .wf
+                    .steps
+                    .get(step.index())
+                    .and_then(|s| s.agent.clone());
+                let pick = self
+                    .hooks
+                    .pick_agent(&label, &spec, step_agent.as_deref(), |a| self.busy(a));
+                if let Some(e) = pick.event {
+                    out.push(Effect::Record(e));
+                }
+                let ctx = JobCtx {
+                    file: self.file,
+                    wf: self.wf,
+                    vars: self.vars,
+                    workdir: &self.workdir,
+                    run_dir: &self.run_dir,
+                };
+                let resolved = job::resolve(
+                    &ctx,
+                    &NodeToRun {
+                        id,
+                        label: &label,
+                        step,
+                        spec: &spec,
+                        agent: pick.agent.as_deref(),
+                    },
+                    &self.outputs,
+                    &self.nodes,
+                );
+                let rec = &mut self.nodes.0[id.index()];
+                rec.agent = pick.agent.clone();
+                rec.started_at = Some(now);
+                match resolved {
+                    Ok(job) => {
+                        out.push(Effect::NodeStarted {
+                            label: label.clone(),
+                            agent: pick.agent.clone(),
+                        });
+                        self.launch(id, Arc::new(job), 1, None, out);
+                    }
+                    Err(reason) => {
+                        let failure = StepOutcome::Failed {
+                            output: String::new(),
+                            reason,
+                            exit_code: None,
+                            retryable: false,
+                        };
+                        self.node_done(id, failure, 0, now, out);
+                    }
+                }
+            }
+        }
+    }
+
+    fn busy(&self, agent: &str) -> bool {
+        self.nodes.0.iter().any(|n| {
+            n.agent.as_deref() == Some(agent)
+                && matches!(
+                    &n.kind,
+                    Kind::Run {
+                        attempts: Attempts::Running { .. } | Attempts::Retrying { .. },
+                        ..
+                    }
+                )
+        })
+    }
+
+    fn launch(
+        &mut self,
+        id: NodeId,
+        job: Arc<StepJob>,
+        n: u32,
+        previous: Option<&Previous>,
+        out: &mut Vec<Effect>,
+    ) {
+        let rec = &mut self.nodes.0[id.index()];
+        let text = job::attempt_text(&job, n, previous);
+        out.push(Effect::Record(EventKind::StepStarted {
+            step: rec.label.clone(),
+            attempt: n,
+            agent: job.agent().map(|a| a.name.clone()),
+        }));
+        if let Kind::Run { attempts, .. } = &mut rec.kind {
+            *attempts = Attempts::Running {
+                job: job.clone(),
+                n,
+            };
+        }
+        out.push(Effect::Launch(Launch {
+            job,
+            attempt: n,
+            text,
+        }));
+    }
+
+    fn attempt_done(
+        &mut self,
+        id: NodeId,
+        attempt: u32,
+        outcome: StepOutcome,
+        now: Instant,
+        out: &mut Vec<Effect>,
+    ) {
+        let Some(rec) = self.nodes.0.get(id.index()) else {
+            return;
+        };
+        let (job, n) = match &rec.kind {
+            Kind::Run {
+                attempts: Attempts::Running { job, n },
+                ..
+            } if *n == attempt => (job.clone(), *n),
+            // Not the attempt in flight (a late report): nothing to do.
+            _ => return,
+        };
+        let step = rec.step;
+        if let Some(s) = self.steps.get_mut(step.index()) {
+            s.attempts += 1;
+        }
+        let may_retry = outcome.retryable() && n < job.max_attempts && self.stop.is_none();
+        if let (
+            true,
+            StepOutcome::Failed {
+                output,
+                reason,
+                exit_code,
+                ..
+            },
+        ) = (may_retry, &outcome)
+        {
+            let label = self.nodes.0[id.index()].label.clone();
+            out.push(Effect::Record(EventKind::StepRetrying {
+                step: label,
+                attempt: n,
+                reason: reason.clone(),
+                delay_ms: job.retry_delay.as_millis() as u64,
+            }));
+            let previous = Previous {
+                reason: reason.clone(),
+                exit_code: *exit_code,
+                output: output.clone(),
+            };
+            if job.retry_delay.is_zero() {
+                self.launch(id, job, n + 1, Some(&previous), out);
+            } else if let Kind::Run { attempts, .. } = &mut self.nodes.0[id.index()].kind {
+                let at = now.checked_add(job.retry_delay).unwrap_or(now);
+                *attempts = Attempts::Retrying { job, n, previous };
+                self.retrying.insert(id, at);
+            }
+            return;
+        }
+        self.node_done(id, outcome, n, now, out);
+    }
+
+    fn tick(&mut self, now: Instant, out: &mut Vec<Effect>) {
+        if let Some((at, ms)) = self.run_deadline
+            && now >= at
+            && self.stop.is_none()
+        {
+            self.halt(Stop::TimedOut(ms), now, out);
+        }
+        let due: Vec<(NodeId, u64)> = self
+            .barriers
+            .iter()
+            .filter(|(id, at, _)| now >= *at && !self.sched.state(*id).is_final())
+            .map(|(id, _, ms)| (*id, *ms))
+            .collect();
+        for (id, ms) in due {
+            let reason = format!("barrier timed out after {ms} ms");
+            out.push(Effect::Record(EventKind::Pattern {
+                step: self.nodes.0[id.index()].label.clone(),
+                action: "timed-out".into(),
+                detail: reason.clone(),
+            }));
+            let failure = StepOutcome::Failed {
+                output: String::new(),
+                reason,
+                exit_code: None,
+                retryable: false,
+            };
+            self.node_done(id, failure, 0, now, out);
+        }
+        let due: Vec<NodeId> = self
+            .retrying
+            .iter()
+            .filter(|(_, at)| now >= **at)
+            .map(|(id, _)| *id)
+            .collect();
+        for id in due {
+            self.retrying.remove(&id);
+            let attempts = match &mut self.nodes.0[id.index()].kind {
+                Kind::Run { attempts, .. } => std::mem::replace(attempts, Attempts::Idle),
+                Kind::Gate(_) => continue,
+            };
+            if let Attempts::Retrying {
+                job, n, previous, ..
+            } = attempts
+            {
+                self.launch(id, job, n + 1, Some(&previous), out);
+            }
+        }
+    }
+
+    /// Stops starting work for `why`: everything not started is skipped, running attempts
+    /// are ended, attempts waiting to retry end now.
+    fn halt(&mut self, why: Stop, now: Instant, out: &mut Vec<Effect>) {
+        self.stop = Some(why);
+        out.push(Effect::CancelRunning);
+        let skipped = self.sched.halt();
+        self.record_skips(&skipped, out);
+        for id in std::mem::take(&mut self.retrying).into_keys() {
+            let (n, output) = match &self.nodes.0[id.index()].kind {
+                Kind::Run {
+                    attempts: Attempts::Retrying { n, previous, .. },
+                    ..
+                } => (*n, previous.output.clone()),
+                _ => continue,
+            };
+            self.node_done(id, StepOutcome::Cancelled { output }, n, now, out);
+        }
+    }
+
+    // ---- gates -----------------------------------------------------------------------
+
+    fn decide(&mut self, id: NodeId, now: Instant, out: &mut Vec<Effect>) {
+        let Kind::Gate(slot) = &mut self.nodes.0[id.index()].kind else {
+            return;
+        };
+        let Some(mut gate) = slot.take() else {
+            return;
+        };
+        let resolution = gate.resolve(&GateCtx {
+            me: id,
+            nodes: &self.nodes,
+            vars: self.vars,
+            outputs: &self.outputs,
+        });
+        match resolution {
+            Resolution::Complete { output, events } => {
+                self.put_back(id, gate);
+                out.extend(events.into_iter().map(Effect::Record));
+                let outcome = StepOutcome::Completed {
+                    output,
+                    exit_code: None,
+                };
+                self.node_done(id, outcome, 0, now, out);
+            }
+            Resolution::Fail { reason, events } => {
+                self.put_back(id, gate);
+                out.extend(events.into_iter().map(Effect::Record));
+                let outcome = StepOutcome::Failed {
+                    output: String::new(),
+                    reason,
+                    exit_code: None,
+                    retryable: false,
+                };
+                self.node_done(id, outcome, 0, now, out);
+            }
+            Resolution::Expand {
+                nodes,
+                wait_for,
+                events,
+            } => {
+                out.extend(events.into_iter().map(Effect::Record));
+                let ids = self.place(nodes, out);
+                gate.placed(&ids);
+                self.put_back(id, gate);
+                let wait: Vec<NodeId> = wait_for
+                    .into_iter()
+                    .map(|r| match r {
+                        NodeRef::Id(i) => i,
+                        NodeRef::New(k) => ids.get(k).copied().unwrap_or(NodeId::new(usize::MAX)),
+                    })
+                    .collect();
+                self.sched.wait_again(id, &wait);
+                if self.sched.state(id) == NodeState::Skipped {
+                    let reason = self.halted_reason();
+                    self.skipped(id, reason, out);
+                }
+            }
+        }
+    }
+
+    fn put_back(&mut self, id: NodeId, gate: Box<dyn Gate>) {
+        if let Kind::Gate(slot) = &mut self.nodes.0[id.index()].kind {
+            *slot = Some(gate);
+        }
+    }
+
+    // ---- results ---------------------------------------------------------------------
+
+    /// Node `id` ended for good with `outcome` after `attempts` attempts.
+    fn node_done(
+        &mut self,
+        id: NodeId,
+        outcome: StepOutcome,
+        attempts: u32,
+        now: Instant,
+        out: &mut Vec<Effect>,
+    ) {
+        let rec = &mut self.nodes.0[id.index()];
+        let is_run = matches!(rec.kind, Kind::Run { .. });
+        if let Kind::Run { attempts: a, .. } = &mut rec.kind {
+            *a = Attempts::Done;
+        }
+        let duration_ms = rec
+            .started_at
+            .map_or(0, |t| now.saturating_duration_since(t).as_millis() as u64);
+        let label = rec.label.clone();
+        let agent = rec.agent.clone();
+        let soft = rec.soft();
+        let step = rec.step;
+        if !outcome.is_completed()
+            && let Some(s) = self.steps.get_mut(step.index())
+        {
+            s.last_output = Some(outcome.output().to_string());
+        }
+        match &outcome {
+            StepOutcome::Completed { output, exit_code } => {
+                // The output is stored before the node counts as completed.
+                out.push(Effect::StoreOutput {
+                    label: label.clone(),
+                    output: output.clone(),
+                });
+                out.push(Effect::Record(EventKind::StepCompleted {
+                    step: label.clone(),
+                    attempt: attempts.max(1),
+                    exit_code: *exit_code,
+                    duration_ms,
+                }));
+            }
+            StepOutcome::Failed {
+                reason, exit_code, ..
+            } => out.push(Effect::Record(EventKind::StepFailed {
+                step: label.clone(),
+                attempt: attempts,
+                reason: reason.clone(),
+                exit_code: *exit_code,
+                duration_ms,
+            })),
+            StepOutcome::Cancelled { .. } => out.push(Effect::Record(EventKind::StepFailed {
+                step: label.clone(),
+                attempt: attempts,
+                reason: "cancelled".into(),
+                exit_code: None,
+                duration_ms,
+            })),
+            StepOutcome::Broken { why } => out.push(Effect::Record(EventKind::StepFailed {
+                step: label.clone(),
+                attempt: attempts,
+                reason: why.clone(),
+                exit_code: None,
+                duration_ms,
+            })),
+        }
+        if is_run {
+            let failure = match &outcome {
+                StepOutcome::Failed { reason, .. } => Some(reason.clone()),
+                StepOutcome::Broken { why } => Some(why.clone()),
+                StepOutcome::Completed { .. } | StepOutcome::Cancelled { .. } => None,
+            };
+            out.push(Effect::NodeEnded {
+                label: label.clone(),
+                agent: agent.clone(),
+                failure,
+            });
+        }
+        self.nodes.0[id.index()].result = Some(NodeResult {
+            outcome: outcome.clone(),
+            duration_ms,
+            agent,
+        });
+        match outcome {
+            StepOutcome::Completed { output, .. } => {
+                self.publish(id, &output);
+                self.sched.complete(id);
+            }
+            // Judged by a gate downstream: for the schedule, it is done.
+            StepOutcome::Failed { .. } if soft => self.sched.complete(id),
+            StepOutcome::Failed { .. } => {
+                self.first_failure.get_or_insert(label);
+                let skipped = self.sched.fail(id);
+                self.record_skips(&skipped, out);
+            }
+            StepOutcome::Cancelled { .. } => {
+                let skipped = self.sched.fail(id);
+                self.record_skips(&skipped, out);
+            }
+            StepOutcome::Broken { why } => {
+                self.first_failure.get_or_insert(label);
+                let skipped = self.sched.fail(id);
+                self.record_skips(&skipped, out);
+                if self.stop.is_none() {
+                    self.stop = Some(Stop::Broken(why));
+                    let skipped = self.sched.halt();
+                    self.record_skips(&skipped, out);
+                }
+            }
+        }
+    }
+
+    /// Makes `output` the output of node `id`'s step when the node publishes it.
+    fn publish(&mut self, id: NodeId, output: &str) {
+        let rec = &self.nodes.0[id.index()];
+        let step = rec.step;
+        let Some(progress) = self.steps.get_mut(step.index()) else {
+            return;
+        };
+        if rec.publishes {
+            if let Some(s) = self.wf.steps.get(step.index()) {
+                self.outputs
+                    .insert(s.name.clone(), output.trim_end().to_string());
+            }
+            progress.last_output = Some(output.to_string());
+        }
+        if progress.final_node == Some(id) {
+            self.completed_order.push(step);
+        }
+    }
+
+    fn halted_reason(&self) -> String {
+        match (&self.stop, &self.first_failure) {
+            (Some(stop), _) => format!("not started: {}", stop_reason(stop)),
+            (None, Some(f)) => format!("not started: the run stopped after step `{f}` failed"),
+            (None, None) => "not started".to_string(),
+        }
+    }
+
+    fn record_skips(&mut self, skipped: &[(NodeId, SkipCause)], out: &mut Vec<Effect>) {
+        for &(id, cause) in skipped {
+            let reason = match cause {
+                SkipCause::Upstream(root) => {
+                    format!("dependency `{}` failed", self.nodes.label(root))
+                }
+                SkipCause::Halted => self.halted_reason(),
+            };
+            self.skipped(id, reason, out);
+        }
+    }
+
+    fn skipped(&mut self, id: NodeId, reason: String, out: &mut Vec<Effect>) {
+        let rec = &mut self.nodes.0[id.index()];
+        out.push(Effect::Record(EventKind::StepSkipped {
+            step: rec.label.clone(),
+            reason: reason.clone(),
+        }));
+        rec.skip_reason = Some(reason);
+    }
+
+    // ---- the end ---------------------------------------------------------------------
+
+    fn finish(&mut self, now: Instant, out: &mut Vec<Effect>) {
+        self.finished = true;
+        let steps: Vec<StepSummary> = (0..self.wf.steps.len())
+            .map(|s| self.step_summary(s))
+            .collect();
+        let duration_ms = now.saturating_duration_since(self.started).as_millis() as u64;
+        let failed: Vec<&str> = steps
+            .iter()
+            .filter(|s| s.status == StepStatus::Failed)
+            .map(|s| s.name.as_str())
+            .collect();
+        let broken = match &self.stop {
+            Some(Stop::Broken(why)) => Some(why.clone()),
+            _ => None,
+        };
+        let (status, reason) = match &self.stop {
+            Some(Stop::Cancelled(why)) => (RunStatus::Cancelled, Some(why.clone())),
+            Some(stop) => (RunStatus::Failed, Some(stop_reason(stop))),
+            None if failed.is_empty() && self.first_failure.is_none() => {
+                (RunStatus::Completed, None)
+            }
+            None if failed.is_empty() => (
+                RunStatus::Failed,
+                Some(format!(
+                    "`{}` failed",
+                    self.first_failure.clone().unwrap_or_default()
+                )),
+            ),
+            None => (
+                RunStatus::Failed,
+                Some(format!(
+                    "step{} failed: {}",
+                    if failed.len() == 1 { "" } else { "s" },
+                    failed.join(", ")
+                )),
+            ),
+        };
+        let end = match status {
+            RunStatus::Completed => EventKind::RunCompleted { duration_ms },
+            RunStatus::Failed => EventKind::RunFailed {
+                reason: reason.clone().unwrap_or_default(),
+                duration_ms,
+            },
+            RunStatus::Cancelled => EventKind::RunCancelled {
+                reason: reason.clone().unwrap_or_default(),
+                duration_ms,
+            },
+        };
+        out.push(Effect::Record(end));
+        out.push(Effect::Finish(RunSummary {
+            run_id: self.run_id.clone(),
+            workflow: self.wf.name.clone(),
+            status,
+            steps,
+            reason,
+            duration_ms,
+            runtime_error: broken,
+            run_dir: self.run_dir.clone(),
+        }));
+    }
+
+    /// A workflow step as its final node ended.
+    fn step_summary(&self, s: usize) -> StepSummary {
+        let name = self.wf.steps[s].name.clone();
+        let progress = &self.steps[s];
+        let rec = progress
+            .final_node
+            .and_then(|f| self.nodes.0.get(f.index()));
+        let result = rec.and_then(|r| r.result.as_ref());
+        let (status, reason) = match result {
+            Some(r) if r.completed() => (StepStatus::Completed, None),
+            Some(r) => (StepStatus::Failed, r.reason().map(str::to_string)),
+            None => (
+                StepStatus::Skipped,
+                rec.and_then(|r| r.skip_reason.clone())
+                    .or(Some("not run".into())),
+            ),
+        };
+        let output = match status {
+            StepStatus::Completed => progress
+                .last_output
+                .clone()
+                .or_else(|| result.map(|r| r.output().to_string()))
+                .unwrap_or_default(),
+            _ => progress.last_output.clone().unwrap_or_default(),
+        };
+        StepSummary {
+            name,
+            status,
+            attempts: progress.attempts,
+            exit_code: result.and_then(|r| r.outcome.exit_code()),
+            duration_ms: result.map_or(0, |r| r.duration_ms),
+            output,
+            reason,
+        }
+    }
+
+    /// Labels of the nodes a resume kept (completed or judged), for `run:resumed`.
+    pub fn kept(&self) -> Vec<String> {
+        self.nodes
+            .0
+            .iter()
+            .filter(|n| n.result.is_some() && n.started_at.is_none())
+            .map(|n| n.label.clone())
+            .collect()
+    }
+}
+
+/// `now + ms`, or the far future when that overflows.
+fn deadline(now: Instant, ms: u64) -> Instant {
+    now.checked_add(Duration::from_millis(ms))
+        .unwrap_or_else(|| now + Duration::from_secs(100 * 365 * 24 * 3600))
+}
+
+fn stop_reason(stop: &Stop) -> String {
+    match stop {
+        Stop::Cancelled(why) | Stop::Broken(why) => why.clone(),
+        Stop::TimedOut(ms) => format!("run timed out after {ms} ms"),
+    }
+}
