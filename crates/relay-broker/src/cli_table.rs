@@ -23,6 +23,9 @@ pub struct CliProfile {
     pub quit_command: &'static str,
     /// Glyphs a reply line may start with on screen (`●`, `•`, `✦`).
     pub reply_glyphs: &'static [&'static str],
+    /// Starts of the CLI's own status rows in the conversation (timings, token counts):
+    /// interface, not the agent's reply.
+    pub status_rows: &'static [&'static str],
 }
 
 const PROFILES: [CliProfile; 7] = [
@@ -33,6 +36,7 @@ const PROFILES: [CliProfile; 7] = [
         model_flag: "--model",
         ready_cues: &["bypass permissions on", "? for shortcuts"],
         quit_command: "/exit",
+        status_rows: &["✻ "],
         reply_glyphs: &["●"],
     },
     CliProfile {
@@ -42,6 +46,7 @@ const PROFILES: [CliProfile; 7] = [
         model_flag: "--model",
         ready_cues: &["? for shortcuts"],
         quit_command: "/exit",
+        status_rows: &["Worked for "],
         reply_glyphs: &["•"],
     },
     CliProfile {
@@ -51,6 +56,7 @@ const PROFILES: [CliProfile; 7] = [
         model_flag: "--model",
         ready_cues: &["Type your message"],
         quit_command: "/quit",
+        status_rows: &[],
         reply_glyphs: &["✦"],
     },
     CliProfile {
@@ -60,6 +66,7 @@ const PROFILES: [CliProfile; 7] = [
         model_flag: "--model",
         ready_cues: &[],
         quit_command: "/exit",
+        status_rows: &["Tokens: "],
         reply_glyphs: &[],
     },
     CliProfile {
@@ -69,6 +76,7 @@ const PROFILES: [CliProfile; 7] = [
         model_flag: "--model",
         ready_cues: &[],
         quit_command: "/exit",
+        status_rows: &[],
         reply_glyphs: &[],
     },
     CliProfile {
@@ -78,6 +86,7 @@ const PROFILES: [CliProfile; 7] = [
         model_flag: "--model",
         ready_cues: &["ctrl+p commands"],
         quit_command: "/exit",
+        status_rows: &["▣ "],
         reply_glyphs: &[],
     },
     CliProfile {
@@ -87,9 +96,64 @@ const PROFILES: [CliProfile; 7] = [
         model_flag: "--model",
         ready_cues: &[],
         quit_command: "/exit",
+        status_rows: &[],
         reply_glyphs: &[],
     },
 ];
+
+/// Cursor's CLI (`cursor-agent`), ready to become a row of [`PROFILES`] as soon as the
+/// workflow format has a `Cli::Cursor` variant: the same facts as a [`CliProfile`], and
+/// its argv shapes below. It has no ready cue or reply glyph of its own; the generic
+/// screen rules (the cursor on an input line, a quiet moment) apply.
+pub const CURSOR_AGENT: CursorProfile = CursorProfile {
+    program: "cursor-agent",
+    bypass_flags: &["--force"],
+    model_flag: "--model",
+    ready_cues: &[],
+    quit_command: "/exit",
+    reply_glyphs: &[],
+};
+
+/// The facts of a CLI the format cannot name yet (see [`CURSOR_AGENT`]).
+#[derive(Debug, Clone, Copy)]
+pub struct CursorProfile {
+    /// Executable name looked up on `PATH`.
+    pub program: &'static str,
+    /// Flags that let the CLI act without asking for permission, in both modes.
+    pub bypass_flags: &'static [&'static str],
+    /// The flag that selects a model.
+    pub model_flag: &'static str,
+    /// Substrings of the rendered screen that mean the TUI is ready to take input.
+    pub ready_cues: &'static [&'static str],
+    /// What to type to leave the interactive session.
+    pub quit_command: &'static str,
+    /// Glyphs a reply line may start with on screen.
+    pub reply_glyphs: &'static [&'static str],
+}
+
+impl CursorProfile {
+    /// argv (without the program) for a one-shot run: `--force -p TASK [--model M]`.
+    pub fn oneshot_args(&self, model: Option<&str>, task: &str) -> Vec<String> {
+        let mut args: Vec<String> = self.bypass_flags.iter().map(|s| s.to_string()).collect();
+        args.push("-p".into());
+        args.push(task.into());
+        if let Some(m) = model {
+            args.push(self.model_flag.into());
+            args.push(m.into());
+        }
+        args
+    }
+
+    /// argv (without the program) for an interactive session: `--force [--model M]`.
+    pub fn interactive_args(&self, model: Option<&str>) -> Vec<String> {
+        let mut args: Vec<String> = self.bypass_flags.iter().map(|s| s.to_string()).collect();
+        if let Some(m) = model {
+            args.push(self.model_flag.into());
+            args.push(m.into());
+        }
+        args
+    }
+}
 
 /// The profile of `cli`.
 pub fn profile(cli: Cli) -> &'static CliProfile {
@@ -219,5 +283,16 @@ mod tests {
             interactive_args(Cli::Gemini, Some("flash")),
             ["--yolo", "--model", "flash"]
         );
+    }
+
+    #[test]
+    fn cursor_agent_shapes() {
+        assert_eq!(CURSOR_AGENT.program, "cursor-agent");
+        assert_eq!(
+            CURSOR_AGENT.oneshot_args(Some("gpt-5"), "do it"),
+            ["--force", "-p", "do it", "--model", "gpt-5"]
+        );
+        assert_eq!(CURSOR_AGENT.oneshot_args(None, "t"), ["--force", "-p", "t"]);
+        assert_eq!(CURSOR_AGENT.interactive_args(None), ["--force"]);
     }
 }

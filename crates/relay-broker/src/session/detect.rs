@@ -32,6 +32,8 @@ pub struct Rules {
     pub reply_glyphs: Vec<String>,
     /// Text that means the TUI is ready; empty = unknown.
     pub ready_cues: Vec<String>,
+    /// Starts of the CLI's own status rows (timings, token counts), which are not output.
+    pub status_rows: Vec<String>,
 }
 
 impl Rules {
@@ -39,6 +41,7 @@ impl Rules {
     pub fn for_cli(cli: Option<Cli>) -> Self {
         let mut reply_glyphs: Vec<String> = REPLY_GLYPHS.iter().map(|g| g.to_string()).collect();
         let mut ready_cues = Vec::new();
+        let mut status_rows = Vec::new();
         if let Some(cli) = cli {
             let p = cli_table::profile(cli);
             for g in p.reply_glyphs {
@@ -47,10 +50,12 @@ impl Rules {
                 }
             }
             ready_cues = p.ready_cues.iter().map(|c| c.to_string()).collect();
+            status_rows = p.status_rows.iter().map(|c| c.to_string()).collect();
         }
         Rules {
             reply_glyphs,
             ready_cues,
+            status_rows,
         }
     }
 }
@@ -367,7 +372,8 @@ pub fn echo_row(rows: &[String], probe: &str) -> Option<usize> {
 }
 
 /// Whether `row` is interface decoration rather than agent text: a line made only of
-/// box-drawing characters, or a status line holding a ready cue.
+/// box-drawing characters, a status line holding a ready cue, or one of the CLI's own
+/// status rows.
 pub fn is_chrome(row: &str, rules: &Rules) -> bool {
     let t = row.trim();
     if t.is_empty() {
@@ -377,6 +383,7 @@ pub fn is_chrome(row: &str, rules: &Rules) -> bool {
         .chars()
         .all(|c| c.is_whitespace() || ('\u{2500}'..='\u{259f}').contains(&c));
     boxy || rules.ready_cues.iter().any(|c| t.contains(c.as_str()))
+        || rules.status_rows.iter().any(|s| t.starts_with(s.as_str()))
 }
 
 /// Whether `row` starts with one of the reply glyphs.

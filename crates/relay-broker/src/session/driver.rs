@@ -189,8 +189,15 @@ impl Driver {
             .into_iter()
             .map(Action::write)
             .collect();
-        if !matches!(self.stage, Stage::Running) {
-            return actions;
+        match self.stage {
+            Stage::Running => {}
+            Stage::Ended => {
+                // The rows above an `/exit` may still be completed as the app draws its
+                // last frame (codex can draw the `/exit` row before the reply above it).
+                let _ = self.out.take_observed();
+                return actions;
+            }
+            Stage::Starting { .. } => return actions,
         }
         let seen = self.out.take_observed();
         let did = self.typist.on_screen(&self.out);

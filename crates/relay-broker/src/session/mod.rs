@@ -317,6 +317,11 @@ pub async fn run_session(
     let grace = spec.timing.kill_grace;
     let end = match end {
         Some(end) => {
+            if end == SessionEnd::ExitRequested {
+                // Let the app finish drawing the frame that holds the `/exit`.
+                let quiet = spec.timing.settle.min(LAST_FRAME_QUIET);
+                settle_output(&mut pty, &mut driver, &events, &mut link, quiet).await;
+            }
             end_group(&mut pty, &mut driver, &events, &mut link, grace).await;
             end
         }
@@ -456,6 +461,36 @@ fn absorb(
             }
             Action::Terminal(_) => {}
             Action::Messaging(m) => link.apply(m),
+        }
+    }
+}
+
+/// The longest quiet moment waited for after `/exit`, and the longest wait in all.
+const LAST_FRAME_QUIET: Duration = Duration::from_millis(250);
+const LAST_FRAME_LIMIT: Duration = Duration::from_secs(1);
+
+/// Reads output until it has been quiet for `quiet`, the child exited, or
+/// [`LAST_FRAME_LIMIT`] passed.
+async fn settle_output(
+    pty: &mut pty::Pty,
+    driver: &mut Driver,
+    events: &UnboundedSender<SessionEvent>,
+    link: &mut Link,
+    quiet: Duration,
+) {
+    let limit = in_at_most(LAST_FRAME_LIMIT);
+    loop {
+        let next = in_at_most(quiet).min(limit);
+        tokio::select! {
+            chunk = pty.output.recv() => match chunk {
+                Some(bytes) => absorb(driver, events, link, &bytes),
+                None => return,
+            },
+            _ = pty.exit.wait() => return,
+            () = tokio::time::sleep_until(next) => return,
+        }
+        if Instant::now() >= limit {
+            return;
         }
     }
 }
