@@ -142,6 +142,25 @@ mod tests {
     }
 }
 
+/// The Python interpreter itself, not a version-manager shim in front of it (which can
+/// take longer to start than the agents it runs); `python3` when it cannot be asked.
+fn python() -> String {
+    static PYTHON: std::sync::OnceLock<String> = std::sync::OnceLock::new();
+    PYTHON
+        .get_or_init(|| {
+            std::process::Command::new("python3")
+                .args(["-c", "import sys; print(sys.executable)"])
+                .output()
+                .ok()
+                .filter(|o| o.status.success())
+                .and_then(|o| String::from_utf8(o.stdout).ok())
+                .map(|s| s.trim().to_owned())
+                .filter(|s| !s.is_empty())
+                .unwrap_or_else(|| "python3".to_owned())
+        })
+        .clone()
+}
+
 /// The fixture agents: small terminal programs that behave unlike the CLIs the fake
 /// agent copies (see `agents/` in this crate), each answering `REPLY:` in what it is
 /// typed the way the mock model does.
@@ -188,10 +207,7 @@ impl FixtureAgent {
 
     /// argv that runs it.
     pub fn argv(self) -> Vec<String> {
-        vec![
-            "python3".to_owned(),
-            self.script().to_string_lossy().into_owned(),
-        ]
+        vec![python(), self.script().to_string_lossy().into_owned()]
     }
 
     /// Installs it in `dir` as an executable named `cli` (for `PATH`), which ignores the
@@ -203,7 +219,11 @@ impl FixtureAgent {
         let _ = std::fs::remove_file(&path);
         std::fs::write(
             &path,
-            format!("#!/bin/sh\nexec python3 '{}'\n", self.script().display()),
+            format!(
+                "#!/bin/sh\nexec '{}' '{}'\n",
+                python(),
+                self.script().display()
+            ),
         )?;
         std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o755))?;
         Ok(path)

@@ -81,8 +81,9 @@ pub fn is_ready(
 }
 
 /// Glyphs that, at the start of the cursor's row (or just before the cursor), mean the
-/// cursor is on an input line: the CLIs' prompts plus those of shells and REPLs.
-pub const INPUT_GLYPHS: [char; 8] = ['>', '❯', '›', '┃', '$', '#', '%', '»'];
+/// cursor is on an input line: the CLIs' prompts (gemini shows `*` in YOLO mode) plus
+/// those of shells and REPLs.
+pub const INPUT_GLYPHS: [char; 9] = ['>', '❯', '›', '┃', '*', '$', '#', '%', '»'];
 
 /// What the rendered screen says about taking a task, before the quiet time is counted.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -21,7 +21,7 @@ use tokio::time::Instant;
 
 use super::detect::{Readiness, Rules};
 use super::idle::{Due, IdleClock, after};
-use super::output::OutputTracker;
+use super::output::{LastFrame, OutputTracker};
 use super::relay_scan::RelayScanner;
 use super::sanitize;
 use super::typist::{Did, Typist};
@@ -152,6 +152,13 @@ impl Driver {
     /// Whether the agent's `/exit` was seen.
     pub fn exit_seen(&self) -> bool {
         self.out.exit_seen()
+    }
+
+    /// Whether the frame that showed the agent's `/exit` may still be drawn above it (a
+    /// blank row or nothing right above the `/exit`): worth a quiet moment before the
+    /// session is ended.
+    pub fn exit_frame_may_follow(&self) -> bool {
+        self.out.exit_frame() == Some(LastFrame::MayFollow)
     }
 
     /// Whether the driver would take a message to type in now: the task is delivered,
@@ -1049,5 +1056,40 @@ mod tests {
         d.on_output("\u{25cf} working\r\n".as_bytes(), t);
         assert_eq!(d.next_deadline(t), None);
         assert!(d.on_tick(t + Duration::from_secs(86_400)).is_empty());
+    }
+
+    #[test]
+    fn the_reply_drawn_above_an_exit_after_it_still_counts() {
+        let t0 = Instant::now();
+        let mut d = Driver::new(config("hello", None), t0);
+        d.on_output(
+            b"\x1b[?1049h\x1b[1;1HOpenAI Codex\x1b[9;1H\xe2\x80\xba \x1b[10;1H? for shortcuts\x1b[9;3H",
+            t0,
+        );
+        d.on_tick(t0 + ms(100));
+        d.on_output(b"hello", t0 + ms(110));
+        d.on_tick(t0 + ms(160));
+        // Codex can draw the `/exit` row of a reply before the row above it.
+        let a = d.on_output(
+            "\x1b[3;1H\u{203a} hello\x1b[6;3H/exit\x1b[9;1H\x1b[2K\u{203a} ".as_bytes(),
+            t0 + ms(170),
+        );
+        assert!(a.contains(&Action::Terminal(Terminal::End(SessionEnd::ExitRequested))));
+        assert!(d.exit_frame_may_follow(), "a blank row above the /exit");
+        d.on_output("\x1b[5;1H\u{2022} ACK".as_bytes(), t0 + ms(180));
+        assert_eq!(d.output(), "ACK");
+    }
+
+    #[test]
+    fn a_finished_reply_above_the_exit_needs_no_wait() {
+        let t0 = Instant::now();
+        let mut d = Driver::new(config("say hi", None), t0);
+        let t = delivered(&mut d, t0);
+        d.on_output(
+            "\u{25cf} hi there\r\n\u{25cf} /exit\r\n".as_bytes(),
+            t + ms(10),
+        );
+        assert!(d.exit_seen());
+        assert!(!d.exit_frame_may_follow());
     }
 }

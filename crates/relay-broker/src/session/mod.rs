@@ -95,7 +95,7 @@ pub struct SessionTiming {
 impl Default for SessionTiming {
     fn default() -> Self {
         SessionTiming {
-            settle: Duration::from_millis(400),
+            settle: Duration::from_millis(200),
             ready_fallback: Duration::from_secs(15),
             enter_delay: Duration::from_millis(150),
             confirm_timeout: Duration::from_secs(2),
@@ -317,7 +317,7 @@ pub async fn run_session(
     let grace = spec.timing.kill_grace;
     let end = match end {
         Some(end) => {
-            if end == SessionEnd::ExitRequested {
+            if end == SessionEnd::ExitRequested && driver.exit_frame_may_follow() {
                 // Let the app finish drawing the frame that holds the `/exit`.
                 let quiet = spec.timing.settle.min(LAST_FRAME_QUIET);
                 settle_output(&mut pty, &mut driver, &events, &mut link, quiet).await;

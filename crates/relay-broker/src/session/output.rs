@@ -42,7 +42,20 @@ enum Region {
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Exit {
     NotSeen,
-    Seen,
+    /// Seen; `last_frame` says whether the rows above it may still be drawn.
+    Seen {
+        last_frame: LastFrame,
+    },
+}
+
+/// Whether the frame that showed the agent's `/exit` looked finished.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) enum LastFrame {
+    /// The reply ends right above the `/exit` row.
+    Complete,
+    /// Nothing, or a blank row, right above it: some TUIs draw the `/exit` row of a
+    /// reply before the rows above it, so the rest of the frame is worth waiting for.
+    MayFollow,
 }
 
 /// What reading the screen found since it was last asked.
@@ -185,7 +198,15 @@ impl OutputTracker {
 
     /// Whether the agent's `/exit` was seen.
     pub(super) fn exit_seen(&self) -> bool {
-        self.exit == Exit::Seen
+        self.exit != Exit::NotSeen
+    }
+
+    /// How the frame with the agent's `/exit` looked, once it was seen.
+    pub(super) fn exit_frame(&self) -> Option<LastFrame> {
+        match self.exit {
+            Exit::NotSeen => None,
+            Exit::Seen { last_frame } => Some(last_frame),
+        }
     }
 
     /// Whether the task was typed (the screen is read for output from then on).
@@ -333,8 +354,16 @@ impl OutputTracker {
         if !out.is_empty() {
             self.output = out;
         }
-        if exit.is_some() && self.exit == Exit::NotSeen {
-            self.exit = Exit::Seen;
+        if let Some(i) = exit
+            && self.exit == Exit::NotSeen
+        {
+            let above_blank = i == 0 || region[i - 1].trim().is_empty();
+            let last_frame = if above_blank || self.output.is_empty() {
+                LastFrame::MayFollow
+            } else {
+                LastFrame::Complete
+            };
+            self.exit = Exit::Seen { last_frame };
             seen.exit = true;
         }
         seen

@@ -61,7 +61,14 @@ enum What {
 #[derive(Debug, Clone)]
 struct AtEnter {
     output: String,
-    on_input_line: bool,
+}
+
+/// Whether the typed text was seen on the input line since it was typed (its echo may
+/// come after Enter, from an app that is slow to draw).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Echo {
+    NotSeen,
+    OnInputLine,
 }
 
 #[derive(Debug, Clone)]
@@ -83,6 +90,7 @@ struct Job {
     attempt: u32,
     /// Rows holding the end of the text before it was typed.
     rows_before: usize,
+    echo: Echo,
     step: Step,
 }
 
@@ -233,11 +241,17 @@ impl Typist {
         if matches!(what, What::Task) {
             self.typed_task = typed.clone();
         }
+        let echo = if out.on_input_line(&typed) {
+            Echo::OnInputLine
+        } else {
+            Echo::NotSeen
+        };
         self.state = State::Busy(Job {
             what,
             typed,
             attempt,
             rows_before,
+            echo,
             step: Step::Enter { at },
         });
         did
@@ -308,11 +322,13 @@ impl Typist {
                     if let What::Nudge(n) = job.what {
                         did.push(Did::Nudged(n));
                     }
+                    if out.on_input_line(&job.typed) {
+                        job.echo = Echo::OnInputLine;
+                    }
                     job.step = Step::Confirm {
                         deadline: after(now, self.timing.confirm_timeout),
                         at_enter: AtEnter {
                             output: out.output().to_owned(),
-                            on_input_line: out.on_input_line(&job.typed),
                         },
                     };
                     self.state = State::Busy(job);
@@ -352,15 +368,19 @@ impl Typist {
 
     /// Looks for the agent's reaction to what was just typed.
     pub(super) fn on_screen(&mut self, out: &OutputTracker) -> Vec<Did> {
-        let State::Busy(job) = &self.state else {
-            return Vec::new();
-        };
-        let Step::Confirm { at_enter, .. } = &job.step else {
+        let State::Busy(job) = &mut self.state else {
             return Vec::new();
         };
         let on_input = out.on_input_line(&job.typed);
+        let was_on_input = job.echo == Echo::OnInputLine;
+        if on_input {
+            job.echo = Echo::OnInputLine;
+        }
+        let Step::Confirm { at_enter, .. } = &job.step else {
+            return Vec::new();
+        };
         let answered = !out.output().is_empty() && out.output() != at_enter.output;
-        let cleared = at_enter.on_input_line && !on_input;
+        let cleared = was_on_input && !on_input;
         let moved = !on_input && out.rows_holding(&job.typed) > job.rows_before;
         if !(answered || cleared || moved) {
             return Vec::new();
