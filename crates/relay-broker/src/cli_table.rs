@@ -26,6 +26,10 @@ pub struct CliProfile {
     /// Starts of the CLI's own status rows in the conversation (timings, token counts):
     /// interface, not the agent's reply.
     pub status_rows: &'static [&'static str],
+    /// Text the CLI shows while it cannot take input yet even though its prompt is drawn
+    /// (gemini initialises after the first prompt, queues what is typed meanwhile and
+    /// merges it into one prompt): no task or message is typed while it is shown.
+    pub busy_cues: &'static [&'static str],
 }
 
 const PROFILES: [CliProfile; 7] = [
@@ -37,6 +41,7 @@ const PROFILES: [CliProfile; 7] = [
         ready_cues: &["bypass permissions on", "? for shortcuts"],
         quit_command: "/exit",
         status_rows: &["✻ "],
+        busy_cues: &[],
         reply_glyphs: &["●"],
     },
     CliProfile {
@@ -47,6 +52,7 @@ const PROFILES: [CliProfile; 7] = [
         ready_cues: &["? for shortcuts"],
         quit_command: "/exit",
         status_rows: &["Worked for "],
+        busy_cues: &[],
         reply_glyphs: &["•"],
     },
     CliProfile {
@@ -57,6 +63,7 @@ const PROFILES: [CliProfile; 7] = [
         ready_cues: &["Type your message"],
         quit_command: "/quit",
         status_rows: &[],
+        busy_cues: &["Initializing...", "Queued (press"],
         reply_glyphs: &["✦"],
     },
     CliProfile {
@@ -67,6 +74,7 @@ const PROFILES: [CliProfile; 7] = [
         ready_cues: &[],
         quit_command: "/exit",
         status_rows: &["Tokens: "],
+        busy_cues: &[],
         reply_glyphs: &[],
     },
     CliProfile {
@@ -77,6 +85,7 @@ const PROFILES: [CliProfile; 7] = [
         ready_cues: &[],
         quit_command: "/exit",
         status_rows: &[],
+        busy_cues: &[],
         reply_glyphs: &[],
     },
     CliProfile {
@@ -87,6 +96,7 @@ const PROFILES: [CliProfile; 7] = [
         ready_cues: &["ctrl+p commands"],
         quit_command: "/exit",
         status_rows: &["▣ "],
+        busy_cues: &[],
         reply_glyphs: &[],
     },
     CliProfile {
@@ -97,6 +107,7 @@ const PROFILES: [CliProfile; 7] = [
         ready_cues: &[],
         quit_command: "/exit",
         status_rows: &[],
+        busy_cues: &[],
         reply_glyphs: &[],
     },
 ];

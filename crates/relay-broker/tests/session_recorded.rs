@@ -312,3 +312,29 @@ fn every_recorded_ready_screen_is_ready_by_the_rules() {
         }
     }
 }
+
+/// A real gemini run that broke us: gemini showed its prompt and took the task, then said
+/// "Initializing... Prompts will be queued." and listed the task as queued; the relayed
+/// message typed meanwhile was merged into the same prompt, so the task's own reply never
+/// came. While gemini shows that, it is busy by its rules: no message is typed.
+#[test]
+fn gemini_queueing_prompts_is_busy() {
+    let path = format!(
+        "{}/tests/fixtures/real/gemini-0.61.0-typed-while-initializing.pty",
+        env!("CARGO_MANIFEST_DIR")
+    );
+    let bytes = std::fs::read(&path).unwrap();
+    let message = bytes
+        .windows(b"Relay message from send-g".len())
+        .position(|w| w == b"Relay message from send-g")
+        .expect("the message's echo");
+    let mut screen = Screen::new(40, 120);
+    screen.process(&bytes[..message]);
+    let visible = screen.visible_rows();
+    let gemini = Rules::for_cli(Some(Cli::Gemini));
+    assert!(detect::busy(&visible, &gemini), "{visible:#?}");
+    assert_eq!(
+        detect::readiness(&visible, screen.cursor(), &gemini),
+        Readiness::NotYet
+    );
+}

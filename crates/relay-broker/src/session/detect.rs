@@ -34,6 +34,8 @@ pub struct Rules {
     pub ready_cues: Vec<String>,
     /// Starts of the CLI's own status rows (timings, token counts), which are not output.
     pub status_rows: Vec<String>,
+    /// Text that means the CLI is still starting up, prompt or not.
+    pub busy_cues: Vec<String>,
 }
 
 impl Rules {
@@ -42,6 +44,7 @@ impl Rules {
         let mut reply_glyphs: Vec<String> = REPLY_GLYPHS.iter().map(|g| g.to_string()).collect();
         let mut ready_cues = Vec::new();
         let mut status_rows = Vec::new();
+        let mut busy_cues = Vec::new();
         if let Some(cli) = cli {
             let p = cli_table::profile(cli);
             for g in p.reply_glyphs {
@@ -51,11 +54,13 @@ impl Rules {
             }
             ready_cues = p.ready_cues.iter().map(|c| c.to_string()).collect();
             status_rows = p.status_rows.iter().map(|c| c.to_string()).collect();
+            busy_cues = p.busy_cues.iter().map(|c| c.to_string()).collect();
         }
         Rules {
             reply_glyphs,
             ready_cues,
             status_rows,
+            busy_cues,
         }
     }
 }
@@ -200,11 +205,22 @@ pub fn cursor_on_input(visible: &[String], cursor: (u16, u16)) -> bool {
     before.trim_end().ends_with(INPUT_GLYPHS)
 }
 
+/// Whether `visible` shows the CLI's text for "cannot take input yet".
+pub fn busy(visible: &[String], rules: &Rules) -> bool {
+    visible
+        .iter()
+        .any(|row| rules.busy_cues.iter().any(|c| row.contains(c.as_str())))
+}
+
 /// What `visible` says about readiness: a dialog first (ready text can be drawn before a
-/// dialog over it), then the CLI's cue, then the cursor on an input line.
+/// dialog over it), then the CLI's own "still starting" text, then its ready cue, then
+/// the cursor on an input line.
 pub fn readiness(visible: &[String], cursor: (u16, u16), rules: &Rules) -> Readiness {
     if let Some(d) = dialog(visible) {
         return Readiness::Dialog(d);
+    }
+    if busy(visible, rules) {
+        return Readiness::NotYet;
     }
     let cue = visible
         .iter()
@@ -561,6 +577,15 @@ mod tests {
             find_exit(&rows(nudge), &Injected::of(&[nudge], &r), &r),
             None
         );
+    }
+
+    #[test]
+    fn a_cli_still_initializing_is_not_ready_though_its_prompt_shows() {
+        let gemini = Rules::for_cli(Some(Cli::Gemini));
+        let screen = rows("ℹ Initializing... Prompts will be queued.\n > \n Type your message");
+        assert_eq!(readiness(&screen, (1, 3), &gemini), Readiness::NotYet);
+        let screen = rows("\n > \n Type your message");
+        assert_eq!(readiness(&screen, (1, 3), &gemini), Readiness::Cue);
     }
 
     #[test]

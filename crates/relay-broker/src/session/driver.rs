@@ -1092,4 +1092,38 @@ mod tests {
         assert!(d.exit_seen());
         assert!(!d.exit_frame_may_follow());
     }
+
+    #[test]
+    fn no_message_is_typed_while_the_cli_says_it_is_busy() {
+        let t0 = Instant::now();
+        let mut cfg = config("say hi", None);
+        cfg.rules = Rules::for_cli(Some(Cli::Gemini));
+        let mut d = Driver::new(cfg, t0);
+        d.on_output(b"\x1b[?2004h > \r\nType your message\x1b[1A\x1b[4G", t0);
+        d.on_tick(t0 + ms(100));
+        d.on_output(b"say hi", t0 + ms(110));
+        d.on_tick(t0 + ms(160));
+        d.on_output(
+            "\x1b[2J\x1b[H > say hi\r\n\u{2139} Initializing... Prompts will be queued.\r\n > "
+                .as_bytes(),
+            t0 + ms(170),
+        );
+        assert!(d.wants_message());
+        d.offer_message(
+            MessageId(3),
+            "Relay message from a: hello".into(),
+            t0 + ms(180),
+        );
+        assert!(
+            writes(&d.on_tick(t0 + ms(400))).is_empty(),
+            "not while queued"
+        );
+        d.on_output("\x1b[2;1H\x1b[2K\u{2726} hi\r\n".as_bytes(), t0 + ms(500));
+        assert_eq!(d.next_deadline(t0 + ms(500)), Some(t0 + ms(600)));
+        let a = d.on_tick(t0 + ms(600));
+        assert_eq!(
+            writes(&a),
+            [b"\x1b[200~Relay message from a: hello\x1b[201~".to_vec()]
+        );
+    }
 }

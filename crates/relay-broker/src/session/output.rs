@@ -181,6 +181,11 @@ impl OutputTracker {
                 .any(|r| !r.trim().is_empty())
     }
 
+    /// Whether the CLI says it cannot take input yet (its busy cue is shown).
+    pub(super) fn busy(&self) -> bool {
+        detect::busy(&self.screen.visible_rows(), &self.rules)
+    }
+
     /// Whether the app enabled bracketed paste.
     pub(super) fn bracketed_paste(&self) -> bool {
         self.screen.bracketed_paste()

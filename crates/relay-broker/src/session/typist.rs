@@ -290,9 +290,11 @@ impl Typist {
                 Step::Confirm { deadline, .. } => *deadline,
             },
             State::Free => {
+                // While the CLI says it cannot take input, the next output decides again.
                 let message = self
                     .queued
                     .as_ref()
+                    .filter(|_| !out.busy())
                     .and_then(|m| self.quiet_at(out, started).map(|q| m.not_before.max(q)));
                 let recheck = (self.recheck == Recheck::Pending && out.output().is_empty())
                     .then(|| after(last_activity, self.stuck_after()))
@@ -342,7 +344,7 @@ impl Typist {
             State::Free => {
                 // A message goes in only while the agent is not writing: typing into a TUI
                 // that is mid-reply garbles both.
-                let quiet = self.quiet_at(out, started).is_some_and(|q| now >= q);
+                let quiet = self.quiet_at(out, started).is_some_and(|q| now >= q) && !out.busy();
                 if let Some(m) = self.queued.take_if(|m| now >= m.not_before && quiet) {
                     let mut m = m;
                     m.attempts += 1;
