@@ -120,3 +120,28 @@ workflows:
         assert!(w.leftovers().is_empty());
     }
 }
+
+#[test]
+fn a_huge_idle_threshold_does_not_overflow() {
+    // About 9.2e18 seconds: every deadline built from it saturates to "never".
+    let yaml = r#"name: t
+agents:
+  - name: lead
+    cli: claude
+    constraints: {idleThresholdSecs: 9223372036854775807}
+workflows:
+  - name: main
+    steps:
+      - name: one
+        agent: lead
+        task: "Go. REPLY:HUGE_OK\\n/exit|"
+        verification: {type: output_contains, value: HUGE_OK}
+"#;
+    let w = World::new();
+    FixtureAgent::BarePrompt
+        .install_as(&w.bin, "claude")
+        .unwrap();
+    let o = run(&w, yaml);
+    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+    assert!(w.leftovers().is_empty());
+}

@@ -27,8 +27,10 @@ pub struct CliProfile {
     /// interface, not the agent's reply.
     pub status_rows: &'static [&'static str],
     /// Text the CLI shows while it cannot take input yet even though its prompt is drawn
-    /// (gemini initialises after the first prompt, queues what is typed meanwhile and
-    /// merges it into one prompt): no task or message is typed while it is shown.
+    /// (gemini initialises after the first prompt, lists what is typed meanwhile as
+    /// queued and merges it into one prompt): no task or message is typed while it is
+    /// shown. Only text that goes away again belongs here (gemini's "Initializing..."
+    /// line stays in the conversation).
     pub busy_cues: &'static [&'static str],
 }
 
@@ -62,8 +64,8 @@ const PROFILES: [CliProfile; 7] = [
         model_flag: "--model",
         ready_cues: &["Type your message"],
         quit_command: "/quit",
-        status_rows: &[],
-        busy_cues: &["Initializing...", "Queued (press"],
+        status_rows: &["? for shortcuts", "YOLO Ctrl+Y"],
+        busy_cues: &["Queued (press"],
         reply_glyphs: &["✦"],
     },
     CliProfile {

@@ -338,3 +338,44 @@ fn gemini_queueing_prompts_is_busy() {
         Readiness::NotYet
     );
 }
+
+/// A real gemini run that broke the first fix: gemini's "Initializing... Prompts will be
+/// queued." line stays in the conversation after start-up, so taken as "busy" it kept a
+/// relayed message out for good; and without `/exit`, gemini's footer rows above its input
+/// box were read as output. Once the reply is there, gemini is not busy, and the output is
+/// the reply alone.
+#[test]
+fn gemini_after_initializing_is_not_busy_and_its_footer_is_not_output() {
+    let path = format!(
+        "{}/tests/fixtures/real/gemini-0.61.0-after-initializing.pty",
+        env!("CARGO_MANIFEST_DIR")
+    );
+    let bytes = std::fs::read(&path).unwrap();
+    let mut screen = Screen::new(40, 120);
+    screen.process(&bytes);
+    let rows = screen.all_rows();
+    let gemini = Rules::for_cli(Some(Cli::Gemini));
+    assert!(!detect::busy(&screen.visible_rows(), &gemini), "{rows:#?}");
+    let start = detect::echo_row(&rows, "REPLY:PONG_GEMINI_PTY").expect("the task's echo");
+    let end = usize::from(screen.cursor().0) + 1;
+    let task = "REPLY:PONG_GEMINI_PTY";
+    let injected = detect::Injected::of(&[task], &gemini);
+    let out = detect::extract_output(
+        &rows[start..end],
+        &gemini,
+        &injected,
+        &std::collections::HashSet::new(),
+    );
+    // The peers note and exit line of the task are its echo (continuation rows).
+    let lines: Vec<&str> = out
+        .lines()
+        .filter(|l| !l.trim().is_empty())
+        .filter(|l| {
+            !l.contains("Other agents")
+                && !l.contains("--channel")
+                && !l.contains("lines starting")
+                && !l.contains("When you have finished")
+        })
+        .collect();
+    assert_eq!(lines, ["PONG_GEMINI_PTY"], "{out:?}");
+}

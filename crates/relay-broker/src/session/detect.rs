@@ -582,9 +582,12 @@ mod tests {
     #[test]
     fn a_cli_still_initializing_is_not_ready_though_its_prompt_shows() {
         let gemini = Rules::for_cli(Some(Cli::Gemini));
+        let screen = rows(
+            "ℹ Initializing... Prompts will be queued.\n  Queued (press ↑ to edit):\n > \n Type your message",
+        );
+        assert_eq!(readiness(&screen, (2, 3), &gemini), Readiness::NotYet);
+        // The info line stays in the conversation once gemini is up: not busy.
         let screen = rows("ℹ Initializing... Prompts will be queued.\n > \n Type your message");
-        assert_eq!(readiness(&screen, (1, 3), &gemini), Readiness::NotYet);
-        let screen = rows("\n > \n Type your message");
         assert_eq!(readiness(&screen, (1, 3), &gemini), Readiness::Cue);
     }
 

@@ -1104,8 +1104,7 @@ mod tests {
         d.on_output(b"say hi", t0 + ms(110));
         d.on_tick(t0 + ms(160));
         d.on_output(
-            "\x1b[2J\x1b[H > say hi\r\n\u{2139} Initializing... Prompts will be queued.\r\n > "
-                .as_bytes(),
+            "\x1b[2J\x1b[H > say hi\r\n  Queued (press \u{2191} to edit):\r\n > ".as_bytes(),
             t0 + ms(170),
         );
         assert!(d.wants_message());

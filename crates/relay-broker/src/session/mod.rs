@@ -588,3 +588,23 @@ async fn end_leftovers(pgid: u32, grace: Duration) {
         signal_group(pgid, Signal::SIGKILL);
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn an_output_that_was_cut_says_so() {
+        let t = std::path::Path::new("/runs/r/steps/s/attempt-1.pty");
+        assert_eq!(with_cut_note("all of it", 0, t), "all of it");
+        let cut = with_cut_note("the rest", 12, t);
+        assert!(
+            cut.starts_with(
+                "[agent-relay: the first 12 rows of this session's screen were dropped"
+            ),
+            "{cut}"
+        );
+        assert!(cut.contains("/runs/r/steps/s/attempt-1.pty"), "{cut}");
+        assert!(cut.ends_with("]\nthe rest"), "{cut}");
+    }
+}
