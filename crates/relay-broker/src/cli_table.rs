@@ -23,6 +23,9 @@ pub struct CliProfile {
     pub quit_command: &'static str,
     /// Glyphs a reply line may start with on screen (`●`, `•`, `✦`).
     pub reply_glyphs: &'static [&'static str],
+    /// Prompt glyphs of the CLI's input line beyond the common ones (`❯ › > ┃`), each
+    /// followed by a space: gemini shows `*` in YOLO mode.
+    pub prompt_glyphs: &'static [&'static str],
     /// Starts of the CLI's own status rows in the conversation (timings, token counts):
     /// interface, not the agent's reply.
     pub status_rows: &'static [&'static str],
@@ -44,6 +47,7 @@ const PROFILES: [CliProfile; 7] = [
         quit_command: "/exit",
         status_rows: &["✻ "],
         busy_cues: &[],
+        prompt_glyphs: &[],
         reply_glyphs: &["●"],
     },
     CliProfile {
@@ -55,6 +59,7 @@ const PROFILES: [CliProfile; 7] = [
         quit_command: "/exit",
         status_rows: &["Worked for "],
         busy_cues: &[],
+        prompt_glyphs: &[],
         reply_glyphs: &["•"],
     },
     CliProfile {
@@ -66,6 +71,7 @@ const PROFILES: [CliProfile; 7] = [
         quit_command: "/quit",
         status_rows: &["? for shortcuts", "YOLO Ctrl+Y"],
         busy_cues: &["Queued (press"],
+        prompt_glyphs: &["*"],
         reply_glyphs: &["✦"],
     },
     CliProfile {
@@ -77,6 +83,7 @@ const PROFILES: [CliProfile; 7] = [
         quit_command: "/exit",
         status_rows: &["Tokens: "],
         busy_cues: &[],
+        prompt_glyphs: &[],
         reply_glyphs: &[],
     },
     CliProfile {
@@ -88,6 +95,7 @@ const PROFILES: [CliProfile; 7] = [
         quit_command: "/exit",
         status_rows: &[],
         busy_cues: &[],
+        prompt_glyphs: &[],
         reply_glyphs: &[],
     },
     CliProfile {
@@ -99,6 +107,7 @@ const PROFILES: [CliProfile; 7] = [
         quit_command: "/exit",
         status_rows: &["▣ "],
         busy_cues: &[],
+        prompt_glyphs: &[],
         reply_glyphs: &[],
     },
     CliProfile {
@@ -110,6 +119,7 @@ const PROFILES: [CliProfile; 7] = [
         quit_command: "/exit",
         status_rows: &[],
         busy_cues: &[],
+        prompt_glyphs: &[],
         reply_glyphs: &[],
     },
 ];

@@ -36,6 +36,8 @@ pub struct Rules {
     pub status_rows: Vec<String>,
     /// Text that means the CLI is still starting up, prompt or not.
     pub busy_cues: Vec<String>,
+    /// The CLI's own prompt glyphs beyond [`PROMPT_GLYPHS`] (each followed by a space).
+    pub prompt_glyphs: Vec<String>,
 }
 
 impl Rules {
@@ -45,6 +47,7 @@ impl Rules {
         let mut ready_cues = Vec::new();
         let mut status_rows = Vec::new();
         let mut busy_cues = Vec::new();
+        let mut prompt_glyphs = Vec::new();
         if let Some(cli) = cli {
             let p = cli_table::profile(cli);
             for g in p.reply_glyphs {
@@ -55,12 +58,14 @@ impl Rules {
             ready_cues = p.ready_cues.iter().map(|c| c.to_string()).collect();
             status_rows = p.status_rows.iter().map(|c| c.to_string()).collect();
             busy_cues = p.busy_cues.iter().map(|c| c.to_string()).collect();
+            prompt_glyphs = p.prompt_glyphs.iter().map(|c| c.to_string()).collect();
         }
         Rules {
             reply_glyphs,
             ready_cues,
             status_rows,
             busy_cues,
+            prompt_glyphs,
         }
     }
 }
@@ -249,6 +254,23 @@ pub fn is_prompt_row(row: &str) -> bool {
     prompt_body(row).is_some()
 }
 
+/// [`prompt_body`] with the CLI's own prompt glyphs too.
+pub fn prompt_body_for<'a>(row: &'a str, rules: &Rules) -> Option<&'a str> {
+    if let Some(body) = prompt_body(row) {
+        return Some(body);
+    }
+    let t = row.trim_start();
+    rules.prompt_glyphs.iter().find_map(|g| {
+        let rest = t.strip_prefix(g.as_str())?;
+        (rest.is_empty() || rest.starts_with(' ')).then(|| rest.trim())
+    })
+}
+
+/// [`is_prompt_row`] with the CLI's own prompt glyphs too.
+pub fn is_prompt_row_for(row: &str, rules: &Rules) -> bool {
+    prompt_body_for(row, rules).is_some()
+}
+
 /// How an `/exit` row looks.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum ExitKind {
@@ -261,7 +283,7 @@ pub enum ExitKind {
 /// Whether `row` is an `/exit` row: exactly `/exit` after optional indentation or a reply
 /// glyph. Prompt rows (typed input) and rows with more text (menus) are not.
 pub fn exit_kind(row: &str, rules: &Rules) -> Option<ExitKind> {
-    if is_prompt_row(row) {
+    if is_prompt_row_for(row, rules) {
         return None;
     }
     let t = row.trim();
@@ -371,11 +393,16 @@ pub fn echo_tail(typed: &str) -> String {
 /// The last prompt row in `rows` that echoes text starting with `probe` (or a collapsed
 /// paste placeholder).
 pub fn echo_row(rows: &[String], probe: &str) -> Option<usize> {
+    echo_row_for(rows, probe, &Rules::default())
+}
+
+/// [`echo_row`] with the CLI's own prompt glyphs too.
+pub fn echo_row_for(rows: &[String], probe: &str, rules: &Rules) -> Option<usize> {
     if probe.is_empty() {
         return None;
     }
     rows.iter().rposition(|row| {
-        let Some(body) = prompt_body(row) else {
+        let Some(body) = prompt_body_for(row, rules) else {
             return false;
         };
         let body = collapse_ws(body);
@@ -469,7 +496,7 @@ pub fn extract_output(
             kept.push(String::new());
             continue;
         }
-        if let Some(body) = prompt_body(t) {
+        if let Some(body) = prompt_body_for(t, rules) {
             echo = Echo::start(body.trim_end_matches(['│', '┃', ' ']), injected);
             continue;
         }

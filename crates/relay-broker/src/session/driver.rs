@@ -1125,4 +1125,26 @@ mod tests {
             [b"\x1b[200~Relay message from a: hello\x1b[201~".to_vec()]
         );
     }
+
+    #[test]
+    fn enter_taken_as_a_line_break_in_the_input_box_is_not_delivery() {
+        let t0 = Instant::now();
+        let mut d = Driver::new(generic("first line\nsecond line"), t0);
+        d.on_output(
+            b"\x1b[?2004h \x1b[1m*\x1b[0m \r\n\r\n footer row\x1b[2A\x1b[4G",
+            t0,
+        );
+        d.on_tick(t0 + ms(100));
+        d.on_output(b"first line\r\n   second line", t0 + ms(110));
+        assert_eq!(writes(&d.on_tick(t0 + ms(160))), [b"\r".to_vec()]);
+        // The box grows by a row and the cursor goes down to it: a line break, no submit.
+        let a = d.on_output(
+            b"\r\n\x1b[2K   \r\n\x1b[2K footer row\x1b[1A\x1b[4G",
+            t0 + ms(170),
+        );
+        assert!(events(&a).is_empty(), "{a:?}");
+        // The retry finds the text in the box and only presses Enter.
+        assert!(writes(&d.on_tick(t0 + ms(360))).is_empty());
+        assert_eq!(writes(&d.on_tick(t0 + ms(360))), [b"\r".to_vec()]);
+    }
 }

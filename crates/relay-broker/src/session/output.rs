@@ -58,6 +58,13 @@ pub(super) enum LastFrame {
     MayFollow,
 }
 
+/// Where the cursor was and what was above it.
+#[derive(Debug, Clone)]
+pub(super) struct Layout {
+    cursor: (u16, u16),
+    rows: Vec<String>,
+}
+
 /// What reading the screen found since it was last asked.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub(super) struct Observed {
@@ -181,6 +188,36 @@ impl OutputTracker {
                 .any(|r| !r.trim().is_empty())
     }
 
+    /// The cursor and the visible rows down to it, to tell later whether Enter only
+    /// inserted a line break.
+    pub(super) fn layout(&self) -> Layout {
+        let cursor = self.screen.cursor();
+        let mut rows = self.screen.visible_rows();
+        rows.truncate(usize::from(cursor.0) + 1);
+        Layout { cursor, rows }
+    }
+
+    /// Whether the only change since `before` is the cursor one row down on a blank row
+    /// with the rest of the interface below it: an app that took Enter as a line break in
+    /// its input box (codex and gemini do when Enter follows a paste too closely), not as
+    /// a submit.
+    pub(super) fn line_break_inserted_since(&self, before: &Layout) -> bool {
+        let (row, _) = self.screen.cursor();
+        let visible = self.screen.visible_rows();
+        row == before.cursor.0.saturating_add(1)
+            && visible.get(usize::from(row)).is_some_and(|r| {
+                r.trim_matches(|c: char| c.is_whitespace() || c == '│' || c == '┃')
+                    .is_empty()
+            })
+            && visible.len() > before.rows.len()
+            && visible[..before.rows.len()] == before.rows[..]
+            // Inside a box: the rest of the interface is still below, pushed down a row.
+            // (A cursor that went down past the end of everything is a submit.)
+            && visible[usize::from(row) + 1..]
+                .iter()
+                .any(|r| !r.trim().is_empty())
+    }
+
     /// Whether the CLI says it cannot take input yet (its busy cue is shown).
     pub(super) fn busy(&self) -> bool {
         detect::busy(&self.screen.visible_rows(), &self.rules)
@@ -288,7 +325,8 @@ impl OutputTracker {
         while top > 0 {
             let above = &visible[top - 1];
             let decoration = !above.trim().is_empty()
-                && (detect::is_chrome(above, &self.rules) || detect::is_prompt_row(above));
+                && (detect::is_chrome(above, &self.rules)
+                    || detect::is_prompt_row_for(above, &self.rules));
             if !decoration {
                 break;
             }
@@ -320,7 +358,7 @@ impl OutputTracker {
         };
         let (rows, start, exclude) = if self.screen.alternate() {
             let rows = self.screen.visible_rows();
-            let start = detect::echo_row(&rows, &self.probe).unwrap_or(0);
+            let start = detect::echo_row_for(&rows, &self.probe, &self.rules).unwrap_or(0);
             (rows, start, &anchor.exclude)
         } else {
             if anchor.screen == Typed::Alternate {
@@ -332,7 +370,7 @@ impl OutputTracker {
             let anchor_idx = usize::try_from(anchor.abs.saturating_sub(self.screen.first_abs()))
                 .unwrap_or(usize::MAX)
                 .min(rows.len());
-            let start = detect::echo_row(&rows, &self.probe).unwrap_or(anchor_idx);
+            let start = detect::echo_row_for(&rows, &self.probe, &self.rules).unwrap_or(anchor_idx);
             (rows, start, &anchor.exclude)
         };
         // With the cursor shown, what is below its row is interface (status lines, a

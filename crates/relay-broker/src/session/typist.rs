@@ -16,7 +16,7 @@ use tokio::time::Instant;
 use super::SessionTiming;
 use super::idle::after;
 use super::inject::{ENTER, NUDGE_TEXT};
-use super::output::OutputTracker;
+use super::output::{Layout, OutputTracker};
 use super::sanitize;
 
 /// What the typist did or found, for the driver to carry out and report.
@@ -61,6 +61,9 @@ enum What {
 #[derive(Debug, Clone)]
 struct AtEnter {
     output: String,
+    /// With bracketed paste on (an input box): where the cursor was, to tell a line break
+    /// in the box from a submit.
+    layout: Option<Layout>,
 }
 
 /// Whether the typed text was seen on the input line since it was typed (its echo may
@@ -296,9 +299,10 @@ impl Typist {
                     .as_ref()
                     .filter(|_| !out.busy())
                     .and_then(|m| self.quiet_at(out, started).map(|q| m.not_before.max(q)));
-                let recheck = (self.recheck == Recheck::Pending && out.output().is_empty())
-                    .then(|| after(last_activity, self.stuck_after()))
-                    .flatten();
+                let recheck = (self.recheck == Recheck::Pending
+                    && out.tail_on_input_line(&self.typed_task))
+                .then(|| after(last_activity, self.stuck_after()))
+                .flatten();
                 [message, recheck].into_iter().flatten().min()
             }
         }
@@ -331,6 +335,7 @@ impl Typist {
                         deadline: after(now, self.timing.confirm_timeout),
                         at_enter: AtEnter {
                             output: out.output().to_owned(),
+                            layout: out.bracketed_paste().then(|| out.layout()),
                         },
                     };
                     self.state = State::Busy(job);
@@ -352,16 +357,14 @@ impl Typist {
                     return self.begin(What::Message(m), attempt, now, out);
                 }
                 // The task still sitting on the input line after a quiet spell means its
-                // Enter was swallowed (the agent reacted, so it looked delivered): press
+                // Enter was swallowed (something on screen looked like a reaction): press
                 // Enter once more.
                 if self.recheck == Recheck::Pending
-                    && out.output().is_empty()
+                    && out.tail_on_input_line(&self.typed_task)
                     && after(last_activity, self.stuck_after()).is_some_and(|t| now >= t)
                 {
                     self.recheck = Recheck::Done;
-                    if out.tail_on_input_line(&self.typed_task) {
-                        did.push(Did::Write(ENTER.to_vec()));
-                    }
+                    did.push(Did::Write(ENTER.to_vec()));
                 }
             }
         }
@@ -381,9 +384,20 @@ impl Typist {
         let Step::Confirm { at_enter, .. } = &job.step else {
             return Vec::new();
         };
+        // Text still on the input line was not taken, whatever else the screen shows
+        // (a TUI can re-lay out its screen on Enter while it swallows the key), and neither
+        // was Enter taken as a line break in an input box.
+        if on_input
+            || at_enter
+                .layout
+                .as_ref()
+                .is_some_and(|l| out.line_break_inserted_since(l))
+        {
+            return Vec::new();
+        }
         let answered = !out.output().is_empty() && out.output() != at_enter.output;
-        let cleared = was_on_input && !on_input;
-        let moved = !on_input && out.rows_holding(&job.typed) > job.rows_before;
+        let cleared = was_on_input;
+        let moved = out.rows_holding(&job.typed) > job.rows_before;
         if !(answered || cleared || moved) {
             return Vec::new();
         }
