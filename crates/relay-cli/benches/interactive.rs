@@ -326,7 +326,12 @@ fn main() {
         agent.install_as(&fx_bin, "claude").unwrap();
         let reps = 5;
         let whole = pipeline(&fx, &fx_wf, &fx_path, SETTLE_MS, ENTER_MS, reps);
-        let whole_default = pipeline(&fx, &fx_wf, &fx_path, 400, 150, 3);
+        let defaults = relay_broker::session::SessionTiming::default();
+        let (d_settle, d_enter) = (
+            defaults.settle.as_millis() as u64,
+            defaults.enter_delay.as_millis() as u64,
+        );
+        let whole_default = pipeline(&fx, &fx_wf, &fx_path, d_settle, d_enter, 3);
         let bare = median(
             (0..reps * 3)
                 .map(|_| bare_fixture_step(agent, prompt))
@@ -334,7 +339,7 @@ fn main() {
         );
         let step = whole / 3;
         println!(
-            "{}: 3-step pipeline {} ({} per step; with the default settle 400 ms and Enter pause 150 ms: {}), bare PTY driver per step {}, overhead per step {}",
+            "{}: 3-step pipeline {} ({} per step; with the default settle {d_settle} ms and Enter pause {d_enter} ms: {}), bare PTY driver per step {}, overhead per step {}",
             agent.name(),
             ms(whole),
             ms(step),
