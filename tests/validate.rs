@@ -139,9 +139,9 @@ fn unknown_verification_type() {
 #[test]
 fn unknown_cli() {
     refused(
-        "name: t\nagents:\n  - name: dev\n    cli: cursor\nworkflows: []\n",
+        "name: t\nagents:\n  - name: dev\n    cli: cursr\nworkflows: []\n",
         &[],
-        &["unknown value `cursor`", "claude"],
+        &["unknown value `cursr`", "claude"],
     );
 }
 

@@ -37,7 +37,7 @@ pub struct CliProfile {
     pub busy_cues: &'static [&'static str],
 }
 
-const PROFILES: [CliProfile; 7] = [
+const PROFILES: [CliProfile; 10] = [
     CliProfile {
         cli: Cli::Claude,
         program: "claude",
@@ -122,6 +122,36 @@ const PROFILES: [CliProfile; 7] = [
         prompt_glyphs: &[],
         reply_glyphs: &[],
     },
+    // Cursor's CLI, under each name the format accepts for it.
+    CliProfile {
+        cli: Cli::Cursor,
+        program: "cursor-agent",
+        bypass_flags: &["--force"],
+        model_flag: "--model",
+        ready_cues: &[],
+        quit_command: "/quit",
+        reply_glyphs: &[],
+    },
+    // Cursor's CLI, under each name the format accepts for it.
+    CliProfile {
+        cli: Cli::CursorAgent,
+        program: "cursor-agent",
+        bypass_flags: &["--force"],
+        model_flag: "--model",
+        ready_cues: &[],
+        quit_command: "/quit",
+        reply_glyphs: &[],
+    },
+    // Cursor's CLI, under each name the format accepts for it.
+    CliProfile {
+        cli: Cli::Agent,
+        program: "cursor-agent",
+        bypass_flags: &["--force"],
+        model_flag: "--model",
+        ready_cues: &[],
+        quit_command: "/quit",
+        reply_glyphs: &[],
+    },
 ];
 
 /// Cursor's CLI (`cursor-agent`), ready to become a row of [`PROFILES`] as soon as the
@@ -195,6 +225,14 @@ pub fn profile(cli: Cli) -> &'static CliProfile {
 pub fn oneshot_args(cli: Cli, model: Option<&str>, task: &str) -> Vec<String> {
     let p = profile(cli);
     let mut args: Vec<String> = Vec::new();
+    // Cursor's CLI: `cursor-agent --force -p TASK [--model M]`.
+    if cli.is_cursor() {
+        args.extend(["--force".to_string(), "-p".into(), task.into()]);
+        if let Some(m) = model {
+            args.extend([p.model_flag.to_string(), m.into()]);
+        }
+        return args;
+    }
     match cli {
         Cli::Codex => {
             args.push("exec".into());
@@ -228,6 +266,8 @@ pub fn oneshot_args(cli: Cli, model: Option<&str>, task: &str) -> Vec<String> {
             args.push(task.into());
         }
         Cli::Codex | Cli::Opencode | Cli::Droid => args.push(task.into()),
+        // Handled above.
+        Cli::Cursor | Cli::CursorAgent | Cli::Agent => {}
     }
     args
 }
@@ -255,7 +295,12 @@ mod tests {
     fn every_cli_has_a_profile_of_its_own() {
         for cli in Cli::ALL {
             assert_eq!(profile(cli).cli, cli);
-            assert_eq!(profile(cli).program, cli.as_str());
+            let program = if cli.is_cursor() {
+                "cursor-agent"
+            } else {
+                cli.as_str()
+            };
+            assert_eq!(profile(cli).program, program);
         }
     }
 
@@ -294,6 +339,13 @@ mod tests {
             oneshot_args(Cli::Droid, None, "t"),
             ["exec", "--skip-permissions-unsafe", "t"]
         );
+        for cursor in [Cli::Cursor, Cli::CursorAgent, Cli::Agent] {
+            assert_eq!(
+                oneshot_args(cursor, Some("gpt-5"), "t"),
+                ["--force", "-p", "t", "--model", "gpt-5"]
+            );
+            assert_eq!(interactive_args(cursor, None), ["--force"]);
+        }
     }
 
     #[test]

@@ -8,5 +8,6 @@ pub mod process;
 pub mod procfs;
 pub mod procscan;
 pub mod session;
+pub mod watchdog;
 
 pub use launcher::{AnyLauncher, Launcher, LocalLauncher, RoundTrip};

@@ -14,7 +14,9 @@ use serde::{Deserialize, Serialize};
 
 use crate::group::{EndPolicy, end_child_group, reap_leftovers};
 
-/// Most bytes of stdout kept in memory; the rest is dropped with a marker.
+/// Most bytes of stdout kept: the first and the last half of it, the middle replaced by
+/// a line saying how much was dropped (the end is kept because agents print their
+/// verdicts and markers last).
 pub const OUTPUT_CAP: usize = 16 * 1024 * 1024;
 
 /// What to run: plain data, so it can be handed to a launcher on another machine.
@@ -58,6 +60,9 @@ pub struct ProcessOutcome {
     pub signal: Option<i32>,
     /// Captured stdout (lossy UTF-8).
     pub stdout: String,
+    /// Bytes of stdout dropped from the middle because it passed [`OUTPUT_CAP`].
+    #[serde(default)]
+    pub dropped: u64,
     /// Its process group id.
     pub pgid: u32,
 }
@@ -131,9 +136,11 @@ pub async fn run_process(
     }
     let stderr = match &spec.stderr_path {
         Some(path) => {
+            use std::os::unix::fs::OpenOptionsExt;
             let f = std::fs::OpenOptions::new()
                 .create(true)
                 .append(true)
+                .mode(0o600)
                 .open(path)
                 .map_err(|e| ProcessError::Log {
                     path: path.clone(),
@@ -161,28 +168,17 @@ pub async fn run_process(
 
     let mut stdout = child.stdout.take();
     let reader = tokio::spawn(async move {
-        let mut buf = Vec::new();
-        let mut truncated = false;
+        let mut kept = Capture::new(OUTPUT_CAP);
         if let Some(out) = stdout.as_mut() {
             let mut chunk = [0u8; 16 * 1024];
             loop {
                 match out.read(&mut chunk).await {
                     Ok(0) | Err(_) => break,
-                    Ok(n) => {
-                        if buf.len() + n <= OUTPUT_CAP {
-                            buf.extend_from_slice(&chunk[..n]);
-                        } else {
-                            truncated = true;
-                        }
-                    }
+                    Ok(n) => kept.push(&chunk[..n]),
                 }
             }
         }
-        let mut text = String::from_utf8_lossy(&buf).into_owned();
-        if truncated {
-            text.push_str("\n[output truncated]\n");
-        }
-        text
+        kept.finish()
     });
 
     let timeout = async {
@@ -200,9 +196,9 @@ pub async fn run_process(
     // The leader is gone; nothing it started may outlive it in its group.
     reap_leftovers(pgid, spec.kill_grace).await;
     // A straggler outside the group could hold stdout open; don't wait on it for ever.
-    let stdout = match tokio::time::timeout(Duration::from_secs(2), reader).await {
-        Ok(Ok(text)) => text,
-        _ => String::new(),
+    let (stdout, dropped) = match tokio::time::timeout(Duration::from_secs(2), reader).await {
+        Ok(Ok(kept)) => kept,
+        _ => (String::new(), 0),
     };
     use std::os::unix::process::ExitStatusExt;
     Ok(ProcessOutcome {
@@ -210,8 +206,55 @@ pub async fn run_process(
         exit_code: status.and_then(|s| s.code()),
         signal: status.and_then(|s| s.signal()),
         stdout,
+        dropped,
         pgid,
     })
+}
+
+/// Output kept within a cap: the first half, and a sliding window of the last half.
+struct Capture {
+    cap: usize,
+    head: Vec<u8>,
+    tail: std::collections::VecDeque<u8>,
+    dropped: u64,
+}
+
+impl Capture {
+    fn new(cap: usize) -> Self {
+        Capture {
+            cap,
+            head: Vec::new(),
+            tail: std::collections::VecDeque::new(),
+            dropped: 0,
+        }
+    }
+
+    fn push(&mut self, mut bytes: &[u8]) {
+        let half = self.cap / 2;
+        if self.head.len() < half {
+            let n = bytes.len().min(half - self.head.len());
+            self.head.extend_from_slice(&bytes[..n]);
+            bytes = &bytes[n..];
+        }
+        self.tail.extend(bytes);
+        let over = self.tail.len().saturating_sub(self.cap - half);
+        if over > 0 {
+            self.tail.drain(..over);
+            self.dropped += over as u64;
+        }
+    }
+
+    /// The text kept (lossy UTF-8) and how many bytes were dropped.
+    fn finish(mut self) -> (String, u64) {
+        let mut all = self.head;
+        if self.dropped > 0 {
+            all.extend_from_slice(
+                format!("\n[{} bytes of output dropped here]\n", self.dropped).as_bytes(),
+            );
+        }
+        all.extend(self.tail.drain(..));
+        (String::from_utf8_lossy(&all).into_owned(), self.dropped)
+    }
 }
 
 #[cfg(test)]
@@ -228,6 +271,20 @@ mod tests {
             stderr_path: None,
             kill_grace: Duration::from_millis(200),
         }
+    }
+
+    #[test]
+    fn long_output_keeps_its_start_and_its_end() {
+        let mut c = Capture::new(10);
+        c.push(b"START");
+        c.push(b"middle-middle-middle");
+        c.push(b"END");
+        let (text, dropped) = c.finish();
+        assert_eq!(dropped, 18, "28 bytes in, 10 kept");
+        assert_eq!(text, "START\n[18 bytes of output dropped here]\nleEND");
+        let mut small = Capture::new(10);
+        small.push(b"hi");
+        assert_eq!(small.finish(), ("hi".to_string(), 0));
     }
 
     #[tokio::test]

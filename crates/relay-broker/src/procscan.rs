@@ -7,7 +7,13 @@ use std::collections::BTreeSet;
 /// Process groups of live processes (other than this one) whose environment holds
 /// `key=value`.
 pub fn groups_with_env(key: &str, value: &str) -> BTreeSet<u32> {
-    let needle = format!("{key}={value}");
+    groups_with_envs(&[(key, value)])
+}
+
+/// Process groups of live processes (other than this one) whose environment holds every
+/// one of `pairs`.
+pub fn groups_with_envs(pairs: &[(&str, &str)]) -> BTreeSet<u32> {
+    let needles: Vec<String> = pairs.iter().map(|(k, v)| format!("{k}={v}")).collect();
     let me = std::process::id();
     let mut groups = BTreeSet::new();
     for pid in crate::procfs::pids() {
@@ -17,7 +23,10 @@ pub fn groups_with_env(key: &str, value: &str) -> BTreeSet<u32> {
         let Ok(env) = std::fs::read(format!("/proc/{pid}/environ")) else {
             continue;
         };
-        if !env.split(|b| *b == 0).any(|kv| kv == needle.as_bytes()) {
+        let all = needles
+            .iter()
+            .all(|n| env.split(|b| *b == 0).any(|kv| kv == n.as_bytes()));
+        if !all {
             continue;
         }
         if let Some(s) = crate::procfs::stat(pid).filter(|s| s.is_live()) {
@@ -30,11 +39,28 @@ pub fn groups_with_env(key: &str, value: &str) -> BTreeSet<u32> {
 /// Ends every process group holding a process with `key=value` in its environment:
 /// TERM, up to `grace` for them to go, then KILL. Returns the groups it found.
 pub async fn end_groups_with_env(key: &str, value: &str, grace: std::time::Duration) -> Vec<u32> {
+    end_groups_with_envs(&[(key, value)], grace).await
+}
+
+/// Ends every process group holding a process with all of `pairs` in its environment,
+/// as [`end_groups_with_env`] does.
+pub async fn end_groups_with_envs(pairs: &[(&str, &str)], grace: std::time::Duration) -> Vec<u32> {
     let own = nix::unistd::getpgrp().as_raw() as u32;
-    let groups: Vec<u32> = groups_with_env(key, value)
-        .into_iter()
-        .filter(|g| *g != own)
+    // Reading /proc is file I/O: off the runtime's threads.
+    let owned: Vec<(String, String)> = pairs
+        .iter()
+        .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
         .collect();
+    let found = tokio::task::spawn_blocking(move || {
+        let pairs: Vec<(&str, &str)> = owned
+            .iter()
+            .map(|(k, v)| (k.as_str(), v.as_str()))
+            .collect();
+        groups_with_envs(&pairs)
+    })
+    .await
+    .unwrap_or_default();
+    let groups: Vec<u32> = found.into_iter().filter(|g| *g != own).collect();
     for g in &groups {
         crate::group::signal_group(*g, nix::sys::signal::Signal::SIGTERM);
     }

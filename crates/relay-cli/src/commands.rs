@@ -3,17 +3,15 @@
 
 use std::collections::BTreeMap;
 use std::path::PathBuf;
-use std::sync::Arc;
 
 use clap::Args;
-use relay_broker::AnyLauncher;
-use relay_engine::{Checked, RunRequest, Settings};
+use relay_engine::Checked;
 use relay_spec::validate::{required_vars, select_workflow};
-use relay_spec::{Diagnostic, LoadError, Loaded, Report};
-use tokio_util::sync::CancellationToken;
+use relay_spec::{Diagnostic, Loaded, Report};
 
+use crate::diagnostics::{exit_of, invalid, load_error_lines, plural, print_diagnostics};
 use crate::error::{CliError, CliResult, Exit};
-use crate::progress;
+use crate::execute::{Job, Output, execute, workdir};
 
 /// Options shared by commands that read a workflow.
 #[derive(Args, Debug)]
@@ -59,61 +57,11 @@ pub struct RunArgs {
     pub previous_run: Option<String>,
 }
 
-/// How the outcome of a run is shown.
-#[derive(Debug, Clone, Copy)]
-pub struct Output {
-    /// One JSON summary on stdout.
-    pub json: bool,
-    /// Only the final summary on stderr.
-    pub quiet: bool,
-}
-
 /// `validate` options.
 #[derive(Args, Debug)]
 pub struct ValidateArgs {
     #[command(flatten)]
     pub wf: WorkflowArgs,
-}
-
-/// The lines that show `diags`: each rendered with its position, then the offending line.
-pub(crate) fn diagnostic_lines(loaded: &Loaded, diags: &[&Diagnostic]) -> Vec<String> {
-    let mut lines = Vec::new();
-    for d in diags {
-        lines.push(d.render(&loaded.origin));
-        if let Some(pos) = d.pos {
-            let snippet = relay_spec::load::snippet_at(&loaded.source, pos);
-            if !snippet.is_empty() {
-                lines.push(snippet);
-            }
-        }
-    }
-    lines
-}
-
-/// Prints `diags` (warnings shown beside a run or a validation that goes on).
-pub(crate) fn print_diagnostics(loaded: &Loaded, diags: &[&Diagnostic]) {
-    for line in diagnostic_lines(loaded, diags) {
-        eprintln!("{line}");
-    }
-}
-
-/// The lines that show why a workflow could not be read, with the offending line.
-pub(crate) fn load_error_lines(e: &LoadError) -> Vec<String> {
-    match e {
-        LoadError::Syntax { .. } => {
-            let mut lines = vec![e.to_string().replacen(": ", ": error: ", 1)];
-            lines.extend(e.snippet().map(str::to_owned));
-            lines
-        }
-        _ => vec![format!("error: {e}")],
-    }
-}
-
-/// Prints why a workflow could not be read.
-pub(crate) fn print_load_error(e: &LoadError) {
-    for line in load_error_lines(e) {
-        eprintln!("{line}");
-    }
 }
 
 /// Reads FILE; when there is no such file, FILE may name a template.
@@ -122,15 +70,6 @@ fn load(path: &std::path::Path) -> CliResult<Loaded> {
         return template.map_err(|code| CliError::reported(exit_of(code)));
     }
     relay_spec::load_file(path).map_err(|e| CliError::lines(Exit::Invalid, load_error_lines(&e)))
-}
-
-/// The exit a printed exit code stands for.
-pub(crate) fn exit_of(code: std::process::ExitCode) -> Exit {
-    if code == std::process::ExitCode::from(Exit::Runtime.code()) {
-        Exit::Runtime
-    } else {
-        Exit::Invalid
-    }
 }
 
 fn collect_vars(args: &WorkflowArgs) -> CliResult<BTreeMap<String, String>> {
@@ -143,25 +82,6 @@ fn collect_vars(args: &WorkflowArgs) -> CliResult<BTreeMap<String, String>> {
         vars.insert(k, val);
     }
     Ok(vars)
-}
-
-/// Why a workflow with errors cannot run: every error with its position, and a count.
-pub(crate) fn invalid(loaded: &Loaded, report: &Report, what: &str) -> CliError {
-    let errors: Vec<&Diagnostic> = report.errors().collect();
-    let mut lines = diagnostic_lines(loaded, &errors);
-    let warnings = report.warnings().count();
-    lines.push(format!(
-        "{}: {} error{}{}; {what}",
-        loaded.origin,
-        errors.len(),
-        plural(errors.len()),
-        if warnings > 0 {
-            format!(", {warnings} warning{}", plural(warnings))
-        } else {
-            String::new()
-        }
-    ));
-    CliError::lines(Exit::Invalid, lines)
 }
 
 /// Loads and validates (once); errors become one `CliError` listing every finding.
@@ -266,10 +186,6 @@ pub fn validate(args: ValidateArgs) -> CliResult {
     Ok(Exit::Success)
 }
 
-fn plural(n: usize) -> &'static str {
-    if n == 1 { "" } else { "s" }
-}
-
 /// `agent-relay run FILE`.
 pub fn run(args: RunArgs) -> CliResult {
     let out = Output {
@@ -309,102 +225,4 @@ pub fn run(args: RunArgs) -> CliResult {
         },
         out,
     )
-}
-
-/// The working directory runs are kept under.
-pub fn workdir() -> CliResult<PathBuf> {
-    std::env::current_dir()
-        .map_err(|e| CliError::runtime(format!("cannot determine the working directory: {e}")))
-}
-
-/// A run to execute.
-pub struct Job {
-    /// The workflow file, validated, and which workflow.
-    pub checked: Checked,
-    /// Variables.
-    pub vars: BTreeMap<String, String>,
-    /// Rehearsal agents.
-    pub rehearse: bool,
-    /// What it takes over from an earlier run.
-    pub resume: Option<relay_engine::ResumeFrom>,
-    /// Where runs are kept.
-    pub workdir: PathBuf,
-}
-
-/// The single-threaded async runtime the commands run on (agents' terminals are read by
-/// threads of their own, so one thread is enough for the coordinator).
-pub fn runtime() -> CliResult<tokio::runtime::Runtime> {
-    tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .map_err(|e| CliError::runtime(format!("cannot start the async runtime: {e}")))
-}
-
-/// The launcher agents run through: `AGENT_RELAY_LAUNCHER` picks another than the local
-/// one (`roundtrip`: every value through JSON, as a launcher on another machine sees it).
-fn launcher() -> CliResult<AnyLauncher> {
-    let name = std::env::var("AGENT_RELAY_LAUNCHER").unwrap_or_default();
-    AnyLauncher::named(&name).ok_or_else(|| {
-        CliError::invalid(format!(
-            "AGENT_RELAY_LAUNCHER=`{name}` names no launcher (local, roundtrip)"
-        ))
-    })
-}
-
-/// Runs `job` on the local machine and turns the outcome into output and an exit code.
-pub fn execute(job: Job, out: Output) -> CliResult {
-    let rt = runtime()?;
-    let launcher = Arc::new(launcher()?);
-    rt.block_on(async move {
-        let cancel = CancellationToken::new();
-        spawn_signal_handlers(cancel.clone());
-        let (tx, rx) = tokio::sync::mpsc::unbounded_channel();
-        let view = progress::spawn(rx, progress::Mode::pick(out.quiet));
-        let req = RunRequest {
-            checked: job.checked,
-            vars: job.vars,
-            workdir: job.workdir,
-            self_bin: crate::self_bin(),
-            rehearse: job.rehearse,
-            settings: Settings::from_env(),
-            observer: Some(tx),
-            cancel,
-            resume: job.resume,
-        };
-        let result = relay_engine::run(launcher, req).await;
-        let _ = view.await;
-        let summary = result?;
-        progress::print_summary(&summary);
-        if out.json {
-            match serde_json::to_string(&summary) {
-                Ok(s) => println!("{s}"),
-                Err(e) => eprintln!("error: cannot encode the summary: {e}"),
-            }
-        }
-        Ok(Exit::of_run(&summary))
-    })
-}
-
-/// Ctrl+C, TERM and HUP cancel the run; the engine ends every agent group before exiting.
-/// A file-size limit (the nearest thing to a full disk) must fail writes with an error the
-/// engine reports, not kill the coordinator, so SIGXFSZ gets a handler too.
-fn spawn_signal_handlers(cancel: CancellationToken) {
-    use tokio::signal::unix::{SignalKind, signal};
-    if let Ok(mut xfsz) = signal(SignalKind::from_raw(libc::SIGXFSZ)) {
-        tokio::spawn(async move { while xfsz.recv().await.is_some() {} });
-    }
-    for kind in [
-        SignalKind::interrupt(),
-        SignalKind::terminate(),
-        SignalKind::hangup(),
-    ] {
-        let cancel = cancel.clone();
-        if let Ok(mut s) = signal(kind) {
-            tokio::spawn(async move {
-                if s.recv().await.is_some() {
-                    cancel.cancel();
-                }
-            });
-        }
-    }
 }

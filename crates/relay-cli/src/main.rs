@@ -4,7 +4,9 @@
 //! 2 a person is needed, 3 invalid workflow or usage, 4 runtime failure, 130 interrupted.
 
 mod commands;
+mod diagnostics;
 mod error;
+mod execute;
 mod messaging;
 mod progress;
 mod rehearse;
@@ -62,6 +64,15 @@ enum Command {
     Status(runs_cmd::StatusArgs),
     /// Print a run's events (and a step's output), optionally following a live run.
     Logs(runs_cmd::LogsArgs),
+    /// Print every decision a run made (pattern, retries, repairs, verdicts, votes,
+    /// nudges), with its reason and evidence.
+    Trajectory {
+        /// Run id, a unique prefix of one, or `last`.
+        run_id: String,
+        /// Print JSON.
+        #[arg(long)]
+        json: bool,
+    },
     /// Cancel a live run from another terminal: its agents are ended, it exits 130.
     Cancel {
         /// Run id, a unique prefix of one, or `last`.
@@ -81,6 +92,19 @@ enum Command {
     Board(messaging::BoardArgs),
     /// Print the JSON Schema of relay.yaml.
     Schema,
+    /// A run's watchdog: ends the run's agents if its coordinator dies (started by `run`).
+    #[command(hide = true)]
+    Watchdog {
+        /// The run.
+        #[arg(long)]
+        run_id: String,
+        /// The coordinator's pid.
+        #[arg(long)]
+        coordinator: u32,
+        /// Grace between TERM and KILL.
+        #[arg(long, default_value_t = 1500)]
+        grace_ms: u64,
+    },
     /// The built-in rehearsal agent that stands in for every CLI under `run --rehearse`.
     #[command(hide = true)]
     RehearseAgent {
@@ -110,11 +134,20 @@ fn main() -> ExitCode {
     if let Command::RehearseAgent { cli, task } = &cli.command {
         return rehearse::main(cli, &task.join(" "));
     }
-    match dispatch(cli.command) {
-        Ok(exit) => exit.into(),
-        Err(e) => {
+    // A bug must not leave agents running or a lie on screen: the run's watchdog ends
+    // them, and the panic becomes an error with the runtime-failure code.
+    let outcome = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| dispatch(cli.command)));
+    match outcome {
+        Ok(Ok(exit)) => exit.into(),
+        Ok(Err(e)) => {
             e.print();
             e.exit.into()
+        }
+        Err(_) => {
+            eprintln!(
+                "error: agent-relay stopped on an internal error (a bug; the message is above)"
+            );
+            Exit::Runtime.into()
         }
     }
 }
@@ -135,17 +168,18 @@ fn dispatch(command: Command) -> CliResult {
             run_id,
             json,
             quiet,
-        } => runs_cmd::resume(&run_id, commands::Output { json, quiet }),
+        } => runs_cmd::resume(&run_id, execute::Output { json, quiet }),
         Command::Runs { json } => runs_cmd::list(json),
         Command::Status(args) => runs_cmd::status(args),
         Command::Logs(args) => runs_cmd::logs(args),
         Command::Cancel { run_id } => runs_cmd::cancel(&run_id),
+        Command::Trajectory { run_id, json } => runs_cmd::trajectory(&run_id, json),
         Command::Templates(args) => {
             let code = templates::main(args);
             if code == ExitCode::SUCCESS {
                 Ok(Exit::Success)
             } else {
-                Err(error::CliError::reported(commands::exit_of(code)))
+                Err(error::CliError::reported(diagnostics::exit_of(code)))
             }
         }
         Command::Send(args) => messaging::send(args),
@@ -154,6 +188,29 @@ fn dispatch(command: Command) -> CliResult {
         Command::Messages(args) => messaging::messages(args),
         Command::Board(args) => messaging::board(args),
         Command::RehearseAgent { .. } => Ok(Exit::Success),
+        Command::Watchdog {
+            run_id,
+            coordinator,
+            grace_ms,
+        } => {
+            let rt = execute::runtime()?;
+            rt.block_on(async {
+                // Signals meant for the coordinator's terminal are not for the watchdog.
+                use tokio::signal::unix::{SignalKind, signal};
+                let _ignored: Vec<_> = [SignalKind::interrupt(), SignalKind::hangup()]
+                    .into_iter()
+                    .filter_map(|k| signal(k).ok())
+                    .collect();
+                relay_broker::watchdog::watch(
+                    std::io::stdin(),
+                    &run_id,
+                    coordinator,
+                    std::time::Duration::from_millis(grace_ms),
+                )
+                .await
+            });
+            Ok(Exit::Success)
+        }
     }
 }
 

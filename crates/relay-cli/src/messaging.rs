@@ -7,7 +7,7 @@
 //! reachable.
 
 use std::io::Read;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::time::{Duration, UNIX_EPOCH};
 
 use clap::{Args, Subcommand};
@@ -17,8 +17,8 @@ use relay_messaging::persist::{MESSAGES_FILE, read_log};
 use relay_messaging::protocol::{ErrorKind, Reply, Request};
 use relay_messaging::{AgentState, MessageState, SOCKET_ENV, Target, socket_path};
 
-use crate::commands::workdir;
 use crate::error::{CliError, CliResult, Exit};
+use crate::execute::workdir;
 
 /// Which run to talk to.
 #[derive(Args, Debug)]
@@ -127,8 +127,9 @@ enum BoardOp {
 }
 
 impl Endpoint {
-    /// The socket to use: `--run`, `--socket`, else `$AGENT_RELAY_SOCKET`.
-    fn path(&self) -> CliResult<PathBuf> {
+    /// The socket to use (`--run`, `--socket`, else `$AGENT_RELAY_SOCKET`) and the run
+    /// directory, where the run's owner token is kept, when known.
+    fn path(&self) -> CliResult<(PathBuf, Option<PathBuf>)> {
         if let Some(id) = &self.run {
             let wd = workdir()?;
             let dir = relay_engine::runs::find_run(&wd, id)?;
@@ -136,13 +137,14 @@ impl Endpoint {
                 .file_name()
                 .map(|n| n.to_string_lossy().into_owned())
                 .unwrap_or_default();
-            return Ok(socket_path(&dir, &run_id));
+            return Ok((socket_path(&dir, &run_id), Some(dir)));
         }
         if let Some(p) = &self.socket {
-            return Ok(p.clone());
+            return Ok((p.clone(), p.parent().map(Path::to_path_buf)));
         }
+        let run_dir = std::env::var_os("AGENT_RELAY_RUN_DIR").map(PathBuf::from);
         match std::env::var_os(SOCKET_ENV) {
-            Some(p) if !p.is_empty() => Ok(PathBuf::from(p)),
+            Some(p) if !p.is_empty() => Ok((PathBuf::from(p), run_dir)),
             _ => Err(CliError::runtime(format!(
                 "no run to talk to: {SOCKET_ENV} is not set (every agent and step of a run has it; \
                  from elsewhere pass --run RUN_ID or --socket PATH)"
@@ -152,8 +154,10 @@ impl Endpoint {
 
     /// One request to the run; errors become messages and exit codes.
     fn ask(&self, req: &Request) -> CliResult<Reply> {
-        let path = self.path()?;
+        let (path, run_dir) = self.path()?;
+        let token = relay_messaging::access::client_token(run_dir.as_deref());
         let reply = Client::connect(&path)
+            .map(|c| c.with_token(token))
             .and_then(|mut c| c.request(req))
             .map_err(|e| match e {
                 ClientError::Unreachable { .. } => {
@@ -166,7 +170,8 @@ impl Endpoint {
                 match kind {
                     ErrorKind::UnknownRecipient
                     | ErrorKind::UnknownAgent
-                    | ErrorKind::BadRequest => Exit::Invalid,
+                    | ErrorKind::BadRequest
+                    | ErrorKind::Unauthorized => Exit::Invalid,
                     ErrorKind::Failed => Exit::Runtime,
                 },
                 message,

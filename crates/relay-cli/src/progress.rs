@@ -233,6 +233,7 @@ pub fn print_summary(s: &RunSummary) {
         RunStatus::Completed => "completed",
         RunStatus::Failed => "FAILED",
         RunStatus::Cancelled => "CANCELLED",
+        RunStatus::NeedsHuman => "NEEDS A PERSON",
     };
     let mut err = std::io::stderr().lock();
     let _ = writeln!(
@@ -265,6 +266,9 @@ pub fn print_summary(s: &RunSummary) {
     }
     if let Some(r) = &s.reason {
         let _ = writeln!(err, "reason: {r}");
+    }
+    for w in &s.worktrees {
+        let _ = writeln!(err, "worktree: {w}");
     }
     let _ = writeln!(err, "run directory: {}", s.run_dir.display());
 }

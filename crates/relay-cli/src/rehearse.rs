@@ -22,6 +22,16 @@ pub fn main(cli: &str, task: &str) -> ExitCode {
     }
     if let Ok(path) = std::env::var("AGENT_RELAY_REHEARSE_WRITE") {
         let p = std::path::Path::new(&path);
+        // A rehearsal touches nothing outside the step's directory.
+        let escapes = p.is_absolute()
+            || p.components()
+                .any(|c| matches!(c, std::path::Component::ParentDir));
+        if escapes {
+            eprintln!(
+                "rehearsal agent: not writing {path}: a rehearsal writes only inside the step's directory"
+            );
+            return ExitCode::from(1);
+        }
         if let Some(parent) = p.parent().filter(|d| !d.as_os_str().is_empty()) {
             let _ = std::fs::create_dir_all(parent);
         }

@@ -9,8 +9,8 @@ use relay_engine::Checked;
 use relay_engine::runs::{self, CancelOutcome, RunInfo, RunsError, Standing};
 use relay_engine::snapshot::StepState;
 
-use crate::commands::{Job, Output, execute, workdir};
 use crate::error::{CliError, CliResult, Exit};
+use crate::execute::{Job, Output, execute, workdir};
 
 /// `status` options.
 #[derive(Args, Debug)]
@@ -68,7 +68,7 @@ pub fn resume(id: &str, out: Output) -> CliResult {
         Ok((checked, _)) => checked,
         Err(failed) => {
             let (loaded, report) = *failed;
-            return Err(crate::commands::invalid(
+            return Err(crate::diagnostics::invalid(
                 &loaded,
                 &report,
                 "the stored workflow cannot be resumed",
@@ -289,7 +289,7 @@ pub fn logs(args: LogsArgs) -> CliResult {
 /// `agent-relay cancel RUN_ID`.
 pub fn cancel(id: &str) -> CliResult {
     let dir = locate(id)?;
-    let rt = crate::commands::runtime()?;
+    let rt = crate::execute::runtime()?;
     let grace = relay_engine::Settings::from_env().kill_grace;
     let outcome = rt
         .block_on(runs::cancel(&dir, grace))
@@ -308,6 +308,38 @@ pub fn cancel(id: &str) -> CliResult {
             "the run already finished ({}); nothing to cancel",
             status.as_str()
         ),
+    }
+    Ok(Exit::Success)
+}
+
+/// `agent-relay trajectory RUN_ID`: every decision the run made, with reasons.
+pub fn trajectory(id: &str, json: bool) -> CliResult {
+    let dir = locate(id)?;
+    let path = dir.join(relay_engine::trajectory::FILE);
+    let text = match std::fs::read_to_string(&path) {
+        Ok(t) => t,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+            return Err(CliError::new(
+                Exit::Failed,
+                "this run kept no trajectory (its workflow sets `trajectories: false`)",
+            ));
+        }
+        Err(e) => {
+            return Err(CliError::runtime(format!(
+                "cannot read {}: {e}",
+                path.display()
+            )));
+        }
+    };
+    let decisions = relay_engine::trajectory::parse(&text);
+    if json {
+        println!(
+            "{}",
+            serde_json::to_string_pretty(&decisions).unwrap_or_default()
+        );
+    } else {
+        let run_id = runs::run_info(&dir).run_id;
+        print!("{}", relay_engine::trajectory::summary(&run_id, &decisions));
     }
     Ok(Exit::Success)
 }

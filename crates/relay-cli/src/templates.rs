@@ -1,6 +1,6 @@
 //! `agent-relay templates list|show|install`, and the fallback that lets `run NAME` and
 //! `validate NAME` pick a template when no file of that name exists. The registry itself
-//! (search order, shadowing, validation on install) is `relay_spec::templates`.
+//! (search order, shadowing, validation on install) is the `relay-templates` crate.
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -8,8 +8,8 @@ use std::process::ExitCode;
 
 use clap::{Args, Subcommand};
 use relay_spec::Loaded;
-use relay_spec::templates::{Registry, Source, TemplateError, Variable, variables};
 use relay_spec::validate::{missing_vars, select_workflow};
+use relay_templates::{Registry, Source, TemplateError, Variable, variables};
 
 use crate::{EXIT_INVALID, EXIT_RUNTIME};
 
@@ -148,11 +148,11 @@ fn report(e: &TemplateError) -> ExitCode {
             eprintln!("  templates: {}", available.join(", "));
         }
         TemplateError::Load(le) => {
-            crate::commands::print_load_error(le);
+            crate::diagnostics::print_load_error(le);
         }
         TemplateError::Invalid(r) => {
             let errors: Vec<&relay_spec::Diagnostic> = r.report.errors().collect();
-            crate::commands::print_diagnostics(&r.loaded, &errors);
+            crate::diagnostics::print_diagnostics(&r.loaded, &errors);
             eprintln!(
                 "{}: {} error{}; not installed",
                 r.loaded.origin,
@@ -183,7 +183,7 @@ fn report(e: &TemplateError) -> ExitCode {
 /// template of that name (`None` leaves FILE to be read as a path). A file always wins.
 pub fn load_by_name(arg: &Path) -> Option<Result<Loaded, ExitCode>> {
     let name = arg.to_str()?;
-    if arg.is_file() || !relay_spec::templates::is_template_name(name) {
+    if arg.is_file() || !relay_templates::is_template_name(name) {
         return None;
     }
     Some(registry().load(name).map_err(|e| match &e {

@@ -240,6 +240,14 @@ pub enum EventKind {
         /// Run duration.
         duration_ms: u64,
     },
+    /// The run stopped for a person to act.
+    #[serde(rename = "run:needs-human")]
+    RunNeedsHuman {
+        /// What they are needed for.
+        reason: String,
+        /// Run duration.
+        duration_ms: u64,
+    },
     /// The run was interrupted.
     #[serde(rename = "run:cancelled")]
     RunCancelled {

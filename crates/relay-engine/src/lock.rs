@@ -93,9 +93,11 @@ impl RunLock {
             source,
         };
         for _ in 0..3 {
+            use std::os::unix::fs::OpenOptionsExt;
             match std::fs::OpenOptions::new()
                 .write(true)
                 .create_new(true)
+                .mode(0o600)
                 .open(&path)
             {
                 Ok(mut f) => {

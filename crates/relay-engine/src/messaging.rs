@@ -11,6 +11,7 @@ use std::sync::{Arc, Mutex, OnceLock, PoisonError};
 
 use relay_broker::session::detect::REPLY_GLYPHS;
 use relay_broker::session::{Inbound, SessionEvent};
+use relay_messaging::access::{Access, TOKEN_ENV};
 use relay_messaging::{
     AgentInfo, AgentState, Board, Broker, Delivery, MessageId, MessageState, Record, RelayLine,
     Router, RouterConfig, SOCKET_ENV, Target, Topology, lines,
@@ -31,6 +32,7 @@ pub(crate) struct RunMessaging {
     broker: Mutex<Option<Broker>>,
     router: Router,
     board: Board,
+    access: Access,
     socket: String,
     notify_channel: Option<String>,
     /// Steps of each agent running now.
@@ -79,7 +81,7 @@ impl RunMessaging {
         topology: Topology,
         done: &HashSet<String>,
     ) -> Result<Arc<RunMessaging>, StoreError> {
-        let broker = Broker::start(run_dir, run_id, RouterConfig::default())
+        let mut broker = Broker::start(run_dir, run_id, RouterConfig::default())
             .await
             .map_err(|e| StoreError {
                 path: run_dir.to_path_buf(),
@@ -88,6 +90,7 @@ impl RunMessaging {
         let router = broker.router().clone();
         router.policy().set(topology);
         let board = broker.board().clone();
+        let access = broker.access().clone();
         let swarm_channel = file
             .swarm
             .as_ref()
@@ -118,11 +121,14 @@ impl RunMessaging {
         if let Some(c) = &notify_channel {
             router.add_channel(c);
         }
+        // A resumed run delivers what its stopped coordinator left queued.
+        broker.requeue_carried().await;
         Ok(Arc::new(RunMessaging {
             socket: broker.socket().display().to_string(),
             broker: Mutex::new(Some(broker)),
             router,
             board,
+            access,
             notify_channel,
             running: Mutex::new(HashMap::new()),
             left: Mutex::new(left),
@@ -152,9 +158,20 @@ impl RunMessaging {
         }
     }
 
-    /// The variable that tells agents and steps where the socket is.
-    pub(crate) fn env(&self) -> (String, String) {
-        (SOCKET_ENV.to_owned(), self.socket.clone())
+    /// The variables that tell an agent (or, for `None`, a step or check of the user's)
+    /// where the socket is and who it is on it.
+    pub(crate) fn env(&self, agent: Option<&str>) -> Vec<(String, String)> {
+        let token = match agent {
+            Some(a) => self.access.agent_token(a).unwrap_or_else(|e| {
+                tracing::warn!("no socket token for {a}: {e}");
+                String::new()
+            }),
+            None => self.access.owner_token().to_owned(),
+        };
+        vec![
+            (SOCKET_ENV.to_owned(), self.socket.clone()),
+            (TOKEN_ENV.to_owned(), token),
+        ]
     }
 
     /// Records message events from now on in `events` (once per run).
@@ -398,11 +415,10 @@ fn steps_per_agent(
         if done.contains(&node.label) {
             continue;
         }
-        let agent = spec.agent.clone().or_else(|| {
-            wf.steps
-                .get(node.step.index())
-                .and_then(|s| s.agent.clone())
-        });
+        let agent = spec
+            .agent
+            .clone()
+            .or_else(|| wf.steps.get(node.step.get()).and_then(|s| s.agent.clone()));
         if let Some(a) = agent {
             *left.entry(a).or_insert(0) += 1;
         }

@@ -132,6 +132,9 @@ pub enum RunStatus {
     Failed,
     /// Interrupted or cancelled.
     Cancelled,
+    /// Stopped for a person to act (`onExhaustion: needs-human`); `resume` goes on.
+    #[serde(rename = "needs_human")]
+    NeedsHuman,
 }
 
 impl RunStatus {
@@ -141,6 +144,7 @@ impl RunStatus {
             RunStatus::Completed => "completed",
             RunStatus::Failed => "failed",
             RunStatus::Cancelled => "cancelled",
+            RunStatus::NeedsHuman => "needs_human",
         }
     }
 }
@@ -165,6 +169,9 @@ pub struct RunSummary {
     /// Set when the run stopped because the machine failed it.
     #[serde(skip_serializing_if = "Option::is_none", default)]
     pub runtime_error: Option<String>,
+    /// The git worktrees its worktree steps made (absolute paths).
+    #[serde(skip_serializing_if = "Vec::is_empty", default)]
+    pub worktrees: Vec<String>,
     /// The run directory.
     #[serde(skip)]
     pub run_dir: PathBuf,

@@ -36,21 +36,7 @@ impl fmt::Display for NodeId {
     }
 }
 
-/// A workflow step: its index in the workflow's `steps`.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
-pub struct StepIdx(u32);
-
-impl StepIdx {
-    /// The step at `index` of the workflow.
-    pub fn new(index: usize) -> StepIdx {
-        StepIdx(u32::try_from(index).unwrap_or(u32::MAX))
-    }
-
-    /// Its index in the workflow's steps.
-    pub fn index(self) -> usize {
-        self.0 as usize
-    }
-}
+pub use relay_spec::graph::StepIdx;
 
 /// How a node names another: one already placed, or one placed together with it (the
 /// `k`-th node of the same expansion).
@@ -277,7 +263,7 @@ pub struct Plan {
     /// steps depending on it wait for).
     pub final_node: Vec<NodeId>,
     /// The pattern in effect and why it was chosen.
-    pub pattern: crate::patterns::Choice,
+    pub pattern: relay_spec::pattern::Choice,
 }
 
 impl Plan {

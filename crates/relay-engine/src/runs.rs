@@ -64,6 +64,9 @@ pub enum Standing {
     Failed,
     /// It was cancelled.
     Cancelled,
+    /// It stopped for a person to act; `resume` continues it.
+    #[serde(rename = "needs_human")]
+    NeedsHuman,
     /// Its coordinator died before it finished; `resume` continues it.
     Interrupted,
 }
@@ -76,6 +79,7 @@ impl Standing {
             Standing::Completed => "completed",
             Standing::Failed => "failed",
             Standing::Cancelled => "cancelled",
+            Standing::NeedsHuman => "needs_human",
             Standing::Interrupted => "interrupted",
         }
     }
@@ -166,6 +170,7 @@ pub fn run_info(dir: &Path) -> RunInfo {
         (Some(RunStatus::Completed), _) => Standing::Completed,
         (Some(RunStatus::Failed), _) => Standing::Failed,
         (Some(RunStatus::Cancelled), _) => Standing::Cancelled,
+        (Some(RunStatus::NeedsHuman), _) => Standing::NeedsHuman,
         (None, Some(_)) => Standing::Running,
         (None, None) => Standing::Interrupted,
     };
@@ -310,10 +315,19 @@ pub fn prepare_resume(dir: &Path) -> Result<ResumePlan, RunsError> {
             run_id: run_id.clone(),
             reason: format!("cannot read the stored workflow: {e}"),
         })?;
-    let loaded = relay_spec::parse(&source, &meta.file).map_err(|e| RunsError::Unreadable {
+    let mut loaded = relay_spec::parse(&source, &meta.file).map_err(|e| RunsError::Unreadable {
         run_id: run_id.clone(),
         reason: e.to_string(),
     })?;
+    // Custom steps (`use:`) expand from the `.relay/steps.yaml` next to the workflow.
+    let custom =
+        relay_spec::custom_steps::CustomSteps::find_for(Path::new(&meta.file)).map_err(|e| {
+            RunsError::Unreadable {
+                run_id: run_id.clone(),
+                reason: e.to_string(),
+            }
+        })?;
+    loaded.expand_custom_steps(&custom);
     let source_changed = std::fs::read_to_string(&meta.file)
         .ok()
         .filter(|now| *now != source)

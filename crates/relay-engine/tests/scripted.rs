@@ -74,6 +74,7 @@ impl Launcher for Scripted {
             exit_code: (end == ProcessEnd::Exited).then_some(code),
             signal: None,
             stdout: word(&task, "say").unwrap_or("").to_string(),
+            dropped: 0,
             pgid: 0,
         })
     }

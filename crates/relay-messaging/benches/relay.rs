@@ -17,6 +17,13 @@ use relay_messaging::persist::{MESSAGES_FILE, Persist};
 use relay_messaging::protocol::{Reply, Request};
 use relay_messaging::{AgentInfo, AgentState, Broker, InProcess, Router, RouterConfig, Target};
 
+/// A client of the socket at `sock`, with the run's owner token (kept beside it).
+fn connect(sock: &Path) -> Client {
+    Client::connect(sock)
+        .unwrap()
+        .with_token(relay_messaging::access::client_token(sock.parent()))
+}
+
 fn agent(name: &str) -> AgentInfo {
     AgentInfo {
         name: name.into(),
@@ -138,14 +145,14 @@ fn socket_throughput(sock: &Path, n: usize) -> Duration {
     let reader = {
         let s = sock.to_path_buf();
         std::thread::spawn(move || {
-            let mut c = Client::connect(&s).unwrap();
+            let mut c = connect(&s);
             let mut got = 0;
             while got < n {
                 got += inbox(&mut c);
             }
         })
     };
-    let mut c = Client::connect(sock).unwrap();
+    let mut c = connect(sock);
     let started = Instant::now();
     for i in 0..n {
         send(&mut c, i);
@@ -159,7 +166,7 @@ fn socket_latency(sock: &Path, n: usize) -> Vec<Duration> {
     let reader = {
         let s = sock.to_path_buf();
         std::thread::spawn(move || {
-            let mut c = Client::connect(&s).unwrap();
+            let mut c = connect(&s);
             let mut got = 0;
             while got < n {
                 let k = inbox(&mut c);
@@ -171,7 +178,7 @@ fn socket_latency(sock: &Path, n: usize) -> Vec<Duration> {
             }
         })
     };
-    let mut c = Client::connect(sock).unwrap();
+    let mut c = connect(sock);
     let mut lat = Vec::with_capacity(n);
     for i in 0..n {
         let t0 = Instant::now();

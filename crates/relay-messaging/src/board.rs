@@ -169,7 +169,19 @@ impl Board {
             source,
         };
         let tmp = path.with_extension("json.tmp");
-        tokio::fs::write(&tmp, &bytes).await.map_err(io)?;
+        let mut f = tokio::fs::OpenOptions::new()
+            .write(true)
+            .create(true)
+            .truncate(true)
+            .mode(0o600)
+            .open(&tmp)
+            .await
+            .map_err(io)?;
+        tokio::io::AsyncWriteExt::write_all(&mut f, &bytes)
+            .await
+            .map_err(io)?;
+        tokio::io::AsyncWriteExt::flush(&mut f).await.map_err(io)?;
+        drop(f);
         tokio::fs::rename(&tmp, path).await.map_err(io)
     }
 }

@@ -41,6 +41,7 @@ pub struct Client {
     path: PathBuf,
     reader: BufReader<UnixStream>,
     writer: UnixStream,
+    token: Option<String>,
 }
 
 impl Client {
@@ -58,7 +59,14 @@ impl Client {
             path: path.to_path_buf(),
             reader: BufReader::new(stream),
             writer,
+            token: None,
         })
+    }
+
+    /// Presents `token` with every request from now on.
+    pub fn with_token(mut self, token: Option<String>) -> Client {
+        self.token = token;
+        self
     }
 
     /// Sends `req` and reads its reply.
@@ -75,7 +83,12 @@ impl Client {
             .get_ref()
             .set_read_timeout(Some(waits + REPLY_GRACE))
             .map_err(io)?;
-        let mut line = serde_json::to_vec(req).map_err(|e| ClientError::Protocol(e.to_string()))?;
+        let authed = crate::protocol::Authed {
+            request: req.clone(),
+            token: self.token.clone(),
+        };
+        let mut line =
+            serde_json::to_vec(&authed).map_err(|e| ClientError::Protocol(e.to_string()))?;
         line.push(b'\n');
         self.writer.write_all(&line).map_err(io)?;
         let mut answer = Vec::new();

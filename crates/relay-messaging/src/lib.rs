@@ -18,6 +18,7 @@
 //! in a one-shot task), `read` (taken with `inbox`) or `failed` with a reason. Every
 //! change is a line of `messages.jsonl`.
 
+pub mod access;
 pub mod board;
 pub mod client;
 pub mod lines;
@@ -84,13 +85,17 @@ pub fn socket_path(run_dir: &Path, run_id: &str) -> PathBuf {
 pub struct Broker {
     router: Router,
     board: Board,
+    access: access::Access,
     server: server::Server,
+    /// Messages an earlier coordinator of the run left queued, to put back once the
+    /// run's agents are registered.
+    carried: Vec<Envelope>,
 }
 
 impl Broker {
-    /// Starts the broker of the run in `run_dir`: the message log (messages a stopped
-    /// coordinator left queued are failed first, and ids go on from where it stopped),
-    /// the board, and the socket.
+    /// Starts the broker of the run in `run_dir`: the message log (ids go on from where
+    /// a stopped coordinator left them, and the messages it left queued are kept for
+    /// [`Broker::requeue_carried`]), the board, and the socket.
     pub async fn start(
         run_dir: &Path,
         run_id: &str,
@@ -110,29 +115,43 @@ impl Broker {
                 .map_err(io(&log_path))?
         };
         let persist = persist::Persist::open(&log_path).map_err(io(&log_path))?;
-        for m in earlier.messages.iter().filter(|m| !m.state.is_final()) {
-            persist.write(Record {
-                ts_ms: model::now_ms(),
+        let carried = earlier
+            .messages
+            .iter()
+            .filter(|m| !m.state.is_final())
+            .map(|m| Envelope {
                 id: m.id,
-                state: MessageState::Failed,
                 from: m.from.clone(),
                 to: m.to.clone(),
-                target: None,
-                text: None,
-                reason: Some("the coordinator stopped before it was delivered".into()),
-            });
-        }
+                target: m.target.clone().unwrap_or(Target::Agent(m.to.clone())),
+                text: m.text.clone(),
+                ts_ms: m.sent_ms,
+            })
+            .collect();
         let first_id = earlier.messages.last().map_or(1, |m| m.id.0 + 1);
         let router = Router::new(Arc::new(InProcess::new()), persist, first_id, cfg);
         let board = Board::open(&run_dir.join(board::BOARD_FILE))?;
+        let token_path = run_dir.join(access::TOKEN_FILE);
+        let access = access::Access::create(run_dir).map_err(io(&token_path))?;
         let sock = socket_path(run_dir, run_id);
-        let server =
-            server::Server::bind(&sock, router.clone(), board.clone()).map_err(io(&sock))?;
+        let server = server::Server::bind(&sock, router.clone(), board.clone(), access.clone())
+            .map_err(io(&sock))?;
         Ok(Broker {
             router,
             board,
+            access,
             server,
+            carried,
         })
+    }
+
+    /// Puts the messages an earlier coordinator left queued back in their recipients'
+    /// mailboxes (or fails them, for recipients that have ended). Call once the run's
+    /// agents are registered.
+    pub async fn requeue_carried(&mut self) {
+        for env in std::mem::take(&mut self.carried) {
+            self.router.requeue(env).await;
+        }
     }
 
     /// The router.
@@ -143,6 +162,11 @@ impl Broker {
     /// The board.
     pub fn board(&self) -> &Board {
         &self.board
+    }
+
+    /// Who may speak on the socket.
+    pub fn access(&self) -> &access::Access {
+        &self.access
     }
 
     /// The socket's path.

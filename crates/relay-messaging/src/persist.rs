@@ -32,7 +32,13 @@ impl Persist {
     /// Appends to `path` (created if needed). The thread ends when the last clone is
     /// dropped, after writing everything it was given.
     pub fn open(path: &Path) -> std::io::Result<Persist> {
-        let file = OpenOptions::new().create(true).append(true).open(path)?;
+        use std::os::unix::fs::OpenOptionsExt;
+        // Messages are private to the user, whatever the umask.
+        let file = OpenOptions::new()
+            .create(true)
+            .append(true)
+            .mode(0o600)
+            .open(path)?;
         let (tx, rx) = unbounded_channel();
         let path = path.to_path_buf();
         std::thread::Builder::new()

@@ -2,7 +2,7 @@
 //! line and reads one reply line; a connection may carry any number of them in turn.
 //!
 //! ```text
-//! → {"op":"send","from":"alice","to":"bob","text":"hi"}         to: NAME, #channel or *
+//! → {"op":"send","from":"alice","to":"bob","text":"hi","token":"..."}   to: NAME, #channel or *
 //! ← {"reply":"sent","receipts":[{"id":7,"to":"bob","state":"queued"}]}
 //! → {"op":"inbox","agent":"bob","waitMs":10000}
 //! ← {"reply":"messages","messages":[{"id":7,"from":"alice","to":"bob","target":"bob","text":"hi","tsMs":...}]}
@@ -13,6 +13,8 @@
 //! → {"op":"board-list"}                                     ← {"reply":"board","entries":{...}}
 //! ← {"reply":"error","kind":"unknown-recipient","message":"no agent `bobb` ..."}
 //! ```
+//!
+//! Every request carries the caller's `token` (see [`crate::access`]).
 
 use std::collections::BTreeMap;
 
@@ -23,6 +25,17 @@ use crate::model::{AgentInfo, Envelope, Receipt};
 
 /// Longest request or reply line, in bytes.
 pub const MAX_LINE_BYTES: usize = 1024 * 1024;
+
+/// A request with the token that says who asks (see [`crate::access`]).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Authed {
+    /// The request.
+    #[serde(flatten)]
+    pub request: Request,
+    /// The caller's token.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub token: Option<String>,
+}
 
 /// A request from a client.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -79,6 +92,8 @@ pub enum ErrorKind {
     UnknownAgent,
     /// The request is malformed or its values are not acceptable.
     BadRequest,
+    /// The caller has no valid token, or asked to act as someone else.
+    Unauthorized,
     /// The run could not do it.
     Failed,
 }

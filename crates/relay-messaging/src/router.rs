@@ -111,13 +111,19 @@ pub struct RouterConfig {
     pub retry_base: Duration,
     /// Longest delay between retries.
     pub retry_cap: Duration,
+    /// Most messages waiting for one recipient; more are refused until it takes some.
+    pub max_waiting: usize,
 }
+
+/// Default [`RouterConfig::max_waiting`].
+pub const MAX_WAITING: usize = 10_000;
 
 impl Default for RouterConfig {
     fn default() -> Self {
         RouterConfig {
             retry_base: Duration::from_millis(500),
             retry_cap: Duration::from_secs(10),
+            max_waiting: MAX_WAITING,
         }
     }
 }
@@ -186,6 +192,8 @@ struct Inner {
     attempts: Mutex<HashMap<MessageId, u32>>,
     /// Whether any message has been retried, so settling need not take the lock.
     retried: AtomicBool,
+    /// Messages queued and not settled yet, per recipient.
+    waiting: Mutex<HashMap<String, usize>>,
     cfg: RouterConfig,
 }
 
@@ -221,6 +229,7 @@ impl Router {
                 observed: AtomicBool::new(false),
                 attempts: Mutex::new(HashMap::new()),
                 retried: AtomicBool::new(false),
+                waiting: Mutex::new(HashMap::new()),
                 cfg,
             }),
         }
@@ -283,6 +292,17 @@ impl Router {
     }
 
     fn emit(&self, rec: Record) {
+        {
+            let mut w = lock(&self.inner.waiting);
+            if rec.state == MessageState::Queued {
+                *w.entry(rec.to.clone()).or_insert(0) += 1;
+            } else if rec.text.is_none()
+                && let Some(n) = w.get_mut(&rec.to)
+            {
+                // A later state of a queued message: it no longer waits.
+                *n = n.saturating_sub(1);
+            }
+        }
         if self.inner.observed.load(Ordering::Acquire) {
             let mut obs = lock(&self.inner.observers);
             obs.retain(|o| o.send(rec.clone()).is_ok());
@@ -345,6 +365,7 @@ impl Router {
             }
             for to in recipients {
                 let env = envelope(&to);
+                let waiting = lock(&self.inner.waiting).get(&to).copied().unwrap_or(0);
                 let refusal = if let Err(why) = policy.check(from, &to) {
                     Some(format!(
                         "refused by the topology rule `{}`: {why}",
@@ -352,6 +373,10 @@ impl Router {
                     ))
                 } else if !reg.live(&to) {
                     Some(format!("`{to}` has ended"))
+                } else if waiting >= self.inner.cfg.max_waiting {
+                    Some(format!(
+                        "`{to}` already has {waiting} messages waiting; no more are accepted until it takes some"
+                    ))
                 } else {
                     None
                 };
@@ -392,6 +417,46 @@ impl Router {
             }
         }
         Ok(receipts)
+    }
+
+    /// Puts back a message an earlier coordinator of this run accepted and never
+    /// settled (it is already `queued` in the log, under its own id): into its
+    /// recipient's mailbox while the recipient lives, failed with the reason otherwise.
+    pub async fn requeue(&self, env: Envelope) {
+        let refusal = {
+            let reg = lock(&self.inner.registry);
+            if !reg.agents.contains_key(&env.to) {
+                Some(format!("`{}` is not in the run any more", env.to))
+            } else if !reg.live(&env.to) {
+                Some(format!("`{}` has ended", env.to))
+            } else {
+                None
+            }
+        };
+        let reason = match refusal {
+            Some(r) => Some(r),
+            None => {
+                let (id, from, to) = (env.id, env.from.clone(), env.to.clone());
+                *lock(&self.inner.waiting).entry(to.clone()).or_insert(0) += 1;
+                match self.inner.transport.publish(env).await {
+                    Ok(()) => return,
+                    Err(e) => {
+                        self.emit(Record {
+                            ts_ms: now_ms(),
+                            id,
+                            state: MessageState::Failed,
+                            from,
+                            to,
+                            target: None,
+                            text: None,
+                            reason: Some(e.to_string()),
+                        });
+                        return;
+                    }
+                }
+            }
+        };
+        self.emit(Record::change(&env, MessageState::Failed, reason));
     }
 
     fn check_agent(&self, agent: &str) -> Result<(), InboxError> {

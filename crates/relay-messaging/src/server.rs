@@ -10,9 +10,10 @@ use tokio::net::{UnixListener, UnixStream};
 use tokio::task::{JoinHandle, JoinSet};
 use tokio_util::sync::CancellationToken;
 
+use crate::access::{Access, Caller, TOKEN_ENV};
 use crate::board::Board;
 use crate::model::{Target, is_name};
-use crate::protocol::{ErrorKind, MAX_LINE_BYTES, Reply, Request};
+use crate::protocol::{Authed, ErrorKind, MAX_LINE_BYTES, Reply, Request};
 use crate::router::{Delivery, InboxError, Router, SendError};
 
 /// Most messages one `inbox` request takes.
@@ -32,7 +33,12 @@ pub struct Server {
 impl Server {
     /// Listens on `path` (a stale socket file there is replaced; the new one is
     /// readable and writable by this user only) and serves `router` and `board`.
-    pub fn bind(path: &Path, router: Router, board: Board) -> std::io::Result<Server> {
+    pub fn bind(
+        path: &Path,
+        router: Router,
+        board: Board,
+        access: Access,
+    ) -> std::io::Result<Server> {
         match std::fs::remove_file(path) {
             Ok(()) => {}
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
@@ -44,7 +50,7 @@ impl Server {
             std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o600))?;
         }
         let cancel = CancellationToken::new();
-        let task = tokio::spawn(accept_loop(listener, router, board, cancel.clone()));
+        let task = tokio::spawn(accept_loop(listener, router, board, access, cancel.clone()));
         Ok(Server {
             path: path.to_path_buf(),
             cancel,
@@ -70,6 +76,7 @@ async fn accept_loop(
     listener: UnixListener,
     router: Router,
     board: Board,
+    access: Access,
     cancel: CancellationToken,
 ) {
     let mut conns = JoinSet::new();
@@ -78,7 +85,7 @@ async fn accept_loop(
             () = cancel.cancelled() => break,
             accepted = listener.accept() => match accepted {
                 Ok((stream, _)) => {
-                    conns.spawn(serve(stream, router.clone(), board.clone()));
+                    conns.spawn(serve(stream, router.clone(), board.clone(), access.clone()));
                 }
                 Err(e) => {
                     tracing::warn!("relay socket accept failed: {e}");
@@ -92,7 +99,7 @@ async fn accept_loop(
     conns.shutdown().await;
 }
 
-async fn serve(stream: UnixStream, router: Router, board: Board) {
+async fn serve(stream: UnixStream, router: Router, board: Board, access: Access) {
     let (read, mut write) = stream.into_split();
     let mut reader = BufReader::new(read);
     let mut line = Vec::new();
@@ -114,8 +121,17 @@ async fn serve(stream: UnixStream, router: Router, board: Board) {
             .await;
             return;
         }
-        let (reply, claimed) = match serde_json::from_slice::<Request>(&line) {
-            Ok(req) => handle(req, &router, &board).await,
+        let (reply, claimed) = match serde_json::from_slice::<Authed>(&line) {
+            Ok(a) => match access.caller(a.token.as_deref()) {
+                Some(caller) => handle(a.request, &caller, &router, &board).await,
+                None => (
+                    unauthorized(format!(
+                        "this run's socket needs a valid token: agents and steps of the run have one in \
+                         {TOKEN_ENV}; from outside, `--run RUN_ID` reads the run's own"
+                    )),
+                    Vec::new(),
+                ),
+            },
             Err(e) => (bad(format!("not a request: {e}")), Vec::new()),
         };
         if write_reply(&mut write, &reply).await.is_err() {
@@ -138,6 +154,13 @@ async fn write_reply(
     write.flush().await
 }
 
+fn unauthorized(message: String) -> Reply {
+    Reply::Error {
+        kind: ErrorKind::Unauthorized,
+        message,
+    }
+}
+
 fn bad(message: String) -> Reply {
     Reply::Error {
         kind: ErrorKind::BadRequest,
@@ -147,13 +170,24 @@ fn bad(message: String) -> Reply {
 
 /// Carries out one request. Messages an `inbox` took are returned unsettled: they
 /// count as read only once the reply is written.
-async fn handle(req: Request, router: &Router, board: &Board) -> (Reply, Vec<Delivery>) {
+async fn handle(
+    req: Request,
+    caller: &Caller,
+    router: &Router,
+    board: &Board,
+) -> (Reply, Vec<Delivery>) {
     let reply = match req {
         Request::Send { from, to, text } => {
             // The sender's name is typed into other agents' terminals.
             if !is_name(&from) {
                 return (
                     bad(format!("`{from}` is not a valid sender name")),
+                    Vec::new(),
+                );
+            }
+            if !caller.may_act_as(&from) {
+                return (
+                    unauthorized(format!("this token may not send as `{from}`")),
                     Vec::new(),
                 );
             }
@@ -177,6 +211,12 @@ async fn handle(req: Request, router: &Router, board: &Board) -> (Reply, Vec<Del
             wait_ms,
             max,
         } => {
+            if !caller.may_act_as(&agent) {
+                return (
+                    unauthorized(format!("this token may not read the inbox of `{agent}`")),
+                    Vec::new(),
+                );
+            }
             let wait = wait_ms.map(|ms| Duration::from_millis(ms).min(MAX_WAIT));
             let max = max.unwrap_or(INBOX_MAX).clamp(1, INBOX_MAX);
             return match router.take(&agent, max, wait).await {
@@ -214,6 +254,11 @@ async fn handle(req: Request, router: &Router, board: &Board) -> (Reply, Vec<Del
             if let Some(by) = by.as_deref().filter(|b| !is_name(b)) {
                 return (bad(format!("`{by}` is not a valid name")), Vec::new());
             }
+            // An agent writes as itself, whatever it claims.
+            let by = match caller {
+                Caller::Agent(a) => Some(a.clone()),
+                Caller::Owner => by,
+            };
             match board
                 .set(&key, &value, by.as_deref().unwrap_or("user"))
                 .await

@@ -14,6 +14,13 @@ use relay_messaging::persist::{MESSAGES_FILE, read_log};
 use relay_messaging::protocol::{Reply, Request};
 use relay_messaging::{AgentInfo, AgentState, Broker, MessageState, RouterConfig};
 
+/// A client of the socket at `sock`, with the run's owner token (kept beside it).
+fn connect(sock: &Path) -> Client {
+    Client::connect(sock)
+        .unwrap()
+        .with_token(relay_messaging::access::client_token(sock.parent()))
+}
+
 fn agent(name: &str) -> AgentInfo {
     AgentInfo {
         name: name.into(),
@@ -55,7 +62,7 @@ fn send(c: &mut Client, from: &str, to: &str, text: String) {
 
 /// Reads `agent`'s inbox until `n` messages came, or the deadline passes.
 fn read_n(sock: &Path, agent: &str, n: usize) -> Vec<(String, String)> {
-    let mut c = Client::connect(sock).unwrap();
+    let mut c = connect(sock);
     let deadline = Instant::now() + Duration::from_secs(60);
     let mut got = Vec::new();
     while got.len() < n {
@@ -89,7 +96,7 @@ async fn two_agents_trade_ten_thousand_messages_each_way_exactly_once_in_order()
     for (me, peer) in [("a", "b"), ("b", "a")] {
         let s = sock.clone();
         threads.push(std::thread::spawn(move || {
-            let mut c = Client::connect(&s).unwrap();
+            let mut c = connect(&s);
             for i in 0..N {
                 send(&mut c, me, peer, format!("{me}-{i}"));
             }
@@ -136,7 +143,7 @@ async fn fifty_agents_broadcast_to_each_other() {
         .map(|me| {
             let s = sock.clone();
             std::thread::spawn(move || {
-                let mut c = Client::connect(&s).unwrap();
+                let mut c = connect(&s);
                 send(&mut c, &me, "*", format!("hello from {me}"));
                 send(&mut c, &me, "#all", format!("channel note from {me}"));
                 (me.clone(), read_n(&s, &me, 2 * (AGENTS - 1)))

@@ -1,7 +1,8 @@
 //! The router's promises, one by one: the policy refuses with the rule's name, messages
 //! to ended agents fail, queued messages fail when their agent ends, an unsettled claim
 //! goes back, retries keep the order per sender, a session feed holds one message at a
-//! time, text is sanitized, and a restarted broker fails what its predecessor left queued.
+//! time, text is sanitized, and a restarted broker delivers what its predecessor left
+//! queued.
 
 #![allow(clippy::unwrap_used)]
 
@@ -22,6 +23,7 @@ fn router() -> Router {
         RouterConfig {
             retry_base: Duration::from_millis(10),
             retry_cap: Duration::from_millis(40),
+            ..RouterConfig::default()
         },
     );
     for (name, chans) in [
@@ -202,37 +204,40 @@ async fn text_is_sanitized_before_anyone_sees_it() {
 }
 
 #[tokio::test]
-async fn a_restarted_broker_fails_leftovers_and_continues_the_ids() {
+async fn a_restarted_broker_requeues_leftovers_and_continues_the_ids() {
     let dir = tempfile::tempdir().unwrap();
-    let b = Broker::start(dir.path(), "r1", RouterConfig::default())
-        .await
-        .unwrap();
-    b.router().register(AgentInfo {
-        name: "x".into(),
+    let agent = |name: &str, state| AgentInfo {
+        name: name.into(),
         role: None,
         interactive: false,
         channels: vec![],
-        state: AgentState::Pending,
-    });
+        state,
+    };
+    let b = Broker::start(dir.path(), "r1", RouterConfig::default())
+        .await
+        .unwrap();
+    b.router().register(agent("x", AgentState::Pending));
+    b.router().register(agent("gone", AgentState::Pending));
     b.router()
         .send("user", &to("x"), "left behind")
+        .await
+        .unwrap();
+    b.router()
+        .send("user", &to("gone"), "too late")
         .await
         .unwrap();
     b.router().sync().await;
     // The coordinator dies: no shutdown. A new broker opens the same run directory.
     drop(b);
-    let b = Broker::start(dir.path(), "r1", RouterConfig::default())
+    let mut b = Broker::start(dir.path(), "r1", RouterConfig::default())
         .await
         .unwrap();
-    b.router().register(AgentInfo {
-        name: "x".into(),
-        role: None,
-        interactive: false,
-        channels: vec![],
-        state: AgentState::Pending,
-    });
+    b.router().register(agent("x", AgentState::Pending));
+    b.router().register(agent("gone", AgentState::Ended));
+    b.requeue_carried().await;
     let r = b.router().send("user", &to("x"), "new").await.unwrap();
-    assert_eq!(r[0].id.0, 2);
+    assert_eq!(r[0].id.0, 3, "ids go on");
+    assert_eq!(texts(b.router(), "x").await, ["left behind", "new"]);
     b.shutdown("the run ended").await;
     let log = read_log(&dir.path().join(MESSAGES_FILE)).unwrap();
     let states: Vec<_> = log
@@ -246,13 +251,48 @@ async fn a_restarted_broker_fails_leftovers_and_continues_the_ids() {
             )
         })
         .collect();
-    assert_eq!(states[0].1, MessageState::Failed);
-    assert!(states[0].2.contains("coordinator stopped"), "{states:?}");
+    assert_eq!(states[0].1, MessageState::Read, "{states:?}");
     assert_eq!(states[1].1, MessageState::Failed);
+    assert!(states[1].2.contains("`gone` has ended"), "{states:?}");
+    assert_eq!(states[2].1, MessageState::Read);
+}
+
+#[tokio::test]
+async fn a_full_mailbox_refuses_more_until_its_agent_takes_some() {
+    let r = Router::new(
+        Arc::new(InProcess::new()),
+        Persist::none(),
+        1,
+        RouterConfig {
+            max_waiting: 2,
+            ..RouterConfig::default()
+        },
+    );
+    r.register(AgentInfo {
+        name: "dev".into(),
+        role: None,
+        interactive: false,
+        channels: vec![],
+        state: AgentState::Pending,
+    });
+    for text in ["one", "two"] {
+        let rc = r.send("user", &to("dev"), text).await.unwrap();
+        assert_eq!(rc[0].state, MessageState::Queued);
+    }
+    let rc = r.send("user", &to("dev"), "three").await.unwrap();
+    assert_eq!(rc[0].state, MessageState::Failed);
     assert!(
-        states[1]
-            .2
-            .contains("the run ended before `x` got the message"),
-        "{states:?}"
+        rc[0]
+            .reason
+            .as_deref()
+            .unwrap()
+            .contains("2 messages waiting")
+    );
+    assert_eq!(texts(&r, "dev").await, ["one", "two"]);
+    let rc = r.send("user", &to("dev"), "four").await.unwrap();
+    assert_eq!(
+        rc[0].state,
+        MessageState::Queued,
+        "room again once they were read"
     );
 }

@@ -3,9 +3,18 @@
 //!
 //! Pure: no async runtime and no I/O beyond reading the workflow and vars files.
 
+pub mod custom_steps;
+mod diagnostic;
+pub mod graph;
+pub mod inventory;
+pub mod limits;
 pub mod load;
+mod load_error;
 pub mod pattern;
+pub mod permissions;
 mod schema;
+mod source_map;
+pub mod suggest;
 pub mod template;
 pub mod templates;
 mod types;
@@ -13,6 +22,6 @@ pub mod validate;
 pub mod vars;
 
 pub use load::{LoadError, Loaded, Pos, load_file, parse};
-pub use schema::json_schema;
+pub use schema::{custom_steps_schema, json_schema};
 pub use types::*;
 pub use validate::{Diagnostic, Report, Severity, validate};

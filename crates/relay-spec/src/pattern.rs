@@ -201,19 +201,24 @@ pub fn implicit_deps(file: &RelayFile, wf: &WorkflowDef, pattern: Pattern) -> Ve
         Pattern::Cascade => {
             let mut phases = Vec::with_capacity(n);
             let mut current = 1;
+            let none_set = wf.steps.iter().all(|x| x.phase.is_none());
             for (i, s) in wf.steps.iter().enumerate() {
                 current = match s.phase {
                     Some(p) => p,
                     None if i == 0 => 1,
-                    None if wf.steps.iter().all(|x| x.phase.is_none()) => current + 1,
+                    None if none_set => current + 1,
                     None => current,
                 };
                 phases.push(current);
             }
+            // Each step waits for every step of the highest phase below its own.
+            let mut members: std::collections::BTreeMap<u32, Vec<usize>> = Default::default();
+            for (j, p) in phases.iter().enumerate() {
+                members.entry(*p).or_default().push(j);
+            }
             for i in 0..n {
-                let before = phases.iter().copied().filter(|p| *p < phases[i]).max();
-                if let Some(prev) = before {
-                    extra[i].extend((0..n).filter(|&j| phases[j] == prev));
+                if let Some((_, prev)) = members.range(..phases[i]).next_back() {
+                    extra[i].extend(prev.iter().copied());
                 }
             }
         }

@@ -25,17 +25,27 @@ impl std::fmt::Display for Ref {
 #[derive(Debug)]
 enum Part<'a> {
     Lit(&'a str),
-    Ref(Ref),
+    /// A reference and its text as written, braces included.
+    Ref(Ref, &'a str),
 }
 
 fn is_name_char(c: char) -> bool {
     c.is_ascii_alphanumeric() || c == '_' || c == '-' || c == '.'
 }
 
+/// The reference `inner` (the text between `{{` and `}}`) stands for, if any. Looks only as
+/// far as the first character that cannot be part of a reference, so scanning a long
+/// text full of `{{` costs time linear in the text.
 fn classify(inner: &str) -> Option<Ref> {
-    let name = inner.trim();
-    let first = name.chars().next()?;
-    if !(first.is_ascii_alphabetic() || first == '_') || !name.chars().all(is_name_char) {
+    let name_start = inner.len() - inner.trim_start().len();
+    let body = &inner[name_start..];
+    let first = body.chars().next()?;
+    if !(first.is_ascii_alphabetic() || first == '_') {
+        return None;
+    }
+    let name_len = body.find(|c: char| !is_name_char(c)).unwrap_or(body.len());
+    let (name, tail) = body.split_at(name_len);
+    if !tail.chars().all(char::is_whitespace) {
         return None;
     }
     if let Some(rest) = name.strip_prefix("steps.")
@@ -49,28 +59,39 @@ fn classify(inner: &str) -> Option<Ref> {
 
 fn parts(text: &str) -> Vec<Part<'_>> {
     let mut out = Vec::new();
-    let mut rest = text;
-    while let Some(open) = rest.find("{{") {
-        let after = &rest[open + 2..];
-        let Some(close) = after.find("}}") else {
-            break;
+    // `lit` is where the pending literal starts, `at` where the search for `{{` resumes.
+    let mut lit = 0;
+    let mut at = 0;
+    // The first `}}` at or after some earlier point. Each `{{` looks for the first `}}`
+    // after it; remembering the last answer means the text is searched once, not once
+    // per `{{`.
+    let mut close: Option<usize> = None;
+    while let Some(rel) = text[at..].find("{{") {
+        let open = at + rel;
+        let inner_start = open + 2;
+        let c = match close {
+            Some(c) if c >= inner_start => c,
+            _ => match text[inner_start..].find("}}") {
+                Some(r) => inner_start + r,
+                None => break,
+            },
         };
-        match classify(&after[..close]) {
+        close = Some(c);
+        match classify(&text[inner_start..c]) {
             Some(r) => {
-                if open > 0 {
-                    out.push(Part::Lit(&rest[..open]));
+                if open > lit {
+                    out.push(Part::Lit(&text[lit..open]));
                 }
-                out.push(Part::Ref(r));
-                rest = &after[close + 2..];
+                out.push(Part::Ref(r, &text[open..c + 2]));
+                lit = c + 2;
+                at = lit;
             }
-            None => {
-                out.push(Part::Lit(&rest[..open + 2]));
-                rest = after;
-            }
+            // Not a reference: the braces stay literal and the search goes on inside.
+            None => at = inner_start,
         }
     }
-    if !rest.is_empty() {
-        out.push(Part::Lit(rest));
+    if lit < text.len() {
+        out.push(Part::Lit(&text[lit..]));
     }
     out
 }
@@ -80,7 +101,7 @@ pub fn references(text: &str) -> Vec<Ref> {
     parts(text)
         .into_iter()
         .filter_map(|p| match p {
-            Part::Ref(r) => Some(r),
+            Part::Ref(r, _) => Some(r),
             Part::Lit(_) => None,
         })
         .collect()
@@ -108,7 +129,7 @@ pub fn render(
     for part in parts(text) {
         match part {
             Part::Lit(s) => out.push_str(s),
-            Part::Ref(r) => {
+            Part::Ref(r, _) => {
                 let value = match &r {
                     Ref::Var(v) => vars.get(v),
                     Ref::StepOutput(s) => outputs.get(s),
@@ -130,6 +151,23 @@ pub fn render(
     } else {
         Err(missing)
     }
+}
+
+/// `text` with each `{{name}}` that `values` has a value for replaced by it, as it is;
+/// every other reference is left as written.
+pub fn substitute(text: &str, values: &BTreeMap<String, String>) -> String {
+    let mut out = String::with_capacity(text.len());
+    for part in parts(text) {
+        match part {
+            Part::Lit(s) => out.push_str(s),
+            Part::Ref(Ref::Var(v), raw) => match values.get(&v) {
+                Some(value) => out.push_str(value),
+                None => out.push_str(raw),
+            },
+            Part::Ref(Ref::StepOutput(_), raw) => out.push_str(raw),
+        }
+    }
+    out
 }
 
 /// `value` as a single POSIX shell word.
@@ -178,6 +216,18 @@ mod tests {
     }
 
     #[test]
+    fn substitution_fills_what_it_knows_and_keeps_the_rest_as_written() {
+        let values = map(&[("branch", "fix/{{x}}"), ("empty", "")]);
+        assert_eq!(
+            substitute(
+                "git switch {{ branch }} {{other}} {{steps.a.output}} {{empty}}{{ not a ref }}",
+                &values
+            ),
+            "git switch fix/{{x}} {{other}} {{steps.a.output}} {{ not a ref }}"
+        );
+    }
+
+    #[test]
     fn missing_values_are_reported_not_left_in() {
         let err = render(
             "{{a}} {{b}} {{a}}",
@@ -200,7 +250,66 @@ mod tests {
         assert_eq!(out, r"echo 'x; rm -rf / '\''q'\'''");
     }
 
+    /// The scanning rules written out directly (quadratic on many `{{`): the definition
+    /// the linear scanner must agree with.
+    fn references_by_definition(text: &str) -> Vec<Ref> {
+        fn classify_plain(inner: &str) -> Option<Ref> {
+            let name = inner.trim();
+            let first = name.chars().next()?;
+            if !(first.is_ascii_alphabetic() || first == '_') || !name.chars().all(is_name_char) {
+                return None;
+            }
+            if let Some(rest) = name.strip_prefix("steps.")
+                && let Some(step) = rest.strip_suffix(".output")
+                && !step.is_empty()
+            {
+                return Some(Ref::StepOutput(step.to_string()));
+            }
+            Some(Ref::Var(name.to_string()))
+        }
+        let mut out = Vec::new();
+        let mut rest = text;
+        while let Some(open) = rest.find("{{") {
+            let after = &rest[open + 2..];
+            let Some(close) = after.find("}}") else {
+                break;
+            };
+            match classify_plain(&after[..close]) {
+                Some(r) => {
+                    out.push(r);
+                    rest = &after[close + 2..];
+                }
+                None => rest = after,
+            }
+        }
+        out
+    }
+
+    #[test]
+    fn a_400_kb_task_full_of_braces_scans_in_one_pass() {
+        // 58 000 openings that are not references and one closing at the very end: a
+        // scanner that searches for the closing once per opening does 58 000 full passes.
+        let mut task = "{{ a b ".repeat(58_000);
+        task.push_str("}} and {{ task }}");
+        assert!(task.len() > 400_000);
+        assert_eq!(references(&task), [Ref::Var("task".into())]);
+        let vars = map(&[("task", "T")]);
+        let out = render(&task, &vars, &map(&[]), Quoting::None).unwrap();
+        assert!(out.ends_with("}} and T"));
+        assert_eq!(out.len(), task.len() - "{{ task }}".len() + 1);
+    }
+
     proptest! {
+        #[test]
+        fn scanning_agrees_with_the_definition(s in "[{} a._x-]{0,40}|(\\{\\{|\\}\\}|steps\\.a\\.output| |x){0,12}") {
+            prop_assert_eq!(references(&s), references_by_definition(&s));
+            // Text without references renders as itself.
+            let out = render(&s, &BTreeMap::new(), &BTreeMap::new(), Quoting::None);
+            if references(&s).is_empty() {
+                prop_assert_eq!(out, Ok(s.clone()));
+            }
+        }
+
         #[test]
         fn shell_quote_round_trips_through_sh(s in "[ -~\n]{0,40}") {
             let out = std::process::Command::new("sh")

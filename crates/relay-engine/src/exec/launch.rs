@@ -2,12 +2,11 @@
 //! gets, and the process or session spec (argv from the one per-CLI table, the rehearsal
 //! agent under `--rehearse`, timing from the settings). Pure: no I/O.
 
-use std::time::Duration;
-
 use relay_broker::Launcher;
 use relay_broker::cli_table::{interactive_args, oneshot_args, profile};
 use relay_broker::process::ProcessSpec;
 use relay_broker::session::{SessionSpec, SessionTiming};
+use relay_broker::watchdog::{COORDINATOR_ENV, RUN_ID_ENV};
 use relay_spec::{Agent, VerificationType};
 
 use super::Shared;
@@ -19,7 +18,8 @@ pub const EXIT_INSTRUCTION: &str = "When you have finished, print /exit on a lin
 /// The environment of every agent, step and check of `job`.
 pub(super) fn base_env<L: Launcher>(shared: &Shared<L>, job: &StepJob) -> Vec<(String, String)> {
     let mut env = vec![
-        ("AGENT_RELAY_RUN_ID".to_string(), shared.run_id.clone()),
+        (RUN_ID_ENV.to_string(), shared.run_id.clone()),
+        (COORDINATOR_ENV.to_string(), std::process::id().to_string()),
         ("AGENT_RELAY_STEP".to_string(), job.label.clone()),
         (
             "AGENT_RELAY_BIN".to_string(),
@@ -33,7 +33,7 @@ pub(super) fn base_env<L: Launcher>(shared: &Shared<L>, job: &StepJob) -> Vec<(S
     if let Some(a) = job.agent() {
         env.push(("AGENT_RELAY_NAME".to_string(), a.name.clone()));
     }
-    env.push(shared.relay.env());
+    env.extend(shared.messaging.env(job.agent().map(|a| a.name.as_str())));
     env
 }
 
@@ -131,15 +131,14 @@ pub(super) fn session<L: Launcher>(
     let mut argv = vec![p.program.to_string()];
     argv.extend(interactive_args(agent.cli, agent.effective_model()));
     let mut timing: SessionTiming = shared.settings.session_timing();
-    timing.idle_threshold = match agent
+    // The agent's own threshold when it sets one (0 disables), else the settings'.
+    if agent
         .constraints
         .as_ref()
-        .and_then(|c| c.idle_threshold_secs)
+        .is_some_and(|c| c.idle_threshold_secs.is_some())
     {
-        Some(0) => None,
-        Some(s) => Some(Duration::from_secs(s)),
-        None => timing.idle_threshold,
-    };
+        timing.idle_threshold = agent.idle_threshold();
+    }
     SessionSpec {
         argv,
         cwd: job.cwd.clone(),
@@ -152,4 +151,44 @@ pub(super) fn session<L: Launcher>(
         timing,
         nudge: shared.nudge.clone(),
     }
+}
+
+/// The script a worktree step runs: the worktree at `path` for `branch` (existing, or new
+/// from `base` when `create`), found again on a resume; it prints the worktree's
+/// absolute path. A rehearsal outside a git repository makes a plain directory instead.
+pub(super) fn worktree_script(
+    branch: &str,
+    base: &str,
+    create: bool,
+    path: &str,
+    rehearse: bool,
+) -> String {
+    let q = relay_spec::template::shell_quote;
+    format!(
+        r#"set -e
+branch={branch}; base={base}; dir={path}; create={create}; rehearse={rehearse}
+case "$dir" in /*) ;; *) dir="$PWD/$dir" ;; esac
+if ! git rev-parse --git-dir >/dev/null 2>&1; then
+  if [ "$rehearse" = yes ]; then
+    mkdir -p "$dir"; cd "$dir"; pwd -P; exit 0
+  fi
+  echo "not a git repository: $PWD (a worktree step needs one)" >&2; exit 1
+fi
+if [ -e "$dir/.git" ]; then
+  :
+elif git show-ref --verify --quiet "refs/heads/$branch"; then
+  git worktree add "$dir" "$branch" >&2
+elif [ "$create" = yes ]; then
+  git worktree add -b "$branch" "$dir" "$base" >&2
+else
+  echo "branch $branch does not exist, and createBranch is false" >&2; exit 1
+fi
+cd "$dir"; pwd -P
+"#,
+        branch = q(branch),
+        base = q(base),
+        path = q(path),
+        create = if create { "yes" } else { "no" },
+        rehearse = if rehearse { "yes" } else { "no" },
+    )
 }

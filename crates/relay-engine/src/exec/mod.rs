@@ -5,7 +5,9 @@
 //! decides what the outcome means (retry, advance, fail).
 
 mod launch;
+pub mod repair;
 pub mod verify;
+pub mod wait;
 
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -35,7 +37,7 @@ pub(crate) struct Shared<L: Launcher> {
     pub nudge: Option<NudgePolicy>,
     pub events: UnboundedSender<EventKind>,
     /// The run's messaging: broker, socket, agents' states.
-    pub relay: Arc<RunMessaging>,
+    pub messaging: Arc<RunMessaging>,
 }
 
 /// Runs attempt `launch` to its verdict. `cancel` ends it early.
@@ -45,15 +47,35 @@ pub(crate) async fn run_attempt<L: Launcher>(
     cancel: CancellationToken,
 ) -> StepOutcome {
     let job = launch.job.clone();
+    if let Some(outcome) = without_running(&shared, &job) {
+        return outcome;
+    }
     if let Err(e) = crate::store::create_private_dir(&job.step_dir).await {
         return StepOutcome::Broken {
             why: format!("cannot write {}: {e}", job.step_dir.display()),
         };
     }
+    if let Work::Repair { agent, protect } = &job.work {
+        return repair_attempt(&shared, &launch, agent, protect, &cancel).await;
+    }
     let attempt = match run_it(&shared, &launch, &cancel).await {
         Ok(a) => a,
         Err(why) => return StepOutcome::Broken { why },
     };
+    if matches!(
+        attempt.end,
+        AttemptEnd::TimedOut(_) | AttemptEnd::Cancelled | AttemptEnd::ForceReleased
+    ) {
+        // What left the attempt's group (`setsid`) still carries the step's name.
+        relay_broker::procscan::end_groups_with_envs(
+            &[
+                (relay_broker::watchdog::RUN_ID_ENV, shared.run_id.as_str()),
+                ("AGENT_RELAY_STEP", job.label.as_str()),
+            ],
+            shared.settings.kill_grace,
+        )
+        .await;
+    }
     let out_file = job.step_dir.join(format!("attempt-{}.txt", launch.attempt));
     if let Err(e) = crate::store::write_atomic(&out_file, attempt.output.as_bytes()).await {
         return StepOutcome::Broken { why: e.to_string() };
@@ -97,6 +119,40 @@ pub(crate) async fn run_attempt<L: Launcher>(
     }
 }
 
+/// The outcome of an attempt that runs nothing: a step only a hosted service could do
+/// (failed with the reason; a rehearsal stands in for the service), and under
+/// `--rehearse` a wait (it would wait for nothing the rehearsal agents make).
+fn without_running<L: Launcher>(shared: &Shared<L>, job: &StepJob) -> Option<StepOutcome> {
+    let rehearsed = |what: String| {
+        let _ = shared.events.send(EventKind::Warning {
+            message: format!("step `{}`: rehearsed: {what}", job.label),
+        });
+        StepOutcome::Completed {
+            output: format!("rehearsal: {what}"),
+            exit_code: None,
+        }
+    };
+    match &job.work {
+        Work::Unavailable(reason) if shared.rehearse => Some(rehearsed(reason.clone())),
+        Work::Unavailable(reason) => Some(StepOutcome::Failed {
+            output: String::new(),
+            reason: reason.clone(),
+            exit_code: None,
+            retryable: false,
+        }),
+        Work::WaitFor { paths, events, .. } if shared.rehearse => Some(rehearsed(format!(
+            "not waiting for {} on {}",
+            if events.is_empty() {
+                "any event".to_string()
+            } else {
+                events.join(" or ")
+            },
+            paths.join(", ")
+        ))),
+        _ => None,
+    }
+}
+
 /// Runs the attempt itself; an error is the machine failing it.
 async fn run_it<L: Launcher>(
     shared: &Arc<Shared<L>>,
@@ -106,7 +162,7 @@ async fn run_it<L: Launcher>(
     let job = &launch.job;
     let mut text = launch.text.clone();
     if job.append_board {
-        text.push_str(&shared.relay.board_section());
+        text.push_str(&shared.messaging.board_section());
     }
     match &job.work {
         Work::Agent(agent) if agent.is_interactive() && !shared.rehearse => {
@@ -115,27 +171,151 @@ async fn run_it<L: Launcher>(
         Work::Agent(agent) => {
             // A one-shot agent learns who else is in the run, and gets the messages
             // waiting for it, in its task; they count as delivered once it is handed over.
-            let (waiting, handed) = shared.relay.waiting_for_oneshot(&agent.name).await;
-            let task = format!("{}{waiting}", shared.relay.with_note(&text, &agent.name));
+            let (waiting, handed) = shared.messaging.waiting_for_oneshot(&agent.name).await;
+            let task = format!(
+                "{}{waiting}",
+                shared.messaging.with_note(&text, &agent.name)
+            );
             let spec = launch::agent_process(shared, job, agent, &task);
             let attempt = process_attempt(shared, job, launch.attempt, spec, cancel).await?;
             for d in handed {
                 d.delivered();
             }
             shared
-                .relay
+                .messaging
                 .relay_output(&agent.name, &attempt.output)
                 .await;
             Ok(attempt)
         }
+        Work::Worktree {
+            branch,
+            base,
+            create,
+            path,
+        } => {
+            let script = launch::worktree_script(branch, base, *create, path, shared.rehearse);
+            let spec = launch::command_process(shared, job, &script);
+            let mut attempt = process_attempt(shared, job, launch.attempt, spec, cancel).await?;
+            attempt.output = attempt.output.trim().to_string();
+            Ok(attempt)
+        }
+        Work::WaitFor {
+            paths,
+            events,
+            timeout,
+        } => Ok(
+            match wait::wait(&job.cwd, paths, events, *timeout, cancel).await {
+                wait::WaitEnd::Event(e) => Attempt {
+                    end: AttemptEnd::Exited,
+                    exit_code: Some(0),
+                    signal: None,
+                    output: serde_json::to_string(&e).unwrap_or_default(),
+                },
+                wait::WaitEnd::TimedOut => Attempt {
+                    end: AttemptEnd::TimedOut(timeout.unwrap_or_default()),
+                    exit_code: None,
+                    signal: None,
+                    output: String::new(),
+                },
+                wait::WaitEnd::Cancelled => Attempt {
+                    end: AttemptEnd::Cancelled,
+                    exit_code: None,
+                    signal: None,
+                    output: String::new(),
+                },
+            },
+        ),
+        Work::Unavailable(reason) => Err(reason.clone()),
+        Work::Repair { .. } => Err("a repair runs on its own".into()),
         Work::Command { capture_output, .. } => {
             let spec = launch::command_process(shared, job, &text);
             let mut attempt = process_attempt(shared, job, launch.attempt, spec, cancel).await?;
             if !capture_output {
-                attempt.output.clear();
+                attempt.output = match attempt.exit_code {
+                    Some(code) => format!("command completed (exit {code})"),
+                    None => "command completed (killed by a signal)".to_string(),
+                };
             }
             Ok(attempt)
         }
+    }
+}
+
+/// A repair: the agent runs one-shot between photographs of the working tree; what it
+/// changed is kept (`changes.txt`, `diff.patch` in its directory) and is the outcome's
+/// output; a protected file among the changes fails it.
+async fn repair_attempt<L: Launcher>(
+    shared: &Arc<Shared<L>>,
+    launch: &Launch,
+    agent: &relay_spec::Agent,
+    protect: &[String],
+    cancel: &CancellationToken,
+) -> StepOutcome {
+    let job = &launch.job;
+    let photo = |cwd: std::path::PathBuf, scratch: std::path::PathBuf| {
+        tokio::task::spawn_blocking(move || repair::photograph(&cwd, &scratch))
+    };
+    let before = match photo(job.cwd.clone(), job.step_dir.clone()).await {
+        Ok(p) => p,
+        Err(e) => return StepOutcome::Broken { why: e.to_string() },
+    };
+    let spec = launch::agent_process(shared, job, agent, &launch.text);
+    let attempt = match process_attempt(shared, job, launch.attempt, spec, cancel).await {
+        Ok(a) => a,
+        Err(why) => return StepOutcome::Broken { why },
+    };
+    let after = match photo(job.cwd.clone(), job.step_dir.clone()).await {
+        Ok(p) => p,
+        Err(e) => return StepOutcome::Broken { why: e.to_string() },
+    };
+    let changes = tokio::task::spawn_blocking(move || repair::compare(&before, &after))
+        .await
+        .unwrap_or_default();
+    let files = changes.files.join("\n");
+    let kept = [
+        ("output.txt", attempt.output.as_str()),
+        ("changes.txt", files.as_str()),
+        ("diff.patch", changes.diff.as_str()),
+    ];
+    for (name, text) in kept {
+        if let Err(e) = crate::store::write_atomic(&job.step_dir.join(name), text.as_bytes()).await
+        {
+            return StepOutcome::Broken { why: e.to_string() };
+        }
+    }
+    let summary = match changes.files.len() {
+        0 => "changed no files".to_string(),
+        n => format!("changed {n} file(s): {}", changes.files.join(", ")),
+    };
+    let forbidden = repair::protected(&changes, protect);
+    if !forbidden.is_empty() {
+        return StepOutcome::Failed {
+            output: summary,
+            reason: format!(
+                "the repair by `{}` changed protected files: {}",
+                agent.name,
+                forbidden.join(", ")
+            ),
+            exit_code: attempt.exit_code,
+            retryable: false,
+        };
+    }
+    match (attempt.end, attempt.exit_code) {
+        (AttemptEnd::Exited, Some(0)) => StepOutcome::Completed {
+            output: summary,
+            exit_code: Some(0),
+        },
+        (AttemptEnd::Cancelled, _) => StepOutcome::Cancelled { output: summary },
+        (_, code) => StepOutcome::Failed {
+            output: summary,
+            reason: format!(
+                "the repair by `{}` did not finish (exit code {})",
+                agent.name,
+                code.map_or("none".to_string(), |c| c.to_string())
+            ),
+            exit_code: code,
+            retryable: false,
+        },
     }
 }
 
@@ -166,6 +346,16 @@ async fn process_attempt<L: Launcher>(
         spawned(pgid);
     }
     let out = res.map_err(|e| e.to_string())?;
+    if out.dropped > 0 {
+        let _ = shared.events.send(EventKind::Warning {
+            message: format!(
+                "step `{}`: its output passed {} MiB; {} bytes from the middle were dropped",
+                job.label,
+                relay_broker::process::OUTPUT_CAP / (1024 * 1024),
+                out.dropped
+            ),
+        });
+    }
     Ok(Attempt {
         end: match out.end {
             relay_broker::process::ProcessEnd::Exited => AttemptEnd::Exited,
@@ -192,10 +382,10 @@ async fn session_attempt<L: Launcher>(
     };
     let task = format!(
         "{}\n\n{EXIT_INSTRUCTION}",
-        shared.relay.with_note(text, &agent.name)
+        shared.messaging.with_note(text, &agent.name)
     );
     let spec = launch::session(shared, job, agent, attempt, task);
-    let (inbox, mut feed) = shared.relay.session_feed(&agent.name);
+    let (inbox, mut feed) = shared.messaging.session_feed(&agent.name);
     let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel();
     let fut = shared
         .launcher

@@ -50,7 +50,7 @@ pub(super) fn step_nodes(b: &mut Builder<'_>, i: usize, deps: Vec<NodeRef>) -> N
         }
         Pattern::Debate if takes_part => {
             let debaters = participants(b, i, false);
-            let rounds = b.wf.steps[i].rounds.unwrap_or(2).max(1);
+            let rounds = b.wf.steps[i].debate_rounds().max(1);
             ballot(b, i, deps, debaters, rounds)
         }
         Pattern::Competitive if takes_part => competitive(b, i, deps),
@@ -89,7 +89,7 @@ fn auction(b: &mut Builder<'_>, i: usize, deps: Vec<NodeRef>) -> NodeId {
     for agent in &bidders {
         let node = b.add(Node::run_with(
             format!("{name}:bid:{agent}"),
-            StepIdx::new(i),
+            StepIdx(i),
             deps.clone(),
             RunSpec {
                 agent: Some(agent.clone()),
@@ -110,10 +110,10 @@ fn auction(b: &mut Builder<'_>, i: usize, deps: Vec<NodeRef>) -> NodeId {
     let wait: Vec<NodeRef> = bids.iter().map(|(_, n)| NodeRef::Id(*n)).collect();
     b.add(Node::gate(
         name,
-        StepIdx::new(i),
+        StepIdx(i),
         wait,
         Box::new(Auction {
-            step: StepIdx::new(i),
+            step: StepIdx(i),
             bids,
             winner: None,
         }),
@@ -220,22 +220,16 @@ fn ballot(
         };
         first.push((
             p.clone(),
-            b.add(Node::run_with(
-                label,
-                StepIdx::new(i),
-                deps.clone(),
-                spec,
-                false,
-            )),
+            b.add(Node::run_with(label, StepIdx(i), deps.clone(), spec, false)),
         ));
     }
     let wait = first.iter().map(|(_, n)| NodeRef::Id(*n)).collect();
     b.add(Node::gate(
         name,
-        StepIdx::new(i),
+        StepIdx(i),
         wait,
         Box::new(Ballot {
-            step: StepIdx::new(i),
+            step: StepIdx(i),
             round: 1,
             rounds,
             latest: first,
@@ -387,7 +381,7 @@ fn competitive(b: &mut Builder<'_>, i: usize, deps: Vec<NodeRef>) -> NodeId {
     for p in participants(b, i, false) {
         let node = b.add(Node::run_with(
             format!("{name}:{p}"),
-            StepIdx::new(i),
+            StepIdx(i),
             deps.clone(),
             RunSpec {
                 agent: Some(p.clone()),
@@ -399,12 +393,7 @@ fn competitive(b: &mut Builder<'_>, i: usize, deps: Vec<NodeRef>) -> NodeId {
         runs.push((p, node));
     }
     let wait = runs.iter().map(|(_, n)| NodeRef::Id(*n)).collect();
-    b.add(Node::gate(
-        name,
-        StepIdx::new(i),
-        wait,
-        Box::new(Race { runs }),
-    ))
+    b.add(Node::gate(name, StepIdx(i), wait, Box::new(Race { runs })))
 }
 
 struct Race {

@@ -29,7 +29,7 @@ pub(super) fn step_nodes(b: &mut Builder<'_>, i: usize, deps: Vec<NodeRef>) -> N
         _ => return b.plain(i, deps),
     };
     let label = b.wf.steps[i].name.clone();
-    b.add(Node::run_with(label, StepIdx::new(i), deps, spec, true))
+    b.add(Node::run_with(label, StepIdx(i), deps, spec, true))
 }
 
 /// The swarm pool: agents with a swarm role.

@@ -19,11 +19,11 @@ pub(super) fn step_nodes(b: &mut Builder<'_>, i: usize, deps: Vec<NodeRef>) -> N
         let label = step.name.clone();
         return b.add(Node::gate(
             label,
-            StepIdx::new(i),
+            StepIdx(i),
             deps,
             Box::new(MapGate {
                 items,
-                step: StepIdx::new(i),
+                step: StepIdx(i),
                 expanded: None,
             }),
         ));

@@ -30,7 +30,8 @@ pub(crate) use verdict::result_text;
 use std::collections::BTreeMap;
 
 use relay_messaging::Topology;
-use relay_spec::pattern::{choose, hubs, implicit_deps, managers};
+use relay_spec::graph::{StepGraph, plan_order};
+use relay_spec::pattern::{choose, hubs, managers};
 use relay_spec::{Pattern, RelayFile, WorkflowDef};
 
 pub use hooks::{AgentPick, PatternHooks};
@@ -79,7 +80,7 @@ impl Builder<'_> {
     /// The plain node of step `i`: its step, as written.
     pub fn plain(&mut self, i: usize, deps: Vec<NodeRef>) -> NodeId {
         let label = self.name(i);
-        self.add(Node::run(label, StepIdx::new(i), deps))
+        self.add(Node::run(label, StepIdx(i), deps))
     }
 
     /// The plain node of step `i`, receiving the outputs of the steps it depends on.
@@ -108,7 +109,7 @@ impl Builder<'_> {
         let label = self.name(i);
         self.add(Node::run_with(
             label,
-            StepIdx::new(i),
+            StepIdx(i),
             deps,
             RunSpec {
                 inputs,
@@ -123,7 +124,7 @@ impl Builder<'_> {
         let label = format!("{}#1", self.wf.steps[i].name);
         self.add(Node::run_with(
             label,
-            StepIdx::new(i),
+            StepIdx(i),
             deps,
             RunSpec {
                 soft: true,
@@ -144,32 +145,9 @@ impl Builder<'_> {
 pub fn build(file: &RelayFile, wf: &WorkflowDef) -> (Plan, PatternHooks) {
     let choice = choose(file, wf);
     let n = wf.steps.len();
-    let index: BTreeMap<&str, usize> = wf
-        .steps
-        .iter()
-        .enumerate()
-        .map(|(i, s)| (s.name.as_str(), i))
-        .collect();
-    let barriers: BTreeMap<&str, &relay_spec::Barrier> = file
-        .coordination
-        .iter()
-        .flat_map(|c| c.barriers.iter().map(|b| (b.name.as_str(), b)))
-        // A barrier named like a step is rejected by validation; the step wins here.
-        .filter(|(name, _)| !index.contains_key(name))
-        .collect();
-    let implicit = implicit_deps(file, wf, choice.pattern);
+    let graph = StepGraph::new(file, wf, choice.pattern);
     let step_deps: Vec<Vec<usize>> = (0..n)
-        .map(|i| {
-            let mut d: Vec<usize> = wf.steps[i]
-                .depends_on
-                .iter()
-                .filter_map(|x| index.get(x.as_str()).copied())
-                .collect();
-            d.extend(implicit[i].iter().copied());
-            d.sort_unstable();
-            d.dedup();
-            d
-        })
+        .map(|i| graph.deps(StepIdx(i)).iter().map(|d| d.get()).collect())
         .collect();
     let mut b = Builder {
         file,
@@ -180,39 +158,49 @@ pub fn build(file: &RelayFile, wf: &WorkflowDef) -> (Plan, PatternHooks) {
         step_deps,
         breaker: Default::default(),
     };
-    // Steps after a reviewed producer wait for its approved version.
-    quality::link_reviews(&mut b);
+    // What each step waits for, barriers expanded; steps after a reviewed producer
+    // then wait for its approved version too.
+    let mut waits: Vec<Vec<StepIdx>> = (0..n)
+        .map(|i| graph.waits_for(StepIdx(i)).to_vec())
+        .collect();
+    quality::link_reviews(&mut b, &mut waits);
+    let barriers = file
+        .coordination
+        .as_ref()
+        .map(|c| c.barriers.as_slice())
+        .unwrap_or_default();
     let mut hooks = PatternHooks::default();
-    let mut barrier_node: BTreeMap<String, NodeId> = BTreeMap::new();
+    let mut barrier_node: BTreeMap<usize, NodeId> = BTreeMap::new();
     let step_deps = b.step_deps.clone();
-    for i in topo_order(&step_deps, wf, &barriers, &index) {
+    for StepIdx(i) in plan_order(&waits) {
         let mut deps: Vec<NodeRef> = step_deps[i].iter().map(|&d| b.final_of(d)).collect();
-        for name in &wf.steps[i].depends_on {
-            if let Some(bar) = barriers.get(name.as_str()) {
-                let node = match barrier_node.get(name) {
-                    Some(&x) => x,
-                    None => {
-                        let waits: Vec<NodeRef> = bar
-                            .wait_for
-                            .iter()
-                            .filter_map(|w| index.get(w.as_str()).map(|&s| b.final_of(s)))
-                            .collect();
-                        let x = b.add(Node::gate(
-                            format!("barrier:{}", bar.name),
-                            StepIdx::new(i),
-                            waits,
-                            Box::new(verdict::Barrier),
-                        ));
-                        b.nodes[x.index()].publishes = false;
-                        if let Some(ms) = bar.timeout_ms {
-                            hooks.deadlines.push((x, ms));
-                        }
-                        barrier_node.insert(name.clone(), x);
-                        x
+        for &bar in graph.barrier_deps(StepIdx(i)) {
+            let node = match barrier_node.get(&bar.get()) {
+                Some(&x) => x,
+                None => {
+                    let waits: Vec<NodeRef> = graph
+                        .barrier_waits(bar)
+                        .iter()
+                        .map(|s| b.final_of(s.get()))
+                        .collect();
+                    let Some(def) = barriers.get(bar.get()) else {
+                        continue;
+                    };
+                    let x = b.add(Node::gate(
+                        format!("barrier:{}", def.name),
+                        StepIdx(i),
+                        waits,
+                        Box::new(verdict::Barrier),
+                    ));
+                    b.nodes[x.index()].publishes = false;
+                    if let Some(ms) = def.timeout_ms {
+                        hooks.deadlines.push((x, ms));
                     }
-                };
-                deps.push(NodeRef::Id(node));
-            }
+                    barrier_node.insert(bar.get(), x);
+                    x
+                }
+            };
+            deps.push(NodeRef::Id(node));
         }
         let last = match choice.pattern {
             Pattern::Dag | Pattern::Mesh => b.plain(i, deps),
@@ -274,48 +262,4 @@ pub fn build(file: &RelayFile, wf: &WorkflowDef) -> (Plan, PatternHooks) {
         },
         hooks,
     )
-}
-
-/// Step indices in an order where every step comes after those it depends on
-/// (declaration order among equals). Validation has ruled out cycles.
-fn topo_order(
-    deps: &[Vec<usize>],
-    wf: &WorkflowDef,
-    barriers: &BTreeMap<&str, &relay_spec::Barrier>,
-    index: &BTreeMap<&str, usize>,
-) -> Vec<usize> {
-    let n = deps.len();
-    // A barrier dependency means waiting for its steps too.
-    let full: Vec<Vec<usize>> = (0..n)
-        .map(|i| {
-            let mut d = deps[i].clone();
-            for name in &wf.steps[i].depends_on {
-                if let Some(bar) = barriers.get(name.as_str()) {
-                    d.extend(
-                        bar.wait_for
-                            .iter()
-                            .filter_map(|w| index.get(w.as_str()).copied()),
-                    );
-                }
-            }
-            d
-        })
-        .collect();
-    let mut placed = vec![false; n];
-    let mut order = Vec::with_capacity(n);
-    while order.len() < n {
-        let before = order.len();
-        for i in 0..n {
-            if !placed[i] && full[i].iter().all(|&d| placed[d]) {
-                placed[i] = true;
-                order.push(i);
-            }
-        }
-        if order.len() == before {
-            // A cycle slipped through: place the rest in declaration order.
-            order.extend((0..n).filter(|&i| !placed[i]));
-            break;
-        }
-    }
-    order
 }

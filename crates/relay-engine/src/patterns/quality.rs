@@ -22,8 +22,6 @@ use super::verdict::{approved, describe_result};
 use crate::events::EventKind;
 use crate::plan::{Gate, GateCtx, Node, NodeId, NodeRef, Resolution, RunSpec, StepIdx};
 
-/// Default most producer/reviewer rounds.
-pub(crate) const DEFAULT_ITERATIONS: u32 = 3;
 /// Restarts a supervisor grants a failed worker.
 pub(crate) const RESTARTS: u32 = 2;
 
@@ -50,18 +48,43 @@ pub(crate) fn producer_of(b: &Builder<'_>, i: usize) -> Option<usize> {
 }
 
 /// Makes every other step that depends on a reviewed producer also wait for its reviewer,
-/// so it gets the approved version.
-pub(super) fn link_reviews(b: &mut Builder<'_>) {
+/// so it gets the approved version, unless the reviewer already waits for that step (two
+/// reviewers of one producer; a reviewer whose producer also feeds another of its
+/// dependencies): such an edge would close a cycle, and the step keeps its own order.
+pub(super) fn link_reviews(b: &mut Builder<'_>, waits: &mut [Vec<StepIdx>]) {
     let pairs: Vec<(usize, usize)> = (0..b.wf.steps.len())
         .filter_map(|c| producer_of(b, c).map(|p| (c, p)))
         .collect();
     for (c, p) in pairs {
         for d in 0..b.step_deps.len() {
-            if d != c && b.step_deps[d].contains(&p) && !b.step_deps[d].contains(&c) {
+            if d != c
+                && b.step_deps[d].contains(&p)
+                && !b.step_deps[d].contains(&c)
+                && !reaches(waits, c, d)
+            {
                 b.step_deps[d].push(c);
+                waits[d].push(StepIdx(c));
             }
         }
     }
+}
+
+/// Whether step `from` waits, directly or not, for step `to` (`waits`: what each step
+/// waits for, barriers expanded).
+fn reaches(waits: &[Vec<StepIdx>], from: usize, to: usize) -> bool {
+    let mut seen = vec![false; waits.len()];
+    let mut stack = vec![from];
+    while let Some(s) = stack.pop() {
+        if s == to {
+            return true;
+        }
+        if let Some(ds) = waits.get(s)
+            && !std::mem::replace(&mut seen[s], true)
+        {
+            stack.extend(ds.iter().map(|d| d.get()));
+        }
+    }
+    false
 }
 
 pub(super) fn step_nodes(b: &mut Builder<'_>, i: usize, deps: Vec<NodeRef>) -> NodeId {
@@ -82,7 +105,7 @@ pub(crate) fn review_loop(b: &mut Builder<'_>, i: usize, p: usize, deps: Vec<Nod
     let producer = b.final_id(p);
     let review = b.add(Node::run_with(
         format!("{name}#1"),
-        StepIdx::new(i),
+        StepIdx(i),
         deps,
         RunSpec {
             inputs: vec![(
@@ -95,17 +118,14 @@ pub(crate) fn review_loop(b: &mut Builder<'_>, i: usize, p: usize, deps: Vec<Nod
         },
         false,
     ));
-    let max = b.wf.steps[i]
-        .max_iterations
-        .unwrap_or(DEFAULT_ITERATIONS)
-        .max(1);
+    let max = b.wf.steps[i].iteration_limit().max(1);
     b.add(Node::gate(
         name,
-        StepIdx::new(i),
+        StepIdx(i),
         vec![review.into()],
         Box::new(ReviewLoop {
-            producer_step: StepIdx::new(p),
-            reviewer_step: StepIdx::new(i),
+            producer_step: StepIdx(p),
+            reviewer_step: StepIdx(i),
             producer,
             review,
             iteration: 1,
@@ -244,7 +264,7 @@ fn verify(b: &mut Builder<'_>, i: usize, deps: Vec<NodeRef>) -> NodeId {
     let producer = b.soft_attempt(i, deps);
     let review = b.add(Node::run_with(
         format!("{name}:verify#1"),
-        StepIdx::new(i),
+        StepIdx(i),
         vec![producer.into()],
         RunSpec {
             agent: Some(verifier.clone()),
@@ -257,17 +277,14 @@ fn verify(b: &mut Builder<'_>, i: usize, deps: Vec<NodeRef>) -> NodeId {
         },
         false,
     ));
-    let max = b.wf.steps[i]
-        .max_iterations
-        .unwrap_or(DEFAULT_ITERATIONS)
-        .max(1);
+    let max = b.wf.steps[i].iteration_limit().max(1);
     b.add(Node::gate(
         name,
-        StepIdx::new(i),
+        StepIdx(i),
         vec![review.into()],
         Box::new(ReviewLoop {
-            producer_step: StepIdx::new(i),
-            reviewer_step: StepIdx::new(i),
+            producer_step: StepIdx(i),
+            reviewer_step: StepIdx(i),
             producer,
             review,
             iteration: 1,
@@ -292,7 +309,7 @@ fn supervise(b: &mut Builder<'_>, i: usize, deps: Vec<NodeRef>) -> NodeId {
             .collect();
         return b.add(Node::run_with(
             label,
-            StepIdx::new(i),
+            StepIdx(i),
             deps,
             RunSpec {
                 inputs,
@@ -305,10 +322,10 @@ fn supervise(b: &mut Builder<'_>, i: usize, deps: Vec<NodeRef>) -> NodeId {
     let first = b.soft_attempt(i, deps);
     b.add(Node::gate(
         name,
-        StepIdx::new(i),
+        StepIdx(i),
         vec![first.into()],
         Box::new(Restart {
-            step: StepIdx::new(i),
+            step: StepIdx(i),
             last: first,
             restarts: 0,
         }),

@@ -71,10 +71,10 @@ fn escalation(b: &mut Builder<'_>, i: usize, deps: Vec<NodeRef>) -> NodeId {
     let agent = b.wf.steps[i].agent.clone().unwrap_or_default();
     b.add(Node::gate(
         name,
-        StepIdx::new(i),
+        StepIdx(i),
         vec![first.into()],
         Box::new(Escalate {
-            step: StepIdx::new(i),
+            step: StepIdx(i),
             current: (agent, first),
             rest: chain,
         }),
@@ -164,7 +164,7 @@ fn breaker(b: &mut Builder<'_>, i: usize, deps: Vec<NodeRef>) -> NodeId {
     let primary = b.wf.steps[i].agent.clone().unwrap_or_default();
     let run = b.add(Node::run_with(
         format!("{name}#1"),
-        StepIdx::new(i),
+        StepIdx(i),
         deps,
         RunSpec {
             soft: true,
@@ -175,10 +175,10 @@ fn breaker(b: &mut Builder<'_>, i: usize, deps: Vec<NodeRef>) -> NodeId {
     ));
     b.add(Node::gate(
         name,
-        StepIdx::new(i),
+        StepIdx(i),
         vec![run.into()],
         Box::new(Breaker {
-            step: StepIdx::new(i),
+            step: StepIdx(i),
             primary,
             fallback,
             state: shared,
@@ -285,7 +285,7 @@ pub(super) fn saga_compensations(
 ) -> Vec<Node> {
     let mut nodes: Vec<Node> = Vec::new();
     for &s in completed_in_order.iter().rev() {
-        let Some(undo) = wf.steps.get(s.index()).and_then(|x| x.compensate.clone()) else {
+        let Some(undo) = wf.steps.get(s.get()).and_then(|x| x.compensate.clone()) else {
             continue;
         };
         let deps = match nodes.len() {
@@ -293,7 +293,7 @@ pub(super) fn saga_compensations(
             k => vec![NodeRef::New(k - 1)],
         };
         nodes.push(Node::run_with(
-            format!("{}:compensate", wf.steps[s.index()].name),
+            format!("{}:compensate", wf.steps[s.get()].name),
             s,
             deps,
             RunSpec {

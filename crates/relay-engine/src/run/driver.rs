@@ -56,7 +56,7 @@ pub(crate) async fn drive<L: Launcher>(
                         write_atomic(&dir.join("output.txt"), output.as_bytes()).await?;
                     }
                     Effect::NodeStarted { agent, .. } => {
-                        shared.relay.step_started(agent.as_deref()).await;
+                        shared.messaging.step_started(agent.as_deref()).await;
                     }
                     Effect::Launch(launch) => {
                         let node = (launch.job.node, launch.attempt);
@@ -74,7 +74,7 @@ pub(crate) async fn drive<L: Launcher>(
                         failure,
                     } => {
                         shared
-                            .relay
+                            .messaging
                             .step_finished(&label, agent.as_deref(), failure.as_deref())
                             .await;
                     }
@@ -84,6 +84,7 @@ pub(crate) async fn drive<L: Launcher>(
                         }
                         log.flush().await?;
                         log.write_snapshot().await?;
+                        log.write_trajectory_summary().await?;
                         log.store.write_json("result.json", &summary).await?;
                         return Ok(summary);
                     }

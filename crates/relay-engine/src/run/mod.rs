@@ -14,6 +14,7 @@
 
 mod driver;
 pub mod log;
+pub mod preflight;
 pub mod state;
 
 use std::collections::BTreeMap;
@@ -25,6 +26,7 @@ use relay_broker::Launcher;
 use relay_broker::cli_table::profile;
 use relay_broker::process::which;
 use relay_broker::session::NudgePolicy;
+use relay_broker::watchdog::{COORDINATOR_ENV, RUN_ID_ENV, Watchdog};
 use relay_spec::validate::{missing_vars, select_workflow};
 use relay_spec::{Loaded, Report, StepType};
 use serde::Serialize;
@@ -137,6 +139,9 @@ pub enum EngineError {
     /// Another coordinator drives the run.
     #[error(transparent)]
     Lock(#[from] LockError),
+    /// A `paths` entry or a preflight check says the run cannot start.
+    #[error(transparent)]
+    Preflight(#[from] preflight::PreflightError),
 }
 
 /// A new run id: sortable time stamp plus a random suffix.
@@ -173,20 +178,48 @@ pub async fn run<L: Launcher>(
     if !req.rehearse {
         check_clis_installed(file, wf)?;
     }
+    let paths = preflight::resolve_paths(file, &req.workdir)?;
+    // A resumed run passed its checks when it started.
+    let resuming = req.resume.as_ref().is_some_and(|r| r.same_run);
+    if !resuming {
+        preflight::run_checks(
+            launcher.as_ref(),
+            wf,
+            &req.workdir,
+            req.settings.kill_grace,
+            &req.cancel,
+        )
+        .await?;
+    }
     let (plan, hooks) = crate::patterns::build(file, wf);
     let presets = presets(&req);
     let (mut log, lock) = open_run(&req, wf, &plan, &presets).await?;
+    if file.trajectories_enabled() {
+        log.keep_trajectory(crate::trajectory::pattern_chosen(
+            crate::clock::now_rfc3339(),
+            plan.pattern.pattern.as_str(),
+            &plan.pattern.reason,
+        ));
+    }
     for w in crate::capabilities::not_yet_effective(file) {
         log.record(EventKind::Warning { message: w.message })
             .await?;
     }
     let run_id = log.snapshot.run_id.clone().unwrap_or_default();
+    // From here on agents may run: if this process dies, they die with it.
+    let watchdog = match Watchdog::start(&req.self_bin, &run_id, req.settings.kill_grace) {
+        Ok(w) => Some(w),
+        Err(e) => {
+            tracing::warn!("no watchdog for run {run_id}: {e}");
+            None
+        }
+    };
     let done = presets
         .iter()
         .filter(|(_, p)| p.status == StepStatus::Completed)
         .map(|(l, _)| l.clone())
         .collect();
-    let relay = RunMessaging::start(
+    let messaging = RunMessaging::start(
         log.store.dir(),
         &run_id,
         file,
@@ -197,7 +230,7 @@ pub async fn run<L: Launcher>(
     )
     .await?;
     let (ev_tx, ev_rx) = tokio::sync::mpsc::unbounded_channel::<EventKind>();
-    relay.attach(&ev_tx);
+    messaging.attach(&ev_tx);
     let swarm = file.swarm.clone().unwrap_or_default();
     let shared = Arc::new(Shared {
         launcher,
@@ -207,14 +240,12 @@ pub async fn run<L: Launcher>(
         rehearse: req.rehearse,
         settings: req.settings.clone(),
         nudge: swarm.idle_nudge.as_ref().map(|n| NudgePolicy {
-            nudge_after: std::time::Duration::from_millis(n.nudge_after_ms.unwrap_or(120_000)),
-            escalate_after: std::time::Duration::from_millis(
-                n.escalate_after_ms.unwrap_or(120_000),
-            ),
-            max_nudges: n.max_nudges.unwrap_or(1),
+            nudge_after: n.nudge_after(),
+            escalate_after: n.escalate_after(),
+            max_nudges: n.max_nudges(),
         }),
         events: ev_tx,
-        relay: relay.clone(),
+        messaging: messaging.clone(),
     });
     let state = RunState::new(
         RunSetup {
@@ -222,8 +253,9 @@ pub async fn run<L: Launcher>(
             wf,
             vars: &req.vars,
             workdir: req.workdir.clone(),
+            paths,
             run_dir: log.store.dir().to_path_buf(),
-            run_id,
+            run_id: run_id.clone(),
             presets,
         },
         plan,
@@ -240,7 +272,17 @@ pub async fn run<L: Launcher>(
     });
     let summary = driver::drive(shared, state, &mut log, &req.cancel, why, ev_rx).await;
     // Whatever is still queued fails now, with the run's end as the reason.
-    relay.shutdown().await;
+    messaging.shutdown().await;
+    // Processes that left their agent's group (`setsid`) still carry the run's id.
+    let me = std::process::id().to_string();
+    relay_broker::procscan::end_groups_with_envs(
+        &[(RUN_ID_ENV, &run_id), (COORDINATOR_ENV, &me)],
+        req.settings.kill_grace,
+    )
+    .await;
+    if let Some(w) = watchdog {
+        w.disarm();
+    }
     drop(lock);
     Ok(summary?)
 }
@@ -324,12 +366,8 @@ async fn open_run(
         let lock = RunLock::acquire(store.dir(), &r.run_id)?;
         let snapshot = Snapshot::load(store.dir()).unwrap_or_default();
         // Whatever the stopped coordinator left running is ended before anything reruns.
-        relay_broker::procscan::end_groups_with_env(
-            "AGENT_RELAY_RUN_ID",
-            &r.run_id,
-            req.settings.kill_grace,
-        )
-        .await;
+        relay_broker::procscan::end_groups_with_env(RUN_ID_ENV, &r.run_id, req.settings.kill_grace)
+            .await;
         let mut log = EventLog::new(store, snapshot, req.observer.clone());
         log.record(EventKind::RunResumed {
             completed: kept,

@@ -13,7 +13,7 @@ use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use relay_spec::{OnError, RelayFile, WorkflowDef};
+use relay_spec::{RelayFile, WorkflowDef};
 
 use crate::events::EventKind;
 use crate::job::{self, JobCtx, Launch, NodeToRun, Previous, StepJob};
@@ -110,6 +110,9 @@ pub enum Stop {
     TimedOut(u64),
     /// The machine failed a node; nothing else can be trusted to run.
     Broken(String),
+    /// A step used up its retries and repairs, and a person decides what next
+    /// (`onExhaustion: needs-human`).
+    NeedsHuman(String),
 }
 
 /// Everything the state needs to know about the run at its start.
@@ -122,6 +125,8 @@ pub struct RunSetup<'a> {
     pub vars: &'a BTreeMap<String, String>,
     /// The run's working directory.
     pub workdir: PathBuf,
+    /// The directories of `paths`, resolved.
+    pub paths: BTreeMap<String, PathBuf>,
     /// The run directory.
     pub run_dir: PathBuf,
     /// The run id.
@@ -137,6 +142,12 @@ enum Attempts {
     Idle,
     /// Attempt `n` runs.
     Running { job: Arc<StepJob>, n: u32 },
+    /// Attempt `n` failed and a repair runs before attempt `n + 1`.
+    Repairing {
+        job: Arc<StepJob>,
+        n: u32,
+        previous: Previous,
+    },
     /// Attempt `n` failed; attempt `n + 1` starts when its time comes (`retrying`).
     Retrying {
         job: Arc<StepJob>,
@@ -165,6 +176,8 @@ struct NodeRecord {
     started_at: Option<Instant>,
     /// The agent it ran on.
     agent: Option<String>,
+    /// Repairs it had.
+    repairs: u32,
     result: Option<NodeResult>,
     skip_reason: Option<String>,
 }
@@ -202,6 +215,7 @@ pub struct RunState<'a> {
     wf: &'a WorkflowDef,
     vars: &'a BTreeMap<String, String>,
     workdir: PathBuf,
+    paths: BTreeMap<String, PathBuf>,
     run_dir: PathBuf,
     run_id: String,
     nodes: Nodes,
@@ -221,6 +235,12 @@ pub struct RunState<'a> {
     barriers: Vec<(NodeId, Instant, u64)>,
     /// Nodes waiting to retry, and when.
     retrying: BTreeMap<NodeId, Instant>,
+    /// Worktrees made by worktree steps.
+    worktrees: Vec<String>,
+    /// Repairs a failing step may have before its next attempt.
+    repair_budget: u32,
+    /// Whether a step that used up everything stops the run for a person.
+    needs_human_on_exhaustion: bool,
     finished: bool,
 }
 
@@ -229,15 +249,8 @@ impl<'a> RunState<'a> {
     pub fn new(setup: RunSetup<'a>, plan: Plan, hooks: PatternHooks, now: Instant) -> Self {
         let file = setup.file;
         let swarm = file.swarm.clone().unwrap_or_default();
-        let policy = setup
-            .wf
-            .on_error
-            .or(file.error_handling.as_ref().and_then(|e| e.strategy))
-            .unwrap_or(OnError::Fail);
-        let limit = match (
-            swarm.max_concurrency.map(|m| m as usize),
-            hooks.concurrency_cap(),
-        ) {
+        let policy = file.on_error_for(setup.wf);
+        let limit = match (swarm.concurrency_limit(), hooks.concurrency_cap()) {
             (l, None) => l,
             (Some(l), Some(p)) => Some(l.min(p)),
             (None, Some(p)) => Some(p),
@@ -252,6 +265,7 @@ impl<'a> RunState<'a> {
             wf: setup.wf,
             vars: setup.vars,
             workdir: setup.workdir,
+            paths: setup.paths,
             run_dir: setup.run_dir,
             run_id: setup.run_id,
             nodes: Nodes(Vec::with_capacity(plan.nodes.len())),
@@ -264,9 +278,17 @@ impl<'a> RunState<'a> {
             stop: None,
             first_failure: None,
             started: now,
-            run_deadline: swarm.timeout_ms.map(|ms| (deadline(now, ms), ms)),
+            run_deadline: swarm
+                .timeout()
+                .map(|t| (deadline(now, t.as_millis() as u64), t.as_millis() as u64)),
             barriers,
             retrying: BTreeMap::new(),
+            worktrees: Vec::new(),
+            repair_budget: job::repair_budget(file, setup.wf),
+            needs_human_on_exhaustion: file
+                .error_handling
+                .as_ref()
+                .is_some_and(|e| e.on_exhaustion() == relay_spec::OnExhaustion::NeedsHuman),
             finished: false,
         };
         for (s, id) in plan.final_node.iter().enumerate() {
@@ -368,6 +390,7 @@ impl<'a> RunState<'a> {
                 publishes: node.publishes,
                 started_at: None,
                 agent: None,
+                repairs: 0,
                 result: None,
                 skip_reason: None,
             });
@@ -412,7 +435,7 @@ impl<'a> RunState<'a> {
             agent: None,
         });
         let step = rec.step;
-        if let Some(s) = self.steps.get_mut(step.index()) {
+        if let Some(s) = self.steps.get_mut(step.get()) {
             s.attempts += attempts;
         }
         if outcome.is_completed() {
@@ -463,11 +486,7 @@ impl<'a> RunState<'a> {
                 let spec = spec.clone();
                 let label = rec.label.clone();
                 let step = rec.step;
-                let step_agent = self
-                    .wf
-                    .steps
-                    .get(step.index())
-                    .and_then(|s| s.agent.clone());
+                let step_agent = self.wf.steps.get(step.get()).and_then(|s| s.agent.clone());
                 let pick = self
                     .hooks
                     .pick_agent(&label, &spec, step_agent.as_deref(), |a| self.busy(a));
@@ -479,6 +498,7 @@ impl<'a> RunState<'a> {
                     wf: self.wf,
                     vars: self.vars,
                     workdir: &self.workdir,
+                    paths: &self.paths,
                     run_dir: &self.run_dir,
                 };
                 let resolved = job::resolve(
@@ -575,11 +595,18 @@ impl<'a> RunState<'a> {
                 attempts: Attempts::Running { job, n },
                 ..
             } if *n == attempt => (job.clone(), *n),
+            Kind::Run {
+                attempts: Attempts::Repairing { job, n, previous },
+                ..
+            } if *n == attempt => {
+                let (job, n, previous) = (job.clone(), *n, previous.clone());
+                return self.repair_done(id, job, n, previous, outcome, now, out);
+            }
             // Not the attempt in flight (a late report): nothing to do.
             _ => return,
         };
         let step = rec.step;
-        if let Some(s) = self.steps.get_mut(step.index()) {
+        if let Some(s) = self.steps.get_mut(step.get()) {
             s.attempts += 1;
         }
         let may_retry = outcome.retryable() && n < job.max_attempts && self.stop.is_none();
@@ -595,7 +622,7 @@ impl<'a> RunState<'a> {
         {
             let label = self.nodes.0[id.index()].label.clone();
             out.push(Effect::Record(EventKind::StepRetrying {
-                step: label,
+                step: label.clone(),
                 attempt: n,
                 reason: reason.clone(),
                 delay_ms: job.retry_delay.as_millis() as u64,
@@ -605,16 +632,137 @@ impl<'a> RunState<'a> {
                 exit_code: *exit_code,
                 output: output.clone(),
             };
-            if job.retry_delay.is_zero() {
-                self.launch(id, job, n + 1, Some(&previous), out);
-            } else if let Kind::Run { attempts, .. } = &mut self.nodes.0[id.index()].kind {
-                let at = now.checked_add(job.retry_delay).unwrap_or(now);
-                *attempts = Attempts::Retrying { job, n, previous };
-                self.retrying.insert(id, at);
+            if self.start_repair(id, &job, n, &previous, out) {
+                return;
             }
+            self.retry(id, job, n, previous, now, out);
             return;
         }
+        if let (job::Work::Worktree { .. }, StepOutcome::Completed { output, .. }) =
+            (&job.work, &outcome)
+        {
+            self.worktrees.push(output.trim().to_string());
+        }
         self.node_done(id, outcome, n, now, out);
+    }
+
+    /// Starts attempt `n + 1` of node `id`, after the retry delay.
+    fn retry(
+        &mut self,
+        id: NodeId,
+        job: Arc<StepJob>,
+        n: u32,
+        previous: Previous,
+        now: Instant,
+        out: &mut Vec<Effect>,
+    ) {
+        if job.retry_delay.is_zero() {
+            self.launch(id, job, n + 1, Some(&previous), out);
+        } else if let Kind::Run { attempts, .. } = &mut self.nodes.0[id.index()].kind {
+            let at = now.checked_add(job.retry_delay).unwrap_or(now);
+            *attempts = Attempts::Retrying { job, n, previous };
+            self.retrying.insert(id, at);
+        }
+    }
+
+    /// Launches a repair of node `id` before its next attempt, when it may have one and
+    /// an agent can do it; whether it did.
+    fn start_repair(
+        &mut self,
+        id: NodeId,
+        job: &Arc<StepJob>,
+        n: u32,
+        previous: &Previous,
+        out: &mut Vec<Effect>,
+    ) -> bool {
+        let rec = &self.nodes.0[id.index()];
+        if rec.repairs >= self.repair_budget || matches!(job.work, job::Work::Repair { .. }) {
+            return false;
+        }
+        let upstream = upstream_agent(self.wf, job.step);
+        let ctx = JobCtx {
+            file: self.file,
+            wf: self.wf,
+            vars: self.vars,
+            workdir: &self.workdir,
+            paths: &self.paths,
+            run_dir: &self.run_dir,
+        };
+        let Some(repair) =
+            job::repair_job(&ctx, job, previous, upstream.as_deref(), rec.repairs + 1)
+        else {
+            return false;
+        };
+        let rec = &mut self.nodes.0[id.index()];
+        rec.repairs += 1;
+        out.push(Effect::Record(EventKind::Pattern {
+            step: rec.label.clone(),
+            action: "repairing".into(),
+            detail: format!(
+                "{} repairs it (repair {} of {}) after: {}",
+                repair.agent().map(|a| a.name.as_str()).unwrap_or("?"),
+                rec.repairs,
+                self.repair_budget,
+                previous.reason
+            ),
+        }));
+        if let Kind::Run { attempts, .. } = &mut rec.kind {
+            *attempts = Attempts::Repairing {
+                job: job.clone(),
+                n,
+                previous: previous.clone(),
+            };
+        }
+        let text = repair.text.clone();
+        out.push(Effect::Launch(Launch {
+            job: Arc::new(repair),
+            attempt: n,
+            text,
+        }));
+        true
+    }
+
+    /// The repair before attempt `n + 1` of node `id` ended.
+    #[allow(clippy::too_many_arguments)]
+    fn repair_done(
+        &mut self,
+        id: NodeId,
+        job: Arc<StepJob>,
+        n: u32,
+        previous: Previous,
+        outcome: StepOutcome,
+        now: Instant,
+        out: &mut Vec<Effect>,
+    ) {
+        let label = self.nodes.0[id.index()].label.clone();
+        match outcome {
+            StepOutcome::Completed { output, .. } if self.stop.is_none() => {
+                out.push(Effect::Record(EventKind::Pattern {
+                    step: label,
+                    action: "repaired".into(),
+                    detail: output,
+                }));
+                self.retry(id, job, n, previous, now, out);
+            }
+            StepOutcome::Cancelled { .. } | StepOutcome::Completed { .. } => {
+                let output = previous.output;
+                self.node_done(id, StepOutcome::Cancelled { output }, n, now, out);
+            }
+            StepOutcome::Failed { reason, .. } | StepOutcome::Broken { why: reason } => {
+                out.push(Effect::Record(EventKind::Pattern {
+                    step: label,
+                    action: "repair-failed".into(),
+                    detail: reason.clone(),
+                }));
+                let failed = StepOutcome::Failed {
+                    output: previous.output,
+                    reason: format!("{} (and {reason})", previous.reason),
+                    exit_code: previous.exit_code,
+                    retryable: false,
+                };
+                self.node_done(id, failed, n, now, out);
+            }
+        }
     }
 
     fn tick(&mut self, now: Instant, out: &mut Vec<Effect>) {
@@ -776,7 +924,7 @@ impl<'a> RunState<'a> {
         let soft = rec.soft();
         let step = rec.step;
         if !outcome.is_completed()
-            && let Some(s) = self.steps.get_mut(step.index())
+            && let Some(s) = self.steps.get_mut(step.get())
         {
             s.last_output = Some(outcome.output().to_string());
         }
@@ -842,10 +990,18 @@ impl<'a> RunState<'a> {
             }
             // Judged by a gate downstream: for the schedule, it is done.
             StepOutcome::Failed { .. } if soft => self.sched.complete(id),
-            StepOutcome::Failed { .. } => {
-                self.first_failure.get_or_insert(label);
+            StepOutcome::Failed { reason, .. } => {
+                self.first_failure.get_or_insert(label.clone());
                 let skipped = self.sched.fail(id);
                 self.record_skips(&skipped, out);
+                if self.needs_human_on_exhaustion && self.stop.is_none() && is_run {
+                    // Nothing new starts; what runs finishes; a person decides.
+                    self.stop = Some(Stop::NeedsHuman(format!(
+                        "step `{label}` used up its retries and repairs: {reason}"
+                    )));
+                    let skipped = self.sched.halt();
+                    self.record_skips(&skipped, out);
+                }
             }
             StepOutcome::Cancelled { .. } => {
                 let skipped = self.sched.fail(id);
@@ -868,11 +1024,11 @@ impl<'a> RunState<'a> {
     fn publish(&mut self, id: NodeId, output: &str) {
         let rec = &self.nodes.0[id.index()];
         let step = rec.step;
-        let Some(progress) = self.steps.get_mut(step.index()) else {
+        let Some(progress) = self.steps.get_mut(step.get()) else {
             return;
         };
         if rec.publishes {
-            if let Some(s) = self.wf.steps.get(step.index()) {
+            if let Some(s) = self.wf.steps.get(step.get()) {
                 self.outputs
                     .insert(s.name.clone(), output.trim_end().to_string());
             }
@@ -931,6 +1087,7 @@ impl<'a> RunState<'a> {
         };
         let (status, reason) = match &self.stop {
             Some(Stop::Cancelled(why)) => (RunStatus::Cancelled, Some(why.clone())),
+            Some(Stop::NeedsHuman(why)) => (RunStatus::NeedsHuman, Some(why.clone())),
             Some(stop) => (RunStatus::Failed, Some(stop_reason(stop))),
             None if failed.is_empty() && self.first_failure.is_none() => {
                 (RunStatus::Completed, None)
@@ -961,6 +1118,10 @@ impl<'a> RunState<'a> {
                 reason: reason.clone().unwrap_or_default(),
                 duration_ms,
             },
+            RunStatus::NeedsHuman => EventKind::RunNeedsHuman {
+                reason: reason.clone().unwrap_or_default(),
+                duration_ms,
+            },
         };
         out.push(Effect::Record(end));
         out.push(Effect::Finish(RunSummary {
@@ -971,6 +1132,7 @@ impl<'a> RunState<'a> {
             reason,
             duration_ms,
             runtime_error: broken,
+            worktrees: self.worktrees.clone(),
             run_dir: self.run_dir.clone(),
         }));
     }
@@ -1028,9 +1190,36 @@ fn deadline(now: Instant, ms: u64) -> Instant {
         .unwrap_or_else(|| now + Duration::from_secs(100 * 365 * 24 * 3600))
 }
 
+/// The nearest agent upstream of `step` (breadth first over `dependsOn`), for repairing
+/// a step that has none of its own.
+fn upstream_agent(wf: &WorkflowDef, step: StepIdx) -> Option<String> {
+    let mut queue: std::collections::VecDeque<usize> = [step.get()].into();
+    let mut seen = vec![false; wf.steps.len()];
+    while let Some(i) = queue.pop_front() {
+        let s = wf.steps.get(i)?;
+        if i != step.get()
+            && let Some(a) = &s.agent
+        {
+            return Some(a.clone());
+        }
+        for d in &s.depends_on {
+            if let Some(j) = wf.steps.iter().position(|x| &x.name == d)
+                && !std::mem::replace(&mut seen[j], true)
+            {
+                queue.push_back(j);
+            }
+        }
+    }
+    None
+}
+
 fn stop_reason(stop: &Stop) -> String {
     match stop {
-        Stop::Cancelled(why) | Stop::Broken(why) => why.clone(),
+        Stop::Cancelled(why) | Stop::Broken(why) | Stop::NeedsHuman(why) => why.clone(),
         Stop::TimedOut(ms) => format!("run timed out after {ms} ms"),
     }
 }
+
+#[cfg(test)]
+#[path = "state_tests.rs"]
+mod tests;

@@ -1,0 +1,121 @@
+//! Executing a run on this machine: the working directory, the async runtime, the
+//! launcher, signals (Ctrl+C, TERM and HUP cancel), the progress view and the summary,
+//! and the exit code the outcome means.
+
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+use std::sync::Arc;
+
+use relay_broker::AnyLauncher;
+use relay_engine::{Checked, RunRequest, Settings};
+use tokio_util::sync::CancellationToken;
+
+use crate::error::{CliError, CliResult, Exit};
+use crate::progress;
+
+/// How the outcome of a run is shown.
+#[derive(Debug, Clone, Copy)]
+pub struct Output {
+    /// One JSON summary on stdout.
+    pub json: bool,
+    /// Only the final summary on stderr.
+    pub quiet: bool,
+}
+
+/// The working directory runs are kept under.
+pub fn workdir() -> CliResult<PathBuf> {
+    std::env::current_dir()
+        .map_err(|e| CliError::runtime(format!("cannot determine the working directory: {e}")))
+}
+
+/// A run to execute.
+pub struct Job {
+    /// The workflow file, validated, and which workflow.
+    pub checked: Checked,
+    /// Variables.
+    pub vars: BTreeMap<String, String>,
+    /// Rehearsal agents.
+    pub rehearse: bool,
+    /// What it takes over from an earlier run.
+    pub resume: Option<relay_engine::ResumeFrom>,
+    /// Where runs are kept.
+    pub workdir: PathBuf,
+}
+
+/// The single-threaded async runtime the commands run on (agents' terminals are read by
+/// threads of their own, so one thread is enough for the coordinator).
+pub fn runtime() -> CliResult<tokio::runtime::Runtime> {
+    tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .map_err(|e| CliError::runtime(format!("cannot start the async runtime: {e}")))
+}
+
+/// The launcher agents run through: `AGENT_RELAY_LAUNCHER` picks another than the local
+/// one (`roundtrip`: every value through JSON, as a launcher on another machine sees it).
+fn launcher() -> CliResult<AnyLauncher> {
+    let name = std::env::var("AGENT_RELAY_LAUNCHER").unwrap_or_default();
+    AnyLauncher::named(&name).ok_or_else(|| {
+        CliError::invalid(format!(
+            "AGENT_RELAY_LAUNCHER=`{name}` names no launcher (local, roundtrip)"
+        ))
+    })
+}
+
+/// Runs `job` on the local machine and turns the outcome into output and an exit code.
+pub fn execute(job: Job, out: Output) -> CliResult {
+    let rt = runtime()?;
+    let launcher = Arc::new(launcher()?);
+    rt.block_on(async move {
+        let cancel = CancellationToken::new();
+        spawn_signal_handlers(cancel.clone());
+        let (tx, rx) = tokio::sync::mpsc::unbounded_channel();
+        let view = progress::spawn(rx, progress::Mode::pick(out.quiet));
+        let req = RunRequest {
+            checked: job.checked,
+            vars: job.vars,
+            workdir: job.workdir,
+            self_bin: crate::self_bin(),
+            rehearse: job.rehearse,
+            settings: Settings::from_env(),
+            observer: Some(tx),
+            cancel,
+            resume: job.resume,
+        };
+        let result = relay_engine::run(launcher, req).await;
+        let _ = view.await;
+        let summary = result?;
+        progress::print_summary(&summary);
+        if out.json {
+            match serde_json::to_string(&summary) {
+                Ok(s) => println!("{s}"),
+                Err(e) => eprintln!("error: cannot encode the summary: {e}"),
+            }
+        }
+        Ok(Exit::of_run(&summary))
+    })
+}
+
+/// Ctrl+C, TERM and HUP cancel the run; the engine ends every agent group before exiting.
+/// A file-size limit (the nearest thing to a full disk) must fail writes with an error the
+/// engine reports, not kill the coordinator, so SIGXFSZ gets a handler too.
+fn spawn_signal_handlers(cancel: CancellationToken) {
+    use tokio::signal::unix::{SignalKind, signal};
+    if let Ok(mut xfsz) = signal(SignalKind::from_raw(libc::SIGXFSZ)) {
+        tokio::spawn(async move { while xfsz.recv().await.is_some() {} });
+    }
+    for kind in [
+        SignalKind::interrupt(),
+        SignalKind::terminate(),
+        SignalKind::hangup(),
+    ] {
+        let cancel = cancel.clone();
+        if let Ok(mut s) = signal(kind) {
+            tokio::spawn(async move {
+                if s.recv().await.is_some() {
+                    cancel.cancel();
+                }
+            });
+        }
+    }
+}

@@ -1,0 +1,443 @@
+//! Where names and references stand in a workflow file, read by a second, lenient pass
+//! over the source so validation messages can point at the offending text. Every field
+//! is optional: a missing position only costs a location in a message.
+
+use serde::de::IgnoredAny;
+use serde_saphyr::Spanned;
+
+use crate::diagnostic::Pos;
+
+/// Positions of names and references in the source.
+#[derive(Debug, Clone, Default, serde::Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct SourceMap {
+    #[serde(default)]
+    agents: Vec<AgentAt>,
+    #[serde(default)]
+    workflows: Vec<WorkflowAt>,
+    swarm: Option<SwarmAt>,
+    coordination: Option<CoordinationAt>,
+    #[serde(default)]
+    paths: Vec<PathAt>,
+    error_handling: Option<ErrorHandlingAt>,
+    integrations: Option<IntegrationsAt>,
+}
+
+#[derive(Debug, Clone, serde::Deserialize)]
+struct PathAt {
+    name: At,
+}
+
+#[derive(Debug, Clone, serde::Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct ErrorHandlingAt {
+    repair_agent: At,
+    #[serde(default)]
+    protect: Vec<Spanned<IgnoredAny>>,
+}
+
+#[derive(Debug, Clone, serde::Deserialize)]
+struct IntegrationsAt {
+    #[serde(default)]
+    subscriptions: Vec<NamedAt>,
+}
+
+#[derive(Debug, Clone, serde::Deserialize)]
+struct NamedAt {
+    name: At,
+}
+
+type At = Option<Spanned<IgnoredAny>>;
+
+#[derive(Debug, Clone, serde::Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct AgentAt {
+    name: At,
+    reports_to: At,
+    workdir: At,
+    cwd: At,
+    permissions: Option<Spanned<PermissionsAt>>,
+    #[serde(default)]
+    subscriptions: Vec<Spanned<IgnoredAny>>,
+}
+
+/// `permissions` is a name or a mapping; a mapping's `profile` has its own position.
+#[derive(Debug, Clone, Default)]
+struct PermissionsAt {
+    profile: Option<Pos>,
+}
+
+impl<'de> serde::Deserialize<'de> for PermissionsAt {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct V;
+        impl<'de> serde::de::Visitor<'de> for V {
+            type Value = PermissionsAt;
+            fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                f.write_str("a name or a mapping")
+            }
+            fn visit_str<E>(self, _: &str) -> Result<PermissionsAt, E> {
+                Ok(PermissionsAt::default())
+            }
+            fn visit_bool<E>(self, _: bool) -> Result<PermissionsAt, E> {
+                Ok(PermissionsAt::default())
+            }
+            fn visit_i64<E>(self, _: i64) -> Result<PermissionsAt, E> {
+                Ok(PermissionsAt::default())
+            }
+            fn visit_u64<E>(self, _: u64) -> Result<PermissionsAt, E> {
+                Ok(PermissionsAt::default())
+            }
+            fn visit_f64<E>(self, _: f64) -> Result<PermissionsAt, E> {
+                Ok(PermissionsAt::default())
+            }
+            fn visit_unit<E>(self) -> Result<PermissionsAt, E> {
+                Ok(PermissionsAt::default())
+            }
+            fn visit_seq<A: serde::de::SeqAccess<'de>>(
+                self,
+                mut seq: A,
+            ) -> Result<PermissionsAt, A::Error> {
+                while seq.next_element::<IgnoredAny>()?.is_some() {}
+                Ok(PermissionsAt::default())
+            }
+            fn visit_map<A: serde::de::MapAccess<'de>>(
+                self,
+                mut map: A,
+            ) -> Result<PermissionsAt, A::Error> {
+                let mut out = PermissionsAt::default();
+                while let Some(key) = map.next_key::<String>()? {
+                    if key == "profile" {
+                        let v: Spanned<IgnoredAny> = map.next_value()?;
+                        out.profile = Pos::from_location(&v.referenced);
+                    } else {
+                        map.next_value::<IgnoredAny>()?;
+                    }
+                }
+                Ok(out)
+            }
+        }
+        d.deserialize_any(V)
+    }
+}
+
+#[derive(Debug, Clone, serde::Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct SwarmAt {
+    max_concurrency: At,
+}
+
+#[derive(Debug, Clone, serde::Deserialize)]
+struct CoordinationAt {
+    #[serde(default)]
+    barriers: Vec<BarrierAt>,
+}
+
+#[derive(Debug, Clone, serde::Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct BarrierAt {
+    name: At,
+    #[serde(default)]
+    wait_for: Vec<Spanned<IgnoredAny>>,
+}
+
+#[derive(Debug, Clone, serde::Deserialize)]
+struct WorkflowAt {
+    name: At,
+    #[serde(default)]
+    steps: Vec<StepAt>,
+    #[serde(default)]
+    preflight: Vec<PreflightAt>,
+}
+
+#[derive(Debug, Clone, serde::Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct PreflightAt {
+    command: At,
+    fail_if: At,
+    success_if: At,
+}
+
+#[derive(Debug, Clone, serde::Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct StepAt {
+    name: At,
+    agent: At,
+    task: At,
+    command: At,
+    cwd: At,
+    items: At,
+    compensate: At,
+    workdir: At,
+    #[serde(rename = "use")]
+    use_: At,
+    wait_for: At,
+    branch: At,
+    integration: At,
+    action: At,
+    params: At,
+    #[serde(default)]
+    depends_on: Vec<Spanned<IgnoredAny>>,
+    #[serde(default)]
+    participants: Vec<Spanned<IgnoredAny>>,
+    #[serde(default)]
+    escalate_to: Vec<Spanned<IgnoredAny>>,
+    verification: Option<VerificationAt>,
+}
+
+#[derive(Debug, Clone, serde::Deserialize)]
+struct VerificationAt {
+    #[serde(rename = "type")]
+    kind: At,
+    value: At,
+}
+
+/// Which part of a step a position is asked for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum StepField {
+    /// The step's `name`.
+    Name,
+    /// The step's `agent`.
+    Agent,
+    /// The step's `task`.
+    Task,
+    /// The step's `command`.
+    Command,
+    /// The step's `cwd`.
+    Cwd,
+    /// The step's `items`.
+    Items,
+    /// The step's `compensate`.
+    Compensate,
+    /// The n-th entry of `dependsOn`.
+    DependsOn(usize),
+    /// The n-th entry of `participants`.
+    Participant(usize),
+    /// The n-th entry of `escalateTo`.
+    EscalateTo(usize),
+    /// The verification's `type`.
+    VerificationType,
+    /// The verification's `value`.
+    VerificationValue,
+    /// The step's `workdir`.
+    Workdir,
+    /// The step's `use`.
+    Use,
+    /// The step's `waitFor`.
+    WaitFor,
+    /// The step's `branch`.
+    Branch,
+    /// The step's `integration`.
+    Integration,
+    /// The step's `action`.
+    Action,
+    /// The step's `params`.
+    Params,
+}
+
+/// Which part of an agent a position is asked for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum AgentField {
+    /// The agent's `name`.
+    Name,
+    /// Its `reportsTo`.
+    ReportsTo,
+    /// Its `workdir`.
+    Workdir,
+    /// Its `cwd`.
+    Cwd,
+    /// Its `permissions`.
+    Permissions,
+    /// The `profile` inside its `permissions`.
+    PermissionsProfile,
+    /// The n-th entry of its `subscriptions`.
+    Subscription(usize),
+}
+
+/// Which part of a preflight check a position is asked for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum PreflightField {
+    /// Its `command`.
+    Command,
+    /// Its `failIf`.
+    FailIf,
+    /// Its `successIf`.
+    SuccessIf,
+}
+
+fn at(s: &At) -> Option<Pos> {
+    s.as_ref().and_then(|s| Pos::from_location(&s.referenced))
+}
+
+fn nth(v: &[Spanned<IgnoredAny>], i: usize) -> Option<Pos> {
+    v.get(i).and_then(|d| Pos::from_location(&d.referenced))
+}
+
+impl SourceMap {
+    /// Where agent number `i` is named.
+    pub fn agent(&self, i: usize) -> Option<Pos> {
+        self.agents.get(i).and_then(|a| at(&a.name))
+    }
+
+    /// Where agent number `i` names the agent it reports to (else where it is named).
+    pub fn agent_reports_to(&self, i: usize) -> Option<Pos> {
+        self.agent_field(i, AgentField::ReportsTo)
+    }
+
+    /// Where `field` of agent number `i` stands; where the agent is named when the field
+    /// itself cannot be found.
+    pub fn agent_field(&self, i: usize, field: AgentField) -> Option<Pos> {
+        let a = self.agents.get(i)?;
+        let perms = a.permissions.as_ref();
+        let exact = match field {
+            AgentField::Name => None,
+            AgentField::ReportsTo => at(&a.reports_to),
+            AgentField::Workdir => at(&a.workdir),
+            AgentField::Cwd => at(&a.cwd),
+            AgentField::Permissions => perms.and_then(|p| Pos::from_location(&p.referenced)),
+            AgentField::PermissionsProfile => perms.and_then(|p| {
+                p.value
+                    .profile
+                    .or_else(|| Pos::from_location(&p.referenced))
+            }),
+            AgentField::Subscription(k) => nth(&a.subscriptions, k),
+        };
+        exact.or(at(&a.name))
+    }
+
+    /// Where entry `p` of `paths` is named.
+    pub fn path(&self, p: usize) -> Option<Pos> {
+        self.paths.get(p).and_then(|x| at(&x.name))
+    }
+
+    /// Where `errorHandling.repairAgent` is set.
+    pub fn repair_agent(&self) -> Option<Pos> {
+        self.error_handling
+            .as_ref()
+            .and_then(|e| at(&e.repair_agent))
+    }
+
+    /// Where entry `k` of `errorHandling.protect` stands.
+    pub fn protect(&self, k: usize) -> Option<Pos> {
+        self.error_handling
+            .as_ref()
+            .and_then(|e| nth(&e.protect, k))
+    }
+
+    /// Where subscription `k` of `integrations.subscriptions` is named.
+    pub fn subscription(&self, k: usize) -> Option<Pos> {
+        self.integrations
+            .as_ref()
+            .and_then(|i| i.subscriptions.get(k))
+            .and_then(|s| at(&s.name))
+    }
+
+    /// Where `field` of preflight check `k` of workflow `w` stands (else where the
+    /// workflow is named).
+    pub fn preflight(&self, w: usize, k: usize, field: PreflightField) -> Option<Pos> {
+        let wf = self.workflows.get(w)?;
+        let exact = wf.preflight.get(k).and_then(|p| match field {
+            PreflightField::Command => at(&p.command),
+            PreflightField::FailIf => at(&p.fail_if).or(at(&p.command)),
+            PreflightField::SuccessIf => at(&p.success_if).or(at(&p.command)),
+        });
+        exact.or(at(&wf.name))
+    }
+
+    /// Where workflow number `w` is named.
+    pub fn workflow(&self, w: usize) -> Option<Pos> {
+        self.workflows.get(w).and_then(|wf| at(&wf.name))
+    }
+
+    /// Where `swarm.maxConcurrency` is set.
+    pub fn max_concurrency(&self) -> Option<Pos> {
+        self.swarm.as_ref().and_then(|s| at(&s.max_concurrency))
+    }
+
+    /// Where barrier number `b` is named.
+    pub fn barrier(&self, b: usize) -> Option<Pos> {
+        self.coordination
+            .as_ref()
+            .and_then(|c| c.barriers.get(b))
+            .and_then(|b| at(&b.name))
+    }
+
+    /// Where entry `i` of barrier `b`'s `waitFor` stands (else where the barrier is named).
+    pub fn barrier_wait(&self, b: usize, i: usize) -> Option<Pos> {
+        let bar = self.coordination.as_ref()?.barriers.get(b)?;
+        nth(&bar.wait_for, i).or(at(&bar.name))
+    }
+
+    /// Where `field` of step `s` of workflow `w` stands; where the step is named when the
+    /// field itself cannot be found.
+    pub fn step(&self, w: usize, s: usize, field: StepField) -> Option<Pos> {
+        let step = self.workflows.get(w)?.steps.get(s)?;
+        let v = step.verification.as_ref();
+        let exact = match field {
+            StepField::Name => None,
+            StepField::Agent => at(&step.agent),
+            StepField::Task => at(&step.task),
+            StepField::Command => at(&step.command),
+            StepField::Cwd => at(&step.cwd),
+            StepField::Items => at(&step.items),
+            StepField::Compensate => at(&step.compensate),
+            StepField::DependsOn(i) => nth(&step.depends_on, i),
+            StepField::Participant(i) => nth(&step.participants, i),
+            StepField::EscalateTo(i) => nth(&step.escalate_to, i),
+            StepField::VerificationType => v.and_then(|v| at(&v.kind)),
+            StepField::VerificationValue => v.and_then(|v| at(&v.value).or(at(&v.kind))),
+            StepField::Workdir => at(&step.workdir),
+            StepField::Use => at(&step.use_),
+            StepField::WaitFor => at(&step.wait_for),
+            StepField::Branch => at(&step.branch),
+            StepField::Integration => at(&step.integration),
+            StepField::Action => at(&step.action),
+            StepField::Params => at(&step.params),
+        };
+        exact.or(at(&step.name))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn finds_step_agent_and_file_level_fields() {
+        let l = crate::parse(
+            "name: x\nswarm:\n  maxConcurrency: 2\nagents:\n  - name: bob\n    cli: claude\n    reportsTo: boss\ncoordination:\n  barriers:\n    - name: gate\n      waitFor: [a]\nworkflows:\n  - name: w\n    steps:\n      - name: a\n        agent: bob\n        dependsOn: [zz]\n        participants: [p, q]\n        compensate: undo\n        task: go\n",
+            "w.yaml",
+        )
+        .unwrap();
+        let m = &l.map;
+        assert_eq!(
+            m.step(0, 0, StepField::Name),
+            Some(Pos {
+                line: 15,
+                column: 15
+            })
+        );
+        assert_eq!(m.step(0, 0, StepField::Agent).map(|p| p.line), Some(16));
+        assert_eq!(
+            m.step(0, 0, StepField::DependsOn(0)).map(|p| p.line),
+            Some(17)
+        );
+        assert_eq!(
+            m.step(0, 0, StepField::Participant(1)),
+            Some(Pos {
+                line: 18,
+                column: 27
+            })
+        );
+        assert_eq!(
+            m.step(0, 0, StepField::Compensate).map(|p| p.line),
+            Some(19)
+        );
+        // A field that is not there falls back to the step's name.
+        assert_eq!(m.step(0, 0, StepField::Items).map(|p| p.line), Some(15));
+        assert_eq!(m.max_concurrency().map(|p| p.line), Some(3));
+        assert_eq!(m.agent_reports_to(0).map(|p| p.line), Some(7));
+        assert_eq!(m.barrier(0).map(|p| p.line), Some(10));
+        assert_eq!(m.barrier_wait(0, 0).map(|p| p.line), Some(11));
+        assert_eq!(m.workflow(0).map(|p| p.line), Some(13));
+    }
+}

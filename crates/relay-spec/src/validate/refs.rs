@@ -1,0 +1,74 @@
+//! References in a step's texts: `{{steps.X.output}}` must name a step this one
+//! (transitively) waits for, in every text it may stand in (task, command, cwd,
+//! verification, `items`, `compensate`); `{{item}}` and `{{itemIndex}}` exist only in a
+//! step that has `items`.
+
+use std::collections::HashMap;
+
+use crate::graph::{StepGraph, StepIdx};
+use crate::load::StepField;
+use crate::suggest::{did_you_mean, shown};
+use crate::template::{Ref, references};
+use crate::types::WorkflowDef;
+
+use super::{Ctx, Diagnostic, ITEM_VARS, Report, hint, step_texts};
+
+pub(super) fn step_references(
+    ctx: &Ctx<'_>,
+    w: usize,
+    wf: &WorkflowDef,
+    index: &HashMap<&str, usize>,
+    graph: &StepGraph,
+    report: &mut Report,
+) {
+    let map = &ctx.loaded.map;
+    // Every reference to an existing step is collected first, so the graph answers them
+    // all in one pass.
+    let mut uses: Vec<(usize, StepField, String, usize)> = Vec::new();
+    for (s, step) in wf.steps.iter().enumerate() {
+        for (field, text) in step_texts(step) {
+            for r in references(text) {
+                match r {
+                    Ref::StepOutput(x) => match index.get(x.as_str()) {
+                        Some(&xi) => uses.push((s, field, x, xi)),
+                        None => report.push(Diagnostic::error(
+                            map.step(w, s, field),
+                            format!(
+                                "step `{}` uses {{{{steps.{}.output}}}} but there is no step `{}`{}",
+                                step.name,
+                                shown(&x),
+                                shown(&x),
+                                hint(did_you_mean(&x, index.keys().copied()))
+                            ),
+                        )),
+                    },
+                    Ref::Var(v) if ITEM_VARS.contains(&v.as_str()) && step.items.is_none() => {
+                        report.push(Diagnostic::error(
+                            map.step(w, s, field),
+                            format!(
+                                "step `{}` uses {{{{{v}}}}} but has no `items` to take it from",
+                                step.name
+                            ),
+                        ));
+                    }
+                    Ref::Var(_) => {}
+                }
+            }
+        }
+    }
+    let queries: Vec<(StepIdx, StepIdx)> = uses
+        .iter()
+        .map(|&(s, _, _, xi)| (StepIdx(s), StepIdx(xi)))
+        .collect();
+    for ((s, field, x, _), upstream) in uses.into_iter().zip(graph.upstream_all(&queries)) {
+        if !upstream {
+            report.push(Diagnostic::error(
+                map.step(w, s, field),
+                format!(
+                    "step `{}` uses {{{{steps.{x}.output}}}} but does not depend on `{x}` (add it to dependsOn)",
+                    wf.steps[s].name
+                ),
+            ));
+        }
+    }
+}

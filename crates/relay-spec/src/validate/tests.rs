@@ -1,0 +1,476 @@
+//! Validation findings, one behaviour per test.
+
+use super::*;
+use crate::load::parse;
+
+const AGENTS: &str = "name: t\nagents:\n  - name: dev\n    cli: claude\n    interactive: false\n";
+
+fn report(workflows: &str) -> Report {
+    let src = format!("{AGENTS}workflows:\n{workflows}");
+    let loaded = parse(&src, "w.yaml").unwrap();
+    validate(&loaded, None)
+}
+
+fn errors(workflows: &str) -> Vec<String> {
+    report(workflows)
+        .errors()
+        .map(|d| d.message.clone())
+        .collect()
+}
+
+#[test]
+fn a_clean_file_has_no_findings() {
+    let r = report(
+        "  - name: w\n    steps:\n      - name: a\n        agent: dev\n        task: go\n      - name: b\n        agent: dev\n        task: 'use {{steps.a.output}}'\n        dependsOn: [a]\n",
+    );
+    assert!(r.diagnostics.is_empty(), "{:?}", r.diagnostics);
+}
+
+#[test]
+fn duplicate_steps_and_unknown_agent_are_all_reported() {
+    let e = errors(
+        "  - name: w\n    steps:\n      - name: a\n        agent: dve\n        task: go\n      - name: a\n        agent: dev\n        task: go\n",
+    );
+    assert!(
+        e.iter()
+            .any(|m| m.contains("unknown agent `dve`") && m.contains("`dev`")),
+        "{e:?}"
+    );
+    assert!(
+        e.iter().any(|m| m.contains("duplicate step name `a`")),
+        "{e:?}"
+    );
+}
+
+#[test]
+fn unknown_dependency_is_named() {
+    let e = errors(
+        "  - name: w\n    steps:\n      - name: a\n        agent: dev\n        task: go\n        dependsOn: [nope]\n",
+    );
+    assert!(e.iter().any(|m| m.contains("unknown step `nope`")), "{e:?}");
+}
+
+#[test]
+fn cycle_names_its_steps() {
+    let e = errors(
+        "  - name: w\n    steps:\n      - name: a\n        agent: dev\n        task: go\n        dependsOn: [c]\n      - name: b\n        agent: dev\n        task: go\n        dependsOn: [a]\n      - name: c\n        agent: dev\n        task: go\n        dependsOn: [b]\n",
+    );
+    let m = e
+        .iter()
+        .find(|m| m.contains("cycle"))
+        .expect("a cycle error");
+    for s in ["a", "b", "c"] {
+        assert!(m.contains(&format!("{s} ->")) || m.ends_with(s), "{m}");
+    }
+}
+
+#[test]
+fn step_output_of_a_non_upstream_step_is_an_error() {
+    let e = errors(
+        "  - name: w\n    steps:\n      - name: a\n        agent: dev\n        task: go\n      - name: b\n        agent: dev\n        task: 'x {{steps.a.output}}'\n",
+    );
+    assert!(
+        e.iter().any(|m| m.contains("does not depend on `a`")),
+        "{e:?}"
+    );
+}
+
+#[test]
+fn empty_workflow_and_missing_file_workflows() {
+    assert!(
+        errors("  - name: w\n    steps: []\n")
+            .iter()
+            .any(|m| m.contains("has no steps"))
+    );
+    let loaded = parse(AGENTS, "w.yaml").unwrap();
+    assert!(
+        validate(&loaded, None)
+            .errors()
+            .any(|d| d.message.contains("no workflows"))
+    );
+}
+
+#[test]
+fn unknown_workflow_for_selection() {
+    let src = format!(
+        "{AGENTS}workflows:\n  - name: build\n    steps:\n      - name: a\n        agent: dev\n        task: go\n"
+    );
+    let loaded = parse(&src, "w.yaml").unwrap();
+    let r = validate(&loaded, Some("buidl"));
+    assert!(
+        r.errors().any(
+            |d| d.message.contains("unknown workflow `buidl`") && d.message.contains("`build`")
+        )
+    );
+}
+
+#[test]
+fn deterministic_step_needs_a_command_and_exit_code_needs_an_integer() {
+    let e = errors(
+        "  - name: w\n    steps:\n      - name: a\n        type: deterministic\n      - name: b\n        agent: dev\n        task: go\n        verification: {type: exit_code, value: zero}\n",
+    );
+    assert!(e.iter().any(|m| m.contains("has no `command`")), "{e:?}");
+    assert!(e.iter().any(|m| m.contains("not an integer")), "{e:?}");
+}
+
+#[test]
+fn positions_point_at_the_offending_text() {
+    let r = report(
+        "  - name: w\n    steps:\n      - name: a\n        agent: ghost\n        task: go\n",
+    );
+    let d = r.errors().next().unwrap();
+    assert_eq!(d.pos.map(|p| p.line), Some(10));
+    assert!(d.render("w.yaml").starts_with("w.yaml:10:"));
+}
+
+#[test]
+fn required_and_missing_vars() {
+    let src = format!(
+        "{AGENTS}workflows:\n  - name: w\n    steps:\n      - name: a\n        agent: dev\n        task: '{{{{task}}}} on {{{{base}}}}'\n"
+    );
+    let loaded = parse(&src, "w.yaml").unwrap();
+    let wf = &loaded.file.workflows[0];
+    assert_eq!(
+        required_vars(wf).into_iter().collect::<Vec<_>>(),
+        ["base", "task"]
+    );
+    let vars = BTreeMap::from([("task".to_string(), "x".to_string())]);
+    assert_eq!(missing_vars(wf, &vars), ["base"]);
+}
+
+/// The findings for a whole file.
+fn file_errors(src: &str) -> Vec<String> {
+    let loaded = parse(src, "w.yaml").unwrap();
+    validate(&loaded, None)
+        .errors()
+        .map(|d| d.message.clone())
+        .collect()
+}
+
+fn has(errors: &[String], all: &[&str]) -> bool {
+    errors.iter().any(|m| all.iter().all(|p| m.contains(p)))
+}
+
+#[test]
+fn a_barrier_named_like_a_step_is_an_error_naming_both() {
+    let e = file_errors(&format!(
+        "{AGENTS}coordination:\n  barriers:\n    - {{name: build, waitFor: [build]}}\n    - {{name: gate, waitFor: [build]}}\n    - {{name: gate, waitFor: [build]}}\nworkflows:\n  - name: w\n    steps:\n      - {{name: build, agent: dev, task: go}}\n      - {{name: ship, agent: dev, task: go, dependsOn: [build]}}\n"
+    ));
+    assert!(
+        has(
+            &e,
+            &["barrier `build`", "step `build`", "workflow `w`", "rename"]
+        ),
+        "{e:?}"
+    );
+    assert!(has(&e, &["duplicate barrier name `gate`"]), "{e:?}");
+}
+
+#[test]
+fn barriers_must_wait_for_known_steps() {
+    let e = file_errors(&format!(
+        "{AGENTS}coordination:\n  barriers:\n    - {{name: g1, waitFor: [biuld]}}\n    - {{name: g2, waitFor: []}}\nworkflows:\n  - name: w\n    steps:\n      - {{name: build, agent: dev, task: go}}\n"
+    ));
+    assert!(
+        has(&e, &["unknown step `biuld`", "did you mean `build`"]),
+        "{e:?}"
+    );
+    assert!(has(&e, &["barrier `g2` waits for no steps"]), "{e:?}");
+}
+
+/// A chain of `n` steps, each using the output of the first and of the one before.
+fn chain(n: usize) -> String {
+    let mut y = format!(
+        "{AGENTS}workflows:\n  - name: w\n    steps:\n      - {{name: s0, agent: dev, task: go}}\n"
+    );
+    for i in 1..n {
+        y.push_str(&format!(
+            "      - {{name: s{i}, agent: dev, task: 'from {{{{steps.s0.output}}}} and {{{{steps.s{}.output}}}}', dependsOn: [s{}]}}\n",
+            i - 1,
+            i - 1
+        ));
+    }
+    y
+}
+
+#[test]
+fn a_10000_step_chain_validates_without_quadratic_upstream_sets() {
+    // Per-step upstream sets are 50 million entries here; the graph answers the 20 000
+    // references in a few passes.
+    let n = 10_000;
+    assert!(file_errors(&chain(n)).is_empty());
+    // A reference to a step that is not upstream is still found, and only that one.
+    let mut y = chain(n);
+    y.push_str("      - {name: lone, agent: dev, task: 'x {{steps.s9999.output}}'}\n");
+    let e = file_errors(&y);
+    assert_eq!(e.len(), 1, "{e:?}");
+    assert!(e[0].contains("step `lone`") && e[0].contains("does not depend on `s9999`"));
+}
+
+#[test]
+fn a_400_kb_task_and_a_40_kb_name_validate_quickly() {
+    let task = "{{ not a ref ".repeat(31_000);
+    assert!(task.len() > 400_000);
+    let e = errors(&format!(
+        "  - name: w\n    steps:\n      - name: a\n        agent: dev\n        task: '{task}}}}}'\n"
+    ));
+    assert!(e.is_empty(), "{e:?}");
+    // Two 20 000-byte names one edit apart: comparing them fully for a suggestion would
+    // build a 3 GB matrix.
+    let long = "n".repeat(20_000);
+    let near = format!("{}m", "n".repeat(19_999));
+    let e = errors(&format!(
+        "  - name: w\n    steps:\n      - {{name: {long}, agent: dev, task: go}}\n      - {{name: b, agent: dev, task: go, dependsOn: [{near}]}}\n"
+    ));
+    assert!(
+        has(&e, &["step name `nnnn", "too long", "128 bytes"]),
+        "{e:?}"
+    );
+    assert!(has(&e, &["depends on unknown step `nnnn"]), "{e:?}");
+    assert!(!has(&e, &["did you mean"]), "{e:?}");
+    assert!(e.iter().all(|m| m.len() < 300), "messages stay short");
+}
+
+#[test]
+fn items_outside_the_item_patterns_is_an_error_naming_them() {
+    let e = errors(
+        "  - name: w\n    steps:\n      - {name: a, agent: dev, task: 'do {{item}}', items: [x, y]}\n",
+    );
+    assert!(
+        has(
+            &e,
+            &[
+                "step `a` has `items`",
+                "map-reduce",
+                "scatter-gather",
+                "fan-out"
+            ]
+        ),
+        "{e:?}"
+    );
+    let ok = file_errors(&format!(
+        "{AGENTS}swarm: {{pattern: map-reduce}}\nworkflows:\n  - name: w\n    steps:\n      - {{name: a, agent: dev, task: 'do {{{{item}}}} {{{{itemIndex}}}}', items: [x, y]}}\n"
+    ));
+    assert!(ok.is_empty(), "{ok:?}");
+}
+
+#[test]
+fn item_references_need_items() {
+    let e = file_errors(&format!(
+        "{AGENTS}swarm: {{pattern: map-reduce}}\nworkflows:\n  - name: w\n    steps:\n      - {{name: a, agent: dev, task: 'do {{{{item}}}}'}}\n      - {{name: b, type: deterministic, command: 'echo {{{{itemIndex}}}}'}}\n"
+    ));
+    assert!(has(&e, &["step `a` uses {{item}}", "no `items`"]), "{e:?}");
+    assert!(
+        has(&e, &["step `b` uses {{itemIndex}}", "no `items`"]),
+        "{e:?}"
+    );
+}
+
+#[test]
+fn agents_named_in_participants_escalate_to_and_reports_to_must_exist() {
+    let e = file_errors(
+        "name: t\nagents:\n  - {name: dev, cli: claude}\n  - {name: lead, cli: claude, reportsTo: deev}\nworkflows:\n  - name: w\n    steps:\n      - {name: a, agent: dev, task: go, participants: [led], escalateTo: [dve]}\n",
+    );
+    assert!(
+        has(
+            &e,
+            &[
+                "agent `lead` reports to unknown agent `deev`",
+                "did you mean `dev`"
+            ]
+        ),
+        "{e:?}"
+    );
+    assert!(
+        has(
+            &e,
+            &[
+                "unknown agent `led` in `participants`",
+                "did you mean `lead`"
+            ]
+        ),
+        "{e:?}"
+    );
+    assert!(
+        has(
+            &e,
+            &["unknown agent `dve` in `escalateTo`", "did you mean `dev`"]
+        ),
+        "{e:?}"
+    );
+    let loaded = parse(
+        "name: t\nagents:\n  - {name: dev, cli: claude}\n  - {name: lead, cli: claude, reportsTo: deev}\nworkflows:\n  - name: w\n    steps:\n      - {name: a, agent: dev, task: go}\n",
+        "w.yaml",
+    )
+    .unwrap();
+    let r = validate(&loaded, None);
+    let d = r.errors().next().unwrap();
+    assert_eq!(d.pos.map(|p| p.line), Some(4), "points at reportsTo");
+}
+
+#[test]
+fn reports_to_cycles_are_named_once() {
+    let e = file_errors(
+        "name: t\nagents:\n  - {name: a, cli: claude, reportsTo: c}\n  - {name: b, cli: claude, reportsTo: a}\n  - {name: c, cli: claude, reportsTo: b}\n  - {name: d, cli: claude, reportsTo: a}\n  - {name: e, cli: claude, reportsTo: e}\nworkflows:\n  - name: w\n    steps:\n      - {name: s, agent: a, task: go}\n",
+    );
+    let cycles: Vec<&String> = e.iter().filter(|m| m.contains("cycle")).collect();
+    assert_eq!(cycles.len(), 1, "{e:?}");
+    assert!(cycles[0].contains("a -> c -> b -> a"), "{e:?}");
+    assert!(has(&e, &["agent `e` reports to itself"]), "{e:?}");
+}
+
+#[test]
+fn step_outputs_in_items_and_compensate_must_exist_and_be_upstream() {
+    let e = file_errors(&format!(
+        "{AGENTS}swarm: {{pattern: map-reduce}}\nworkflows:\n  - name: w\n    steps:\n      - {{name: list, agent: dev, task: go}}\n      - {{name: a, agent: dev, task: 'do {{{{item}}}}', items: '{{{{steps.ghost.output}}}}', compensate: 'undo {{{{steps.list.output}}}}'}}\n"
+    ));
+    assert!(
+        has(
+            &e,
+            &["step `a` uses {{steps.ghost.output}}", "no step `ghost`"]
+        ),
+        "{e:?}"
+    );
+    assert!(
+        has(
+            &e,
+            &[
+                "step `a` uses {{steps.list.output}}",
+                "does not depend on `list`"
+            ]
+        ),
+        "{e:?}"
+    );
+}
+
+#[test]
+fn nul_characters_in_names_and_commands_are_errors() {
+    let e = file_errors(
+        "name: t\nagents:\n  - {name: \"de\\0v\", cli: claude}\nworkflows:\n  - name: \"w\\0\"\n    steps:\n      - {name: \"s\\0\", type: deterministic, command: \"echo \\0 hi\"}\n      - {name: v, type: deterministic, command: 'true', verification: {type: custom, value: \"test \\0\"}}\n",
+    );
+    for what in ["agent name", "workflow name", "step name"] {
+        assert!(has(&e, &[what, "NUL"]), "{what}: {e:?}");
+    }
+    assert!(
+        has(&e, &["command of step `s", "NUL", "at byte 5"]),
+        "{e:?}"
+    );
+    assert!(
+        has(&e, &["verification command of step `v`", "NUL"]),
+        "{e:?}"
+    );
+}
+
+#[test]
+fn names_longer_than_the_bound_are_errors() {
+    let long = "x".repeat(129);
+    let e = file_errors(&format!(
+        "name: t\nagents:\n  - {{name: {long}, cli: claude}}\nworkflows:\n  - name: {long}\n    steps:\n      - {{name: {long}, agent: {long}, task: go}}\n"
+    ));
+    for what in ["agent name", "workflow name", "step name"] {
+        assert!(has(&e, &[what, "too long"]), "{what}: {e:?}");
+    }
+    let ok = "x".repeat(128);
+    assert!(file_errors(&format!(
+        "name: t\nagents:\n  - {{name: {ok}, cli: claude}}\nworkflows:\n  - name: {ok}\n    steps:\n      - {{name: {ok}, agent: {ok}, task: go}}\n"
+    ))
+    .is_empty());
+}
+
+#[test]
+fn exit_codes_must_be_integers_from_0_to_255() {
+    for bad in ["256", "-1", "1.5", "'0x1'", "zero"] {
+        let e = errors(&format!(
+            "  - name: w\n    steps:\n      - {{name: a, agent: dev, task: go, verification: {{type: exit_code, value: {bad}}}}}\n"
+        ));
+        assert!(
+            has(&e, &["exit_code", "not an integer from 0 to 255"]),
+            "{bad}: {e:?}"
+        );
+    }
+    for good in ["0", "255", "'3'"] {
+        let e = errors(&format!(
+            "  - name: w\n    steps:\n      - {{name: a, agent: dev, task: go, verification: {{type: exit_code, value: {good}}}}}\n"
+        ));
+        assert!(e.is_empty(), "{good}: {e:?}");
+    }
+}
+
+#[test]
+fn max_concurrency_zero_is_an_error() {
+    let loaded = parse(
+        &format!("{AGENTS}swarm:\n  maxConcurrency: 0\nworkflows:\n  - name: w\n    steps:\n      - {{name: a, agent: dev, task: go}}\n"),
+        "w.yaml",
+    )
+    .unwrap();
+    let r = validate(&loaded, None);
+    let d = r.errors().next().expect("an error");
+    assert!(
+        d.message.contains("maxConcurrency must be at least 1"),
+        "{d:?}"
+    );
+    assert_eq!(d.pos.map(|p| p.line), Some(7));
+}
+
+#[test]
+fn an_auction_needs_a_possible_bidder() {
+    let only = "name: t\nswarm: {pattern: auction}\nagents:\n  - {name: house, cli: claude, role: auctioneer}\nworkflows:\n  - name: w\n    steps:\n      - {name: job, agent: house, task: go}\n";
+    assert!(has(
+        &file_errors(only),
+        &["step `job`", "auction", "no one to bid"]
+    ));
+    let with_bidder = only.replace(
+        "workflows:",
+        "  - {name: fast, cli: codex, role: bidder}\nworkflows:",
+    );
+    assert!(file_errors(&with_bidder).is_empty());
+    let listed = only.replace("task: go}", "task: go, participants: [house]}");
+    assert!(file_errors(&listed).is_empty());
+}
+
+#[test]
+fn texts_over_the_size_limit_are_errors() {
+    let big = "t".repeat(crate::limits::MAX_TEXT_BYTES + 1);
+    let e = errors(&format!(
+        "  - name: w\n    steps:\n      - {{name: a, agent: dev, task: {big}}}\n      - {{name: b, type: deterministic, command: 'echo', compensate: {big}}}\n"
+    ));
+    assert!(has(&e, &["the task of step `a`", "at most 1 MiB"]), "{e:?}");
+    assert!(
+        has(&e, &["the compensate of step `b`", "at most 1 MiB"]),
+        "{e:?}"
+    );
+}
+
+#[test]
+fn workflows_over_the_step_limit_are_refused_while_parsing() {
+    let max = crate::limits::MAX_STEPS;
+    let mut y = format!("{AGENTS}workflows:\n  - name: w\n    steps:\n");
+    for i in 0..=max {
+        y.push_str(&format!("      - {{name: s{i}, agent: dev, task: go}}\n"));
+    }
+    let e = parse(&y, "w.yaml").unwrap_err().to_string();
+    assert!(e.contains("at most 100000 steps"), "{e}");
+    assert!(
+        e.starts_with(&format!("w.yaml:{}:", max + 9)),
+        "points at the step past the limit: {e}"
+    );
+}
+
+#[test]
+fn references_in_worktree_wait_and_integration_fields_are_checked() {
+    let e = file_errors(
+        "name: t\nworkflows:\n  - name: w\n    steps:\n      - {name: a, type: deterministic, command: 'true'}\n      - {name: wt, type: worktree, branch: 'f/{{steps.a.output}}'}\n      - {name: pr, type: integration, integration: github, action: create-pr, params: {body: '{{steps.ghost.output}}'}}\n      - {name: wait, type: waitFor, waitFor: {path: '{{steps.a.output}}'}, dependsOn: [a]}\n",
+    );
+    assert!(has(&e, &["step `wt`", "does not depend on `a`"]), "{e:?}");
+    assert!(has(&e, &["step `pr`", "no step `ghost`"]), "{e:?}");
+    assert!(!has(&e, &["step `wait`"]), "{e:?}");
+    let loaded = parse(
+        "name: t\nworkflows:\n  - name: w\n    steps:\n      - {name: wt, type: worktree, branch: 'f/{{ticket}}', path: '{{dir}}'}\n",
+        "w.yaml",
+    )
+    .unwrap();
+    let vars: Vec<String> = required_vars(&loaded.file.workflows[0])
+        .into_iter()
+        .collect();
+    assert_eq!(vars, ["dir", "ticket"]);
+}
