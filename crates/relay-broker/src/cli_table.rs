@@ -130,6 +130,9 @@ const PROFILES: [CliProfile; 10] = [
         model_flag: "--model",
         ready_cues: &[],
         quit_command: "/quit",
+        status_rows: &[],
+        busy_cues: &[],
+        prompt_glyphs: &[],
         reply_glyphs: &[],
     },
     // Cursor's CLI, under each name the format accepts for it.
@@ -140,6 +143,9 @@ const PROFILES: [CliProfile; 10] = [
         model_flag: "--model",
         ready_cues: &[],
         quit_command: "/quit",
+        status_rows: &[],
+        busy_cues: &[],
+        prompt_glyphs: &[],
         reply_glyphs: &[],
     },
     // Cursor's CLI, under each name the format accepts for it.
@@ -150,63 +156,12 @@ const PROFILES: [CliProfile; 10] = [
         model_flag: "--model",
         ready_cues: &[],
         quit_command: "/quit",
+        status_rows: &[],
+        busy_cues: &[],
+        prompt_glyphs: &[],
         reply_glyphs: &[],
     },
 ];
-
-/// Cursor's CLI (`cursor-agent`), ready to become a row of [`PROFILES`] as soon as the
-/// workflow format has a `Cli::Cursor` variant: the same facts as a [`CliProfile`], and
-/// its argv shapes below. It has no ready cue or reply glyph of its own; the generic
-/// screen rules (the cursor on an input line, a quiet moment) apply.
-pub const CURSOR_AGENT: CursorProfile = CursorProfile {
-    program: "cursor-agent",
-    bypass_flags: &["--force"],
-    model_flag: "--model",
-    ready_cues: &[],
-    quit_command: "/exit",
-    reply_glyphs: &[],
-};
-
-/// The facts of a CLI the format cannot name yet (see [`CURSOR_AGENT`]).
-#[derive(Debug, Clone, Copy)]
-pub struct CursorProfile {
-    /// Executable name looked up on `PATH`.
-    pub program: &'static str,
-    /// Flags that let the CLI act without asking for permission, in both modes.
-    pub bypass_flags: &'static [&'static str],
-    /// The flag that selects a model.
-    pub model_flag: &'static str,
-    /// Substrings of the rendered screen that mean the TUI is ready to take input.
-    pub ready_cues: &'static [&'static str],
-    /// What to type to leave the interactive session.
-    pub quit_command: &'static str,
-    /// Glyphs a reply line may start with on screen.
-    pub reply_glyphs: &'static [&'static str],
-}
-
-impl CursorProfile {
-    /// argv (without the program) for a one-shot run: `--force -p TASK [--model M]`.
-    pub fn oneshot_args(&self, model: Option<&str>, task: &str) -> Vec<String> {
-        let mut args: Vec<String> = self.bypass_flags.iter().map(|s| s.to_string()).collect();
-        args.push("-p".into());
-        args.push(task.into());
-        if let Some(m) = model {
-            args.push(self.model_flag.into());
-            args.push(m.into());
-        }
-        args
-    }
-
-    /// argv (without the program) for an interactive session: `--force [--model M]`.
-    pub fn interactive_args(&self, model: Option<&str>) -> Vec<String> {
-        let mut args: Vec<String> = self.bypass_flags.iter().map(|s| s.to_string()).collect();
-        if let Some(m) = model {
-            args.push(self.model_flag.into());
-            args.push(m.into());
-        }
-        args
-    }
-}
 
 /// The profile of `cli`.
 pub fn profile(cli: Cli) -> &'static CliProfile {
@@ -358,16 +313,5 @@ mod tests {
             interactive_args(Cli::Gemini, Some("flash")),
             ["--yolo", "--model", "flash"]
         );
-    }
-
-    #[test]
-    fn cursor_agent_shapes() {
-        assert_eq!(CURSOR_AGENT.program, "cursor-agent");
-        assert_eq!(
-            CURSOR_AGENT.oneshot_args(Some("gpt-5"), "do it"),
-            ["--force", "-p", "do it", "--model", "gpt-5"]
-        );
-        assert_eq!(CURSOR_AGENT.oneshot_args(None, "t"), ["--force", "-p", "t"]);
-        assert_eq!(CURSOR_AGENT.interactive_args(None), ["--force"]);
     }
 }
