@@ -431,6 +431,7 @@ async fn session_attempt<L: Launcher>(
             SessionEvent::Relay(_)
             | SessionEvent::MessageDelivered { .. }
             | SessionEvent::MessageNotDelivered { .. } => return,
+            _ => return,
         };
         let _ = shared.events.send(kind);
     };
