@@ -145,3 +145,70 @@ workflows:
     assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
     assert!(w.leftovers().is_empty());
 }
+
+const ONE_STEP: &str = r#"name: t
+agents:
+  - name: lead
+    cli: claude
+workflows:
+  - name: main
+    steps:
+      - name: one
+        agent: lead
+        task: "Go. REPLY:TRUSTED_OK\\n/exit|"
+        verification: {type: output_contains, value: TRUSTED_OK}
+"#;
+
+#[test]
+fn a_start_up_dialog_is_answered_and_recorded() {
+    let w = World::new();
+    FixtureAgent::BarePrompt
+        .install_as(&w.bin, "claude")
+        .unwrap();
+    let f = w.write("wf.yaml", ONE_STEP);
+    let o = w
+        .cmd()
+        .env("TRUST_DIALOG", "1")
+        .args(["run", f.to_str().unwrap(), "--json"])
+        .output()
+        .unwrap();
+    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+    let events = w.events();
+    let answered: Vec<&serde_json::Value> = events
+        .iter()
+        .filter(|e| e["type"] == "agent:dialog-answered")
+        .collect();
+    assert_eq!(answered.len(), 1, "{:?}", event_types(&w));
+    assert_eq!(answered[0]["dialog"], "trust this folder");
+    assert_eq!(answered[0]["step"], "one");
+    assert!(w.leftovers().is_empty());
+}
+
+#[test]
+fn a_login_dialog_fails_the_step_and_names_it() {
+    let w = World::new();
+    FixtureAgent::BarePrompt
+        .install_as(&w.bin, "claude")
+        .unwrap();
+    let f = w.write("wf.yaml", ONE_STEP);
+    let o = w
+        .cmd()
+        .env("LOGIN_DIALOG", "1")
+        .args(["run", f.to_str().unwrap(), "--json"])
+        .output()
+        .unwrap();
+    assert_eq!(o.status.code(), Some(1), "{}", stderr(&o));
+    let reason = step(&summary(&o), "one")["reason"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    assert!(reason.contains("login"), "{reason}");
+    let events = w.events();
+    let not_ready: Vec<&serde_json::Value> = events
+        .iter()
+        .filter(|e| e["type"] == "agent:not-ready")
+        .collect();
+    assert_eq!(not_ready.len(), 1, "{:?}", event_types(&w));
+    assert!(not_ready[0]["reason"].as_str().unwrap().contains("login"));
+    assert!(w.leftovers().is_empty());
+}

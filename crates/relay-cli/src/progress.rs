@@ -159,6 +159,12 @@ impl View {
                 step,
                 fallback: true,
             } => format!("  {step}: no ready prompt seen in time; typing the task anyway"),
+            EventKind::AgentDialogAnswered { step, dialog } => {
+                format!("  {step}: answered the agent's start-up dialog: {dialog}")
+            }
+            EventKind::AgentNotReady { step, reason } => {
+                format!("  {step}: agent will not become ready: {reason}")
+            }
             EventKind::AgentIdle { step } => format!("  {step}: agent is idle"),
             EventKind::StepNudged { step, count } => {
                 format!("  {step}: nudged idle agent ({count})")

@@ -111,6 +111,24 @@ pub enum EventKind {
         /// Step name.
         step: String,
     },
+    /// An interactive agent's start-up dialog (trust this folder, a theme picker, ...)
+    /// was answered.
+    #[serde(rename = "agent:dialog-answered")]
+    AgentDialogAnswered {
+        /// Step name.
+        step: String,
+        /// Which dialog.
+        dialog: String,
+    },
+    /// An interactive agent is alive but will not become ready (a login dialog, a
+    /// screen that never goes quiet); the attempt ends with this reason.
+    #[serde(rename = "agent:not-ready")]
+    AgentNotReady {
+        /// Step name.
+        step: String,
+        /// Why.
+        reason: String,
+    },
     /// An interactive agent printed `/exit`.
     #[serde(rename = "agent:exit-requested")]
     AgentExitRequested {
@@ -286,6 +304,8 @@ impl EventKind {
             | EventKind::StepNudged { step, .. }
             | EventKind::StepForceReleased { step }
             | EventKind::AgentExitRequested { step }
+            | EventKind::AgentDialogAnswered { step, .. }
+            | EventKind::AgentNotReady { step, .. }
             | EventKind::StepRetrying { step, .. }
             | EventKind::StepCompleted { step, .. }
             | EventKind::StepFailed { step, .. }

@@ -6,7 +6,9 @@ break inside a paste is text; CR outside one submits) and answers each submitted
 text after THINK_MS (env, default 50): the rest of the line after the last `REPLY:` (up to a `|`),
 with the two characters `\\n` as line breaks, or nothing when there is no `REPLY:`.
 A submitted `/exit` quits. It ignores its arguments, so it can be installed under any
-CLI's name.
+CLI's name. With TRUST_DIALOG=1 (env) it first asks whether to trust the folder and
+waits for Enter (any other key quits, like a refused dialog); with LOGIN_DIALOG=1 it
+shows a login method picker and never gets past it.
 """
 import os
 import select
@@ -35,6 +37,17 @@ def main():
         out.write(s.encode())
         out.flush()
 
+    if os.environ.get("LOGIN_DIALOG") == "1":
+        w("Select login method:\r\n\u276f 1. Claude account\r\n  2. API key\r\n")
+        while True:
+            if not os.read(fd, 16):
+                return
+    if os.environ.get("TRUST_DIALOG") == "1":
+        w("Do you trust the files in this folder?\r\n\u276f 1. Yes, proceed\r\n  2. No, exit\r\n")
+        key = os.read(fd, 16)
+        if not key.startswith(b"\r"):
+            return
+        w("\x1b[2J\x1b[H")
     w("\x1b[?2004h" + PROMPT)
     buf, pending, paste = "", b"", False
     try:

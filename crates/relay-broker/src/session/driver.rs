@@ -96,6 +96,11 @@ pub struct DriverConfig {
 /// up on it: the task is typed only into a quiet screen.
 const NEVER_QUIET_FALLBACKS: u32 = 3;
 
+/// How long a start-up dialog that needs a person must stay unchanged on a quiet screen
+/// before the session gives up on it (sooner than the readiness fallback: such a dialog
+/// does not go away by itself).
+const PERSON_DIALOG_QUIET: Duration = Duration::from_secs(2);
+
 #[derive(Debug)]
 enum Stage {
     /// Waiting for the TUI to be ready; the start-up dialogs answered so far.
@@ -268,11 +273,14 @@ impl Driver {
                     (_, Some(l)) if l > now => due.push(Some(l)),
                     _ => due.push(self.never_quiet_at().filter(|t| *t > now)),
                 }
-                if let Some(last) = self.out.last_output()
-                    && let Some(settled) = after(last, self.timing.settle)
-                    && settled > now
-                {
-                    due.push(Some(settled));
+                if let Some(last) = self.out.last_output() {
+                    for wait in [self.timing.settle, PERSON_DIALOG_QUIET] {
+                        if let Some(at) = after(last, wait)
+                            && at > now
+                        {
+                            due.push(Some(at));
+                        }
+                    }
                 }
             }
             Stage::Running => {
@@ -346,7 +354,11 @@ impl Driver {
                     }));
                     return;
                 }
-                if fallback {
+                let stuck = self
+                    .out
+                    .quiet_for(now)
+                    .is_some_and(|q| q >= PERSON_DIALOG_QUIET);
+                if fallback || stuck {
                     let reason = format!(
                         "the agent is waiting at a start-up dialog ({}) that needs a person: answer it once in the CLI by hand, or seed its settings",
                         d.name
@@ -941,6 +953,27 @@ mod tests {
                 _
             ))))
         ));
+    }
+
+    #[test]
+    fn a_login_dialog_ends_the_start_soon_even_with_a_long_fallback() {
+        let t0 = Instant::now();
+        let mut cfg = generic("go");
+        cfg.timing.ready_fallback = ms(60_000);
+        let mut d = Driver::new(cfg, t0);
+        d.on_output(
+            b"Select login method:\r\n> 1. Claude account\r\n  2. API key\r\n",
+            t0,
+        );
+        assert!(d.on_tick(t0 + ms(1000)).is_empty(), "may still change");
+        assert_eq!(d.next_deadline(t0 + ms(1000)), Some(t0 + ms(2000)));
+        let a = d.on_tick(t0 + ms(2000));
+        let got = events(&a);
+        let [SessionEvent::NotReady { reason }] = got.as_slice() else {
+            panic!("{a:?}");
+        };
+        assert!(reason.contains("login"), "{reason}");
+        assert!(writes(&a).is_empty(), "never typed into it");
     }
 
     #[test]

@@ -427,11 +427,18 @@ async fn session_attempt<L: Launcher>(
             },
             SessionEvent::ForceReleased => EventKind::StepForceReleased { step: step.clone() },
             SessionEvent::ExitRequested => EventKind::AgentExitRequested { step: step.clone() },
+            SessionEvent::DialogAnswered { dialog } => EventKind::AgentDialogAnswered {
+                step: step.clone(),
+                dialog: dialog.clone(),
+            },
+            SessionEvent::NotReady { reason } => EventKind::AgentNotReady {
+                step: step.clone(),
+                reason: reason.clone(),
+            },
             // Messaging events are the feed's; the router records them.
             SessionEvent::Relay(_)
             | SessionEvent::MessageDelivered { .. }
             | SessionEvent::MessageNotDelivered { .. } => return,
-            _ => return,
         };
         let _ = shared.events.send(kind);
     };
