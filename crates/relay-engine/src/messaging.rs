@@ -12,12 +12,13 @@ use std::sync::{Arc, Mutex, OnceLock, PoisonError};
 use relay_broker::session::detect::REPLY_GLYPHS;
 use relay_broker::session::{Inbound, SessionEvent};
 use relay_messaging::access::{Access, TOKEN_ENV};
+use relay_messaging::control::Control;
 use relay_messaging::{
     AgentInfo, AgentState, Board, Broker, Delivery, MessageId, MessageState, Record, RelayLine,
     Router, RouterConfig, SOCKET_ENV, Target, Topology, lines,
 };
 use relay_spec::{RelayFile, WorkflowDef};
-use tokio::sync::mpsc::{Receiver, UnboundedSender};
+use tokio::sync::mpsc::{Receiver, UnboundedReceiver, UnboundedSender};
 use tokio::task::JoinHandle;
 
 use crate::events::EventKind;
@@ -30,6 +31,7 @@ pub const COORDINATOR: &str = "agent-relay";
 /// The messaging of one run.
 pub(crate) struct RunMessaging {
     broker: Mutex<Option<Broker>>,
+    controls: Mutex<Option<UnboundedReceiver<Control>>>,
     router: Router,
     board: Board,
     access: Access,
@@ -127,9 +129,11 @@ impl RunMessaging {
         }
         // A resumed run delivers what its stopped coordinator left queued.
         broker.requeue_carried().await;
+        let controls = broker.take_controls();
         Ok(Arc::new(RunMessaging {
             socket: broker.socket().display().to_string(),
             broker: Mutex::new(Some(broker)),
+            controls: Mutex::new(controls),
             router,
             board,
             access,
@@ -138,6 +142,11 @@ impl RunMessaging {
             left: Mutex::new(left),
             events: OnceLock::new(),
         }))
+    }
+
+    /// What people ask of the run through its socket (once: the driver takes it).
+    pub(crate) fn take_controls(&self) -> Option<UnboundedReceiver<Control>> {
+        lock(&self.controls).take()
     }
 
     /// The run's shared board as a section to append to a task (empty when the board

@@ -21,6 +21,7 @@
 pub mod access;
 pub mod board;
 pub mod client;
+pub mod control;
 pub mod lines;
 pub mod model;
 pub mod persist;
@@ -90,6 +91,8 @@ pub struct Broker {
     /// Messages an earlier coordinator of the run left queued, to put back once the
     /// run's agents are registered.
     carried: Vec<Envelope>,
+    /// What people ask of the run through the socket, for the engine.
+    controls: Option<tokio::sync::mpsc::UnboundedReceiver<control::Control>>,
 }
 
 impl Broker {
@@ -144,14 +147,22 @@ impl Broker {
         let token_path = run_dir.join(access::TOKEN_FILE);
         let access = access::Access::create(run_dir).map_err(io(&token_path))?;
         let sock = socket_path(run_dir, run_id);
-        let server = server::Server::bind(&sock, router.clone(), board.clone(), access.clone())
-            .map_err(io(&sock))?;
+        let (controls, control_rx) = control::Controls::channel();
+        let server = server::Server::bind(
+            &sock,
+            router.clone(),
+            board.clone(),
+            access.clone(),
+            controls,
+        )
+        .map_err(io(&sock))?;
         Ok(Broker {
             router,
             board,
             access,
             server,
             carried,
+            controls: Some(control_rx),
         })
     }
 
@@ -172,6 +183,13 @@ impl Broker {
     /// The board.
     pub fn board(&self) -> &Board {
         &self.board
+    }
+
+    /// What people ask of the run (once; the engine takes it).
+    pub fn take_controls(
+        &mut self,
+    ) -> Option<tokio::sync::mpsc::UnboundedReceiver<control::Control>> {
+        self.controls.take()
     }
 
     /// Who may speak on the socket.

@@ -80,6 +80,13 @@ pub enum Request {
     },
     /// Read the whole board.
     BoardList,
+    /// Answer the question a step's agent asked (the run's owner only).
+    Answer {
+        /// The step (node label).
+        step: String,
+        /// The answer.
+        text: String,
+    },
 }
 
 /// What kind of error a request met.
@@ -129,6 +136,11 @@ pub enum Reply {
         key: String,
         /// Its entry.
         entry: Option<BoardEntry>,
+    },
+    /// The step took the answer.
+    Answered {
+        /// The step.
+        step: String,
     },
     /// A board entry was written.
     Stored {

@@ -12,6 +12,7 @@ use tokio_util::sync::CancellationToken;
 
 use crate::access::{Access, Caller, TOKEN_ENV};
 use crate::board::Board;
+use crate::control::Controls;
 use crate::model::{Target, is_name};
 use crate::protocol::{Authed, ErrorKind, MAX_LINE_BYTES, Reply, Request};
 use crate::router::{Delivery, InboxError, Router, SendError};
@@ -38,6 +39,7 @@ impl Server {
         router: Router,
         board: Board,
         access: Access,
+        controls: Controls,
     ) -> std::io::Result<Server> {
         match std::fs::remove_file(path) {
             Ok(()) => {}
@@ -50,7 +52,16 @@ impl Server {
             std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o600))?;
         }
         let cancel = CancellationToken::new();
-        let task = tokio::spawn(accept_loop(listener, router, board, access, cancel.clone()));
+        let task = tokio::spawn(accept_loop(
+            listener,
+            Shared {
+                router,
+                board,
+                access,
+                controls,
+            },
+            cancel.clone(),
+        ));
         Ok(Server {
             path: path.to_path_buf(),
             cancel,
@@ -72,20 +83,23 @@ impl Server {
     }
 }
 
-async fn accept_loop(
-    listener: UnixListener,
+/// What every connection of a run's socket shares.
+#[derive(Clone)]
+struct Shared {
     router: Router,
     board: Board,
     access: Access,
-    cancel: CancellationToken,
-) {
+    controls: Controls,
+}
+
+async fn accept_loop(listener: UnixListener, shared: Shared, cancel: CancellationToken) {
     let mut conns = JoinSet::new();
     loop {
         tokio::select! {
             () = cancel.cancelled() => break,
             accepted = listener.accept() => match accepted {
                 Ok((stream, _)) => {
-                    conns.spawn(serve(stream, router.clone(), board.clone(), access.clone()));
+                    conns.spawn(serve(stream, shared.clone()));
                 }
                 Err(e) => {
                     tracing::warn!("relay socket accept failed: {e}");
@@ -99,7 +113,13 @@ async fn accept_loop(
     conns.shutdown().await;
 }
 
-async fn serve(stream: UnixStream, router: Router, board: Board, access: Access) {
+async fn serve(stream: UnixStream, shared: Shared) {
+    let Shared {
+        router,
+        board,
+        access,
+        controls,
+    } = shared;
     let (read, mut write) = stream.into_split();
     let mut reader = BufReader::new(read);
     let mut line = Vec::new();
@@ -123,7 +143,7 @@ async fn serve(stream: UnixStream, router: Router, board: Board, access: Access)
         }
         let (reply, claimed) = match serde_json::from_slice::<Authed>(&line) {
             Ok(a) => match access.caller(a.token.as_deref()) {
-                Some(caller) => handle(a.request, &caller, &router, &board).await,
+                Some(caller) => handle(a.request, &caller, &router, &board, &controls).await,
                 None => (
                     unauthorized(format!(
                         "this run's socket needs a valid token: agents and steps of the run have one in \
@@ -175,6 +195,7 @@ async fn handle(
     caller: &Caller,
     router: &Router,
     board: &Board,
+    controls: &Controls,
 ) -> (Reply, Vec<Delivery>) {
     let reply = match req {
         Request::Send { from, to, text } => {
@@ -274,6 +295,18 @@ async fn handle(
         Request::BoardList => Reply::Board {
             entries: board.list(),
         },
+        Request::Answer { step, text } => {
+            if *caller != Caller::Owner {
+                return (
+                    unauthorized("only the run's owner answers questions".into()),
+                    Vec::new(),
+                );
+            }
+            match controls.answer(step.clone(), text).await {
+                Ok(()) => Reply::Answered { step },
+                Err(why) => bad(why),
+            }
+        }
     };
     (reply, Vec::new())
 }
