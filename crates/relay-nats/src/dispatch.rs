@@ -631,7 +631,7 @@ async fn start_service(
     };
     let mut claims = sub("claim").await?;
     let mut uploads = sub("up").await?;
-    let mut sockets = sub("sock").await?;
+    let sockets = sub("sock").await?;
     let weak = Arc::downgrade(inner);
     let stop = inner.stop.clone();
     let l = link.clone();
@@ -656,8 +656,38 @@ async fn start_service(
             }
         }
     });
-    let client = inner.client.clone();
-    let stop = inner.stop.clone();
+    if let Some(sock) = socket {
+        serve_socket(inner.client.clone(), sockets, sock, inner.stop.clone());
+    }
+    Ok(())
+}
+
+/// Answers the socket requests agents on workers make for run `run` (see
+/// [`crate::bridge`]) by putting each to the run's own socket at `socket`, until `stop`.
+pub async fn relay_socket(
+    client: async_nats::Client,
+    run: &str,
+    socket: PathBuf,
+    stop: CancellationToken,
+) -> Result<(), NatsError> {
+    let sub = client
+        .subscribe(names::run_subject(run, "sock"))
+        .await
+        .map_err(|e| NatsError::JetStream(format!("cannot listen for workers: {e}")))?;
+    serve_socket(client, sub, socket, stop);
+    Ok(())
+}
+
+fn serve_socket(
+    client: async_nats::Client,
+    mut sockets: async_nats::Subscriber,
+    socket: PathBuf,
+    stop: CancellationToken,
+) {
+    let pool = Arc::new(SocketPool {
+        path: socket,
+        idle: std::sync::Mutex::new(Vec::new()),
+    });
     tokio::spawn(async move {
         loop {
             let m = tokio::select! {
@@ -665,44 +695,81 @@ async fn start_service(
                 m = sockets.next() => m,
             };
             let Some(m) = m else { return };
-            let (Some(reply), Some(sock)) = (m.reply.clone(), socket.clone()) else {
+            let Some(reply) = m.reply.clone() else {
                 continue;
             };
             let client = client.clone();
+            let pool = pool.clone();
             tokio::spawn(async move {
-                let answer = relay_to_socket(&sock, &m.payload).await;
+                let answer = pool.relay(&m.payload).await;
                 let _ = client.publish(reply, answer.into()).await;
             });
         }
     });
-    Ok(())
 }
 
-/// One request line of an agent on a worker, put to this run's own socket; the reply
-/// line (or an error reply in the socket's protocol).
-async fn relay_to_socket(sock: &Path, line: &[u8]) -> Vec<u8> {
-    let failed = |why: String| {
-        wire::encode(&serde_json::json!({"reply": "error", "kind": "failed", "message": why}))
-    };
-    let mut stream = match tokio::net::UnixStream::connect(sock).await {
-        Ok(s) => s,
-        Err(e) => return failed(format!("the run's socket cannot be reached: {e}")),
-    };
-    let mut req = line.to_vec();
-    req.push(b'\n');
-    if let Err(e) = stream.write_all(&req).await {
-        return failed(format!("the run's socket failed: {e}"));
+/// Most idle connections to the run's socket kept for the next requests.
+const POOL_IDLE: usize = 64;
+
+/// Connections to this run's own socket, reused from one request to the next (the
+/// socket answers each request line of a connection in turn).
+struct SocketPool {
+    path: PathBuf,
+    idle: std::sync::Mutex<Vec<BufReader<tokio::net::UnixStream>>>,
+}
+
+impl SocketPool {
+    fn take(&self) -> Option<BufReader<tokio::net::UnixStream>> {
+        self.idle
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .pop()
     }
-    let mut reader = BufReader::new(stream);
-    let mut out = Vec::new();
-    match reader.read_until(b'\n', &mut out).await {
-        Ok(_) => {
-            if out.last() == Some(&b'\n') {
-                out.pop();
-            }
-            out
+
+    fn give_back(&self, conn: BufReader<tokio::net::UnixStream>) {
+        let mut idle = self
+            .idle
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        if idle.len() < POOL_IDLE {
+            idle.push(conn);
         }
-        Err(e) => failed(format!("the run's socket failed: {e}")),
+    }
+
+    /// One request line of an agent on a worker, put to this run's own socket; the
+    /// reply line (or an error reply in the socket's protocol). A kept connection the
+    /// socket has closed fails at the write, before the socket saw anything, and the
+    /// line goes on a new one.
+    async fn relay(&self, line: &[u8]) -> Vec<u8> {
+        let failed = |why: String| {
+            wire::encode(&serde_json::json!({"reply": "error", "kind": "failed", "message": why}))
+        };
+        let mut req = line.to_vec();
+        req.push(b'\n');
+        let mut conn = loop {
+            let (mut conn, kept) = match self.take() {
+                Some(c) => (c, true),
+                None => match tokio::net::UnixStream::connect(&self.path).await {
+                    Ok(s) => (BufReader::new(s), false),
+                    Err(e) => return failed(format!("the run's socket cannot be reached: {e}")),
+                },
+            };
+            match conn.get_mut().write_all(&req).await {
+                Ok(()) => break conn,
+                Err(_) if kept => continue,
+                Err(e) => return failed(format!("the run's socket failed: {e}")),
+            }
+        };
+        let mut out = Vec::new();
+        match conn.read_until(b'\n', &mut out).await {
+            Ok(_) if out.last() == Some(&b'\n') => {
+                out.pop();
+                self.give_back(conn);
+                out
+            }
+            Ok(_) => failed("the run's socket closed before it answered".into()),
+            Err(e) => failed(format!("the run's socket failed: {e}")),
+        }
     }
 }
 

@@ -32,6 +32,8 @@ pub mod worker;
 
 use std::time::Duration;
 
+/// The NATS client this crate speaks through (its types appear in this crate's API).
+pub use async_nats;
 pub use connect::{NatsError, NatsUrl};
 pub use dispatch::{DispatchOptions, NatsLauncher, RunDispatch};
 pub use worker::{WorkerOptions, serve};
