@@ -101,6 +101,8 @@ impl Drop for Worker {
 struct Cluster {
     workers: Vec<Worker>,
     server: NatsServer,
+    /// The URL every process is given (with credentials when the server wants them).
+    url: String,
     world: World,
     _turn: std::sync::MutexGuard<'static, ()>,
 }
@@ -110,14 +112,25 @@ static ONE_AT_A_TIME: std::sync::Mutex<()> = std::sync::Mutex::new(());
 
 impl Cluster {
     fn new() -> Option<Cluster> {
+        Cluster::with_server(&[], None)
+    }
+
+    /// A cluster whose server runs with `args`; every process is given the server's URL
+    /// with `credentials@` in front of the host, when given.
+    fn with_server(args: &[&str], credentials: Option<&str>) -> Option<Cluster> {
         let turn = ONE_AT_A_TIME
             .lock()
             .unwrap_or_else(std::sync::PoisonError::into_inner);
         let world = World::new();
-        let server = NatsServer::start(&world.path().join("nats"))?;
+        let server = NatsServer::start_with(&world.path().join("nats"), args)?;
+        let url = match credentials {
+            Some(c) => server.url().replace("nats://", &format!("nats://{c}@")),
+            None => server.url(),
+        };
         Some(Cluster {
             workers: Vec::new(),
             server,
+            url,
             world,
             _turn: turn,
         })
@@ -156,7 +169,7 @@ impl Cluster {
         ));
         let mut args: Vec<String> = vec![
             "--nats".into(),
-            self.server.url(),
+            self.url.clone(),
             "--name".into(),
             name.into(),
             "--capacity".into(),
@@ -187,7 +200,7 @@ impl Cluster {
             .args([
                 "workers",
                 "--nats",
-                &self.server.url(),
+                &self.url,
                 "--json",
                 "--wait-ms",
                 "300",
@@ -226,7 +239,7 @@ impl Cluster {
             c.env(k, v);
         }
         c.env("PATH", system_path())
-            .env("AGENT_RELAY_NATS", self.server.url());
+            .env("AGENT_RELAY_NATS", self.url.clone());
         c
     }
 
@@ -756,7 +769,7 @@ fn placement_labels_choose_the_worker_and_workers_lists_them() {
     );
     c.wait_for_workers();
     let listing = c
-        .coordinator(&["workers", "--nats", &c.server.url()])
+        .coordinator(&["workers", "--nats", &c.url])
         .output()
         .unwrap();
     let text = stdout(&listing);
@@ -768,18 +781,91 @@ fn placement_labels_choose_the_worker_and_workers_lists_them() {
             "      - name: p{i}\n        agent: dev\n        task: \"[[fake:say=ok]]\"\n"
         ));
     }
-    c.world.write(
-        "wf.yaml",
-        &support::workflow("swarm:\n  pattern: dag\n", &format!("    steps:\n{steps}")),
+    let steps = format!("    steps:\n{steps}");
+    // The file says where its workers are and where dev runs; nothing on the command
+    // line or in the environment.
+    let placed_in_file = support::workflow(
+        &format!("swarm:\n  pattern: dag\n  workers: {}\n", c.url),
+        &steps,
+    )
+    .replace(
+        "    cli: claude\n",
+        "    cli: claude\n    placement:\n      labels: {zone: b}\n",
     );
+    assert!(placed_in_file.contains("placement"), "{placed_in_file}");
+    c.world.write("placed.yaml", &placed_in_file);
     let o = c
-        .coordinator(&["run", "wf.yaml", "--json", "--place", "dev:zone=b"])
+        .coordinator(&["run", "placed.yaml", "--json"])
+        .env_remove("AGENT_RELAY_NATS")
         .output()
         .unwrap();
     assert_eq!(o.status.code(), Some(0), "{}", c.diagnose(&o));
     let placed = placements(&c.world);
     assert_eq!(placed.len(), 4);
     assert!(placed.iter().all(|(_, w)| w == "zoned"), "{placed:?}");
+    // The same workers take the next run: `--place` on a file that places nothing.
+    c.world.write(
+        "wf.yaml",
+        &support::workflow("swarm:\n  pattern: dag\n", &steps),
+    );
+    let o = c
+        .coordinator(&["run", "wf.yaml", "--json", "--place", "dev:gpu=yes"])
+        .output()
+        .unwrap();
+    assert_eq!(o.status.code(), Some(0), "{}", c.diagnose(&o));
+    let placed = placements(&c.world);
+    assert_eq!(placed.len(), 4);
+    assert!(placed.iter().all(|(_, w)| w == "zoned"), "{placed:?}");
+    // A placement for an agent the file does not have is bad input.
+    let o = c
+        .coordinator(&["run", "wf.yaml", "--place", "nobody:gpu=yes"])
+        .output()
+        .unwrap();
+    assert_eq!(o.status.code(), Some(3), "{}", stderr(&o));
+    assert!(stderr(&o).contains("no agent `nobody`"), "{}", stderr(&o));
+}
+
+#[test]
+fn a_server_that_wants_a_password_gets_it_and_it_never_shows() {
+    let Some(mut c) = Cluster::with_server(&["--user", "alice", "--pass", "s3cret"], Some("alice:s3cret"))
+    else {
+        return;
+    };
+    c.worker("w1", &["claude"], 2, &[]);
+    c.wait_for_workers();
+    c.world.write(
+        "wf.yaml",
+        &support::workflow(
+            "",
+            "    steps:\n      - name: a\n        agent: dev\n        task: \"[[fake:say=authed]]\"\n",
+        ),
+    );
+    let o = c.run("wf.yaml");
+    assert_eq!(o.status.code(), Some(0), "{}", c.diagnose(&o));
+    assert_eq!(placements(&c.world), vec![("a".to_owned(), "w1".to_owned())]);
+    assert!(
+        support::step(&summary(&o), "a")["output"]
+            .as_str()
+            .unwrap_or("")
+            .contains("authed")
+    );
+    // Nowhere: not on the coordinator's output, not in the worker's log, not in the run
+    // directory.
+    let mut seen = format!("{}{}{}", stdout(&o), stderr(&o), c.workers[0].log());
+    for f in ["events.jsonl", "run.json", "dispatch.jsonl", "result.json"] {
+        seen.push_str(&std::fs::read_to_string(c.world.run_dir().join(f)).unwrap_or_default());
+    }
+    assert!(seen.contains("authed"), "{seen}");
+    assert!(!seen.contains("s3cret"), "{seen}");
+    // A wrong password is refused: a runtime failure naming the server, not the secret.
+    let wrong = c.url.replace("s3cret", "wrongpw");
+    let o = c
+        .coordinator(&["run", "wf.yaml", "--nats", &wrong])
+        .output()
+        .unwrap();
+    assert_eq!(o.status.code(), Some(4), "{}", stderr(&o));
+    assert!(stderr(&o).contains("***@127.0.0.1"), "{}", stderr(&o));
+    assert!(!stderr(&o).contains("wrongpw"), "{}", stderr(&o));
 }
 
 #[test]

@@ -217,6 +217,7 @@ pub fn run(args: RunArgs) -> CliResult {
             )?)
         }
     };
+    let nats = args.nats.resolve(&checked.loaded().file)?;
     execute(
         Job {
             checked,
@@ -224,7 +225,7 @@ pub fn run(args: RunArgs) -> CliResult {
             rehearse: args.rehearse,
             resume,
             workdir,
-            nats: args.nats.resolve()?,
+            nats,
         },
         out,
     )

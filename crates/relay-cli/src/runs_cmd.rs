@@ -87,6 +87,7 @@ pub fn resume(id: &str, out: Output, nats: &crate::workers::NatsArgs) -> CliResu
         kept,
         if kept == 1 { "" } else { "s" }
     );
+    let nats = nats.resolve(&checked.loaded().file)?;
     execute(
         Job {
             checked,
@@ -94,7 +95,7 @@ pub fn resume(id: &str, out: Output, nats: &crate::workers::NatsArgs) -> CliResu
             rehearse: plan.rehearse,
             resume: Some(plan.resume),
             workdir: wd,
-            nats: nats.resolve()?,
+            nats,
         },
         out,
     )

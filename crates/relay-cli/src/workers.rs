@@ -21,10 +21,10 @@ pub struct NatsArgs {
     #[arg(long, value_name = "URL", env = relay_nats::NATS_ENV, hide_env_values = true)]
     pub nats: Option<String>,
     /// Labels the worker of an agent must carry (repeatable).
-    #[arg(long = "place", value_name = "AGENT:KEY=VALUE", requires = "nats")]
+    #[arg(long = "place", value_name = "AGENT:KEY=VALUE")]
     pub place: Vec<String>,
     /// Run deterministic steps on workers offering a shell too, not on this machine.
-    #[arg(long, requires = "nats")]
+    #[arg(long)]
     pub commands_on_workers: bool,
 }
 
@@ -39,15 +39,49 @@ impl NatsArgs {
         }
     }
 
-    /// `None` when the run stays on this machine.
-    pub fn resolve(&self) -> CliResult<Option<RunDispatch>> {
-        let Some(url) = &self.nats else {
+    /// `None` when the run stays on this machine. The server is `--nats` (or
+    /// `AGENT_RELAY_NATS`), else the file's `swarm.workers`; placements are the file's
+    /// `agents[].placement.labels`, each `--place` adding to or replacing one.
+    pub fn resolve(&self, file: &relay_spec::RelayFile) -> CliResult<Option<RunDispatch>> {
+        let from_file = file.swarm.as_ref().and_then(|s| s.workers.as_deref());
+        let Some(url) = self.nats.as_deref().or(from_file) else {
+            if !self.place.is_empty() || self.commands_on_workers {
+                return Err(CliError::invalid(
+                    "--place and --commands-on-workers need workers: give --nats URL, \
+                     AGENT_RELAY_NATS or swarm.workers",
+                ));
+            }
+            let placed: Vec<&str> = file
+                .agents
+                .iter()
+                .filter(|a| a.placement.as_ref().is_some_and(|p| !p.labels.is_empty()))
+                .map(|a| a.name.as_str())
+                .collect();
+            if !placed.is_empty() {
+                eprintln!(
+                    "warning: placement of {} has no effect: this run dispatches to no workers \
+                     (give --nats URL, AGENT_RELAY_NATS or swarm.workers)",
+                    placed.join(", ")
+                );
+            }
             return Ok(None);
         };
         let url = NatsUrl::parse(url).map_err(CliError::from)?;
         let mut placement: BTreeMap<String, BTreeMap<String, String>> = BTreeMap::new();
+        for a in &file.agents {
+            if let Some(p) = &a.placement
+                && !p.labels.is_empty()
+            {
+                placement.insert(a.name.clone(), p.labels.clone());
+            }
+        }
         for p in &self.place {
             let (agent, k, v) = relay_nats::caps::parse_placement(p).map_err(CliError::invalid)?;
+            if !file.agents.iter().any(|a| a.name == agent) {
+                return Err(CliError::invalid(format!(
+                    "--place {p}: the workflow has no agent `{agent}`"
+                )));
+            }
             placement.entry(agent).or_default().insert(k, v);
         }
         Ok(Some(RunDispatch {

@@ -34,6 +34,7 @@ pub struct NatsServer {
     bin: PathBuf,
     port: u16,
     dir: PathBuf,
+    extra: Vec<String>,
     child: Option<Child>,
 }
 
@@ -41,6 +42,12 @@ impl NatsServer {
     /// Starts one keeping JetStream's files in `dir`; `None` when the binary is absent
     /// (see [`nats_server_bin`]).
     pub fn start(dir: &Path) -> Option<NatsServer> {
+        NatsServer::start_with(dir, &[])
+    }
+
+    /// As [`NatsServer::start`], with more arguments for nats-server (`--user U --pass P`,
+    /// `--auth TOKEN`).
+    pub fn start_with(dir: &Path, extra: &[&str]) -> Option<NatsServer> {
         let bin = nats_server_bin()?;
         let port = TcpListener::bind("127.0.0.1:0")
             .and_then(|l| l.local_addr())
@@ -50,6 +57,7 @@ impl NatsServer {
             bin,
             port,
             dir: dir.to_path_buf(),
+            extra: extra.iter().map(|s| (*s).to_owned()).collect(),
             child: None,
         };
         s.spawn();
@@ -73,6 +81,7 @@ impl NatsServer {
                 "-sd",
             ])
             .arg(&self.dir)
+            .args(&self.extra)
             .stdout(Stdio::null())
             .stderr(log)
             .spawn()

@@ -33,7 +33,7 @@ use std::collections::BTreeMap;
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
-pub use agent::{Agent, Cli, Constraints};
+pub use agent::{Agent, Cli, Constraints, Placement};
 pub use coordination::{
     Barrier, ConsensusStrategy, Coordination, ErrorHandling, OnError, OnExhaustion, StateBackend,
     StateConfig,

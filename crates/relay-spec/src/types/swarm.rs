@@ -39,6 +39,11 @@ pub struct Swarm {
     /// Where agents may ask a person for help.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub human_assistance: Option<HumanAssistance>,
+    /// Extension: the NATS server (`nats://host:port` or `tls://host:port`) whose workers
+    /// run this file's agent steps; `--nats` and `AGENT_RELAY_NATS` take precedence.
+    /// Credentials belong in the environment, not here.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub workers: Option<String>,
 }
 
 /// Idle-agent nudging and force-release.
