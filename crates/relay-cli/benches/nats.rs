@@ -117,6 +117,7 @@ fn trivial(root: &Path, run_dir: &Path, program: &str, agent: bool, i: usize) ->
         timeout: None,
         stderr_path: None,
         kill_grace: Duration::from_millis(300),
+        stdin: None,
     }
 }
 
