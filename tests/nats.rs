@@ -197,14 +197,7 @@ impl Cluster {
     /// `agent-relay workers --json`.
     fn status(&self) -> Vec<serde_json::Value> {
         let o = Command::new(agent_relay())
-            .args([
-                "workers",
-                "--nats",
-                &self.url,
-                "--json",
-                "--wait-ms",
-                "300",
-            ])
+            .args(["workers", "--nats", &self.url, "--json", "--wait-ms", "300"])
             .output()
             .unwrap();
         serde_json::from_slice::<Vec<serde_json::Value>>(&o.stdout).unwrap_or_default()
@@ -827,8 +820,10 @@ fn placement_labels_choose_the_worker_and_workers_lists_them() {
 
 #[test]
 fn a_server_that_wants_a_password_gets_it_and_it_never_shows() {
-    let Some(mut c) = Cluster::with_server(&["--user", "alice", "--pass", "s3cret"], Some("alice:s3cret"))
-    else {
+    let Some(mut c) = Cluster::with_server(
+        &["--user", "alice", "--pass", "s3cret"],
+        Some("alice:s3cret"),
+    ) else {
         return;
     };
     c.worker("w1", &["claude"], 2, &[]);
@@ -842,7 +837,10 @@ fn a_server_that_wants_a_password_gets_it_and_it_never_shows() {
     );
     let o = c.run("wf.yaml");
     assert_eq!(o.status.code(), Some(0), "{}", c.diagnose(&o));
-    assert_eq!(placements(&c.world), vec![("a".to_owned(), "w1".to_owned())]);
+    assert_eq!(
+        placements(&c.world),
+        vec![("a".to_owned(), "w1".to_owned())]
+    );
     assert!(
         support::step(&summary(&o), "a")["output"]
             .as_str()

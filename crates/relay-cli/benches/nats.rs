@@ -506,8 +506,8 @@ fn main() {
     let part = |p: &str| only.is_empty() || only == p;
     if part("dispatch") {
         rt.block_on(dispatch_and_overhead(
-        &url,
-        &dir,
+            &url,
+            &dir,
             if quick { 30 } else { 200 },
         ));
     }

@@ -507,5 +507,8 @@ fn placement_and_workers_are_read_and_checked() {
         &parse(&src.replace("nats://builds.example:4222", "' '"), "w.yaml").unwrap(),
         None,
     );
-    assert!(r.errors().any(|d| d.message.contains("swarm.workers is empty")));
+    assert!(
+        r.errors()
+            .any(|d| d.message.contains("swarm.workers is empty"))
+    );
 }
