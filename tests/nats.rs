@@ -609,6 +609,73 @@ workflows:
 }
 
 #[test]
+fn a_worker_back_from_a_freeze_ends_the_attempt_it_no_longer_holds() {
+    let Some(mut c) = Cluster::new() else { return };
+    c.worker("w1", &["claude"], 1, &[]);
+    c.worker("w2", &["claude"], 1, &[]);
+    c.wait_for_workers();
+    // The first attempt would run for a minute; the second finishes at once.
+    c.world.write(
+        "wf.yaml",
+        r#"version: "1.0"
+name: t
+workflows:
+  - name: main
+    steps:
+      - name: long
+        type: deterministic
+        command: "mkdir -p \"$FAKE_AGENT_STATE_DIR\"; f=\"$FAKE_AGENT_STATE_DIR/count-long\"; n=$(cat \"$f\" 2>/dev/null | wc -l); echo $$ >> \"$f\"; if [ \"$n\" -eq 0 ]; then sleep 60; fi; echo \"done by $AGENT_RELAY_WORKER\""
+        timeoutMs: 120000
+"#,
+    );
+    let coord = c
+        .coordinator(&["run", "wf.yaml", "--json", "--commands-on-workers"])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let count = c.world.path().join("state/count-long");
+    wait_until(30, "the first attempt to start", || lines_of(&count) == 1);
+    let mut holder = None;
+    wait_until(10, "the worker running it", || {
+        holder = runner_of(&c, "long");
+        holder.is_some()
+    });
+    let holder = holder.unwrap();
+    let first: u32 = std::fs::read_to_string(&count)
+        .unwrap()
+        .trim()
+        .parse()
+        .unwrap();
+    let pid = c.worker_mut(&holder).pid().to_string();
+    Command::new("kill").args(["-STOP", &pid]).status().unwrap();
+    // Given away: the other worker runs the second attempt, which completes the step.
+    let o = coord.wait_with_output().unwrap();
+    assert_eq!(o.status.code(), Some(0), "{}", c.diagnose(&o));
+    let other = if holder == "w1" { "w2" } else { "w1" };
+    let s = summary(&o);
+    let step = support::step(&s, "long");
+    assert_eq!(
+        step["output"].as_str().unwrap_or("").trim(),
+        format!("done by {other}")
+    );
+    // The first attempt's command still sleeps on the frozen worker.
+    assert!(Path::new(&format!("/proc/{first}")).exists());
+    Command::new("kill").args(["-CONT", &pid]).status().unwrap();
+    // Thawed, the worker finds the attempt is no longer its own and ends it, long before
+    // its minute is up.
+    wait_until(20, "the stale attempt to be ended", || {
+        !Path::new(&format!("/proc/{first}")).exists()
+    });
+    let log = c.worker_mut(&holder).log();
+    assert!(
+        log.contains("did not confirm the lease") || log.contains("refused by the coordinator"),
+        "the worker says why it ended the attempt:\n{log}"
+    );
+    assert_eq!(lines_of(&count), 2);
+}
+
+#[test]
 fn a_step_longer_than_the_ack_wait_is_not_redelivered() {
     let Some(mut c) = Cluster::new() else { return };
     c.worker("w1", &["claude"], 1, &[]);

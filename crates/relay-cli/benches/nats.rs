@@ -261,6 +261,62 @@ async fn socket_traffic(
     (rate, lat)
 }
 
+/// One message at a time from `a` (on `send_sock`) to `b` (on `read_sock`, already
+/// waiting with `inbox`): the latency of each, nothing queued behind it.
+async fn one_at_a_time(
+    broker: &Broker,
+    send_sock: &Path,
+    read_sock: &Path,
+    k: usize,
+) -> Vec<Duration> {
+    let tok_a = broker.access().agent_token("a").unwrap();
+    let tok_b = broker.access().agent_token("b").unwrap();
+    let (took_tx, mut took) = tokio::sync::mpsc::unbounded_channel::<()>();
+    let reader = {
+        let sock = read_sock.to_path_buf();
+        tokio::spawn(async move {
+            let s = tokio::net::UnixStream::connect(&sock).await.unwrap();
+            let (r, mut w) = s.into_split();
+            let mut r = BufReader::new(r);
+            let mut line = String::new();
+            let mut got = Vec::with_capacity(k);
+            while got.len() < k {
+                let req = serde_json::json!({"op": "inbox", "agent": "b", "waitMs": 5000, "max": 1, "token": tok_b});
+                w.write_all(format!("{req}\n").as_bytes()).await.unwrap();
+                line.clear();
+                r.read_line(&mut line).await.unwrap();
+                let v: serde_json::Value = serde_json::from_str(&line).unwrap();
+                for _ in v["messages"].as_array().into_iter().flatten() {
+                    got.push(Instant::now());
+                    let _ = took_tx.send(());
+                }
+            }
+            got
+        })
+    };
+    // Let the reader's first `inbox` be waiting before the first send.
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    let s = tokio::net::UnixStream::connect(send_sock).await.unwrap();
+    let (r, mut w) = s.into_split();
+    let mut r = BufReader::new(r);
+    let mut line = String::new();
+    let mut sent = Vec::with_capacity(k);
+    for _ in 0..k {
+        sent.push(Instant::now());
+        let req = serde_json::json!({"op": "send", "from": "a", "to": "b", "text": "ping", "token": tok_a});
+        w.write_all(format!("{req}\n").as_bytes()).await.unwrap();
+        line.clear();
+        r.read_line(&mut line).await.unwrap();
+        // The next one only once this one has been taken.
+        took.recv().await.unwrap();
+    }
+    let got = reader.await.unwrap();
+    sent.iter()
+        .zip(&got)
+        .map(|(s, g)| g.saturating_duration_since(*s))
+        .collect()
+}
+
 async fn broker(
     dir: &Path,
     run: &str,
@@ -299,6 +355,13 @@ async fn messaging(url: &str, dir: &Path, n: usize) {
         ms(pct(&mut lat, 0.5)),
         ms(pct(&mut lat, 0.99))
     );
+    let mut one = one_at_a_time(&local, &sock, &sock, n / 20).await;
+    println!(
+        "local socket, one message at a time ({}): latency p50 {}  p99 {}",
+        n / 20,
+        ms(pct(&mut one, 0.5)),
+        ms(pct(&mut one, 0.99))
+    );
     local.shutdown("done").await;
     // Across two workers: a's worker bridge -> NATS -> the coordinator's socket and
     // router -> JetStream mailbox -> b's worker bridge.
@@ -329,6 +392,20 @@ async fn messaging(url: &str, dir: &Path, n: usize) {
         rate,
         ms(pct(&mut lat, 0.5)),
         ms(pct(&mut lat, 0.99))
+    );
+    let (rate, mut lat) = socket_traffic(&remote, b1.path(), b2.path(), n, 64).await;
+    println!(
+        "two workers over NATS, 64 sending connections: {:.0} msg/s  latency p50 {}  p99 {}",
+        rate,
+        ms(pct(&mut lat, 0.5)),
+        ms(pct(&mut lat, 0.99))
+    );
+    let mut one = one_at_a_time(&remote, b1.path(), b2.path(), n / 20).await;
+    println!(
+        "two workers over NATS, one message at a time ({}): latency p50 {}  p99 {}",
+        n / 20,
+        ms(pct(&mut one, 0.5)),
+        ms(pct(&mut one, 0.99))
     );
     remote.shutdown("done").await;
     // The JetStream mailbox on its own: the router sends, another task takes.
