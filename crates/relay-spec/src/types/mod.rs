@@ -35,8 +35,8 @@ use serde::{Deserialize, Serialize};
 
 pub use agent::{Agent, Cli, Constraints};
 pub use coordination::{
-    Barrier, ConsensusStrategy, Coordination, ErrorHandling, OnError, OnExhaustion, StateBackend,
-    StateConfig,
+    Barrier, ClaimsMode, ConsensusStrategy, Coordination, ErrorHandling, OnError, OnExhaustion,
+    StateBackend, StateConfig,
 };
 pub use defaults::*;
 pub use either::{BoolOr, NameOr};

@@ -51,7 +51,7 @@ pub(super) fn step_references(
                             ),
                         ));
                     }
-                    Ref::Var(_) => {}
+                    Ref::Var(_) | Ref::State(_) => {}
                 }
             }
         }
