@@ -220,6 +220,73 @@ pub enum EventKind {
         /// Why.
         reason: String,
     },
+    /// A key of the shared state was written (the value itself when it is small).
+    #[serde(rename = "state:set")]
+    StateSet {
+        /// The key (without the namespace).
+        key: String,
+        /// Who wrote it.
+        by: String,
+        /// Its new revision.
+        rev: u64,
+        /// The value, when at most 200 bytes.
+        #[serde(skip_serializing_if = "Option::is_none", default)]
+        value: Option<String>,
+        /// Its size in bytes.
+        bytes: usize,
+        /// Its TTL.
+        #[serde(skip_serializing_if = "Option::is_none", default)]
+        ttl_ms: Option<u64>,
+    },
+    /// A key of the shared state was deleted.
+    #[serde(rename = "state:deleted")]
+    StateDeleted {
+        /// The key.
+        key: String,
+        /// Who deleted it.
+        by: String,
+    },
+    /// An agent was granted claims on paths.
+    #[serde(rename = "claim:granted")]
+    ClaimGranted {
+        /// The holder.
+        agent: String,
+        /// The paths or globs.
+        paths: Vec<String>,
+        /// The holder's step.
+        #[serde(skip_serializing_if = "Option::is_none", default)]
+        step: Option<String>,
+        /// How long they last at most.
+        #[serde(skip_serializing_if = "Option::is_none", default)]
+        ttl_ms: Option<u64>,
+    },
+    /// Claims ended.
+    #[serde(rename = "claim:released")]
+    ClaimReleased {
+        /// The holder.
+        agent: String,
+        /// The paths or globs.
+        paths: Vec<String>,
+        /// How: `released`, `expired`, `step-ended`, `run-ended`.
+        why: String,
+    },
+    /// A step changed a file while another agent held a claim on it.
+    #[serde(rename = "claim:conflict")]
+    ClaimConflict {
+        /// The step.
+        step: String,
+        /// Its agent.
+        agent: String,
+        /// The file, relative to the step's directory.
+        path: String,
+        /// Who held the claim.
+        holder: String,
+        /// The claim (path or glob).
+        claim: String,
+        /// Whether the holder worked in another directory, so the change was surely not
+        /// its own (only such a conflict fails a step under `coordination.claims: enforce`).
+        certain: bool,
+    },
     /// Something the user should know that changes nothing by itself.
     #[serde(rename = "warning")]
     Warning {
@@ -266,7 +333,8 @@ impl EventKind {
             | EventKind::StepCompleted { step, .. }
             | EventKind::StepFailed { step, .. }
             | EventKind::StepSkipped { step, .. }
-            | EventKind::Pattern { step, .. } => Some(step),
+            | EventKind::Pattern { step, .. }
+            | EventKind::ClaimConflict { step, .. } => Some(step),
             _ => None,
         }
     }

@@ -50,9 +50,45 @@ pub(crate) async fn run_attempt<L: Launcher>(
             why: format!("cannot write {}: {e}", job.step_dir.display()),
         };
     }
+    let started_ms = relay_state::now_ms();
+    // `{{state.KEY}}` is read now, as the attempt starts. A key nobody has set yet fails
+    // the attempt (and may be set before a retry); a backend that fails stops the run.
+    let mut launch = launch;
+    if let Some(slots) = &job.state {
+        let values = match shared.messaging.state_values(&slots.keys()).await {
+            Ok(v) => v,
+            Err(e) => {
+                return StepOutcome::Broken {
+                    why: format!("cannot read the shared state: {e}"),
+                };
+            }
+        };
+        match slots.fill(&launch.text, &values) {
+            Ok(text) => launch.text = text,
+            Err(reason) => {
+                return StepOutcome::Failed {
+                    output: String::new(),
+                    reason,
+                    exit_code: None,
+                    retryable: true,
+                };
+            }
+        }
+    }
     let attempt = match run_it(&shared, &launch, &cancel).await {
         Ok(a) => a,
         Err(why) => return StepOutcome::Broken { why },
+    };
+    // Files changed under another agent's claim: recorded, and with
+    // `coordination.claims: enforce` the attempt fails.
+    let claims_failure = match job.agent() {
+        Some(agent) => {
+            shared
+                .messaging
+                .check_claims(&job.label, &agent.name, &job.cwd, started_ms, &shared.events)
+                .await
+        }
+        None => None,
     };
     if matches!(
         attempt.end,
@@ -94,6 +130,14 @@ pub(crate) async fn run_attempt<L: Launcher>(
         },
     )
     .await;
+    if let Some(reason) = claims_failure {
+        return StepOutcome::Failed {
+            output: attempt.output,
+            reason,
+            exit_code: attempt.exit_code,
+            retryable: false,
+        };
+    }
     match verdict {
         Verdict::Pass => StepOutcome::Completed {
             output: attempt.output,
@@ -120,7 +164,7 @@ async fn run_it<L: Launcher>(
     let job = &launch.job;
     let mut text = launch.text.clone();
     if job.append_board {
-        text.push_str(&shared.messaging.board_section());
+        text.push_str(&shared.messaging.board_section().await);
     }
     match &job.work {
         Work::Agent(agent) if agent.is_interactive() && !shared.rehearse => {

@@ -197,6 +197,7 @@ pub async fn run<L: Launcher>(
         .collect();
     let messaging = RunMessaging::start(
         log.store.dir(),
+        &req.workdir,
         &run_id,
         file,
         wf,
