@@ -36,12 +36,13 @@ enum StateOp {
         #[arg(long)]
         json: bool,
     },
-    /// Set KEY to VALUE (several words are joined with spaces; `-` reads stdin).
+    /// Set KEY to VALUE (several words are joined with spaces; `-` reads stdin; after
+    /// `--` a word may start with `-`).
     Set {
         /// The key.
         key: String,
         /// The value.
-        #[arg(required = true, num_args = 1.., allow_hyphen_values = true)]
+        #[arg(required = true, num_args = 1.., allow_negative_numbers = true)]
         value: Vec<String>,
         /// How long it lives (`500ms`, `30s`, `10m`, `2h`; a number is seconds);
         /// default: the workflow's `state.ttlMs`, else forever.
@@ -54,13 +55,19 @@ enum StateOp {
         /// The key.
         key: String,
         /// The value it must hold now.
-        #[arg(long, value_name = "OLD", allow_hyphen_values = true, required_unless_present = "absent", conflicts_with = "absent")]
+        #[arg(
+            long,
+            value_name = "OLD",
+            allow_hyphen_values = true,
+            required_unless_present = "absent",
+            conflicts_with = "absent"
+        )]
         expect: Option<String>,
         /// Only if the key is unset.
         #[arg(long)]
         absent: bool,
         /// The new value.
-        #[arg(required = true, num_args = 1.., allow_hyphen_values = true)]
+        #[arg(required = true, num_args = 1.., allow_negative_numbers = true)]
         value: Vec<String>,
         /// How long the new value lives.
         #[arg(long, value_name = "DURATION")]
@@ -248,10 +255,9 @@ pub fn state(args: StateArgs) -> CliResult {
         }
         StateOp::Delete { key } => match ep.ask(&Request::StateDelete { key, by: writer() })? {
             Reply::Deleted { existed: true, .. } => Ok(Exit::Success),
-            Reply::Deleted { key, .. } => Err(CliError::new(
-                Exit::Failed,
-                format!("`{key}` was not set"),
-            )),
+            Reply::Deleted { key, .. } => {
+                Err(CliError::new(Exit::Failed, format!("`{key}` was not set")))
+            }
             r => Err(unexpected(&r)),
         },
         StateOp::List { prefix, json } => match ep.ask(&Request::StateList { prefix })? {

@@ -421,7 +421,12 @@ workflows:
         );
         let err = slots.fill(&job.text, &BTreeMap::new()).unwrap_err();
         assert!(err.contains("no value for {{state.plan}}"), "{err}");
-        assert!(job_of(FILE, RunSpec::default(), &[("a1", "x")]).unwrap().state.is_none());
+        assert!(
+            job_of(FILE, RunSpec::default(), &[("a1", "x")])
+                .unwrap()
+                .state
+                .is_none()
+        );
     }
 
     #[test]

@@ -46,7 +46,7 @@ pub(crate) struct RunMessaging {
     /// gate can add steps, no pool picks agents at run time); an agent with none left
     /// has ended, and messages to it fail at once.
     left: Mutex<Option<HashMap<String, usize>>>,
-    events: OnceLock<Vec<JoinHandle<()>>>,
+    events: OnceLock<JoinHandle<()>>,
 }
 
 fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
@@ -209,34 +209,26 @@ impl RunMessaging {
         self.events.get_or_init(|| {
             let mut records = self.router.observe();
             let tx = events.clone();
-            let messages = tokio::spawn(async move {
+            let task = tokio::spawn(async move {
                 while let Some(r) = records.recv().await {
                     if tx.send(event_of(r)).is_err() {
                         return;
                     }
                 }
             });
-            let mut changes = self.state.observe();
+            // State and claim records are passed on as they happen (not through a task),
+            // so what a step did is in the log before its end is.
             let tx = events.clone();
-            let state = tokio::spawn(async move {
-                while let Some(c) = changes.recv().await {
-                    if tx.send(state_event(c)).is_err() {
-                        return;
-                    }
-                }
-            });
-            let mut claims = self.claims.observe();
+            self.state
+                .observers()
+                .sink(move |c| tx.send(state_event(c.clone())).is_ok());
             let tx = events.clone();
-            let claim_task = tokio::spawn(async move {
-                while let Some(r) = claims.recv().await {
-                    for e in claim_events(r) {
-                        if tx.send(e).is_err() {
-                            return;
-                        }
-                    }
-                }
+            self.claims.observers().sink(move |r| {
+                claim_events(r.clone())
+                    .into_iter()
+                    .all(|e| tx.send(e).is_ok())
             });
-            vec![messages, state, claim_task]
+            task
         });
     }
 

@@ -37,11 +37,11 @@ pub mod transport;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
-pub use relay_state::{Claims, Entry, State};
 pub use lines::RelayLine;
 pub use model::{
     AgentInfo, AgentState, Envelope, MessageId, MessageState, Receipt, Record, Target,
 };
+pub use relay_state::{Claims, Entry, State};
 pub use router::{Delivery, InboxError, PolicyHandle, Router, RouterConfig, SendError, feed};
 pub use topology::Topology;
 pub use transport::{InProcess, Transport};

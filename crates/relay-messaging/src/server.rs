@@ -16,9 +16,9 @@ use relay_state::{Ask, Cas, ClaimError, Claims, State, StateError, Watched};
 
 use crate::access::{Access, Caller, TOKEN_ENV};
 use crate::model::{Target, is_name};
-use crate::sanitize::sanitize;
 use crate::protocol::{Authed, ErrorKind, MAX_LINE_BYTES, Reply, Request};
 use crate::router::{Delivery, InboxError, Router, SendError};
+use crate::sanitize::sanitize;
 
 /// Most messages one `inbox` request takes.
 pub const INBOX_MAX: usize = 1000;

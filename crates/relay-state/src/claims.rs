@@ -13,12 +13,10 @@ use std::path::{Path, PathBuf};
 use std::sync::{Mutex, MutexGuard, PoisonError};
 use std::time::Duration;
 
-use serde::{Deserialize, Serialize};
-use tokio::sync::mpsc::{UnboundedReceiver, UnboundedSender, unbounded_channel};
-
 use crate::changes::Changed;
 use crate::glob::{Glob, GlobError, normalize};
-use crate::now_ms;
+use crate::{Observers, now_ms};
+use serde::{Deserialize, Serialize};
 
 /// Most paths one request may claim.
 pub const MAX_PATHS: usize = 256;
@@ -179,7 +177,7 @@ impl Book {
 pub struct Claims {
     book: Mutex<Book>,
     released: tokio::sync::Notify,
-    observers: Mutex<Vec<UnboundedSender<ClaimRecord>>>,
+    observers: Observers<ClaimRecord>,
 }
 
 /// One claim request.
@@ -207,14 +205,9 @@ impl Claims {
         self.book.lock().unwrap_or_else(PoisonError::into_inner)
     }
 
-    /// Every change of the book from now on.
-    pub fn observe(&self) -> UnboundedReceiver<ClaimRecord> {
-        let (tx, rx) = unbounded_channel();
-        self.observers
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner)
-            .push(tx);
-        rx
+    /// Who is told of every change of the book, before the call that made it returns.
+    pub fn observers(&self) -> &Observers<ClaimRecord> {
+        &self.observers
     }
 
     fn emit(&self, rec: ClaimRecord) {
@@ -227,10 +220,7 @@ impl Claims {
         if matches!(rec, ClaimRecord::Ended(_)) {
             self.released.notify_waiters();
         }
-        self.observers
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner)
-            .retain(|tx| tx.send(rec.clone()).is_ok());
+        self.observers.emit(&rec);
     }
 
     fn expire_now(&self, book: &mut Book, now: u64) -> Vec<Claim> {
@@ -527,7 +517,7 @@ mod tests {
     #[test]
     fn claims_end_with_their_step() {
         let c = Claims::new();
-        let mut records = c.observe();
+        let mut records = c.observers().channel();
         c.try_claim(&ask("alice", &paths(&["a"]))).unwrap();
         let b = paths(&["b"]);
         c.try_claim(&Ask {

@@ -36,7 +36,7 @@ use std::sync::{Arc, Mutex, PoisonError};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use serde::{Deserialize, Serialize};
-use tokio::sync::mpsc::{UnboundedReceiver, UnboundedSender, unbounded_channel};
+use tokio::sync::mpsc::{UnboundedReceiver, unbounded_channel};
 
 pub use backend::{Backend, Expect, Put, StateBackend, Write};
 pub use claims::{Ask, Claim, ClaimEnd, ClaimError, ClaimRecord, Claims, Conflict, Refusal};
@@ -207,6 +207,52 @@ pub fn namespace_of(name: &str) -> String {
     }
 }
 
+/// Who is told of each record, in the order records happen: channels, and sinks called
+/// on the spot (so a record is passed on before the operation that made it returns).
+pub struct Observers<T> {
+    sinks: Mutex<Vec<Sink<T>>>,
+}
+
+type Sink<T> = Box<dyn Fn(&T) -> bool + Send + Sync>;
+
+impl<T> Default for Observers<T> {
+    fn default() -> Self {
+        Observers {
+            sinks: Mutex::new(Vec::new()),
+        }
+    }
+}
+
+impl<T> std::fmt::Debug for Observers<T> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Observers").finish_non_exhaustive()
+    }
+}
+
+impl<T: Clone + Send + 'static> Observers<T> {
+    fn sinks(&self) -> std::sync::MutexGuard<'_, Vec<Sink<T>>> {
+        self.sinks.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    /// Every record from now on, on a channel.
+    pub fn channel(&self) -> UnboundedReceiver<T> {
+        let (tx, rx) = unbounded_channel::<T>();
+        self.sink(move |r: &T| tx.send(r.clone()).is_ok());
+        rx
+    }
+
+    /// `f` is called with every record from now on, as it happens, until it returns
+    /// false. It must not block.
+    pub fn sink(&self, f: impl Fn(&T) -> bool + Send + Sync + 'static) {
+        self.sinks().push(Box::new(f));
+    }
+
+    /// Tells every observer of `record`.
+    pub fn emit(&self, record: &T) {
+        self.sinks().retain(|f| f(record));
+    }
+}
+
 struct Inner {
     backend: Arc<Backend>,
     namespace: String,
@@ -214,7 +260,7 @@ struct Inner {
     /// Bumped after every write through this state (or one sharing its backend), so
     /// watchers re-read at once.
     changes: Arc<tokio::sync::watch::Sender<u64>>,
-    observers: Arc<Mutex<Vec<UnboundedSender<Change>>>>,
+    observers: Observers<Change>,
 }
 
 /// The shared state of a run: a backend, a namespace and a default TTL. Cheap to clone.
@@ -243,7 +289,7 @@ impl State {
                 namespace: namespace_of(namespace),
                 default_ttl: default_ttl.filter(|d| !d.is_zero()),
                 changes: Arc::new(tokio::sync::watch::Sender::new(0)),
-                observers: Arc::default(),
+                observers: Observers::default(),
             }),
         }
     }
@@ -257,7 +303,7 @@ impl State {
                 namespace: namespace_of(namespace),
                 default_ttl: self.inner.default_ttl,
                 changes: self.inner.changes.clone(),
-                observers: Arc::default(),
+                observers: Observers::default(),
             }),
         }
     }
@@ -288,24 +334,14 @@ impl State {
         Ok(format!("{}:{key}", self.inner.namespace))
     }
 
-    /// Every write from now on, for the run's events.
-    pub fn observe(&self) -> UnboundedReceiver<Change> {
-        let (tx, rx) = unbounded_channel();
-        self.observers().push(tx);
-        rx
-    }
-
-    fn observers(&self) -> std::sync::MutexGuard<'_, Vec<UnboundedSender<Change>>> {
-        self.inner
-            .observers
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner)
+    /// Who is told of every write (for the run's events): told before the write returns.
+    pub fn observers(&self) -> &Observers<Change> {
+        &self.inner.observers
     }
 
     fn written(&self, change: Change) {
         self.inner.changes.send_modify(|g| *g = g.wrapping_add(1));
-        self.observers()
-            .retain(|tx| tx.send(change.clone()).is_ok());
+        self.inner.observers.emit(&change);
     }
 
     /// The entry under `key`, unless it is unset or expired.

@@ -85,7 +85,13 @@ pub(crate) async fn run_attempt<L: Launcher>(
         Some(agent) => {
             shared
                 .messaging
-                .check_claims(&job.label, &agent.name, &job.cwd, started_ms, &shared.events)
+                .check_claims(
+                    &job.label,
+                    &agent.name,
+                    &job.cwd,
+                    started_ms,
+                    &shared.events,
+                )
                 .await
         }
         None => None,
