@@ -1,4 +1,5 @@
-//! The one trait every backend implements, and the enum that picks one at run time.
+//! The one trait every backend implements (the enum that picks one at run time is in
+//! `any.rs`).
 //! Backends see full keys (`NAMESPACE:KEY`, made by [`crate::State`]) and only store:
 //! they give each write a revision, hide what has expired, and compare-and-set
 //! atomically. Everything else (key rules, the default TTL, watching, the record of
@@ -7,9 +8,6 @@
 use std::future::Future;
 use std::time::Duration;
 
-use crate::memory::MemoryStore;
-use crate::redis_store::RedisStore;
-use crate::sqlite::SqliteStore;
 use crate::{Entry, StateError};
 
 /// One write.
@@ -83,65 +81,4 @@ pub trait StateBackend: Send + Sync {
 
     /// The backend's name in the format: `memory`, `redis`, `database`.
     fn name(&self) -> &'static str;
-}
-
-/// One of the three backends.
-#[derive(Debug)]
-pub enum Backend {
-    /// In the coordinator's memory, persisted in the run directory.
-    Memory(MemoryStore),
-    /// A Redis server.
-    Redis(RedisStore),
-    /// An SQLite file.
-    Database(SqliteStore),
-}
-
-impl StateBackend for Backend {
-    async fn get(&self, key: &str) -> Result<Option<Entry>, StateError> {
-        match self {
-            Backend::Memory(b) => b.get(key).await,
-            Backend::Redis(b) => b.get(key).await,
-            Backend::Database(b) => b.get(key).await,
-        }
-    }
-
-    async fn put(&self, key: &str, write: &Write<'_>, expect: &Expect) -> Result<Put, StateError> {
-        match self {
-            Backend::Memory(b) => b.put(key, write, expect).await,
-            Backend::Redis(b) => b.put(key, write, expect).await,
-            Backend::Database(b) => b.put(key, write, expect).await,
-        }
-    }
-
-    async fn delete(&self, key: &str) -> Result<bool, StateError> {
-        match self {
-            Backend::Memory(b) => b.delete(key).await,
-            Backend::Redis(b) => b.delete(key).await,
-            Backend::Database(b) => b.delete(key).await,
-        }
-    }
-
-    async fn list(&self, prefix: &str, limit: usize) -> Result<Vec<(String, Entry)>, StateError> {
-        match self {
-            Backend::Memory(b) => b.list(prefix, limit).await,
-            Backend::Redis(b) => b.list(prefix, limit).await,
-            Backend::Database(b) => b.list(prefix, limit).await,
-        }
-    }
-
-    fn poll(&self) -> Option<Duration> {
-        match self {
-            Backend::Memory(b) => b.poll(),
-            Backend::Redis(b) => b.poll(),
-            Backend::Database(b) => b.poll(),
-        }
-    }
-
-    fn name(&self) -> &'static str {
-        match self {
-            Backend::Memory(b) => b.name(),
-            Backend::Redis(b) => b.name(),
-            Backend::Database(b) => b.name(),
-        }
-    }
 }

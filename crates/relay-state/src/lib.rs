@@ -22,6 +22,7 @@
 //! Claims (`claims.rs`, `glob.rs`) are the run's own: who holds which paths, kept by
 //! the broker, not the backend.
 
+pub mod any;
 pub mod backend;
 pub mod changes;
 pub mod claims;
@@ -38,7 +39,8 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 use serde::{Deserialize, Serialize};
 use tokio::sync::mpsc::{UnboundedReceiver, unbounded_channel};
 
-pub use backend::{Backend, Expect, Put, StateBackend, Write};
+pub use any::Backend;
+pub use backend::{Expect, Put, StateBackend, Write};
 pub use claims::{Ask, Claim, ClaimEnd, ClaimError, ClaimRecord, Claims, Conflict, Refusal};
 pub use open::{OpenError, StateSettings, open};
 
