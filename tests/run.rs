@@ -332,7 +332,7 @@ fn deterministic_steps_capture_stdout_and_quote_values() {
     let s = summary(&o);
     assert_eq!(step(&s, "list")["output"], format!("one\ntwo\n{evil}\n"));
     assert!(!w.path().join("pwned").exists() && !w.path().join("pwned2").exists());
-    assert_eq!(step(&s, "quiet")["output"], "");
+    assert_eq!(step(&s, "quiet")["output"], "command completed (exit 0)");
     assert_eq!(step(&s, "tolerant")["status"], "completed");
     assert_eq!(step(&s, "tolerant")["exitCode"], 5);
     assert!(

@@ -23,6 +23,18 @@ pub struct CliProfile {
     pub quit_command: &'static str,
     /// Glyphs a reply line may start with on screen (`●`, `•`, `✦`).
     pub reply_glyphs: &'static [&'static str],
+    /// Prompt glyphs of the CLI's input line beyond the common ones (`❯ › > ┃`), each
+    /// followed by a space: gemini shows `*` in YOLO mode.
+    pub prompt_glyphs: &'static [&'static str],
+    /// Starts of the CLI's own status rows in the conversation (timings, token counts):
+    /// interface, not the agent's reply.
+    pub status_rows: &'static [&'static str],
+    /// Text the CLI shows while it cannot take input yet even though its prompt is drawn
+    /// (gemini initialises after the first prompt, lists what is typed meanwhile as
+    /// queued and merges it into one prompt): no task or message is typed while it is
+    /// shown. Only text that goes away again belongs here (gemini's "Initializing..."
+    /// line stays in the conversation).
+    pub busy_cues: &'static [&'static str],
 }
 
 const PROFILES: [CliProfile; 10] = [
@@ -33,6 +45,9 @@ const PROFILES: [CliProfile; 10] = [
         model_flag: "--model",
         ready_cues: &["bypass permissions on", "? for shortcuts"],
         quit_command: "/exit",
+        status_rows: &["✻ "],
+        busy_cues: &[],
+        prompt_glyphs: &[],
         reply_glyphs: &["●"],
     },
     CliProfile {
@@ -42,6 +57,9 @@ const PROFILES: [CliProfile; 10] = [
         model_flag: "--model",
         ready_cues: &["? for shortcuts"],
         quit_command: "/exit",
+        status_rows: &["Worked for "],
+        busy_cues: &[],
+        prompt_glyphs: &[],
         reply_glyphs: &["•"],
     },
     CliProfile {
@@ -51,6 +69,9 @@ const PROFILES: [CliProfile; 10] = [
         model_flag: "--model",
         ready_cues: &["Type your message"],
         quit_command: "/quit",
+        status_rows: &["? for shortcuts", "YOLO Ctrl+Y"],
+        busy_cues: &["Queued (press"],
+        prompt_glyphs: &["*"],
         reply_glyphs: &["✦"],
     },
     CliProfile {
@@ -60,6 +81,9 @@ const PROFILES: [CliProfile; 10] = [
         model_flag: "--model",
         ready_cues: &[],
         quit_command: "/exit",
+        status_rows: &["Tokens: "],
+        busy_cues: &[],
+        prompt_glyphs: &[],
         reply_glyphs: &[],
     },
     CliProfile {
@@ -69,6 +93,9 @@ const PROFILES: [CliProfile; 10] = [
         model_flag: "--model",
         ready_cues: &[],
         quit_command: "/exit",
+        status_rows: &[],
+        busy_cues: &[],
+        prompt_glyphs: &[],
         reply_glyphs: &[],
     },
     CliProfile {
@@ -78,6 +105,9 @@ const PROFILES: [CliProfile; 10] = [
         model_flag: "--model",
         ready_cues: &["ctrl+p commands"],
         quit_command: "/exit",
+        status_rows: &["▣ "],
+        busy_cues: &[],
+        prompt_glyphs: &[],
         reply_glyphs: &[],
     },
     CliProfile {
@@ -87,6 +117,9 @@ const PROFILES: [CliProfile; 10] = [
         model_flag: "--model",
         ready_cues: &[],
         quit_command: "/exit",
+        status_rows: &[],
+        busy_cues: &[],
+        prompt_glyphs: &[],
         reply_glyphs: &[],
     },
     // Cursor's CLI, under each name the format accepts for it.
@@ -97,6 +130,9 @@ const PROFILES: [CliProfile; 10] = [
         model_flag: "--model",
         ready_cues: &[],
         quit_command: "/quit",
+        status_rows: &[],
+        busy_cues: &[],
+        prompt_glyphs: &[],
         reply_glyphs: &[],
     },
     // Cursor's CLI, under each name the format accepts for it.
@@ -107,6 +143,9 @@ const PROFILES: [CliProfile; 10] = [
         model_flag: "--model",
         ready_cues: &[],
         quit_command: "/quit",
+        status_rows: &[],
+        busy_cues: &[],
+        prompt_glyphs: &[],
         reply_glyphs: &[],
     },
     // Cursor's CLI, under each name the format accepts for it.
@@ -117,6 +156,9 @@ const PROFILES: [CliProfile; 10] = [
         model_flag: "--model",
         ready_cues: &[],
         quit_command: "/quit",
+        status_rows: &[],
+        busy_cues: &[],
+        prompt_glyphs: &[],
         reply_glyphs: &[],
     },
 ];

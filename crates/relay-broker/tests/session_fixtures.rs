@@ -6,7 +6,7 @@ use std::collections::HashSet;
 use std::time::Duration;
 
 use relay_broker::session::detect::{self, Injected, Rules};
-use relay_broker::session::driver::{Action, Driver, DriverConfig};
+use relay_broker::session::driver::{Action, Driver, DriverConfig, Terminal};
 use relay_broker::session::screen::Screen;
 use relay_broker::session::{SessionEnd, SessionEvent, SessionTiming};
 
@@ -160,12 +160,15 @@ fn the_driver_reads_the_synthetic_session_end_to_end() {
     assert_eq!(a[0], Action::Emit(SessionEvent::Ready { fallback: false }));
     assert_eq!(
         a[1],
-        Action::Write(b"\x1b[200~do the thing\x1b[201~".to_vec())
+        Action::Terminal(Terminal::Write(b"\x1b[200~do the thing\x1b[201~".to_vec()))
     );
     d.on_output(&bytes[prompt_end..echo_end], t0 + ms(110));
     // Enter goes once the app has been quiet for the Enter pause since echoing the paste.
     assert_eq!(d.on_tick(t0 + ms(150)), []);
-    assert_eq!(d.on_tick(t0 + ms(160)), [Action::Write(b"\r".to_vec())]);
+    assert_eq!(
+        d.on_tick(t0 + ms(160)),
+        [Action::Terminal(Terminal::Write(b"\r".to_vec()))]
+    );
     let mut actions = Vec::new();
     for piece in bytes[echo_end..].chunks(5) {
         actions.extend(d.on_output(piece, t0 + ms(170)));
@@ -175,7 +178,7 @@ fn the_driver_reads_the_synthetic_session_end_to_end() {
         [
             Action::Emit(SessionEvent::TaskDelivered { attempts: 1 }),
             Action::Emit(SessionEvent::ExitRequested),
-            Action::End(SessionEnd::ExitRequested),
+            Action::Terminal(Terminal::End(SessionEnd::ExitRequested)),
         ]
     );
     assert_eq!(

@@ -1,6 +1,8 @@
 //! Interactive agents: per-step overhead of a 3-step pipeline of TUI agents compared with
-//! a bare-minimum PTY driver doing the same work, and the coordinator's memory per live
-//! PTY session with 100 idle sessions open.
+//! a bare-minimum PTY driver doing the same work, for the fake agent and for each fixture
+//! agent whose screen differs from it (a bare prompt, a line-oriented agent, a slow one
+//! behind spinners), and the coordinator's memory per live PTY session with 100 idle
+//! sessions open.
 //!
 //! Run: `cargo build --release -p relay-testkit && cargo bench -p relay-cli --bench interactive`
 
@@ -68,6 +70,106 @@ fn bare_step(fake: &Path) -> Duration {
     child.kill().unwrap();
     child.wait().unwrap();
     t.elapsed()
+}
+
+/// One step of a fixture agent driven by hand: spawn it in a PTY, wait for its prompt and
+/// the same quiet moment agent-relay waits for, type the task (pasted when the agent
+/// enabled bracketed paste, else as one line), pause, Enter, wait for `/exit`, kill.
+fn bare_fixture_step(agent: relay_testkit::FixtureAgent, prompt: &str) -> Duration {
+    let t = Instant::now();
+    let pty = portable_pty::native_pty_system();
+    let pair = pty
+        .openpty(portable_pty::PtySize {
+            rows: 40,
+            cols: 120,
+            pixel_width: 0,
+            pixel_height: 0,
+        })
+        .unwrap();
+    let argv = agent.argv();
+    let mut cmd = portable_pty::CommandBuilder::new(&argv[0]);
+    cmd.args(&argv[1..]);
+    for (k, v) in FIXTURE_ENV {
+        cmd.env(k, v);
+    }
+    let mut child = pair.slave.spawn_command(cmd).unwrap();
+    drop(pair.slave);
+    let mut reader = pair.master.try_clone_reader().unwrap();
+    let mut writer = pair.master.take_writer().unwrap();
+    let (tx, rx) = std::sync::mpsc::channel::<Vec<u8>>();
+    std::thread::spawn(move || {
+        let mut buf = [0u8; 4096];
+        while let Ok(n) = reader.read(&mut buf) {
+            if n == 0 || tx.send(buf[..n].to_vec()).is_err() {
+                break;
+            }
+        }
+    });
+    let mut seen = String::new();
+    while !seen.contains(prompt) {
+        let chunk = rx.recv_timeout(Duration::from_secs(10)).unwrap();
+        seen.push_str(&String::from_utf8_lossy(&chunk));
+    }
+    // The quiet moment.
+    while let Ok(chunk) = rx.recv_timeout(Duration::from_millis(SETTLE_MS)) {
+        seen.push_str(&String::from_utf8_lossy(&chunk));
+    }
+    let text = "step REPLY:done\\n/exit|";
+    if seen.contains("\x1b[?2004h") {
+        writer
+            .write_all(format!("\x1b[200~{text}\x1b[201~").as_bytes())
+            .unwrap();
+    } else {
+        writer.write_all(text.as_bytes()).unwrap();
+    }
+    std::thread::sleep(Duration::from_millis(ENTER_MS));
+    writer.write_all(b"\r").unwrap();
+    seen.clear();
+    // `/exit` on a line of its own, not the echo of the typed text.
+    while !seen.contains("/exit\r\n") && !seen.contains("/exit\x1b[0m\r\n") {
+        let chunk = rx.recv_timeout(Duration::from_secs(10)).unwrap();
+        seen.push_str(&String::from_utf8_lossy(&chunk));
+    }
+    child.kill().unwrap();
+    child.wait().unwrap();
+    t.elapsed()
+}
+
+/// The fixture agents' own pacing in both drivers: boot and spinner of the slow one.
+const FIXTURE_ENV: [(&str, &str); 3] = [("BOOT_MS", "300"), ("SPIN_MS", "500"), ("THINK_MS", "0")];
+
+/// Median wall time of `reps` runs of `wf` through agent-relay, with `env` and the
+/// given settle time.
+fn pipeline(
+    dir: &Path,
+    wf: &Path,
+    path: &str,
+    settle_ms: u64,
+    enter_ms: u64,
+    reps: usize,
+) -> Duration {
+    let runs: Vec<Duration> = (0..reps)
+        .map(|_| {
+            let t = Instant::now();
+            let mut c = Command::new(agent_relay());
+            c.args(["run", wf.to_str().unwrap(), "--quiet"])
+                .current_dir(dir)
+                .env("PATH", path)
+                .env("FAKE_AGENT_THINK_MS", "0")
+                .env("FAKE_AGENT_QUERY_TIMEOUT_MS", "0")
+                .env("AGENT_RELAY_SETTLE_MS", settle_ms.to_string())
+                .env("AGENT_RELAY_ENTER_DELAY_MS", enter_ms.to_string())
+                .stdout(Stdio::null())
+                .stderr(Stdio::null());
+            for (k, v) in FIXTURE_ENV {
+                c.env(k, v);
+            }
+            let st = c.status().unwrap();
+            assert!(st.success(), "pipeline {} failed", wf.display());
+            t.elapsed()
+        })
+        .collect();
+    median(runs)
 }
 
 fn median(mut xs: Vec<Duration>) -> Duration {
@@ -200,6 +302,52 @@ fn main() {
         "coordinator overhead per interactive step: {} (settle {SETTLE_MS} ms, Enter pause {ENTER_MS} ms in both)",
         ms(relay_step.saturating_sub(bare_step))
     );
+
+    // The fixture agents, each installed as `claude`, through agent-relay and by hand.
+    let fx = dir.join("fixture");
+    let fx_bin = fx.join("bin");
+    std::fs::create_dir_all(&fx_bin).unwrap();
+    let fx_path = format!(
+        "{}:{}",
+        fx_bin.display(),
+        std::env::var("PATH").unwrap_or_default()
+    );
+    let fx_wf = fx.join("pipeline.yaml");
+    std::fs::write(
+        &fx_wf,
+        "name: b\nagents: [{name: a, cli: claude}]\nworkflows:\n  - name: main\n    steps:\n      - {name: s1, agent: a, task: \"step REPLY:done\\\\n/exit|\"}\n      - {name: s2, agent: a, task: \"step REPLY:done\\\\n/exit|\", dependsOn: [s1]}\n      - {name: s3, agent: a, task: \"step REPLY:done\\\\n/exit|\", dependsOn: [s2]}\n",
+    )
+    .unwrap();
+    for (agent, prompt) in [
+        (relay_testkit::FixtureAgent::BarePrompt, "\u{276f} "),
+        (relay_testkit::FixtureAgent::LineOriented, "> "),
+        (relay_testkit::FixtureAgent::SlowSpinner, "\u{203a} "),
+    ] {
+        agent.install_as(&fx_bin, "claude").unwrap();
+        let reps = 5;
+        let whole = pipeline(&fx, &fx_wf, &fx_path, SETTLE_MS, ENTER_MS, reps);
+        let defaults = relay_broker::session::SessionTiming::default();
+        let (d_settle, d_enter) = (
+            defaults.settle.as_millis() as u64,
+            defaults.enter_delay.as_millis() as u64,
+        );
+        let whole_default = pipeline(&fx, &fx_wf, &fx_path, d_settle, d_enter, 3);
+        let bare = median(
+            (0..reps * 3)
+                .map(|_| bare_fixture_step(agent, prompt))
+                .collect(),
+        );
+        let step = whole / 3;
+        println!(
+            "{}: 3-step pipeline {} ({} per step; with the default settle {d_settle} ms and Enter pause {d_enter} ms: {}), bare PTY driver per step {}, overhead per step {}",
+            agent.name(),
+            ms(whole),
+            ms(step),
+            ms(whole_default),
+            ms(bare),
+            ms(step.saturating_sub(bare))
+        );
+    }
 
     // Idle sessions: the coordinator's memory with 1 and with 100 live PTY sessions.
     let one = idle_rss(&dir, &path, 1);

@@ -43,6 +43,7 @@ impl Exit {
         match summary.status {
             RunStatus::Completed => Exit::Success,
             RunStatus::Cancelled => Exit::Interrupted,
+            RunStatus::NeedsHuman => Exit::NeedsPerson,
             RunStatus::Failed if summary.runtime_error.is_some() => Exit::Runtime,
             RunStatus::Failed => Exit::Failed,
         }
@@ -141,6 +142,20 @@ impl From<EngineError> for CliError {
             EngineError::CliMissing { .. } | EngineError::Lock(_) => {
                 CliError::runtime(format!("{e}; nothing was run"))
             }
+            EngineError::Preflight(p) => match p {
+                relay_engine::run::preflight::PreflightError::Failed { output, .. } => {
+                    let mut err = CliError::new(Exit::Failed, format!("{e}; nothing was run"));
+                    let shown = relay_engine::job::tail_lines(output, 20);
+                    if !shown.is_empty() {
+                        err = err.note("its output ended with:");
+                        for l in shown.lines() {
+                            err = err.note(format!("  {l}"));
+                        }
+                    }
+                    err
+                }
+                _ => CliError::runtime(format!("{e}; nothing was run")),
+            },
             // The disk can fail mid-run: running agents were ended and what was recorded
             // stays.
             EngineError::Store(_) => CliError::runtime(format!(

@@ -65,6 +65,15 @@ enum Command {
     Status(runs_cmd::StatusArgs),
     /// Print a run's events (and a step's output), optionally following a live run.
     Logs(runs_cmd::LogsArgs),
+    /// Print every decision a run made (pattern, retries, repairs, verdicts, votes,
+    /// nudges), with its reason and evidence.
+    Trajectory {
+        /// Run id, a unique prefix of one, or `last`.
+        run_id: String,
+        /// Print JSON.
+        #[arg(long)]
+        json: bool,
+    },
     /// Cancel a live run from another terminal: its agents are ended, it exits 130.
     Cancel {
         /// Run id, a unique prefix of one, or `last`.
@@ -80,6 +89,16 @@ enum Command {
     Agents(messaging::AgentsArgs),
     /// List a run's messages and their states.
     Messages(messaging::MessagesArgs),
+    /// List the questions agents asked that wait for an answer (one run, or every live one).
+    Questions {
+        /// Run id, a unique prefix of one, or `last` (default: every live run here).
+        run_id: Option<String>,
+        /// Print JSON.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Answer the question a step's agent asked; the step goes on with the answer.
+    Answer(messaging::AnswerArgs),
     /// Read and write the run's shared board.
     Board(messaging::BoardArgs),
     /// Read, write, compare-and-set and watch the run's shared state.
@@ -171,6 +190,7 @@ fn dispatch(command: Command) -> CliResult {
         Command::Status(args) => runs_cmd::status(args),
         Command::Logs(args) => runs_cmd::logs(args),
         Command::Cancel { run_id } => runs_cmd::cancel(&run_id),
+        Command::Trajectory { run_id, json } => runs_cmd::trajectory(&run_id, json),
         Command::Templates(args) => {
             let code = templates::main(args);
             if code == ExitCode::SUCCESS {
@@ -187,6 +207,8 @@ fn dispatch(command: Command) -> CliResult {
         Command::State(args) => state_cmd::state(args),
         Command::Claim(args) => state_cmd::claim(args),
         Command::Release(args) => state_cmd::release(args),
+        Command::Questions { run_id, json } => messaging::questions(run_id, json),
+        Command::Answer(args) => messaging::answer(args),
         Command::RehearseAgent { .. } => Ok(Exit::Success),
         Command::Watchdog {
             run_id,

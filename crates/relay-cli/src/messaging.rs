@@ -461,3 +461,101 @@ pub fn messages(args: MessagesArgs) -> CliResult {
     }
     Ok(Exit::Success)
 }
+
+/// `answer` options.
+#[derive(Args, Debug)]
+pub struct AnswerArgs {
+    /// The run: its id, a unique prefix, or `last`.
+    pub run_id: String,
+    /// The step whose agent asked.
+    pub step: String,
+    /// The answer (several words are joined with spaces; `-` reads it from stdin).
+    #[arg(required = true, num_args = 1.., allow_hyphen_values = true)]
+    pub text: Vec<String>,
+}
+
+/// `agent-relay answer RUN_ID STEP TEXT`: the step's agent gets the answer.
+pub fn answer(args: AnswerArgs) -> CliResult {
+    let endpoint = Endpoint {
+        socket: None,
+        run: Some(args.run_id.clone()),
+    };
+    let text = text_of(&args.text)?;
+    match endpoint.ask(&Request::Answer {
+        step: args.step,
+        text,
+    })? {
+        Reply::Answered { step } => {
+            eprintln!("answered: step `{step}` goes on with it");
+            Ok(Exit::Success)
+        }
+        r => Err(unexpected(&r)),
+    }
+}
+
+/// The questions of the run in `dir` that wait for an answer: (step, question).
+fn open_questions(dir: &Path) -> Vec<(String, String)> {
+    let text = std::fs::read_to_string(dir.join("events.jsonl")).unwrap_or_default();
+    let mut open: Vec<(String, String)> = Vec::new();
+    for e in text
+        .lines()
+        .filter_map(|l| serde_json::from_str::<relay_engine::events::Event>(l).ok())
+    {
+        use relay_engine::events::EventKind;
+        match e.kind {
+            EventKind::QuestionAsked { step, question } => {
+                open.retain(|(s, _)| *s != step);
+                open.push((step, question));
+            }
+            EventKind::QuestionAnswered { step, .. } => open.retain(|(s, _)| *s != step),
+            EventKind::RunCompleted { .. }
+            | EventKind::RunFailed { .. }
+            | EventKind::RunCancelled { .. }
+            | EventKind::RunNeedsHuman { .. } => open.clear(),
+            _ => {}
+        }
+    }
+    open
+}
+
+/// `agent-relay questions [RUN_ID]`: the questions agents asked that wait for an
+/// answer, in one run or in every live run of this directory.
+pub fn questions(run_id: Option<String>, json: bool) -> CliResult {
+    let wd = workdir()?;
+    let dirs: Vec<PathBuf> = match &run_id {
+        Some(id) => vec![relay_engine::runs::find_run(&wd, id)?],
+        None => relay_engine::runs::list_runs(&wd)
+            .into_iter()
+            .filter(|r| r.status == relay_engine::runs::Standing::Running)
+            .map(|r| r.dir)
+            .collect(),
+    };
+    let mut all = Vec::new();
+    for dir in dirs {
+        let run = dir
+            .file_name()
+            .map(|n| n.to_string_lossy().into_owned())
+            .unwrap_or_default();
+        for (step, question) in open_questions(&dir) {
+            all.push(serde_json::json!({"runId": run, "step": step, "question": question}));
+        }
+    }
+    if json {
+        println!("{}", serde_json::Value::Array(all));
+        return Ok(Exit::Success);
+    }
+    if all.is_empty() {
+        eprintln!("no questions wait for an answer");
+    }
+    for q in &all {
+        println!(
+            "{}  {}  {}\n  answer with: agent-relay answer {} {} \"...\"",
+            q["runId"].as_str().unwrap_or(""),
+            q["step"].as_str().unwrap_or(""),
+            q["question"].as_str().unwrap_or(""),
+            q["runId"].as_str().unwrap_or(""),
+            q["step"].as_str().unwrap_or("")
+        );
+    }
+    Ok(Exit::Success)
+}

@@ -159,6 +159,12 @@ impl View {
                 step,
                 fallback: true,
             } => format!("  {step}: no ready prompt seen in time; typing the task anyway"),
+            EventKind::AgentDialogAnswered { step, dialog } => {
+                format!("  {step}: answered the agent's start-up dialog: {dialog}")
+            }
+            EventKind::AgentNotReady { step, reason } => {
+                format!("  {step}: agent will not become ready: {reason}")
+            }
             EventKind::AgentIdle { step } => format!("  {step}: agent is idle"),
             EventKind::StepNudged { step, count } => {
                 format!("  {step}: nudged idle agent ({count})")
@@ -166,6 +172,10 @@ impl View {
             EventKind::StepForceReleased { step } => {
                 format!("  {step}: force-released idle agent")
             }
+            EventKind::QuestionAsked { step, question } => format!(
+                "  {step}: asks a person: {question}\n    answer with: agent-relay answer last {step} \"...\""
+            ),
+            EventKind::QuestionAnswered { step, .. } => format!("  {step}: answered; going on"),
             _ => return,
         };
         self.line(&text);
@@ -233,6 +243,7 @@ pub fn print_summary(s: &RunSummary) {
         RunStatus::Completed => "completed",
         RunStatus::Failed => "FAILED",
         RunStatus::Cancelled => "CANCELLED",
+        RunStatus::NeedsHuman => "NEEDS A PERSON",
     };
     let mut err = std::io::stderr().lock();
     let _ = writeln!(
@@ -265,6 +276,9 @@ pub fn print_summary(s: &RunSummary) {
     }
     if let Some(r) = &s.reason {
         let _ = writeln!(err, "reason: {r}");
+    }
+    for w in &s.worktrees {
+        let _ = writeln!(err, "worktree: {w}");
     }
     let _ = writeln!(err, "run directory: {}", s.run_dir.display());
 }

@@ -311,3 +311,35 @@ pub fn cancel(id: &str) -> CliResult {
     }
     Ok(Exit::Success)
 }
+
+/// `agent-relay trajectory RUN_ID`: every decision the run made, with reasons.
+pub fn trajectory(id: &str, json: bool) -> CliResult {
+    let dir = locate(id)?;
+    let path = dir.join(relay_engine::trajectory::FILE);
+    let text = match std::fs::read_to_string(&path) {
+        Ok(t) => t,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+            return Err(CliError::new(
+                Exit::Failed,
+                "this run kept no trajectory (its workflow sets `trajectories: false`)",
+            ));
+        }
+        Err(e) => {
+            return Err(CliError::runtime(format!(
+                "cannot read {}: {e}",
+                path.display()
+            )));
+        }
+    };
+    let decisions = relay_engine::trajectory::parse(&text);
+    if json {
+        println!(
+            "{}",
+            serde_json::to_string_pretty(&decisions).unwrap_or_default()
+        );
+    } else {
+        let run_id = runs::run_info(&dir).run_id;
+        print!("{}", relay_engine::trajectory::summary(&run_id, &decisions));
+    }
+    Ok(Exit::Success)
+}

@@ -43,10 +43,10 @@ pub fn now_rfc3339() -> String {
     rfc3339(SystemTime::now())
 }
 
-/// `t` as a compact sortable stamp, e.g. `20261121-195357`.
+/// `t` as a compact sortable stamp to the millisecond, e.g. `20261121-195357123`.
 pub fn compact(t: SystemTime) -> String {
-    let (y, mo, d, h, mi, s, _) = parts(t);
-    format!("{y:04}{mo:02}{d:02}-{h:02}{mi:02}{s:02}")
+    let (y, mo, d, h, mi, s, ms) = parts(t);
+    format!("{y:04}{mo:02}{d:02}-{h:02}{mi:02}{s:02}{ms:03}")
 }
 
 #[cfg(test)]
@@ -59,7 +59,7 @@ mod tests {
         assert_eq!(rfc3339(UNIX_EPOCH), "1970-01-01T00:00:00.000Z");
         let t = UNIX_EPOCH + Duration::from_millis(1_795_291_437_123);
         assert_eq!(rfc3339(t), "2026-11-21T20:03:57.123Z");
-        assert_eq!(compact(t), "20261121-200357");
+        assert_eq!(compact(t), "20261121-200357123");
         // A leap day.
         let leap = UNIX_EPOCH + Duration::from_secs(951_782_400);
         assert_eq!(rfc3339(leap), "2000-02-29T00:00:00.000Z");

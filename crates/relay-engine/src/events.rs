@@ -111,6 +111,24 @@ pub enum EventKind {
         /// Step name.
         step: String,
     },
+    /// An interactive agent's start-up dialog (trust this folder, a theme picker, ...)
+    /// was answered.
+    #[serde(rename = "agent:dialog-answered")]
+    AgentDialogAnswered {
+        /// Step name.
+        step: String,
+        /// Which dialog.
+        dialog: String,
+    },
+    /// An interactive agent is alive but will not become ready (a login dialog, a
+    /// screen that never goes quiet); the attempt ends with this reason.
+    #[serde(rename = "agent:not-ready")]
+    AgentNotReady {
+        /// Step name.
+        step: String,
+        /// Why.
+        reason: String,
+    },
     /// An interactive agent printed `/exit`.
     #[serde(rename = "agent:exit-requested")]
     AgentExitRequested {
@@ -174,6 +192,22 @@ pub enum EventKind {
         action: String,
         /// Details in words (tally, winner, reason).
         detail: String,
+    },
+    /// An agent asked a person a question; its step waits for `agent-relay answer`.
+    #[serde(rename = "question:asked")]
+    QuestionAsked {
+        /// Step name.
+        step: String,
+        /// The question.
+        question: String,
+    },
+    /// A person answered a step's question.
+    #[serde(rename = "question:answered")]
+    QuestionAnswered {
+        /// Step name.
+        step: String,
+        /// The answer.
+        answer: String,
     },
     /// An agent (or `agent-relay send`) sent a message; one event per recipient.
     #[serde(rename = "message:sent")]
@@ -307,6 +341,14 @@ pub enum EventKind {
         /// Run duration.
         duration_ms: u64,
     },
+    /// The run stopped for a person to act.
+    #[serde(rename = "run:needs-human")]
+    RunNeedsHuman {
+        /// What they are needed for.
+        reason: String,
+        /// Run duration.
+        duration_ms: u64,
+    },
     /// The run was interrupted.
     #[serde(rename = "run:cancelled")]
     RunCancelled {
@@ -329,10 +371,14 @@ impl EventKind {
             | EventKind::StepNudged { step, .. }
             | EventKind::StepForceReleased { step }
             | EventKind::AgentExitRequested { step }
+            | EventKind::AgentDialogAnswered { step, .. }
+            | EventKind::AgentNotReady { step, .. }
             | EventKind::StepRetrying { step, .. }
             | EventKind::StepCompleted { step, .. }
             | EventKind::StepFailed { step, .. }
             | EventKind::StepSkipped { step, .. }
+            | EventKind::QuestionAsked { step, .. }
+            | EventKind::QuestionAnswered { step, .. }
             | EventKind::Pattern { step, .. }
             | EventKind::ClaimConflict { step, .. } => Some(step),
             _ => None,

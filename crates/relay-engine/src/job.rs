@@ -38,6 +38,36 @@ pub enum Work {
         /// Whether a non-zero exit fails the step (`failOnError`).
         fail_on_error: bool,
     },
+    /// A git worktree to create (or find, on a resume); the output is its absolute path.
+    Worktree {
+        /// Its branch.
+        branch: String,
+        /// Where a new branch starts.
+        base: String,
+        /// Whether a missing branch is created.
+        create: bool,
+        /// Where it goes, relative to the step's directory unless absolute.
+        path: String,
+    },
+    /// Wait for something to happen to local files.
+    WaitFor {
+        /// Globs, relative to the step's directory unless absolute.
+        paths: Vec<String>,
+        /// Which events count (`created`, `updated`, `deleted`; empty: any).
+        events: Vec<String>,
+        /// Bound on the wait.
+        timeout: Option<Duration>,
+    },
+    /// Something only a hosted service can do: the step fails with this reason.
+    Unavailable(String),
+    /// A one-shot agent repairing what made another step fail; what it changes is
+    /// recorded, and changing a protected file fails the repair.
+    Repair {
+        /// The repairing agent.
+        agent: Box<Agent>,
+        /// Globs of files it may not change (`errorHandling.protect`).
+        protect: Vec<String>,
+    },
 }
 
 /// One run node, ready to run: everything resolved.
@@ -72,6 +102,8 @@ pub struct StepJob {
     pub timeout: Option<Duration>,
     /// The node's directory in the run directory.
     pub step_dir: PathBuf,
+    /// Whether its agent may ask a person (`humanAssistance` not off for the step).
+    pub human_assistance: bool,
 }
 
 /// The start of a job's text with its `{{state.KEY}}` references still to fill. The
@@ -117,8 +149,8 @@ impl StepJob {
     /// The agent, for agent steps.
     pub fn agent(&self) -> Option<&Agent> {
         match &self.work {
-            Work::Agent(a) => Some(a),
-            Work::Command { .. } => None,
+            Work::Agent(a) | Work::Repair { agent: a, .. } => Some(a),
+            _ => None,
         }
     }
 }
@@ -133,6 +165,8 @@ pub struct JobCtx<'a> {
     pub vars: &'a BTreeMap<String, String>,
     /// The run's working directory (steps' default cwd).
     pub workdir: &'a Path,
+    /// The directories of `paths`, resolved.
+    pub paths: &'a BTreeMap<String, PathBuf>,
     /// The run directory.
     pub run_dir: &'a Path,
 }
@@ -200,13 +234,50 @@ pub fn resolve(
                 None => format!("step `{}` has no agent", step.name),
             });
         }
-        (StepType::Worktree | StepType::WaitFor | StepType::Integration, _) => {
-            return Err(format!(
-                "step `{}`: `type: {}` steps are not run by this version",
-                step.name,
-                step.kind().as_str()
-            ));
+        (StepType::Worktree, _) => (
+            Work::Worktree {
+                branch: fill(step.branch.as_deref().unwrap_or(&step.name), Quoting::None)?,
+                base: fill(step.base_branch(), Quoting::None)?,
+                create: step.creates_branch(),
+                path: fill(&step.worktree_path(), Quoting::None)?,
+            },
+            "",
+            Quoting::None,
+        ),
+        (StepType::WaitFor, _) => {
+            let w = step.wait_for.clone().unwrap_or_default();
+            let local = w.provider.as_deref().is_none_or(|p| p == "local");
+            let work = if local {
+                Work::WaitFor {
+                    paths: w
+                        .all_paths()
+                        .into_iter()
+                        .map(|p| fill(p, Quoting::None))
+                        .collect::<Result<_, _>>()?,
+                    events: w.all_events().into_iter().map(str::to_owned).collect(),
+                    timeout: w.timeout().or(step.timeout_with(agent.as_ref())),
+                }
+            } else {
+                Work::Unavailable(format!(
+                    "waiting for `{}` events needs that hosted service, which is not reachable \
+                     offline (only `provider: local` file events are watched here)",
+                    w.provider.as_deref().unwrap_or_default()
+                ))
+            };
+            (work, "", Quoting::None)
         }
+        (StepType::Integration, _) => (
+            Work::Unavailable(format!(
+                "the `{}` integration{} needs its hosted service, which is not reachable offline",
+                step.integration.as_deref().unwrap_or("unnamed"),
+                step.action
+                    .as_deref()
+                    .map(|a| format!(" (action `{a}`)"))
+                    .unwrap_or_default()
+            )),
+            "",
+            Quoting::None,
+        ),
     };
     let pieces = render_deferred(raw, &vars, outputs, quoting).map_err(|m| missing(&m))?;
     let mut text = written(&pieces);
@@ -226,13 +297,20 @@ pub fn resolve(
             text.push_str(&format!("\n\n## {heading}\n{}", result_text(result)));
         }
     }
-    let cwd = match step
-        .cwd
-        .as_deref()
-        .or(agent.as_ref().and_then(|a| a.cwd.as_deref()))
-    {
-        Some(c) => ctx.workdir.join(fill(c, Quoting::None)?),
-        None => ctx.workdir.to_path_buf(),
+    // The step's own directory first, then its agent's; `cwd` is a path (variables and
+    // outputs filled in: a worktree step's output), `workdir` names an entry of `paths`.
+    let named = |w: &Option<String>| w.as_deref().and_then(|n| ctx.paths.get(n)).cloned();
+    let cwd = match (
+        &step.cwd,
+        named(&step.workdir),
+        agent.as_ref().and_then(|a| a.cwd.clone()),
+        agent.as_ref().and_then(|a| named(&a.workdir)),
+    ) {
+        (Some(c), ..) => ctx.workdir.join(fill(c, Quoting::None)?),
+        (None, Some(dir), ..) => dir,
+        (None, None, Some(c), _) => ctx.workdir.join(fill(&c, Quoting::None)?),
+        (None, None, None, Some(dir)) => dir,
+        (None, None, None, None) => ctx.workdir.to_path_buf(),
     };
     let check = match (&step.verification, spec.unverified) {
         (Some(v), false) => {
@@ -271,7 +349,27 @@ pub fn resolve(
         retry_delay: eh.map_or(Duration::ZERO, |e| e.retry_delay()),
         timeout,
         step_dir: crate::store::step_dir_of(ctx.run_dir, node.label),
+        human_assistance: !step.human_assistance_off(),
     })
+}
+
+/// The task of the attempt after a question: the task, what the agent said, and the
+/// person's answer.
+pub fn answered_text(job: &StepJob, output: &str, question: &str, answer: &str) -> String {
+    let mut t = job.text.clone();
+    let tail = tail_lines(output, 20);
+    if !tail.is_empty() {
+        // Quoted so that its own markers (the question) are not read as said again.
+        let quoted: Vec<String> = tail.lines().map(|l| format!("  | {l}")).collect();
+        t.push_str(&format!(
+            "\n\n---\nLast time you wrote:\n{}",
+            quoted.join("\n")
+        ));
+    }
+    t.push_str(&format!(
+        "\n\nYou asked: {question}\nHUMAN_ANSWER: {answer}\nGo on with the task."
+    ));
+    t
 }
 
 /// The last `n` non-empty lines of `text`.
@@ -315,6 +413,100 @@ pub struct Launch {
     pub text: String,
 }
 
+/// How many repairs a failing step of `wf` may get before its retries: with
+/// `strategy: retry` (or `onError: retry`), `repairRetries`, else the retry budget when a
+/// `repairAgent` is named, else none.
+pub fn repair_budget(file: &RelayFile, wf: &WorkflowDef) -> u32 {
+    let Some(eh) = file.error_handling.as_ref() else {
+        return 0;
+    };
+    if file.on_error_for(wf) != relay_spec::OnError::Retry {
+        return 0;
+    }
+    match (eh.repair_retries, &eh.repair_agent) {
+        (Some(r), _) => r,
+        (None, Some(_)) => eh.max_retries(),
+        (None, None) => 0,
+    }
+}
+
+/// The job that repairs `failed` before its next attempt: the `repairAgent`, else the
+/// step's own agent, else `upstream` (the nearest agent upstream of a deterministic
+/// step); `None` when there is none. `k` counts the repairs of this step.
+pub fn repair_job(
+    ctx: &JobCtx<'_>,
+    failed: &StepJob,
+    previous: &Previous,
+    upstream: Option<&str>,
+    k: u32,
+) -> Option<StepJob> {
+    let eh = ctx.file.error_handling.as_ref();
+    let name = eh
+        .and_then(|e| e.repair_agent.as_deref())
+        .or(failed.agent().map(|a| a.name.as_str()))
+        .or(upstream)?;
+    let agent = ctx.file.agent(name)?.clone();
+    let what = match &failed.work {
+        Work::Agent(_) => "the task",
+        _ => "the command",
+    };
+    let mut text = format!(
+        "The step `{}` failed: {}.\n\nIt ran {what}:\n{}\n",
+        failed.step_name,
+        previous.reason,
+        clip(&failed.text, 4000)
+    );
+    if let Some(code) = previous.exit_code {
+        text.push_str(&format!("It exited with code {code}.\n"));
+    }
+    let tail = tail_lines(&previous.output, 40);
+    if !tail.is_empty() {
+        text.push_str(&format!("The end of its output was:\n{tail}\n"));
+    }
+    text.push_str(
+        "\nFind the cause and change what needs changing so that its next attempt passes. \
+         Say briefly what you changed.",
+    );
+    let protect = eh.map(|e| e.protect.clone()).unwrap_or_default();
+    if !protect.is_empty() {
+        text.push_str(&format!(
+            " Do not change these files: {}.",
+            protect.join(", ")
+        ));
+    }
+    let label = format!("{}:repair#{k}", failed.label);
+    Some(StepJob {
+        node: failed.node,
+        step: failed.step,
+        step_name: failed.step_name.clone(),
+        work: Work::Repair {
+            agent: Box::new(agent),
+            protect,
+        },
+        text,
+        // The failed step's text is shown as it was written, never filled again.
+        state: None,
+        append_board: false,
+        cwd: failed.cwd.clone(),
+        check: None,
+        max_attempts: 1,
+        retry_delay: Duration::ZERO,
+        timeout: failed.timeout,
+        step_dir: crate::store::step_dir_of(ctx.run_dir, &label),
+        human_assistance: false,
+        label,
+    })
+}
+
+/// At most `max` bytes of `text` (cut at a character boundary).
+fn clip(text: &str, max: usize) -> &str {
+    let mut end = text.len().min(max);
+    while !text.is_char_boundary(end) {
+        end -= 1;
+    }
+    &text[..end]
+}
+
 /// What a failed attempt left for the next one to know.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Previous {
@@ -354,6 +546,7 @@ mod tests {
             wf,
             vars: &vars,
             workdir: Path::new("/w"),
+            paths: &BTreeMap::new(),
             run_dir: Path::new("/w/.agent-relay/runs/r"),
         };
         let agent = wf.steps[1].agent.clone();

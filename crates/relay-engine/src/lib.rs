@@ -14,6 +14,7 @@ pub mod events;
 mod exec;
 pub mod job;
 pub mod lock;
+pub mod markers;
 mod messaging;
 pub mod outcome;
 pub mod patterns;
@@ -24,6 +25,7 @@ pub mod scheduler;
 mod settings;
 pub mod snapshot;
 pub mod store;
+pub mod trajectory;
 
 pub use clock::{now_rfc3339, rfc3339};
 pub use exec::EXIT_INSTRUCTION;

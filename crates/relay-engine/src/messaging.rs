@@ -14,13 +14,14 @@ use std::sync::{Arc, Mutex, OnceLock, PoisonError};
 use relay_broker::session::detect::REPLY_GLYPHS;
 use relay_broker::session::{Inbound, SessionEvent};
 use relay_messaging::access::{Access, TOKEN_ENV};
+use relay_messaging::control::Control;
 use relay_messaging::{
     AgentInfo, AgentState, Broker, Delivery, MessageId, MessageState, Record, RelayLine, Router,
     RouterConfig, SOCKET_ENV, Target, Topology, lines,
 };
 use relay_spec::{ClaimsMode, RelayFile, WorkflowDef};
 use relay_state::{Change, ChangeKind, ClaimRecord, Claims, State, StateSettings};
-use tokio::sync::mpsc::{Receiver, UnboundedSender};
+use tokio::sync::mpsc::{Receiver, UnboundedReceiver, UnboundedSender};
 use tokio::task::JoinHandle;
 
 use crate::events::EventKind;
@@ -33,6 +34,7 @@ pub const COORDINATOR: &str = "agent-relay";
 /// The messaging of one run.
 pub(crate) struct RunMessaging {
     broker: Mutex<Option<Broker>>,
+    controls: Mutex<Option<UnboundedReceiver<Control>>>,
     router: Router,
     state: State,
     claims: Arc<Claims>,
@@ -141,9 +143,11 @@ impl RunMessaging {
         }
         // A resumed run delivers what its stopped coordinator left queued.
         broker.requeue_carried().await;
+        let controls = broker.take_controls();
         Ok(Arc::new(RunMessaging {
             socket: broker.socket().display().to_string(),
             broker: Mutex::new(Some(broker)),
+            controls: Mutex::new(controls),
             router,
             state,
             claims,
@@ -158,6 +162,11 @@ impl RunMessaging {
             left: Mutex::new(left),
             events: OnceLock::new(),
         }))
+    }
+
+    /// What people ask of the run through its socket (once: the driver takes it).
+    pub(crate) fn take_controls(&self) -> Option<UnboundedReceiver<Control>> {
+        lock(&self.controls).take()
     }
 
     /// The run's shared board (its state) as a section to append to a task (empty when

@@ -29,6 +29,13 @@ pub enum StepOutcome {
         /// cancelled attempt or an unknown agent cannot).
         retryable: bool,
     },
+    /// The agent asked a person a question and stopped: its step waits for the answer.
+    NeedsAnswer {
+        /// What it produced, the question included.
+        output: String,
+        /// The question.
+        question: String,
+    },
     /// The run was cancelled while it ran.
     Cancelled {
         /// What it produced before it was stopped.
@@ -53,6 +60,7 @@ impl StepOutcome {
         match self {
             StepOutcome::Completed { output, .. }
             | StepOutcome::Failed { output, .. }
+            | StepOutcome::NeedsAnswer { output, .. }
             | StepOutcome::Cancelled { output } => output,
             StepOutcome::Broken { .. } => "",
         }
@@ -63,6 +71,7 @@ impl StepOutcome {
         match self {
             StepOutcome::Completed { .. } => None,
             StepOutcome::Failed { reason, .. } => Some(reason),
+            StepOutcome::NeedsAnswer { .. } => Some("waiting for an answer"),
             StepOutcome::Cancelled { .. } => Some("cancelled"),
             StepOutcome::Broken { why } => Some(why),
         }
@@ -74,7 +83,9 @@ impl StepOutcome {
             StepOutcome::Completed { exit_code, .. } | StepOutcome::Failed { exit_code, .. } => {
                 *exit_code
             }
-            StepOutcome::Cancelled { .. } | StepOutcome::Broken { .. } => None,
+            StepOutcome::NeedsAnswer { .. }
+            | StepOutcome::Cancelled { .. }
+            | StepOutcome::Broken { .. } => None,
         }
     }
 
@@ -132,6 +143,9 @@ pub enum RunStatus {
     Failed,
     /// Interrupted or cancelled.
     Cancelled,
+    /// Stopped for a person to act (`onExhaustion: needs-human`); `resume` goes on.
+    #[serde(rename = "needs_human")]
+    NeedsHuman,
 }
 
 impl RunStatus {
@@ -141,6 +155,7 @@ impl RunStatus {
             RunStatus::Completed => "completed",
             RunStatus::Failed => "failed",
             RunStatus::Cancelled => "cancelled",
+            RunStatus::NeedsHuman => "needs_human",
         }
     }
 }
@@ -165,6 +180,9 @@ pub struct RunSummary {
     /// Set when the run stopped because the machine failed it.
     #[serde(skip_serializing_if = "Option::is_none", default)]
     pub runtime_error: Option<String>,
+    /// The git worktrees its worktree steps made (absolute paths).
+    #[serde(skip_serializing_if = "Vec::is_empty", default)]
+    pub worktrees: Vec<String>,
     /// The run directory.
     #[serde(skip)]
     pub run_dir: PathBuf,

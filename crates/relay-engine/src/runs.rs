@@ -64,6 +64,9 @@ pub enum Standing {
     Failed,
     /// It was cancelled.
     Cancelled,
+    /// It stopped for a person to act; `resume` continues it.
+    #[serde(rename = "needs_human")]
+    NeedsHuman,
     /// Its coordinator died before it finished; `resume` continues it.
     Interrupted,
 }
@@ -76,6 +79,7 @@ impl Standing {
             Standing::Completed => "completed",
             Standing::Failed => "failed",
             Standing::Cancelled => "cancelled",
+            Standing::NeedsHuman => "needs_human",
             Standing::Interrupted => "interrupted",
         }
     }
@@ -166,6 +170,7 @@ pub fn run_info(dir: &Path) -> RunInfo {
         (Some(RunStatus::Completed), _) => Standing::Completed,
         (Some(RunStatus::Failed), _) => Standing::Failed,
         (Some(RunStatus::Cancelled), _) => Standing::Cancelled,
+        (Some(RunStatus::NeedsHuman), _) => Standing::NeedsHuman,
         (None, Some(_)) => Standing::Running,
         (None, None) => Standing::Interrupted,
     };

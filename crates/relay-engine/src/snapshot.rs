@@ -242,6 +242,14 @@ impl Snapshot {
                 self.reason = Some(reason.clone());
                 self.duration_ms = Some(*duration_ms);
             }
+            EventKind::RunNeedsHuman {
+                reason,
+                duration_ms,
+            } => {
+                self.status = Some(RunStatus::NeedsHuman);
+                self.reason = Some(reason.clone());
+                self.duration_ms = Some(*duration_ms);
+            }
             EventKind::RunCancelled {
                 reason,
                 duration_ms,

@@ -181,6 +181,19 @@ impl RunStore {
         Ok(())
     }
 
+    /// Appends `bytes` to the file `rel` of the run directory (created, private).
+    pub async fn append_to(&self, rel: &str, bytes: &[u8]) -> Result<(), StoreError> {
+        let path = self.dir.join(rel);
+        let mut f = private_file()
+            .create(true)
+            .append(true)
+            .open(&path)
+            .await
+            .map_err(err(&path))?;
+        f.write_all(bytes).await.map_err(err(&path))?;
+        f.flush().await.map_err(err(&path))
+    }
+
     /// Writes a file in the run directory atomically (temp file, then rename).
     pub async fn write_file(&self, rel: &str, contents: &[u8]) -> Result<(), StoreError> {
         write_atomic(&self.dir.join(rel), contents).await

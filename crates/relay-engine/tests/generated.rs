@@ -255,6 +255,7 @@ proptest! {
                 wf,
                 vars: &vars,
                 workdir: PathBuf::from("/w"),
+                paths: BTreeMap::new(),
                 run_dir: PathBuf::from("/w/r"),
                 run_id: "r".into(),
                 presets: BTreeMap::new(),

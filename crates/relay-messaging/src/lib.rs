@@ -24,6 +24,7 @@
 
 pub mod access;
 pub mod client;
+pub mod control;
 pub mod lines;
 pub mod model;
 pub mod persist;
@@ -94,6 +95,8 @@ pub struct Broker {
     /// Messages an earlier coordinator of the run left queued, to put back once the
     /// run's agents are registered.
     carried: Vec<Envelope>,
+    /// What people ask of the run through the socket, for the engine.
+    controls: Option<tokio::sync::mpsc::UnboundedReceiver<control::Control>>,
 }
 
 impl Broker {
@@ -152,11 +155,13 @@ impl Broker {
         let token_path = run_dir.join(access::TOKEN_FILE);
         let access = access::Access::create(run_dir).map_err(io(&token_path))?;
         let sock = socket_path(run_dir, run_id);
+        let (controls, control_rx) = control::Controls::channel();
         let served = server::Served {
             router: router.clone(),
             state: state.clone(),
             claims: claims.clone(),
             access: access.clone(),
+            controls,
         };
         let server = server::Server::bind(&sock, served).map_err(io(&sock))?;
         Ok(Broker {
@@ -166,6 +171,7 @@ impl Broker {
             access,
             server,
             carried,
+            controls: Some(control_rx),
         })
     }
 
@@ -191,6 +197,13 @@ impl Broker {
     /// The file claims.
     pub fn claims(&self) -> &Arc<Claims> {
         &self.claims
+    }
+
+    /// What people ask of the run (once; the engine takes it).
+    pub fn take_controls(
+        &mut self,
+    ) -> Option<tokio::sync::mpsc::UnboundedReceiver<control::Control>> {
+        self.controls.take()
     }
 
     /// Who may speak on the socket.

@@ -178,6 +178,13 @@ pub enum Request {
         #[serde(default, skip_serializing_if = "Option::is_none")]
         paths: Option<Vec<String>>,
     },
+    /// Answer the question a step's agent asked (the run's owner only).
+    Answer {
+        /// The step (node label).
+        step: String,
+        /// The answer.
+        text: String,
+    },
 }
 
 /// What kind of error a request met.
@@ -230,6 +237,11 @@ pub enum Reply {
         key: String,
         /// Its entry.
         entry: Option<Entry>,
+    },
+    /// The step took the answer.
+    Answered {
+        /// The step.
+        step: String,
     },
     /// A board entry was written.
     Stored {

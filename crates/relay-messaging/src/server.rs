@@ -15,6 +15,7 @@ use std::sync::Arc;
 use relay_state::{Ask, Cas, ClaimError, Claims, State, StateError, Watched};
 
 use crate::access::{Access, Caller, TOKEN_ENV};
+use crate::control::Controls;
 use crate::model::{Target, is_name};
 use crate::protocol::{Authed, ErrorKind, MAX_LINE_BYTES, Reply, Request};
 use crate::router::{Delivery, InboxError, Router, SendError};
@@ -37,6 +38,8 @@ pub struct Served {
     pub claims: Arc<Claims>,
     /// Who may speak.
     pub access: Access,
+    /// What people ask of the run, for the engine.
+    pub controls: Controls,
 }
 
 /// A listening socket and the task serving it.
@@ -398,6 +401,18 @@ async fn handle(req: Request, caller: &Caller, served: &Served) -> (Reply, Vec<D
                     message: e.to_string(),
                 },
                 Err(e) => bad(e.to_string()),
+            }
+        }
+        Request::Answer { step, text } => {
+            if *caller != Caller::Owner {
+                return (
+                    unauthorized("only the run's owner answers questions".into()),
+                    Vec::new(),
+                );
+            }
+            match served.controls.answer(step.clone(), text).await {
+                Ok(()) => Reply::Answered { step },
+                Err(why) => bad(why),
             }
         }
         Request::Release { agent, paths } => {

@@ -141,3 +141,91 @@ mod tests {
         );
     }
 }
+
+/// The Python interpreter itself, not a version-manager shim in front of it (which can
+/// take longer to start than the agents it runs); `python3` when it cannot be asked.
+fn python() -> String {
+    static PYTHON: std::sync::OnceLock<String> = std::sync::OnceLock::new();
+    PYTHON
+        .get_or_init(|| {
+            std::process::Command::new("python3")
+                .args(["-c", "import sys; print(sys.executable)"])
+                .output()
+                .ok()
+                .filter(|o| o.status.success())
+                .and_then(|o| String::from_utf8(o.stdout).ok())
+                .map(|s| s.trim().to_owned())
+                .filter(|s| !s.is_empty())
+                .unwrap_or_else(|| "python3".to_owned())
+        })
+        .clone()
+}
+
+/// The fixture agents: small terminal programs that behave unlike the CLIs the fake
+/// agent copies (see `agents/` in this crate), each answering `REPLY:` in what it is
+/// typed the way the mock model does.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum FixtureAgent {
+    /// No banner, no ready cue, no reply glyph: a bare `❯ ` prompt (raw mode, its own
+    /// echo, bracketed paste).
+    BarePrompt,
+    /// Line-oriented: cooked terminal, every line break submits, answers at once, no
+    /// bracketed paste.
+    LineOriented,
+    /// Boots behind a spinner, answers after seconds of spinner, `/exit` in colour.
+    SlowSpinner,
+}
+
+impl FixtureAgent {
+    /// Every fixture agent.
+    pub const ALL: [FixtureAgent; 3] = [
+        FixtureAgent::BarePrompt,
+        FixtureAgent::LineOriented,
+        FixtureAgent::SlowSpinner,
+    ];
+
+    /// A short name, for test tags and messages.
+    pub fn name(self) -> &'static str {
+        match self {
+            FixtureAgent::BarePrompt => "bare-prompt",
+            FixtureAgent::LineOriented => "line-oriented",
+            FixtureAgent::SlowSpinner => "slow-spinner",
+        }
+    }
+
+    /// The script that runs it (with `python3`).
+    pub fn script(self) -> PathBuf {
+        let file = match self {
+            FixtureAgent::BarePrompt => "bare_prompt.py",
+            FixtureAgent::LineOriented => "line_agent.py",
+            FixtureAgent::SlowSpinner => "slow_spinner.py",
+        };
+        Path::new(env!("CARGO_MANIFEST_DIR"))
+            .join("agents")
+            .join(file)
+    }
+
+    /// argv that runs it.
+    pub fn argv(self) -> Vec<String> {
+        vec![python(), self.script().to_string_lossy().into_owned()]
+    }
+
+    /// Installs it in `dir` as an executable named `cli` (for `PATH`), which ignores the
+    /// CLI's arguments.
+    pub fn install_as(self, dir: &Path, cli: &str) -> std::io::Result<PathBuf> {
+        use std::os::unix::fs::PermissionsExt;
+        std::fs::create_dir_all(dir)?;
+        let path = dir.join(cli);
+        let _ = std::fs::remove_file(&path);
+        std::fs::write(
+            &path,
+            format!(
+                "#!/bin/sh\nexec '{}' '{}'\n",
+                python(),
+                self.script().display()
+            ),
+        )?;
+        std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o755))?;
+        Ok(path)
+    }
+}

@@ -32,6 +32,12 @@ pub struct Rules {
     pub reply_glyphs: Vec<String>,
     /// Text that means the TUI is ready; empty = unknown.
     pub ready_cues: Vec<String>,
+    /// Starts of the CLI's own status rows (timings, token counts), which are not output.
+    pub status_rows: Vec<String>,
+    /// Text that means the CLI is still starting up, prompt or not.
+    pub busy_cues: Vec<String>,
+    /// The CLI's own prompt glyphs beyond [`PROMPT_GLYPHS`] (each followed by a space).
+    pub prompt_glyphs: Vec<String>,
 }
 
 impl Rules {
@@ -39,6 +45,9 @@ impl Rules {
     pub fn for_cli(cli: Option<Cli>) -> Self {
         let mut reply_glyphs: Vec<String> = REPLY_GLYPHS.iter().map(|g| g.to_string()).collect();
         let mut ready_cues = Vec::new();
+        let mut status_rows = Vec::new();
+        let mut busy_cues = Vec::new();
+        let mut prompt_glyphs = Vec::new();
         if let Some(cli) = cli {
             let p = cli_table::profile(cli);
             for g in p.reply_glyphs {
@@ -47,10 +56,16 @@ impl Rules {
                 }
             }
             ready_cues = p.ready_cues.iter().map(|c| c.to_string()).collect();
+            status_rows = p.status_rows.iter().map(|c| c.to_string()).collect();
+            busy_cues = p.busy_cues.iter().map(|c| c.to_string()).collect();
+            prompt_glyphs = p.prompt_glyphs.iter().map(|c| c.to_string()).collect();
         }
         Rules {
             reply_glyphs,
             ready_cues,
+            status_rows,
+            busy_cues,
+            prompt_glyphs,
         }
     }
 }
@@ -75,6 +90,155 @@ pub fn is_ready(
             .any(|row| cues.iter().any(|c| row.contains(c.as_str())))
 }
 
+/// Glyphs that, at the start of the cursor's row (or just before the cursor), mean the
+/// cursor is on an input line: the CLIs' prompts (gemini shows `*` in YOLO mode) plus
+/// those of shells and REPLs.
+pub const INPUT_GLYPHS: [char; 9] = ['>', '❯', '›', '┃', '*', '$', '#', '%', '»'];
+
+/// What the rendered screen says about taking a task, before the quiet time is counted.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Readiness {
+    /// Nothing that looks like an input line yet.
+    NotYet,
+    /// A start-up dialog is shown; the task must not be typed into it.
+    Dialog(&'static Dialog),
+    /// The CLI's own ready cue is shown (a hint: a shorter quiet time will do).
+    Cue,
+    /// The cursor is on an input line: a prompt glyph at the start of its row or just
+    /// before it, or inside an input box.
+    InputLine,
+}
+
+/// A start-up dialog a CLI may show before its prompt.
+#[derive(Debug, PartialEq, Eq)]
+pub struct Dialog {
+    /// What it asks, for events and reasons.
+    pub name: &'static str,
+    /// Lowercase phrases that must all be on screen.
+    pub phrases: &'static [&'static str],
+    /// The keys that answer it, when answering is safe; `None` = it needs a person (a
+    /// login, a credential choice, a safety warning), and is reported as the reason the
+    /// agent is not ready.
+    pub answer: Option<&'static str>,
+}
+
+/// The start-up dialogs recognised. Trusting the working folder and picking a theme are
+/// answered with their default (Enter); declining release notes is answered with `n`.
+/// Choosing a credential, logging in and accepting a bypass-permissions warning are
+/// decisions for a person.
+pub const DIALOGS: &[Dialog] = &[
+    Dialog {
+        name: "bypass-permissions warning",
+        phrases: &["bypass permissions mode"],
+        answer: None,
+    },
+    Dialog {
+        name: "use this API key?",
+        phrases: &["use this api key"],
+        answer: None,
+    },
+    Dialog {
+        name: "login",
+        phrases: &["select login method"],
+        answer: None,
+    },
+    Dialog {
+        name: "login",
+        phrases: &["how would you like to authenticate"],
+        answer: None,
+    },
+    Dialog {
+        name: "login",
+        phrases: &["sign in with chatgpt"],
+        answer: None,
+    },
+    Dialog {
+        name: "login",
+        phrases: &["enter gemini api key"],
+        answer: None,
+    },
+    Dialog {
+        name: "trust this folder",
+        phrases: &["do you trust the files in this folder"],
+        answer: Some("\r"),
+    },
+    Dialog {
+        name: "trust this folder",
+        phrases: &["trust the contents of this directory"],
+        answer: Some("\r"),
+    },
+    Dialog {
+        name: "theme picker",
+        phrases: &["choose the text style"],
+        answer: Some("\r"),
+    },
+    Dialog {
+        name: "release notes",
+        phrases: &["what's new in this version", "(y)es/(n)o"],
+        answer: Some("n\r"),
+    },
+    Dialog {
+        name: "press enter to continue",
+        phrases: &["press enter to continue"],
+        answer: Some("\r"),
+    },
+];
+
+/// The start-up dialog shown on `visible`, if any.
+pub fn dialog(visible: &[String]) -> Option<&'static Dialog> {
+    let screen = visible.join("\n").to_lowercase();
+    DIALOGS
+        .iter()
+        .find(|d| d.phrases.iter().all(|p| screen.contains(p)))
+}
+
+/// Whether the cursor at `cursor` (row, col) sits on an input line of `visible`.
+pub fn cursor_on_input(visible: &[String], cursor: (u16, u16)) -> bool {
+    let Some(row) = visible.get(usize::from(cursor.0)) else {
+        return false;
+    };
+    let t = row.trim_start();
+    if t.starts_with(['│', '┃']) {
+        // Inside an input box: the border is left of the cursor.
+        let border = row.chars().count() - t.chars().count();
+        return usize::from(cursor.1) > border;
+    }
+    if t.starts_with(INPUT_GLYPHS) {
+        return true;
+    }
+    let before: String = row.chars().take(usize::from(cursor.1)).collect();
+    before.trim_end().ends_with(INPUT_GLYPHS)
+}
+
+/// Whether `visible` shows the CLI's text for "cannot take input yet".
+pub fn busy(visible: &[String], rules: &Rules) -> bool {
+    visible
+        .iter()
+        .any(|row| rules.busy_cues.iter().any(|c| row.contains(c.as_str())))
+}
+
+/// What `visible` says about readiness: a dialog first (ready text can be drawn before a
+/// dialog over it), then the CLI's own "still starting" text, then its ready cue, then
+/// the cursor on an input line.
+pub fn readiness(visible: &[String], cursor: (u16, u16), rules: &Rules) -> Readiness {
+    if let Some(d) = dialog(visible) {
+        return Readiness::Dialog(d);
+    }
+    if busy(visible, rules) {
+        return Readiness::NotYet;
+    }
+    let cue = visible
+        .iter()
+        .any(|row| rules.ready_cues.iter().any(|c| row.contains(c.as_str())));
+    if cue {
+        Readiness::Cue
+    } else if cursor_on_input(visible, cursor) {
+        Readiness::InputLine
+    } else {
+        Readiness::NotYet
+    }
+}
+
 /// The text after the prompt glyph when `row` is an input prompt row (the echo of typed
 /// input), allowing indentation and an input-box border in front.
 pub fn prompt_body(row: &str) -> Option<&str> {
@@ -90,6 +254,23 @@ pub fn is_prompt_row(row: &str) -> bool {
     prompt_body(row).is_some()
 }
 
+/// [`prompt_body`] with the CLI's own prompt glyphs too.
+pub fn prompt_body_for<'a>(row: &'a str, rules: &Rules) -> Option<&'a str> {
+    if let Some(body) = prompt_body(row) {
+        return Some(body);
+    }
+    let t = row.trim_start();
+    rules.prompt_glyphs.iter().find_map(|g| {
+        let rest = t.strip_prefix(g.as_str())?;
+        (rest.is_empty() || rest.starts_with(' ')).then(|| rest.trim())
+    })
+}
+
+/// [`is_prompt_row`] with the CLI's own prompt glyphs too.
+pub fn is_prompt_row_for(row: &str, rules: &Rules) -> bool {
+    prompt_body_for(row, rules).is_some()
+}
+
 /// How an `/exit` row looks.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum ExitKind {
@@ -102,7 +283,7 @@ pub enum ExitKind {
 /// Whether `row` is an `/exit` row: exactly `/exit` after optional indentation or a reply
 /// glyph. Prompt rows (typed input) and rows with more text (menus) are not.
 pub fn exit_kind(row: &str, rules: &Rules) -> Option<ExitKind> {
-    if is_prompt_row(row) {
+    if is_prompt_row_for(row, rules) {
         return None;
     }
     let t = row.trim();
@@ -212,11 +393,16 @@ pub fn echo_tail(typed: &str) -> String {
 /// The last prompt row in `rows` that echoes text starting with `probe` (or a collapsed
 /// paste placeholder).
 pub fn echo_row(rows: &[String], probe: &str) -> Option<usize> {
+    echo_row_for(rows, probe, &Rules::default())
+}
+
+/// [`echo_row`] with the CLI's own prompt glyphs too.
+pub fn echo_row_for(rows: &[String], probe: &str, rules: &Rules) -> Option<usize> {
     if probe.is_empty() {
         return None;
     }
     rows.iter().rposition(|row| {
-        let Some(body) = prompt_body(row) else {
+        let Some(body) = prompt_body_for(row, rules) else {
             return false;
         };
         let body = collapse_ws(body);
@@ -230,7 +416,8 @@ pub fn echo_row(rows: &[String], probe: &str) -> Option<usize> {
 }
 
 /// Whether `row` is interface decoration rather than agent text: a line made only of
-/// box-drawing characters, or a status line holding a ready cue.
+/// box-drawing characters, a status line holding a ready cue, or one of the CLI's own
+/// status rows.
 pub fn is_chrome(row: &str, rules: &Rules) -> bool {
     let t = row.trim();
     if t.is_empty() {
@@ -240,6 +427,7 @@ pub fn is_chrome(row: &str, rules: &Rules) -> bool {
         .chars()
         .all(|c| c.is_whitespace() || ('\u{2500}'..='\u{259f}').contains(&c));
     boxy || rules.ready_cues.iter().any(|c| t.contains(c.as_str()))
+        || rules.status_rows.iter().any(|s| t.starts_with(s.as_str()))
 }
 
 /// Whether `row` starts with one of the reply glyphs.
@@ -308,7 +496,7 @@ pub fn extract_output(
             kept.push(String::new());
             continue;
         }
-        if let Some(body) = prompt_body(t) {
+        if let Some(body) = prompt_body_for(t, rules) {
             echo = Echo::start(body.trim_end_matches(['│', '┃', ' ']), injected);
             continue;
         }
@@ -416,6 +604,18 @@ mod tests {
             find_exit(&rows(nudge), &Injected::of(&[nudge], &r), &r),
             None
         );
+    }
+
+    #[test]
+    fn a_cli_still_initializing_is_not_ready_though_its_prompt_shows() {
+        let gemini = Rules::for_cli(Some(Cli::Gemini));
+        let screen = rows(
+            "ℹ Initializing... Prompts will be queued.\n  Queued (press ↑ to edit):\n > \n Type your message",
+        );
+        assert_eq!(readiness(&screen, (2, 3), &gemini), Readiness::NotYet);
+        // The info line stays in the conversation once gemini is up: not busy.
+        let screen = rows("ℹ Initializing... Prompts will be queued.\n > \n Type your message");
+        assert_eq!(readiness(&screen, (1, 3), &gemini), Readiness::Cue);
     }
 
     #[test]

@@ -1,37 +1,61 @@
-//! The session's decisions, free of I/O. Fed output bytes, clock ticks and messages to
-//! deliver, the driver answers terminal queries, judges readiness, paces the typing of
-//! the task, of nudges and of relayed messages, spots `/exit`, idleness, exhausted nudges
-//! and the `->relay:` lines the agent prints, and keeps the agent's latest output. The
-//! async runner in `mod.rs` only moves bytes and messages and carries out the driver's
-//! actions, so the whole state machine can be exercised with recorded bytes and a fake
-//! clock.
+//! The session's decisions, free of I/O: bytes, clock ticks and messages in; actions out.
+//! The async runner in `mod.rs` only moves bytes and messages and carries out the
+//! actions, so the whole state machine runs on recorded bytes and a fake clock.
+//!
+//! `Driver` composes four small machines, each with its own state and deadline:
+//!
+//! - the **output tracker** (`output.rs`): the screen, terminal query answers, the anchor
+//!   where the task was typed, the agent's clean output, its `/exit`;
+//! - the **typist** (`typist.rs`): typing the task, nudges and messages, Enter as a
+//!   separate write, delivery judged by the agent's reaction, retries;
+//! - the **idle clock** (`idle.rs`): idleness, nudges, force-release;
+//! - the **relay scanner** (`relay_scan.rs`): the `->relay:` lines the agent prints.
+//!
+//! Before the task, the driver itself judges readiness from the rendered screen: a
+//! start-up dialog (answered where safe, else reported), the CLI's ready cue (a hint), or
+//! the cursor on an input line, then a quiet moment.
 
-use std::collections::{HashMap, HashSet};
 use std::time::Duration;
 
 use tokio::time::Instant;
 
-use super::detect::{self, Injected, Rules};
-use super::inject::{self, ENTER, NUDGE_TEXT};
-use super::queries::{self, Mark, QueryScanner};
-use super::screen::Screen;
+use super::detect::{Readiness, Rules};
+use super::idle::{Due, IdleClock, after};
+use super::output::{LastFrame, OutputTracker};
+use super::relay_scan::RelayScanner;
+use super::sanitize;
+use super::typist::{Did, Typist};
 use super::{NudgePolicy, SessionEnd, SessionEvent, SessionTiming};
 use relay_messaging::MessageId;
-use relay_messaging::lines::{self, RelayLine};
+use relay_messaging::lines::RelayLine;
 
 /// Something the runner must do.
 #[derive(Debug, Clone, PartialEq)]
 pub enum Action {
-    /// Write these bytes to the terminal, as one write.
-    Write(Vec<u8>),
+    /// Something for the terminal.
+    Terminal(Terminal),
+    /// Something for agent messaging.
+    Messaging(Messaging),
     /// Report this event.
     Emit(SessionEvent),
+}
+
+/// What the runner does to the terminal.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Terminal {
+    /// Write these bytes to the terminal, as one write.
+    Write(Vec<u8>),
     /// End the session this way.
     End(SessionEnd),
-    /// The offered message was typed in and the screen confirmed it.
-    MessageDelivered(MessageId),
+}
+
+/// What the runner tells agent messaging.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Messaging {
+    /// The offered message was typed in and the agent reacted to it.
+    Delivered(MessageId),
     /// The offered message could not be typed in this time; it is handed back.
-    MessageNotDelivered {
+    NotDelivered {
         /// The message.
         id: MessageId,
         /// Why.
@@ -39,6 +63,16 @@ pub enum Action {
     },
     /// The agent printed a `->relay:` line (or block): send it.
     Relay(RelayLine),
+}
+
+impl Action {
+    fn write(bytes: Vec<u8>) -> Action {
+        Action::Terminal(Terminal::Write(bytes))
+    }
+
+    fn end(end: SessionEnd) -> Action {
+        Action::Terminal(Terminal::End(end))
+    }
 }
 
 /// What the driver needs to know about the session.
@@ -58,197 +92,145 @@ pub struct DriverConfig {
     pub size: (u16, u16),
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Purpose {
-    Task,
-    Nudge(u32),
-    Message,
-}
+/// How many fallback waits a start-up screen may keep changing before the session gives
+/// up on it: the task is typed only into a quiet screen.
+const NEVER_QUIET_FALLBACKS: u32 = 3;
 
-#[derive(Debug, Clone, Copy)]
-enum Step {
-    /// Text written; Enter is due at `at`.
-    Enter { at: Instant },
-    /// Enter written; the screen must differ from `before` by `deadline`.
-    Confirm { deadline: Instant, before: u64 },
-}
+/// How long a start-up dialog that needs a person must stay unchanged on a quiet screen
+/// before the session gives up on it (sooner than the readiness fallback: such a dialog
+/// does not go away by itself).
+const PERSON_DIALOG_QUIET: Duration = Duration::from_secs(2);
 
-#[derive(Debug, Clone, Copy)]
-struct Typing {
-    purpose: Purpose,
-    attempt: u32,
-    step: Step,
-}
-
-#[derive(Debug, Clone, Copy)]
-enum Phase {
-    Starting,
-    Typing(Typing),
-    Working,
+#[derive(Debug)]
+enum Stage {
+    /// Waiting for the TUI to be ready; the start-up dialogs answered so far.
+    Starting {
+        answered: Vec<&'static str>,
+    },
+    /// The task was typed.
+    Running,
     Ended,
-}
-
-/// Where the task was typed: rows after this point are the agent's.
-#[derive(Debug)]
-struct Anchor {
-    /// Absolute main-screen row of the top of the input area.
-    abs: u64,
-    /// Whether the task was typed on the alternate screen.
-    alt: bool,
-    /// Alternate-screen rows shown before the task (banner, tips): never output.
-    before: HashSet<String>,
-}
-
-/// A message waiting to be typed in.
-#[derive(Debug)]
-struct Inbound {
-    id: MessageId,
-    line: String,
-    /// Attempts made so far.
-    attempts: u32,
-    /// No attempt before this.
-    not_before: Instant,
 }
 
 /// The state machine of one session.
 pub struct Driver {
-    cfg: DriverConfig,
-    screen: Screen,
-    scanner: QueryScanner,
+    timing: SessionTiming,
+    timeout: Option<Duration>,
     started: Instant,
-    last_output: Option<Instant>,
-    phase: Phase,
-    probe: String,
-    injected: Injected,
-    anchor: Option<Anchor>,
-    output: String,
-    seen_output: String,
-    exit_seen: bool,
-    last_activity: Instant,
-    last_injection: Instant,
-    idle_reported: bool,
-    task_resubmitted: bool,
-    /// The agent's output changed after the task was delivered (so it was submitted).
-    agent_spoke: bool,
-    nudges: u32,
-    inbound: Option<Inbound>,
-    /// How many times each relay line has been sent; a line counts again only when
-    /// the output holds more copies of it than were sent.
-    relayed: HashMap<RelayLine, usize>,
-    /// A relay line at the end of the output waits for quiet before it is sent.
-    relay_waiting: bool,
+    stage: Stage,
+    out: OutputTracker,
+    typist: Typist,
+    idle: IdleClock,
+    relays: RelayScanner,
 }
 
 impl Driver {
     /// A driver for a session that started at `now`.
     pub fn new(cfg: DriverConfig, now: Instant) -> Self {
-        let (rows, cols) = cfg.size;
-        let probe = detect::echo_probe(&cfg.typed);
+        let policy =
+            IdleClock::policy_for(cfg.nudge.as_ref(), cfg.timeout, cfg.timing.idle_threshold);
         Driver {
-            screen: Screen::new(rows, cols),
-            scanner: QueryScanner::new(),
+            idle: IdleClock::new(cfg.timing.idle_threshold, policy, now),
+            out: OutputTracker::new(cfg.rules, cfg.size, &cfg.typed),
+            typist: Typist::new(cfg.timing.clone(), cfg.typed),
+            relays: RelayScanner::new(),
+            timing: cfg.timing,
+            timeout: cfg.timeout,
             started: now,
-            last_output: None,
-            phase: Phase::Starting,
-            probe,
-            injected: Injected::new(),
-            anchor: None,
-            output: String::new(),
-            seen_output: String::new(),
-            exit_seen: false,
-            last_activity: now,
-            last_injection: now,
-            idle_reported: false,
-            task_resubmitted: false,
-            agent_spoke: false,
-            nudges: 0,
-            inbound: None,
-            relayed: HashMap::new(),
-            relay_waiting: false,
-            cfg,
+            stage: Stage::Starting {
+                answered: Vec::new(),
+            },
         }
     }
 
     /// The agent's output so far.
     pub fn output(&self) -> &str {
-        &self.output
+        self.out.output()
+    }
+
+    /// How many rows of the session's output were dropped from the front because the
+    /// screen history reached its cap ([`super::screen::HISTORY_ROWS`]).
+    pub fn output_cut_rows(&self) -> u64 {
+        self.out.dropped_rows()
     }
 
     /// Whether the agent's `/exit` was seen.
     pub fn exit_seen(&self) -> bool {
-        self.exit_seen
+        self.out.exit_seen()
+    }
+
+    /// Whether the frame that showed the agent's `/exit` may still be drawn above it (a
+    /// blank row or nothing right above the `/exit`): worth a quiet moment before the
+    /// session is ended.
+    pub fn exit_frame_may_follow(&self) -> bool {
+        self.out.exit_frame() == Some(LastFrame::MayFollow)
     }
 
     /// Whether the driver would take a message to type in now: the task is delivered,
     /// the session runs, and no other message is on its way.
     pub fn wants_message(&self) -> bool {
-        self.inbound.is_none() && self.task_delivered()
+        matches!(self.stage, Stage::Running) && self.typist.wants_message()
     }
 
     /// Takes a message to type in (as the one line `line`) once the agent is quiet. It
-    /// ends in [`Action::MessageDelivered`] or [`Action::MessageNotDelivered`].
+    /// ends in [`Messaging::Delivered`] or [`Messaging::NotDelivered`].
     pub fn offer_message(&mut self, id: MessageId, line: String, now: Instant) {
-        self.inbound = Some(Inbound {
-            id,
-            line,
-            attempts: 0,
-            not_before: now,
-        });
+        self.typist.offer(id, line, now);
     }
 
     /// The message held, if any (handed back by the runner when the session ends).
     pub fn held_message(&self) -> Option<MessageId> {
-        self.inbound.as_ref().map(|m| m.id)
+        self.typist.held_message()
     }
 
     /// Sends every complete relay line not sent yet, also one the agent may still be
     /// writing: the session is ending and nothing more will come.
-    pub fn flush_relays(&mut self, now: Instant) -> Vec<Action> {
+    pub fn flush_relays(&mut self, _now: Instant) -> Vec<Action> {
         let mut actions = Vec::new();
-        if self.anchor.is_some() {
-            self.scan_relays(true, now, &mut actions);
+        if self.out.anchored() {
+            self.scan_relays(true, &mut actions);
         }
         actions
     }
 
     /// Takes a chunk of output that arrived at `now`.
     pub fn on_output(&mut self, bytes: &[u8], now: Instant) -> Vec<Action> {
-        let mut actions = Vec::new();
-        let mut pos = 0;
-        for found in self.scanner.feed(bytes) {
-            match found.mark {
-                Mark::Query(q) => {
-                    self.screen.process(&bytes[pos..found.end]);
-                    pos = found.end;
-                    actions.push(Action::Write(queries::answer(q, self.screen.cursor())));
-                }
-                Mark::ClearScreen | Mark::LeaveAltScreen => {
-                    let start = found.start.max(pos);
-                    self.screen.process(&bytes[pos..start]);
-                    pos = start;
-                    // The rows are about to vanish: read them (an `/exit` included) first.
-                    if matches!(self.phase, Phase::Working | Phase::Typing(_)) {
-                        self.observe(now, &mut actions);
-                    }
-                }
-                Mark::ClearScrollback => {
-                    self.screen.process(&bytes[pos..found.end]);
-                    pos = found.end;
-                    self.screen.clear_history();
-                }
+        let mut actions: Vec<Action> = self
+            .out
+            .feed(bytes, now)
+            .into_iter()
+            .map(Action::write)
+            .collect();
+        match self.stage {
+            Stage::Running => {}
+            Stage::Ended => {
+                // The rows above an `/exit` may still be completed as the app draws its
+                // last frame (codex can draw the `/exit` row before the reply above it).
+                let _ = self.out.take_observed();
+                return actions;
             }
+            Stage::Starting { .. } => return actions,
         }
-        self.screen.process(&bytes[pos..]);
-        self.last_output = Some(now);
-
-        if let Phase::Typing(t) = self.phase
-            && let Step::Confirm { before, .. } = t.step
-            && self.screen.fingerprint() != before
-        {
-            self.confirmed(t, now, &mut actions);
+        let seen = self.out.take_observed();
+        let did = self.typist.on_screen(&self.out);
+        self.apply(did, now, &mut actions);
+        if seen.changed {
+            self.idle.activity(now);
         }
-        if self.task_delivered() {
-            self.observe(now, &mut actions);
+        if seen.exit {
+            // The agent wrote `/exit` after the task was typed: it took the task, whatever
+            // the typist was still waiting for.
+            let did = self.typist.task_taken();
+            self.apply(did, now, &mut actions);
+            // Everything above an `/exit` is complete.
+            self.scan_relays(true, &mut actions);
+            actions.push(Action::Emit(SessionEvent::ExitRequested));
+            self.finish(SessionEnd::ExitRequested, &mut actions);
+            return actions;
+        }
+        if self.typist.task_delivered() {
+            let quiet = self.quiet(now);
+            self.scan_relays(quiet, &mut actions);
         }
         actions
     }
@@ -256,465 +238,245 @@ impl Driver {
     /// Acts on every deadline reached by `now`.
     pub fn on_tick(&mut self, now: Instant) -> Vec<Action> {
         let mut actions = Vec::new();
-        if matches!(self.phase, Phase::Ended) {
+        if matches!(self.stage, Stage::Ended) {
             return actions;
         }
-        if let Some(t) = self.cfg.timeout
-            && now >= self.started + t
+        if let Some(t) = self.timeout
+            && after(self.started, t).is_some_and(|end| now >= end)
         {
-            self.end(SessionEnd::TimedOut, &mut actions);
+            self.finish(SessionEnd::TimedOut, &mut actions);
             return actions;
         }
-        match self.phase {
-            Phase::Starting => self.tick_starting(now, &mut actions),
-            Phase::Typing(t) => self.tick_typing(t, now, &mut actions),
-            Phase::Working => self.tick_working(now, &mut actions),
-            Phase::Ended => {}
+        match self.stage {
+            Stage::Starting { .. } => self.tick_starting(now, &mut actions),
+            Stage::Running => self.tick_running(now, &mut actions),
+            Stage::Ended => {}
         }
         actions
     }
 
     /// The next moment `on_tick` has something to do, if any.
     pub fn next_deadline(&self, now: Instant) -> Option<Instant> {
-        let timing = &self.cfg.timing;
-        let mut due: Vec<Instant> = Vec::new();
-        if let Some(t) = self.cfg.timeout {
-            due.push(self.started + t);
+        let mut due: Vec<Option<Instant>> = Vec::new();
+        if let Some(t) = self.timeout {
+            due.push(after(self.started, t));
         }
-        match self.phase {
-            Phase::Ended => return None,
-            Phase::Starting => {
-                due.push(self.started + timing.ready_fallback);
-                if let Some(last) = self.last_output
-                    && last + timing.settle > now
-                {
-                    due.push(last + timing.settle);
+        match &self.stage {
+            Stage::Ended => return None,
+            Stage::Starting { .. } => {
+                // Only moments still ahead: past the fallback, a screen that is not quiet
+                // yet is looked at again when it could be, not in a busy loop.
+                let fallback = after(self.started, self.timing.ready_fallback);
+                let late = after(self.started, self.timing.ready_fallback.saturating_mul(2));
+                match (fallback, late) {
+                    (Some(f), _) if f > now => due.push(Some(f)),
+                    (_, Some(l)) if l > now => due.push(Some(l)),
+                    _ => due.push(self.never_quiet_at().filter(|t| *t > now)),
+                }
+                if let Some(last) = self.out.last_output() {
+                    for wait in [self.timing.settle, PERSON_DIALOG_QUIET] {
+                        if let Some(at) = after(last, wait)
+                            && at > now
+                        {
+                            due.push(Some(at));
+                        }
+                    }
                 }
             }
-            Phase::Typing(t) => due.push(match t.step {
-                Step::Enter { at } => at.max(self.paste_taken_at()),
-                Step::Confirm { deadline, .. } => deadline,
-            }),
-            Phase::Working => {
-                if let Some(m) = &self.inbound {
-                    due.push(m.not_before.max(self.quiet_at()));
-                }
-                if self.relay_waiting {
-                    due.push(self.quiet_at());
-                }
-                if let Some(t) = timing.idle_threshold
-                    && !self.idle_reported
-                {
-                    due.push(self.last_activity + t);
-                }
-                if !self.task_resubmitted && !self.agent_spoke {
-                    due.push(self.last_activity + self.stuck_after());
-                }
-                if let Some(p) = &self.cfg.nudge {
-                    let quiet = self.quiet_since();
-                    due.push(if self.nudges < p.max_nudges {
-                        quiet + p.nudge_after
-                    } else {
-                        quiet + p.escalate_after
-                    });
+            Stage::Running => {
+                due.push(self.typist.next_deadline(
+                    &self.out,
+                    self.started,
+                    self.idle.last_activity(),
+                ));
+                if self.typist.is_free() {
+                    if self.relays.waiting() {
+                        due.push(self.quiet_at());
+                    }
+                    due.push(self.idle.next_deadline());
                 }
             }
         }
-        due.into_iter().min()
+        due.into_iter().flatten().min()
     }
 
-    /// Whether the task is delivered and the session still runs.
-    fn task_delivered(&self) -> bool {
-        matches!(
-            self.phase,
-            Phase::Working
-                | Phase::Typing(Typing {
-                    purpose: Purpose::Nudge(_) | Purpose::Message,
-                    ..
-                })
+    fn quiet_at(&self) -> Option<Instant> {
+        self.out
+            .last_output()
+            .map_or(Some(self.started), |t| after(t, self.timing.settle))
+    }
+
+    fn quiet(&self, now: Instant) -> bool {
+        self.quiet_at().is_some_and(|q| now >= q)
+    }
+
+    fn never_quiet_at(&self) -> Option<Instant> {
+        after(
+            self.started,
+            self.timing
+                .ready_fallback
+                .saturating_mul(NEVER_QUIET_FALLBACKS),
         )
     }
 
-    /// How long the agent may show nothing new before a task left on its input line is
-    /// submitted again.
-    fn stuck_after(&self) -> std::time::Duration {
-        (self.cfg.timing.settle * 2).max(self.cfg.timing.confirm_timeout)
-    }
-
-    /// Whether the end of the task is still on the cursor's row (the input line).
-    fn task_still_in_input(&self) -> bool {
-        let tail = detect::echo_tail(self.typed_text(Purpose::Task));
-        let rows = self.screen.visible_rows();
-        let row = usize::from(self.screen.cursor().0);
-        !tail.is_empty()
-            && rows
-                .get(row)
-                .is_some_and(|r| detect::collapse_ws(r).contains(&tail))
-    }
-
-    /// When the app will have been quiet for the Enter pause since its last output: it has
-    /// finished taking in what we pasted.
-    fn paste_taken_at(&self) -> Instant {
-        self.last_output
-            .map_or(self.started, |t| t + self.cfg.timing.enter_delay)
-    }
-
-    /// When the output will have been quiet for the settle time.
-    fn quiet_at(&self) -> Instant {
-        self.last_output
-            .map_or(self.started, |t| t + self.cfg.timing.settle)
-    }
-
-    fn quiet_since(&self) -> Instant {
-        self.last_activity.max(self.last_injection)
-    }
-
-    fn end(&mut self, end: SessionEnd, actions: &mut Vec<Action>) {
-        self.phase = Phase::Ended;
-        actions.push(Action::End(end));
+    fn finish(&mut self, end: SessionEnd, actions: &mut Vec<Action>) {
+        self.stage = Stage::Ended;
+        actions.push(Action::end(end));
     }
 
     fn tick_starting(&mut self, now: Instant, actions: &mut Vec<Action>) {
-        let timing = &self.cfg.timing;
-        let quiet = self.last_output.map(|t| now.saturating_duration_since(t));
-        let fallback = now >= self.started + timing.ready_fallback;
-        let ready = detect::is_ready(
-            &self.screen.visible_rows(),
-            &self.cfg.rules.ready_cues,
-            quiet,
-            timing.settle,
-        );
-        if ready || fallback {
-            actions.push(Action::Emit(SessionEvent::Ready { fallback: !ready }));
-            self.set_anchor();
-            self.injected.push(&self.cfg.typed, &self.cfg.rules);
-            self.start_typing(Purpose::Task, 1, now, actions);
-        }
-    }
-
-    fn set_anchor(&mut self) {
-        let visible = self.screen.visible_rows();
-        let (row, _) = self.screen.cursor();
-        let mut top = usize::from(row).min(visible.len().saturating_sub(1));
-        // The input area may have a border or status rows above the cursor; the echo of
-        // the task can be drawn from there.
-        while top > 0 {
-            let above = &visible[top - 1];
-            let decoration = !above.trim().is_empty()
-                && (detect::is_chrome(above, &self.cfg.rules) || detect::is_prompt_row(above));
-            if !decoration {
-                break;
-            }
-            top -= 1;
-        }
-        let alt = self.screen.alternate();
-        let before = if alt {
-            visible
-                .iter()
-                .map(|r| r.trim().to_owned())
-                .filter(|r| !r.is_empty())
-                .collect()
-        } else {
-            HashSet::new()
+        let Stage::Starting { answered } = &mut self.stage else {
+            return;
         };
-        self.anchor = Some(Anchor {
-            abs: self.screen.top_abs() + top as u64,
-            alt,
-            before,
-        });
-    }
-
-    fn typed_text(&self, purpose: Purpose) -> &str {
-        match purpose {
-            Purpose::Task => &self.cfg.typed,
-            Purpose::Nudge(_) => NUDGE_TEXT,
-            Purpose::Message => self.inbound.as_ref().map_or("", |m| m.line.as_str()),
-        }
-    }
-
-    fn start_typing(
-        &mut self,
-        purpose: Purpose,
-        attempt: u32,
-        now: Instant,
-        actions: &mut Vec<Action>,
-    ) {
-        let text = self.typed_text(purpose);
-        // A retry whose text is already in the input box only needs Enter again; typing
-        // it twice would submit it twice.
-        let shown = attempt > 1
-            && if purpose == Purpose::Message {
-                // Every message starts `Relay message from ...`, and earlier ones stay on
-                // screen: only the end of this one, on the cursor's row, tells.
-                let tail = detect::echo_tail(text);
-                let rows = self.screen.visible_rows();
-                let row = usize::from(self.screen.cursor().0);
-                !tail.is_empty()
-                    && rows
-                        .get(row)
-                        .is_some_and(|r| detect::collapse_ws(r).contains(&tail))
-            } else {
-                let probe = detect::echo_probe(text);
-                !probe.is_empty()
-                    && self
-                        .screen
-                        .visible_rows()
-                        .iter()
-                        .any(|r| detect::collapse_ws(r).contains(&probe))
-            };
-        let at = if shown {
-            now
-        } else {
-            actions.push(Action::Write(inject::paste_bytes(
-                text,
-                self.screen.bracketed_paste(),
-            )));
-            now + self.cfg.timing.enter_delay
-        };
-        self.phase = Phase::Typing(Typing {
-            purpose,
-            attempt,
-            step: Step::Enter { at },
-        });
-    }
-
-    fn tick_typing(&mut self, t: Typing, now: Instant, actions: &mut Vec<Action>) {
-        match t.step {
-            // Enter waits for the app to have taken in the paste (output quiet), or a large
-            // paste is still being processed and the keystroke is swallowed.
-            Step::Enter { at } if now >= at && now >= self.paste_taken_at() => {
-                let before = self.screen.fingerprint();
-                actions.push(Action::Write(ENTER.to_vec()));
-                if let Purpose::Nudge(count) = t.purpose {
-                    actions.push(Action::Emit(SessionEvent::Nudged { count }));
+        let settled = self
+            .out
+            .quiet_for(now)
+            .is_some_and(|q| q >= self.timing.settle);
+        let fallback = after(self.started, self.timing.ready_fallback).is_none_or(|t| now >= t);
+        let ready = match self.out.readiness() {
+            Readiness::Dialog(d) => {
+                if !settled {
+                    return;
                 }
-                self.phase = Phase::Typing(Typing {
-                    step: Step::Confirm {
-                        deadline: now + self.cfg.timing.confirm_timeout,
-                        before,
-                    },
-                    ..t
-                });
-            }
-            Step::Confirm { deadline, .. } if now >= deadline => match t.purpose {
-                Purpose::Task if t.attempt < self.cfg.timing.delivery_attempts => {
-                    self.start_typing(Purpose::Task, t.attempt + 1, now, actions);
+                if let Some(keys) = d.answer
+                    && !answered.contains(&d.name)
+                {
+                    answered.push(d.name);
+                    let text = sanitize::typed_text(keys, false);
+                    if !text.is_empty() {
+                        actions.push(Action::write(sanitize::wrap(&text, false)));
+                    }
+                    if keys.ends_with('\r') {
+                        actions.push(Action::write(super::inject::ENTER.to_vec()));
+                    }
+                    actions.push(Action::Emit(SessionEvent::DialogAnswered {
+                        dialog: d.name.to_owned(),
+                    }));
+                    return;
                 }
-                Purpose::Task => {
+                let stuck = self
+                    .out
+                    .quiet_for(now)
+                    .is_some_and(|q| q >= PERSON_DIALOG_QUIET);
+                if fallback || stuck {
                     let reason = format!(
-                        "the screen did not change after typing the task and pressing Enter ({} attempts)",
-                        t.attempt
+                        "the agent is waiting at a start-up dialog ({}) that needs a person: answer it once in the CLI by hand, or seed its settings",
+                        d.name
                     );
-                    self.end(SessionEnd::DeliveryFailed(reason), actions);
+                    actions.push(Action::Emit(SessionEvent::NotReady {
+                        reason: reason.clone(),
+                    }));
+                    self.finish(SessionEnd::DeliveryFailed(reason), actions);
                 }
-                Purpose::Nudge(_) => {
-                    // An unconfirmed nudge is not retried: the escalation timer decides.
-                    self.phase = Phase::Working;
-                    self.last_injection = now;
-                }
-                Purpose::Message => {
-                    self.phase = Phase::Working;
-                    self.last_injection = now;
-                    self.message_unconfirmed(now, actions);
-                }
-            },
-            _ => {}
-        }
-    }
-
-    /// The screen did not confirm a typed message: try again after a growing pause,
-    /// or hand it back once the attempts are used up.
-    fn message_unconfirmed(&mut self, now: Instant, actions: &mut Vec<Action>) {
-        let Some(m) = self.inbound.as_mut() else {
-            return;
-        };
-        if m.attempts < self.cfg.timing.delivery_attempts {
-            let pause = self
-                .cfg
-                .timing
-                .settle
-                .saturating_mul(1 << m.attempts.min(8));
-            m.not_before = now + pause;
-            return;
-        }
-        let reason = format!(
-            "the screen did not change after typing the message and pressing Enter ({} attempts)",
-            m.attempts
-        );
-        let id = m.id;
-        self.inbound = None;
-        actions.push(Action::MessageNotDelivered { id, reason });
-    }
-
-    fn confirmed(&mut self, t: Typing, now: Instant, actions: &mut Vec<Action>) {
-        if t.purpose == Purpose::Task {
-            actions.push(Action::Emit(SessionEvent::TaskDelivered {
-                attempts: t.attempt,
-            }));
-            self.last_activity = now;
-            self.idle_reported = false;
-        }
-        if t.purpose == Purpose::Message
-            && let Some(m) = self.inbound.take()
-        {
-            actions.push(Action::MessageDelivered(m.id));
-            // The agent answers a message: that is not idleness.
-            self.last_activity = now;
-            self.idle_reported = false;
-        }
-        self.last_injection = now;
-        self.phase = Phase::Working;
-    }
-
-    fn tick_working(&mut self, now: Instant, actions: &mut Vec<Action>) {
-        if self.relay_waiting && now >= self.quiet_at() {
-            self.scan_relays(false, now, actions);
-        }
-        // A message goes in only while the agent is not writing: typing into a TUI that
-        // is mid-reply garbles both.
-        let quiet = now >= self.quiet_at();
-        if let Some(m) = self.inbound.as_mut()
-            && now >= m.not_before
-            && quiet
-        {
-            m.attempts += 1;
-            let (line, attempt) = (m.line.clone(), m.attempts);
-            self.injected.push(&line, &self.cfg.rules);
-            self.start_typing(Purpose::Message, attempt, now, actions);
-            return;
-        }
-        // The task still sitting on the input line after a quiet spell means its Enter was
-        // swallowed (the screen changed, so it looked delivered): press Enter once more.
-        if !self.task_resubmitted
-            && !self.agent_spoke
-            && now >= self.last_activity + self.stuck_after()
-        {
-            self.task_resubmitted = true;
-            if self.task_still_in_input() {
-                actions.push(Action::Write(ENTER.to_vec()));
-            }
-        }
-        if let Some(t) = self.cfg.timing.idle_threshold
-            && !self.idle_reported
-            && now >= self.last_activity + t
-        {
-            self.idle_reported = true;
-            actions.push(Action::Emit(SessionEvent::Idle));
-        }
-        let Some(policy) = self.cfg.nudge.clone() else {
-            return;
-        };
-        let quiet = self.quiet_since();
-        if self.nudges < policy.max_nudges {
-            if now >= quiet + policy.nudge_after {
-                self.nudges += 1;
-                self.injected.push(NUDGE_TEXT, &self.cfg.rules);
-                self.start_typing(Purpose::Nudge(self.nudges), 1, now, actions);
-            }
-        } else if now >= quiet + policy.escalate_after {
-            actions.push(Action::Emit(SessionEvent::ForceReleased));
-            self.end(SessionEnd::ForceReleased, actions);
-        }
-    }
-
-    /// Reads the rows written since the task: keeps the output, counts a change of it as
-    /// activity, and once the task is delivered ends on `/exit`.
-    fn observe(&mut self, now: Instant, actions: &mut Vec<Action>) {
-        let Some(anchor) = &self.anchor else {
-            return;
-        };
-        let alt_now = self.screen.alternate();
-        let (rows, start, exclude) = if alt_now {
-            let rows = self.screen.visible_rows();
-            let start = detect::echo_row(&rows, &self.probe).unwrap_or(0);
-            let exclude = if anchor.alt {
-                Some(&anchor.before)
-            } else {
-                None
-            };
-            (rows, start, exclude)
-        } else {
-            if anchor.alt {
-                // The app left the screen the task was typed on; what it wrote there was
-                // captured before it went.
                 return;
             }
-            let rows = self.screen.all_rows();
-            let anchor_idx = usize::try_from(anchor.abs.saturating_sub(self.screen.first_abs()))
-                .unwrap_or(usize::MAX)
-                .min(rows.len());
-            let start = detect::echo_row(&rows, &self.probe).unwrap_or(anchor_idx);
-            (rows, start, None)
+            Readiness::Cue | Readiness::InputLine => settled,
+            Readiness::NotYet => false,
         };
-        let empty = HashSet::new();
-        let region = &rows[start..];
-        let exit = detect::find_exit(region, &self.injected, &self.cfg.rules);
-        let cut = exit.unwrap_or(region.len());
-        let out = detect::extract_output(
-            &region[..cut],
-            &self.cfg.rules,
-            &self.injected,
-            exclude.unwrap_or(&empty),
-        );
-        if out != self.seen_output {
-            self.seen_output = out.clone();
-            self.last_activity = now;
-            self.idle_reported = false;
-            if !out.is_empty() {
-                self.agent_spoke = true;
-            }
-        }
-        // Empty output never replaces what was kept: rows are often wiped just before
-        // an app exits or redraws.
-        if !out.is_empty() {
-            self.output = out;
-        }
-        if self.task_delivered() {
-            // Everything above an `/exit` is complete.
-            self.scan_relays(exit.is_some(), now, actions);
-        }
-        if self.task_delivered() && exit.is_some() && !self.exit_seen {
-            self.exit_seen = true;
-            actions.push(Action::Emit(SessionEvent::ExitRequested));
-            self.end(SessionEnd::ExitRequested, actions);
+        // A fallback still types only into a quiet screen that looks drawn (or into a
+        // program that never wrote anything); a blank screen or a hidden cursor gets one
+        // more fallback wait.
+        let late = after(self.started, self.timing.ready_fallback.saturating_mul(2))
+            .is_none_or(|t| now >= t);
+        let quiet =
+            self.out.last_output().is_none() || (settled && (self.out.looks_drawn() || late));
+        if ready || (fallback && quiet) {
+            actions.push(Action::Emit(SessionEvent::Ready { fallback: !ready }));
+            self.stage = Stage::Running;
+            let did = self.typist.start_task(now, &mut self.out);
+            self.apply(did, now, actions);
+        } else if self.never_quiet_at().is_none_or(|t| now >= t) {
+            let reason =
+                "the agent's screen never went quiet long enough to type the task".to_owned();
+            actions.push(Action::Emit(SessionEvent::NotReady {
+                reason: reason.clone(),
+            }));
+            self.finish(SessionEnd::DeliveryFailed(reason), actions);
         }
     }
-}
 
-impl Driver {
+    fn tick_running(&mut self, now: Instant, actions: &mut Vec<Action>) {
+        if !self.typist.is_free() {
+            let did = self
+                .typist
+                .tick(now, &mut self.out, self.started, self.idle.last_activity());
+            self.apply(did, now, actions);
+            return;
+        }
+        if self.relays.waiting() && self.quiet(now) {
+            self.scan_relays(true, actions);
+        }
+        let did = self
+            .typist
+            .tick(now, &mut self.out, self.started, self.idle.last_activity());
+        let typing = !self.typist.is_free();
+        self.apply(did, now, actions);
+        if typing || !matches!(self.stage, Stage::Running) {
+            return;
+        }
+        for due in self.idle.due(now) {
+            match due {
+                Due::Idle => actions.push(Action::Emit(SessionEvent::Idle)),
+                Due::Nudge(n) => {
+                    let did = self.typist.nudge(n, now, &mut self.out);
+                    self.apply(did, now, actions);
+                }
+                Due::Release => {
+                    actions.push(Action::Emit(SessionEvent::ForceReleased));
+                    self.finish(SessionEnd::ForceReleased, actions);
+                    return;
+                }
+            }
+        }
+    }
+
+    /// Carries out what the typist did.
+    fn apply(&mut self, did: Vec<Did>, now: Instant, actions: &mut Vec<Action>) {
+        for d in did {
+            match d {
+                Did::Write(bytes) => actions.push(Action::write(bytes)),
+                Did::TaskDelivered { attempts } => {
+                    actions.push(Action::Emit(SessionEvent::TaskDelivered { attempts }));
+                    self.idle.activity(now);
+                    self.idle.typed(now);
+                }
+                Did::TaskUndeliverable(reason) => {
+                    self.finish(SessionEnd::DeliveryFailed(reason), actions);
+                }
+                Did::Nudged(count) => actions.push(Action::Emit(SessionEvent::Nudged { count })),
+                Did::MessageDelivered(id) => {
+                    actions.push(Action::Messaging(Messaging::Delivered(id)));
+                    // The agent answers a message: that is not idleness.
+                    self.idle.activity(now);
+                    self.idle.typed(now);
+                }
+                Did::MessageNotDelivered { id, reason } => {
+                    actions.push(Action::Messaging(Messaging::NotDelivered { id, reason }));
+                }
+                Did::Settled => self.idle.typed(now),
+            }
+        }
+    }
+
     /// Sends the relay lines of the output not sent yet. The last one, when it ends the
     /// output, may still be growing; it waits for quiet unless `complete`.
-    fn scan_relays(&mut self, complete: bool, now: Instant, actions: &mut Vec<Action>) {
+    fn scan_relays(&mut self, complete: bool, actions: &mut Vec<Action>) {
         let glyphs: Vec<&str> = self
-            .cfg
-            .rules
+            .out
+            .rules()
             .reply_glyphs
             .iter()
             .map(String::as_str)
             .collect();
-        let scan = lines::scan(&self.output, &glyphs);
-        let settled = complete || now >= self.quiet_at();
-        let ready = if scan.last_may_grow && !settled {
-            scan.lines.len().saturating_sub(1)
-        } else {
-            scan.lines.len()
-        };
-        self.relay_waiting = ready < scan.lines.len();
-        let mut seen: HashMap<&RelayLine, usize> = HashMap::new();
-        for line in &scan.lines[..ready] {
-            let copies = seen.entry(line).or_insert(0);
-            *copies += 1;
-            let sent = self.relayed.entry(line.clone()).or_insert(0);
-            if *copies > *sent {
-                *sent = *copies;
-                actions.push(Action::Relay(line.clone()));
-            }
+        for line in self.relays.scan(self.out.output(), &glyphs, complete) {
+            actions.push(Action::Messaging(Messaging::Relay(line)));
         }
     }
 }
 
 #[cfg(test)]
 mod tests {
+    use super::super::inject::NUDGE_TEXT;
     use super::*;
     use relay_spec::Cli;
 
@@ -745,7 +507,7 @@ mod tests {
         actions
             .iter()
             .filter_map(|a| match a {
-                Action::Write(b) => Some(b.clone()),
+                Action::Terminal(Terminal::Write(b)) => Some(b.clone()),
                 _ => None,
             })
             .collect()
@@ -801,7 +563,7 @@ mod tests {
         let t = delivered(&mut d, t0);
         let a = d.on_output("● hi there\r\n● /exit\r\n".as_bytes(), t + ms(10));
         assert_eq!(events(&a), [SessionEvent::ExitRequested]);
-        assert!(a.contains(&Action::End(SessionEnd::ExitRequested)));
+        assert!(a.contains(&Action::Terminal(Terminal::End(SessionEnd::ExitRequested))));
         assert_eq!(d.output(), "hi there");
     }
 
@@ -830,7 +592,9 @@ mod tests {
         let a = d.on_tick(t0 + ms(600));
         assert!(matches!(
             a.as_slice(),
-            [Action::End(SessionEnd::DeliveryFailed(_))]
+            [Action::Terminal(Terminal::End(SessionEnd::DeliveryFailed(
+                _
+            )))]
         ));
     }
 
@@ -873,7 +637,7 @@ mod tests {
         assert!(d.on_tick(t + ms(900)).is_empty());
         let a = d.on_tick(t + ms(960));
         assert_eq!(events(&a), [SessionEvent::ForceReleased]);
-        assert!(a.contains(&Action::End(SessionEnd::ForceReleased)));
+        assert!(a.contains(&Action::Terminal(Terminal::End(SessionEnd::ForceReleased))));
     }
 
     #[test]
@@ -973,7 +737,7 @@ mod tests {
         actions
             .iter()
             .filter_map(|a| match a {
-                Action::Relay(l) => Some(l.clone()),
+                Action::Messaging(Messaging::Relay(l)) => Some(l.clone()),
                 _ => None,
             })
             .collect()
@@ -1010,7 +774,7 @@ mod tests {
         assert_eq!(writes(&d.on_tick(t + ms(160))), [b"\r".to_vec()]);
         let echo = format!("\r\n\u{276f} {line}\r\n");
         let a = d.on_output(echo.as_bytes(), t + ms(170));
-        assert!(a.contains(&Action::MessageDelivered(MessageId(4))));
+        assert!(a.contains(&Action::Messaging(Messaging::Delivered(MessageId(4)))));
         assert!(d.wants_message());
         // Its echo is neither output nor a relay line.
         assert_eq!(d.output(), "still writing");
@@ -1029,8 +793,12 @@ mod tests {
         for _ in 0..40 {
             for a in d.on_tick(now) {
                 match a {
-                    Action::Write(w) if w.starts_with(b"\x1b[200~") => typed += 1,
-                    Action::MessageNotDelivered { id, reason } => handed_back = Some((id, reason)),
+                    Action::Terminal(Terminal::Write(w)) if w.starts_with(b"\x1b[200~") => {
+                        typed += 1
+                    }
+                    Action::Messaging(Messaging::NotDelivered { id, reason }) => {
+                        handed_back = Some((id, reason))
+                    }
                     _ => {}
                 }
             }
@@ -1085,7 +853,7 @@ mod tests {
         let t = delivered(&mut d, t0);
         let a = d.on_output("● ->relay:* bye all\r\n/exit\r\n".as_bytes(), t);
         assert_eq!(relays(&a), [relay("*", "bye all")]);
-        assert!(a.contains(&Action::End(SessionEnd::ExitRequested)));
+        assert!(a.contains(&Action::Terminal(Terminal::End(SessionEnd::ExitRequested))));
     }
 
     #[test]
@@ -1095,7 +863,321 @@ mod tests {
         cfg.timeout = Some(ms(50));
         let mut d = Driver::new(cfg, t0);
         assert_eq!(d.next_deadline(t0), Some(t0 + ms(50)));
-        assert_eq!(d.on_tick(t0 + ms(50)), [Action::End(SessionEnd::TimedOut)]);
+        assert_eq!(
+            d.on_tick(t0 + ms(50)),
+            [Action::Terminal(Terminal::End(SessionEnd::TimedOut))]
+        );
         assert_eq!(d.next_deadline(t0 + ms(50)), None);
+    }
+
+    fn generic(typed: &str) -> DriverConfig {
+        DriverConfig {
+            rules: Rules::for_cli(None),
+            ..config(typed, None)
+        }
+    }
+
+    #[test]
+    fn a_bare_prompt_without_any_cue_is_ready_after_a_quiet_moment() {
+        let t0 = Instant::now();
+        let mut d = Driver::new(generic("say hi"), t0);
+        d.on_output("Welcome to some agent\r\n\r\n\u{276f} ".as_bytes(), t0);
+        assert!(d.on_tick(t0 + ms(50)).is_empty(), "not quiet yet");
+        let a = d.on_tick(t0 + ms(100));
+        assert_eq!(events(&a), [SessionEvent::Ready { fallback: false }]);
+        assert_eq!(writes(&a), [b"say hi".to_vec()]);
+    }
+
+    #[test]
+    fn a_status_line_while_booting_then_a_prompt_is_ready_without_the_fallback() {
+        let t0 = Instant::now();
+        let mut d = Driver::new(generic("go"), t0);
+        // A codex-like start: a spinner line redrawn, then the prompt below it.
+        for i in 0..5u64 {
+            d.on_output(
+                format!("\r\x1b[2KBooting MCP server: fs {i}").as_bytes(),
+                t0 + ms(i * 40),
+            );
+            assert!(d.on_tick(t0 + ms(i * 40)).is_empty());
+        }
+        d.on_output("\r\n\u{203a} ".as_bytes(), t0 + ms(200));
+        let a = d.on_tick(t0 + ms(300));
+        assert_eq!(events(&a), [SessionEvent::Ready { fallback: false }]);
+    }
+
+    #[test]
+    fn a_trust_dialog_is_answered_and_the_task_waits_for_the_prompt() {
+        let t0 = Instant::now();
+        let mut d = Driver::new(generic("go"), t0);
+        d.on_output(
+            "Do you trust the files in this folder?\r\n\u{276f} 1. Yes, proceed\r\n  2. No, exit\r\n".as_bytes(),
+            t0,
+        );
+        let a = d.on_tick(t0 + ms(100));
+        assert_eq!(writes(&a), [b"\r".to_vec()], "Enter takes the default");
+        assert_eq!(
+            events(&a),
+            [SessionEvent::DialogAnswered {
+                dialog: "trust this folder".into()
+            }]
+        );
+        // Still on screen a moment later: not answered twice, no task typed into it.
+        assert!(d.on_tick(t0 + ms(300)).is_empty());
+        d.on_output(b"\x1b[2J\x1b[H> ", t0 + ms(350));
+        let a = d.on_tick(t0 + ms(450));
+        assert_eq!(events(&a), [SessionEvent::Ready { fallback: false }]);
+        assert_eq!(writes(&a), [b"go".to_vec()]);
+    }
+
+    #[test]
+    fn a_dialog_that_needs_a_person_is_the_reason_the_agent_is_not_ready() {
+        let t0 = Instant::now();
+        let mut d = Driver::new(generic("go"), t0);
+        d.on_output(
+            b"Detected a custom API key in your environment\r\nDo you want to use this API key?\r\n> 1. Yes\r\n  2. No (recommended)\r\n",
+            t0,
+        );
+        assert!(
+            writes(&d.on_tick(t0 + ms(500))).is_empty(),
+            "never typed into it"
+        );
+        let a = d.on_tick(t0 + ms(1000));
+        let got = events(&a);
+        let [SessionEvent::NotReady { reason }] = got.as_slice() else {
+            panic!("{a:?}");
+        };
+        assert!(reason.contains("use this API key?"), "{reason}");
+        assert!(matches!(
+            a.last(),
+            Some(Action::Terminal(Terminal::End(SessionEnd::DeliveryFailed(
+                _
+            ))))
+        ));
+    }
+
+    #[test]
+    fn a_login_dialog_ends_the_start_soon_even_with_a_long_fallback() {
+        let t0 = Instant::now();
+        let mut cfg = generic("go");
+        cfg.timing.ready_fallback = ms(60_000);
+        let mut d = Driver::new(cfg, t0);
+        d.on_output(
+            b"Select login method:\r\n> 1. Claude account\r\n  2. API key\r\n",
+            t0,
+        );
+        assert!(d.on_tick(t0 + ms(1000)).is_empty(), "may still change");
+        assert_eq!(d.next_deadline(t0 + ms(1000)), Some(t0 + ms(2000)));
+        let a = d.on_tick(t0 + ms(2000));
+        let got = events(&a);
+        let [SessionEvent::NotReady { reason }] = got.as_slice() else {
+            panic!("{a:?}");
+        };
+        assert!(reason.contains("login"), "{reason}");
+        assert!(writes(&a).is_empty(), "never typed into it");
+    }
+
+    #[test]
+    fn the_fallback_never_types_into_a_blank_screen_with_a_hidden_cursor() {
+        let t0 = Instant::now();
+        let mut d = Driver::new(generic("go"), t0);
+        // An app that switched screens, hid the cursor and is still loading.
+        d.on_output(b"\x1b[?1049h\x1b[?25l", t0);
+        assert!(d.on_tick(t0 + ms(1000)).is_empty(), "not at the fallback");
+        assert_eq!(d.next_deadline(t0 + ms(1000)), Some(t0 + ms(2000)));
+        let a = d.on_tick(t0 + ms(2000));
+        assert_eq!(events(&a), [SessionEvent::Ready { fallback: true }]);
+    }
+
+    #[test]
+    fn a_multi_line_task_goes_in_as_one_line_without_bracketed_paste() {
+        let t0 = Instant::now();
+        let mut d = Driver::new(generic("first line\n/exit\n\nlast\rline"), t0);
+        d.on_output(b"> ", t0);
+        let a = d.on_tick(t0 + ms(100));
+        assert_eq!(writes(&a), [b"first line /exit last line".to_vec()]);
+    }
+
+    #[test]
+    fn an_agent_that_answered_before_enter_is_delivered_and_its_exit_honoured() {
+        let t0 = Instant::now();
+        let mut d = Driver::new(generic("say hi"), t0);
+        d.on_output(b"> ", t0);
+        d.on_tick(t0 + ms(100));
+        // A line-oriented agent took the text and answered while Enter was still due.
+        let a = d.on_output(b"say hi\r\nhi\r\n/exit\r\n> ", t0 + ms(110));
+        assert_eq!(
+            events(&a),
+            [
+                SessionEvent::TaskDelivered { attempts: 1 },
+                SessionEvent::ExitRequested
+            ]
+        );
+        assert_eq!(d.output(), "hi");
+    }
+
+    #[test]
+    fn an_exit_while_delivery_is_being_confirmed_ends_the_session() {
+        let t0 = Instant::now();
+        let mut d = Driver::new(generic("say hi"), t0);
+        d.on_output(b"> ", t0);
+        d.on_tick(t0 + ms(100));
+        assert_eq!(writes(&d.on_tick(t0 + ms(150))), [b"\r".to_vec()]);
+        let a = d.on_output(b"\r\n\x1b[1;35m/exit\x1b[0m\r\n", t0 + ms(160));
+        assert!(a.contains(&Action::Terminal(Terminal::End(SessionEnd::ExitRequested))));
+    }
+
+    #[test]
+    fn a_screen_that_repaints_is_not_a_reaction() {
+        let t0 = Instant::now();
+        let mut d = Driver::new(generic("do the thing"), t0);
+        d.on_output(b"\x1b[?2004h> \r\n\r\n  clock 10:00\x1b[2A\x1b[3G", t0);
+        d.on_tick(t0 + ms(100));
+        d.on_output(b"do the thing", t0 + ms(110));
+        assert_eq!(writes(&d.on_tick(t0 + ms(160))), [b"\r".to_vec()]);
+        // Only the clock below the input line changes; the text stays on the input line.
+        let a = d.on_output(b"\x1b7\x1b[2B\r\x1b[2K  clock 10:01\x1b8", t0 + ms(200));
+        assert!(events(&a).is_empty(), "{a:?}");
+        // The retry sees the text still in the input box and only presses Enter.
+        d.on_tick(t0 + ms(360));
+        assert_eq!(writes(&d.on_tick(t0 + ms(360))), [b"\r".to_vec()]);
+    }
+
+    #[test]
+    fn without_timeout_or_nudge_policy_an_idle_agent_is_nudged_then_released() {
+        let t0 = Instant::now();
+        let mut cfg = config("say hi", None);
+        cfg.timeout = None;
+        let mut d = Driver::new(cfg, t0);
+        let t = delivered(&mut d, t0);
+        d.on_output("\u{25cf} working\r\n".as_bytes(), t);
+        assert_eq!(events(&d.on_tick(t + ms(300))), [SessionEvent::Idle]);
+        let a = d.on_tick(t + ms(300));
+        assert!(writes(&a).is_empty());
+        // One idle threshold after the last activity: the nudge; one more: released.
+        let mut seen = Vec::new();
+        let mut now = t + ms(300);
+        while now < t + ms(2000) && !seen.contains(&SessionEvent::ForceReleased) {
+            now += ms(10);
+            seen.extend(events(&d.on_tick(now)));
+        }
+        assert_eq!(
+            seen,
+            [
+                SessionEvent::Nudged { count: 1 },
+                SessionEvent::ForceReleased
+            ]
+        );
+    }
+
+    #[test]
+    fn huge_thresholds_saturate_instead_of_overflowing() {
+        let t0 = Instant::now();
+        let mut cfg = config(
+            "say hi",
+            Some(NudgePolicy {
+                nudge_after: Duration::MAX,
+                escalate_after: Duration::MAX,
+                max_nudges: 1,
+            }),
+        );
+        cfg.timeout = Some(Duration::MAX);
+        cfg.timing.idle_threshold = Some(Duration::MAX);
+        cfg.timing.ready_fallback = Duration::MAX;
+        cfg.timing.confirm_timeout = Duration::MAX;
+        let mut d = Driver::new(cfg, t0);
+        let t = delivered(&mut d, t0);
+        d.on_output("\u{25cf} working\r\n".as_bytes(), t);
+        assert_eq!(d.next_deadline(t), None);
+        assert!(d.on_tick(t + Duration::from_secs(86_400)).is_empty());
+    }
+
+    #[test]
+    fn the_reply_drawn_above_an_exit_after_it_still_counts() {
+        let t0 = Instant::now();
+        let mut d = Driver::new(config("hello", None), t0);
+        d.on_output(
+            b"\x1b[?1049h\x1b[1;1HOpenAI Codex\x1b[9;1H\xe2\x80\xba \x1b[10;1H? for shortcuts\x1b[9;3H",
+            t0,
+        );
+        d.on_tick(t0 + ms(100));
+        d.on_output(b"hello", t0 + ms(110));
+        d.on_tick(t0 + ms(160));
+        // Codex can draw the `/exit` row of a reply before the row above it.
+        let a = d.on_output(
+            "\x1b[3;1H\u{203a} hello\x1b[6;3H/exit\x1b[9;1H\x1b[2K\u{203a} ".as_bytes(),
+            t0 + ms(170),
+        );
+        assert!(a.contains(&Action::Terminal(Terminal::End(SessionEnd::ExitRequested))));
+        assert!(d.exit_frame_may_follow(), "a blank row above the /exit");
+        d.on_output("\x1b[5;1H\u{2022} ACK".as_bytes(), t0 + ms(180));
+        assert_eq!(d.output(), "ACK");
+    }
+
+    #[test]
+    fn a_finished_reply_above_the_exit_needs_no_wait() {
+        let t0 = Instant::now();
+        let mut d = Driver::new(config("say hi", None), t0);
+        let t = delivered(&mut d, t0);
+        d.on_output(
+            "\u{25cf} hi there\r\n\u{25cf} /exit\r\n".as_bytes(),
+            t + ms(10),
+        );
+        assert!(d.exit_seen());
+        assert!(!d.exit_frame_may_follow());
+    }
+
+    #[test]
+    fn no_message_is_typed_while_the_cli_says_it_is_busy() {
+        let t0 = Instant::now();
+        let mut cfg = config("say hi", None);
+        cfg.rules = Rules::for_cli(Some(Cli::Gemini));
+        let mut d = Driver::new(cfg, t0);
+        d.on_output(b"\x1b[?2004h > \r\nType your message\x1b[1A\x1b[4G", t0);
+        d.on_tick(t0 + ms(100));
+        d.on_output(b"say hi", t0 + ms(110));
+        d.on_tick(t0 + ms(160));
+        d.on_output(
+            "\x1b[2J\x1b[H > say hi\r\n  Queued (press \u{2191} to edit):\r\n > ".as_bytes(),
+            t0 + ms(170),
+        );
+        assert!(d.wants_message());
+        d.offer_message(
+            MessageId(3),
+            "Relay message from a: hello".into(),
+            t0 + ms(180),
+        );
+        assert!(
+            writes(&d.on_tick(t0 + ms(400))).is_empty(),
+            "not while queued"
+        );
+        d.on_output("\x1b[2;1H\x1b[2K\u{2726} hi\r\n".as_bytes(), t0 + ms(500));
+        assert_eq!(d.next_deadline(t0 + ms(500)), Some(t0 + ms(600)));
+        let a = d.on_tick(t0 + ms(600));
+        assert_eq!(
+            writes(&a),
+            [b"\x1b[200~Relay message from a: hello\x1b[201~".to_vec()]
+        );
+    }
+
+    #[test]
+    fn enter_taken_as_a_line_break_in_the_input_box_is_not_delivery() {
+        let t0 = Instant::now();
+        let mut d = Driver::new(generic("first line\nsecond line"), t0);
+        d.on_output(
+            b"\x1b[?2004h \x1b[1m*\x1b[0m \r\n\r\n footer row\x1b[2A\x1b[4G",
+            t0,
+        );
+        d.on_tick(t0 + ms(100));
+        d.on_output(b"first line\r\n   second line", t0 + ms(110));
+        assert_eq!(writes(&d.on_tick(t0 + ms(160))), [b"\r".to_vec()]);
+        // The box grows by a row and the cursor goes down to it: a line break, no submit.
+        let a = d.on_output(
+            b"\r\n\x1b[2K   \r\n\x1b[2K footer row\x1b[1A\x1b[4G",
+            t0 + ms(170),
+        );
+        assert!(events(&a).is_empty(), "{a:?}");
+        // The retry finds the text in the box and only presses Enter.
+        assert!(writes(&d.on_tick(t0 + ms(360))).is_empty());
+        assert_eq!(writes(&d.on_tick(t0 + ms(360))), [b"\r".to_vec()]);
     }
 }

@@ -17,20 +17,11 @@ pub const NUDGE_TEXT: &str = "You seem idle. If your task is done, print /exit o
 /// The Enter key.
 pub const ENTER: &[u8] = b"\r";
 
-const PASTE_START: &str = "\x1b[200~";
-const PASTE_END: &str = "\x1b[201~";
-
-/// The bytes that type `text`: wrapped in bracketed-paste markers when the app enabled
+/// The bytes that type `text`: cleaned by [`super::sanitize`] (the one gate for text
+/// on its way into a terminal), wrapped in bracketed-paste markers when the app enabled
 /// them, so newlines in the text do not submit early.
 pub fn paste_bytes(text: &str, bracketed: bool) -> Vec<u8> {
-    // Paste markers inside the text would end the paste early and let the rest be read
-    // as keystrokes.
-    let clean = text.replace(PASTE_START, "").replace(PASTE_END, "");
-    if bracketed {
-        format!("{PASTE_START}{clean}{PASTE_END}").into_bytes()
-    } else {
-        clean.into_bytes()
-    }
+    super::sanitize::keystrokes(text, bracketed)
 }
 
 /// Where a long task is written: beside the transcript, named after it.
@@ -60,6 +51,11 @@ mod tests {
         assert_eq!(paste_bytes("a\nb", true), b"\x1b[200~a\nb\x1b[201~");
         assert_eq!(paste_bytes("a\x1b[201~b", true), b"\x1b[200~ab\x1b[201~");
         assert_eq!(paste_bytes("plain", false), b"plain");
+        // Markers nested so that removing one leaves the other: nothing is left.
+        assert_eq!(
+            paste_bytes("a\x1b[20\x1b[201~1~b", true),
+            b"\x1b[200~a1~b\x1b[201~"
+        );
     }
 
     #[test]

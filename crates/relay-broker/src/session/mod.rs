@@ -20,12 +20,17 @@ use crate::group::{EndPolicy, signal_group};
 
 pub mod detect;
 pub mod driver;
+mod idle;
 pub mod inject;
+mod output;
 mod pty;
 pub mod queries;
+mod relay_scan;
+pub mod sanitize;
 pub mod screen;
+mod typist;
 
-use driver::{Action, Driver, DriverConfig};
+use driver::{Action, Driver, DriverConfig, Messaging, Terminal};
 
 /// A message for the agent, as plain data: typed in as the one line `line` once the
 /// task is delivered and the agent is quiet. The session answers with
@@ -61,7 +66,10 @@ pub struct SessionSpec {
     pub size: (u16, u16),
     /// Timing knobs.
     pub timing: SessionTiming,
-    /// Idle nudging; `None` = only wait for `/exit`, exit or timeout.
+    /// Idle nudging. `None` with a `timeout` = only wait for `/exit`, exit or the
+    /// timeout; `None` without one = nudge once after the idle threshold, then
+    /// force-release after another (an agent that does nothing is never waited for
+    /// forever; no idle threshold switches that off).
     pub nudge: Option<NudgePolicy>,
 }
 
@@ -87,8 +95,8 @@ pub struct SessionTiming {
 impl Default for SessionTiming {
     fn default() -> Self {
         SessionTiming {
-            settle: Duration::from_millis(400),
-            ready_fallback: Duration::from_secs(5),
+            settle: Duration::from_millis(200),
+            ready_fallback: Duration::from_secs(15),
             enter_delay: Duration::from_millis(150),
             confirm_timeout: Duration::from_secs(2),
             delivery_attempts: 3,
@@ -117,12 +125,24 @@ pub enum SessionEvent {
         /// Process group id of the session.
         pgid: u32,
     },
-    /// The TUI was judged ready; `fallback` when the bounded wait ran out instead.
+    /// A start-up dialog (trust this folder, a theme picker, ...) was answered.
+    DialogAnswered {
+        /// Which dialog.
+        dialog: String,
+    },
+    /// The agent is alive but will not be ready: a dialog that needs a person, or a
+    /// screen that never goes quiet. The session ends with the same reason.
+    NotReady {
+        /// Why.
+        reason: String,
+    },
+    /// The TUI was judged ready; `fallback` when the bounded wait ran out instead (the
+    /// task is still typed only into a quiet screen).
     Ready {
         /// Whether readiness came from the fallback timer rather than a cue.
         fallback: bool,
     },
-    /// The task was typed in and confirmed on screen.
+    /// The task was typed in and the agent reacted to it.
     TaskDelivered {
         /// Attempts it took.
         attempts: u32,
@@ -261,7 +281,7 @@ pub async fn run_session(
         let deadline = driver.next_deadline(Instant::now());
         let actions = tokio::select! {
             biased;
-            () = cancel.cancelled() => vec![Action::End(SessionEnd::Cancelled)],
+            () = cancel.cancelled() => vec![Action::Terminal(Terminal::End(SessionEnd::Cancelled))],
             _ = pty.exit.wait() => break,
             delivery = link.recv(), if driver.wants_message() => {
                 match delivery {
@@ -284,12 +304,12 @@ pub async fn run_session(
         };
         for action in actions {
             match action {
-                Action::Write(bytes) => pty.write(bytes),
+                Action::Terminal(Terminal::Write(bytes)) => pty.write(bytes),
+                Action::Terminal(Terminal::End(e)) => end = Some(e),
                 Action::Emit(event) => {
                     let _ = events.send(event);
                 }
-                Action::End(e) => end = Some(e),
-                other => link.apply(other),
+                Action::Messaging(m) => link.apply(m),
             }
         }
     }
@@ -297,6 +317,11 @@ pub async fn run_session(
     let grace = spec.timing.kill_grace;
     let end = match end {
         Some(end) => {
+            if end == SessionEnd::ExitRequested && driver.exit_frame_may_follow() {
+                // Let the app finish drawing the frame that holds the `/exit`.
+                let quiet = spec.timing.settle.min(LAST_FRAME_QUIET);
+                settle_output(&mut pty, &mut driver, &events, &mut link, quiet).await;
+            }
             end_group(&mut pty, &mut driver, &events, &mut link, grace).await;
             end
         }
@@ -318,7 +343,9 @@ pub async fn run_session(
     drain(&mut pty, &mut driver, &events, &mut link, AFTER_KILL).await;
     pty.shutdown(AFTER_KILL).await;
     for action in driver.flush_relays(Instant::now()) {
-        link.apply(action);
+        if let Action::Messaging(m) = action {
+            link.apply(m);
+        }
     }
     // A message still held was not delivered; its owner hands it back to the mailbox.
     drop(link);
@@ -331,8 +358,25 @@ pub async fn run_session(
     Ok(SessionOutcome {
         end,
         exit_code,
-        output: driver.output().to_owned(),
+        output: with_cut_note(
+            driver.output(),
+            driver.output_cut_rows(),
+            &spec.transcript_path,
+        ),
     })
+}
+
+/// The output, with a first line saying so when the screen history reached its cap and
+/// the oldest rows were dropped (the transcript still holds every byte).
+fn with_cut_note(output: &str, cut_rows: u64, transcript: &std::path::Path) -> String {
+    if cut_rows == 0 {
+        return output.to_owned();
+    }
+    format!(
+        "[agent-relay: the first {cut_rows} rows of this session's screen were dropped (more than {} rows); the whole transcript is {}]\n{output}",
+        screen::HISTORY_ROWS,
+        transcript.display()
+    )
 }
 
 /// The text to type for the task: the task itself, or for a long one a line pointing to
@@ -376,17 +420,23 @@ impl Link {
     }
 
     /// Carries out a messaging action of the driver.
-    fn apply(&mut self, action: Action) {
+    fn apply(&mut self, action: Messaging) {
         let event = match action {
-            Action::MessageDelivered(id) => SessionEvent::MessageDelivered { id },
-            Action::MessageNotDelivered { id, reason } => {
+            Messaging::Delivered(id) => SessionEvent::MessageDelivered { id },
+            Messaging::NotDelivered { id, reason } => {
                 SessionEvent::MessageNotDelivered { id, reason }
             }
-            Action::Relay(line) => SessionEvent::Relay(line),
-            Action::Write(_) | Action::Emit(_) | Action::End(_) => return,
+            Messaging::Relay(line) => SessionEvent::Relay(line),
         };
         let _ = self.events.send(event);
     }
+}
+
+/// Now plus `limit`, or far enough away when that cannot be represented.
+fn in_at_most(limit: Duration) -> Instant {
+    let now = Instant::now();
+    now.checked_add(limit)
+        .unwrap_or_else(|| now + Duration::from_secs(86_400 * 365))
 }
 
 async fn sleep_until(deadline: Option<Instant>) {
@@ -409,8 +459,38 @@ fn absorb(
             Action::Emit(event) => {
                 let _ = events.send(event);
             }
-            Action::Write(_) | Action::End(_) => {}
-            other => link.apply(other),
+            Action::Terminal(_) => {}
+            Action::Messaging(m) => link.apply(m),
+        }
+    }
+}
+
+/// The longest quiet moment waited for after `/exit`, and the longest wait in all.
+const LAST_FRAME_QUIET: Duration = Duration::from_millis(250);
+const LAST_FRAME_LIMIT: Duration = Duration::from_secs(1);
+
+/// Reads output until it has been quiet for `quiet`, the child exited, or
+/// [`LAST_FRAME_LIMIT`] passed.
+async fn settle_output(
+    pty: &mut pty::Pty,
+    driver: &mut Driver,
+    events: &UnboundedSender<SessionEvent>,
+    link: &mut Link,
+    quiet: Duration,
+) {
+    let limit = in_at_most(LAST_FRAME_LIMIT);
+    loop {
+        let next = in_at_most(quiet).min(limit);
+        tokio::select! {
+            chunk = pty.output.recv() => match chunk {
+                Some(bytes) => absorb(driver, events, link, &bytes),
+                None => return,
+            },
+            _ = pty.exit.wait() => return,
+            () = tokio::time::sleep_until(next) => return,
+        }
+        if Instant::now() >= limit {
+            return;
         }
     }
 }
@@ -423,7 +503,7 @@ async fn drain(
     link: &mut Link,
     limit: Duration,
 ) {
-    let deadline = Instant::now() + limit;
+    let deadline = in_at_most(limit);
     while !pty.output.is_done() {
         tokio::select! {
             chunk = pty.output.recv() => {
@@ -444,7 +524,7 @@ async fn wait_exit(
     link: &mut Link,
     limit: Duration,
 ) -> bool {
-    let deadline = Instant::now() + limit;
+    let deadline = in_at_most(limit);
     loop {
         tokio::select! {
             _ = pty.exit.wait() => return true,
@@ -481,7 +561,7 @@ async fn end_group(
 
 /// Waits up to `limit` until no live process of group `pgid` is left; whether none is.
 async fn group_gone_within(pgid: u32, limit: Duration) -> bool {
-    let deadline = Instant::now() + limit;
+    let deadline = in_at_most(limit);
     loop {
         // Scanning /proc is file I/O: off the runtime's worker threads.
         let alive = tokio::task::spawn_blocking(move || crate::group::group_alive(pgid))
@@ -506,5 +586,25 @@ async fn end_leftovers(pgid: u32, grace: Duration) {
     signal_group(pgid, Signal::SIGTERM);
     if !group_gone_within(pgid, grace).await {
         signal_group(pgid, Signal::SIGKILL);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn an_output_that_was_cut_says_so() {
+        let t = std::path::Path::new("/runs/r/steps/s/attempt-1.pty");
+        assert_eq!(with_cut_note("all of it", 0, t), "all of it");
+        let cut = with_cut_note("the rest", 12, t);
+        assert!(
+            cut.starts_with(
+                "[agent-relay: the first 12 rows of this session's screen were dropped"
+            ),
+            "{cut}"
+        );
+        assert!(cut.contains("/runs/r/steps/s/attempt-1.pty"), "{cut}");
+        assert!(cut.ends_with("]\nthe rest"), "{cut}");
     }
 }

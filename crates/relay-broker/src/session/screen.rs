@@ -13,8 +13,11 @@ use std::num::NonZeroU16;
 
 use vt100::capture::{BasicFormattedCaptureState, basic_formatted_to_plain};
 
-/// Rows of main-screen history kept; older rows are dropped.
-pub const HISTORY_ROWS: usize = 2000;
+/// Rows of main-screen history kept: far more than any agent's reply, so the whole output
+/// of a session is kept; past it the oldest rows are dropped, and counted, so the outcome
+/// can say that its output was cut. (At ~100 bytes a row this bounds a session's history
+/// to about 20 MB.)
+pub const HISTORY_ROWS: usize = 200_000;
 
 /// Collects rows as they scroll off the top of the main screen.
 #[derive(Debug)]
@@ -23,6 +26,8 @@ struct History {
     /// Absolute number of `rows[0]`.
     base: u64,
     cap: usize,
+    /// Rows dropped because the cap was reached (not those a clear-scrollback wiped).
+    dropped: u64,
 }
 
 impl History {
@@ -30,6 +35,7 @@ impl History {
         if self.rows.len() == self.cap {
             self.rows.pop_front();
             self.base += 1;
+            self.dropped += 1;
         }
         self.rows.push_back(row);
     }
@@ -76,6 +82,7 @@ impl Screen {
             rows: VecDeque::new(),
             base: 0,
             cap: history.max(1),
+            dropped: 0,
         };
         Screen {
             // Capacity 0 makes vt100 hand every scrolled-off row to the callback.
@@ -102,6 +109,16 @@ impl Screen {
     /// Whether the app asked for bracketed paste.
     pub fn bracketed_paste(&self) -> bool {
         self.parser.screen().bracketed_paste()
+    }
+
+    /// Whether the app hid the cursor (it may draw its own, elsewhere).
+    pub fn cursor_hidden(&self) -> bool {
+        self.parser.screen().hide_cursor()
+    }
+
+    /// Rows of history dropped because the cap was reached.
+    pub fn dropped_rows(&self) -> u64 {
+        self.parser.callbacks().dropped
     }
 
     /// Whether the alternate screen is shown.
@@ -182,6 +199,7 @@ mod tests {
         }
         assert_eq!(s.first_abs(), 6);
         assert_eq!(s.all_rows()[0], "6");
+        assert_eq!(s.dropped_rows(), 6);
     }
 
     #[test]

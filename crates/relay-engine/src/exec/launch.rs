@@ -42,13 +42,109 @@ fn rehearsal_env(check: Option<&Check>) -> Vec<(String, String)> {
     let Some(c) = check else {
         return Vec::new();
     };
-    let key = match c.kind {
-        VerificationType::OutputContains => "AGENT_RELAY_REHEARSE_SAY",
-        VerificationType::FileExists => "AGENT_RELAY_REHEARSE_WRITE",
-        VerificationType::ExitCode => "AGENT_RELAY_REHEARSE_EXIT_CODE",
-        VerificationType::Custom => return Vec::new(),
+    let (key, value) = match c.kind {
+        VerificationType::OutputContains => ("AGENT_RELAY_REHEARSE_SAY", c.value.clone()),
+        VerificationType::FileExists => ("AGENT_RELAY_REHEARSE_WRITE", c.value.clone()),
+        VerificationType::ExitCode => ("AGENT_RELAY_REHEARSE_EXIT_CODE", c.value.clone()),
+        VerificationType::Custom => match relay_spec::CustomCheck::parse(&c.value) {
+            // The whole output is matched: the rehearsal prints that one line only.
+            relay_spec::CustomCheck::Regex(p) => match regex_example(p) {
+                Some(line) => {
+                    return vec![
+                        ("AGENT_RELAY_REHEARSE_SAY".to_string(), line),
+                        ("AGENT_RELAY_REHEARSE_ONLY".to_string(), "1".to_string()),
+                    ];
+                }
+                None => return Vec::new(),
+            },
+            relay_spec::CustomCheck::Command(_) => return Vec::new(),
+        },
     };
-    vec![(key.to_string(), c.value.clone())]
+    vec![(key.to_string(), value)]
+}
+
+/// A line matching `pattern`, for a rehearsal agent to print: literals kept, the first
+/// alternative of a group taken, optional parts left out, one of anything repeated, a
+/// class's first character. `None` when the guess does not match.
+fn regex_example(pattern: &str) -> Option<String> {
+    let re = regex::Regex::new(pattern).ok()?;
+    let mut body = pattern;
+    if let Some(rest) = body.strip_prefix("(?") {
+        let end = rest.find(')')?;
+        body = &rest[end + 1..];
+    }
+    let mut out = String::new();
+    let mut chars = body.chars().peekable();
+    // Characters of the current alternative; `|` at depth 0 ends the example, at depth
+    // > 0 skips to the group's end.
+    let mut depth = 0usize;
+    let mut skipping: Option<usize> = None;
+    while let Some(c) = chars.next() {
+        if let Some(d) = skipping {
+            match c {
+                '\\' => {
+                    chars.next();
+                }
+                '(' => depth += 1,
+                ')' => {
+                    if depth == d {
+                        skipping = None;
+                    }
+                    depth = depth.saturating_sub(1);
+                }
+                _ => {}
+            }
+            continue;
+        }
+        match c {
+            '^' | '$' => {}
+            '(' => {
+                depth += 1;
+                if chars.peek() == Some(&'?') {
+                    // `(?:` and the like.
+                    for n in chars.by_ref() {
+                        if n == ':' {
+                            break;
+                        }
+                    }
+                }
+            }
+            ')' => depth = depth.saturating_sub(1),
+            '|' if depth == 0 => break,
+            '|' => skipping = Some(depth),
+            '?' | '*' => {
+                out.pop();
+            }
+            '+' => {}
+            '{' => {
+                for n in chars.by_ref() {
+                    if n == '}' {
+                        break;
+                    }
+                }
+            }
+            '.' => out.push('x'),
+            '[' => {
+                let first = chars.next()?;
+                let first = if first == '^' { 'x' } else { first };
+                out.push(first);
+                for n in chars.by_ref() {
+                    if n == ']' {
+                        break;
+                    }
+                }
+            }
+            '\\' => match chars.next()? {
+                'd' => out.push('0'),
+                'w' => out.push('a'),
+                's' => out.push(' '),
+                'b' | 'B' | 'A' | 'z' => {}
+                other => out.push(other),
+            },
+            other => out.push(other),
+        }
+    }
+    re.is_match(&out).then_some(out)
 }
 
 fn process<L: Launcher>(
@@ -150,5 +246,72 @@ pub(super) fn session<L: Launcher>(
         size: shared.settings.pty_size,
         timing,
         nudge: shared.nudge.clone(),
+    }
+}
+
+/// The script a worktree step runs: the worktree at `path` for `branch` (existing, or new
+/// from `base` when `create`), found again on a resume; it prints the worktree's
+/// absolute path. A rehearsal outside a git repository makes a plain directory instead.
+pub(super) fn worktree_script(
+    branch: &str,
+    base: &str,
+    create: bool,
+    path: &str,
+    rehearse: bool,
+) -> String {
+    let q = relay_spec::template::shell_quote;
+    format!(
+        r#"set -e
+branch={branch}; base={base}; dir={path}; create={create}; rehearse={rehearse}
+case "$dir" in /*) ;; *) dir="$PWD/$dir" ;; esac
+if ! git rev-parse --git-dir >/dev/null 2>&1; then
+  if [ "$rehearse" = yes ]; then
+    mkdir -p "$dir"; cd "$dir"; pwd -P; exit 0
+  fi
+  echo "not a git repository: $PWD (a worktree step needs one)" >&2; exit 1
+fi
+if [ -e "$dir/.git" ]; then
+  :
+elif git show-ref --verify --quiet "refs/heads/$branch"; then
+  git worktree add "$dir" "$branch" >&2
+elif [ "$create" = yes ]; then
+  git worktree add -b "$branch" "$dir" "$base" >&2
+else
+  echo "branch $branch does not exist, and createBranch is false" >&2; exit 1
+fi
+cd "$dir"; pwd -P
+"#,
+        branch = q(branch),
+        base = q(base),
+        path = q(path),
+        create = if create { "yes" } else { "no" },
+        rehearse = if rehearse { "yes" } else { "no" },
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::regex_example;
+
+    #[test]
+    fn rehearsals_find_a_line_that_matches_a_check() {
+        assert_eq!(
+            regex_example("(?i)^all answered$").as_deref(),
+            Some("all answered")
+        );
+        assert_eq!(
+            regex_example("VERDICT: (pass|fail)").as_deref(),
+            Some("VERDICT: pass")
+        );
+        assert_eq!(regex_example("^v\\d+\\.\\d+$").as_deref(), Some("v0.0"));
+        assert_eq!(
+            regex_example("tests? passed").as_deref(),
+            Some("test passed")
+        );
+        assert_eq!(
+            regex_example("[A-Z]{3}-[0-9]+"),
+            None,
+            "a guess that does not match is dropped"
+        );
     }
 }

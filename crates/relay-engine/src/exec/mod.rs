@@ -5,7 +5,9 @@
 //! decides what the outcome means (retry, advance, fail).
 
 mod launch;
+pub mod repair;
 pub mod verify;
+pub mod wait;
 
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -45,6 +47,9 @@ pub(crate) async fn run_attempt<L: Launcher>(
     cancel: CancellationToken,
 ) -> StepOutcome {
     let job = launch.job.clone();
+    if let Some(outcome) = without_running(&shared, &job) {
+        return outcome;
+    }
     if let Err(e) = crate::store::create_private_dir(&job.step_dir).await {
         return StepOutcome::Broken {
             why: format!("cannot write {}: {e}", job.step_dir.display()),
@@ -74,6 +79,9 @@ pub(crate) async fn run_attempt<L: Launcher>(
                 };
             }
         }
+    }
+    if let Work::Repair { agent, protect } = &job.work {
+        return repair_attempt(&shared, &launch, agent, protect, &cancel).await;
     }
     let attempt = match run_it(&shared, &launch, &cancel).await {
         Ok(a) => a,
@@ -113,6 +121,19 @@ pub(crate) async fn run_attempt<L: Launcher>(
     let out_file = job.step_dir.join(format!("attempt-{}.txt", launch.attempt));
     if let Err(e) = crate::store::write_atomic(&out_file, attempt.output.as_bytes()).await {
         return StepOutcome::Broken { why: e.to_string() };
+    }
+    // An agent that asked a person waits for the answer (the run state decides).
+    if job.agent().is_some()
+        && matches!(
+            attempt.end,
+            AttemptEnd::Exited | AttemptEnd::ExitRequested | AttemptEnd::ForceReleased
+        )
+        && let Some(question) = crate::markers::question(&attempt.output)
+    {
+        return StepOutcome::NeedsAnswer {
+            output: attempt.output,
+            question,
+        };
     }
     let env = launch::base_env(&shared, &job);
     let verdict = judge(
@@ -161,6 +182,40 @@ pub(crate) async fn run_attempt<L: Launcher>(
     }
 }
 
+/// The outcome of an attempt that runs nothing: a step only a hosted service could do
+/// (failed with the reason; a rehearsal stands in for the service), and under
+/// `--rehearse` a wait (it would wait for nothing the rehearsal agents make).
+fn without_running<L: Launcher>(shared: &Shared<L>, job: &StepJob) -> Option<StepOutcome> {
+    let rehearsed = |what: String| {
+        let _ = shared.events.send(EventKind::Warning {
+            message: format!("step `{}`: rehearsed: {what}", job.label),
+        });
+        StepOutcome::Completed {
+            output: format!("rehearsal: {what}"),
+            exit_code: None,
+        }
+    };
+    match &job.work {
+        Work::Unavailable(reason) if shared.rehearse => Some(rehearsed(reason.clone())),
+        Work::Unavailable(reason) => Some(StepOutcome::Failed {
+            output: String::new(),
+            reason: reason.clone(),
+            exit_code: None,
+            retryable: false,
+        }),
+        Work::WaitFor { paths, events, .. } if shared.rehearse => Some(rehearsed(format!(
+            "not waiting for {} on {}",
+            if events.is_empty() {
+                "any event".to_string()
+            } else {
+                events.join(" or ")
+            },
+            paths.join(", ")
+        ))),
+        _ => None,
+    }
+}
+
 /// Runs the attempt itself; an error is the machine failing it.
 async fn run_it<L: Launcher>(
     shared: &Arc<Shared<L>>,
@@ -195,14 +250,135 @@ async fn run_it<L: Launcher>(
                 .await;
             Ok(attempt)
         }
+        Work::Worktree {
+            branch,
+            base,
+            create,
+            path,
+        } => {
+            let script = launch::worktree_script(branch, base, *create, path, shared.rehearse);
+            let spec = launch::command_process(shared, job, &script);
+            let mut attempt = process_attempt(shared, job, launch.attempt, spec, cancel).await?;
+            attempt.output = attempt.output.trim().to_string();
+            Ok(attempt)
+        }
+        Work::WaitFor {
+            paths,
+            events,
+            timeout,
+        } => Ok(
+            match wait::wait(&job.cwd, paths, events, *timeout, cancel).await {
+                wait::WaitEnd::Event(e) => Attempt {
+                    end: AttemptEnd::Exited,
+                    exit_code: Some(0),
+                    signal: None,
+                    output: serde_json::to_string(&e).unwrap_or_default(),
+                },
+                wait::WaitEnd::TimedOut => Attempt {
+                    end: AttemptEnd::TimedOut(timeout.unwrap_or_default()),
+                    exit_code: None,
+                    signal: None,
+                    output: String::new(),
+                },
+                wait::WaitEnd::Cancelled => Attempt {
+                    end: AttemptEnd::Cancelled,
+                    exit_code: None,
+                    signal: None,
+                    output: String::new(),
+                },
+            },
+        ),
+        Work::Unavailable(reason) => Err(reason.clone()),
+        Work::Repair { .. } => Err("a repair runs on its own".into()),
         Work::Command { capture_output, .. } => {
             let spec = launch::command_process(shared, job, &text);
             let mut attempt = process_attempt(shared, job, launch.attempt, spec, cancel).await?;
             if !capture_output {
-                attempt.output.clear();
+                attempt.output = match attempt.exit_code {
+                    Some(code) => format!("command completed (exit {code})"),
+                    None => "command completed (killed by a signal)".to_string(),
+                };
             }
             Ok(attempt)
         }
+    }
+}
+
+/// A repair: the agent runs one-shot between photographs of the working tree; what it
+/// changed is kept (`changes.txt`, `diff.patch` in its directory) and is the outcome's
+/// output; a protected file among the changes fails it.
+async fn repair_attempt<L: Launcher>(
+    shared: &Arc<Shared<L>>,
+    launch: &Launch,
+    agent: &relay_spec::Agent,
+    protect: &[String],
+    cancel: &CancellationToken,
+) -> StepOutcome {
+    let job = &launch.job;
+    let photo = |cwd: std::path::PathBuf, scratch: std::path::PathBuf| {
+        tokio::task::spawn_blocking(move || repair::photograph(&cwd, &scratch))
+    };
+    let before = match photo(job.cwd.clone(), job.step_dir.clone()).await {
+        Ok(p) => p,
+        Err(e) => return StepOutcome::Broken { why: e.to_string() },
+    };
+    let spec = launch::agent_process(shared, job, agent, &launch.text);
+    let attempt = match process_attempt(shared, job, launch.attempt, spec, cancel).await {
+        Ok(a) => a,
+        Err(why) => return StepOutcome::Broken { why },
+    };
+    let after = match photo(job.cwd.clone(), job.step_dir.clone()).await {
+        Ok(p) => p,
+        Err(e) => return StepOutcome::Broken { why: e.to_string() },
+    };
+    let changes = tokio::task::spawn_blocking(move || repair::compare(&before, &after))
+        .await
+        .unwrap_or_default();
+    let files = changes.files.join("\n");
+    let kept = [
+        ("output.txt", attempt.output.as_str()),
+        ("changes.txt", files.as_str()),
+        ("diff.patch", changes.diff.as_str()),
+    ];
+    for (name, text) in kept {
+        if let Err(e) = crate::store::write_atomic(&job.step_dir.join(name), text.as_bytes()).await
+        {
+            return StepOutcome::Broken { why: e.to_string() };
+        }
+    }
+    let summary = match changes.files.len() {
+        0 => "changed no files".to_string(),
+        n => format!("changed {n} file(s): {}", changes.files.join(", ")),
+    };
+    let forbidden = repair::protected(&changes, protect);
+    if !forbidden.is_empty() {
+        return StepOutcome::Failed {
+            output: summary,
+            reason: format!(
+                "the repair by `{}` changed protected files: {}",
+                agent.name,
+                forbidden.join(", ")
+            ),
+            exit_code: attempt.exit_code,
+            retryable: false,
+        };
+    }
+    match (attempt.end, attempt.exit_code) {
+        (AttemptEnd::Exited, Some(0)) => StepOutcome::Completed {
+            output: summary,
+            exit_code: Some(0),
+        },
+        (AttemptEnd::Cancelled, _) => StepOutcome::Cancelled { output: summary },
+        (_, code) => StepOutcome::Failed {
+            output: summary,
+            reason: format!(
+                "the repair by `{}` did not finish (exit code {})",
+                agent.name,
+                code.map_or("none".to_string(), |c| c.to_string())
+            ),
+            exit_code: code,
+            retryable: false,
+        },
     }
 }
 
@@ -301,6 +477,14 @@ async fn session_attempt<L: Launcher>(
             },
             SessionEvent::ForceReleased => EventKind::StepForceReleased { step: step.clone() },
             SessionEvent::ExitRequested => EventKind::AgentExitRequested { step: step.clone() },
+            SessionEvent::DialogAnswered { dialog } => EventKind::AgentDialogAnswered {
+                step: step.clone(),
+                dialog: dialog.clone(),
+            },
+            SessionEvent::NotReady { reason } => EventKind::AgentNotReady {
+                step: step.clone(),
+                reason: reason.clone(),
+            },
             // Messaging events are the feed's; the router records them.
             SessionEvent::Relay(_)
             | SessionEvent::MessageDelivered { .. }

@@ -8,7 +8,9 @@ use std::time::Duration;
 
 use relay_broker::Launcher;
 use relay_broker::process::{ProcessEnd, ProcessSpec};
-use relay_spec::VerificationType;
+use relay_spec::{CustomCheck, VerificationType};
+
+use crate::markers::OwnerDecision;
 
 use crate::job::{Check, tail_lines};
 use tokio_util::sync::CancellationToken;
@@ -125,6 +127,19 @@ pub async fn judge<L: Launcher>(
         }
         AttemptEnd::Exited | AttemptEnd::ExitRequested => {}
     }
+    // What the agent said of its own work comes first.
+    match crate::markers::owner_decision(&attempt.output) {
+        Some(OwnerDecision::Fail(reason)) => {
+            return Verdict::Fail {
+                reason: reported("INCOMPLETE_FAIL", reason),
+                retryable: false,
+            };
+        }
+        Some(OwnerDecision::Retry(reason)) => {
+            return Verdict::fail(reported("INCOMPLETE_RETRY", reason));
+        }
+        Some(OwnerDecision::Complete | OwnerDecision::NeedsClarification(_)) | None => {}
+    }
     // An agent that printed `/exit` declared success; the code it exits with when we then
     // end its session (143 for claude on TERM) is ours, not its verdict.
     let code = match attempt.end {
@@ -156,6 +171,14 @@ pub async fn judge<L: Launcher>(
     }
 }
 
+/// The reason of a failure an agent reported with `OWNER_DECISION: <what>`.
+fn reported(what: &str, reason: Option<String>) -> String {
+    match reason {
+        Some(r) => format!("the agent reported {what}: {r}"),
+        None => format!("the agent reported {what}"),
+    }
+}
+
 async fn run_check<L: Launcher>(c: &Check, attempt: &Attempt, env: &CheckEnv<'_, L>) -> Verdict {
     let what = c
         .description
@@ -179,7 +202,17 @@ async fn run_check<L: Launcher>(c: &Check, attempt: &Attempt, env: &CheckEnv<'_,
             }
         }
         VerificationType::ExitCode => Verdict::Pass,
-        VerificationType::Custom => custom(c, attempt, env, &what).await,
+        VerificationType::Custom => match CustomCheck::parse(&c.value) {
+            CustomCheck::Regex(pattern) => match regex::Regex::new(pattern) {
+                Ok(re) if re.is_match(&attempt.output) => Verdict::Pass,
+                Ok(_) => Verdict::fail(format!("output does not match `{pattern}`{what}")),
+                Err(e) => Verdict::Fail {
+                    reason: format!("`{pattern}` is not a regular expression: {e}"),
+                    retryable: false,
+                },
+            },
+            CustomCheck::Command(_) => custom(c, attempt, env, &what).await,
+        },
     }
 }
 
@@ -201,7 +234,9 @@ async fn custom<L: Launcher>(
         }
         inline.truncate(cut);
     }
-    vars.push(("AGENT_RELAY_STEP_OUTPUT".into(), inline));
+    vars.push(("AGENT_RELAY_STEP_OUTPUT".into(), inline.clone()));
+    // The name the reference implementation's checks use.
+    vars.push(("STEP_OUTPUT".into(), inline));
     vars.push((
         "AGENT_RELAY_STEP_OUTPUT_FILE".into(),
         env.output_file.display().to_string(),

@@ -6,31 +6,14 @@ use relay_spec::ConsensusStrategy;
 
 use crate::plan::{Gate, GateCtx, Resolution};
 
-/// Lines of `text` with reply glyphs, markdown emphasis and indentation removed.
-fn clean_lines(text: &str) -> impl Iterator<Item = String> + '_ {
-    text.lines().map(|l| {
-        l.trim()
-            .trim_start_matches(['●', '•', '✦', '⏺', '>', '-', '*'])
-            .trim()
-            .trim_matches('*')
-            .trim()
-            .to_string()
-    })
-}
+use crate::markers::{clean_lines, field, review_decision};
 
-/// The value after `KEY:` on the last line that starts with it (case-insensitive).
-pub fn field(text: &str, key: &str) -> Option<String> {
-    let prefix = format!("{}:", key.to_lowercase());
-    clean_lines(text)
-        .filter(|l| l.to_lowercase().starts_with(&prefix))
-        .last()
-        .map(|l| l[prefix.len()..].trim().to_string())
-        .filter(|v| !v.is_empty())
-}
-
-/// Whether a reviewer approved: a line `APPROVED`, `NO_FINDINGS`, or
-/// `VERDICT: pass|approve|approved`.
+/// Whether a reviewer approved: a line `APPROVED`, `NO_FINDINGS`,
+/// `VERDICT: pass|approve|approved`, or `REVIEW_DECISION: APPROVE`.
 pub fn approved(text: &str) -> bool {
+    if let Some(decision) = review_decision(text) {
+        return decision;
+    }
     if let Some(v) = field(text, "VERDICT") {
         let v = v.to_lowercase();
         return ["pass", "passed", "approve", "approved", "ok"]

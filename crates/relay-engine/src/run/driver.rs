@@ -10,6 +10,7 @@ use std::sync::Arc;
 use std::time::Instant;
 
 use relay_broker::Launcher;
+use relay_messaging::control::Control;
 use tokio::sync::mpsc::UnboundedReceiver;
 use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
@@ -36,6 +37,7 @@ pub(crate) async fn drive<L: Launcher>(
     mut events: UnboundedReceiver<EventKind>,
 ) -> Result<RunSummary, StoreError> {
     let attempts_cancel = CancellationToken::new();
+    let mut controls = shared.messaging.take_controls();
     let mut tasks: JoinSet<StepOutcome> = JoinSet::new();
     let mut running: HashMap<tokio::task::Id, (NodeId, u32)> = HashMap::new();
     let result = async {
@@ -84,6 +86,7 @@ pub(crate) async fn drive<L: Launcher>(
                         }
                         log.flush().await?;
                         log.write_snapshot().await?;
+                        log.write_trajectory_summary().await?;
                         log.store.write_json("result.json", &summary).await?;
                         return Ok(summary);
                     }
@@ -118,6 +121,29 @@ pub(crate) async fn drive<L: Launcher>(
                     };
                     Input::AttemptDone { node, attempt, outcome }
                 }
+                Some(c) = next_control(&mut controls) => match c {
+                    Control::Answer { step, text, reply } => {
+                        if state.open_question(&step).is_some() {
+                            let _ = reply.send(Ok(()));
+                            Input::Answer { step, text }
+                        } else {
+                            let open: Vec<String> = state
+                                .open_questions()
+                                .iter()
+                                .map(|(l, _)| format!("`{l}`"))
+                                .collect();
+                            let _ = reply.send(Err(if open.is_empty() {
+                                format!("step `{step}` has no question waiting (no step has)")
+                            } else {
+                                format!(
+                                    "step `{step}` has no question waiting (these have: {})",
+                                    open.join(", ")
+                                )
+                            }));
+                            continue;
+                        }
+                    }
+                },
                 () = sleep_until(deadline) => Input::Tick,
                 () = sleep_until(snapshot_due) => {
                     log.write_snapshot().await?;
@@ -134,6 +160,13 @@ pub(crate) async fn drive<L: Launcher>(
         while tasks.join_next().await.is_some() {}
     }
     result
+}
+
+async fn next_control(controls: &mut Option<UnboundedReceiver<Control>>) -> Option<Control> {
+    match controls {
+        Some(rx) => rx.recv().await,
+        None => std::future::pending().await,
+    }
 }
 
 async fn sleep_until(at: Option<Instant>) {

@@ -11,6 +11,7 @@ use tokio::sync::mpsc::UnboundedSender;
 use crate::events::{Event, EventKind};
 use crate::snapshot::Snapshot;
 use crate::store::{RunStore, StoreError};
+use crate::trajectory::{self, Decision};
 
 /// Longest a changed snapshot waits before it is written.
 const SNAPSHOT_EVERY: Duration = Duration::from_millis(250);
@@ -23,6 +24,8 @@ pub(crate) struct EventLog {
     pending: Vec<Event>,
     /// When the snapshot changed first since it was last written.
     dirty_since: Option<Instant>,
+    /// Decisions to add to the trajectory, when it is kept.
+    decisions: Option<Vec<Decision>>,
 }
 
 impl EventLog {
@@ -38,7 +41,28 @@ impl EventLog {
             snapshot,
             pending: Vec::new(),
             dirty_since: None,
+            decisions: None,
         }
+    }
+
+    /// Keeps the run's trajectory from now on, starting with `first`.
+    pub fn keep_trajectory(&mut self, first: Decision) {
+        self.decisions = Some(vec![first]);
+    }
+
+    /// Writes the trajectory's readable summary, when it is kept.
+    pub async fn write_trajectory_summary(&mut self) -> Result<(), StoreError> {
+        if self.decisions.is_none() {
+            return Ok(());
+        }
+        let text = tokio::fs::read_to_string(self.store.dir().join(trajectory::FILE))
+            .await
+            .unwrap_or_default();
+        let run_id = self.snapshot.run_id.clone().unwrap_or_default();
+        let summary = trajectory::summary(&run_id, &trajectory::parse(&text));
+        self.store
+            .write_file(trajectory::SUMMARY, summary.as_bytes())
+            .await
     }
 
     /// Stamps `kind` and queues it; it is in the log after the next [`flush`](Self::flush).
@@ -47,11 +71,27 @@ impl EventLog {
         if self.snapshot.apply(&event) && self.dirty_since.is_none() {
             self.dirty_since = Some(Instant::now());
         }
+        if let Some(d) = self.decisions.as_mut()
+            && let Some(decision) = trajectory::of_event(&event)
+        {
+            d.push(decision);
+        }
         self.pending.push(event);
     }
 
     /// Appends what is queued and passes it on.
     pub async fn flush(&mut self) -> Result<(), StoreError> {
+        if let Some(d) = self.decisions.as_mut()
+            && !d.is_empty()
+        {
+            let mut buf = Vec::new();
+            for decision in d.drain(..) {
+                if serde_json::to_writer(&mut buf, &decision).is_ok() {
+                    buf.push(b'\n');
+                }
+            }
+            self.store.append_to(trajectory::FILE, &buf).await?;
+        }
         if self.pending.is_empty() {
             return Ok(());
         }

@@ -14,6 +14,7 @@
 
 mod driver;
 pub mod log;
+pub mod preflight;
 pub mod state;
 
 use std::collections::BTreeMap;
@@ -138,6 +139,9 @@ pub enum EngineError {
     /// Another coordinator drives the run.
     #[error(transparent)]
     Lock(#[from] LockError),
+    /// A `paths` entry or a preflight check says the run cannot start.
+    #[error(transparent)]
+    Preflight(#[from] preflight::PreflightError),
 }
 
 /// A new run id: sortable time stamp plus a random suffix.
@@ -174,9 +178,29 @@ pub async fn run<L: Launcher>(
     if !req.rehearse {
         check_clis_installed(file, wf)?;
     }
+    let paths = preflight::resolve_paths(file, &req.workdir)?;
+    // A resumed run passed its checks when it started.
+    let resuming = req.resume.as_ref().is_some_and(|r| r.same_run);
+    if !resuming {
+        preflight::run_checks(
+            launcher.as_ref(),
+            wf,
+            &req.workdir,
+            req.settings.kill_grace,
+            &req.cancel,
+        )
+        .await?;
+    }
     let (plan, hooks) = crate::patterns::build(file, wf);
     let presets = presets(&req);
     let (mut log, lock) = open_run(&req, wf, &plan, &presets).await?;
+    if file.trajectories_enabled() {
+        log.keep_trajectory(crate::trajectory::pattern_chosen(
+            crate::clock::now_rfc3339(),
+            plan.pattern.pattern.as_str(),
+            &plan.pattern.reason,
+        ));
+    }
     for w in crate::capabilities::not_yet_effective(file) {
         log.record(EventKind::Warning { message: w.message })
             .await?;
@@ -230,6 +254,7 @@ pub async fn run<L: Launcher>(
             wf,
             vars: &req.vars,
             workdir: req.workdir.clone(),
+            paths,
             run_dir: log.store.dir().to_path_buf(),
             run_id: run_id.clone(),
             presets,

@@ -46,6 +46,13 @@ pub enum Input {
         /// Why, in words.
         reason: String,
     },
+    /// A person answered the question of node `step` (its label).
+    Answer {
+        /// The node.
+        step: String,
+        /// The answer.
+        text: String,
+    },
 }
 
 /// Something the driver must do, in order.
@@ -110,6 +117,9 @@ pub enum Stop {
     TimedOut(u64),
     /// The machine failed a node; nothing else can be trusted to run.
     Broken(String),
+    /// A step used up its retries and repairs, and a person decides what next
+    /// (`onExhaustion: needs-human`).
+    NeedsHuman(String),
 }
 
 /// Everything the state needs to know about the run at its start.
@@ -122,6 +132,8 @@ pub struct RunSetup<'a> {
     pub vars: &'a BTreeMap<String, String>,
     /// The run's working directory.
     pub workdir: PathBuf,
+    /// The directories of `paths`, resolved.
+    pub paths: BTreeMap<String, PathBuf>,
     /// The run directory.
     pub run_dir: PathBuf,
     /// The run id.
@@ -137,6 +149,19 @@ enum Attempts {
     Idle,
     /// Attempt `n` runs.
     Running { job: Arc<StepJob>, n: u32 },
+    /// Attempt `n` ended with a question; attempt `n + 1` starts with its answer.
+    Asking {
+        job: Arc<StepJob>,
+        n: u32,
+        question: String,
+        output: String,
+    },
+    /// Attempt `n` failed and a repair runs before attempt `n + 1`.
+    Repairing {
+        job: Arc<StepJob>,
+        n: u32,
+        previous: Previous,
+    },
     /// Attempt `n` failed; attempt `n + 1` starts when its time comes (`retrying`).
     Retrying {
         job: Arc<StepJob>,
@@ -165,6 +190,8 @@ struct NodeRecord {
     started_at: Option<Instant>,
     /// The agent it ran on.
     agent: Option<String>,
+    /// Repairs it had.
+    repairs: u32,
     result: Option<NodeResult>,
     skip_reason: Option<String>,
 }
@@ -202,6 +229,7 @@ pub struct RunState<'a> {
     wf: &'a WorkflowDef,
     vars: &'a BTreeMap<String, String>,
     workdir: PathBuf,
+    paths: BTreeMap<String, PathBuf>,
     run_dir: PathBuf,
     run_id: String,
     nodes: Nodes,
@@ -221,6 +249,12 @@ pub struct RunState<'a> {
     barriers: Vec<(NodeId, Instant, u64)>,
     /// Nodes waiting to retry, and when.
     retrying: BTreeMap<NodeId, Instant>,
+    /// Worktrees made by worktree steps.
+    worktrees: Vec<String>,
+    /// Repairs a failing step may have before its next attempt.
+    repair_budget: u32,
+    /// Whether a step that used up everything stops the run for a person.
+    needs_human_on_exhaustion: bool,
     finished: bool,
 }
 
@@ -245,6 +279,7 @@ impl<'a> RunState<'a> {
             wf: setup.wf,
             vars: setup.vars,
             workdir: setup.workdir,
+            paths: setup.paths,
             run_dir: setup.run_dir,
             run_id: setup.run_id,
             nodes: Nodes(Vec::with_capacity(plan.nodes.len())),
@@ -262,6 +297,12 @@ impl<'a> RunState<'a> {
                 .map(|t| (deadline(now, t.as_millis() as u64), t.as_millis() as u64)),
             barriers,
             retrying: BTreeMap::new(),
+            worktrees: Vec::new(),
+            repair_budget: job::repair_budget(file, setup.wf),
+            needs_human_on_exhaustion: file
+                .error_handling
+                .as_ref()
+                .is_some_and(|e| e.on_exhaustion() == relay_spec::OnExhaustion::NeedsHuman),
             finished: false,
         };
         for (s, id) in plan.final_node.iter().enumerate() {
@@ -322,6 +363,7 @@ impl<'a> RunState<'a> {
                     self.halt(Stop::Cancelled(reason), now, &mut out);
                 }
             }
+            Input::Answer { step, text } => self.answered(&step, text, &mut out),
         }
         self.pump(now, &mut out);
         out
@@ -363,6 +405,7 @@ impl<'a> RunState<'a> {
                 publishes: node.publishes,
                 started_at: None,
                 agent: None,
+                repairs: 0,
                 result: None,
                 skip_reason: None,
             });
@@ -470,6 +513,7 @@ impl<'a> RunState<'a> {
                     wf: self.wf,
                     vars: self.vars,
                     workdir: &self.workdir,
+                    paths: &self.paths,
                     run_dir: &self.run_dir,
                 };
                 let resolved = job::resolve(
@@ -566,12 +610,22 @@ impl<'a> RunState<'a> {
                 attempts: Attempts::Running { job, n },
                 ..
             } if *n == attempt => (job.clone(), *n),
+            Kind::Run {
+                attempts: Attempts::Repairing { job, n, previous },
+                ..
+            } if *n == attempt => {
+                let (job, n, previous) = (job.clone(), *n, previous.clone());
+                return self.repair_done(id, job, n, previous, outcome, now, out);
+            }
             // Not the attempt in flight (a late report): nothing to do.
             _ => return,
         };
         let step = rec.step;
         if let Some(s) = self.steps.get_mut(step.get()) {
             s.attempts += 1;
+        }
+        if let StepOutcome::NeedsAnswer { output, question } = outcome {
+            return self.ask(id, job, n, question, output, now, out);
         }
         let may_retry = outcome.retryable() && n < job.max_attempts && self.stop.is_none();
         if let (
@@ -586,7 +640,7 @@ impl<'a> RunState<'a> {
         {
             let label = self.nodes.0[id.index()].label.clone();
             out.push(Effect::Record(EventKind::StepRetrying {
-                step: label,
+                step: label.clone(),
                 attempt: n,
                 reason: reason.clone(),
                 delay_ms: job.retry_delay.as_millis() as u64,
@@ -596,16 +650,262 @@ impl<'a> RunState<'a> {
                 exit_code: *exit_code,
                 output: output.clone(),
             };
-            if job.retry_delay.is_zero() {
-                self.launch(id, job, n + 1, Some(&previous), out);
-            } else if let Kind::Run { attempts, .. } = &mut self.nodes.0[id.index()].kind {
-                let at = now.checked_add(job.retry_delay).unwrap_or(now);
-                *attempts = Attempts::Retrying { job, n, previous };
-                self.retrying.insert(id, at);
+            if self.start_repair(id, &job, n, &previous, out) {
+                return;
             }
+            self.retry(id, job, n, previous, now, out);
             return;
         }
+        if let (job::Work::Worktree { .. }, StepOutcome::Completed { output, .. }) =
+            (&job.work, &outcome)
+        {
+            self.worktrees.push(output.trim().to_string());
+        }
         self.node_done(id, outcome, n, now, out);
+    }
+
+    /// Attempt `n` of node `id` asked a person `question`: the step waits for the answer
+    /// (holding its slot), or fails when it may not ask.
+    #[allow(clippy::too_many_arguments)]
+    fn ask(
+        &mut self,
+        id: NodeId,
+        job: Arc<StepJob>,
+        n: u32,
+        question: String,
+        output: String,
+        now: Instant,
+        out: &mut Vec<Effect>,
+    ) {
+        if !job.human_assistance || self.stop.is_some() {
+            let reason = if self.stop.is_some() {
+                format!("the agent asked a person (`{question}`) as the run was stopping")
+            } else {
+                format!(
+                    "the agent asked a person (`{question}`), and this step has human assistance off"
+                )
+            };
+            let failed = StepOutcome::Failed {
+                output,
+                reason,
+                exit_code: None,
+                retryable: false,
+            };
+            return self.node_done(id, failed, n, now, out);
+        }
+        let rec = &mut self.nodes.0[id.index()];
+        out.push(Effect::Record(EventKind::QuestionAsked {
+            step: rec.label.clone(),
+            question: question.clone(),
+        }));
+        if let Kind::Run { attempts, .. } = &mut rec.kind {
+            *attempts = Attempts::Asking {
+                job,
+                n,
+                question,
+                output,
+            };
+        }
+    }
+
+    /// The question node `label` asked, if it waits for an answer.
+    pub fn open_question(&self, label: &str) -> Option<&str> {
+        self.nodes.0.iter().find_map(|n| match &n.kind {
+            Kind::Run {
+                attempts: Attempts::Asking { question, .. },
+                ..
+            } if n.label == label => Some(question.as_str()),
+            _ => None,
+        })
+    }
+
+    /// Every open question: (node label, question).
+    pub fn open_questions(&self) -> Vec<(&str, &str)> {
+        self.nodes
+            .0
+            .iter()
+            .filter_map(|n| match &n.kind {
+                Kind::Run {
+                    attempts: Attempts::Asking { question, .. },
+                    ..
+                } => Some((n.label.as_str(), question.as_str())),
+                _ => None,
+            })
+            .collect()
+    }
+
+    /// A person answered node `label`'s question: its next attempt starts with it.
+    fn answered(&mut self, label: &str, text: String, out: &mut Vec<Effect>) {
+        let Some(i) = self.nodes.0.iter().position(|n| {
+            n.label == label
+                && matches!(
+                    n.kind,
+                    Kind::Run {
+                        attempts: Attempts::Asking { .. },
+                        ..
+                    }
+                )
+        }) else {
+            return;
+        };
+        let Kind::Run { attempts, .. } = &mut self.nodes.0[i].kind else {
+            return;
+        };
+        let Attempts::Asking {
+            job,
+            n,
+            question,
+            output,
+        } = std::mem::replace(attempts, Attempts::Idle)
+        else {
+            return;
+        };
+        out.push(Effect::Record(EventKind::QuestionAnswered {
+            step: label.to_owned(),
+            answer: text.clone(),
+        }));
+        let rec = &mut self.nodes.0[i];
+        let next = n + 1;
+        let text = job::answered_text(&job, &output, &question, &text);
+        out.push(Effect::Record(EventKind::StepStarted {
+            step: rec.label.clone(),
+            attempt: next,
+            agent: job.agent().map(|a| a.name.clone()),
+        }));
+        if let Kind::Run { attempts, .. } = &mut rec.kind {
+            *attempts = Attempts::Running {
+                job: job.clone(),
+                n: next,
+            };
+        }
+        out.push(Effect::Launch(Launch {
+            job,
+            attempt: next,
+            text,
+        }));
+    }
+
+    /// Starts attempt `n + 1` of node `id`, after the retry delay.
+    fn retry(
+        &mut self,
+        id: NodeId,
+        job: Arc<StepJob>,
+        n: u32,
+        previous: Previous,
+        now: Instant,
+        out: &mut Vec<Effect>,
+    ) {
+        if job.retry_delay.is_zero() {
+            self.launch(id, job, n + 1, Some(&previous), out);
+        } else if let Kind::Run { attempts, .. } = &mut self.nodes.0[id.index()].kind {
+            let at = now.checked_add(job.retry_delay).unwrap_or(now);
+            *attempts = Attempts::Retrying { job, n, previous };
+            self.retrying.insert(id, at);
+        }
+    }
+
+    /// Launches a repair of node `id` before its next attempt, when it may have one and
+    /// an agent can do it; whether it did.
+    fn start_repair(
+        &mut self,
+        id: NodeId,
+        job: &Arc<StepJob>,
+        n: u32,
+        previous: &Previous,
+        out: &mut Vec<Effect>,
+    ) -> bool {
+        let rec = &self.nodes.0[id.index()];
+        if rec.repairs >= self.repair_budget || matches!(job.work, job::Work::Repair { .. }) {
+            return false;
+        }
+        let upstream = upstream_agent(self.wf, job.step);
+        let ctx = JobCtx {
+            file: self.file,
+            wf: self.wf,
+            vars: self.vars,
+            workdir: &self.workdir,
+            paths: &self.paths,
+            run_dir: &self.run_dir,
+        };
+        let Some(repair) =
+            job::repair_job(&ctx, job, previous, upstream.as_deref(), rec.repairs + 1)
+        else {
+            return false;
+        };
+        let rec = &mut self.nodes.0[id.index()];
+        rec.repairs += 1;
+        out.push(Effect::Record(EventKind::Pattern {
+            step: rec.label.clone(),
+            action: "repairing".into(),
+            detail: format!(
+                "{} repairs it (repair {} of {}) after: {}",
+                repair.agent().map(|a| a.name.as_str()).unwrap_or("?"),
+                rec.repairs,
+                self.repair_budget,
+                previous.reason
+            ),
+        }));
+        if let Kind::Run { attempts, .. } = &mut rec.kind {
+            *attempts = Attempts::Repairing {
+                job: job.clone(),
+                n,
+                previous: previous.clone(),
+            };
+        }
+        let text = repair.text.clone();
+        out.push(Effect::Launch(Launch {
+            job: Arc::new(repair),
+            attempt: n,
+            text,
+        }));
+        true
+    }
+
+    /// The repair before attempt `n + 1` of node `id` ended.
+    #[allow(clippy::too_many_arguments)]
+    fn repair_done(
+        &mut self,
+        id: NodeId,
+        job: Arc<StepJob>,
+        n: u32,
+        previous: Previous,
+        outcome: StepOutcome,
+        now: Instant,
+        out: &mut Vec<Effect>,
+    ) {
+        let label = self.nodes.0[id.index()].label.clone();
+        match outcome {
+            StepOutcome::Completed { output, .. } | StepOutcome::NeedsAnswer { output, .. }
+                if self.stop.is_none() =>
+            {
+                out.push(Effect::Record(EventKind::Pattern {
+                    step: label,
+                    action: "repaired".into(),
+                    detail: output,
+                }));
+                self.retry(id, job, n, previous, now, out);
+            }
+            StepOutcome::Cancelled { .. }
+            | StepOutcome::Completed { .. }
+            | StepOutcome::NeedsAnswer { .. } => {
+                let output = previous.output;
+                self.node_done(id, StepOutcome::Cancelled { output }, n, now, out);
+            }
+            StepOutcome::Failed { reason, .. } | StepOutcome::Broken { why: reason } => {
+                out.push(Effect::Record(EventKind::Pattern {
+                    step: label,
+                    action: "repair-failed".into(),
+                    detail: reason.clone(),
+                }));
+                let failed = StepOutcome::Failed {
+                    output: previous.output,
+                    reason: format!("{} (and {reason})", previous.reason),
+                    exit_code: previous.exit_code,
+                    retryable: false,
+                };
+                self.node_done(id, failed, n, now, out);
+            }
+        }
     }
 
     fn tick(&mut self, now: Instant, out: &mut Vec<Effect>) {
@@ -664,6 +964,22 @@ impl<'a> RunState<'a> {
         out.push(Effect::CancelRunning);
         let skipped = self.sched.halt();
         self.record_skips(&skipped, out);
+        let asking: Vec<(NodeId, u32, String)> = self
+            .nodes
+            .0
+            .iter()
+            .enumerate()
+            .filter_map(|(i, n)| match &n.kind {
+                Kind::Run {
+                    attempts: Attempts::Asking { n, output, .. },
+                    ..
+                } => Some((NodeId::new(i), *n, output.clone())),
+                _ => None,
+            })
+            .collect();
+        for (id, n, output) in asking {
+            self.node_done(id, StepOutcome::Cancelled { output }, n, now, out);
+        }
         for id in std::mem::take(&mut self.retrying).into_keys() {
             let (n, output) = match &self.nodes.0[id.index()].kind {
                 Kind::Run {
@@ -794,6 +1110,15 @@ impl<'a> RunState<'a> {
                 exit_code: *exit_code,
                 duration_ms,
             })),
+            StepOutcome::NeedsAnswer { question, .. } => {
+                out.push(Effect::Record(EventKind::StepFailed {
+                    step: label.clone(),
+                    attempt: attempts,
+                    reason: format!("unanswered question: {question}"),
+                    exit_code: None,
+                    duration_ms,
+                }))
+            }
             StepOutcome::Cancelled { .. } => out.push(Effect::Record(EventKind::StepFailed {
                 step: label.clone(),
                 attempt: attempts,
@@ -813,6 +1138,7 @@ impl<'a> RunState<'a> {
             let failure = match &outcome {
                 StepOutcome::Failed { reason, .. } => Some(reason.clone()),
                 StepOutcome::Broken { why } => Some(why.clone()),
+                StepOutcome::NeedsAnswer { question, .. } => Some(question.clone()),
                 StepOutcome::Completed { .. } | StepOutcome::Cancelled { .. } => None,
             };
             out.push(Effect::NodeEnded {
@@ -833,12 +1159,20 @@ impl<'a> RunState<'a> {
             }
             // Judged by a gate downstream: for the schedule, it is done.
             StepOutcome::Failed { .. } if soft => self.sched.complete(id),
-            StepOutcome::Failed { .. } => {
-                self.first_failure.get_or_insert(label);
+            StepOutcome::Failed { reason, .. } => {
+                self.first_failure.get_or_insert(label.clone());
                 let skipped = self.sched.fail(id);
                 self.record_skips(&skipped, out);
+                if self.needs_human_on_exhaustion && self.stop.is_none() && is_run {
+                    // Nothing new starts; what runs finishes; a person decides.
+                    self.stop = Some(Stop::NeedsHuman(format!(
+                        "step `{label}` used up its retries and repairs: {reason}"
+                    )));
+                    let skipped = self.sched.halt();
+                    self.record_skips(&skipped, out);
+                }
             }
-            StepOutcome::Cancelled { .. } => {
+            StepOutcome::Cancelled { .. } | StepOutcome::NeedsAnswer { .. } => {
                 let skipped = self.sched.fail(id);
                 self.record_skips(&skipped, out);
             }
@@ -922,6 +1256,7 @@ impl<'a> RunState<'a> {
         };
         let (status, reason) = match &self.stop {
             Some(Stop::Cancelled(why)) => (RunStatus::Cancelled, Some(why.clone())),
+            Some(Stop::NeedsHuman(why)) => (RunStatus::NeedsHuman, Some(why.clone())),
             Some(stop) => (RunStatus::Failed, Some(stop_reason(stop))),
             None if failed.is_empty() && self.first_failure.is_none() => {
                 (RunStatus::Completed, None)
@@ -952,6 +1287,10 @@ impl<'a> RunState<'a> {
                 reason: reason.clone().unwrap_or_default(),
                 duration_ms,
             },
+            RunStatus::NeedsHuman => EventKind::RunNeedsHuman {
+                reason: reason.clone().unwrap_or_default(),
+                duration_ms,
+            },
         };
         out.push(Effect::Record(end));
         out.push(Effect::Finish(RunSummary {
@@ -962,6 +1301,7 @@ impl<'a> RunState<'a> {
             reason,
             duration_ms,
             runtime_error: broken,
+            worktrees: self.worktrees.clone(),
             run_dir: self.run_dir.clone(),
         }));
     }
@@ -1019,9 +1359,32 @@ fn deadline(now: Instant, ms: u64) -> Instant {
         .unwrap_or_else(|| now + Duration::from_secs(100 * 365 * 24 * 3600))
 }
 
+/// The nearest agent upstream of `step` (breadth first over `dependsOn`), for repairing
+/// a step that has none of its own.
+fn upstream_agent(wf: &WorkflowDef, step: StepIdx) -> Option<String> {
+    let mut queue: std::collections::VecDeque<usize> = [step.get()].into();
+    let mut seen = vec![false; wf.steps.len()];
+    while let Some(i) = queue.pop_front() {
+        let s = wf.steps.get(i)?;
+        if i != step.get()
+            && let Some(a) = &s.agent
+        {
+            return Some(a.clone());
+        }
+        for d in &s.depends_on {
+            if let Some(j) = wf.steps.iter().position(|x| &x.name == d)
+                && !std::mem::replace(&mut seen[j], true)
+            {
+                queue.push_back(j);
+            }
+        }
+    }
+    None
+}
+
 fn stop_reason(stop: &Stop) -> String {
     match stop {
-        Stop::Cancelled(why) | Stop::Broken(why) => why.clone(),
+        Stop::Cancelled(why) | Stop::Broken(why) | Stop::NeedsHuman(why) => why.clone(),
         Stop::TimedOut(ms) => format!("run timed out after {ms} ms"),
     }
 }

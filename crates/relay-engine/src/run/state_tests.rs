@@ -60,6 +60,7 @@ impl<'a> Sim<'a> {
                 wf,
                 vars: &f.vars,
                 workdir: PathBuf::from("/w"),
+                paths: BTreeMap::new(),
                 run_dir: PathBuf::from("/w/.agent-relay/runs/r"),
                 run_id: "r".into(),
                 presets,
@@ -897,4 +898,109 @@ fn a_judged_failure_is_kept_but_a_plain_one_runs_again() {
     });
     assert_eq!(sim.labels(), ["solo", "patch#2", "review#2"]);
     assert_eq!(s.status, RunStatus::Completed);
+}
+
+// ---- repair and exhaustion -----------------------------------------------------------
+
+const REPAIRED: &str = "name: t
+agents:
+  - {name: dev, cli: claude, interactive: false}
+  - {name: fixer, cli: codex, interactive: false}
+errorHandling: {strategy: retry, maxRetries: 2, repairAgent: fixer, repairRetries: 1, onExhaustion: needs-human}
+workflows:
+  - name: w
+    steps:
+      - {name: build, agent: dev, task: build it}
+      - {name: test, type: deterministic, dependsOn: [build], command: make test}
+      - {name: other, agent: dev, task: independent, dependsOn: [build]}
+";
+
+#[test]
+fn a_repair_runs_before_the_retry_of_a_failed_step() {
+    let f = fixture(REPAIRED);
+    let mut sim = Sim::new(&f);
+    let mut tests = 0;
+    let s = sim.run(|l| match l.job.label.as_str() {
+        "test" => {
+            tests += 1;
+            if tests == 1 {
+                StepOutcome::Failed {
+                    output: "1 test failed".into(),
+                    reason: "exit code 2".into(),
+                    exit_code: Some(2),
+                    retryable: true,
+                }
+            } else {
+                done("all green")
+            }
+        }
+        "test:repair#1" => {
+            assert!(matches!(l.job.work, crate::job::Work::Repair { .. }));
+            assert_eq!(l.job.agent().map(|a| a.name.as_str()), Some("fixer"));
+            assert!(l.text.contains("make test") && l.text.contains("1 test failed"));
+            done("changed 1 file(s): src/lib.rs")
+        }
+        _ => done("ok"),
+    });
+    assert_eq!(s.status, RunStatus::Completed);
+    let order: Vec<String> = sim.labels();
+    let repair = order.iter().position(|l| l == "test:repair#1").unwrap();
+    assert_eq!(order.iter().filter(|l| *l == "test").count(), 2);
+    assert!(order.iter().rposition(|l| l == "test").unwrap() > repair);
+    assert_eq!(
+        sim.pattern("repaired"),
+        ["test: changed 1 file(s): src/lib.rs"]
+    );
+}
+
+#[test]
+fn a_failed_repair_fails_the_step_and_exhaustion_needs_a_person() {
+    let f = fixture(REPAIRED);
+    let mut sim = Sim::new(&f);
+    let s = sim.run(|l| match l.job.label.as_str() {
+        "build" => done("built"),
+        "test" => failed("exit code 2"),
+        "test:repair#1" => StepOutcome::Failed {
+            output: "changed 1 file(s): tests/it.rs".into(),
+            reason: "the repair by `fixer` changed protected files: tests/it.rs".into(),
+            exit_code: Some(0),
+            retryable: false,
+        },
+        // `other` runs alongside and is allowed to finish.
+        _ => done("ok"),
+    });
+    assert_eq!(s.status, RunStatus::NeedsHuman);
+    assert!(s.reason.as_deref().unwrap().contains("step `test` used up"));
+    assert!(
+        step(&s, "test")
+            .reason
+            .as_deref()
+            .unwrap()
+            .contains("protected files")
+    );
+    assert_eq!(sim.pattern("repair-failed").len(), 1);
+    assert_eq!(
+        sim.labels().iter().filter(|l| *l == "test").count(),
+        1,
+        "no retry after a failed repair"
+    );
+}
+
+#[test]
+fn a_deterministic_step_is_repaired_by_the_nearest_agent_upstream() {
+    let f = fixture(&REPAIRED.replace("repairAgent: fixer, ", ""));
+    let mut sim = Sim::new(&f);
+    let mut first = true;
+    sim.run(|l| match l.job.label.as_str() {
+        "test" if first => {
+            first = false;
+            failed("exit code 2")
+        }
+        "test:repair#1" => {
+            assert_eq!(l.job.agent().map(|a| a.name.as_str()), Some("dev"));
+            done("changed no files")
+        }
+        _ => done("ok"),
+    });
+    assert!(sim.labels().contains(&"test:repair#1".to_string()));
 }

@@ -1,0 +1,40 @@
+//! Requests a person makes of a live run through its socket (answering a question an
+//! agent asked), handed to the run's engine, which says whether it took them.
+
+use tokio::sync::{mpsc, oneshot};
+
+/// One request for the engine, with the channel its answer goes back on.
+#[derive(Debug)]
+pub enum Control {
+    /// Answer the question node `step` asked.
+    Answer {
+        /// The node (its label).
+        step: String,
+        /// The answer.
+        text: String,
+        /// `Ok` when the step took it; why not otherwise.
+        reply: oneshot::Sender<Result<(), String>>,
+    },
+}
+
+/// The socket server's side: sends a control and waits for the engine's word.
+#[derive(Debug, Clone)]
+pub struct Controls(mpsc::UnboundedSender<Control>);
+
+impl Controls {
+    /// A new pair: the server's side and the engine's receiver.
+    pub fn channel() -> (Controls, mpsc::UnboundedReceiver<Control>) {
+        let (tx, rx) = mpsc::unbounded_channel();
+        (Controls(tx), rx)
+    }
+
+    /// Asks the engine to take `step`'s answer `text`.
+    pub async fn answer(&self, step: String, text: String) -> Result<(), String> {
+        let (reply, wait) = oneshot::channel();
+        self.0
+            .send(Control::Answer { step, text, reply })
+            .map_err(|_| "the run is ending and takes no answers".to_string())?;
+        wait.await
+            .unwrap_or_else(|_| Err("the run is ending and takes no answers".into()))
+    }
+}
