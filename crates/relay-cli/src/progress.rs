@@ -176,6 +176,22 @@ impl View {
                 "  {step}: asks a person: {question}\n    answer with: agent-relay answer last {step} \"...\""
             ),
             EventKind::QuestionAnswered { step, .. } => format!("  {step}: answered; going on"),
+            EventKind::WorktreeRunBranch { branch, .. } => {
+                format!("  agents' work is merged into branch {branch}")
+            }
+            EventKind::WorktreeConflict {
+                step,
+                branch,
+                files,
+                report,
+                ..
+            } => format!(
+                "  {step}: merge conflict in {}; its version is kept on {branch}; report: {report}",
+                files.join(", ")
+            ),
+            EventKind::WorktreeResolved { step, resolver, .. } => {
+                format!("  {step}: conflict resolved by {resolver}")
+            }
             _ => return,
         };
         self.line(&text);

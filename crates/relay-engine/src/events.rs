@@ -321,6 +321,65 @@ pub enum EventKind {
         /// its own (only such a conflict fails a step under `coordination.claims: enforce`).
         certain: bool,
     },
+    /// Agents work in git worktrees; their work is merged into this branch.
+    #[serde(rename = "worktree:run-branch")]
+    WorktreeRunBranch {
+        /// The run's branch.
+        branch: String,
+        /// The commit it started from.
+        base: String,
+        /// The repository.
+        repo: String,
+    },
+    /// An agent's worktree was made.
+    #[serde(rename = "worktree:created")]
+    WorktreeCreated {
+        /// The agent.
+        agent: String,
+        /// Its branch.
+        branch: String,
+        /// Where.
+        path: String,
+        /// Untracked files copied in (`swarm.worktreeInclude`).
+        #[serde(skip_serializing_if = "Vec::is_empty", default)]
+        copied: Vec<String>,
+    },
+    /// A step's changes were merged into the run's branch.
+    #[serde(rename = "worktree:merged")]
+    WorktreeMerged {
+        /// The step.
+        step: String,
+        /// Its agent.
+        agent: String,
+        /// The agent's branch.
+        branch: String,
+        /// The run branch's new tip.
+        commit: String,
+    },
+    /// A step's changes conflicted with the run's branch; both versions are kept.
+    #[serde(rename = "worktree:conflict")]
+    WorktreeConflict {
+        /// The step.
+        step: String,
+        /// Its agent.
+        agent: String,
+        /// The agent's branch, which keeps its version.
+        branch: String,
+        /// The files.
+        files: Vec<String>,
+        /// The conflict report.
+        report: String,
+    },
+    /// The resolver resolved a step's conflict onto the run's branch.
+    #[serde(rename = "worktree:resolved")]
+    WorktreeResolved {
+        /// The step.
+        step: String,
+        /// The resolver.
+        resolver: String,
+        /// The run branch's new tip.
+        commit: String,
+    },
     /// Something the user should know that changes nothing by itself.
     #[serde(rename = "warning")]
     Warning {
@@ -380,7 +439,10 @@ impl EventKind {
             | EventKind::QuestionAsked { step, .. }
             | EventKind::QuestionAnswered { step, .. }
             | EventKind::Pattern { step, .. }
-            | EventKind::ClaimConflict { step, .. } => Some(step),
+            | EventKind::ClaimConflict { step, .. }
+            | EventKind::WorktreeMerged { step, .. }
+            | EventKind::WorktreeConflict { step, .. }
+            | EventKind::WorktreeResolved { step, .. } => Some(step),
             _ => None,
         }
     }
