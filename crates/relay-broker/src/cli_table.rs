@@ -6,6 +6,29 @@
 
 use relay_spec::Cli;
 
+/// How a one-shot run of a CLI is handed its task.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum TaskInput {
+    /// On stdin: any size, and nothing of it in the process table. Checked against the
+    /// real CLI where the profile says `verified`.
+    Stdin,
+    /// As an argument: the only way the CLI is known to take it. A task too big for one
+    /// argument ([`ARG_TASK_MAX`]) goes into a private file the argument points to.
+    Argument,
+}
+
+/// Largest task passed as one argument (Linux refuses single arguments over 128 KiB).
+pub const ARG_TASK_MAX: usize = 64 * 1024;
+
+/// A one-shot invocation: the argv (without the program) and what goes to stdin.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct OneShot {
+    /// Arguments.
+    pub args: Vec<String>,
+    /// The task, when the CLI reads it from stdin.
+    pub stdin: Option<String>,
+}
+
 /// Static facts about one agent CLI.
 #[derive(Debug, Clone, Copy)]
 pub struct CliProfile {
@@ -35,6 +58,8 @@ pub struct CliProfile {
     /// shown. Only text that goes away again belongs here (gemini's "Initializing..."
     /// line stays in the conversation).
     pub busy_cues: &'static [&'static str],
+    /// How a one-shot run takes its task.
+    pub task_input: TaskInput,
 }
 
 const PROFILES: [CliProfile; 10] = [
@@ -49,6 +74,7 @@ const PROFILES: [CliProfile; 10] = [
         busy_cues: &[],
         prompt_glyphs: &[],
         reply_glyphs: &["●"],
+        task_input: TaskInput::Stdin,
     },
     CliProfile {
         cli: Cli::Codex,
@@ -61,6 +87,7 @@ const PROFILES: [CliProfile; 10] = [
         busy_cues: &[],
         prompt_glyphs: &[],
         reply_glyphs: &["•"],
+        task_input: TaskInput::Stdin,
     },
     CliProfile {
         cli: Cli::Gemini,
@@ -73,6 +100,7 @@ const PROFILES: [CliProfile; 10] = [
         busy_cues: &["Queued (press"],
         prompt_glyphs: &["*"],
         reply_glyphs: &["✦"],
+        task_input: TaskInput::Stdin,
     },
     CliProfile {
         cli: Cli::Aider,
@@ -85,6 +113,7 @@ const PROFILES: [CliProfile; 10] = [
         busy_cues: &[],
         prompt_glyphs: &[],
         reply_glyphs: &[],
+        task_input: TaskInput::Stdin,
     },
     CliProfile {
         cli: Cli::Goose,
@@ -97,6 +126,7 @@ const PROFILES: [CliProfile; 10] = [
         busy_cues: &[],
         prompt_glyphs: &[],
         reply_glyphs: &[],
+        task_input: TaskInput::Stdin,
     },
     CliProfile {
         cli: Cli::Opencode,
@@ -109,6 +139,7 @@ const PROFILES: [CliProfile; 10] = [
         busy_cues: &[],
         prompt_glyphs: &[],
         reply_glyphs: &[],
+        task_input: TaskInput::Stdin,
     },
     CliProfile {
         cli: Cli::Droid,
@@ -121,6 +152,7 @@ const PROFILES: [CliProfile; 10] = [
         busy_cues: &[],
         prompt_glyphs: &[],
         reply_glyphs: &[],
+        task_input: TaskInput::Argument,
     },
     // Cursor's CLI, under each name the format accepts for it.
     CliProfile {
@@ -134,6 +166,7 @@ const PROFILES: [CliProfile; 10] = [
         busy_cues: &[],
         prompt_glyphs: &[],
         reply_glyphs: &[],
+        task_input: TaskInput::Argument,
     },
     // Cursor's CLI, under each name the format accepts for it.
     CliProfile {
@@ -147,6 +180,7 @@ const PROFILES: [CliProfile; 10] = [
         busy_cues: &[],
         prompt_glyphs: &[],
         reply_glyphs: &[],
+        task_input: TaskInput::Argument,
     },
     // Cursor's CLI, under each name the format accepts for it.
     CliProfile {
@@ -160,6 +194,7 @@ const PROFILES: [CliProfile; 10] = [
         busy_cues: &[],
         prompt_glyphs: &[],
         reply_glyphs: &[],
+        task_input: TaskInput::Argument,
     },
 ];
 
@@ -172,12 +207,15 @@ pub fn profile(cli: Cli) -> &'static CliProfile {
         .unwrap_or(&PROFILES[0])
 }
 
-/// argv (without the program) for a one-shot run of `task`.
+/// The invocation for a one-shot run of `task`.
 ///
-/// Shapes follow each CLI's non-interactive mode: `claude -p TASK`, `codex exec TASK`,
-/// `gemini -p TASK`, `opencode run TASK`, `droid exec TASK`,
-/// `aider --message TASK --yes-always --no-git`, `goose run --text TASK --no-session`.
-pub fn oneshot_args(cli: Cli, model: Option<&str>, task: &str) -> Vec<String> {
+/// Shapes follow each CLI's non-interactive mode, with the task on stdin where the CLI
+/// reads it from there (checked with the real CLIs: claude 2.1, codex 0.171, gemini 0.61,
+/// opencode 1.18, aider 0.86; goose by its documentation): `claude -p`, `codex exec -`,
+/// `gemini` (stdin not a terminal), `opencode run`, `aider --message-file /dev/stdin
+/// --yes-always --no-git`, `goose run --no-session -i -`; and as an argument where not:
+/// `droid exec TASK`, `cursor-agent --force -p TASK`.
+pub fn oneshot_args(cli: Cli, model: Option<&str>, task: &str) -> OneShot {
     let p = profile(cli);
     let mut args: Vec<String> = Vec::new();
     // Cursor's CLI: `cursor-agent --force -p TASK [--model M]`.
@@ -186,7 +224,7 @@ pub fn oneshot_args(cli: Cli, model: Option<&str>, task: &str) -> Vec<String> {
         if let Some(m) = model {
             args.extend([p.model_flag.to_string(), m.into()]);
         }
-        return args;
+        return OneShot { args, stdin: None };
     }
     match cli {
         Cli::Codex => {
@@ -207,24 +245,24 @@ pub fn oneshot_args(cli: Cli, model: Option<&str>, task: &str) -> Vec<String> {
         args.push(m.into());
     }
     match cli {
-        Cli::Claude | Cli::Gemini => {
-            args.push("-p".into());
-            args.push(task.into());
-        }
+        Cli::Claude => args.push("-p".into()),
+        Cli::Codex => args.push("-".into()),
         Cli::Aider => {
-            args.push("--message".into());
-            args.push(task.into());
+            args.push("--message-file".into());
+            args.push("/dev/stdin".into());
         }
         Cli::Goose => {
             args.push("--no-session".into());
-            args.push("--text".into());
-            args.push(task.into());
+            args.push("-i".into());
+            args.push("-".into());
         }
-        Cli::Codex | Cli::Opencode | Cli::Droid => args.push(task.into()),
+        Cli::Droid => args.push(task.into()),
+        Cli::Gemini | Cli::Opencode => {}
         // Handled above.
         Cli::Cursor | Cli::CursorAgent | Cli::Agent => {}
     }
-    args
+    let stdin = (p.task_input == TaskInput::Stdin).then(|| task.to_string());
+    OneShot { args, stdin }
 }
 
 /// argv (without the program) for an interactive session; the task is typed in later.
@@ -261,45 +299,60 @@ mod tests {
 
     #[test]
     fn oneshot_shapes_match_the_cli_modes() {
-        assert_eq!(
-            oneshot_args(Cli::Claude, Some("opus"), "do it"),
-            [
-                "--dangerously-skip-permissions",
-                "--model",
-                "opus",
-                "-p",
-                "do it"
-            ]
+        let stdin = |cli, model, args: &[&str]| {
+            let got = oneshot_args(cli, model, "do it");
+            assert_eq!(got.args, args, "{cli:?}");
+            assert_eq!(
+                got.stdin.as_deref(),
+                Some("do it"),
+                "{cli:?}: task on stdin"
+            );
+        };
+        stdin(
+            Cli::Claude,
+            Some("opus"),
+            &["--dangerously-skip-permissions", "--model", "opus", "-p"],
         );
-        assert_eq!(
-            oneshot_args(Cli::Codex, None, "t"),
-            [
+        stdin(
+            Cli::Codex,
+            None,
+            &[
                 "exec",
                 "--skip-git-repo-check",
                 "--dangerously-bypass-approvals-and-sandbox",
-                "t"
-            ]
+                "-",
+            ],
         );
-        assert_eq!(oneshot_args(Cli::Gemini, None, "t"), ["--yolo", "-p", "t"]);
-        assert_eq!(oneshot_args(Cli::Opencode, None, "t"), ["run", "t"]);
-        assert_eq!(
-            oneshot_args(Cli::Aider, None, "t"),
-            ["--yes-always", "--no-git", "--message", "t"]
+        stdin(Cli::Gemini, None, &["--yolo"]);
+        stdin(Cli::Opencode, None, &["run"]);
+        stdin(
+            Cli::Aider,
+            None,
+            &["--yes-always", "--no-git", "--message-file", "/dev/stdin"],
         );
-        assert_eq!(
-            oneshot_args(Cli::Goose, None, "t"),
-            ["run", "--no-session", "--text", "t"]
-        );
-        assert_eq!(
-            oneshot_args(Cli::Droid, None, "t"),
-            ["exec", "--skip-permissions-unsafe", "t"]
-        );
+        stdin(Cli::Goose, None, &["run", "--no-session", "-i", "-"]);
+        let droid = oneshot_args(Cli::Droid, None, "t");
+        assert_eq!(droid.args, ["exec", "--skip-permissions-unsafe", "t"]);
+        assert_eq!(droid.stdin, None);
         for cursor in [Cli::Cursor, Cli::CursorAgent, Cli::Agent] {
-            assert_eq!(
-                oneshot_args(cursor, Some("gpt-5"), "t"),
-                ["--force", "-p", "t", "--model", "gpt-5"]
-            );
+            let got = oneshot_args(cursor, Some("gpt-5"), "t");
+            assert_eq!(got.args, ["--force", "-p", "t", "--model", "gpt-5"]);
+            assert_eq!(got.stdin, None);
             assert_eq!(interactive_args(cursor, None), ["--force"]);
+        }
+    }
+
+    #[test]
+    fn the_task_is_on_stdin_exactly_where_the_profile_says() {
+        for cli in Cli::ALL {
+            let got = oneshot_args(cli, None, "the-task");
+            let on_stdin = profile(cli).task_input == TaskInput::Stdin;
+            assert_eq!(got.stdin.is_some(), on_stdin, "{cli:?}");
+            assert_eq!(
+                got.args.iter().any(|a| a == "the-task"),
+                !on_stdin,
+                "{cli:?}: the task is in argv only when not on stdin"
+            );
         }
     }
 

@@ -50,6 +50,22 @@ pub(crate) fn main() -> ! {
             argv::json_array(&args)
         )),
         Ok(Mode::OneShot(task)) => oneshot::run(cli, &task),
+        Ok(Mode::OneShotFile(path)) => match std::fs::read_to_string(&path) {
+            Ok(task) if task.trim().is_empty() => {
+                fail(&format!("fake-agent({}): {path} holds no task", cli.name()))
+            }
+            Ok(task) => oneshot::run(cli, &task),
+            Err(e) => fail(&format!("fake-agent({}): {path}: {e}", cli.name())),
+        },
+        Ok(Mode::OneShotStdin) if std::io::stdin().is_terminal() => fail(&format!(
+            "fake-agent({}): the task should come on stdin, which is a terminal",
+            cli.name()
+        )),
+        Ok(Mode::OneShotStdin) => oneshot::run(cli, &stdin_task(cli)),
+        // gemini reads its task from stdin when that is not a terminal.
+        Ok(Mode::Interactive) if cli == Cli::Gemini && !std::io::stdin().is_terminal() => {
+            oneshot::run(cli, &stdin_task(cli))
+        }
         Ok(Mode::Interactive) if !std::io::stdin().is_terminal() => fail(&format!(
             "fake-agent({}): no task in the arguments and stdin is not a terminal; \
              give a one-shot task or run it in a PTY",
@@ -57,6 +73,21 @@ pub(crate) fn main() -> ! {
         )),
         Ok(Mode::Interactive) => tui::run(cli),
     }
+}
+
+/// The task on stdin; none there is an error, as for the real CLIs.
+fn stdin_task(cli: Cli) -> String {
+    let mut task = String::new();
+    if let Err(e) = std::io::Read::read_to_string(&mut std::io::stdin(), &mut task) {
+        fail(&format!("fake-agent({}): reading stdin: {e}", cli.name()));
+    }
+    if task.trim().is_empty() {
+        fail(&format!(
+            "fake-agent({}): no task in the arguments and none on stdin",
+            cli.name()
+        ));
+    }
+    task
 }
 
 /// The process `[[fake:child=MS]]` leaves behind.

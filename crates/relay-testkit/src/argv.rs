@@ -92,6 +92,11 @@ impl Cli {
 pub(crate) enum Mode {
     /// Run the task and exit.
     OneShot(String),
+    /// Run the task read from stdin and exit (when stdin is not a terminal; else the
+    /// CLI's interactive mode, as the real ones do).
+    OneShotStdin,
+    /// Run the task read from this file and exit.
+    OneShotFile(String),
     /// Start a TUI and wait for the task to be typed.
     Interactive,
 }
@@ -187,7 +192,7 @@ pub(crate) fn parse(cli: Cli, args: &[String]) -> Result<Mode, String> {
             match (print, s.pos().as_slice()) {
                 (true, [task]) => Ok(Mode::OneShot(task.to_string())),
                 (false, []) => Ok(Mode::Interactive),
-                (true, []) => Err("-p needs a task".into()),
+                (true, []) => Ok(Mode::OneShotStdin),
                 (true, _) => Err("more than one task given".into()),
                 (false, _) => Err("a task needs -p".into()),
             }
@@ -202,18 +207,20 @@ pub(crate) fn parse(cli: Cli, args: &[String]) -> Result<Mode, String> {
                 &MODEL,
             )?;
             match s.pos().as_slice() {
+                ["exec", "-"] => Ok(Mode::OneShotStdin),
                 ["exec", task] => Ok(Mode::OneShot(task.to_string())),
                 [] => {
                     exec_only(&s, "--skip-git-repo-check", "exec")?;
                     Ok(Mode::Interactive)
                 }
-                _ => Err("expected `exec TASK` or no positional".into()),
+                _ => Err("expected `exec TASK`, `exec -` or no positional".into()),
             }
         }
         Cli::Gemini => {
             let s = scan(args, &["--yolo"], &["--model", "-m", "-p"])?;
             match (s.value(&["-p"]), s.pos().as_slice()) {
                 (Some(task), []) => Ok(Mode::OneShot(task.to_string())),
+                // Like gemini: no task and stdin not a terminal reads the task from it.
                 (None, []) => Ok(Mode::Interactive),
                 _ => Err("unexpected positional; the task goes after -p".into()),
             }
@@ -222,8 +229,9 @@ pub(crate) fn parse(cli: Cli, args: &[String]) -> Result<Mode, String> {
             let s = scan(args, &[], &MODEL)?;
             match s.pos().as_slice() {
                 ["run", rest @ ..] if !rest.is_empty() => Ok(Mode::OneShot(rest.join(" "))),
+                ["run"] => Ok(Mode::OneShotStdin),
                 [] => Ok(Mode::Interactive),
-                _ => Err("expected `run TASK...` or no positional".into()),
+                _ => Err("expected `run [TASK...]` or no positional".into()),
             }
         }
         Cli::Droid => {
@@ -241,26 +249,37 @@ pub(crate) fn parse(cli: Cli, args: &[String]) -> Result<Mode, String> {
             let s = scan(
                 args,
                 &["--yes-always", "--no-git"],
-                &["--model", "--message"],
+                &["--model", "--message", "--message-file"],
             )?;
             if !s.positionals.is_empty() {
                 return Err("unexpected positional".into());
             }
-            Ok(match s.value(&["--message"]) {
-                Some(task) => Mode::OneShot(task.to_string()),
-                None => Mode::Interactive,
-            })
+            Ok(
+                match (s.value(&["--message"]), s.value(&["--message-file"])) {
+                    (Some(_), Some(_)) => return Err("--message and --message-file".into()),
+                    (Some(task), None) => Mode::OneShot(task.to_string()),
+                    (None, Some(file)) => Mode::OneShotFile(file.to_string()),
+                    (None, None) => Mode::Interactive,
+                },
+            )
         }
         Cli::Goose => {
-            let s = scan(args, &["--no-session"], &["--model", "--text"])?;
-            match (s.pos().as_slice(), s.value(&["--text"])) {
-                (["run"], Some(task)) => Ok(Mode::OneShot(task.to_string())),
-                (["run"], None) => Err("`run` needs --text TASK".into()),
-                (["session"], None) => {
+            let s = scan(
+                args,
+                &["--no-session"],
+                &["--model", "--text", "-i", "--instructions"],
+            )?;
+            let file = s.value(&["-i", "--instructions"]);
+            match (s.pos().as_slice(), s.value(&["--text"]), file) {
+                (["run"], Some(task), None) => Ok(Mode::OneShot(task.to_string())),
+                (["run"], None, Some("-")) => Ok(Mode::OneShotStdin),
+                (["run"], None, Some(f)) => Ok(Mode::OneShotFile(f.to_string())),
+                (["run"], None, None) => Err("`run` needs --text TASK or -i FILE".into()),
+                (["session"], None, None) => {
                     exec_only(&s, "--no-session", "run")?;
                     Ok(Mode::Interactive)
                 }
-                _ => Err("expected `run --text TASK` or `session`".into()),
+                _ => Err("expected `run --text TASK`, `run -i FILE` or `session`".into()),
             }
         }
     }
@@ -342,6 +361,15 @@ mod tests {
             p(Droid, &["exec", "--skip-permissions-unsafe", "t"]),
             one("t")
         );
+        let stdin = Ok(Mode::OneShotStdin);
+        assert_eq!(p(Claude, &["--dangerously-skip-permissions", "-p"]), stdin);
+        assert_eq!(p(Codex, &["exec", "--skip-git-repo-check", "-"]), stdin);
+        assert_eq!(p(Opencode, &["run", "-m", "a/b"]), stdin);
+        assert_eq!(p(Goose, &["run", "--no-session", "-i", "-"]), stdin);
+        assert_eq!(
+            p(Aider, &["--yes-always", "--message-file", "/dev/stdin"]),
+            Ok(Mode::OneShotFile("/dev/stdin".into()))
+        );
         assert_eq!(
             p(
                 Aider,
@@ -379,15 +407,14 @@ mod tests {
             (Codex, &["x"]),
             (Codex, &["--skip-git-repo-check"]),
             (Claude, &["task"]),
-            (Claude, &["-p"]),
             (Claude, &["-p", "a", "b"]),
             (Claude, &["--yolo", "-p", "t"]),
             (Gemini, &["t"]),
             (Gemini, &["-p"]),
-            (Opencode, &["run"]),
             (Opencode, &["t"]),
             (Droid, &["--skip-permissions-unsafe"]),
             (Aider, &["--message"]),
+            (Aider, &["--message", "a", "--message-file", "b"]),
             (Aider, &["file.py"]),
             (Goose, &[]),
             (Goose, &["run", "t"]),

@@ -168,8 +168,14 @@ fn process<L: Launcher>(
         timeout: job.timeout,
         stderr_path: Some(job.step_dir.join("stderr.log")),
         kill_grace: shared.settings.kill_grace,
+        stdin: None,
     }
 }
+
+/// What `sh -c` runs for a deterministic command: the command itself arrives on stdin
+/// (so its size is bounded only by memory and `ps` shows none of it) and runs with
+/// stdin at /dev/null, as a command given with `-c` would.
+const COMMAND_RUNNER: &str = "__agent_relay_command=$(cat); exec </dev/null; eval \"unset __agent_relay_command; $__agent_relay_command\"";
 
 /// A deterministic step's command.
 pub(super) fn command_process<L: Launcher>(
@@ -178,13 +184,48 @@ pub(super) fn command_process<L: Launcher>(
     command: &str,
 ) -> ProcessSpec {
     let env = base_env(shared, job);
-    process(
+    let mut spec = process(
         shared,
         job,
         "sh".into(),
-        vec!["-c".into(), command.to_string()],
+        vec!["-c".into(), COMMAND_RUNNER.into()],
         env,
-    )
+    );
+    spec.stdin = Some(command.to_string());
+    spec
+}
+
+/// The task as a CLI that takes it as an argument gets it: unchanged when it fits in one
+/// argument, else written to a private file in the step's directory with a pointer to
+/// it as the task.
+pub(super) async fn fit_argument(
+    job: &StepJob,
+    agent: &Agent,
+    task: String,
+) -> Result<String, String> {
+    use relay_broker::cli_table::{ARG_TASK_MAX, TaskInput};
+    if profile(agent.cli).task_input != TaskInput::Argument || task.len() <= ARG_TASK_MAX {
+        return Ok(task);
+    }
+    let path = job.step_dir.join("task.md");
+    let write = async {
+        use tokio::io::AsyncWriteExt;
+        let mut f = crate::store::private_file()
+            .create(true)
+            .write(true)
+            .truncate(true)
+            .open(&path)
+            .await?;
+        f.write_all(task.as_bytes()).await?;
+        f.flush().await
+    };
+    write
+        .await
+        .map_err(|e| format!("cannot write the task file {}: {e}", path.display()))?;
+    Ok(format!(
+        "Your task is too long for the command line; it is in the file {}. Read that file and do what it says.",
+        path.display()
+    ))
 }
 
 /// A one-shot agent (or, under `--rehearse`, the rehearsal agent standing in for any).
@@ -201,24 +242,27 @@ pub(super) fn agent_process<L: Launcher>(
             "rehearse-agent".into(),
             "--cli".into(),
             agent.cli.as_str().into(),
-            "--".into(),
-            task.to_string(),
         ];
-        return process(
+        let mut spec = process(
             shared,
             job,
             shared.self_bin.display().to_string(),
             args,
             env,
         );
+        spec.stdin = Some(task.to_string());
+        return spec;
     }
-    process(
+    let one = oneshot_args(agent.cli, agent.effective_model(), task);
+    let mut spec = process(
         shared,
         job,
         profile(agent.cli).program.into(),
-        oneshot_args(agent.cli, agent.effective_model(), task),
+        one.args,
         env,
-    )
+    );
+    spec.stdin = one.stdin;
+    spec
 }
 
 /// An interactive agent's terminal session for attempt `attempt`.

@@ -253,6 +253,7 @@ async fn custom<L: Launcher>(
         timeout: Some(c.timeout),
         stderr_path: env.stderr_path.clone(),
         kill_grace: env.kill_grace,
+        stdin: None,
     };
     let (tx, _rx) = tokio::sync::mpsc::unbounded_channel();
     match env.launcher.run_process(spec, env.cancel.clone(), tx).await {

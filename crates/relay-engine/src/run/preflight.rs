@@ -168,6 +168,7 @@ pub async fn run_checks<L: Launcher>(
             timeout: Some(CHECK_TIMEOUT),
             stderr_path: None,
             kill_grace,
+            stdin: None,
         };
         let (tx, _rx) = tokio::sync::mpsc::unbounded_channel();
         let out = launcher
