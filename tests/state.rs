@@ -14,13 +14,14 @@ use std::os::unix::fs::PermissionsExt;
 use support::*;
 
 /// Installs an agent we did not write as `codex`: it runs the first line of its task
-/// as a shell script (what follows, the note on its peers, is not script).
+/// (on stdin after `-`, else its last argument) as a shell script (what follows, the
+/// note on its peers, is not script).
 fn script_agent(w: &World) {
     let path = w.bin.join("codex");
     let _ = std::fs::remove_file(&path);
     std::fs::write(
         &path,
-        "#!/bin/sh\nfor a; do t=\"$a\"; done\neval \"$(printf '%s\\n' \"$t\" | head -n 1)\"\n",
+        "#!/bin/sh\nfor a; do t=\"$a\"; done\nif [ \"$t\" = - ]; then t=$(cat); fi\neval \"$(printf '%s\\n' \"$t\" | head -n 1)\"\n",
     )
     .unwrap();
     std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o755)).unwrap();
