@@ -246,10 +246,11 @@ impl RunWorktrees {
         let record = blocking(move || {
             let repo = find_repo(&workdir, &agents)?;
             let recorded = dir.join(RECORD);
-            if resuming && let Ok(text) = std::fs::read(&recorded) {
-                if let Ok(r) = serde_json::from_slice::<Record>(&text) {
-                    return Ok((r, agents));
-                }
+            if resuming
+                && let Ok(text) = std::fs::read(&recorded)
+                && let Ok(r) = serde_json::from_slice::<Record>(&text)
+            {
+                return Ok((r, agents));
             }
             let git = Git::new(&repo);
             let base = git
