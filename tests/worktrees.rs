@@ -241,3 +241,24 @@ fn a_resolver_is_given_the_conflict_and_its_resolution_is_merged() {
         "{task}"
     );
 }
+
+#[test]
+fn outside_a_git_repository_worktree_agents_do_not_start() {
+    let w = World::new();
+    script_agent(&w, "codex");
+    let yaml = format!(
+        "version: \"1.0\"\nname: wt\n{}workflows:\n  - name: main\n    steps:\n      - {{name: s, agent: a, task: 'true'}}\n",
+        agents(&["a"]).replace("interactive: false\n", "interactive: false\n    worktree: true\n"),
+    );
+    let f = w.write("wf.yaml", &yaml);
+    let o = w.run(&["run", f.to_str().unwrap()]);
+    assert_eq!(o.status.code(), Some(4), "{}", stderr(&o));
+    let err = stderr(&o);
+    assert!(
+        err.contains("agent `a` works in git worktrees")
+            && err.contains("is not inside a git repository")
+            && err.contains("nothing was run"),
+        "{err}"
+    );
+    assert!(!w.has_run_dir(), "no run directory for a run that never started");
+}
