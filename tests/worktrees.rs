@@ -248,7 +248,10 @@ fn outside_a_git_repository_worktree_agents_do_not_start() {
     script_agent(&w, "codex");
     let yaml = format!(
         "version: \"1.0\"\nname: wt\n{}workflows:\n  - name: main\n    steps:\n      - {{name: s, agent: a, task: 'true'}}\n",
-        agents(&["a"]).replace("interactive: false\n", "interactive: false\n    worktree: true\n"),
+        agents(&["a"]).replace(
+            "interactive: false\n",
+            "interactive: false\n    worktree: true\n"
+        ),
     );
     let f = w.write("wf.yaml", &yaml);
     let o = w.run(&["run", f.to_str().unwrap()]);
@@ -260,5 +263,8 @@ fn outside_a_git_repository_worktree_agents_do_not_start() {
             && err.contains("nothing was run"),
         "{err}"
     );
-    assert!(!w.has_run_dir(), "no run directory for a run that never started");
+    assert!(
+        !w.has_run_dir(),
+        "no run directory for a run that never started"
+    );
 }
