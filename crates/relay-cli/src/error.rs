@@ -160,6 +160,7 @@ impl From<EngineError> for CliError {
             },
             // The disk can fail mid-run: running agents were ended and what was recorded
             // stays.
+            EngineError::Worktrees(_) => CliError::runtime(format!("{e}; nothing was run")),
             EngineError::Store(_) => CliError::runtime(format!(
                 "{e}; the run stopped and any running agents were ended"
             )),

@@ -11,6 +11,7 @@ mod messaging;
 mod progress;
 mod rehearse;
 mod runs_cmd;
+mod state_cmd;
 mod steer;
 mod templates;
 
@@ -123,6 +124,12 @@ enum Command {
     },
     /// Read and write the run's shared board.
     Board(messaging::BoardArgs),
+    /// Read, write, compare-and-set and watch the run's shared state.
+    State(state_cmd::StateArgs),
+    /// Claim files (paths or globs) so no other agent takes them while you work.
+    Claim(state_cmd::ClaimArgs),
+    /// Release your file claims.
+    Release(state_cmd::ReleaseArgs),
     /// Print the JSON Schema of relay.yaml.
     Schema,
     /// A run's watchdog: ends the run's agents if its coordinator dies (started by `run`).
@@ -227,6 +234,9 @@ fn dispatch(command: Command) -> CliResult {
         Command::Agents(args) => messaging::agents(args),
         Command::Messages(args) => messaging::messages(args),
         Command::Board(args) => messaging::board(args),
+        Command::State(args) => state_cmd::state(args),
+        Command::Claim(args) => state_cmd::claim(args),
+        Command::Release(args) => state_cmd::release(args),
         Command::Questions { run_id, json } => messaging::questions(run_id, json),
         Command::Answer(args) => messaging::answer(args),
         Command::Approve(args) => steer::decide(args, true),

@@ -22,7 +22,7 @@ use crate::execute::workdir;
 
 /// Which run to talk to.
 #[derive(Args, Debug)]
-pub struct Endpoint {
+pub(crate) struct Endpoint {
     /// The run's socket (default: $AGENT_RELAY_SOCKET, which every agent and step of a
     /// run has).
     #[arg(long, value_name = "PATH", global = true)]
@@ -194,7 +194,7 @@ pub(crate) fn unexpected(r: &Reply) -> CliError {
 }
 
 /// Who this process speaks for: the agent, else the deterministic step, else `user`.
-fn me(explicit: Option<&str>) -> String {
+pub(crate) fn me(explicit: Option<&str>) -> String {
     explicit
         .map(str::to_owned)
         .or_else(|| std::env::var("AGENT_RELAY_NAME").ok())
@@ -321,12 +321,16 @@ pub fn inbox(args: InboxArgs) -> CliResult {
 
 /// `agent-relay agents`.
 pub fn agents(args: AgentsArgs) -> CliResult {
-    let (agents, channels) = match args.endpoint.ask(&Request::Agents)? {
-        Reply::Agents { agents, channels } => (agents, channels),
+    let (agents, channels, claims) = match args.endpoint.ask(&Request::Agents)? {
+        Reply::Agents {
+            agents,
+            channels,
+            claims,
+        } => (agents, channels, claims),
         r => return Err(unexpected(&r)),
     };
     if args.json {
-        let v = serde_json::json!({"agents": agents, "channels": channels});
+        let v = serde_json::json!({"agents": agents, "channels": channels, "claims": claims});
         println!("{v}");
         return Ok(Exit::Success);
     }
@@ -349,16 +353,33 @@ pub fn agents(args: AgentsArgs) -> CliResult {
             "one-shot"
         };
         let chans: Vec<String> = a.channels.iter().map(|c| format!("#{c}")).collect();
+        let held: Vec<&str> = claims
+            .iter()
+            .filter(|c| c.holder == a.name)
+            .map(|c| c.path.as_str())
+            .collect();
         println!(
-            "{:width$}  {state:7}  {mode:8}  {}{}{}",
+            "{:width$}  {state:7}  {mode:8}  {}{}{}{}",
             a.name,
             a.role
                 .as_deref()
                 .map(|r| format!("{r}  "))
                 .unwrap_or_default(),
             chans.join(" "),
+            if held.is_empty() {
+                String::new()
+            } else {
+                format!("  claims {}", held.join(" "))
+            },
             if a.name == me { "  (you)" } else { "" },
         );
+    }
+    // Claims of holders that are not agents of the run (the user, a step).
+    for c in claims
+        .iter()
+        .filter(|c| !agents.iter().any(|a| a.name == c.holder))
+    {
+        println!("{}  claims {}", c.holder, c.path);
     }
     Ok(Exit::Success)
 }

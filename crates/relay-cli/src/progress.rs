@@ -204,6 +204,22 @@ impl View {
                 action,
                 detail,
             } if action == "loop" => format!("  {step}: {detail}"),
+            EventKind::WorktreeRunBranch { branch, .. } => {
+                format!("  agents' work is merged into branch {branch}")
+            }
+            EventKind::WorktreeConflict {
+                step,
+                branch,
+                files,
+                report,
+                ..
+            } => format!(
+                "  {step}: merge conflict in {}; its version is kept on {branch}; report: {report}",
+                files.join(", ")
+            ),
+            EventKind::WorktreeResolved { step, resolver, .. } => {
+                format!("  {step}: conflict resolved by {resolver}")
+            }
             _ => return,
         };
         self.line(&text);

@@ -9,7 +9,8 @@ pub fn not_yet_effective(file: &RelayFile) -> Vec<Diagnostic> {
     let mut out = Vec::new();
     let mut warn = |msg: String| out.push(Diagnostic::warning(None, msg));
     // swarm.channel, agents[].channels and errorHandling.notifyChannel act through the
-    // run's message broker (relay-engine `messaging`).
+    // run's message broker, and `state` through its shared state (relay-engine
+    // `messaging`).
     for a in &file.agents {
         if a.preset.is_some() {
             warn(format!("agents[{}].preset has no effect yet", a.name));
@@ -29,9 +30,6 @@ pub fn not_yet_effective(file: &RelayFile) -> Vec<Diagnostic> {
                 a.name
             ));
         }
-    }
-    if file.state.is_some() {
-        warn("state (shared state) has no effect yet".into());
     }
     if let Some(s) = &file.swarm {
         if s.token_budget.is_some() {

@@ -291,6 +291,132 @@ pub enum EventKind {
         /// Why.
         reason: String,
     },
+    /// A key of the shared state was written (the value itself when it is small).
+    #[serde(rename = "state:set")]
+    StateSet {
+        /// The key (without the namespace).
+        key: String,
+        /// Who wrote it.
+        by: String,
+        /// Its new revision.
+        rev: u64,
+        /// The value, when at most 200 bytes.
+        #[serde(skip_serializing_if = "Option::is_none", default)]
+        value: Option<String>,
+        /// Its size in bytes.
+        bytes: usize,
+        /// Its TTL.
+        #[serde(skip_serializing_if = "Option::is_none", default)]
+        ttl_ms: Option<u64>,
+    },
+    /// A key of the shared state was deleted.
+    #[serde(rename = "state:deleted")]
+    StateDeleted {
+        /// The key.
+        key: String,
+        /// Who deleted it.
+        by: String,
+    },
+    /// An agent was granted claims on paths.
+    #[serde(rename = "claim:granted")]
+    ClaimGranted {
+        /// The holder.
+        agent: String,
+        /// The paths or globs.
+        paths: Vec<String>,
+        /// The holder's step.
+        #[serde(skip_serializing_if = "Option::is_none", default)]
+        step: Option<String>,
+        /// How long they last at most.
+        #[serde(skip_serializing_if = "Option::is_none", default)]
+        ttl_ms: Option<u64>,
+    },
+    /// Claims ended.
+    #[serde(rename = "claim:released")]
+    ClaimReleased {
+        /// The holder.
+        agent: String,
+        /// The paths or globs.
+        paths: Vec<String>,
+        /// How: `released`, `expired`, `step-ended`, `run-ended`.
+        why: String,
+    },
+    /// A step changed a file while another agent held a claim on it.
+    #[serde(rename = "claim:conflict")]
+    ClaimConflict {
+        /// The step.
+        step: String,
+        /// Its agent.
+        agent: String,
+        /// The file, relative to the step's directory.
+        path: String,
+        /// Who held the claim.
+        holder: String,
+        /// The claim (path or glob).
+        claim: String,
+        /// Whether the holder worked in another directory, so the change was surely not
+        /// its own (only such a conflict fails a step under `coordination.claims: enforce`).
+        certain: bool,
+    },
+    /// Agents work in git worktrees; their work is merged into this branch.
+    #[serde(rename = "worktree:run-branch")]
+    WorktreeRunBranch {
+        /// The run's branch.
+        branch: String,
+        /// The commit it started from.
+        base: String,
+        /// The repository.
+        repo: String,
+    },
+    /// An agent's worktree was made.
+    #[serde(rename = "worktree:created")]
+    WorktreeCreated {
+        /// The agent.
+        agent: String,
+        /// Its branch.
+        branch: String,
+        /// Where.
+        path: String,
+        /// Untracked files copied in (`swarm.worktreeInclude`).
+        #[serde(skip_serializing_if = "Vec::is_empty", default)]
+        copied: Vec<String>,
+    },
+    /// A step's changes were merged into the run's branch.
+    #[serde(rename = "worktree:merged")]
+    WorktreeMerged {
+        /// The step.
+        step: String,
+        /// Its agent.
+        agent: String,
+        /// The agent's branch.
+        branch: String,
+        /// The run branch's new tip.
+        commit: String,
+    },
+    /// A step's changes conflicted with the run's branch; both versions are kept.
+    #[serde(rename = "worktree:conflict")]
+    WorktreeConflict {
+        /// The step.
+        step: String,
+        /// Its agent.
+        agent: String,
+        /// The agent's branch, which keeps its version.
+        branch: String,
+        /// The files.
+        files: Vec<String>,
+        /// The conflict report.
+        report: String,
+    },
+    /// The resolver resolved a step's conflict onto the run's branch.
+    #[serde(rename = "worktree:resolved")]
+    WorktreeResolved {
+        /// The step.
+        step: String,
+        /// The resolver.
+        resolver: String,
+        /// The run branch's new tip.
+        commit: String,
+    },
     /// Something the user should know that changes nothing by itself.
     #[serde(rename = "warning")]
     Warning {
@@ -351,7 +477,11 @@ impl EventKind {
             | EventKind::QuestionAnswered { step, .. }
             | EventKind::ApprovalRequested { step, .. }
             | EventKind::ApprovalDecided { step, .. }
-            | EventKind::Pattern { step, .. } => Some(step),
+            | EventKind::Pattern { step, .. }
+            | EventKind::ClaimConflict { step, .. }
+            | EventKind::WorktreeMerged { step, .. }
+            | EventKind::WorktreeConflict { step, .. }
+            | EventKind::WorktreeResolved { step, .. } => Some(step),
             _ => None,
         }
     }

@@ -26,6 +26,7 @@ mod settings;
 pub mod snapshot;
 pub mod store;
 pub mod trajectory;
+pub mod worktrees;
 
 pub use clock::{now_rfc3339, rfc3339};
 pub use exec::EXIT_INSTRUCTION;

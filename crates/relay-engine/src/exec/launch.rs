@@ -33,6 +33,12 @@ pub(super) fn base_env<L: Launcher>(shared: &Shared<L>, job: &StepJob) -> Vec<(S
     if let Some(a) = job.agent() {
         env.push(("AGENT_RELAY_NAME".to_string(), a.name.clone()));
     }
+    if let Some(w) = &shared.worktrees {
+        env.push((
+            crate::worktrees::RUN_BRANCH_ENV.to_string(),
+            w.run_branch().to_string(),
+        ));
+    }
     env.extend(shared.messaging.env(job.agent().map(|a| a.name.as_str())));
     env
 }

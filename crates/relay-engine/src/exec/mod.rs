@@ -24,6 +24,7 @@ use crate::job::{Launch, StepJob, Work};
 use crate::messaging::RunMessaging;
 use crate::outcome::StepOutcome;
 use crate::settings::Settings;
+use crate::worktrees::{Conflict, Left, Resolution, RunWorktrees};
 use verify::{Attempt, AttemptEnd, CheckEnv, Verdict, judge};
 
 /// What every attempt of a run shares.
@@ -38,6 +39,8 @@ pub(crate) struct Shared<L: Launcher> {
     pub events: UnboundedSender<EventKind>,
     /// The run's messaging: broker, socket, agents' states.
     pub messaging: Arc<RunMessaging>,
+    /// The agents' git worktrees, when any agent has one.
+    pub worktrees: Option<Arc<RunWorktrees>>,
 }
 
 /// Runs attempt `launch` to its verdict. `cancel` ends it early.
@@ -55,12 +58,91 @@ pub(crate) async fn run_attempt<L: Launcher>(
             why: format!("cannot write {}: {e}", job.step_dir.display()),
         };
     }
+    let started_ms = relay_state::now_ms();
+    // `{{state.KEY}}` is read now, as the attempt starts. A key nobody has set yet fails
+    // the attempt (and may be set before a retry); a backend that fails stops the run.
+    let mut launch = launch;
+    if let Some(slots) = &job.state {
+        let values = match shared.messaging.state_values(&slots.keys()).await {
+            Ok(v) => v,
+            Err(e) => {
+                return StepOutcome::Broken {
+                    why: format!("cannot read the shared state: {e}"),
+                };
+            }
+        };
+        match slots.fill(&launch.text, &values) {
+            Ok(text) => launch.text = text,
+            Err(reason) => {
+                return StepOutcome::Failed {
+                    output: String::new(),
+                    reason,
+                    exit_code: None,
+                    retryable: true,
+                };
+            }
+        }
+    }
+    // An agent with a worktree works there: made, or brought up to the run's branch.
+    let tree = match (&shared.worktrees, &job.work) {
+        (Some(w), Work::Agent(a)) if w.uses(&a.name) => Some((w.clone(), a.name.clone())),
+        _ => None,
+    };
+    let mut job = job;
+    if let Some((w, agent)) = &tree {
+        match w.enter(agent, &job.cwd).await {
+            Ok(entered) => {
+                if let Some((path, branch, copied)) = entered.created {
+                    let _ = shared.events.send(EventKind::WorktreeCreated {
+                        agent: agent.clone(),
+                        branch,
+                        path: path.display().to_string(),
+                        copied,
+                    });
+                }
+                if let Some(why) = entered.not_synced {
+                    let _ = shared.events.send(EventKind::Warning {
+                        message: format!(
+                            "step `{}`: the run's branch could not be merged into `{agent}`'s worktree; it works without the latest changes: {why}",
+                            job.label
+                        ),
+                    });
+                }
+                let mut moved = (*job).clone();
+                moved.cwd = entered.cwd;
+                job = Arc::new(moved);
+                launch.job = job.clone();
+            }
+            Err(e) => {
+                return StepOutcome::Broken {
+                    why: format!("cannot prepare the worktree of `{agent}`: {e}"),
+                };
+            }
+        }
+    }
     if let Work::Repair { agent, protect } = &job.work {
         return repair_attempt(&shared, &launch, agent, protect, &cancel).await;
     }
     let attempt = match run_it(&shared, &launch, &cancel).await {
         Ok(a) => a,
         Err(why) => return StepOutcome::Broken { why },
+    };
+    // Files changed under another agent's claim: recorded, and with
+    // `coordination.claims: enforce` the attempt fails.
+    let claims_failure = match job.agent() {
+        Some(agent) => {
+            shared
+                .messaging
+                .check_claims(
+                    &job.label,
+                    &agent.name,
+                    &job.cwd,
+                    started_ms,
+                    &shared.events,
+                )
+                .await
+        }
+        None => None,
     };
     if matches!(
         attempt.end,
@@ -115,6 +197,45 @@ pub(crate) async fn run_attempt<L: Launcher>(
         },
     )
     .await;
+    // The step's changes go onto its agent's branch, and into the run's branch when it
+    // passed; a conflict loses neither side.
+    if let Some((w, agent)) = &tree {
+        let passed = matches!(verdict, Verdict::Pass) && claims_failure.is_none();
+        match w.leave(&job.label, agent, passed).await {
+            Ok(Left::Merged { commit }) => {
+                let _ = shared.events.send(EventKind::WorktreeMerged {
+                    step: job.label.clone(),
+                    agent: agent.clone(),
+                    branch: w.branch_of(agent),
+                    commit,
+                });
+            }
+            Ok(Left::Conflict(c)) => {
+                let _ = shared.events.send(EventKind::WorktreeConflict {
+                    step: job.label.clone(),
+                    agent: agent.clone(),
+                    branch: c.branch.clone(),
+                    files: c.files.clone(),
+                    report: c.report.display().to_string(),
+                });
+                return conflicted(&shared, &launch, w, &c, attempt, &cancel).await;
+            }
+            Ok(Left::Unchanged | Left::Kept { .. }) => {}
+            Err(e) => {
+                return StepOutcome::Broken {
+                    why: format!("cannot commit or merge the work of `{agent}`: {e}"),
+                };
+            }
+        }
+    }
+    if let Some(reason) = claims_failure {
+        return StepOutcome::Failed {
+            output: attempt.output,
+            reason,
+            exit_code: attempt.exit_code,
+            retryable: false,
+        };
+    }
     match verdict {
         Verdict::Pass => StepOutcome::Completed {
             output: attempt.output,
@@ -130,6 +251,105 @@ pub(crate) async fn run_attempt<L: Launcher>(
             retryable,
         },
     }
+}
+
+/// A step whose changes conflicted with the run's branch: the resolver (when named)
+/// gets the merge to resolve; the step completes when it lands on the run's branch, and
+/// fails, both versions kept, when it does not.
+async fn conflicted<L: Launcher>(
+    shared: &Arc<Shared<L>>,
+    launch: &Launch,
+    w: &Arc<RunWorktrees>,
+    c: &Conflict,
+    attempt: Attempt,
+    cancel: &CancellationToken,
+) -> StepOutcome {
+    let job = &launch.job;
+    let kept = format!(
+        "merge conflict with the run's branch in {}: both versions are kept (branch `{}`, report {})",
+        c.files.join(", "),
+        c.branch,
+        c.report.display()
+    );
+    let failed = |reason: String| StepOutcome::Failed {
+        output: attempt.output.clone(),
+        reason,
+        exit_code: attempt.exit_code,
+        retryable: false,
+    };
+    let Some(resolver) = w.resolver().cloned() else {
+        return failed(kept);
+    };
+    let path = match w.start_resolving(&job.label, c).await {
+        Ok(p) => p,
+        Err(e) => return failed(format!("{kept}; the resolver could not start: {e}")),
+    };
+    let mut rjob = (**job).clone();
+    rjob.work = Work::Agent(Box::new(resolver.clone()));
+    rjob.cwd = path.clone();
+    rjob.check = None;
+    rjob.state = None;
+    rjob.append_board = false;
+    rjob.step_dir = job.step_dir.join("resolve");
+    if let Err(e) = crate::store::create_private_dir(&rjob.step_dir).await {
+        return StepOutcome::Broken {
+            why: format!("cannot write {}: {e}", rjob.step_dir.display()),
+        };
+    }
+    let agent = job.agent().map(|a| a.name.clone()).unwrap_or_default();
+    let text = resolve_task(&job.label, &agent, w.run_branch(), c);
+    let rlaunch = Launch {
+        job: Arc::new(rjob),
+        attempt: launch.attempt,
+        text,
+    };
+    let ran = run_it(shared, &rlaunch, cancel).await;
+    if let Ok(a) = &ran {
+        let out = rlaunch.job.step_dir.join("output.txt");
+        let _ = crate::store::write_atomic(&out, a.output.as_bytes()).await;
+    }
+    if cancel.is_cancelled() {
+        return StepOutcome::Cancelled {
+            output: attempt.output,
+        };
+    }
+    let resolution = match ran {
+        Ok(_) => w.finish_resolving(&job.label, &path, c).await,
+        Err(why) => Ok(Resolution::Unresolved(format!("it could not run: {why}"))),
+    };
+    match resolution {
+        Ok(Resolution::Resolved { commit }) => {
+            let _ = shared.events.send(EventKind::WorktreeResolved {
+                step: job.label.clone(),
+                resolver: resolver.name.clone(),
+                commit,
+            });
+            StepOutcome::Completed {
+                output: attempt.output,
+                exit_code: attempt.exit_code,
+            }
+        }
+        Ok(Resolution::Unresolved(why)) => failed(format!(
+            "{kept}; the resolver `{}` did not resolve it: {why}",
+            resolver.name
+        )),
+        Err(e) => failed(format!("{kept}; resolving failed: {e}")),
+    }
+}
+
+/// What the resolver is asked to do.
+fn resolve_task(step: &str, agent: &str, run_branch: &str, c: &Conflict) -> String {
+    format!(
+        "Resolve a merge conflict. The run's branch `{run_branch}` and `{}` (the work of agent \
+         `{agent}` on step `{step}`) changed the same lines of: {}.\n\
+         This directory has that merge in progress: the conflicted files contain conflict \
+         markers (<<<<<<<, =======, >>>>>>>). Edit each file so it keeps what both sides \
+         meant, remove every marker, and finish. Do not commit, switch branches or abort the \
+         merge. The full report: {}",
+        c.branch,
+        c.files.join(", "),
+        c.report.display()
+    )
 }
 
 /// The outcome of an attempt that runs nothing: a step only a hosted service could do
@@ -175,7 +395,7 @@ async fn run_it<L: Launcher>(
     let job = &launch.job;
     let mut text = launch.text.clone();
     if job.append_board {
-        text.push_str(&shared.messaging.board_section());
+        text.push_str(&shared.messaging.board_section().await);
     }
     match &job.work {
         Work::Agent(agent) if agent.is_interactive() && !shared.rehearse => {

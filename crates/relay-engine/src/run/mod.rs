@@ -41,6 +41,7 @@ use crate::outcome::{RunSummary, StepStatus};
 use crate::settings::Settings;
 use crate::snapshot::Snapshot;
 use crate::store::{CANCEL_REQUEST, RunStore, StoreError};
+use crate::worktrees::RunWorktrees;
 use log::EventLog;
 use state::{Preset, RunSetup, RunState};
 
@@ -147,6 +148,9 @@ pub enum EngineError {
     /// A for-each loop's glob is not valid or could not be listed.
     #[error("{0}")]
     LoopFiles(String),
+    /// Agents with worktrees cannot have them here.
+    #[error(transparent)]
+    Worktrees(#[from] crate::worktrees::WorktreeError),
 }
 
 /// A new run id: sortable time stamp plus a random suffix.
@@ -187,6 +191,7 @@ pub async fn run<L: Launcher>(
     // A resumed run passed its checks when it started.
     let resuming = req.resume.as_ref().is_some_and(|r| r.same_run);
     if !resuming {
+        crate::worktrees::preflight(file, &req.workdir).await?;
         preflight::run_checks(
             launcher.as_ref(),
             wf,
@@ -227,6 +232,7 @@ pub async fn run<L: Launcher>(
         .collect();
     let messaging = RunMessaging::start(
         log.store.dir(),
+        &req.workdir,
         &run_id,
         file,
         wf,
@@ -235,6 +241,39 @@ pub async fn run<L: Launcher>(
         &done,
     )
     .await?;
+    let worktrees = match RunWorktrees::open(
+        file,
+        &req.workdir,
+        log.store.dir(),
+        &run_id,
+        req.resume.is_some(),
+    )
+    .await
+    {
+        Ok(w) => w,
+        Err(e) => {
+            // Nothing has run yet; the run ends as failed with the reason.
+            let reason = e.to_string();
+            log.record(EventKind::RunFailed {
+                reason,
+                duration_ms: 0,
+            })
+            .await?;
+            messaging.shutdown().await;
+            if let Some(w) = watchdog {
+                w.disarm();
+            }
+            return Err(e.into());
+        }
+    };
+    if let Some(w) = &worktrees {
+        log.record(EventKind::WorktreeRunBranch {
+            branch: w.run_branch().to_string(),
+            base: w.base().to_string(),
+            repo: w.repo().display().to_string(),
+        })
+        .await?;
+    }
     let (ev_tx, ev_rx) = tokio::sync::mpsc::unbounded_channel::<EventKind>();
     messaging.attach(&ev_tx);
     let swarm = file.swarm.clone().unwrap_or_default();
@@ -252,6 +291,7 @@ pub async fn run<L: Launcher>(
         }),
         events: ev_tx,
         messaging: messaging.clone(),
+        worktrees: worktrees.clone(),
     });
     let state = RunState::new(
         RunSetup {
@@ -286,6 +326,12 @@ pub async fn run<L: Launcher>(
     let summary = driver::drive(shared, state, &mut log, &req.cancel, why, ev_rx).await;
     // Whatever is still queued fails now, with the run's end as the reason.
     messaging.shutdown().await;
+    // Agents have stopped: what they left is committed and their worktrees go.
+    if let Some(w) = &worktrees
+        && let Err(e) = w.close().await
+    {
+        tracing::warn!("run {run_id}: worktrees not cleaned up: {e}");
+    }
     // Processes that left their agent's group (`setsid`) still carry the run's id.
     let me = std::process::id().to_string();
     relay_broker::procscan::end_groups_with_envs(

@@ -563,3 +563,55 @@ fn loop_and_output_names_are_not_missing_variables() {
         ["mode", "who"]
     );
 }
+
+#[test]
+fn worktree_settings_are_checked() {
+    let src = "name: t\nagents:\n  - {name: dev, cli: claude, worktree: true}\n  - {name: fixer, cli: codex}\nswarm:\n  resolver: fixr\n  worktreeInclude: ['.env', '../secrets', '/etc/passwd', '']\nworkflows:\n  - name: w\n    steps:\n      - {name: a, agent: dev, task: go}\n";
+    let loaded = parse(src, "w.yaml").unwrap();
+    let r = validate(&loaded, None);
+    let e: Vec<(String, Option<u64>)> = r
+        .errors()
+        .map(|d| (d.message.clone(), d.pos.map(|p| p.line)))
+        .collect();
+    assert!(
+        e.iter().any(
+            |(m, line)| m.contains("swarm.resolver names unknown agent `fixr`")
+                && m.contains("`fixer`")
+                && *line == Some(6)
+        ),
+        "{e:?}"
+    );
+    for bad in ["`../secrets`", "`/etc/passwd`", "empty path"] {
+        assert!(
+            e.iter()
+                .any(|(m, line)| m.contains(bad) && *line == Some(7)),
+            "{bad}: {e:?}"
+        );
+    }
+    assert!(
+        !e.iter().any(|(m, _)| m.contains("`.env`")),
+        "a relative path is fine: {e:?}"
+    );
+}
+
+#[test]
+fn worktree_settings_without_worktree_agents_are_a_warning() {
+    let src = "name: t\nagents:\n  - {name: dev, cli: claude}\nswarm: {keepWorktrees: true}\nworkflows:\n  - name: w\n    steps:\n      - {name: a, agent: dev, task: go}\n";
+    let r = validate(&parse(src, "w.yaml").unwrap(), None);
+    assert!(!r.has_errors());
+    assert!(
+        r.warnings().any(|d| d.message.contains("no agent has one")),
+        "{:?}",
+        r.diagnostics
+    );
+    let on = "name: t\nagents:\n  - {name: dev, cli: claude}\n  - {name: ops, cli: claude, worktree: false}\nswarm: {worktrees: per-agent, keepWorktrees: true}\nworkflows:\n  - name: w\n    steps:\n      - {name: a, agent: dev, task: go}\n";
+    let loaded = parse(on, "w.yaml").unwrap();
+    let r = validate(&loaded, None);
+    assert!(r.diagnostics.is_empty(), "{:?}", r.diagnostics);
+    let f = &loaded.file;
+    assert!(f.has_worktree(f.agent("dev").unwrap()));
+    assert!(
+        !f.has_worktree(f.agent("ops").unwrap()),
+        "an agent may opt out"
+    );
+}
