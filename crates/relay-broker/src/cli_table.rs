@@ -35,7 +35,24 @@ pub struct CliProfile {
     /// shown. Only text that goes away again belongs here (gemini's "Initializing..."
     /// line stays in the conversation).
     pub busy_cues: &'static [&'static str],
+    /// Flags that put the CLI in its own read-only mode, used instead of the bypass flags
+    /// for `readonly` agents (on top of the kernel's enforcement); empty when it has none.
+    pub readonly_flags: &'static [&'static str],
+    /// Interactive sessions: read-only flags when they differ from the one-shot ones.
+    pub readonly_interactive_flags: Option<&'static [&'static str]>,
+    /// The CLI's own state (settings, sessions, caches): writable whatever an agent's
+    /// file rules say, so the CLI works. `~/` is the home directory; a trailing `/` marks
+    /// a directory (created when missing).
+    pub state_paths: &'static [&'static str],
+    /// How the CLI reports token usage one-shot: the flags that ask for it and the shape
+    /// of what it prints; `None` when it does not.
+    pub usage: Option<(&'static [&'static str], UsageFormat)>,
+    /// Case-insensitive regular expressions for the CLI's own "rate or usage limit
+    /// reached" messages (beyond an HTTP 429, which every CLI is checked for).
+    pub rate_limit_patterns: &'static [&'static str],
 }
+
+pub use crate::usage::UsageFormat;
 
 const PROFILES: [CliProfile; 10] = [
     CliProfile {
@@ -49,6 +66,24 @@ const PROFILES: [CliProfile; 10] = [
         busy_cues: &[],
         prompt_glyphs: &[],
         reply_glyphs: &["●"],
+        readonly_flags: &["--permission-mode", "plan"],
+        readonly_interactive_flags: None,
+        state_paths: &[
+            "~/.claude/",
+            "~/.claude.json",
+            "~/.claude.json.backup",
+            "~/.cache/",
+            "~/.npm/",
+        ],
+        usage: Some((
+            &["--output-format", "stream-json", "--verbose"],
+            UsageFormat::ClaudeStream,
+        )),
+        rate_limit_patterns: &[
+            r"usage limit reached",
+            r"(5-hour|weekly|session) limit reached",
+            r"rate[_ ]limit(ed|_error)?\b",
+        ],
     },
     CliProfile {
         cli: Cli::Codex,
@@ -61,6 +96,20 @@ const PROFILES: [CliProfile; 10] = [
         busy_cues: &[],
         prompt_glyphs: &[],
         reply_glyphs: &["•"],
+        readonly_flags: &["--sandbox", "read-only"],
+        readonly_interactive_flags: Some(&[
+            "--sandbox",
+            "read-only",
+            "--ask-for-approval",
+            "never",
+        ]),
+        state_paths: &["~/.codex/", "~/.cache/"],
+        usage: Some((&["--json"], UsageFormat::CodexJson)),
+        rate_limit_patterns: &[
+            r"you've hit your usage limit",
+            r"rate limit (reached|exceeded)",
+            r"too many requests",
+        ],
     },
     CliProfile {
         cli: Cli::Gemini,
@@ -73,6 +122,14 @@ const PROFILES: [CliProfile; 10] = [
         busy_cues: &["Queued (press"],
         prompt_glyphs: &["*"],
         reply_glyphs: &["✦"],
+        readonly_flags: &["--approval-mode", "plan"],
+        readonly_interactive_flags: None,
+        state_paths: &["~/.gemini/", "~/.cache/", "~/.npm/"],
+        usage: Some((
+            &["--output-format", "stream-json"],
+            UsageFormat::GeminiStream,
+        )),
+        rate_limit_patterns: &[r"quota exceeded", r"resource[_ ]exhausted", r"rate limit"],
     },
     CliProfile {
         cli: Cli::Aider,
@@ -85,6 +142,11 @@ const PROFILES: [CliProfile; 10] = [
         busy_cues: &[],
         prompt_glyphs: &[],
         reply_glyphs: &[],
+        readonly_flags: &["--yes-always", "--no-git", "--dry-run"],
+        readonly_interactive_flags: None,
+        state_paths: &["~/.aider/", "~/.cache/"],
+        usage: None,
+        rate_limit_patterns: &[r"ratelimiterror", r"rate limit"],
     },
     CliProfile {
         cli: Cli::Goose,
@@ -97,6 +159,16 @@ const PROFILES: [CliProfile; 10] = [
         busy_cues: &[],
         prompt_glyphs: &[],
         reply_glyphs: &[],
+        readonly_flags: &[],
+        readonly_interactive_flags: None,
+        state_paths: &[
+            "~/.config/goose/",
+            "~/.local/share/goose/",
+            "~/.local/state/goose/",
+            "~/.cache/",
+        ],
+        usage: None,
+        rate_limit_patterns: &[r"rate limit"],
     },
     CliProfile {
         cli: Cli::Opencode,
@@ -109,6 +181,16 @@ const PROFILES: [CliProfile; 10] = [
         busy_cues: &[],
         prompt_glyphs: &[],
         reply_glyphs: &[],
+        readonly_flags: &["--agent", "plan"],
+        readonly_interactive_flags: None,
+        state_paths: &[
+            "~/.config/opencode/",
+            "~/.local/share/opencode/",
+            "~/.local/state/opencode/",
+            "~/.cache/",
+        ],
+        usage: Some((&["--format", "json"], UsageFormat::OpencodeJson)),
+        rate_limit_patterns: &[r"rate limit", r"too many requests"],
     },
     CliProfile {
         cli: Cli::Droid,
@@ -121,6 +203,11 @@ const PROFILES: [CliProfile; 10] = [
         busy_cues: &[],
         prompt_glyphs: &[],
         reply_glyphs: &[],
+        readonly_flags: &[],
+        readonly_interactive_flags: None,
+        state_paths: &["~/.factory/", "~/.cache/"],
+        usage: None,
+        rate_limit_patterns: &[r"rate limit"],
     },
     // Cursor's CLI, under each name the format accepts for it.
     CliProfile {
@@ -134,6 +221,11 @@ const PROFILES: [CliProfile; 10] = [
         busy_cues: &[],
         prompt_glyphs: &[],
         reply_glyphs: &[],
+        readonly_flags: &[],
+        readonly_interactive_flags: None,
+        state_paths: &["~/.cursor/", "~/.config/cursor/", "~/.cache/"],
+        usage: None,
+        rate_limit_patterns: &[r"rate limit", r"usage limit"],
     },
     // Cursor's CLI, under each name the format accepts for it.
     CliProfile {
@@ -147,6 +239,11 @@ const PROFILES: [CliProfile; 10] = [
         busy_cues: &[],
         prompt_glyphs: &[],
         reply_glyphs: &[],
+        readonly_flags: &[],
+        readonly_interactive_flags: None,
+        state_paths: &["~/.cursor/", "~/.config/cursor/", "~/.cache/"],
+        usage: None,
+        rate_limit_patterns: &[r"rate limit", r"usage limit"],
     },
     // Cursor's CLI, under each name the format accepts for it.
     CliProfile {
@@ -160,6 +257,11 @@ const PROFILES: [CliProfile; 10] = [
         busy_cues: &[],
         prompt_glyphs: &[],
         reply_glyphs: &[],
+        readonly_flags: &[],
+        readonly_interactive_flags: None,
+        state_paths: &["~/.cursor/", "~/.config/cursor/", "~/.cache/"],
+        usage: None,
+        rate_limit_patterns: &[r"rate limit", r"usage limit"],
     },
 ];
 
@@ -172,17 +274,50 @@ pub fn profile(cli: Cli) -> &'static CliProfile {
         .unwrap_or(&PROFILES[0])
 }
 
+/// How a CLI is asked to run, beyond its task and model.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Invocation {
+    /// In its own read-only mode (its read-only flags instead of its bypass flags).
+    pub readonly: bool,
+    /// With structured output that reports token usage (one-shot), where it has one.
+    pub usage: bool,
+}
+
+/// The permission flags of `cli` for `how`: its bypass flags, or its read-only flags.
+fn permission_flags(p: &CliProfile, how: Invocation, interactive: bool) -> Vec<String> {
+    let flags: &[&str] = match (how.readonly, interactive) {
+        (false, _) => p.bypass_flags,
+        (true, true) => p.readonly_interactive_flags.unwrap_or(p.readonly_flags),
+        (true, false) => p.readonly_flags,
+    };
+    flags.iter().map(|s| s.to_string()).collect()
+}
+
+/// The flags that make `cli` report usage one-shot, when asked for and it has them.
+fn usage_flags(p: &CliProfile, how: Invocation) -> Vec<String> {
+    match (how.usage, p.usage) {
+        (true, Some((flags, _))) => flags.iter().map(|s| s.to_string()).collect(),
+        _ => Vec::new(),
+    }
+}
+
+/// The shape of `cli`'s one-shot output under `how`: structured (with usage), or text.
+pub fn usage_format(cli: Cli, how: Invocation) -> Option<UsageFormat> {
+    profile(cli).usage.filter(|_| how.usage).map(|(_, f)| f)
+}
+
 /// argv (without the program) for a one-shot run of `task`.
 ///
 /// Shapes follow each CLI's non-interactive mode: `claude -p TASK`, `codex exec TASK`,
 /// `gemini -p TASK`, `opencode run TASK`, `droid exec TASK`,
 /// `aider --message TASK --yes-always --no-git`, `goose run --text TASK --no-session`.
-pub fn oneshot_args(cli: Cli, model: Option<&str>, task: &str) -> Vec<String> {
+pub fn oneshot_args(cli: Cli, model: Option<&str>, task: &str, how: Invocation) -> Vec<String> {
     let p = profile(cli);
     let mut args: Vec<String> = Vec::new();
     // Cursor's CLI: `cursor-agent --force -p TASK [--model M]`.
     if cli.is_cursor() {
-        args.extend(["--force".to_string(), "-p".into(), task.into()]);
+        args.extend(permission_flags(p, how, false));
+        args.extend(["-p".to_string(), task.into()]);
         if let Some(m) = model {
             args.extend([p.model_flag.to_string(), m.into()]);
         }
@@ -196,12 +331,16 @@ pub fn oneshot_args(cli: Cli, model: Option<&str>, task: &str) -> Vec<String> {
         Cli::Opencode => args.push("run".into()),
         Cli::Droid => {
             args.push("exec".into());
-            args.push("--skip-permissions-unsafe".into());
+            // `droid exec` is read-only unless told otherwise.
+            if !how.readonly {
+                args.push("--skip-permissions-unsafe".into());
+            }
         }
         Cli::Goose => args.push("run".into()),
         _ => {}
     }
-    args.extend(p.bypass_flags.iter().map(|s| s.to_string()));
+    args.extend(permission_flags(p, how, false));
+    args.extend(usage_flags(p, how));
     if let Some(m) = model {
         args.push(p.model_flag.into());
         args.push(m.into());
@@ -228,13 +367,13 @@ pub fn oneshot_args(cli: Cli, model: Option<&str>, task: &str) -> Vec<String> {
 }
 
 /// argv (without the program) for an interactive session; the task is typed in later.
-pub fn interactive_args(cli: Cli, model: Option<&str>) -> Vec<String> {
+pub fn interactive_args(cli: Cli, model: Option<&str>, how: Invocation) -> Vec<String> {
     let p = profile(cli);
     let mut args: Vec<String> = Vec::new();
     if cli == Cli::Goose {
         args.push("session".into());
     }
-    args.extend(p.bypass_flags.iter().map(|s| s.to_string()));
+    args.extend(permission_flags(p, how, true));
     if let Some(m) = model {
         args.push(p.model_flag.into());
         args.push(m.into());
@@ -262,7 +401,7 @@ mod tests {
     #[test]
     fn oneshot_shapes_match_the_cli_modes() {
         assert_eq!(
-            oneshot_args(Cli::Claude, Some("opus"), "do it"),
+            oneshot_args(Cli::Claude, Some("opus"), "do it", Invocation::default()),
             [
                 "--dangerously-skip-permissions",
                 "--model",
@@ -272,7 +411,7 @@ mod tests {
             ]
         );
         assert_eq!(
-            oneshot_args(Cli::Codex, None, "t"),
+            oneshot_args(Cli::Codex, None, "t", Invocation::default()),
             [
                 "exec",
                 "--skip-git-repo-check",
@@ -280,37 +419,101 @@ mod tests {
                 "t"
             ]
         );
-        assert_eq!(oneshot_args(Cli::Gemini, None, "t"), ["--yolo", "-p", "t"]);
-        assert_eq!(oneshot_args(Cli::Opencode, None, "t"), ["run", "t"]);
         assert_eq!(
-            oneshot_args(Cli::Aider, None, "t"),
+            oneshot_args(Cli::Gemini, None, "t", Invocation::default()),
+            ["--yolo", "-p", "t"]
+        );
+        assert_eq!(
+            oneshot_args(Cli::Opencode, None, "t", Invocation::default()),
+            ["run", "t"]
+        );
+        assert_eq!(
+            oneshot_args(Cli::Aider, None, "t", Invocation::default()),
             ["--yes-always", "--no-git", "--message", "t"]
         );
         assert_eq!(
-            oneshot_args(Cli::Goose, None, "t"),
+            oneshot_args(Cli::Goose, None, "t", Invocation::default()),
             ["run", "--no-session", "--text", "t"]
         );
         assert_eq!(
-            oneshot_args(Cli::Droid, None, "t"),
+            oneshot_args(Cli::Droid, None, "t", Invocation::default()),
             ["exec", "--skip-permissions-unsafe", "t"]
         );
         for cursor in [Cli::Cursor, Cli::CursorAgent, Cli::Agent] {
             assert_eq!(
-                oneshot_args(cursor, Some("gpt-5"), "t"),
+                oneshot_args(cursor, Some("gpt-5"), "t", Invocation::default()),
                 ["--force", "-p", "t", "--model", "gpt-5"]
             );
-            assert_eq!(interactive_args(cursor, None), ["--force"]);
+            assert_eq!(
+                interactive_args(cursor, None, Invocation::default()),
+                ["--force"]
+            );
         }
+    }
+
+    #[test]
+    fn readonly_agents_get_each_clis_own_read_only_mode_and_usage_its_structured_output() {
+        let ro = Invocation {
+            readonly: true,
+            usage: false,
+        };
+        assert_eq!(
+            oneshot_args(Cli::Claude, None, "t", ro),
+            ["--permission-mode", "plan", "-p", "t"]
+        );
+        assert_eq!(
+            oneshot_args(Cli::Codex, None, "t", ro),
+            [
+                "exec",
+                "--skip-git-repo-check",
+                "--sandbox",
+                "read-only",
+                "t"
+            ]
+        );
+        assert_eq!(
+            interactive_args(Cli::Codex, None, ro),
+            ["--sandbox", "read-only", "--ask-for-approval", "never"]
+        );
+        assert_eq!(
+            oneshot_args(Cli::Gemini, None, "t", ro),
+            ["--approval-mode", "plan", "-p", "t"]
+        );
+        assert_eq!(oneshot_args(Cli::Droid, None, "t", ro), ["exec", "t"]);
+        let usage = Invocation {
+            readonly: false,
+            usage: true,
+        };
+        assert_eq!(
+            oneshot_args(Cli::Claude, None, "t", usage),
+            [
+                "--dangerously-skip-permissions",
+                "--output-format",
+                "stream-json",
+                "--verbose",
+                "-p",
+                "t"
+            ]
+        );
+        assert_eq!(
+            oneshot_args(Cli::Opencode, None, "t", usage),
+            ["run", "--format", "json", "t"]
+        );
+        assert_eq!(usage_format(Cli::Aider, usage), None);
+        assert_eq!(
+            usage_format(Cli::Codex, usage),
+            Some(UsageFormat::CodexJson)
+        );
     }
 
     #[test]
     fn interactive_args_carry_no_task() {
         assert_eq!(
-            interactive_args(Cli::Claude, None),
+            interactive_args(Cli::Claude, None, Invocation::default()),
             ["--dangerously-skip-permissions"]
         );
         assert_eq!(
-            interactive_args(Cli::Gemini, Some("flash")),
+            interactive_args(Cli::Gemini, Some("flash"), Invocation::default()),
             ["--yolo", "--model", "flash"]
         );
     }

@@ -92,6 +92,7 @@ pub fn resume(id: &str, out: Output) -> CliResult {
             checked,
             vars: plan.vars,
             rehearse: plan.rehearse,
+            allow_unenforced: plan.allow_unenforced,
             resume: Some(plan.resume),
             workdir: wd,
         },

@@ -91,6 +91,46 @@ pub enum EventKind {
         /// Attempts it took.
         attempts: u32,
     },
+    /// The kernel confines an attempt's process to these rules (agent permissions).
+    #[serde(rename = "agent:sandboxed")]
+    AgentSandboxed {
+        /// Step name.
+        step: String,
+        /// Attempt number.
+        attempt: u32,
+        /// The rules, in words.
+        rules: Vec<String>,
+    },
+    /// Tokens an attempt used, as its CLI reported them, and what they cost.
+    #[serde(rename = "step:usage")]
+    StepUsage {
+        /// Step name.
+        step: String,
+        /// Attempt number.
+        attempt: u32,
+        /// Tokens by kind.
+        usage: relay_broker::usage::Usage,
+        /// Every token of every kind.
+        total_tokens: u64,
+        /// The model it was priced as.
+        #[serde(skip_serializing_if = "Option::is_none", default)]
+        model: Option<String>,
+        /// Cost in US dollars, when the model has a price.
+        #[serde(skip_serializing_if = "Option::is_none", default)]
+        cost_usd: Option<f64>,
+    },
+    /// A running agent passed its `maxTokens` and was stopped.
+    #[serde(rename = "step:token-limit")]
+    StepTokenLimit {
+        /// Step name.
+        step: String,
+        /// Attempt number.
+        attempt: u32,
+        /// The limit.
+        max_tokens: u64,
+        /// Tokens it had used.
+        used: u64,
+    },
     /// An interactive agent went idle.
     #[serde(rename = "agent:idle")]
     AgentIdle {
@@ -298,6 +338,9 @@ impl EventKind {
         match self {
             EventKind::StepStarted { step, .. }
             | EventKind::AgentSpawned { step, .. }
+            | EventKind::AgentSandboxed { step, .. }
+            | EventKind::StepUsage { step, .. }
+            | EventKind::StepTokenLimit { step, .. }
             | EventKind::AgentReady { step, .. }
             | EventKind::TaskDelivered { step, .. }
             | EventKind::AgentIdle { step }

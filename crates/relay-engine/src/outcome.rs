@@ -131,6 +131,12 @@ pub struct StepSummary {
     pub output: String,
     /// Why it failed or was skipped.
     pub reason: Option<String>,
+    /// Tokens its attempts used, when their CLIs reported them.
+    #[serde(skip_serializing_if = "Option::is_none", default)]
+    pub usage: Option<relay_broker::usage::Usage>,
+    /// What they cost in US dollars, when their models have a price.
+    #[serde(skip_serializing_if = "Option::is_none", default)]
+    pub cost_usd: Option<f64>,
 }
 
 /// Terminal status of a run.
@@ -180,6 +186,12 @@ pub struct RunSummary {
     /// Set when the run stopped because the machine failed it.
     #[serde(skip_serializing_if = "Option::is_none", default)]
     pub runtime_error: Option<String>,
+    /// Tokens all attempts used, when their CLIs reported them.
+    #[serde(skip_serializing_if = "Option::is_none", default)]
+    pub usage: Option<relay_broker::usage::Usage>,
+    /// What they cost in US dollars, when their models have a price.
+    #[serde(skip_serializing_if = "Option::is_none", default)]
+    pub cost_usd: Option<f64>,
     /// The git worktrees its worktree steps made (absolute paths).
     #[serde(skip_serializing_if = "Vec::is_empty", default)]
     pub worktrees: Vec<String>,

@@ -251,6 +251,8 @@ fn completed_steps(dir: &Path, replay: &Snapshot) -> BTreeMap<String, StepSummar
                     duration_ms: s.duration_ms,
                     output: String::from_utf8_lossy(&output).into_owned(),
                     reason: s.reason.clone(),
+                    usage: s.usage,
+                    cost_usd: s.cost_usd,
                 },
             ))
         })
@@ -268,6 +270,8 @@ pub struct ResumePlan {
     pub vars: BTreeMap<String, String>,
     /// Whether it was a rehearsal.
     pub rehearse: bool,
+    /// Whether it was started with `--allow-unenforced`.
+    pub allow_unenforced: bool,
     /// The steps kept.
     pub resume: ResumeFrom,
     /// Set when the original file now differs from what was run: its path.
@@ -285,6 +289,8 @@ struct Meta {
     vars: BTreeMap<String, String>,
     #[serde(default)]
     rehearsal: bool,
+    #[serde(default)]
+    allow_unenforced: bool,
 }
 
 fn read_meta(dir: &Path, run_id: &str) -> Result<Meta, RunsError> {
@@ -337,6 +343,7 @@ pub fn prepare_resume(dir: &Path) -> Result<ResumePlan, RunsError> {
         workflow: meta.workflow,
         vars: meta.vars,
         rehearse: meta.rehearsal,
+        allow_unenforced: meta.allow_unenforced,
         resume: ResumeFrom {
             run_id,
             same_run: true,

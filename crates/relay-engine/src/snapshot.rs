@@ -58,6 +58,12 @@ pub struct StepRecord {
     /// Process groups its attempts ran in.
     #[serde(skip)]
     pub pgids: Vec<u32>,
+    /// Tokens its attempts used, as their CLIs reported them.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub usage: Option<relay_broker::usage::Usage>,
+    /// What they cost in US dollars, when their models have a price.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub cost_usd: Option<f64>,
 }
 
 impl StepRecord {
@@ -69,6 +75,8 @@ impl StepRecord {
             duration_ms: 0,
             reason: None,
             pgids: Vec::new(),
+            usage: None,
+            cost_usd: None,
         }
     }
 
@@ -190,6 +198,18 @@ impl Snapshot {
                 let s = self.step(step);
                 s.state = StepState::Running;
                 s.attempts = *attempt;
+            }
+            EventKind::StepUsage {
+                step,
+                usage,
+                cost_usd,
+                ..
+            } => {
+                let s = self.step(step);
+                s.usage = Some(s.usage.unwrap_or_default().plus(usage));
+                if let Some(c) = cost_usd {
+                    s.cost_usd = Some(s.cost_usd.unwrap_or(0.0) + c);
+                }
             }
             EventKind::AgentSpawned { step, pgid, .. } => {
                 let s = self.step(step);

@@ -4,7 +4,7 @@ use std::io::{IsTerminal, Write};
 use std::path::Path;
 
 use crate::argv::{self, Cli, Mode};
-use crate::{oneshot, script, tui};
+use crate::{oneshot, script, structured, tui};
 
 fn fail(msg: &str) -> ! {
     let _ = writeln!(std::io::stderr(), "{msg}");
@@ -50,6 +50,17 @@ pub(crate) fn main() -> ! {
             argv::json_array(&args)
         )),
         Ok(Mode::OneShot(task)) => oneshot::run(cli, &task),
+        Ok(Mode::OneShotStructured(task)) => {
+            let model = args
+                .iter()
+                .position(|a| a == "--model" || a == "-m")
+                .and_then(|i| args.get(i + 1).cloned())
+                .or_else(|| {
+                    args.iter()
+                        .find_map(|a| a.strip_prefix("--model=").map(str::to_owned))
+                });
+            structured::run(cli, &task, model)
+        }
         Ok(Mode::Interactive) if !std::io::stdin().is_terminal() => fail(&format!(
             "fake-agent({}): no task in the arguments and stdin is not a terminal; \
              give a one-shot task or run it in a PTY",

@@ -63,6 +63,11 @@ pub(crate) enum Marker {
         agent: String,
         code: i32,
     },
+    /// Report tokens used (structured one-shot output only), as one more model turn.
+    Usage {
+        input: u64,
+        output: u64,
+    },
 }
 
 /// The TUI-only settings a script carries.
@@ -159,6 +164,7 @@ fn marker(cmd: &str, arg: Option<&str>) -> Result<Marker, String> {
             | "emit"
             | "say-for"
             | "exit-for"
+            | "usage"
     );
     let no_arg = matches!(
         cmd,
@@ -254,6 +260,13 @@ fn marker(cmd: &str, arg: Option<&str>) -> Result<Marker, String> {
             },
             None => return bad("expected AGENT:KEY:FIRST|SECOND|..."),
         },
+        "usage" => match a
+            .split_once(':')
+            .and_then(|(i, o)| Some((i.trim().parse().ok()?, o.trim().parse().ok()?)))
+        {
+            Some((input, output)) => Marker::Usage { input, output },
+            None => return bad("expected INPUT:OUTPUT token counts"),
+        },
         "say-for" => match split(a) {
             Some((agent, text)) => Marker::SayFor {
                 agent,
@@ -283,6 +296,8 @@ pub(crate) trait Host {
     fn crash(&mut self) -> !;
     /// Ignores SIGTERM and SIGHUP from now on.
     fn ignore_term(&mut self);
+    /// Reports tokens used by one more model turn (where the output reports usage).
+    fn usage(&mut self, _input: u64, _output: u64) {}
 }
 
 /// Runs `markers` of `task` in order.
@@ -290,6 +305,7 @@ pub(crate) fn run(markers: &[Marker], task: &str, host: &mut dyn Host) {
     for m in markers {
         match m {
             Marker::Say(text) => host.reply(text),
+            Marker::Usage { input, output } => host.usage(*input, *output),
             // Echoed markers are defused so they do not act again in the next agent that
             // reads this output; `emit` passes one on on purpose.
             Marker::EchoTask => host.reply(&task.replace(OPEN, "[fake:")),

@@ -33,6 +33,10 @@ pub(crate) struct Shared<L: Launcher> {
     pub run_dir: PathBuf,
     pub self_bin: PathBuf,
     pub rehearse: bool,
+    /// Start agents whose permissions cannot all be enforced (`--allow-unenforced`).
+    pub allow_unenforced: bool,
+    /// Prices of the models, for the cost of each attempt.
+    pub prices: crate::prices::PriceTable,
     pub settings: Settings,
     pub nudge: Option<NudgePolicy>,
     pub events: UnboundedSender<EventKind>,
@@ -64,7 +68,10 @@ pub(crate) async fn run_attempt<L: Launcher>(
     };
     if matches!(
         attempt.end,
-        AttemptEnd::TimedOut(_) | AttemptEnd::Cancelled | AttemptEnd::ForceReleased
+        AttemptEnd::TimedOut(_)
+            | AttemptEnd::Cancelled
+            | AttemptEnd::ForceReleased
+            | AttemptEnd::TokenLimit(_)
     ) {
         // What left the attempt's group (`setsid`) still carries the step's name.
         relay_broker::procscan::end_groups_with_envs(
@@ -339,6 +346,14 @@ async fn process_attempt<L: Launcher>(
     spec: relay_broker::process::ProcessSpec,
     cancel: &CancellationToken,
 ) -> Result<Attempt, String> {
+    if let Some(sandbox) = &spec.sandbox {
+        let _ = shared.events.send(EventKind::AgentSandboxed {
+            step: job.label.clone(),
+            attempt,
+            rules: sandbox.describe(),
+        });
+    }
+    let max_tokens = spec.max_tokens;
     let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel();
     let fut = shared.launcher.run_process(spec, cancel.clone(), tx);
     tokio::pin!(fut);
@@ -369,6 +384,28 @@ async fn process_attempt<L: Launcher>(
             ),
         });
     }
+    if let Some(usage) = &out.usage {
+        let model = out.model.clone().or_else(|| {
+            job.agent()
+                .and_then(|a| a.effective_model().map(str::to_owned))
+        });
+        let _ = shared.events.send(EventKind::StepUsage {
+            step: job.label.clone(),
+            attempt,
+            usage: *usage,
+            total_tokens: usage.total(),
+            cost_usd: shared.prices.cost(model.as_deref(), usage),
+            model,
+        });
+        if out.end == relay_broker::process::ProcessEnd::TokenLimit {
+            let _ = shared.events.send(EventKind::StepTokenLimit {
+                step: job.label.clone(),
+                attempt,
+                max_tokens: max_tokens.unwrap_or_default(),
+                used: usage.total(),
+            });
+        }
+    }
     Ok(Attempt {
         end: match out.end {
             relay_broker::process::ProcessEnd::Exited => AttemptEnd::Exited,
@@ -376,6 +413,9 @@ async fn process_attempt<L: Launcher>(
                 AttemptEnd::TimedOut(job.timeout.unwrap_or_default())
             }
             relay_broker::process::ProcessEnd::Cancelled => AttemptEnd::Cancelled,
+            relay_broker::process::ProcessEnd::TokenLimit => {
+                AttemptEnd::TokenLimit(max_tokens.unwrap_or_default())
+            }
         },
         exit_code: out.exit_code,
         signal: out.signal,
@@ -398,6 +438,13 @@ async fn session_attempt<L: Launcher>(
         shared.messaging.with_note(text, &agent.name)
     );
     let spec = launch::session(shared, job, agent, attempt, task);
+    if let Some(sandbox) = &spec.sandbox {
+        let _ = shared.events.send(EventKind::AgentSandboxed {
+            step: job.label.clone(),
+            attempt,
+            rules: sandbox.describe(),
+        });
+    }
     let (inbox, mut feed) = shared.messaging.session_feed(&agent.name);
     let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel();
     let fut = shared

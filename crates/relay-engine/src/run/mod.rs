@@ -12,6 +12,7 @@
 //!  attempts started (exec), cancelled, the end
 //! ```
 
+pub mod budget;
 mod driver;
 pub mod log;
 pub mod preflight;
@@ -94,6 +95,8 @@ pub struct RunRequest {
     pub self_bin: PathBuf,
     /// Replace every agent CLI with the built-in rehearsal agent.
     pub rehearse: bool,
+    /// Start agents whose permissions cannot all be enforced here, with what can be.
+    pub allow_unenforced: bool,
     /// Timing knobs.
     pub settings: Settings,
     /// Receives every event as it is recorded (the progress view).
@@ -142,6 +145,15 @@ pub enum EngineError {
     /// A `paths` entry or a preflight check says the run cannot start.
     #[error(transparent)]
     Preflight(#[from] preflight::PreflightError),
+    /// Permissions that cannot be enforced here (and `--allow-unenforced` was not given).
+    #[error("{}", findings.join("\n"))]
+    Unenforceable {
+        /// One line per agent and rule.
+        findings: Vec<String>,
+    },
+    /// A prices file cannot be read.
+    #[error(transparent)]
+    Prices(#[from] crate::prices::PricesError),
 }
 
 /// A new run id: sortable time stamp plus a random suffix.
@@ -178,6 +190,13 @@ pub async fn run<L: Launcher>(
     if !req.rehearse {
         check_clis_installed(file, wf)?;
     }
+    let enforcement = crate::enforcement::check(file, wf, &req.workdir, req.allow_unenforced);
+    if !req.rehearse && !req.allow_unenforced && !enforcement.refusals.is_empty() {
+        return Err(EngineError::Unenforceable {
+            findings: enforcement.refusals,
+        });
+    }
+    let prices = crate::prices::PriceTable::load(&req.workdir)?;
     let paths = preflight::resolve_paths(file, &req.workdir)?;
     // A resumed run passed its checks when it started.
     let resuming = req.resume.as_ref().is_some_and(|r| r.same_run);
@@ -204,6 +223,16 @@ pub async fn run<L: Launcher>(
     for w in crate::capabilities::not_yet_effective(file) {
         log.record(EventKind::Warning { message: w.message })
             .await?;
+    }
+    // What cannot be enforced is never silent: said in the log, and a rehearsal says
+    // what would be enforced.
+    let said = if req.rehearse {
+        enforcement.rehearsal_lines()
+    } else {
+        enforcement.warnings()
+    };
+    for message in said {
+        log.record(EventKind::Warning { message }).await?;
     }
     let run_id = log.snapshot.run_id.clone().unwrap_or_default();
     // From here on agents may run: if this process dies, they die with it.
@@ -238,6 +267,8 @@ pub async fn run<L: Launcher>(
         run_dir: log.store.dir().to_path_buf(),
         self_bin: req.self_bin.clone(),
         rehearse: req.rehearse,
+        allow_unenforced: req.allow_unenforced,
+        prices,
         settings: req.settings.clone(),
         nudge: swarm.idle_nudge.as_ref().map(|n| NudgePolicy {
             nudge_after: n.nudge_after(),
@@ -343,6 +374,8 @@ struct RunMeta<'a> {
     vars: &'a BTreeMap<String, String>,
     workdir: String,
     rehearsal: bool,
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    allow_unenforced: bool,
     started_at: String,
     #[serde(skip_serializing_if = "Option::is_none")]
     reused_from: Option<&'a str>,
@@ -394,6 +427,7 @@ async fn open_run(
                 vars: &req.vars,
                 workdir: req.workdir.display().to_string(),
                 rehearsal: req.rehearse,
+                allow_unenforced: req.allow_unenforced,
                 started_at: crate::clock::now_rfc3339(),
                 reused_from,
             },

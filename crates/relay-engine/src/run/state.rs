@@ -53,6 +53,16 @@ pub enum Input {
         /// The answer.
         text: String,
     },
+    /// Node `step` (its label; empty for spending a resumed run brings along) spent
+    /// tokens and dollars.
+    Usage {
+        /// The node.
+        step: String,
+        /// Tokens by kind.
+        usage: relay_broker::usage::Usage,
+        /// Dollars, when its model has a price.
+        cost_usd: Option<f64>,
+    },
 }
 
 /// Something the driver must do, in order.
@@ -255,6 +265,8 @@ pub struct RunState<'a> {
     repair_budget: u32,
     /// Whether a step that used up everything stops the run for a person.
     needs_human_on_exhaustion: bool,
+    /// Tokens and dollars spent, against the run's budget.
+    budget: super::budget::Budget,
     finished: bool,
 }
 
@@ -303,6 +315,11 @@ impl<'a> RunState<'a> {
                 .error_handling
                 .as_ref()
                 .is_some_and(|e| e.on_exhaustion() == relay_spec::OnExhaustion::NeedsHuman),
+            budget: super::budget::Budget::new(
+                swarm.token_budget,
+                swarm.cost_budget,
+                setup.wf.steps.len(),
+            ),
             finished: false,
         };
         for (s, id) in plan.final_node.iter().enumerate() {
@@ -364,6 +381,19 @@ impl<'a> RunState<'a> {
                 }
             }
             Input::Answer { step, text } => self.answered(&step, text, &mut out),
+            Input::Usage {
+                step,
+                usage,
+                cost_usd,
+            } => {
+                let idx = self
+                    .nodes
+                    .0
+                    .iter()
+                    .find(|n| n.label == step)
+                    .map(|n| n.step.get());
+                self.budget.record(idx, &usage, cost_usd);
+            }
         }
         self.pump(now, &mut out);
         out
@@ -537,7 +567,7 @@ impl<'a> RunState<'a> {
                             label: label.clone(),
                             agent: pick.agent.clone(),
                         });
-                        self.launch(id, Arc::new(job), 1, None, out);
+                        self.launch(id, Arc::new(job), 1, None, now, out);
                     }
                     Err(reason) => {
                         let failure = StepOutcome::Failed {
@@ -566,14 +596,28 @@ impl<'a> RunState<'a> {
         })
     }
 
+    #[allow(clippy::too_many_arguments)]
     fn launch(
         &mut self,
         id: NodeId,
         job: Arc<StepJob>,
         n: u32,
         previous: Option<&Previous>,
+        now: Instant,
         out: &mut Vec<Effect>,
     ) {
+        // Agents spend tokens: none starts once the run's budget is spent.
+        if job.agent().is_some()
+            && let Some(reason) = self.budget.exhausted()
+        {
+            let failed = StepOutcome::Failed {
+                output: previous.map(|p| p.output.clone()).unwrap_or_default(),
+                reason,
+                exit_code: None,
+                retryable: false,
+            };
+            return self.node_done(id, failed, n.saturating_sub(1), now, out);
+        }
         let rec = &mut self.nodes.0[id.index()];
         let text = job::attempt_text(&job, n, previous);
         out.push(Effect::Record(EventKind::StepStarted {
@@ -796,7 +840,7 @@ impl<'a> RunState<'a> {
         out: &mut Vec<Effect>,
     ) {
         if job.retry_delay.is_zero() {
-            self.launch(id, job, n + 1, Some(&previous), out);
+            self.launch(id, job, n + 1, Some(&previous), now, out);
         } else if let Kind::Run { attempts, .. } = &mut self.nodes.0[id.index()].kind {
             let at = now.checked_add(job.retry_delay).unwrap_or(now);
             *attempts = Attempts::Retrying { job, n, previous };
@@ -952,7 +996,7 @@ impl<'a> RunState<'a> {
                 job, n, previous, ..
             } = attempts
             {
-                self.launch(id, job, n + 1, Some(&previous), out);
+                self.launch(id, job, n + 1, Some(&previous), now, out);
             }
         }
     }
@@ -1301,6 +1345,8 @@ impl<'a> RunState<'a> {
             reason,
             duration_ms,
             runtime_error: broken,
+            usage: Some(self.budget.total().usage).filter(|u| !u.is_zero()),
+            cost_usd: self.budget.total().cost_usd,
             worktrees: self.worktrees.clone(),
             run_dir: self.run_dir.clone(),
         }));
@@ -1339,6 +1385,8 @@ impl<'a> RunState<'a> {
             duration_ms: result.map_or(0, |r| r.duration_ms),
             output,
             reason,
+            usage: self.budget.of_step(s).map(|b| b.usage),
+            cost_usd: self.budget.of_step(s).and_then(|b| b.cost_usd),
         }
     }
 

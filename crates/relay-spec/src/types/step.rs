@@ -171,6 +171,10 @@ pub struct Step {
     /// The action's parameters; `{{...}}` is filled in (integration steps).
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub params: BTreeMap<String, Scalar>,
+    /// Extension (deterministic steps): what the command may read, write, reach and run,
+    /// written as an agent's `permissions` are.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub permissions: Option<super::either::NameOr<super::permissions::AgentPermissions>>,
 }
 
 /// Extension: the items a map step runs over.

@@ -45,6 +45,7 @@ pub const STEP_FIELDS: &[&str] = &[
     "integration",
     "action",
     "params",
+    "permissions",
 ];
 
 impl<'de> Deserialize<'de> for Step {
@@ -127,6 +128,7 @@ impl<'de> Visitor<'de> for StepVisitor {
                 "integration" => s.integration = map.next_value()?,
                 "action" => s.action = map.next_value()?,
                 "params" => s.params = map.next_value()?,
+                "permissions" => s.permissions = map.next_value()?,
                 _ => extras.push(Extra {
                     key: key.value,
                     pos,
