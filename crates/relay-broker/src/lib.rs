@@ -7,6 +7,7 @@ mod launcher;
 pub mod process;
 pub mod procfs;
 pub mod procscan;
+pub mod ratelimit;
 pub mod sandbox;
 pub mod session;
 pub mod usage;

@@ -187,6 +187,30 @@ pub enum EventKind {
         /// Pause before the next attempt.
         delay_ms: u64,
     },
+    /// The step waits for its provider's rate or usage limit to reset (not a failure: no
+    /// retry is spent), or holds back because another step's agent on the same provider
+    /// hit it.
+    #[serde(rename = "step:parked")]
+    StepParked {
+        /// Step name.
+        step: String,
+        /// The attempt that starts when it resumes.
+        attempt: u32,
+        /// The provider (the agent's CLI).
+        provider: String,
+        /// Until when, RFC 3339 UTC.
+        until: String,
+        /// The same, in milliseconds since the Unix epoch.
+        until_ms: u64,
+        /// What the agent reported, or why it holds back.
+        reason: String,
+    },
+    /// `agent-relay unpark` resumed the run's parked steps at once.
+    #[serde(rename = "run:unparked")]
+    RunUnparked {
+        /// The steps that were parked.
+        steps: Vec<String>,
+    },
     /// The step completed.
     #[serde(rename = "step:completed")]
     StepCompleted {
@@ -350,6 +374,7 @@ impl EventKind {
             | EventKind::AgentDialogAnswered { step, .. }
             | EventKind::AgentNotReady { step, .. }
             | EventKind::StepRetrying { step, .. }
+            | EventKind::StepParked { step, .. }
             | EventKind::StepCompleted { step, .. }
             | EventKind::StepFailed { step, .. }
             | EventKind::StepSkipped { step, .. }

@@ -36,6 +36,16 @@ pub enum StepOutcome {
         /// The question.
         question: String,
     },
+    /// The agent reported its provider's rate or usage limit: not a failure, its step
+    /// waits for the reset (parks) and tries again without spending a retry.
+    RateLimited {
+        /// What it produced.
+        output: String,
+        /// The line that reported the limit.
+        message: String,
+        /// When the limit resets (Unix seconds), when it said.
+        resets_at: Option<u64>,
+    },
     /// The run was cancelled while it ran.
     Cancelled {
         /// What it produced before it was stopped.
@@ -61,6 +71,7 @@ impl StepOutcome {
             StepOutcome::Completed { output, .. }
             | StepOutcome::Failed { output, .. }
             | StepOutcome::NeedsAnswer { output, .. }
+            | StepOutcome::RateLimited { output, .. }
             | StepOutcome::Cancelled { output } => output,
             StepOutcome::Broken { .. } => "",
         }
@@ -72,6 +83,7 @@ impl StepOutcome {
             StepOutcome::Completed { .. } => None,
             StepOutcome::Failed { reason, .. } => Some(reason),
             StepOutcome::NeedsAnswer { .. } => Some("waiting for an answer"),
+            StepOutcome::RateLimited { message, .. } => Some(message),
             StepOutcome::Cancelled { .. } => Some("cancelled"),
             StepOutcome::Broken { why } => Some(why),
         }
@@ -84,6 +96,7 @@ impl StepOutcome {
                 *exit_code
             }
             StepOutcome::NeedsAnswer { .. }
+            | StepOutcome::RateLimited { .. }
             | StepOutcome::Cancelled { .. }
             | StepOutcome::Broken { .. } => None,
         }

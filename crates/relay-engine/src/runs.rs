@@ -128,6 +128,15 @@ pub struct StepInfo {
     pub duration_ms: u64,
     /// Why it failed or was skipped.
     pub reason: Option<String>,
+    /// While parked: until when (milliseconds since the Unix epoch).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub parked_until_ms: Option<u64>,
+    /// Tokens its attempts used, when their CLIs reported them.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub usage: Option<relay_broker::usage::Usage>,
+    /// What they cost in US dollars, when their models have a price.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub cost_usd: Option<f64>,
 }
 
 /// Finds the directory of a run by id, unique prefix, or `last`.
@@ -183,6 +192,9 @@ pub fn run_info(dir: &Path) -> RunInfo {
             exit_code: s.exit_code,
             duration_ms: s.duration_ms,
             reason: s.reason,
+            parked_until_ms: s.parked_until_ms,
+            usage: s.usage,
+            cost_usd: s.cost_usd,
         })
         .collect();
     RunInfo {

@@ -20,6 +20,8 @@ pub enum StepState {
     Pending,
     /// Started and not finished when the log ends.
     Running,
+    /// Waiting for its provider's rate limit to reset (`parkedUntil`).
+    Parked,
     /// Completed.
     Completed,
     /// Failed.
@@ -35,7 +37,7 @@ impl StepState {
             StepState::Completed => Some(StepStatus::Completed),
             StepState::Failed => Some(StepStatus::Failed),
             StepState::Skipped => Some(StepStatus::Skipped),
-            StepState::Pending | StepState::Running => None,
+            StepState::Pending | StepState::Running | StepState::Parked => None,
         }
     }
 }
@@ -64,6 +66,9 @@ pub struct StepRecord {
     /// What they cost in US dollars, when their models have a price.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub cost_usd: Option<f64>,
+    /// While parked: until when (milliseconds since the Unix epoch).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub parked_until_ms: Option<u64>,
 }
 
 impl StepRecord {
@@ -77,6 +82,7 @@ impl StepRecord {
             pgids: Vec::new(),
             usage: None,
             cost_usd: None,
+            parked_until_ms: None,
         }
     }
 
@@ -189,7 +195,8 @@ impl Snapshot {
                 self.reason = None;
                 self.duration_ms = None;
                 for s in self.steps.values_mut() {
-                    if s.state != StepState::Completed {
+                    // A parked step stays parked (the resumed run parks it again).
+                    if !matches!(s.state, StepState::Completed | StepState::Parked) {
                         s.state = StepState::Pending;
                     }
                 }
@@ -198,6 +205,21 @@ impl Snapshot {
                 let s = self.step(step);
                 s.state = StepState::Running;
                 s.attempts = *attempt;
+                s.parked_until_ms = None;
+            }
+            EventKind::StepParked { step, until_ms, .. } => {
+                let s = self.step(step);
+                s.state = StepState::Parked;
+                s.parked_until_ms = Some(*until_ms);
+            }
+            EventKind::RunUnparked { steps } => {
+                for step in steps {
+                    let s = self.step(step);
+                    s.parked_until_ms = None;
+                    if s.state == StepState::Parked {
+                        s.state = StepState::Running;
+                    }
+                }
             }
             EventKind::StepUsage {
                 step,
@@ -226,6 +248,7 @@ impl Snapshot {
             } => {
                 let s = self.step(step);
                 s.state = StepState::Completed;
+                s.parked_until_ms = None;
                 s.attempts = *attempt;
                 s.exit_code = *exit_code;
                 s.duration_ms = *duration_ms;
@@ -240,6 +263,7 @@ impl Snapshot {
             } => {
                 let s = self.step(step);
                 s.state = StepState::Failed;
+                s.parked_until_ms = None;
                 s.attempts = *attempt;
                 s.exit_code = *exit_code;
                 s.duration_ms = *duration_ms;
@@ -248,6 +272,7 @@ impl Snapshot {
             EventKind::StepSkipped { step, reason } => {
                 let s = self.step(step);
                 s.state = StepState::Skipped;
+                s.parked_until_ms = None;
                 s.reason = Some(reason.clone());
             }
             EventKind::RunCompleted { duration_ms } => {

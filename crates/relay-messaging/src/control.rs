@@ -15,6 +15,11 @@ pub enum Control {
         /// `Ok` when the step took it; why not otherwise.
         reply: oneshot::Sender<Result<(), String>>,
     },
+    /// Resume every parked step now (`agent-relay unpark`).
+    Unpark {
+        /// The steps that were parked; an error when none was.
+        reply: oneshot::Sender<Result<Vec<String>, String>>,
+    },
 }
 
 /// The socket server's side: sends a control and waits for the engine's word.
@@ -36,5 +41,15 @@ impl Controls {
             .map_err(|_| "the run is ending and takes no answers".to_string())?;
         wait.await
             .unwrap_or_else(|_| Err("the run is ending and takes no answers".into()))
+    }
+
+    /// Asks the engine to resume its parked steps now; the steps it resumed.
+    pub async fn unpark(&self) -> Result<Vec<String>, String> {
+        let (reply, wait) = oneshot::channel();
+        self.0
+            .send(Control::Unpark { reply })
+            .map_err(|_| "the run is ending".to_string())?;
+        wait.await
+            .unwrap_or_else(|_| Err("the run is ending".into()))
     }
 }

@@ -87,6 +87,8 @@ pub enum Request {
         /// The answer.
         text: String,
     },
+    /// Resume the run's parked steps now (the run's owner only).
+    Unpark,
 }
 
 /// What kind of error a request met.
@@ -141,6 +143,11 @@ pub enum Reply {
     Answered {
         /// The step.
         step: String,
+    },
+    /// These parked steps resume now.
+    Unparked {
+        /// The steps.
+        steps: Vec<String>,
     },
     /// A board entry was written.
     Stored {

@@ -307,6 +307,18 @@ async fn handle(
                 Err(why) => bad(why),
             }
         }
+        Request::Unpark => {
+            if *caller != Caller::Owner {
+                return (
+                    unauthorized("only the run's owner unparks it".into()),
+                    Vec::new(),
+                );
+            }
+            match controls.unpark().await {
+                Ok(steps) => Reply::Unparked { steps },
+                Err(why) => bad(why),
+            }
+        }
     };
     (reply, Vec::new())
 }

@@ -62,6 +62,10 @@ pub(crate) async fn run_attempt<L: Launcher>(
     if let Work::Repair { agent, protect } = &job.work {
         return repair_attempt(&shared, &launch, agent, protect, &cancel).await;
     }
+    let stderr_log = job.step_dir.join("stderr.log");
+    let stderr_from = tokio::fs::metadata(&stderr_log)
+        .await
+        .map_or(0, |m| m.len());
     let attempt = match run_it(&shared, &launch, &cancel).await {
         Ok(a) => a,
         Err(why) => return StepOutcome::Broken { why },
@@ -130,13 +134,57 @@ pub(crate) async fn run_attempt<L: Launcher>(
         Verdict::Fail { .. } if cancel.is_cancelled() => StepOutcome::Cancelled {
             output: attempt.output,
         },
-        Verdict::Fail { reason, retryable } => StepOutcome::Failed {
-            output: attempt.output,
-            reason,
-            exit_code: attempt.exit_code,
-            retryable,
-        },
+        Verdict::Fail { reason, retryable } => {
+            // A provider's limit is not the agent failing: the step parks.
+            if let Some(limit) = rate_limit(&job, &attempt, &stderr_log, stderr_from).await {
+                return StepOutcome::RateLimited {
+                    output: attempt.output,
+                    message: limit.message,
+                    resets_at: limit.resets_at,
+                };
+            }
+            StepOutcome::Failed {
+                output: attempt.output,
+                reason,
+                exit_code: attempt.exit_code,
+                retryable,
+            }
+        }
     }
+}
+
+/// The rate or usage limit a failed agent attempt reported, in its output or in what it
+/// wrote to stderr during the attempt (from byte `stderr_from` of the step's log).
+async fn rate_limit(
+    job: &StepJob,
+    attempt: &Attempt,
+    stderr_log: &std::path::Path,
+    stderr_from: u64,
+) -> Option<relay_broker::ratelimit::RateLimit> {
+    let agent = job.agent()?;
+    if matches!(
+        attempt.end,
+        AttemptEnd::Cancelled | AttemptEnd::TokenLimit(_) | AttemptEnd::DeliveryFailed(_)
+    ) {
+        return None;
+    }
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs());
+    if let Some(l) = relay_broker::ratelimit::detect(Some(agent.cli), &attempt.output, now) {
+        return Some(l);
+    }
+    // Only the end of what this attempt wrote: enough for its last words.
+    const TAIL: u64 = 16 * 1024;
+    use tokio::io::{AsyncReadExt, AsyncSeekExt};
+    let mut f = tokio::fs::File::open(stderr_log).await.ok()?;
+    let len = f.metadata().await.ok()?.len();
+    let start = stderr_from.max(len.saturating_sub(TAIL)).min(len);
+    f.seek(std::io::SeekFrom::Start(start)).await.ok()?;
+    let mut bytes = Vec::new();
+    f.take(TAIL).read_to_end(&mut bytes).await.ok()?;
+    let text = String::from_utf8_lossy(&bytes);
+    relay_broker::ratelimit::detect(Some(agent.cli), &text, now)
 }
 
 /// The outcome of an attempt that runs nothing: a step only a hosted service could do

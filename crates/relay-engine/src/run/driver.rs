@@ -162,6 +162,16 @@ pub(crate) async fn drive<L: Launcher>(
                             continue;
                         }
                     }
+                    Control::Unpark { reply } => {
+                        let parked: Vec<String> =
+                            state.parked_steps().into_iter().map(|(l, _)| l).collect();
+                        if parked.is_empty() {
+                            let _ = reply.send(Err("no step of this run is parked".into()));
+                            continue;
+                        }
+                        let _ = reply.send(Ok(parked));
+                        Input::Unpark
+                    }
                 },
                 () = sleep_until(deadline) => Input::Tick,
                 () = sleep_until(snapshot_due) => {

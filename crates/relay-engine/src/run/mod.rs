@@ -15,6 +15,7 @@
 pub mod budget;
 mod driver;
 pub mod log;
+pub mod park;
 pub mod preflight;
 pub mod state;
 
@@ -292,6 +293,12 @@ pub async fn run<L: Launcher>(
         plan,
         hooks,
         Instant::now(),
+    )
+    .with_parking(
+        Instant::now(),
+        park::wall_now_ms(),
+        req.settings.park_backoff,
+        left_parked(&log.snapshot, resuming),
     );
     let cancel_file = log.store.dir().join(CANCEL_REQUEST);
     let why: driver::CancelReason = Box::new(move || {
@@ -316,6 +323,19 @@ pub async fn run<L: Launcher>(
     }
     drop(lock);
     Ok(summary?)
+}
+
+/// The nodes a resumed run's log left parked, by label, with until when.
+fn left_parked(snapshot: &crate::snapshot::Snapshot, resuming: bool) -> BTreeMap<String, u64> {
+    if !resuming {
+        return BTreeMap::new();
+    }
+    snapshot
+        .steps
+        .iter()
+        .filter(|(_, r)| r.state == crate::snapshot::StepState::Parked)
+        .filter_map(|(label, r)| r.parked_until_ms.map(|ms| (label.clone(), ms)))
+        .collect()
 }
 
 /// The nodes kept from an earlier run, by label.

@@ -53,6 +53,8 @@ pub enum Input {
         /// The answer.
         text: String,
     },
+    /// Resume every parked node now (`agent-relay unpark`).
+    Unpark,
     /// Node `step` (its label; empty for spending a resumed run brings along) spent
     /// tokens and dollars.
     Usage {
@@ -178,6 +180,14 @@ enum Attempts {
         n: u32,
         previous: Previous,
     },
+    /// Waiting for its provider's rate limit to reset; attempt `n` starts then (the
+    /// parked attempt spent no retry).
+    Parked {
+        job: Arc<StepJob>,
+        n: u32,
+        previous: Option<Previous>,
+        until: super::park::Until,
+    },
     /// No more attempts.
     Done,
 }
@@ -202,6 +212,10 @@ struct NodeRecord {
     agent: Option<String>,
     /// Repairs it had.
     repairs: u32,
+    /// Rate limits its attempts reported in a row.
+    parks: u32,
+    /// Attempts that spent no retry (rate-limited ones).
+    free_attempts: u32,
     result: Option<NodeResult>,
     skip_reason: Option<String>,
 }
@@ -267,6 +281,12 @@ pub struct RunState<'a> {
     needs_human_on_exhaustion: bool,
     /// Tokens and dollars spent, against the run's budget.
     budget: super::budget::Budget,
+    /// Rate-limited providers and the run's wall clock.
+    parking: super::park::Parking,
+    /// Parked nodes, and when they start again.
+    parked: BTreeMap<NodeId, Instant>,
+    /// Nodes (by label) a resumed run's log left parked, until when (wall-clock ms).
+    resume_parks: BTreeMap<String, u64>,
     finished: bool,
 }
 
@@ -320,6 +340,9 @@ impl<'a> RunState<'a> {
                 swarm.cost_budget,
                 setup.wf.steps.len(),
             ),
+            parking: super::park::Parking::new(now, 0, Duration::from_secs(60)),
+            parked: BTreeMap::new(),
+            resume_parks: BTreeMap::new(),
             finished: false,
         };
         for (s, id) in plan.final_node.iter().enumerate() {
@@ -348,7 +371,12 @@ impl<'a> RunState<'a> {
             .filter(|(id, _, _)| !self.sched.state(*id).is_final())
             .map(|(_, at, _)| *at);
         let retries = self.retrying.values().copied();
-        run.into_iter().chain(barriers).chain(retries).min()
+        let parked = self.parked.values().copied();
+        run.into_iter()
+            .chain(barriers)
+            .chain(retries)
+            .chain(parked)
+            .min()
     }
 
     /// Whether the run is over.
@@ -381,6 +409,7 @@ impl<'a> RunState<'a> {
                 }
             }
             Input::Answer { step, text } => self.answered(&step, text, &mut out),
+            Input::Unpark => self.unpark(true, now, &mut out),
             Input::Usage {
                 step,
                 usage,
@@ -436,6 +465,8 @@ impl<'a> RunState<'a> {
                 started_at: None,
                 agent: None,
                 repairs: 0,
+                parks: 0,
+                free_attempts: 0,
                 result: None,
                 skip_reason: None,
             });
@@ -589,7 +620,9 @@ impl<'a> RunState<'a> {
                 && matches!(
                     &n.kind,
                     Kind::Run {
-                        attempts: Attempts::Running { .. } | Attempts::Retrying { .. },
+                        attempts: Attempts::Running { .. }
+                            | Attempts::Retrying { .. }
+                            | Attempts::Parked { .. },
                         ..
                     }
                 )
@@ -617,6 +650,10 @@ impl<'a> RunState<'a> {
                 retryable: false,
             };
             return self.node_done(id, failed, n.saturating_sub(1), now, out);
+        }
+        // A provider that reported a rate limit takes no attempt before its reset.
+        if self.hold_back(id, &job, n, previous, now, out) {
+            return;
         }
         let rec = &mut self.nodes.0[id.index()];
         let text = job::attempt_text(&job, n, previous);
@@ -671,7 +708,23 @@ impl<'a> RunState<'a> {
         if let StepOutcome::NeedsAnswer { output, question } = outcome {
             return self.ask(id, job, n, question, output, now, out);
         }
-        let may_retry = outcome.retryable() && n < job.max_attempts && self.stop.is_none();
+        if let StepOutcome::RateLimited {
+            output,
+            message,
+            resets_at,
+        } = outcome
+        {
+            let limited = state_park::Limited {
+                output,
+                message,
+                resets_at,
+            };
+            return self.rate_limited(id, job, n, limited, now, out);
+        }
+        let rec = &mut self.nodes.0[id.index()];
+        rec.parks = 0;
+        let counted = n.saturating_sub(rec.free_attempts);
+        let may_retry = outcome.retryable() && counted < job.max_attempts && self.stop.is_none();
         if let (
             true,
             StepOutcome::Failed {
@@ -935,7 +988,11 @@ impl<'a> RunState<'a> {
                 let output = previous.output;
                 self.node_done(id, StepOutcome::Cancelled { output }, n, now, out);
             }
-            StepOutcome::Failed { reason, .. } | StepOutcome::Broken { why: reason } => {
+            StepOutcome::Failed { reason, .. }
+            | StepOutcome::Broken { why: reason }
+            | StepOutcome::RateLimited {
+                message: reason, ..
+            } => {
                 out.push(Effect::Record(EventKind::Pattern {
                     step: label,
                     action: "repair-failed".into(),
@@ -999,6 +1056,7 @@ impl<'a> RunState<'a> {
                 self.launch(id, job, n + 1, Some(&previous), now, out);
             }
         }
+        self.unpark(false, now, out);
     }
 
     /// Stops starting work for `why`: everything not started is skipped, running attempts
@@ -1034,6 +1092,7 @@ impl<'a> RunState<'a> {
             };
             self.node_done(id, StepOutcome::Cancelled { output }, n, now, out);
         }
+        self.end_parked(now, out);
     }
 
     // ---- gates -----------------------------------------------------------------------
@@ -1163,6 +1222,15 @@ impl<'a> RunState<'a> {
                     duration_ms,
                 }))
             }
+            StepOutcome::RateLimited { message, .. } => {
+                out.push(Effect::Record(EventKind::StepFailed {
+                    step: label.clone(),
+                    attempt: attempts,
+                    reason: format!("rate limited: {message}"),
+                    exit_code: None,
+                    duration_ms,
+                }))
+            }
             StepOutcome::Cancelled { .. } => out.push(Effect::Record(EventKind::StepFailed {
                 step: label.clone(),
                 attempt: attempts,
@@ -1183,6 +1251,7 @@ impl<'a> RunState<'a> {
                 StepOutcome::Failed { reason, .. } => Some(reason.clone()),
                 StepOutcome::Broken { why } => Some(why.clone()),
                 StepOutcome::NeedsAnswer { question, .. } => Some(question.clone()),
+                StepOutcome::RateLimited { message, .. } => Some(message.clone()),
                 StepOutcome::Completed { .. } | StepOutcome::Cancelled { .. } => None,
             };
             out.push(Effect::NodeEnded {
@@ -1203,7 +1272,10 @@ impl<'a> RunState<'a> {
             }
             // Judged by a gate downstream: for the schedule, it is done.
             StepOutcome::Failed { .. } if soft => self.sched.complete(id),
-            StepOutcome::Failed { reason, .. } => {
+            StepOutcome::Failed { reason, .. }
+            | StepOutcome::RateLimited {
+                message: reason, ..
+            } => {
                 self.first_failure.get_or_insert(label.clone());
                 let skipped = self.sched.fail(id);
                 self.record_skips(&skipped, out);
@@ -1436,6 +1508,9 @@ fn stop_reason(stop: &Stop) -> String {
         Stop::TimedOut(ms) => format!("run timed out after {ms} ms"),
     }
 }
+
+#[path = "state_park.rs"]
+mod state_park;
 
 #[cfg(test)]
 #[path = "state_tests.rs"]
