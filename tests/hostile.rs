@@ -359,3 +359,81 @@ fn an_agent_cannot_speak_or_read_for_another() {
         "{task}"
     );
 }
+
+#[test]
+fn large_tasks_and_commands_never_go_on_the_command_line() {
+    let w = World::new();
+    let yaml = r#"version: "1.0"
+name: t
+agents:
+  - {name: dev, cli: claude, interactive: false}
+  - {name: far, cli: droid, interactive: false}
+workflows:
+  - name: main
+    steps:
+      - name: big
+        type: deterministic
+        command: "head -c 300000 /dev/zero | tr '\\0' a"
+      - name: agent
+        agent: dev
+        dependsOn: [big]
+        task: "[[fake:sleep=1500]] [[fake:say=GOT_IT]] {{steps.big.output}}"
+        verification: {type: output_contains, value: GOT_IT}
+      - name: command
+        type: deterministic
+        dependsOn: [big]
+        command: "sleep 1.5; printf %s {{steps.big.output}} | wc -c"
+      - name: pointer
+        agent: far
+        dependsOn: [big]
+        task: "Work on this: {{steps.big.output}}"
+"#;
+    let f = w.write("wf.yaml", yaml);
+    let argv_log = w.path().join("argv.log");
+    let child = w
+        .cmd()
+        .env("FAKE_AGENT_ARGV_LOG", &argv_log)
+        .args(["run", f.to_str().unwrap(), "--json"])
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    // While the agent and the command run, no process of the run shows the text.
+    wait_for(
+        || relay_testkit::processes_with_env("RELAY_TEST_TAG", &w.tag).len() >= 2,
+        "the agent and the command to be running",
+    );
+    let long = "a".repeat(200);
+    for pid in relay_testkit::processes_with_env("RELAY_TEST_TAG", &w.tag) {
+        let cmdline = std::fs::read(format!("/proc/{pid}/cmdline")).unwrap_or_default();
+        assert!(
+            !String::from_utf8_lossy(&cmdline).contains(&long),
+            "process {pid} has the task in its argv"
+        );
+    }
+    let o = child.wait_with_output().unwrap();
+    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+    let s = summary(&o);
+    assert!(
+        step(&s, "agent")["output"]
+            .as_str()
+            .unwrap()
+            .contains("GOT_IT")
+    );
+    assert_eq!(
+        step(&s, "command")["output"].as_str().unwrap().trim(),
+        "300000"
+    );
+    // droid takes its task only as an argument: a pointer to a private file holding it.
+    let log = std::fs::read_to_string(&argv_log).unwrap();
+    let droid = log.lines().find(|l| l.starts_with("droid\t")).unwrap();
+    assert!(
+        droid.contains("task.md") && !droid.contains(&long),
+        "{droid}"
+    );
+    let task_file = w.run_dir().join("steps/pointer/task.md");
+    let text = std::fs::read_to_string(&task_file).unwrap();
+    assert!(text.contains(&"a".repeat(300_000)));
+    let mode = std::fs::metadata(&task_file).unwrap().permissions().mode() & 0o777;
+    assert_eq!(mode, 0o600);
+}

@@ -6,6 +6,29 @@
 
 use relay_spec::Cli;
 
+/// How a one-shot run of a CLI is handed its task.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum TaskInput {
+    /// On stdin: any size, and nothing of it in the process table. Checked against the
+    /// real CLI where the profile says `verified`.
+    Stdin,
+    /// As an argument: the only way the CLI is known to take it. A task too big for one
+    /// argument ([`ARG_TASK_MAX`]) goes into a private file the argument points to.
+    Argument,
+}
+
+/// Largest task passed as one argument (Linux refuses single arguments over 128 KiB).
+pub const ARG_TASK_MAX: usize = 64 * 1024;
+
+/// A one-shot invocation: the argv (without the program) and what goes to stdin.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct OneShot {
+    /// Arguments.
+    pub args: Vec<String>,
+    /// The task, when the CLI reads it from stdin.
+    pub stdin: Option<String>,
+}
+
 /// Static facts about one agent CLI.
 #[derive(Debug, Clone, Copy)]
 pub struct CliProfile {
@@ -50,6 +73,8 @@ pub struct CliProfile {
     /// Case-insensitive regular expressions for the CLI's own "rate or usage limit
     /// reached" messages (beyond an HTTP 429, which every CLI is checked for).
     pub rate_limit_patterns: &'static [&'static str],
+    /// How a one-shot run takes its task.
+    pub task_input: TaskInput,
 }
 
 pub use crate::usage::UsageFormat;
@@ -84,6 +109,7 @@ const PROFILES: [CliProfile; 10] = [
             r"(5-hour|weekly|session) limit reached",
             r"rate[_ ]limit(ed|_error)?\b",
         ],
+        task_input: TaskInput::Stdin,
     },
     CliProfile {
         cli: Cli::Codex,
@@ -110,6 +136,7 @@ const PROFILES: [CliProfile; 10] = [
             r"rate limit (reached|exceeded)",
             r"too many requests",
         ],
+        task_input: TaskInput::Stdin,
     },
     CliProfile {
         cli: Cli::Gemini,
@@ -130,6 +157,7 @@ const PROFILES: [CliProfile; 10] = [
             UsageFormat::GeminiStream,
         )),
         rate_limit_patterns: &[r"quota exceeded", r"resource[_ ]exhausted", r"rate limit"],
+        task_input: TaskInput::Stdin,
     },
     CliProfile {
         cli: Cli::Aider,
@@ -147,6 +175,7 @@ const PROFILES: [CliProfile; 10] = [
         state_paths: &["~/.aider/", "~/.cache/"],
         usage: None,
         rate_limit_patterns: &[r"ratelimiterror", r"rate limit"],
+        task_input: TaskInput::Stdin,
     },
     CliProfile {
         cli: Cli::Goose,
@@ -169,6 +198,7 @@ const PROFILES: [CliProfile; 10] = [
         ],
         usage: None,
         rate_limit_patterns: &[r"rate limit"],
+        task_input: TaskInput::Stdin,
     },
     CliProfile {
         cli: Cli::Opencode,
@@ -191,6 +221,7 @@ const PROFILES: [CliProfile; 10] = [
         ],
         usage: Some((&["--format", "json"], UsageFormat::OpencodeJson)),
         rate_limit_patterns: &[r"rate limit", r"too many requests"],
+        task_input: TaskInput::Stdin,
     },
     CliProfile {
         cli: Cli::Droid,
@@ -208,6 +239,7 @@ const PROFILES: [CliProfile; 10] = [
         state_paths: &["~/.factory/", "~/.cache/"],
         usage: None,
         rate_limit_patterns: &[r"rate limit"],
+        task_input: TaskInput::Argument,
     },
     // Cursor's CLI, under each name the format accepts for it.
     CliProfile {
@@ -226,6 +258,7 @@ const PROFILES: [CliProfile; 10] = [
         state_paths: &["~/.cursor/", "~/.config/cursor/", "~/.cache/"],
         usage: None,
         rate_limit_patterns: &[r"rate limit", r"usage limit"],
+        task_input: TaskInput::Argument,
     },
     // Cursor's CLI, under each name the format accepts for it.
     CliProfile {
@@ -244,6 +277,7 @@ const PROFILES: [CliProfile; 10] = [
         state_paths: &["~/.cursor/", "~/.config/cursor/", "~/.cache/"],
         usage: None,
         rate_limit_patterns: &[r"rate limit", r"usage limit"],
+        task_input: TaskInput::Argument,
     },
     // Cursor's CLI, under each name the format accepts for it.
     CliProfile {
@@ -262,6 +296,7 @@ const PROFILES: [CliProfile; 10] = [
         state_paths: &["~/.cursor/", "~/.config/cursor/", "~/.cache/"],
         usage: None,
         rate_limit_patterns: &[r"rate limit", r"usage limit"],
+        task_input: TaskInput::Argument,
     },
 ];
 
@@ -306,12 +341,17 @@ pub fn usage_format(cli: Cli, how: Invocation) -> Option<UsageFormat> {
     profile(cli).usage.filter(|_| how.usage).map(|(_, f)| f)
 }
 
-/// argv (without the program) for a one-shot run of `task`.
+/// The invocation for a one-shot run of `task`.
 ///
-/// Shapes follow each CLI's non-interactive mode: `claude -p TASK`, `codex exec TASK`,
-/// `gemini -p TASK`, `opencode run TASK`, `droid exec TASK`,
-/// `aider --message TASK --yes-always --no-git`, `goose run --text TASK --no-session`.
-pub fn oneshot_args(cli: Cli, model: Option<&str>, task: &str, how: Invocation) -> Vec<String> {
+/// Shapes follow each CLI's non-interactive mode, with the task on stdin where the CLI
+/// reads it from there (checked with the real CLIs: claude 2.1, codex 0.171, gemini 0.61,
+/// opencode 1.18, aider 0.86; goose by its documentation): `claude -p`, `codex exec -`,
+/// `gemini` (stdin not a terminal), `opencode run`, `aider --message-file /dev/stdin
+/// --yes-always --no-git`, `goose run --no-session -i -`; and as an argument where not:
+/// `droid exec TASK`, `cursor-agent --force -p TASK`.
+/// `how` picks the permission flags (bypass, or the CLI's read-only mode) and whether the
+/// CLI is asked for its structured output with token usage.
+pub fn oneshot_args(cli: Cli, model: Option<&str>, task: &str, how: Invocation) -> OneShot {
     let p = profile(cli);
     let mut args: Vec<String> = Vec::new();
     // Cursor's CLI: `cursor-agent --force -p TASK [--model M]`.
@@ -321,7 +361,7 @@ pub fn oneshot_args(cli: Cli, model: Option<&str>, task: &str, how: Invocation) 
         if let Some(m) = model {
             args.extend([p.model_flag.to_string(), m.into()]);
         }
-        return args;
+        return OneShot { args, stdin: None };
     }
     match cli {
         Cli::Codex => {
@@ -346,24 +386,24 @@ pub fn oneshot_args(cli: Cli, model: Option<&str>, task: &str, how: Invocation) 
         args.push(m.into());
     }
     match cli {
-        Cli::Claude | Cli::Gemini => {
-            args.push("-p".into());
-            args.push(task.into());
-        }
+        Cli::Claude => args.push("-p".into()),
+        Cli::Codex => args.push("-".into()),
         Cli::Aider => {
-            args.push("--message".into());
-            args.push(task.into());
+            args.push("--message-file".into());
+            args.push("/dev/stdin".into());
         }
         Cli::Goose => {
             args.push("--no-session".into());
-            args.push("--text".into());
-            args.push(task.into());
+            args.push("-i".into());
+            args.push("-".into());
         }
-        Cli::Codex | Cli::Opencode | Cli::Droid => args.push(task.into()),
+        Cli::Droid => args.push(task.into()),
+        Cli::Gemini | Cli::Opencode => {}
         // Handled above.
         Cli::Cursor | Cli::CursorAgent | Cli::Agent => {}
     }
-    args
+    let stdin = (p.task_input == TaskInput::Stdin).then(|| task.to_string());
+    OneShot { args, stdin }
 }
 
 /// argv (without the program) for an interactive session; the task is typed in later.
@@ -400,54 +440,47 @@ mod tests {
 
     #[test]
     fn oneshot_shapes_match_the_cli_modes() {
-        assert_eq!(
-            oneshot_args(Cli::Claude, Some("opus"), "do it", Invocation::default()),
-            [
-                "--dangerously-skip-permissions",
-                "--model",
-                "opus",
-                "-p",
-                "do it"
-            ]
+        let d = Invocation::default();
+        let stdin = |cli, model, args: &[&str]| {
+            let got = oneshot_args(cli, model, "do it", d);
+            assert_eq!(got.args, args, "{cli:?}");
+            assert_eq!(
+                got.stdin.as_deref(),
+                Some("do it"),
+                "{cli:?}: task on stdin"
+            );
+        };
+        stdin(
+            Cli::Claude,
+            Some("opus"),
+            &["--dangerously-skip-permissions", "--model", "opus", "-p"],
         );
-        assert_eq!(
-            oneshot_args(Cli::Codex, None, "t", Invocation::default()),
-            [
+        stdin(
+            Cli::Codex,
+            None,
+            &[
                 "exec",
                 "--skip-git-repo-check",
                 "--dangerously-bypass-approvals-and-sandbox",
-                "t"
-            ]
+                "-",
+            ],
         );
-        assert_eq!(
-            oneshot_args(Cli::Gemini, None, "t", Invocation::default()),
-            ["--yolo", "-p", "t"]
+        stdin(Cli::Gemini, None, &["--yolo"]);
+        stdin(Cli::Opencode, None, &["run"]);
+        stdin(
+            Cli::Aider,
+            None,
+            &["--yes-always", "--no-git", "--message-file", "/dev/stdin"],
         );
-        assert_eq!(
-            oneshot_args(Cli::Opencode, None, "t", Invocation::default()),
-            ["run", "t"]
-        );
-        assert_eq!(
-            oneshot_args(Cli::Aider, None, "t", Invocation::default()),
-            ["--yes-always", "--no-git", "--message", "t"]
-        );
-        assert_eq!(
-            oneshot_args(Cli::Goose, None, "t", Invocation::default()),
-            ["run", "--no-session", "--text", "t"]
-        );
-        assert_eq!(
-            oneshot_args(Cli::Droid, None, "t", Invocation::default()),
-            ["exec", "--skip-permissions-unsafe", "t"]
-        );
+        stdin(Cli::Goose, None, &["run", "--no-session", "-i", "-"]);
+        let droid = oneshot_args(Cli::Droid, None, "t", d);
+        assert_eq!(droid.args, ["exec", "--skip-permissions-unsafe", "t"]);
+        assert_eq!(droid.stdin, None);
         for cursor in [Cli::Cursor, Cli::CursorAgent, Cli::Agent] {
-            assert_eq!(
-                oneshot_args(cursor, Some("gpt-5"), "t", Invocation::default()),
-                ["--force", "-p", "t", "--model", "gpt-5"]
-            );
-            assert_eq!(
-                interactive_args(cursor, None, Invocation::default()),
-                ["--force"]
-            );
+            let got = oneshot_args(cursor, Some("gpt-5"), "t", d);
+            assert_eq!(got.args, ["--force", "-p", "t", "--model", "gpt-5"]);
+            assert_eq!(got.stdin, None);
+            assert_eq!(interactive_args(cursor, None, d), ["--force"]);
         }
     }
 
@@ -458,17 +491,17 @@ mod tests {
             usage: false,
         };
         assert_eq!(
-            oneshot_args(Cli::Claude, None, "t", ro),
-            ["--permission-mode", "plan", "-p", "t"]
+            oneshot_args(Cli::Claude, None, "t", ro).args,
+            ["--permission-mode", "plan", "-p"]
         );
         assert_eq!(
-            oneshot_args(Cli::Codex, None, "t", ro),
+            oneshot_args(Cli::Codex, None, "t", ro).args,
             [
                 "exec",
                 "--skip-git-repo-check",
                 "--sandbox",
                 "read-only",
-                "t"
+                "-"
             ]
         );
         assert_eq!(
@@ -476,34 +509,47 @@ mod tests {
             ["--sandbox", "read-only", "--ask-for-approval", "never"]
         );
         assert_eq!(
-            oneshot_args(Cli::Gemini, None, "t", ro),
-            ["--approval-mode", "plan", "-p", "t"]
+            oneshot_args(Cli::Gemini, None, "t", ro).args,
+            ["--approval-mode", "plan"]
         );
-        assert_eq!(oneshot_args(Cli::Droid, None, "t", ro), ["exec", "t"]);
+        assert_eq!(oneshot_args(Cli::Droid, None, "t", ro).args, ["exec", "t"]);
         let usage = Invocation {
             readonly: false,
             usage: true,
         };
         assert_eq!(
-            oneshot_args(Cli::Claude, None, "t", usage),
+            oneshot_args(Cli::Claude, None, "t", usage).args,
             [
                 "--dangerously-skip-permissions",
                 "--output-format",
                 "stream-json",
                 "--verbose",
                 "-p",
-                "t"
             ]
         );
         assert_eq!(
-            oneshot_args(Cli::Opencode, None, "t", usage),
-            ["run", "--format", "json", "t"]
+            oneshot_args(Cli::Opencode, None, "t", usage).args,
+            ["run", "--format", "json"]
         );
         assert_eq!(usage_format(Cli::Aider, usage), None);
         assert_eq!(
             usage_format(Cli::Codex, usage),
             Some(UsageFormat::CodexJson)
         );
+    }
+
+    #[test]
+    fn the_task_is_on_stdin_exactly_where_the_profile_says() {
+        for cli in Cli::ALL {
+            let got = oneshot_args(cli, None, "the-task", Invocation::default());
+            let on_stdin = profile(cli).task_input == TaskInput::Stdin;
+            assert_eq!(got.stdin.is_some(), on_stdin, "{cli:?}");
+            assert_eq!(
+                got.args.iter().any(|a| a == "the-task"),
+                !on_stdin,
+                "{cli:?}: the task is in argv only when not on stdin"
+            );
+        }
     }
 
     #[test]

@@ -1,5 +1,6 @@
 //! One-shot subprocesses (non-interactive agents, deterministic steps, custom checks):
-//! stdin is /dev/null, stdout is captured as the output, stderr is appended to a log file.
+//! stdin is the spec's `stdin` text (a task, a script) or /dev/null, stdout is captured as
+//! the output, stderr is appended to a log file.
 //! The child leads its own process group; timeouts and cancellation end the whole group,
 //! and whatever the leader left behind in its group is ended when it exits.
 
@@ -45,6 +46,11 @@ pub struct ProcessSpec {
     /// Stop the process once it has used more tokens than this (needs `usage`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub max_tokens: Option<u64>,
+    /// Text written to the process's stdin, which is then closed: how tasks and scripts
+    /// reach a process without appearing in its argv (no size limit, nothing in `ps`).
+    /// `None` is /dev/null.
+    #[serde(default)]
+    pub stdin: Option<String>,
 }
 
 /// How a process run ended.
@@ -188,7 +194,11 @@ pub async fn run_process(
     cmd.args(&spec.args)
         .current_dir(&spec.cwd)
         .envs(spec.env.iter().map(|(k, v)| (k, v)))
-        .stdin(Stdio::null())
+        .stdin(if spec.stdin.is_some() {
+            Stdio::piped()
+        } else {
+            Stdio::null()
+        })
         .stdout(Stdio::piped())
         .stderr(stderr)
         .process_group(0)
@@ -203,6 +213,15 @@ pub async fn run_process(
     })?;
     let pgid = child.id().unwrap_or(0);
     on_spawn(pgid);
+    // Fed while the process runs: a process that reads little of it (or exits early)
+    // only ends the write with a broken pipe.
+    if let (Some(text), Some(mut pipe)) = (spec.stdin.clone(), child.stdin.take()) {
+        tokio::spawn(async move {
+            use tokio::io::AsyncWriteExt;
+            let _ = pipe.write_all(text.as_bytes()).await;
+            let _ = pipe.shutdown().await;
+        });
+    }
 
     let mut stdout = child.stdout.take();
     let over_limit = std::sync::Arc::new(tokio::sync::Notify::new());
@@ -338,6 +357,7 @@ mod tests {
             sandbox: None,
             usage: None,
             max_tokens: None,
+            stdin: None,
         }
     }
 
@@ -367,6 +387,28 @@ mod tests {
         assert_eq!(out.end, ProcessEnd::Exited);
         assert_eq!(out.exit_code, Some(3));
         assert_eq!(out.stdout, "hi 1\n");
+    }
+
+    #[tokio::test]
+    async fn stdin_text_of_any_size_reaches_the_process() {
+        let mut spec = sh("wc -c");
+        spec.stdin = Some("x".repeat(4 << 20));
+        let out = run_process(spec, CancellationToken::new(), |_| {})
+            .await
+            .unwrap();
+        assert_eq!(out.stdout.trim(), (4u64 << 20).to_string());
+        // A process that never reads it is not held up by it.
+        let mut spec = sh("exit 0");
+        spec.stdin = Some("y".repeat(4 << 20));
+        let out = run_process(spec, CancellationToken::new(), |_| {})
+            .await
+            .unwrap();
+        assert_eq!(out.exit_code, Some(0));
+        // Without text, stdin is empty.
+        let out = run_process(sh("wc -c"), CancellationToken::new(), |_| {})
+            .await
+            .unwrap();
+        assert_eq!(out.stdout.trim(), "0");
     }
 
     #[tokio::test]

@@ -60,6 +60,7 @@ async fn run(dir: &Path, script: &str, sandbox: Sandbox) -> Result<ProcessOutcom
             sandbox: Some(sandbox),
             usage: None,
             max_tokens: None,
+            stdin: None,
         },
         CancellationToken::new(),
         |_| {},

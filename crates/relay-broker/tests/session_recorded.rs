@@ -379,3 +379,27 @@ fn gemini_after_initializing_is_not_busy_and_its_footer_is_not_output() {
         .collect();
     assert_eq!(lines, ["PONG_GEMINI_PTY"], "{out:?}");
 }
+
+/// A real claude run that broke us under load: the task, pasted, showed as
+/// `[Pasted text #1 +4 lines]` on the input line; the Enter after it was swallowed while
+/// the footer changed, the task was taken as delivered, and the relayed message typed next
+/// went into the same prompt. Up to the message's echo, the input line holds the
+/// placeholder: the paste is pending, so neither delivery nor a message may follow.
+#[test]
+fn claude_collapsed_paste_on_the_input_line_is_pending() {
+    let path = format!(
+        "{}/tests/fixtures/real/claude-2.1.197-paste-not-submitted.pty",
+        env!("CARGO_MANIFEST_DIR")
+    );
+    let bytes = std::fs::read(&path).unwrap();
+    // claude draws the spaces of the echo as cursor moves: find the sender's name.
+    let message = bytes
+        .windows(b"send-c".len())
+        .position(|w| w == b"send-c")
+        .expect("the message's echo");
+    let mut screen = Screen::new(40, 120);
+    screen.process(&bytes[..message]);
+    let visible = screen.visible_rows();
+    let row = &visible[usize::from(screen.cursor().0)];
+    assert!(detect::paste_placeholder(row), "{row:?} in {visible:#?}");
+}

@@ -121,7 +121,7 @@ enum Command {
         /// The CLI being stood in for.
         #[arg(long)]
         cli: String,
-        /// The task.
+        /// The task; read from stdin when not given.
         #[arg(last = true)]
         task: Vec<String>,
     },
@@ -142,7 +142,14 @@ fn main() -> ExitCode {
     };
     // The rehearsal agent stands in for an agent CLI: its exit code is the agent's own.
     if let Command::RehearseAgent { cli, task } = &cli.command {
-        return rehearse::main(cli, &task.join(" "));
+        let task = if task.is_empty() {
+            let mut text = String::new();
+            let _ = std::io::Read::read_to_string(&mut std::io::stdin(), &mut text);
+            text
+        } else {
+            task.join(" ")
+        };
+        return rehearse::main(cli, &task);
     }
     // A bug must not leave agents running or a lie on screen: the run's watchdog ends
     // them, and the panic becomes an error with the runtime-failure code.

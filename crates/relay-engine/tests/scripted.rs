@@ -44,7 +44,11 @@ impl Launcher for Scripted {
             .find(|(k, _)| k == "AGENT_RELAY_STEP")
             .map(|(_, v)| v.clone())
             .unwrap_or_default();
-        let task = spec.args.last().cloned().unwrap_or_default();
+        let task = spec
+            .stdin
+            .clone()
+            .or_else(|| spec.args.last().cloned())
+            .unwrap_or_default();
         let now = self.active.fetch_add(1, Ordering::SeqCst) + 1;
         self.most.fetch_max(now, Ordering::SeqCst);
         self.log

@@ -50,16 +50,25 @@ pub(crate) fn main() -> ! {
             argv::json_array(&args)
         )),
         Ok(Mode::OneShot(task)) => oneshot::run(cli, &task),
-        Ok(Mode::OneShotStructured(task)) => {
-            let model = args
-                .iter()
-                .position(|a| a == "--model" || a == "-m")
-                .and_then(|i| args.get(i + 1).cloned())
-                .or_else(|| {
-                    args.iter()
-                        .find_map(|a| a.strip_prefix("--model=").map(str::to_owned))
-                });
-            structured::run(cli, &task, model)
+        Ok(Mode::OneShotStructured(task)) => structured::run(cli, &task, model_of(&args)),
+        Ok(Mode::OneShotFile(path)) => match std::fs::read_to_string(&path) {
+            Ok(task) if task.trim().is_empty() => {
+                fail(&format!("fake-agent({}): {path} holds no task", cli.name()))
+            }
+            Ok(task) => oneshot::run(cli, &task),
+            Err(e) => fail(&format!("fake-agent({}): {path}: {e}", cli.name())),
+        },
+        Ok(Mode::OneShotStdin(_)) if std::io::stdin().is_terminal() => fail(&format!(
+            "fake-agent({}): the task should come on stdin, which is a terminal",
+            cli.name()
+        )),
+        Ok(Mode::OneShotStdin(argv::Output::Structured)) => {
+            structured::run(cli, &stdin_task(cli), model_of(&args))
+        }
+        Ok(Mode::OneShotStdin(argv::Output::Text)) => oneshot::run(cli, &stdin_task(cli)),
+        // gemini reads its task from stdin when that is not a terminal.
+        Ok(Mode::Interactive) if cli == Cli::Gemini && !std::io::stdin().is_terminal() => {
+            oneshot::run(cli, &stdin_task(cli))
         }
         Ok(Mode::Interactive) if !std::io::stdin().is_terminal() => fail(&format!(
             "fake-agent({}): no task in the arguments and stdin is not a terminal; \
@@ -68,6 +77,32 @@ pub(crate) fn main() -> ! {
         )),
         Ok(Mode::Interactive) => tui::run(cli),
     }
+}
+
+/// The model named on the command line, if one is.
+fn model_of(args: &[String]) -> Option<String> {
+    args.iter()
+        .position(|a| a == "--model" || a == "-m")
+        .and_then(|i| args.get(i + 1).cloned())
+        .or_else(|| {
+            args.iter()
+                .find_map(|a| a.strip_prefix("--model=").map(str::to_owned))
+        })
+}
+
+/// The task on stdin; none there is an error, as for the real CLIs.
+fn stdin_task(cli: Cli) -> String {
+    let mut task = String::new();
+    if let Err(e) = std::io::Read::read_to_string(&mut std::io::stdin(), &mut task) {
+        fail(&format!("fake-agent({}): reading stdin: {e}", cli.name()));
+    }
+    if task.trim().is_empty() {
+        fail(&format!(
+            "fake-agent({}): no task in the arguments and none on stdin",
+            cli.name()
+        ));
+    }
+    task
 }
 
 /// The process `[[fake:child=MS]]` leaves behind.

@@ -106,6 +106,11 @@ pub(crate) enum Mode {
     OneShot(String),
     /// Run the task and exit, printing the CLI's structured output.
     OneShotStructured(String),
+    /// Run the task read from stdin and exit, printing it so (when stdin is not a
+    /// terminal; else the CLI's interactive mode, as the real ones do).
+    OneShotStdin(Output),
+    /// Run the task read from this file and exit.
+    OneShotFile(String),
     /// Start a TUI and wait for the task to be typed.
     Interactive,
 }
@@ -234,7 +239,7 @@ pub(crate) fn parse(cli: Cli, args: &[String]) -> Result<Mode, String> {
             match (print, s.pos().as_slice()) {
                 (true, [task]) => Ok(one(task, out)),
                 (false, []) => Ok(Mode::Interactive),
-                (true, []) => Err("-p needs a task".into()),
+                (true, []) => Ok(Mode::OneShotStdin(out)),
                 (true, _) => Err("more than one task given".into()),
                 (false, _) => Err("a task needs -p".into()),
             }
@@ -267,18 +272,17 @@ pub(crate) fn parse(cli: Cli, args: &[String]) -> Result<Mode, String> {
                 Output::Text
             };
             match s.pos().as_slice() {
-                ["exec", task] => {
-                    if s.value(&["--ask-for-approval", "-a"]).is_some() {
-                        return Err("--ask-for-approval is not valid with `exec`".into());
-                    }
-                    Ok(one(task, out))
+                ["exec", _] if s.value(&["--ask-for-approval", "-a"]).is_some() => {
+                    Err("--ask-for-approval is not valid with `exec`".into())
                 }
+                ["exec", "-"] => Ok(Mode::OneShotStdin(out)),
+                ["exec", task] => Ok(one(task, out)),
                 [] => {
                     exec_only(&s, "--skip-git-repo-check", "exec")?;
                     exec_only(&s, "--json", "exec")?;
                     Ok(Mode::Interactive)
                 }
-                _ => Err("expected `exec TASK` or no positional".into()),
+                _ => Err("expected `exec TASK`, `exec -` or no positional".into()),
             }
         }
         Cli::Gemini => {
@@ -308,6 +312,9 @@ pub(crate) fn parse(cli: Cli, args: &[String]) -> Result<Mode, String> {
             };
             match (s.value(&["-p"]), s.pos().as_slice()) {
                 (Some(task), []) => Ok(one(task, out)),
+                // Like gemini: no task and stdin not a terminal reads the task from it
+                // (the structured output is only for such a run).
+                (None, []) if out == Output::Structured => Ok(Mode::OneShotStdin(out)),
                 (None, []) => Ok(Mode::Interactive),
                 _ => Err("unexpected positional; the task goes after -p".into()),
             }
@@ -323,8 +330,9 @@ pub(crate) fn parse(cli: Cli, args: &[String]) -> Result<Mode, String> {
             };
             match s.pos().as_slice() {
                 ["run", rest @ ..] if !rest.is_empty() => Ok(one(&rest.join(" "), out)),
+                ["run"] => Ok(Mode::OneShotStdin(out)),
                 [] => Ok(Mode::Interactive),
-                _ => Err("expected `run TASK...` or no positional".into()),
+                _ => Err("expected `run [TASK...]` or no positional".into()),
             }
         }
         Cli::Droid => {
@@ -342,26 +350,37 @@ pub(crate) fn parse(cli: Cli, args: &[String]) -> Result<Mode, String> {
             let s = scan(
                 args,
                 &["--yes-always", "--no-git", "--dry-run"],
-                &["--model", "--message"],
+                &["--model", "--message", "--message-file"],
             )?;
             if !s.positionals.is_empty() {
                 return Err("unexpected positional".into());
             }
-            Ok(match s.value(&["--message"]) {
-                Some(task) => Mode::OneShot(task.to_string()),
-                None => Mode::Interactive,
-            })
+            Ok(
+                match (s.value(&["--message"]), s.value(&["--message-file"])) {
+                    (Some(_), Some(_)) => return Err("--message and --message-file".into()),
+                    (Some(task), None) => Mode::OneShot(task.to_string()),
+                    (None, Some(file)) => Mode::OneShotFile(file.to_string()),
+                    (None, None) => Mode::Interactive,
+                },
+            )
         }
         Cli::Goose => {
-            let s = scan(args, &["--no-session"], &["--model", "--text"])?;
-            match (s.pos().as_slice(), s.value(&["--text"])) {
-                (["run"], Some(task)) => Ok(Mode::OneShot(task.to_string())),
-                (["run"], None) => Err("`run` needs --text TASK".into()),
-                (["session"], None) => {
+            let s = scan(
+                args,
+                &["--no-session"],
+                &["--model", "--text", "-i", "--instructions"],
+            )?;
+            let file = s.value(&["-i", "--instructions"]);
+            match (s.pos().as_slice(), s.value(&["--text"]), file) {
+                (["run"], Some(task), None) => Ok(Mode::OneShot(task.to_string())),
+                (["run"], None, Some("-")) => Ok(Mode::OneShotStdin(Output::Text)),
+                (["run"], None, Some(f)) => Ok(Mode::OneShotFile(f.to_string())),
+                (["run"], None, None) => Err("`run` needs --text TASK or -i FILE".into()),
+                (["session"], None, None) => {
                     exec_only(&s, "--no-session", "run")?;
                     Ok(Mode::Interactive)
                 }
-                _ => Err("expected `run --text TASK` or `session`".into()),
+                _ => Err("expected `run --text TASK`, `run -i FILE` or `session`".into()),
             }
         }
     }
@@ -443,6 +462,15 @@ mod tests {
             p(Droid, &["exec", "--skip-permissions-unsafe", "t"]),
             one("t")
         );
+        let stdin = Ok(Mode::OneShotStdin(Output::Text));
+        assert_eq!(p(Claude, &["--dangerously-skip-permissions", "-p"]), stdin);
+        assert_eq!(p(Codex, &["exec", "--skip-git-repo-check", "-"]), stdin);
+        assert_eq!(p(Opencode, &["run", "-m", "a/b"]), stdin);
+        assert_eq!(p(Goose, &["run", "--no-session", "-i", "-"]), stdin);
+        assert_eq!(
+            p(Aider, &["--yes-always", "--message-file", "/dev/stdin"]),
+            Ok(Mode::OneShotFile("/dev/stdin".into()))
+        );
         assert_eq!(
             p(
                 Aider,
@@ -480,15 +508,14 @@ mod tests {
             (Codex, &["x"]),
             (Codex, &["--skip-git-repo-check"]),
             (Claude, &["task"]),
-            (Claude, &["-p"]),
             (Claude, &["-p", "a", "b"]),
             (Claude, &["--yolo", "-p", "t"]),
             (Gemini, &["t"]),
             (Gemini, &["-p"]),
-            (Opencode, &["run"]),
             (Opencode, &["t"]),
             (Droid, &["--skip-permissions-unsafe"]),
             (Aider, &["--message"]),
+            (Aider, &["--message", "a", "--message-file", "b"]),
             (Aider, &["file.py"]),
             (Goose, &[]),
             (Goose, &["run", "t"]),

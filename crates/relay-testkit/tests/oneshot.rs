@@ -155,7 +155,7 @@ fn wrong_shapes_exit_2() {
         ("claude", &["just a task"]),
         ("claude", &["--yolo", "-p", "x"]),
         ("gemini", &["x"]),
-        ("opencode", &["run"]),
+        ("opencode", &["run", "--bogus"]),
         ("aider", &["--message"]),
         ("goose", &["run", "x"]),
         ("droid", &["exec", "a", "b"]),
@@ -553,4 +553,41 @@ fn failed_send_is_reported_and_the_script_goes_on() {
     let out = sb.claude("[[fake:send=ghost:hi]]");
     assert_eq!(out.status.code(), Some(0));
     assert!(stderr(&out).contains("AGENT_RELAY_BIN is not set"));
+}
+
+#[test]
+fn every_stdin_shape_reads_its_task_from_stdin() {
+    let sb = Sandbox::new();
+    let cases: [(&str, &[&str]); 6] = [
+        ("claude", &["--dangerously-skip-permissions", "-p"]),
+        ("codex", &["exec", "--skip-git-repo-check", "-"]),
+        ("gemini", &["--yolo"]),
+        ("opencode", &["run"]),
+        ("aider", &["--yes-always", "--message-file", "/dev/stdin"]),
+        ("goose", &["run", "--no-session", "-i", "-"]),
+    ];
+    for (cli, args) in cases {
+        let mut child = sb
+            .cmd(cli, args)
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap();
+        {
+            use std::io::Write;
+            let mut pipe = child.stdin.take().unwrap();
+            pipe.write_all(b"[[fake:say=FROM_STDIN]]").unwrap();
+        }
+        let out = child.wait_with_output().unwrap();
+        assert_eq!(out.status.code(), Some(0), "{cli}: {}", stderr(&out));
+        assert!(
+            stdout(&out).contains("FROM_STDIN"),
+            "{cli}: {}",
+            stdout(&out)
+        );
+        // Nothing on stdin is an error, as for the real CLIs.
+        let out = sb.run(cli, args);
+        assert_eq!(out.status.code(), Some(2), "{cli} ran without a task");
+    }
 }

@@ -210,6 +210,14 @@ pub fn cursor_on_input(visible: &[String], cursor: (u16, u16)) -> bool {
     before.trim_end().ends_with(INPUT_GLYPHS)
 }
 
+/// Whether `row` (the input line) holds a collapsed paste waiting to be submitted:
+/// claude shows `[Pasted text #1 +4 lines]`, codex `[Pasted Content 1200 chars]`, gemini
+/// `[Pasted Text: 6 lines]` in place of a long pasted text.
+pub fn paste_placeholder(row: &str) -> bool {
+    let row = row.to_lowercase();
+    row.contains("[pasted text") || row.contains("[pasted content")
+}
+
 /// Whether `visible` shows the CLI's text for "cannot take input yet".
 pub fn busy(visible: &[String], rules: &Rules) -> bool {
     visible

@@ -1160,6 +1160,46 @@ mod tests {
     }
 
     #[test]
+    fn a_collapsed_paste_still_on_the_input_line_is_not_delivered_and_holds_messages() {
+        // Recorded from the real claude 2.1 under load: a long paste shows as
+        // `[Pasted text #1 +4 lines]`; an Enter pressed while claude is still taking the
+        // paste in is swallowed although the footer changes. A message typed then would be
+        // submitted with the task as one prompt.
+        let t0 = Instant::now();
+        let mut d = Driver::new(config("line one\nline two\nline three", None), t0);
+        d.on_output("? for shortcuts\r\n\x1b[?2004h\u{276f} ".as_bytes(), t0);
+        let a = d.on_tick(t0 + ms(100));
+        assert_eq!(events(&a), [SessionEvent::Ready { fallback: false }]);
+        d.on_output(
+            "\r\x1b[2K\u{276f} [Pasted text #1 +2 lines]".as_bytes(),
+            t0 + ms(110),
+        );
+        assert_eq!(writes(&d.on_tick(t0 + ms(160))), [b"\r".to_vec()]);
+        d.offer_message(
+            MessageId(9),
+            "Relay message from x: hi".into(),
+            t0 + ms(165),
+        );
+        // The footer changes; the placeholder stays on the input line.
+        let a = d.on_output(
+            "\x1b7\r\n\x1b[2Kpaste again to expand\x1b8".as_bytes(),
+            t0 + ms(170),
+        );
+        assert!(events(&a).is_empty(), "not delivered: {a:?}");
+        // The retry presses Enter only; the message is not typed meanwhile.
+        let a = d.on_tick(t0 + ms(370));
+        assert!(writes(&a).is_empty(), "{a:?}");
+        let a = d.on_tick(t0 + ms(370));
+        assert_eq!(writes(&a), [b"\r".to_vec()]);
+        // Now claude takes it: the prompt moves into the conversation, the input is empty.
+        let a = d.on_output(
+            "\r\x1b[2K\u{276f} line one\r\n\r\n\u{276f} ".as_bytes(),
+            t0 + ms(380),
+        );
+        assert_eq!(events(&a), [SessionEvent::TaskDelivered { attempts: 2 }]);
+    }
+
+    #[test]
     fn enter_taken_as_a_line_break_in_the_input_box_is_not_delivery() {
         let t0 = Instant::now();
         let mut d = Driver::new(generic("first line\nsecond line"), t0);

@@ -197,20 +197,24 @@ impl OutputTracker {
         Layout { cursor, rows }
     }
 
-    /// Whether the only change since `before` is the cursor one row down on a blank row
-    /// with the rest of the interface below it: an app that took Enter as a line break in
-    /// its input box (codex and gemini do when Enter follows a paste too closely), not as
-    /// a submit.
+    /// Whether Enter since `before` only moved the cursor one row down onto a blank row of
+    /// an input box, the row it left (the end of what was typed) unchanged and the rest
+    /// of the interface still below: an app that took Enter as a line break in its input
+    /// box (codex and gemini do when Enter follows a paste too closely), not as a submit.
+    /// Rows elsewhere may repaint meanwhile (gemini redraws its hints).
     pub(super) fn line_break_inserted_since(&self, before: &Layout) -> bool {
         let (row, _) = self.screen.cursor();
         let visible = self.screen.visible_rows();
+        let left = usize::from(before.cursor.0);
         row == before.cursor.0.saturating_add(1)
             && visible.get(usize::from(row)).is_some_and(|r| {
                 r.trim_matches(|c: char| c.is_whitespace() || c == '│' || c == '┃')
                     .is_empty()
             })
-            && visible.len() > before.rows.len()
-            && visible[..before.rows.len()] == before.rows[..]
+            && before
+                .rows
+                .get(left)
+                .is_some_and(|r| !r.trim().is_empty() && visible.get(left) == Some(r))
             // Inside a box: the rest of the interface is still below, pushed down a row.
             // (A cursor that went down past the end of everything is a submit.)
             && visible[usize::from(row) + 1..]
@@ -270,6 +274,12 @@ impl OutputTracker {
     pub(super) fn tail_on_input_line(&self, text: &str) -> bool {
         let tail = detect::echo_tail(text);
         !tail.is_empty() && self.cursor_row().contains(&tail)
+    }
+
+    /// Whether the input line holds a collapsed paste (`[Pasted text #1 +4 lines]`): what
+    /// was pasted is still there, not submitted.
+    pub(super) fn paste_pending(&self) -> bool {
+        detect::paste_placeholder(&self.cursor_row())
     }
 
     /// Whether the start or the end of `text` is on the cursor's row.

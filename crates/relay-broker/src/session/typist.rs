@@ -226,12 +226,13 @@ impl Typist {
         // A retry whose text is already in the input box only needs Enter again; typing
         // it twice would submit it twice.
         let shown = attempt > 1
-            && match what {
-                // Every message starts `Relay message from ...`, and earlier ones stay on
-                // screen: only the end of this one, on the cursor's row, tells.
-                What::Message(_) => out.tail_on_input_line(&typed),
-                What::Task | What::Nudge(_) => out.shows(&typed),
-            };
+            && (out.paste_pending()
+                || match what {
+                    // Every message starts `Relay message from ...`, and earlier ones stay
+                    // on screen: only the end of this one, on the cursor's row, tells.
+                    What::Message(_) => out.tail_on_input_line(&typed),
+                    What::Task | What::Nudge(_) => out.shows(&typed),
+                });
         let rows_before = out.rows_holding(&typed);
         let mut did = Vec::new();
         let at = if shown {
@@ -297,10 +298,10 @@ impl Typist {
                 let message = self
                     .queued
                     .as_ref()
-                    .filter(|_| !out.busy())
+                    .filter(|_| !out.busy() && !out.paste_pending())
                     .and_then(|m| self.quiet_at(out, started).map(|q| m.not_before.max(q)));
                 let recheck = (self.recheck == Recheck::Pending
-                    && out.tail_on_input_line(&self.typed_task))
+                    && (out.tail_on_input_line(&self.typed_task) || out.paste_pending()))
                 .then(|| after(last_activity, self.stuck_after()))
                 .flatten();
                 [message, recheck].into_iter().flatten().min()
@@ -349,7 +350,11 @@ impl Typist {
             State::Free => {
                 // A message goes in only while the agent is not writing: typing into a TUI
                 // that is mid-reply garbles both.
-                let quiet = self.quiet_at(out, started).is_some_and(|q| now >= q) && !out.busy();
+                // Nor while a collapsed paste waits on the input line: the message would be
+                // submitted with it as one prompt.
+                let quiet = self.quiet_at(out, started).is_some_and(|q| now >= q)
+                    && !out.busy()
+                    && !out.paste_pending();
                 if let Some(m) = self.queued.take_if(|m| now >= m.not_before && quiet) {
                     let mut m = m;
                     m.attempts += 1;
@@ -360,7 +365,7 @@ impl Typist {
                 // Enter was swallowed (something on screen looked like a reaction): press
                 // Enter once more.
                 if self.recheck == Recheck::Pending
-                    && out.tail_on_input_line(&self.typed_task)
+                    && (out.tail_on_input_line(&self.typed_task) || out.paste_pending())
                     && after(last_activity, self.stuck_after()).is_some_and(|t| now >= t)
                 {
                     self.recheck = Recheck::Done;
@@ -384,10 +389,12 @@ impl Typist {
         let Step::Confirm { at_enter, .. } = &job.step else {
             return Vec::new();
         };
-        // Text still on the input line was not taken, whatever else the screen shows
-        // (a TUI can re-lay out its screen on Enter while it swallows the key), and neither
-        // was Enter taken as a line break in an input box.
+        // Text still on the input line (or the placeholder of a collapsed paste) was not
+        // taken, whatever else the screen shows (a TUI can re-lay out its screen on Enter
+        // while it swallows the key), and neither was Enter taken as a line break in an
+        // input box.
         if on_input
+            || out.paste_pending()
             || at_enter
                 .layout
                 .as_ref()

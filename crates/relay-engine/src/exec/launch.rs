@@ -213,8 +213,14 @@ fn process<L: Launcher>(
         sandbox: None,
         usage: None,
         max_tokens: None,
+        stdin: None,
     }
 }
+
+/// What `sh -c` runs for a deterministic command: the command itself arrives on stdin
+/// (so its size is bounded only by memory and `ps` shows none of it) and runs with
+/// stdin at /dev/null, as a command given with `-c` would.
+const COMMAND_RUNNER: &str = "__agent_relay_command=$(cat); exec </dev/null; eval \"unset __agent_relay_command; $__agent_relay_command\"";
 
 /// A deterministic step's command.
 pub(super) fn command_process<L: Launcher>(
@@ -227,11 +233,45 @@ pub(super) fn command_process<L: Launcher>(
         shared,
         job,
         "sh".into(),
-        vec!["-c".into(), command.to_string()],
+        vec!["-c".into(), COMMAND_RUNNER.into()],
         env,
     );
     spec.sandbox = sandbox_of(shared, job, None);
+    spec.stdin = Some(command.to_string());
     spec
+}
+
+/// The task as a CLI that takes it as an argument gets it: unchanged when it fits in one
+/// argument, else written to a private file in the step's directory with a pointer to
+/// it as the task.
+pub(super) async fn fit_argument(
+    job: &StepJob,
+    agent: &Agent,
+    task: String,
+) -> Result<String, String> {
+    use relay_broker::cli_table::{ARG_TASK_MAX, TaskInput};
+    if profile(agent.cli).task_input != TaskInput::Argument || task.len() <= ARG_TASK_MAX {
+        return Ok(task);
+    }
+    let path = job.step_dir.join("task.md");
+    let write = async {
+        use tokio::io::AsyncWriteExt;
+        let mut f = crate::store::private_file()
+            .create(true)
+            .write(true)
+            .truncate(true)
+            .open(&path)
+            .await?;
+        f.write_all(task.as_bytes()).await?;
+        f.flush().await
+    };
+    write
+        .await
+        .map_err(|e| format!("cannot write the task file {}: {e}", path.display()))?;
+    Ok(format!(
+        "Your task is too long for the command line; it is in the file {}. Read that file and do what it says.",
+        path.display()
+    ))
 }
 
 /// A one-shot agent (or, under `--rehearse`, the rehearsal agent standing in for any).
@@ -248,25 +288,27 @@ pub(super) fn agent_process<L: Launcher>(
             "rehearse-agent".into(),
             "--cli".into(),
             agent.cli.as_str().into(),
-            "--".into(),
-            task.to_string(),
         ];
-        return process(
+        let mut spec = process(
             shared,
             job,
             shared.self_bin.display().to_string(),
             args,
             env,
         );
+        spec.stdin = Some(task.to_string());
+        return spec;
     }
     let how = invocation(job, true);
+    let one = oneshot_args(agent.cli, agent.effective_model(), task, how);
     let mut spec = process(
         shared,
         job,
         profile(agent.cli).program.into(),
-        oneshot_args(agent.cli, agent.effective_model(), task, how),
+        one.args,
         env,
     );
+    spec.stdin = one.stdin;
     spec.sandbox = sandbox_of(shared, job, Some(agent.cli));
     spec.usage = usage_format(agent.cli, how);
     spec.max_tokens = agent.constraints.as_ref().and_then(|c| c.max_tokens);

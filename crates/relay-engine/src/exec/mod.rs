@@ -244,6 +244,7 @@ async fn run_it<L: Launcher>(
                 "{}{waiting}",
                 shared.messaging.with_note(&text, &agent.name)
             );
+            let task = launch::fit_argument(job, agent, task).await?;
             let spec = launch::agent_process(shared, job, agent, &task);
             let attempt = process_attempt(shared, job, launch.attempt, spec, cancel).await?;
             for d in handed {
@@ -327,7 +328,11 @@ async fn repair_attempt<L: Launcher>(
         Ok(p) => p,
         Err(e) => return StepOutcome::Broken { why: e.to_string() },
     };
-    let spec = launch::agent_process(shared, job, agent, &launch.text);
+    let task = match launch::fit_argument(job, agent, launch.text.clone()).await {
+        Ok(t) => t,
+        Err(why) => return StepOutcome::Broken { why },
+    };
+    let spec = launch::agent_process(shared, job, agent, &task);
     let attempt = match process_attempt(shared, job, launch.attempt, spec, cancel).await {
         Ok(a) => a,
         Err(why) => return StepOutcome::Broken { why },

@@ -275,6 +275,7 @@ async fn custom<L: Launcher>(
         sandbox: None,
         usage: None,
         max_tokens: None,
+        stdin: None,
     };
     let (tx, _rx) = tokio::sync::mpsc::unbounded_channel();
     match env.launcher.run_process(spec, env.cancel.clone(), tx).await {

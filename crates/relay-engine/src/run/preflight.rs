@@ -171,6 +171,7 @@ pub async fn run_checks<L: Launcher>(
             sandbox: None,
             usage: None,
             max_tokens: None,
+            stdin: None,
         };
         let (tx, _rx) = tokio::sync::mpsc::unbounded_channel();
         let out = launcher
