@@ -8,6 +8,7 @@ mod diagnostics;
 mod error;
 mod execute;
 mod messaging;
+mod prices_cmd;
 mod progress;
 mod rehearse;
 mod runs_cmd;
@@ -98,6 +99,14 @@ enum Command {
     },
     /// Answer the question a step's agent asked; the step goes on with the answer.
     Answer(messaging::AnswerArgs),
+    /// Start a run's steps that are parked on a rate limit now, without waiting for the
+    /// reset.
+    Unpark {
+        /// Run id, a unique prefix of one, or `last`.
+        run_id: String,
+    },
+    /// List the per-model prices that cost tokens, or add one (`prices set MODEL ...`).
+    Prices(prices_cmd::PricesArgs),
     /// Read and write the run's shared board.
     Board(messaging::BoardArgs),
     /// Print the JSON Schema of relay.yaml.
@@ -206,6 +215,8 @@ fn dispatch(command: Command) -> CliResult {
         Command::Board(args) => messaging::board(args),
         Command::Questions { run_id, json } => messaging::questions(run_id, json),
         Command::Answer(args) => messaging::answer(args),
+        Command::Unpark { run_id } => messaging::unpark(run_id),
+        Command::Prices(args) => prices_cmd::prices(args),
         Command::RehearseAgent { .. } => Ok(Exit::Success),
         Command::Watchdog {
             run_id,

@@ -43,6 +43,7 @@ pub(crate) fn main() -> ! {
         let line = format!("{}\t{}\n", cli.name(), argv::json_array(&args));
         let _ = script::append_line(Path::new(&path), &line);
     }
+    script::set_cli(cli);
     match argv::parse(cli, &args) {
         Err(why) => fail(&format!(
             "fake-agent({}): unrecognized arguments: {} ({why})",
