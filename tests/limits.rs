@@ -3,6 +3,8 @@
 //! token budgets and `maxTokens` from each CLI's structured output, and rate-limit
 //! parking (reset, unpark, and a coordinator crash while parked).
 
+#![allow(clippy::unwrap_used)]
+
 mod support;
 
 use std::process::{Child, Stdio};
@@ -166,9 +168,7 @@ fn validate_explain_prints_each_agents_effective_permissions() {
     let w = World::new();
     let f = w.write(
         "wf.yaml",
-        &format!(
-            "version: \"1.0\"\nname: t\npermission_profiles:\n  reviewer: {{access: readonly, files: {{deny: [\".env\"]}}}}\nagents:\n  - {{name: rev, cli: claude, interactive: false, permissions: reviewer}}\n  - {{name: dev, cli: codex, interactive: false}}\nworkflows:\n  - name: main\n    steps:\n      - {{name: a, agent: rev, task: t}}\n      - {{name: b, agent: dev, task: t}}\n      - {{name: c, type: deterministic, command: \"true\", permissions: {{access: readonly}}}}\n"
-        ),
+        "version: \"1.0\"\nname: t\npermission_profiles:\n  reviewer: {access: readonly, files: {deny: [\".env\"]}}\nagents:\n  - {name: rev, cli: claude, interactive: false, permissions: reviewer}\n  - {name: dev, cli: codex, interactive: false}\nworkflows:\n  - name: main\n    steps:\n      - {name: a, agent: rev, task: t}\n      - {name: b, agent: dev, task: t}\n      - {name: c, type: deterministic, command: \"true\", permissions: {access: readonly}}\n",
     );
     let o = w.run(&["validate", f.to_str().unwrap(), "--explain"]);
     assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));

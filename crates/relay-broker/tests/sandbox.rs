@@ -1,6 +1,7 @@
 //! Agent permissions enforced by the kernel, with real processes: each test runs `sh -c`
 //! (or python3) under a Landlock sandbox built from declared rules and checks what the
 //! kernel refused and what it let through.
+#![allow(clippy::unwrap_used)]
 
 use std::path::Path;
 use std::time::Duration;

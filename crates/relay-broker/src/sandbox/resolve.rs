@@ -199,7 +199,7 @@ fn temp_dirs(env: &[(String, String)]) -> Vec<PathBuf> {
     out
 }
 
-fn env_of<'a>(env: &'a [(String, String)], key: &str) -> Option<String> {
+fn env_of(env: &[(String, String)], key: &str) -> Option<String> {
     env.iter()
         .rev()
         .find(|(k, _)| k == key)
@@ -413,7 +413,7 @@ mod tests {
         std::fs::write(root.join("src/a.rs"), "").unwrap();
         std::fs::write(root.join("src/deep/b.rs"), "").unwrap();
         std::fs::write(root.join("c.md"), "").unwrap();
-        assert_eq!(expand(&root, "**").unwrap(), [root.clone()]);
+        assert_eq!(expand(&root, "**").unwrap(), std::slice::from_ref(&root));
         assert_eq!(expand(&root, "src/**").unwrap(), [root.join("src")]);
         let mut rs = expand(&root, "**/*.rs").unwrap();
         rs.sort();
