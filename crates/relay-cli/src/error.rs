@@ -167,6 +167,9 @@ impl From<EngineError> for CliError {
                     "  pass --allow-unenforced to start these agents anyway with what can be enforced",
                 )
             }
+            EngineError::Prices(relay_engine::prices::PricesError::Io { .. }) => {
+                CliError::runtime(format!("{e}; nothing was run"))
+            }
             EngineError::Prices(_) => CliError::invalid(format!("{e}; nothing was run")),
             // The disk can fail mid-run: running agents were ended and what was recorded
             // stays.

@@ -133,7 +133,15 @@ pub fn user_file() -> Option<PathBuf> {
 pub fn read_file(path: &Path) -> Result<PricesFile, PricesError> {
     let text = match std::fs::read_to_string(path) {
         Ok(t) => t,
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(PricesFile::default()),
+        // No such file, or a path through something that is not a directory: no prices.
+        Err(e)
+            if matches!(
+                e.kind(),
+                std::io::ErrorKind::NotFound | std::io::ErrorKind::NotADirectory
+            ) =>
+        {
+            return Ok(PricesFile::default());
+        }
         Err(e) => {
             return Err(PricesError::Io {
                 path: path.to_path_buf(),
