@@ -1,9 +1,10 @@
 //! One-shot mode with each CLI's structured output, token usage included, printed line by
 //! line as the real CLIs do (claude `--output-format stream-json --verbose`, codex
 //! `exec --json`, gemini `--output-format stream-json`, opencode `run --format json`).
-//! Replies become the CLI's message events; `[[fake:usage=IN:OUT]]` reports one model turn
-//! of that many tokens at that point (so usage grows while the agent runs); a run that
-//! reported none reports one turn of 100 input and 10 output tokens at its end.
+//! Replies become the CLI's message events (codex: one agent message when the turn ends);
+//! `[[fake:usage=IN:OUT]]` reports one model turn of that many tokens at that point (so
+//! usage grows while the agent runs); a run that reported none reports one turn of 100
+//! input and 10 output tokens at its end.
 
 use std::io::Write;
 
@@ -54,6 +55,13 @@ impl Structured {
 
     /// Ends the output the way the CLI does: its totals.
     fn finish(&mut self, code: i32) {
+        // codex reports the model's reply as one agent message when the turn ends.
+        if self.cli == Cli::Codex && !self.replies.is_empty() {
+            self.line(&format!(
+                r#"{{"type":"item.completed","item":{{"id":"item_0","type":"agent_message","text":{}}}}}"#,
+                json(&self.replies.join("\n"))
+            ));
+        }
         if self.turns == 0 {
             self.usage(DEFAULT_TURN.0, DEFAULT_TURN.1);
         }
@@ -81,16 +89,14 @@ impl Structured {
 impl Host for Structured {
     fn reply(&mut self, text: &str) {
         self.replies.push(text.to_string());
+        if self.cli == Cli::Codex {
+            return;
+        }
         let line = match self.cli {
             Cli::Claude => format!(
                 r#"{{"type":"assistant","message":{{"id":"msg_text_{}","model":{},"content":[{{"type":"text","text":{}}}]}}}}"#,
                 self.replies.len(),
                 json(&self.model),
-                json(text)
-            ),
-            Cli::Codex => format!(
-                r#"{{"type":"item.completed","item":{{"id":"item_{}","type":"agent_message","text":{}}}}}"#,
-                self.replies.len(),
                 json(text)
             ),
             Cli::Gemini => format!(
