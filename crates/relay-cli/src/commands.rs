@@ -50,6 +50,10 @@ pub struct RunArgs {
     /// Print only the final summary.
     #[arg(short, long)]
     pub quiet: bool,
+    /// Start agents whose permissions this kernel cannot fully enforce, with what it can
+    /// (each rule not enforced is recorded as a warning).
+    #[arg(long)]
+    pub allow_unenforced: bool,
     /// Continue an interrupted or failed run instead (same as `agent-relay resume RUN_ID`).
     #[arg(long, value_name = "RUN_ID", conflicts_with_all = ["start_from", "previous_run"])]
     pub resume: Option<String>,
@@ -132,6 +136,11 @@ fn explain(loaded: &Loaded, workflow: Option<&str>) -> CliResult {
         }
     };
     println!("messaging: {topology}");
+    let workdir = crate::execute::workdir()?;
+    for line in relay_engine::enforcement::check(&loaded.file, wf, &workdir, false).explain_lines()
+    {
+        println!("{line}");
+    }
     println!("plan:");
     for line in plan.describe() {
         println!("  {line}");
@@ -231,6 +240,7 @@ pub fn run(args: RunArgs) -> CliResult {
             checked,
             vars,
             rehearse: args.rehearse,
+            allow_unenforced: args.allow_unenforced,
             resume,
             workdir,
         },

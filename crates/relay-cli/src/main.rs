@@ -8,6 +8,7 @@ mod diagnostics;
 mod error;
 mod execute;
 mod messaging;
+mod prices_cmd;
 mod progress;
 mod rehearse;
 mod runs_cmd;
@@ -122,6 +123,14 @@ enum Command {
         /// Run id, a unique prefix of one, or `last`.
         run_id: String,
     },
+    /// Start a run's steps that are parked on a rate limit now, without waiting for the
+    /// reset.
+    Unpark {
+        /// Run id, a unique prefix of one, or `last`.
+        run_id: String,
+    },
+    /// List the per-model prices that cost tokens, or add one (`prices set MODEL ...`).
+    Prices(prices_cmd::PricesArgs),
     /// Read and write the run's shared board.
     Board(messaging::BoardArgs),
     /// Read, write, compare-and-set and watch the run's shared state.
@@ -244,6 +253,8 @@ fn dispatch(command: Command) -> CliResult {
         Command::Approvals { run_id, json } => steer::approvals(run_id, json),
         Command::Pause { run_id } => steer::pause(run_id, true),
         Command::Unpause { run_id } => steer::pause(run_id, false),
+        Command::Unpark { run_id } => messaging::unpark(run_id),
+        Command::Prices(args) => prices_cmd::prices(args),
         Command::RehearseAgent { .. } => Ok(Exit::Success),
         Command::Watchdog {
             run_id,

@@ -501,6 +501,21 @@ pub fn answer(args: AnswerArgs) -> CliResult {
     }
 }
 
+/// `agent-relay unpark RUN_ID`: the run's steps parked on a rate limit start again now.
+pub fn unpark(run_id: String) -> CliResult {
+    let endpoint = Endpoint {
+        socket: None,
+        run: Some(run_id),
+    };
+    match endpoint.ask(&Request::Unpark)? {
+        Reply::Unparked { steps } => {
+            eprintln!("unparked: {} start again now", steps.join(", "));
+            Ok(Exit::Success)
+        }
+        r => Err(unexpected(&r)),
+    }
+}
+
 /// The questions of the run in `dir` that wait for an answer: (step, question).
 fn open_questions(dir: &Path) -> Vec<(String, String)> {
     let text = std::fs::read_to_string(dir.join("events.jsonl")).unwrap_or_default();

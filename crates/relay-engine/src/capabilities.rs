@@ -15,26 +15,8 @@ pub fn not_yet_effective(file: &RelayFile) -> Vec<Diagnostic> {
         if a.preset.is_some() {
             warn(format!("agents[{}].preset has no effect yet", a.name));
         }
-        if a.constraints
-            .as_ref()
-            .is_some_and(|c| c.max_tokens.is_some())
-        {
-            warn(format!(
-                "agents[{}].constraints.maxTokens has no effect yet: tokens are not counted",
-                a.name
-            ));
-        }
-        if !a.additional_paths.is_empty() {
-            warn(format!(
-                "agents[{}].additionalPaths has no effect yet: permissions are not enforced by the OS",
-                a.name
-            ));
-        }
     }
     if let Some(s) = &file.swarm {
-        if s.token_budget.is_some() {
-            warn("swarm.tokenBudget has no effect yet: tokens are not counted".into());
-        }
         if s.completion_grace_period_ms.is_some() {
             warn("swarm.completionGracePeriodMs has no effect yet".into());
         }

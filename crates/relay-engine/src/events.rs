@@ -91,6 +91,46 @@ pub enum EventKind {
         /// Attempts it took.
         attempts: u32,
     },
+    /// The kernel confines an attempt's process to these rules (agent permissions).
+    #[serde(rename = "agent:sandboxed")]
+    AgentSandboxed {
+        /// Step name.
+        step: String,
+        /// Attempt number.
+        attempt: u32,
+        /// The rules, in words.
+        rules: Vec<String>,
+    },
+    /// Tokens an attempt used, as its CLI reported them, and what they cost.
+    #[serde(rename = "step:usage")]
+    StepUsage {
+        /// Step name.
+        step: String,
+        /// Attempt number.
+        attempt: u32,
+        /// Tokens by kind.
+        usage: relay_broker::usage::Usage,
+        /// Every token of every kind.
+        total_tokens: u64,
+        /// The model it was priced as.
+        #[serde(skip_serializing_if = "Option::is_none", default)]
+        model: Option<String>,
+        /// Cost in US dollars, when the model has a price.
+        #[serde(skip_serializing_if = "Option::is_none", default)]
+        cost_usd: Option<f64>,
+    },
+    /// A running agent passed its `maxTokens` and was stopped.
+    #[serde(rename = "step:token-limit")]
+    StepTokenLimit {
+        /// Step name.
+        step: String,
+        /// Attempt number.
+        attempt: u32,
+        /// The limit.
+        max_tokens: u64,
+        /// Tokens it had used.
+        used: u64,
+    },
     /// An interactive agent went idle.
     #[serde(rename = "agent:idle")]
     AgentIdle {
@@ -146,6 +186,30 @@ pub enum EventKind {
         reason: String,
         /// Pause before the next attempt.
         delay_ms: u64,
+    },
+    /// The step waits for its provider's rate or usage limit to reset (not a failure: no
+    /// retry is spent), or holds back because another step's agent on the same provider
+    /// hit it.
+    #[serde(rename = "step:parked")]
+    StepParked {
+        /// Step name.
+        step: String,
+        /// The attempt that starts when it resumes.
+        attempt: u32,
+        /// The provider (the agent's CLI).
+        provider: String,
+        /// Until when, RFC 3339 UTC.
+        until: String,
+        /// The same, in milliseconds since the Unix epoch.
+        until_ms: u64,
+        /// What the agent reported, or why it holds back.
+        reason: String,
+    },
+    /// `agent-relay unpark` resumed the run's parked steps at once.
+    #[serde(rename = "run:unparked")]
+    RunUnparked {
+        /// The steps that were parked.
+        steps: Vec<String>,
     },
     /// The step completed.
     #[serde(rename = "step:completed")]
@@ -461,6 +525,9 @@ impl EventKind {
         match self {
             EventKind::StepStarted { step, .. }
             | EventKind::AgentSpawned { step, .. }
+            | EventKind::AgentSandboxed { step, .. }
+            | EventKind::StepUsage { step, .. }
+            | EventKind::StepTokenLimit { step, .. }
             | EventKind::AgentReady { step, .. }
             | EventKind::TaskDelivered { step, .. }
             | EventKind::AgentIdle { step }
@@ -470,6 +537,7 @@ impl EventKind {
             | EventKind::AgentDialogAnswered { step, .. }
             | EventKind::AgentNotReady { step, .. }
             | EventKind::StepRetrying { step, .. }
+            | EventKind::StepParked { step, .. }
             | EventKind::StepCompleted { step, .. }
             | EventKind::StepFailed { step, .. }
             | EventKind::StepSkipped { step, .. }

@@ -104,6 +104,9 @@ pub struct StepJob {
     pub step_dir: PathBuf,
     /// Whether its agent may ask a person (`humanAssistance` not off for the step).
     pub human_assistance: bool,
+    /// What it may read, write, reach and run (its agent's, or a deterministic step's
+    /// own); `None` for what runs without any.
+    pub permissions: Option<relay_spec::permissions::EffectivePermissions>,
 }
 
 /// The start of a job's text with its `{{state.KEY}}` references still to fill. The
@@ -341,6 +344,14 @@ pub fn resolve(
     let retries = spec
         .retries
         .unwrap_or_else(|| step.retries_with(agent.as_ref(), eh));
+    // Validation made sure these resolve.
+    let permissions = match &work {
+        Work::Agent(a) => relay_spec::permissions::effective_permissions(ctx.file, a).ok(),
+        Work::Command { .. } => {
+            relay_spec::permissions::step_permissions(ctx.file, step).and_then(Result::ok)
+        }
+        _ => None,
+    };
     let timeout = step.timeout_with(agent.as_ref());
     Ok(StepJob {
         node: node.id,
@@ -358,6 +369,7 @@ pub fn resolve(
         timeout,
         step_dir: crate::store::step_dir_of(ctx.run_dir, node.label),
         human_assistance: !step.human_assistance_off(),
+        permissions,
     })
 }
 
@@ -483,6 +495,7 @@ pub fn repair_job(
         ));
     }
     let label = format!("{}:repair#{k}", failed.label);
+    let permissions = relay_spec::permissions::effective_permissions(ctx.file, &agent).ok();
     Some(StepJob {
         node: failed.node,
         step: failed.step,
@@ -502,6 +515,7 @@ pub fn repair_job(
         timeout: failed.timeout,
         step_dir: crate::store::step_dir_of(ctx.run_dir, &label),
         human_assistance: false,
+        permissions,
         label,
     })
 }

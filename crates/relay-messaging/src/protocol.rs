@@ -204,6 +204,8 @@ pub enum Request {
         /// Who asks.
         by: String,
     },
+    /// Resume the run's parked steps now (the run's owner only).
+    Unpark,
 }
 
 /// What kind of error a request met.
@@ -273,6 +275,11 @@ pub enum Reply {
     Paused {
         /// Whether it is paused now.
         paused: bool,
+    },
+    /// These parked steps resume now.
+    Unparked {
+        /// The steps.
+        steps: Vec<String>,
     },
     /// A board entry was written.
     Stored {

@@ -460,6 +460,18 @@ async fn handle(req: Request, caller: &Caller, served: &Served) -> (Reply, Vec<D
                 Err(e) => bad(e.to_string()),
             }
         }
+        Request::Unpark => {
+            if *caller != Caller::Owner {
+                return (
+                    unauthorized("only the run's owner unparks it".into()),
+                    Vec::new(),
+                );
+            }
+            match served.controls.unpark().await {
+                Ok(steps) => Reply::Unparked { steps },
+                Err(why) => bad(why),
+            }
+        }
     };
     (reply, Vec::new())
 }

@@ -19,6 +19,7 @@ mod argv;
 mod oneshot;
 mod procs;
 mod script;
+mod structured;
 mod sys;
 mod tui;
 

@@ -34,6 +34,10 @@ pub(crate) struct Shared<L: Launcher> {
     pub run_dir: PathBuf,
     pub self_bin: PathBuf,
     pub rehearse: bool,
+    /// Start agents whose permissions cannot all be enforced (`--allow-unenforced`).
+    pub allow_unenforced: bool,
+    /// Prices of the models, for the cost of each attempt.
+    pub prices: crate::prices::PriceTable,
     pub settings: Settings,
     pub nudge: Option<NudgePolicy>,
     pub events: UnboundedSender<EventKind>,
@@ -123,6 +127,10 @@ pub(crate) async fn run_attempt<L: Launcher>(
     if let Work::Repair { agent, protect } = &job.work {
         return repair_attempt(&shared, &launch, agent, protect, &cancel).await;
     }
+    let stderr_log = job.step_dir.join("stderr.log");
+    let stderr_from = tokio::fs::metadata(&stderr_log)
+        .await
+        .map_or(0, |m| m.len());
     let attempt = match run_it(&shared, &launch, &cancel).await {
         Ok(a) => a,
         Err(why) => return StepOutcome::Broken { why },
@@ -146,7 +154,10 @@ pub(crate) async fn run_attempt<L: Launcher>(
     };
     if matches!(
         attempt.end,
-        AttemptEnd::TimedOut(_) | AttemptEnd::Cancelled | AttemptEnd::ForceReleased
+        AttemptEnd::TimedOut(_)
+            | AttemptEnd::Cancelled
+            | AttemptEnd::ForceReleased
+            | AttemptEnd::TokenLimit(_)
     ) {
         // What left the attempt's group (`setsid`) still carries the step's name.
         relay_broker::procscan::end_groups_with_envs(
@@ -244,12 +255,22 @@ pub(crate) async fn run_attempt<L: Launcher>(
         Verdict::Fail { .. } if cancel.is_cancelled() => StepOutcome::Cancelled {
             output: attempt.output,
         },
-        Verdict::Fail { reason, retryable } => StepOutcome::Failed {
-            output: attempt.output,
-            reason,
-            exit_code: attempt.exit_code,
-            retryable,
-        },
+        Verdict::Fail { reason, retryable } => {
+            // A provider's limit is not the agent failing: the step parks.
+            if let Some(limit) = rate_limit(&job, &attempt, &stderr_log, stderr_from).await {
+                return StepOutcome::RateLimited {
+                    output: attempt.output,
+                    message: limit.message,
+                    resets_at: limit.resets_at,
+                };
+            }
+            StepOutcome::Failed {
+                output: attempt.output,
+                reason,
+                exit_code: attempt.exit_code,
+                retryable,
+            }
+        }
     }
 }
 
@@ -350,6 +371,40 @@ fn resolve_task(step: &str, agent: &str, run_branch: &str, c: &Conflict) -> Stri
         c.files.join(", "),
         c.report.display()
     )
+}
+
+/// The rate or usage limit a failed agent attempt reported, in its output or in what it
+/// wrote to stderr during the attempt (from byte `stderr_from` of the step's log).
+async fn rate_limit(
+    job: &StepJob,
+    attempt: &Attempt,
+    stderr_log: &std::path::Path,
+    stderr_from: u64,
+) -> Option<relay_broker::ratelimit::RateLimit> {
+    let agent = job.agent()?;
+    if matches!(
+        attempt.end,
+        AttemptEnd::Cancelled | AttemptEnd::TokenLimit(_) | AttemptEnd::DeliveryFailed(_)
+    ) {
+        return None;
+    }
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs());
+    if let Some(l) = relay_broker::ratelimit::detect(Some(agent.cli), &attempt.output, now) {
+        return Some(l);
+    }
+    // Only the end of what this attempt wrote: enough for its last words.
+    const TAIL: u64 = 16 * 1024;
+    use tokio::io::{AsyncReadExt, AsyncSeekExt};
+    let mut f = tokio::fs::File::open(stderr_log).await.ok()?;
+    let len = f.metadata().await.ok()?.len();
+    let start = stderr_from.max(len.saturating_sub(TAIL)).min(len);
+    f.seek(std::io::SeekFrom::Start(start)).await.ok()?;
+    let mut bytes = Vec::new();
+    f.take(TAIL).read_to_end(&mut bytes).await.ok()?;
+    let text = String::from_utf8_lossy(&bytes);
+    relay_broker::ratelimit::detect(Some(agent.cli), &text, now)
 }
 
 /// The outcome of an attempt that runs nothing: a step only a hosted service could do
@@ -564,6 +619,14 @@ async fn process_attempt<L: Launcher>(
     spec: relay_broker::process::ProcessSpec,
     cancel: &CancellationToken,
 ) -> Result<Attempt, String> {
+    if let Some(sandbox) = &spec.sandbox {
+        let _ = shared.events.send(EventKind::AgentSandboxed {
+            step: job.label.clone(),
+            attempt,
+            rules: sandbox.describe(),
+        });
+    }
+    let max_tokens = spec.max_tokens;
     let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel();
     let fut = shared.launcher.run_process(spec, cancel.clone(), tx);
     tokio::pin!(fut);
@@ -594,6 +657,28 @@ async fn process_attempt<L: Launcher>(
             ),
         });
     }
+    if let Some(usage) = &out.usage {
+        let model = out.model.clone().or_else(|| {
+            job.agent()
+                .and_then(|a| a.effective_model().map(str::to_owned))
+        });
+        let _ = shared.events.send(EventKind::StepUsage {
+            step: job.label.clone(),
+            attempt,
+            usage: *usage,
+            total_tokens: usage.total(),
+            cost_usd: shared.prices.cost(model.as_deref(), usage),
+            model,
+        });
+        if out.end == relay_broker::process::ProcessEnd::TokenLimit {
+            let _ = shared.events.send(EventKind::StepTokenLimit {
+                step: job.label.clone(),
+                attempt,
+                max_tokens: max_tokens.unwrap_or_default(),
+                used: usage.total(),
+            });
+        }
+    }
     Ok(Attempt {
         end: match out.end {
             relay_broker::process::ProcessEnd::Exited => AttemptEnd::Exited,
@@ -601,6 +686,9 @@ async fn process_attempt<L: Launcher>(
                 AttemptEnd::TimedOut(job.timeout.unwrap_or_default())
             }
             relay_broker::process::ProcessEnd::Cancelled => AttemptEnd::Cancelled,
+            relay_broker::process::ProcessEnd::TokenLimit => {
+                AttemptEnd::TokenLimit(max_tokens.unwrap_or_default())
+            }
         },
         exit_code: out.exit_code,
         signal: out.signal,
@@ -623,6 +711,13 @@ async fn session_attempt<L: Launcher>(
         shared.messaging.with_note(text, &agent.name)
     );
     let spec = launch::session(shared, job, agent, attempt, task);
+    if let Some(sandbox) = &spec.sandbox {
+        let _ = shared.events.send(EventKind::AgentSandboxed {
+            step: job.label.clone(),
+            attempt,
+            rules: sandbox.describe(),
+        });
+    }
     let (inbox, mut feed) = shared.messaging.session_feed(&agent.name);
     let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel();
     let fut = shared

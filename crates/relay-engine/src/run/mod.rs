@@ -12,8 +12,10 @@
 //!  attempts started (exec), cancelled, the end
 //! ```
 
+pub mod budget;
 mod driver;
 pub mod log;
+pub mod park;
 pub mod preflight;
 pub mod state;
 
@@ -95,6 +97,8 @@ pub struct RunRequest {
     pub self_bin: PathBuf,
     /// Replace every agent CLI with the built-in rehearsal agent.
     pub rehearse: bool,
+    /// Start agents whose permissions cannot all be enforced here, with what can be.
+    pub allow_unenforced: bool,
     /// Timing knobs.
     pub settings: Settings,
     /// Receives every event as it is recorded (the progress view).
@@ -151,6 +155,15 @@ pub enum EngineError {
     /// Agents with worktrees cannot have them here.
     #[error(transparent)]
     Worktrees(#[from] crate::worktrees::WorktreeError),
+    /// Permissions that cannot be enforced here (and `--allow-unenforced` was not given).
+    #[error("{}", findings.join("\n"))]
+    Unenforceable {
+        /// One line per agent and rule.
+        findings: Vec<String>,
+    },
+    /// A prices file cannot be read.
+    #[error(transparent)]
+    Prices(#[from] crate::prices::PricesError),
 }
 
 /// A new run id: sortable time stamp plus a random suffix.
@@ -187,6 +200,13 @@ pub async fn run<L: Launcher>(
     if !req.rehearse {
         check_clis_installed(file, wf)?;
     }
+    let enforcement = crate::enforcement::check(file, wf, &req.workdir, req.allow_unenforced);
+    if !req.rehearse && !req.allow_unenforced && !enforcement.refusals.is_empty() {
+        return Err(EngineError::Unenforceable {
+            findings: enforcement.refusals,
+        });
+    }
+    let prices = crate::prices::PriceTable::load(&req.workdir)?;
     let paths = preflight::resolve_paths(file, &req.workdir)?;
     // A resumed run passed its checks when it started.
     let resuming = req.resume.as_ref().is_some_and(|r| r.same_run);
@@ -215,6 +235,16 @@ pub async fn run<L: Launcher>(
     for w in crate::capabilities::not_yet_effective(file) {
         log.record(EventKind::Warning { message: w.message })
             .await?;
+    }
+    // What cannot be enforced is never silent: said in the log, and a rehearsal says
+    // what would be enforced.
+    let said = if req.rehearse {
+        enforcement.rehearsal_lines()
+    } else {
+        enforcement.warnings()
+    };
+    for message in said {
+        log.record(EventKind::Warning { message }).await?;
     }
     let run_id = log.snapshot.run_id.clone().unwrap_or_default();
     // From here on agents may run: if this process dies, they die with it.
@@ -283,6 +313,8 @@ pub async fn run<L: Launcher>(
         run_dir: log.store.dir().to_path_buf(),
         self_bin: req.self_bin.clone(),
         rehearse: req.rehearse,
+        allow_unenforced: req.allow_unenforced,
+        prices,
         settings: req.settings.clone(),
         nudge: swarm.idle_nudge.as_ref().map(|n| NudgePolicy {
             nudge_after: n.nudge_after(),
@@ -314,6 +346,12 @@ pub async fn run<L: Launcher>(
         plan,
         hooks,
         Instant::now(),
+    )
+    .with_parking(
+        Instant::now(),
+        park::wall_now_ms(),
+        req.settings.park_backoff,
+        left_parked(&log.snapshot, resuming),
     );
     let cancel_file = log.store.dir().join(CANCEL_REQUEST);
     let why: driver::CancelReason = Box::new(move || {
@@ -393,6 +431,19 @@ async fn loop_globs(
     .map_err(|e| EngineError::LoopFiles(format!("listing the files of loop.over failed: {e}")))?
 }
 
+/// The nodes a resumed run's log left parked, by label, with until when.
+fn left_parked(snapshot: &crate::snapshot::Snapshot, resuming: bool) -> BTreeMap<String, u64> {
+    if !resuming {
+        return BTreeMap::new();
+    }
+    snapshot
+        .steps
+        .iter()
+        .filter(|(_, r)| r.state == crate::snapshot::StepState::Parked)
+        .filter_map(|(label, r)| r.parked_until_ms.map(|ms| (label.clone(), ms)))
+        .collect()
+}
+
 /// The nodes kept from an earlier run, by label.
 fn presets(req: &RunRequest) -> BTreeMap<String, Preset> {
     req.resume
@@ -449,6 +500,8 @@ struct RunMeta<'a> {
     vars: &'a BTreeMap<String, String>,
     workdir: String,
     rehearsal: bool,
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    allow_unenforced: bool,
     started_at: String,
     #[serde(skip_serializing_if = "Option::is_none")]
     reused_from: Option<&'a str>,
@@ -500,6 +553,7 @@ async fn open_run(
                 vars: &req.vars,
                 workdir: req.workdir.display().to_string(),
                 rehearsal: req.rehearse,
+                allow_unenforced: req.allow_unenforced,
                 started_at: crate::clock::now_rfc3339(),
                 reused_from,
             },

@@ -25,6 +25,10 @@ pub struct Swarm {
     /// Most tokens all steps together may use.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub token_budget: Option<u64>,
+    /// Extension: most US dollars all steps together may spend (priced by
+    /// `agent-relay prices`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cost_budget: Option<f64>,
     /// The channel every agent joins.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub channel: Option<String>,
