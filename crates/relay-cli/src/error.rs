@@ -151,7 +151,9 @@ impl From<EngineError> for CliError {
                 CliError::invalid(format!("{e}; nothing was run"))
                     .note(format!("  pass {}", flags.join(" ")))
             }
-            EngineError::UnknownWorkflow(_) => CliError::invalid(format!("{e}; nothing was run")),
+            EngineError::UnknownWorkflow(_) | EngineError::LoopFiles(_) => {
+                CliError::invalid(format!("{e}; nothing was run"))
+            }
             EngineError::Lock(relay_engine::lock::LockError::Busy { .. }) => {
                 CliError::invalid(format!("{e}; nothing was run"))
             }
@@ -172,8 +174,24 @@ impl From<EngineError> for CliError {
                 }
                 _ => CliError::runtime(format!("{e}; nothing was run")),
             },
+            EngineError::Unenforceable { findings } => {
+                let mut err = CliError::runtime(
+                    "the kernel cannot enforce these permissions; nothing was run",
+                );
+                for f in findings {
+                    err = err.note(format!("  {f}"));
+                }
+                err.note(
+                    "  pass --allow-unenforced to start these agents anyway with what can be enforced",
+                )
+            }
+            EngineError::Prices(relay_engine::prices::PricesError::Io { .. }) => {
+                CliError::runtime(format!("{e}; nothing was run"))
+            }
+            EngineError::Prices(_) => CliError::invalid(format!("{e}; nothing was run")),
             // The disk can fail mid-run: running agents were ended and what was recorded
             // stays.
+            EngineError::Worktrees(_) => CliError::runtime(format!("{e}; nothing was run")),
             EngineError::Store(_) => CliError::runtime(format!(
                 "{e}; the run stopped and any running agents were ended"
             )),

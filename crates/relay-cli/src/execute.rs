@@ -36,6 +36,8 @@ pub struct Job {
     pub vars: BTreeMap<String, String>,
     /// Rehearsal agents.
     pub rehearse: bool,
+    /// Start agents whose permissions cannot all be enforced.
+    pub allow_unenforced: bool,
     /// What it takes over from an earlier run.
     pub resume: Option<relay_engine::ResumeFrom>,
     /// Where runs are kept.
@@ -79,6 +81,7 @@ pub fn execute(job: Job, out: Output) -> CliResult {
             workdir: job.workdir.clone(),
             self_bin: crate::self_bin(),
             rehearse: job.rehearse,
+            allow_unenforced: job.allow_unenforced,
             settings: Settings::from_env(),
             observer: Some(tx),
             cancel,

@@ -8,9 +8,12 @@ mod diagnostics;
 mod error;
 mod execute;
 mod messaging;
+mod prices_cmd;
 mod progress;
 mod rehearse;
 mod runs_cmd;
+mod state_cmd;
+mod steer;
 mod templates;
 mod workers;
 
@@ -99,12 +102,48 @@ enum Command {
     },
     /// Answer the question a step's agent asked; the step goes on with the answer.
     Answer(messaging::AnswerArgs),
+    /// Approve a step that waits for approval (`approval: required`); it starts.
+    Approve(steer::DecideArgs),
+    /// Reject a step that waits for approval; it fails without running.
+    Reject(steer::DecideArgs),
+    /// List the steps that wait for approval (one run, or every live one).
+    Approvals {
+        /// Run id, a unique prefix of one, or `last` (default: every live run here).
+        run_id: Option<String>,
+        /// Print JSON.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Pause a live run: no new step starts; running ones go on.
+    Pause {
+        /// Run id, a unique prefix of one, or `last`.
+        run_id: String,
+    },
+    /// Unpause a paused run.
+    Unpause {
+        /// Run id, a unique prefix of one, or `last`.
+        run_id: String,
+    },
+    /// Start a run's steps that are parked on a rate limit now, without waiting for the
+    /// reset.
+    Unpark {
+        /// Run id, a unique prefix of one, or `last`.
+        run_id: String,
+    },
+    /// List the per-model prices that cost tokens, or add one (`prices set MODEL ...`).
+    Prices(prices_cmd::PricesArgs),
     /// Read and write the run's shared board.
     Board(messaging::BoardArgs),
     /// Take step attempts from a NATS server and run them on this machine.
     Worker(workers::WorkerArgs),
     /// List the workers a NATS server knows, their capacity, labels and attempts.
     Workers(workers::WorkersArgs),
+    /// Read, write, compare-and-set and watch the run's shared state.
+    State(state_cmd::StateArgs),
+    /// Claim files (paths or globs) so no other agent takes them while you work.
+    Claim(state_cmd::ClaimArgs),
+    /// Release your file claims.
+    Release(state_cmd::ReleaseArgs),
     /// Print the JSON Schema of relay.yaml.
     Schema,
     /// A run's watchdog: ends the run's agents if its coordinator dies (started by `run`).
@@ -215,8 +254,18 @@ fn dispatch(command: Command) -> CliResult {
         Command::Board(args) => messaging::board(args),
         Command::Worker(args) => workers::worker(args),
         Command::Workers(args) => workers::workers(args),
+        Command::State(args) => state_cmd::state(args),
+        Command::Claim(args) => state_cmd::claim(args),
+        Command::Release(args) => state_cmd::release(args),
         Command::Questions { run_id, json } => messaging::questions(run_id, json),
         Command::Answer(args) => messaging::answer(args),
+        Command::Approve(args) => steer::decide(args, true),
+        Command::Reject(args) => steer::decide(args, false),
+        Command::Approvals { run_id, json } => steer::approvals(run_id, json),
+        Command::Pause { run_id } => steer::pause(run_id, true),
+        Command::Unpause { run_id } => steer::pause(run_id, false),
+        Command::Unpark { run_id } => messaging::unpark(run_id),
+        Command::Prices(args) => prices_cmd::prices(args),
         Command::RehearseAgent { .. } => Ok(Exit::Success),
         Command::Watchdog {
             run_id,

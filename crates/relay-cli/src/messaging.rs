@@ -22,7 +22,7 @@ use crate::execute::workdir;
 
 /// Which run to talk to.
 #[derive(Args, Debug)]
-pub struct Endpoint {
+pub(crate) struct Endpoint {
     /// The run's socket (default: $AGENT_RELAY_SOCKET, which every agent and step of a
     /// run has).
     #[arg(long, value_name = "PATH", global = true)]
@@ -152,8 +152,16 @@ impl Endpoint {
         }
     }
 
+    /// The live run `run` (an id, a unique prefix, or `last`) of this directory.
+    pub(crate) fn for_run(run: String) -> Endpoint {
+        Endpoint {
+            socket: None,
+            run: Some(run),
+        }
+    }
+
     /// One request to the run; errors become messages and exit codes.
-    fn ask(&self, req: &Request) -> CliResult<Reply> {
+    pub(crate) fn ask(&self, req: &Request) -> CliResult<Reply> {
         let (path, run_dir) = self.path()?;
         let token = relay_messaging::access::client_token(run_dir.as_deref());
         let reply = Client::connect(&path)
@@ -181,12 +189,12 @@ impl Endpoint {
     }
 }
 
-fn unexpected(r: &Reply) -> CliError {
+pub(crate) fn unexpected(r: &Reply) -> CliError {
     CliError::runtime(format!("unexpected answer from the run: {r:?}"))
 }
 
 /// Who this process speaks for: the agent, else the deterministic step, else `user`.
-fn me(explicit: Option<&str>) -> String {
+pub(crate) fn me(explicit: Option<&str>) -> String {
     explicit
         .map(str::to_owned)
         .or_else(|| std::env::var("AGENT_RELAY_NAME").ok())
@@ -313,12 +321,16 @@ pub fn inbox(args: InboxArgs) -> CliResult {
 
 /// `agent-relay agents`.
 pub fn agents(args: AgentsArgs) -> CliResult {
-    let (agents, channels) = match args.endpoint.ask(&Request::Agents)? {
-        Reply::Agents { agents, channels } => (agents, channels),
+    let (agents, channels, claims) = match args.endpoint.ask(&Request::Agents)? {
+        Reply::Agents {
+            agents,
+            channels,
+            claims,
+        } => (agents, channels, claims),
         r => return Err(unexpected(&r)),
     };
     if args.json {
-        let v = serde_json::json!({"agents": agents, "channels": channels});
+        let v = serde_json::json!({"agents": agents, "channels": channels, "claims": claims});
         println!("{v}");
         return Ok(Exit::Success);
     }
@@ -341,16 +353,33 @@ pub fn agents(args: AgentsArgs) -> CliResult {
             "one-shot"
         };
         let chans: Vec<String> = a.channels.iter().map(|c| format!("#{c}")).collect();
+        let held: Vec<&str> = claims
+            .iter()
+            .filter(|c| c.holder == a.name)
+            .map(|c| c.path.as_str())
+            .collect();
         println!(
-            "{:width$}  {state:7}  {mode:8}  {}{}{}",
+            "{:width$}  {state:7}  {mode:8}  {}{}{}{}",
             a.name,
             a.role
                 .as_deref()
                 .map(|r| format!("{r}  "))
                 .unwrap_or_default(),
             chans.join(" "),
+            if held.is_empty() {
+                String::new()
+            } else {
+                format!("  claims {}", held.join(" "))
+            },
             if a.name == me { "  (you)" } else { "" },
         );
+    }
+    // Claims of holders that are not agents of the run (the user, a step).
+    for c in claims
+        .iter()
+        .filter(|c| !agents.iter().any(|a| a.name == c.holder))
+    {
+        println!("{}  claims {}", c.holder, c.path);
     }
     Ok(Exit::Success)
 }
@@ -466,6 +495,21 @@ pub fn answer(args: AnswerArgs) -> CliResult {
     })? {
         Reply::Answered { step } => {
             eprintln!("answered: step `{step}` goes on with it");
+            Ok(Exit::Success)
+        }
+        r => Err(unexpected(&r)),
+    }
+}
+
+/// `agent-relay unpark RUN_ID`: the run's steps parked on a rate limit start again now.
+pub fn unpark(run_id: String) -> CliResult {
+    let endpoint = Endpoint {
+        socket: None,
+        run: Some(run_id),
+    };
+    match endpoint.ask(&Request::Unpark)? {
+        Reply::Unparked { steps } => {
+            eprintln!("unparked: {} start again now", steps.join(", "));
             Ok(Exit::Success)
         }
         r => Err(unexpected(&r)),

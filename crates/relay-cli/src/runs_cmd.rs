@@ -93,6 +93,7 @@ pub fn resume(id: &str, out: Output, nats: &crate::workers::NatsArgs) -> CliResu
             checked,
             vars: plan.vars,
             rehearse: plan.rehearse,
+            allow_unenforced: plan.allow_unenforced,
             resume: Some(plan.resume),
             workdir: wd,
             nats,
@@ -163,6 +164,16 @@ fn print_status(info: &RunInfo) {
         if matches!(s.status, StepState::Completed | StepState::Failed) {
             detail.push_str(&format!(" {}", duration(Some(s.duration_ms))));
         }
+        if let Some(u) = &s.usage {
+            detail.push_str(&format!(" {}", crate::progress::spending(u, s.cost_usd)));
+        }
+        if let Some(ms) = s.parked_until_ms.filter(|_| s.status == StepState::Parked) {
+            let now = relay_engine::run::park::wall_now_ms();
+            detail.push_str(&format!(
+                "  parked until {}",
+                relay_engine::run::park::show(ms, now)
+            ));
+        }
         if let Some(r) = &s.reason {
             detail.push_str(&format!("  {r}"));
         }
@@ -174,6 +185,7 @@ fn step_state(s: StepState) -> &'static str {
     match s {
         StepState::Pending => "pending",
         StepState::Running => "running",
+        StepState::Parked => "parked",
         StepState::Completed => "completed",
         StepState::Failed => "failed",
         StepState::Skipped => "skipped",

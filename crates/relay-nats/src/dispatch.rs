@@ -1007,6 +1007,8 @@ fn cancelled_process() -> ProcessOutcome {
         stdout: String::new(),
         dropped: 0,
         pgid: 0,
+        usage: None,
+        model: None,
     }
 }
 

@@ -5,6 +5,8 @@
 
 use std::path::{Path, PathBuf};
 
+use relay_broker::sandbox::Sandbox;
+
 use crate::wire::Places;
 
 /// The worker's places for one run.
@@ -64,6 +66,26 @@ impl PathMap {
             v.to_owned()
         }
     }
+
+    /// An agent's sandbox with the coordinator's paths in it (the project root, extra
+    /// directories, readable and writable paths, absolute globs) moved to this worker's.
+    pub fn sandbox(&self, mut s: Sandbox) -> Sandbox {
+        let all = |xs: &mut Vec<String>| {
+            for x in xs.iter_mut() {
+                *x = self.value(x);
+            }
+        };
+        all(&mut s.readable);
+        all(&mut s.writable);
+        if let Some(f) = s.files.as_mut() {
+            f.root = self.path(&f.root);
+            all(&mut f.extra);
+            all(&mut f.read);
+            all(&mut f.write);
+            all(&mut f.deny);
+        }
+        s
+    }
 }
 
 #[cfg(test)]
@@ -92,5 +114,34 @@ mod tests {
         assert_eq!(m.value("hello /home/c/proj"), "hello /home/c/proj");
         // A sibling that merely shares a prefix of the name is not inside the project.
         assert_eq!(m.value("/home/c/project2"), "/home/c/project2");
+    }
+
+    #[test]
+    fn an_agents_sandbox_names_the_workers_paths() {
+        let places = Places {
+            root: "/home/c/proj".into(),
+            run_dir: "/home/c/proj/.agent-relay/runs/r1".into(),
+        };
+        let m = PathMap::new(&places, Path::new("/srv/w"), "r1");
+        let s: Sandbox = serde_json::from_value(serde_json::json!({
+            "owner": "agent dev",
+            "files": {
+                "root": "/home/c/proj",
+                "project": "read",
+                "write": ["src/**", "/home/c/proj/docs/**"],
+                "extra": ["/home/c/proj/../shared", "/opt/data"],
+                "dotfiles": true
+            },
+            "readable": ["/home/c/proj/.agent-relay/runs/r1/steps/a"],
+            "writable": ["~/.claude"]
+        }))
+        .unwrap();
+        let s = m.sandbox(s);
+        let f = s.files.as_ref().unwrap();
+        assert_eq!(f.root, Path::new("/srv/w"));
+        assert_eq!(f.write, ["src/**", "/srv/w/docs/**"]);
+        assert_eq!(f.extra[1], "/opt/data");
+        assert_eq!(s.readable, ["/srv/w/.agent-relay/remote/r1/steps/a"]);
+        assert_eq!(s.writable, ["~/.claude"]);
     }
 }

@@ -515,6 +515,7 @@ async fn run_granted(
                 cwd: map.path(&spec.cwd),
                 stderr_path: spec.stderr_path.as_ref().map(|p| map.path(p)),
                 env: state.env(spec.env.clone(), &map, socket.as_deref()),
+                sandbox: spec.sandbox.clone().map(|s| map.sandbox(s)),
                 ..spec.clone()
             };
             if let (Some(theirs), Some(mine)) = (offer_stderr(&offer), spec.stderr_path.clone()) {
@@ -543,6 +544,7 @@ async fn run_granted(
                 cwd: map.path(&spec.cwd),
                 transcript_path: map.path(&spec.transcript_path),
                 env: state.env(spec.env.clone(), &map, socket.as_deref()),
+                sandbox: spec.sandbox.clone().map(|s| map.sandbox(s)),
                 ..spec.clone()
             };
             if let Some(d) = spec.transcript_path.parent() {

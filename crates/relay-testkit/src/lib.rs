@@ -20,6 +20,7 @@ pub mod nats;
 mod oneshot;
 mod procs;
 mod script;
+mod structured;
 mod sys;
 mod tui;
 

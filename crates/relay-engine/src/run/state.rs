@@ -8,7 +8,7 @@
 //! One record per node holds everything about it; one `Stop` says why the run stopped
 //! starting work, if it did.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -52,6 +52,40 @@ pub enum Input {
         step: String,
         /// The answer.
         text: String,
+    },
+    /// A person decided the approval of workflow step `step` (check it first with
+    /// [`RunState::check_decision`]).
+    Decide {
+        /// The step's name.
+        step: String,
+        /// Whether it may run.
+        approved: bool,
+        /// Who decided.
+        by: String,
+        /// Why, when they said.
+        reason: Option<String>,
+    },
+    /// No new node starts until `Unpause`; running ones go on.
+    Pause {
+        /// Who paused the run.
+        by: String,
+    },
+    /// Nodes start again.
+    Unpause {
+        /// Who unpaused the run.
+        by: String,
+    },
+    /// Resume every parked node now (`agent-relay unpark`).
+    Unpark,
+    /// Node `step` (its label; empty for spending a resumed run brings along) spent
+    /// tokens and dollars.
+    Usage {
+        /// The node.
+        step: String,
+        /// Tokens by kind.
+        usage: relay_broker::usage::Usage,
+        /// Dollars, when its model has a price.
+        cost_usd: Option<f64>,
     },
 }
 
@@ -140,6 +174,10 @@ pub struct RunSetup<'a> {
     pub run_id: String,
     /// Nodes kept from an earlier run, by label.
     pub presets: BTreeMap<String, Preset>,
+    /// Steps whose approval an earlier coordinator of this run already granted.
+    pub approved: BTreeSet<String>,
+    /// Files matched by the globs of for-each loops, by glob as written.
+    pub globs: BTreeMap<String, Vec<String>>,
 }
 
 /// Where a run node's attempts stand.
@@ -147,6 +185,8 @@ pub struct RunSetup<'a> {
 enum Attempts {
     /// Not started.
     Idle,
+    /// Resolved; waits for its step's approval before attempt 1.
+    AwaitingApproval { job: Arc<StepJob> },
     /// Attempt `n` runs.
     Running { job: Arc<StepJob>, n: u32 },
     /// Attempt `n` ended with a question; attempt `n + 1` starts with its answer.
@@ -167,6 +207,14 @@ enum Attempts {
         job: Arc<StepJob>,
         n: u32,
         previous: Previous,
+    },
+    /// Waiting for its provider's rate limit to reset; attempt `n` starts then (the
+    /// parked attempt spent no retry).
+    Parked {
+        job: Arc<StepJob>,
+        n: u32,
+        previous: Option<Previous>,
+        until: super::park::Until,
     },
     /// No more attempts.
     Done,
@@ -192,6 +240,10 @@ struct NodeRecord {
     agent: Option<String>,
     /// Repairs it had.
     repairs: u32,
+    /// Rate limits its attempts reported in a row.
+    parks: u32,
+    /// Attempts that spent no retry (rate-limited ones).
+    free_attempts: u32,
     result: Option<NodeResult>,
     skip_reason: Option<String>,
 }
@@ -212,6 +264,12 @@ impl NodeLookup for Nodes {
     fn result(&self, id: NodeId) -> Option<&NodeResult> {
         self.0.get(id.index()).and_then(|n| n.result.as_ref())
     }
+
+    fn skip_reason(&self, id: NodeId) -> Option<&str> {
+        self.0
+            .get(id.index())
+            .and_then(|n| n.skip_reason.as_deref())
+    }
 }
 
 /// What the run knows of each workflow step.
@@ -227,7 +285,8 @@ struct StepProgress {
 pub struct RunState<'a> {
     file: &'a RelayFile,
     wf: &'a WorkflowDef,
-    vars: &'a BTreeMap<String, String>,
+    /// User variables, and the outputs of steps with `outputVar` as they complete.
+    vars: BTreeMap<String, String>,
     workdir: PathBuf,
     paths: BTreeMap<String, PathBuf>,
     run_dir: PathBuf,
@@ -255,6 +314,24 @@ pub struct RunState<'a> {
     repair_budget: u32,
     /// Whether a step that used up everything stops the run for a person.
     needs_human_on_exhaustion: bool,
+    /// Steps approved (by name).
+    approved: BTreeSet<String>,
+    /// Steps whose approval was asked for.
+    approval_asked: BTreeSet<StepIdx>,
+    /// Nodes waiting for approval that time out, and when.
+    approval_deadlines: BTreeMap<NodeId, Instant>,
+    /// Files of for-each globs.
+    globs: BTreeMap<String, Vec<String>>,
+    /// Whether `pause` holds new nodes back.
+    paused: bool,
+    /// Tokens and dollars spent, against the run's budget.
+    budget: super::budget::Budget,
+    /// Rate-limited providers and the run's wall clock.
+    parking: super::park::Parking,
+    /// Parked nodes, and when they start again.
+    parked: BTreeMap<NodeId, Instant>,
+    /// Nodes (by label) a resumed run's log left parked, until when (wall-clock ms).
+    resume_parks: BTreeMap<String, u64>,
     finished: bool,
 }
 
@@ -277,7 +354,7 @@ impl<'a> RunState<'a> {
         let mut state = RunState {
             file,
             wf: setup.wf,
-            vars: setup.vars,
+            vars: setup.vars.clone(),
             workdir: setup.workdir,
             paths: setup.paths,
             run_dir: setup.run_dir,
@@ -303,6 +380,19 @@ impl<'a> RunState<'a> {
                 .error_handling
                 .as_ref()
                 .is_some_and(|e| e.on_exhaustion() == relay_spec::OnExhaustion::NeedsHuman),
+            approved: setup.approved,
+            approval_asked: BTreeSet::new(),
+            approval_deadlines: BTreeMap::new(),
+            globs: setup.globs,
+            paused: false,
+            budget: super::budget::Budget::new(
+                swarm.token_budget,
+                swarm.cost_budget,
+                setup.wf.steps.len(),
+            ),
+            parking: super::park::Parking::new(now, 0, Duration::from_secs(60)),
+            parked: BTreeMap::new(),
+            resume_parks: BTreeMap::new(),
             finished: false,
         };
         for (s, id) in plan.final_node.iter().enumerate() {
@@ -331,7 +421,14 @@ impl<'a> RunState<'a> {
             .filter(|(id, _, _)| !self.sched.state(*id).is_final())
             .map(|(_, at, _)| *at);
         let retries = self.retrying.values().copied();
-        run.into_iter().chain(barriers).chain(retries).min()
+        let approvals = self.approval_deadlines.values().copied();
+        let parked = self.parked.values().copied();
+        run.into_iter()
+            .chain(barriers)
+            .chain(retries)
+            .chain(approvals)
+            .chain(parked)
+            .min()
     }
 
     /// Whether the run is over.
@@ -364,6 +461,38 @@ impl<'a> RunState<'a> {
                 }
             }
             Input::Answer { step, text } => self.answered(&step, text, &mut out),
+            Input::Decide {
+                step,
+                approved,
+                by,
+                reason,
+            } => self.decided(&step, approved, by, reason, now, &mut out),
+            Input::Pause { by } => {
+                if !self.paused && self.stop.is_none() {
+                    self.paused = true;
+                    out.push(Effect::Record(EventKind::RunPaused { by }));
+                }
+            }
+            Input::Unpause { by } => {
+                if self.paused {
+                    self.paused = false;
+                    out.push(Effect::Record(EventKind::RunUnpaused { by }));
+                }
+            }
+            Input::Unpark => self.unpark(true, now, &mut out),
+            Input::Usage {
+                step,
+                usage,
+                cost_usd,
+            } => {
+                let idx = self
+                    .nodes
+                    .0
+                    .iter()
+                    .find(|n| n.label == step)
+                    .map(|n| n.step.get());
+                self.budget.record(idx, &usage, cost_usd);
+            }
         }
         self.pump(now, &mut out);
         out
@@ -406,6 +535,8 @@ impl<'a> RunState<'a> {
                 started_at: None,
                 agent: None,
                 repairs: 0,
+                parks: 0,
+                free_attempts: 0,
                 result: None,
                 skip_reason: None,
             });
@@ -455,8 +586,32 @@ impl<'a> RunState<'a> {
         }
         if outcome.is_completed() {
             self.publish(id, outcome.output());
+            self.preset_loop_outputs(id);
         }
         self.sched.complete(id);
+    }
+
+    /// A looping step kept from an earlier run: `{{steps.X.outputs}}` again from the
+    /// iterations it kept (`X#1`, `X#2`, ...).
+    fn preset_loop_outputs(&mut self, id: NodeId) {
+        let rec = &self.nodes.0[id.index()];
+        let Some(def) = self.wf.steps.get(rec.step.get()) else {
+            return;
+        };
+        if !matches!(rec.kind, Kind::Gate(_))
+            || rec.label != def.name
+            || !relay_spec::validate::is_loop(def)
+        {
+            return;
+        }
+        let outputs: Vec<String> = (1..)
+            .map_while(|k| self.presets.get(&format!("{}#{k}", def.name)))
+            .filter(|p| p.status == StepStatus::Completed)
+            .map(|p| p.output.trim_end().to_string())
+            .collect();
+        let all = serde_json::to_string(&outputs).unwrap_or_else(|_| "[]".into());
+        self.outputs
+            .insert(relay_spec::template::outputs_key(&def.name), all);
     }
 
     // ---- the loop --------------------------------------------------------------------
@@ -464,7 +619,11 @@ impl<'a> RunState<'a> {
     /// Starts everything that may start; ends the run when nothing can happen any more.
     fn pump(&mut self, now: Instant, out: &mut Vec<Effect>) {
         loop {
-            while let Some(id) = self.sched.next_to_start() {
+            // A paused run starts nothing; a stopped one has nothing left to start.
+            while !self.paused || self.stop.is_some() {
+                let Some(id) = self.sched.next_to_start() else {
+                    break;
+                };
                 self.start(id, now, out);
             }
             if !self.sched.is_done() {
@@ -511,7 +670,7 @@ impl<'a> RunState<'a> {
                 let ctx = JobCtx {
                     file: self.file,
                     wf: self.wf,
-                    vars: self.vars,
+                    vars: &self.vars,
                     workdir: &self.workdir,
                     paths: &self.paths,
                     run_dir: &self.run_dir,
@@ -532,12 +691,15 @@ impl<'a> RunState<'a> {
                 rec.agent = pick.agent.clone();
                 rec.started_at = Some(now);
                 match resolved {
+                    Ok(job) if self.needs_approval(step) => {
+                        self.await_approval(id, step, Arc::new(job), now, out);
+                    }
                     Ok(job) => {
                         out.push(Effect::NodeStarted {
                             label: label.clone(),
                             agent: pick.agent.clone(),
                         });
-                        self.launch(id, Arc::new(job), 1, None, out);
+                        self.launch(id, Arc::new(job), 1, None, now, out);
                     }
                     Err(reason) => {
                         let failure = StepOutcome::Failed {
@@ -553,27 +715,214 @@ impl<'a> RunState<'a> {
         }
     }
 
+    // ---- approvals -------------------------------------------------------------------
+
+    /// Whether step `step` must wait for a person before it runs.
+    fn needs_approval(&self, step: StepIdx) -> bool {
+        self.wf.steps.get(step.get()).is_some_and(|s| {
+            s.approval.as_ref().is_some_and(|a| a.required()) && !self.approved.contains(&s.name)
+        })
+    }
+
+    /// Node `id` of `step` is resolved and waits for the step's approval.
+    fn await_approval(
+        &mut self,
+        id: NodeId,
+        step: StepIdx,
+        job: Arc<StepJob>,
+        now: Instant,
+        out: &mut Vec<Effect>,
+    ) {
+        let Some(def) = self.wf.steps.get(step.get()) else {
+            return;
+        };
+        let approval = def.approval.clone();
+        if let Kind::Run { attempts, .. } = &mut self.nodes.0[id.index()].kind {
+            *attempts = Attempts::AwaitingApproval { job };
+        }
+        let timeout_ms = approval.as_ref().and_then(|a| a.timeout_ms());
+        if let Some(ms) = timeout_ms {
+            self.approval_deadlines.insert(id, deadline(now, ms));
+        }
+        if self.approval_asked.insert(step) {
+            out.push(Effect::Record(EventKind::ApprovalRequested {
+                step: def.name.clone(),
+                approvers: approval
+                    .as_ref()
+                    .map(|a| a.approvers().to_vec())
+                    .unwrap_or_default(),
+                timeout_ms,
+            }));
+        }
+    }
+
+    /// Steps waiting for approval: (step name, who may decide).
+    pub fn awaiting_approval(&self) -> Vec<(&str, &[String])> {
+        let mut out: Vec<(&str, &[String])> = Vec::new();
+        for n in &self.nodes.0 {
+            if let Kind::Run {
+                attempts: Attempts::AwaitingApproval { .. },
+                ..
+            } = &n.kind
+                && let Some(s) = self.wf.steps.get(n.step.get())
+                && !out.iter().any(|(name, _)| *name == s.name)
+            {
+                let approvers = s.approval.as_ref().map_or(&[][..], |a| a.approvers());
+                out.push((s.name.as_str(), approvers));
+            }
+        }
+        out
+    }
+
+    /// Whether `by` may decide the approval of `step` now; why not otherwise.
+    pub fn check_decision(&self, step: &str, by: &str) -> Result<(), String> {
+        let waiting = self.awaiting_approval();
+        match waiting.iter().find(|(name, _)| *name == step) {
+            Some((_, approvers)) if approvers.is_empty() || approvers.iter().any(|a| a == by) => {
+                Ok(())
+            }
+            Some((_, approvers)) => Err(format!(
+                "`{by}` may not decide step `{step}`; its approvers are {}",
+                approvers
+                    .iter()
+                    .map(|a| format!("`{a}`"))
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            )),
+            None if waiting.is_empty() => Err(format!(
+                "step `{step}` is not waiting for approval (no step is)"
+            )),
+            None => Err(format!(
+                "step `{step}` is not waiting for approval (these are: {})",
+                waiting
+                    .iter()
+                    .map(|(n, _)| format!("`{n}`"))
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            )),
+        }
+    }
+
+    /// Whether the run is paused.
+    pub fn is_paused(&self) -> bool {
+        self.paused
+    }
+
+    /// The approval of `step` was decided: its waiting nodes start, or fail rejected.
+    fn decided(
+        &mut self,
+        step: &str,
+        approved: bool,
+        by: String,
+        reason: Option<String>,
+        now: Instant,
+        out: &mut Vec<Effect>,
+    ) {
+        let waiting: Vec<NodeId> = self
+            .nodes
+            .0
+            .iter()
+            .enumerate()
+            .filter(|(_, n)| {
+                matches!(
+                    n.kind,
+                    Kind::Run {
+                        attempts: Attempts::AwaitingApproval { .. },
+                        ..
+                    }
+                ) && self
+                    .wf
+                    .steps
+                    .get(n.step.get())
+                    .is_some_and(|s| s.name == step)
+            })
+            .map(|(i, _)| NodeId::new(i))
+            .collect();
+        if waiting.is_empty() {
+            return;
+        }
+        out.push(Effect::Record(EventKind::ApprovalDecided {
+            step: step.to_string(),
+            approved,
+            by: by.clone(),
+            reason: reason.clone(),
+        }));
+        if approved {
+            self.approved.insert(step.to_string());
+        }
+        for id in waiting {
+            self.approval_deadlines.remove(&id);
+            let rec = &mut self.nodes.0[id.index()];
+            let Kind::Run { attempts, .. } = &mut rec.kind else {
+                continue;
+            };
+            let Attempts::AwaitingApproval { job } = std::mem::replace(attempts, Attempts::Idle)
+            else {
+                continue;
+            };
+            if approved {
+                out.push(Effect::NodeStarted {
+                    label: rec.label.clone(),
+                    agent: rec.agent.clone(),
+                });
+                rec.started_at = Some(now);
+                self.launch(id, job, 1, None, now, out);
+            } else {
+                let failure = StepOutcome::Failed {
+                    output: String::new(),
+                    reason: match &reason {
+                        Some(r) => format!("rejected by {by}: {r}"),
+                        None => format!("rejected by {by}"),
+                    },
+                    exit_code: None,
+                    retryable: false,
+                };
+                self.node_done(id, failure, 0, now, out);
+            }
+        }
+    }
+
     fn busy(&self, agent: &str) -> bool {
         self.nodes.0.iter().any(|n| {
             n.agent.as_deref() == Some(agent)
                 && matches!(
                     &n.kind,
                     Kind::Run {
-                        attempts: Attempts::Running { .. } | Attempts::Retrying { .. },
+                        attempts: Attempts::Running { .. }
+                            | Attempts::Retrying { .. }
+                            | Attempts::Parked { .. },
                         ..
                     }
                 )
         })
     }
 
+    #[allow(clippy::too_many_arguments)]
     fn launch(
         &mut self,
         id: NodeId,
         job: Arc<StepJob>,
         n: u32,
         previous: Option<&Previous>,
+        now: Instant,
         out: &mut Vec<Effect>,
     ) {
+        // Agents spend tokens: none starts once the run's budget is spent.
+        if job.agent().is_some()
+            && let Some(reason) = self.budget.exhausted()
+        {
+            let failed = StepOutcome::Failed {
+                output: previous.map(|p| p.output.clone()).unwrap_or_default(),
+                reason,
+                exit_code: None,
+                retryable: false,
+            };
+            return self.node_done(id, failed, n.saturating_sub(1), now, out);
+        }
+        // A provider that reported a rate limit takes no attempt before its reset.
+        if self.hold_back(id, &job, n, previous, now, out) {
+            return;
+        }
         let rec = &mut self.nodes.0[id.index()];
         let text = job::attempt_text(&job, n, previous);
         out.push(Effect::Record(EventKind::StepStarted {
@@ -627,7 +976,23 @@ impl<'a> RunState<'a> {
         if let StepOutcome::NeedsAnswer { output, question } = outcome {
             return self.ask(id, job, n, question, output, now, out);
         }
-        let may_retry = outcome.retryable() && n < job.max_attempts && self.stop.is_none();
+        if let StepOutcome::RateLimited {
+            output,
+            message,
+            resets_at,
+        } = outcome
+        {
+            let limited = state_park::Limited {
+                output,
+                message,
+                resets_at,
+            };
+            return self.rate_limited(id, job, n, limited, now, out);
+        }
+        let rec = &mut self.nodes.0[id.index()];
+        rec.parks = 0;
+        let counted = n.saturating_sub(rec.free_attempts);
+        let may_retry = outcome.retryable() && counted < job.max_attempts && self.stop.is_none();
         if let (
             true,
             StepOutcome::Failed {
@@ -796,7 +1161,7 @@ impl<'a> RunState<'a> {
         out: &mut Vec<Effect>,
     ) {
         if job.retry_delay.is_zero() {
-            self.launch(id, job, n + 1, Some(&previous), out);
+            self.launch(id, job, n + 1, Some(&previous), now, out);
         } else if let Kind::Run { attempts, .. } = &mut self.nodes.0[id.index()].kind {
             let at = now.checked_add(job.retry_delay).unwrap_or(now);
             *attempts = Attempts::Retrying { job, n, previous };
@@ -822,7 +1187,7 @@ impl<'a> RunState<'a> {
         let ctx = JobCtx {
             file: self.file,
             wf: self.wf,
-            vars: self.vars,
+            vars: &self.vars,
             workdir: &self.workdir,
             paths: &self.paths,
             run_dir: &self.run_dir,
@@ -891,7 +1256,11 @@ impl<'a> RunState<'a> {
                 let output = previous.output;
                 self.node_done(id, StepOutcome::Cancelled { output }, n, now, out);
             }
-            StepOutcome::Failed { reason, .. } | StepOutcome::Broken { why: reason } => {
+            StepOutcome::Failed { reason, .. }
+            | StepOutcome::Broken { why: reason }
+            | StepOutcome::RateLimited {
+                message: reason, ..
+            } => {
                 out.push(Effect::Record(EventKind::Pattern {
                     step: label,
                     action: "repair-failed".into(),
@@ -909,6 +1278,35 @@ impl<'a> RunState<'a> {
     }
 
     fn tick(&mut self, now: Instant, out: &mut Vec<Effect>) {
+        let due: Vec<NodeId> = self
+            .approval_deadlines
+            .iter()
+            .filter(|(_, at)| now >= **at)
+            .map(|(id, _)| *id)
+            .collect();
+        for id in due {
+            let Some(def) = self
+                .nodes
+                .0
+                .get(id.index())
+                .and_then(|n| self.wf.steps.get(n.step.get()))
+            else {
+                continue;
+            };
+            let (name, approval) = (def.name.clone(), def.approval.clone());
+            let approve = approval
+                .as_ref()
+                .is_some_and(|a| a.on_timeout() == relay_spec::OnTimeout::Approve);
+            let ms = approval.as_ref().and_then(|a| a.timeout_ms()).unwrap_or(0);
+            self.decided(
+                &name,
+                approve,
+                "timeout".into(),
+                Some(format!("no decision within {ms} ms")),
+                now,
+                out,
+            );
+        }
         if let Some((at, ms)) = self.run_deadline
             && now >= at
             && self.stop.is_none()
@@ -952,9 +1350,10 @@ impl<'a> RunState<'a> {
                 job, n, previous, ..
             } = attempts
             {
-                self.launch(id, job, n + 1, Some(&previous), out);
+                self.launch(id, job, n + 1, Some(&previous), now, out);
             }
         }
+        self.unpark(false, now, out);
     }
 
     /// Stops starting work for `why`: everything not started is skipped, running attempts
@@ -980,6 +1379,27 @@ impl<'a> RunState<'a> {
         for (id, n, output) in asking {
             self.node_done(id, StepOutcome::Cancelled { output }, n, now, out);
         }
+        let awaiting: Vec<NodeId> = self
+            .nodes
+            .0
+            .iter()
+            .enumerate()
+            .filter(|(_, n)| {
+                matches!(
+                    n.kind,
+                    Kind::Run {
+                        attempts: Attempts::AwaitingApproval { .. },
+                        ..
+                    }
+                )
+            })
+            .map(|(i, _)| NodeId::new(i))
+            .collect();
+        self.approval_deadlines.clear();
+        for id in awaiting {
+            let output = String::new();
+            self.node_done(id, StepOutcome::Cancelled { output }, 0, now, out);
+        }
         for id in std::mem::take(&mut self.retrying).into_keys() {
             let (n, output) = match &self.nodes.0[id.index()].kind {
                 Kind::Run {
@@ -990,6 +1410,7 @@ impl<'a> RunState<'a> {
             };
             self.node_done(id, StepOutcome::Cancelled { output }, n, now, out);
         }
+        self.end_parked(now, out);
     }
 
     // ---- gates -----------------------------------------------------------------------
@@ -1004,11 +1425,15 @@ impl<'a> RunState<'a> {
         let resolution = gate.resolve(&GateCtx {
             me: id,
             nodes: &self.nodes,
-            vars: self.vars,
+            vars: &self.vars,
             outputs: &self.outputs,
+            globs: &self.globs,
         });
         match resolution {
             Resolution::Complete { output, events } => {
+                for (key, value) in gate.extra_outputs() {
+                    self.outputs.insert(key, value);
+                }
                 self.put_back(id, gate);
                 out.extend(events.into_iter().map(Effect::Record));
                 let outcome = StepOutcome::Completed {
@@ -1016,6 +1441,17 @@ impl<'a> RunState<'a> {
                     exit_code: None,
                 };
                 self.node_done(id, outcome, 0, now, out);
+            }
+            Resolution::Skip { reason, events } => {
+                for (key, value) in gate.extra_outputs() {
+                    self.outputs.insert(key, value);
+                }
+                self.put_back(id, gate);
+                out.extend(events.into_iter().map(Effect::Record));
+                self.skipped(id, reason, out);
+                // Its steps after it go on, with an empty output.
+                self.publish(id, "");
+                self.sched.complete(id);
             }
             Resolution::Fail { reason, events } => {
                 self.put_back(id, gate);
@@ -1119,6 +1555,15 @@ impl<'a> RunState<'a> {
                     duration_ms,
                 }))
             }
+            StepOutcome::RateLimited { message, .. } => {
+                out.push(Effect::Record(EventKind::StepFailed {
+                    step: label.clone(),
+                    attempt: attempts,
+                    reason: format!("rate limited: {message}"),
+                    exit_code: None,
+                    duration_ms,
+                }))
+            }
             StepOutcome::Cancelled { .. } => out.push(Effect::Record(EventKind::StepFailed {
                 step: label.clone(),
                 attempt: attempts,
@@ -1139,6 +1584,7 @@ impl<'a> RunState<'a> {
                 StepOutcome::Failed { reason, .. } => Some(reason.clone()),
                 StepOutcome::Broken { why } => Some(why.clone()),
                 StepOutcome::NeedsAnswer { question, .. } => Some(question.clone()),
+                StepOutcome::RateLimited { message, .. } => Some(message.clone()),
                 StepOutcome::Completed { .. } | StepOutcome::Cancelled { .. } => None,
             };
             out.push(Effect::NodeEnded {
@@ -1159,7 +1605,16 @@ impl<'a> RunState<'a> {
             }
             // Judged by a gate downstream: for the schedule, it is done.
             StepOutcome::Failed { .. } if soft => self.sched.complete(id),
-            StepOutcome::Failed { reason, .. } => {
+            // `continueOnFailure`: reported, and the steps after it go on with what it
+            // produced.
+            StepOutcome::Failed { output, .. } if self.continues(id) => {
+                self.publish(id, &output);
+                self.sched.complete(id);
+            }
+            StepOutcome::Failed { reason, .. }
+            | StepOutcome::RateLimited {
+                message: reason, ..
+            } => {
                 self.first_failure.get_or_insert(label.clone());
                 let skipped = self.sched.fail(id);
                 self.record_skips(&skipped, out);
@@ -1189,6 +1644,19 @@ impl<'a> RunState<'a> {
         }
     }
 
+    /// Whether node `id` is the last of a step with `continueOnFailure`.
+    fn continues(&self, id: NodeId) -> bool {
+        let Some(rec) = self.nodes.0.get(id.index()) else {
+            return false;
+        };
+        self.steps.get(rec.step.get()).and_then(|p| p.final_node) == Some(id)
+            && self
+                .wf
+                .steps
+                .get(rec.step.get())
+                .is_some_and(|s| s.continue_on_failure == Some(true))
+    }
+
     /// Makes `output` the output of node `id`'s step when the node publishes it.
     fn publish(&mut self, id: NodeId, output: &str) {
         let rec = &self.nodes.0[id.index()];
@@ -1200,6 +1668,9 @@ impl<'a> RunState<'a> {
             if let Some(s) = self.wf.steps.get(step.get()) {
                 self.outputs
                     .insert(s.name.clone(), output.trim_end().to_string());
+                if let Some(var) = &s.output_var {
+                    self.vars.insert(var.clone(), output.trim_end().to_string());
+                }
             }
             progress.last_output = Some(output.to_string());
         }
@@ -1247,8 +1718,11 @@ impl<'a> RunState<'a> {
         let duration_ms = now.saturating_duration_since(self.started).as_millis() as u64;
         let failed: Vec<&str> = steps
             .iter()
-            .filter(|s| s.status == StepStatus::Failed)
-            .map(|s| s.name.as_str())
+            .zip(&self.wf.steps)
+            .filter(|(s, def)| {
+                s.status == StepStatus::Failed && def.continue_on_failure != Some(true)
+            })
+            .map(|(s, _)| s.name.as_str())
             .collect();
         let broken = match &self.stop {
             Some(Stop::Broken(why)) => Some(why.clone()),
@@ -1301,6 +1775,8 @@ impl<'a> RunState<'a> {
             reason,
             duration_ms,
             runtime_error: broken,
+            usage: Some(self.budget.total().usage).filter(|u| !u.is_zero()),
+            cost_usd: self.budget.total().cost_usd,
             worktrees: self.worktrees.clone(),
             run_dir: self.run_dir.clone(),
         }));
@@ -1339,6 +1815,8 @@ impl<'a> RunState<'a> {
             duration_ms: result.map_or(0, |r| r.duration_ms),
             output,
             reason,
+            usage: self.budget.of_step(s).map(|b| b.usage),
+            cost_usd: self.budget.of_step(s).and_then(|b| b.cost_usd),
         }
     }
 
@@ -1388,6 +1866,9 @@ fn stop_reason(stop: &Stop) -> String {
         Stop::TimedOut(ms) => format!("run timed out after {ms} ms"),
     }
 }
+
+#[path = "state_park.rs"]
+mod state_park;
 
 #[cfg(test)]
 #[path = "state_tests.rs"]

@@ -132,6 +132,10 @@ pub struct Agent {
     /// Extension (hierarchical): the agent this one reports to.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub reports_to: Option<String>,
+    /// Extension: the agent works in its own git worktree and branch, merged back into
+    /// the run's branch after each of its steps (default: `swarm.worktrees`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub worktree: Option<bool>,
     /// Extension (workers over NATS): which workers may run this agent's steps.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub placement: Option<Placement>,

@@ -10,6 +10,7 @@
 //! | `permissions.rs` | permission profiles and an agent's permissions |
 //! | `workflow.rs` | workflows, preflight checks |
 //! | `step.rs`, `step_de.rs` | steps of every type, and how a step is read |
+//! | `control.rs` | loops, conditions, named outputs and approval gates on a step |
 //! | `verification.rs` | the checks a step's result must pass |
 //! | `coordination.rs` | failure policies and error handling, barriers, consensus, shared state |
 //! | `integrations.rs` | named paths, integrations, subscriptions |
@@ -17,6 +18,7 @@
 //! | `defaults.rs` | every default of the format |
 
 mod agent;
+mod control;
 mod coordination;
 mod defaults;
 mod either;
@@ -34,16 +36,19 @@ use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
 pub use agent::{Agent, Cli, Constraints, Placement};
+pub use control::{Approval, ApprovalSettings, Items, Loop, OnTimeout, SkipIf, SkipRule};
 pub use coordination::{
-    Barrier, ConsensusStrategy, Coordination, ErrorHandling, OnError, OnExhaustion, StateBackend,
-    StateConfig,
+    Barrier, ClaimsMode, ConsensusStrategy, Coordination, ErrorHandling, OnError, OnExhaustion,
+    StateBackend, StateConfig,
 };
 pub use defaults::*;
 pub use either::{BoolOr, NameOr};
 pub use integrations::{Integrations, PathDef, Subscription};
 pub use permissions::{Access, AgentPermissions, FilePermissions, NetworkRules, PermissionProfile};
-pub use step::{Items, Step, StepType, WaitFor};
-pub use swarm::{HumanAssistance, IdleNudge, Pattern, SlackAssistance, Swarm, Trajectories};
+pub use step::{Step, StepType, WaitFor};
+pub use swarm::{
+    HumanAssistance, IdleNudge, Pattern, SlackAssistance, Swarm, Trajectories, WorktreeMode,
+};
 pub use verification::{CustomCheck, Verification, VerificationType};
 pub use workflow::{OutputCondition, PreflightCheck, WorkflowDef};
 
@@ -168,6 +173,19 @@ impl RelayFile {
             .or_else(|| via(&step.workdir))
             .or_else(|| agent.and_then(|a| a.cwd.as_deref()))
             .or_else(|| agent.and_then(|a| via(&a.workdir)))
+    }
+
+    /// Whether `agent` works in its own git worktree: its `worktree`, else
+    /// `swarm.worktrees: per-agent`.
+    pub fn has_worktree(&self, agent: &Agent) -> bool {
+        agent.worktree.unwrap_or_else(|| {
+            self.swarm.as_ref().and_then(|s| s.worktrees) == Some(WorktreeMode::PerAgent)
+        })
+    }
+
+    /// The agents that work in worktrees of their own.
+    pub fn worktree_agents(&self) -> impl Iterator<Item = &Agent> {
+        self.agents.iter().filter(|a| self.has_worktree(a))
     }
 
     /// Whether trajectory recording is on (the default) or turned off.
