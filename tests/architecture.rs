@@ -41,6 +41,7 @@ fn crates_depend_on_each_other_one_way() {
         "relay-messaging",
         "relay-broker",
         "relay-engine",
+        "relay-nats",
         "relay-cli",
     ];
     let rank = |c: &str| order.iter().position(|x| *x == c);

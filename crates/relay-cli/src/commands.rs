@@ -63,6 +63,8 @@ pub struct RunArgs {
     /// The earlier run `--start-from` reuses (default: the latest run).
     #[arg(long, value_name = "RUN_ID", requires = "start_from")]
     pub previous_run: Option<String>,
+    #[command(flatten)]
+    pub nats: crate::workers::NatsArgs,
 }
 
 /// `validate` options.
@@ -213,7 +215,7 @@ pub fn run(args: RunArgs) -> CliResult {
         quiet: args.quiet,
     };
     if let Some(id) = &args.resume {
-        return crate::runs_cmd::resume(id, out);
+        return crate::runs_cmd::resume(id, out, &args.nats);
     }
     let (checked, _, vars) = load_checked(&args.wf)?;
     if args.wf.explain {
@@ -235,6 +237,7 @@ pub fn run(args: RunArgs) -> CliResult {
             )?)
         }
     };
+    let nats = args.nats.resolve(&checked.loaded().file)?;
     execute(
         Job {
             checked,
@@ -243,6 +246,7 @@ pub fn run(args: RunArgs) -> CliResult {
             allow_unenforced: args.allow_unenforced,
             resume,
             workdir,
+            nats,
         },
         out,
     )

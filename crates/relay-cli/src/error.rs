@@ -127,6 +127,22 @@ impl From<RunsError> for CliError {
     }
 }
 
+impl From<relay_nats::NatsError> for CliError {
+    fn from(e: relay_nats::NatsError) -> Self {
+        use relay_nats::NatsError;
+        match e {
+            // What the user typed: a URL, a label, a name already in use.
+            NatsError::BadUrl { .. } | NatsError::Invalid(_) | NatsError::NameTaken(_) => {
+                CliError::invalid(e)
+            }
+            // The server is down or refused us, JetStream failed, a socket failed.
+            NatsError::Unreachable { .. } | NatsError::JetStream(_) | NatsError::Io(_) => {
+                CliError::runtime(e)
+            }
+        }
+    }
+}
+
 impl From<EngineError> for CliError {
     fn from(e: EngineError) -> Self {
         match &e {

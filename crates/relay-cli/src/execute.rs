@@ -42,6 +42,8 @@ pub struct Job {
     pub resume: Option<relay_engine::ResumeFrom>,
     /// Where runs are kept.
     pub workdir: PathBuf,
+    /// Attempts go to workers through this NATS server; `None`: all run here.
+    pub nats: Option<relay_nats::RunDispatch>,
 }
 
 /// The single-threaded async runtime the commands run on (agents' terminals are read by
@@ -76,7 +78,7 @@ pub fn execute(job: Job, out: Output) -> CliResult {
         let req = RunRequest {
             checked: job.checked,
             vars: job.vars,
-            workdir: job.workdir,
+            workdir: job.workdir.clone(),
             self_bin: crate::self_bin(),
             rehearse: job.rehearse,
             allow_unenforced: job.allow_unenforced,
@@ -85,7 +87,17 @@ pub fn execute(job: Job, out: Output) -> CliResult {
             cancel,
             resume: job.resume,
         };
-        let result = relay_engine::run(launcher, req).await;
+        let result = match &job.nats {
+            None => relay_engine::run(launcher, req).await,
+            Some(n) => match n.connect(job.workdir.clone()).await {
+                Ok(l) => relay_engine::run(Arc::new(l), req).await,
+                Err(e) => {
+                    drop(req);
+                    let _ = view.await;
+                    return Err(e.into());
+                }
+            },
+        };
         let _ = view.await;
         let summary = result?;
         progress::print_summary(&summary);

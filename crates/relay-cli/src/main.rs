@@ -15,6 +15,7 @@ mod runs_cmd;
 mod state_cmd;
 mod steer;
 mod templates;
+mod workers;
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -139,6 +140,10 @@ enum Command {
     Claim(state_cmd::ClaimArgs),
     /// Release your file claims.
     Release(state_cmd::ReleaseArgs),
+    /// Take step attempts from a NATS server and run them on this machine.
+    Worker(workers::WorkerArgs),
+    /// List the workers a NATS server knows, their capacity, labels and attempts.
+    Workers(workers::WorkersArgs),
     /// Print the JSON Schema of relay.yaml.
     Schema,
     /// A run's watchdog: ends the run's agents if its coordinator dies (started by `run`).
@@ -224,7 +229,11 @@ fn dispatch(command: Command) -> CliResult {
             run_id,
             json,
             quiet,
-        } => runs_cmd::resume(&run_id, execute::Output { json, quiet }),
+        } => runs_cmd::resume(
+            &run_id,
+            execute::Output { json, quiet },
+            &workers::NatsArgs::from_env(),
+        ),
         Command::Runs { json } => runs_cmd::list(json),
         Command::Status(args) => runs_cmd::status(args),
         Command::Logs(args) => runs_cmd::logs(args),
@@ -246,6 +255,8 @@ fn dispatch(command: Command) -> CliResult {
         Command::State(args) => state_cmd::state(args),
         Command::Claim(args) => state_cmd::claim(args),
         Command::Release(args) => state_cmd::release(args),
+        Command::Worker(args) => workers::worker(args),
+        Command::Workers(args) => workers::workers(args),
         Command::Questions { run_id, json } => messaging::questions(run_id, json),
         Command::Answer(args) => messaging::answer(args),
         Command::Approve(args) => steer::decide(args, true),

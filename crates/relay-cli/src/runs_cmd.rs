@@ -40,7 +40,7 @@ fn locate(id: &str) -> CliResult<PathBuf> {
 }
 
 /// `agent-relay resume RUN_ID`.
-pub fn resume(id: &str, out: Output) -> CliResult {
+pub fn resume(id: &str, out: Output, nats: &crate::workers::NatsArgs) -> CliResult {
     let dir = locate(id)?;
     let plan = match runs::prepare_resume(&dir) {
         Ok(p) => p,
@@ -87,6 +87,7 @@ pub fn resume(id: &str, out: Output) -> CliResult {
         kept,
         if kept == 1 { "" } else { "s" }
     );
+    let nats = nats.resolve(&checked.loaded().file)?;
     execute(
         Job {
             checked,
@@ -95,6 +96,7 @@ pub fn resume(id: &str, out: Output) -> CliResult {
             allow_unenforced: plan.allow_unenforced,
             resume: Some(plan.resume),
             workdir: wd,
+            nats,
         },
         out,
     )

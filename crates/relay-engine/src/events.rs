@@ -74,6 +74,10 @@ pub enum EventKind {
         attempt: u32,
         /// Process group id.
         pgid: u32,
+        /// The worker running it, when it runs on another machine (the group id is
+        /// that machine's).
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        worker: Option<String>,
     },
     /// An interactive agent's TUI was judged ready.
     #[serde(rename = "agent:ready")]

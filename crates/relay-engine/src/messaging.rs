@@ -90,6 +90,7 @@ impl RunMessaging {
         plan: &Plan,
         topology: Topology,
         done: &HashSet<String>,
+        transport: Option<Arc<dyn relay_messaging::Transport>>,
     ) -> Result<Arc<RunMessaging>, StoreError> {
         let failed = |e: &dyn std::fmt::Display| StoreError {
             path: run_dir.to_path_buf(),
@@ -103,9 +104,11 @@ impl RunMessaging {
         })
         .await
         .map_err(|e| failed(&e))?;
-        let mut broker = Broker::start_with(run_dir, run_id, RouterConfig::default(), state)
-            .await
-            .map_err(|e| failed(&e))?;
+        let transport = transport.unwrap_or_else(|| Arc::new(relay_messaging::InProcess::new()));
+        let mut broker =
+            Broker::start_with(run_dir, run_id, RouterConfig::default(), state, transport)
+                .await
+                .map_err(|e| failed(&e))?;
         let router = broker.router().clone();
         router.policy().set(topology);
         let state = broker.state().clone();

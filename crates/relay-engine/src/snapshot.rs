@@ -407,6 +407,7 @@ mod tests {
                 step: "b".into(),
                 attempt: 1,
                 pgid: 4242,
+                worker: None,
             }),
             "{\"ts\":\"2026-01-01T00:00:00.000Z\",\"type\":\"step:comp".to_string(),
         ]

@@ -110,17 +110,32 @@ impl Broker {
         let path = run_dir.join(relay_state::memory::BOARD_FILE);
         let store = relay_state::memory::MemoryStore::open(&path, "run")?;
         let state = State::new(relay_state::Backend::Memory(store), "run", None);
-        Broker::start_with(run_dir, run_id, cfg, state).await
+        Broker::start_with(run_dir, run_id, cfg, state, Arc::new(InProcess::new())).await
+    }
+
+    /// [`Broker::start`] with mailboxes in `transport` rather than in this process.
+    pub async fn start_with_transport(
+        run_dir: &Path,
+        run_id: &str,
+        cfg: RouterConfig,
+        transport: Arc<dyn Transport>,
+    ) -> Result<Broker, BrokerError> {
+        let path = run_dir.join(relay_state::memory::BOARD_FILE);
+        let store = relay_state::memory::MemoryStore::open(&path, "run")?;
+        let state = State::new(relay_state::Backend::Memory(store), "run", None);
+        Broker::start_with(run_dir, run_id, cfg, state, transport).await
     }
 
     /// Starts the broker of the run in `run_dir`: the message log (ids go on from where
     /// a stopped coordinator left them, and the messages it left queued are kept for
-    /// [`Broker::requeue_carried`]), the shared `state`, the claims, and the socket.
+    /// [`Broker::requeue_carried`]), the shared `state`, the claims, the socket, and the
+    /// mailboxes in `transport` (in this process, or over the network).
     pub async fn start_with(
         run_dir: &Path,
         run_id: &str,
         cfg: RouterConfig,
         state: State,
+        transport: Arc<dyn Transport>,
     ) -> Result<Broker, BrokerError> {
         let log_path = run_dir.join(persist::MESSAGES_FILE);
         let io = |path: &Path| {
@@ -150,7 +165,7 @@ impl Broker {
             })
             .collect();
         let first_id = earlier.messages.last().map_or(1, |m| m.id.0 + 1);
-        let router = Router::new(Arc::new(InProcess::new()), persist, first_id, cfg);
+        let router = Router::new(transport, persist, first_id, cfg);
         let claims = Arc::new(Claims::new());
         let token_path = run_dir.join(access::TOKEN_FILE);
         let access = access::Access::create(run_dir).map_err(io(&token_path))?;

@@ -16,6 +16,7 @@
 
 mod agent;
 mod argv;
+pub mod nats;
 mod oneshot;
 mod procs;
 mod script;

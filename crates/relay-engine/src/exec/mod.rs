@@ -635,6 +635,7 @@ async fn process_attempt<L: Launcher>(
             step: job.label.clone(),
             attempt,
             pgid,
+            worker: shared.launcher.placement(&job.label),
         });
     };
     let res = loop {
@@ -731,6 +732,7 @@ async fn session_attempt<L: Launcher>(
                 step: step.clone(),
                 attempt,
                 pgid: *pgid,
+                worker: shared.launcher.placement(&step),
             },
             SessionEvent::Ready { fallback } => EventKind::AgentReady {
                 step: step.clone(),

@@ -26,7 +26,6 @@ use std::time::Instant;
 
 use relay_broker::Launcher;
 use relay_broker::cli_table::profile;
-use relay_broker::process::which;
 use relay_broker::session::NudgePolicy;
 use relay_broker::watchdog::{COORDINATOR_ENV, RUN_ID_ENV, Watchdog};
 use relay_spec::validate::{missing_vars, select_workflow};
@@ -198,7 +197,7 @@ pub async fn run<L: Launcher>(
         return Err(EngineError::MissingVars { names: missing });
     }
     if !req.rehearse {
-        check_clis_installed(file, wf)?;
+        check_clis_installed(file, wf, &*launcher)?;
     }
     let enforcement = crate::enforcement::check(file, wf, &req.workdir, req.allow_unenforced);
     if !req.rehearse && !req.allow_unenforced && !enforcement.refusals.is_empty() {
@@ -269,6 +268,7 @@ pub async fn run<L: Launcher>(
         &plan,
         hooks.topology.clone(),
         &done,
+        launcher.message_transport(&run_id),
     )
     .await?;
     let worktrees = match RunWorktrees::open(
@@ -468,6 +468,7 @@ fn presets(req: &RunRequest) -> BTreeMap<String, Preset> {
 fn check_clis_installed(
     file: &relay_spec::RelayFile,
     wf: &relay_spec::WorkflowDef,
+    launcher: &impl Launcher,
 ) -> Result<(), EngineError> {
     let mut missing = Vec::new();
     for step in wf.steps.iter().filter(|s| s.kind() == StepType::Agent) {
@@ -480,7 +481,7 @@ fn check_clis_installed(
         };
         let program = profile(a.cli).program;
         let pair = (a.name.clone(), program.to_string());
-        if which(program).is_none() && !missing.contains(&pair) {
+        if !launcher.can_run(program) && !missing.contains(&pair) {
             missing.push(pair);
         }
     }

@@ -35,7 +35,7 @@ use std::collections::BTreeMap;
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
-pub use agent::{Agent, Cli, Constraints};
+pub use agent::{Agent, Cli, Constraints, Placement};
 pub use control::{Approval, ApprovalSettings, Items, Loop, OnTimeout, SkipIf, SkipRule};
 pub use coordination::{
     Barrier, ClaimsMode, ConsensusStrategy, Coordination, ErrorHandling, OnError, OnExhaustion,

@@ -171,6 +171,34 @@ fn swarm(ctx: &Ctx<'_>, report: &mut Report) {
             "swarm.resolver, worktreeInclude and keepWorktrees apply to agents with worktrees, and no agent has one (set `swarm.worktrees: per-agent` or `worktree: true` on an agent)",
         ));
     }
+    if let Some(w) = ctx.file.swarm.as_ref().and_then(|s| s.workers.as_deref()) {
+        if w.trim().is_empty() {
+            report.push(Diagnostic::error(
+                None,
+                "swarm.workers is empty (a NATS URL such as nats://host:4222, or leave it out)",
+            ));
+        } else if w.contains('@') {
+            report.push(Diagnostic::warning(
+                None,
+                "swarm.workers holds credentials: anyone who reads this file has them; \
+                 put the URL with its credentials in AGENT_RELAY_NATS instead",
+            ));
+        }
+    }
+    for (i, a) in ctx.file.agents.iter().enumerate() {
+        for k in a.placement.iter().flat_map(|p| p.labels.keys()) {
+            if k.trim().is_empty() || k.contains('=') {
+                report.push(Diagnostic::error(
+                    ctx.loaded.map.agent(i),
+                    format!(
+                        "agents[{}].placement.labels has the key `{k}`; a label key is a \
+                         non-empty word without `=`",
+                        a.name
+                    ),
+                ));
+            }
+        }
+    }
 }
 
 fn barriers(ctx: &Ctx<'_>, report: &mut Report) {
