@@ -117,10 +117,10 @@ fn trivial(root: &Path, run_dir: &Path, program: &str, agent: bool, i: usize) ->
         timeout: None,
         stderr_path: None,
         kill_grace: Duration::from_millis(300),
+        stdin: None,
         sandbox: None,
         usage: None,
         max_tokens: None,
-        stdin: None,
     }
 }
 
@@ -331,7 +331,9 @@ async fn broker(
         ..RouterConfig::default()
     };
     let b = match transport {
-        Some(t) => Broker::start_on(dir, run, cfg, t).await.unwrap(),
+        Some(t) => Broker::start_with_transport(dir, run, cfg, t)
+            .await
+            .unwrap(),
         None => Broker::start(dir, run, cfg).await.unwrap(),
     };
     for a in ["a", "b"] {

@@ -134,16 +134,16 @@ enum Command {
     Prices(prices_cmd::PricesArgs),
     /// Read and write the run's shared board.
     Board(messaging::BoardArgs),
-    /// Take step attempts from a NATS server and run them on this machine.
-    Worker(workers::WorkerArgs),
-    /// List the workers a NATS server knows, their capacity, labels and attempts.
-    Workers(workers::WorkersArgs),
     /// Read, write, compare-and-set and watch the run's shared state.
     State(state_cmd::StateArgs),
     /// Claim files (paths or globs) so no other agent takes them while you work.
     Claim(state_cmd::ClaimArgs),
     /// Release your file claims.
     Release(state_cmd::ReleaseArgs),
+    /// Take step attempts from a NATS server and run them on this machine.
+    Worker(workers::WorkerArgs),
+    /// List the workers a NATS server knows, their capacity, labels and attempts.
+    Workers(workers::WorkersArgs),
     /// Print the JSON Schema of relay.yaml.
     Schema,
     /// A run's watchdog: ends the run's agents if its coordinator dies (started by `run`).
@@ -252,11 +252,11 @@ fn dispatch(command: Command) -> CliResult {
         Command::Agents(args) => messaging::agents(args),
         Command::Messages(args) => messaging::messages(args),
         Command::Board(args) => messaging::board(args),
-        Command::Worker(args) => workers::worker(args),
-        Command::Workers(args) => workers::workers(args),
         Command::State(args) => state_cmd::state(args),
         Command::Claim(args) => state_cmd::claim(args),
         Command::Release(args) => state_cmd::release(args),
+        Command::Worker(args) => workers::worker(args),
+        Command::Workers(args) => workers::workers(args),
         Command::Questions { run_id, json } => messaging::questions(run_id, json),
         Command::Answer(args) => messaging::answer(args),
         Command::Approve(args) => steer::decide(args, true),

@@ -79,9 +79,8 @@ impl RunMessaging {
     /// Starts the broker of the run in `run_dir` under `topology` and registers every
     /// agent of `file` on the swarm channel and its own channels. Nodes in `done` (a
     /// resumed run's completed steps) do not count as steps still to run. The shared
-    /// state is opened from `file.state` (relative database paths from `workdir`); the
-    /// mailboxes are in `transport` when given, else in this process.
-    #[allow(clippy::too_many_arguments)] // One call site; each is a separate fact.
+    /// state is opened from `file.state` (relative database paths from `workdir`).
+    #[allow(clippy::too_many_arguments)]
     pub(crate) async fn start(
         run_dir: &Path,
         workdir: &Path,
@@ -105,14 +104,11 @@ impl RunMessaging {
         })
         .await
         .map_err(|e| failed(&e))?;
-        let started = match transport {
-            Some(t) => {
-                Broker::start_with_transport(run_dir, run_id, RouterConfig::default(), state, t)
-                    .await
-            }
-            None => Broker::start_with(run_dir, run_id, RouterConfig::default(), state).await,
-        };
-        let mut broker = started.map_err(|e| failed(&e))?;
+        let transport = transport.unwrap_or_else(|| Arc::new(relay_messaging::InProcess::new()));
+        let mut broker =
+            Broker::start_with(run_dir, run_id, RouterConfig::default(), state, transport)
+                .await
+                .map_err(|e| failed(&e))?;
         let router = broker.router().clone();
         router.policy().set(topology);
         let state = broker.state().clone();

@@ -107,11 +107,14 @@ impl Broker {
         run_id: &str,
         cfg: RouterConfig,
     ) -> Result<Broker, BrokerError> {
-        Broker::start_on(run_dir, run_id, cfg, Arc::new(InProcess::new())).await
+        let path = run_dir.join(relay_state::memory::BOARD_FILE);
+        let store = relay_state::memory::MemoryStore::open(&path, "run")?;
+        let state = State::new(relay_state::Backend::Memory(store), "run", None);
+        Broker::start_with(run_dir, run_id, cfg, state, Arc::new(InProcess::new())).await
     }
 
-    /// [`Broker::start`] with the mailboxes in `transport` rather than in this process.
-    pub async fn start_on(
+    /// [`Broker::start`] with mailboxes in `transport` rather than in this process.
+    pub async fn start_with_transport(
         run_dir: &Path,
         run_id: &str,
         cfg: RouterConfig,
@@ -120,24 +123,14 @@ impl Broker {
         let path = run_dir.join(relay_state::memory::BOARD_FILE);
         let store = relay_state::memory::MemoryStore::open(&path, "run")?;
         let state = State::new(relay_state::Backend::Memory(store), "run", None);
-        Broker::start_with_transport(run_dir, run_id, cfg, state, transport).await
+        Broker::start_with(run_dir, run_id, cfg, state, transport).await
     }
 
     /// Starts the broker of the run in `run_dir`: the message log (ids go on from where
     /// a stopped coordinator left them, and the messages it left queued are kept for
-    /// [`Broker::requeue_carried`]), the shared `state`, the claims, and the socket.
+    /// [`Broker::requeue_carried`]), the shared `state`, the claims, the socket, and the
+    /// mailboxes in `transport` (in this process, or over the network).
     pub async fn start_with(
-        run_dir: &Path,
-        run_id: &str,
-        cfg: RouterConfig,
-        state: State,
-    ) -> Result<Broker, BrokerError> {
-        Broker::start_with_transport(run_dir, run_id, cfg, state, Arc::new(InProcess::new())).await
-    }
-
-    /// [`Broker::start_with`], with the mailboxes in `transport` rather than in this
-    /// process.
-    pub async fn start_with_transport(
         run_dir: &Path,
         run_id: &str,
         cfg: RouterConfig,

@@ -43,11 +43,6 @@ pub struct Swarm {
     /// Where agents may ask a person for help.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub human_assistance: Option<HumanAssistance>,
-    /// Extension: the NATS server (`nats://host:port` or `tls://host:port`) whose workers
-    /// run this file's agent steps; `--nats` and `AGENT_RELAY_NATS` take precedence.
-    /// Credentials belong in the environment, not here.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub workers: Option<String>,
     /// Extension: `per-agent` gives every agent its own git worktree and branch
     /// (`agents[].worktree` decides for one agent); `shared` (default) runs them all in
     /// the run's working directory.
@@ -65,6 +60,11 @@ pub struct Swarm {
     /// run's branch to resolve.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub resolver: Option<String>,
+    /// Extension: the NATS server (`nats://host:port` or `tls://host:port`) whose workers
+    /// run this file's agent steps; `--nats` and `AGENT_RELAY_NATS` take precedence.
+    /// Credentials belong in the environment, not here.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub workers: Option<String>,
 }
 
 /// Whether agents share one working directory or each have a git worktree.

@@ -188,7 +188,8 @@ fn swarm(ctx: &Ctx<'_>, report: &mut Report) {
     }
 }
 
-/// `agents[].placement.labels` keys are words a worker's `--label KEY=VALUE` can match.
+/// `agents[].placement.labels` keys are words a worker's `--label KEY=VALUE` can match
+/// (checked with or without a `swarm` section).
 fn placements(ctx: &Ctx<'_>, report: &mut Report) {
     for (i, a) in ctx.file.agents.iter().enumerate() {
         for k in a.placement.iter().flat_map(|p| p.labels.keys()) {

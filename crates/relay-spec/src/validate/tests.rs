@@ -475,44 +475,6 @@ fn references_in_worktree_wait_and_integration_fields_are_checked() {
     assert_eq!(vars, ["dir", "ticket"]);
 }
 
-#[test]
-fn placement_and_workers_are_read_and_checked() {
-    let src = "name: t\nswarm:\n  workers: nats://builds.example:4222\nagents:\n  - name: dev\n    cli: claude\n    placement:\n      labels: {zone: b, gpu: 'yes'}\nworkflows:\n  - name: w\n    steps:\n      - {name: a, agent: dev, task: go}\n";
-    let loaded = parse(src, "w.yaml").unwrap();
-    let r = validate(&loaded, None);
-    assert!(r.diagnostics.is_empty(), "{:?}", r.diagnostics);
-    let labels = &loaded.file.agents[0].placement.as_ref().unwrap().labels;
-    assert_eq!(labels.get("gpu").map(String::as_str), Some("yes"));
-    assert_eq!(
-        loaded.file.swarm.as_ref().unwrap().workers.as_deref(),
-        Some("nats://builds.example:4222")
-    );
-    // A typo inside placement is an error at parse time, like any unknown key.
-    assert!(parse(&src.replace("labels:", "lables:"), "w.yaml").is_err());
-    let bad = src
-        .replace("{zone: b, gpu: 'yes'}", "{'': b}")
-        .replace("nats://builds", "nats://me:pw@builds");
-    let r = validate(&parse(&bad, "w.yaml").unwrap(), None);
-    let errors: Vec<&str> = r.errors().map(|d| d.message.as_str()).collect();
-    assert!(
-        errors.iter().any(|m| m.contains("placement.labels")),
-        "{errors:?}"
-    );
-    let warnings: Vec<&str> = r.warnings().map(|d| d.message.as_str()).collect();
-    assert!(
-        warnings.iter().any(|m| m.contains("holds credentials")),
-        "{warnings:?}"
-    );
-    let r = validate(
-        &parse(&src.replace("nats://builds.example:4222", "' '"), "w.yaml").unwrap(),
-        None,
-    );
-    assert!(
-        r.errors()
-            .any(|d| d.message.contains("swarm.workers is empty"))
-    );
-}
-
 // ---- control flow ---------------------------------------------------------------------
 
 fn found(workflows: &str, what: &str) -> Diagnostic {
@@ -651,5 +613,54 @@ fn worktree_settings_without_worktree_agents_are_a_warning() {
     assert!(
         !f.has_worktree(f.agent("ops").unwrap()),
         "an agent may opt out"
+    );
+}
+
+#[test]
+fn placement_and_workers_are_read_and_checked() {
+    let src = "name: t\nswarm:\n  workers: nats://builds.example:4222\nagents:\n  - name: dev\n    cli: claude\n    placement:\n      labels: {zone: b, gpu: 'yes'}\nworkflows:\n  - name: w\n    steps:\n      - {name: a, agent: dev, task: go}\n";
+    let loaded = parse(src, "w.yaml").unwrap();
+    let r = validate(&loaded, None);
+    assert!(r.diagnostics.is_empty(), "{:?}", r.diagnostics);
+    let labels = &loaded.file.agents[0].placement.as_ref().unwrap().labels;
+    assert_eq!(labels.get("gpu").map(String::as_str), Some("yes"));
+    assert_eq!(
+        loaded.file.swarm.as_ref().unwrap().workers.as_deref(),
+        Some("nats://builds.example:4222")
+    );
+    // A typo inside placement is an error at parse time, like any unknown key.
+    assert!(parse(&src.replace("labels:", "lables:"), "w.yaml").is_err());
+    let bad = src
+        .replace("{zone: b, gpu: 'yes'}", "{'': b}")
+        .replace("nats://builds", "nats://me:pw@builds");
+    let r = validate(&parse(&bad, "w.yaml").unwrap(), None);
+    let errors: Vec<&str> = r.errors().map(|d| d.message.as_str()).collect();
+    assert!(
+        errors.iter().any(|m| m.contains("placement.labels")),
+        "{errors:?}"
+    );
+    let warnings: Vec<&str> = r.warnings().map(|d| d.message.as_str()).collect();
+    assert!(
+        warnings.iter().any(|m| m.contains("holds credentials")),
+        "{warnings:?}"
+    );
+    let r = validate(
+        &parse(&src.replace("nats://builds.example:4222", "' '"), "w.yaml").unwrap(),
+        None,
+    );
+    assert!(
+        r.errors()
+            .any(|d| d.message.contains("swarm.workers is empty"))
+    );
+}
+
+#[test]
+fn a_placement_is_checked_without_a_swarm_section() {
+    let src = "name: t\nagents:\n  - name: dev\n    cli: claude\n    placement:\n      labels: {'': b}\nworkflows:\n  - name: w\n    steps:\n      - {name: a, agent: dev, task: go}\n";
+    let r = validate(&parse(src, "w.yaml").unwrap(), None);
+    assert!(
+        r.errors().any(|d| d.message.contains("placement.labels")),
+        "{:?}",
+        r.diagnostics
     );
 }
