@@ -518,34 +518,45 @@ pub fn unpark(run_id: String) -> CliResult {
 
 /// The questions of the run in `dir` that wait for an answer: (step, question).
 fn open_questions(dir: &Path) -> Vec<(String, String)> {
+    use relay_engine::events::EventKind;
+    waiting(dir, |kind, open| match kind {
+        EventKind::QuestionAsked { step, question } => {
+            open.retain(|(s, _)| *s != step);
+            open.push((step, question));
+        }
+        EventKind::QuestionAnswered { step, .. } => open.retain(|(s, _)| *s != step),
+        _ => {}
+    })
+}
+
+/// What waits for a person in the run in `dir`, folded from its events by `apply` (which
+/// adds and removes entries by step); nothing once the run has ended.
+pub(crate) fn waiting<T>(
+    dir: &Path,
+    mut apply: impl FnMut(relay_engine::events::EventKind, &mut Vec<(String, T)>),
+) -> Vec<(String, T)> {
+    use relay_engine::events::EventKind;
     let text = std::fs::read_to_string(dir.join("events.jsonl")).unwrap_or_default();
-    let mut open: Vec<(String, String)> = Vec::new();
+    let mut open: Vec<(String, T)> = Vec::new();
     for e in text
         .lines()
         .filter_map(|l| serde_json::from_str::<relay_engine::events::Event>(l).ok())
     {
-        use relay_engine::events::EventKind;
         match e.kind {
-            EventKind::QuestionAsked { step, question } => {
-                open.retain(|(s, _)| *s != step);
-                open.push((step, question));
-            }
-            EventKind::QuestionAnswered { step, .. } => open.retain(|(s, _)| *s != step),
             EventKind::RunCompleted { .. }
             | EventKind::RunFailed { .. }
             | EventKind::RunCancelled { .. }
             | EventKind::RunNeedsHuman { .. } => open.clear(),
-            _ => {}
+            kind => apply(kind, &mut open),
         }
     }
     open
 }
 
-/// `agent-relay questions [RUN_ID]`: the questions agents asked that wait for an
-/// answer, in one run or in every live run of this directory.
-pub fn questions(run_id: Option<String>, json: bool) -> CliResult {
+/// The run `run_id` names, or every live run of this directory: (run id, directory).
+pub(crate) fn runs_named(run_id: Option<&str>) -> CliResult<Vec<(String, PathBuf)>> {
     let wd = workdir()?;
-    let dirs: Vec<PathBuf> = match &run_id {
+    let dirs: Vec<PathBuf> = match run_id {
         Some(id) => vec![relay_engine::runs::find_run(&wd, id)?],
         None => relay_engine::runs::list_runs(&wd)
             .into_iter()
@@ -553,12 +564,23 @@ pub fn questions(run_id: Option<String>, json: bool) -> CliResult {
             .map(|r| r.dir)
             .collect(),
     };
+    Ok(dirs
+        .into_iter()
+        .map(|dir| {
+            let run = dir
+                .file_name()
+                .map(|n| n.to_string_lossy().into_owned())
+                .unwrap_or_default();
+            (run, dir)
+        })
+        .collect())
+}
+
+/// `agent-relay questions [RUN_ID]`: the questions agents asked that wait for an
+/// answer, in one run or in every live run of this directory.
+pub fn questions(run_id: Option<String>, json: bool) -> CliResult {
     let mut all = Vec::new();
-    for dir in dirs {
-        let run = dir
-            .file_name()
-            .map(|n| n.to_string_lossy().into_owned())
-            .unwrap_or_default();
+    for (run, dir) in runs_named(run_id.as_deref())? {
         for (step, question) in open_questions(&dir) {
             all.push(serde_json::json!({"runId": run, "step": step, "question": question}));
         }

@@ -803,6 +803,30 @@ impl<'a> RunState<'a> {
         }
     }
 
+    /// The nodes waiting for approval, of workflow step `step` or of any.
+    fn awaiting(&self, step: Option<&str>) -> Vec<NodeId> {
+        self.nodes
+            .0
+            .iter()
+            .enumerate()
+            .filter(|(_, n)| {
+                matches!(
+                    n.kind,
+                    Kind::Run {
+                        attempts: Attempts::AwaitingApproval { .. },
+                        ..
+                    }
+                ) && step.is_none_or(|name| {
+                    self.wf
+                        .steps
+                        .get(n.step.get())
+                        .is_some_and(|s| s.name == name)
+                })
+            })
+            .map(|(i, _)| NodeId::new(i))
+            .collect()
+    }
+
     /// Whether the run is paused.
     pub fn is_paused(&self) -> bool {
         self.paused
@@ -818,26 +842,7 @@ impl<'a> RunState<'a> {
         now: Instant,
         out: &mut Vec<Effect>,
     ) {
-        let waiting: Vec<NodeId> = self
-            .nodes
-            .0
-            .iter()
-            .enumerate()
-            .filter(|(_, n)| {
-                matches!(
-                    n.kind,
-                    Kind::Run {
-                        attempts: Attempts::AwaitingApproval { .. },
-                        ..
-                    }
-                ) && self
-                    .wf
-                    .steps
-                    .get(n.step.get())
-                    .is_some_and(|s| s.name == step)
-            })
-            .map(|(i, _)| NodeId::new(i))
-            .collect();
+        let waiting = self.awaiting(Some(step));
         if waiting.is_empty() {
             return;
         }
@@ -1379,22 +1384,7 @@ impl<'a> RunState<'a> {
         for (id, n, output) in asking {
             self.node_done(id, StepOutcome::Cancelled { output }, n, now, out);
         }
-        let awaiting: Vec<NodeId> = self
-            .nodes
-            .0
-            .iter()
-            .enumerate()
-            .filter(|(_, n)| {
-                matches!(
-                    n.kind,
-                    Kind::Run {
-                        attempts: Attempts::AwaitingApproval { .. },
-                        ..
-                    }
-                )
-            })
-            .map(|(i, _)| NodeId::new(i))
-            .collect();
+        let awaiting = self.awaiting(None);
         self.approval_deadlines.clear();
         for id in awaiting {
             let output = String::new();
