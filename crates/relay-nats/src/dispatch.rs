@@ -177,7 +177,7 @@ fn env_of<'a>(env: &'a [(String, String)], key: &str) -> Option<&'a str> {
 
 /// Makes sure the work stream exists (file storage, a work queue).
 pub(crate) async fn work_stream(js: &jetstream::Context) -> Result<stream::Stream, NatsError> {
-    js.get_or_create_stream(stream::Config {
+    let config = stream::Config {
         name: names::WORK_STREAM.into(),
         subjects: vec![names::WORK_SUBJECTS.into()],
         retention: stream::RetentionPolicy::WorkQueue,
@@ -185,9 +185,10 @@ pub(crate) async fn work_stream(js: &jetstream::Context) -> Result<stream::Strea
         // Offers of runs long gone do not pile up.
         max_age: Duration::from_secs(7 * 24 * 3600),
         ..Default::default()
-    })
-    .await
-    .map_err(|e| NatsError::JetStream(format!("work stream: {e}")))
+    };
+    crate::streams::ensure(js, config)
+        .await
+        .map_err(|e| NatsError::JetStream(format!("work stream: {e}")))
 }
 
 /// Makes sure the pull consumer of queue `queue` exists.

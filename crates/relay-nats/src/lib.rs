@@ -15,7 +15,8 @@
 //! (numbered, acknowledged items, pure), `paths` (coordinator paths on a worker, pure),
 //! `connect` (URLs, credentials, TLS), `dispatch` (the coordinator's launcher), `worker`,
 //! `bridge` (agents' socket relayed to the coordinator), `transport` (messaging's
-//! `Transport` over JetStream), `status` (listing workers).
+//! `Transport` over JetStream), `status` (listing workers), `streams` (streams made once when several processes start
+//! together).
 
 pub mod bridge;
 pub mod caps;
@@ -26,6 +27,7 @@ pub mod names;
 pub mod outbox;
 pub mod paths;
 pub mod status;
+pub mod streams;
 pub mod transport;
 pub mod wire;
 pub mod worker;

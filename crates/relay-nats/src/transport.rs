@@ -76,7 +76,7 @@ impl Drop for NatsTransport {
 }
 
 async fn mail_stream(js: &jetstream::Context) -> Result<stream::Stream, String> {
-    js.get_or_create_stream(stream::Config {
+    let config = stream::Config {
         name: names::MAIL_STREAM.into(),
         subjects: vec![names::MAIL_SUBJECTS.into()],
         // One consumer per subject (agent): an acknowledged envelope is gone.
@@ -84,9 +84,10 @@ async fn mail_stream(js: &jetstream::Context) -> Result<stream::Stream, String> 
         storage: stream::StorageType::File,
         max_age: Duration::from_secs(7 * 24 * 3600),
         ..Default::default()
-    })
-    .await
-    .map_err(|e| format!("mail stream: {e}"))
+    };
+    crate::streams::ensure(js, config)
+        .await
+        .map_err(|e| format!("mail stream: {e}"))
 }
 
 impl NatsTransport {

@@ -173,3 +173,36 @@ async fn an_earlier_coordinators_copies_are_dropped_not_delivered() {
     assert!(offered.is_empty(), "{} old copies offered", offered.len());
     wait_for_stream(&client, 0).await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn many_processes_making_one_stream_at_once_all_get_it() {
+    for round in 0..3 {
+        let dir = tempfile::tempdir().unwrap();
+        let Some(server) = NatsServer::start(&dir.path().join("js")) else {
+            return;
+        };
+        let mut tasks = Vec::new();
+        for _ in 0..16 {
+            let url = server.url();
+            tasks.push(tokio::spawn(async move {
+                let client = async_nats::connect(url).await.unwrap();
+                let js = jetstream::new(client);
+                relay_nats::streams::ensure(
+                    &js,
+                    jetstream::stream::Config {
+                        name: "RACE".into(),
+                        subjects: vec!["race.>".into()],
+                        retention: jetstream::stream::RetentionPolicy::WorkQueue,
+                        storage: jetstream::stream::StorageType::File,
+                        ..Default::default()
+                    },
+                )
+                .await
+            }));
+        }
+        for t in tasks {
+            let got = t.await.unwrap();
+            assert!(got.is_ok(), "round {round}: {got:?}");
+        }
+    }
+}
