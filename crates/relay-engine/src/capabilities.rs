@@ -2,7 +2,24 @@
 //! the engine would ignore is never ignored silently: `validate` lists it and every run
 //! records a warning saying why.
 
-use relay_spec::{Diagnostic, RelayFile, StepType};
+use relay_broker::cli_table::profile;
+use relay_spec::{Agent, Diagnostic, RelayFile, StepType};
+
+/// Why the tokens `agent` uses cannot be counted, when they cannot: only one-shot runs of
+/// the CLIs that report usage in their structured output (claude, codex, gemini, opencode)
+/// are metered.
+pub fn unmetered(agent: &Agent) -> Option<String> {
+    if agent.is_interactive() {
+        Some("an interactive session does not report its token usage (one-shot runs, `interactive: false`, do)".into())
+    } else if profile(agent.cli).usage.is_none() {
+        Some(format!(
+            "{} does not report its token usage",
+            agent.cli.as_str()
+        ))
+    } else {
+        None
+    }
+}
 
 /// One warning per field set in `file` that has no effect (yet, or offline).
 pub fn not_yet_effective(file: &RelayFile) -> Vec<Diagnostic> {
@@ -14,6 +31,24 @@ pub fn not_yet_effective(file: &RelayFile) -> Vec<Diagnostic> {
     for a in &file.agents {
         if a.preset.is_some() {
             warn(format!("agents[{}].preset has no effect yet", a.name));
+        }
+        let limited = a
+            .constraints
+            .as_ref()
+            .is_some_and(|c| c.max_tokens.is_some());
+        let budgeted = file
+            .swarm
+            .as_ref()
+            .is_some_and(|s| s.token_budget.is_some());
+        if let Some(why) = unmetered(a).filter(|_| limited || budgeted) {
+            let what = match (limited, budgeted) {
+                (true, true) => {
+                    "constraints.maxTokens is not enforced and swarm.tokenBudget does not count it"
+                }
+                (true, false) => "constraints.maxTokens is not enforced",
+                _ => "swarm.tokenBudget does not count its tokens",
+            };
+            warn(format!("agents[{}]: {what}: {why}", a.name));
         }
     }
     if let Some(s) = &file.swarm {
@@ -63,4 +98,45 @@ pub fn not_yet_effective(file: &RelayFile) -> Vec<Diagnostic> {
         }
     }
     out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn warnings(yaml: &str) -> Vec<String> {
+        let file = relay_spec::parse(yaml, "t.yaml").expect("parses").file;
+        not_yet_effective(&file)
+            .into_iter()
+            .map(|d| d.message)
+            .collect()
+    }
+
+    #[test]
+    fn a_token_limit_on_an_agent_whose_usage_is_not_metered_is_named() {
+        let w = warnings(
+            "name: t\nagents:\n  - {name: c, cli: claude, interactive: false, constraints: {maxTokens: 10}}\n  - {name: a, cli: aider, interactive: false, constraints: {maxTokens: 10}}\n  - {name: i, cli: codex, interactive: true, constraints: {maxTokens: 10}}\n",
+        );
+        assert_eq!(
+            w,
+            [
+                "agents[a]: constraints.maxTokens is not enforced: aider does not report its token usage",
+                "agents[i]: constraints.maxTokens is not enforced: an interactive session does not report its token usage (one-shot runs, `interactive: false`, do)",
+            ]
+        );
+    }
+
+    #[test]
+    fn a_run_budget_names_the_agents_it_cannot_count() {
+        let w = warnings(
+            "name: t\nswarm: {tokenBudget: 100}\nagents:\n  - {name: c, cli: gemini, interactive: false}\n  - {name: g, cli: goose, interactive: false}\n",
+        );
+        assert_eq!(
+            w,
+            [
+                "agents[g]: swarm.tokenBudget does not count its tokens: goose does not report its token usage"
+            ]
+        );
+        assert!(warnings("name: t\nagents: [{name: g, cli: goose}]\n").is_empty());
+    }
 }
