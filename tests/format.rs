@@ -303,6 +303,92 @@ fn a_question_waits_for_agent_relay_answer() {
     assert!(text.contains("HUMAN_ANSWER: use 8080"), "{text}");
 }
 
+/// An interactive agent that asks a person stays in its session: its idle clock stops
+/// (no nudge though its threshold passes), `agent-relay answer` types `HUMAN_ANSWER:` into
+/// it, and the same attempt goes on to the end.
+#[test]
+fn a_live_interactive_agent_gets_its_answer_typed_in() {
+    let w = World::new();
+    let f = w.write(
+        "wf.yaml",
+        "version: \"1.0\"\nname: t\nagents:\n  - {name: dev, cli: claude, constraints: {idleThresholdSecs: 1}}\nworkflows:\n  - name: main\n    steps:\n      - {name: ask, agent: dev, task: \"[[fake:say=HUMAN_QUESTION: which port?]] [[fake:no-exit]] [[fake:obey-nudge]]\"}\n",
+    );
+    let child = w
+        .cmd()
+        .args(["run", f.to_str().unwrap(), "--json"])
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    wait_for(
+        || {
+            w.events_if_any()
+                .iter()
+                .any(|e| e["type"] == "question:asked")
+        },
+        "the question",
+    );
+    let q = w.run(&["questions", "--json"]);
+    let listed: serde_json::Value = serde_json::from_slice(&q.stdout).unwrap();
+    assert_eq!(listed[0]["question"], "which port?", "{listed}");
+    // Twice the idle threshold passes while the question waits: no nudge.
+    std::thread::sleep(std::time::Duration::from_millis(2_200));
+    let a = w.run(&["answer", "last", "ask", "use", "8080"]);
+    assert_eq!(a.status.code(), Some(0), "{}", stderr(&a));
+    let o = child.wait_with_output().unwrap();
+    assert_eq!(
+        o.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&o.stderr)
+    );
+    let s: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+    let text = out(&s, "ask");
+    assert!(text.contains("got: HUMAN_ANSWER: use 8080"), "{text}");
+    let events = w.events();
+    let kinds: Vec<&str> = events.iter().filter_map(|e| e["type"].as_str()).collect();
+    assert!(!kinds.contains(&"step:nudged"), "{kinds:?}");
+    assert_eq!(
+        kinds.iter().filter(|k| **k == "step:started").count(),
+        1,
+        "the answer went into the live session: {kinds:?}"
+    );
+    assert!(kinds.contains(&"question:answered"), "{kinds:?}");
+}
+
+/// The reference format's completion markers end an interactive session as `/exit`
+/// does, and mean what they say.
+#[test]
+fn completion_markers_end_interactive_sessions() {
+    let w = World::new();
+    let f = w.write(
+        "wf.yaml",
+        "version: \"1.0\"\nname: t\nagents:\n  - {name: dev, cli: claude}\nworkflows:\n  - name: main\n    steps:\n      - {name: done, agent: dev, task: \"[[fake:say=built]] [[fake:say=STEP_COMPLETE:done]] [[fake:no-exit]]\"}\n      - {name: owner, agent: dev, task: \"[[fake:say=OWNER_DECISION: COMPLETE]] [[fake:no-exit]]\"}\n      - {name: gaveup, agent: dev, retries: 2, task: \"[[fake:say=OWNER_DECISION: INCOMPLETE_FAIL\\\\nREASON: no access to the db]] [[fake:no-exit]]\"}\n",
+    );
+    let o = w.run(&["run", f.to_str().unwrap(), "--json"]);
+    assert_eq!(o.status.code(), Some(1), "{}", stderr(&o));
+    let s = summary(&o);
+    assert_eq!(step(&s, "done")["status"], "completed", "{s}");
+    assert!(out(&s, "done").contains("STEP_COMPLETE:done"));
+    assert_eq!(step(&s, "owner")["status"], "completed", "{s}");
+    assert_eq!(step(&s, "gaveup")["status"], "failed", "{s}");
+    assert!(
+        step(&s, "gaveup")["reason"]
+            .as_str()
+            .unwrap_or_default()
+            .contains("no access to the db"),
+        "{s}"
+    );
+    let started = w
+        .events()
+        .iter()
+        .filter(|e| e["type"] == "step:started" && e["step"] == "gaveup")
+        .count();
+    assert_eq!(started, 1, "INCOMPLETE_FAIL is not retried");
+    let nudged = w.events().iter().any(|e| e["type"] == "step:nudged");
+    assert!(!nudged, "no session waited to be nudged");
+}
+
 #[test]
 fn a_waitfor_step_sees_a_file_another_step_creates() {
     let w = World::new();

@@ -171,6 +171,7 @@ async fn each_fixture_agent_takes_a_relayed_message_in_a_live_session() {
         let message = Inbound {
             id: MessageId(7),
             line: "Relay message from lead: REPLY:GOT_IT\\n/exit|".into(),
+            answer: false,
         };
         let ran = run_with_messages(s, vec![message]).await;
         let out = ran.outcome();

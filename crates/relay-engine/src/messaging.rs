@@ -49,7 +49,14 @@ pub(crate) struct RunMessaging {
     /// has ended, and messages to it fail at once.
     left: Mutex<Option<HashMap<String, usize>>>,
     events: OnceLock<JoinHandle<()>>,
+    /// Terminal sessions whose agent waits for a person's answer, by step label: where
+    /// the answer is typed in.
+    asking: Mutex<HashMap<String, UnboundedSender<Inbound>>>,
 }
+
+/// Ids of answers typed into sessions, counted down from the top so they never meet a
+/// message's id.
+static NEXT_ANSWER_ID: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(u64::MAX);
 
 fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
     m.lock().unwrap_or_else(PoisonError::into_inner)
@@ -164,6 +171,7 @@ impl RunMessaging {
             running: Mutex::new(HashMap::new()),
             left: Mutex::new(left),
             events: OnceLock::new(),
+            asking: Mutex::default(),
         }))
     }
 
@@ -420,6 +428,7 @@ impl RunMessaging {
     /// takes them from, and the claims behind them, settled by what the session reports.
     pub(crate) fn session_feed(&self, agent: &str) -> (Receiver<Inbound>, SessionFeed) {
         let (tx, rx) = tokio::sync::mpsc::channel::<Inbound>(1);
+        let (answers, mut answers_rx) = tokio::sync::mpsc::unbounded_channel::<Inbound>();
         let held: Arc<Mutex<HashMap<MessageId, Delivery>>> = Arc::default();
         let router = self.router.clone();
         let agent = agent.to_owned();
@@ -430,7 +439,12 @@ impl RunMessaging {
                     return;
                 };
                 let delivery = tokio::select! {
+                    biased;
                     () = tx.closed() => return,
+                    Some(answer) = answers_rx.recv() => {
+                        permit.send(answer);
+                        continue;
+                    }
                     d = router.next(&agent) => match d {
                         Ok(d) => d,
                         Err(e) => {
@@ -442,6 +456,7 @@ impl RunMessaging {
                 let inbound = Inbound {
                     id: delivery.envelope().id,
                     line: delivery.injection_line(),
+                    answer: false,
                 };
                 lock(&claims).insert(inbound.id, delivery);
                 permit.send(inbound);
@@ -453,8 +468,36 @@ impl RunMessaging {
                 held,
                 task,
                 router: self.router.clone(),
+                answers,
             },
         )
+    }
+
+    /// The agent of the session of step `label` asked a person a question: the answer
+    /// is typed in through `feed`.
+    pub(crate) fn asking(&self, label: &str, feed: &SessionFeed) {
+        lock(&self.asking).insert(label.to_owned(), feed.answers.clone());
+    }
+
+    /// Types `text` into the live session of step `label` as `HUMAN_ANSWER: text`, when
+    /// its agent waits for an answer; whether it did.
+    pub(crate) fn answer_live(&self, label: &str, text: &str) -> bool {
+        let Some(tx) = lock(&self.asking).remove(label) else {
+            return false;
+        };
+        let id = MessageId(NEXT_ANSWER_ID.fetch_sub(1, std::sync::atomic::Ordering::Relaxed));
+        let line = format!("HUMAN_ANSWER: {}", text.replace(['\r', '\n'], " "));
+        tx.send(Inbound {
+            id,
+            line,
+            answer: true,
+        })
+        .is_ok()
+    }
+
+    /// The session of step `label` ended; whether its agent still waited for an answer.
+    pub(crate) fn session_ended(&self, label: &str) -> bool {
+        lock(&self.asking).remove(label).is_some()
     }
 
     /// Sends the `->relay:` lines in a one-shot agent's output.
@@ -480,6 +523,7 @@ pub(crate) struct SessionFeed {
     held: Arc<Mutex<HashMap<MessageId, Delivery>>>,
     task: JoinHandle<()>,
     router: Router,
+    answers: UnboundedSender<Inbound>,
 }
 
 impl SessionFeed {

@@ -447,6 +447,8 @@ impl Tui {
             if text.starts_with("Relay message from ") {
                 self.relay_messages += 1;
                 self.reply(&format!("got: {text}"));
+            } else if text.starts_with("HUMAN_ANSWER:") {
+                self.reply(&format!("got: {text}"));
             }
             script::run(&markers, &text, self);
             turn.absorb(&markers);

@@ -288,22 +288,110 @@ pub enum ExitKind {
     Glyph,
 }
 
-/// Whether `row` is an `/exit` row: exactly `/exit` after optional indentation or a reply
-/// glyph. Prompt rows (typed input) and rows with more text (menus) are not.
+/// `row` trimmed, and without the reply glyph it starts with (and whether it had one).
+fn after_glyph<'a>(row: &'a str, rules: &Rules) -> (&'a str, bool) {
+    let t = row.trim();
+    match rules
+        .reply_glyphs
+        .iter()
+        .find_map(|g| t.strip_prefix(g.as_str()))
+    {
+        Some(rest) => (rest.trim(), true),
+        None => (t, false),
+    }
+}
+
+/// The rest of `text` after `prefix`, ignoring ASCII case.
+fn strip_prefix_nocase<'a>(text: &'a str, prefix: &str) -> Option<&'a str> {
+    let head = text.get(..prefix.len())?;
+    head.eq_ignore_ascii_case(prefix)
+        .then(|| text.get(prefix.len()..))
+        .flatten()
+}
+
+/// Whether `body` (a row without indentation and reply glyph) is one of the completion
+/// markers agents of the reference format are trained to print: `STEP_COMPLETE:<step>`,
+/// or `OWNER_DECISION: COMPLETE | INCOMPLETE_RETRY | INCOMPLETE_FAIL`. Markdown emphasis
+/// and code marks around it are allowed.
+pub fn is_end_marker(body: &str) -> bool {
+    let b = body.trim_matches(|c: char| c == '*' || c == '`' || c.is_whitespace());
+    if let Some(step) = strip_prefix_nocase(b, "STEP_COMPLETE:") {
+        let step = step.trim().trim_matches('`');
+        return !step.is_empty() && !step.contains(char::is_whitespace);
+    }
+    strip_prefix_nocase(b, "OWNER_DECISION:").is_some_and(|v| {
+        let v = v.trim().trim_matches(|c| c == '*' || c == '`');
+        ["COMPLETE", "INCOMPLETE_RETRY", "INCOMPLETE_FAIL"]
+            .iter()
+            .any(|w| v.eq_ignore_ascii_case(w))
+    })
+}
+
+/// Whether `row` ends the session: exactly `/exit`, or a completion marker
+/// ([`is_end_marker`]), after optional indentation or a reply glyph. Prompt rows (typed
+/// input) and rows with more text (menus) are not.
 pub fn exit_kind(row: &str, rules: &Rules) -> Option<ExitKind> {
     if is_prompt_row_for(row, rules) {
         return None;
     }
-    let t = row.trim();
-    if t == EXIT_WORD {
-        return Some(ExitKind::Bare);
+    let (body, glyph) = after_glyph(row, rules);
+    (body == EXIT_WORD || is_end_marker(body)).then_some(if glyph {
+        ExitKind::Glyph
+    } else {
+        ExitKind::Bare
+    })
+}
+
+/// How many rows of `rows[exit..]`, the session's end row and what follows it, are the
+/// agent's output: none for `/exit`; for a completion marker, the marker and the
+/// `REASON:` rows right after it.
+pub fn marker_rows(rows: &[String], exit: usize, rules: &Rules) -> usize {
+    let Some(row) = rows.get(exit) else {
+        return 0;
+    };
+    if after_glyph(row, rules).0 == EXIT_WORD {
+        return 0;
     }
-    rules
-        .reply_glyphs
+    1 + rows[exit + 1..]
         .iter()
-        .filter_map(|g| t.strip_prefix(g.as_str()))
-        .any(|rest| rest.trim() == EXIT_WORD)
-        .then_some(ExitKind::Glyph)
+        .take_while(|r| {
+            strip_prefix_nocase(after_glyph(r, rules).0.trim_start_matches('*'), "REASON:")
+                .is_some()
+        })
+        .count()
+}
+
+/// The questions for a person in an agent's output, in order: `HUMAN_QUESTION: ...`
+/// lines, and `OWNER_DECISION: NEEDS_CLARIFICATION` with the `REASON:` line after it.
+pub fn questions(output: &str) -> Vec<String> {
+    let lines: Vec<&str> = output
+        .lines()
+        .map(|l| {
+            l.trim()
+                .trim_start_matches(['●', '•', '✦', '⏺', '-', '*'])
+                .trim()
+                .trim_matches(['*', '`'])
+                .trim()
+        })
+        .collect();
+    let mut out = Vec::new();
+    for (i, l) in lines.iter().enumerate() {
+        if let Some(q) = strip_prefix_nocase(l, "HUMAN_QUESTION:").map(str::trim) {
+            if !q.is_empty() {
+                out.push(q.to_owned());
+            }
+        } else if strip_prefix_nocase(l, "OWNER_DECISION:")
+            .is_some_and(|v| v.trim().eq_ignore_ascii_case("NEEDS_CLARIFICATION"))
+        {
+            let reason = lines
+                .get(i + 1)
+                .and_then(|n| strip_prefix_nocase(n, "REASON:"))
+                .map(str::trim)
+                .filter(|r| !r.is_empty());
+            out.push(reason.unwrap_or("the agent needs clarification").to_owned());
+        }
+    }
+    out
 }
 
 /// Text the session typed in (the task, nudges), prepared for recognising its echo.
@@ -590,6 +678,53 @@ mod tests {
         ] {
             assert_eq!(exit_kind(no, &r), None, "{no:?}");
         }
+    }
+
+    #[test]
+    fn completion_markers_end_a_session_like_exit() {
+        let r = claude();
+        for yes in [
+            "STEP_COMPLETE:build",
+            "● STEP_COMPLETE:build",
+            "  `STEP_COMPLETE:build`",
+            "OWNER_DECISION: COMPLETE",
+            "⏺ **OWNER_DECISION: INCOMPLETE_RETRY**",
+            "owner_decision: incomplete_fail",
+        ] {
+            assert!(exit_kind(yes, &r).is_some(), "{yes:?}");
+        }
+        for no in [
+            "❯ STEP_COMPLETE:build",
+            "print STEP_COMPLETE:build when done",
+            "STEP_COMPLETE:",
+            "STEP_COMPLETE: two words",
+            "OWNER_DECISION: NEEDS_CLARIFICATION",
+            "OWNER_DECISION: COMPLETE once tests pass",
+            "OWNER_DECISION:",
+        ] {
+            assert_eq!(exit_kind(no, &r), None, "{no:?}");
+        }
+        let screen = rows("● working\nOWNER_DECISION: INCOMPLETE_FAIL\nREASON: no access\n\n❯ ");
+        let at = find_exit(&screen, &Injected::new(), &r);
+        assert_eq!(at, Some(1));
+        assert_eq!(marker_rows(&screen, 1, &r), 2);
+        let screen = rows("● done\n/exit\nREASON: x");
+        assert_eq!(marker_rows(&screen, 1, &r), 0);
+        // A marker line of the task is its echo, not the agent's.
+        let task = Injected::of(&["Build it. When done print:\nSTEP_COMPLETE:build"], &r);
+        let screen = rows("❯ Build it. When done print:\n  STEP_COMPLETE:build\n\n● building");
+        assert_eq!(find_exit(&screen, &task, &r), None);
+    }
+
+    #[test]
+    fn questions_for_a_person_are_read_from_the_output() {
+        assert_eq!(
+            questions(
+                "● looking\n● HUMAN_QUESTION: which port?\nmore\n**OWNER_DECISION: NEEDS_CLARIFICATION**\nREASON: which db?\nOWNER_DECISION: NEEDS_CLARIFICATION"
+            ),
+            ["which port?", "which db?", "the agent needs clarification"]
+        );
+        assert!(questions("I may print HUMAN_QUESTION: later\nHUMAN_QUESTION:").is_empty());
     }
 
     #[test]

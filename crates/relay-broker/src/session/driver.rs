@@ -11,6 +11,9 @@
 //! - the **idle clock** (`idle.rs`): idleness, nudges, force-release;
 //! - the **relay scanner** (`relay_scan.rs`): the `->relay:` lines the agent prints.
 //!
+//! The driver also notices a question the agent asks a person (`HUMAN_QUESTION:`): until
+//! an answer is typed in, the idle clock and the session's timeout stand still.
+//!
 //! Before the task, the driver itself judges readiness from the rendered screen: a
 //! start-up dialog (answered where safe, else reported), the CLI's ready cue (a hint), or
 //! the cursor on an input line, then a quiet moment.
@@ -122,6 +125,22 @@ pub struct Driver {
     typist: Typist,
     idle: IdleClock,
     relays: RelayScanner,
+    asks: Asks,
+}
+
+/// The questions the agent asked a person, and the answers offered to it.
+#[derive(Debug, Default)]
+struct Asks {
+    /// Questions seen in the output so far.
+    seen: usize,
+    /// The output changed since it was last read for questions.
+    dirty: bool,
+    /// Since when the agent waits for an answer.
+    since: Option<Instant>,
+    /// Time spent waiting for answers, which the timeout does not count.
+    paused: Duration,
+    /// Answers offered and not delivered yet.
+    answers: Vec<MessageId>,
 }
 
 impl Driver {
@@ -134,6 +153,7 @@ impl Driver {
             out: OutputTracker::new(cfg.rules, cfg.size, &cfg.typed),
             typist: Typist::new(cfg.timing.clone(), cfg.typed),
             relays: RelayScanner::new(),
+            asks: Asks::default(),
             timing: cfg.timing,
             timeout: cfg.timeout,
             started: now,
@@ -178,6 +198,18 @@ impl Driver {
         self.typist.offer(id, line, now);
     }
 
+    /// Takes a person's answer to the agent's question, typed in as `line` like a
+    /// message; once delivered, the idle clock and the timeout run again.
+    pub fn offer_answer(&mut self, id: MessageId, line: String, now: Instant) {
+        self.asks.answers.push(id);
+        self.typist.offer(id, line, now);
+    }
+
+    /// Whether the agent waits for a person's answer.
+    pub fn asking(&self) -> bool {
+        self.asks.since.is_some()
+    }
+
     /// The message held, if any (handed back by the runner when the session ends).
     pub fn held_message(&self) -> Option<MessageId> {
         self.typist.held_message()
@@ -216,6 +248,8 @@ impl Driver {
         self.apply(did, now, &mut actions);
         if seen.changed {
             self.idle.activity(now);
+            let o = self.out.output();
+            self.asks.dirty = o.contains("HUMAN_QUESTION") || o.contains("NEEDS_CLARIFICATION");
         }
         if seen.exit {
             // The agent wrote `/exit` after the task was typed: it took the task, whatever
@@ -235,15 +269,39 @@ impl Driver {
         actions
     }
 
+    /// When the session times out, if it can: never while the agent waits for a person.
+    fn timeout_at(&self) -> Option<Instant> {
+        let t = self.timeout?;
+        if self.asking() {
+            return None;
+        }
+        after(self.started, t.saturating_add(self.asks.paused))
+    }
+
+    /// Reads the settled output for a new question to a person.
+    fn scan_questions(&mut self, now: Instant, actions: &mut Vec<Action>) {
+        if !self.asks.dirty || !self.typist.task_delivered() || !self.quiet(now) {
+            return;
+        }
+        self.asks.dirty = false;
+        let mut asked = super::detect::questions(self.out.output());
+        if asked.len() <= self.asks.seen {
+            return;
+        }
+        self.asks.seen = asked.len();
+        if let Some(question) = asked.pop() {
+            self.asks.since.get_or_insert(now);
+            actions.push(Action::Emit(SessionEvent::Asked { question }));
+        }
+    }
+
     /// Acts on every deadline reached by `now`.
     pub fn on_tick(&mut self, now: Instant) -> Vec<Action> {
         let mut actions = Vec::new();
         if matches!(self.stage, Stage::Ended) {
             return actions;
         }
-        if let Some(t) = self.timeout
-            && after(self.started, t).is_some_and(|end| now >= end)
-        {
+        if self.timeout_at().is_some_and(|end| now >= end) {
             self.finish(SessionEnd::TimedOut, &mut actions);
             return actions;
         }
@@ -257,10 +315,7 @@ impl Driver {
 
     /// The next moment `on_tick` has something to do, if any.
     pub fn next_deadline(&self, now: Instant) -> Option<Instant> {
-        let mut due: Vec<Option<Instant>> = Vec::new();
-        if let Some(t) = self.timeout {
-            due.push(after(self.started, t));
-        }
+        let mut due: Vec<Option<Instant>> = vec![self.timeout_at()];
         match &self.stage {
             Stage::Ended => return None,
             Stage::Starting { .. } => {
@@ -290,10 +345,12 @@ impl Driver {
                     self.idle.last_activity(),
                 ));
                 if self.typist.is_free() {
-                    if self.relays.waiting() {
+                    if self.relays.waiting() || self.asks.dirty {
                         due.push(self.quiet_at());
                     }
-                    due.push(self.idle.next_deadline());
+                    if !self.asking() {
+                        due.push(self.idle.next_deadline());
+                    }
                 }
             }
         }
@@ -406,12 +463,13 @@ impl Driver {
         if self.relays.waiting() && self.quiet(now) {
             self.scan_relays(true, actions);
         }
+        self.scan_questions(now, actions);
         let did = self
             .typist
             .tick(now, &mut self.out, self.started, self.idle.last_activity());
         let typing = !self.typist.is_free();
         self.apply(did, now, actions);
-        if typing || !matches!(self.stage, Stage::Running) {
+        if typing || !matches!(self.stage, Stage::Running) || self.asking() {
             return;
         }
         for due in self.idle.due(now) {
@@ -445,6 +503,12 @@ impl Driver {
                 }
                 Did::Nudged(count) => actions.push(Action::Emit(SessionEvent::Nudged { count })),
                 Did::MessageDelivered(id) => {
+                    if let Some(i) = self.asks.answers.iter().position(|a| *a == id) {
+                        self.asks.answers.remove(i);
+                        if let Some(since) = self.asks.since.take() {
+                            self.asks.paused += now.saturating_duration_since(since);
+                        }
+                    }
                     actions.push(Action::Messaging(Messaging::Delivered(id)));
                     // The agent answers a message: that is not idleness.
                     self.idle.activity(now);
@@ -778,6 +842,80 @@ mod tests {
         assert!(d.wants_message());
         // Its echo is neither output nor a relay line.
         assert_eq!(d.output(), "still writing");
+    }
+
+    #[test]
+    fn a_question_to_a_person_stops_the_clocks_until_its_answer_is_typed() {
+        let t0 = Instant::now();
+        let policy = NudgePolicy {
+            nudge_after: ms(500),
+            escalate_after: ms(400),
+            max_nudges: 1,
+        };
+        let mut cfg = config("say hi", Some(policy));
+        cfg.timeout = Some(ms(2_000));
+        let mut d = Driver::new(cfg, t0);
+        let t = delivered(&mut d, t0);
+        d.on_output("● HUMAN_QUESTION: which port?\r\n".as_bytes(), t);
+        assert!(!d.asking(), "asked only once the output settles");
+        let a = d.on_tick(t + ms(100));
+        assert_eq!(
+            events(&a),
+            [SessionEvent::Asked {
+                question: "which port?".into()
+            }]
+        );
+        assert!(d.asking());
+        // No idle, nudge, release or timeout while the agent waits for a person.
+        assert_eq!(d.next_deadline(t + ms(100)), None);
+        for later in [600, 1_500, 5_000] {
+            assert!(d.on_tick(t + ms(later)).is_empty(), "at {later} ms");
+        }
+        // The same question seen again (a repaint) is not asked twice.
+        d.on_output(b"\r\n", t + ms(5_010));
+        assert!(events(&d.on_tick(t + ms(5_200))).is_empty());
+        let line = "HUMAN_ANSWER: 8080".to_string();
+        d.offer_answer(MessageId(7), line.clone(), t + ms(5_200));
+        let a = d.on_tick(t + ms(5_300));
+        assert_eq!(
+            writes(&a),
+            [format!("\x1b[200~{line}\x1b[201~").into_bytes()]
+        );
+        assert_eq!(writes(&d.on_tick(t + ms(5_350))), [b"\r".to_vec()]);
+        let echo = format!("\r\n\u{276f} {line}\r\n");
+        let a = d.on_output(echo.as_bytes(), t + ms(5_360));
+        assert!(a.contains(&Action::Messaging(Messaging::Delivered(MessageId(7)))));
+        assert!(!d.asking());
+        // The clocks run again; the timeout has not counted the wait for the answer.
+        let next = d.next_deadline(t + ms(5_360)).expect("clocks run");
+        assert!(next > t + ms(5_360));
+        assert_eq!(
+            events(&d.on_tick(t + ms(5_360) + ms(300))),
+            [SessionEvent::Idle]
+        );
+        let a = d.on_tick(t0 + ms(2_000) + ms(5_300));
+        assert!(
+            a.contains(&Action::Terminal(Terminal::End(SessionEnd::TimedOut))),
+            "{a:?}"
+        );
+    }
+
+    #[test]
+    fn a_completion_marker_ends_the_session_and_stays_in_the_output() {
+        let t0 = Instant::now();
+        let mut d = Driver::new(config("say hi", None), t0);
+        let t = delivered(&mut d, t0);
+        let a = d.on_output(
+            "● tried\r\nOWNER_DECISION: INCOMPLETE_RETRY\r\nREASON: tests red\r\n".as_bytes(),
+            t,
+        );
+        assert!(a.contains(&Action::Terminal(Terminal::End(SessionEnd::ExitRequested))));
+        assert!(
+            d.output()
+                .ends_with("tried\nOWNER_DECISION: INCOMPLETE_RETRY\nREASON: tests red"),
+            "{:?}",
+            d.output()
+        );
     }
 
     #[test]

@@ -42,6 +42,10 @@ pub struct Inbound {
     pub id: MessageId,
     /// What to type.
     pub line: String,
+    /// A person's answer to the agent's question (`HUMAN_ANSWER: ...`): once it is typed
+    /// in, the idle clock and the timeout run again.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub answer: bool,
 }
 
 /// Everything needed to run one interactive step: plain data, so it can be handed to a
@@ -159,8 +163,14 @@ pub enum SessionEvent {
     },
     /// The agent was force-released after exhausting nudges.
     ForceReleased,
-    /// `/exit` was seen on the screen.
+    /// `/exit` (or a completion marker) was seen on the screen.
     ExitRequested,
+    /// The agent asked a person a question (`HUMAN_QUESTION: ...`); its idle clock and
+    /// timeout stand still until an answer ([`Inbound::answer`]) is typed in.
+    Asked {
+        /// The question.
+        question: String,
+    },
     /// The agent printed a `->relay:` line or block for others.
     Relay(RelayLine),
     /// An offered message was typed in and the screen confirmed it.
@@ -292,6 +302,7 @@ pub async fn run_session(
             _ = pty.exit.wait() => break,
             delivery = link.recv(), if driver.wants_message() => {
                 match delivery {
+                    Some(m) if m.answer => driver.offer_answer(m.id, m.line, Instant::now()),
                     Some(m) => driver.offer_message(m.id, m.line, Instant::now()),
                     None => link.incoming = None,
                 }

@@ -397,7 +397,10 @@ impl OutputTracker {
         };
         let region = &rows[start.min(end)..end];
         let exit = detect::find_exit(region, &self.injected, &self.rules);
-        let cut = exit.unwrap_or(region.len());
+        // A completion marker (and its reason) is output; `/exit` is not.
+        let cut = exit.map_or(region.len(), |i| {
+            i + detect::marker_rows(region, i, &self.rules)
+        });
         let out = detect::extract_output(&region[..cut], &self.rules, &self.injected, exclude);
         let mut seen = Observed::default();
         if out != self.seen {

@@ -179,6 +179,7 @@ pub(crate) async fn run_attempt<L: Launcher>(
             attempt.end,
             AttemptEnd::Exited | AttemptEnd::ExitRequested | AttemptEnd::ForceReleased
         )
+        && !attempt.answered_live
         && let Some(question) = crate::markers::question(&attempt.output)
     {
         return StepOutcome::NeedsAnswer {
@@ -499,18 +500,21 @@ async fn run_it<L: Launcher>(
                     exit_code: Some(0),
                     signal: None,
                     output: serde_json::to_string(&e).unwrap_or_default(),
+                    answered_live: false,
                 },
                 wait::WaitEnd::TimedOut => Attempt {
                     end: AttemptEnd::TimedOut(timeout.unwrap_or_default()),
                     exit_code: None,
                     signal: None,
                     output: String::new(),
+                    answered_live: false,
                 },
                 wait::WaitEnd::Cancelled => Attempt {
                     end: AttemptEnd::Cancelled,
                     exit_code: None,
                     signal: None,
                     output: String::new(),
+                    answered_live: false,
                 },
             },
         ),
@@ -694,6 +698,7 @@ async fn process_attempt<L: Launcher>(
         exit_code: out.exit_code,
         signal: out.signal,
         output: out.stdout,
+        answered_live: false,
     })
 }
 
@@ -726,6 +731,7 @@ async fn session_attempt<L: Launcher>(
         .run_session(spec, cancel.clone(), tx, Some(inbox));
     tokio::pin!(fut);
     let step = job.label.clone();
+    let mut asked = false;
     let forward = |ev: &SessionEvent| {
         let kind = match ev {
             SessionEvent::Spawned { pgid } => EventKind::AgentSpawned {
@@ -757,6 +763,10 @@ async fn session_attempt<L: Launcher>(
                 step: step.clone(),
                 reason: reason.clone(),
             },
+            SessionEvent::Asked { question } => EventKind::QuestionAsked {
+                step: step.clone(),
+                question: question.clone(),
+            },
             // Messaging events are the feed's; the router records them.
             SessionEvent::Relay(_)
             | SessionEvent::MessageDelivered { .. }
@@ -768,6 +778,10 @@ async fn session_attempt<L: Launcher>(
         tokio::select! {
             res = &mut fut => break res,
             Some(ev) = rx.recv() => {
+                if matches!(ev, SessionEvent::Asked { .. }) {
+                    asked = true;
+                    shared.messaging.asking(&step, &feed);
+                }
                 feed.on_event(&agent.name, &ev).await;
                 forward(&ev);
             }
@@ -778,6 +792,8 @@ async fn session_attempt<L: Launcher>(
         feed.on_event(&agent.name, &ev).await;
         forward(&ev);
     }
+    // A question still waiting for its answer is asked again once the session is over.
+    let answered_live = !shared.messaging.session_ended(&step) && asked;
     // Messages offered and not delivered go back to the mailbox.
     drop(feed);
     let out = res.map_err(|e| e.to_string())?;
@@ -798,5 +814,6 @@ async fn session_attempt<L: Launcher>(
         exit_code,
         signal: None,
         output: out.output,
+        answered_live,
     })
 }

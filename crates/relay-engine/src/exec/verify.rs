@@ -45,6 +45,9 @@ pub struct Attempt {
     pub signal: Option<i32>,
     /// The step output.
     pub output: String,
+    /// A terminal session's agent asked a person and had every question answered while
+    /// it ran: the questions in its output are settled.
+    pub answered_live: bool,
 }
 
 /// Whether the attempt passed, and why not.

@@ -145,6 +145,11 @@ pub(crate) async fn drive<L: Launcher>(
                         if state.open_question(&step).is_some() {
                             let _ = reply.send(Ok(()));
                             Input::Answer { step, text }
+                        } else if shared.messaging.answer_live(&step, &text) {
+                            // Typed into the live session; the attempt goes on.
+                            let _ = reply.send(Ok(()));
+                            log.push(EventKind::QuestionAnswered { step, answer: text });
+                            continue;
                         } else {
                             let open: Vec<String> = state
                                 .open_questions()
