@@ -389,6 +389,34 @@ fn completion_markers_end_interactive_sessions() {
     assert!(!nudged, "no session waited to be nudged");
 }
 
+/// Agents that watch local files are told of changes by an `INTEGRATION_EVENT:` message
+/// while their step runs: an interactive agent has it typed in, a one-shot agent reads it
+/// from its inbox.
+#[test]
+fn watched_files_reach_running_agents_as_integration_events() {
+    let w = World::new();
+    let f = w.write(
+        "wf.yaml",
+        "version: \"1.0\"\nname: t\nintegrations:\n  subscriptions:\n    - {name: reports, paths: ['out/*.md'], event: created}\nagents:\n  - {name: live, cli: claude, watch: ['out/*.txt']}\n  - {name: batch, cli: codex, interactive: false, subscriptions: [reports]}\nworkflows:\n  - name: main\n    steps:\n      - {name: listen, agent: live, task: \"[[fake:wait-messages=1]]\"}\n      - {name: read, agent: batch, task: \"[[fake:inbox]]\"}\n      - {name: make, type: deterministic, command: \"sleep 1; mkdir -p out && echo hi > out/a.txt && echo r > out/r.md\"}\n",
+    );
+    let o = w.run(&["run", f.to_str().unwrap(), "--json"]);
+    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+    let s = summary(&o);
+    let live = out(&s, "listen");
+    assert!(
+        live.contains("got: Relay message from agent-relay: INTEGRATION_EVENT:")
+            && live.contains("out/a.txt"),
+        "{live}"
+    );
+    assert!(!live.contains("out/r.md"), "not watched by `live`: {live}");
+    let batch = out(&s, "read");
+    assert!(
+        batch.contains("INTEGRATION_EVENT:") && batch.contains("\"subscription\":\"reports\""),
+        "{batch}"
+    );
+    assert!(batch.contains("out/r.md"), "{batch}");
+}
+
 #[test]
 fn a_waitfor_step_sees_a_file_another_step_creates() {
     let w = World::new();

@@ -67,6 +67,20 @@ pub fn not_yet_effective(file: &RelayFile) -> Vec<Diagnostic> {
             );
         }
     }
+    for (agent, sub) in crate::watch::subscriptions_of(file) {
+        if !crate::watch::is_local(&sub) {
+            warn(format!(
+                "agents[{agent}]: a subscription to `{}` events needs a hosted service, which \
+                 is not reachable offline: the agent is not told of them (local files are \
+                 watched with no provider or `provider: local`)",
+                sub.provider.as_deref().unwrap_or_default()
+            ));
+        } else if sub.path.is_none() && sub.paths.is_empty() {
+            warn(format!(
+                "agents[{agent}]: a local subscription without `path` or `paths` watches nothing"
+            ));
+        }
+    }
     if let Some(i) = &file.integrations
         && i.relayfile.is_some()
     {

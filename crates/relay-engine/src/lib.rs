@@ -28,6 +28,7 @@ mod settings;
 pub mod snapshot;
 pub mod store;
 pub mod trajectory;
+pub mod watch;
 pub mod worktrees;
 
 pub use clock::{now_rfc3339, rfc3339};

@@ -43,7 +43,9 @@ pub(crate) struct RunMessaging {
     socket: String,
     notify_channel: Option<String>,
     /// Steps of each agent running now.
-    running: Mutex<HashMap<String, usize>>,
+    running: Arc<Mutex<HashMap<String, usize>>>,
+    /// The task telling agents of the local files they watch.
+    watcher: Option<JoinHandle<()>>,
     /// Steps of each agent not finished yet, when the plan fixes them in advance (no
     /// gate can add steps, no pool picks agents at run time); an agent with none left
     /// has ended, and messages to it fail at once.
@@ -154,6 +156,16 @@ impl RunMessaging {
         // A resumed run delivers what its stopped coordinator left queued.
         broker.requeue_carried().await;
         let controls = broker.take_controls();
+        let running: Arc<Mutex<HashMap<String, usize>>> = Arc::default();
+        let watches = crate::watch::local_watches(file);
+        let watcher = (!watches.is_empty()).then(|| {
+            tokio::spawn(crate::watch::run(
+                workdir.to_path_buf(),
+                watches,
+                router.clone(),
+                running.clone(),
+            ))
+        });
         Ok(Arc::new(RunMessaging {
             socket: broker.socket().display().to_string(),
             broker: Mutex::new(Some(broker)),
@@ -168,7 +180,8 @@ impl RunMessaging {
                 .unwrap_or_default(),
             access,
             notify_channel,
-            running: Mutex::new(HashMap::new()),
+            running,
+            watcher,
             left: Mutex::new(left),
             events: OnceLock::new(),
             asking: Mutex::default(),
@@ -509,6 +522,9 @@ impl RunMessaging {
 
     /// Closes the socket and fails whatever is still queued: the run is over.
     pub(crate) async fn shutdown(&self) {
+        if let Some(w) = &self.watcher {
+            w.abort();
+        }
         let broker = lock(&self.broker).take();
         if let Some(b) = broker {
             b.shutdown("the run ended").await;

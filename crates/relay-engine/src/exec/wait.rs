@@ -14,7 +14,7 @@ use tokio_util::sync::CancellationToken;
 const POLL: Duration = Duration::from_millis(100);
 
 /// What a path looked like at one poll.
-type Seen = BTreeMap<PathBuf, (u64, Option<SystemTime>)>;
+pub type Seen = BTreeMap<PathBuf, (u64, Option<SystemTime>)>;
 
 /// An event the wait saw.
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
@@ -36,7 +36,8 @@ pub enum WaitEnd {
     Cancelled,
 }
 
-fn snapshot(cwd: &Path, globs: &[String]) -> Seen {
+/// What the paths matching `globs` (relative ones from `cwd`) look like now.
+pub fn snapshot(cwd: &Path, globs: &[String]) -> Seen {
     let mut seen = Seen::new();
     for g in globs {
         let pattern = if Path::new(g).is_absolute() {
@@ -63,24 +64,34 @@ fn snapshot(cwd: &Path, globs: &[String]) -> Seen {
 
 /// The first event between two polls, of a kind in `wanted` (empty: any kind).
 pub fn diff(before: &Seen, after: &Seen, wanted: &[String]) -> Option<FileEvent> {
+    changes(before, after, wanted).into_iter().next()
+}
+
+/// Every event between two polls of a kind in `wanted` (empty: any kind): creations and
+/// updates in path order, then deletions.
+pub fn changes(before: &Seen, after: &Seen, wanted: &[String]) -> Vec<FileEvent> {
     let want = |e: &str| wanted.is_empty() || wanted.iter().any(|w| w == e);
     let event = |event: &'static str, p: &Path| FileEvent {
         event,
         path: p.display().to_string(),
     };
+    let mut out = Vec::new();
     for (p, now) in after {
         match before.get(p) {
-            None if want("created") => return Some(event("created", p)),
+            None if want("created") => out.push(event("created", p)),
             Some(was) if was != now && (want("updated") || want("modified")) => {
-                return Some(event("updated", p));
+                out.push(event("updated", p));
             }
             _ => {}
         }
     }
-    before
-        .keys()
-        .find(|p| !after.contains_key(*p) && want("deleted"))
-        .map(|p| event("deleted", p))
+    out.extend(
+        before
+            .keys()
+            .filter(|p| !after.contains_key(*p) && want("deleted"))
+            .map(|p| event("deleted", p)),
+    );
+    out
 }
 
 /// Waits in `cwd` for an event of a kind in `events` on a path matching `globs`.
