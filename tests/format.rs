@@ -41,6 +41,25 @@ fn git_repo(dir: &Path) {
     );
 }
 
+/// Waits until a step of the run in `w` asks a person.
+fn wait_for_question(w: &World) {
+    wait_for(
+        || {
+            w.events_if_any()
+                .iter()
+                .any(|e| e["type"] == "question:asked")
+        },
+        "the question",
+    );
+}
+
+/// The summary of a run started with `World::spawn`, which must succeed.
+fn finished(child: std::process::Child) -> serde_json::Value {
+    let o = child.wait_with_output().expect("wait for agent-relay");
+    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+    summary(&o)
+}
+
 fn out(s: &serde_json::Value, name: &str) -> String {
     step(s, name)["output"].as_str().unwrap_or("").to_string()
 }
@@ -267,21 +286,8 @@ fn a_question_waits_for_agent_relay_answer() {
             "    steps:\n      - {name: ask, agent: dev, task: \"[[fake:nth=q:HUMAN_QUESTION: which port?|done]] [[fake:echo-task]]\"}\n",
         ),
     );
-    let child = w
-        .cmd()
-        .args(["run", f.to_str().unwrap(), "--json"])
-        .stdout(std::process::Stdio::piped())
-        .stderr(std::process::Stdio::piped())
-        .spawn()
-        .unwrap();
-    wait_for(
-        || {
-            w.events_if_any()
-                .iter()
-                .any(|e| e["type"] == "question:asked")
-        },
-        "the question",
-    );
+    let child = w.spawn(&["run", f.to_str().unwrap(), "--json"]);
+    wait_for_question(&w);
     let q = w.run(&["questions", "--json"]);
     let listed: serde_json::Value = serde_json::from_slice(&q.stdout).unwrap();
     assert_eq!(listed[0]["step"], "ask");
@@ -291,14 +297,7 @@ fn a_question_waits_for_agent_relay_answer() {
     assert!(stderr(&wrong).contains("`ask`"), "names the step that asks");
     let a = w.run(&["answer", "last", "ask", "use", "8080"]);
     assert_eq!(a.status.code(), Some(0), "{}", stderr(&a));
-    let o = child.wait_with_output().unwrap();
-    assert_eq!(
-        o.status.code(),
-        Some(0),
-        "{}",
-        String::from_utf8_lossy(&o.stderr)
-    );
-    let s: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+    let s = finished(child);
     let text = out(&s, "ask");
     assert!(text.contains("HUMAN_ANSWER: use 8080"), "{text}");
 }
@@ -313,21 +312,8 @@ fn a_live_interactive_agent_gets_its_answer_typed_in() {
         "wf.yaml",
         "version: \"1.0\"\nname: t\nagents:\n  - {name: dev, cli: claude, constraints: {idleThresholdSecs: 1}}\nworkflows:\n  - name: main\n    steps:\n      - {name: ask, agent: dev, task: \"[[fake:say=HUMAN_QUESTION: which port?]] [[fake:no-exit]] [[fake:obey-nudge]]\"}\n",
     );
-    let child = w
-        .cmd()
-        .args(["run", f.to_str().unwrap(), "--json"])
-        .stdout(std::process::Stdio::piped())
-        .stderr(std::process::Stdio::piped())
-        .spawn()
-        .unwrap();
-    wait_for(
-        || {
-            w.events_if_any()
-                .iter()
-                .any(|e| e["type"] == "question:asked")
-        },
-        "the question",
-    );
+    let child = w.spawn(&["run", f.to_str().unwrap(), "--json"]);
+    wait_for_question(&w);
     let q = w.run(&["questions", "--json"]);
     let listed: serde_json::Value = serde_json::from_slice(&q.stdout).unwrap();
     assert_eq!(listed[0]["question"], "which port?", "{listed}");
@@ -335,14 +321,7 @@ fn a_live_interactive_agent_gets_its_answer_typed_in() {
     std::thread::sleep(std::time::Duration::from_millis(2_200));
     let a = w.run(&["answer", "last", "ask", "use", "8080"]);
     assert_eq!(a.status.code(), Some(0), "{}", stderr(&a));
-    let o = child.wait_with_output().unwrap();
-    assert_eq!(
-        o.status.code(),
-        Some(0),
-        "{}",
-        String::from_utf8_lossy(&o.stderr)
-    );
-    let s: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+    let s = finished(child);
     let text = out(&s, "ask");
     assert!(text.contains("got: HUMAN_ANSWER: use 8080"), "{text}");
     let events = w.events();

@@ -85,6 +85,16 @@ impl World {
         self.cmd().args(args).output().expect("run agent-relay")
     }
 
+    /// Starts `agent-relay ARGS` in the background, stdout and stderr piped.
+    pub fn spawn(&self, args: &[&str]) -> std::process::Child {
+        self.cmd()
+            .args(args)
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .expect("start agent-relay")
+    }
+
     /// Lines the fake agents logged (`start STEP PID` / `end STEP PID`).
     pub fn agent_log(&self) -> String {
         self.read("agents.log")
