@@ -361,6 +361,7 @@ pub fn prepare_resume(dir: &Path) -> Result<ResumePlan, RunsError> {
             same_run: true,
             completed: completed_steps(dir, &replay),
             approved: replay.approved.clone(),
+            marks: replay.marks.clone(),
         },
         source_changed,
         bad_lines: replay.bad_lines,
@@ -442,6 +443,7 @@ pub fn prepare_start_from(
         same_run: false,
         completed,
         approved: Default::default(),
+        marks: Default::default(),
     })
 }
 
