@@ -452,3 +452,72 @@ fn a_checklist_item_blocked_ends_the_run_for_a_person() {
         "{refused}"
     );
 }
+
+/// With a terminal on stdin, `agent-relay run` asks about a step that waits for approval,
+/// and the answer typed there decides it.
+#[test]
+fn an_approval_is_decided_at_the_terminal_prompt() {
+    use portable_pty::{CommandBuilder, PtySize, native_pty_system};
+    use std::io::{Read, Write};
+    use std::sync::{Arc, Mutex};
+
+    let w = World::new();
+    let f = w.write(
+        "wf.yaml",
+        &workflow(
+            "",
+            "    steps:\n      - {name: deploy, type: deterministic, command: 'echo deployed', approval: required}\n",
+        ),
+    );
+    let mut cmd = w.cmd();
+    cmd.args(["run", f.to_str().unwrap()]);
+    let mut b = CommandBuilder::new(cmd.get_program());
+    b.args(cmd.get_args());
+    for (k, v) in cmd.get_envs() {
+        match v {
+            Some(v) => b.env(k, v),
+            None => b.env_remove(k),
+        }
+    }
+    b.cwd(cmd.get_current_dir().unwrap_or(w.path()));
+    let pty = native_pty_system()
+        .openpty(PtySize {
+            rows: 40,
+            cols: 120,
+            pixel_width: 0,
+            pixel_height: 0,
+        })
+        .unwrap();
+    let mut child = pty.slave.spawn_command(b).unwrap();
+    drop(pty.slave);
+    let screen = Arc::new(Mutex::new(String::new()));
+    let mut reader = pty.master.try_clone_reader().unwrap();
+    let seen = screen.clone();
+    std::thread::spawn(move || {
+        let mut buf = [0u8; 4096];
+        while let Ok(n) = reader.read(&mut buf) {
+            if n == 0 {
+                break;
+            }
+            seen.lock()
+                .unwrap()
+                .push_str(&String::from_utf8_lossy(&buf[..n]));
+        }
+    });
+    wait_for(
+        || screen.lock().unwrap().contains("approve step `deploy`?"),
+        "the prompt",
+    );
+    let mut writer = pty.master.take_writer().unwrap();
+    writer.write_all(b"y\n").unwrap();
+    let status = child.wait().unwrap();
+    assert!(status.success(), "{}", screen.lock().unwrap());
+    let decided: Vec<serde_json::Value> = w
+        .events()
+        .into_iter()
+        .filter(|e| e["type"] == "approval:decided")
+        .collect();
+    assert_eq!(decided.len(), 1);
+    assert_eq!(decided[0]["approved"], true);
+    assert!(has_event(&w, "step:completed", "deploy"));
+}

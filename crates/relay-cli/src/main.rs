@@ -10,6 +10,7 @@ mod execute;
 mod messaging;
 mod prices_cmd;
 mod progress;
+mod prompt;
 mod rehearse;
 mod runs_cmd;
 mod state_cmd;
