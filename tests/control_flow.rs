@@ -521,3 +521,53 @@ fn an_approval_is_decided_at_the_terminal_prompt() {
     assert_eq!(decided[0]["approved"], true);
     assert!(has_event(&w, "step:completed", "deploy"));
 }
+
+/// A checklist kept in a file next to the workflow; a rehearsal marks every item done.
+#[test]
+fn a_checklist_file_is_read_and_a_rehearsal_marks_it_done() {
+    let w = World::new();
+    w.write(
+        "checks.yaml",
+        "- 'tests: Tests pass'\n- {id: docs, title: README updated}\n",
+    );
+    let f = w.write(
+        "wf.yaml",
+        &workflow(
+            "",
+            "    steps:\n      - {name: build, agent: dev, task: go, verification: {type: checklist, value: checks.yaml}}\n",
+        ),
+    );
+    let o = w.run(&["run", f.to_str().unwrap(), "--rehearse", "--json"]);
+    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+    let t = w.run(&["tasks", "last", "build", "--json"]);
+    let listed: serde_json::Value = serde_json::from_slice(&t.stdout).unwrap();
+    let items: Vec<(&str, &str, &str)> = listed
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|i| {
+            (
+                i["id"].as_str().unwrap(),
+                i["title"].as_str().unwrap(),
+                i["status"].as_str().unwrap(),
+            )
+        })
+        .collect();
+    assert_eq!(
+        items,
+        [
+            ("tests", "Tests pass", "done"),
+            ("docs", "README updated", "done")
+        ]
+    );
+    let missing = w.write(
+        "bad.yaml",
+        &workflow(
+            "",
+            "    steps:\n      - {name: build, agent: dev, task: go, verification: {type: checklist, value: nope.yaml}}\n",
+        ),
+    );
+    let o = w.run(&["validate", missing.to_str().unwrap()]);
+    assert_eq!(o.status.code(), Some(3), "{}", stderr(&o));
+    assert!(stderr(&o).contains("checklist file"), "{}", stderr(&o));
+}
