@@ -6,7 +6,9 @@
 //! Reset times understood, in the line that reports the limit or the lines after it:
 //! claude's `usage limit reached|EPOCH`; an RFC 3339 time (`resets at 2026-12-02T15:00Z`);
 //! a duration (`try again in 2 hours 5 minutes`, `retry in 35.2s`, `Retry-After: 30`); a
-//! clock time (`resets 3pm`, `try again at 15:04`), taken as UTC, the next time it comes.
+//! clock time (`resets 3pm`, `try again at 15:04`), taken in this machine's time zone (the
+//! CLI runs here and prints its local time; `UTC` or `GMT` after it means UTC), the next
+//! time it comes.
 
 use std::sync::OnceLock;
 
@@ -51,8 +53,9 @@ fn cli_patterns(cli: Option<Cli>) -> Vec<Regex> {
 }
 
 /// The limit reported at the end of `text` (an agent's output, or its stderr), if one is;
-/// `now` is the current time in seconds since the Unix epoch.
-pub fn detect(cli: Option<Cli>, text: &str, now: u64) -> Option<RateLimit> {
+/// `now` is the current time in seconds since the Unix epoch, `utc_offset` the local time
+/// zone's offset from UTC in seconds ([`local_utc_offset`]).
+pub fn detect(cli: Option<Cli>, text: &str, now: u64, utc_offset: i64) -> Option<RateLimit> {
     let lines: Vec<&str> = text.lines().filter(|l| !l.trim().is_empty()).collect();
     let tail = &lines[lines.len().saturating_sub(TAIL_LINES)..];
     let patterns = cli_patterns(cli);
@@ -60,7 +63,9 @@ pub fn detect(cli: Option<Cli>, text: &str, now: u64) -> Option<RateLimit> {
         .iter()
         .position(|l| http_429().is_match(l) || patterns.iter().any(|p| p.is_match(l)))?;
     let line = tail[at].trim();
-    let resets_at = tail[at..].iter().find_map(|l| reset_time(l, now));
+    let resets_at = tail[at..]
+        .iter()
+        .find_map(|l| reset_time(l, now, utc_offset));
     let mut message = line.to_string();
     if message.len() > 300 {
         let mut cut = 300;
@@ -79,8 +84,27 @@ fn re(pattern: &str) -> Regex {
         .expect("valid regex")
 }
 
-/// When the limit reported in `line` resets, if the line says.
-pub fn reset_time(line: &str, now: u64) -> Option<u64> {
+/// The local time zone's offset from UTC at `now` (seconds since the Unix epoch), in
+/// seconds east of UTC; 0 when it cannot be told.
+#[allow(unsafe_code)]
+pub fn local_utc_offset(now: u64) -> i64 {
+    let Ok(t) = libc::time_t::try_from(now) else {
+        return 0;
+    };
+    // SAFETY: `tm` is plain data for which all zeroes is a valid value; `localtime_r` is
+    // the reentrant form and writes only into `tm`, which outlives the call.
+    let mut tm: libc::tm = unsafe { std::mem::zeroed() };
+    let ok = unsafe { !libc::localtime_r(&t, &mut tm).is_null() };
+    if ok {
+        i64::from(tm.tm_gmtoff as i32)
+    } else {
+        0
+    }
+}
+
+/// When the limit reported in `line` resets, if the line says; a clock time without a
+/// zone is local time, `utc_offset` seconds east of UTC.
+pub fn reset_time(line: &str, now: u64, utc_offset: i64) -> Option<u64> {
     static EPOCH: OnceLock<Regex> = OnceLock::new();
     static RFC: OnceLock<Regex> = OnceLock::new();
     static AFTER: OnceLock<Regex> = OnceLock::new();
@@ -123,7 +147,9 @@ pub fn reset_time(line: &str, now: u64) -> Option<u64> {
         return duration_secs(&c[1]).map(|s| now.saturating_add(s));
     }
     let clock = CLOCK.get_or_init(|| {
-        re(r"(?:resets?|try again|retry|until)\s+(?:at\s+)?(\d{1,2})(?::(\d\d))?\s*(am|pm)?\b")
+        re(
+            r"(?:resets?|try again|retry|until)\s+(?:at\s+)?(\d{1,2})(?::(\d\d))?\s*(am|pm)?\b(\s*\(?(?:utc|gmt)\b)?",
+        )
     });
     if let Some(c) = clock.captures(line) {
         let mut h: u64 = c[1].parse().ok()?;
@@ -137,9 +163,12 @@ pub fn reset_time(line: &str, now: u64) -> Option<u64> {
         if h > 23 || m > 59 {
             return None;
         }
-        let day = now - now % 86_400;
-        let at = day + h * 3600 + m * 60;
-        return Some(if at > now { at } else { at + 86_400 });
+        let off = if c.get(4).is_some() { 0 } else { utc_offset };
+        let local_now = i64::try_from(now).ok()?.checked_add(off)?;
+        let day = local_now - local_now.rem_euclid(86_400);
+        let at = day + i64::try_from(h * 3600 + m * 60).ok()?;
+        let at = if at > local_now { at } else { at + 86_400 };
+        return u64::try_from(at - off).ok();
     }
     None
 }
@@ -186,6 +215,7 @@ mod tests {
             Some(Cli::Claude),
             "working\nClaude AI usage limit reached|1796003600\n",
             NOW,
+            0,
         )
         .unwrap();
         assert_eq!(claude.resets_at, Some(1_796_003_600));
@@ -194,6 +224,7 @@ mod tests {
             Some(Cli::Codex),
             "ERROR: You've hit your usage limit. Upgrade to Pro or try again in 1 hour 30 minutes.",
             NOW,
+            0,
         )
         .unwrap();
         assert_eq!(codex.resets_at, Some(NOW + 5400));
@@ -201,6 +232,7 @@ mod tests {
             Some(Cli::Gemini),
             "[API Error: You exceeded your current quota (Quota exceeded). Please retry in 35.2s.]",
             NOW,
+            0,
         )
         .unwrap();
         assert_eq!(gemini.resets_at, Some(NOW + 36));
@@ -208,6 +240,7 @@ mod tests {
             Some(Cli::Opencode),
             "AI_APICallError: Rate limit reached for gpt-5. Please try again in 20s.",
             NOW,
+            0,
         )
         .unwrap();
         assert_eq!(opencode.resets_at, Some(NOW + 20));
@@ -215,12 +248,13 @@ mod tests {
 
     #[test]
     fn an_http_429_is_a_limit_for_any_cli_and_the_reset_may_be_missing() {
-        let l = detect(None, "Error: HTTP 429 Too Many Requests", NOW).unwrap();
+        let l = detect(None, "Error: HTTP 429 Too Many Requests", NOW, 0).unwrap();
         assert_eq!(l.resets_at, None);
         let l = detect(
             Some(Cli::Goose),
             "request failed: status 429\nRetry-After: 30\n",
             NOW,
+            0,
         )
         .unwrap();
         assert_eq!(l.resets_at, Some(NOW + 30));
@@ -228,6 +262,7 @@ mod tests {
             Some(Cli::Claude),
             "API Error: 429 rate_limit_error, resets at 2026-11-29T10:00:00Z",
             NOW,
+            0,
         )
         .unwrap();
         assert_eq!(
@@ -242,28 +277,35 @@ mod tests {
         for i in 0..20 {
             text.push_str(&format!("line {i}\n"));
         }
-        assert_eq!(detect(Some(Cli::Claude), &text, NOW), None);
-        assert_eq!(detect(Some(Cli::Claude), "port 4290 is open", NOW), None);
-        assert_eq!(detect(None, "", NOW), None);
+        assert_eq!(detect(Some(Cli::Claude), &text, NOW, 0), None);
+        assert_eq!(detect(Some(Cli::Claude), "port 4290 is open", NOW, 0), None);
+        assert_eq!(detect(None, "", NOW, 0), None);
     }
 
     #[test]
     fn clock_times_and_offsets() {
         let day = NOW - NOW % 86_400;
-        let at = reset_time("5-hour limit reached ∙ resets 3pm", NOW).unwrap();
+        let at = reset_time("5-hour limit reached ∙ resets 3pm", NOW, 0).unwrap();
         assert_eq!(at % 86_400, 15 * 3600);
         assert!(at > NOW && at <= NOW + 86_400);
         assert_eq!(
-            reset_time("try again at 00:30", NOW),
+            reset_time("try again at 00:30", NOW, 0),
             Some(day + 86_400 + 1800)
                 .filter(|_| day + 1800 <= NOW)
                 .or(Some(day + 1800))
         );
-        assert_eq!(reset_time("resets 3", NOW), None);
+        assert_eq!(reset_time("resets 3", NOW, 0), None);
         assert_eq!(
-            reset_time("reset 2026-11-29T12:00+02:00", NOW),
+            reset_time("reset 2026-11-29T12:00+02:00", NOW, 0),
             Some(days_from_civil(2026, 11, 29) as u64 * 86_400 + 36_000)
         );
+        // A clock time is local: two hours east of UTC, 3pm is 13:00 UTC; `UTC` after it
+        // means UTC whatever the zone.
+        let east = reset_time("resets 3pm", NOW, 7_200).unwrap();
+        assert_eq!(east % 86_400, 13 * 3600);
+        assert!(east > NOW && east <= NOW + 86_400);
+        let said = reset_time("resets 3pm (UTC)", NOW, 7_200).unwrap();
+        assert_eq!(said % 86_400, 15 * 3600);
         assert_eq!(days_from_civil(1970, 1, 1), 0);
         assert_eq!(days_from_civil(2000, 3, 1), 11_017);
     }

@@ -258,7 +258,12 @@ pub fn resolve(
         ),
         (StepType::Agent, Some(a)) => (
             Work::Agent(Box::new(a)),
-            spec.task.as_deref().or(step.task.as_deref()).unwrap_or(""),
+            // The step's task, else its agent's own `task`.
+            spec.task
+                .as_deref()
+                .or(step.task.as_deref())
+                .or(agent.as_ref().and_then(|x| x.task.as_deref()))
+                .unwrap_or(""),
             Quoting::None,
         ),
         (StepType::Agent, None) => {
@@ -709,5 +714,12 @@ workflows:
         assert!(t.contains("It exited with code 2."));
         assert!(t.contains("line one\nboom"));
         assert_eq!(attempt_text(&job, 1, None), "hello world: x");
+    }
+
+    #[test]
+    fn a_step_without_a_task_takes_its_agents_own() {
+        let yaml = "name: t\nagents: [{name: a, cli: claude, task: 'review {{who}}'}]\nworkflows:\n  - name: w\n    steps:\n      - {name: a1, agent: a, task: first}\n      - {name: b, agent: a}\n";
+        let job = job_of(yaml, RunSpec::default(), &[]).unwrap();
+        assert_eq!(job.text, "review world");
     }
 }

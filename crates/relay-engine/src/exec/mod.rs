@@ -392,7 +392,9 @@ async fn rate_limit(
     let now = std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .map_or(0, |d| d.as_secs());
-    if let Some(l) = relay_broker::ratelimit::detect(Some(agent.cli), &attempt.output, now) {
+    let offset = relay_broker::ratelimit::local_utc_offset(now);
+    if let Some(l) = relay_broker::ratelimit::detect(Some(agent.cli), &attempt.output, now, offset)
+    {
         return Some(l);
     }
     // Only the end of what this attempt wrote: enough for its last words.
@@ -405,7 +407,7 @@ async fn rate_limit(
     let mut bytes = Vec::new();
     f.take(TAIL).read_to_end(&mut bytes).await.ok()?;
     let text = String::from_utf8_lossy(&bytes);
-    relay_broker::ratelimit::detect(Some(agent.cli), &text, now)
+    relay_broker::ratelimit::detect(Some(agent.cli), &text, now, offset)
 }
 
 /// The outcome of an attempt that runs nothing: a step only a hosted service could do

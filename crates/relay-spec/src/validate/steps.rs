@@ -131,7 +131,8 @@ pub(super) fn validate_workflow(ctx: &Ctx<'_>, w: usize, wf: &WorkflowDef, repor
 const KIND_FIELDS: &[(&str, &[StepType])] = &[
     ("agent", &[StepType::Agent]),
     ("task", &[StepType::Agent]),
-    ("maxIterations", &[StepType::Agent]),
+    // Also the bound of an `until` loop, on any step that loops.
+    ("maxIterations", &[StepType::Agent, StepType::Deterministic]),
     ("participants", &[StepType::Agent]),
     ("rounds", &[StepType::Agent]),
     ("escalateTo", &[StepType::Agent]),
