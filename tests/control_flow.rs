@@ -2,14 +2,14 @@
 //! loops until an output shows and until `maxIterations`, `breakIf`, conditions that skip
 //! and run, `outputVar`, `--input`, approval gates decided from another terminal (granted,
 //! rejected, timed out, and waiting on across a kill -9 of the coordinator), pause and
-//! unpause, and a run killed in the middle of a loop resumed without running a completed
-//! iteration twice.
+//! unpause, a run killed in the middle of a loop resumed without running a completed
+//! iteration twice, and checklists.
 
 #![allow(clippy::unwrap_used)]
 
 mod support;
 
-use std::process::{Child, Stdio};
+use std::process::Child;
 use std::time::{Duration, Instant};
 
 use support::{World, stderr, step, summary, workflow};
@@ -31,12 +31,7 @@ fn out(s: &serde_json::Value, name: &str) -> String {
 }
 
 fn spawn(w: &World, args: &[&str]) -> Child {
-    w.cmd()
-        .args(args)
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap()
+    w.spawn(args)
 }
 
 fn finish(child: Child) -> (Option<i32>, serde_json::Value, String) {
@@ -383,4 +378,196 @@ fn a_run_killed_inside_a_loop_resumes_at_the_iteration_it_was_in() {
     );
     let all: Vec<String> = serde_json::from_str(&out(&summary(&o), "after")).unwrap();
     assert_eq!(all, ["n1", "n2", "n3", "n4", "n5"]);
+}
+
+/// A checklist step is complete only once every item is marked done: here one item per
+/// attempt, so two re-prompts name what is still open.
+#[test]
+fn a_checklist_needs_two_re_prompts_until_every_item_is_done() {
+    let w = World::new();
+    let f = w.write(
+        "wf.yaml",
+        &workflow(
+            "",
+            "    steps:\n      - name: build\n        agent: dev\n        retries: 3\n        task: \"[[fake:task-next=tests,docs,lint]] [[fake:echo-task]]\"\n        verification:\n          type: checklist\n          items: [{id: tests, title: Tests pass}, {id: docs, title: README updated}, {id: lint}]\n",
+        ),
+    );
+    let o = w.run(&["run", f.to_str().unwrap(), "--json"]);
+    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+    let s = summary(&o);
+    assert_eq!(step(&s, "build")["attempts"], 3, "{s}");
+    let text = out(&s, "build");
+    assert!(
+        text.contains("## Checklist") && text.contains("- [ ] docs: README updated"),
+        "{text}"
+    );
+    assert!(
+        text.contains("checklist items not marked done: `lint`"),
+        "the re-prompt names what is open: {text}"
+    );
+    let t = w.run(&["tasks", "last", "--json"]);
+    assert_eq!(t.status.code(), Some(0), "{}", stderr(&t));
+    let listed: serde_json::Value = serde_json::from_slice(&t.stdout).unwrap();
+    let states: Vec<(&str, &str)> = listed
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|i| (i["id"].as_str().unwrap(), i["status"].as_str().unwrap()))
+        .collect();
+    assert_eq!(
+        states,
+        [("tests", "done"), ("docs", "done"), ("lint", "done")]
+    );
+}
+
+/// An item marked blocked ends the step for good and the run waits for a person (exit
+/// 2); a mark of an unknown item is refused with the items named.
+#[test]
+fn a_checklist_item_blocked_ends_the_run_for_a_person() {
+    let w = World::new();
+    let f = w.write(
+        "wf.yaml",
+        &workflow(
+            "",
+            "    steps:\n      - name: deploy\n        agent: dev\n        retries: 2\n        task: \"[[fake:task=done:tset]] [[fake:task=done:tests]] [[fake:task=blocked:creds:needs prod credentials]]\"\n        verification: {type: checklist, items: [{id: tests}, {id: creds, title: Deploy with prod credentials}]}\n      - {name: after, dependsOn: [deploy], type: deterministic, command: 'echo never'}\n",
+        ),
+    );
+    let o = w.run(&["run", f.to_str().unwrap(), "--json"]);
+    assert_eq!(o.status.code(), Some(2), "{}", stderr(&o));
+    let s = summary(&o);
+    assert_eq!(s["status"], "needs_human", "{s}");
+    let deploy = step(&s, "deploy");
+    assert_eq!(deploy["attempts"], 1, "a blocked item is not retried: {s}");
+    let reason = deploy["reason"].as_str().unwrap_or_default();
+    assert!(
+        reason.contains("blocked") && reason.contains("needs prod credentials"),
+        "{reason}"
+    );
+    assert_eq!(step(&s, "after")["status"], "skipped", "{s}");
+    let refused =
+        std::fs::read_to_string(w.run_dir().join("steps/deploy/stderr.log")).unwrap_or_default();
+    assert!(
+        refused.contains("no checklist item `tset`")
+            && refused.contains("its items are tests, creds"),
+        "{refused}"
+    );
+}
+
+/// With a terminal on stdin, `agent-relay run` asks about a step that waits for approval,
+/// and the answer typed there decides it.
+#[test]
+fn an_approval_is_decided_at_the_terminal_prompt() {
+    use portable_pty::{CommandBuilder, PtySize, native_pty_system};
+    use std::io::{Read, Write};
+    use std::sync::{Arc, Mutex};
+
+    let w = World::new();
+    let f = w.write(
+        "wf.yaml",
+        &workflow(
+            "",
+            "    steps:\n      - {name: deploy, type: deterministic, command: 'echo deployed', approval: required}\n",
+        ),
+    );
+    let mut cmd = w.cmd();
+    cmd.args(["run", f.to_str().unwrap()]);
+    let mut b = CommandBuilder::new(cmd.get_program());
+    b.args(cmd.get_args());
+    for (k, v) in cmd.get_envs() {
+        match v {
+            Some(v) => b.env(k, v),
+            None => b.env_remove(k),
+        }
+    }
+    b.cwd(cmd.get_current_dir().unwrap_or(w.path()));
+    let pty = native_pty_system()
+        .openpty(PtySize {
+            rows: 40,
+            cols: 120,
+            pixel_width: 0,
+            pixel_height: 0,
+        })
+        .unwrap();
+    let mut child = pty.slave.spawn_command(b).unwrap();
+    drop(pty.slave);
+    let screen = Arc::new(Mutex::new(String::new()));
+    let mut reader = pty.master.try_clone_reader().unwrap();
+    let seen = screen.clone();
+    std::thread::spawn(move || {
+        let mut buf = [0u8; 4096];
+        while let Ok(n) = reader.read(&mut buf) {
+            if n == 0 {
+                break;
+            }
+            seen.lock()
+                .unwrap()
+                .push_str(&String::from_utf8_lossy(&buf[..n]));
+        }
+    });
+    wait_for(
+        || screen.lock().unwrap().contains("approve step `deploy`?"),
+        "the prompt",
+    );
+    let mut writer = pty.master.take_writer().unwrap();
+    writer.write_all(b"y\n").unwrap();
+    let status = child.wait().unwrap();
+    assert!(status.success(), "{}", screen.lock().unwrap());
+    let decided: Vec<serde_json::Value> = w
+        .events()
+        .into_iter()
+        .filter(|e| e["type"] == "approval:decided")
+        .collect();
+    assert_eq!(decided.len(), 1);
+    assert_eq!(decided[0]["approved"], true);
+    assert!(has_event(&w, "step:completed", "deploy"));
+}
+
+/// A checklist kept in a file next to the workflow; a rehearsal marks every item done.
+#[test]
+fn a_checklist_file_is_read_and_a_rehearsal_marks_it_done() {
+    let w = World::new();
+    w.write(
+        "checks.yaml",
+        "- 'tests: Tests pass'\n- {id: docs, title: README updated}\n",
+    );
+    let f = w.write(
+        "wf.yaml",
+        &workflow(
+            "",
+            "    steps:\n      - {name: build, agent: dev, task: go, verification: {type: checklist, value: checks.yaml}}\n",
+        ),
+    );
+    let o = w.run(&["run", f.to_str().unwrap(), "--rehearse", "--json"]);
+    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+    let t = w.run(&["tasks", "last", "build", "--json"]);
+    let listed: serde_json::Value = serde_json::from_slice(&t.stdout).unwrap();
+    let items: Vec<(&str, &str, &str)> = listed
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|i| {
+            (
+                i["id"].as_str().unwrap(),
+                i["title"].as_str().unwrap(),
+                i["status"].as_str().unwrap(),
+            )
+        })
+        .collect();
+    assert_eq!(
+        items,
+        [
+            ("tests", "Tests pass", "done"),
+            ("docs", "README updated", "done")
+        ]
+    );
+    let missing = w.write(
+        "bad.yaml",
+        &workflow(
+            "",
+            "    steps:\n      - {name: build, agent: dev, task: go, verification: {type: checklist, value: nope.yaml}}\n",
+        ),
+    );
+    let o = w.run(&["validate", missing.to_str().unwrap()]);
+    assert_eq!(o.status.code(), Some(3), "{}", stderr(&o));
+    assert!(stderr(&o).contains("checklist file"), "{}", stderr(&o));
 }

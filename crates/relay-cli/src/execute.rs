@@ -74,6 +74,8 @@ pub fn execute(job: Job, out: Output) -> CliResult {
         let cancel = CancellationToken::new();
         spawn_signal_handlers(cancel.clone());
         let (tx, rx) = tokio::sync::mpsc::unbounded_channel();
+        // A person at the terminal decides approvals there (not when the output is JSON).
+        let rx = crate::prompt::tee(rx, !out.json);
         let view = progress::spawn(rx, progress::Mode::pick(out.quiet));
         let req = RunRequest {
             checked: job.checked,

@@ -10,10 +10,12 @@ mod execute;
 mod messaging;
 mod prices_cmd;
 mod progress;
+mod prompt;
 mod rehearse;
 mod runs_cmd;
 mod state_cmd;
 mod steer;
+mod tasks_cmd;
 mod templates;
 mod workers;
 
@@ -136,6 +138,19 @@ enum Command {
     Board(messaging::BoardArgs),
     /// Read, write, compare-and-set and watch the run's shared state.
     State(state_cmd::StateArgs),
+    /// Mark an item of your step's checklist done or blocked (agents of a step with
+    /// `verification: {type: checklist}`).
+    Task(tasks_cmd::TaskArgs),
+    /// List the checklists of a run (or of every live run here) and their marks.
+    Tasks {
+        /// Run id, a unique prefix of one, or `last` (default: every live run here).
+        run_id: Option<String>,
+        /// Only this step's checklist.
+        step: Option<String>,
+        /// Print JSON.
+        #[arg(long)]
+        json: bool,
+    },
     /// Claim files (paths or globs) so no other agent takes them while you work.
     Claim(state_cmd::ClaimArgs),
     /// Release your file claims.
@@ -253,6 +268,8 @@ fn dispatch(command: Command) -> CliResult {
         Command::Messages(args) => messaging::messages(args),
         Command::Board(args) => messaging::board(args),
         Command::State(args) => state_cmd::state(args),
+        Command::Task(args) => tasks_cmd::task(args),
+        Command::Tasks { run_id, step, json } => tasks_cmd::tasks(run_id, step, json),
         Command::Claim(args) => state_cmd::claim(args),
         Command::Release(args) => state_cmd::release(args),
         Command::Worker(args) => workers::worker(args),

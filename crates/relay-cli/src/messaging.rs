@@ -152,6 +152,14 @@ impl Endpoint {
         }
     }
 
+    /// The run of the agent or step this runs in ($AGENT_RELAY_SOCKET).
+    pub(crate) fn from_env() -> Endpoint {
+        Endpoint {
+            socket: None,
+            run: None,
+        }
+    }
+
     /// The live run `run` (an id, a unique prefix, or `last`) of this directory.
     pub(crate) fn for_run(run: String) -> Endpoint {
         Endpoint {

@@ -1,8 +1,8 @@
 //! The rehearsal agent: what `run --rehearse` starts in place of every agent CLI. It does
 //! no thinking; it acknowledges its task and satisfies the step's verification where it
 //! can (prints the expected text, writes the expected file, exits with the expected code),
-//! approves reviews (`VERDICT: pass`), votes yes and bids when asked, so a workflow's
-//! wiring can be tried end to end without tokens or installed CLIs.
+//! marks a checklist done, approves reviews (`VERDICT: pass`), votes yes and bids when
+//! asked, so a workflow's wiring can be tried end to end without tokens or installed CLIs.
 
 use std::process::ExitCode;
 
@@ -54,6 +54,23 @@ pub fn main(cli: &str, task: &str) -> ExitCode {
     }
     if task.contains("BID:") {
         println!("BID: 10");
+    }
+    // A checklist is marked done item by item, as an agent would.
+    if let Ok(items) = std::env::var("AGENT_RELAY_REHEARSE_TASKS") {
+        for item in items.split(',').filter(|i| !i.is_empty()) {
+            let mark = relay_messaging::protocol::Request::Mark {
+                step: step.clone(),
+                item: item.to_owned(),
+                blocked: false,
+                note: Some("rehearsal".into()),
+            };
+            if let Err(e) = crate::messaging::Endpoint::from_env().ask(&mark) {
+                eprintln!(
+                    "rehearsal agent: cannot mark `{item}` done: {}",
+                    e.headline.unwrap_or_default()
+                );
+            }
+        }
     }
     println!("VERDICT: pass");
     match std::env::var("AGENT_RELAY_REHEARSE_EXIT_CODE")

@@ -277,6 +277,30 @@ pub enum EventKind {
         /// The answer.
         answer: String,
     },
+    /// A step with a checklist started; its agent marks these items.
+    #[serde(rename = "checklist:items")]
+    ChecklistItems {
+        /// The step (node label).
+        step: String,
+        /// The items.
+        items: Vec<relay_spec::ChecklistItem>,
+    },
+    /// The agent of a step marked an item of its checklist.
+    #[serde(rename = "checklist:marked")]
+    ChecklistMarked {
+        /// The step (node label).
+        step: String,
+        /// The item's id.
+        item: String,
+        /// Blocked rather than done.
+        #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+        blocked: bool,
+        /// What the agent said (the reason, when blocked).
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        note: Option<String>,
+        /// Who marked it.
+        by: String,
+    },
     /// A step waits for a person's approval before it starts.
     #[serde(rename = "approval:requested")]
     ApprovalRequested {
@@ -549,6 +573,8 @@ impl EventKind {
             | EventKind::QuestionAnswered { step, .. }
             | EventKind::ApprovalRequested { step, .. }
             | EventKind::ApprovalDecided { step, .. }
+            | EventKind::ChecklistItems { step, .. }
+            | EventKind::ChecklistMarked { step, .. }
             | EventKind::Pattern { step, .. }
             | EventKind::ClaimConflict { step, .. }
             | EventKind::WorktreeMerged { step, .. }

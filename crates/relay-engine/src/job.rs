@@ -107,6 +107,28 @@ pub struct StepJob {
     /// What it may read, write, reach and run (its agent's, or a deterministic step's
     /// own); `None` for what runs without any.
     pub permissions: Option<relay_spec::permissions::EffectivePermissions>,
+    /// The checklist its agent must mark done (`verification: {type: checklist}`);
+    /// judged by the run state, not by a check.
+    pub checklist: Vec<relay_spec::ChecklistItem>,
+}
+
+/// The section appended to the task of a step with a checklist: the items, and how to
+/// mark them.
+pub fn checklist_section(items: &[relay_spec::ChecklistItem]) -> String {
+    let mut t = String::from(
+        "\n\n## Checklist\nThis step is complete only when every item below is marked done. Mark \
+         each one as you finish it with `\"$AGENT_RELAY_BIN\" task done ID` (add `--note TEXT` \
+         to say how); if one cannot be done, `\"$AGENT_RELAY_BIN\" task blocked ID --reason \
+         TEXT`.",
+    );
+    for i in items {
+        if i.title.is_empty() {
+            t.push_str(&format!("\n- [ ] {}", i.id));
+        } else {
+            t.push_str(&format!("\n- [ ] {}: {}", i.id, i.title));
+        }
+    }
+    t
 }
 
 /// The start of a job's text with its `{{state.KEY}}` references still to fill. The
@@ -323,7 +345,15 @@ pub fn resolve(
         (None, None, None, Some(dir)) => dir,
         (None, None, None, None) => ctx.workdir.to_path_buf(),
     };
+    let checklist = match (&step.verification, spec.unverified) {
+        (Some(v), false) if v.kind == VerificationType::Checklist => v.items.clone(),
+        _ => Vec::new(),
+    };
+    if !checklist.is_empty() && matches!(work, Work::Agent(_)) {
+        text.push_str(&checklist_section(&checklist));
+    }
     let check = match (&step.verification, spec.unverified) {
+        (Some(v), false) if v.kind == VerificationType::Checklist => None,
         (Some(v), false) => {
             let raw = v.value.as_ref().map(|s| s.as_text()).unwrap_or_default();
             let q = if v.kind == VerificationType::Custom {
@@ -370,6 +400,7 @@ pub fn resolve(
         step_dir: crate::store::step_dir_of(ctx.run_dir, node.label),
         human_assistance: !step.human_assistance_off(),
         permissions,
+        checklist,
     })
 }
 
@@ -516,6 +547,7 @@ pub fn repair_job(
         step_dir: crate::store::step_dir_of(ctx.run_dir, &label),
         human_assistance: false,
         permissions,
+        checklist: Vec::new(),
         label,
     })
 }

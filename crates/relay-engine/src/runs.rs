@@ -346,6 +346,9 @@ pub fn prepare_resume(dir: &Path) -> Result<ResumePlan, RunsError> {
             }
         })?;
     loaded.expand_custom_steps(&custom);
+    // Checklists kept in files are read from next to the workflow too.
+    let dir_of = Path::new(&meta.file).parent().unwrap_or(Path::new("."));
+    relay_spec::checklist::load_files(&mut loaded, dir_of);
     let source_changed = std::fs::read_to_string(&meta.file)
         .ok()
         .filter(|now| *now != source)
@@ -361,6 +364,7 @@ pub fn prepare_resume(dir: &Path) -> Result<ResumePlan, RunsError> {
             same_run: true,
             completed: completed_steps(dir, &replay),
             approved: replay.approved.clone(),
+            marks: replay.marks.clone(),
         },
         source_changed,
         bad_lines: replay.bad_lines,
@@ -442,6 +446,7 @@ pub fn prepare_start_from(
         same_run: false,
         completed,
         approved: Default::default(),
+        marks: Default::default(),
     })
 }
 

@@ -117,6 +117,8 @@ pub struct Snapshot {
     pub duration_ms: Option<u64>,
     /// Steps whose approval was granted.
     pub approved: std::collections::BTreeSet<String>,
+    /// Checklist marks, by step (node label), then item.
+    pub marks: crate::run::state::Marks,
 }
 
 /// The shape of `state.json`.
@@ -277,6 +279,22 @@ impl Snapshot {
                 ..
             } => {
                 self.approved.insert(step.clone());
+                return false;
+            }
+            EventKind::ChecklistMarked {
+                step,
+                item,
+                blocked,
+                note,
+                ..
+            } => {
+                self.marks.entry(step.clone()).or_default().insert(
+                    item.clone(),
+                    crate::run::state::Mark {
+                        blocked: *blocked,
+                        note: note.clone(),
+                    },
+                );
                 return false;
             }
             EventKind::StepSkipped { step, reason } => {

@@ -260,6 +260,7 @@ proptest! {
                 run_id: "r".into(),
                 presets: BTreeMap::new(),
                 approved: Default::default(),
+                marks: Default::default(),
                 globs: BTreeMap::new(),
             },
             plan,

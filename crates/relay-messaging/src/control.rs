@@ -43,6 +43,36 @@ pub enum Control {
         /// The steps that were parked; an error when none was.
         reply: oneshot::Sender<Result<Vec<String>, String>>,
     },
+    /// Mark an item of a running step's checklist.
+    Mark {
+        /// The step's label.
+        step: String,
+        /// The item's id.
+        item: String,
+        /// Blocked rather than done.
+        blocked: bool,
+        /// What the agent said.
+        note: Option<String>,
+        /// The agent asking; `None` for the run's owner.
+        agent: Option<String>,
+        /// `Ok` when it was marked; why not otherwise.
+        reply: oneshot::Sender<Result<(), String>>,
+    },
+}
+
+/// A checklist mark asked for, as the engine takes it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct MarkRequest {
+    /// The step's label.
+    pub step: String,
+    /// The item's id.
+    pub item: String,
+    /// Blocked rather than done.
+    pub blocked: bool,
+    /// What the agent said.
+    pub note: Option<String>,
+    /// The agent asking; `None` for the run's owner.
+    pub agent: Option<String>,
 }
 
 const ENDING: &str = "the run is ending and takes no requests";
@@ -94,6 +124,22 @@ impl Controls {
         let (reply, wait) = oneshot::channel();
         self.0
             .send(Control::Pause { paused, by, reply })
+            .map_err(|_| ENDING.to_string())?;
+        wait.await.unwrap_or_else(|_| Err(ENDING.into()))
+    }
+
+    /// Asks the engine to mark a checklist item.
+    pub async fn mark(&self, m: MarkRequest) -> Result<(), String> {
+        let (reply, wait) = oneshot::channel();
+        self.0
+            .send(Control::Mark {
+                step: m.step,
+                item: m.item,
+                blocked: m.blocked,
+                note: m.note,
+                agent: m.agent,
+                reply,
+            })
             .map_err(|_| ENDING.to_string())?;
         wait.await.unwrap_or_else(|_| Err(ENDING.into()))
     }

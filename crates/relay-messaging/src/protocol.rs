@@ -206,6 +206,20 @@ pub enum Request {
     },
     /// Resume the run's parked steps now (the run's owner only).
     Unpark,
+    /// Mark an item of a running step's checklist done or blocked (the step's agent, or
+    /// the run's owner).
+    Mark {
+        /// The step (its label, as in `AGENT_RELAY_STEP`).
+        step: String,
+        /// The item's id.
+        item: String,
+        /// Blocked rather than done.
+        #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+        blocked: bool,
+        /// How it was done, or why it is blocked.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        note: Option<String>,
+    },
 }
 
 /// What kind of error a request met.
@@ -275,6 +289,13 @@ pub enum Reply {
     Paused {
         /// Whether it is paused now.
         paused: bool,
+    },
+    /// The checklist item was marked.
+    Marked {
+        /// The step.
+        step: String,
+        /// The item.
+        item: String,
     },
     /// These parked steps resume now.
     Unparked {

@@ -472,6 +472,28 @@ async fn handle(req: Request, caller: &Caller, served: &Served) -> (Reply, Vec<D
                 Err(why) => bad(why),
             }
         }
+        Request::Mark {
+            step,
+            item,
+            blocked,
+            note,
+        } => {
+            let agent = match caller {
+                Caller::Owner => None,
+                Caller::Agent(name) => Some(name.clone()),
+            };
+            let m = crate::control::MarkRequest {
+                step: step.clone(),
+                item: item.clone(),
+                blocked,
+                note,
+                agent,
+            };
+            match served.controls.mark(m).await {
+                Ok(()) => Reply::Marked { step, item },
+                Err(why) => bad(why),
+            }
+        }
     };
     (reply, Vec::new())
 }

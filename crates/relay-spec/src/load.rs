@@ -56,6 +56,8 @@ pub fn load_file(path: &Path) -> Result<Loaded, LoadError> {
         let steps = CustomSteps::find_for(path)?;
         loaded.expand_custom_steps(&steps);
     }
+    let dir = path.parent().unwrap_or(Path::new("."));
+    crate::checklist::load_files(&mut loaded, dir);
     Ok(loaded)
 }
 

@@ -49,6 +49,10 @@ pub(crate) enum Marker {
         text: String,
     },
     Inbox,
+    /// `agent-relay task ...`: mark a checklist item.
+    Task(Vec<String>),
+    /// Mark done the first of these checklist items this fake has not marked yet.
+    TaskNext(Vec<String>),
     Nth {
         key: String,
         options: Vec<String>,
@@ -204,6 +208,8 @@ fn marker(cmd: &str, arg: Option<&str>) -> Result<Marker, String> {
             | "exit-style"
             | "wait-messages"
             | "send"
+            | "task"
+            | "task-next"
             | "relay"
             | "nth"
             | "nth-for"
@@ -284,6 +290,18 @@ fn marker(cmd: &str, arg: Option<&str>) -> Result<Marker, String> {
             Some((to, text)) => Marker::Send { to, text },
             None => return bad("expected NAME:TEXT"),
         },
+        "task" => match a.splitn(3, ':').collect::<Vec<_>>().as_slice() {
+            ["done", id] => Marker::Task(vec!["task".into(), "done".into(), (*id).into()]),
+            ["blocked", id, reason] => Marker::Task(vec![
+                "task".into(),
+                "blocked".into(),
+                (*id).into(),
+                "--reason".into(),
+                (*reason).into(),
+            ]),
+            _ => return bad("expected done:ID or blocked:ID:REASON"),
+        },
+        "task-next" => Marker::TaskNext(a.split(',').map(|i| i.trim().to_owned()).collect()),
         "relay" => match split(a) {
             Some((to, text)) => Marker::Relay {
                 to,
@@ -425,6 +443,29 @@ pub(crate) fn run(markers: &[Marker], task: &str, host: &mut dyn Host) {
                     && !out.ok
                 {
                     host.stderr(out.stderr.trim_end());
+                }
+            }
+            Marker::Task(args) => {
+                let args: Vec<&str> = args.iter().map(String::as_str).collect();
+                if let Some(out) = run_relay_tool(&args, host)
+                    && !out.ok
+                {
+                    host.stderr(out.stderr.trim_end());
+                }
+            }
+            Marker::TaskNext(ids) => {
+                let dir = state_dir();
+                if let Some(id) = ids
+                    .iter()
+                    .find(|id| !dir.join(format!("task-next-{id}")).exists())
+                {
+                    let _ = fs::create_dir_all(&dir);
+                    let _ = fs::write(dir.join(format!("task-next-{id}")), "");
+                    if let Some(out) = run_relay_tool(&["task", "done", id], host)
+                        && !out.ok
+                    {
+                        host.stderr(out.stderr.trim_end());
+                    }
                 }
             }
             Marker::Relay { to, text } => host.reply(&format!("->relay:{to} {text}")),

@@ -67,6 +67,7 @@ fn rehearsal_env(check: Option<&Check>) -> Vec<(String, String)> {
             },
             relay_spec::CustomCheck::Command(_) => return Vec::new(),
         },
+        VerificationType::Checklist => return Vec::new(),
     };
     vec![(key.to_string(), value)]
 }
@@ -290,6 +291,10 @@ pub(super) fn agent_process<L: Launcher>(
     let mut env = base_env(shared, job);
     if shared.rehearse {
         env.extend(rehearsal_env(job.check.as_ref()));
+        if !job.checklist.is_empty() {
+            let ids: Vec<&str> = job.checklist.iter().map(|i| i.id.as_str()).collect();
+            env.push(("AGENT_RELAY_REHEARSE_TASKS".into(), ids.join(",")));
+        }
         let args = vec![
             "rehearse-agent".into(),
             "--cli".into(),

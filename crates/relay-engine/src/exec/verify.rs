@@ -223,7 +223,8 @@ async fn run_check<L: Launcher>(c: &Check, attempt: &Attempt, env: &CheckEnv<'_,
                 Verdict::fail(format!("file `{}` does not exist{what}", c.value))
             }
         }
-        VerificationType::ExitCode => Verdict::Pass,
+        // The exit code is judged above; a checklist by the run state.
+        VerificationType::ExitCode | VerificationType::Checklist => Verdict::Pass,
         VerificationType::Custom => match CustomCheck::parse(&c.value) {
             CustomCheck::Regex(pattern) => match regex::Regex::new(pattern) {
                 Ok(re) if re.is_match(&attempt.output) => Verdict::Pass,

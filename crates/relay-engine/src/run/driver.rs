@@ -195,6 +195,23 @@ pub(crate) async fn drive<L: Launcher>(
                         let _ = reply.send(Ok(()));
                         if paused { Input::Pause { by } } else { Input::Unpause { by } }
                     }
+                    Control::Mark { step, item, blocked, note, agent, reply } => {
+                        match state.check_mark(&step, &item, agent.as_deref()) {
+                            Ok(()) => {
+                                let _ = reply.send(Ok(()));
+                                Input::Mark {
+                                    step,
+                                    item,
+                                    mark: crate::run::state::Mark { blocked, note },
+                                    by: agent.unwrap_or_else(|| "owner".into()),
+                                }
+                            }
+                            Err(why) => {
+                                let _ = reply.send(Err(why));
+                                continue;
+                            }
+                        }
+                    }
                     Control::Unpark { reply } => {
                         let parked: Vec<String> =
                             state.parked_steps().into_iter().map(|(l, _)| l).collect();

@@ -119,6 +119,8 @@ pub struct ResumeFrom {
     pub completed: BTreeMap<String, crate::outcome::StepSummary>,
     /// Steps whose approval that run granted (same run only).
     pub approved: std::collections::BTreeSet<String>,
+    /// Checklist marks that run recorded (same run only).
+    pub marks: state::Marks,
 }
 
 /// Why a run could not start or could not go on.
@@ -340,6 +342,12 @@ pub async fn run<L: Launcher>(
                 .as_ref()
                 .filter(|r| r.same_run)
                 .map(|r| r.approved.clone())
+                .unwrap_or_default(),
+            marks: req
+                .resume
+                .as_ref()
+                .filter(|r| r.same_run)
+                .map(|r| r.marks.clone())
                 .unwrap_or_default(),
             globs,
         },

@@ -77,6 +77,18 @@ pub enum Input {
     },
     /// Resume every parked node now (`agent-relay unpark`).
     Unpark,
+    /// An item of node `step`'s checklist was marked (check it first with
+    /// [`RunState::check_mark`]).
+    Mark {
+        /// The node's label.
+        step: String,
+        /// The item's id.
+        item: String,
+        /// Done or blocked, and the note.
+        mark: Mark,
+        /// Who marked it.
+        by: String,
+    },
     /// Node `step` (its label; empty for spending a resumed run brings along) spent
     /// tokens and dollars.
     Usage {
@@ -176,6 +188,8 @@ pub struct RunSetup<'a> {
     pub presets: BTreeMap<String, Preset>,
     /// Steps whose approval an earlier coordinator of this run already granted.
     pub approved: BTreeSet<String>,
+    /// Checklist marks an earlier coordinator of this run recorded.
+    pub marks: Marks,
     /// Files matched by the globs of for-each loops, by glob as written.
     pub globs: BTreeMap<String, Vec<String>>,
 }
@@ -316,6 +330,8 @@ pub struct RunState<'a> {
     needs_human_on_exhaustion: bool,
     /// Steps approved (by name).
     approved: BTreeSet<String>,
+    /// Checklist marks, by node label.
+    marks: Marks,
     /// Steps whose approval was asked for.
     approval_asked: BTreeSet<StepIdx>,
     /// Nodes waiting for approval that time out, and when.
@@ -381,6 +397,7 @@ impl<'a> RunState<'a> {
                 .as_ref()
                 .is_some_and(|e| e.on_exhaustion() == relay_spec::OnExhaustion::NeedsHuman),
             approved: setup.approved,
+            marks: setup.marks,
             approval_asked: BTreeSet::new(),
             approval_deadlines: BTreeMap::new(),
             globs: setup.globs,
@@ -480,6 +497,12 @@ impl<'a> RunState<'a> {
                 }
             }
             Input::Unpark => self.unpark(true, now, &mut out),
+            Input::Mark {
+                step,
+                item,
+                mark,
+                by,
+            } => self.mark(step, item, mark, by, &mut out),
             Input::Usage {
                 step,
                 usage,
@@ -935,6 +958,12 @@ impl<'a> RunState<'a> {
             attempt: n,
             agent: job.agent().map(|a| a.name.clone()),
         }));
+        if previous.is_none() && !job.checklist.is_empty() {
+            out.push(Effect::Record(EventKind::ChecklistItems {
+                step: rec.label.clone(),
+                items: job.checklist.clone(),
+            }));
+        }
         if let Kind::Run { attempts, .. } = &mut rec.kind {
             *attempts = Attempts::Running {
                 job: job.clone(),
@@ -994,6 +1023,18 @@ impl<'a> RunState<'a> {
             };
             return self.rate_limited(id, job, n, limited, now, out);
         }
+        let label = self.nodes.0[id.index()].label.clone();
+        let outcome = match self.judge_checklist(&label, &job, outcome) {
+            state_checklist::Judged::Stands(o) => o,
+            state_checklist::Judged::Blocked(o) => {
+                let reason = match &o {
+                    StepOutcome::Failed { reason, .. } => reason.clone(),
+                    _ => String::new(),
+                };
+                self.node_done(id, o, n, now, out);
+                return self.stop_blocked(&label, &reason, out);
+            }
+        };
         let rec = &mut self.nodes.0[id.index()];
         rec.parks = 0;
         let counted = n.saturating_sub(rec.free_attempts);
@@ -1859,6 +1900,10 @@ fn stop_reason(stop: &Stop) -> String {
 
 #[path = "state_park.rs"]
 mod state_park;
+
+#[path = "state_checklist.rs"]
+mod state_checklist;
+pub use state_checklist::{Mark, Marks};
 
 #[cfg(test)]
 #[path = "state_tests.rs"]

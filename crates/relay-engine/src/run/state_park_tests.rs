@@ -21,6 +21,7 @@ fn sim_parking<'a>(f: &'a Fixture, parked: BTreeMap<String, u64>) -> Sim<'a> {
             run_id: "r".into(),
             presets: BTreeMap::new(),
             approved: Default::default(),
+            marks: Default::default(),
             globs: BTreeMap::new(),
         },
         plan,

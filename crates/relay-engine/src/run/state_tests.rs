@@ -77,6 +77,7 @@ impl<'a> Sim<'a> {
                 run_id: "r".into(),
                 presets,
                 approved,
+                marks: Default::default(),
                 globs,
             },
             plan,
@@ -1405,4 +1406,146 @@ fn a_paused_run_starts_nothing_new_until_unpaused() {
             .iter()
             .any(|e| matches!(e, EventKind::RunUnpaused { .. }))
     );
+}
+
+// ---- checklists ---------------------------------------------------------------------
+
+fn mark(sim: &mut Sim<'_>, item: &str, blocked: bool) {
+    sim.input(Input::Mark {
+        step: "build".into(),
+        item: item.into(),
+        mark: super::Mark {
+            blocked,
+            note: blocked.then(|| "no access".to_string()),
+        },
+        by: "a".into(),
+    });
+}
+
+const CHECKLIST: &str = "      - name: build\n        agent: a\n        task: b\n        retries: 2\n        verification: {type: checklist, items: [{id: tests, title: Tests pass}, {id: docs}]}\n      - {name: after, agent: a, dependsOn: [build], task: x}\n";
+
+#[test]
+fn a_checklist_step_completes_only_when_every_item_is_marked_done() {
+    let f = one_agent(CHECKLIST);
+    let mut sim = Sim::new(&f);
+    assert!(sim.launched[0].text.contains("- [ ] tests: Tests pass"));
+    // Only the running step's own agent marks, and only items it has.
+    assert!(sim.state.check_mark("build", "tests", Some("a")).is_ok());
+    let e = sim
+        .state
+        .check_mark("build", "tests", Some("b"))
+        .unwrap_err();
+    assert!(e.contains("`a`'s"), "{e}");
+    let e = sim.state.check_mark("build", "lint", None).unwrap_err();
+    assert!(e.contains("its items are tests, docs"), "{e}");
+    let e = sim.state.check_mark("after", "tests", None).unwrap_err();
+    assert!(e.contains("these have: `build`"), "{e}");
+    mark(&mut sim, "tests", false);
+    sim.answer(done("did some"));
+    // Not complete: the retry names what is still open.
+    let retry = &sim.launched[1];
+    assert_eq!(retry.job.label, "build");
+    assert!(
+        retry
+            .text
+            .contains("checklist items not marked done: `docs`"),
+        "{}",
+        retry.text
+    );
+    mark(&mut sim, "docs", false);
+    sim.answer(done("all done"));
+    let s = sim.run(echo);
+    assert_eq!(s.status, RunStatus::Completed);
+    assert_eq!(sim.labels(), ["build", "build", "after"]);
+    let marked = sim
+        .events
+        .iter()
+        .filter(|e| matches!(e, EventKind::ChecklistMarked { .. }))
+        .count();
+    assert_eq!(marked, 2);
+}
+
+#[test]
+fn a_blocked_item_fails_the_step_for_good_and_the_run_needs_a_person() {
+    let f = one_agent(CHECKLIST);
+    let mut sim = Sim::new(&f);
+    mark(&mut sim, "tests", false);
+    mark(&mut sim, "docs", true);
+    // Blocked also when the attempt itself failed.
+    sim.answer(failed("exit 1"));
+    let s = sim.run(echo);
+    assert_eq!(s.status, RunStatus::NeedsHuman);
+    assert_eq!(sim.labels(), ["build"], "neither retried nor followed");
+    let b = step(&s, "build");
+    assert!(
+        b.reason
+            .as_deref()
+            .is_some_and(|r| r.contains("blocked: checklist item `docs`: no access")),
+        "{:?}",
+        b.reason
+    );
+}
+
+#[test]
+fn marks_from_an_earlier_coordinator_still_count() {
+    let f = one_agent(CHECKLIST);
+    let file = &f.loaded.file;
+    let wf = &file.workflows[0];
+    let (plan, hooks) = crate::patterns::build(file, wf);
+    let done_mark = super::Mark {
+        blocked: false,
+        note: None,
+    };
+    let marks: super::Marks = [(
+        "build".to_string(),
+        [
+            ("tests".to_string(), done_mark.clone()),
+            ("docs".to_string(), done_mark),
+        ]
+        .into(),
+    )]
+    .into();
+    let now = Instant::now();
+    let mut state = RunState::new(
+        RunSetup {
+            file,
+            wf,
+            vars: &f.vars,
+            workdir: PathBuf::from("/w"),
+            paths: BTreeMap::new(),
+            run_dir: PathBuf::from("/w/.agent-relay/runs/r"),
+            run_id: "r".into(),
+            presets: BTreeMap::new(),
+            approved: Default::default(),
+            marks,
+            globs: BTreeMap::new(),
+        },
+        plan,
+        hooks,
+        now,
+    );
+    let launched: Vec<Launch> = state
+        .handle(Input::Start, now)
+        .into_iter()
+        .filter_map(|e| match e {
+            Effect::Launch(l) => Some(l),
+            _ => None,
+        })
+        .collect();
+    let next = state.handle(
+        Input::AttemptDone {
+            node: launched[0].job.node,
+            attempt: 1,
+            outcome: done("resumed"),
+        },
+        now,
+    );
+    let started: Vec<&str> = next
+        .iter()
+        .filter_map(|e| match e {
+            Effect::Launch(l) => Some(l.job.label.as_str()),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(started, ["after"], "build completed on its earlier marks");
 }

@@ -49,7 +49,7 @@ pub use step::{Step, StepType, WaitFor};
 pub use swarm::{
     HumanAssistance, IdleNudge, Pattern, SlackAssistance, Swarm, Trajectories, WorktreeMode,
 };
-pub use verification::{CustomCheck, Verification, VerificationType};
+pub use verification::{ChecklistItem, CustomCheck, Verification, VerificationType};
 pub use workflow::{OutputCondition, PreflightCheck, WorkflowDef};
 
 /// A whole relay.yaml file: agents, one or more workflows, and run-wide settings.

@@ -25,6 +25,32 @@ pub struct Verification {
     /// Bound on a `custom` check's command, in milliseconds (default 60000).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub timeout_ms: Option<u64>,
+    /// Extension (`checklist`): the items the agent must mark done (or, instead, a file
+    /// of them named by `value`).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub items: Vec<ChecklistItem>,
+}
+
+/// One item of a `checklist` verification.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct ChecklistItem {
+    /// How the agent names it (`agent-relay task done ID`): letters, digits, `-`, `_`, `.`.
+    pub id: String,
+    /// What is to be done.
+    #[serde(default)]
+    pub title: String,
+}
+
+impl ChecklistItem {
+    /// Whether `id` is a valid item id.
+    pub fn valid_id(id: &str) -> bool {
+        !id.is_empty()
+            && id.len() <= 64
+            && id
+                .chars()
+                .all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.'))
+    }
 }
 
 /// The verification checks.
@@ -39,6 +65,9 @@ pub enum VerificationType {
     FileExists,
     /// The shell command `value` exits 0, or the output matches `regex:PATTERN`.
     Custom,
+    /// Extension: every item of `items` (or of the file `value`) is marked done by the
+    /// agent (`agent-relay task done ID`).
+    Checklist,
 }
 
 /// What a `custom` check does.
@@ -71,6 +100,7 @@ impl VerificationType {
             VerificationType::ExitCode => "exit_code",
             VerificationType::FileExists => "file_exists",
             VerificationType::Custom => "custom",
+            VerificationType::Checklist => "checklist",
         }
     }
 }

@@ -293,12 +293,55 @@ fn workdir(ctx: &Ctx<'_>, w: usize, s: usize, step: &Step, report: &mut Report) 
     }
 }
 
+/// A checklist has items (inline, or read from its file), each with a distinct valid id,
+/// and belongs to an agent step.
+fn checklist(ctx: &Ctx<'_>, w: usize, s: usize, step: &Step, report: &mut Report) {
+    let Some(v) = &step.verification else {
+        return;
+    };
+    let pos = ctx.loaded.map.step(w, s, StepField::VerificationType);
+    let mut err = |msg: String| report.push(Diagnostic::error(pos, msg));
+    if step.agent.is_none() {
+        err(format!(
+            "step `{}`: a checklist is marked by an agent; the step has no `agent`",
+            step.name
+        ));
+    }
+    if v.items.is_empty() {
+        if v.value.is_none() {
+            err(format!(
+                "step `{}`: verification `checklist` needs `items` (or a file of them as `value`)",
+                step.name
+            ));
+        }
+        return;
+    }
+    let mut seen = std::collections::HashSet::new();
+    for item in &v.items {
+        if !crate::types::ChecklistItem::valid_id(&item.id) {
+            err(format!(
+                "step `{}`: checklist item id `{}` is not 1 to 64 letters, digits, `-`, `_` or `.`",
+                step.name,
+                shown(&item.id)
+            ));
+        } else if !seen.insert(item.id.as_str()) {
+            err(format!(
+                "step `{}`: checklist item `{}` is listed twice",
+                step.name, item.id
+            ));
+        }
+    }
+}
+
 fn verification(ctx: &Ctx<'_>, w: usize, s: usize, step: &Step, report: &mut Report) {
     let Some(v) = &step.verification else {
         return;
     };
     let map = &ctx.loaded.map;
     let value = v.value.as_ref().map(|v| v.as_text());
+    if v.kind == VerificationType::Checklist {
+        return checklist(ctx, w, s, step, report);
+    }
     match (v.kind, value) {
         (_, None) => report.push(Diagnostic::error(
             map.step(w, s, StepField::VerificationType),

@@ -664,3 +664,29 @@ fn a_placement_is_checked_without_a_swarm_section() {
         r.diagnostics
     );
 }
+
+#[test]
+fn checklists_need_distinct_valid_items_on_an_agent_step() {
+    let e = errors(
+        "  - name: w\n    steps:\n      - name: a\n        agent: dev\n        task: go\n        verification: {type: checklist, items: [{id: x}, {id: x}, {id: 'has space'}]}\n      - name: b\n        type: deterministic\n        command: 'true'\n        verification: {type: checklist}\n",
+    );
+    assert!(
+        e.iter().any(|m| m.contains("item `x` is listed twice")),
+        "{e:?}"
+    );
+    assert!(e.iter().any(|m| m.contains("`has space` is not")), "{e:?}");
+    assert!(
+        e.iter()
+            .any(|m| m.contains("step `b`: a checklist is marked by an agent")),
+        "{e:?}"
+    );
+    assert!(
+        e.iter()
+            .any(|m| m.contains("step `b`: verification `checklist` needs `items`")),
+        "{e:?}"
+    );
+    let ok = errors(
+        "  - name: w\n    steps:\n      - name: a\n        agent: dev\n        task: go\n        verification: {type: checklist, items: [{id: tests, title: Tests pass}]}\n",
+    );
+    assert!(ok.is_empty(), "{ok:?}");
+}
