@@ -571,3 +571,65 @@ fn a_checklist_file_is_read_and_a_rehearsal_marks_it_done() {
     assert_eq!(o.status.code(), Some(3), "{}", stderr(&o));
     assert!(stderr(&o).contains("checklist file"), "{}", stderr(&o));
 }
+
+/// A sub-workflow with params, nested twice: its steps run inside the run under the
+/// parent step's name, its result is the parent step's output, and files that include
+/// each other are refused.
+#[test]
+fn sub_workflows_run_inside_the_run_nested_twice() {
+    let w = World::new();
+    w.write(
+        "inner.yaml",
+        "version: \"1.0\"\nname: inner\nagents:\n  - {name: dev, cli: claude, interactive: false}\nworkflows:\n  - name: main\n    steps:\n      - {name: hello, agent: dev, task: \"[[fake:say=hello {{who}}]]\"}\n",
+    );
+    w.write(
+        "sub.yaml",
+        "version: \"1.0\"\nname: sub\nvariables:\n  target: {default: api}\n  mode: {default: fast}\nagents:\n  - {name: dev, cli: claude, interactive: false}\nworkflows:\n  - name: other\n    steps:\n      - {name: nothing, type: deterministic, command: 'true'}\n  - name: ci\n    steps:\n      - {name: build, type: deterministic, command: 'echo built {{target}} {{mode}}'}\n      - {name: test, type: deterministic, dependsOn: [build], command: \"echo tested {{steps.build.output}}\"}\n      - {name: inner, dependsOn: [test], workflow: inner.yaml, params: {who: '{{target}}'}}\n",
+    );
+    let f = w.write(
+        "wf.yaml",
+        &workflow(
+            "",
+            "    steps:\n      - {name: prep, type: deterministic, command: 'echo prepared'}\n      - {name: ci, workflow: sub.yaml, workflowName: ci, params: {target: web}, dependsOn: [prep]}\n      - {name: report, type: deterministic, dependsOn: [ci], command: \"echo report: {{steps.ci.output}}\"}\n",
+        ),
+    );
+    let o = w.run(&["run", f.to_str().unwrap(), "--json"]);
+    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+    let s = summary(&o);
+    assert_eq!(out(&s, "ci/build"), "built web fast");
+    assert_eq!(out(&s, "ci/test"), "tested built web fast");
+    assert!(out(&s, "ci/inner/hello").contains("hello web"), "{s}");
+    assert!(out(&s, "ci").contains("hello web"), "the result: {s}");
+    assert!(out(&s, "report").starts_with("report: hello web"), "{s}");
+    // The sub-workflow's steps start after what the parent step depends on.
+    let order: Vec<String> = w
+        .events()
+        .iter()
+        .filter(|e| e["type"] == "step:started")
+        .filter_map(|e| e["step"].as_str().map(str::to_owned))
+        .collect();
+    assert_eq!(
+        order,
+        [
+            "prep",
+            "ci/build",
+            "ci/test",
+            "ci/inner/hello",
+            "ci/inner",
+            "ci",
+            "report"
+        ]
+    );
+
+    w.write(
+        "a.yaml",
+        &workflow("", "    steps:\n      - {name: b, workflow: b.yaml}\n"),
+    );
+    w.write(
+        "b.yaml",
+        &workflow("", "    steps:\n      - {name: a, workflow: a.yaml}\n"),
+    );
+    let o = w.run(&["validate", w.path().join("a.yaml").to_str().unwrap()]);
+    assert_eq!(o.status.code(), Some(3), "{}", stderr(&o));
+    assert!(stderr(&o).contains("include each other"), "{}", stderr(&o));
+}

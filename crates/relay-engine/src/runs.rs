@@ -346,9 +346,10 @@ pub fn prepare_resume(dir: &Path) -> Result<ResumePlan, RunsError> {
             }
         })?;
     loaded.expand_custom_steps(&custom);
-    // Checklists kept in files are read from next to the workflow too.
+    // Checklists kept in files and sub-workflows are read from next to the workflow too.
     let dir_of = Path::new(&meta.file).parent().unwrap_or(Path::new("."));
     relay_spec::checklist::load_files(&mut loaded, dir_of);
+    relay_spec::subworkflows::expand_loaded(&mut loaded, Path::new(&meta.file));
     let source_changed = std::fs::read_to_string(&meta.file)
         .ok()
         .filter(|now| *now != source)

@@ -197,7 +197,7 @@ fn lex(src: &str) -> Result<Vec<(Tok, usize)>, ParseError> {
                 _ if c.is_alphabetic() || c == '_' => {
                     let mut j = i;
                     while j < chars.len()
-                        && (chars[j].is_alphanumeric() || matches!(chars[j], '_' | '-' | '.'))
+                        && (chars[j].is_alphanumeric() || matches!(chars[j], '_' | '-' | '.' | '/'))
                     {
                         j += 1;
                     }

@@ -16,6 +16,7 @@ pub mod pattern;
 pub mod permissions;
 mod schema;
 mod source_map;
+pub mod subworkflows;
 pub mod suggest;
 pub mod template;
 pub mod templates;

@@ -58,6 +58,7 @@ pub fn load_file(path: &Path) -> Result<Loaded, LoadError> {
     }
     let dir = path.parent().unwrap_or(Path::new("."));
     crate::checklist::load_files(&mut loaded, dir);
+    crate::subworkflows::expand_loaded(&mut loaded, path);
     Ok(loaded)
 }
 

@@ -43,7 +43,7 @@ enum Part<'a> {
 }
 
 fn is_name_char(c: char) -> bool {
-    c.is_ascii_alphanumeric() || c == '_' || c == '-' || c == '.'
+    c.is_ascii_alphanumeric() || c == '_' || c == '-' || c == '.' || c == '/'
 }
 
 /// The reference `inner` (the text between `{{` and `}}`) stands for, if any. Looks only as

@@ -205,6 +205,13 @@ pub struct Step {
     /// written as an agent's `permissions` are.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub permissions: Option<super::either::NameOr<super::permissions::AgentPermissions>>,
+    /// Extension: the step is another workflow file (relative to this one), run inside
+    /// this run; its `params` fill that file's `{{...}}` variables.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub workflow: Option<String>,
+    /// Extension: which workflow of that file (default: its first).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub workflow_name: Option<String>,
 }
 
 /// What a waitFor step waits for: events from a provider, about one or more paths.

@@ -54,6 +54,8 @@ pub const STEP_FIELDS: &[&str] = &[
     "breakIf",
     "approval",
     "permissions",
+    "workflow",
+    "workflowName",
 ];
 
 impl<'de> Deserialize<'de> for Step {
@@ -147,6 +149,8 @@ impl<'de> Visitor<'de> for StepVisitor {
                 "breakIf" | "break_if" => s.break_if = map.next_value()?,
                 "approval" => s.approval = map.next_value()?,
                 "permissions" => s.permissions = map.next_value()?,
+                "workflow" => s.workflow = map.next_value()?,
+                "workflowName" | "workflow_name" => s.workflow_name = map.next_value()?,
                 _ => extras.push(Extra {
                     key: key.value,
                     pos,

@@ -66,6 +66,21 @@ pub(super) fn validate_workflow(ctx: &Ctx<'_>, w: usize, wf: &WorkflowDef, repor
         // A `use` that could not be expanded is reported by loading; the step has no
         // kind to check yet.
         let unexpanded = step.use_.is_some() && !step.expanded;
+        if let Some(file) = &step.workflow {
+            // Loading a file expands its sub-workflows (or reports why not); text with
+            // no file to look next to cannot.
+            if ctx.loaded.diagnostics.is_empty() {
+                report.push(Diagnostic::error(
+                    map.step(w, s, StepField::Name),
+                    format!(
+                        "step `{}` runs the workflow file `{}`, which is read only when this workflow is loaded from a file",
+                        step.name,
+                        shown(file)
+                    ),
+                ));
+            }
+            continue;
+        }
         if !unexpanded {
             step_kind(ctx, w, s, step, report);
         }

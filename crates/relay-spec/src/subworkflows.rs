@@ -1,0 +1,311 @@
+//! Sub-workflows (an extension): a step `workflow: other.yaml` (with `workflowName:` to
+//! pick one of that file's workflows, and `params:` for its `{{...}}` variables) runs the
+//! other workflow's steps inside this run. It is expanded when the file is loaded:
+//!
+//! - each step `X` of the other workflow becomes step `PARENT/X` (its `dependsOn` and its
+//!   `steps.X.` references renamed alike); those that depend on nothing depend on what
+//!   the parent step depends on;
+//! - the parent step becomes a deterministic step that depends on the other workflow's
+//!   last steps and whose output is theirs (so `{{steps.PARENT.output}}` is the
+//!   sub-workflow's result, and steps after it wait for all of it);
+//! - the other file's agents join this file's (one of the same name must be the same);
+//! - `params` and the other file's declared variable defaults fill its `{{NAME}}`s;
+//! - sub-workflows nest; a file that includes itself, directly or not, is an error.
+//!
+//! The sub-workflow's steps keep their own dependencies; they run under this workflow's
+//! pattern (a sub-workflow's own `pattern` does not apply inside another workflow).
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::path::{Path, PathBuf};
+
+use crate::diagnostic::Diagnostic;
+use crate::load::Loaded;
+use crate::source_map::StepField;
+use crate::template::substitute;
+use crate::types::{Agent, Items, RelayFile, Scalar, SkipIf, Step, StepType};
+
+/// How deep sub-workflows may nest.
+const MAX_DEPTH: usize = 8;
+
+/// Whether `file` has a step that names another workflow file.
+pub fn uses_subworkflows(file: &RelayFile) -> bool {
+    file.workflows
+        .iter()
+        .any(|wf| wf.steps.iter().any(|s| s.workflow.is_some()))
+}
+
+/// Expands every sub-workflow step of `loaded` (read from `path`); what cannot be
+/// expanded is reported at its step.
+pub fn expand_loaded(loaded: &mut Loaded, path: &Path) {
+    expand_with(loaded, path, &mut vec![canonical(path)]);
+}
+
+/// [`expand_loaded`] for a file included through the files of `stack`.
+fn expand_with(loaded: &mut Loaded, path: &Path, stack: &mut Vec<PathBuf>) {
+    if !uses_subworkflows(&loaded.file) {
+        return;
+    }
+    let mut found = Vec::new();
+    let dir = path.parent().unwrap_or(Path::new(".")).to_path_buf();
+    let RelayFile {
+        workflows, agents, ..
+    } = &mut loaded.file;
+    for (w, wf) in workflows.iter_mut().enumerate() {
+        let mut steps = std::mem::take(&mut wf.steps);
+        let mut added = Vec::new();
+        for (s, step) in steps.iter_mut().enumerate() {
+            if step.workflow.is_none() {
+                continue;
+            }
+            match inline(step, &dir, stack, agents) {
+                Ok(more) => added.extend(more),
+                Err(why) => found.push((w, s, why)),
+            }
+        }
+        steps.extend(added);
+        wf.steps = steps;
+    }
+    for (w, s, msg) in found {
+        let pos = loaded.map.step(w, s, StepField::Name);
+        loaded.diagnostics.push(Diagnostic::error(pos, msg));
+    }
+}
+
+fn canonical(p: &Path) -> PathBuf {
+    std::fs::canonicalize(p).unwrap_or_else(|_| p.to_path_buf())
+}
+
+/// Turns `step` into the step that collects its sub-workflow's result, and returns the
+/// sub-workflow's steps, renamed.
+fn inline(
+    step: &mut Step,
+    dir: &Path,
+    stack: &mut Vec<PathBuf>,
+    agents: &mut Vec<Agent>,
+) -> Result<Vec<Step>, String> {
+    let name = step.name.clone();
+    let rel = step.workflow.clone().unwrap_or_default();
+    if step.agent.is_some() || step.task.is_some() || step.command.is_some() {
+        return Err(format!(
+            "step `{name}` runs the workflow `{rel}`; it cannot also have an `agent`, `task` or `command`"
+        ));
+    }
+    if stack.len() > MAX_DEPTH {
+        return Err(format!(
+            "step `{name}`: sub-workflows nest deeper than {MAX_DEPTH} files"
+        ));
+    }
+    let path = dir.join(&rel);
+    let key = canonical(&path);
+    if let Some(i) = stack.iter().position(|p| *p == key) {
+        let cycle: Vec<String> = stack[i..]
+            .iter()
+            .chain(std::iter::once(&key))
+            .map(|p| p.display().to_string())
+            .collect();
+        return Err(format!(
+            "step `{name}`: sub-workflows include each other: {}",
+            cycle.join(" -> ")
+        ));
+    }
+    let source = crate::load_error::read_bounded(&path)
+        .map_err(|e| format!("step `{name}`: cannot read sub-workflow `{rel}`: {e}"))?;
+    let mut sub = crate::load::parse(&source, &path.display().to_string())
+        .map_err(|e| format!("step `{name}`: sub-workflow `{rel}`: {e}"))?;
+    if sub.uses_custom_steps() {
+        let custom = crate::custom_steps::CustomSteps::find_for(&path)
+            .map_err(|e| format!("step `{name}`: sub-workflow `{rel}`: {e}"))?;
+        sub.expand_custom_steps(&custom);
+    }
+    crate::checklist::load_files(&mut sub, path.parent().unwrap_or(Path::new(".")));
+    stack.push(key);
+    expand_with(&mut sub, &path, stack);
+    stack.pop();
+    let report = crate::validate::validate(&sub, step.workflow_name.as_deref());
+    if let Some(e) = report.errors().next() {
+        let at = e
+            .pos
+            .map(|p| format!("{}:{}:{}: ", rel, p.line, p.column))
+            .unwrap_or_else(|| format!("{rel}: "));
+        return Err(format!("step `{name}`: sub-workflow {at}{}", e.message));
+    }
+    let wf = match &step.workflow_name {
+        Some(n) => sub
+            .file
+            .workflows
+            .iter()
+            .find(|w| w.name == *n)
+            .ok_or_else(|| {
+                let names: Vec<&str> = sub.file.workflows.iter().map(|w| w.name.as_str()).collect();
+                format!(
+                    "step `{name}`: `{rel}` has no workflow `{n}` (it has: {})",
+                    names.join(", ")
+                )
+            })?,
+        None => sub
+            .file
+            .workflows
+            .first()
+            .ok_or_else(|| format!("step `{name}`: `{rel}` has no workflow"))?,
+    };
+    for a in &sub.file.agents {
+        match agents.iter().find(|b| b.name == a.name) {
+            Some(b) if b != a => {
+                return Err(format!(
+                    "step `{name}`: agent `{}` of `{rel}` is not the same as this file's agent of that name",
+                    a.name
+                ));
+            }
+            Some(_) => {}
+            None => agents.push(a.clone()),
+        }
+    }
+    let mut values = sub.file.vars_with_defaults(&BTreeMap::new());
+    values.extend(step.params.iter().map(|(k, v)| (k.clone(), v.as_text())));
+    let names: BTreeSet<String> = wf.steps.iter().map(|s| s.name.clone()).collect();
+    let depended: BTreeSet<&str> = wf
+        .steps
+        .iter()
+        .flat_map(|s| s.depends_on.iter().map(String::as_str))
+        .collect();
+    let rename = |text: &str| rename_refs(&substitute(text, &values), &name, &names);
+    let mut out = Vec::with_capacity(wf.steps.len());
+    let mut leaves = Vec::new();
+    for s in &wf.steps {
+        let mut t = s.clone();
+        if !depended.contains(s.name.as_str()) {
+            leaves.push(format!("{name}/{}", s.name));
+        }
+        t.name = format!("{name}/{}", s.name);
+        t.depends_on = if s.depends_on.is_empty() {
+            step.depends_on.clone()
+        } else {
+            s.depends_on
+                .iter()
+                .map(|d| {
+                    if names.contains(d) {
+                        format!("{name}/{d}")
+                    } else {
+                        d.clone()
+                    }
+                })
+                .collect()
+        };
+        map_texts(&mut t, &rename);
+        out.push(t);
+    }
+    // The parent step collects the result: the output of the sub-workflow's last steps.
+    let words: Vec<String> = leaves
+        .iter()
+        .map(|l| format!("{{{{steps.{l}.output}}}}"))
+        .collect();
+    step.step_type = Some(StepType::Deterministic);
+    step.command = Some(format!("printf '%s\\n' {}", words.join(" ")));
+    step.depends_on = leaves;
+    step.workflow = None;
+    step.workflow_name = None;
+    step.params.clear();
+    Ok(out)
+}
+
+/// `text` with `steps.X.` references to the sub-workflow's steps `names` renamed to
+/// `steps.PARENT/X.`.
+fn rename_refs(text: &str, parent: &str, names: &BTreeSet<String>) -> String {
+    let mut out = String::with_capacity(text.len());
+    let mut rest = text;
+    while let Some(i) = rest.find("steps.") {
+        let boundary = rest[..i]
+            .chars()
+            .last()
+            .is_none_or(|c| !(c.is_alphanumeric() || c == '_' || c == '.'));
+        out.push_str(&rest[..i]);
+        let after = &rest[i + "steps.".len()..];
+        let hit = boundary
+            .then(|| {
+                names
+                    .iter()
+                    .filter(|n| {
+                        after.starts_with(n.as_str()) && after[n.len()..].starts_with(['.', '['])
+                    })
+                    .max_by_key(|n| n.len())
+            })
+            .flatten();
+        match hit {
+            Some(n) => {
+                out.push_str(&format!("steps.{parent}/{n}"));
+                rest = &after[n.len()..];
+            }
+            None => {
+                out.push_str("steps.");
+                rest = after;
+            }
+        }
+    }
+    out.push_str(rest);
+    out
+}
+
+/// Applies `f` to every text of `step` that may hold `{{...}}` or a condition.
+fn map_texts(step: &mut Step, f: &impl Fn(&str) -> String) {
+    let each = |o: &mut Option<String>| {
+        if let Some(t) = o {
+            *t = f(t);
+        }
+    };
+    each(&mut step.task);
+    each(&mut step.command);
+    each(&mut step.cwd);
+    each(&mut step.compensate);
+    each(&mut step.branch);
+    each(&mut step.path);
+    each(&mut step.if_);
+    each(&mut step.until);
+    each(&mut step.break_if);
+    if let Some(v) = &mut step.verification
+        && let Some(Scalar::Text(t)) = &mut v.value
+    {
+        *t = f(t);
+    }
+    if let Some(SkipIf::Text(t) | SkipIf::Command { sh: t }) = &mut step.skip_if {
+        *t = f(t);
+    }
+    let items = |i: &mut Items| match i {
+        Items::Text(t) => *t = f(t),
+        Items::List(l) => {
+            for s in l {
+                if let Scalar::Text(t) = s {
+                    *t = f(t);
+                }
+            }
+        }
+    };
+    if let Some(i) = &mut step.items {
+        items(i);
+    }
+    if let Some(i) = step.loop_.as_mut().and_then(|l| l.over.as_mut()) {
+        items(i);
+    }
+    for v in step.params.values_mut() {
+        if let Scalar::Text(t) = v {
+            *t = f(t);
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn references_to_the_sub_workflows_steps_are_renamed_and_others_kept() {
+        let names: BTreeSet<String> = ["build".into(), "build-docs".into()].into();
+        assert_eq!(
+            rename_refs(
+                "{{steps.build.output}} {{ steps.build-docs.output }} steps.build.status == 'completed' {{steps.other.output}} mysteps.build.x",
+                "ci",
+                &names
+            ),
+            "{{steps.ci/build.output}} {{ steps.ci/build-docs.output }} steps.ci/build.status == 'completed' {{steps.other.output}} mysteps.build.x"
+        );
+    }
+}
