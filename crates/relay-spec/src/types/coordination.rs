@@ -56,8 +56,8 @@ pub struct ErrorHandling {
     /// `needs-human` (stop and wait for a person).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub on_exhaustion: Option<OnExhaustion>,
-    /// Extension: globs of files no step may change; a repair or retry that touches one
-    /// fails.
+    /// Extension: globs of files no repair may change; a repair that changes one fails
+    /// (and with it the step).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub protect: Vec<String>,
 }

@@ -13,7 +13,7 @@ use serde::{Deserialize, Serialize};
 pub struct PathDef {
     /// The name `workdir` refers to it by.
     pub name: String,
-    /// The directory, relative to the workflow file; `$VAR`s are expanded.
+    /// The directory, relative to the run's working directory; `$VAR`s are expanded.
     pub path: String,
     /// Its part in the workflow.
     #[serde(default, skip_serializing_if = "Option::is_none")]
