@@ -1,4 +1,5 @@
-//! Durable runs: resume after `kill -9` at any point, inspection of runs, following a live
+//! Durable runs: resume after `kill -9` at any point (also of a loop and a sub-workflow),
+//! inspection of runs, following a live
 //! run, cancelling from another process, the run lock, a torn log line, and a disk that
 //! stops accepting writes.
 
@@ -439,5 +440,87 @@ fn a_full_disk_stops_the_run_cleanly() {
     assert!(lines.len() > 3);
     for l in lines {
         serde_json::from_str::<serde_json::Value>(l).expect("an intact event line");
+    }
+}
+
+/// A loop of three iterations and a sub-workflow of two steps, joined by a last step.
+fn looping(w: &World) -> std::path::PathBuf {
+    w.write(
+        "sub.yaml",
+        "version: \"1.0\"\nname: sub\nagents:\n  - {name: dev, cli: claude, interactive: false}\nworkflows:\n  - name: main\n    steps:\n      - {name: s1, agent: dev, task: \"[[fake:count=sub-s1]] [[fake:sleep=40]] [[fake:say=s1-{{flavour}}]]\"}\n      - {name: s2, agent: dev, dependsOn: [s1], task: \"[[fake:count=sub-s2]] [[fake:sleep=30]] [[fake:say=s2]] {{steps.s1.output}}\"}\n",
+    );
+    w.write(
+        "wf.yaml",
+        &workflow(
+            "",
+            "    steps:\n      - {name: prep, agent: dev, task: \"[[fake:count=prep]] [[fake:sleep=30]] [[fake:say=prepared]]\"}\n      - name: spin\n        agent: dev\n        dependsOn: [prep]\n        loop: {max: 3}\n        task: \"[[fake:count=spin-{{iteration}}]] [[fake:sleep=40]] [[fake:say=turn-{{iteration}}]]\"\n      - {name: sub, workflow: sub.yaml, params: {flavour: mint}, dependsOn: [prep]}\n      - {name: end, agent: dev, dependsOn: [spin, sub], task: \"[[fake:count=end]] [[fake:echo-task]] {{steps.spin.outputs}} {{steps.sub.output}}\"}\n",
+        ),
+    )
+}
+
+/// The count file a completed node of `looping` adds to.
+fn counted_as(label: &str) -> String {
+    label.replace('#', "-").replace('/', "-")
+}
+
+/// Each step's output in a run's JSON summary.
+fn summary_outputs(o: &std::process::Output) -> BTreeMap<String, String> {
+    let s = summary(o);
+    s["steps"]
+        .as_array()
+        .expect("steps")
+        .iter()
+        .map(|st| {
+            (
+                st["name"].as_str().unwrap_or_default().to_string(),
+                st["output"].as_str().unwrap_or_default().to_string(),
+            )
+        })
+        .collect()
+}
+
+#[test]
+fn kill_dash_9_at_every_event_of_a_loop_and_a_sub_workflow_then_resume() {
+    let base = World::new();
+    let f = looping(&base);
+    let o = base.run(&["run", f.to_str().unwrap(), "--json"]);
+    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+    let expected = summary_outputs(&o);
+    assert!(
+        expected["end"].contains("turn-3") && expected["sub/s1"].contains("s1-mint"),
+        "{expected:?}"
+    );
+    let total = event_lines(&base.run_dir());
+    for k in 1..total {
+        let w = World::new();
+        let f = looping(&w);
+        let mut child = spawn_run(&w, &f, &[]);
+        wait_for("the run directory", || w.has_run_dir());
+        let dir = w.run_dir();
+        wait_for(&format!("{k} events"), || {
+            event_lines(&dir) >= k || child.try_wait().unwrap().is_some()
+        });
+        let _ = child.kill();
+        let _ = child.wait();
+        let done_before = completed_in_log(&dir);
+        let run_id = dir.file_name().unwrap().to_str().unwrap().to_string();
+        let o = w.run(&["resume", &run_id, "--json"]);
+        if stderr(&o).contains("already completed") {
+            // Killed after the run's own end: nothing to resume.
+            continue;
+        }
+        assert_eq!(o.status.code(), Some(0), "k={k}: {}", stderr(&o));
+        assert_eq!(summary_outputs(&o), expected, "k={k}: a different result");
+        for label in &done_before {
+            let key = counted_as(label);
+            if w.path().join("state").join(format!("count-{key}")).exists() {
+                assert_eq!(
+                    count(&w, &key),
+                    1,
+                    "k={k}: {label} completed before the kill and ran again"
+                );
+            }
+        }
+        assert!(w.leftovers().is_empty(), "k={k}: processes left");
     }
 }
