@@ -1,7 +1,6 @@
 //! Durable runs: resume after `kill -9` at any point (also of a loop and a sub-workflow),
-//! inspection of runs, following a live
-//! run, cancelling from another process, the run lock, a torn log line, and a disk that
-//! stops accepting writes.
+//! inspection of runs, following a live run, cancelling from another process, the run
+//! lock, a torn log line, and a disk that stops accepting writes.
 
 #![allow(clippy::unwrap_used)]
 
