@@ -459,7 +459,7 @@ fn looping(w: &World) -> std::path::PathBuf {
 
 /// The count file a completed node of `looping` adds to.
 fn counted_as(label: &str) -> String {
-    label.replace('#', "-").replace('/', "-")
+    label.replace(['#', '/'], "-")
 }
 
 /// Each step's output in a run's JSON summary.

@@ -2,6 +2,7 @@
 //! launcher, signals (Ctrl+C, TERM and HUP cancel), the progress view and the summary,
 //! and the exit code the outcome means.
 
+pub use crate::cwd::workdir;
 use std::collections::BTreeMap;
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -23,10 +24,6 @@ pub struct Output {
 }
 
 /// The working directory runs are kept under.
-pub fn workdir() -> CliResult<PathBuf> {
-    std::env::current_dir()
-        .map_err(|e| CliError::runtime(format!("cannot determine the working directory: {e}")))
-}
 
 /// A run to execute.
 pub struct Job {

@@ -4,6 +4,7 @@
 //! 2 a person is needed, 3 invalid workflow or usage, 4 runtime failure, 130 interrupted.
 
 mod commands;
+mod cwd;
 mod diagnostics;
 mod error;
 mod execute;

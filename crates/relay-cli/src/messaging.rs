@@ -17,8 +17,8 @@ use relay_messaging::persist::{MESSAGES_FILE, read_log};
 use relay_messaging::protocol::{ErrorKind, Reply, Request};
 use relay_messaging::{AgentState, MessageState, SOCKET_ENV, Target, socket_path};
 
+use crate::cwd::workdir;
 use crate::error::{CliError, CliResult, Exit};
-use crate::execute::workdir;
 
 /// Which run to talk to.
 #[derive(Args, Debug)]

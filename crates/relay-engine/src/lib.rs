@@ -20,6 +20,7 @@ mod messaging;
 pub mod outcome;
 pub mod patterns;
 pub mod plan;
+pub mod poll;
 pub mod prices;
 pub mod run;
 pub mod runs;

@@ -160,6 +160,7 @@ impl RunMessaging {
         let watches = crate::watch::local_watches(file);
         let watcher = (!watches.is_empty()).then(|| {
             tokio::spawn(crate::watch::run(
+                COORDINATOR,
                 workdir.to_path_buf(),
                 watches,
                 router.clone(),

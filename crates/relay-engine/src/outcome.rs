@@ -212,3 +212,15 @@ pub struct RunSummary {
     #[serde(skip)]
     pub run_dir: PathBuf,
 }
+
+/// How an item of a step's checklist was marked.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Mark {
+    /// Blocked (with the reason as its note) rather than done.
+    pub blocked: bool,
+    /// What the agent said.
+    pub note: Option<String>,
+}
+
+/// The checklist marks of every node, by label, then item id.
+pub type Marks = std::collections::BTreeMap<String, std::collections::BTreeMap<String, Mark>>;

@@ -118,7 +118,7 @@ pub struct Snapshot {
     /// Steps whose approval was granted.
     pub approved: std::collections::BTreeSet<String>,
     /// Checklist marks, by step (node label), then item.
-    pub marks: crate::run::state::Marks,
+    pub marks: crate::outcome::Marks,
 }
 
 /// The shape of `state.json`.
@@ -290,7 +290,7 @@ impl Snapshot {
             } => {
                 self.marks.entry(step.clone()).or_default().insert(
                     item.clone(),
-                    crate::run::state::Mark {
+                    crate::outcome::Mark {
                         blocked: *blocked,
                         note: note.clone(),
                     },

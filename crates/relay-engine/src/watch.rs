@@ -2,7 +2,7 @@
 //! subscribes with no provider, or `provider: local`) is told of each file created,
 //! updated or deleted there by an `INTEGRATION_EVENT:` message from `agent-relay`, over
 //! the run's broker, while one of its steps runs. Subscriptions of hosted providers
-//! cannot work offline and are reported by [`crate::capabilities`].
+//! cannot work offline and are reported as such (`capabilities.rs`).
 
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
@@ -12,8 +12,7 @@ use std::time::Duration;
 use relay_messaging::{Router, Target};
 use relay_spec::{NameOr, RelayFile, Subscription};
 
-use crate::exec::wait::{FileEvent, Seen, changes, snapshot};
-use crate::messaging::COORDINATOR;
+use crate::poll::{FileEvent, Seen, changes, snapshot};
 
 /// How often the watched globs are read.
 const POLL: Duration = Duration::from_millis(250);
@@ -106,8 +105,9 @@ pub fn event_text(event: &FileEvent, cwd: &Path, name: Option<&str>) -> String {
 }
 
 /// Watches `watches` from `cwd` until aborted, telling each agent with a step running
-/// (`running`: steps running per agent) of the events it watches.
+/// (`running`: steps running per agent) of the events it watches, as `from`.
 pub(crate) async fn run(
+    from: &'static str,
     cwd: PathBuf,
     watches: Vec<LocalWatch>,
     router: Router,
@@ -138,7 +138,7 @@ pub(crate) async fn run(
             for e in &found {
                 let text = event_text(e, &cwd, w.name.as_deref());
                 let to = Target::Agent(w.agent.clone());
-                if let Err(err) = router.send(COORDINATOR, &to, &text).await {
+                if let Err(err) = router.send(from, &to, &text).await {
                     tracing::info!(agent = w.agent, "integration event not sent: {err}");
                 }
             }

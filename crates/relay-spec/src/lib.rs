@@ -7,6 +7,7 @@ pub mod checklist;
 pub mod condition;
 pub mod custom_steps;
 mod diagnostic;
+mod files;
 pub mod graph;
 pub mod inventory;
 pub mod limits;
@@ -24,7 +25,8 @@ mod types;
 pub mod validate;
 pub mod vars;
 
-pub use load::{LoadError, Loaded, Pos, load_file, parse};
+pub use files::load_file;
+pub use load::{LoadError, Loaded, Pos, parse};
 pub use schema::{custom_steps_schema, json_schema};
 pub use types::*;
 pub use validate::{Diagnostic, Report, Severity, validate};

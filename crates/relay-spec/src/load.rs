@@ -1,8 +1,6 @@
 //! Reading a relay.yaml file into typed form. Every failure names file:line:column, says
 //! what was expected, and suggests the closest known field for a misspelt one.
 
-use std::path::Path;
-
 use serde::de::IgnoredAny;
 
 use crate::custom_steps::CustomSteps;
@@ -10,7 +8,7 @@ use crate::diagnostic::Diagnostic;
 pub use crate::diagnostic::Pos;
 use crate::limits::{MAX_FILE_BYTES, yaml_options};
 pub use crate::load_error::{LoadError, snippet_at};
-use crate::load_error::{read_bounded, syntax_error, too_large};
+use crate::load_error::{syntax_error, too_large};
 pub use crate::source_map::{AgentField, PreflightField, SourceMap, StepField};
 pub use crate::suggest::did_you_mean;
 use crate::types::RelayFile;
@@ -45,21 +43,6 @@ impl Loaded {
     pub fn expand_custom_steps(&mut self, steps: &CustomSteps) {
         self.diagnostics = crate::custom_steps::expand(&mut self.file, steps, &self.map);
     }
-}
-
-/// Reads and parses the workflow file at `path`, and expands its custom steps (`use:`)
-/// from the nearest `.relay/steps.yaml` (see [`crate::custom_steps`]).
-pub fn load_file(path: &Path) -> Result<Loaded, LoadError> {
-    let source = read_bounded(path)?;
-    let mut loaded = parse(&source, &path.display().to_string())?;
-    if loaded.uses_custom_steps() {
-        let steps = CustomSteps::find_for(path)?;
-        loaded.expand_custom_steps(&steps);
-    }
-    let dir = path.parent().unwrap_or(Path::new("."));
-    crate::checklist::load_files(&mut loaded, dir);
-    crate::subworkflows::expand_loaded(&mut loaded, path);
-    Ok(loaded)
 }
 
 /// Whether `source` holds no YAML content at all: only blank lines, comments and
@@ -201,13 +184,6 @@ mod tests {
         let big = format!("name: x\ndescription: {}\n", "d".repeat(MAX_FILE_BYTES));
         let (_, msg) = err(&big);
         assert!(msg.contains("larger than 16 MiB"), "{msg}");
-        // An endless file is read only up to the limit.
-        match load_file(Path::new("/dev/zero")) {
-            Err(LoadError::Syntax { message, .. }) => {
-                assert!(message.contains("larger than 16 MiB"), "{message}")
-            }
-            other => panic!("expected the size error, got {other:?}"),
-        }
     }
 
     #[test]

@@ -3,7 +3,8 @@
 use std::path::{Path, PathBuf};
 
 use relay_spec::custom_steps::CustomSteps;
-use relay_spec::load::{Loaded, did_you_mean, load_file, parse};
+use relay_spec::load::{Loaded, did_you_mean, parse};
+use relay_spec::load_file;
 use relay_spec::templates::{Variable, variables};
 use relay_spec::validate::validate;
 use relay_spec::{Pattern, RelayFile};

@@ -1,29 +1,19 @@
 //! Waiting for local files (a `waitFor` step with no provider, or `provider: local`):
 //! the globs are read again every poll, and a path that appears is `created`, one whose
 //! size or modification time changes is `updated`, one that goes away is `deleted`. The
-//! first event of a wanted kind ends the wait, described as JSON. Polling, not inotify:
-//! it needs no directory to exist beforehand and works the same on every file system.
+//! first event of a wanted kind ends the wait, described as JSON (the polling itself is
+//! `poll.rs`).
 
-use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
-use std::time::{Duration, SystemTime};
+use std::time::Duration;
 
 use tokio_util::sync::CancellationToken;
 
 /// How often the globs are read.
 const POLL: Duration = Duration::from_millis(100);
 
-/// What a path looked like at one poll.
-pub type Seen = BTreeMap<PathBuf, (u64, Option<SystemTime>)>;
-
-/// An event the wait saw.
-#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
-pub struct FileEvent {
-    /// `created`, `updated` or `deleted`.
-    pub event: &'static str,
-    /// The path.
-    pub path: String,
-}
+pub use crate::poll::FileEvent;
+use crate::poll::{diff, snapshot};
 
 /// How a wait ended.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -34,64 +24,6 @@ pub enum WaitEnd {
     TimedOut,
     /// The run was cancelled.
     Cancelled,
-}
-
-/// What the paths matching `globs` (relative ones from `cwd`) look like now.
-pub fn snapshot(cwd: &Path, globs: &[String]) -> Seen {
-    let mut seen = Seen::new();
-    for g in globs {
-        let pattern = if Path::new(g).is_absolute() {
-            g.clone()
-        } else {
-            cwd.join(g).display().to_string()
-        };
-        let Ok(paths) = glob::glob(&pattern) else {
-            continue;
-        };
-        for p in paths.flatten() {
-            let meta = std::fs::metadata(&p).ok();
-            seen.insert(
-                p,
-                (
-                    meta.as_ref().map_or(0, std::fs::Metadata::len),
-                    meta.and_then(|m| m.modified().ok()),
-                ),
-            );
-        }
-    }
-    seen
-}
-
-/// The first event between two polls, of a kind in `wanted` (empty: any kind).
-pub fn diff(before: &Seen, after: &Seen, wanted: &[String]) -> Option<FileEvent> {
-    changes(before, after, wanted).into_iter().next()
-}
-
-/// Every event between two polls of a kind in `wanted` (empty: any kind): creations and
-/// updates in path order, then deletions.
-pub fn changes(before: &Seen, after: &Seen, wanted: &[String]) -> Vec<FileEvent> {
-    let want = |e: &str| wanted.is_empty() || wanted.iter().any(|w| w == e);
-    let event = |event: &'static str, p: &Path| FileEvent {
-        event,
-        path: p.display().to_string(),
-    };
-    let mut out = Vec::new();
-    for (p, now) in after {
-        match before.get(p) {
-            None if want("created") => out.push(event("created", p)),
-            Some(was) if was != now && (want("updated") || want("modified")) => {
-                out.push(event("updated", p));
-            }
-            _ => {}
-        }
-    }
-    out.extend(
-        before
-            .keys()
-            .filter(|p| !after.contains_key(*p) && want("deleted"))
-            .map(|p| event("deleted", p)),
-    );
-    out
 }
 
 /// Waits in `cwd` for an event of a kind in `events` on a path matching `globs`.
@@ -131,6 +63,8 @@ pub async fn wait(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::poll::Seen;
+    use std::time::SystemTime;
 
     #[test]
     fn events_are_told_apart_and_filtered() {

@@ -12,17 +12,7 @@ use crate::events::EventKind;
 use crate::job::StepJob;
 use crate::outcome::StepOutcome;
 
-/// How an item was marked.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Mark {
-    /// Blocked (with the reason as its note) rather than done.
-    pub blocked: bool,
-    /// What the agent said.
-    pub note: Option<String>,
-}
-
-/// The marks of every node, by label, then item id.
-pub type Marks = BTreeMap<String, BTreeMap<String, Mark>>;
+pub use crate::outcome::{Mark, Marks};
 
 /// What an attempt's checklist says about it.
 pub(super) enum Judged {
