@@ -23,8 +23,6 @@ pub struct Output {
     pub quiet: bool,
 }
 
-/// The working directory runs are kept under.
-
 /// A run to execute.
 pub struct Job {
     /// The workflow file, validated, and which workflow.
