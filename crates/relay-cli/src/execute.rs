@@ -40,6 +40,8 @@ pub struct Job {
     pub resume: Option<relay_engine::ResumeFrom>,
     /// Where runs are kept.
     pub workdir: PathBuf,
+    /// Serve the dashboard on this port (0: any free one) while the run goes.
+    pub dashboard: Option<u16>,
 }
 
 /// The single-threaded async runtime the commands run on (agents' terminals are read by
@@ -70,6 +72,13 @@ pub fn execute(job: Job, out: Output) -> CliResult {
         let cancel = CancellationToken::new();
         spawn_signal_handlers(cancel.clone());
         let (tx, rx) = tokio::sync::mpsc::unbounded_channel();
+        let (rx, dashboard) = match job.dashboard {
+            Some(port) => {
+                let (rx, stop) = start_dashboard(port, job.workdir.clone(), rx).await?;
+                (rx, Some(stop))
+            }
+            None => (rx, None),
+        };
         let view = progress::spawn(rx, progress::Mode::pick(out.quiet));
         let req = RunRequest {
             checked: job.checked,
@@ -84,6 +93,9 @@ pub fn execute(job: Job, out: Output) -> CliResult {
         };
         let result = relay_engine::run(launcher, req).await;
         let _ = view.await;
+        if let Some(stop) = dashboard {
+            stop.cancel();
+        }
         let summary = result?;
         progress::print_summary(&summary);
         if out.json {
@@ -94,6 +106,41 @@ pub fn execute(job: Job, out: Output) -> CliResult {
         }
         Ok(Exit::of_run(&summary))
     })
+}
+
+/// Starts the dashboard and prints its URL; once the run has an id, prints its page's URL
+/// too. Events pass through on their way to the progress view.
+async fn start_dashboard(
+    port: u16,
+    workdir: PathBuf,
+    mut events: tokio::sync::mpsc::UnboundedReceiver<relay_engine::events::Event>,
+) -> CliResult<(
+    tokio::sync::mpsc::UnboundedReceiver<relay_engine::events::Event>,
+    CancellationToken,
+)> {
+    let listening = crate::dashboard::bind(port, workdir).await?;
+    eprintln!("dashboard: {}", listening.url("/"));
+    let (addr, token) = (listening.addr(), listening.token().clone());
+    let page_of = move |id: &str| relay_dashboard::url(addr, &token, &format!("/runs/{id}"));
+    let stop = CancellationToken::new();
+    let shutdown = stop.clone();
+    tokio::spawn(async move {
+        if let Err(e) = listening.serve(shutdown.cancelled_owned()).await {
+            eprintln!("warning: {e}");
+        }
+    });
+    let (tx, rx) = tokio::sync::mpsc::unbounded_channel();
+    tokio::spawn(async move {
+        while let Some(e) = events.recv().await {
+            if let relay_engine::events::EventKind::RunStarted { run_id, .. } = &e.kind {
+                eprintln!("dashboard of this run: {}", page_of(run_id));
+            }
+            if tx.send(e).is_err() {
+                break;
+            }
+        }
+    });
+    Ok((rx, stop))
 }
 
 /// Ctrl+C, TERM and HUP cancel the run; the engine ends every agent group before exiting.

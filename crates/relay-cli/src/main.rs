@@ -4,6 +4,7 @@
 //! 2 a person is needed, 3 invalid workflow or usage, 4 runtime failure, 130 interrupted.
 
 mod commands;
+mod dashboard;
 mod diagnostics;
 mod error;
 mod execute;
@@ -100,6 +101,8 @@ enum Command {
     Answer(messaging::AnswerArgs),
     /// Read and write the run's shared board.
     Board(messaging::BoardArgs),
+    /// Serve the web dashboard of this directory's runs on 127.0.0.1 (prints its URL).
+    Serve(dashboard::ServeArgs),
     /// Print the JSON Schema of relay.yaml.
     Schema,
     /// A run's watchdog: ends the run's agents if its coordinator dies (started by `run`).
@@ -180,6 +183,7 @@ fn dispatch(command: Command) -> CliResult {
             Ok(Exit::Success)
         }
         Command::Validate(args) => commands::validate(args),
+        Command::Serve(args) => dashboard::serve(args, execute::runtime()?, execute::workdir()?),
         Command::Run(args) => commands::run(args),
         Command::Resume {
             run_id,

@@ -94,6 +94,7 @@ pub fn resume(id: &str, out: Output) -> CliResult {
             rehearse: plan.rehearse,
             resume: Some(plan.resume),
             workdir: wd,
+            dashboard: None,
         },
         out,
     )

@@ -16,6 +16,7 @@
 
 mod agent;
 mod argv;
+pub mod chromium;
 mod oneshot;
 mod procs;
 mod script;

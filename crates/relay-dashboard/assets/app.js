@@ -1,0 +1,208 @@
+// The dashboard page: one document that draws the runs list, a run, or one agent,
+// from the JSON API, and keeps it current from the live stream without reloading.
+"use strict";
+(function () {
+  const token = new URLSearchParams(location.search).get("t") || "";
+  // A fresh value per page load: tests compare it to prove the page never reloaded.
+  window.relayPageLoad = Math.random().toString(36).slice(2);
+  const withToken = (path) => path + (path.includes("?") ? "&" : "?") + "t=" + encodeURIComponent(token);
+  const app = document.getElementById("app");
+
+  function el(tag, attrs, ...children) {
+    const e = document.createElement(tag);
+    for (const [k, v] of Object.entries(attrs || {})) {
+      if (v === undefined || v === null || v === false) continue;
+      if (k === "class") e.className = v;
+      else if (k.startsWith("on")) e.addEventListener(k.slice(2), v);
+      else e.setAttribute(k, v);
+    }
+    for (const c of children.flat()) {
+      if (c === undefined || c === null) continue;
+      e.append(c instanceof Node ? c : document.createTextNode(String(c)));
+    }
+    return e;
+  }
+  const badge = (state) => el("span", { class: "badge " + state, "data-state": state }, String(state).replace("_", " "));
+  function dur(ms) {
+    if (ms === null || ms === undefined) return "-";
+    if (ms < 1000) return ms + "ms";
+    if (ms < 60000) return (ms / 1000).toFixed(1) + "s";
+    return Math.floor(ms / 60000) + "m" + String(Math.floor((ms % 60000) / 1000)).padStart(2, "0") + "s";
+  }
+  const runHref = (id) => withToken("/runs/" + encodeURIComponent(id));
+  const stepHref = (id, step) => withToken("/runs/" + encodeURIComponent(id) + "/steps/" + encodeURIComponent(step));
+  function header(...crumbs) {
+    return el("header", { class: "top" }, el("a", { href: withToken("/") }, "agent-relay"), ...crumbs.map((c) => el("span", { class: "crumb" }, c)));
+  }
+  function live(path, handlers) {
+    const es = new EventSource(withToken(path));
+    for (const [name, fn] of Object.entries(handlers)) {
+      es.addEventListener(name, (e) => { try { fn(JSON.parse(e.data)); } catch (err) { console.error(err); } });
+    }
+    return es;
+  }
+  async function api(path, body) {
+    const res = await fetch(withToken(path), body === undefined ? {} : {
+      method: "POST", headers: { "content-type": "application/json" }, body: JSON.stringify(body),
+    });
+    const data = await res.json().catch(() => ({ error: res.statusText }));
+    if (!res.ok) throw new Error(data.error || res.statusText);
+    return data;
+  }
+  function notify(text, error) {
+    const n = document.getElementById("notice");
+    if (!n) return;
+    n.textContent = text;
+    n.className = error ? "error" : "";
+  }
+  async function act(path, body, after) {
+    try {
+      const r = await api(path, body);
+      notify(r.ok || "done");
+      if (after) after();
+    } catch (e) {
+      notify(e.message, true);
+    }
+  }
+
+  // ---- the runs in this directory ----
+  function runsPage() {
+    const body = el("tbody", { id: "runs" });
+    app.replaceChildren(header("runs"), el("main", {}, el("h1", {}, "Runs"),
+      el("table", {}, el("thead", {}, el("tr", {}, ["run", "workflow", "status", "started", "duration", "steps"].map((h) => el("th", {}, h)))), body)));
+    const draw = (rows) => {
+      if (!rows.length) {
+        body.replaceChildren(el("tr", {}, el("td", { colspan: 6, class: "empty" }, "no runs in this directory yet")));
+        return;
+      }
+      body.replaceChildren(...rows.map((r) => el("tr", { "data-run": r.runId, "data-status": r.status },
+        el("td", {}, el("a", { href: runHref(r.runId) }, r.runId)),
+        el("td", {}, r.workflow), el("td", {}, badge(r.status)), el("td", {}, r.startedAt || "-"),
+        el("td", {}, dur(r.durationMs)),
+        el("td", {}, `${r.done}/${r.steps} done` + (r.failed ? `, ${r.failed} failed` : "") + (r.running ? `, ${r.running} running` : "")))));
+    };
+    api("/api/runs").then(draw).catch((e) => body.replaceChildren(el("tr", {}, el("td", { colspan: 6 }, e.message))));
+    live("/api/runs/stream", { runs: draw });
+  }
+
+  // ---- one run ----
+  const seen = {};
+  function runPage(id) {
+    const main = el("main", {});
+    app.replaceChildren(header(id), main);
+    let questionKey = null;
+    const parts = {
+      head: el("div", { id: "head" }), notice: el("div", { id: "notice" }), graph: el("div", { id: "graph", class: "card" }),
+      steps: el("tbody", { id: "steps" }), timeline: el("div", { id: "timeline", class: "timeline" }),
+      questions: el("div", { id: "questions" }), messages: el("tbody", { id: "messages" }), trajectory: el("div", { id: "trajectory" }),
+    };
+    const send = el("form", { id: "send", class: "inline", onsubmit: (e) => {
+      e.preventDefault();
+      const to = send.querySelector("[name=to]"), text = send.querySelector("[name=text]");
+      act("/api/runs/" + encodeURIComponent(id) + "/send", { to: to.value, text: text.value }, () => { text.value = ""; });
+    } }, el("input", { type: "text", name: "to", placeholder: "agent, #channel or *", size: 16 }),
+      el("input", { type: "text", name: "text", placeholder: "message" }), el("button", { type: "submit" }, "Send"));
+    main.append(parts.head, parts.notice, el("h2", {}, "Steps"), parts.graph,
+      el("table", {}, el("thead", {}, el("tr", {}, ["step", "state", "attempts", "agent", "duration", "verification", "reason"].map((h) => el("th", {}, h)))), parts.steps),
+      el("h2", {}, "Questions and approvals"), parts.questions,
+      el("h2", {}, "Attempts"), parts.timeline,
+      el("h2", {}, "Messages"), send,
+      el("table", {}, el("thead", {}, el("tr", {}, ["id", "from", "to", "state", "text"].map((h) => el("th", {}, h)))), parts.messages),
+      el("h2", {}, "Trajectory"), parts.trajectory);
+    parts.graph.addEventListener("click", (e) => {
+      const g = e.target.closest("[data-step]");
+      if (g) location.href = stepHref(id, g.getAttribute("data-step"));
+    });
+    const draw = (run) => {
+      const isLive = run.status === "running";
+      parts.head.replaceChildren(el("h1", {}, run.workflow || run.runId, " ", badge(run.status)),
+        el("div", { class: "meta" }, el("span", {}, "run " + run.runId), el("span", {}, "pattern " + (run.pattern || "-")),
+          el("span", {}, "started " + (run.startedAt || "-")), el("span", {}, (isLive ? "running for " : "took ") + dur(run.durationMs)),
+          run.reason ? el("span", {}, "reason: " + run.reason) : null,
+          isLive ? el("button", { id: "cancel", class: "danger", onclick: () => {
+            if (confirm("Cancel this run? Its agents are ended.")) act("/api/runs/" + encodeURIComponent(id) + "/cancel", {});
+          } }, "Cancel run") : null));
+      parts.graph.innerHTML = run.graphSvg;
+      parts.steps.replaceChildren(...run.steps.map((s) => {
+        const states = (seen[s.name] = seen[s.name] || []);
+        if (states[states.length - 1] !== s.status) states.push(s.status);
+        const check = s.verification ? `${s.verification.type}${s.verification.value !== undefined ? ": " + s.verification.value : ""}` : "exit 0";
+        const verdict = s.status === "completed" ? " ✓" : s.status === "failed" ? " ✗" : "";
+        return el("tr", { "data-step": s.name, "data-state": s.status, "data-seen": states.join(" ") },
+          el("td", {}, el("a", { href: stepHref(id, s.name) }, s.name), s.nodes.length ? el("div", { class: "meta" }, s.nodes.map((n) => el("a", { href: stepHref(id, n.label), "data-node": n.label }, n.label + " (" + n.status + ")"))) : null),
+          el("td", {}, badge(s.status)), el("td", {}, s.attempts), el("td", {}, s.agent || "-"),
+          el("td", {}, s.status === "completed" || s.status === "failed" ? dur(s.durationMs) : "-"),
+          el("td", {}, check + verdict), el("td", {}, s.reason || ""));
+      }));
+      const key = run.questions.map((q) => q.step + "\u0000" + q.question).join("\u0001");
+      if (key !== questionKey) {
+        questionKey = key;
+        parts.questions.replaceChildren(...(run.questions.length ? run.questions.map((q) => {
+          const form = el("form", { class: "inline answer", "data-step": q.step, onsubmit: (e) => {
+            e.preventDefault();
+            const text = form.querySelector("textarea");
+            act("/api/runs/" + encodeURIComponent(id) + "/answer", { step: q.step, text: text.value });
+          } }, el("textarea", { name: "text", rows: 2, placeholder: "your answer" }), el("button", { type: "submit" }, "Answer"));
+          return el("div", { class: "question", "data-step": q.step }, el("strong", {}, q.step + " asks: "), q.question, form);
+        }) : [el("div", { class: "empty" }, "nothing waits for a person")]));
+      }
+      const total = Math.max(run.durationMs || 0, ...run.attempts.map((a) => a.endMs || a.startMs), 1);
+      const lanes = {};
+      for (const a of run.attempts) (lanes[a.node] = lanes[a.node] || []).push(a);
+      parts.timeline.replaceChildren(...(run.attempts.length ? Object.entries(lanes).map(([node, list]) => el("div", { class: "lane" },
+        el("span", { class: "label" }, node), el("div", { class: "track" }, list.map((a) => {
+          const end = a.endMs === null ? total : a.endMs;
+          return el("div", { class: "bar " + a.end, title: `${node} attempt ${a.attempt}: ${a.end}${a.reason ? " (" + a.reason + ")" : ""}`,
+            style: `left:${(100 * a.startMs / total).toFixed(2)}%;width:${(100 * (end - a.startMs) / total).toFixed(2)}%` });
+        })))) : [el("div", { class: "empty" }, "no attempts yet")]));
+      parts.messages.replaceChildren(...(run.messages.length ? run.messages.map((m) => el("tr", { "data-message": m.id },
+        el("td", {}, m.id), el("td", {}, m.from), el("td", {}, m.to), el("td", {}, badge(m.state)),
+        el("td", {}, m.text, m.reason ? el("div", { class: "meta" }, m.reason) : null))) : [el("tr", {}, el("td", { colspan: 5, class: "empty" }, "no messages"))]));
+      parts.trajectory.replaceChildren(...(run.trajectory.length ? [el("table", {}, el("tbody", {}, run.trajectory.map((d) =>
+        el("tr", {}, el("td", {}, d.step || "run"), el("td", {}, d.decision), el("td", {}, d.reason), el("td", {}, d.evidence || "")))))] : [el("div", { class: "empty" }, "no decisions recorded")]));
+    };
+    api("/api/runs/" + encodeURIComponent(id)).then(draw).catch((e) => notify(e.message, true));
+    live("/api/runs/" + encodeURIComponent(id) + "/stream", { run: draw });
+  }
+
+  // ---- one agent ----
+  function stepPage(id, step) {
+    const main = el("main", {});
+    app.replaceChildren(header(el("a", { href: runHref(id), style: "color:#aab" }, id), step), main);
+    const head = el("div", { id: "head" }), screen = el("pre", { id: "screen", class: "screen" }),
+      transcript = el("pre", { id: "transcript", class: "transcript card" }), outputs = el("div", { id: "outputs" }),
+      stderr = el("pre", { id: "stderr", class: "card" }), output = el("pre", { id: "output", class: "card" });
+    const send = el("form", { id: "send", class: "inline", onsubmit: (e) => {
+      e.preventDefault();
+      const text = send.querySelector("[name=text]");
+      act("/api/runs/" + encodeURIComponent(id) + "/send", { to: send.dataset.agent || "", text: text.value }, () => { text.value = ""; });
+    } }, el("input", { type: "text", name: "text", placeholder: "message to this agent" }), el("button", { type: "submit" }, "Send"));
+    main.append(head, el("div", { id: "notice" }), el("h2", {}, "Terminal"), screen, send, el("h2", {}, "Transcript"), transcript,
+      el("h2", {}, "Output"), output, el("h2", {}, "Attempts"), outputs, el("h2", {}, "stderr"), stderr);
+    screen.textContent = "(no terminal: this agent runs one-shot, or has not started)";
+    const drawScreen = (v) => {
+      screen.textContent = v.rows.join("\n");
+      screen.dataset.attempt = v.attempt;
+      transcript.textContent = v.history.concat(v.rows).join("\n").replace(/\n+$/, "");
+    };
+    const draw = (d) => {
+      if (d.agent) send.dataset.agent = d.agent;
+      head.replaceChildren(el("h1", {}, step, " ", badge(d.status)),
+        el("div", { class: "meta" }, el("span", {}, "agent " + (d.agent || "-")), el("span", {}, d.attempts.length + " attempt(s)"),
+          d.reason ? el("span", {}, "reason: " + d.reason) : null));
+      output.textContent = d.output || "(none yet)";
+      stderr.textContent = d.stderr || "(empty)";
+      outputs.replaceChildren(...d.attempts.map((a) => el("details", { open: a.attempt === d.attempts.length, "data-attempt": a.attempt },
+        el("summary", {}, "attempt " + a.attempt + (a.transcript ? " (terminal)" : "")), el("pre", { class: "card" }, a.output || "(no output kept)"))));
+      if (!d.attempts.some((a) => a.transcript) && transcript.textContent === "") transcript.textContent = d.output || "";
+    };
+    const base = "/api/runs/" + encodeURIComponent(id) + "/steps/" + encodeURIComponent(step);
+    api(base).then(draw).catch((e) => notify(e.message, true));
+    live(base + "/stream", { step: draw, screen: drawScreen });
+  }
+
+  const parts = location.pathname.split("/").filter(Boolean).map(decodeURIComponent);
+  if (parts[0] === "runs" && parts.length === 2) runPage(parts[1]);
+  else if (parts[0] === "runs" && parts[2] === "steps" && parts.length === 4) stepPage(parts[1], parts[3]);
+  else runsPage();
+})();
