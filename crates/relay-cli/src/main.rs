@@ -13,6 +13,7 @@ mod progress;
 mod rehearse;
 mod runs_cmd;
 mod templates;
+mod watch;
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -101,6 +102,13 @@ enum Command {
     Answer(messaging::AnswerArgs),
     /// Read and write the run's shared board.
     Board(messaging::BoardArgs),
+    /// Follow a run full-screen in this terminal: steps, the selected agent's screen,
+    /// messages; keys move between agents, cancel and answer (line view when not a tty).
+    Watch {
+        /// Run id, a unique prefix of one, or `last`.
+        #[arg(default_value = "last")]
+        run_id: String,
+    },
     /// Serve the web dashboard of this directory's runs on 127.0.0.1 (prints its URL).
     Serve(dashboard::ServeArgs),
     /// Print the JSON Schema of relay.yaml.
@@ -183,6 +191,7 @@ fn dispatch(command: Command) -> CliResult {
             Ok(Exit::Success)
         }
         Command::Validate(args) => commands::validate(args),
+        Command::Watch { run_id } => watch::watch(&run_id),
         Command::Serve(args) => dashboard::serve(args, execute::runtime()?, execute::workdir()?),
         Command::Run(args) => commands::run(args),
         Command::Resume {

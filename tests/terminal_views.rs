@@ -1,0 +1,185 @@
+//! The terminal views through the real binary in a real PTY, read back through a vt100
+//! screen model: `watch` draws the steps and switches agents on a key; `attach` puts a
+//! person's typing into a live agent and holds relayed messages until they detach.
+
+#![allow(clippy::unwrap_used)]
+
+mod support;
+
+use std::io::{Read, Write};
+use std::process::Stdio;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use portable_pty::{CommandBuilder, PtySize, native_pty_system};
+use support::World;
+
+const WAIT: Duration = Duration::from_secs(40);
+
+/// A program in a PTY of 30 x 110, its output fed to a screen model.
+struct Tty {
+    child: Box<dyn portable_pty::Child + Send + Sync>,
+    writer: Box<dyn Write + Send>,
+    screen: Arc<Mutex<vt100::Parser>>,
+    _master: Box<dyn portable_pty::MasterPty + Send>,
+}
+
+impl Tty {
+    fn spawn(w: &World, args: &[&str]) -> Tty {
+        let pty = native_pty_system()
+            .openpty(PtySize {
+                rows: 30,
+                cols: 110,
+                pixel_width: 0,
+                pixel_height: 0,
+            })
+            .unwrap();
+        let probe = w.cmd();
+        let mut cmd = CommandBuilder::new(probe.get_program());
+        cmd.args(args);
+        cmd.cwd(w.path());
+        for (k, v) in probe.get_envs() {
+            if let Some(v) = v {
+                cmd.env(k, v);
+            }
+        }
+        cmd.env("TERM", "xterm-256color");
+        let child = pty.slave.spawn_command(cmd).unwrap();
+        drop(pty.slave);
+        let mut reader = pty.master.try_clone_reader().unwrap();
+        let writer = pty.master.take_writer().unwrap();
+        let screen = Arc::new(Mutex::new(vt100::Parser::new(
+            std::num::NonZeroU16::new(30).unwrap(),
+            std::num::NonZeroU16::new(110).unwrap(),
+            0,
+        )));
+        let sink = screen.clone();
+        std::thread::spawn(move || {
+            let mut buf = [0u8; 4096];
+            while let Ok(n) = reader.read(&mut buf) {
+                if n == 0 {
+                    break;
+                }
+                sink.lock().unwrap().process(&buf[..n]);
+            }
+        });
+        Tty {
+            child,
+            writer,
+            screen,
+            _master: pty.master,
+        }
+    }
+
+    fn contents(&self) -> String {
+        self.screen.lock().unwrap().screen().contents()
+    }
+
+    fn wait_for(&self, what: &str, ok: impl Fn(&str) -> bool) -> String {
+        let deadline = Instant::now() + WAIT;
+        loop {
+            let c = self.contents();
+            if ok(&c) {
+                return c;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "timed out waiting for {what}; screen:\n{c}"
+            );
+            std::thread::sleep(Duration::from_millis(30));
+        }
+    }
+
+    fn keys(&mut self, bytes: &[u8]) {
+        self.writer.write_all(bytes).unwrap();
+        self.writer.flush().unwrap();
+    }
+
+    fn wait_exit(&mut self) -> u32 {
+        let deadline = Instant::now() + WAIT;
+        loop {
+            if let Some(s) = self.child.try_wait().unwrap() {
+                return s.exit_code();
+            }
+            assert!(
+                Instant::now() < deadline,
+                "did not exit; screen:\n{}",
+                self.contents()
+            );
+            std::thread::sleep(Duration::from_millis(30));
+        }
+    }
+}
+
+impl Drop for Tty {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+    }
+}
+
+fn quick(c: &mut std::process::Command) -> &mut std::process::Command {
+    c.env("AGENT_RELAY_SETTLE_MS", "150")
+        .env("AGENT_RELAY_READY_TIMEOUT_MS", "4000")
+        .env("FAKE_AGENT_THINK_MS", "50")
+}
+
+const AGENTS: &str = "name: t\nagents:\n  - name: lead\n    cli: claude\n  - name: dev\n    cli: codex\nworkflows:\n  - name: main\n    steps:\n";
+
+#[test]
+fn watch_shows_the_steps_and_switches_agents_on_a_key() {
+    let w = World::new();
+    let f = w.write(
+        "wf.yaml",
+        &format!("{AGENTS}      - {{name: alpha, agent: lead, task: \"[[fake:say=ALPHA SAYS HI]]\"}}\n      - {{name: beta, agent: dev, dependsOn: [alpha], task: \"[[fake:say=BETA SAYS HO]]\"}}\n"),
+    );
+    let mut c = w.cmd();
+    let o = quick(&mut c)
+        .args(["run", f.to_str().unwrap()])
+        .output()
+        .unwrap();
+    assert_eq!(
+        o.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&o.stderr)
+    );
+
+    let mut tty = Tty::spawn(&w, &["watch", "last"]);
+    let first = tty.wait_for("the steps and the first agent", |s| {
+        s.contains("alpha") && s.contains("beta") && s.contains("ALPHA SAYS HI")
+    });
+    assert!(first.contains("completed"), "{first}");
+    assert!(first.contains("agent: alpha (lead)"), "{first}");
+    tty.keys(b"j");
+    let second = tty.wait_for("the second agent", |s| s.contains("BETA SAYS HO"));
+    assert!(second.contains("agent: beta (dev)"), "{second}");
+    assert!(
+        !second.contains("ALPHA SAYS HI"),
+        "the first agent's screen is gone:\n{second}"
+    );
+    tty.keys(b"q");
+    assert_eq!(tty.wait_exit(), 0);
+}
+
+#[test]
+fn watch_off_a_terminal_prints_the_events() {
+    let w = World::new();
+    let f = w.write(
+        "wf.yaml",
+        &format!("{AGENTS}      - {{name: alpha, type: deterministic, command: echo hi}}\n"),
+    );
+    let o = w.run(&["run", f.to_str().unwrap()]);
+    assert_eq!(o.status.code(), Some(0));
+    let o = w
+        .cmd()
+        .args(["watch", "last"])
+        .stdin(Stdio::null())
+        .output()
+        .unwrap();
+    assert_eq!(o.status.code(), Some(0));
+    let out = String::from_utf8_lossy(&o.stdout);
+    assert!(
+        out.contains("step:completed") && out.contains("alpha"),
+        "{out}"
+    );
+}
