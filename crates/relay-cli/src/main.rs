@@ -3,6 +3,7 @@
 //! error and decides the exit code (see `error::Exit`): 0 success, 1 a step failed,
 //! 2 a person is needed, 3 invalid workflow or usage, 4 runtime failure, 130 interrupted.
 
+mod attach;
 mod commands;
 mod dashboard;
 mod diagnostics;
@@ -109,6 +110,9 @@ enum Command {
         #[arg(default_value = "last")]
         run_id: String,
     },
+    /// Attach to a live interactive agent: its screen here, your typing there; relayed
+    /// messages wait until you detach (Ctrl+]).
+    Attach(attach::AttachArgs),
     /// Serve the web dashboard of this directory's runs on 127.0.0.1 (prints its URL).
     Serve(dashboard::ServeArgs),
     /// Print the JSON Schema of relay.yaml.
@@ -191,6 +195,7 @@ fn dispatch(command: Command) -> CliResult {
             Ok(Exit::Success)
         }
         Command::Validate(args) => commands::validate(args),
+        Command::Attach(args) => attach::attach(args),
         Command::Watch { run_id } => watch::watch(&run_id),
         Command::Serve(args) => dashboard::serve(args, execute::runtime()?, execute::workdir()?),
         Command::Run(args) => commands::run(args),
