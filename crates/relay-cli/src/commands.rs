@@ -27,6 +27,10 @@ pub struct WorkflowArgs {
     /// A YAML or JSON file of variables (`--var` wins over it).
     #[arg(long, value_name = "FILE")]
     pub vars_file: Option<PathBuf>,
+    /// Variables as a JSON object, or `@FILE` holding one (`--var` wins over it; lists
+    /// and objects become their JSON text).
+    #[arg(long, value_name = "JSON|@FILE")]
+    pub input: Option<String>,
     /// Print the pattern in effect, why it was chosen, and the plan; run nothing.
     #[arg(long)]
     pub explain: bool,
@@ -82,6 +86,9 @@ fn collect_vars(args: &WorkflowArgs) -> CliResult<BTreeMap<String, String>> {
     let mut vars = BTreeMap::new();
     if let Some(f) = &args.vars_file {
         vars.extend(relay_spec::vars::read_vars_file(f).map_err(CliError::invalid)?);
+    }
+    if let Some(i) = &args.input {
+        vars.extend(relay_spec::vars::parse_input(i).map_err(CliError::invalid)?);
     }
     for v in &args.vars {
         let (k, val) = relay_spec::vars::parse_var(v).map_err(CliError::invalid)?;
@@ -159,7 +166,11 @@ pub fn validate(args: ValidateArgs) -> CliResult {
                 needed.iter().cloned().collect::<Vec<_>>().join(", ")
             );
             // Only an error when the user supplied variables and still left some out.
-            if !missing.is_empty() && (!args.wf.vars.is_empty() || args.wf.vars_file.is_some()) {
+            if !missing.is_empty()
+                && (!args.wf.vars.is_empty()
+                    || args.wf.vars_file.is_some()
+                    || args.wf.input.is_some())
+            {
                 let lines = missing
                     .iter()
                     .map(|m| {

@@ -135,7 +135,9 @@ impl From<EngineError> for CliError {
                 CliError::invalid(format!("{e}; nothing was run"))
                     .note(format!("  pass {}", flags.join(" ")))
             }
-            EngineError::UnknownWorkflow(_) => CliError::invalid(format!("{e}; nothing was run")),
+            EngineError::UnknownWorkflow(_) | EngineError::LoopFiles(_) => {
+                CliError::invalid(format!("{e}; nothing was run"))
+            }
             EngineError::Lock(relay_engine::lock::LockError::Busy { .. }) => {
                 CliError::invalid(format!("{e}; nothing was run"))
             }

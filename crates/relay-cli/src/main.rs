@@ -13,6 +13,7 @@ mod messaging;
 mod progress;
 mod rehearse;
 mod runs_cmd;
+mod steer;
 mod templates;
 mod watch;
 
@@ -101,6 +102,28 @@ enum Command {
     },
     /// Answer the question a step's agent asked; the step goes on with the answer.
     Answer(messaging::AnswerArgs),
+    /// Approve a step that waits for approval (`approval: required`); it starts.
+    Approve(steer::DecideArgs),
+    /// Reject a step that waits for approval; it fails without running.
+    Reject(steer::DecideArgs),
+    /// List the steps that wait for approval (one run, or every live one).
+    Approvals {
+        /// Run id, a unique prefix of one, or `last` (default: every live run here).
+        run_id: Option<String>,
+        /// Print JSON.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Pause a live run: no new step starts; running ones go on.
+    Pause {
+        /// Run id, a unique prefix of one, or `last`.
+        run_id: String,
+    },
+    /// Unpause a paused run.
+    Unpause {
+        /// Run id, a unique prefix of one, or `last`.
+        run_id: String,
+    },
     /// Read and write the run's shared board.
     Board(messaging::BoardArgs),
     /// Follow a run full-screen in this terminal: steps, the selected agent's screen,
@@ -224,6 +247,11 @@ fn dispatch(command: Command) -> CliResult {
         Command::Board(args) => messaging::board(args),
         Command::Questions { run_id, json } => messaging::questions(run_id, json),
         Command::Answer(args) => messaging::answer(args),
+        Command::Approve(args) => steer::decide(args, true),
+        Command::Reject(args) => steer::decide(args, false),
+        Command::Approvals { run_id, json } => steer::approvals(run_id, json),
+        Command::Pause { run_id } => steer::pause(run_id, true),
+        Command::Unpause { run_id } => steer::pause(run_id, false),
         Command::RehearseAgent { .. } => Ok(Exit::Success),
         Command::Watchdog {
             run_id,

@@ -152,8 +152,16 @@ impl Endpoint {
         }
     }
 
+    /// The live run `run` (an id, a unique prefix, or `last`) of this directory.
+    pub(crate) fn for_run(run: String) -> Endpoint {
+        Endpoint {
+            socket: None,
+            run: Some(run),
+        }
+    }
+
     /// One request to the run; errors become messages and exit codes.
-    fn ask(&self, req: &Request) -> CliResult<Reply> {
+    pub(crate) fn ask(&self, req: &Request) -> CliResult<Reply> {
         let (path, run_dir) = self.path()?;
         let token = relay_messaging::access::client_token(run_dir.as_deref());
         let reply = Client::connect(&path)
@@ -181,7 +189,7 @@ impl Endpoint {
     }
 }
 
-fn unexpected(r: &Reply) -> CliError {
+pub(crate) fn unexpected(r: &Reply) -> CliError {
     CliError::runtime(format!("unexpected answer from the run: {r:?}"))
 }
 

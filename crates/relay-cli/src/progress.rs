@@ -176,6 +176,34 @@ impl View {
                 "  {step}: asks a person: {question}\n    answer with: agent-relay answer last {step} \"...\""
             ),
             EventKind::QuestionAnswered { step, .. } => format!("  {step}: answered; going on"),
+            EventKind::ApprovalRequested {
+                step, timeout_ms, ..
+            } => format!(
+                "  {step}: waits for approval{}\n    decide with: agent-relay approve last {step}  |  agent-relay reject last {step} --reason \"...\"",
+                timeout_ms
+                    .map(|ms| format!(" (for at most {ms} ms)"))
+                    .unwrap_or_default()
+            ),
+            EventKind::ApprovalDecided {
+                step,
+                approved,
+                by,
+                reason,
+            } => format!(
+                "  {step}: {} by {by}{}",
+                if *approved { "approved" } else { "rejected" },
+                reason
+                    .as_ref()
+                    .map(|r| format!(": {r}"))
+                    .unwrap_or_default()
+            ),
+            EventKind::RunPaused { by } => format!("paused by {by}: no new step starts"),
+            EventKind::RunUnpaused { by } => format!("unpaused by {by}"),
+            EventKind::Pattern {
+                step,
+                action,
+                detail,
+            } if action == "loop" => format!("  {step}: {detail}"),
             _ => return,
         };
         self.line(&text);

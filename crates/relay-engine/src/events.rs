@@ -209,6 +209,43 @@ pub enum EventKind {
         /// The answer.
         answer: String,
     },
+    /// A step waits for a person's approval before it starts.
+    #[serde(rename = "approval:requested")]
+    ApprovalRequested {
+        /// Step name.
+        step: String,
+        /// Who may decide (anyone when empty).
+        #[serde(default, skip_serializing_if = "Vec::is_empty")]
+        approvers: Vec<String>,
+        /// How long the run waits, if not for ever.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        timeout_ms: Option<u64>,
+    },
+    /// A person (or the timeout) decided a step's approval.
+    #[serde(rename = "approval:decided")]
+    ApprovalDecided {
+        /// Step name.
+        step: String,
+        /// Whether it may run.
+        approved: bool,
+        /// Who decided (`timeout` when nobody did in time).
+        by: String,
+        /// Why, when they said.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        reason: Option<String>,
+    },
+    /// No new step starts until the run is unpaused; running ones go on.
+    #[serde(rename = "run:paused")]
+    RunPaused {
+        /// Who paused it.
+        by: String,
+    },
+    /// Steps start again.
+    #[serde(rename = "run:unpaused")]
+    RunUnpaused {
+        /// Who unpaused it.
+        by: String,
+    },
     /// An agent (or `agent-relay send`) sent a message; one event per recipient.
     #[serde(rename = "message:sent")]
     MessageSent {
@@ -312,6 +349,8 @@ impl EventKind {
             | EventKind::StepSkipped { step, .. }
             | EventKind::QuestionAsked { step, .. }
             | EventKind::QuestionAnswered { step, .. }
+            | EventKind::ApprovalRequested { step, .. }
+            | EventKind::ApprovalDecided { step, .. }
             | EventKind::Pattern { step, .. } => Some(step),
             _ => None,
         }

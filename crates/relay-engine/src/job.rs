@@ -170,6 +170,14 @@ pub fn resolve(
         .and_then(|a| ctx.file.agents.iter().find(|x| x.name == a))
         .cloned();
     let (work, raw, quoting) = match (step.kind(), agent.clone()) {
+        _ if spec.command.is_some() => (
+            Work::Command {
+                capture_output: true,
+                fail_on_error: true,
+            },
+            spec.command.as_deref().unwrap_or_default(),
+            Quoting::Shell,
+        ),
         (StepType::Deterministic, _) => (
             Work::Command {
                 capture_output: step.captures_output(),

@@ -104,6 +104,8 @@ pub struct RunSpec {
     pub retries: Option<u32>,
     /// Verification is not applied (bids, votes and critiques are judged by gates).
     pub unverified: bool,
+    /// Run this shell command instead of the step's work (a `skipIf` check).
+    pub command: Option<String>,
 }
 
 impl Node {
@@ -180,6 +182,11 @@ pub trait NodeLookup {
     fn label(&self, id: NodeId) -> &str;
     /// The result of node `id`, if it finished.
     fn result(&self, id: NodeId) -> Option<&NodeResult>;
+    /// Why node `id` was skipped, if it was.
+    fn skip_reason(&self, id: NodeId) -> Option<&str> {
+        let _ = id;
+        None
+    }
 }
 
 /// What a gate sees when it decides.
@@ -192,6 +199,9 @@ pub struct GateCtx<'a> {
     pub vars: &'a BTreeMap<String, String>,
     /// Outputs of completed workflow steps, by step name.
     pub outputs: &'a BTreeMap<String, String>,
+    /// Files matched by the globs of for-each loops (`loop.over`), by glob as written,
+    /// relative to the run's working directory, listed when the run started.
+    pub globs: &'a BTreeMap<String, Vec<String>>,
 }
 
 impl GateCtx<'_> {
@@ -232,6 +242,14 @@ pub enum Resolution {
         /// Events to record first.
         events: Vec<EventKind>,
     },
+    /// The step does not run: it is skipped, for this reason, and the steps after it go
+    /// on (its output is empty).
+    Skip {
+        /// Why, in words.
+        reason: String,
+        /// Events to record first.
+        events: Vec<EventKind>,
+    },
     /// Place these nodes (the gate is told their ids through [`Gate::placed`]), wait for
     /// `wait_for`, then decide again.
     Expand {
@@ -252,6 +270,11 @@ pub trait Gate: Send {
     /// The ids given to the nodes of the expansion just returned, in order.
     fn placed(&mut self, ids: &[NodeId]) {
         let _ = ids;
+    }
+
+    /// Further step outputs it produced once complete, by key (`{{steps.X.outputs}}`).
+    fn extra_outputs(&self) -> Vec<(String, String)> {
+        Vec::new()
     }
 }
 

@@ -341,6 +341,7 @@ pub fn prepare_resume(dir: &Path) -> Result<ResumePlan, RunsError> {
             run_id,
             same_run: true,
             completed: completed_steps(dir, &replay),
+            approved: replay.approved.clone(),
         },
         source_changed,
         bad_lines: replay.bad_lines,
@@ -421,6 +422,7 @@ pub fn prepare_start_from(
         run_id: prev_id,
         same_run: false,
         completed,
+        approved: Default::default(),
     })
 }
 

@@ -101,6 +101,8 @@ pub struct Snapshot {
     pub last_at: Option<String>,
     /// Total duration, when finished.
     pub duration_ms: Option<u64>,
+    /// Steps whose approval was granted.
+    pub approved: std::collections::BTreeSet<String>,
 }
 
 /// The shape of `state.json`.
@@ -224,6 +226,14 @@ impl Snapshot {
                 s.exit_code = *exit_code;
                 s.duration_ms = *duration_ms;
                 s.reason = Some(reason.clone());
+            }
+            EventKind::ApprovalDecided {
+                step,
+                approved: true,
+                ..
+            } => {
+                self.approved.insert(step.clone());
+                return false;
             }
             EventKind::StepSkipped { step, reason } => {
                 let s = self.step(step);

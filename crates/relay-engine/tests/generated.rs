@@ -259,6 +259,8 @@ proptest! {
                 run_dir: PathBuf::from("/w/r"),
                 run_id: "r".into(),
                 presets: BTreeMap::new(),
+                approved: Default::default(),
+                globs: BTreeMap::new(),
             },
             plan,
             hooks,

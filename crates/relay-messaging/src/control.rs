@@ -1,5 +1,6 @@
 //! Requests a person makes of a live run through its socket (answering a question an
-//! agent asked), handed to the run's engine, which says whether it took them.
+//! agent asked, approving or rejecting a step, pausing the run), handed to the run's
+//! engine, which says whether it took them.
 
 use tokio::sync::{mpsc, oneshot};
 
@@ -15,7 +16,31 @@ pub enum Control {
         /// `Ok` when the step took it; why not otherwise.
         reply: oneshot::Sender<Result<(), String>>,
     },
+    /// Decide the approval workflow step `step` waits for.
+    Decide {
+        /// The workflow step.
+        step: String,
+        /// Whether it may run.
+        approved: bool,
+        /// Who decides.
+        by: String,
+        /// Why.
+        reason: Option<String>,
+        /// `Ok` when it was decided; why not otherwise.
+        reply: oneshot::Sender<Result<(), String>>,
+    },
+    /// Pause (`true`) or unpause the run.
+    Pause {
+        /// Pause or unpause.
+        paused: bool,
+        /// Who asks.
+        by: String,
+        /// `Ok` when done; why not otherwise.
+        reply: oneshot::Sender<Result<(), String>>,
+    },
 }
+
+const ENDING: &str = "the run is ending and takes no requests";
 
 /// The socket server's side: sends a control and waits for the engine's word.
 #[derive(Debug, Clone)]
@@ -36,5 +61,35 @@ impl Controls {
             .map_err(|_| "the run is ending and takes no answers".to_string())?;
         wait.await
             .unwrap_or_else(|_| Err("the run is ending and takes no answers".into()))
+    }
+
+    /// Asks the engine to approve or reject `step`.
+    pub async fn decide(
+        &self,
+        step: String,
+        approved: bool,
+        by: String,
+        reason: Option<String>,
+    ) -> Result<(), String> {
+        let (reply, wait) = oneshot::channel();
+        self.0
+            .send(Control::Decide {
+                step,
+                approved,
+                by,
+                reason,
+                reply,
+            })
+            .map_err(|_| ENDING.to_string())?;
+        wait.await.unwrap_or_else(|_| Err(ENDING.into()))
+    }
+
+    /// Asks the engine to pause or unpause the run.
+    pub async fn pause(&self, paused: bool, by: String) -> Result<(), String> {
+        let (reply, wait) = oneshot::channel();
+        self.0
+            .send(Control::Pause { paused, by, reply })
+            .map_err(|_| ENDING.to_string())?;
+        wait.await.unwrap_or_else(|_| Err(ENDING.into()))
     }
 }

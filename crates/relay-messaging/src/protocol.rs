@@ -87,6 +87,25 @@ pub enum Request {
         /// The answer.
         text: String,
     },
+    /// Approve or reject a step waiting for approval (the run's owner only).
+    Decide {
+        /// The workflow step.
+        step: String,
+        /// Whether it may run.
+        approved: bool,
+        /// Who decides (a user name).
+        by: String,
+        /// Why.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        reason: Option<String>,
+    },
+    /// Pause the run (no new step starts) or unpause it (the run's owner only).
+    Pause {
+        /// `true` to pause, `false` to unpause.
+        paused: bool,
+        /// Who asks.
+        by: String,
+    },
 }
 
 /// What kind of error a request met.
@@ -141,6 +160,18 @@ pub enum Reply {
     Answered {
         /// The step.
         step: String,
+    },
+    /// The step's approval was decided.
+    Decided {
+        /// The step.
+        step: String,
+        /// Whether it may run.
+        approved: bool,
+    },
+    /// The run is paused, or not.
+    Paused {
+        /// Whether it is paused now.
+        paused: bool,
     },
     /// A board entry was written.
     Stored {

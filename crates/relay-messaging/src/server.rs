@@ -307,6 +307,35 @@ async fn handle(
                 Err(why) => bad(why),
             }
         }
+        Request::Decide {
+            step,
+            approved,
+            by,
+            reason,
+        } => {
+            if *caller != Caller::Owner {
+                return (
+                    unauthorized("only the run's owner approves or rejects steps".into()),
+                    Vec::new(),
+                );
+            }
+            match controls.decide(step.clone(), approved, by, reason).await {
+                Ok(()) => Reply::Decided { step, approved },
+                Err(why) => bad(why),
+            }
+        }
+        Request::Pause { paused, by } => {
+            if *caller != Caller::Owner {
+                return (
+                    unauthorized("only the run's owner pauses the run".into()),
+                    Vec::new(),
+                );
+            }
+            match controls.pause(paused, by).await {
+                Ok(()) => Reply::Paused { paused },
+                Err(why) => bad(why),
+            }
+        }
     };
     (reply, Vec::new())
 }

@@ -3,6 +3,7 @@
 //!
 //! Pure: no async runtime and no I/O beyond reading the workflow and vars files.
 
+pub mod condition;
 pub mod custom_steps;
 mod diagnostic;
 pub mod graph;

@@ -175,6 +175,18 @@ struct StepAt {
     integration: At,
     action: At,
     params: At,
+    #[serde(rename = "if")]
+    if_: At,
+    #[serde(alias = "skip_if")]
+    skip_if: At,
+    #[serde(alias = "output_var")]
+    output_var: At,
+    #[serde(rename = "loop")]
+    loop_: At,
+    until: At,
+    #[serde(alias = "break_if")]
+    break_if: At,
+    approval: At,
     #[serde(default)]
     depends_on: Vec<Spanned<IgnoredAny>>,
     #[serde(default)]
@@ -232,6 +244,20 @@ pub enum StepField {
     Action,
     /// The step's `params`.
     Params,
+    /// The step's `if`.
+    If,
+    /// The step's `skipIf`.
+    SkipIf,
+    /// The step's `outputVar`.
+    OutputVar,
+    /// The step's `loop`.
+    Loop,
+    /// The step's `until`.
+    Until,
+    /// The step's `breakIf`.
+    BreakIf,
+    /// The step's `approval`.
+    Approval,
 }
 
 /// Which part of an agent a position is asked for.
@@ -392,6 +418,13 @@ impl SourceMap {
             StepField::Integration => at(&step.integration),
             StepField::Action => at(&step.action),
             StepField::Params => at(&step.params),
+            StepField::If => at(&step.if_),
+            StepField::SkipIf => at(&step.skip_if),
+            StepField::OutputVar => at(&step.output_var),
+            StepField::Loop => at(&step.loop_),
+            StepField::Until => at(&step.until),
+            StepField::BreakIf => at(&step.break_if),
+            StepField::Approval => at(&step.approval),
         };
         exact.or(at(&step.name))
     }

@@ -11,6 +11,14 @@ pub enum Ref {
     Var(String),
     /// The output of a step (`{{steps.plan.output}}`).
     StepOutput(String),
+    /// Every iteration's output of a looping step as a JSON array (`{{steps.fix.outputs}}`).
+    StepOutputs(String),
+}
+
+/// The key under which the outputs of every iteration of `step` are kept among the
+/// step outputs (`{{steps.X.outputs}}`).
+pub fn outputs_key(step: &str) -> String {
+    format!("{step}[]")
 }
 
 impl std::fmt::Display for Ref {
@@ -18,6 +26,7 @@ impl std::fmt::Display for Ref {
         match self {
             Ref::Var(v) => write!(f, "{{{{{v}}}}}"),
             Ref::StepOutput(s) => write!(f, "{{{{steps.{s}.output}}}}"),
+            Ref::StepOutputs(s) => write!(f, "{{{{steps.{s}.outputs}}}}"),
         }
     }
 }
@@ -53,6 +62,12 @@ fn classify(inner: &str) -> Option<Ref> {
         && !step.is_empty()
     {
         return Some(Ref::StepOutput(step.to_string()));
+    }
+    if let Some(rest) = name.strip_prefix("steps.")
+        && let Some(step) = rest.strip_suffix(".outputs")
+        && !step.is_empty()
+    {
+        return Some(Ref::StepOutputs(step.to_string()));
     }
     Some(Ref::Var(name.to_string()))
 }
@@ -133,6 +148,7 @@ pub fn render(
                 let value = match &r {
                     Ref::Var(v) => vars.get(v),
                     Ref::StepOutput(s) => outputs.get(s),
+                    Ref::StepOutputs(s) => outputs.get(&outputs_key(s)),
                 };
                 match value {
                     Some(v) if quoting == Quoting::Shell => out.push_str(&shell_quote(v)),
@@ -164,7 +180,7 @@ pub fn substitute(text: &str, values: &BTreeMap<String, String>) -> String {
                 Some(value) => out.push_str(value),
                 None => out.push_str(raw),
             },
-            Part::Ref(Ref::StepOutput(_), raw) => out.push_str(raw),
+            Part::Ref(Ref::StepOutput(_) | Ref::StepOutputs(_), raw) => out.push_str(raw),
         }
     }
     out

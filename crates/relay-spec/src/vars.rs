@@ -12,6 +12,9 @@ pub enum VarsError {
     /// A `--var` with an empty key.
     #[error("--var `{0}` has an empty key")]
     EmptyKey(String),
+    /// `--input` is not a JSON object.
+    #[error("--input is not a JSON object of variables: {0}")]
+    Input(String),
     /// The vars file could not be read.
     #[error("cannot read vars file {path}: {reason}")]
     File {
@@ -47,9 +50,71 @@ pub fn read_vars_file(path: &Path) -> Result<BTreeMap<String, String>, VarsError
     Ok(map.into_iter().map(|(k, v)| (k, v.as_text())).collect())
 }
 
+/// Reads `--input`: a JSON object (`{"k": "v"}`), or `@FILE` holding one. Text values are
+/// taken as they are; numbers, booleans, lists and objects as their JSON text (a list
+/// feeds a `loop.over: "{{name}}"`).
+pub fn parse_input(arg: &str) -> Result<BTreeMap<String, String>, VarsError> {
+    let text = match arg.strip_prefix('@') {
+        Some(path) => std::fs::read_to_string(path).map_err(|e| VarsError::File {
+            path: path.to_string(),
+            reason: e.to_string(),
+        })?,
+        None => arg.to_string(),
+    };
+    let value: serde_json::Value =
+        serde_json::from_str(&text).map_err(|e| VarsError::Input(e.to_string()))?;
+    let serde_json::Value::Object(map) = value else {
+        return Err(VarsError::Input(format!(
+            "it is {}",
+            match value {
+                serde_json::Value::Array(_) => "a list",
+                serde_json::Value::String(_) => "a text",
+                serde_json::Value::Null => "null",
+                _ => "a single value",
+            }
+        )));
+    };
+    let mut out = BTreeMap::new();
+    for (k, v) in map {
+        if k.trim().is_empty() {
+            return Err(VarsError::Input("a key is empty".into()));
+        }
+        let v = match v {
+            serde_json::Value::String(s) => s,
+            other => other.to_string(),
+        };
+        out.insert(k, v);
+    }
+    Ok(out)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn input_is_a_json_object_inline_or_from_a_file() {
+        let m = parse_input(r#"{"k": "v", "n": 2, "files": ["a", "b"]}"#).unwrap();
+        assert_eq!(m["k"], "v");
+        assert_eq!(m["n"], "2");
+        assert_eq!(m["files"], r#"["a","b"]"#);
+        let e = parse_input("[1]").unwrap_err().to_string();
+        assert!(e.contains("a list"), "{e}");
+        assert!(parse_input("{nope").is_err());
+        let dir = std::env::temp_dir().join(format!("relay-input-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let f = dir.join("in.json");
+        std::fs::write(&f, r#"{"from": "file"}"#).unwrap();
+        assert_eq!(
+            parse_input(&format!("@{}", f.display())).unwrap()["from"],
+            "file"
+        );
+        let e = parse_input("@/nonexistent/in.json")
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("/nonexistent/in.json"), "{e}");
+        std::fs::remove_dir_all(&dir).ok();
+    }
 
     #[test]
     fn var_splits_at_the_first_equals() {

@@ -18,6 +18,7 @@
 
 mod adversarial;
 mod collaborative;
+mod control;
 mod core;
 mod data;
 mod hooks;
@@ -203,6 +204,9 @@ pub fn build(file: &RelayFile, wf: &WorkflowDef) -> (Plan, PatternHooks) {
             deps.push(NodeRef::Id(node));
         }
         let last = match choice.pattern {
+            _ if relay_spec::validate::is_controlled(&wf.steps[i]) => {
+                control::step_nodes(&mut b, i, deps)
+            }
             Pattern::Dag | Pattern::Mesh => b.plain(i, deps),
             Pattern::FanOut
             | Pattern::Pipeline

@@ -143,6 +143,34 @@ pub(crate) async fn drive<L: Launcher>(
                             continue;
                         }
                     }
+                    Control::Decide { step, approved, by, reason, reply } => {
+                        match state.check_decision(&step, &by) {
+                            Ok(()) => {
+                                let _ = reply.send(Ok(()));
+                                Input::Decide { step, approved, by, reason }
+                            }
+                            Err(why) => {
+                                let _ = reply.send(Err(why));
+                                continue;
+                            }
+                        }
+                    }
+                    Control::Pause { paused, by, reply } => {
+                        if state.stop().is_some() {
+                            let _ = reply.send(Err("the run is stopping".into()));
+                            continue;
+                        }
+                        if state.is_paused() == paused {
+                            let _ = reply.send(Err(if paused {
+                                "the run is already paused".to_string()
+                            } else {
+                                "the run is not paused".to_string()
+                            }));
+                            continue;
+                        }
+                        let _ = reply.send(Ok(()));
+                        if paused { Input::Pause { by } } else { Input::Unpause { by } }
+                    }
                 },
                 () = sleep_until(deadline) => Input::Tick,
                 () = sleep_until(snapshot_due) => {

@@ -113,6 +113,8 @@ pub struct ResumeFrom {
     pub same_run: bool,
     /// Nodes kept, by label: completed ones, and failed ones a gate may judge.
     pub completed: BTreeMap<String, crate::outcome::StepSummary>,
+    /// Steps whose approval that run granted (same run only).
+    pub approved: std::collections::BTreeSet<String>,
 }
 
 /// Why a run could not start or could not go on.
@@ -142,6 +144,9 @@ pub enum EngineError {
     /// A `paths` entry or a preflight check says the run cannot start.
     #[error(transparent)]
     Preflight(#[from] preflight::PreflightError),
+    /// A for-each loop's glob is not valid or could not be listed.
+    #[error("{0}")]
+    LoopFiles(String),
 }
 
 /// A new run id: sortable time stamp plus a random suffix.
@@ -192,6 +197,7 @@ pub async fn run<L: Launcher>(
         .await?;
     }
     let (plan, hooks) = crate::patterns::build(file, wf);
+    let globs = loop_globs(wf, &req.workdir).await?;
     let presets = presets(&req);
     let (mut log, lock) = open_run(&req, wf, &plan, &presets).await?;
     if file.trajectories_enabled() {
@@ -257,6 +263,13 @@ pub async fn run<L: Launcher>(
             run_dir: log.store.dir().to_path_buf(),
             run_id: run_id.clone(),
             presets,
+            approved: req
+                .resume
+                .as_ref()
+                .filter(|r| r.same_run)
+                .map(|r| r.approved.clone())
+                .unwrap_or_default(),
+            globs,
         },
         plan,
         hooks,
@@ -285,6 +298,53 @@ pub async fn run<L: Launcher>(
     }
     drop(lock);
     Ok(summary?)
+}
+
+/// The files each for-each glob of `wf` matches (`loop.over: "tasks/*.md"`), relative to
+/// the run's working directory and sorted, listed once as the run starts.
+async fn loop_globs(
+    wf: &relay_spec::WorkflowDef,
+    workdir: &std::path::Path,
+) -> Result<BTreeMap<String, Vec<String>>, EngineError> {
+    let globs: Vec<String> = wf
+        .steps
+        .iter()
+        .filter_map(|s| match s.loop_.as_ref().and_then(|l| l.over.as_ref()) {
+            Some(relay_spec::Items::Text(t))
+                if !t.contains("{{") && t.contains(['*', '?', '[']) =>
+            {
+                Some(t.trim().to_string())
+            }
+            _ => None,
+        })
+        .collect();
+    if globs.is_empty() {
+        return Ok(BTreeMap::new());
+    }
+    let workdir = workdir.to_path_buf();
+    tokio::task::spawn_blocking(move || {
+        let mut out = BTreeMap::new();
+        for g in globs {
+            let pattern = workdir.join(&g);
+            let entries = glob::glob(&pattern.to_string_lossy()).map_err(|e| {
+                EngineError::LoopFiles(format!("loop.over `{g}` is not a valid glob: {e}"))
+            })?;
+            let mut files: Vec<String> = entries
+                .filter_map(Result::ok)
+                .map(|p| {
+                    p.strip_prefix(&workdir)
+                        .unwrap_or(&p)
+                        .to_string_lossy()
+                        .into_owned()
+                })
+                .collect();
+            files.sort();
+            out.insert(g, files);
+        }
+        Ok(out)
+    })
+    .await
+    .map_err(|e| EngineError::LoopFiles(format!("listing the files of loop.over failed: {e}")))?
 }
 
 /// The nodes kept from an earlier run, by label.

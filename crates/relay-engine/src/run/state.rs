@@ -8,7 +8,7 @@
 //! One record per node holds everything about it; one `Stop` says why the run stopped
 //! starting work, if it did.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -52,6 +52,28 @@ pub enum Input {
         step: String,
         /// The answer.
         text: String,
+    },
+    /// A person decided the approval of workflow step `step` (check it first with
+    /// [`RunState::check_decision`]).
+    Decide {
+        /// The step's name.
+        step: String,
+        /// Whether it may run.
+        approved: bool,
+        /// Who decided.
+        by: String,
+        /// Why, when they said.
+        reason: Option<String>,
+    },
+    /// No new node starts until `Unpause`; running ones go on.
+    Pause {
+        /// Who paused the run.
+        by: String,
+    },
+    /// Nodes start again.
+    Unpause {
+        /// Who unpaused the run.
+        by: String,
     },
 }
 
@@ -140,6 +162,10 @@ pub struct RunSetup<'a> {
     pub run_id: String,
     /// Nodes kept from an earlier run, by label.
     pub presets: BTreeMap<String, Preset>,
+    /// Steps whose approval an earlier coordinator of this run already granted.
+    pub approved: BTreeSet<String>,
+    /// Files matched by the globs of for-each loops, by glob as written.
+    pub globs: BTreeMap<String, Vec<String>>,
 }
 
 /// Where a run node's attempts stand.
@@ -147,6 +173,8 @@ pub struct RunSetup<'a> {
 enum Attempts {
     /// Not started.
     Idle,
+    /// Resolved; waits for its step's approval before attempt 1.
+    AwaitingApproval { job: Arc<StepJob> },
     /// Attempt `n` runs.
     Running { job: Arc<StepJob>, n: u32 },
     /// Attempt `n` ended with a question; attempt `n + 1` starts with its answer.
@@ -212,6 +240,12 @@ impl NodeLookup for Nodes {
     fn result(&self, id: NodeId) -> Option<&NodeResult> {
         self.0.get(id.index()).and_then(|n| n.result.as_ref())
     }
+
+    fn skip_reason(&self, id: NodeId) -> Option<&str> {
+        self.0
+            .get(id.index())
+            .and_then(|n| n.skip_reason.as_deref())
+    }
 }
 
 /// What the run knows of each workflow step.
@@ -227,7 +261,8 @@ struct StepProgress {
 pub struct RunState<'a> {
     file: &'a RelayFile,
     wf: &'a WorkflowDef,
-    vars: &'a BTreeMap<String, String>,
+    /// User variables, and the outputs of steps with `outputVar` as they complete.
+    vars: BTreeMap<String, String>,
     workdir: PathBuf,
     paths: BTreeMap<String, PathBuf>,
     run_dir: PathBuf,
@@ -255,6 +290,16 @@ pub struct RunState<'a> {
     repair_budget: u32,
     /// Whether a step that used up everything stops the run for a person.
     needs_human_on_exhaustion: bool,
+    /// Steps approved (by name).
+    approved: BTreeSet<String>,
+    /// Steps whose approval was asked for.
+    approval_asked: BTreeSet<StepIdx>,
+    /// Nodes waiting for approval that time out, and when.
+    approval_deadlines: BTreeMap<NodeId, Instant>,
+    /// Files of for-each globs.
+    globs: BTreeMap<String, Vec<String>>,
+    /// Whether `pause` holds new nodes back.
+    paused: bool,
     finished: bool,
 }
 
@@ -277,7 +322,7 @@ impl<'a> RunState<'a> {
         let mut state = RunState {
             file,
             wf: setup.wf,
-            vars: setup.vars,
+            vars: setup.vars.clone(),
             workdir: setup.workdir,
             paths: setup.paths,
             run_dir: setup.run_dir,
@@ -303,6 +348,11 @@ impl<'a> RunState<'a> {
                 .error_handling
                 .as_ref()
                 .is_some_and(|e| e.on_exhaustion() == relay_spec::OnExhaustion::NeedsHuman),
+            approved: setup.approved,
+            approval_asked: BTreeSet::new(),
+            approval_deadlines: BTreeMap::new(),
+            globs: setup.globs,
+            paused: false,
             finished: false,
         };
         for (s, id) in plan.final_node.iter().enumerate() {
@@ -331,7 +381,12 @@ impl<'a> RunState<'a> {
             .filter(|(id, _, _)| !self.sched.state(*id).is_final())
             .map(|(_, at, _)| *at);
         let retries = self.retrying.values().copied();
-        run.into_iter().chain(barriers).chain(retries).min()
+        let approvals = self.approval_deadlines.values().copied();
+        run.into_iter()
+            .chain(barriers)
+            .chain(retries)
+            .chain(approvals)
+            .min()
     }
 
     /// Whether the run is over.
@@ -364,6 +419,24 @@ impl<'a> RunState<'a> {
                 }
             }
             Input::Answer { step, text } => self.answered(&step, text, &mut out),
+            Input::Decide {
+                step,
+                approved,
+                by,
+                reason,
+            } => self.decided(&step, approved, by, reason, now, &mut out),
+            Input::Pause { by } => {
+                if !self.paused && self.stop.is_none() {
+                    self.paused = true;
+                    out.push(Effect::Record(EventKind::RunPaused { by }));
+                }
+            }
+            Input::Unpause { by } => {
+                if self.paused {
+                    self.paused = false;
+                    out.push(Effect::Record(EventKind::RunUnpaused { by }));
+                }
+            }
         }
         self.pump(now, &mut out);
         out
@@ -455,8 +528,32 @@ impl<'a> RunState<'a> {
         }
         if outcome.is_completed() {
             self.publish(id, outcome.output());
+            self.preset_loop_outputs(id);
         }
         self.sched.complete(id);
+    }
+
+    /// A looping step kept from an earlier run: `{{steps.X.outputs}}` again from the
+    /// iterations it kept (`X#1`, `X#2`, ...).
+    fn preset_loop_outputs(&mut self, id: NodeId) {
+        let rec = &self.nodes.0[id.index()];
+        let Some(def) = self.wf.steps.get(rec.step.get()) else {
+            return;
+        };
+        if !matches!(rec.kind, Kind::Gate(_))
+            || rec.label != def.name
+            || !relay_spec::validate::is_loop(def)
+        {
+            return;
+        }
+        let outputs: Vec<String> = (1..)
+            .map_while(|k| self.presets.get(&format!("{}#{k}", def.name)))
+            .filter(|p| p.status == StepStatus::Completed)
+            .map(|p| p.output.trim_end().to_string())
+            .collect();
+        let all = serde_json::to_string(&outputs).unwrap_or_else(|_| "[]".into());
+        self.outputs
+            .insert(relay_spec::template::outputs_key(&def.name), all);
     }
 
     // ---- the loop --------------------------------------------------------------------
@@ -464,7 +561,11 @@ impl<'a> RunState<'a> {
     /// Starts everything that may start; ends the run when nothing can happen any more.
     fn pump(&mut self, now: Instant, out: &mut Vec<Effect>) {
         loop {
-            while let Some(id) = self.sched.next_to_start() {
+            // A paused run starts nothing; a stopped one has nothing left to start.
+            while !self.paused || self.stop.is_some() {
+                let Some(id) = self.sched.next_to_start() else {
+                    break;
+                };
                 self.start(id, now, out);
             }
             if !self.sched.is_done() {
@@ -511,7 +612,7 @@ impl<'a> RunState<'a> {
                 let ctx = JobCtx {
                     file: self.file,
                     wf: self.wf,
-                    vars: self.vars,
+                    vars: &self.vars,
                     workdir: &self.workdir,
                     paths: &self.paths,
                     run_dir: &self.run_dir,
@@ -532,6 +633,9 @@ impl<'a> RunState<'a> {
                 rec.agent = pick.agent.clone();
                 rec.started_at = Some(now);
                 match resolved {
+                    Ok(job) if self.needs_approval(step) => {
+                        self.await_approval(id, step, Arc::new(job), now, out);
+                    }
                     Ok(job) => {
                         out.push(Effect::NodeStarted {
                             label: label.clone(),
@@ -549,6 +653,173 @@ impl<'a> RunState<'a> {
                         self.node_done(id, failure, 0, now, out);
                     }
                 }
+            }
+        }
+    }
+
+    // ---- approvals -------------------------------------------------------------------
+
+    /// Whether step `step` must wait for a person before it runs.
+    fn needs_approval(&self, step: StepIdx) -> bool {
+        self.wf.steps.get(step.get()).is_some_and(|s| {
+            s.approval.as_ref().is_some_and(|a| a.required()) && !self.approved.contains(&s.name)
+        })
+    }
+
+    /// Node `id` of `step` is resolved and waits for the step's approval.
+    fn await_approval(
+        &mut self,
+        id: NodeId,
+        step: StepIdx,
+        job: Arc<StepJob>,
+        now: Instant,
+        out: &mut Vec<Effect>,
+    ) {
+        let Some(def) = self.wf.steps.get(step.get()) else {
+            return;
+        };
+        let approval = def.approval.clone();
+        if let Kind::Run { attempts, .. } = &mut self.nodes.0[id.index()].kind {
+            *attempts = Attempts::AwaitingApproval { job };
+        }
+        let timeout_ms = approval.as_ref().and_then(|a| a.timeout_ms());
+        if let Some(ms) = timeout_ms {
+            self.approval_deadlines.insert(id, deadline(now, ms));
+        }
+        if self.approval_asked.insert(step) {
+            out.push(Effect::Record(EventKind::ApprovalRequested {
+                step: def.name.clone(),
+                approvers: approval
+                    .as_ref()
+                    .map(|a| a.approvers().to_vec())
+                    .unwrap_or_default(),
+                timeout_ms,
+            }));
+        }
+    }
+
+    /// Steps waiting for approval: (step name, who may decide).
+    pub fn awaiting_approval(&self) -> Vec<(&str, &[String])> {
+        let mut out: Vec<(&str, &[String])> = Vec::new();
+        for n in &self.nodes.0 {
+            if let Kind::Run {
+                attempts: Attempts::AwaitingApproval { .. },
+                ..
+            } = &n.kind
+                && let Some(s) = self.wf.steps.get(n.step.get())
+                && !out.iter().any(|(name, _)| *name == s.name)
+            {
+                let approvers = s.approval.as_ref().map_or(&[][..], |a| a.approvers());
+                out.push((s.name.as_str(), approvers));
+            }
+        }
+        out
+    }
+
+    /// Whether `by` may decide the approval of `step` now; why not otherwise.
+    pub fn check_decision(&self, step: &str, by: &str) -> Result<(), String> {
+        let waiting = self.awaiting_approval();
+        match waiting.iter().find(|(name, _)| *name == step) {
+            Some((_, approvers)) if approvers.is_empty() || approvers.iter().any(|a| a == by) => {
+                Ok(())
+            }
+            Some((_, approvers)) => Err(format!(
+                "`{by}` may not decide step `{step}`; its approvers are {}",
+                approvers
+                    .iter()
+                    .map(|a| format!("`{a}`"))
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            )),
+            None if waiting.is_empty() => Err(format!(
+                "step `{step}` is not waiting for approval (no step is)"
+            )),
+            None => Err(format!(
+                "step `{step}` is not waiting for approval (these are: {})",
+                waiting
+                    .iter()
+                    .map(|(n, _)| format!("`{n}`"))
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            )),
+        }
+    }
+
+    /// Whether the run is paused.
+    pub fn is_paused(&self) -> bool {
+        self.paused
+    }
+
+    /// The approval of `step` was decided: its waiting nodes start, or fail rejected.
+    fn decided(
+        &mut self,
+        step: &str,
+        approved: bool,
+        by: String,
+        reason: Option<String>,
+        now: Instant,
+        out: &mut Vec<Effect>,
+    ) {
+        let waiting: Vec<NodeId> = self
+            .nodes
+            .0
+            .iter()
+            .enumerate()
+            .filter(|(_, n)| {
+                matches!(
+                    n.kind,
+                    Kind::Run {
+                        attempts: Attempts::AwaitingApproval { .. },
+                        ..
+                    }
+                ) && self
+                    .wf
+                    .steps
+                    .get(n.step.get())
+                    .is_some_and(|s| s.name == step)
+            })
+            .map(|(i, _)| NodeId::new(i))
+            .collect();
+        if waiting.is_empty() {
+            return;
+        }
+        out.push(Effect::Record(EventKind::ApprovalDecided {
+            step: step.to_string(),
+            approved,
+            by: by.clone(),
+            reason: reason.clone(),
+        }));
+        if approved {
+            self.approved.insert(step.to_string());
+        }
+        for id in waiting {
+            self.approval_deadlines.remove(&id);
+            let rec = &mut self.nodes.0[id.index()];
+            let Kind::Run { attempts, .. } = &mut rec.kind else {
+                continue;
+            };
+            let Attempts::AwaitingApproval { job } = std::mem::replace(attempts, Attempts::Idle)
+            else {
+                continue;
+            };
+            if approved {
+                out.push(Effect::NodeStarted {
+                    label: rec.label.clone(),
+                    agent: rec.agent.clone(),
+                });
+                rec.started_at = Some(now);
+                self.launch(id, job, 1, None, out);
+            } else {
+                let failure = StepOutcome::Failed {
+                    output: String::new(),
+                    reason: match &reason {
+                        Some(r) => format!("rejected by {by}: {r}"),
+                        None => format!("rejected by {by}"),
+                    },
+                    exit_code: None,
+                    retryable: false,
+                };
+                self.node_done(id, failure, 0, now, out);
             }
         }
     }
@@ -822,7 +1093,7 @@ impl<'a> RunState<'a> {
         let ctx = JobCtx {
             file: self.file,
             wf: self.wf,
-            vars: self.vars,
+            vars: &self.vars,
             workdir: &self.workdir,
             paths: &self.paths,
             run_dir: &self.run_dir,
@@ -909,6 +1180,35 @@ impl<'a> RunState<'a> {
     }
 
     fn tick(&mut self, now: Instant, out: &mut Vec<Effect>) {
+        let due: Vec<NodeId> = self
+            .approval_deadlines
+            .iter()
+            .filter(|(_, at)| now >= **at)
+            .map(|(id, _)| *id)
+            .collect();
+        for id in due {
+            let Some(def) = self
+                .nodes
+                .0
+                .get(id.index())
+                .and_then(|n| self.wf.steps.get(n.step.get()))
+            else {
+                continue;
+            };
+            let (name, approval) = (def.name.clone(), def.approval.clone());
+            let approve = approval
+                .as_ref()
+                .is_some_and(|a| a.on_timeout() == relay_spec::OnTimeout::Approve);
+            let ms = approval.as_ref().and_then(|a| a.timeout_ms()).unwrap_or(0);
+            self.decided(
+                &name,
+                approve,
+                "timeout".into(),
+                Some(format!("no decision within {ms} ms")),
+                now,
+                out,
+            );
+        }
         if let Some((at, ms)) = self.run_deadline
             && now >= at
             && self.stop.is_none()
@@ -980,6 +1280,27 @@ impl<'a> RunState<'a> {
         for (id, n, output) in asking {
             self.node_done(id, StepOutcome::Cancelled { output }, n, now, out);
         }
+        let awaiting: Vec<NodeId> = self
+            .nodes
+            .0
+            .iter()
+            .enumerate()
+            .filter(|(_, n)| {
+                matches!(
+                    n.kind,
+                    Kind::Run {
+                        attempts: Attempts::AwaitingApproval { .. },
+                        ..
+                    }
+                )
+            })
+            .map(|(i, _)| NodeId::new(i))
+            .collect();
+        self.approval_deadlines.clear();
+        for id in awaiting {
+            let output = String::new();
+            self.node_done(id, StepOutcome::Cancelled { output }, 0, now, out);
+        }
         for id in std::mem::take(&mut self.retrying).into_keys() {
             let (n, output) = match &self.nodes.0[id.index()].kind {
                 Kind::Run {
@@ -1004,11 +1325,15 @@ impl<'a> RunState<'a> {
         let resolution = gate.resolve(&GateCtx {
             me: id,
             nodes: &self.nodes,
-            vars: self.vars,
+            vars: &self.vars,
             outputs: &self.outputs,
+            globs: &self.globs,
         });
         match resolution {
             Resolution::Complete { output, events } => {
+                for (key, value) in gate.extra_outputs() {
+                    self.outputs.insert(key, value);
+                }
                 self.put_back(id, gate);
                 out.extend(events.into_iter().map(Effect::Record));
                 let outcome = StepOutcome::Completed {
@@ -1016,6 +1341,17 @@ impl<'a> RunState<'a> {
                     exit_code: None,
                 };
                 self.node_done(id, outcome, 0, now, out);
+            }
+            Resolution::Skip { reason, events } => {
+                for (key, value) in gate.extra_outputs() {
+                    self.outputs.insert(key, value);
+                }
+                self.put_back(id, gate);
+                out.extend(events.into_iter().map(Effect::Record));
+                self.skipped(id, reason, out);
+                // Its steps after it go on, with an empty output.
+                self.publish(id, "");
+                self.sched.complete(id);
             }
             Resolution::Fail { reason, events } => {
                 self.put_back(id, gate);
@@ -1159,6 +1495,12 @@ impl<'a> RunState<'a> {
             }
             // Judged by a gate downstream: for the schedule, it is done.
             StepOutcome::Failed { .. } if soft => self.sched.complete(id),
+            // `continueOnFailure`: reported, and the steps after it go on with what it
+            // produced.
+            StepOutcome::Failed { output, .. } if self.continues(id) => {
+                self.publish(id, &output);
+                self.sched.complete(id);
+            }
             StepOutcome::Failed { reason, .. } => {
                 self.first_failure.get_or_insert(label.clone());
                 let skipped = self.sched.fail(id);
@@ -1189,6 +1531,19 @@ impl<'a> RunState<'a> {
         }
     }
 
+    /// Whether node `id` is the last of a step with `continueOnFailure`.
+    fn continues(&self, id: NodeId) -> bool {
+        let Some(rec) = self.nodes.0.get(id.index()) else {
+            return false;
+        };
+        self.steps.get(rec.step.get()).and_then(|p| p.final_node) == Some(id)
+            && self
+                .wf
+                .steps
+                .get(rec.step.get())
+                .is_some_and(|s| s.continue_on_failure == Some(true))
+    }
+
     /// Makes `output` the output of node `id`'s step when the node publishes it.
     fn publish(&mut self, id: NodeId, output: &str) {
         let rec = &self.nodes.0[id.index()];
@@ -1200,6 +1555,9 @@ impl<'a> RunState<'a> {
             if let Some(s) = self.wf.steps.get(step.get()) {
                 self.outputs
                     .insert(s.name.clone(), output.trim_end().to_string());
+                if let Some(var) = &s.output_var {
+                    self.vars.insert(var.clone(), output.trim_end().to_string());
+                }
             }
             progress.last_output = Some(output.to_string());
         }
@@ -1247,8 +1605,11 @@ impl<'a> RunState<'a> {
         let duration_ms = now.saturating_duration_since(self.started).as_millis() as u64;
         let failed: Vec<&str> = steps
             .iter()
-            .filter(|s| s.status == StepStatus::Failed)
-            .map(|s| s.name.as_str())
+            .zip(&self.wf.steps)
+            .filter(|(s, def)| {
+                s.status == StepStatus::Failed && def.continue_on_failure != Some(true)
+            })
+            .map(|(s, _)| s.name.as_str())
             .collect();
         let broken = match &self.stop {
             Some(Stop::Broken(why)) => Some(why.clone()),

@@ -50,6 +50,15 @@ impl<'a> Sim<'a> {
     }
 
     fn with_presets(f: &'a Fixture, presets: BTreeMap<String, Preset>) -> Sim<'a> {
+        Self::with_setup(f, presets, BTreeMap::new(), Default::default())
+    }
+
+    fn with_setup(
+        f: &'a Fixture,
+        presets: BTreeMap<String, Preset>,
+        globs: BTreeMap<String, Vec<String>>,
+        approved: std::collections::BTreeSet<String>,
+    ) -> Sim<'a> {
         let file = &f.loaded.file;
         let wf = &file.workflows[0];
         let (plan, hooks) = crate::patterns::build(file, wf);
@@ -64,6 +73,8 @@ impl<'a> Sim<'a> {
                 run_dir: PathBuf::from("/w/.agent-relay/runs/r"),
                 run_id: "r".into(),
                 presets,
+                approved,
+                globs,
             },
             plan,
             hooks,
@@ -1003,4 +1014,392 @@ fn a_deterministic_step_is_repaired_by_the_nearest_agent_upstream() {
         _ => done("ok"),
     });
     assert!(sim.labels().contains(&"test:repair#1".to_string()));
+}
+
+// ---- control flow: conditions, loops, approvals, pause --------------------------------
+
+fn one_agent(steps: &str) -> Fixture {
+    fixture(&team("", &[("a", "dev")], steps))
+}
+
+#[test]
+fn a_false_condition_skips_the_step_with_the_reason_and_the_rest_goes_on() {
+    let f = one_agent(
+        "      - {name: triage, agent: a, task: t}\n      - name: fix\n        agent: a\n        dependsOn: [triage]\n        if: \"contains(steps.triage.output, 'P0')\"\n        task: fix it\n      - {name: report, agent: a, dependsOn: [fix], task: \"r[{{steps.fix.output}}]\"}\n",
+    );
+    let mut sim = Sim::new(&f);
+    let s = sim.run(|l| {
+        done(if l.job.label == "triage" {
+            "P2 only"
+        } else {
+            &l.text
+        })
+    });
+    assert_eq!(sim.labels(), ["triage", "report"]);
+    assert_eq!(s.status, RunStatus::Completed);
+    let fix = step(&s, "fix");
+    assert_eq!(fix.status, StepStatus::Skipped);
+    assert!(
+        fix.reason.as_deref().unwrap().contains("is false"),
+        "{:?}",
+        fix.reason
+    );
+    assert_eq!(step(&s, "report").output, "r[]");
+}
+
+#[test]
+fn a_true_condition_runs_the_step_once() {
+    let f = one_agent(
+        "      - {name: triage, agent: a, task: t}\n      - name: fix\n        agent: a\n        dependsOn: [triage]\n        if: \"contains(steps.triage.output, 'P0') and steps.triage.status == 'completed'\"\n        task: fix it\n",
+    );
+    let mut sim = Sim::new(&f);
+    let s = sim.run(|l| {
+        done(if l.job.label == "triage" {
+            "a P0 bug"
+        } else {
+            "fixed"
+        })
+    });
+    assert_eq!(sim.labels(), ["triage", "fix#1"]);
+    assert_eq!(step(&s, "fix").status, StepStatus::Completed);
+    assert_eq!(step(&s, "fix").output, "fixed");
+}
+
+#[test]
+fn skip_if_previous_success_runs_only_after_a_failure_it_may_continue_past() {
+    let f = one_agent(
+        "      - {name: main, agent: a, task: t, retries: 0, continueOnFailure: true}\n      - {name: fallback, agent: a, dependsOn: [main], skipIf: previous_success, task: f}\n",
+    );
+    // main completes: fallback is skipped.
+    let mut sim = Sim::new(&f);
+    let s = sim.run(echo);
+    assert_eq!(sim.labels(), ["main"]);
+    assert_eq!(step(&s, "fallback").status, StepStatus::Skipped);
+    // main fails: fallback runs, and the run completes (continueOnFailure).
+    let mut sim = Sim::new(&f);
+    let s = sim.run(|l| {
+        if l.job.label == "main" {
+            failed("boom")
+        } else {
+            done("saved")
+        }
+    });
+    assert_eq!(sim.labels(), ["main", "fallback#1"]);
+    assert_eq!(step(&s, "main").status, StepStatus::Failed);
+    assert_eq!(step(&s, "fallback").output, "saved");
+    assert_eq!(s.status, RunStatus::Completed, "{:?}", s.reason);
+}
+
+#[test]
+fn skip_if_a_command_runs_it_first_and_skips_on_exit_zero() {
+    let f = one_agent(
+        "      - name: build\n        agent: a\n        task: b\n        skipIf: {sh: test -f done}\n",
+    );
+    let mut sim = Sim::new(&f);
+    let s = sim.run(|l| {
+        assert!(
+            l.job.label != "build#1",
+            "the step runs only when the check fails"
+        );
+        done("")
+    });
+    assert_eq!(sim.labels(), ["build:skip-check"]);
+    assert!(matches!(
+        sim.launched[0].job.work,
+        job::Work::Command { .. }
+    ));
+    assert!(sim.launched[0].text.contains("test -f done"));
+    assert_eq!(step(&s, "build").status, StepStatus::Skipped);
+    let mut sim = Sim::new(&f);
+    let s = sim.run(|l| {
+        if l.job.label == "build:skip-check" {
+            failed("exit code 1")
+        } else {
+            done("built")
+        }
+    });
+    assert_eq!(sim.labels(), ["build:skip-check", "build#1"]);
+    assert_eq!(step(&s, "build").output, "built");
+    assert_eq!(s.status, RunStatus::Completed);
+}
+
+#[test]
+fn a_loop_until_ends_on_the_iteration_whose_output_matches() {
+    let f = one_agent(
+        "      - {name: fix, agent: a, task: \"try {{iteration}} of {{maxIterations}}\", until: PASS, maxIterations: 5}\n      - {name: after, agent: a, dependsOn: [fix], task: \"{{steps.fix.output}} / {{steps.fix.outputs}}\"}\n",
+    );
+    let mut sim = Sim::new(&f);
+    let s = sim.run(|l| match l.text.as_str() {
+        "try 3 of 5" => done("PASS"),
+        t if t.starts_with("try") => done("FAIL"),
+        t => done(t),
+    });
+    assert_eq!(sim.labels(), ["fix#1", "fix#2", "fix#3", "after"]);
+    assert_eq!(step(&s, "fix").output, "PASS");
+    assert_eq!(step(&s, "after").output, r#"PASS / ["FAIL","FAIL","PASS"]"#);
+}
+
+#[test]
+fn a_loop_until_that_never_matches_fails_after_max_iterations() {
+    let f = one_agent(
+        "      - {name: fix, agent: a, task: t, until: \"regex:^ok$\", maxIterations: 3}\n",
+    );
+    let mut sim = Sim::new(&f);
+    let s = sim.run(|_| done("nope"));
+    assert_eq!(sim.labels(), ["fix#1", "fix#2", "fix#3"]);
+    assert_eq!(s.status, RunStatus::Failed);
+    let reason = step(&s, "fix").reason.clone().unwrap();
+    assert!(reason.contains("not met after 3 iterations"), "{reason}");
+}
+
+#[test]
+fn break_if_failure_ends_a_counted_loop_at_the_failing_iteration() {
+    let f = one_agent(
+        "      - {name: work, agent: a, task: \"n{{iteration}}\", retries: 0, loop: {max: 5}, breakIf: failure}\n",
+    );
+    let mut sim = Sim::new(&f);
+    let s = sim.run(|l| {
+        if l.text == "n3" {
+            failed("broke")
+        } else {
+            done(&l.text)
+        }
+    });
+    assert_eq!(sim.labels(), ["work#1", "work#2", "work#3"]);
+    assert_eq!(s.status, RunStatus::Completed);
+    assert_eq!(step(&s, "work").output, "n2");
+    // Without breakIf, a failing iteration fails the step.
+    let f = one_agent(
+        "      - {name: work, agent: a, task: \"n{{iteration}}\", retries: 0, loop: {max: 5}}\n",
+    );
+    let mut sim = Sim::new(&f);
+    let s = sim.run(|l| {
+        if l.text == "n2" {
+            failed("broke")
+        } else {
+            done(&l.text)
+        }
+    });
+    assert_eq!(sim.labels(), ["work#1", "work#2"]);
+    assert_eq!(s.status, RunStatus::Failed);
+    assert!(
+        step(&s, "work")
+            .reason
+            .as_deref()
+            .unwrap()
+            .contains("iteration 2 failed: broke")
+    );
+}
+
+#[test]
+fn break_if_a_condition_sees_the_iteration_output() {
+    let f = one_agent(
+        "      - {name: work, agent: a, task: \"n{{iteration}}\", loop: {max: 9}, breakIf: \"contains(output, 'stop') or iteration >= 7\"}\n",
+    );
+    let mut sim = Sim::new(&f);
+    sim.run(|l| done(if l.text == "n4" { "please stop" } else { "go" }));
+    assert_eq!(sim.labels(), ["work#1", "work#2", "work#3", "work#4"]);
+}
+
+#[test]
+fn a_for_each_loop_runs_once_per_item_of_a_list_a_glob_or_an_output() {
+    let f = one_agent(
+        "      - {name: each, agent: a, task: \"do {{file}} ({{iteration}}/{{maxIterations}})\", loop: {over: \"tasks/*.md\", as: file}}\n",
+    );
+    let globs = BTreeMap::from([(
+        "tasks/*.md".to_string(),
+        vec!["tasks/a.md".to_string(), "tasks/b.md".to_string()],
+    )]);
+    let mut sim = Sim::with_setup(&f, BTreeMap::new(), globs, Default::default());
+    let s = sim.run(echo);
+    let texts: Vec<&str> = sim.launched.iter().map(|l| l.text.as_str()).collect();
+    assert_eq!(texts, ["do tasks/a.md (1/2)", "do tasks/b.md (2/2)"]);
+    assert_eq!(s.status, RunStatus::Completed);
+    let f = one_agent(
+        "      - {name: list, agent: a, task: t}\n      - {name: each, agent: a, dependsOn: [list], task: \"x {{item}}\", loop: {over: \"{{steps.list.output}}\"}}\n",
+    );
+    let mut sim = Sim::new(&f);
+    sim.run(|l| {
+        done(if l.job.label == "list" {
+            "[\"p\", \"q\", \"r\"]"
+        } else {
+            &l.text
+        })
+    });
+    assert_eq!(sim.labels(), ["list", "each#1", "each#2", "each#3"]);
+}
+
+#[test]
+fn a_resumed_loop_keeps_the_iterations_done_and_runs_the_rest() {
+    let f = one_agent(
+        "      - {name: work, agent: a, task: \"n{{iteration}}\", loop: {max: 5}}\n      - {name: after, agent: a, dependsOn: [work], task: \"{{steps.work.outputs}}\"}\n",
+    );
+    let kept = |o: &str| Preset {
+        status: StepStatus::Completed,
+        output: o.into(),
+        reason: None,
+        attempts: 1,
+        exit_code: Some(0),
+        duration_ms: 1,
+    };
+    let presets = BTreeMap::from([
+        ("work#1".to_string(), kept("n1")),
+        ("work#2".to_string(), kept("n2")),
+    ]);
+    let mut sim = Sim::with_presets(&f, presets);
+    let s = sim.run(echo);
+    assert_eq!(sim.labels(), ["work#3", "work#4", "work#5", "after"]);
+    assert_eq!(step(&s, "after").output, r#"["n1","n2","n3","n4","n5"]"#);
+}
+
+#[test]
+fn output_var_names_a_step_output_for_later_steps() {
+    let f = one_agent(
+        "      - {name: plan, agent: a, task: t, outputVar: theplan}\n      - {name: do, agent: a, dependsOn: [plan], task: \"follow {{theplan}}\"}\n",
+    );
+    let mut sim = Sim::new(&f);
+    let s = sim.run(|l| {
+        done(if l.job.label == "plan" {
+            "P  \n"
+        } else {
+            &l.text
+        })
+    });
+    assert_eq!(step(&s, "do").output, "follow P");
+}
+
+fn approvals(sim: &Sim<'_>) -> Vec<String> {
+    sim.events
+        .iter()
+        .filter_map(|e| match e {
+            EventKind::ApprovalRequested { step, .. } => Some(format!("asked {step}")),
+            EventKind::ApprovalDecided {
+                step,
+                approved,
+                by,
+                reason,
+            } => Some(format!(
+                "{step} {} by {by}{}",
+                if *approved { "approved" } else { "rejected" },
+                reason
+                    .as_deref()
+                    .map(|r| format!(": {r}"))
+                    .unwrap_or_default()
+            )),
+            _ => None,
+        })
+        .collect()
+}
+
+#[test]
+fn an_approval_gate_holds_the_step_until_a_person_approves() {
+    let f = one_agent(
+        "      - {name: build, agent: a, task: b}\n      - {name: deploy, agent: a, dependsOn: [build], task: d, approval: required}\n",
+    );
+    let mut sim = Sim::new(&f);
+    sim.answer(done("ok"));
+    assert!(sim.pending.is_empty(), "deploy waits");
+    assert_eq!(approvals(&sim), ["asked deploy"]);
+    assert_eq!(sim.state.awaiting_approval()[0].0, "deploy");
+    assert!(sim.state.check_decision("build", "ann").is_err());
+    assert!(sim.state.check_decision("deploy", "ann").is_ok());
+    sim.input(Input::Decide {
+        step: "deploy".into(),
+        approved: true,
+        by: "ann".into(),
+        reason: Some("looks good".into()),
+    });
+    assert_eq!(sim.labels(), ["build", "deploy"]);
+    let s = sim.run(echo);
+    assert_eq!(s.status, RunStatus::Completed);
+    assert_eq!(approvals(&sim)[1], "deploy approved by ann: looks good");
+}
+
+#[test]
+fn a_rejected_step_fails_without_running_and_approvers_are_enforced() {
+    let f = one_agent(
+        "      - name: deploy\n        agent: a\n        task: d\n        approval: {approvers: [ann]}\n",
+    );
+    let mut sim = Sim::new(&f);
+    let e = sim.state.check_decision("deploy", "bob").unwrap_err();
+    assert!(e.contains("`ann`"), "{e}");
+    sim.input(Input::Decide {
+        step: "deploy".into(),
+        approved: false,
+        by: "ann".into(),
+        reason: Some("not today".into()),
+    });
+    let s = sim.summary.clone().expect("finished");
+    assert!(sim.launched.is_empty());
+    assert_eq!(s.status, RunStatus::Failed);
+    assert_eq!(
+        step(&s, "deploy").reason.as_deref(),
+        Some("rejected by ann: not today")
+    );
+}
+
+#[test]
+fn an_approval_times_out_as_configured() {
+    for (on_timeout, approved) in [("reject", false), ("approve", true)] {
+        let f = one_agent(&format!(
+            "      - name: deploy\n        agent: a\n        task: d\n        approval: {{timeoutMs: 500, onTimeout: {on_timeout}}}\n"
+        ));
+        let mut sim = Sim::new(&f);
+        let s = sim.run(echo);
+        assert_eq!(!sim.launched.is_empty(), approved, "{on_timeout}");
+        assert_eq!(s.status == RunStatus::Completed, approved, "{on_timeout}");
+        assert!(
+            approvals(&sim)[1].contains("by timeout"),
+            "{:?}",
+            approvals(&sim)
+        );
+    }
+}
+
+#[test]
+fn an_approval_granted_before_a_restart_is_not_asked_again() {
+    let f = one_agent("      - {name: deploy, agent: a, task: d, approval: required}\n");
+    let approved = std::collections::BTreeSet::from(["deploy".to_string()]);
+    let mut sim = Sim::with_setup(&f, BTreeMap::new(), BTreeMap::new(), approved);
+    assert_eq!(sim.labels(), ["deploy"]);
+    sim.run(echo);
+    assert!(approvals(&sim).is_empty());
+}
+
+#[test]
+fn cancel_ends_a_step_waiting_for_approval() {
+    let f = one_agent("      - {name: deploy, agent: a, task: d, approval: required}\n");
+    let mut sim = Sim::new(&f);
+    sim.input(Input::Cancel {
+        reason: "stop".into(),
+    });
+    let s = sim.summary.clone().expect("finished");
+    assert_eq!(s.status, RunStatus::Cancelled);
+}
+
+#[test]
+fn a_paused_run_starts_nothing_new_until_unpaused() {
+    let f = one_agent(
+        "      - {name: one, agent: a, task: t}\n      - {name: two, agent: a, dependsOn: [one], task: t}\n",
+    );
+    let mut sim = Sim::new(&f);
+    sim.input(Input::Pause { by: "ann".into() });
+    assert!(sim.state.is_paused());
+    sim.answer(done("x"));
+    assert!(sim.pending.is_empty(), "two waits while paused");
+    assert!(sim.summary.is_none());
+    sim.input(Input::Unpause { by: "ann".into() });
+    assert_eq!(sim.labels(), ["one", "two"]);
+    let s = sim.run(echo);
+    assert_eq!(s.status, RunStatus::Completed);
+    assert!(
+        sim.events
+            .iter()
+            .any(|e| matches!(e, EventKind::RunPaused { by } if by == "ann"))
+    );
+    assert!(
+        sim.events
+            .iter()
+            .any(|e| matches!(e, EventKind::RunUnpaused { .. }))
+    );
 }

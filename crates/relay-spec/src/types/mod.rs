@@ -10,6 +10,7 @@
 //! | `permissions.rs` | permission profiles and an agent's permissions |
 //! | `workflow.rs` | workflows, preflight checks |
 //! | `step.rs`, `step_de.rs` | steps of every type, and how a step is read |
+//! | `control.rs` | loops, conditions, named outputs and approval gates on a step |
 //! | `verification.rs` | the checks a step's result must pass |
 //! | `coordination.rs` | failure policies and error handling, barriers, consensus, shared state |
 //! | `integrations.rs` | named paths, integrations, subscriptions |
@@ -17,6 +18,7 @@
 //! | `defaults.rs` | every default of the format |
 
 mod agent;
+mod control;
 mod coordination;
 mod defaults;
 mod either;
@@ -34,6 +36,7 @@ use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
 pub use agent::{Agent, Cli, Constraints};
+pub use control::{Approval, ApprovalSettings, Items, Loop, OnTimeout, SkipIf, SkipRule};
 pub use coordination::{
     Barrier, ConsensusStrategy, Coordination, ErrorHandling, OnError, OnExhaustion, StateBackend,
     StateConfig,
@@ -42,7 +45,7 @@ pub use defaults::*;
 pub use either::{BoolOr, NameOr};
 pub use integrations::{Integrations, PathDef, Subscription};
 pub use permissions::{Access, AgentPermissions, FilePermissions, NetworkRules, PermissionProfile};
-pub use step::{Items, Step, StepType, WaitFor};
+pub use step::{Step, StepType, WaitFor};
 pub use swarm::{HumanAssistance, IdleNudge, Pattern, SlackAssistance, Swarm, Trajectories};
 pub use verification::{CustomCheck, Verification, VerificationType};
 pub use workflow::{OutputCondition, PreflightCheck, WorkflowDef};

@@ -10,6 +10,7 @@ use serde::Serialize;
 
 use super::Scalar;
 use super::agent::Agent;
+use super::control::{Approval, Items, Loop, SkipIf};
 use super::coordination::ErrorHandling;
 use super::defaults::*;
 use super::either::BoolOr;
@@ -171,16 +172,35 @@ pub struct Step {
     /// The action's parameters; `{{...}}` is filled in (integration steps).
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub params: BTreeMap<String, Scalar>,
-}
-
-/// Extension: the items a map step runs over.
-#[derive(Debug, Clone, PartialEq, Serialize, serde::Deserialize, JsonSchema)]
-#[serde(untagged)]
-pub enum Items {
-    /// Literal items.
-    List(Vec<Scalar>),
-    /// Text with `{{...}}`, split into non-empty lines (or a JSON array of strings).
-    Text(String),
+    /// Extension: run the step only when this condition holds (see the README's
+    /// conditions); otherwise it is skipped and the steps after it go on.
+    #[serde(default, rename = "if", skip_serializing_if = "Option::is_none")]
+    pub if_: Option<String>,
+    /// Extension: skip the step when every step it depends on completed
+    /// (`previous_success`) or when a command exits 0 (`sh: COMMAND`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub skip_if: Option<SkipIf>,
+    /// Extension: a failure of this step is reported but fails neither the run nor the
+    /// steps after it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub continue_on_failure: Option<bool>,
+    /// Extension: the step's output is also the variable `{{NAME}}` for later steps.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub output_var: Option<String>,
+    /// Extension: run the step repeatedly, counted or once per item.
+    #[serde(default, rename = "loop", skip_serializing_if = "Option::is_none")]
+    pub loop_: Option<Loop>,
+    /// Extension: repeat the step until its output contains this text (or matches
+    /// `regex:...`), at most `maxIterations` times.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub until: Option<String>,
+    /// Extension (loops): stop repeating when an iteration `success`es, on `failure`, or
+    /// when a condition over `output`, `status` and `iteration` holds.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub break_if: Option<String>,
+    /// Extension: the run waits for a person's approval before starting the step.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub approval: Option<Approval>,
 }
 
 /// What a waitFor step waits for: events from a provider, about one or more paths.

@@ -45,6 +45,14 @@ pub const STEP_FIELDS: &[&str] = &[
     "integration",
     "action",
     "params",
+    "if",
+    "skipIf",
+    "continueOnFailure",
+    "outputVar",
+    "loop",
+    "until",
+    "breakIf",
+    "approval",
 ];
 
 impl<'de> Deserialize<'de> for Step {
@@ -127,6 +135,16 @@ impl<'de> Visitor<'de> for StepVisitor {
                 "integration" => s.integration = map.next_value()?,
                 "action" => s.action = map.next_value()?,
                 "params" => s.params = map.next_value()?,
+                "if" => s.if_ = map.next_value()?,
+                "skipIf" | "skip_if" => s.skip_if = map.next_value()?,
+                "continueOnFailure" | "continue_on_failure" => {
+                    s.continue_on_failure = map.next_value()?
+                }
+                "outputVar" | "output_var" => s.output_var = map.next_value()?,
+                "loop" => s.loop_ = map.next_value()?,
+                "until" => s.until = map.next_value()?,
+                "breakIf" | "break_if" => s.break_if = map.next_value()?,
+                "approval" => s.approval = map.next_value()?,
                 _ => extras.push(Extra {
                     key: key.value,
                     pos,

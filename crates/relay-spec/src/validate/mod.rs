@@ -10,6 +10,7 @@
 //! | `steps.rs` | each step: its kind, agent, dependencies, verification, items, texts |
 //! | `refs.rs` | `{{steps.X.output}}` and `{{item}}` references |
 
+mod control;
 mod file;
 mod names;
 mod refs;
@@ -18,6 +19,7 @@ mod steps;
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 
 pub use crate::diagnostic::{Diagnostic, Report, Severity};
+pub use control::{LOOP_VARS, is_controlled, is_loop};
 
 use crate::graph::{StepGraph, StepIdx};
 use crate::load::{Loaded, StepField, did_you_mean};
@@ -213,14 +215,50 @@ pub const ITEM_VARS: [&str; 2] = ["item", "itemIndex"];
 /// The user variables the workflow's steps refer to, in name order.
 pub fn required_vars(wf: &WorkflowDef) -> BTreeSet<String> {
     let mut vars = BTreeSet::new();
+    let outputs: BTreeSet<&str> = wf
+        .steps
+        .iter()
+        .filter_map(|s| s.output_var.as_deref())
+        .collect();
     for s in &wf.steps {
-        let provided: &[&str] = if s.items.is_some() { &ITEM_VARS } else { &[] };
+        let mut provided: Vec<&str> = if s.items.is_some() {
+            ITEM_VARS.to_vec()
+        } else {
+            Vec::new()
+        };
+        if is_loop(s) {
+            provided.extend(LOOP_VARS);
+            if let Some(l) = &s.loop_
+                && l.over.is_some()
+            {
+                provided.push(l.var());
+            }
+        }
+        let given = |v: &str| provided.contains(&v) || outputs.contains(v);
         for (_, text) in step_texts(s) {
             for r in references(text) {
                 if let Ref::Var(v) = r
-                    && !provided.contains(&v.as_str())
+                    && !given(&v)
                 {
                     vars.insert(v);
+                }
+            }
+        }
+        // Variables a condition reads (`vars.X` or a bare `X`).
+        let break_if = s
+            .break_if
+            .as_deref()
+            .filter(|b| !matches!(b.trim(), "success" | "failure"));
+        for (src, in_loop) in [(s.if_.as_deref(), false), (break_if, true)] {
+            let Some(expr) = src.and_then(|c| crate::condition::parse(c).ok()) else {
+                continue;
+            };
+            for p in expr.paths() {
+                if let crate::condition::Name::Var(v) = crate::condition::name(p) {
+                    let loop_own = in_loop && matches!(v, "output" | "status");
+                    if !loop_own && !given(v) {
+                        vars.insert(v.to_string());
+                    }
                 }
             }
         }

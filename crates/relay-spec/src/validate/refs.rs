@@ -29,7 +29,7 @@ pub(super) fn step_references(
         for (field, text) in step_texts(step) {
             for r in references(text) {
                 match r {
-                    Ref::StepOutput(x) => match index.get(x.as_str()) {
+                    Ref::StepOutput(x) | Ref::StepOutputs(x) => match index.get(x.as_str()) {
                         Some(&xi) => uses.push((s, field, x, xi)),
                         None => report.push(Diagnostic::error(
                             map.step(w, s, field),
@@ -42,7 +42,14 @@ pub(super) fn step_references(
                             ),
                         )),
                     },
-                    Ref::Var(v) if ITEM_VARS.contains(&v.as_str()) && step.items.is_none() => {
+                    Ref::Var(v)
+                        if ITEM_VARS.contains(&v.as_str())
+                            && step.items.is_none()
+                            && step
+                                .loop_
+                                .as_ref()
+                                .is_none_or(|l| l.over.is_none() || l.var() != v) =>
+                    {
                         report.push(Diagnostic::error(
                             map.step(w, s, field),
                             format!(

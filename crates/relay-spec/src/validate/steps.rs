@@ -106,6 +106,7 @@ pub(super) fn validate_workflow(ctx: &Ctx<'_>, w: usize, wf: &WorkflowDef, repor
         return;
     }
     super::refs::step_references(ctx, w, wf, &index, &graph, report);
+    super::control::step_control(ctx, w, wf, &index, &graph, report);
 }
 
 /// The fields only some kinds of step use, and the kinds that use them.

@@ -474,3 +474,92 @@ fn references_in_worktree_wait_and_integration_fields_are_checked() {
         .collect();
     assert_eq!(vars, ["dir", "ticket"]);
 }
+
+// ---- control flow ---------------------------------------------------------------------
+
+fn found(workflows: &str, what: &str) -> Diagnostic {
+    let r = report(workflows);
+    r.errors()
+        .find(|d| d.message.contains(what))
+        .cloned()
+        .unwrap_or_else(|| panic!("no error with {what:?} in {:?}", r.diagnostics))
+}
+
+#[test]
+fn control_flow_misuse_is_reported_at_its_line_and_column() {
+    let w = "  - name: w\n    steps:\n      - {name: a, agent: dev, task: go}\n";
+    // A syntax error: the position of the `if` value and the column inside it.
+    let d = found(
+        &format!(
+            "{w}      - {{name: b, agent: dev, task: go, dependsOn: [a], if: \"steps.a.status = 'x'\"}}\n"
+        ),
+        "column 16 of the condition",
+    );
+    let pos = d.pos.expect("a position");
+    assert_eq!((pos.line, pos.column), (10, 61));
+    assert!(d.message.contains("`==`"), "{}", d.message);
+    // A step a condition names must exist and be upstream.
+    found(
+        &format!("{w}      - {{name: b, agent: dev, task: go, if: \"steps.aa.status == 'x'\"}}\n"),
+        "no step `aa` (did you mean `a`?)",
+    );
+    found(
+        &format!("{w}      - {{name: b, agent: dev, task: go, if: \"steps.a.status == 'x'\"}}\n"),
+        "does not depend on it",
+    );
+    found(
+        &format!(
+            "{w}      - {{name: b, agent: dev, task: go, dependsOn: [a], if: \"steps.a.state == 'x'\"}}\n"
+        ),
+        "`.output` or `.exitCode`",
+    );
+    found(
+        &format!("{w}      - {{name: b, agent: dev, task: go, skipIf: sometimes}}\n"),
+        "is no rule",
+    );
+    found(
+        &format!("{w}      - {{name: b, agent: dev, task: go, loop: {{max: 0}}}}\n"),
+        "at least 1",
+    );
+    found(
+        &format!("{w}      - {{name: b, agent: dev, task: go, loop: {{}}}}\n"),
+        "needs `max: N`",
+    );
+    found(
+        &format!("{w}      - {{name: b, agent: dev, task: go, breakIf: failure}}\n"),
+        "no loop",
+    );
+    found(
+        &format!("{w}      - {{name: b, agent: dev, task: go, until: \"regex:(\"}}\n"),
+        "not a valid regular expression",
+    );
+    found(
+        &format!("{w}      - {{name: b, agent: dev, task: go, approval: maybe}}\n"),
+        "`approval: maybe` is not a setting",
+    );
+    found(
+        &format!("{w}      - {{name: b, agent: dev, task: \"{{{{res}}}}\", outputVar: res}}\n"),
+        "its own output",
+    );
+    found(
+        &format!(
+            "{w}      - {{name: b, agent: dev, task: go, outputVar: res}}\n      - {{name: c, agent: dev, task: \"{{{{res}}}}\"}}\n"
+        ),
+        "does not depend on it",
+    );
+}
+
+#[test]
+fn loop_and_output_names_are_not_missing_variables() {
+    let src = format!(
+        "{AGENTS}workflows:\n  - name: w\n    steps:\n      - {{name: a, agent: dev, task: go, outputVar: plan}}\n      - {{name: b, agent: dev, dependsOn: [a], task: \"{{{{plan}}}} {{{{file}}}} {{{{iteration}}}}/{{{{maxIterations}}}} {{{{who}}}}\", loop: {{over: [x, y], as: file}}, breakIf: \"contains(output, 'x') or mode == 'quick'\"}}\n"
+    );
+    let loaded = parse(&src, "w.yaml").unwrap();
+    let r = validate(&loaded, None);
+    assert!(!r.has_errors(), "{:?}", r.diagnostics);
+    let wf = &loaded.file.workflows[0];
+    assert_eq!(
+        required_vars(wf).into_iter().collect::<Vec<_>>(),
+        ["mode", "who"]
+    );
+}
