@@ -295,3 +295,27 @@ fn attach_refuses_what_has_no_live_terminal() {
         String::from_utf8_lossy(&o.stderr)
     );
 }
+
+#[test]
+fn run_on_a_terminal_shows_a_live_block_that_collapses_into_the_summary() {
+    let w = World::new();
+    let f = w.write(
+        "wf.yaml",
+        &format!("{AGENTS}      - {{name: waiting-step, type: deterministic, command: \"while [ ! -f go ]; do sleep 0.05; done\"}}\n"),
+    );
+    let mut tty = Tty::spawn(&w, &["run", f.to_str().unwrap()]);
+    let live = tty.wait_for("the live block", |s| s.contains("[0/1] 1 running"));
+    assert!(live.contains("waiting-step"), "{live}");
+    std::fs::write(w.path().join("go"), "").unwrap();
+    assert_eq!(tty.wait_exit(), 0);
+    let end = tty.wait_for("the summary", |s| s.contains("completed, 0 failed"));
+    assert!(!end.contains("1 running"), "the block is gone:\n{end}");
+
+    // Piped, the same run prints plain lines and no terminal control.
+    let _ = std::fs::remove_file(w.path().join("go"));
+    std::fs::write(w.path().join("go"), "").unwrap();
+    let o = w.run(&["run", f.to_str().unwrap()]);
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(err.contains("ok    waiting-step completed"), "{err}");
+    assert!(!err.contains('\x1b') && !err.contains("running"), "{err}");
+}
