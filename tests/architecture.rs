@@ -1,7 +1,7 @@
 //! The shape of the code, checked: dependencies between the workspace's crates point one
-//! way (spec ← messaging ← broker ← engine ← cli, testkit for tests only), and inside every
-//! crate no modules depend on each other in a cycle, at any level of nesting. Reads the
-//! sources; a `use` of `crate::a` from inside module `b` is an edge `b → a`.
+//! way (spec ← state ← messaging ← broker ← engine ← cli, testkit for tests only), and
+//! inside every crate no modules depend on each other in a cycle, at any level of
+//! nesting. Reads the sources; a `use` of `crate::a` from inside module `b` is an edge `b → a`.
 
 #![allow(clippy::unwrap_used)]
 
@@ -37,9 +37,11 @@ fn crates_depend_on_each_other_one_way() {
     let order = [
         "relay-spec",
         "relay-templates",
+        "relay-state",
         "relay-messaging",
         "relay-broker",
         "relay-engine",
+        "relay-nats",
         "relay-dashboard",
         "relay-cli",
     ];

@@ -352,7 +352,12 @@ workflows:
     let board: serde_json::Value =
         serde_json::from_str(&std::fs::read_to_string(w.run_dir().join("board.json")).unwrap())
             .unwrap();
-    assert_eq!(board["plan"], "step one");
+    // The board is the shared state: entries by `NAMESPACE:KEY` (the workflow's name).
+    assert_eq!(
+        board["entries"]["main:plan"]["value"], "step one",
+        "{board}"
+    );
+    assert_eq!(board["entries"]["main:plan"]["by"], "probe", "{board}");
 
     // Outside a run.
     let gone = w.path().join("no-such.sock");

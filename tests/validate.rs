@@ -176,13 +176,18 @@ fn validate_warns_about_fields_without_effect_and_passes() {
     let f = w.write(
         "ok.yaml",
         &format!(
-            "{AGENTS}state:\n  backend: memory\nworkflows:\n  - name: main\n    steps:\n      - name: a\n        agent: dev\n        task: x\n"
+            "{AGENTS}    preset: fast\nstate:\n  backend: memory\nworkflows:\n  - name: main\n    steps:\n      - name: a\n        agent: dev\n        task: x\n"
         ),
     );
     let o = w.run(&["validate", f.to_str().unwrap()]);
     assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
     assert!(
-        stderr(&o).contains("state (shared state) has no effect yet"),
+        !stderr(&o).contains("state (shared state)"),
+        "shared state takes effect: {}",
+        stderr(&o)
+    );
+    assert!(
+        stderr(&o).contains("agents[dev].preset has no effect yet"),
         "{}",
         stderr(&o)
     );

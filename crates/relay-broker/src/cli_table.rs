@@ -58,9 +58,26 @@ pub struct CliProfile {
     /// shown. Only text that goes away again belongs here (gemini's "Initializing..."
     /// line stays in the conversation).
     pub busy_cues: &'static [&'static str],
+    /// Flags that put the CLI in its own read-only mode, used instead of the bypass flags
+    /// for `readonly` agents (on top of the kernel's enforcement); empty when it has none.
+    pub readonly_flags: &'static [&'static str],
+    /// Interactive sessions: read-only flags when they differ from the one-shot ones.
+    pub readonly_interactive_flags: Option<&'static [&'static str]>,
+    /// The CLI's own state (settings, sessions, caches): writable whatever an agent's
+    /// file rules say, so the CLI works. `~/` is the home directory; a trailing `/` marks
+    /// a directory (created when missing).
+    pub state_paths: &'static [&'static str],
+    /// How the CLI reports token usage one-shot: the flags that ask for it and the shape
+    /// of what it prints; `None` when it does not.
+    pub usage: Option<(&'static [&'static str], UsageFormat)>,
+    /// Case-insensitive regular expressions for the CLI's own "rate or usage limit
+    /// reached" messages (beyond an HTTP 429, which every CLI is checked for).
+    pub rate_limit_patterns: &'static [&'static str],
     /// How a one-shot run takes its task.
     pub task_input: TaskInput,
 }
+
+pub use crate::usage::UsageFormat;
 
 const PROFILES: [CliProfile; 10] = [
     CliProfile {
@@ -74,6 +91,24 @@ const PROFILES: [CliProfile; 10] = [
         busy_cues: &[],
         prompt_glyphs: &[],
         reply_glyphs: &["●"],
+        readonly_flags: &["--permission-mode", "plan"],
+        readonly_interactive_flags: None,
+        state_paths: &[
+            "~/.claude/",
+            "~/.claude.json",
+            "~/.claude.json.backup",
+            "~/.cache/",
+            "~/.npm/",
+        ],
+        usage: Some((
+            &["--output-format", "stream-json", "--verbose"],
+            UsageFormat::ClaudeStream,
+        )),
+        rate_limit_patterns: &[
+            r"usage limit reached",
+            r"(5-hour|weekly|session) limit reached",
+            r"rate[_ ]limit(ed|_error)?\b",
+        ],
         task_input: TaskInput::Stdin,
     },
     CliProfile {
@@ -87,6 +122,20 @@ const PROFILES: [CliProfile; 10] = [
         busy_cues: &[],
         prompt_glyphs: &[],
         reply_glyphs: &["•"],
+        readonly_flags: &["--sandbox", "read-only"],
+        readonly_interactive_flags: Some(&[
+            "--sandbox",
+            "read-only",
+            "--ask-for-approval",
+            "never",
+        ]),
+        state_paths: &["~/.codex/", "~/.cache/"],
+        usage: Some((&["--json"], UsageFormat::CodexJson)),
+        rate_limit_patterns: &[
+            r"you've hit your usage limit",
+            r"rate limit (reached|exceeded)",
+            r"too many requests",
+        ],
         task_input: TaskInput::Stdin,
     },
     CliProfile {
@@ -100,6 +149,14 @@ const PROFILES: [CliProfile; 10] = [
         busy_cues: &["Queued (press"],
         prompt_glyphs: &["*"],
         reply_glyphs: &["✦"],
+        readonly_flags: &["--approval-mode", "plan"],
+        readonly_interactive_flags: None,
+        state_paths: &["~/.gemini/", "~/.cache/", "~/.npm/"],
+        usage: Some((
+            &["--output-format", "stream-json"],
+            UsageFormat::GeminiStream,
+        )),
+        rate_limit_patterns: &[r"quota exceeded", r"resource[_ ]exhausted", r"rate limit"],
         task_input: TaskInput::Stdin,
     },
     CliProfile {
@@ -113,6 +170,11 @@ const PROFILES: [CliProfile; 10] = [
         busy_cues: &[],
         prompt_glyphs: &[],
         reply_glyphs: &[],
+        readonly_flags: &["--yes-always", "--no-git", "--dry-run"],
+        readonly_interactive_flags: None,
+        state_paths: &["~/.aider/", "~/.cache/"],
+        usage: None,
+        rate_limit_patterns: &[r"ratelimiterror", r"rate limit"],
         task_input: TaskInput::Stdin,
     },
     CliProfile {
@@ -126,6 +188,16 @@ const PROFILES: [CliProfile; 10] = [
         busy_cues: &[],
         prompt_glyphs: &[],
         reply_glyphs: &[],
+        readonly_flags: &[],
+        readonly_interactive_flags: None,
+        state_paths: &[
+            "~/.config/goose/",
+            "~/.local/share/goose/",
+            "~/.local/state/goose/",
+            "~/.cache/",
+        ],
+        usage: None,
+        rate_limit_patterns: &[r"rate limit"],
         task_input: TaskInput::Stdin,
     },
     CliProfile {
@@ -139,6 +211,16 @@ const PROFILES: [CliProfile; 10] = [
         busy_cues: &[],
         prompt_glyphs: &[],
         reply_glyphs: &[],
+        readonly_flags: &["--agent", "plan"],
+        readonly_interactive_flags: None,
+        state_paths: &[
+            "~/.config/opencode/",
+            "~/.local/share/opencode/",
+            "~/.local/state/opencode/",
+            "~/.cache/",
+        ],
+        usage: Some((&["--format", "json"], UsageFormat::OpencodeJson)),
+        rate_limit_patterns: &[r"rate limit", r"too many requests"],
         task_input: TaskInput::Stdin,
     },
     CliProfile {
@@ -152,6 +234,11 @@ const PROFILES: [CliProfile; 10] = [
         busy_cues: &[],
         prompt_glyphs: &[],
         reply_glyphs: &[],
+        readonly_flags: &[],
+        readonly_interactive_flags: None,
+        state_paths: &["~/.factory/", "~/.cache/"],
+        usage: None,
+        rate_limit_patterns: &[r"rate limit"],
         task_input: TaskInput::Argument,
     },
     // Cursor's CLI, under each name the format accepts for it.
@@ -166,6 +253,11 @@ const PROFILES: [CliProfile; 10] = [
         busy_cues: &[],
         prompt_glyphs: &[],
         reply_glyphs: &[],
+        readonly_flags: &[],
+        readonly_interactive_flags: None,
+        state_paths: &["~/.cursor/", "~/.config/cursor/", "~/.cache/"],
+        usage: None,
+        rate_limit_patterns: &[r"rate limit", r"usage limit"],
         task_input: TaskInput::Argument,
     },
     // Cursor's CLI, under each name the format accepts for it.
@@ -180,6 +272,11 @@ const PROFILES: [CliProfile; 10] = [
         busy_cues: &[],
         prompt_glyphs: &[],
         reply_glyphs: &[],
+        readonly_flags: &[],
+        readonly_interactive_flags: None,
+        state_paths: &["~/.cursor/", "~/.config/cursor/", "~/.cache/"],
+        usage: None,
+        rate_limit_patterns: &[r"rate limit", r"usage limit"],
         task_input: TaskInput::Argument,
     },
     // Cursor's CLI, under each name the format accepts for it.
@@ -194,6 +291,11 @@ const PROFILES: [CliProfile; 10] = [
         busy_cues: &[],
         prompt_glyphs: &[],
         reply_glyphs: &[],
+        readonly_flags: &[],
+        readonly_interactive_flags: None,
+        state_paths: &["~/.cursor/", "~/.config/cursor/", "~/.cache/"],
+        usage: None,
+        rate_limit_patterns: &[r"rate limit", r"usage limit"],
         task_input: TaskInput::Argument,
     },
 ];
@@ -207,6 +309,38 @@ pub fn profile(cli: Cli) -> &'static CliProfile {
         .unwrap_or(&PROFILES[0])
 }
 
+/// How a CLI is asked to run, beyond its task and model.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Invocation {
+    /// In its own read-only mode (its read-only flags instead of its bypass flags).
+    pub readonly: bool,
+    /// With structured output that reports token usage (one-shot), where it has one.
+    pub usage: bool,
+}
+
+/// The permission flags of `cli` for `how`: its bypass flags, or its read-only flags.
+fn permission_flags(p: &CliProfile, how: Invocation, interactive: bool) -> Vec<String> {
+    let flags: &[&str] = match (how.readonly, interactive) {
+        (false, _) => p.bypass_flags,
+        (true, true) => p.readonly_interactive_flags.unwrap_or(p.readonly_flags),
+        (true, false) => p.readonly_flags,
+    };
+    flags.iter().map(|s| s.to_string()).collect()
+}
+
+/// The flags that make `cli` report usage one-shot, when asked for and it has them.
+fn usage_flags(p: &CliProfile, how: Invocation) -> Vec<String> {
+    match (how.usage, p.usage) {
+        (true, Some((flags, _))) => flags.iter().map(|s| s.to_string()).collect(),
+        _ => Vec::new(),
+    }
+}
+
+/// The shape of `cli`'s one-shot output under `how`: structured (with usage), or text.
+pub fn usage_format(cli: Cli, how: Invocation) -> Option<UsageFormat> {
+    profile(cli).usage.filter(|_| how.usage).map(|(_, f)| f)
+}
+
 /// The invocation for a one-shot run of `task`.
 ///
 /// Shapes follow each CLI's non-interactive mode, with the task on stdin where the CLI
@@ -215,12 +349,15 @@ pub fn profile(cli: Cli) -> &'static CliProfile {
 /// `gemini` (stdin not a terminal), `opencode run`, `aider --message-file /dev/stdin
 /// --yes-always --no-git`, `goose run --no-session -i -`; and as an argument where not:
 /// `droid exec TASK`, `cursor-agent --force -p TASK`.
-pub fn oneshot_args(cli: Cli, model: Option<&str>, task: &str) -> OneShot {
+/// `how` picks the permission flags (bypass, or the CLI's read-only mode) and whether the
+/// CLI is asked for its structured output with token usage.
+pub fn oneshot_args(cli: Cli, model: Option<&str>, task: &str, how: Invocation) -> OneShot {
     let p = profile(cli);
     let mut args: Vec<String> = Vec::new();
     // Cursor's CLI: `cursor-agent --force -p TASK [--model M]`.
     if cli.is_cursor() {
-        args.extend(["--force".to_string(), "-p".into(), task.into()]);
+        args.extend(permission_flags(p, how, false));
+        args.extend(["-p".to_string(), task.into()]);
         if let Some(m) = model {
             args.extend([p.model_flag.to_string(), m.into()]);
         }
@@ -234,12 +371,16 @@ pub fn oneshot_args(cli: Cli, model: Option<&str>, task: &str) -> OneShot {
         Cli::Opencode => args.push("run".into()),
         Cli::Droid => {
             args.push("exec".into());
-            args.push("--skip-permissions-unsafe".into());
+            // `droid exec` is read-only unless told otherwise.
+            if !how.readonly {
+                args.push("--skip-permissions-unsafe".into());
+            }
         }
         Cli::Goose => args.push("run".into()),
         _ => {}
     }
-    args.extend(p.bypass_flags.iter().map(|s| s.to_string()));
+    args.extend(permission_flags(p, how, false));
+    args.extend(usage_flags(p, how));
     if let Some(m) = model {
         args.push(p.model_flag.into());
         args.push(m.into());
@@ -266,13 +407,13 @@ pub fn oneshot_args(cli: Cli, model: Option<&str>, task: &str) -> OneShot {
 }
 
 /// argv (without the program) for an interactive session; the task is typed in later.
-pub fn interactive_args(cli: Cli, model: Option<&str>) -> Vec<String> {
+pub fn interactive_args(cli: Cli, model: Option<&str>, how: Invocation) -> Vec<String> {
     let p = profile(cli);
     let mut args: Vec<String> = Vec::new();
     if cli == Cli::Goose {
         args.push("session".into());
     }
-    args.extend(p.bypass_flags.iter().map(|s| s.to_string()));
+    args.extend(permission_flags(p, how, true));
     if let Some(m) = model {
         args.push(p.model_flag.into());
         args.push(m.into());
@@ -299,8 +440,9 @@ mod tests {
 
     #[test]
     fn oneshot_shapes_match_the_cli_modes() {
+        let d = Invocation::default();
         let stdin = |cli, model, args: &[&str]| {
-            let got = oneshot_args(cli, model, "do it");
+            let got = oneshot_args(cli, model, "do it", d);
             assert_eq!(got.args, args, "{cli:?}");
             assert_eq!(
                 got.stdin.as_deref(),
@@ -331,21 +473,75 @@ mod tests {
             &["--yes-always", "--no-git", "--message-file", "/dev/stdin"],
         );
         stdin(Cli::Goose, None, &["run", "--no-session", "-i", "-"]);
-        let droid = oneshot_args(Cli::Droid, None, "t");
+        let droid = oneshot_args(Cli::Droid, None, "t", d);
         assert_eq!(droid.args, ["exec", "--skip-permissions-unsafe", "t"]);
         assert_eq!(droid.stdin, None);
         for cursor in [Cli::Cursor, Cli::CursorAgent, Cli::Agent] {
-            let got = oneshot_args(cursor, Some("gpt-5"), "t");
+            let got = oneshot_args(cursor, Some("gpt-5"), "t", d);
             assert_eq!(got.args, ["--force", "-p", "t", "--model", "gpt-5"]);
             assert_eq!(got.stdin, None);
-            assert_eq!(interactive_args(cursor, None), ["--force"]);
+            assert_eq!(interactive_args(cursor, None, d), ["--force"]);
         }
+    }
+
+    #[test]
+    fn readonly_agents_get_each_clis_own_read_only_mode_and_usage_its_structured_output() {
+        let ro = Invocation {
+            readonly: true,
+            usage: false,
+        };
+        assert_eq!(
+            oneshot_args(Cli::Claude, None, "t", ro).args,
+            ["--permission-mode", "plan", "-p"]
+        );
+        assert_eq!(
+            oneshot_args(Cli::Codex, None, "t", ro).args,
+            [
+                "exec",
+                "--skip-git-repo-check",
+                "--sandbox",
+                "read-only",
+                "-"
+            ]
+        );
+        assert_eq!(
+            interactive_args(Cli::Codex, None, ro),
+            ["--sandbox", "read-only", "--ask-for-approval", "never"]
+        );
+        assert_eq!(
+            oneshot_args(Cli::Gemini, None, "t", ro).args,
+            ["--approval-mode", "plan"]
+        );
+        assert_eq!(oneshot_args(Cli::Droid, None, "t", ro).args, ["exec", "t"]);
+        let usage = Invocation {
+            readonly: false,
+            usage: true,
+        };
+        assert_eq!(
+            oneshot_args(Cli::Claude, None, "t", usage).args,
+            [
+                "--dangerously-skip-permissions",
+                "--output-format",
+                "stream-json",
+                "--verbose",
+                "-p",
+            ]
+        );
+        assert_eq!(
+            oneshot_args(Cli::Opencode, None, "t", usage).args,
+            ["run", "--format", "json"]
+        );
+        assert_eq!(usage_format(Cli::Aider, usage), None);
+        assert_eq!(
+            usage_format(Cli::Codex, usage),
+            Some(UsageFormat::CodexJson)
+        );
     }
 
     #[test]
     fn the_task_is_on_stdin_exactly_where_the_profile_says() {
         for cli in Cli::ALL {
-            let got = oneshot_args(cli, None, "the-task");
+            let got = oneshot_args(cli, None, "the-task", Invocation::default());
             let on_stdin = profile(cli).task_input == TaskInput::Stdin;
             assert_eq!(got.stdin.is_some(), on_stdin, "{cli:?}");
             assert_eq!(
@@ -359,11 +555,11 @@ mod tests {
     #[test]
     fn interactive_args_carry_no_task() {
         assert_eq!(
-            interactive_args(Cli::Claude, None),
+            interactive_args(Cli::Claude, None, Invocation::default()),
             ["--dangerously-skip-permissions"]
         );
         assert_eq!(
-            interactive_args(Cli::Gemini, Some("flash")),
+            interactive_args(Cli::Gemini, Some("flash"), Invocation::default()),
             ["--yolo", "--model", "flash"]
         );
     }

@@ -6,6 +6,7 @@
 //! sending every value through JSON before acting on it.
 
 use std::future::Future;
+use std::sync::Arc;
 
 use serde::Serialize;
 use serde::de::DeserializeOwned;
@@ -34,6 +35,22 @@ pub trait Launcher: Send + Sync + 'static {
         events: UnboundedSender<SessionEvent>,
         inbox: Option<Receiver<Inbound>>,
     ) -> impl Future<Output = Result<SessionOutcome, SessionError>> + Send;
+
+    /// Whether this launcher can run `program` (an agent CLI): here, found on PATH.
+    fn can_run(&self, program: &str) -> bool {
+        crate::process::which(program).is_some()
+    }
+
+    /// The machine running (or that last ran) step `label`, when it is not this one.
+    fn placement(&self, _label: &str) -> Option<String> {
+        None
+    }
+
+    /// The message transport of run `run_id`, when agents' mailboxes live elsewhere
+    /// than in the coordinator's memory.
+    fn message_transport(&self, _run_id: &str) -> Option<Arc<dyn relay_messaging::Transport>> {
+        None
+    }
 }
 
 /// Runs everything on this machine.
@@ -139,6 +156,18 @@ impl<L: Launcher> Launcher for RoundTrip<L> {
             .await;
         flushed(task).await;
         through_json(outcome)
+    }
+
+    fn can_run(&self, program: &str) -> bool {
+        self.0.can_run(program)
+    }
+
+    fn placement(&self, label: &str) -> Option<String> {
+        self.0.placement(label)
+    }
+
+    fn message_transport(&self, run_id: &str) -> Option<Arc<dyn relay_messaging::Transport>> {
+        self.0.message_transport(run_id)
     }
 }
 

@@ -7,7 +7,10 @@ mod launcher;
 pub mod process;
 pub mod procfs;
 pub mod procscan;
+pub mod ratelimit;
+pub mod sandbox;
 pub mod session;
+pub mod usage;
 pub mod watchdog;
 
 pub use launcher::{AnyLauncher, Launcher, LocalLauncher, RoundTrip};

@@ -37,6 +37,15 @@ pub struct ProcessSpec {
     pub stderr_path: Option<PathBuf>,
     /// Grace between TERM and KILL when the group is ended on timeout or cancellation.
     pub kill_grace: Duration,
+    /// The permissions the kernel enforces on the process and everything it starts.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub sandbox: Option<crate::sandbox::Sandbox>,
+    /// The CLI's structured output to read usage from (stdout is then the reply text).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub usage: Option<crate::usage::UsageFormat>,
+    /// Stop the process once it has used more tokens than this (needs `usage`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub max_tokens: Option<u64>,
     /// Text written to the process's stdin, which is then closed: how tasks and scripts
     /// reach a process without appearing in its argv (no size limit, nothing in `ps`).
     /// `None` is /dev/null.
@@ -53,6 +62,8 @@ pub enum ProcessEnd {
     TimedOut,
     /// Cancelled from outside and the group was ended.
     Cancelled,
+    /// It passed its token limit and the group was ended.
+    TokenLimit,
 }
 
 /// The result of a process run.
@@ -71,6 +82,12 @@ pub struct ProcessOutcome {
     pub dropped: u64,
     /// Its process group id.
     pub pgid: u32,
+    /// Tokens it used, when its output reports them.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub usage: Option<crate::usage::Usage>,
+    /// The model it reported using.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub model: Option<String>,
 }
 
 /// Why a process could not be run. Plain data (the OS error as text), so a launcher on
@@ -97,6 +114,9 @@ pub enum ProcessError {
         /// The OS error.
         reason: String,
     },
+    /// The process's permissions cannot be enforced (or set up) here.
+    #[error("{0}")]
+    Sandbox(crate::sandbox::SandboxError),
     /// The stderr log could not be opened.
     #[error("cannot open log {}: {reason}", path.display())]
     Log {
@@ -156,6 +176,20 @@ pub async fn run_process(
         }
         None => Stdio::null(),
     };
+    let prepared = match spec.sandbox.clone() {
+        // Resolving globs reads the file tree: not on the async runtime.
+        Some(sandbox) => {
+            let (program, env) = (resolved.clone(), spec.env.clone());
+            tokio::task::spawn_blocking(move || crate::sandbox::prepare(&sandbox, &program, &env))
+                .await
+                .map_err(|e| ProcessError::Spawn {
+                    program: spec.program.clone(),
+                    reason: format!("the permission set-up failed: {e}"),
+                })?
+                .map_err(ProcessError::Sandbox)?
+        }
+        None => None,
+    };
     let mut cmd = tokio::process::Command::new(&resolved);
     cmd.args(&spec.args)
         .current_dir(&spec.cwd)
@@ -169,6 +203,10 @@ pub async fn run_process(
         .stderr(stderr)
         .process_group(0)
         .kill_on_drop(true);
+    if let Some(p) = &prepared {
+        cmd.envs(p.env());
+        crate::sandbox::confine(&mut cmd, p);
+    }
     let mut child = cmd.spawn().map_err(|e| ProcessError::Spawn {
         program: spec.program.clone(),
         reason: e.to_string(),
@@ -186,18 +224,39 @@ pub async fn run_process(
     }
 
     let mut stdout = child.stdout.take();
+    let over_limit = std::sync::Arc::new(tokio::sync::Notify::new());
+    let over = over_limit.clone();
+    let (format, max_tokens) = (spec.usage, spec.max_tokens);
     let reader = tokio::spawn(async move {
         let mut kept = Capture::new(OUTPUT_CAP);
+        let mut meter = format.map(crate::usage::Meter::new);
+        let mut told = false;
         if let Some(out) = stdout.as_mut() {
             let mut chunk = [0u8; 16 * 1024];
             loop {
                 match out.read(&mut chunk).await {
                     Ok(0) | Err(_) => break,
-                    Ok(n) => kept.push(&chunk[..n]),
+                    Ok(n) => {
+                        kept.push(&chunk[..n]);
+                        if let Some(m) = meter.as_mut() {
+                            m.feed(&chunk[..n]);
+                            if !told && max_tokens.is_some_and(|max| m.usage().total() > max) {
+                                told = true;
+                                over.notify_one();
+                            }
+                        }
+                    }
                 }
             }
         }
-        kept.finish()
+        let (raw, dropped) = kept.finish();
+        match meter {
+            Some(m) => {
+                let (text, usage, model) = m.finish();
+                (text, dropped, Some(usage), model)
+            }
+            None => (raw, dropped, None, None),
+        }
     });
 
     let timeout = async {
@@ -211,14 +270,18 @@ pub async fn run_process(
         status = child.wait() => (ProcessEnd::Exited, status.ok()),
         () = timeout => (ProcessEnd::TimedOut, end_child_group(&mut child, pgid, &policy).await),
         () = cancel.cancelled() => (ProcessEnd::Cancelled, end_child_group(&mut child, pgid, &policy).await),
+        () = over_limit.notified() => (ProcessEnd::TokenLimit, end_child_group(&mut child, pgid, &policy).await),
     };
     // The leader is gone; nothing it started may outlive it in its group.
     reap_leftovers(pgid, spec.kill_grace).await;
+    // Its private temp directory goes with it.
+    drop(prepared);
     // A straggler outside the group could hold stdout open; don't wait on it for ever.
-    let (stdout, dropped) = match tokio::time::timeout(Duration::from_secs(2), reader).await {
-        Ok(Ok(kept)) => kept,
-        _ => (String::new(), 0),
-    };
+    let (stdout, dropped, usage, model) =
+        match tokio::time::timeout(Duration::from_secs(2), reader).await {
+            Ok(Ok(kept)) => kept,
+            _ => (String::new(), 0, None, None),
+        };
     use std::os::unix::process::ExitStatusExt;
     Ok(ProcessOutcome {
         end,
@@ -227,6 +290,8 @@ pub async fn run_process(
         stdout,
         dropped,
         pgid,
+        usage,
+        model,
     })
 }
 
@@ -289,6 +354,9 @@ mod tests {
             timeout: None,
             stderr_path: None,
             kill_grace: Duration::from_millis(200),
+            sandbox: None,
+            usage: None,
+            max_tokens: None,
             stdin: None,
         }
     }

@@ -24,7 +24,11 @@ fn agent_spec(cli: Cli, task: &str, dir: &std::path::Path, tag: &str) -> Session
         "--as".to_owned(),
         cli.as_str().to_owned(),
     ];
-    argv.extend(cli_table::interactive_args(cli, None));
+    argv.extend(cli_table::interactive_args(
+        cli,
+        None,
+        cli_table::Invocation::default(),
+    ));
     let argv: Vec<&str> = argv.iter().map(String::as_str).collect();
     let mut s = spec(&argv, task, Some(cli), dir, tag);
     s.env.push((

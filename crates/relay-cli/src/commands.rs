@@ -50,6 +50,10 @@ pub struct RunArgs {
     /// Print only the final summary.
     #[arg(short, long)]
     pub quiet: bool,
+    /// Start agents whose permissions this kernel cannot fully enforce, with what it can
+    /// (each rule not enforced is recorded as a warning).
+    #[arg(long)]
+    pub allow_unenforced: bool,
     /// Continue an interrupted or failed run instead (same as `agent-relay resume RUN_ID`).
     #[arg(long, value_name = "RUN_ID", conflicts_with_all = ["start_from", "previous_run"])]
     pub resume: Option<String>,
@@ -65,6 +69,8 @@ pub struct RunArgs {
     /// Port of `--dashboard` on 127.0.0.1 (default: any free port).
     #[arg(long, value_name = "PORT", requires = "dashboard")]
     pub dashboard_port: Option<u16>,
+    #[command(flatten)]
+    pub nats: crate::workers::NatsArgs,
 }
 
 /// `validate` options.
@@ -138,6 +144,11 @@ fn explain(loaded: &Loaded, workflow: Option<&str>) -> CliResult {
         }
     };
     println!("messaging: {topology}");
+    let workdir = crate::execute::workdir()?;
+    for line in relay_engine::enforcement::check(&loaded.file, wf, &workdir, false).explain_lines()
+    {
+        println!("{line}");
+    }
     println!("plan:");
     for line in plan.describe() {
         println!("  {line}");
@@ -210,7 +221,7 @@ pub fn run(args: RunArgs) -> CliResult {
         quiet: args.quiet,
     };
     if let Some(id) = &args.resume {
-        return crate::runs_cmd::resume(id, out);
+        return crate::runs_cmd::resume(id, out, &args.nats);
     }
     let (checked, _, vars) = load_checked(&args.wf)?;
     if args.wf.explain {
@@ -232,14 +243,17 @@ pub fn run(args: RunArgs) -> CliResult {
             )?)
         }
     };
+    let nats = args.nats.resolve(&checked.loaded().file)?;
     execute(
         Job {
             checked,
             vars,
             rehearse: args.rehearse,
+            allow_unenforced: args.allow_unenforced,
             resume,
             workdir,
             dashboard: args.dashboard.then(|| args.dashboard_port.unwrap_or(0)),
+            nats,
         },
         out,
     )

@@ -127,6 +127,22 @@ impl From<RunsError> for CliError {
     }
 }
 
+impl From<relay_nats::NatsError> for CliError {
+    fn from(e: relay_nats::NatsError) -> Self {
+        use relay_nats::NatsError;
+        match e {
+            // What the user typed: a URL, a label, a name already in use.
+            NatsError::BadUrl { .. } | NatsError::Invalid(_) | NatsError::NameTaken(_) => {
+                CliError::invalid(e)
+            }
+            // The server is down or refused us, JetStream failed, a socket failed.
+            NatsError::Unreachable { .. } | NatsError::JetStream(_) | NatsError::Io(_) => {
+                CliError::runtime(e)
+            }
+        }
+    }
+}
+
 impl From<EngineError> for CliError {
     fn from(e: EngineError) -> Self {
         match &e {
@@ -158,8 +174,24 @@ impl From<EngineError> for CliError {
                 }
                 _ => CliError::runtime(format!("{e}; nothing was run")),
             },
+            EngineError::Unenforceable { findings } => {
+                let mut err = CliError::runtime(
+                    "the kernel cannot enforce these permissions; nothing was run",
+                );
+                for f in findings {
+                    err = err.note(format!("  {f}"));
+                }
+                err.note(
+                    "  pass --allow-unenforced to start these agents anyway with what can be enforced",
+                )
+            }
+            EngineError::Prices(relay_engine::prices::PricesError::Io { .. }) => {
+                CliError::runtime(format!("{e}; nothing was run"))
+            }
+            EngineError::Prices(_) => CliError::invalid(format!("{e}; nothing was run")),
             // The disk can fail mid-run: running agents were ended and what was recorded
             // stays.
+            EngineError::Worktrees(_) => CliError::runtime(format!("{e}; nothing was run")),
             EngineError::Store(_) => CliError::runtime(format!(
                 "{e}; the run stopped and any running agents were ended"
             )),

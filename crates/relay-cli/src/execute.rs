@@ -36,12 +36,16 @@ pub struct Job {
     pub vars: BTreeMap<String, String>,
     /// Rehearsal agents.
     pub rehearse: bool,
+    /// Start agents whose permissions cannot all be enforced.
+    pub allow_unenforced: bool,
     /// What it takes over from an earlier run.
     pub resume: Option<relay_engine::ResumeFrom>,
     /// Where runs are kept.
     pub workdir: PathBuf,
     /// Serve the dashboard on this port (0: any free one) while the run goes.
     pub dashboard: Option<u16>,
+    /// Attempts go to workers through this NATS server; `None`: all run here.
+    pub nats: Option<relay_nats::RunDispatch>,
 }
 
 /// The single-threaded async runtime the commands run on (agents' terminals are read by
@@ -83,15 +87,26 @@ pub fn execute(job: Job, out: Output) -> CliResult {
         let req = RunRequest {
             checked: job.checked,
             vars: job.vars,
-            workdir: job.workdir,
+            workdir: job.workdir.clone(),
             self_bin: crate::self_bin(),
             rehearse: job.rehearse,
+            allow_unenforced: job.allow_unenforced,
             settings: Settings::from_env(),
             observer: Some(tx),
             cancel,
             resume: job.resume,
         };
-        let result = relay_engine::run(launcher, req).await;
+        let result = match &job.nats {
+            None => relay_engine::run(launcher, req).await,
+            Some(n) => match n.connect(job.workdir.clone()).await {
+                Ok(l) => relay_engine::run(Arc::new(l), req).await,
+                Err(e) => {
+                    drop(req);
+                    let _ = view.await;
+                    return Err(e.into());
+                }
+            },
+        };
         let _ = view.await;
         if let Some(stop) = dashboard {
             stop.cancel();

@@ -10,12 +10,15 @@ mod diagnostics;
 mod error;
 mod execute;
 mod messaging;
+mod prices_cmd;
 mod progress;
 mod rehearse;
 mod runs_cmd;
+mod state_cmd;
 mod steer;
 mod templates;
 mod watch;
+mod workers;
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -124,8 +127,26 @@ enum Command {
         /// Run id, a unique prefix of one, or `last`.
         run_id: String,
     },
+    /// Start a run's steps that are parked on a rate limit now, without waiting for the
+    /// reset.
+    Unpark {
+        /// Run id, a unique prefix of one, or `last`.
+        run_id: String,
+    },
+    /// List the per-model prices that cost tokens, or add one (`prices set MODEL ...`).
+    Prices(prices_cmd::PricesArgs),
     /// Read and write the run's shared board.
     Board(messaging::BoardArgs),
+    /// Read, write, compare-and-set and watch the run's shared state.
+    State(state_cmd::StateArgs),
+    /// Claim files (paths or globs) so no other agent takes them while you work.
+    Claim(state_cmd::ClaimArgs),
+    /// Release your file claims.
+    Release(state_cmd::ReleaseArgs),
+    /// Take step attempts from a NATS server and run them on this machine.
+    Worker(workers::WorkerArgs),
+    /// List the workers a NATS server knows, their capacity, labels and attempts.
+    Workers(workers::WorkersArgs),
     /// Follow a run full-screen in this terminal: steps, the selected agent's screen,
     /// messages; keys move between agents, cancel and answer (line view when not a tty).
     Watch {
@@ -226,7 +247,11 @@ fn dispatch(command: Command) -> CliResult {
             run_id,
             json,
             quiet,
-        } => runs_cmd::resume(&run_id, execute::Output { json, quiet }),
+        } => runs_cmd::resume(
+            &run_id,
+            execute::Output { json, quiet },
+            &workers::NatsArgs::from_env(),
+        ),
         Command::Runs { json } => runs_cmd::list(json),
         Command::Status(args) => runs_cmd::status(args),
         Command::Logs(args) => runs_cmd::logs(args),
@@ -245,6 +270,11 @@ fn dispatch(command: Command) -> CliResult {
         Command::Agents(args) => messaging::agents(args),
         Command::Messages(args) => messaging::messages(args),
         Command::Board(args) => messaging::board(args),
+        Command::State(args) => state_cmd::state(args),
+        Command::Claim(args) => state_cmd::claim(args),
+        Command::Release(args) => state_cmd::release(args),
+        Command::Worker(args) => workers::worker(args),
+        Command::Workers(args) => workers::workers(args),
         Command::Questions { run_id, json } => messaging::questions(run_id, json),
         Command::Answer(args) => messaging::answer(args),
         Command::Approve(args) => steer::decide(args, true),
@@ -252,6 +282,8 @@ fn dispatch(command: Command) -> CliResult {
         Command::Approvals { run_id, json } => steer::approvals(run_id, json),
         Command::Pause { run_id } => steer::pause(run_id, true),
         Command::Unpause { run_id } => steer::pause(run_id, false),
+        Command::Unpark { run_id } => messaging::unpark(run_id),
+        Command::Prices(args) => prices_cmd::prices(args),
         Command::RehearseAgent { .. } => Ok(Exit::Success),
         Command::Watchdog {
             run_id,

@@ -22,7 +22,7 @@ use crate::execute::workdir;
 
 /// Which run to talk to.
 #[derive(Args, Debug)]
-pub struct Endpoint {
+pub(crate) struct Endpoint {
     /// The run's socket (default: $AGENT_RELAY_SOCKET, which every agent and step of a
     /// run has).
     #[arg(long, value_name = "PATH", global = true)]
@@ -194,7 +194,7 @@ pub(crate) fn unexpected(r: &Reply) -> CliError {
 }
 
 /// Who this process speaks for: the agent, else the deterministic step, else `user`.
-fn me(explicit: Option<&str>) -> String {
+pub(crate) fn me(explicit: Option<&str>) -> String {
     explicit
         .map(str::to_owned)
         .or_else(|| std::env::var("AGENT_RELAY_NAME").ok())
@@ -321,12 +321,16 @@ pub fn inbox(args: InboxArgs) -> CliResult {
 
 /// `agent-relay agents`.
 pub fn agents(args: AgentsArgs) -> CliResult {
-    let (agents, channels) = match args.endpoint.ask(&Request::Agents)? {
-        Reply::Agents { agents, channels } => (agents, channels),
+    let (agents, channels, claims) = match args.endpoint.ask(&Request::Agents)? {
+        Reply::Agents {
+            agents,
+            channels,
+            claims,
+        } => (agents, channels, claims),
         r => return Err(unexpected(&r)),
     };
     if args.json {
-        let v = serde_json::json!({"agents": agents, "channels": channels});
+        let v = serde_json::json!({"agents": agents, "channels": channels, "claims": claims});
         println!("{v}");
         return Ok(Exit::Success);
     }
@@ -349,16 +353,33 @@ pub fn agents(args: AgentsArgs) -> CliResult {
             "one-shot"
         };
         let chans: Vec<String> = a.channels.iter().map(|c| format!("#{c}")).collect();
+        let held: Vec<&str> = claims
+            .iter()
+            .filter(|c| c.holder == a.name)
+            .map(|c| c.path.as_str())
+            .collect();
         println!(
-            "{:width$}  {state:7}  {mode:8}  {}{}{}",
+            "{:width$}  {state:7}  {mode:8}  {}{}{}{}",
             a.name,
             a.role
                 .as_deref()
                 .map(|r| format!("{r}  "))
                 .unwrap_or_default(),
             chans.join(" "),
+            if held.is_empty() {
+                String::new()
+            } else {
+                format!("  claims {}", held.join(" "))
+            },
             if a.name == me { "  (you)" } else { "" },
         );
+    }
+    // Claims of holders that are not agents of the run (the user, a step).
+    for c in claims
+        .iter()
+        .filter(|c| !agents.iter().any(|a| a.name == c.holder))
+    {
+        println!("{}  claims {}", c.holder, c.path);
     }
     Ok(Exit::Success)
 }
@@ -480,36 +501,62 @@ pub fn answer(args: AnswerArgs) -> CliResult {
     }
 }
 
+/// `agent-relay unpark RUN_ID`: the run's steps parked on a rate limit start again now.
+pub fn unpark(run_id: String) -> CliResult {
+    let endpoint = Endpoint {
+        socket: None,
+        run: Some(run_id),
+    };
+    match endpoint.ask(&Request::Unpark)? {
+        Reply::Unparked { steps } => {
+            eprintln!("unparked: {} start again now", steps.join(", "));
+            Ok(Exit::Success)
+        }
+        r => Err(unexpected(&r)),
+    }
+}
+
 /// The questions of the run in `dir` that wait for an answer: (step, question).
 fn open_questions(dir: &Path) -> Vec<(String, String)> {
+    use relay_engine::events::EventKind;
+    waiting(dir, |kind, open| match kind {
+        EventKind::QuestionAsked { step, question } => {
+            open.retain(|(s, _)| *s != step);
+            open.push((step, question));
+        }
+        EventKind::QuestionAnswered { step, .. } => open.retain(|(s, _)| *s != step),
+        _ => {}
+    })
+}
+
+/// What waits for a person in the run in `dir`, folded from its events by `apply` (which
+/// adds and removes entries by step); nothing once the run has ended.
+pub(crate) fn waiting<T>(
+    dir: &Path,
+    mut apply: impl FnMut(relay_engine::events::EventKind, &mut Vec<(String, T)>),
+) -> Vec<(String, T)> {
+    use relay_engine::events::EventKind;
     let text = std::fs::read_to_string(dir.join("events.jsonl")).unwrap_or_default();
-    let mut open: Vec<(String, String)> = Vec::new();
+    let mut open: Vec<(String, T)> = Vec::new();
     for e in text
         .lines()
         .filter_map(|l| serde_json::from_str::<relay_engine::events::Event>(l).ok())
     {
-        use relay_engine::events::EventKind;
         match e.kind {
-            EventKind::QuestionAsked { step, question } => {
-                open.retain(|(s, _)| *s != step);
-                open.push((step, question));
-            }
-            EventKind::QuestionAnswered { step, .. } => open.retain(|(s, _)| *s != step),
             EventKind::RunCompleted { .. }
             | EventKind::RunFailed { .. }
             | EventKind::RunCancelled { .. }
             | EventKind::RunNeedsHuman { .. } => open.clear(),
-            _ => {}
+            kind => apply(kind, &mut open),
         }
     }
     open
 }
 
-/// `agent-relay questions [RUN_ID]`: the questions agents asked that wait for an
-/// answer, in one run or in every live run of this directory.
-pub fn questions(run_id: Option<String>, json: bool) -> CliResult {
+/// The run `run_id` names, or every live run of this directory: (run id, directory).
+pub(crate) fn runs_named(run_id: Option<&str>) -> CliResult<Vec<(String, PathBuf)>> {
     let wd = workdir()?;
-    let dirs: Vec<PathBuf> = match &run_id {
+    let dirs: Vec<PathBuf> = match run_id {
         Some(id) => vec![relay_engine::runs::find_run(&wd, id)?],
         None => relay_engine::runs::list_runs(&wd)
             .into_iter()
@@ -517,12 +564,23 @@ pub fn questions(run_id: Option<String>, json: bool) -> CliResult {
             .map(|r| r.dir)
             .collect(),
     };
+    Ok(dirs
+        .into_iter()
+        .map(|dir| {
+            let run = dir
+                .file_name()
+                .map(|n| n.to_string_lossy().into_owned())
+                .unwrap_or_default();
+            (run, dir)
+        })
+        .collect())
+}
+
+/// `agent-relay questions [RUN_ID]`: the questions agents asked that wait for an
+/// answer, in one run or in every live run of this directory.
+pub fn questions(run_id: Option<String>, json: bool) -> CliResult {
     let mut all = Vec::new();
-    for dir in dirs {
-        let run = dir
-            .file_name()
-            .map(|n| n.to_string_lossy().into_owned())
-            .unwrap_or_default();
+    for (run, dir) in runs_named(run_id.as_deref())? {
         for (step, question) in open_questions(&dir) {
             all.push(serde_json::json!({"runId": run, "step": step, "question": question}));
         }

@@ -246,6 +246,43 @@ impl View {
                 action,
                 detail,
             } if action == "loop" => format!("  {step}: {detail}"),
+            EventKind::WorktreeRunBranch { branch, .. } => {
+                format!("  agents' work is merged into branch {branch}")
+            }
+            EventKind::WorktreeConflict {
+                step,
+                branch,
+                files,
+                report,
+                ..
+            } => format!(
+                "  {step}: merge conflict in {}; its version is kept on {branch}; report: {report}",
+                files.join(", ")
+            ),
+            EventKind::WorktreeResolved { step, resolver, .. } => {
+                format!("  {step}: conflict resolved by {resolver}")
+            }
+            EventKind::StepParked {
+                step,
+                until_ms,
+                reason,
+                ..
+            } => {
+                self.running.remove(step);
+                let now = relay_engine::run::park::wall_now_ms();
+                format!(
+                    "{} {step} parked until {}: {reason}\n    resume it now with: agent-relay unpark last",
+                    mark(live, "park"),
+                    relay_engine::run::park::show(*until_ms, now)
+                )
+            }
+            EventKind::RunUnparked { steps } => format!("  unparked: {}", steps.join(", ")),
+            EventKind::StepTokenLimit {
+                step,
+                max_tokens,
+                used,
+                ..
+            } => format!("  {step}: stopped at {used} tokens (its maxTokens is {max_tokens})"),
             _ => return,
         };
         self.line(&text);
@@ -259,11 +296,13 @@ fn mark(live: bool, what: &str) -> &'static str {
         (true, "ok") => "✓",
         (true, "fail") => "✗",
         (true, "skip") => "–",
+        (true, "park") => "⏸",
         (true, _) => "↻",
         (false, "start") => "start",
         (false, "ok") => "ok   ",
         (false, "fail") => "FAIL ",
         (false, "skip") => "skip ",
+        (false, "park") => "park ",
         (false, _) => "retry",
     }
 }
@@ -306,6 +345,22 @@ pub fn spawn(mut rx: UnboundedReceiver<Event>, mode: Mode) -> tokio::task::JoinH
     })
 }
 
+/// Tokens (and dollars, when priced) in words: `1234 tokens (1000 in, 234 out), $0.0123`.
+pub fn spending(u: &relay_broker::usage::Usage, cost_usd: Option<f64>) -> String {
+    let mut parts = vec![format!("{} in", u.input), format!("{} out", u.output)];
+    if u.cache_read > 0 {
+        parts.push(format!("{} cache read", u.cache_read));
+    }
+    if u.cache_write > 0 {
+        parts.push(format!("{} cache write", u.cache_write));
+    }
+    let mut text = format!("{} tokens ({})", u.total(), parts.join(", "));
+    if let Some(c) = cost_usd {
+        text.push_str(&format!(", ${c:.4}"));
+    }
+    text
+}
+
 /// The final summary on stderr.
 pub fn print_summary(s: &RunSummary) {
     let count = |st: StepStatus| s.steps.iter().filter(|x| x.status == st).count();
@@ -342,7 +397,15 @@ pub fn print_summary(s: &RunSummary) {
             }
             StepStatus::Skipped => format!("skipped    {}", st.reason.as_deref().unwrap_or("")),
         };
-        let _ = writeln!(err, "  {:width$}  {detail}", st.name);
+        let spent = st
+            .usage
+            .as_ref()
+            .map(|u| format!("  [{}]", spending(u, st.cost_usd)))
+            .unwrap_or_default();
+        let _ = writeln!(err, "  {:width$}  {detail}{spent}", st.name);
+    }
+    if let Some(u) = &s.usage {
+        let _ = writeln!(err, "spent: {}", spending(u, s.cost_usd));
     }
     if let Some(r) = &s.reason {
         let _ = writeln!(err, "reason: {r}");

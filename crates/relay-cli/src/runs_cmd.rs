@@ -40,7 +40,7 @@ fn locate(id: &str) -> CliResult<PathBuf> {
 }
 
 /// `agent-relay resume RUN_ID`.
-pub fn resume(id: &str, out: Output) -> CliResult {
+pub fn resume(id: &str, out: Output, nats: &crate::workers::NatsArgs) -> CliResult {
     let dir = locate(id)?;
     let plan = match runs::prepare_resume(&dir) {
         Ok(p) => p,
@@ -87,14 +87,17 @@ pub fn resume(id: &str, out: Output) -> CliResult {
         kept,
         if kept == 1 { "" } else { "s" }
     );
+    let nats = nats.resolve(&checked.loaded().file)?;
     execute(
         Job {
             checked,
             vars: plan.vars,
             rehearse: plan.rehearse,
+            allow_unenforced: plan.allow_unenforced,
             resume: Some(plan.resume),
             workdir: wd,
             dashboard: None,
+            nats,
         },
         out,
     )
@@ -162,6 +165,16 @@ fn print_status(info: &RunInfo) {
         if matches!(s.status, StepState::Completed | StepState::Failed) {
             detail.push_str(&format!(" {}", duration(Some(s.duration_ms))));
         }
+        if let Some(u) = &s.usage {
+            detail.push_str(&format!(" {}", crate::progress::spending(u, s.cost_usd)));
+        }
+        if let Some(ms) = s.parked_until_ms.filter(|_| s.status == StepState::Parked) {
+            let now = relay_engine::run::park::wall_now_ms();
+            detail.push_str(&format!(
+                "  parked until {}",
+                relay_engine::run::park::show(ms, now)
+            ));
+        }
         if let Some(r) = &s.reason {
             detail.push_str(&format!("  {r}"));
         }
@@ -173,6 +186,7 @@ fn step_state(s: StepState) -> &'static str {
     match s {
         StepState::Pending => "pending",
         StepState::Running => "running",
+        StepState::Parked => "parked",
         StepState::Completed => "completed",
         StepState::Failed => "failed",
         StepState::Skipped => "skipped",

@@ -1,15 +1,14 @@
 //! Steering a live run from another terminal: `approve` and `reject` a step waiting for
 //! approval, `pause` and `unpause` the run, and `approvals` (what waits for a decision).
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
 use clap::Args;
-use relay_engine::events::{Event, EventKind};
+use relay_engine::events::EventKind;
 use relay_messaging::protocol::{Reply, Request};
 
 use crate::error::{CliResult, Exit};
-use crate::execute::workdir;
-use crate::messaging::{Endpoint, unexpected};
+use crate::messaging::{Endpoint, runs_named, unexpected, waiting};
 
 /// `approve` / `reject` options.
 #[derive(Args, Debug)]
@@ -77,48 +76,23 @@ pub fn pause(run_id: String, paused: bool) -> CliResult {
 
 /// The steps of the run in `dir` waiting for approval: (step, approvers).
 fn open_approvals(dir: &Path) -> Vec<(String, Vec<String>)> {
-    let text = std::fs::read_to_string(dir.join("events.jsonl")).unwrap_or_default();
-    let mut open: Vec<(String, Vec<String>)> = Vec::new();
-    for e in text
-        .lines()
-        .filter_map(|l| serde_json::from_str::<Event>(l).ok())
-    {
-        match e.kind {
-            EventKind::ApprovalRequested {
-                step, approvers, ..
-            } => {
-                open.retain(|(s, _)| *s != step);
-                open.push((step, approvers));
-            }
-            EventKind::ApprovalDecided { step, .. } => open.retain(|(s, _)| *s != step),
-            EventKind::RunCompleted { .. }
-            | EventKind::RunFailed { .. }
-            | EventKind::RunCancelled { .. }
-            | EventKind::RunNeedsHuman { .. } => open.clear(),
-            _ => {}
+    waiting(dir, |kind, open| match kind {
+        EventKind::ApprovalRequested {
+            step, approvers, ..
+        } => {
+            open.retain(|(s, _)| *s != step);
+            open.push((step, approvers));
         }
-    }
-    open
+        EventKind::ApprovalDecided { step, .. } => open.retain(|(s, _)| *s != step),
+        _ => {}
+    })
 }
 
 /// `agent-relay approvals [RUN_ID]`: steps waiting for approval, in one run or in every
 /// live run of this directory.
 pub fn approvals(run_id: Option<String>, json: bool) -> CliResult {
-    let wd = workdir()?;
-    let dirs: Vec<PathBuf> = match &run_id {
-        Some(id) => vec![relay_engine::runs::find_run(&wd, id)?],
-        None => relay_engine::runs::list_runs(&wd)
-            .into_iter()
-            .filter(|r| r.status == relay_engine::runs::Standing::Running)
-            .map(|r| r.dir)
-            .collect(),
-    };
     let mut all = Vec::new();
-    for dir in dirs {
-        let run = dir
-            .file_name()
-            .map(|n| n.to_string_lossy().into_owned())
-            .unwrap_or_default();
+    for (run, dir) in runs_named(run_id.as_deref())? {
         for (step, approvers) in open_approvals(&dir) {
             all.push(serde_json::json!({"runId": run, "step": step, "approvers": approvers}));
         }

@@ -272,7 +272,7 @@ fn state_style(s: StepState) -> Style {
         StepState::Running => Color::Cyan,
         StepState::Completed => Color::Green,
         StepState::Failed => Color::Red,
-        StepState::Skipped => Color::Yellow,
+        StepState::Skipped | StepState::Parked => Color::Yellow,
     })
 }
 

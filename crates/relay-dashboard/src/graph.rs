@@ -39,6 +39,7 @@ pub fn state_class(s: StepState) -> &'static str {
         StepState::Completed => "completed",
         StepState::Failed => "failed",
         StepState::Skipped => "skipped",
+        StepState::Parked => "parked",
     }
 }
 

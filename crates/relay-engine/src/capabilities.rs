@@ -9,34 +9,14 @@ pub fn not_yet_effective(file: &RelayFile) -> Vec<Diagnostic> {
     let mut out = Vec::new();
     let mut warn = |msg: String| out.push(Diagnostic::warning(None, msg));
     // swarm.channel, agents[].channels and errorHandling.notifyChannel act through the
-    // run's message broker (relay-engine `messaging`).
+    // run's message broker, and `state` through its shared state (relay-engine
+    // `messaging`).
     for a in &file.agents {
         if a.preset.is_some() {
             warn(format!("agents[{}].preset has no effect yet", a.name));
         }
-        if a.constraints
-            .as_ref()
-            .is_some_and(|c| c.max_tokens.is_some())
-        {
-            warn(format!(
-                "agents[{}].constraints.maxTokens has no effect yet: tokens are not counted",
-                a.name
-            ));
-        }
-        if !a.additional_paths.is_empty() {
-            warn(format!(
-                "agents[{}].additionalPaths has no effect yet: permissions are not enforced by the OS",
-                a.name
-            ));
-        }
-    }
-    if file.state.is_some() {
-        warn("state (shared state) has no effect yet".into());
     }
     if let Some(s) = &file.swarm {
-        if s.token_budget.is_some() {
-            warn("swarm.tokenBudget has no effect yet: tokens are not counted".into());
-        }
         if s.completion_grace_period_ms.is_some() {
             warn("swarm.completionGracePeriodMs has no effect yet".into());
         }

@@ -74,6 +74,10 @@ pub enum EventKind {
         attempt: u32,
         /// Process group id.
         pgid: u32,
+        /// The worker running it, when it runs on another machine (the group id is
+        /// that machine's).
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        worker: Option<String>,
     },
     /// An interactive agent's TUI was judged ready.
     #[serde(rename = "agent:ready")]
@@ -90,6 +94,46 @@ pub enum EventKind {
         step: String,
         /// Attempts it took.
         attempts: u32,
+    },
+    /// The kernel confines an attempt's process to these rules (agent permissions).
+    #[serde(rename = "agent:sandboxed")]
+    AgentSandboxed {
+        /// Step name.
+        step: String,
+        /// Attempt number.
+        attempt: u32,
+        /// The rules, in words.
+        rules: Vec<String>,
+    },
+    /// Tokens an attempt used, as its CLI reported them, and what they cost.
+    #[serde(rename = "step:usage")]
+    StepUsage {
+        /// Step name.
+        step: String,
+        /// Attempt number.
+        attempt: u32,
+        /// Tokens by kind.
+        usage: relay_broker::usage::Usage,
+        /// Every token of every kind.
+        total_tokens: u64,
+        /// The model it was priced as.
+        #[serde(skip_serializing_if = "Option::is_none", default)]
+        model: Option<String>,
+        /// Cost in US dollars, when the model has a price.
+        #[serde(skip_serializing_if = "Option::is_none", default)]
+        cost_usd: Option<f64>,
+    },
+    /// A running agent passed its `maxTokens` and was stopped.
+    #[serde(rename = "step:token-limit")]
+    StepTokenLimit {
+        /// Step name.
+        step: String,
+        /// Attempt number.
+        attempt: u32,
+        /// The limit.
+        max_tokens: u64,
+        /// Tokens it had used.
+        used: u64,
     },
     /// An interactive agent went idle.
     #[serde(rename = "agent:idle")]
@@ -146,6 +190,30 @@ pub enum EventKind {
         reason: String,
         /// Pause before the next attempt.
         delay_ms: u64,
+    },
+    /// The step waits for its provider's rate or usage limit to reset (not a failure: no
+    /// retry is spent), or holds back because another step's agent on the same provider
+    /// hit it.
+    #[serde(rename = "step:parked")]
+    StepParked {
+        /// Step name.
+        step: String,
+        /// The attempt that starts when it resumes.
+        attempt: u32,
+        /// The provider (the agent's CLI).
+        provider: String,
+        /// Until when, RFC 3339 UTC.
+        until: String,
+        /// The same, in milliseconds since the Unix epoch.
+        until_ms: u64,
+        /// What the agent reported, or why it holds back.
+        reason: String,
+    },
+    /// `agent-relay unpark` resumed the run's parked steps at once.
+    #[serde(rename = "run:unparked")]
+    RunUnparked {
+        /// The steps that were parked.
+        steps: Vec<String>,
     },
     /// The step completed.
     #[serde(rename = "step:completed")]
@@ -291,6 +359,132 @@ pub enum EventKind {
         /// Why.
         reason: String,
     },
+    /// A key of the shared state was written (the value itself when it is small).
+    #[serde(rename = "state:set")]
+    StateSet {
+        /// The key (without the namespace).
+        key: String,
+        /// Who wrote it.
+        by: String,
+        /// Its new revision.
+        rev: u64,
+        /// The value, when at most 200 bytes.
+        #[serde(skip_serializing_if = "Option::is_none", default)]
+        value: Option<String>,
+        /// Its size in bytes.
+        bytes: usize,
+        /// Its TTL.
+        #[serde(skip_serializing_if = "Option::is_none", default)]
+        ttl_ms: Option<u64>,
+    },
+    /// A key of the shared state was deleted.
+    #[serde(rename = "state:deleted")]
+    StateDeleted {
+        /// The key.
+        key: String,
+        /// Who deleted it.
+        by: String,
+    },
+    /// An agent was granted claims on paths.
+    #[serde(rename = "claim:granted")]
+    ClaimGranted {
+        /// The holder.
+        agent: String,
+        /// The paths or globs.
+        paths: Vec<String>,
+        /// The holder's step.
+        #[serde(skip_serializing_if = "Option::is_none", default)]
+        step: Option<String>,
+        /// How long they last at most.
+        #[serde(skip_serializing_if = "Option::is_none", default)]
+        ttl_ms: Option<u64>,
+    },
+    /// Claims ended.
+    #[serde(rename = "claim:released")]
+    ClaimReleased {
+        /// The holder.
+        agent: String,
+        /// The paths or globs.
+        paths: Vec<String>,
+        /// How: `released`, `expired`, `step-ended`, `run-ended`.
+        why: String,
+    },
+    /// A step changed a file while another agent held a claim on it.
+    #[serde(rename = "claim:conflict")]
+    ClaimConflict {
+        /// The step.
+        step: String,
+        /// Its agent.
+        agent: String,
+        /// The file, relative to the step's directory.
+        path: String,
+        /// Who held the claim.
+        holder: String,
+        /// The claim (path or glob).
+        claim: String,
+        /// Whether the holder worked in another directory, so the change was surely not
+        /// its own (only such a conflict fails a step under `coordination.claims: enforce`).
+        certain: bool,
+    },
+    /// Agents work in git worktrees; their work is merged into this branch.
+    #[serde(rename = "worktree:run-branch")]
+    WorktreeRunBranch {
+        /// The run's branch.
+        branch: String,
+        /// The commit it started from.
+        base: String,
+        /// The repository.
+        repo: String,
+    },
+    /// An agent's worktree was made.
+    #[serde(rename = "worktree:created")]
+    WorktreeCreated {
+        /// The agent.
+        agent: String,
+        /// Its branch.
+        branch: String,
+        /// Where.
+        path: String,
+        /// Untracked files copied in (`swarm.worktreeInclude`).
+        #[serde(skip_serializing_if = "Vec::is_empty", default)]
+        copied: Vec<String>,
+    },
+    /// A step's changes were merged into the run's branch.
+    #[serde(rename = "worktree:merged")]
+    WorktreeMerged {
+        /// The step.
+        step: String,
+        /// Its agent.
+        agent: String,
+        /// The agent's branch.
+        branch: String,
+        /// The run branch's new tip.
+        commit: String,
+    },
+    /// A step's changes conflicted with the run's branch; both versions are kept.
+    #[serde(rename = "worktree:conflict")]
+    WorktreeConflict {
+        /// The step.
+        step: String,
+        /// Its agent.
+        agent: String,
+        /// The agent's branch, which keeps its version.
+        branch: String,
+        /// The files.
+        files: Vec<String>,
+        /// The conflict report.
+        report: String,
+    },
+    /// The resolver resolved a step's conflict onto the run's branch.
+    #[serde(rename = "worktree:resolved")]
+    WorktreeResolved {
+        /// The step.
+        step: String,
+        /// The resolver.
+        resolver: String,
+        /// The run branch's new tip.
+        commit: String,
+    },
     /// Something the user should know that changes nothing by itself.
     #[serde(rename = "warning")]
     Warning {
@@ -335,6 +529,9 @@ impl EventKind {
         match self {
             EventKind::StepStarted { step, .. }
             | EventKind::AgentSpawned { step, .. }
+            | EventKind::AgentSandboxed { step, .. }
+            | EventKind::StepUsage { step, .. }
+            | EventKind::StepTokenLimit { step, .. }
             | EventKind::AgentReady { step, .. }
             | EventKind::TaskDelivered { step, .. }
             | EventKind::AgentIdle { step }
@@ -344,6 +541,7 @@ impl EventKind {
             | EventKind::AgentDialogAnswered { step, .. }
             | EventKind::AgentNotReady { step, .. }
             | EventKind::StepRetrying { step, .. }
+            | EventKind::StepParked { step, .. }
             | EventKind::StepCompleted { step, .. }
             | EventKind::StepFailed { step, .. }
             | EventKind::StepSkipped { step, .. }
@@ -351,7 +549,11 @@ impl EventKind {
             | EventKind::QuestionAnswered { step, .. }
             | EventKind::ApprovalRequested { step, .. }
             | EventKind::ApprovalDecided { step, .. }
-            | EventKind::Pattern { step, .. } => Some(step),
+            | EventKind::Pattern { step, .. }
+            | EventKind::ClaimConflict { step, .. }
+            | EventKind::WorktreeMerged { step, .. }
+            | EventKind::WorktreeConflict { step, .. }
+            | EventKind::WorktreeResolved { step, .. } => Some(step),
             _ => None,
         }
     }

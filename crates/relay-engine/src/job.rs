@@ -7,7 +7,7 @@ use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use relay_spec::template::{Quoting, Ref, render};
+use relay_spec::template::{Piece, Quoting, Ref, fill_state, render, render_deferred, written};
 use relay_spec::{Agent, RelayFile, StepType, VerificationType, WorkflowDef};
 
 use crate::patterns::result_text;
@@ -83,8 +83,11 @@ pub struct StepJob {
     pub step_name: String,
     /// What runs.
     pub work: Work,
-    /// The task (agents) or command (deterministic steps), interpolated.
+    /// The task (agents) or command (deterministic steps), interpolated; a
+    /// `{{state.KEY}}` in it is still as written (see `state`).
     pub text: String,
+    /// The `{{state.KEY}}` references of the text, filled when an attempt starts.
+    pub state: Option<StateSlots>,
     /// The run's shared board is appended to the task when an attempt starts.
     pub append_board: bool,
     /// Working directory.
@@ -101,6 +104,48 @@ pub struct StepJob {
     pub step_dir: PathBuf,
     /// Whether its agent may ask a person (`humanAssistance` not off for the step).
     pub human_assistance: bool,
+    /// What it may read, write, reach and run (its agent's, or a deterministic step's
+    /// own); `None` for what runs without any.
+    pub permissions: Option<relay_spec::permissions::EffectivePermissions>,
+}
+
+/// The start of a job's text with its `{{state.KEY}}` references still to fill. The
+/// run's state is read when each attempt starts, so an agent sees what others wrote
+/// before it began, not when the run was planned.
+#[derive(Debug, Clone, PartialEq)]
+pub struct StateSlots {
+    pieces: Vec<Piece>,
+    quoting: Quoting,
+}
+
+impl StateSlots {
+    /// The keys to read.
+    pub fn keys(&self) -> Vec<&str> {
+        let mut keys: Vec<&str> = self
+            .pieces
+            .iter()
+            .filter_map(|p| match p {
+                Piece::State(k) => Some(k.as_str()),
+                Piece::Text(_) => None,
+            })
+            .collect();
+        keys.sort_unstable();
+        keys.dedup();
+        keys
+    }
+
+    /// `text` (an attempt's text, which starts with the job's) with the references
+    /// filled from `values`, or why not. What follows the references' part (context,
+    /// the note of a retry) is kept as it is and never read for references.
+    pub fn fill(&self, text: &str, values: &BTreeMap<String, String>) -> Result<String, String> {
+        let head = written(&self.pieces);
+        // Every attempt's text begins with the job's, which begins with this head.
+        let Some(rest) = text.strip_prefix(&head) else {
+            return Err("the task no longer begins as resolved (a bug)".to_owned());
+        };
+        let filled = fill_state(&self.pieces, values, self.quoting).map_err(|m| missing(&m))?;
+        Ok(format!("{filled}{rest}"))
+    }
 }
 
 impl StepJob {
@@ -245,7 +290,12 @@ pub fn resolve(
             Quoting::None,
         ),
     };
-    let mut text = fill(raw, quoting)?;
+    let pieces = render_deferred(raw, &vars, outputs, quoting).map_err(|m| missing(&m))?;
+    let mut text = written(&pieces);
+    let state = pieces
+        .iter()
+        .any(|p| matches!(p, Piece::State(_)))
+        .then_some(StateSlots { pieces, quoting });
     if matches!(work, Work::Agent(_)) {
         for (heading, body) in &spec.context {
             text.push_str(&format!("\n\n## {heading}\n{body}"));
@@ -294,6 +344,14 @@ pub fn resolve(
     let retries = spec
         .retries
         .unwrap_or_else(|| step.retries_with(agent.as_ref(), eh));
+    // Validation made sure these resolve.
+    let permissions = match &work {
+        Work::Agent(a) => relay_spec::permissions::effective_permissions(ctx.file, a).ok(),
+        Work::Command { .. } => {
+            relay_spec::permissions::step_permissions(ctx.file, step).and_then(Result::ok)
+        }
+        _ => None,
+    };
     let timeout = step.timeout_with(agent.as_ref());
     Ok(StepJob {
         node: node.id,
@@ -303,6 +361,7 @@ pub fn resolve(
         append_board: spec.board && matches!(work, Work::Agent(_)),
         work,
         text,
+        state,
         cwd,
         check,
         max_attempts: retries.saturating_add(1),
@@ -310,6 +369,7 @@ pub fn resolve(
         timeout,
         step_dir: crate::store::step_dir_of(ctx.run_dir, node.label),
         human_assistance: !step.human_assistance_off(),
+        permissions,
     })
 }
 
@@ -435,6 +495,7 @@ pub fn repair_job(
         ));
     }
     let label = format!("{}:repair#{k}", failed.label);
+    let permissions = relay_spec::permissions::effective_permissions(ctx.file, &agent).ok();
     Some(StepJob {
         node: failed.node,
         step: failed.step,
@@ -444,6 +505,8 @@ pub fn repair_job(
             protect,
         },
         text,
+        // The failed step's text is shown as it was written, never filled again.
+        state: None,
         append_board: false,
         cwd: failed.cwd.clone(),
         check: None,
@@ -452,6 +515,7 @@ pub fn repair_job(
         timeout: failed.timeout,
         step_dir: crate::store::step_dir_of(ctx.run_dir, &label),
         human_assistance: false,
+        permissions,
         label,
     })
 }
@@ -548,6 +612,36 @@ workflows:
         assert_eq!(check.value, "world");
         assert_eq!(check.timeout, Duration::from_secs(60));
         assert_eq!(job.step_dir, Path::new("/w/.agent-relay/runs/r/steps/b"));
+    }
+
+    #[test]
+    fn state_references_are_filled_when_an_attempt_starts() {
+        let file = FILE.replace("hello {{who}}", "hello {{state.plan}} {{who}}");
+        let job = job_of(&file, RunSpec::default(), &[("a1", "done")]).unwrap();
+        assert_eq!(job.text, "hello {{state.plan}} world: done");
+        let slots = job.state.clone().unwrap();
+        assert_eq!(slots.keys(), ["plan"]);
+        let prev = Previous {
+            reason: "r".into(),
+            exit_code: None,
+            output: "{{state.plan}}".into(),
+        };
+        let retry = attempt_text(&job, 2, Some(&prev));
+        let values = BTreeMap::from([("plan".to_string(), "the plan".to_string())]);
+        let filled = slots.fill(&retry, &values).unwrap();
+        assert!(filled.starts_with("hello the plan world: done\n\n---"));
+        assert!(
+            filled.contains("\n{{state.plan}}"),
+            "what came from an attempt's output is not filled: {filled}"
+        );
+        let err = slots.fill(&job.text, &BTreeMap::new()).unwrap_err();
+        assert!(err.contains("no value for {{state.plan}}"), "{err}");
+        assert!(
+            job_of(FILE, RunSpec::default(), &[("a1", "x")])
+                .unwrap()
+                .state
+                .is_none()
+        );
     }
 
     #[test]

@@ -10,6 +10,7 @@
 
 pub mod capabilities;
 mod clock;
+pub mod enforcement;
 pub mod events;
 mod exec;
 pub mod job;
@@ -19,6 +20,7 @@ mod messaging;
 pub mod outcome;
 pub mod patterns;
 pub mod plan;
+pub mod prices;
 pub mod run;
 pub mod runs;
 pub mod scheduler;
@@ -26,6 +28,7 @@ mod settings;
 pub mod snapshot;
 pub mod store;
 pub mod trajectory;
+pub mod worktrees;
 
 pub use clock::{now_rfc3339, rfc3339};
 pub use exec::EXIT_INSTRUCTION;

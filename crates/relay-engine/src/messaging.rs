@@ -3,9 +3,11 @@
 //! telling each agent who else is in the run, following each agent's state from its
 //! steps, handing messages to one-shot tasks and terminal sessions, sending what agents
 //! print as `->relay:` lines, posting step failures to `errorHandling.notifyChannel`, and
-//! recording message events.
+//! recording message events. Also the run's shared state (opened from the workflow's
+//! `state:`; the board is this state) and file claims: their events, `{{state.KEY}}`
+//! values, claims ending with their step, and the conflict check at a step's end.
 
-use std::collections::{HashMap, HashSet};
+use std::collections::{BTreeMap, HashMap, HashSet};
 use std::path::Path;
 use std::sync::{Arc, Mutex, OnceLock, PoisonError};
 
@@ -14,10 +16,11 @@ use relay_broker::session::{Inbound, SessionEvent};
 use relay_messaging::access::{Access, TOKEN_ENV};
 use relay_messaging::control::Control;
 use relay_messaging::{
-    AgentInfo, AgentState, Board, Broker, Delivery, MessageId, MessageState, Record, RelayLine,
-    Router, RouterConfig, SOCKET_ENV, Target, Topology, lines,
+    AgentInfo, AgentState, Broker, Delivery, MessageId, MessageState, Record, RelayLine, Router,
+    RouterConfig, SOCKET_ENV, Target, Topology, lines,
 };
-use relay_spec::{RelayFile, WorkflowDef};
+use relay_spec::{ClaimsMode, RelayFile, WorkflowDef};
+use relay_state::{Change, ChangeKind, ClaimRecord, Claims, State, StateSettings};
 use tokio::sync::mpsc::{Receiver, UnboundedReceiver, UnboundedSender};
 use tokio::task::JoinHandle;
 
@@ -33,7 +36,9 @@ pub(crate) struct RunMessaging {
     broker: Mutex<Option<Broker>>,
     controls: Mutex<Option<UnboundedReceiver<Control>>>,
     router: Router,
-    board: Board,
+    state: State,
+    claims: Arc<Claims>,
+    claims_mode: ClaimsMode,
     access: Access,
     socket: String,
     notify_channel: Option<String>,
@@ -73,25 +78,41 @@ pub(crate) fn default_channel(workflow: &str) -> String {
 impl RunMessaging {
     /// Starts the broker of the run in `run_dir` under `topology` and registers every
     /// agent of `file` on the swarm channel and its own channels. Nodes in `done` (a
-    /// resumed run's completed steps) do not count as steps still to run.
+    /// resumed run's completed steps) do not count as steps still to run. The shared
+    /// state is opened from `file.state` (relative database paths from `workdir`).
+    #[allow(clippy::too_many_arguments)]
     pub(crate) async fn start(
         run_dir: &Path,
+        workdir: &Path,
         run_id: &str,
         file: &RelayFile,
         wf: &WorkflowDef,
         plan: &Plan,
         topology: Topology,
         done: &HashSet<String>,
+        transport: Option<Arc<dyn relay_messaging::Transport>>,
     ) -> Result<Arc<RunMessaging>, StoreError> {
-        let mut broker = Broker::start(run_dir, run_id, RouterConfig::default())
-            .await
-            .map_err(|e| StoreError {
-                path: run_dir.to_path_buf(),
-                source: std::io::Error::other(e.to_string()),
-            })?;
+        let failed = |e: &dyn std::fmt::Display| StoreError {
+            path: run_dir.to_path_buf(),
+            source: std::io::Error::other(e.to_string()),
+        };
+        let state = relay_state::open(&StateSettings {
+            config: file.state.as_ref(),
+            run_dir,
+            workdir,
+            workflow: &wf.name,
+        })
+        .await
+        .map_err(|e| failed(&e))?;
+        let transport = transport.unwrap_or_else(|| Arc::new(relay_messaging::InProcess::new()));
+        let mut broker =
+            Broker::start_with(run_dir, run_id, RouterConfig::default(), state, transport)
+                .await
+                .map_err(|e| failed(&e))?;
         let router = broker.router().clone();
         router.policy().set(topology);
-        let board = broker.board().clone();
+        let state = broker.state().clone();
+        let claims = broker.claims().clone();
         let access = broker.access().clone();
         let swarm_channel = file
             .swarm
@@ -131,7 +152,13 @@ impl RunMessaging {
             broker: Mutex::new(Some(broker)),
             controls: Mutex::new(controls),
             router,
-            board,
+            state,
+            claims,
+            claims_mode: file
+                .coordination
+                .as_ref()
+                .map(|c| c.claims())
+                .unwrap_or_default(),
             access,
             notify_channel,
             running: Mutex::new(HashMap::new()),
@@ -145,10 +172,16 @@ impl RunMessaging {
         lock(&self.controls).take()
     }
 
-    /// The run's shared board as a section to append to a task (empty when the board
-    /// is), read from memory as it is now.
-    pub(crate) fn board_section(&self) -> String {
-        let entries = self.board.list();
+    /// The run's shared board (its state) as a section to append to a task (empty when
+    /// there is nothing on it), read as it is now.
+    pub(crate) async fn board_section(&self) -> String {
+        let entries = match self.state.list("").await {
+            Ok(e) => e,
+            Err(e) => {
+                tracing::warn!("cannot read the board: {e}");
+                return format!("\n\n## Shared board\n(unreadable now: {e})");
+            }
+        };
         if entries.is_empty() {
             return String::new();
         }
@@ -183,19 +216,93 @@ impl RunMessaging {
         ]
     }
 
-    /// Records message events from now on in `events` (once per run).
+    /// Records message, state and claim events from now on in `events` (once per run).
     pub(crate) fn attach(&self, events: &UnboundedSender<EventKind>) {
         self.events.get_or_init(|| {
             let mut records = self.router.observe();
-            let events = events.clone();
-            tokio::spawn(async move {
+            let tx = events.clone();
+            let task = tokio::spawn(async move {
                 while let Some(r) = records.recv().await {
-                    if events.send(event_of(r)).is_err() {
+                    if tx.send(event_of(r)).is_err() {
                         return;
                     }
                 }
-            })
+            });
+            // State and claim records are passed on as they happen (not through a task),
+            // so what a step did is in the log before its end is.
+            let tx = events.clone();
+            self.state
+                .observers()
+                .sink(move |c| tx.send(state_event(c.clone())).is_ok());
+            let tx = events.clone();
+            self.claims.observers().sink(move |r| {
+                claim_events(r.clone())
+                    .into_iter()
+                    .all(|e| tx.send(e).is_ok())
+            });
+            task
         });
+    }
+
+    /// The values of `keys` in the run's state, for `{{state.KEY}}`; keys with no
+    /// value are left out (the caller names them). An error is the backend's.
+    pub(crate) async fn state_values(
+        &self,
+        keys: &[&str],
+    ) -> Result<BTreeMap<String, String>, String> {
+        let mut out = BTreeMap::new();
+        for k in keys {
+            match self.state.get(k).await {
+                Ok(Some(e)) => {
+                    out.insert((*k).to_owned(), e.value);
+                }
+                Ok(None) => {}
+                Err(e) => return Err(e.to_string()),
+            }
+        }
+        Ok(out)
+    }
+
+    /// The conflict check at the end of an attempt of `agent`'s step `label`, which ran
+    /// in `dir` from `since_ms`: files changed there while another agent held a claim
+    /// on them, each recorded as a `claim:conflict` event in `events`. Returns why the
+    /// attempt fails, under `coordination.claims: enforce` with a certain conflict.
+    pub(crate) async fn check_claims(
+        &self,
+        label: &str,
+        agent: &str,
+        dir: &Path,
+        since_ms: u64,
+        events: &UnboundedSender<EventKind>,
+    ) -> Option<String> {
+        let held = self.claims.others_during(agent, since_ms);
+        // Nobody else claimed anything while the step ran: nothing to look at.
+        if held.is_empty() {
+            return None;
+        }
+        let patterns: Vec<String> = held.iter().map(|c| c.path.clone()).collect();
+        let look = dir.to_path_buf();
+        let changed = tokio::task::spawn_blocking(move || {
+            relay_state::changes::changed_since(&look, &patterns, since_ms)
+        })
+        .await
+        .unwrap_or_default();
+        let now = relay_state::now_ms();
+        let found = relay_state::claims::conflicts(agent, dir, &changed, &held, since_ms, now);
+        for c in &found {
+            let _ = events.send(EventKind::ClaimConflict {
+                step: label.to_owned(),
+                agent: agent.to_owned(),
+                path: c.path.clone(),
+                holder: c.claim.holder.clone(),
+                claim: c.claim.path.clone(),
+                certain: c.certain,
+            });
+        }
+        match self.claims_mode {
+            ClaimsMode::Enforce => relay_state::claims::enforce_verdict(&found),
+            ClaimsMode::Report => None,
+        }
     }
 
     /// A step of `agent` starts.
@@ -234,6 +341,9 @@ impl RunMessaging {
                     None => false,
                 }
             };
+            // Claims made from this step end with it; those made outside any step end
+            // when the agent has no step running.
+            self.claims.step_ended(agent, label, !still_running);
             if ended {
                 self.router.set_state(agent, AgentState::Ended, None).await;
             } else if !still_running {
@@ -433,6 +543,66 @@ fn steps_per_agent(
         }
     }
     Some(left)
+}
+
+fn state_event(c: Change) -> EventKind {
+    match c.kind {
+        ChangeKind::Set {
+            value,
+            bytes,
+            rev,
+            ttl_ms,
+        } => EventKind::StateSet {
+            key: c.key,
+            by: c.by,
+            rev,
+            value,
+            bytes,
+            ttl_ms,
+        },
+        ChangeKind::Deleted => EventKind::StateDeleted {
+            key: c.key,
+            by: c.by,
+        },
+    }
+}
+
+/// One event per holder (and, for ended claims, per way they ended).
+fn claim_events(r: ClaimRecord) -> Vec<EventKind> {
+    let mut out: Vec<EventKind> = Vec::new();
+    match r {
+        ClaimRecord::Granted(claims) => {
+            let mut by: BTreeMap<(String, Option<String>, Option<u64>), Vec<String>> =
+                BTreeMap::new();
+            for c in claims {
+                let ttl = c.expires_ms.map(|e| e.saturating_sub(c.since_ms));
+                by.entry((c.holder, c.step, ttl)).or_default().push(c.path);
+            }
+            for ((agent, step, ttl_ms), paths) in by {
+                out.push(EventKind::ClaimGranted {
+                    agent,
+                    paths,
+                    step,
+                    ttl_ms,
+                });
+            }
+        }
+        ClaimRecord::Ended(claims) => {
+            let mut by: BTreeMap<(String, &'static str), Vec<String>> = BTreeMap::new();
+            for c in claims {
+                let why = c.end.map_or("released", |e| e.as_str());
+                by.entry((c.holder, why)).or_default().push(c.path);
+            }
+            for ((agent, why), paths) in by {
+                out.push(EventKind::ClaimReleased {
+                    agent,
+                    paths,
+                    why: why.to_owned(),
+                });
+            }
+        }
+    }
+    out
 }
 
 fn event_of(r: Record) -> EventKind {

@@ -36,6 +36,16 @@ pub enum StepOutcome {
         /// The question.
         question: String,
     },
+    /// The agent reported its provider's rate or usage limit: not a failure, its step
+    /// waits for the reset (parks) and tries again without spending a retry.
+    RateLimited {
+        /// What it produced.
+        output: String,
+        /// The line that reported the limit.
+        message: String,
+        /// When the limit resets (Unix seconds), when it said.
+        resets_at: Option<u64>,
+    },
     /// The run was cancelled while it ran.
     Cancelled {
         /// What it produced before it was stopped.
@@ -61,6 +71,7 @@ impl StepOutcome {
             StepOutcome::Completed { output, .. }
             | StepOutcome::Failed { output, .. }
             | StepOutcome::NeedsAnswer { output, .. }
+            | StepOutcome::RateLimited { output, .. }
             | StepOutcome::Cancelled { output } => output,
             StepOutcome::Broken { .. } => "",
         }
@@ -72,6 +83,7 @@ impl StepOutcome {
             StepOutcome::Completed { .. } => None,
             StepOutcome::Failed { reason, .. } => Some(reason),
             StepOutcome::NeedsAnswer { .. } => Some("waiting for an answer"),
+            StepOutcome::RateLimited { message, .. } => Some(message),
             StepOutcome::Cancelled { .. } => Some("cancelled"),
             StepOutcome::Broken { why } => Some(why),
         }
@@ -84,6 +96,7 @@ impl StepOutcome {
                 *exit_code
             }
             StepOutcome::NeedsAnswer { .. }
+            | StepOutcome::RateLimited { .. }
             | StepOutcome::Cancelled { .. }
             | StepOutcome::Broken { .. } => None,
         }
@@ -131,6 +144,12 @@ pub struct StepSummary {
     pub output: String,
     /// Why it failed or was skipped.
     pub reason: Option<String>,
+    /// Tokens its attempts used, when their CLIs reported them.
+    #[serde(skip_serializing_if = "Option::is_none", default)]
+    pub usage: Option<relay_broker::usage::Usage>,
+    /// What they cost in US dollars, when their models have a price.
+    #[serde(skip_serializing_if = "Option::is_none", default)]
+    pub cost_usd: Option<f64>,
 }
 
 /// Terminal status of a run.
@@ -180,6 +199,12 @@ pub struct RunSummary {
     /// Set when the run stopped because the machine failed it.
     #[serde(skip_serializing_if = "Option::is_none", default)]
     pub runtime_error: Option<String>,
+    /// Tokens all attempts used, when their CLIs reported them.
+    #[serde(skip_serializing_if = "Option::is_none", default)]
+    pub usage: Option<relay_broker::usage::Usage>,
+    /// What they cost in US dollars, when their models have a price.
+    #[serde(skip_serializing_if = "Option::is_none", default)]
+    pub cost_usd: Option<f64>,
     /// The git worktrees its worktree steps made (absolute paths).
     #[serde(skip_serializing_if = "Vec::is_empty", default)]
     pub worktrees: Vec<String>,

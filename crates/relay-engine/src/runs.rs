@@ -128,6 +128,15 @@ pub struct StepInfo {
     pub duration_ms: u64,
     /// Why it failed or was skipped.
     pub reason: Option<String>,
+    /// While parked: until when (milliseconds since the Unix epoch).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub parked_until_ms: Option<u64>,
+    /// Tokens its attempts used, when their CLIs reported them.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub usage: Option<relay_broker::usage::Usage>,
+    /// What they cost in US dollars, when their models have a price.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub cost_usd: Option<f64>,
 }
 
 /// Finds the directory of a run by id, unique prefix, or `last`.
@@ -183,6 +192,9 @@ pub fn run_info(dir: &Path) -> RunInfo {
             exit_code: s.exit_code,
             duration_ms: s.duration_ms,
             reason: s.reason,
+            parked_until_ms: s.parked_until_ms,
+            usage: s.usage,
+            cost_usd: s.cost_usd,
         })
         .collect();
     RunInfo {
@@ -251,6 +263,8 @@ fn completed_steps(dir: &Path, replay: &Snapshot) -> BTreeMap<String, StepSummar
                     duration_ms: s.duration_ms,
                     output: String::from_utf8_lossy(&output).into_owned(),
                     reason: s.reason.clone(),
+                    usage: s.usage,
+                    cost_usd: s.cost_usd,
                 },
             ))
         })
@@ -268,6 +282,8 @@ pub struct ResumePlan {
     pub vars: BTreeMap<String, String>,
     /// Whether it was a rehearsal.
     pub rehearse: bool,
+    /// Whether it was started with `--allow-unenforced`.
+    pub allow_unenforced: bool,
     /// The steps kept.
     pub resume: ResumeFrom,
     /// Set when the original file now differs from what was run: its path.
@@ -285,6 +301,8 @@ struct Meta {
     vars: BTreeMap<String, String>,
     #[serde(default)]
     rehearsal: bool,
+    #[serde(default)]
+    allow_unenforced: bool,
 }
 
 fn read_meta(dir: &Path, run_id: &str) -> Result<Meta, RunsError> {
@@ -337,6 +355,7 @@ pub fn prepare_resume(dir: &Path) -> Result<ResumePlan, RunsError> {
         workflow: meta.workflow,
         vars: meta.vars,
         rehearse: meta.rehearsal,
+        allow_unenforced: meta.allow_unenforced,
         resume: ResumeFrom {
             run_id,
             same_run: true,

@@ -14,6 +14,9 @@ pub struct Settings {
     pub pty_size: (u16, u16),
     /// Session timing (readiness, delivery, idleness).
     pub timing: SessionTiming,
+    /// How long a step parks after a rate limit that names no reset time (doubled for
+    /// each park in a row, at most an hour).
+    pub park_backoff: Duration,
 }
 
 impl Default for Settings {
@@ -22,6 +25,7 @@ impl Default for Settings {
             kill_grace: Duration::from_millis(1500),
             pty_size: (40, 120),
             timing: SessionTiming::default(),
+            park_backoff: Duration::from_secs(60),
         }
     }
 }
@@ -36,8 +40,8 @@ fn env_ms(key: &str) -> Option<Duration> {
 impl Settings {
     /// Defaults, overridden by `AGENT_RELAY_KILL_GRACE_MS`, `AGENT_RELAY_SETTLE_MS`,
     /// `AGENT_RELAY_READY_TIMEOUT_MS`, `AGENT_RELAY_ENTER_DELAY_MS`,
-    /// `AGENT_RELAY_CONFIRM_TIMEOUT_MS`, `AGENT_RELAY_IDLE_MS`, `AGENT_RELAY_PTY_ROWS` and
-    /// `AGENT_RELAY_PTY_COLS` where set.
+    /// `AGENT_RELAY_CONFIRM_TIMEOUT_MS`, `AGENT_RELAY_IDLE_MS`, `AGENT_RELAY_PTY_ROWS`,
+    /// `AGENT_RELAY_PTY_COLS` and `AGENT_RELAY_PARK_BACKOFF_MS` where set.
     pub fn from_env() -> Self {
         let mut s = Settings::default();
         if let Some(d) = env_ms("AGENT_RELAY_KILL_GRACE_MS") {
@@ -55,6 +59,9 @@ impl Settings {
         }
         if let Some(d) = env_ms("AGENT_RELAY_CONFIRM_TIMEOUT_MS") {
             s.timing.confirm_timeout = d;
+        }
+        if let Some(d) = env_ms("AGENT_RELAY_PARK_BACKOFF_MS") {
+            s.park_backoff = d.max(Duration::from_millis(10));
         }
         if let Some(d) = env_ms("AGENT_RELAY_IDLE_MS") {
             s.timing.idle_threshold = Some(d);

@@ -20,6 +20,8 @@ pub enum StepState {
     Pending,
     /// Started and not finished when the log ends.
     Running,
+    /// Waiting for its provider's rate limit to reset (`parkedUntil`).
+    Parked,
     /// Completed.
     Completed,
     /// Failed.
@@ -35,7 +37,7 @@ impl StepState {
             StepState::Completed => Some(StepStatus::Completed),
             StepState::Failed => Some(StepStatus::Failed),
             StepState::Skipped => Some(StepStatus::Skipped),
-            StepState::Pending | StepState::Running => None,
+            StepState::Pending | StepState::Running | StepState::Parked => None,
         }
     }
 }
@@ -58,6 +60,15 @@ pub struct StepRecord {
     /// Process groups its attempts ran in.
     #[serde(skip)]
     pub pgids: Vec<u32>,
+    /// Tokens its attempts used, as their CLIs reported them.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub usage: Option<relay_broker::usage::Usage>,
+    /// What they cost in US dollars, when their models have a price.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub cost_usd: Option<f64>,
+    /// While parked: until when (milliseconds since the Unix epoch).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub parked_until_ms: Option<u64>,
 }
 
 impl StepRecord {
@@ -69,6 +80,9 @@ impl StepRecord {
             duration_ms: 0,
             reason: None,
             pgids: Vec::new(),
+            usage: None,
+            cost_usd: None,
+            parked_until_ms: None,
         }
     }
 
@@ -183,7 +197,8 @@ impl Snapshot {
                 self.reason = None;
                 self.duration_ms = None;
                 for s in self.steps.values_mut() {
-                    if s.state != StepState::Completed {
+                    // A parked step stays parked (the resumed run parks it again).
+                    if !matches!(s.state, StepState::Completed | StepState::Parked) {
                         s.state = StepState::Pending;
                     }
                 }
@@ -192,6 +207,33 @@ impl Snapshot {
                 let s = self.step(step);
                 s.state = StepState::Running;
                 s.attempts = *attempt;
+                s.parked_until_ms = None;
+            }
+            EventKind::StepParked { step, until_ms, .. } => {
+                let s = self.step(step);
+                s.state = StepState::Parked;
+                s.parked_until_ms = Some(*until_ms);
+            }
+            EventKind::RunUnparked { steps } => {
+                for step in steps {
+                    let s = self.step(step);
+                    s.parked_until_ms = None;
+                    if s.state == StepState::Parked {
+                        s.state = StepState::Running;
+                    }
+                }
+            }
+            EventKind::StepUsage {
+                step,
+                usage,
+                cost_usd,
+                ..
+            } => {
+                let s = self.step(step);
+                s.usage = Some(s.usage.unwrap_or_default().plus(usage));
+                if let Some(c) = cost_usd {
+                    s.cost_usd = Some(s.cost_usd.unwrap_or(0.0) + c);
+                }
             }
             EventKind::AgentSpawned { step, pgid, .. } => {
                 let s = self.step(step);
@@ -208,6 +250,7 @@ impl Snapshot {
             } => {
                 let s = self.step(step);
                 s.state = StepState::Completed;
+                s.parked_until_ms = None;
                 s.attempts = *attempt;
                 s.exit_code = *exit_code;
                 s.duration_ms = *duration_ms;
@@ -222,6 +265,7 @@ impl Snapshot {
             } => {
                 let s = self.step(step);
                 s.state = StepState::Failed;
+                s.parked_until_ms = None;
                 s.attempts = *attempt;
                 s.exit_code = *exit_code;
                 s.duration_ms = *duration_ms;
@@ -238,6 +282,7 @@ impl Snapshot {
             EventKind::StepSkipped { step, reason } => {
                 let s = self.step(step);
                 s.state = StepState::Skipped;
+                s.parked_until_ms = None;
                 s.reason = Some(reason.clone());
             }
             EventKind::RunCompleted { duration_ms } => {
@@ -362,6 +407,7 @@ mod tests {
                 step: "b".into(),
                 attempt: 1,
                 pgid: 4242,
+                worker: None,
             }),
             "{\"ts\":\"2026-01-01T00:00:00.000Z\",\"type\":\"step:comp".to_string(),
         ]

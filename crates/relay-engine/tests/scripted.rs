@@ -80,6 +80,8 @@ impl Launcher for Scripted {
             stdout: word(&task, "say").unwrap_or("").to_string(),
             dropped: 0,
             pgid: 0,
+            usage: None,
+            model: None,
         })
     }
 
@@ -106,6 +108,7 @@ async fn run(yaml: &str) -> (Arc<Scripted>, RunSummary) {
         self_bin: "agent-relay".into(),
         // The rehearsal path skips the installed-CLI check; the launcher ignores programs.
         rehearse: true,
+        allow_unenforced: false,
         settings: Settings::default(),
         observer: None,
         cancel: CancellationToken::new(),

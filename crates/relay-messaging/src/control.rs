@@ -38,6 +38,11 @@ pub enum Control {
         /// `Ok` when done; why not otherwise.
         reply: oneshot::Sender<Result<(), String>>,
     },
+    /// Resume every parked step now (`agent-relay unpark`).
+    Unpark {
+        /// The steps that were parked; an error when none was.
+        reply: oneshot::Sender<Result<Vec<String>, String>>,
+    },
 }
 
 const ENDING: &str = "the run is ending and takes no requests";
@@ -91,5 +96,15 @@ impl Controls {
             .send(Control::Pause { paused, by, reply })
             .map_err(|_| ENDING.to_string())?;
         wait.await.unwrap_or_else(|_| Err(ENDING.into()))
+    }
+
+    /// Asks the engine to resume its parked steps now; the steps it resumed.
+    pub async fn unpark(&self) -> Result<Vec<String>, String> {
+        let (reply, wait) = oneshot::channel();
+        self.0
+            .send(Control::Unpark { reply })
+            .map_err(|_| "the run is ending".to_string())?;
+        wait.await
+            .unwrap_or_else(|_| Err("the run is ending".into()))
     }
 }

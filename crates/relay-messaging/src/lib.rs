@@ -1,7 +1,7 @@
 //! Agent messaging: the embedded broker of a run.
 //!
 //! ```text
-//!  agent-relay send / inbox / board ──► unix socket (server.rs) ──┐
+//!  agent-relay send / inbox / board / state / claim ──► unix socket (server.rs) ──┐
 //!  `->relay:` lines a session or a one-shot agent printed ─────────┤
 //!                                                                   ▼
 //!        Router (router.rs): registry, channels, policy, ids ──► messages.jsonl (persist.rs)
@@ -17,9 +17,12 @@
 //! id and state: `queued`, then `delivered` (typed into a terminal and confirmed, or put
 //! in a one-shot task), `read` (taken with `inbox`) or `failed` with a reason. Every
 //! change is a line of `messages.jsonl`.
+//!
+//! The same socket serves the run's shared state (`relay-state`; the board is that
+//! state) and its file claims, so agents reach Redis or SQLite through the broker and
+//! need no credentials of their own.
 
 pub mod access;
-pub mod board;
 pub mod client;
 pub mod control;
 pub mod lines;
@@ -35,11 +38,11 @@ pub mod transport;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
-pub use board::{Board, BoardEntry, BoardError};
 pub use lines::RelayLine;
 pub use model::{
     AgentInfo, AgentState, Envelope, MessageId, MessageState, Receipt, Record, Target,
 };
+pub use relay_state::{Claims, Entry, State};
 pub use router::{Delivery, InboxError, PolicyHandle, Router, RouterConfig, SendError, feed};
 pub use topology::Topology;
 pub use transport::{InProcess, Transport};
@@ -65,9 +68,9 @@ pub enum BrokerError {
         /// The error.
         source: std::io::Error,
     },
-    /// The board file could not be read.
+    /// The run's state could not be opened.
     #[error(transparent)]
-    Board(#[from] BoardError),
+    State(#[from] relay_state::StateError),
 }
 
 /// Where the socket of the run `run_id` in `run_dir` lives: `relay.sock` in the run
@@ -81,11 +84,12 @@ pub fn socket_path(run_dir: &Path, run_id: &str) -> PathBuf {
     }
 }
 
-/// A run's broker: the router, the board, and the socket serving both.
+/// A run's broker: the router, the shared state, the claims, and the socket serving them.
 #[derive(Debug)]
 pub struct Broker {
     router: Router,
-    board: Board,
+    state: State,
+    claims: Arc<Claims>,
     access: access::Access,
     server: server::Server,
     /// Messages an earlier coordinator of the run left queued, to put back once the
@@ -96,13 +100,42 @@ pub struct Broker {
 }
 
 impl Broker {
-    /// Starts the broker of the run in `run_dir`: the message log (ids go on from where
-    /// a stopped coordinator left them, and the messages it left queued are kept for
-    /// [`Broker::requeue_carried`]), the board, and the socket.
+    /// Starts the broker of the run in `run_dir` with its state in memory, kept in the
+    /// run directory (see [`Broker::start_with`]).
     pub async fn start(
         run_dir: &Path,
         run_id: &str,
         cfg: RouterConfig,
+    ) -> Result<Broker, BrokerError> {
+        let path = run_dir.join(relay_state::memory::BOARD_FILE);
+        let store = relay_state::memory::MemoryStore::open(&path, "run")?;
+        let state = State::new(relay_state::Backend::Memory(store), "run", None);
+        Broker::start_with(run_dir, run_id, cfg, state, Arc::new(InProcess::new())).await
+    }
+
+    /// [`Broker::start`] with mailboxes in `transport` rather than in this process.
+    pub async fn start_with_transport(
+        run_dir: &Path,
+        run_id: &str,
+        cfg: RouterConfig,
+        transport: Arc<dyn Transport>,
+    ) -> Result<Broker, BrokerError> {
+        let path = run_dir.join(relay_state::memory::BOARD_FILE);
+        let store = relay_state::memory::MemoryStore::open(&path, "run")?;
+        let state = State::new(relay_state::Backend::Memory(store), "run", None);
+        Broker::start_with(run_dir, run_id, cfg, state, transport).await
+    }
+
+    /// Starts the broker of the run in `run_dir`: the message log (ids go on from where
+    /// a stopped coordinator left them, and the messages it left queued are kept for
+    /// [`Broker::requeue_carried`]), the shared `state`, the claims, the socket, and the
+    /// mailboxes in `transport` (in this process, or over the network).
+    pub async fn start_with(
+        run_dir: &Path,
+        run_id: &str,
+        cfg: RouterConfig,
+        state: State,
+        transport: Arc<dyn Transport>,
     ) -> Result<Broker, BrokerError> {
         let log_path = run_dir.join(persist::MESSAGES_FILE);
         let io = |path: &Path| {
@@ -132,23 +165,24 @@ impl Broker {
             })
             .collect();
         let first_id = earlier.messages.last().map_or(1, |m| m.id.0 + 1);
-        let router = Router::new(Arc::new(InProcess::new()), persist, first_id, cfg);
-        let board = Board::open(&run_dir.join(board::BOARD_FILE))?;
+        let router = Router::new(transport, persist, first_id, cfg);
+        let claims = Arc::new(Claims::new());
         let token_path = run_dir.join(access::TOKEN_FILE);
         let access = access::Access::create(run_dir).map_err(io(&token_path))?;
         let sock = socket_path(run_dir, run_id);
         let (controls, control_rx) = control::Controls::channel();
-        let server = server::Server::bind(
-            &sock,
-            router.clone(),
-            board.clone(),
-            access.clone(),
+        let served = server::Served {
+            router: router.clone(),
+            state: state.clone(),
+            claims: claims.clone(),
+            access: access.clone(),
             controls,
-        )
-        .map_err(io(&sock))?;
+        };
+        let server = server::Server::bind(&sock, served).map_err(io(&sock))?;
         Ok(Broker {
             router,
-            board,
+            state,
+            claims,
             access,
             server,
             carried,
@@ -170,9 +204,14 @@ impl Broker {
         &self.router
     }
 
-    /// The board.
-    pub fn board(&self) -> &Board {
-        &self.board
+    /// The shared state (the board is this state).
+    pub fn state(&self) -> &State {
+        &self.state
+    }
+
+    /// The file claims.
+    pub fn claims(&self) -> &Arc<Claims> {
+        &self.claims
     }
 
     /// What people ask of the run (once; the engine takes it).
@@ -196,6 +235,7 @@ impl Broker {
     /// and waits until the log has everything.
     pub async fn shutdown(self, reason: &str) {
         self.server.shutdown().await;
+        self.claims.run_ended();
         self.router.shutdown(reason).await;
     }
 }

@@ -11,8 +11,20 @@
 //! → {"op":"board-set","key":"k","value":"v","by":"alice"}   ← {"reply":"stored","key":"k"}
 //! → {"op":"board-get","key":"k"}                            ← {"reply":"value","key":"k","entry":{...}}
 //! → {"op":"board-list"}                                     ← {"reply":"board","entries":{...}}
+//! → {"op":"state-get","key":"k"}                            ← {"reply":"value","key":"k","entry":{...}}
+//! → {"op":"state-set","key":"k","value":"v","ttlMs":5000}   ← {"reply":"written","key":"k","entry":{...}}
+//! → {"op":"state-cas","key":"k","expected":"v","value":"w"} ← written, or {"reply":"mismatch","key":"k","current":{...}}
+//! → {"op":"state-delete","key":"k"}                         ← {"reply":"deleted","key":"k","existed":true}
+//! → {"op":"state-list","prefix":"plan/"}                    ← {"reply":"board","entries":{...}}
+//! → {"op":"state-watch","key":"k","rev":3,"waitMs":30000}   ← {"reply":"watched","key":"k","changed":true,"entry":{...}}
+//! → {"op":"claim","agent":"a","paths":["src/**"],"ttlMs":60000,"waitMs":10000}
+//! ← {"reply":"claimed","claims":[...]} or {"reply":"refused","held":[{"path":"src/**","holder":"b",...}]}
+//! → {"op":"release","agent":"a","paths":["src/**"]}         ← {"reply":"released","claims":[...]}
 //! ← {"reply":"error","kind":"unknown-recipient","message":"no agent `bobb` ..."}
 //! ```
+//!
+//! `expected` absent in `state-cas` means "only if the key is unset"; `rev` absent in
+//! `state-watch` means "from the key as it is now" (0: unset).
 //!
 //! Every request carries the caller's `token` (see [`crate::access`]).
 
@@ -20,7 +32,8 @@ use std::collections::BTreeMap;
 
 use serde::{Deserialize, Serialize};
 
-use crate::board::BoardEntry;
+use relay_state::{Claim, Entry};
+
 use crate::model::{AgentInfo, Envelope, Receipt};
 
 /// Longest request or reply line, in bytes.
@@ -80,6 +93,91 @@ pub enum Request {
     },
     /// Read the whole board.
     BoardList,
+    /// Read one key of the shared state.
+    StateGet {
+        /// The key.
+        key: String,
+    },
+    /// Write one key of the shared state.
+    StateSet {
+        /// The key.
+        key: String,
+        /// The value.
+        value: String,
+        /// Who writes it (an agent always writes as itself).
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        by: Option<String>,
+        /// How long it lives (default: the state's `ttlMs`).
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        ttl_ms: Option<u64>,
+    },
+    /// Write one key only if it holds `expected` (unset, when absent).
+    StateCas {
+        /// The key.
+        key: String,
+        /// The value it must hold now.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        expected: Option<String>,
+        /// The new value.
+        value: String,
+        /// Who writes it.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        by: Option<String>,
+        /// How long it lives.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        ttl_ms: Option<u64>,
+    },
+    /// Delete one key.
+    StateDelete {
+        /// The key.
+        key: String,
+        /// Who deletes it.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        by: Option<String>,
+    },
+    /// Every entry whose key starts with `prefix`.
+    StateList {
+        /// The prefix (default: every key).
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        prefix: Option<String>,
+    },
+    /// Wait for a key to change from revision `rev`.
+    StateWatch {
+        /// The key.
+        key: String,
+        /// The revision seen (0: unset); default: the key as it is now.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        rev: Option<u64>,
+        /// How long to wait.
+        wait_ms: u64,
+    },
+    /// Claim paths or globs for `agent`.
+    Claim {
+        /// Who claims.
+        agent: String,
+        /// From which step (its label), so the claim ends with it.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        step: Option<String>,
+        /// From which directory.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        dir: Option<String>,
+        /// Paths or globs, relative to that directory.
+        paths: Vec<String>,
+        /// How long the claims last at most.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        ttl_ms: Option<u64>,
+        /// How long to wait for claims in the way to end (default: not at all).
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        wait_ms: Option<u64>,
+    },
+    /// Release `agent`'s claims on `paths` (all of them when absent).
+    Release {
+        /// Whose claims.
+        agent: String,
+        /// Which.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        paths: Option<Vec<String>>,
+    },
     /// Answer the question a step's agent asked (the run's owner only).
     Answer {
         /// The step (node label).
@@ -106,6 +204,8 @@ pub enum Request {
         /// Who asks.
         by: String,
     },
+    /// Resume the run's parked steps now (the run's owner only).
+    Unpark,
 }
 
 /// What kind of error a request met.
@@ -148,13 +248,16 @@ pub enum Reply {
         agents: Vec<AgentInfo>,
         /// Every channel with its members.
         channels: BTreeMap<String, Vec<String>>,
+        /// The file claims held now.
+        #[serde(default)]
+        claims: Vec<Claim>,
     },
-    /// A board entry, if the key is set.
+    /// A board or state entry, if the key is set.
     Value {
         /// The key asked for.
         key: String,
         /// Its entry.
-        entry: Option<BoardEntry>,
+        entry: Option<Entry>,
     },
     /// The step took the answer.
     Answered {
@@ -173,15 +276,65 @@ pub enum Reply {
         /// Whether it is paused now.
         paused: bool,
     },
+    /// These parked steps resume now.
+    Unparked {
+        /// The steps.
+        steps: Vec<String>,
+    },
     /// A board entry was written.
     Stored {
         /// The key.
         key: String,
     },
-    /// The whole board.
+    /// The whole board, or the entries under a prefix.
     Board {
         /// Every entry.
-        entries: BTreeMap<String, BoardEntry>,
+        entries: BTreeMap<String, Entry>,
+    },
+    /// A state key was written.
+    Written {
+        /// The key.
+        key: String,
+        /// The entry written.
+        entry: Entry,
+    },
+    /// A compare-and-set found another value; nothing was written.
+    Mismatch {
+        /// The key.
+        key: String,
+        /// What it holds.
+        current: Option<Entry>,
+    },
+    /// A state key was deleted.
+    Deleted {
+        /// The key.
+        key: String,
+        /// Whether it was set.
+        existed: bool,
+    },
+    /// A watch ended.
+    Watched {
+        /// The key.
+        key: String,
+        /// Whether it changed (else the wait ran out).
+        changed: bool,
+        /// Its entry now.
+        entry: Option<Entry>,
+    },
+    /// Claims granted.
+    Claimed {
+        /// The claims.
+        claims: Vec<Claim>,
+    },
+    /// A claim refused: others hold overlapping claims.
+    Refused {
+        /// The claims in the way.
+        held: Vec<Claim>,
+    },
+    /// Claims released.
+    Released {
+        /// The claims.
+        claims: Vec<Claim>,
     },
     /// The request failed.
     Error {

@@ -1,6 +1,6 @@
 //! The run's local endpoint: a unix socket that agents (through `agent-relay send`,
-//! `inbox`, `agents`, `board`) and deterministic steps talk to, one JSON line per request
-//! and per reply (see `protocol`).
+//! `inbox`, `agents`, `board`, `state`, `claim`, `release`) and deterministic steps talk
+//! to, one JSON line per request and per reply (see `protocol`).
 
 use std::path::{Path, PathBuf};
 use std::time::Duration;
@@ -10,18 +10,37 @@ use tokio::net::{UnixListener, UnixStream};
 use tokio::task::{JoinHandle, JoinSet};
 use tokio_util::sync::CancellationToken;
 
+use std::sync::Arc;
+
+use relay_state::{Ask, Cas, ClaimError, Claims, State, StateError, Watched};
+
 use crate::access::{Access, Caller, TOKEN_ENV};
-use crate::board::Board;
 use crate::control::Controls;
 use crate::model::{Target, is_name};
 use crate::protocol::{Authed, ErrorKind, MAX_LINE_BYTES, Reply, Request};
 use crate::router::{Delivery, InboxError, Router, SendError};
+use crate::sanitize::sanitize;
 
 /// Most messages one `inbox` request takes.
 pub const INBOX_MAX: usize = 1000;
 
 /// Longest `inbox` wait a client may ask for.
 pub const MAX_WAIT: Duration = Duration::from_secs(600);
+
+/// What the socket serves.
+#[derive(Debug, Clone)]
+pub struct Served {
+    /// Messages.
+    pub router: Router,
+    /// The shared state (the board is this state).
+    pub state: State,
+    /// File claims.
+    pub claims: Arc<Claims>,
+    /// Who may speak.
+    pub access: Access,
+    /// What people ask of the run, for the engine.
+    pub controls: Controls,
+}
 
 /// A listening socket and the task serving it.
 #[derive(Debug)]
@@ -33,14 +52,8 @@ pub struct Server {
 
 impl Server {
     /// Listens on `path` (a stale socket file there is replaced; the new one is
-    /// readable and writable by this user only) and serves `router` and `board`.
-    pub fn bind(
-        path: &Path,
-        router: Router,
-        board: Board,
-        access: Access,
-        controls: Controls,
-    ) -> std::io::Result<Server> {
+    /// readable and writable by this user only) and serves `served`.
+    pub fn bind(path: &Path, served: Served) -> std::io::Result<Server> {
         match std::fs::remove_file(path) {
             Ok(()) => {}
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
@@ -52,16 +65,7 @@ impl Server {
             std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o600))?;
         }
         let cancel = CancellationToken::new();
-        let task = tokio::spawn(accept_loop(
-            listener,
-            Shared {
-                router,
-                board,
-                access,
-                controls,
-            },
-            cancel.clone(),
-        ));
+        let task = tokio::spawn(accept_loop(listener, served, cancel.clone()));
         Ok(Server {
             path: path.to_path_buf(),
             cancel,
@@ -83,23 +87,14 @@ impl Server {
     }
 }
 
-/// What every connection of a run's socket shares.
-#[derive(Clone)]
-struct Shared {
-    router: Router,
-    board: Board,
-    access: Access,
-    controls: Controls,
-}
-
-async fn accept_loop(listener: UnixListener, shared: Shared, cancel: CancellationToken) {
+async fn accept_loop(listener: UnixListener, served: Served, cancel: CancellationToken) {
     let mut conns = JoinSet::new();
     loop {
         tokio::select! {
             () = cancel.cancelled() => break,
             accepted = listener.accept() => match accepted {
                 Ok((stream, _)) => {
-                    conns.spawn(serve(stream, shared.clone()));
+                    conns.spawn(serve(stream, served.clone()));
                 }
                 Err(e) => {
                     tracing::warn!("relay socket accept failed: {e}");
@@ -113,13 +108,7 @@ async fn accept_loop(listener: UnixListener, shared: Shared, cancel: Cancellatio
     conns.shutdown().await;
 }
 
-async fn serve(stream: UnixStream, shared: Shared) {
-    let Shared {
-        router,
-        board,
-        access,
-        controls,
-    } = shared;
+async fn serve(stream: UnixStream, served: Served) {
     let (read, mut write) = stream.into_split();
     let mut reader = BufReader::new(read);
     let mut line = Vec::new();
@@ -142,8 +131,8 @@ async fn serve(stream: UnixStream, shared: Shared) {
             return;
         }
         let (reply, claimed) = match serde_json::from_slice::<Authed>(&line) {
-            Ok(a) => match access.caller(a.token.as_deref()) {
-                Some(caller) => handle(a.request, &caller, &router, &board, &controls).await,
+            Ok(a) => match served.access.caller(a.token.as_deref()) {
+                Some(caller) => handle(a.request, &caller, &served).await,
                 None => (
                     unauthorized(format!(
                         "this run's socket needs a valid token: agents and steps of the run have one in \
@@ -181,6 +170,29 @@ fn unauthorized(message: String) -> Reply {
     }
 }
 
+fn state_error(e: &StateError) -> Reply {
+    if e.is_bad_input() {
+        bad(e.to_string())
+    } else {
+        Reply::Error {
+            kind: ErrorKind::Failed,
+            message: e.to_string(),
+        }
+    }
+}
+
+/// Who a write is recorded as: an agent always as itself, whatever it says; the owner
+/// as whoever it names, else `user`.
+fn writer(caller: &Caller, by: Option<String>) -> Result<String, Reply> {
+    if let Some(by) = by.as_deref().filter(|b| !is_name(b)) {
+        return Err(bad(format!("`{by}` is not a valid name")));
+    }
+    Ok(match caller {
+        Caller::Agent(a) => a.clone(),
+        Caller::Owner => by.unwrap_or_else(|| "user".to_owned()),
+    })
+}
+
 fn bad(message: String) -> Reply {
     Reply::Error {
         kind: ErrorKind::BadRequest,
@@ -190,13 +202,8 @@ fn bad(message: String) -> Reply {
 
 /// Carries out one request. Messages an `inbox` took are returned unsettled: they
 /// count as read only once the reply is written.
-async fn handle(
-    req: Request,
-    caller: &Caller,
-    router: &Router,
-    board: &Board,
-    controls: &Controls,
-) -> (Reply, Vec<Delivery>) {
+async fn handle(req: Request, caller: &Caller, served: &Served) -> (Reply, Vec<Delivery>) {
+    let router = &served.router;
     let reply = match req {
         Request::Send { from, to, text } => {
             // The sender's name is typed into other agents' terminals.
@@ -266,35 +273,136 @@ async fn handle(
         Request::Agents => Reply::Agents {
             agents: router.agents(),
             channels: router.channels(),
+            claims: served.claims.active(),
         },
-        Request::BoardGet { key } => Reply::Value {
-            entry: board.get(&key),
-            key,
-        },
-        Request::BoardSet { key, value, by } => {
-            if let Some(by) = by.as_deref().filter(|b| !is_name(b)) {
-                return (bad(format!("`{by}` is not a valid name")), Vec::new());
+        Request::BoardGet { key } | Request::StateGet { key } => {
+            match served.state.get(&key).await {
+                Ok(entry) => Reply::Value { key, entry },
+                Err(e) => state_error(&e),
             }
-            // An agent writes as itself, whatever it claims.
-            let by = match caller {
-                Caller::Agent(a) => Some(a.clone()),
-                Caller::Owner => by,
+        }
+        Request::BoardSet { key, value, by } => {
+            let by = match writer(caller, by) {
+                Ok(by) => by,
+                Err(r) => return (r, Vec::new()),
             };
-            match board
-                .set(&key, &value, by.as_deref().unwrap_or("user"))
-                .await
-            {
-                Ok(()) => Reply::Stored { key },
-                Err(e @ crate::board::BoardError::Io { .. }) => Reply::Error {
+            match served.state.set(&key, &sanitize(&value), &by, None).await {
+                Ok(_) => Reply::Stored { key },
+                Err(e) => state_error(&e),
+            }
+        }
+        Request::BoardList => match served.state.list("").await {
+            Ok(entries) => Reply::Board { entries },
+            Err(e) => state_error(&e),
+        },
+        Request::StateList { prefix } => {
+            match served.state.list(prefix.as_deref().unwrap_or("")).await {
+                Ok(entries) => Reply::Board { entries },
+                Err(e) => state_error(&e),
+            }
+        }
+        Request::StateSet {
+            key,
+            value,
+            by,
+            ttl_ms,
+        } => {
+            let by = match writer(caller, by) {
+                Ok(by) => by,
+                Err(r) => return (r, Vec::new()),
+            };
+            let ttl = ttl_ms.map(Duration::from_millis);
+            match served.state.set(&key, &sanitize(&value), &by, ttl).await {
+                Ok(entry) => Reply::Written { key, entry },
+                Err(e) => state_error(&e),
+            }
+        }
+        Request::StateCas {
+            key,
+            expected,
+            value,
+            by,
+            ttl_ms,
+        } => {
+            let by = match writer(caller, by) {
+                Ok(by) => by,
+                Err(r) => return (r, Vec::new()),
+            };
+            let ttl = ttl_ms.map(Duration::from_millis);
+            // Values are stored sanitised; the expectation is compared the same way.
+            let expected = expected.as_deref().map(sanitize);
+            let cas = served
+                .state
+                .cas(&key, expected.as_deref(), &sanitize(&value), &by, ttl)
+                .await;
+            match cas {
+                Ok(Cas::Swapped { entry }) => Reply::Written { key, entry },
+                Ok(Cas::Mismatch { current }) => Reply::Mismatch { key, current },
+                Err(e) => state_error(&e),
+            }
+        }
+        Request::StateDelete { key, by } => {
+            let by = match writer(caller, by) {
+                Ok(by) => by,
+                Err(r) => return (r, Vec::new()),
+            };
+            match served.state.delete(&key, &by).await {
+                Ok(existed) => Reply::Deleted { key, existed },
+                Err(e) => state_error(&e),
+            }
+        }
+        Request::StateWatch { key, rev, wait_ms } => {
+            let wait = Duration::from_millis(wait_ms).min(MAX_WAIT);
+            match served.state.watch(&key, rev, wait).await {
+                Ok(Watched::Changed { entry }) => Reply::Watched {
+                    key,
+                    changed: true,
+                    entry,
+                },
+                Ok(Watched::TimedOut { entry }) => Reply::Watched {
+                    key,
+                    changed: false,
+                    entry,
+                },
+                Err(e) => state_error(&e),
+            }
+        }
+        Request::Claim {
+            agent,
+            step,
+            dir,
+            paths,
+            ttl_ms,
+            wait_ms,
+        } => {
+            if !is_name(&agent) {
+                return (bad(format!("`{agent}` is not a valid name")), Vec::new());
+            }
+            if !caller.may_act_as(&agent) {
+                return (
+                    unauthorized(format!("this token may not claim for `{agent}`")),
+                    Vec::new(),
+                );
+            }
+            let dir = dir.map(std::path::PathBuf::from);
+            let ask = Ask {
+                holder: &agent,
+                step: step.as_deref(),
+                dir: dir.as_deref(),
+                paths: &paths,
+                ttl: ttl_ms.filter(|t| *t > 0).map(Duration::from_millis),
+            };
+            let wait = Duration::from_millis(wait_ms.unwrap_or(0)).min(MAX_WAIT);
+            match served.claims.claim(&ask, wait).await {
+                Ok(claims) => Reply::Claimed { claims },
+                Err(ClaimError::Held(r)) => Reply::Refused { held: r.held },
+                Err(e @ ClaimError::Full) => Reply::Error {
                     kind: ErrorKind::Failed,
                     message: e.to_string(),
                 },
                 Err(e) => bad(e.to_string()),
             }
         }
-        Request::BoardList => Reply::Board {
-            entries: board.list(),
-        },
         Request::Answer { step, text } => {
             if *caller != Caller::Owner {
                 return (
@@ -302,7 +410,7 @@ async fn handle(
                     Vec::new(),
                 );
             }
-            match controls.answer(step.clone(), text).await {
+            match served.controls.answer(step.clone(), text).await {
                 Ok(()) => Reply::Answered { step },
                 Err(why) => bad(why),
             }
@@ -319,7 +427,11 @@ async fn handle(
                     Vec::new(),
                 );
             }
-            match controls.decide(step.clone(), approved, by, reason).await {
+            match served
+                .controls
+                .decide(step.clone(), approved, by, reason)
+                .await
+            {
                 Ok(()) => Reply::Decided { step, approved },
                 Err(why) => bad(why),
             }
@@ -331,8 +443,32 @@ async fn handle(
                     Vec::new(),
                 );
             }
-            match controls.pause(paused, by).await {
+            match served.controls.pause(paused, by).await {
                 Ok(()) => Reply::Paused { paused },
+                Err(why) => bad(why),
+            }
+        }
+        Request::Release { agent, paths } => {
+            if !caller.may_act_as(&agent) {
+                return (
+                    unauthorized(format!("this token may not release claims of `{agent}`")),
+                    Vec::new(),
+                );
+            }
+            match served.claims.release(&agent, paths.as_deref()) {
+                Ok(claims) => Reply::Released { claims },
+                Err(e) => bad(e.to_string()),
+            }
+        }
+        Request::Unpark => {
+            if *caller != Caller::Owner {
+                return (
+                    unauthorized("only the run's owner unparks it".into()),
+                    Vec::new(),
+                );
+            }
+            match served.controls.unpark().await {
+                Ok(steps) => Reply::Unparked { steps },
                 Err(why) => bad(why),
             }
         }

@@ -120,10 +120,10 @@ impl<'a> Layer<'a> {
         }
     }
 
-    fn of_agent(agent: &str, p: &'a AgentPermissions) -> Layer<'a> {
+    fn of_agent(kind: &str, agent: &str, p: &'a AgentPermissions) -> Layer<'a> {
         let files = p.files.as_ref();
         Layer {
-            label: format!("agent {agent}"),
+            label: format!("{kind} {agent}"),
             access: p.access,
             inherit: p.inherit,
             read: files.map(|f| f.read.as_slice()).unwrap_or_default(),
@@ -138,13 +138,13 @@ impl<'a> Layer<'a> {
 
 fn profile<'a>(
     file: &'a RelayFile,
-    agent: &Agent,
+    owner: &str,
     name: &str,
 ) -> Result<&'a PermissionProfile, PermissionError> {
     file.permission_profiles
         .get(name)
         .ok_or_else(|| PermissionError::UnknownProfile {
-            agent: agent.name.clone(),
+            agent: owner.to_string(),
             name: name.to_string(),
             suggestion: did_you_mean(name, file.permission_profiles.keys().map(String::as_str))
                 .map(str::to_string),
@@ -156,14 +156,34 @@ pub fn effective_permissions(
     file: &RelayFile,
     agent: &Agent,
 ) -> Result<EffectivePermissions, PermissionError> {
+    rules_of(file, &agent.name, "agent", agent.permissions.as_ref())
+}
+
+/// The permissions a deterministic step's command runs with (our extension), when the
+/// step sets any; written and merged as an agent's are.
+pub fn step_permissions(
+    file: &RelayFile,
+    step: &crate::types::Step,
+) -> Option<Result<EffectivePermissions, PermissionError>> {
+    step.permissions
+        .as_ref()
+        .map(|p| rules_of(file, &step.name, "step", Some(p)))
+}
+
+fn rules_of(
+    file: &RelayFile,
+    owner: &str,
+    kind: &str,
+    permissions: Option<&NameOr<AgentPermissions>>,
+) -> Result<EffectivePermissions, PermissionError> {
     let mut layers: Vec<Layer<'_>> = Vec::new();
     let mut preset: Option<Access> = None;
-    match &agent.permissions {
+    match permissions {
         None => {}
         Some(NameOr::Name(name)) => match Access::from_name(name) {
             Some(a) => preset = Some(a),
             None if file.permission_profiles.contains_key(name) => {
-                layers.push(Layer::of_profile(name, profile(file, agent, name)?));
+                layers.push(Layer::of_profile(name, profile(file, owner, name)?));
             }
             None => {
                 let known = Access::ALL
@@ -171,7 +191,7 @@ pub fn effective_permissions(
                     .map(|a| a.as_str())
                     .chain(file.permission_profiles.keys().map(String::as_str));
                 return Err(PermissionError::UnknownName {
-                    agent: agent.name.clone(),
+                    agent: owner.to_string(),
                     name: name.clone(),
                     suggestion: did_you_mean(name, known).map(str::to_string),
                 });
@@ -179,9 +199,9 @@ pub fn effective_permissions(
         },
         Some(NameOr::Value(own)) => {
             if let Some(p) = &own.profile {
-                layers.push(Layer::of_profile(p, profile(file, agent, p)?));
+                layers.push(Layer::of_profile(p, profile(file, owner, p)?));
             }
-            layers.push(Layer::of_agent(&agent.name, own));
+            layers.push(Layer::of_agent(kind, owner, own));
         }
     }
 

@@ -124,6 +124,9 @@ impl<'de> serde::Deserialize<'de> for PermissionsAt {
 #[serde(rename_all = "camelCase")]
 struct SwarmAt {
     max_concurrency: At,
+    resolver: At,
+    #[serde(default)]
+    worktree_include: Vec<Spanned<IgnoredAny>>,
 }
 
 #[derive(Debug, Clone, serde::Deserialize)]
@@ -377,6 +380,18 @@ impl SourceMap {
     /// Where `swarm.maxConcurrency` is set.
     pub fn max_concurrency(&self) -> Option<Pos> {
         self.swarm.as_ref().and_then(|s| at(&s.max_concurrency))
+    }
+
+    /// Where `swarm.resolver` is set.
+    pub fn resolver(&self) -> Option<Pos> {
+        self.swarm.as_ref().and_then(|s| at(&s.resolver))
+    }
+
+    /// Where entry `k` of `swarm.worktreeInclude` stands.
+    pub fn worktree_include(&self, k: usize) -> Option<Pos> {
+        self.swarm
+            .as_ref()
+            .and_then(|s| nth(&s.worktree_include, k))
     }
 
     /// Where barrier number `b` is named.

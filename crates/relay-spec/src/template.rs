@@ -1,5 +1,6 @@
 //! `{{...}}` interpolation: `{{name}}` is a user variable, `{{steps.X.output}}` is the
-//! output of an upstream step. Text between braces that is not a reference (`{{ a b }}`,
+//! output of an upstream step, `{{state.KEY}}` the value of KEY in the run's shared
+//! state (read when the step starts: see [`render_deferred`]). Text between braces that is not a reference (`{{ a b }}`,
 //! `{{}}`) is left as written.
 
 use std::collections::BTreeMap;
@@ -13,6 +14,8 @@ pub enum Ref {
     StepOutput(String),
     /// Every iteration's output of a looping step as a JSON array (`{{steps.fix.outputs}}`).
     StepOutputs(String),
+    /// A key of the run's shared state (`{{state.plan}}`).
+    State(String),
 }
 
 /// The key under which the outputs of every iteration of `step` are kept among the
@@ -27,6 +30,7 @@ impl std::fmt::Display for Ref {
             Ref::Var(v) => write!(f, "{{{{{v}}}}}"),
             Ref::StepOutput(s) => write!(f, "{{{{steps.{s}.output}}}}"),
             Ref::StepOutputs(s) => write!(f, "{{{{steps.{s}.outputs}}}}"),
+            Ref::State(k) => write!(f, "{{{{state.{k}}}}}"),
         }
     }
 }
@@ -68,6 +72,11 @@ fn classify(inner: &str) -> Option<Ref> {
         && !step.is_empty()
     {
         return Some(Ref::StepOutputs(step.to_string()));
+    }
+    if let Some(key) = name.strip_prefix("state.")
+        && !key.is_empty()
+    {
+        return Some(Ref::State(key.to_string()));
     }
     Some(Ref::Var(name.to_string()))
 }
@@ -131,28 +140,58 @@ pub enum Quoting {
     Shell,
 }
 
+/// A rendered text whose `{{state.KEY}}` references are still to be filled: the run's
+/// state is read when a step starts, long after its text is resolved.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Piece {
+    /// Text as it is final (variables and outputs already in, quoted as asked).
+    Text(String),
+    /// The value of a state key, to be put here.
+    State(String),
+}
+
 /// Fills every reference in `text` from `vars` and `outputs`. Returns the references that
-/// had no value instead of leaving them as literal text.
+/// had no value instead of leaving them as literal text; a `{{state.KEY}}` reference has
+/// no value here (use [`render_deferred`] where state is read).
 pub fn render(
     text: &str,
     vars: &BTreeMap<String, String>,
     outputs: &BTreeMap<String, String>,
     quoting: Quoting,
 ) -> Result<String, Vec<Ref>> {
-    let mut out = String::with_capacity(text.len());
+    let pieces = render_deferred(text, vars, outputs, quoting)?;
+    fill_state(&pieces, &BTreeMap::new(), quoting)
+}
+
+/// Like [`render`], but `{{state.KEY}}` references are kept as [`Piece::State`] to be
+/// filled by [`fill_state`]. The text is scanned once: a value put in (a variable, an
+/// output) is never read for references again, so it cannot smuggle one in.
+pub fn render_deferred(
+    text: &str,
+    vars: &BTreeMap<String, String>,
+    outputs: &BTreeMap<String, String>,
+    quoting: Quoting,
+) -> Result<Vec<Piece>, Vec<Ref>> {
+    let mut out: Vec<Piece> = Vec::new();
     let mut missing = Vec::new();
+    let push = |out: &mut Vec<Piece>, s: &str| match out.last_mut() {
+        Some(Piece::Text(t)) => t.push_str(s),
+        _ => out.push(Piece::Text(s.to_owned())),
+    };
     for part in parts(text) {
         match part {
-            Part::Lit(s) => out.push_str(s),
+            Part::Lit(s) => push(&mut out, s),
+            Part::Ref(Ref::State(k), _) => out.push(Piece::State(k)),
             Part::Ref(r, _) => {
                 let value = match &r {
                     Ref::Var(v) => vars.get(v),
                     Ref::StepOutput(s) => outputs.get(s),
                     Ref::StepOutputs(s) => outputs.get(&outputs_key(s)),
+                    Ref::State(_) => None,
                 };
                 match value {
-                    Some(v) if quoting == Quoting::Shell => out.push_str(&shell_quote(v)),
-                    Some(v) => out.push_str(v),
+                    Some(v) if quoting == Quoting::Shell => push(&mut out, &shell_quote(v)),
+                    Some(v) => push(&mut out, v),
                     None => {
                         if !missing.contains(&r) {
                             missing.push(r);
@@ -169,6 +208,49 @@ pub fn render(
     }
 }
 
+/// The text of `pieces` with each state key's value from `state` (quoted as asked), or
+/// the keys that have none.
+pub fn fill_state(
+    pieces: &[Piece],
+    state: &BTreeMap<String, String>,
+    quoting: Quoting,
+) -> Result<String, Vec<Ref>> {
+    let mut out = String::new();
+    let mut missing = Vec::new();
+    for p in pieces {
+        match p {
+            Piece::Text(t) => out.push_str(t),
+            Piece::State(k) => match state.get(k) {
+                Some(v) if quoting == Quoting::Shell => out.push_str(&shell_quote(v)),
+                Some(v) => out.push_str(v),
+                None => {
+                    let r = Ref::State(k.clone());
+                    if !missing.contains(&r) {
+                        missing.push(r);
+                    }
+                }
+            },
+        }
+    }
+    if missing.is_empty() {
+        Ok(out)
+    } else {
+        Err(missing)
+    }
+}
+
+/// `pieces` as text with each state reference written as `{{state.KEY}}`.
+pub fn written(pieces: &[Piece]) -> String {
+    let mut out = String::new();
+    for p in pieces {
+        match p {
+            Piece::Text(t) => out.push_str(t),
+            Piece::State(k) => out.push_str(&Ref::State(k.clone()).to_string()),
+        }
+    }
+    out
+}
+
 /// `text` with each `{{name}}` that `values` has a value for replaced by it, as it is;
 /// every other reference is left as written.
 pub fn substitute(text: &str, values: &BTreeMap<String, String>) -> String {
@@ -180,7 +262,9 @@ pub fn substitute(text: &str, values: &BTreeMap<String, String>) -> String {
                 Some(value) => out.push_str(value),
                 None => out.push_str(raw),
             },
-            Part::Ref(Ref::StepOutput(_) | Ref::StepOutputs(_), raw) => out.push_str(raw),
+            Part::Ref(Ref::StepOutput(_) | Ref::StepOutputs(_) | Ref::State(_), raw) => {
+                out.push_str(raw)
+            }
         }
     }
     out
@@ -219,6 +303,34 @@ mod tests {
                 Ref::StepOutput("plan-a".into()),
                 Ref::Var("task".into())
             ]
+        );
+    }
+
+    #[test]
+    fn state_references_are_filled_late_and_values_never_rescanned() {
+        assert_eq!(
+            references("{{ state.plan.a }}"),
+            [Ref::State("plan.a".into())]
+        );
+        let vars = map(&[("v", "{{state.secret}} 'x'")]);
+        let pieces =
+            render_deferred("echo {{v}} {{state.k}}", &vars, &map(&[]), Quoting::Shell).unwrap();
+        assert_eq!(
+            written(&pieces),
+            r"echo '{{state.secret}} '\''x'\''' {{state.k}}"
+        );
+        let state = map(&[("k", "a b"), ("secret", "no")]);
+        assert_eq!(
+            fill_state(&pieces, &state, Quoting::Shell).unwrap(),
+            r"echo '{{state.secret}} '\''x'\''' 'a b'"
+        );
+        assert_eq!(
+            fill_state(&pieces, &map(&[]), Quoting::Shell),
+            Err(vec![Ref::State("k".into())])
+        );
+        assert_eq!(
+            render("{{state.k}}", &map(&[]), &map(&[]), Quoting::None),
+            Err(vec![Ref::State("k".into())])
         );
     }
 
@@ -280,6 +392,11 @@ mod tests {
                 && !step.is_empty()
             {
                 return Some(Ref::StepOutput(step.to_string()));
+            }
+            if let Some(key) = name.strip_prefix("state.")
+                && !key.is_empty()
+            {
+                return Some(Ref::State(key.to_string()));
             }
             Some(Ref::Var(name.to_string()))
         }

@@ -2,7 +2,8 @@
 # Opt-in check of agent-relay against the REAL claude, codex, gemini, opencode and aider
 # CLIs, offline: each talks to the local mock model (mockllm.py here), which answers from
 # `REPLY:` in the prompt. One-shot (oneshot.yaml) and in PTYs with a message relayed into
-# each live session (interactive.yaml). Not part of the default test suite (the CLIs are
+# each live session (interactive.yaml); token usage, a rate limit that parks a step and a
+# token budget (limits.yaml). Not part of the default test suite (the CLIs are
 # about 1.6 GB).
 #
 #   CLI_BIN=/work/realclis/node_modules/.bin AIDER=/work/realclis/venv/bin/aider \
@@ -35,6 +36,33 @@ for st in s["steps"]:
     print(f"  {st['name']:9} {st['status']:10} output={out[:70]!r}")
 PY
 done
+# Limits: tokens read from each CLI's structured output (the mock reports TOKENS:IN:OUT),
+# a 429 with a reset time that parks a step (no retry spent), and the token budget that
+# stops the last step. The run fails by design (the budget); its summary is checked.
+echo "== limits.yaml"
+cp "$here"/limits.yaml "$W/"
+"$RELAY" run limits.yaml --json > "$root/limits.json" 2> "$root/limits.err" || true
+python3 - "$root/limits.json" "$W" <<'PY' || { status=1; echo "  FAILED:"; sed 's/^/  /' "$root/limits.err"; }
+import glob, json, sys
+s = json.load(open(sys.argv[1]))
+steps = {st["name"]: st for st in s["steps"]}
+ok = True
+for name in ["claude-usage", "codex-usage", "gemini-usage", "opencode-usage"]:
+    u = steps[name].get("usage") or {}
+    good = u.get("input", 0) + u.get("cacheRead", 0) >= 1000 and u.get("output", 0) >= 100
+    ok &= good
+    print(f"  {name:15} {steps[name]['status']:10} tokens={u} {'ok' if good else 'MISSING'}")
+events = [json.loads(l) for f in glob.glob(sys.argv[2] + "/.agent-relay/runs/*/events.jsonl") for l in open(f)]
+parked = [e for e in events if e["type"] == "step:parked" and e["step"] == "parked"]
+retried = [e for e in events if e["type"] == "step:retrying" and e["step"] == "parked"]
+print(f"  parked          {steps['parked']['status']:10} parks={len(parked)} retries={len(retried)}"
+      " (a CLI that outwaits the limit with its own retries completes without parking)")
+ok &= steps["parked"]["status"] == "completed" and not retried
+reason = steps["over-budget"].get("reason") or ""
+print(f"  over-budget     {steps['over-budget']['status']:10} {reason}")
+ok &= "token budget exhausted" in reason
+sys.exit(0 if ok else 1)
+PY
 # Nothing the runs started may be left.
 sleep 3
 left=$(python3 - <<'PY'

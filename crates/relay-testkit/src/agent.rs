@@ -4,7 +4,7 @@ use std::io::{IsTerminal, Write};
 use std::path::Path;
 
 use crate::argv::{self, Cli, Mode};
-use crate::{oneshot, script, tui};
+use crate::{oneshot, script, structured, tui};
 
 fn fail(msg: &str) -> ! {
     let _ = writeln!(std::io::stderr(), "{msg}");
@@ -43,6 +43,7 @@ pub(crate) fn main() -> ! {
         let line = format!("{}\t{}\n", cli.name(), argv::json_array(&args));
         let _ = script::append_line(Path::new(&path), &line);
     }
+    script::set_cli(cli);
     match argv::parse(cli, &args) {
         Err(why) => fail(&format!(
             "fake-agent({}): unrecognized arguments: {} ({why})",
@@ -50,6 +51,7 @@ pub(crate) fn main() -> ! {
             argv::json_array(&args)
         )),
         Ok(Mode::OneShot(task)) => oneshot::run(cli, &task),
+        Ok(Mode::OneShotStructured(task)) => structured::run(cli, &task, model_of(&args)),
         Ok(Mode::OneShotFile(path)) => match std::fs::read_to_string(&path) {
             Ok(task) if task.trim().is_empty() => {
                 fail(&format!("fake-agent({}): {path} holds no task", cli.name()))
@@ -57,11 +59,14 @@ pub(crate) fn main() -> ! {
             Ok(task) => oneshot::run(cli, &task),
             Err(e) => fail(&format!("fake-agent({}): {path}: {e}", cli.name())),
         },
-        Ok(Mode::OneShotStdin) if std::io::stdin().is_terminal() => fail(&format!(
+        Ok(Mode::OneShotStdin(_)) if std::io::stdin().is_terminal() => fail(&format!(
             "fake-agent({}): the task should come on stdin, which is a terminal",
             cli.name()
         )),
-        Ok(Mode::OneShotStdin) => oneshot::run(cli, &stdin_task(cli)),
+        Ok(Mode::OneShotStdin(argv::Output::Structured)) => {
+            structured::run(cli, &stdin_task(cli), model_of(&args))
+        }
+        Ok(Mode::OneShotStdin(argv::Output::Text)) => oneshot::run(cli, &stdin_task(cli)),
         // gemini reads its task from stdin when that is not a terminal.
         Ok(Mode::Interactive) if cli == Cli::Gemini && !std::io::stdin().is_terminal() => {
             oneshot::run(cli, &stdin_task(cli))
@@ -73,6 +78,17 @@ pub(crate) fn main() -> ! {
         )),
         Ok(Mode::Interactive) => tui::run(cli),
     }
+}
+
+/// The model named on the command line, if one is.
+fn model_of(args: &[String]) -> Option<String> {
+    args.iter()
+        .position(|a| a == "--model" || a == "-m")
+        .and_then(|i| args.get(i + 1).cloned())
+        .or_else(|| {
+            args.iter()
+                .find_map(|a| a.strip_prefix("--model=").map(str::to_owned))
+        })
 }
 
 /// The task on stdin; none there is an error, as for the real CLIs.

@@ -87,14 +87,28 @@ impl Cli {
     }
 }
 
+/// How a one-shot run prints its reply.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub(crate) enum Output {
+    /// Plain text, as the CLIs print by default.
+    #[default]
+    Text,
+    /// The CLI's structured output with token usage (claude `--output-format
+    /// stream-json --verbose`, codex `exec --json`, gemini `--output-format stream-json`,
+    /// opencode `run --format json`).
+    Structured,
+}
+
 /// What one invocation asks for.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub(crate) enum Mode {
     /// Run the task and exit.
     OneShot(String),
-    /// Run the task read from stdin and exit (when stdin is not a terminal; else the
-    /// CLI's interactive mode, as the real ones do).
-    OneShotStdin,
+    /// Run the task and exit, printing the CLI's structured output.
+    OneShotStructured(String),
+    /// Run the task read from stdin and exit, printing it so (when stdin is not a
+    /// terminal; else the CLI's interactive mode, as the real ones do).
+    OneShotStdin(Output),
     /// Run the task read from this file and exit.
     OneShotFile(String),
     /// Start a TUI and wait for the task to be typed.
@@ -181,18 +195,51 @@ pub(crate) fn parse(cli: Cli, args: &[String]) -> Result<Mode, String> {
             Ok(())
         }
     };
+    let one = |task: &str, out: Output| match out {
+        Output::Text => Mode::OneShot(task.to_string()),
+        Output::Structured => Mode::OneShotStructured(task.to_string()),
+    };
+    let choice = |v: Option<&str>, allowed: &[&str], flag: &str| -> Result<(), String> {
+        match v {
+            Some(x) if !allowed.contains(&x) => Err(format!(
+                "{flag} takes one of {}, not {x}",
+                allowed.join("|")
+            )),
+            _ => Ok(()),
+        }
+    };
     match cli {
         Cli::Claude => {
             let s = scan(
                 args,
-                &["--dangerously-skip-permissions", "-p", "--print"],
-                &["--model"],
+                &[
+                    "--dangerously-skip-permissions",
+                    "-p",
+                    "--print",
+                    "--verbose",
+                ],
+                &["--model", "--output-format", "--permission-mode"],
             )?;
+            choice(
+                s.value(&["--permission-mode"]),
+                &["default", "acceptEdits", "plan", "bypassPermissions"],
+                "--permission-mode",
+            )?;
+            let format = s.value(&["--output-format"]);
+            choice(format, &["text", "json", "stream-json"], "--output-format")?;
             let print = s.has("-p") || s.has("--print");
+            if format == Some("stream-json") && !s.has("--verbose") {
+                return Err("--output-format stream-json needs --verbose with -p".into());
+            }
+            let out = if format == Some("stream-json") {
+                Output::Structured
+            } else {
+                Output::Text
+            };
             match (print, s.pos().as_slice()) {
-                (true, [task]) => Ok(Mode::OneShot(task.to_string())),
+                (true, [task]) => Ok(one(task, out)),
                 (false, []) => Ok(Mode::Interactive),
-                (true, []) => Ok(Mode::OneShotStdin),
+                (true, []) => Ok(Mode::OneShotStdin(out)),
                 (true, _) => Err("more than one task given".into()),
                 (false, _) => Err("a task needs -p".into()),
             }
@@ -203,33 +250,87 @@ pub(crate) fn parse(cli: Cli, args: &[String]) -> Result<Mode, String> {
                 &[
                     "--skip-git-repo-check",
                     "--dangerously-bypass-approvals-and-sandbox",
+                    "--json",
                 ],
-                &MODEL,
+                &[
+                    "--model",
+                    "-m",
+                    "--sandbox",
+                    "-s",
+                    "--ask-for-approval",
+                    "-a",
+                ],
             )?;
+            choice(
+                s.value(&["--sandbox", "-s"]),
+                &["read-only", "workspace-write", "danger-full-access"],
+                "--sandbox",
+            )?;
+            let out = if s.has("--json") {
+                Output::Structured
+            } else {
+                Output::Text
+            };
             match s.pos().as_slice() {
-                ["exec", "-"] => Ok(Mode::OneShotStdin),
-                ["exec", task] => Ok(Mode::OneShot(task.to_string())),
+                ["exec", _] if s.value(&["--ask-for-approval", "-a"]).is_some() => {
+                    Err("--ask-for-approval is not valid with `exec`".into())
+                }
+                ["exec", "-"] => Ok(Mode::OneShotStdin(out)),
+                ["exec", task] => Ok(one(task, out)),
                 [] => {
                     exec_only(&s, "--skip-git-repo-check", "exec")?;
+                    exec_only(&s, "--json", "exec")?;
                     Ok(Mode::Interactive)
                 }
                 _ => Err("expected `exec TASK`, `exec -` or no positional".into()),
             }
         }
         Cli::Gemini => {
-            let s = scan(args, &["--yolo"], &["--model", "-m", "-p"])?;
+            let s = scan(
+                args,
+                &["--yolo"],
+                &[
+                    "--model",
+                    "-m",
+                    "-p",
+                    "--output-format",
+                    "-o",
+                    "--approval-mode",
+                ],
+            )?;
+            choice(
+                s.value(&["--approval-mode"]),
+                &["default", "auto_edit", "yolo", "plan"],
+                "--approval-mode",
+            )?;
+            let format = s.value(&["--output-format", "-o"]);
+            choice(format, &["text", "json", "stream-json"], "--output-format")?;
+            let out = if format == Some("stream-json") {
+                Output::Structured
+            } else {
+                Output::Text
+            };
             match (s.value(&["-p"]), s.pos().as_slice()) {
-                (Some(task), []) => Ok(Mode::OneShot(task.to_string())),
-                // Like gemini: no task and stdin not a terminal reads the task from it.
+                (Some(task), []) => Ok(one(task, out)),
+                // Like gemini: no task and stdin not a terminal reads the task from it
+                // (the structured output is only for such a run).
+                (None, []) if out == Output::Structured => Ok(Mode::OneShotStdin(out)),
                 (None, []) => Ok(Mode::Interactive),
                 _ => Err("unexpected positional; the task goes after -p".into()),
             }
         }
         Cli::Opencode => {
-            let s = scan(args, &[], &MODEL)?;
+            let s = scan(args, &[], &["--model", "-m", "--format", "--agent"])?;
+            let format = s.value(&["--format"]);
+            choice(format, &["default", "json"], "--format")?;
+            let out = if format == Some("json") {
+                Output::Structured
+            } else {
+                Output::Text
+            };
             match s.pos().as_slice() {
-                ["run", rest @ ..] if !rest.is_empty() => Ok(Mode::OneShot(rest.join(" "))),
-                ["run"] => Ok(Mode::OneShotStdin),
+                ["run", rest @ ..] if !rest.is_empty() => Ok(one(&rest.join(" "), out)),
+                ["run"] => Ok(Mode::OneShotStdin(out)),
                 [] => Ok(Mode::Interactive),
                 _ => Err("expected `run [TASK...]` or no positional".into()),
             }
@@ -248,7 +349,7 @@ pub(crate) fn parse(cli: Cli, args: &[String]) -> Result<Mode, String> {
         Cli::Aider => {
             let s = scan(
                 args,
-                &["--yes-always", "--no-git"],
+                &["--yes-always", "--no-git", "--dry-run"],
                 &["--model", "--message", "--message-file"],
             )?;
             if !s.positionals.is_empty() {
@@ -272,7 +373,7 @@ pub(crate) fn parse(cli: Cli, args: &[String]) -> Result<Mode, String> {
             let file = s.value(&["-i", "--instructions"]);
             match (s.pos().as_slice(), s.value(&["--text"]), file) {
                 (["run"], Some(task), None) => Ok(Mode::OneShot(task.to_string())),
-                (["run"], None, Some("-")) => Ok(Mode::OneShotStdin),
+                (["run"], None, Some("-")) => Ok(Mode::OneShotStdin(Output::Text)),
                 (["run"], None, Some(f)) => Ok(Mode::OneShotFile(f.to_string())),
                 (["run"], None, None) => Err("`run` needs --text TASK or -i FILE".into()),
                 (["session"], None, None) => {
@@ -361,7 +462,7 @@ mod tests {
             p(Droid, &["exec", "--skip-permissions-unsafe", "t"]),
             one("t")
         );
-        let stdin = Ok(Mode::OneShotStdin);
+        let stdin = Ok(Mode::OneShotStdin(Output::Text));
         assert_eq!(p(Claude, &["--dangerously-skip-permissions", "-p"]), stdin);
         assert_eq!(p(Codex, &["exec", "--skip-git-repo-check", "-"]), stdin);
         assert_eq!(p(Opencode, &["run", "-m", "a/b"]), stdin);

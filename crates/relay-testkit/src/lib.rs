@@ -17,9 +17,11 @@
 mod agent;
 mod argv;
 pub mod chromium;
+pub mod nats;
 mod oneshot;
 mod procs;
 mod script;
+mod structured;
 mod sys;
 mod tui;
 

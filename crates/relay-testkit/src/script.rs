@@ -63,6 +63,57 @@ pub(crate) enum Marker {
         agent: String,
         code: i32,
     },
+    /// Report tokens used (structured one-shot output only), as one more model turn.
+    Usage {
+        input: u64,
+        output: u64,
+    },
+    /// Print the CLI's own "rate or usage limit reached" message (with a reset that many
+    /// seconds from now, or none) and exit 1; with a key, only on the first run with it.
+    RateLimit {
+        key: Option<String>,
+        resets_in: Option<u64>,
+    },
+}
+
+/// The CLI the fake agent plays, for what differs per CLI inside a script.
+static PLAYING: std::sync::OnceLock<crate::argv::Cli> = std::sync::OnceLock::new();
+
+/// Records which CLI the fake agent plays.
+pub(crate) fn set_cli(cli: crate::argv::Cli) {
+    let _ = PLAYING.set(cli);
+}
+
+/// Each CLI's own words for a provider limit, with its reset time the way that CLI gives
+/// it, and whether it prints them on stdout (else stderr).
+pub(crate) fn limit_message(cli: crate::argv::Cli, resets_in: Option<u64>) -> (bool, String) {
+    use crate::argv::Cli;
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs());
+    match (cli, resets_in) {
+        (Cli::Claude, Some(s)) => (true, format!("Claude AI usage limit reached|{}", now + s)),
+        (Cli::Claude, None) => (
+            true,
+            r#"API Error: 429 {"type":"error","error":{"type":"rate_limit_error","message":"Number of request tokens has exceeded your per-minute rate limit"}}"#.into(),
+        ),
+        (Cli::Codex, Some(s)) => (
+            false,
+            format!("ERROR: You've hit your usage limit. Upgrade to Pro or try again in {s} seconds."),
+        ),
+        (Cli::Codex, None) => (false, "ERROR: exceeded retry limit, last status: 429 Too Many Requests".into()),
+        (Cli::Gemini, Some(s)) => (
+            false,
+            format!("[API Error: You exceeded your current quota (Quota exceeded for metric generate_content_requests). Please retry in {s}s.]"),
+        ),
+        (Cli::Gemini, None) => (false, "[API Error: got status: 429 RESOURCE_EXHAUSTED]".into()),
+        (Cli::Opencode, Some(s)) => (
+            false,
+            format!("AI_APICallError: Rate limit reached for requests. Please try again in {s}s."),
+        ),
+        (_, Some(s)) => (false, format!("Error: HTTP 429 Too Many Requests (retry after {s} seconds)")),
+        (_, None) => (false, "Error: HTTP 429 Too Many Requests".into()),
+    }
 }
 
 /// The TUI-only settings a script carries.
@@ -159,6 +210,9 @@ fn marker(cmd: &str, arg: Option<&str>) -> Result<Marker, String> {
             | "emit"
             | "say-for"
             | "exit-for"
+            | "usage"
+            | "rate-limit"
+            | "rate-limit-once"
     );
     let no_arg = matches!(
         cmd,
@@ -254,6 +308,31 @@ fn marker(cmd: &str, arg: Option<&str>) -> Result<Marker, String> {
             },
             None => return bad("expected AGENT:KEY:FIRST|SECOND|..."),
         },
+        "usage" => match a
+            .split_once(':')
+            .and_then(|(i, o)| Some((i.trim().parse().ok()?, o.trim().parse().ok()?)))
+        {
+            Some((input, output)) => Marker::Usage { input, output },
+            None => return bad("expected INPUT:OUTPUT token counts"),
+        },
+        "rate-limit" | "rate-limit-once" => {
+            let (key, secs) = match (cmd, a.split_once(':')) {
+                ("rate-limit", _) => (None, a),
+                (_, Some((k, s))) => (Some(k.to_string()), s),
+                (_, None) => (Some(a.to_string()), ""),
+            };
+            if key.as_deref().is_some_and(str::is_empty) {
+                return bad("expected KEY or KEY:SECONDS");
+            }
+            let resets_in = match secs.trim() {
+                "" | "none" => None,
+                n => match n.parse() {
+                    Ok(n) => Some(n),
+                    Err(_) => return bad("expected seconds to the reset, or none"),
+                },
+            };
+            Marker::RateLimit { key, resets_in }
+        }
         "say-for" => match split(a) {
             Some((agent, text)) => Marker::SayFor {
                 agent,
@@ -283,6 +362,8 @@ pub(crate) trait Host {
     fn crash(&mut self) -> !;
     /// Ignores SIGTERM and SIGHUP from now on.
     fn ignore_term(&mut self);
+    /// Reports tokens used by one more model turn (where the output reports usage).
+    fn usage(&mut self, _input: u64, _output: u64) {}
 }
 
 /// Runs `markers` of `task` in order.
@@ -290,6 +371,26 @@ pub(crate) fn run(markers: &[Marker], task: &str, host: &mut dyn Host) {
     for m in markers {
         match m {
             Marker::Say(text) => host.reply(text),
+            Marker::Usage { input, output } => host.usage(*input, *output),
+            Marker::RateLimit { key, resets_in } => {
+                if let Some(k) = key {
+                    let dir = state_dir();
+                    let path = dir.join(format!("rate-limit-once-{k}"));
+                    let first = fs::create_dir_all(&dir)
+                        .and_then(|()| OpenOptions::new().write(true).create_new(true).open(&path));
+                    if first.is_err() {
+                        continue;
+                    }
+                }
+                let cli = PLAYING.get().copied().unwrap_or(crate::argv::Cli::Claude);
+                let (stdout, text) = limit_message(cli, *resets_in);
+                if stdout {
+                    host.reply(&text);
+                } else {
+                    host.stderr(&text);
+                }
+                host.exit(1);
+            }
             // Echoed markers are defused so they do not act again in the next agent that
             // reads this output; `emit` passes one on on purpose.
             Marker::EchoTask => host.reply(&task.replace(OPEN, "[fake:")),

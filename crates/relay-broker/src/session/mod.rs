@@ -72,6 +72,9 @@ pub struct SessionSpec {
     /// force-release after another (an agent that does nothing is never waited for
     /// forever; no idle threshold switches that off).
     pub nudge: Option<NudgePolicy>,
+    /// The permissions the kernel enforces on the CLI and everything it starts.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub sandbox: Option<crate::sandbox::Sandbox>,
 }
 
 /// Timing knobs of a session; small values in tests, sane defaults for real CLIs.
@@ -217,6 +220,9 @@ pub enum SessionError {
     /// The PTY could not be opened or used.
     #[error("terminal error: {0}")]
     Pty(String),
+    /// The CLI's permissions cannot be enforced (or set up) here.
+    #[error("{0}")]
+    Sandbox(crate::sandbox::SandboxError),
     /// The transcript could not be written.
     #[error("cannot write transcript {}: {reason}", path.display())]
     Transcript {
@@ -256,6 +262,7 @@ pub async fn run_session(
         cwd: spec.cwd.clone(),
         env: spec.env.clone(),
         size: spec.size,
+        sandbox: spec.sandbox.clone(),
     };
     // fork/exec and openpty block; keep them off the runtime's worker threads.
     let mut pty = tokio::task::spawn_blocking(move || pty::spawn(&launch, transcript))

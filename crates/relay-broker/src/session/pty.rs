@@ -32,6 +32,8 @@ pub struct Launch {
     pub env: Vec<(String, String)>,
     /// Terminal size (rows, cols).
     pub size: (u16, u16),
+    /// Permissions the kernel enforces on the CLI.
+    pub sandbox: Option<crate::sandbox::Sandbox>,
 }
 
 /// A running CLI in a PTY.
@@ -46,6 +48,8 @@ pub struct Pty {
     threads: Vec<JoinHandle<()>>,
     // Kept for the session's lifetime; the reader and writer use their own duplicates.
     _master: Box<dyn MasterPty + Send>,
+    // The sandbox's private temp directory lives as long as the session.
+    _sandbox: Option<crate::sandbox::Prepared>,
 }
 
 /// Starts the CLI in a new PTY; output is also copied to `transcript`.
@@ -65,6 +69,16 @@ pub fn spawn(launch: &Launch, transcript: File) -> Result<Pty, SessionError> {
             launch.cwd.display()
         )));
     }
+    // Built before the terminal exists, so that a refusal leaves nothing to clean up.
+    let prepared = match &launch.sandbox {
+        Some(sandbox) => {
+            let resolved = crate::process::which(&program)
+                .unwrap_or_else(|| std::path::PathBuf::from(&program));
+            crate::sandbox::prepare(sandbox, &resolved, &launch.env)
+                .map_err(SessionError::Sandbox)?
+        }
+        None => None,
+    };
     let (rows, cols) = launch.size;
     let pair = native_pty_system()
         .openpty(PtySize {
@@ -87,16 +101,38 @@ pub fn spawn(launch: &Launch, transcript: File) -> Result<Pty, SessionError> {
     let mut cmd = CommandBuilder::from_argv(launch.argv.iter().map(Into::into).collect());
     cmd.cwd(&launch.cwd);
     cmd.env("TERM", "xterm-256color");
-    for (k, v) in &launch.env {
+    for (k, v) in launch.env.iter().chain(
+        prepared
+            .iter()
+            .flat_map(|p| p.env())
+            .collect::<Vec<_>>()
+            .iter(),
+    ) {
         cmd.env(k, v);
     }
-    let mut child = pair
-        .slave
-        .spawn_command(cmd)
-        .map_err(|e| spawn_err(format!("{e:#}")))?;
-    // Only the child may hold the slave side, so that reads end when the child's
-    // session is gone.
-    drop(pair.slave);
+    let slave = pair.slave;
+    let spawned = match &prepared {
+        // portable-pty owns the child's pre_exec (session, controlling terminal, stray
+        // descriptors closed), so the child is forked from a thread that restricted
+        // itself first and inherits that.
+        Some(p) => {
+            let (slave, spawned) = crate::sandbox::spawn_confined(p, move || {
+                let spawned = slave.spawn_command(cmd);
+                (slave, spawned)
+            })
+            .map_err(|e| spawn_err(format!("cannot apply the agent's permissions: {e}")))?;
+            drop(slave);
+            spawned
+        }
+        None => {
+            let spawned = slave.spawn_command(cmd);
+            drop(slave);
+            spawned
+        }
+    };
+    // Only the child may hold the slave side (dropped above), so that reads end when
+    // the child's session is gone.
+    let mut child = spawned.map_err(|e| spawn_err(format!("{e:#}")))?;
 
     let Some(pid) = child.process_id() else {
         let _ = child.kill();
@@ -167,6 +203,7 @@ pub fn spawn(launch: &Launch, transcript: File) -> Result<Pty, SessionError> {
         input: Some(in_tx),
         threads,
         _master: master,
+        _sandbox: prepared,
     })
 }
 

@@ -52,6 +52,7 @@ pub fn spec(argv: &[&str], task: &str, cli: Option<Cli>, dir: &Path, tag: &str) 
         size: (30, 120),
         timing: timing(),
         nudge: None,
+        sandbox: None,
     }
 }
 

@@ -3,11 +3,13 @@
 //! agent under `--rehearse`, timing from the settings). Pure: no I/O.
 
 use relay_broker::Launcher;
-use relay_broker::cli_table::{interactive_args, oneshot_args, profile};
+use relay_broker::cli_table::{Invocation, interactive_args, oneshot_args, profile, usage_format};
 use relay_broker::process::ProcessSpec;
+use relay_broker::sandbox::Sandbox;
+use relay_broker::sandbox::plan::{Context, plan};
 use relay_broker::session::{SessionSpec, SessionTiming};
 use relay_broker::watchdog::{COORDINATOR_ENV, RUN_ID_ENV};
-use relay_spec::{Agent, VerificationType};
+use relay_spec::{Access, Agent, Cli, VerificationType};
 
 use super::Shared;
 use crate::job::{Check, StepJob};
@@ -32,6 +34,12 @@ pub(super) fn base_env<L: Launcher>(shared: &Shared<L>, job: &StepJob) -> Vec<(S
     ];
     if let Some(a) = job.agent() {
         env.push(("AGENT_RELAY_NAME".to_string(), a.name.clone()));
+    }
+    if let Some(w) = &shared.worktrees {
+        env.push((
+            crate::worktrees::RUN_BRANCH_ENV.to_string(),
+            w.run_branch().to_string(),
+        ));
     }
     env.extend(shared.messaging.env(job.agent().map(|a| a.name.as_str())));
     env
@@ -147,6 +155,52 @@ fn regex_example(pattern: &str) -> Option<String> {
     re.is_match(&out).then_some(out)
 }
 
+/// The sandbox the kernel puts `job` in, from its permissions; `None` under `--rehearse`
+/// (a rehearsal prints what would be enforced instead) and when nothing is restricted.
+pub(super) fn sandbox_of<L: Launcher>(
+    shared: &Shared<L>,
+    job: &StepJob,
+    cli: Option<Cli>,
+) -> Option<Sandbox> {
+    if shared.rehearse {
+        return None;
+    }
+    let perms = job.permissions.as_ref()?;
+    let (owner, agent) = match job.agent() {
+        Some(a) => (format!("agent `{}`", a.name), Some(a.name.as_str())),
+        None => (format!("step `{}`", job.step_name), None),
+    };
+    let writable: &[&str] = cli.map(|c| profile(c).state_paths).unwrap_or(&[]);
+    let extra: &[String] = job
+        .agent()
+        .map(|a| a.additional_paths.as_slice())
+        .unwrap_or(&[]);
+    plan(
+        &owner,
+        perms,
+        &Context {
+            agent,
+            root: &job.cwd,
+            extra,
+            writable,
+            readable: vec![job.step_dir.display().to_string()],
+            allow_unenforced: shared.allow_unenforced,
+        },
+    )
+    .sandbox
+}
+
+/// How `agent`'s CLI is invoked: in its own read-only mode for a `readonly` agent.
+fn invocation(job: &StepJob, usage: bool) -> Invocation {
+    Invocation {
+        readonly: job
+            .permissions
+            .as_ref()
+            .is_some_and(|p| p.access == Access::Readonly),
+        usage,
+    }
+}
+
 fn process<L: Launcher>(
     shared: &Shared<L>,
     job: &StepJob,
@@ -162,6 +216,9 @@ fn process<L: Launcher>(
         timeout: job.timeout,
         stderr_path: Some(job.step_dir.join("stderr.log")),
         kill_grace: shared.settings.kill_grace,
+        sandbox: None,
+        usage: None,
+        max_tokens: None,
         stdin: None,
     }
 }
@@ -185,6 +242,7 @@ pub(super) fn command_process<L: Launcher>(
         vec!["-c".into(), COMMAND_RUNNER.into()],
         env,
     );
+    spec.sandbox = sandbox_of(shared, job, None);
     spec.stdin = Some(command.to_string());
     spec
 }
@@ -247,7 +305,8 @@ pub(super) fn agent_process<L: Launcher>(
         spec.stdin = Some(task.to_string());
         return spec;
     }
-    let one = oneshot_args(agent.cli, agent.effective_model(), task);
+    let how = invocation(job, true);
+    let one = oneshot_args(agent.cli, agent.effective_model(), task, how);
     let mut spec = process(
         shared,
         job,
@@ -256,6 +315,9 @@ pub(super) fn agent_process<L: Launcher>(
         env,
     );
     spec.stdin = one.stdin;
+    spec.sandbox = sandbox_of(shared, job, Some(agent.cli));
+    spec.usage = usage_format(agent.cli, how);
+    spec.max_tokens = agent.constraints.as_ref().and_then(|c| c.max_tokens);
     spec
 }
 
@@ -269,7 +331,11 @@ pub(super) fn session<L: Launcher>(
 ) -> SessionSpec {
     let p = profile(agent.cli);
     let mut argv = vec![p.program.to_string()];
-    argv.extend(interactive_args(agent.cli, agent.effective_model()));
+    argv.extend(interactive_args(
+        agent.cli,
+        agent.effective_model(),
+        invocation(job, false),
+    ));
     let mut timing: SessionTiming = shared.settings.session_timing();
     // The agent's own threshold when it sets one (0 disables), else the settings'.
     if agent
@@ -290,6 +356,7 @@ pub(super) fn session<L: Launcher>(
         size: shared.settings.pty_size,
         timing,
         nudge: shared.nudge.clone(),
+        sandbox: sandbox_of(shared, job, Some(agent.cli)),
     }
 }
 

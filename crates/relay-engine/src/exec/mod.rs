@@ -24,6 +24,7 @@ use crate::job::{Launch, StepJob, Work};
 use crate::messaging::RunMessaging;
 use crate::outcome::StepOutcome;
 use crate::settings::Settings;
+use crate::worktrees::{Conflict, Left, Resolution, RunWorktrees};
 use verify::{Attempt, AttemptEnd, CheckEnv, Verdict, judge};
 
 /// What every attempt of a run shares.
@@ -33,11 +34,17 @@ pub(crate) struct Shared<L: Launcher> {
     pub run_dir: PathBuf,
     pub self_bin: PathBuf,
     pub rehearse: bool,
+    /// Start agents whose permissions cannot all be enforced (`--allow-unenforced`).
+    pub allow_unenforced: bool,
+    /// Prices of the models, for the cost of each attempt.
+    pub prices: crate::prices::PriceTable,
     pub settings: Settings,
     pub nudge: Option<NudgePolicy>,
     pub events: UnboundedSender<EventKind>,
     /// The run's messaging: broker, socket, agents' states.
     pub messaging: Arc<RunMessaging>,
+    /// The agents' git worktrees, when any agent has one.
+    pub worktrees: Option<Arc<RunWorktrees>>,
 }
 
 /// Runs attempt `launch` to its verdict. `cancel` ends it early.
@@ -55,16 +62,102 @@ pub(crate) async fn run_attempt<L: Launcher>(
             why: format!("cannot write {}: {e}", job.step_dir.display()),
         };
     }
+    let started_ms = relay_state::now_ms();
+    // `{{state.KEY}}` is read now, as the attempt starts. A key nobody has set yet fails
+    // the attempt (and may be set before a retry); a backend that fails stops the run.
+    let mut launch = launch;
+    if let Some(slots) = &job.state {
+        let values = match shared.messaging.state_values(&slots.keys()).await {
+            Ok(v) => v,
+            Err(e) => {
+                return StepOutcome::Broken {
+                    why: format!("cannot read the shared state: {e}"),
+                };
+            }
+        };
+        match slots.fill(&launch.text, &values) {
+            Ok(text) => launch.text = text,
+            Err(reason) => {
+                return StepOutcome::Failed {
+                    output: String::new(),
+                    reason,
+                    exit_code: None,
+                    retryable: true,
+                };
+            }
+        }
+    }
+    // An agent with a worktree works there: made, or brought up to the run's branch.
+    let tree = match (&shared.worktrees, &job.work) {
+        (Some(w), Work::Agent(a)) if w.uses(&a.name) => Some((w.clone(), a.name.clone())),
+        _ => None,
+    };
+    let mut job = job;
+    if let Some((w, agent)) = &tree {
+        match w.enter(agent, &job.cwd).await {
+            Ok(entered) => {
+                if let Some((path, branch, copied)) = entered.created {
+                    let _ = shared.events.send(EventKind::WorktreeCreated {
+                        agent: agent.clone(),
+                        branch,
+                        path: path.display().to_string(),
+                        copied,
+                    });
+                }
+                if let Some(why) = entered.not_synced {
+                    let _ = shared.events.send(EventKind::Warning {
+                        message: format!(
+                            "step `{}`: the run's branch could not be merged into `{agent}`'s worktree; it works without the latest changes: {why}",
+                            job.label
+                        ),
+                    });
+                }
+                let mut moved = (*job).clone();
+                moved.cwd = entered.cwd;
+                job = Arc::new(moved);
+                launch.job = job.clone();
+            }
+            Err(e) => {
+                return StepOutcome::Broken {
+                    why: format!("cannot prepare the worktree of `{agent}`: {e}"),
+                };
+            }
+        }
+    }
     if let Work::Repair { agent, protect } = &job.work {
         return repair_attempt(&shared, &launch, agent, protect, &cancel).await;
     }
+    let stderr_log = job.step_dir.join("stderr.log");
+    let stderr_from = tokio::fs::metadata(&stderr_log)
+        .await
+        .map_or(0, |m| m.len());
     let attempt = match run_it(&shared, &launch, &cancel).await {
         Ok(a) => a,
         Err(why) => return StepOutcome::Broken { why },
     };
+    // Files changed under another agent's claim: recorded, and with
+    // `coordination.claims: enforce` the attempt fails.
+    let claims_failure = match job.agent() {
+        Some(agent) => {
+            shared
+                .messaging
+                .check_claims(
+                    &job.label,
+                    &agent.name,
+                    &job.cwd,
+                    started_ms,
+                    &shared.events,
+                )
+                .await
+        }
+        None => None,
+    };
     if matches!(
         attempt.end,
-        AttemptEnd::TimedOut(_) | AttemptEnd::Cancelled | AttemptEnd::ForceReleased
+        AttemptEnd::TimedOut(_)
+            | AttemptEnd::Cancelled
+            | AttemptEnd::ForceReleased
+            | AttemptEnd::TokenLimit(_)
     ) {
         // What left the attempt's group (`setsid`) still carries the step's name.
         relay_broker::procscan::end_groups_with_envs(
@@ -115,6 +208,45 @@ pub(crate) async fn run_attempt<L: Launcher>(
         },
     )
     .await;
+    // The step's changes go onto its agent's branch, and into the run's branch when it
+    // passed; a conflict loses neither side.
+    if let Some((w, agent)) = &tree {
+        let passed = matches!(verdict, Verdict::Pass) && claims_failure.is_none();
+        match w.leave(&job.label, agent, passed).await {
+            Ok(Left::Merged { commit }) => {
+                let _ = shared.events.send(EventKind::WorktreeMerged {
+                    step: job.label.clone(),
+                    agent: agent.clone(),
+                    branch: w.branch_of(agent),
+                    commit,
+                });
+            }
+            Ok(Left::Conflict(c)) => {
+                let _ = shared.events.send(EventKind::WorktreeConflict {
+                    step: job.label.clone(),
+                    agent: agent.clone(),
+                    branch: c.branch.clone(),
+                    files: c.files.clone(),
+                    report: c.report.display().to_string(),
+                });
+                return conflicted(&shared, &launch, w, &c, attempt, &cancel).await;
+            }
+            Ok(Left::Unchanged | Left::Kept { .. }) => {}
+            Err(e) => {
+                return StepOutcome::Broken {
+                    why: format!("cannot commit or merge the work of `{agent}`: {e}"),
+                };
+            }
+        }
+    }
+    if let Some(reason) = claims_failure {
+        return StepOutcome::Failed {
+            output: attempt.output,
+            reason,
+            exit_code: attempt.exit_code,
+            retryable: false,
+        };
+    }
     match verdict {
         Verdict::Pass => StepOutcome::Completed {
             output: attempt.output,
@@ -123,13 +255,156 @@ pub(crate) async fn run_attempt<L: Launcher>(
         Verdict::Fail { .. } if cancel.is_cancelled() => StepOutcome::Cancelled {
             output: attempt.output,
         },
-        Verdict::Fail { reason, retryable } => StepOutcome::Failed {
-            output: attempt.output,
-            reason,
-            exit_code: attempt.exit_code,
-            retryable,
-        },
+        Verdict::Fail { reason, retryable } => {
+            // A provider's limit is not the agent failing: the step parks.
+            if let Some(limit) = rate_limit(&job, &attempt, &stderr_log, stderr_from).await {
+                return StepOutcome::RateLimited {
+                    output: attempt.output,
+                    message: limit.message,
+                    resets_at: limit.resets_at,
+                };
+            }
+            StepOutcome::Failed {
+                output: attempt.output,
+                reason,
+                exit_code: attempt.exit_code,
+                retryable,
+            }
+        }
     }
+}
+
+/// A step whose changes conflicted with the run's branch: the resolver (when named)
+/// gets the merge to resolve; the step completes when it lands on the run's branch, and
+/// fails, both versions kept, when it does not.
+async fn conflicted<L: Launcher>(
+    shared: &Arc<Shared<L>>,
+    launch: &Launch,
+    w: &Arc<RunWorktrees>,
+    c: &Conflict,
+    attempt: Attempt,
+    cancel: &CancellationToken,
+) -> StepOutcome {
+    let job = &launch.job;
+    let kept = format!(
+        "merge conflict with the run's branch in {}: both versions are kept (branch `{}`, report {})",
+        c.files.join(", "),
+        c.branch,
+        c.report.display()
+    );
+    let failed = |reason: String| StepOutcome::Failed {
+        output: attempt.output.clone(),
+        reason,
+        exit_code: attempt.exit_code,
+        retryable: false,
+    };
+    let Some(resolver) = w.resolver().cloned() else {
+        return failed(kept);
+    };
+    let path = match w.start_resolving(&job.label, c).await {
+        Ok(p) => p,
+        Err(e) => return failed(format!("{kept}; the resolver could not start: {e}")),
+    };
+    let mut rjob = (**job).clone();
+    rjob.work = Work::Agent(Box::new(resolver.clone()));
+    rjob.cwd = path.clone();
+    rjob.check = None;
+    rjob.state = None;
+    rjob.append_board = false;
+    rjob.step_dir = job.step_dir.join("resolve");
+    if let Err(e) = crate::store::create_private_dir(&rjob.step_dir).await {
+        return StepOutcome::Broken {
+            why: format!("cannot write {}: {e}", rjob.step_dir.display()),
+        };
+    }
+    let agent = job.agent().map(|a| a.name.clone()).unwrap_or_default();
+    let text = resolve_task(&job.label, &agent, w.run_branch(), c);
+    let rlaunch = Launch {
+        job: Arc::new(rjob),
+        attempt: launch.attempt,
+        text,
+    };
+    let ran = run_it(shared, &rlaunch, cancel).await;
+    if let Ok(a) = &ran {
+        let out = rlaunch.job.step_dir.join("output.txt");
+        let _ = crate::store::write_atomic(&out, a.output.as_bytes()).await;
+    }
+    if cancel.is_cancelled() {
+        return StepOutcome::Cancelled {
+            output: attempt.output,
+        };
+    }
+    let resolution = match ran {
+        Ok(_) => w.finish_resolving(&job.label, &path, c).await,
+        Err(why) => Ok(Resolution::Unresolved(format!("it could not run: {why}"))),
+    };
+    match resolution {
+        Ok(Resolution::Resolved { commit }) => {
+            let _ = shared.events.send(EventKind::WorktreeResolved {
+                step: job.label.clone(),
+                resolver: resolver.name.clone(),
+                commit,
+            });
+            StepOutcome::Completed {
+                output: attempt.output,
+                exit_code: attempt.exit_code,
+            }
+        }
+        Ok(Resolution::Unresolved(why)) => failed(format!(
+            "{kept}; the resolver `{}` did not resolve it: {why}",
+            resolver.name
+        )),
+        Err(e) => failed(format!("{kept}; resolving failed: {e}")),
+    }
+}
+
+/// What the resolver is asked to do.
+fn resolve_task(step: &str, agent: &str, run_branch: &str, c: &Conflict) -> String {
+    format!(
+        "Resolve a merge conflict. The run's branch `{run_branch}` and `{}` (the work of agent \
+         `{agent}` on step `{step}`) changed the same lines of: {}.\n\
+         This directory has that merge in progress: the conflicted files contain conflict \
+         markers (<<<<<<<, =======, >>>>>>>). Edit each file so it keeps what both sides \
+         meant, remove every marker, and finish. Do not commit, switch branches or abort the \
+         merge. The full report: {}",
+        c.branch,
+        c.files.join(", "),
+        c.report.display()
+    )
+}
+
+/// The rate or usage limit a failed agent attempt reported, in its output or in what it
+/// wrote to stderr during the attempt (from byte `stderr_from` of the step's log).
+async fn rate_limit(
+    job: &StepJob,
+    attempt: &Attempt,
+    stderr_log: &std::path::Path,
+    stderr_from: u64,
+) -> Option<relay_broker::ratelimit::RateLimit> {
+    let agent = job.agent()?;
+    if matches!(
+        attempt.end,
+        AttemptEnd::Cancelled | AttemptEnd::TokenLimit(_) | AttemptEnd::DeliveryFailed(_)
+    ) {
+        return None;
+    }
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs());
+    if let Some(l) = relay_broker::ratelimit::detect(Some(agent.cli), &attempt.output, now) {
+        return Some(l);
+    }
+    // Only the end of what this attempt wrote: enough for its last words.
+    const TAIL: u64 = 16 * 1024;
+    use tokio::io::{AsyncReadExt, AsyncSeekExt};
+    let mut f = tokio::fs::File::open(stderr_log).await.ok()?;
+    let len = f.metadata().await.ok()?.len();
+    let start = stderr_from.max(len.saturating_sub(TAIL)).min(len);
+    f.seek(std::io::SeekFrom::Start(start)).await.ok()?;
+    let mut bytes = Vec::new();
+    f.take(TAIL).read_to_end(&mut bytes).await.ok()?;
+    let text = String::from_utf8_lossy(&bytes);
+    relay_broker::ratelimit::detect(Some(agent.cli), &text, now)
 }
 
 /// The outcome of an attempt that runs nothing: a step only a hosted service could do
@@ -175,7 +450,7 @@ async fn run_it<L: Launcher>(
     let job = &launch.job;
     let mut text = launch.text.clone();
     if job.append_board {
-        text.push_str(&shared.messaging.board_section());
+        text.push_str(&shared.messaging.board_section().await);
     }
     match &job.work {
         Work::Agent(agent) if agent.is_interactive() && !shared.rehearse => {
@@ -344,6 +619,14 @@ async fn process_attempt<L: Launcher>(
     spec: relay_broker::process::ProcessSpec,
     cancel: &CancellationToken,
 ) -> Result<Attempt, String> {
+    if let Some(sandbox) = &spec.sandbox {
+        let _ = shared.events.send(EventKind::AgentSandboxed {
+            step: job.label.clone(),
+            attempt,
+            rules: sandbox.describe(),
+        });
+    }
+    let max_tokens = spec.max_tokens;
     let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel();
     let fut = shared.launcher.run_process(spec, cancel.clone(), tx);
     tokio::pin!(fut);
@@ -352,6 +635,7 @@ async fn process_attempt<L: Launcher>(
             step: job.label.clone(),
             attempt,
             pgid,
+            worker: shared.launcher.placement(&job.label),
         });
     };
     let res = loop {
@@ -374,6 +658,28 @@ async fn process_attempt<L: Launcher>(
             ),
         });
     }
+    if let Some(usage) = &out.usage {
+        let model = out.model.clone().or_else(|| {
+            job.agent()
+                .and_then(|a| a.effective_model().map(str::to_owned))
+        });
+        let _ = shared.events.send(EventKind::StepUsage {
+            step: job.label.clone(),
+            attempt,
+            usage: *usage,
+            total_tokens: usage.total(),
+            cost_usd: shared.prices.cost(model.as_deref(), usage),
+            model,
+        });
+        if out.end == relay_broker::process::ProcessEnd::TokenLimit {
+            let _ = shared.events.send(EventKind::StepTokenLimit {
+                step: job.label.clone(),
+                attempt,
+                max_tokens: max_tokens.unwrap_or_default(),
+                used: usage.total(),
+            });
+        }
+    }
     Ok(Attempt {
         end: match out.end {
             relay_broker::process::ProcessEnd::Exited => AttemptEnd::Exited,
@@ -381,6 +687,9 @@ async fn process_attempt<L: Launcher>(
                 AttemptEnd::TimedOut(job.timeout.unwrap_or_default())
             }
             relay_broker::process::ProcessEnd::Cancelled => AttemptEnd::Cancelled,
+            relay_broker::process::ProcessEnd::TokenLimit => {
+                AttemptEnd::TokenLimit(max_tokens.unwrap_or_default())
+            }
         },
         exit_code: out.exit_code,
         signal: out.signal,
@@ -403,6 +712,13 @@ async fn session_attempt<L: Launcher>(
         shared.messaging.with_note(text, &agent.name)
     );
     let spec = launch::session(shared, job, agent, attempt, task);
+    if let Some(sandbox) = &spec.sandbox {
+        let _ = shared.events.send(EventKind::AgentSandboxed {
+            step: job.label.clone(),
+            attempt,
+            rules: sandbox.describe(),
+        });
+    }
     let (inbox, mut feed) = shared.messaging.session_feed(&agent.name);
     let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel();
     let fut = shared
@@ -416,6 +732,7 @@ async fn session_attempt<L: Launcher>(
                 step: step.clone(),
                 attempt,
                 pgid: *pgid,
+                worker: shared.launcher.placement(&step),
             },
             SessionEvent::Ready { fallback } => EventKind::AgentReady {
                 step: step.clone(),

@@ -28,6 +28,8 @@ pub enum AttemptEnd {
     Cancelled,
     /// An idle interactive agent was force-released.
     ForceReleased,
+    /// The agent passed its `maxTokens` (the limit) and was stopped.
+    TokenLimit(u64),
     /// The task could not be delivered to an interactive agent.
     DeliveryFailed(String),
 }
@@ -112,6 +114,23 @@ pub async fn judge<L: Launcher>(
                 return Verdict::Pass;
             }
             return Verdict::fail(format!("timed out after {} ms", after.as_millis()));
+        }
+        AttemptEnd::TokenLimit(max) => {
+            // Judged on what it produced; another attempt would spend as much again.
+            let stopped = format!("stopped after passing its maxTokens ({max})");
+            return match check {
+                None => Verdict::Fail {
+                    reason: stopped,
+                    retryable: false,
+                },
+                Some(c) => match run_check(c, attempt, env).await {
+                    Verdict::Pass => Verdict::Pass,
+                    Verdict::Fail { reason, .. } => Verdict::Fail {
+                        reason: format!("{stopped}; {reason}"),
+                        retryable: false,
+                    },
+                },
+            };
         }
         AttemptEnd::ForceReleased => {
             return match check {
@@ -253,6 +272,9 @@ async fn custom<L: Launcher>(
         timeout: Some(c.timeout),
         stderr_path: env.stderr_path.clone(),
         kill_grace: env.kill_grace,
+        sandbox: None,
+        usage: None,
+        max_tokens: None,
         stdin: None,
     };
     let (tx, _rx) = tokio::sync::mpsc::unbounded_channel();

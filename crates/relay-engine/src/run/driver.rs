@@ -40,8 +40,25 @@ pub(crate) async fn drive<L: Launcher>(
     let mut controls = shared.messaging.take_controls();
     let mut tasks: JoinSet<StepOutcome> = JoinSet::new();
     let mut running: HashMap<tokio::task::Id, (NodeId, u32)> = HashMap::new();
+    // What a resumed run already spent counts against its budget.
+    let mut pending: Vec<Input> = log
+        .snapshot
+        .steps
+        .iter()
+        .filter_map(|(label, r)| {
+            r.usage.map(|usage| Input::Usage {
+                step: label.clone(),
+                usage,
+                cost_usd: r.cost_usd,
+            })
+        })
+        .collect();
     let result = async {
-        let mut effects = state.handle(Input::Start, Instant::now());
+        let mut effects = Vec::new();
+        for p in pending.drain(..) {
+            effects.extend(state.handle(p, Instant::now()));
+        }
+        effects.extend(state.handle(Input::Start, Instant::now()));
         let mut cancel_seen = false;
         loop {
             for effect in effects.drain(..) {
@@ -103,12 +120,14 @@ pub(crate) async fn drive<L: Launcher>(
                     Input::Cancel { reason: why() }
                 }
                 Some(kind) = events.recv() => {
+                    note_spending(&kind, &mut pending);
                     log.push(kind);
                     continue;
                 }
                 Some(joined) = tasks.join_next_with_id() => {
                     // Every event an attempt sent before it returned is recorded first.
                     while let Ok(kind) = events.try_recv() {
+                        note_spending(&kind, &mut pending);
                         log.push(kind);
                     }
                     log.flush().await?;
@@ -171,6 +190,16 @@ pub(crate) async fn drive<L: Launcher>(
                         let _ = reply.send(Ok(()));
                         if paused { Input::Pause { by } } else { Input::Unpause { by } }
                     }
+                    Control::Unpark { reply } => {
+                        let parked: Vec<String> =
+                            state.parked_steps().into_iter().map(|(l, _)| l).collect();
+                        if parked.is_empty() {
+                            let _ = reply.send(Err("no step of this run is parked".into()));
+                            continue;
+                        }
+                        let _ = reply.send(Ok(parked));
+                        Input::Unpark
+                    }
                 },
                 () = sleep_until(deadline) => Input::Tick,
                 () = sleep_until(snapshot_due) => {
@@ -178,7 +207,11 @@ pub(crate) async fn drive<L: Launcher>(
                     continue;
                 }
             };
-            effects = state.handle(input, Instant::now());
+            // Spending is known to the state before anything else happens.
+            for p in pending.drain(..) {
+                effects.extend(state.handle(p, Instant::now()));
+            }
+            effects.extend(state.handle(input, Instant::now()));
         }
     }
     .await;
@@ -188,6 +221,23 @@ pub(crate) async fn drive<L: Launcher>(
         while tasks.join_next().await.is_some() {}
     }
     result
+}
+
+/// The state's input for an event that reports spending.
+fn note_spending(kind: &EventKind, pending: &mut Vec<Input>) {
+    if let EventKind::StepUsage {
+        step,
+        usage,
+        cost_usd,
+        ..
+    } = kind
+    {
+        pending.push(Input::Usage {
+            step: step.clone(),
+            usage: *usage,
+            cost_usd: *cost_usd,
+        });
+    }
 }
 
 async fn next_control(controls: &mut Option<UnboundedReceiver<Control>>) -> Option<Control> {

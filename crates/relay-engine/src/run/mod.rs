@@ -12,8 +12,10 @@
 //!  attempts started (exec), cancelled, the end
 //! ```
 
+pub mod budget;
 mod driver;
 pub mod log;
+pub mod park;
 pub mod preflight;
 pub mod state;
 
@@ -24,7 +26,6 @@ use std::time::Instant;
 
 use relay_broker::Launcher;
 use relay_broker::cli_table::profile;
-use relay_broker::process::which;
 use relay_broker::session::NudgePolicy;
 use relay_broker::watchdog::{COORDINATOR_ENV, RUN_ID_ENV, Watchdog};
 use relay_spec::validate::{missing_vars, select_workflow};
@@ -41,6 +42,7 @@ use crate::outcome::{RunSummary, StepStatus};
 use crate::settings::Settings;
 use crate::snapshot::Snapshot;
 use crate::store::{CANCEL_REQUEST, RunStore, StoreError};
+use crate::worktrees::RunWorktrees;
 use log::EventLog;
 use state::{Preset, RunSetup, RunState};
 
@@ -94,6 +96,8 @@ pub struct RunRequest {
     pub self_bin: PathBuf,
     /// Replace every agent CLI with the built-in rehearsal agent.
     pub rehearse: bool,
+    /// Start agents whose permissions cannot all be enforced here, with what can be.
+    pub allow_unenforced: bool,
     /// Timing knobs.
     pub settings: Settings,
     /// Receives every event as it is recorded (the progress view).
@@ -147,6 +151,18 @@ pub enum EngineError {
     /// A for-each loop's glob is not valid or could not be listed.
     #[error("{0}")]
     LoopFiles(String),
+    /// Agents with worktrees cannot have them here.
+    #[error(transparent)]
+    Worktrees(#[from] crate::worktrees::WorktreeError),
+    /// Permissions that cannot be enforced here (and `--allow-unenforced` was not given).
+    #[error("{}", findings.join("\n"))]
+    Unenforceable {
+        /// One line per agent and rule.
+        findings: Vec<String>,
+    },
+    /// A prices file cannot be read.
+    #[error(transparent)]
+    Prices(#[from] crate::prices::PricesError),
 }
 
 /// A new run id: sortable time stamp plus a random suffix.
@@ -181,12 +197,20 @@ pub async fn run<L: Launcher>(
         return Err(EngineError::MissingVars { names: missing });
     }
     if !req.rehearse {
-        check_clis_installed(file, wf)?;
+        check_clis_installed(file, wf, &*launcher)?;
     }
+    let enforcement = crate::enforcement::check(file, wf, &req.workdir, req.allow_unenforced);
+    if !req.rehearse && !req.allow_unenforced && !enforcement.refusals.is_empty() {
+        return Err(EngineError::Unenforceable {
+            findings: enforcement.refusals,
+        });
+    }
+    let prices = crate::prices::PriceTable::load(&req.workdir)?;
     let paths = preflight::resolve_paths(file, &req.workdir)?;
     // A resumed run passed its checks when it started.
     let resuming = req.resume.as_ref().is_some_and(|r| r.same_run);
     if !resuming {
+        crate::worktrees::preflight(file, &req.workdir).await?;
         preflight::run_checks(
             launcher.as_ref(),
             wf,
@@ -211,6 +235,16 @@ pub async fn run<L: Launcher>(
         log.record(EventKind::Warning { message: w.message })
             .await?;
     }
+    // What cannot be enforced is never silent: said in the log, and a rehearsal says
+    // what would be enforced.
+    let said = if req.rehearse {
+        enforcement.rehearsal_lines()
+    } else {
+        enforcement.warnings()
+    };
+    for message in said {
+        log.record(EventKind::Warning { message }).await?;
+    }
     let run_id = log.snapshot.run_id.clone().unwrap_or_default();
     // From here on agents may run: if this process dies, they die with it.
     let watchdog = match Watchdog::start(&req.self_bin, &run_id, req.settings.kill_grace) {
@@ -227,14 +261,49 @@ pub async fn run<L: Launcher>(
         .collect();
     let messaging = RunMessaging::start(
         log.store.dir(),
+        &req.workdir,
         &run_id,
         file,
         wf,
         &plan,
         hooks.topology.clone(),
         &done,
+        launcher.message_transport(&run_id),
     )
     .await?;
+    let worktrees = match RunWorktrees::open(
+        file,
+        &req.workdir,
+        log.store.dir(),
+        &run_id,
+        req.resume.is_some(),
+    )
+    .await
+    {
+        Ok(w) => w,
+        Err(e) => {
+            // Nothing has run yet; the run ends as failed with the reason.
+            let reason = e.to_string();
+            log.record(EventKind::RunFailed {
+                reason,
+                duration_ms: 0,
+            })
+            .await?;
+            messaging.shutdown().await;
+            if let Some(w) = watchdog {
+                w.disarm();
+            }
+            return Err(e.into());
+        }
+    };
+    if let Some(w) = &worktrees {
+        log.record(EventKind::WorktreeRunBranch {
+            branch: w.run_branch().to_string(),
+            base: w.base().to_string(),
+            repo: w.repo().display().to_string(),
+        })
+        .await?;
+    }
     let (ev_tx, ev_rx) = tokio::sync::mpsc::unbounded_channel::<EventKind>();
     messaging.attach(&ev_tx);
     let swarm = file.swarm.clone().unwrap_or_default();
@@ -244,6 +313,8 @@ pub async fn run<L: Launcher>(
         run_dir: log.store.dir().to_path_buf(),
         self_bin: req.self_bin.clone(),
         rehearse: req.rehearse,
+        allow_unenforced: req.allow_unenforced,
+        prices,
         settings: req.settings.clone(),
         nudge: swarm.idle_nudge.as_ref().map(|n| NudgePolicy {
             nudge_after: n.nudge_after(),
@@ -252,6 +323,7 @@ pub async fn run<L: Launcher>(
         }),
         events: ev_tx,
         messaging: messaging.clone(),
+        worktrees: worktrees.clone(),
     });
     let state = RunState::new(
         RunSetup {
@@ -274,6 +346,12 @@ pub async fn run<L: Launcher>(
         plan,
         hooks,
         Instant::now(),
+    )
+    .with_parking(
+        Instant::now(),
+        park::wall_now_ms(),
+        req.settings.park_backoff,
+        left_parked(&log.snapshot, resuming),
     );
     let cancel_file = log.store.dir().join(CANCEL_REQUEST);
     let why: driver::CancelReason = Box::new(move || {
@@ -286,6 +364,12 @@ pub async fn run<L: Launcher>(
     let summary = driver::drive(shared, state, &mut log, &req.cancel, why, ev_rx).await;
     // Whatever is still queued fails now, with the run's end as the reason.
     messaging.shutdown().await;
+    // Agents have stopped: what they left is committed and their worktrees go.
+    if let Some(w) = &worktrees
+        && let Err(e) = w.close().await
+    {
+        tracing::warn!("run {run_id}: worktrees not cleaned up: {e}");
+    }
     // Processes that left their agent's group (`setsid`) still carry the run's id.
     let me = std::process::id().to_string();
     relay_broker::procscan::end_groups_with_envs(
@@ -347,6 +431,19 @@ async fn loop_globs(
     .map_err(|e| EngineError::LoopFiles(format!("listing the files of loop.over failed: {e}")))?
 }
 
+/// The nodes a resumed run's log left parked, by label, with until when.
+fn left_parked(snapshot: &crate::snapshot::Snapshot, resuming: bool) -> BTreeMap<String, u64> {
+    if !resuming {
+        return BTreeMap::new();
+    }
+    snapshot
+        .steps
+        .iter()
+        .filter(|(_, r)| r.state == crate::snapshot::StepState::Parked)
+        .filter_map(|(label, r)| r.parked_until_ms.map(|ms| (label.clone(), ms)))
+        .collect()
+}
+
 /// The nodes kept from an earlier run, by label.
 fn presets(req: &RunRequest) -> BTreeMap<String, Preset> {
     req.resume
@@ -371,6 +468,7 @@ fn presets(req: &RunRequest) -> BTreeMap<String, Preset> {
 fn check_clis_installed(
     file: &relay_spec::RelayFile,
     wf: &relay_spec::WorkflowDef,
+    launcher: &impl Launcher,
 ) -> Result<(), EngineError> {
     let mut missing = Vec::new();
     for step in wf.steps.iter().filter(|s| s.kind() == StepType::Agent) {
@@ -383,7 +481,7 @@ fn check_clis_installed(
         };
         let program = profile(a.cli).program;
         let pair = (a.name.clone(), program.to_string());
-        if which(program).is_none() && !missing.contains(&pair) {
+        if !launcher.can_run(program) && !missing.contains(&pair) {
             missing.push(pair);
         }
     }
@@ -403,6 +501,8 @@ struct RunMeta<'a> {
     vars: &'a BTreeMap<String, String>,
     workdir: String,
     rehearsal: bool,
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    allow_unenforced: bool,
     started_at: String,
     #[serde(skip_serializing_if = "Option::is_none")]
     reused_from: Option<&'a str>,
@@ -454,6 +554,7 @@ async fn open_run(
                 vars: &req.vars,
                 workdir: req.workdir.display().to_string(),
                 rehearsal: req.rehearse,
+                allow_unenforced: req.allow_unenforced,
                 started_at: crate::clock::now_rfc3339(),
                 reused_from,
             },

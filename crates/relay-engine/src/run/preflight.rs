@@ -168,6 +168,9 @@ pub async fn run_checks<L: Launcher>(
             timeout: Some(CHECK_TIMEOUT),
             stderr_path: None,
             kill_grace,
+            sandbox: None,
+            usage: None,
+            max_tokens: None,
             stdin: None,
         };
         let (tx, _rx) = tokio::sync::mpsc::unbounded_channel();
@@ -184,6 +187,8 @@ pub async fn run_checks<L: Launcher>(
                 Some(format!("it took longer than {} s", CHECK_TIMEOUT.as_secs()))
             }
             ProcessEnd::Cancelled => Some("cancelled".into()),
+            // No token limit is set on a check.
+            ProcessEnd::TokenLimit => Some("stopped at a token limit".into()),
             ProcessEnd::Exited => judge(check, out.exit_code, &out.stdout),
         };
         if let Some(reason) = reason {

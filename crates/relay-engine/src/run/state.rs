@@ -75,6 +75,18 @@ pub enum Input {
         /// Who unpaused the run.
         by: String,
     },
+    /// Resume every parked node now (`agent-relay unpark`).
+    Unpark,
+    /// Node `step` (its label; empty for spending a resumed run brings along) spent
+    /// tokens and dollars.
+    Usage {
+        /// The node.
+        step: String,
+        /// Tokens by kind.
+        usage: relay_broker::usage::Usage,
+        /// Dollars, when its model has a price.
+        cost_usd: Option<f64>,
+    },
 }
 
 /// Something the driver must do, in order.
@@ -196,6 +208,14 @@ enum Attempts {
         n: u32,
         previous: Previous,
     },
+    /// Waiting for its provider's rate limit to reset; attempt `n` starts then (the
+    /// parked attempt spent no retry).
+    Parked {
+        job: Arc<StepJob>,
+        n: u32,
+        previous: Option<Previous>,
+        until: super::park::Until,
+    },
     /// No more attempts.
     Done,
 }
@@ -220,6 +240,10 @@ struct NodeRecord {
     agent: Option<String>,
     /// Repairs it had.
     repairs: u32,
+    /// Rate limits its attempts reported in a row.
+    parks: u32,
+    /// Attempts that spent no retry (rate-limited ones).
+    free_attempts: u32,
     result: Option<NodeResult>,
     skip_reason: Option<String>,
 }
@@ -300,6 +324,14 @@ pub struct RunState<'a> {
     globs: BTreeMap<String, Vec<String>>,
     /// Whether `pause` holds new nodes back.
     paused: bool,
+    /// Tokens and dollars spent, against the run's budget.
+    budget: super::budget::Budget,
+    /// Rate-limited providers and the run's wall clock.
+    parking: super::park::Parking,
+    /// Parked nodes, and when they start again.
+    parked: BTreeMap<NodeId, Instant>,
+    /// Nodes (by label) a resumed run's log left parked, until when (wall-clock ms).
+    resume_parks: BTreeMap<String, u64>,
     finished: bool,
 }
 
@@ -353,6 +385,14 @@ impl<'a> RunState<'a> {
             approval_deadlines: BTreeMap::new(),
             globs: setup.globs,
             paused: false,
+            budget: super::budget::Budget::new(
+                swarm.token_budget,
+                swarm.cost_budget,
+                setup.wf.steps.len(),
+            ),
+            parking: super::park::Parking::new(now, 0, Duration::from_secs(60)),
+            parked: BTreeMap::new(),
+            resume_parks: BTreeMap::new(),
             finished: false,
         };
         for (s, id) in plan.final_node.iter().enumerate() {
@@ -382,10 +422,12 @@ impl<'a> RunState<'a> {
             .map(|(_, at, _)| *at);
         let retries = self.retrying.values().copied();
         let approvals = self.approval_deadlines.values().copied();
+        let parked = self.parked.values().copied();
         run.into_iter()
             .chain(barriers)
             .chain(retries)
             .chain(approvals)
+            .chain(parked)
             .min()
     }
 
@@ -437,6 +479,20 @@ impl<'a> RunState<'a> {
                     out.push(Effect::Record(EventKind::RunUnpaused { by }));
                 }
             }
+            Input::Unpark => self.unpark(true, now, &mut out),
+            Input::Usage {
+                step,
+                usage,
+                cost_usd,
+            } => {
+                let idx = self
+                    .nodes
+                    .0
+                    .iter()
+                    .find(|n| n.label == step)
+                    .map(|n| n.step.get());
+                self.budget.record(idx, &usage, cost_usd);
+            }
         }
         self.pump(now, &mut out);
         out
@@ -479,6 +535,8 @@ impl<'a> RunState<'a> {
                 started_at: None,
                 agent: None,
                 repairs: 0,
+                parks: 0,
+                free_attempts: 0,
                 result: None,
                 skip_reason: None,
             });
@@ -641,7 +699,7 @@ impl<'a> RunState<'a> {
                             label: label.clone(),
                             agent: pick.agent.clone(),
                         });
-                        self.launch(id, Arc::new(job), 1, None, out);
+                        self.launch(id, Arc::new(job), 1, None, now, out);
                     }
                     Err(reason) => {
                         let failure = StepOutcome::Failed {
@@ -745,6 +803,30 @@ impl<'a> RunState<'a> {
         }
     }
 
+    /// The nodes waiting for approval, of workflow step `step` or of any.
+    fn awaiting(&self, step: Option<&str>) -> Vec<NodeId> {
+        self.nodes
+            .0
+            .iter()
+            .enumerate()
+            .filter(|(_, n)| {
+                matches!(
+                    n.kind,
+                    Kind::Run {
+                        attempts: Attempts::AwaitingApproval { .. },
+                        ..
+                    }
+                ) && step.is_none_or(|name| {
+                    self.wf
+                        .steps
+                        .get(n.step.get())
+                        .is_some_and(|s| s.name == name)
+                })
+            })
+            .map(|(i, _)| NodeId::new(i))
+            .collect()
+    }
+
     /// Whether the run is paused.
     pub fn is_paused(&self) -> bool {
         self.paused
@@ -760,26 +842,7 @@ impl<'a> RunState<'a> {
         now: Instant,
         out: &mut Vec<Effect>,
     ) {
-        let waiting: Vec<NodeId> = self
-            .nodes
-            .0
-            .iter()
-            .enumerate()
-            .filter(|(_, n)| {
-                matches!(
-                    n.kind,
-                    Kind::Run {
-                        attempts: Attempts::AwaitingApproval { .. },
-                        ..
-                    }
-                ) && self
-                    .wf
-                    .steps
-                    .get(n.step.get())
-                    .is_some_and(|s| s.name == step)
-            })
-            .map(|(i, _)| NodeId::new(i))
-            .collect();
+        let waiting = self.awaiting(Some(step));
         if waiting.is_empty() {
             return;
         }
@@ -808,7 +871,7 @@ impl<'a> RunState<'a> {
                     agent: rec.agent.clone(),
                 });
                 rec.started_at = Some(now);
-                self.launch(id, job, 1, None, out);
+                self.launch(id, job, 1, None, now, out);
             } else {
                 let failure = StepOutcome::Failed {
                     output: String::new(),
@@ -830,21 +893,41 @@ impl<'a> RunState<'a> {
                 && matches!(
                     &n.kind,
                     Kind::Run {
-                        attempts: Attempts::Running { .. } | Attempts::Retrying { .. },
+                        attempts: Attempts::Running { .. }
+                            | Attempts::Retrying { .. }
+                            | Attempts::Parked { .. },
                         ..
                     }
                 )
         })
     }
 
+    #[allow(clippy::too_many_arguments)]
     fn launch(
         &mut self,
         id: NodeId,
         job: Arc<StepJob>,
         n: u32,
         previous: Option<&Previous>,
+        now: Instant,
         out: &mut Vec<Effect>,
     ) {
+        // Agents spend tokens: none starts once the run's budget is spent.
+        if job.agent().is_some()
+            && let Some(reason) = self.budget.exhausted()
+        {
+            let failed = StepOutcome::Failed {
+                output: previous.map(|p| p.output.clone()).unwrap_or_default(),
+                reason,
+                exit_code: None,
+                retryable: false,
+            };
+            return self.node_done(id, failed, n.saturating_sub(1), now, out);
+        }
+        // A provider that reported a rate limit takes no attempt before its reset.
+        if self.hold_back(id, &job, n, previous, now, out) {
+            return;
+        }
         let rec = &mut self.nodes.0[id.index()];
         let text = job::attempt_text(&job, n, previous);
         out.push(Effect::Record(EventKind::StepStarted {
@@ -898,7 +981,23 @@ impl<'a> RunState<'a> {
         if let StepOutcome::NeedsAnswer { output, question } = outcome {
             return self.ask(id, job, n, question, output, now, out);
         }
-        let may_retry = outcome.retryable() && n < job.max_attempts && self.stop.is_none();
+        if let StepOutcome::RateLimited {
+            output,
+            message,
+            resets_at,
+        } = outcome
+        {
+            let limited = state_park::Limited {
+                output,
+                message,
+                resets_at,
+            };
+            return self.rate_limited(id, job, n, limited, now, out);
+        }
+        let rec = &mut self.nodes.0[id.index()];
+        rec.parks = 0;
+        let counted = n.saturating_sub(rec.free_attempts);
+        let may_retry = outcome.retryable() && counted < job.max_attempts && self.stop.is_none();
         if let (
             true,
             StepOutcome::Failed {
@@ -1067,7 +1166,7 @@ impl<'a> RunState<'a> {
         out: &mut Vec<Effect>,
     ) {
         if job.retry_delay.is_zero() {
-            self.launch(id, job, n + 1, Some(&previous), out);
+            self.launch(id, job, n + 1, Some(&previous), now, out);
         } else if let Kind::Run { attempts, .. } = &mut self.nodes.0[id.index()].kind {
             let at = now.checked_add(job.retry_delay).unwrap_or(now);
             *attempts = Attempts::Retrying { job, n, previous };
@@ -1162,7 +1261,11 @@ impl<'a> RunState<'a> {
                 let output = previous.output;
                 self.node_done(id, StepOutcome::Cancelled { output }, n, now, out);
             }
-            StepOutcome::Failed { reason, .. } | StepOutcome::Broken { why: reason } => {
+            StepOutcome::Failed { reason, .. }
+            | StepOutcome::Broken { why: reason }
+            | StepOutcome::RateLimited {
+                message: reason, ..
+            } => {
                 out.push(Effect::Record(EventKind::Pattern {
                     step: label,
                     action: "repair-failed".into(),
@@ -1252,9 +1355,10 @@ impl<'a> RunState<'a> {
                 job, n, previous, ..
             } = attempts
             {
-                self.launch(id, job, n + 1, Some(&previous), out);
+                self.launch(id, job, n + 1, Some(&previous), now, out);
             }
         }
+        self.unpark(false, now, out);
     }
 
     /// Stops starting work for `why`: everything not started is skipped, running attempts
@@ -1280,22 +1384,7 @@ impl<'a> RunState<'a> {
         for (id, n, output) in asking {
             self.node_done(id, StepOutcome::Cancelled { output }, n, now, out);
         }
-        let awaiting: Vec<NodeId> = self
-            .nodes
-            .0
-            .iter()
-            .enumerate()
-            .filter(|(_, n)| {
-                matches!(
-                    n.kind,
-                    Kind::Run {
-                        attempts: Attempts::AwaitingApproval { .. },
-                        ..
-                    }
-                )
-            })
-            .map(|(i, _)| NodeId::new(i))
-            .collect();
+        let awaiting = self.awaiting(None);
         self.approval_deadlines.clear();
         for id in awaiting {
             let output = String::new();
@@ -1311,6 +1400,7 @@ impl<'a> RunState<'a> {
             };
             self.node_done(id, StepOutcome::Cancelled { output }, n, now, out);
         }
+        self.end_parked(now, out);
     }
 
     // ---- gates -----------------------------------------------------------------------
@@ -1455,6 +1545,15 @@ impl<'a> RunState<'a> {
                     duration_ms,
                 }))
             }
+            StepOutcome::RateLimited { message, .. } => {
+                out.push(Effect::Record(EventKind::StepFailed {
+                    step: label.clone(),
+                    attempt: attempts,
+                    reason: format!("rate limited: {message}"),
+                    exit_code: None,
+                    duration_ms,
+                }))
+            }
             StepOutcome::Cancelled { .. } => out.push(Effect::Record(EventKind::StepFailed {
                 step: label.clone(),
                 attempt: attempts,
@@ -1475,6 +1574,7 @@ impl<'a> RunState<'a> {
                 StepOutcome::Failed { reason, .. } => Some(reason.clone()),
                 StepOutcome::Broken { why } => Some(why.clone()),
                 StepOutcome::NeedsAnswer { question, .. } => Some(question.clone()),
+                StepOutcome::RateLimited { message, .. } => Some(message.clone()),
                 StepOutcome::Completed { .. } | StepOutcome::Cancelled { .. } => None,
             };
             out.push(Effect::NodeEnded {
@@ -1501,7 +1601,10 @@ impl<'a> RunState<'a> {
                 self.publish(id, &output);
                 self.sched.complete(id);
             }
-            StepOutcome::Failed { reason, .. } => {
+            StepOutcome::Failed { reason, .. }
+            | StepOutcome::RateLimited {
+                message: reason, ..
+            } => {
                 self.first_failure.get_or_insert(label.clone());
                 let skipped = self.sched.fail(id);
                 self.record_skips(&skipped, out);
@@ -1662,6 +1765,8 @@ impl<'a> RunState<'a> {
             reason,
             duration_ms,
             runtime_error: broken,
+            usage: Some(self.budget.total().usage).filter(|u| !u.is_zero()),
+            cost_usd: self.budget.total().cost_usd,
             worktrees: self.worktrees.clone(),
             run_dir: self.run_dir.clone(),
         }));
@@ -1700,6 +1805,8 @@ impl<'a> RunState<'a> {
             duration_ms: result.map_or(0, |r| r.duration_ms),
             output,
             reason,
+            usage: self.budget.of_step(s).map(|b| b.usage),
+            cost_usd: self.budget.of_step(s).and_then(|b| b.cost_usd),
         }
     }
 
@@ -1749,6 +1856,9 @@ fn stop_reason(stop: &Stop) -> String {
         Stop::TimedOut(ms) => format!("run timed out after {ms} ms"),
     }
 }
+
+#[path = "state_park.rs"]
+mod state_park;
 
 #[cfg(test)]
 #[path = "state_tests.rs"]

@@ -9,6 +9,9 @@ use super::*;
 use crate::events::EventKind;
 use crate::outcome::{RunStatus, StepOutcome, StepStatus};
 
+#[path = "state_park_tests.rs"]
+mod park;
+
 /// One workflow file under test.
 struct Fixture {
     loaded: relay_spec::Loaded,

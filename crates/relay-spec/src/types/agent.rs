@@ -1,5 +1,6 @@
 //! Agents: the CLI that runs each one, its role, limits, permissions and what it watches.
 
+use std::collections::BTreeMap;
 use std::time::Duration;
 
 use schemars::JsonSchema;
@@ -131,6 +132,23 @@ pub struct Agent {
     /// Extension (hierarchical): the agent this one reports to.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub reports_to: Option<String>,
+    /// Extension: the agent works in its own git worktree and branch, merged back into
+    /// the run's branch after each of its steps (default: `swarm.worktrees`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub worktree: Option<bool>,
+    /// Extension (workers over NATS): which workers may run this agent's steps.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub placement: Option<Placement>,
+}
+
+/// Extension: where an agent's steps may run when the run dispatches to workers.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct Placement {
+    /// Labels a worker must carry, every one with this value (`agent-relay worker
+    /// --label KEY=VALUE`).
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub labels: BTreeMap<String, String>,
 }
 
 /// Per-agent limits.

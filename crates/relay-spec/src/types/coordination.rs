@@ -86,6 +86,21 @@ pub struct Coordination {
     /// Share of votes a quorum needs (0..1).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub voting_threshold: Option<f64>,
+    /// Extension: what a step that changed a file another agent held a claim on means:
+    /// `report` (default: a `claim:conflict` event) or `enforce` (the step also fails).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub claims: Option<ClaimsMode>,
+}
+
+/// What file claims enforce.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "lowercase")]
+pub enum ClaimsMode {
+    /// Conflicts are recorded as events.
+    #[default]
+    Report,
+    /// Conflicts are recorded, and a step with a certain one fails.
+    Enforce,
 }
 
 /// A synchronisation point over a set of steps.
@@ -125,6 +140,11 @@ pub struct StateConfig {
     /// Key prefix.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub namespace: Option<String>,
+    /// Extension: where the backend is: `redis://HOST:PORT/DB` for `redis` (default
+    /// `redis://127.0.0.1:6379/`), a file path (or `sqlite:PATH`) for `database`
+    /// (default `.agent-relay/state.sqlite`; relative to the working directory).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub url: Option<String>,
 }
 
 /// State backends.
@@ -164,6 +184,11 @@ impl ErrorHandling {
 }
 
 impl Coordination {
+    /// What file claims enforce (default `report`).
+    pub fn claims(&self) -> ClaimsMode {
+        self.claims.unwrap_or_default()
+    }
+
     /// How votes are decided (default majority).
     pub fn consensus_strategy(&self) -> ConsensusStrategy {
         self.consensus_strategy

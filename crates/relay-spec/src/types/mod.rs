@@ -35,18 +35,20 @@ use std::collections::BTreeMap;
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
-pub use agent::{Agent, Cli, Constraints};
+pub use agent::{Agent, Cli, Constraints, Placement};
 pub use control::{Approval, ApprovalSettings, Items, Loop, OnTimeout, SkipIf, SkipRule};
 pub use coordination::{
-    Barrier, ConsensusStrategy, Coordination, ErrorHandling, OnError, OnExhaustion, StateBackend,
-    StateConfig,
+    Barrier, ClaimsMode, ConsensusStrategy, Coordination, ErrorHandling, OnError, OnExhaustion,
+    StateBackend, StateConfig,
 };
 pub use defaults::*;
 pub use either::{BoolOr, NameOr};
 pub use integrations::{Integrations, PathDef, Subscription};
 pub use permissions::{Access, AgentPermissions, FilePermissions, NetworkRules, PermissionProfile};
 pub use step::{Step, StepType, WaitFor};
-pub use swarm::{HumanAssistance, IdleNudge, Pattern, SlackAssistance, Swarm, Trajectories};
+pub use swarm::{
+    HumanAssistance, IdleNudge, Pattern, SlackAssistance, Swarm, Trajectories, WorktreeMode,
+};
 pub use verification::{CustomCheck, Verification, VerificationType};
 pub use workflow::{OutputCondition, PreflightCheck, WorkflowDef};
 
@@ -171,6 +173,19 @@ impl RelayFile {
             .or_else(|| via(&step.workdir))
             .or_else(|| agent.and_then(|a| a.cwd.as_deref()))
             .or_else(|| agent.and_then(|a| via(&a.workdir)))
+    }
+
+    /// Whether `agent` works in its own git worktree: its `worktree`, else
+    /// `swarm.worktrees: per-agent`.
+    pub fn has_worktree(&self, agent: &Agent) -> bool {
+        agent.worktree.unwrap_or_else(|| {
+            self.swarm.as_ref().and_then(|s| s.worktrees) == Some(WorktreeMode::PerAgent)
+        })
+    }
+
+    /// The agents that work in worktrees of their own.
+    pub fn worktree_agents(&self) -> impl Iterator<Item = &Agent> {
+        self.agents.iter().filter(|a| self.has_worktree(a))
     }
 
     /// Whether trajectory recording is on (the default) or turned off.

@@ -201,6 +201,10 @@ pub struct Step {
     /// Extension: the run waits for a person's approval before starting the step.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub approval: Option<Approval>,
+    /// Extension (deterministic steps): what the command may read, write, reach and run,
+    /// written as an agent's `permissions` are.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub permissions: Option<super::either::NameOr<super::permissions::AgentPermissions>>,
 }
 
 /// What a waitFor step waits for: events from a provider, about one or more paths.

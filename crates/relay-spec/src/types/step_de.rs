@@ -53,6 +53,7 @@ pub const STEP_FIELDS: &[&str] = &[
     "until",
     "breakIf",
     "approval",
+    "permissions",
 ];
 
 impl<'de> Deserialize<'de> for Step {
@@ -145,6 +146,7 @@ impl<'de> Visitor<'de> for StepVisitor {
                 "until" => s.until = map.next_value()?,
                 "breakIf" | "break_if" => s.break_if = map.next_value()?,
                 "approval" => s.approval = map.next_value()?,
+                "permissions" => s.permissions = map.next_value()?,
                 _ => extras.push(Extra {
                     key: key.value,
                     pos,

@@ -25,6 +25,10 @@ pub struct Swarm {
     /// Most tokens all steps together may use.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub token_budget: Option<u64>,
+    /// Extension: most US dollars all steps together may spend (priced by
+    /// `agent-relay prices`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cost_budget: Option<f64>,
     /// The channel every agent joins.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub channel: Option<String>,
@@ -39,6 +43,38 @@ pub struct Swarm {
     /// Where agents may ask a person for help.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub human_assistance: Option<HumanAssistance>,
+    /// Extension: `per-agent` gives every agent its own git worktree and branch
+    /// (`agents[].worktree` decides for one agent); `shared` (default) runs them all in
+    /// the run's working directory.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub worktrees: Option<WorktreeMode>,
+    /// Extension: untracked files copied into every new agent worktree (`.env` and the
+    /// like): paths or globs relative to the repository's top.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub worktree_include: Vec<String>,
+    /// Extension: keep the agents' worktrees after the run (default: removed; their
+    /// branches always stay).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub keep_worktrees: Option<bool>,
+    /// Extension: the agent given a merge conflict between an agent's branch and the
+    /// run's branch to resolve.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub resolver: Option<String>,
+    /// Extension: the NATS server (`nats://host:port` or `tls://host:port`) whose workers
+    /// run this file's agent steps; `--nats` and `AGENT_RELAY_NATS` take precedence.
+    /// Credentials belong in the environment, not here.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub workers: Option<String>,
+}
+
+/// Whether agents share one working directory or each have a git worktree.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "kebab-case")]
+pub enum WorktreeMode {
+    /// Every agent works in the run's working directory.
+    Shared,
+    /// Every agent has its own worktree and branch.
+    PerAgent,
 }
 
 /// Idle-agent nudging and force-release.

@@ -19,6 +19,7 @@ pub(super) fn validate_file(ctx: &Ctx<'_>, report: &mut Report) {
     subscriptions(ctx, report);
     reports_to(ctx, report);
     swarm(ctx, report);
+    placements(ctx, report);
     barriers(ctx, report);
     if let Some(t) = ctx
         .file
@@ -122,11 +123,87 @@ fn reports_to(ctx: &Ctx<'_>, report: &mut Report) {
 }
 
 fn swarm(ctx: &Ctx<'_>, report: &mut Report) {
-    if let Some(0) = ctx.file.swarm.as_ref().and_then(|s| s.max_concurrency) {
+    let Some(swarm) = ctx.file.swarm.as_ref() else {
+        return;
+    };
+    let map = &ctx.loaded.map;
+    if let Some(0) = swarm.max_concurrency {
         report.push(Diagnostic::error(
-            ctx.loaded.map.max_concurrency(),
+            map.max_concurrency(),
             "swarm.maxConcurrency must be at least 1 (leave it out for no limit)",
         ));
+    }
+    if let Some(r) = &swarm.resolver
+        && !ctx.agents.contains_key(r.as_str())
+    {
+        report.push(Diagnostic::error(
+            map.resolver(),
+            format!(
+                "swarm.resolver names unknown agent `{}`{}",
+                shown(r),
+                ctx.agent_hint(r)
+            ),
+        ));
+    }
+    for (k, path) in swarm.worktree_include.iter().enumerate() {
+        let pos = map.worktree_include(k);
+        let what = "swarm.worktreeInclude";
+        if path.trim().is_empty() {
+            report.push(Diagnostic::error(pos, format!("{what} has an empty path")));
+        } else if path.starts_with('/') || path.split('/').any(|c| c == "..") {
+            report.push(Diagnostic::error(
+                pos,
+                format!(
+                    "{what}: `{}` must be relative to the repository's top and stay inside it",
+                    shown(path)
+                ),
+            ));
+        }
+        super::names::check_no_nul(&format!("{what} path"), path, pos, report);
+    }
+    let uses_worktrees = ctx.file.worktree_agents().next().is_some();
+    if !uses_worktrees
+        && (swarm.resolver.is_some()
+            || !swarm.worktree_include.is_empty()
+            || swarm.keep_worktrees.is_some())
+    {
+        report.push(Diagnostic::warning(
+            None,
+            "swarm.resolver, worktreeInclude and keepWorktrees apply to agents with worktrees, and no agent has one (set `swarm.worktrees: per-agent` or `worktree: true` on an agent)",
+        ));
+    }
+    if let Some(w) = swarm.workers.as_deref() {
+        if w.trim().is_empty() {
+            report.push(Diagnostic::error(
+                None,
+                "swarm.workers is empty (a NATS URL such as nats://host:4222, or leave it out)",
+            ));
+        } else if w.contains('@') {
+            report.push(Diagnostic::warning(
+                None,
+                "swarm.workers holds credentials: anyone who reads this file has them; \
+                 put the URL with its credentials in AGENT_RELAY_NATS instead",
+            ));
+        }
+    }
+}
+
+/// `agents[].placement.labels` keys are words a worker's `--label KEY=VALUE` can match
+/// (checked with or without a `swarm` section).
+fn placements(ctx: &Ctx<'_>, report: &mut Report) {
+    for (i, a) in ctx.file.agents.iter().enumerate() {
+        for k in a.placement.iter().flat_map(|p| p.labels.keys()) {
+            if k.trim().is_empty() || k.contains('=') {
+                report.push(Diagnostic::error(
+                    ctx.loaded.map.agent(i),
+                    format!(
+                        "agents[{}].placement.labels has the key `{k}`; a label key is a \
+                         non-empty word without `=`",
+                        a.name
+                    ),
+                ));
+            }
+        }
     }
 }
 

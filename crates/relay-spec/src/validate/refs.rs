@@ -58,7 +58,7 @@ pub(super) fn step_references(
                             ),
                         ));
                     }
-                    Ref::Var(_) => {}
+                    Ref::Var(_) | Ref::State(_) => {}
                 }
             }
         }

@@ -29,6 +29,9 @@ pub(super) fn validate_workflow(ctx: &Ctx<'_>, w: usize, wf: &WorkflowDef, repor
     let mut index: HashMap<&str, usize> = HashMap::with_capacity(wf.steps.len());
     for (s, step) in wf.steps.iter().enumerate() {
         let pos = map.step(w, s, StepField::Name);
+        if let Some(Err(e)) = crate::permissions::step_permissions(ctx.file, step) {
+            report.push(Diagnostic::error(pos, e.to_string()));
+        }
         if check_name("step", &step.name, pos, report)
             && index.insert(step.name.as_str(), s).is_some()
         {
@@ -131,6 +134,7 @@ const KIND_FIELDS: &[(&str, &[StepType])] = &[
     ("params", &[StepType::Integration]),
     ("items", &[StepType::Agent, StepType::Deterministic]),
     ("compensate", &[StepType::Agent, StepType::Deterministic]),
+    ("permissions", &[StepType::Deterministic]),
 ];
 
 /// Which kind-specific fields `step` sets.
@@ -156,6 +160,7 @@ fn set_fields(step: &Step) -> Vec<&'static str> {
         ("params", !step.params.is_empty()),
         ("items", step.items.is_some()),
         ("compensate", step.compensate.is_some()),
+        ("permissions", step.permissions.is_some()),
     ];
     set.into_iter()
         .filter(|(_, on)| *on)

@@ -563,3 +563,104 @@ fn loop_and_output_names_are_not_missing_variables() {
         ["mode", "who"]
     );
 }
+
+#[test]
+fn worktree_settings_are_checked() {
+    let src = "name: t\nagents:\n  - {name: dev, cli: claude, worktree: true}\n  - {name: fixer, cli: codex}\nswarm:\n  resolver: fixr\n  worktreeInclude: ['.env', '../secrets', '/etc/passwd', '']\nworkflows:\n  - name: w\n    steps:\n      - {name: a, agent: dev, task: go}\n";
+    let loaded = parse(src, "w.yaml").unwrap();
+    let r = validate(&loaded, None);
+    let e: Vec<(String, Option<u64>)> = r
+        .errors()
+        .map(|d| (d.message.clone(), d.pos.map(|p| p.line)))
+        .collect();
+    assert!(
+        e.iter().any(
+            |(m, line)| m.contains("swarm.resolver names unknown agent `fixr`")
+                && m.contains("`fixer`")
+                && *line == Some(6)
+        ),
+        "{e:?}"
+    );
+    for bad in ["`../secrets`", "`/etc/passwd`", "empty path"] {
+        assert!(
+            e.iter()
+                .any(|(m, line)| m.contains(bad) && *line == Some(7)),
+            "{bad}: {e:?}"
+        );
+    }
+    assert!(
+        !e.iter().any(|(m, _)| m.contains("`.env`")),
+        "a relative path is fine: {e:?}"
+    );
+}
+
+#[test]
+fn worktree_settings_without_worktree_agents_are_a_warning() {
+    let src = "name: t\nagents:\n  - {name: dev, cli: claude}\nswarm: {keepWorktrees: true}\nworkflows:\n  - name: w\n    steps:\n      - {name: a, agent: dev, task: go}\n";
+    let r = validate(&parse(src, "w.yaml").unwrap(), None);
+    assert!(!r.has_errors());
+    assert!(
+        r.warnings().any(|d| d.message.contains("no agent has one")),
+        "{:?}",
+        r.diagnostics
+    );
+    let on = "name: t\nagents:\n  - {name: dev, cli: claude}\n  - {name: ops, cli: claude, worktree: false}\nswarm: {worktrees: per-agent, keepWorktrees: true}\nworkflows:\n  - name: w\n    steps:\n      - {name: a, agent: dev, task: go}\n";
+    let loaded = parse(on, "w.yaml").unwrap();
+    let r = validate(&loaded, None);
+    assert!(r.diagnostics.is_empty(), "{:?}", r.diagnostics);
+    let f = &loaded.file;
+    assert!(f.has_worktree(f.agent("dev").unwrap()));
+    assert!(
+        !f.has_worktree(f.agent("ops").unwrap()),
+        "an agent may opt out"
+    );
+}
+
+#[test]
+fn placement_and_workers_are_read_and_checked() {
+    let src = "name: t\nswarm:\n  workers: nats://builds.example:4222\nagents:\n  - name: dev\n    cli: claude\n    placement:\n      labels: {zone: b, gpu: 'yes'}\nworkflows:\n  - name: w\n    steps:\n      - {name: a, agent: dev, task: go}\n";
+    let loaded = parse(src, "w.yaml").unwrap();
+    let r = validate(&loaded, None);
+    assert!(r.diagnostics.is_empty(), "{:?}", r.diagnostics);
+    let labels = &loaded.file.agents[0].placement.as_ref().unwrap().labels;
+    assert_eq!(labels.get("gpu").map(String::as_str), Some("yes"));
+    assert_eq!(
+        loaded.file.swarm.as_ref().unwrap().workers.as_deref(),
+        Some("nats://builds.example:4222")
+    );
+    // A typo inside placement is an error at parse time, like any unknown key.
+    assert!(parse(&src.replace("labels:", "lables:"), "w.yaml").is_err());
+    let bad = src
+        .replace("{zone: b, gpu: 'yes'}", "{'': b}")
+        .replace("nats://builds", "nats://me:pw@builds");
+    let r = validate(&parse(&bad, "w.yaml").unwrap(), None);
+    let errors: Vec<&str> = r.errors().map(|d| d.message.as_str()).collect();
+    assert!(
+        errors.iter().any(|m| m.contains("placement.labels")),
+        "{errors:?}"
+    );
+    let warnings: Vec<&str> = r.warnings().map(|d| d.message.as_str()).collect();
+    assert!(
+        warnings.iter().any(|m| m.contains("holds credentials")),
+        "{warnings:?}"
+    );
+    let r = validate(
+        &parse(&src.replace("nats://builds.example:4222", "' '"), "w.yaml").unwrap(),
+        None,
+    );
+    assert!(
+        r.errors()
+            .any(|d| d.message.contains("swarm.workers is empty"))
+    );
+}
+
+#[test]
+fn a_placement_is_checked_without_a_swarm_section() {
+    let src = "name: t\nagents:\n  - name: dev\n    cli: claude\n    placement:\n      labels: {'': b}\nworkflows:\n  - name: w\n    steps:\n      - {name: a, agent: dev, task: go}\n";
+    let r = validate(&parse(src, "w.yaml").unwrap(), None);
+    assert!(
+        r.errors().any(|d| d.message.contains("placement.labels")),
+        "{:?}",
+        r.diagnostics
+    );
+}

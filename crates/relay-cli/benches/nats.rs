@@ -1,0 +1,604 @@
+//! Workers over NATS against the local path, in one run, on a real nats-server on
+//! loopback: dispatch latency (attempt offered → agent started on a worker, as the
+//! coordinator learns it), per-step cost of a trivial remote step against the same step
+//! run here, messages agent to agent across two workers (their socket bridges, the
+//! coordinator's socket and router, the JetStream mailboxes) against the same traffic on
+//! one machine's socket, the JetStream mailbox on its own, and coordinator and worker
+//! RSS with 100 attempts running. Run with `cargo bench -p relay-cli --bench nats`
+//! (needs `nats-server` and a release `fake-agent`: `cargo build --release -p relay-testkit`;
+//! `BENCH_QUICK=1` for smaller sizes, `BENCH_ONLY=dispatch|messages|memory` for one part).
+
+#![allow(clippy::unwrap_used)]
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use relay_broker::process::ProcessSpec;
+use relay_broker::{Launcher, LocalLauncher};
+use relay_messaging::{AgentInfo, AgentState, Broker, RouterConfig, Target};
+use relay_nats::async_nats;
+use relay_nats::transport::NatsTransport;
+use relay_nats::{RunDispatch, Timing};
+use relay_testkit::nats::NatsServer;
+use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
+use tokio_util::sync::CancellationToken;
+
+fn agent_relay() -> PathBuf {
+    PathBuf::from(env!("CARGO_BIN_EXE_agent-relay"))
+}
+
+fn pct(xs: &mut [Duration], p: f64) -> Duration {
+    xs.sort();
+    let i = ((xs.len() as f64 - 1.0) * p).round() as usize;
+    xs[i.min(xs.len() - 1)]
+}
+
+fn ms(d: Duration) -> String {
+    format!("{:.2} ms", d.as_secs_f64() * 1000.0)
+}
+
+fn rss_kib(pid: u32) -> u64 {
+    std::fs::read_to_string(format!("/proc/{pid}/status"))
+        .unwrap_or_default()
+        .lines()
+        .find(|l| l.starts_with("VmRSS:"))
+        .and_then(|l| l.split_whitespace().nth(1)?.parse().ok())
+        .unwrap_or(0)
+}
+
+struct Proc(Child);
+
+impl Drop for Proc {
+    fn drop(&mut self) {
+        let _ = Command::new("kill")
+            .args(["-TERM", &self.0.id().to_string()])
+            .status();
+        let _ = self.0.wait();
+    }
+}
+
+fn worker(
+    url: &str,
+    dir: &Path,
+    name: &str,
+    path: &str,
+    capacity: u32,
+    log: Option<&Path>,
+) -> Proc {
+    std::fs::create_dir_all(dir).unwrap();
+    let mut c = Command::new(agent_relay());
+    if let Some(l) = log {
+        c.env("FAKE_AGENT_LOG", l);
+    }
+    Proc(
+        c.args(["worker", "--nats", url, "--name", name])
+            .args(["--capacity", &capacity.to_string()])
+            .current_dir(dir)
+            .env("PATH", path)
+            .env("AGENT_RELAY_KILL_GRACE_MS", "300")
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap(),
+    )
+}
+
+async fn wait_workers(client: &async_nats::Client, n: usize) {
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while relay_nats::status::list(client, Duration::from_millis(200))
+        .await
+        .len()
+        < n
+    {
+        assert!(Instant::now() < deadline, "workers did not come up");
+    }
+}
+
+fn trivial(root: &Path, run_dir: &Path, program: &str, agent: bool, i: usize) -> ProcessSpec {
+    let mut env = vec![
+        ("AGENT_RELAY_RUN_ID".to_string(), "bench-run".to_string()),
+        (
+            "AGENT_RELAY_RUN_DIR".to_string(),
+            run_dir.display().to_string(),
+        ),
+        ("AGENT_RELAY_STEP".to_string(), format!("s{i}")),
+    ];
+    if agent {
+        env.push(("AGENT_RELAY_NAME".to_string(), "a".to_string()));
+    }
+    ProcessSpec {
+        program: program.into(),
+        args: Vec::new(),
+        cwd: root.to_path_buf(),
+        env,
+        timeout: None,
+        stderr_path: None,
+        kill_grace: Duration::from_millis(300),
+        stdin: None,
+        sandbox: None,
+        usage: None,
+        max_tokens: None,
+    }
+}
+
+async fn dispatch_and_overhead(url: &str, dir: &Path, n: usize) {
+    // The trivial agent is /bin/true under the name `claude`, on the worker's PATH.
+    let wbin = dir.join("w-bin");
+    std::fs::create_dir_all(&wbin).unwrap();
+    let _ = std::os::unix::fs::symlink("/bin/true", wbin.join("claude"));
+    let path = format!(
+        "{}:{}",
+        wbin.display(),
+        std::env::var("PATH").unwrap_or_default()
+    );
+    let _w = worker(
+        url,
+        &dir.join("w-dispatch"),
+        "bench-dispatch",
+        &path,
+        4,
+        None,
+    );
+    let root = dir.join("coord");
+    let run_dir = root.join(".agent-relay/runs/bench-run");
+    std::fs::create_dir_all(&run_dir).unwrap();
+    let launcher = RunDispatch {
+        url: relay_nats::NatsUrl::parse(url).unwrap(),
+        placement: BTreeMap::new(),
+        commands_on_workers: false,
+        timing: Timing::default(),
+    }
+    .connect(root.clone())
+    .await
+    .unwrap();
+    wait_workers(&launcher.client(), 1).await;
+    let (mut started, mut remote, mut local) = (Vec::new(), Vec::new(), Vec::new());
+    for i in 0..n + 5 {
+        let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel();
+        let t0 = Instant::now();
+        let spec = trivial(&root, &run_dir, "claude", true, i);
+        let run = launcher.run_process(spec, CancellationToken::new(), tx);
+        tokio::pin!(run);
+        let mut spawned_at = None;
+        let out = loop {
+            tokio::select! {
+                r = &mut run => break r,
+                Some(_) = rx.recv() => { spawned_at.get_or_insert_with(Instant::now); }
+            }
+        };
+        let done = t0.elapsed();
+        assert!(out.is_ok(), "{out:?}");
+        let spawned = spawned_at.map_or(done, |s| s - t0);
+        let t1 = Instant::now();
+        let (tx, _rx) = tokio::sync::mpsc::unbounded_channel();
+        LocalLauncher
+            .run_process(
+                trivial(&root, &run_dir, "true", false, i),
+                CancellationToken::new(),
+                tx,
+            )
+            .await
+            .unwrap();
+        let here = t1.elapsed();
+        if i >= 5 {
+            // The first few warm the queue's consumer and the worker's puller.
+            started.push(spawned);
+            remote.push(done);
+            local.push(here);
+        }
+    }
+    println!("## dispatch ({n} trivial one-shot steps, one after another, one worker)");
+    println!(
+        "dispatch latency (offered -> agent started on the worker): p50 {}  p99 {}",
+        ms(pct(&mut started, 0.5)),
+        ms(pct(&mut started, 0.99))
+    );
+    let (rp50, lp50) = (pct(&mut remote, 0.5), pct(&mut local, 0.5));
+    println!(
+        "per step, remote: p50 {}  p99 {}   local: p50 {}  p99 {}   overhead of remote: {} per step (p50)",
+        ms(rp50),
+        ms(pct(&mut remote, 0.99)),
+        ms(lp50),
+        ms(pct(&mut local, 0.99)),
+        ms(rp50.saturating_sub(lp50))
+    );
+}
+
+/// Agents `a` (sending) and `b` (reading) of a broker: `senders` connections to
+/// `send_sock` send `n` messages in all; one reader takes them from `read_sock` with
+/// `inbox`. Returns messages per second and the latency of each.
+async fn socket_traffic(
+    broker: &Broker,
+    send_sock: &Path,
+    read_sock: &Path,
+    n: usize,
+    senders: usize,
+) -> (f64, Vec<Duration>) {
+    let tok_a = broker.access().agent_token("a").unwrap();
+    let tok_b = broker.access().agent_token("b").unwrap();
+    let epoch = Instant::now();
+    let t0 = Instant::now();
+    let per = n / senders;
+    let mut tasks = Vec::new();
+    for _ in 0..senders {
+        let sock = send_sock.to_path_buf();
+        let tok = tok_a.clone();
+        tasks.push(tokio::spawn(async move {
+            let s = tokio::net::UnixStream::connect(&sock).await.unwrap();
+            let (r, mut w) = s.into_split();
+            let mut r = BufReader::new(r);
+            let mut line = String::new();
+            for _ in 0..per {
+                let text = epoch.elapsed().as_nanos().to_string();
+                let req = serde_json::json!({"op": "send", "from": "a", "to": "b", "text": text, "token": tok});
+                w.write_all(format!("{req}\n").as_bytes()).await.unwrap();
+                line.clear();
+                r.read_line(&mut line).await.unwrap();
+            }
+        }));
+    }
+    let s = tokio::net::UnixStream::connect(read_sock).await.unwrap();
+    let (r, mut w) = s.into_split();
+    let mut r = BufReader::new(r);
+    let mut lat = Vec::with_capacity(per * senders);
+    let mut line = String::new();
+    while lat.len() < per * senders {
+        let req = serde_json::json!({"op": "inbox", "agent": "b", "waitMs": 2000, "max": 1000, "token": tok_b});
+        w.write_all(format!("{req}\n").as_bytes()).await.unwrap();
+        line.clear();
+        r.read_line(&mut line).await.unwrap();
+        let v: serde_json::Value = serde_json::from_str(&line).unwrap();
+        let now = epoch.elapsed().as_nanos();
+        for m in v["messages"].as_array().into_iter().flatten() {
+            let sent: u128 = m["text"].as_str().unwrap_or("0").parse().unwrap_or(0);
+            lat.push(Duration::from_nanos((now.saturating_sub(sent)) as u64));
+        }
+    }
+    for t in tasks {
+        t.await.unwrap();
+    }
+    let rate = lat.len() as f64 / t0.elapsed().as_secs_f64();
+    (rate, lat)
+}
+
+/// One message at a time from `a` (on `send_sock`) to `b` (on `read_sock`, already
+/// waiting with `inbox`): the latency of each, nothing queued behind it.
+async fn one_at_a_time(
+    broker: &Broker,
+    send_sock: &Path,
+    read_sock: &Path,
+    k: usize,
+) -> Vec<Duration> {
+    let tok_a = broker.access().agent_token("a").unwrap();
+    let tok_b = broker.access().agent_token("b").unwrap();
+    let (took_tx, mut took) = tokio::sync::mpsc::unbounded_channel::<()>();
+    let reader = {
+        let sock = read_sock.to_path_buf();
+        tokio::spawn(async move {
+            let s = tokio::net::UnixStream::connect(&sock).await.unwrap();
+            let (r, mut w) = s.into_split();
+            let mut r = BufReader::new(r);
+            let mut line = String::new();
+            let mut got = Vec::with_capacity(k);
+            while got.len() < k {
+                let req = serde_json::json!({"op": "inbox", "agent": "b", "waitMs": 5000, "max": 1, "token": tok_b});
+                w.write_all(format!("{req}\n").as_bytes()).await.unwrap();
+                line.clear();
+                r.read_line(&mut line).await.unwrap();
+                let v: serde_json::Value = serde_json::from_str(&line).unwrap();
+                for _ in v["messages"].as_array().into_iter().flatten() {
+                    got.push(Instant::now());
+                    let _ = took_tx.send(());
+                }
+            }
+            got
+        })
+    };
+    // Let the reader's first `inbox` be waiting before the first send.
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    let s = tokio::net::UnixStream::connect(send_sock).await.unwrap();
+    let (r, mut w) = s.into_split();
+    let mut r = BufReader::new(r);
+    let mut line = String::new();
+    let mut sent = Vec::with_capacity(k);
+    for _ in 0..k {
+        sent.push(Instant::now());
+        let req = serde_json::json!({"op": "send", "from": "a", "to": "b", "text": "ping", "token": tok_a});
+        w.write_all(format!("{req}\n").as_bytes()).await.unwrap();
+        line.clear();
+        r.read_line(&mut line).await.unwrap();
+        // The next one only once this one has been taken.
+        took.recv().await.unwrap();
+    }
+    let got = reader.await.unwrap();
+    sent.iter()
+        .zip(&got)
+        .map(|(s, g)| g.saturating_duration_since(*s))
+        .collect()
+}
+
+async fn broker(
+    dir: &Path,
+    run: &str,
+    transport: Option<Arc<dyn relay_messaging::Transport>>,
+) -> Broker {
+    std::fs::create_dir_all(dir).unwrap();
+    let cfg = RouterConfig {
+        max_waiting: 1_000_000,
+        ..RouterConfig::default()
+    };
+    let b = match transport {
+        Some(t) => Broker::start_with_transport(dir, run, cfg, t)
+            .await
+            .unwrap(),
+        None => Broker::start(dir, run, cfg).await.unwrap(),
+    };
+    for a in ["a", "b"] {
+        b.router().register(AgentInfo {
+            name: a.into(),
+            role: None,
+            interactive: false,
+            channels: Vec::new(),
+            state: AgentState::Running,
+        });
+    }
+    b
+}
+
+async fn messaging(url: &str, dir: &Path, n: usize) {
+    println!("## messages agent to agent ({n} messages, 16 sending connections, one reader)");
+    // Local: both agents on the coordinator's machine, its socket, in-process mailboxes.
+    let local = broker(&dir.join("m-local"), "m-local", None).await;
+    let sock = local.socket().to_path_buf();
+    let (rate, mut lat) = socket_traffic(&local, &sock, &sock, n, 16).await;
+    println!(
+        "local socket, in-process mailboxes: {:.0} msg/s  latency p50 {}  p99 {}",
+        rate,
+        ms(pct(&mut lat, 0.5)),
+        ms(pct(&mut lat, 0.99))
+    );
+    let mut one = one_at_a_time(&local, &sock, &sock, n / 20).await;
+    println!(
+        "local socket, one message at a time ({}): latency p50 {}  p99 {}",
+        n / 20,
+        ms(pct(&mut one, 0.5)),
+        ms(pct(&mut one, 0.99))
+    );
+    local.shutdown("done").await;
+    // Across two workers: a's worker bridge -> NATS -> the coordinator's socket and
+    // router -> JetStream mailbox -> b's worker bridge.
+    let coord = async_nats::connect(url).await.unwrap();
+    let run = "m-remote";
+    let t = Arc::new(NatsTransport::new(
+        coord.clone(),
+        run,
+        7,
+        Duration::from_secs(30),
+    ));
+    let remote = broker(&dir.join("m-remote"), run, Some(t)).await;
+    relay_nats::dispatch::relay_socket(
+        coord.clone(),
+        run,
+        remote.socket().to_path_buf(),
+        CancellationToken::new(),
+    )
+    .await
+    .unwrap();
+    let w1 = async_nats::connect(url).await.unwrap();
+    let w2 = async_nats::connect(url).await.unwrap();
+    let b1 = relay_nats::bridge::Bridge::start(w1, run, dir.join("w1.sock")).unwrap();
+    let b2 = relay_nats::bridge::Bridge::start(w2, run, dir.join("w2.sock")).unwrap();
+    let (rate, mut lat) = socket_traffic(&remote, b1.path(), b2.path(), n, 16).await;
+    println!(
+        "two workers over NATS (bridges, coordinator socket, JetStream mailboxes): {:.0} msg/s  latency p50 {}  p99 {}",
+        rate,
+        ms(pct(&mut lat, 0.5)),
+        ms(pct(&mut lat, 0.99))
+    );
+    let (rate, mut lat) = socket_traffic(&remote, b1.path(), b2.path(), n, 64).await;
+    println!(
+        "two workers over NATS, 64 sending connections: {:.0} msg/s  latency p50 {}  p99 {}",
+        rate,
+        ms(pct(&mut lat, 0.5)),
+        ms(pct(&mut lat, 0.99))
+    );
+    let mut one = one_at_a_time(&remote, b1.path(), b2.path(), n / 20).await;
+    println!(
+        "two workers over NATS, one message at a time ({}): latency p50 {}  p99 {}",
+        n / 20,
+        ms(pct(&mut one, 0.5)),
+        ms(pct(&mut one, 0.99))
+    );
+    remote.shutdown("done").await;
+    // The JetStream mailbox on its own: the router sends, another task takes.
+    for (name, t) in [
+        ("in-process", None),
+        (
+            "JetStream",
+            Some(Arc::new(NatsTransport::new(
+                coord.clone(),
+                "m-raw",
+                8,
+                Duration::from_secs(30),
+            )) as Arc<dyn relay_messaging::Transport>),
+        ),
+    ] {
+        let b = broker(&dir.join(format!("m-raw-{name}")), "m-raw", t).await;
+        let r = b.router().clone();
+        let epoch = Instant::now();
+        let t0 = Instant::now();
+        let senders: Vec<_> = (0..16)
+            .map(|_| {
+                let r = r.clone();
+                tokio::spawn(async move {
+                    for _ in 0..n / 16 {
+                        let text = epoch.elapsed().as_nanos().to_string();
+                        r.send("a", &Target::Agent("b".into()), &text)
+                            .await
+                            .unwrap();
+                    }
+                })
+            })
+            .collect();
+        let n = n / 16 * 16;
+        let mut lat = Vec::with_capacity(n);
+        while lat.len() < n {
+            for d in r
+                .take("b", 1000, Some(Duration::from_secs(2)))
+                .await
+                .unwrap()
+            {
+                let sent: u128 = d.envelope().text.parse().unwrap_or(0);
+                lat.push(Duration::from_nanos(
+                    (epoch.elapsed().as_nanos().saturating_sub(sent)) as u64,
+                ));
+                d.read();
+            }
+        }
+        for s in senders {
+            s.await.unwrap();
+        }
+        println!(
+            "router and {name} mailbox alone (16 sending tasks, send -> take): {:.0} msg/s  latency p50 {}  p99 {}",
+            n as f64 / t0.elapsed().as_secs_f64(),
+            ms(pct(&mut lat, 0.5)),
+            ms(pct(&mut lat, 0.99))
+        );
+        b.shutdown("done").await;
+    }
+}
+
+fn wide_workflow(n: usize) -> String {
+    let mut y = String::from(
+        "name: wide\nswarm:\n  pattern: dag\n  maxConcurrency: 100\nagents:\n  - name: a\n    cli: claude\n    interactive: false\nworkflows:\n  - name: main\n    steps:\n",
+    );
+    for i in 0..n {
+        y.push_str(&format!(
+            "      - name: s{i}\n        agent: a\n        task: \"[[fake:sleep=6000]]\"\n"
+        ));
+    }
+    y
+}
+
+fn running_agents(log: &Path) -> usize {
+    let text = std::fs::read_to_string(log).unwrap_or_default();
+    let starts = text.lines().filter(|l| l.starts_with("start ")).count();
+    let ends = text.lines().filter(|l| l.starts_with("end ")).count();
+    starts.saturating_sub(ends)
+}
+
+/// Coordinator (and worker) RSS once 100 attempts run, remote and local.
+fn memory(url: &str, dir: &Path) {
+    println!("## memory with 100 attempts running (one-shot fake agents sleeping)");
+    let fbin = dir.join("fake-bin");
+    relay_testkit::install_fake_clis(&fbin).unwrap();
+    let with_fakes = format!(
+        "{}:{}",
+        fbin.display(),
+        std::env::var("PATH").unwrap_or_default()
+    );
+    for remote in [false, true] {
+        let root = dir.join(if remote { "rss-remote" } else { "rss-local" });
+        std::fs::create_dir_all(&root).unwrap();
+        std::fs::write(root.join("wf.yaml"), wide_workflow(100)).unwrap();
+        let log = root.join("agents.log");
+        let workers: Vec<Proc> = if remote {
+            ["rss-w1", "rss-w2"]
+                .iter()
+                .map(|n| worker(url, &root.join(n), n, &with_fakes, 50, Some(&log)))
+                .collect()
+        } else {
+            Vec::new()
+        };
+        let mut cmd = Command::new(agent_relay());
+        cmd.args(["run", "wf.yaml", "--quiet"])
+            .current_dir(&root)
+            .env("FAKE_AGENT_LOG", &log)
+            .env("AGENT_RELAY_KILL_GRACE_MS", "300")
+            .stdout(Stdio::null())
+            .stderr(Stdio::null());
+        if remote {
+            cmd.args(["--nats", url])
+                .env("PATH", std::env::var("PATH").unwrap_or_default());
+            std::thread::sleep(Duration::from_secs(2));
+        } else {
+            cmd.env("PATH", &with_fakes);
+        }
+        let mut coord = cmd.spawn().unwrap();
+        let deadline = Instant::now() + Duration::from_secs(60);
+        let mut peak = (0, Vec::new());
+        while Instant::now() < deadline {
+            let running = running_agents(&log);
+            if running >= 100 {
+                peak = (
+                    rss_kib(coord.id()),
+                    workers.iter().map(|w| rss_kib(w.0.id())).collect(),
+                );
+                break;
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        let st = coord.wait().unwrap();
+        let which = if remote {
+            "over NATS, 2 workers x 50"
+        } else {
+            "local"
+        };
+        println!(
+            "{which}: coordinator RSS {} MiB{}  (run exit {:?})",
+            peak.0 / 1024,
+            if peak.1.is_empty() {
+                String::new()
+            } else {
+                format!(
+                    ", workers {}",
+                    peak.1
+                        .iter()
+                        .map(|k| format!("{} MiB", k / 1024))
+                        .collect::<Vec<_>>()
+                        .join(" + ")
+                )
+            },
+            st.code()
+        );
+    }
+}
+
+fn main() {
+    let quick = std::env::var_os("BENCH_QUICK").is_some();
+    let dir = std::env::temp_dir().join(format!("relay-bench-nats-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let Some(server) = NatsServer::start(&dir.join("js")) else {
+        return;
+    };
+    let url = server.url();
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .unwrap();
+    println!(
+        "nats-server on {url}; sizes {}",
+        if quick { "quick" } else { "full" }
+    );
+    let only = std::env::var("BENCH_ONLY").unwrap_or_default();
+    let part = |p: &str| only.is_empty() || only == p;
+    if part("dispatch") {
+        rt.block_on(dispatch_and_overhead(
+            &url,
+            &dir,
+            if quick { 30 } else { 200 },
+        ));
+    }
+    if part("messages") {
+        rt.block_on(messaging(&url, &dir, if quick { 4_000 } else { 40_000 }));
+    }
+    if part("memory") {
+        memory(&url, &dir);
+    }
+    drop(server);
+    let _ = std::fs::remove_dir_all(&dir);
+}

@@ -1,0 +1,239 @@
+//! Reaching the NATS server: the URL (credentials taken out of it so they are never
+//! printed or logged), a creds file, TLS, and the errors of this crate.
+//!
+//! Accepted: `nats://host:port`, `tls://host:port` (TLS required), `host:port`, with
+//! `user:password@` or `token@` before the host. Files come from the environment:
+//! `AGENT_RELAY_NATS_CREDS` (a `.creds` file: JWT and nkey seed), `AGENT_RELAY_NATS_CA`
+//! (root certificate to trust), `AGENT_RELAY_NATS_CERT` and `AGENT_RELAY_NATS_KEY` (a
+//! client certificate).
+
+use std::fmt;
+use std::path::PathBuf;
+use std::time::Duration;
+
+/// Why something NATS-related failed.
+#[derive(Debug, thiserror::Error)]
+pub enum NatsError {
+    /// The URL cannot be used.
+    #[error("bad NATS URL `{url}`: {why}")]
+    BadUrl {
+        /// The URL, credentials hidden.
+        url: String,
+        /// Why.
+        why: String,
+    },
+    /// Bad input (a label, a placement, a name).
+    #[error("{0}")]
+    Invalid(String),
+    /// The server cannot be reached or refused us.
+    #[error("cannot reach the NATS server at {url}: {why}")]
+    Unreachable {
+        /// The URL, credentials hidden.
+        url: String,
+        /// Why.
+        why: String,
+    },
+    /// JetStream refused or failed an operation.
+    #[error("NATS JetStream: {0}")]
+    JetStream(String),
+    /// A local file or socket failed.
+    #[error("{0}")]
+    Io(String),
+    /// Another worker already runs under this name.
+    #[error("a worker named `{0}` is already running (give this one another --name)")]
+    NameTaken(String),
+}
+
+/// A NATS server address with its credentials kept apart.
+#[derive(Clone, PartialEq, Eq)]
+pub struct NatsUrl {
+    /// `nats://host:port` or `tls://host:port`, no credentials.
+    address: String,
+    auth: Auth,
+}
+
+#[derive(Clone, PartialEq, Eq)]
+enum Auth {
+    None,
+    Token(String),
+    User(String, String),
+}
+
+impl fmt::Debug for NatsUrl {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "NatsUrl({self})")
+    }
+}
+
+impl fmt::Display for NatsUrl {
+    /// The address, with `***@` where credentials were: safe to print.
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match (&self.auth, self.address.split_once("://")) {
+            (Auth::None, _) => f.write_str(&self.address),
+            (_, Some((scheme, rest))) => write!(f, "{scheme}://***@{rest}"),
+            (_, None) => write!(f, "***@{}", self.address),
+        }
+    }
+}
+
+/// Hides what lies between `://` and `@` in `text` (for errors about a URL we could not
+/// even parse).
+fn redact(text: &str) -> String {
+    let (scheme, rest) = text.split_once("://").unwrap_or(("", text));
+    let rest = match rest.rsplit_once('@') {
+        Some((_, host)) => format!("***@{host}"),
+        None => rest.to_owned(),
+    };
+    if scheme.is_empty() {
+        rest
+    } else {
+        format!("{scheme}://{rest}")
+    }
+}
+
+/// Decodes `%XX` escapes (credentials may hold `@` or `:` written that way).
+fn unescape(s: &str) -> String {
+    let bytes = s.as_bytes();
+    let mut out = Vec::with_capacity(bytes.len());
+    let mut i = 0;
+    while i < bytes.len() {
+        if bytes[i] == b'%'
+            && i + 2 < bytes.len()
+            && let Some(h) = s.get(i + 1..i + 3)
+            && let Ok(b) = u8::from_str_radix(h, 16)
+        {
+            out.push(b);
+            i += 3;
+            continue;
+        }
+        out.push(bytes[i]);
+        i += 1;
+    }
+    String::from_utf8_lossy(&out).into_owned()
+}
+
+impl NatsUrl {
+    /// Reads `text`; the error never shows the credentials.
+    pub fn parse(text: &str) -> Result<NatsUrl, NatsError> {
+        let text = text.trim();
+        let bad = |why: &str| NatsError::BadUrl {
+            url: redact(text),
+            why: why.to_owned(),
+        };
+        if text.is_empty() {
+            return Err(bad("it is empty"));
+        }
+        let (scheme, rest) = match text.split_once("://") {
+            Some((s, r)) => (s.to_ascii_lowercase(), r),
+            None => ("nats".to_owned(), text),
+        };
+        if !matches!(scheme.as_str(), "nats" | "tls") {
+            return Err(bad("the scheme must be nats:// or tls://"));
+        }
+        let rest = rest.trim_end_matches('/');
+        let (auth, host) = match rest.rsplit_once('@') {
+            None => (Auth::None, rest),
+            Some((cred, host)) => match cred.split_once(':') {
+                Some((u, p)) => (Auth::User(unescape(u), unescape(p)), host),
+                None => (Auth::Token(unescape(cred)), host),
+            },
+        };
+        if host.is_empty() || host.contains('/') || host.contains(char::is_whitespace) {
+            return Err(bad("no host:port after the credentials"));
+        }
+        let host = if host
+            .rsplit_once(':')
+            .is_some_and(|(_, p)| p.parse::<u16>().is_ok())
+            && !host.ends_with(']')
+        {
+            host.to_owned()
+        } else {
+            format!("{host}:4222")
+        };
+        Ok(NatsUrl {
+            address: format!("{scheme}://{host}"),
+            auth,
+        })
+    }
+
+    /// Connects as `name` (shown in the server's connection list). The client
+    /// reconnects by itself for as long as it lives once the first connection is made.
+    pub async fn connect(&self, name: &str) -> Result<async_nats::Client, NatsError> {
+        let unreachable = |why: String| NatsError::Unreachable {
+            url: self.to_string(),
+            why,
+        };
+        let mut opts = match std::env::var_os("AGENT_RELAY_NATS_CREDS") {
+            Some(path) => async_nats::ConnectOptions::with_credentials_file(PathBuf::from(path))
+                .await
+                .map_err(|e| unreachable(format!("cannot read the creds file: {e}")))?,
+            None => async_nats::ConnectOptions::new(),
+        };
+        opts = match &self.auth {
+            Auth::None => opts,
+            Auth::Token(t) => opts.token(t.clone()),
+            Auth::User(u, p) => opts.user_and_password(u.clone(), p.clone()),
+        };
+        if self.address.starts_with("tls://") {
+            opts = opts.require_tls(true);
+        }
+        if let Some(ca) = std::env::var_os("AGENT_RELAY_NATS_CA") {
+            opts = opts
+                .add_root_certificates(PathBuf::from(ca))
+                .require_tls(true);
+        }
+        if let (Some(cert), Some(key)) = (
+            std::env::var_os("AGENT_RELAY_NATS_CERT"),
+            std::env::var_os("AGENT_RELAY_NATS_KEY"),
+        ) {
+            opts = opts.add_client_certificate(PathBuf::from(cert), PathBuf::from(key));
+        }
+        let opts = opts
+            .name(name)
+            .connection_timeout(Duration::from_secs(5))
+            .request_timeout(Some(Duration::from_secs(5)))
+            // Reconnect at a steady pace while the server restarts.
+            .reconnect_delay_callback(|n| Duration::from_millis((100 * n as u64).min(1000)));
+        let address = self.address.replacen("tls://", "nats://", 1);
+        opts.connect(address)
+            .await
+            .map_err(|e| unreachable(e.to_string()))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn credentials_never_show() {
+        let u = NatsUrl::parse("nats://alice:s3cret@10.0.0.5:4333").unwrap();
+        assert_eq!(u.to_string(), "nats://***@10.0.0.5:4333");
+        assert!(!format!("{u:?}").contains("s3cret"));
+        let t = NatsUrl::parse("tls://tok3n@example:4222").unwrap();
+        assert_eq!(t.to_string(), "tls://***@example:4222");
+        let e = NatsUrl::parse("ftp://bob:pw@host").unwrap_err().to_string();
+        assert!(!e.contains("pw"), "{e}");
+        assert!(e.contains("***@host"), "{e}");
+    }
+
+    #[test]
+    fn the_port_defaults_and_the_scheme_may_be_left_out() {
+        assert_eq!(
+            NatsUrl::parse("localhost").unwrap().to_string(),
+            "nats://localhost:4222"
+        );
+        assert_eq!(
+            NatsUrl::parse("127.0.0.1:5000").unwrap().to_string(),
+            "nats://127.0.0.1:5000"
+        );
+        assert!(NatsUrl::parse("").is_err());
+        assert!(NatsUrl::parse("nats://user:pw@").is_err());
+    }
+
+    #[test]
+    fn escaped_credentials_are_decoded() {
+        let u = NatsUrl::parse("nats://a%40b:p%3Aw@h:1").unwrap();
+        assert!(matches!(&u.auth, Auth::User(a, p) if a == "a@b" && p == "p:w"));
+    }
+}
