@@ -29,7 +29,7 @@ fn quick(c: &mut std::process::Command) -> &mut std::process::Command {
     c.env("AGENT_RELAY_SETTLE_MS", "150")
         .env("AGENT_RELAY_READY_TIMEOUT_MS", "4000")
         .env("FAKE_AGENT_THINK_MS", "50")
-        .env("AGENT_RELAY_DASHBOARD_POLL_MS", "100")
+        .env("AGENT_RELAY_DASHBOARD_INTERVAL_MS", "100")
 }
 
 /// A child that is ended when the test ends, however it ends.

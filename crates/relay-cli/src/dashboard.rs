@@ -20,9 +20,10 @@ pub struct ServeArgs {
     pub open: bool,
 }
 
-/// How often a live page looks for changes (`AGENT_RELAY_DASHBOARD_POLL_MS`, default 250).
-fn poll() -> Duration {
-    let ms = std::env::var("AGENT_RELAY_DASHBOARD_POLL_MS")
+/// The shortest time between two looks of a live page (`AGENT_RELAY_DASHBOARD_INTERVAL_MS`,
+/// default 250): a burst of writes to a run's files is one look.
+fn interval() -> Duration {
+    let ms = std::env::var("AGENT_RELAY_DASHBOARD_INTERVAL_MS")
         .ok()
         .and_then(|v| v.parse::<u64>().ok())
         .filter(|&ms| ms > 0)
@@ -45,7 +46,8 @@ pub async fn bind(port: u16, workdir: PathBuf) -> CliResult<Listening> {
         token,
         kill_grace: settings.kill_grace,
         pty_size: settings.pty_size,
-        poll: poll(),
+        interval: interval(),
+        user: crate::steer::user(None),
     };
     Listening::bind(port, config)
         .await

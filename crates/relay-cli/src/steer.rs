@@ -26,7 +26,7 @@ pub struct DecideArgs {
 }
 
 /// The user a decision is recorded for.
-fn user(explicit: Option<String>) -> String {
+pub(crate) fn user(explicit: Option<String>) -> String {
     explicit
         .or_else(|| std::env::var("USER").ok())
         .or_else(|| std::env::var("LOGNAME").ok())

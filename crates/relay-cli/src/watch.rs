@@ -1,11 +1,12 @@
 //! `agent-relay watch [RUN_ID]`: a full-screen terminal view of a run (ratatui): the steps
 //! and their pattern nodes with state, attempts and elapsed time, the selected agent's
-//! terminal screen (or output), recent messages and open questions; keys move between
-//! agents, cancel the run and answer a question. Off a terminal it prints the run's
-//! events as `logs --follow` does.
+//! terminal screen (or output), recent messages, open questions and steps waiting for
+//! approval; keys move between agents, pause and unpause the run, approve or reject a
+//! step, answer a question and cancel the run. Off a terminal it prints the run's events
+//! as `logs --follow` does.
 //!
 //! The view is a pure state (`Watch`: keys in, effects out; `draw` renders it), fed from
-//! the same run-directory views as the web dashboard.
+//! the same run-directory model as the web dashboard, read on as the run grows.
 
 use std::io::IsTerminal;
 use std::path::{Path, PathBuf};
@@ -16,6 +17,7 @@ use ratatui::layout::{Constraint, Direction, Layout};
 use ratatui::style::{Color, Modifier, Style};
 use ratatui::text::{Line, Span};
 use ratatui::widgets::{Block, Borders, List, ListItem, ListState, Paragraph};
+use relay_dashboard::follow::RunModel;
 use relay_dashboard::screen::{ScreenView, Terminal};
 use relay_dashboard::view::{self, RunView};
 use relay_engine::runs::Standing;
@@ -54,6 +56,17 @@ pub enum Effect {
         /// The answer.
         text: String,
     },
+    /// Pause the run (`true`) or unpause it.
+    Pause(bool),
+    /// Approve or reject `step`.
+    Decide {
+        /// The step waiting for approval.
+        step: String,
+        /// Whether it may run.
+        approved: bool,
+        /// Why, when given.
+        reason: Option<String>,
+    },
 }
 
 /// What the keys are doing.
@@ -70,6 +83,13 @@ pub enum Mode {
     },
     /// Asked whether to cancel.
     ConfirmCancel,
+    /// Typing why `step` is rejected.
+    Rejecting {
+        /// The step waiting for approval.
+        step: String,
+        /// Typed so far.
+        reason: String,
+    },
 }
 
 /// One entry of the agents list: a step or one of its pattern nodes.
@@ -190,6 +210,28 @@ impl Watch {
                 Key::Char('c') if self.run.status == Standing::Running => {
                     self.mode = Mode::ConfirmCancel;
                 }
+                Key::Char('p') if self.run.status == Standing::Running => {
+                    return Some(Effect::Pause(!self.run.paused));
+                }
+                Key::Char('y') => match self.waiting_approval() {
+                    Some(step) => {
+                        return Some(Effect::Decide {
+                            step,
+                            approved: true,
+                            reason: None,
+                        });
+                    }
+                    None => self.notice = "no step waits for approval".into(),
+                },
+                Key::Char('n') => match self.waiting_approval() {
+                    Some(step) => {
+                        self.mode = Mode::Rejecting {
+                            step,
+                            reason: String::new(),
+                        }
+                    }
+                    None => self.notice = "no step waits for approval".into(),
+                },
                 Key::Char('a') => {
                     let asking = self
                         .selected_label()
@@ -210,6 +252,26 @@ impl Watch {
                 Key::Char('y') => return Some(Effect::Cancel),
                 _ => self.notice = "not cancelled".into(),
             },
+            Mode::Rejecting { step, mut reason } => match key {
+                Key::Esc => self.notice = "not rejected".into(),
+                Key::Enter => {
+                    let reason = Some(reason.trim().to_owned()).filter(|r| !r.is_empty());
+                    return Some(Effect::Decide {
+                        step,
+                        approved: false,
+                        reason,
+                    });
+                }
+                Key::Backspace => {
+                    reason.pop();
+                    self.mode = Mode::Rejecting { step, reason };
+                }
+                Key::Char(c) if !c.is_control() => {
+                    reason.push(c);
+                    self.mode = Mode::Rejecting { step, reason };
+                }
+                _ => self.mode = Mode::Rejecting { step, reason },
+            },
             Mode::Answering { step, mut text } => match key {
                 Key::Esc => self.notice = "no answer sent".into(),
                 Key::Enter if !text.trim().is_empty() => {
@@ -227,6 +289,20 @@ impl Watch {
             },
         }
         None
+    }
+
+    /// The step a decision is for: the selected one when it waits, else the first that
+    /// does (a node's approval belongs to its workflow step).
+    fn waiting_approval(&self) -> Option<String> {
+        let selected = self.selected_label();
+        self.run
+            .approvals
+            .iter()
+            .find(|a| {
+                selected.is_some_and(|l| l == a.step || l.starts_with(&format!("{}#", a.step)))
+            })
+            .or(self.run.approvals.first())
+            .map(|a| a.step.clone())
     }
 
     fn select(&mut self, i: usize) {
@@ -292,10 +368,11 @@ pub fn draw(f: &mut Frame, w: &Watch) {
         ])
         .split(f.area());
     let head = format!(
-        "run {}  workflow {}  {}  {}",
+        "run {}  workflow {}  {}{}  {}",
         w.run.run_id,
         w.run.workflow,
         w.run.status.as_str(),
+        if w.run.paused { " (paused)" } else { "" },
         w.run.duration_ms.map(secs).unwrap_or_default()
     );
     f.render_widget(
@@ -360,15 +437,21 @@ pub fn draw(f: &mut Frame, w: &Watch) {
     );
     let mut lower: Vec<Line> = w
         .run
-        .questions
+        .approvals
         .iter()
-        .map(|q| {
+        .map(|a| {
             Line::styled(
-                format!("? {} asks: {}", q.step, q.question),
-                Style::default().fg(Color::Yellow),
+                format!("! {} waits for approval (y approves, n rejects)", a.step),
+                Style::default().fg(Color::Magenta),
             )
         })
         .collect();
+    lower.extend(w.run.questions.iter().map(|q| {
+        Line::styled(
+            format!("? {} asks: {}", q.step, q.question),
+            Style::default().fg(Color::Yellow),
+        )
+    }));
     let room = 5usize.saturating_sub(lower.len());
     let msgs = &w.run.messages;
     for m in &msgs[msgs.len().saturating_sub(room)..] {
@@ -390,9 +473,13 @@ pub fn draw(f: &mut Frame, w: &Watch) {
     );
     let foot = match &w.mode {
         Mode::Browse => format!(
-            "↑/↓ j/k tab: agent   a: answer   c: cancel run   q: quit   {}",
+            "↑/↓ j/k tab: agent  a: answer  y/n: approve/reject  p: {}  c: cancel  q: quit  {}",
+            if w.run.paused { "unpause" } else { "pause" },
             w.notice
         ),
+        Mode::Rejecting { step, reason } => {
+            format!("reject {step}, because: {reason}▏ (Enter rejects, Esc keeps it waiting)")
+        }
         Mode::ConfirmCancel => "cancel the run? y to confirm, any other key keeps it".into(),
         Mode::Answering { step, text } => {
             format!("answer to {step}: {text}▏ (Enter sends, Esc drops)")
@@ -467,7 +554,8 @@ fn run_loop(
 ) -> CliResult {
     use ratatui::crossterm::event::{self, Event, KeyCode, KeyEventKind, KeyModifiers};
     let settings = relay_engine::Settings::from_env();
-    let mut w = Watch::new(view::run_view(dir));
+    let mut model = RunModel::open(dir);
+    let mut w = Watch::new(model.view());
     let mut reader = Reader {
         dir: dir.to_path_buf(),
         size: settings.pty_size,
@@ -476,7 +564,9 @@ fn run_loop(
     let mut last_reload = Instant::now();
     loop {
         if last_reload.elapsed() >= Duration::from_millis(250) {
-            w.update(view::run_view(dir));
+            if model.refresh() {
+                w.update(model.view());
+            }
             last_reload = Instant::now();
         }
         reader.refresh(&mut w);
@@ -527,6 +617,25 @@ fn run_loop(
                     Err(e) => e.to_string(),
                 };
             }
+            Some(Effect::Pause(paused)) => {
+                let by = crate::steer::user(None);
+                w.notice = match rt.block_on(relay_dashboard::actions::pause(dir, paused, by)) {
+                    Ok(m) => m,
+                    Err(e) => e.to_string(),
+                };
+            }
+            Some(Effect::Decide {
+                step,
+                approved,
+                reason,
+            }) => {
+                let by = crate::steer::user(None);
+                let asked = relay_dashboard::actions::decide(dir, step, approved, by, reason);
+                w.notice = match rt.block_on(asked) {
+                    Ok(m) => m,
+                    Err(e) => e.to_string(),
+                };
+            }
         }
     }
 }
@@ -564,6 +673,8 @@ mod tests {
             attempts: vec![],
             messages: vec![],
             questions,
+            approvals: vec![],
+            paused: false,
             trajectory: vec![],
             graph_svg: String::new(),
         }
@@ -644,6 +755,74 @@ mod tests {
         w.key(Key::Char('a'));
         assert_eq!(w.mode, Mode::Browse);
         assert!(w.notice.contains("no question"));
+    }
+
+    #[test]
+    fn p_pauses_a_live_run_and_unpauses_a_paused_one() {
+        let mut r = run(vec![step("a", StepState::Running)], vec![]);
+        let mut w = Watch::new(r.clone());
+        assert_eq!(w.key(Key::Char('p')), Some(Effect::Pause(true)));
+        r.paused = true;
+        w.update(r.clone());
+        assert_eq!(w.key(Key::Char('p')), Some(Effect::Pause(false)));
+        r.status = Standing::Completed;
+        w.update(r);
+        assert_eq!(
+            w.key(Key::Char('p')),
+            None,
+            "a finished run has nothing to pause"
+        );
+    }
+
+    #[test]
+    fn y_approves_and_n_rejects_with_a_reason_the_step_that_waits() {
+        use relay_dashboard::view::Approval;
+        let wait = |s: &str| Approval {
+            step: s.into(),
+            approvers: vec![],
+            timeout_ms: None,
+        };
+        let mut r = run(
+            vec![
+                step("build", StepState::Completed),
+                step("deploy", StepState::Pending),
+                step("docs", StepState::Pending),
+            ],
+            vec![],
+        );
+        let mut w = Watch::new(r.clone());
+        assert_eq!(w.key(Key::Char('y')), None);
+        assert!(w.notice.contains("no step waits"), "{}", w.notice);
+        r.approvals = vec![wait("deploy"), wait("docs")];
+        w.update(r);
+        assert_eq!(
+            w.key(Key::Char('y')),
+            Some(Effect::Decide {
+                step: "deploy".into(),
+                approved: true,
+                reason: None
+            }),
+            "nothing waiting selected: the first that waits"
+        );
+        w.key(Key::Down);
+        w.key(Key::Down);
+        assert_eq!(w.selected_label(), Some("docs"));
+        w.key(Key::Char('n'));
+        for c in "not yet".chars() {
+            w.key(Key::Char(c));
+        }
+        assert_eq!(
+            w.key(Key::Enter),
+            Some(Effect::Decide {
+                step: "docs".into(),
+                approved: false,
+                reason: Some("not yet".into())
+            }),
+            "the selected step"
+        );
+        w.key(Key::Char('n'));
+        assert_eq!(w.key(Key::Esc), None);
+        assert_eq!(w.mode, Mode::Browse);
     }
 
     #[test]

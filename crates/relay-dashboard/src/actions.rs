@@ -1,7 +1,8 @@
-//! What a person can do to a live run from a page: cancel it, answer an agent's question,
-//! send an agent a message. Each goes the way the CLI's `cancel`, `answer` and `send`
-//! go: the cancel request beside the run's lock, and the run's socket with its owner
-//! token (`relay.token` in the run directory).
+//! What a person can do to a live run from a page: cancel it, pause and unpause it,
+//! approve or reject a step waiting for approval, answer an agent's question, send an
+//! agent a message. Each goes the way the CLI's `cancel`, `pause`, `approve`, `answer`
+//! and `send` go: the cancel request beside the run's lock, and the run's socket with its
+//! owner token (`relay.token` in the run directory).
 
 use std::path::{Path, PathBuf};
 use std::time::Duration;
@@ -101,6 +102,52 @@ pub async fn answer(dir: &Path, step: String, text: String) -> Result<String, Ac
     }
 }
 
+/// Approves (`approved`) or rejects the step `step` waiting for approval, as `by`.
+pub async fn decide(
+    dir: &Path,
+    step: String,
+    approved: bool,
+    by: String,
+    reason: Option<String>,
+) -> Result<String, ActionError> {
+    if step.trim().is_empty() {
+        return Err(ActionError::Invalid("say which step".into()));
+    }
+    let reason = reason.filter(|r| !r.trim().is_empty());
+    let req = Request::Decide {
+        step,
+        approved,
+        by,
+        reason,
+    };
+    match ask(dir.to_path_buf(), req).await? {
+        Reply::Decided {
+            step,
+            approved: true,
+        } => Ok(format!("approved: step `{step}` starts")),
+        Reply::Decided {
+            step,
+            approved: false,
+        } => Ok(format!("rejected: step `{step}` fails and does not run")),
+        r => Err(ActionError::Failed(format!(
+            "unexpected answer from the run: {r:?}"
+        ))),
+    }
+}
+
+/// Pauses (no new step starts; running ones go on) or unpauses the run, as `by`.
+pub async fn pause(dir: &Path, paused: bool, by: String) -> Result<String, ActionError> {
+    match ask(dir.to_path_buf(), Request::Pause { paused, by }).await? {
+        Reply::Paused { paused: true } => {
+            Ok("paused: no new step starts until it is unpaused; running ones go on".into())
+        }
+        Reply::Paused { paused: false } => Ok("unpaused: steps start again".into()),
+        r => Err(ActionError::Failed(format!(
+            "unexpected answer from the run: {r:?}"
+        ))),
+    }
+}
+
 /// Sends `text` to `to` (an agent, `#channel` or `*`) from `user`.
 pub async fn send(dir: &Path, to: String, text: String) -> Result<String, ActionError> {
     non_empty("message", &text)?;
@@ -150,6 +197,22 @@ mod tests {
         assert_eq!(
             send(dir.path(), " ".into(), "hi".into()).await,
             Err(ActionError::Invalid("say whom the message is for".into()))
+        );
+    }
+
+    #[tokio::test]
+    async fn a_run_that_is_not_live_takes_no_decision_and_no_pause() {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(dir.path().join("events.jsonl"), "").unwrap();
+        let e = decide(dir.path(), "deploy".into(), true, "ann".into(), None)
+            .await
+            .unwrap_err();
+        assert!(matches!(e, ActionError::NotLive(_)), "{e:?}");
+        let e = pause(dir.path(), true, "ann".into()).await.unwrap_err();
+        assert!(matches!(e, ActionError::NotLive(_)), "{e:?}");
+        assert_eq!(
+            decide(dir.path(), " ".into(), true, "ann".into(), None).await,
+            Err(ActionError::Invalid("say which step".into()))
         );
     }
 

@@ -7,11 +7,16 @@
 //! needs the server's random token.
 
 pub mod actions;
+pub mod follow;
 pub mod graph;
+pub mod patch;
+pub mod runs_list;
 pub mod screen;
 pub mod server;
+pub mod tail;
 pub mod token;
 pub mod view;
+pub mod wake;
 
 pub use server::{Config, Listening, ServeError, url};
 pub use token::Token;

@@ -1,6 +1,7 @@
 //! An agent's terminal as the agent page shows it: its transcript (`attempt-N.pty`, every
 //! byte the agent wrote) fed into the broker's screen model, read on from where the last
-//! look stopped so a live agent costs only its new bytes.
+//! look stopped so a live agent costs only its new bytes; and what a live page is sent
+//! of it: the visible rows when they changed and the history rows it has not had yet.
 
 use std::io::{Read, Seek, SeekFrom};
 use std::path::{Path, PathBuf};
@@ -26,6 +27,34 @@ pub struct ScreenView {
     pub cursor: (u16, u16),
     /// Rows that scrolled off, oldest first (the transcript as text).
     pub history: Vec<String>,
+}
+
+/// What changed on a terminal since a page was last sent it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ScreenPatch {
+    /// The attempt whose terminal this is.
+    pub attempt: u32,
+    /// The visible rows, trailing spaces removed.
+    pub rows: Vec<String>,
+    /// The cursor: (row, column), 0-based.
+    pub cursor: (u16, u16),
+    /// Absolute number of the oldest history row still kept (older ones are dropped).
+    pub history_first: u64,
+    /// Absolute number of the first row of `history`.
+    pub history_from: u64,
+    /// History rows the page was not sent yet, oldest first.
+    pub history: Vec<String>,
+}
+
+/// What a page was last sent of a terminal.
+#[derive(Debug, Clone, Default)]
+pub struct Sent {
+    attempt: Option<u32>,
+    /// Absolute number of the row after the last history row sent.
+    top: u64,
+    rows: Vec<String>,
+    cursor: (u16, u16),
 }
 
 /// A transcript followed into a screen.
@@ -57,6 +86,11 @@ impl Terminal {
         )
     }
 
+    /// The attempt whose transcript this is.
+    pub fn attempt(&self) -> u32 {
+        self.attempt
+    }
+
     /// Feeds bytes the transcript gained (pure: tests feed recorded bytes).
     pub fn feed(&mut self, bytes: &[u8]) {
         self.screen.process(bytes);
@@ -79,6 +113,34 @@ impl Terminal {
         f.take(READ_CHUNK).read_to_end(&mut buf)?;
         self.feed(&buf);
         Ok(!buf.is_empty())
+    }
+
+    /// What changed since `sent` (which is brought up to date); `None` when nothing did.
+    pub fn patch(&self, sent: &mut Sent) -> Option<ScreenPatch> {
+        let rows = self.screen.visible_rows();
+        let cursor = self.screen.cursor();
+        let first = self.screen.first_abs();
+        let top = self.screen.top_abs();
+        let same = sent.attempt == Some(self.attempt);
+        let from = if same { sent.top.max(first) } else { first };
+        if same && rows == sent.rows && cursor == sent.cursor && from >= top {
+            return None;
+        }
+        let history = self.screen.history_from(from);
+        *sent = Sent {
+            attempt: Some(self.attempt),
+            top,
+            rows: rows.clone(),
+            cursor,
+        };
+        Some(ScreenPatch {
+            attempt: self.attempt,
+            rows,
+            cursor,
+            history_first: first,
+            history_from: from,
+            history,
+        })
     }
 
     /// The screen now.
@@ -117,6 +179,35 @@ mod tests {
         assert_eq!(v.rows, vec!["three", "four"]);
         assert_eq!(v.history, vec!["one", "two"]);
         assert_eq!(v.attempt, 2);
+    }
+
+    #[test]
+    fn a_page_is_sent_only_the_rows_it_has_not_had() {
+        let mut t = Terminal::new(Path::new("/nonexistent"), 1, 2, 10);
+        let mut sent = Sent::default();
+        t.feed(b"one\r\ntwo\r\nthree");
+        let p = t.patch(&mut sent).unwrap();
+        assert_eq!(
+            (p.history_from, p.history.clone()),
+            (0, vec!["one".to_string()])
+        );
+        assert_eq!(p.rows, vec!["two", "three"]);
+        assert_eq!(t.patch(&mut sent), None, "nothing changed, nothing sent");
+        t.feed(b"\r\nfour");
+        let p = t.patch(&mut sent).unwrap();
+        assert_eq!((p.history_from, p.history), (1, vec!["two".to_string()]));
+        t.feed(b"!");
+        let p = t.patch(&mut sent).unwrap();
+        assert!(p.history.is_empty(), "only the visible rows changed");
+        assert_eq!(p.rows, vec!["three", "four!"]);
+        // Another attempt's terminal starts the page over.
+        let mut t2 = Terminal::new(Path::new("/nonexistent"), 2, 2, 10);
+        t2.feed(b"a\r\nb\r\nc");
+        let p = t2.patch(&mut sent).unwrap();
+        assert_eq!(
+            (p.attempt, p.history_from, p.history),
+            (2, 0, vec!["a".to_string()])
+        );
     }
 
     #[test]

@@ -1,6 +1,13 @@
 //! The HTTP side: routes, the token check in front of every one of them, the JSON API,
-//! the live stream (server-sent events) and the actions. Handlers only move data: views
-//! come from `view` and `screen`, built on blocking threads, never on the run's own.
+//! the live streams (server-sent events) and the actions. Handlers only move data: views
+//! come from `follow`, `runs_list` and `screen`, built on blocking threads, never on the
+//! run's own.
+//!
+//! A live stream sends the whole view once, then only what changed (`patch`). It looks
+//! at the run directory when the kernel says a file that matters changed (`wake`), at
+//! most once per `Config::interval` however many writes a burst makes, and reads only
+//! what the files gained (`tail`). A live run is also looked at every few seconds, since
+//! a coordinator that dies leaves no file event.
 //!
 //! ```text
 //! GET  /  /runs/ID  /runs/ID/steps/STEP      the page (one document; it draws by path)
@@ -10,15 +17,20 @@
 //! GET  /api/runs/ID/steps/STEP/screen        its terminal screen now
 //! GET  /api/runs/stream, /api/runs/ID/stream, /api/runs/ID/steps/STEP/stream   live (SSE)
 //! POST /api/runs/ID/cancel | answer {step,text} | send {to,text}
+//!      | decide {step,approved,reason?,by?} | pause {paused,by?}
 //! ```
+//! Streams: runs page `runs` (all rows) then `rows` ({changed, removed}); run page `run`
+//! (the whole view) then `patch` (a `RunPatch`), or `run` again when the log was
+//! replaced; agent page `step` (its detail, when it changed) and `screen` (a
+//! `ScreenPatch`).
 //! Every request needs `?t=TOKEN` (or `Authorization: Bearer TOKEN`); without it: 401.
 
 use std::collections::VecDeque;
 use std::convert::Infallible;
 use std::net::SocketAddr;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::sync::Arc;
-use std::time::{Duration, SystemTime};
+use std::time::Duration;
 
 use axum::Json;
 use axum::Router;
@@ -28,14 +40,17 @@ use axum::middleware::{self, Next};
 use axum::response::sse::{Event as SseEvent, KeepAlive, Sse};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
-use relay_engine::runs::{self, RunInfo};
-use relay_engine::snapshot::StepState;
+use relay_engine::runs::{self, Standing};
 use serde::{Deserialize, Serialize};
 
 use crate::actions::{self, ActionError};
-use crate::screen::Terminal;
+use crate::follow::{self, RunModel};
+use crate::patch::{self, Change};
+use crate::runs_list::{RunRow, RunsList};
+use crate::screen::{Sent, Terminal};
 use crate::token::Token;
-use crate::view;
+use crate::view::{RunView, StepDetail};
+use crate::wake::{Wake, Watched};
 
 /// The page: markup, style and script, all in the binary.
 const PAGE: &str = concat!(
@@ -58,8 +73,11 @@ pub struct Config {
     pub kill_grace: Duration,
     /// Terminal size of sessions, for drawing their screens.
     pub pty_size: (u16, u16),
-    /// How often a live stream looks for changes.
-    pub poll: Duration,
+    /// The shortest time between two looks of a live stream: a burst of writes is one
+    /// look. Without change notifications, how often it looks.
+    pub interval: Duration,
+    /// Who approves, rejects and pauses from a page that does not say.
+    pub user: String,
 }
 
 /// Why the server could not start.
@@ -155,6 +173,8 @@ pub fn router(config: Config) -> Router {
         .route("/api/runs/{id}/cancel", post(act_cancel))
         .route("/api/runs/{id}/answer", post(act_answer))
         .route("/api/runs/{id}/send", post(act_send))
+        .route("/api/runs/{id}/decide", post(act_decide))
+        .route("/api/runs/{id}/pause", post(act_pause))
         .layer(middleware::from_fn_with_state(shared.clone(), guard))
         .with_state(shared)
 }
@@ -227,49 +247,8 @@ fn find(cfg: &Config, id: &str) -> Result<PathBuf, Failure> {
     runs::find_run(&cfg.workdir, id).map_err(|e| Failure(StatusCode::NOT_FOUND, e.to_string()))
 }
 
-/// One row of the runs page.
-#[derive(Debug, Clone, PartialEq, Serialize)]
-#[serde(rename_all = "camelCase")]
-pub struct RunRow {
-    /// Run id.
-    pub run_id: String,
-    /// Workflow.
-    pub workflow: String,
-    /// Where it stands.
-    pub status: runs::Standing,
-    /// When it started.
-    pub started_at: Option<String>,
-    /// How long it took, when finished.
-    pub duration_ms: Option<u64>,
-    /// Steps in the workflow.
-    pub steps: usize,
-    /// Steps completed.
-    pub done: usize,
-    /// Steps failed.
-    pub failed: usize,
-    /// Steps running.
-    pub running: usize,
-}
-
-impl From<&RunInfo> for RunRow {
-    fn from(r: &RunInfo) -> Self {
-        let count = |st: StepState| r.steps.iter().filter(|s| s.status == st).count();
-        RunRow {
-            run_id: r.run_id.clone(),
-            workflow: r.workflow.clone(),
-            status: r.status,
-            started_at: r.started_at.clone(),
-            duration_ms: r.duration_ms,
-            steps: r.steps.len(),
-            done: count(StepState::Completed),
-            failed: count(StepState::Failed),
-            running: count(StepState::Running),
-        }
-    }
-}
-
-fn run_rows(workdir: &Path) -> Vec<RunRow> {
-    runs::list_runs(workdir).iter().map(RunRow::from).collect()
+fn run_rows(workdir: &std::path::Path) -> Vec<RunRow> {
+    RunsList::read(workdir).rows()
 }
 
 async fn api_runs(State(cfg): State<Shared>) -> Result<Json<Vec<RunRow>>, Failure> {
@@ -280,17 +259,17 @@ async fn api_runs(State(cfg): State<Shared>) -> Result<Json<Vec<RunRow>>, Failur
 async fn api_run(
     State(cfg): State<Shared>,
     UrlPath(id): UrlPath<String>,
-) -> Result<Json<view::RunView>, Failure> {
+) -> Result<Json<RunView>, Failure> {
     let dir = find(&cfg, &id)?;
-    Ok(Json(blocking(move || view::run_view(&dir)).await?))
+    Ok(Json(blocking(move || follow::run_view(&dir)).await?))
 }
 
 async fn api_step(
     State(cfg): State<Shared>,
     UrlPath((id, step)): UrlPath<(String, String)>,
-) -> Result<Json<view::StepDetail>, Failure> {
+) -> Result<Json<StepDetail>, Failure> {
     let dir = find(&cfg, &id)?;
-    blocking(move || view::step_detail(&dir, &step))
+    blocking(move || follow::step_detail(&dir, &step))
         .await?
         .map(Json)
         .ok_or_else(|| Failure(StatusCode::NOT_FOUND, "no such step in this run".into()))
@@ -309,7 +288,7 @@ async fn api_screen(
     let dir = find(&cfg, &id)?;
     let size = cfg.pty_size;
     let shown = blocking(move || {
-        let detail = view::step_detail(&dir, &step)?;
+        let detail = follow::step_detail(&dir, &step)?;
         let attempt = q.attempt.unwrap_or(detail.attempts.len() as u32).max(1);
         let mut t = Terminal::of_attempt(
             &relay_engine::store::step_dir_of(&dir, &step),
@@ -335,6 +314,30 @@ struct AnswerBody {
 struct SendBody {
     to: String,
     text: String,
+}
+
+#[derive(Deserialize)]
+struct DecideBody {
+    step: String,
+    approved: bool,
+    #[serde(default)]
+    reason: Option<String>,
+    #[serde(default)]
+    by: Option<String>,
+}
+
+#[derive(Deserialize)]
+struct PauseBody {
+    paused: bool,
+    #[serde(default)]
+    by: Option<String>,
+}
+
+/// The name a decision is recorded under: the page's, else the server's user.
+fn who(cfg: &Config, by: Option<String>) -> String {
+    by.map(|b| b.trim().to_owned())
+        .filter(|b| !b.is_empty())
+        .unwrap_or_else(|| cfg.user.clone())
 }
 
 fn done(message: String) -> Json<serde_json::Value> {
@@ -367,170 +370,296 @@ async fn act_send(
     Ok(done(actions::send(&dir, body.to, body.text).await?))
 }
 
-/// Size and change time of files: what a live stream compares between looks.
-type Stamp = Vec<Option<(u64, SystemTime)>>;
-
-fn stamp(paths: &[PathBuf]) -> Stamp {
-    paths
-        .iter()
-        .map(|p| {
-            std::fs::metadata(p)
-                .ok()
-                .and_then(|m| Some((m.len(), m.modified().ok()?)))
-        })
-        .collect()
+async fn act_decide(
+    State(cfg): State<Shared>,
+    UrlPath(id): UrlPath<String>,
+    Json(body): Json<DecideBody>,
+) -> Result<Json<serde_json::Value>, Failure> {
+    let dir = find(&cfg, &id)?;
+    let by = who(&cfg, body.by);
+    Ok(done(
+        actions::decide(&dir, body.step, body.approved, by, body.reason).await?,
+    ))
 }
 
-/// Something a live stream looks at; `look` runs on a blocking thread and returns the
+async fn act_pause(
+    State(cfg): State<Shared>,
+    UrlPath(id): UrlPath<String>,
+    Json(body): Json<PauseBody>,
+) -> Result<Json<serde_json::Value>, Failure> {
+    let dir = find(&cfg, &id)?;
+    let by = who(&cfg, body.by);
+    Ok(done(actions::pause(&dir, body.paused, by).await?))
+}
+
+/// Something a live stream follows. `look` runs on a blocking thread and returns the
 /// events to send (none when nothing changed).
 trait Source: Send + 'static {
     fn look(&mut self) -> Vec<SseEvent>;
+    /// The directories whose changes matter now.
+    fn watched(&self) -> Vec<Watched>;
+    /// Whether it may change without a file event telling (a live run's coordinator can
+    /// die without a word).
+    fn live(&self) -> bool;
 }
 
 fn json_event(name: &str, value: &impl Serialize) -> Option<SseEvent> {
     SseEvent::default().event(name).json_data(value).ok()
 }
 
+/// The runs page: every row first, then the rows that changed.
 struct RunsSource {
     workdir: PathBuf,
-    last: Option<Stamp>,
+    list: Option<RunsList>,
+    watched: Vec<Watched>,
+}
+
+impl RunsSource {
+    fn new(workdir: PathBuf) -> RunsSource {
+        let dot = workdir.join(".agent-relay");
+        let root = relay_engine::store::runs_root(&workdir);
+        let watched = vec![
+            Watched::only(workdir.clone(), &[".agent-relay"]),
+            Watched::only(dot, &["runs"]),
+            Watched::all(root),
+        ];
+        RunsSource {
+            workdir,
+            list: None,
+            watched,
+        }
+    }
 }
 
 impl Source for RunsSource {
     fn look(&mut self) -> Vec<SseEvent> {
+        let out = match &mut self.list {
+            None => {
+                let list = RunsList::read(&self.workdir);
+                let e = json_event("runs", &list.rows());
+                self.list = Some(list);
+                e
+            }
+            Some(list) => {
+                let change = list.refresh();
+                if change.is_empty() {
+                    None
+                } else {
+                    json_event("rows", &change)
+                }
+            }
+        };
+        // Every run directory, listed or not yet (its log may not be there yet).
         let root = relay_engine::store::runs_root(&self.workdir);
-        let mut files: Vec<PathBuf> = std::fs::read_dir(&root)
-            .map(|rd| {
+        self.watched.truncate(3);
+        if let Ok(rd) = std::fs::read_dir(&root) {
+            self.watched.extend(
                 rd.flatten()
-                    .map(|e| e.path().join("events.jsonl"))
-                    .collect()
-            })
-            .unwrap_or_default();
-        files.sort();
-        // Runs end by their lock going away as well as by an event.
-        let locks: Vec<PathBuf> = files
-            .iter()
-            .filter_map(|f| Some(relay_engine::lock::lock_path(f.parent()?)))
-            .collect();
-        files.extend(locks);
-        let now = stamp(&files);
-        if self.last.as_ref() == Some(&now) {
-            return vec![];
+                    .map(|e| Watched::only(e.path(), &["events.jsonl", "lock"])),
+            );
         }
-        self.last = Some(now);
-        json_event("runs", &run_rows(&self.workdir))
-            .into_iter()
-            .collect()
+        out.into_iter().collect()
+    }
+
+    fn watched(&self) -> Vec<Watched> {
+        self.watched.clone()
+    }
+
+    fn live(&self) -> bool {
+        self.list.as_ref().is_some_and(RunsList::any_live)
     }
 }
 
+/// A run page: the whole view first, then what changed.
 struct RunSource {
     dir: PathBuf,
-    last: Option<Stamp>,
-}
-
-fn run_files(dir: &Path) -> Vec<PathBuf> {
-    vec![
-        dir.join("events.jsonl"),
-        dir.join(relay_messaging::persist::MESSAGES_FILE),
-        relay_engine::lock::lock_path(dir),
-    ]
+    model: Option<RunModel>,
+    last: Option<RunView>,
 }
 
 impl Source for RunSource {
     fn look(&mut self) -> Vec<SseEvent> {
-        let now = stamp(&run_files(&self.dir));
-        if self.last.as_ref() == Some(&now) {
+        let changed = match &mut self.model {
+            Some(m) => m.refresh(),
+            None => {
+                self.model = Some(RunModel::open(&self.dir));
+                true
+            }
+        };
+        let Some(model) = self.model.as_ref().filter(|_| changed) else {
             return vec![];
-        }
-        self.last = Some(now);
-        json_event("run", &view::run_view(&self.dir))
-            .into_iter()
-            .collect()
+        };
+        let new = model.view();
+        let event = match self.last.as_ref().map(|old| patch::diff(old, &new)) {
+            None | Some(Change::Full) => json_event("run", &new),
+            Some(Change::Patch(p)) => json_event("patch", &p),
+            Some(Change::None) => None,
+        };
+        self.last = Some(new);
+        event.into_iter().collect()
+    }
+
+    fn watched(&self) -> Vec<Watched> {
+        vec![Watched::only(self.dir.clone(), &follow::FOLLOWED)]
+    }
+
+    fn live(&self) -> bool {
+        self.last
+            .as_ref()
+            .is_none_or(|v| v.status == Standing::Running)
     }
 }
 
+/// An agent page: its detail when it changed, its terminal as it changes.
 struct StepSource {
     dir: PathBuf,
     step: String,
     size: (u16, u16),
-    last: Option<Stamp>,
+    model: Option<RunModel>,
+    last: Option<StepDetail>,
     terminal: Option<Terminal>,
+    sent: Sent,
+}
+
+impl StepSource {
+    fn new(dir: PathBuf, step: String, size: (u16, u16)) -> StepSource {
+        StepSource {
+            dir,
+            step,
+            size,
+            model: None,
+            last: None,
+            terminal: None,
+            sent: Sent::default(),
+        }
+    }
 }
 
 impl Source for StepSource {
     fn look(&mut self) -> Vec<SseEvent> {
         let mut out = Vec::new();
-        let now = stamp(&run_files(&self.dir));
-        let mut attempts = self.terminal.as_ref().map(|t| t.view().attempt);
-        if self.last.as_ref() != Some(&now) {
-            self.last = Some(now);
-            if let Some(d) = view::step_detail(&self.dir, &self.step) {
-                attempts = d
-                    .attempts
-                    .iter()
-                    .rev()
-                    .find(|a| a.transcript)
-                    .map(|a| a.attempt);
-                out.extend(json_event("step", &d));
+        let changed = match &mut self.model {
+            Some(m) => m.refresh(),
+            None => {
+                self.model = Some(RunModel::open(&self.dir));
+                true
             }
-        }
-        let sdir = relay_engine::store::step_dir_of(&self.dir, &self.step);
-        if let Some(n) =
-            attempts.filter(|&n| self.terminal.as_ref().map(|t| t.view().attempt) != Some(n))
+        };
+        // Until its terminal is found, a transcript appearing is news too.
+        if (changed || self.terminal.is_none())
+            && let Some(d) = self.model.as_ref().and_then(|m| m.step_detail(&self.step))
+            && self.last.as_ref() != Some(&d)
         {
+            out.extend(json_event("step", &d));
+            self.last = Some(d);
+        }
+        let want = self.last.as_ref().and_then(|d| {
+            d.attempts
+                .iter()
+                .rev()
+                .find(|a| a.transcript)
+                .map(|a| a.attempt)
+        });
+        if let Some(n) = want.filter(|&n| self.terminal.as_ref().map(Terminal::attempt) != Some(n))
+        {
+            let sdir = relay_engine::store::step_dir_of(&self.dir, &self.step);
             self.terminal = Some(Terminal::of_attempt(&sdir, n, self.size));
         }
         if let Some(t) = &mut self.terminal {
-            let mut grew = false;
-            while t.refresh().unwrap_or(false) {
-                grew = true;
-            }
-            if grew {
-                out.extend(json_event("screen", &t.view()));
+            while t.refresh().unwrap_or(false) {}
+            if let Some(p) = t.patch(&mut self.sent) {
+                out.extend(json_event("screen", &p));
             }
         }
         out
     }
+
+    fn watched(&self) -> Vec<Watched> {
+        vec![
+            Watched::only(self.dir.clone(), &follow::FOLLOWED),
+            Watched::all(relay_engine::store::step_dir_of(&self.dir, &self.step)),
+        ]
+    }
+
+    fn live(&self) -> bool {
+        self.last.as_ref().is_none_or(|d| d.live)
+    }
 }
 
-/// The live stream of `source`: it looks every `poll` and sends what changed, for as
-/// long as the page stays connected (a closed page drops the stream and the looking).
+/// How often a live run is looked at with no file event: a coordinator that dies
+/// leaves none.
+const HEARTBEAT: Duration = Duration::from_secs(2);
+
+/// How long a finished run's stream waits with no file event before it looks anyway.
+const IDLE: Duration = Duration::from_secs(60);
+
+/// A live stream's state between two events sent.
+struct Follow<S> {
+    src: Option<S>,
+    wake: Wake,
+    queue: VecDeque<SseEvent>,
+    last_look: Option<tokio::time::Instant>,
+    /// A watch was added after the last look: look again without waiting for news.
+    again: bool,
+}
+
+/// The live stream of `source`: it looks when something it watches changed (at most
+/// once per `interval`) and sends what changed, for as long as the page stays connected
+/// (a closed page drops the stream, its watches and the looking).
 fn live(
     source: impl Source,
-    poll: Duration,
+    interval: Duration,
 ) -> Sse<impl futures_util::Stream<Item = Result<SseEvent, Infallible>>> {
-    let mut tick = tokio::time::interval(poll);
-    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-    let state = (Some(source), tick, VecDeque::<SseEvent>::new());
-    let stream = futures_util::stream::unfold(state, |(mut src, mut tick, mut queue)| async move {
+    let mut wake = Wake::new(interval);
+    for w in source.watched() {
+        wake.watch(&w);
+    }
+    let state = Follow {
+        src: Some(source),
+        wake,
+        queue: VecDeque::new(),
+        last_look: None,
+        again: false,
+    };
+    let stream = futures_util::stream::unfold(state, move |mut st| async move {
         loop {
-            if let Some(e) = queue.pop_front() {
-                return Some((Ok(e), (src, tick, queue)));
+            if let Some(e) = st.queue.pop_front() {
+                return Some((Ok(e), st));
             }
-            tick.tick().await;
-            let mut s = src.take()?;
-            let (back, events) = tokio::task::spawn_blocking(move || {
+            if let Some(last) = st.last_look {
+                if !st.again {
+                    let quiet = if st.src.as_ref()?.live() {
+                        HEARTBEAT
+                    } else {
+                        IDLE
+                    };
+                    st.wake.changed(tokio::time::Instant::now() + quiet).await;
+                }
+                // A burst of writes is one look.
+                tokio::time::sleep_until(last + interval).await;
+                st.wake.drain();
+            }
+            let mut s = st.src.take()?;
+            let (s, events) = tokio::task::spawn_blocking(move || {
                 let events = s.look();
                 (s, events)
             })
             .await
             .ok()?;
-            src = Some(back);
-            queue.extend(events);
+            st.again = false;
+            for w in s.watched() {
+                st.again |= st.wake.watch(&w);
+            }
+            st.src = Some(s);
+            st.queue.extend(events);
+            st.last_look = Some(tokio::time::Instant::now());
         }
     });
     Sse::new(stream).keep_alive(KeepAlive::default())
 }
 
 async fn stream_runs(State(cfg): State<Shared>) -> impl IntoResponse {
-    live(
-        RunsSource {
-            workdir: cfg.workdir.clone(),
-            last: None,
-        },
-        cfg.poll,
-    )
+    live(RunsSource::new(cfg.workdir.clone()), cfg.interval)
 }
 
 async fn stream_run(
@@ -538,7 +667,12 @@ async fn stream_run(
     UrlPath(id): UrlPath<String>,
 ) -> Result<Response, Failure> {
     let dir = find(&cfg, &id)?;
-    Ok(live(RunSource { dir, last: None }, cfg.poll).into_response())
+    let src = RunSource {
+        dir,
+        model: None,
+        last: None,
+    };
+    Ok(live(src, cfg.interval).into_response())
 }
 
 async fn stream_step(
@@ -546,15 +680,5 @@ async fn stream_step(
     UrlPath((id, step)): UrlPath<(String, String)>,
 ) -> Result<Response, Failure> {
     let dir = find(&cfg, &id)?;
-    Ok(live(
-        StepSource {
-            dir,
-            step,
-            size: cfg.pty_size,
-            last: None,
-            terminal: None,
-        },
-        cfg.poll,
-    )
-    .into_response())
+    Ok(live(StepSource::new(dir, step, cfg.pty_size), cfg.interval).into_response())
 }

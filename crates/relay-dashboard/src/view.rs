@@ -1,27 +1,25 @@
-//! What the pages show, read from a run directory: the run with its steps (states,
-//! dependencies, pattern nodes, verification), a timeline of attempts, messages, open
-//! questions and the trajectory; and one step's outputs, stderr and transcripts.
+//! What the pages show: the run with its steps (states, dependencies, pattern nodes,
+//! verification), a timeline of attempts, messages, open questions and approvals, whether
+//! it is paused, and the trajectory; and one step's outputs, stderr and transcripts.
 //!
-//! The folding is pure (`fold`, `step_of`, `parse_ts`); reading the files is a thin layer
-//! over it, so the same views serve live runs and finished ones.
+//! The folding here is pure (`Folder`, `step_of`, `parse_ts`), one event at a time, so a
+//! live run is folded as it goes; `follow` reads the run directory into it.
 
 use std::collections::BTreeMap;
 use std::path::Path;
 
 use relay_engine::events::{Event, EventKind};
 use relay_engine::runs::Standing;
-use relay_engine::snapshot::{Snapshot, StepState};
+use relay_engine::snapshot::StepState;
 use relay_engine::trajectory::Decision;
-use relay_messaging::persist::{MESSAGES_FILE, MessageSummary};
+use relay_messaging::persist::MessageSummary;
 use serde::Serialize;
-
-use crate::graph::{self, GraphStep};
 
 /// Longest text of one output, stderr or transcript a page gets; the end is kept.
 pub const MAX_TEXT_BYTES: usize = 256 * 1024;
 
 /// A run as its page shows it.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize)]
 #[serde(rename_all = "camelCase")]
 pub struct RunView {
     /// Run id.
@@ -46,6 +44,10 @@ pub struct RunView {
     pub messages: Vec<MessageSummary>,
     /// Questions that wait for an answer.
     pub questions: Vec<Question>,
+    /// Steps that wait for a person's approval.
+    pub approvals: Vec<Approval>,
+    /// Whether the run is paused (no new step starts).
+    pub paused: bool,
     /// Decisions the run made, when it keeps a trajectory.
     pub trajectory: Vec<Decision>,
     /// The step graph, drawn.
@@ -53,7 +55,7 @@ pub struct RunView {
 }
 
 /// One workflow step.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize)]
 #[serde(rename_all = "camelCase")]
 pub struct StepView {
     /// Step name.
@@ -131,6 +133,18 @@ pub struct Question {
     pub question: String,
 }
 
+/// A step that waits for a person's approval before it starts.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Approval {
+    /// The workflow step.
+    pub step: String,
+    /// Who may decide (anyone when empty).
+    pub approvers: Vec<String>,
+    /// How long the run waits for a decision, if not for ever.
+    pub timeout_ms: Option<u64>,
+}
+
 /// What folding a run's events yields beyond the snapshot.
 #[derive(Debug, Default, Clone, PartialEq)]
 pub struct Folded {
@@ -140,6 +154,10 @@ pub struct Folded {
     pub attempts: Vec<AttemptSpan>,
     /// Open questions.
     pub questions: Vec<Question>,
+    /// Steps waiting for approval, in the order they asked.
+    pub approvals: Vec<Approval>,
+    /// Whether the run is paused.
+    pub paused: bool,
     /// The last agent of each node.
     pub agents: BTreeMap<String, String>,
     /// Milliseconds from the first to the last event.
@@ -177,17 +195,36 @@ pub fn parse_ts(ts: &str) -> Option<u64> {
     u64::try_from(total * 1000 + ms).ok()
 }
 
-/// Folds events into the timeline, the open questions and who ran what.
-pub fn fold<'a>(events: impl IntoIterator<Item = &'a Event>) -> Folded {
-    let mut f = Folded::default();
-    let mut first: Option<u64> = None;
-    let mut open: BTreeMap<String, usize> = BTreeMap::new();
-    for e in events {
+/// Folds events one at a time into the timeline, what waits for a person and who ran
+/// what.
+#[derive(Debug, Default, Clone)]
+pub struct Folder {
+    folded: Folded,
+    /// The first event's time.
+    first: Option<u64>,
+    /// Index in `attempts` of each node's attempt still going.
+    open: BTreeMap<String, usize>,
+}
+
+impl Folder {
+    /// What has been folded so far.
+    pub fn folded(&self) -> &Folded {
+        &self.folded
+    }
+
+    /// Folds one more event.
+    pub fn apply(&mut self, e: &Event) {
         let at = parse_ts(&e.ts).unwrap_or(0);
-        let start = *first.get_or_insert(at);
+        let start = *self.first.get_or_insert(at);
         let rel = at.saturating_sub(start);
+        let f = &mut self.folded;
+        let open = &mut self.open;
         f.elapsed_ms = f.elapsed_ms.max(rel);
-        let mut close = |f: &mut Folded, node: &str, end: AttemptEnd, reason: Option<&String>| {
+        let close = |f: &mut Folded,
+                     open: &mut BTreeMap<String, usize>,
+                     node: &str,
+                     end: AttemptEnd,
+                     reason: Option<&String>| {
             if let Some(i) = open.remove(node) {
                 let span = &mut f.attempts[i];
                 span.end_ms = Some(rel);
@@ -202,7 +239,7 @@ pub fn fold<'a>(events: impl IntoIterator<Item = &'a Event>) -> Folded {
                 attempt,
                 agent,
             } => {
-                close(&mut f, step, AttemptEnd::Retried, None);
+                close(f, open, step, AttemptEnd::Retried, None);
                 if let Some(a) = agent {
                     f.agents.insert(step.clone(), a.clone());
                 }
@@ -217,13 +254,13 @@ pub fn fold<'a>(events: impl IntoIterator<Item = &'a Event>) -> Folded {
                 });
             }
             EventKind::StepRetrying { step, reason, .. } => {
-                close(&mut f, step, AttemptEnd::Retried, Some(reason));
+                close(f, open, step, AttemptEnd::Retried, Some(reason));
             }
             EventKind::StepCompleted { step, .. } => {
-                close(&mut f, step, AttemptEnd::Completed, None);
+                close(f, open, step, AttemptEnd::Completed, None);
             }
             EventKind::StepFailed { step, reason, .. } => {
-                close(&mut f, step, AttemptEnd::Failed, Some(reason));
+                close(f, open, step, AttemptEnd::Failed, Some(reason));
             }
             EventKind::QuestionAsked { step, question } => {
                 f.questions.retain(|q| q.step != *step);
@@ -233,22 +270,52 @@ pub fn fold<'a>(events: impl IntoIterator<Item = &'a Event>) -> Folded {
                 });
             }
             EventKind::QuestionAnswered { step, .. } => f.questions.retain(|q| q.step != *step),
+            EventKind::ApprovalRequested {
+                step,
+                approvers,
+                timeout_ms,
+            } => {
+                f.approvals.retain(|a| a.step != *step);
+                f.approvals.push(Approval {
+                    step: step.clone(),
+                    approvers: approvers.clone(),
+                    timeout_ms: *timeout_ms,
+                });
+            }
+            EventKind::ApprovalDecided { step, .. } => f.approvals.retain(|a| a.step != *step),
+            EventKind::RunPaused { .. } => f.paused = true,
+            EventKind::RunUnpaused { .. } => f.paused = false,
             EventKind::RunResumed { .. } => {
                 // Attempts the stopped coordinator left open never ended.
-                for (_, i) in std::mem::take(&mut open) {
+                for (_, i) in std::mem::take(open) {
                     f.attempts[i].end_ms = Some(rel);
                     f.attempts[i].end = AttemptEnd::Failed;
                     f.attempts[i].reason = Some("the coordinator stopped".into());
                 }
+                // A resumed run starts unpaused and asks again for what still waits.
+                f.paused = false;
+                f.approvals.clear();
             }
             EventKind::RunCompleted { .. }
             | EventKind::RunFailed { .. }
             | EventKind::RunCancelled { .. }
-            | EventKind::RunNeedsHuman { .. } => f.questions.clear(),
+            | EventKind::RunNeedsHuman { .. } => {
+                f.questions.clear();
+                f.approvals.clear();
+                f.paused = false;
+            }
             _ => {}
         }
     }
-    f
+}
+
+/// Folds `events` into the timeline, what waits for a person and who ran what.
+pub fn fold<'a>(events: impl IntoIterator<Item = &'a Event>) -> Folded {
+    let mut f = Folder::default();
+    for e in events {
+        f.apply(e);
+    }
+    f.folded
 }
 
 /// The workflow step a node label belongs to: the step itself, or the longest step name
@@ -266,154 +333,8 @@ pub fn step_of<'a>(label: &str, steps: &'a [String]) -> Option<&'a str> {
         .map(String::as_str)
 }
 
-/// The events of the run in `dir` (unreadable lines skipped; `status` reports them).
-pub fn read_events(dir: &Path) -> Vec<Event> {
-    let bytes = std::fs::read(dir.join("events.jsonl")).unwrap_or_default();
-    String::from_utf8_lossy(&bytes)
-        .lines()
-        .filter_map(|l| serde_json::from_str(l).ok())
-        .collect()
-}
-
-/// Each step's dependencies and verification, from the workflow stored in the run.
-fn workflow_facts(
-    dir: &Path,
-    workflow: &str,
-) -> BTreeMap<String, (Vec<String>, Option<serde_json::Value>)> {
-    let mut facts = BTreeMap::new();
-    let Ok(loaded) = relay_spec::load_file(&dir.join("workflow.yaml")) else {
-        return facts;
-    };
-    let file = &loaded.file;
-    let Some(wf) = file
-        .workflows
-        .iter()
-        .find(|w| w.name == workflow)
-        .or(file.workflows.first())
-    else {
-        return facts;
-    };
-    let g = relay_spec::graph::StepGraph::for_workflow(file, wf);
-    for (i, s) in wf.steps.iter().enumerate() {
-        let deps = g
-            .waits_for(relay_spec::graph::StepIdx(i))
-            .iter()
-            .filter_map(|d| wf.steps.get(d.get()).map(|x| x.name.clone()))
-            .collect();
-        let check = s
-            .verification
-            .as_ref()
-            .and_then(|v| serde_json::to_value(v).ok());
-        facts.entry(s.name.clone()).or_insert((deps, check));
-    }
-    facts
-}
-
-/// Where the run stands, from its snapshot and whether a coordinator holds its lock.
-fn standing(snap: &Snapshot, dir: &Path) -> Standing {
-    use relay_engine::RunStatus;
-    match snap.status {
-        Some(RunStatus::Completed) => Standing::Completed,
-        Some(RunStatus::Failed) => Standing::Failed,
-        Some(RunStatus::Cancelled) => Standing::Cancelled,
-        Some(RunStatus::NeedsHuman) => Standing::NeedsHuman,
-        None if relay_engine::lock::live_holder(dir).is_some() => Standing::Running,
-        None => Standing::Interrupted,
-    }
-}
-
-/// The run in `dir`, as its page shows it.
-pub fn run_view(dir: &Path) -> RunView {
-    let events = read_events(dir);
-    let mut snap = Snapshot::default();
-    for e in &events {
-        snap.apply(e);
-    }
-    let folded = fold(&events);
-    let workflow = snap.workflow.clone().unwrap_or_default();
-    let facts = workflow_facts(dir, &workflow);
-    let mut nodes: BTreeMap<&str, Vec<NodeView>> = BTreeMap::new();
-    for (label, rec) in &snap.steps {
-        if let Some(step) = step_of(label, &snap.step_order)
-            && step != label
-        {
-            nodes.entry(step).or_default().push(NodeView {
-                label: label.clone(),
-                status: rec.state,
-                attempts: rec.attempts,
-            });
-        }
-    }
-    let steps: Vec<StepView> = snap
-        .workflow_steps()
-        .map(|(name, rec)| {
-            let (deps, check) = facts.get(name).cloned().unwrap_or_default();
-            let node_views = nodes.remove(name).unwrap_or_default();
-            let agent = folded.agents.get(name).cloned().or_else(|| {
-                node_views
-                    .iter()
-                    .rev()
-                    .find_map(|n| folded.agents.get(&n.label).cloned())
-            });
-            StepView {
-                name: name.to_owned(),
-                status: rec.state,
-                attempts: rec.attempts,
-                exit_code: rec.exit_code,
-                duration_ms: rec.duration_ms,
-                reason: rec.reason,
-                agent,
-                depends_on: deps,
-                nodes: node_views,
-                verification: check,
-            }
-        })
-        .collect();
-    let graph_steps: Vec<GraphStep> = steps
-        .iter()
-        .map(|s| GraphStep {
-            name: s.name.clone(),
-            status: s.status,
-            deps: s.depends_on.clone(),
-            nodes: s
-                .nodes
-                .iter()
-                .map(|n| (n.label.clone(), n.status))
-                .collect(),
-        })
-        .collect();
-    let status = standing(&snap, dir);
-    let messages = relay_messaging::persist::read_log(&dir.join(MESSAGES_FILE))
-        .map(|l| l.messages)
-        .unwrap_or_default();
-    let trajectory = std::fs::read_to_string(dir.join(relay_engine::trajectory::FILE))
-        .map(|t| relay_engine::trajectory::parse(&t))
-        .unwrap_or_default();
-    RunView {
-        run_id: snap.run_id.clone().unwrap_or_else(|| dir_name(dir)),
-        workflow,
-        status,
-        reason: snap.reason.clone(),
-        started_at: snap.started_at.clone(),
-        duration_ms: snap.duration_ms.or(Some(folded.elapsed_ms)),
-        pattern: folded.pattern.clone(),
-        graph_svg: graph::render(&graph_steps),
-        steps,
-        attempts: folded.attempts,
-        messages,
-        questions: folded.questions,
-        trajectory,
-    }
-}
-
-fn dir_name(dir: &Path) -> String {
-    dir.file_name()
-        .map(|n| n.to_string_lossy().into_owned())
-        .unwrap_or_default()
-}
-
 /// One attempt's files.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize)]
 #[serde(rename_all = "camelCase")]
 pub struct AttemptFiles {
     /// Attempt number.
@@ -425,7 +346,7 @@ pub struct AttemptFiles {
 }
 
 /// A step (or node) as its agent page shows it.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize)]
 #[serde(rename_all = "camelCase")]
 pub struct StepDetail {
     /// The run.
@@ -451,8 +372,21 @@ pub struct StepDetail {
 /// The end of the file at `path` as text, at most [`MAX_TEXT_BYTES`], with a first line
 /// saying how much was left out.
 pub fn read_tail(path: &Path) -> Option<String> {
-    let bytes = std::fs::read(path).ok()?;
-    Some(tail_text(&bytes))
+    use std::io::{Read, Seek, SeekFrom};
+    let mut f = std::fs::File::open(path).ok()?;
+    let len = f.metadata().ok()?.len();
+    let cut = len.saturating_sub(MAX_TEXT_BYTES as u64);
+    f.seek(SeekFrom::Start(cut)).ok()?;
+    let mut bytes = Vec::new();
+    f.take(MAX_TEXT_BYTES as u64).read_to_end(&mut bytes).ok()?;
+    Some(if cut == 0 {
+        String::from_utf8_lossy(&bytes).into_owned()
+    } else {
+        format!(
+            "[{cut} earlier bytes not shown]\n{}",
+            String::from_utf8_lossy(&bytes)
+        )
+    })
 }
 
 /// The last [`MAX_TEXT_BYTES`] of `bytes` as text.
@@ -465,42 +399,6 @@ pub fn tail_text(bytes: &[u8]) -> String {
         "[{cut} earlier bytes not shown]\n{}",
         String::from_utf8_lossy(&bytes[cut..])
     )
-}
-
-/// The node `step` of the run in `dir`; `None` when the run never mentioned it.
-pub fn step_detail(dir: &Path, step: &str) -> Option<StepDetail> {
-    let events = read_events(dir);
-    let mut snap = Snapshot::default();
-    for e in &events {
-        snap.apply(e);
-    }
-    let rec = snap.steps.get(step).cloned().or_else(|| {
-        snap.step_order.iter().any(|s| s == step).then(|| {
-            snap.workflow_steps()
-                .find(|(n, _)| *n == step)
-                .map(|(_, r)| r)
-        })?
-    })?;
-    let folded = fold(&events);
-    let sdir = relay_engine::store::step_dir_of(dir, step);
-    let attempts = (1..=rec.attempts)
-        .map(|n| AttemptFiles {
-            attempt: n,
-            output: read_tail(&sdir.join(format!("attempt-{n}.txt"))),
-            transcript: sdir.join(format!("attempt-{n}.pty")).exists(),
-        })
-        .collect();
-    Some(StepDetail {
-        run_id: snap.run_id.clone().unwrap_or_else(|| dir_name(dir)),
-        step: step.to_owned(),
-        status: rec.state,
-        agent: folded.agents.get(step).cloned(),
-        reason: rec.reason.clone(),
-        output: read_tail(&sdir.join("output.txt")),
-        stderr: read_tail(&sdir.join("stderr.log")).filter(|s| !s.trim().is_empty()),
-        attempts,
-        live: standing(&snap, dir) == Standing::Running,
-    })
 }
 
 #[cfg(test)]
