@@ -385,3 +385,194 @@ fn an_answer_typed_on_the_page_reaches_the_agent() {
     let output = s["steps"][0]["output"].as_str().unwrap();
     assert!(output.contains("HUMAN_ANSWER: use 9090"), "{output}");
 }
+
+/// Waits for the run to end; its exit code and its stderr.
+fn finish(run: &mut Running, stderr: std::thread::JoinHandle<String>) -> (Option<i32>, String) {
+    let deadline = Instant::now() + WAIT;
+    let status = loop {
+        if let Some(s) = run.0.try_wait().unwrap() {
+            break s;
+        }
+        if Instant::now() >= deadline {
+            let _ = run.0.kill();
+            panic!(
+                "the run did not finish; it said:\n{}",
+                stderr.join().unwrap()
+            );
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    };
+    (status.code(), stderr.join().unwrap())
+}
+
+/// The run's events of `kind`, from its log.
+fn events_of(w: &World, kind: &str) -> Vec<serde_json::Value> {
+    let root = w.path().join(".agent-relay/runs");
+    let mut out = Vec::new();
+    for d in std::fs::read_dir(root).unwrap().flatten() {
+        let text = std::fs::read_to_string(d.path().join("events.jsonl")).unwrap_or_default();
+        out.extend(
+            text.lines()
+                .filter_map(|l| serde_json::from_str::<serde_json::Value>(l).ok())
+                .filter(|e| e["type"] == kind),
+        );
+    }
+    out
+}
+
+#[test]
+fn an_approval_gate_is_approved_from_the_page_and_the_run_completes() {
+    let Some(chromium) = chromium_or_skip("an_approval_gate_is_approved_from_the_page") else {
+        return;
+    };
+    let w = World::new();
+    let (mut run, url, stderr) = run_with_dashboard(
+        &w,
+        &workflow(
+            "      - {name: build, type: deterministic, command: \"echo built\"}\n      - {name: deploy, type: deterministic, dependsOn: [build], command: \"echo deployed > deployed.txt\", approval: {approvers: [ann]}}\n",
+        ),
+    );
+    let mut b = Browser::launch(&chromium, 1280, 900).unwrap();
+    b.open(&url).unwrap();
+    let shown = b
+        .wait_for(
+            "document.querySelector('.approval[data-step=deploy]')?.textContent",
+            WAIT,
+        )
+        .unwrap();
+    assert!(
+        shown.as_str().unwrap().contains("approvers: ann"),
+        "{shown}"
+    );
+    assert!(
+        !w.path().join("deployed.txt").exists(),
+        "nothing ran before the approval"
+    );
+    b.click(".approval[data-step=deploy] input[name=reason]")
+        .unwrap();
+    b.type_text("looks good").unwrap();
+    b.click(".approval[data-step=deploy] button.approve")
+        .unwrap();
+    // Decided as the page said: the approver it names (the server's user is not ann).
+    b.wait_for(
+        "(document.querySelector('#notice')?.textContent || '').length > 0",
+        WAIT,
+    )
+    .unwrap();
+    let notice = b
+        .eval("document.querySelector('#notice').textContent")
+        .unwrap();
+    assert!(
+        notice.as_str().unwrap().contains("may not decide"),
+        "only ann may decide: {notice}"
+    );
+    b.eval("document.querySelector('#approver').value = 'ann'")
+        .unwrap();
+    b.click(".approval[data-step=deploy] button.approve")
+        .unwrap();
+    b.wait_for(
+        "(document.querySelector('#notice')?.textContent || '').includes('approved')",
+        WAIT,
+    )
+    .unwrap();
+    let (code, said) = finish(&mut run, stderr);
+    assert_eq!(code, Some(0), "{said}");
+    assert!(w.path().join("deployed.txt").exists(), "deploy ran");
+    let decided = events_of(&w, "approval:decided");
+    assert_eq!(decided.len(), 1, "{decided:?}");
+    assert_eq!(decided[0]["approved"], true);
+    assert_eq!(decided[0]["by"], "ann");
+    assert_eq!(decided[0]["reason"], "looks good");
+    // The page saw the gate go and the step complete, without a reload.
+    b.wait_for(
+        "document.querySelector('#steps tr[data-step=deploy]')?.dataset.state === 'completed' && !document.querySelector('.approval')",
+        WAIT,
+    )
+    .unwrap();
+}
+
+#[test]
+fn a_rejection_from_the_page_fails_the_step_without_running_it() {
+    let Some(chromium) = chromium_or_skip("a_rejection_from_the_page") else {
+        return;
+    };
+    let w = World::new();
+    let (mut run, url, stderr) = run_with_dashboard(
+        &w,
+        &workflow(
+            "      - {name: deploy, type: deterministic, command: \"echo deployed > deployed.txt\", approval: required}\n",
+        ),
+    );
+    let mut b = Browser::launch(&chromium, 1280, 900).unwrap();
+    b.open(&url).unwrap();
+    b.wait_for(
+        "!!document.querySelector('.approval[data-step=deploy] button.reject')",
+        WAIT,
+    )
+    .unwrap();
+    b.click(".approval[data-step=deploy] button.reject")
+        .unwrap();
+    let (code, said) = finish(&mut run, stderr);
+    assert_eq!(code, Some(1), "a rejected step fails the run: {said}");
+    assert!(!w.path().join("deployed.txt").exists(), "deploy never ran");
+    assert_eq!(events_of(&w, "approval:decided")[0]["approved"], false);
+}
+
+#[test]
+fn pause_on_the_page_stops_new_steps_starting_until_unpause() {
+    let Some(chromium) = chromium_or_skip("pause_on_the_page_stops_new_steps") else {
+        return;
+    };
+    let w = World::new();
+    let (mut run, url, stderr) = run_with_dashboard(
+        &w,
+        &workflow(
+            "      - {name: first, type: deterministic, command: \"while [ ! -f go ]; do sleep 0.05; done; echo FIRST\"}\n      - {name: second, type: deterministic, dependsOn: [first], command: \"echo SECOND > second.txt\"}\n",
+        ),
+    );
+    let mut b = Browser::launch(&chromium, 1280, 900).unwrap();
+    b.open(&url).unwrap();
+    b.wait_for(
+        "document.querySelector('#steps tr[data-step=first]')?.dataset.state === 'running'",
+        WAIT,
+    )
+    .unwrap();
+    b.click("#pause").unwrap();
+    b.wait_for(
+        "document.querySelector('#head')?.dataset.paused === 'true' && document.querySelector('#pause').textContent === 'Unpause'",
+        WAIT,
+    )
+    .unwrap();
+    assert_eq!(events_of(&w, "run:paused").len(), 1);
+    // The running step goes on and completes; the next one does not start.
+    std::fs::write(w.path().join("go"), "").unwrap();
+    b.wait_for(
+        "document.querySelector('#steps tr[data-step=first]')?.dataset.state === 'completed'",
+        WAIT,
+    )
+    .unwrap();
+    // The engine records a step's start in the same turn as what made it ready, so a
+    // start would already be in the log beside first's completion.
+    let started: Vec<_> = events_of(&w, "step:started")
+        .into_iter()
+        .filter(|e| e["step"] == "second")
+        .collect();
+    assert!(
+        started.is_empty(),
+        "second started while paused: {started:?}"
+    );
+    assert_eq!(
+        b.eval("document.querySelector('#steps tr[data-step=second]').dataset.state")
+            .unwrap(),
+        "pending"
+    );
+    assert!(!w.path().join("second.txt").exists());
+    b.click("#pause").unwrap();
+    let (code, said) = finish(&mut run, stderr);
+    assert_eq!(code, Some(0), "{said}");
+    assert!(
+        w.path().join("second.txt").exists(),
+        "second ran after unpause"
+    );
+    assert_eq!(events_of(&w, "run:unpaused").len(), 1);
+}

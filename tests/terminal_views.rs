@@ -319,3 +319,68 @@ fn run_on_a_terminal_shows_a_live_block_that_collapses_into_the_summary() {
     assert!(err.contains("ok    waiting-step completed"), "{err}");
     assert!(!err.contains('\x1b') && !err.contains("running"), "{err}");
 }
+
+#[test]
+fn watch_pauses_unpauses_and_approves_with_keys() {
+    let w = World::new();
+    let f = w.write(
+        "wf.yaml",
+        &format!("{AGENTS}      - {{name: hold, type: deterministic, command: \"while [ ! -f go ]; do sleep 0.05; done\"}}\n      - {{name: deploy, type: deterministic, dependsOn: [hold], command: \"echo deployed > deployed.txt\", approval: required}}\n"),
+    );
+    let mut c = w.cmd();
+    let mut run = quick(&mut c)
+        .args(["run", f.to_str().unwrap()])
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let has = |kind: &str| {
+        w.events_if_any()
+            .iter()
+            .filter(|e| e["type"] == kind)
+            .count()
+    };
+    let deadline = Instant::now() + WAIT;
+    while has("step:started") == 0 {
+        assert!(Instant::now() < deadline, "the run did not start");
+        std::thread::sleep(Duration::from_millis(30));
+    }
+    let mut tty = Tty::spawn(&w, &["watch", "last"]);
+    tty.wait_for("the running step", |s| s.contains("hold running"));
+    tty.keys(b"p");
+    tty.wait_for("the paused run", |s| s.contains("running (paused)"));
+    assert_eq!(has("run:paused"), 1);
+    tty.keys(b"p");
+    tty.wait_for("the unpaused run", |s| {
+        !s.contains("(paused)") && s.contains("unpaused")
+    });
+    assert_eq!(has("run:unpaused"), 1);
+
+    std::fs::write(w.path().join("go"), "").unwrap();
+    tty.wait_for("the approval", |s| s.contains("deploy waits for approval"));
+    assert!(!w.path().join("deployed.txt").exists());
+    tty.keys(b"y");
+    let deadline = Instant::now() + WAIT;
+    let status = loop {
+        if let Some(s) = run.try_wait().unwrap() {
+            break s;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "the run did not finish; screen:\n{}",
+            tty.contents()
+        );
+        std::thread::sleep(Duration::from_millis(30));
+    };
+    assert_eq!(status.code(), Some(0));
+    assert!(w.path().join("deployed.txt").exists(), "deploy ran");
+    let decided: Vec<_> = w
+        .events_if_any()
+        .into_iter()
+        .filter(|e| e["type"] == "approval:decided")
+        .collect();
+    assert_eq!(decided.len(), 1);
+    assert_eq!(decided[0]["approved"], true);
+    tty.keys(b"q");
+    assert_eq!(tty.wait_exit(), 0);
+}

@@ -554,7 +554,7 @@ fn run_loop(
 ) -> CliResult {
     use ratatui::crossterm::event::{self, Event, KeyCode, KeyEventKind, KeyModifiers};
     let settings = relay_engine::Settings::from_env();
-    let mut model = RunModel::open(dir);
+    let mut model = RunModel::open_states(dir);
     let mut w = Watch::new(model.view());
     let mut reader = Reader {
         dir: dir.to_path_buf(),

@@ -36,6 +36,8 @@
   }
   function live(path, handlers) {
     const es = new EventSource(withToken(path));
+    // The server stops (its run ended): what it sent last stays on the page.
+    es.addEventListener("bye", () => es.close());
     for (const [name, fn] of Object.entries(handlers)) {
       es.addEventListener(name, (e) => { try { fn(JSON.parse(e.data)); } catch (err) { console.error(err); } });
     }
@@ -104,6 +106,7 @@
       head: el("div", { id: "head" }), notice: el("div", { id: "notice" }), graph: el("div", { id: "graph", class: "card" }),
       steps: el("tbody", { id: "steps" }), timeline: el("div", { id: "timeline", class: "timeline" }),
       questions: el("div", { id: "questions" }), approvals: el("div", { id: "approvals" }),
+      approver: el("input", { type: "text", id: "approver", name: "by", size: 18, placeholder: "decide as (default: the server's user)" }),
       messages: el("tbody", { id: "messages" }), trajectory: el("div", { id: "trajectory" }),
     };
     const send = el("form", { id: "send", class: "inline", onsubmit: (e) => {
@@ -114,7 +117,7 @@
       el("input", { type: "text", name: "text", placeholder: "message" }), el("button", { type: "submit" }, "Send"));
     main.append(parts.head, parts.notice, el("h2", {}, "Steps"), parts.graph,
       el("table", {}, el("thead", {}, el("tr", {}, ["step", "state", "attempts", "agent", "duration", "verification", "reason"].map((h) => el("th", {}, h)))), parts.steps),
-      el("h2", {}, "Questions and approvals"), parts.approvals, parts.questions,
+      el("h2", {}, "Questions and approvals"), el("div", { class: "inline" }, parts.approver), parts.approvals, parts.questions,
       el("h2", {}, "Attempts"), parts.timeline,
       el("h2", {}, "Messages"), send,
       el("table", {}, el("thead", {}, el("tr", {}, ["id", "from", "to", "state", "text"].map((h) => el("th", {}, h)))), parts.messages),
@@ -130,7 +133,7 @@
         el("div", { class: "meta" }, el("span", {}, "run " + run.runId), el("span", {}, "pattern " + (run.pattern || "-")),
           el("span", {}, "started " + (run.startedAt || "-")), el("span", {}, (isLive ? "running for " : "took ") + dur(run.durationMs)),
           run.reason ? el("span", {}, "reason: " + run.reason) : null,
-          isLive ? el("button", { id: "pause", onclick: () => act(base + "/pause", { paused: !run.paused }) },
+          isLive ? el("button", { id: "pause", onclick: () => act(base + "/pause", { paused: !run.paused, by: parts.approver.value }) },
             run.paused ? "Unpause" : "Pause") : null,
           isLive ? el("button", { id: "cancel", class: "danger", onclick: () => {
             if (confirm("Cancel this run? Its agents are ended.")) act(base + "/cancel", {});
@@ -179,7 +182,7 @@
         approvalKey = aKey;
         parts.approvals.replaceChildren(...run.approvals.map((a) => {
           const reason = el("input", { type: "text", name: "reason", placeholder: "reason (optional)" });
-          const decide = (approved) => act(base + "/decide", { step: a.step, approved, reason: reason.value });
+          const decide = (approved) => act(base + "/decide", { step: a.step, approved, reason: reason.value, by: parts.approver.value });
           return el("div", { class: "approval", "data-step": a.step },
             el("strong", {}, a.step), " waits for approval",
             a.approvers.length ? " (approvers: " + a.approvers.join(", ") + ")" : "",

@@ -36,12 +36,24 @@ pub struct RunModel {
     decisions: Vec<Decision>,
     /// The workflow the facts were read for, and the facts.
     facts: Option<(String, Facts)>,
+    /// Whether the stored workflow is read for the facts (only the run page shows them).
+    want_facts: bool,
     standing: Standing,
 }
 
 impl RunModel {
     /// The run in `dir`, read as far as it goes now.
     pub fn open(dir: &Path) -> RunModel {
+        RunModel::opened(dir, true)
+    }
+
+    /// The run in `dir` without its steps' dependencies and verification (the stored
+    /// workflow is not read): what the runs page and the agent page need.
+    pub fn open_states(dir: &Path) -> RunModel {
+        RunModel::opened(dir, false)
+    }
+
+    fn opened(dir: &Path, want_facts: bool) -> RunModel {
         let mut m = RunModel {
             dir: dir.to_path_buf(),
             events: LineTail::new(&dir.join("events.jsonl")),
@@ -52,6 +64,7 @@ impl RunModel {
             book: MessageBook::default(),
             decisions: Vec::new(),
             facts: None,
+            want_facts,
             standing: Standing::Interrupted,
         };
         m.refresh();
@@ -116,6 +129,7 @@ impl RunModel {
             changed |= self.decisions.len() != before;
         }
         if let Some(wf) = &self.snap.workflow
+            && self.want_facts
             && self.facts.as_ref().is_none_or(|(w, _)| w != wf)
         {
             self.facts = Some((wf.clone(), workflow_facts(&self.dir, wf)));
@@ -252,7 +266,7 @@ pub fn run_view(dir: &Path) -> RunView {
 
 /// The node `step` of the run in `dir`; `None` when the run never mentioned it.
 pub fn step_detail(dir: &Path, step: &str) -> Option<StepDetail> {
-    RunModel::open(dir).step_detail(step)
+    RunModel::open_states(dir).step_detail(step)
 }
 
 /// Each step's dependencies and verification, from the workflow stored in the run.
@@ -357,6 +371,12 @@ mod tests {
         let v = m.view();
         assert_eq!(v.run_id, "r1");
         assert_eq!(v.steps[1].depends_on, vec!["a".to_string()]);
+        let light = RunModel::open_states(dir.path()).view();
+        assert!(
+            light.steps[1].depends_on.is_empty(),
+            "the workflow is not read"
+        );
+        assert_eq!(light.steps[1].status, v.steps[1].status);
         assert!(!m.refresh(), "nothing new, nothing changed");
         let read = m.events.offset();
         append(

@@ -197,7 +197,8 @@ impl RunsList {
                 }
                 _ => {
                     let info = runs::run_info(&dir);
-                    let model = (info.status == Standing::Running).then(|| RunModel::open(&dir));
+                    let model =
+                        (info.status == Standing::Running).then(|| RunModel::open_states(&dir));
                     let row = RunRow::from(&info);
                     self.entries.insert(
                         name.clone(),

@@ -137,13 +137,22 @@ impl Listening {
         url(self.addr, &self.config.token, path)
     }
 
-    /// Serves until `shutdown` resolves.
+    /// Serves until `shutdown` resolves; then every live stream takes a last look,
+    /// sends what it found and a `bye`, and ends, so open pages show how the run ended.
     pub async fn serve(
         self,
         shutdown: impl std::future::Future<Output = ()> + Send + 'static,
     ) -> Result<(), ServeError> {
-        axum::serve(self.listener, router(self.config))
-            .with_graceful_shutdown(shutdown)
+        let (stop, stopping) = tokio::sync::watch::channel(false);
+        let served = Served {
+            config: self.config,
+            stopping: stopping.clone(),
+        };
+        axum::serve(self.listener, routes(Arc::new(served)))
+            .with_graceful_shutdown(async move {
+                shutdown.await;
+                let _ = stop.send(true);
+            })
             .await
             .map_err(ServeError::Io)
     }
@@ -154,11 +163,28 @@ pub fn url(addr: SocketAddr, token: &Token, path: &str) -> String {
     format!("http://{addr}{path}?t={}", token.as_str())
 }
 
-type Shared = Arc<Config>;
+/// What the handlers share: the configuration, and word that the server is stopping.
+struct Served {
+    config: Config,
+    stopping: tokio::sync::watch::Receiver<bool>,
+}
 
-/// Every route, behind the token check.
+impl std::ops::Deref for Served {
+    type Target = Config;
+    fn deref(&self) -> &Config {
+        &self.config
+    }
+}
+
+type Shared = Arc<Served>;
+
+/// Every route, behind the token check (its streams are never told to stop).
 pub fn router(config: Config) -> Router {
-    let shared: Shared = Arc::new(config);
+    let (_, stopping) = tokio::sync::watch::channel(false);
+    routes(Arc::new(Served { config, stopping }))
+}
+
+fn routes(shared: Shared) -> Router {
     Router::new()
         .route("/", get(page))
         .route("/runs/{id}", get(page))
@@ -541,7 +567,7 @@ impl Source for StepSource {
         let changed = match &mut self.model {
             Some(m) => m.refresh(),
             None => {
-                self.model = Some(RunModel::open(&self.dir));
+                self.model = Some(RunModel::open_states(&self.dir));
                 true
             }
         };
@@ -601,6 +627,9 @@ struct Follow<S> {
     last_look: Option<tokio::time::Instant>,
     /// A watch was added after the last look: look again without waiting for news.
     again: bool,
+    /// The server is stopping: one last look, then the stream ends.
+    ending: bool,
+    stopping: tokio::sync::watch::Receiver<bool>,
 }
 
 /// The live stream of `source`: it looks when something it watches changed (at most
@@ -609,6 +638,7 @@ struct Follow<S> {
 fn live(
     source: impl Source,
     interval: Duration,
+    stopping: tokio::sync::watch::Receiver<bool>,
 ) -> Sse<impl futures_util::Stream<Item = Result<SseEvent, Infallible>>> {
     let mut wake = Wake::new(interval);
     for w in source.watched() {
@@ -620,11 +650,16 @@ fn live(
         queue: VecDeque::new(),
         last_look: None,
         again: false,
+        ending: false,
+        stopping,
     };
     let stream = futures_util::stream::unfold(state, move |mut st| async move {
         loop {
             if let Some(e) = st.queue.pop_front() {
                 return Some((Ok(e), st));
+            }
+            if st.ending {
+                return None;
             }
             if let Some(last) = st.last_look {
                 if !st.again {
@@ -633,10 +668,22 @@ fn live(
                     } else {
                         IDLE
                     };
-                    st.wake.changed(tokio::time::Instant::now() + quiet).await;
+                    let stopping = &mut st.stopping;
+                    let stop = async {
+                        // A server that never stops drops its sender: wait for ever.
+                        if stopping.wait_for(|s| *s).await.is_err() {
+                            std::future::pending::<()>().await;
+                        }
+                    };
+                    tokio::select! {
+                        _ = st.wake.changed(tokio::time::Instant::now() + quiet) => {}
+                        _ = stop => st.ending = true,
+                    }
                 }
-                // A burst of writes is one look.
-                tokio::time::sleep_until(last + interval).await;
+                if !st.ending {
+                    // A burst of writes is one look.
+                    tokio::time::sleep_until(last + interval).await;
+                }
                 st.wake.drain();
             }
             let mut s = st.src.take()?;
@@ -652,6 +699,10 @@ fn live(
             }
             st.src = Some(s);
             st.queue.extend(events);
+            if st.ending {
+                // The last look of a stopping server, then word that nothing follows.
+                st.queue.extend(json_event("bye", &serde_json::json!({})));
+            }
             st.last_look = Some(tokio::time::Instant::now());
         }
     });
@@ -659,7 +710,11 @@ fn live(
 }
 
 async fn stream_runs(State(cfg): State<Shared>) -> impl IntoResponse {
-    live(RunsSource::new(cfg.workdir.clone()), cfg.interval)
+    live(
+        RunsSource::new(cfg.workdir.clone()),
+        cfg.interval,
+        cfg.stopping.clone(),
+    )
 }
 
 async fn stream_run(
@@ -672,7 +727,7 @@ async fn stream_run(
         model: None,
         last: None,
     };
-    Ok(live(src, cfg.interval).into_response())
+    Ok(live(src, cfg.interval, cfg.stopping.clone()).into_response())
 }
 
 async fn stream_step(
@@ -680,5 +735,6 @@ async fn stream_step(
     UrlPath((id, step)): UrlPath<(String, String)>,
 ) -> Result<Response, Failure> {
     let dir = find(&cfg, &id)?;
-    Ok(live(StepSource::new(dir, step, cfg.pty_size), cfg.interval).into_response())
+    let src = StepSource::new(dir, step, cfg.pty_size);
+    Ok(live(src, cfg.interval, cfg.stopping.clone()).into_response())
 }
