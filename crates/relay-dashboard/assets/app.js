@@ -117,7 +117,7 @@
       el("input", { type: "text", name: "text", placeholder: "message" }), el("button", { type: "submit" }, "Send"));
     main.append(parts.head, parts.notice, el("h2", {}, "Steps"), parts.graph,
       el("table", {}, el("thead", {}, el("tr", {}, ["step", "state", "attempts", "agent", "duration", "verification", "reason"].map((h) => el("th", {}, h)))), parts.steps),
-      el("h2", {}, "Questions and approvals"), el("div", { class: "inline" }, parts.approver), parts.approvals, parts.questions,
+      el("h2", {}, "Questions and approvals"), parts.approvals, parts.questions,
       el("h2", {}, "Attempts"), parts.timeline,
       el("h2", {}, "Messages"), send,
       el("table", {}, el("thead", {}, el("tr", {}, ["id", "from", "to", "state", "text"].map((h) => el("th", {}, h)))), parts.messages),
@@ -180,7 +180,8 @@
       const aKey = run.approvals.map((a) => a.step + "\u0000" + a.approvers.join(",")).join("\u0001") + (run.status === "running");
       if (aKey !== approvalKey) {
         approvalKey = aKey;
-        parts.approvals.replaceChildren(...run.approvals.map((a) => {
+        const asWho = run.approvals.length ? [el("div", { class: "inline" }, parts.approver)] : [];
+        parts.approvals.replaceChildren(...asWho, ...run.approvals.map((a) => {
           const reason = el("input", { type: "text", name: "reason", placeholder: "reason (optional)" });
           const decide = (approved) => act(base + "/decide", { step: a.step, approved, reason: reason.value, by: parts.approver.value });
           return el("div", { class: "approval", "data-step": a.step },
