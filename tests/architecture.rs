@@ -42,6 +42,7 @@ fn crates_depend_on_each_other_one_way() {
         "relay-broker",
         "relay-engine",
         "relay-nats",
+        "relay-dashboard",
         "relay-cli",
     ];
     let rank = |c: &str| order.iter().position(|x| *x == c);

@@ -63,6 +63,12 @@ pub struct RunArgs {
     /// The earlier run `--start-from` reuses (default: the latest run).
     #[arg(long, value_name = "RUN_ID", requires = "start_from")]
     pub previous_run: Option<String>,
+    /// Serve the web dashboard while the run goes and print its URL.
+    #[arg(long)]
+    pub dashboard: bool,
+    /// Port of `--dashboard` on 127.0.0.1 (default: any free port).
+    #[arg(long, value_name = "PORT", requires = "dashboard")]
+    pub dashboard_port: Option<u16>,
     #[command(flatten)]
     pub nats: crate::workers::NatsArgs,
 }
@@ -246,6 +252,7 @@ pub fn run(args: RunArgs) -> CliResult {
             allow_unenforced: args.allow_unenforced,
             resume,
             workdir,
+            dashboard: args.dashboard.then(|| args.dashboard_port.unwrap_or(0)),
             nats,
         },
         out,

@@ -37,6 +37,8 @@ pub struct Job {
     pub resume: Option<relay_engine::ResumeFrom>,
     /// Where runs are kept.
     pub workdir: PathBuf,
+    /// Serve the dashboard on this port (0: any free one) while the run goes.
+    pub dashboard: Option<u16>,
     /// Attempts go to workers through this NATS server; `None`: all run here.
     pub nats: Option<relay_nats::RunDispatch>,
 }
@@ -71,6 +73,13 @@ pub fn execute(job: Job, out: Output) -> CliResult {
         let (tx, rx) = tokio::sync::mpsc::unbounded_channel();
         // A person at the terminal decides approvals there (not when the output is JSON).
         let rx = crate::prompt::tee(rx, !out.json);
+        let (rx, dashboard) = match job.dashboard {
+            Some(port) => {
+                let (rx, stop, stopped) = start_dashboard(port, job.workdir.clone(), rx).await?;
+                (rx, Some((stop, stopped)))
+            }
+            None => (rx, None),
+        };
         let view = progress::spawn(rx, progress::Mode::pick(out.quiet));
         let req = RunRequest {
             checked: job.checked,
@@ -96,6 +105,12 @@ pub fn execute(job: Job, out: Output) -> CliResult {
             },
         };
         let _ = view.await;
+        if let Some((stop, stopped)) = dashboard {
+            stop.cancel();
+            // Open pages get the run's end before the dashboard goes; a page that does
+            // not let go does not hold the exit up for long.
+            let _ = tokio::time::timeout(std::time::Duration::from_secs(2), stopped).await;
+        }
         let summary = result?;
         progress::print_summary(&summary);
         if out.json {
@@ -106,6 +121,75 @@ pub fn execute(job: Job, out: Output) -> CliResult {
         }
         Ok(Exit::of_run(&summary))
     })
+}
+
+/// Starts the dashboard and prints its URL; once the run has an id, prints its page's URL
+/// too. The dashboard gets a thread and a runtime of its own (`dashboard`, its blocking
+/// looks too): a watching page never holds up the run's loop, and what it costs can be
+/// told apart. It stops with the token returned (the receiver says when it has), or with
+/// the process.
+async fn start_dashboard(
+    port: u16,
+    workdir: PathBuf,
+    mut events: tokio::sync::mpsc::UnboundedReceiver<relay_engine::events::Event>,
+) -> CliResult<(
+    tokio::sync::mpsc::UnboundedReceiver<relay_engine::events::Event>,
+    CancellationToken,
+    tokio::sync::oneshot::Receiver<()>,
+)> {
+    let stop = CancellationToken::new();
+    let shutdown = stop.clone();
+    let (ready_tx, ready_rx) = tokio::sync::oneshot::channel();
+    let (stopped_tx, stopped_rx) = tokio::sync::oneshot::channel::<()>();
+    std::thread::Builder::new()
+        .name("dashboard".into())
+        .spawn(move || {
+            let rt = match tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .thread_name("dashboard")
+                .build()
+            {
+                Ok(rt) => rt,
+                Err(e) => {
+                    let _ = ready_tx.send(Err(CliError::runtime(format!(
+                        "cannot start the dashboard's runtime: {e}"
+                    ))));
+                    return;
+                }
+            };
+            rt.block_on(async move {
+                match crate::dashboard::bind(port, workdir).await {
+                    Err(e) => {
+                        let _ = ready_tx.send(Err(e));
+                    }
+                    Ok(listening) => {
+                        let _ = ready_tx.send(Ok((listening.addr(), listening.token().clone())));
+                        if let Err(e) = listening.serve(shutdown.cancelled_owned()).await {
+                            eprintln!("warning: {e}");
+                        }
+                        let _ = stopped_tx.send(());
+                    }
+                }
+            });
+        })
+        .map_err(|e| CliError::runtime(format!("cannot start the dashboard's thread: {e}")))?;
+    let (addr, token) = ready_rx
+        .await
+        .map_err(|_| CliError::runtime("the dashboard stopped before it listened"))??;
+    eprintln!("dashboard: {}", relay_dashboard::url(addr, &token, "/"));
+    let page_of = move |id: &str| relay_dashboard::url(addr, &token, &format!("/runs/{id}"));
+    let (tx, rx) = tokio::sync::mpsc::unbounded_channel();
+    tokio::spawn(async move {
+        while let Some(e) = events.recv().await {
+            if let relay_engine::events::EventKind::RunStarted { run_id, .. } = &e.kind {
+                eprintln!("dashboard of this run: {}", page_of(run_id));
+            }
+            if tx.send(e).is_err() {
+                break;
+            }
+        }
+    });
+    Ok((rx, stop, stopped_rx))
 }
 
 /// Ctrl+C, TERM and HUP cancel the run; the engine ends every agent group before exiting.

@@ -3,8 +3,10 @@
 //! error and decides the exit code (see `error::Exit`): 0 success, 1 a step failed,
 //! 2 a person is needed, 3 invalid workflow or usage, 4 runtime failure, 130 interrupted.
 
+mod attach;
 mod commands;
 mod cwd;
+mod dashboard;
 mod diagnostics;
 mod error;
 mod execute;
@@ -18,6 +20,7 @@ mod state_cmd;
 mod steer;
 mod tasks_cmd;
 mod templates;
+mod watch;
 mod workers;
 
 use std::path::PathBuf;
@@ -160,6 +163,18 @@ enum Command {
     Worker(workers::WorkerArgs),
     /// List the workers a NATS server knows, their capacity, labels and attempts.
     Workers(workers::WorkersArgs),
+    /// Follow a run full-screen in this terminal: steps, the selected agent's screen,
+    /// messages; keys move between agents, cancel and answer (line view when not a tty).
+    Watch {
+        /// Run id, a unique prefix of one, or `last`.
+        #[arg(default_value = "last")]
+        run_id: String,
+    },
+    /// Attach to a live interactive agent: its screen here, your typing there; relayed
+    /// messages wait until you detach (Ctrl+]).
+    Attach(attach::AttachArgs),
+    /// Serve the web dashboard of this directory's runs on 127.0.0.1 (prints its URL).
+    Serve(dashboard::ServeArgs),
     /// Print the JSON Schema of relay.yaml.
     Schema,
     /// A run's watchdog: ends the run's agents if its coordinator dies (started by `run`).
@@ -240,6 +255,9 @@ fn dispatch(command: Command) -> CliResult {
             Ok(Exit::Success)
         }
         Command::Validate(args) => commands::validate(args),
+        Command::Attach(args) => attach::attach(args),
+        Command::Watch { run_id } => watch::watch(&run_id),
+        Command::Serve(args) => dashboard::serve(args, execute::runtime()?, execute::workdir()?),
         Command::Run(args) => commands::run(args),
         Command::Resume {
             run_id,

@@ -38,45 +38,87 @@ struct View {
     total: usize,
     finished: usize,
     running: BTreeMap<String, (u32, Instant)>,
-    status_shown: bool,
+    /// Rows of the live block on screen now (0: none).
+    block_rows: usize,
+    /// Spinner frame.
+    frame: usize,
+}
+
+/// Spinner frames of running steps.
+const SPINNER: [&str; 10] = ["⠋", "⠙", "⠹", "⠸", "⠼", "⠴", "⠦", "⠧", "⠇", "⠏"];
+
+/// Running steps the live block lists; more are counted on one row.
+const BLOCK_STEPS: usize = 8;
+
+/// The live block: a tally row, then a row per running step (spinner, name, attempt,
+/// elapsed), the longest-running first; pure, so it is tested without a terminal.
+fn block(
+    finished: usize,
+    total: usize,
+    running: &[(&str, u32, Duration)],
+    frame: usize,
+) -> Vec<String> {
+    let mut sorted: Vec<&(&str, u32, Duration)> = running.iter().collect();
+    sorted.sort_by(|a, b| b.2.cmp(&a.2).then(a.0.cmp(b.0)));
+    let width = sorted
+        .iter()
+        .take(BLOCK_STEPS)
+        .map(|r| r.0.chars().count())
+        .max()
+        .unwrap_or(0);
+    let mut rows = vec![format!("[{finished}/{total}] {} running", running.len())];
+    for (name, attempt, elapsed) in sorted.iter().take(BLOCK_STEPS) {
+        let spin = SPINNER[frame % SPINNER.len()];
+        let a = if *attempt > 1 {
+            format!("  attempt {attempt}")
+        } else {
+            String::new()
+        };
+        rows.push(format!("  {spin} {name:width$}  {:>7}{a}", secs(*elapsed)));
+    }
+    if sorted.len() > BLOCK_STEPS {
+        rows.push(format!("  … and {} more", sorted.len() - BLOCK_STEPS));
+    }
+    rows
 }
 
 impl View {
     fn line(&mut self, text: &str) {
         let mut err = std::io::stderr().lock();
-        if self.status_shown {
-            let _ = write!(err, "\r\x1b[2K");
-            self.status_shown = false;
-        }
+        Self::clear_block(&mut err, &mut self.block_rows);
         let _ = writeln!(err, "{text}");
     }
 
+    /// Erases the live block; the cursor is left where its first row was.
+    fn clear_block(err: &mut impl Write, rows: &mut usize) {
+        if *rows > 1 {
+            let _ = write!(err, "\r\x1b[{}A\x1b[J", *rows - 1);
+        } else if *rows == 1 {
+            let _ = write!(err, "\r\x1b[J");
+        }
+        *rows = 0;
+    }
+
     fn status(&mut self) {
-        if self.mode != Mode::Live || self.running.is_empty() {
+        if self.mode != Mode::Live {
             return;
         }
-        let running: Vec<String> = self
+        let mut err = std::io::stderr().lock();
+        Self::clear_block(&mut err, &mut self.block_rows);
+        if self.running.is_empty() {
+            let _ = err.flush();
+            return;
+        }
+        let running: Vec<(&str, u32, Duration)> = self
             .running
             .iter()
-            .map(|(name, (attempt, t))| {
-                let a = if *attempt > 1 {
-                    format!(" #{attempt}")
-                } else {
-                    String::new()
-                };
-                format!("{name}{a} {}", secs(t.elapsed()))
-            })
+            .map(|(name, (attempt, t))| (name.as_str(), *attempt, t.elapsed()))
             .collect();
-        let mut err = std::io::stderr().lock();
-        let _ = write!(
-            err,
-            "\r\x1b[2K[{}/{}] running: {}",
-            self.finished,
-            self.total,
-            running.join(", ")
-        );
+        self.frame += 1;
+        let rows = block(self.finished, self.total, &running, self.frame);
+        let _ = write!(err, "{}", rows.join("\n"));
         let _ = err.flush();
-        self.status_shown = true;
+        self.block_rows = rows.len();
     }
 
     fn on(&mut self, e: &Event) {
@@ -284,9 +326,10 @@ pub fn spawn(mut rx: UnboundedReceiver<Event>, mode: Mode) -> tokio::task::JoinH
             total: 0,
             finished: 0,
             running: BTreeMap::new(),
-            status_shown: false,
+            block_rows: 0,
+            frame: 0,
         };
-        let mut tick = tokio::time::interval(Duration::from_millis(250));
+        let mut tick = tokio::time::interval(Duration::from_millis(150));
         loop {
             tokio::select! {
                 ev = rx.recv() => match ev {
@@ -297,9 +340,8 @@ pub fn spawn(mut rx: UnboundedReceiver<Event>, mode: Mode) -> tokio::task::JoinH
                 _ = tick.tick(), if mode == Mode::Live => view.status(),
             }
         }
-        if view.status_shown {
-            let _ = write!(std::io::stderr(), "\r\x1b[2K");
-        }
+        // The block collapses; the summary follows in its place.
+        View::clear_block(&mut std::io::stderr().lock(), &mut view.block_rows);
     })
 }
 
@@ -372,4 +414,51 @@ pub fn print_summary(s: &RunSummary) {
         let _ = writeln!(err, "worktree: {w}");
     }
     let _ = writeln!(err, "run directory: {}", s.run_dir.display());
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_live_block_lists_running_steps_longest_first_with_attempts() {
+        let running = [
+            ("short", 1, Duration::from_millis(300)),
+            ("long-step", 2, Duration::from_millis(61_500)),
+        ];
+        let rows = block(3, 7, &running, 1);
+        assert_eq!(
+            rows,
+            vec![
+                "[3/7] 2 running".to_string(),
+                format!("  {} long-step    1m01s  attempt 2", SPINNER[1]),
+                format!("  {} short        300ms", SPINNER[1]),
+            ]
+        );
+        assert_ne!(block(3, 7, &running, 2)[1], rows[1], "the spinner turns");
+    }
+
+    #[test]
+    fn a_long_list_is_cut_and_counted() {
+        let names: Vec<String> = (0..12).map(|i| format!("s{i:02}")).collect();
+        let running: Vec<(&str, u32, Duration)> = names
+            .iter()
+            .map(|n| (n.as_str(), 1, Duration::from_secs(1)))
+            .collect();
+        let rows = block(0, 12, &running, 0);
+        assert_eq!(rows.len(), 1 + BLOCK_STEPS + 1);
+        assert_eq!(rows.last().unwrap(), "  … and 4 more");
+    }
+
+    #[test]
+    fn clearing_the_block_moves_up_over_its_rows() {
+        let mut out = Vec::new();
+        let mut rows = 3;
+        View::clear_block(&mut out, &mut rows);
+        assert_eq!(out, b"\r\x1b[2A\x1b[J");
+        assert_eq!(rows, 0);
+        out.clear();
+        View::clear_block(&mut out, &mut rows);
+        assert!(out.is_empty(), "nothing to clear, nothing written");
+    }
 }

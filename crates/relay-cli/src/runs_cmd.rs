@@ -96,6 +96,7 @@ pub fn resume(id: &str, out: Output, nats: &crate::workers::NatsArgs) -> CliResu
             allow_unenforced: plan.allow_unenforced,
             resume: Some(plan.resume),
             workdir: wd,
+            dashboard: None,
             nats,
         },
         out,

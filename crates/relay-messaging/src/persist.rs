@@ -156,28 +156,17 @@ pub struct LogContents {
     pub bad_lines: Vec<(usize, String)>,
 }
 
-/// Reads `path` into each message's latest state, by id. A missing file is an empty log.
-pub fn read_log(path: &Path) -> std::io::Result<LogContents> {
-    let file = match File::open(path) {
-        Ok(f) => f,
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(LogContents::default()),
-        Err(e) => return Err(e),
-    };
-    let mut by_id: BTreeMap<MessageId, MessageSummary> = BTreeMap::new();
-    let mut bad_lines = Vec::new();
-    for (n, line) in BufReader::new(file).lines().enumerate() {
-        let line = line?;
-        if line.trim().is_empty() {
-            continue;
-        }
-        let rec: Record = match serde_json::from_str(&line) {
-            Ok(r) => r,
-            Err(e) => {
-                bad_lines.push((n + 1, e.to_string()));
-                continue;
-            }
-        };
-        let entry = by_id.entry(rec.id).or_insert_with(|| MessageSummary {
+/// Messages folded from their records one at a time: each message's first record, with
+/// every later change applied (a final state is never undone by a record after it).
+#[derive(Debug, Default, Clone)]
+pub struct MessageBook {
+    by_id: BTreeMap<MessageId, MessageSummary>,
+}
+
+impl MessageBook {
+    /// Applies one record; the id of the message it changed.
+    pub fn apply(&mut self, rec: Record) -> MessageId {
+        let entry = self.by_id.entry(rec.id).or_insert_with(|| MessageSummary {
             id: rec.id,
             from: rec.from.clone(),
             to: rec.to.clone(),
@@ -194,15 +183,55 @@ pub fn read_log(path: &Path) -> std::io::Result<LogContents> {
         if let Some(t) = rec.text {
             entry.text = t;
         }
-        // A final state is never undone by a line that arrives after it.
         if !entry.state.is_final() || rec.state.is_final() {
             entry.state = rec.state;
             entry.reason = rec.reason;
         }
         entry.updated_ms = entry.updated_ms.max(rec.ts_ms);
+        rec.id
+    }
+
+    /// Applies one line of the log; why it could not be read otherwise.
+    pub fn apply_line(&mut self, line: &str) -> Result<Option<MessageId>, serde_json::Error> {
+        if line.trim().is_empty() {
+            return Ok(None);
+        }
+        let rec: Record = serde_json::from_str(line)?;
+        Ok(Some(self.apply(rec)))
+    }
+
+    /// Every message, by id.
+    pub fn messages(&self) -> impl Iterator<Item = &MessageSummary> {
+        self.by_id.values()
+    }
+
+    /// How many messages there are.
+    pub fn len(&self) -> usize {
+        self.by_id.len()
+    }
+
+    /// Whether there is none.
+    pub fn is_empty(&self) -> bool {
+        self.by_id.is_empty()
+    }
+}
+
+/// Reads `path` into each message's latest state, by id. A missing file is an empty log.
+pub fn read_log(path: &Path) -> std::io::Result<LogContents> {
+    let file = match File::open(path) {
+        Ok(f) => f,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(LogContents::default()),
+        Err(e) => return Err(e),
+    };
+    let mut book = MessageBook::default();
+    let mut bad_lines = Vec::new();
+    for (n, line) in BufReader::new(file).lines().enumerate() {
+        if let Err(e) = book.apply_line(&line?) {
+            bad_lines.push((n + 1, e.to_string()));
+        }
     }
     Ok(LogContents {
-        messages: by_id.into_values().collect(),
+        messages: book.by_id.into_values().collect(),
         bad_lines,
     })
 }

@@ -16,6 +16,7 @@
 
 mod agent;
 mod argv;
+pub mod chromium;
 pub mod nats;
 mod oneshot;
 mod procs;

@@ -18,6 +18,7 @@ use tokio_util::sync::CancellationToken;
 
 use crate::group::{EndPolicy, signal_group};
 
+pub mod attach;
 pub mod detect;
 pub mod driver;
 mod idle;
@@ -293,6 +294,14 @@ pub async fn run_session(
     );
 
     let mut link = Link::new(inbox, events.clone());
+    // A person may attach (`agent-relay attach`); a session that cannot listen still runs.
+    let mut person = match attach::AttachPoint::open(&spec.transcript_path) {
+        Ok(p) => Some(p),
+        Err(e) => {
+            tracing::warn!(error = %e, "this session cannot take a person at its terminal");
+            None
+        }
+    };
     let mut end: Option<SessionEnd> = None;
     while end.is_none() {
         let deadline = driver.next_deadline(Instant::now());
@@ -300,7 +309,8 @@ pub async fn run_session(
             biased;
             () = cancel.cancelled() => vec![Action::Terminal(Terminal::End(SessionEnd::Cancelled))],
             _ = pty.exit.wait() => break,
-            delivery = link.recv(), if driver.wants_message() => {
+            // While a person is attached, relayed messages wait in the inbox.
+            delivery = link.recv(), if driver.wants_message() && !person.as_ref().is_some_and(attach::AttachPoint::attached) => {
                 match delivery {
                     Some(m) if m.answer => driver.offer_answer(m.id, m.line, Instant::now()),
                     Some(m) => driver.offer_message(m.id, m.line, Instant::now()),
@@ -318,6 +328,12 @@ pub async fn run_session(
                 }
                 None => Vec::new(),
             },
+            seen = next_from_person(&mut person) => {
+                if let attach::Seen::Typed(bytes) = seen {
+                    pty.write(bytes);
+                }
+                Vec::new()
+            }
             () = sleep_until(deadline) => driver.on_tick(Instant::now()),
         };
         for action in actions {
@@ -332,6 +348,8 @@ pub async fn run_session(
         }
     }
 
+    // Nobody types into a session that is ending.
+    drop(person);
     let grace = spec.timing.kill_grace;
     let end = match end {
         Some(end) => {
@@ -382,6 +400,14 @@ pub async fn run_session(
             &spec.transcript_path,
         ),
     })
+}
+
+/// What the attached person does next; never, when the session takes nobody.
+async fn next_from_person(point: &mut Option<attach::AttachPoint>) -> attach::Seen {
+    match point {
+        Some(p) => p.next().await,
+        None => std::future::pending().await,
+    }
 }
 
 /// The output, with a first line saying so when the screen history reached its cap and

@@ -147,6 +147,13 @@ impl Screen {
         h.base + h.rows.len() as u64
     }
 
+    /// History rows from absolute row `from` on (of those still held), oldest first.
+    pub fn history_from(&self, from: u64) -> Vec<String> {
+        let h = self.parser.callbacks();
+        let skip = usize::try_from(from.saturating_sub(h.base)).unwrap_or(usize::MAX);
+        h.rows.iter().skip(skip).cloned().collect()
+    }
+
     /// History rows followed by the visible rows; index 0 is row [`Screen::first_abs`].
     pub fn all_rows(&self) -> Vec<String> {
         let h = self.parser.callbacks();
@@ -200,6 +207,13 @@ mod tests {
         assert_eq!(s.first_abs(), 6);
         assert_eq!(s.all_rows()[0], "6");
         assert_eq!(s.dropped_rows(), 6);
+        assert_eq!(
+            s.history_from(0),
+            ["6", "7", "8"],
+            "from before what is held"
+        );
+        assert_eq!(s.history_from(8), ["8"]);
+        assert!(s.history_from(9).is_empty(), "from the top: nothing new");
     }
 
     #[test]
