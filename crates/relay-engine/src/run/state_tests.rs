@@ -62,6 +62,16 @@ impl<'a> Sim<'a> {
         globs: BTreeMap<String, Vec<String>>,
         approved: std::collections::BTreeSet<String>,
     ) -> Sim<'a> {
+        Self::with_marks(f, presets, globs, approved, Default::default())
+    }
+
+    fn with_marks(
+        f: &'a Fixture,
+        presets: BTreeMap<String, Preset>,
+        globs: BTreeMap<String, Vec<String>>,
+        approved: std::collections::BTreeSet<String>,
+        marks: super::Marks,
+    ) -> Sim<'a> {
         let file = &f.loaded.file;
         let wf = &file.workflows[0];
         let (plan, hooks) = crate::patterns::build(file, wf);
@@ -77,7 +87,7 @@ impl<'a> Sim<'a> {
                 run_id: "r".into(),
                 presets,
                 approved,
-                marks: Default::default(),
+                marks,
                 globs,
             },
             plan,
@@ -1489,9 +1499,6 @@ fn a_blocked_item_fails_the_step_for_good_and_the_run_needs_a_person() {
 #[test]
 fn marks_from_an_earlier_coordinator_still_count() {
     let f = one_agent(CHECKLIST);
-    let file = &f.loaded.file;
-    let wf = &file.workflows[0];
-    let (plan, hooks) = crate::patterns::build(file, wf);
     let done_mark = super::Mark {
         blocked: false,
         note: None,
@@ -1505,47 +1512,17 @@ fn marks_from_an_earlier_coordinator_still_count() {
         .into(),
     )]
     .into();
-    let now = Instant::now();
-    let mut state = RunState::new(
-        RunSetup {
-            file,
-            wf,
-            vars: &f.vars,
-            workdir: PathBuf::from("/w"),
-            paths: BTreeMap::new(),
-            run_dir: PathBuf::from("/w/.agent-relay/runs/r"),
-            run_id: "r".into(),
-            presets: BTreeMap::new(),
-            approved: Default::default(),
-            marks,
-            globs: BTreeMap::new(),
-        },
-        plan,
-        hooks,
-        now,
+    let mut sim = Sim::with_marks(
+        &f,
+        BTreeMap::new(),
+        BTreeMap::new(),
+        Default::default(),
+        marks,
     );
-    let launched: Vec<Launch> = state
-        .handle(Input::Start, now)
-        .into_iter()
-        .filter_map(|e| match e {
-            Effect::Launch(l) => Some(l),
-            _ => None,
-        })
-        .collect();
-    let next = state.handle(
-        Input::AttemptDone {
-            node: launched[0].job.node,
-            attempt: 1,
-            outcome: done("resumed"),
-        },
-        now,
+    sim.answer(done("resumed"));
+    assert_eq!(
+        sim.labels(),
+        ["build", "after"],
+        "build completed on its earlier marks"
     );
-    let started: Vec<&str> = next
-        .iter()
-        .filter_map(|e| match e {
-            Effect::Launch(l) => Some(l.job.label.as_str()),
-            _ => None,
-        })
-        .collect();
-    assert_eq!(started, ["after"], "build completed on its earlier marks");
 }
