@@ -240,7 +240,8 @@ fn on_error_skip_runs_everything_independent() {
         assert_eq!(
             o.status.code(),
             Some(1),
-            "a failed step still fails the run"
+            "a failed step still fails the run: {}",
+            stderr(&o)
         );
         let s = summary(&o);
         assert_eq!(step(&s, "bad")["status"], "failed");

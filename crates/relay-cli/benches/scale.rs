@@ -4,7 +4,8 @@
 //! overhead is the difference in wall time divided by the steps; coordinator CPU is the
 //! difference in CPU time (user + system of everything each side waited for); peak RSS is
 //! the coordinator's `VmHWM`, read from /proc while it runs.
-//! Run with `cargo bench -p relay-cli --bench scale` (`SCALE_SIZES=100,1000` for some sizes).
+//! Run with `cargo bench -p relay-cli --bench scale` (`SCALE_SIZES=100,1000` for some sizes,
+//! `SCALE_AGENTS=100` to spread the steps over that many agents).
 
 #![allow(clippy::unwrap_used)]
 
@@ -18,13 +19,19 @@ fn agent_relay() -> PathBuf {
     PathBuf::from(env!("CARGO_BIN_EXE_agent-relay"))
 }
 
-fn fanout_yaml(n: usize) -> String {
-    let mut y = format!(
-        "name: bench\nswarm: {{maxConcurrency: {PARALLEL}}}\nagents:\n  - {{name: a, cli: claude, interactive: false}}\nworkflows:\n  - name: main\n    steps:\n"
-    );
+/// `n` steps given round-robin to `agents` agents.
+fn fanout_yaml(n: usize, agents: usize) -> String {
+    let mut y = format!("name: bench\nswarm: {{maxConcurrency: {PARALLEL}}}\nagents:\n");
+    for a in 0..agents {
+        y.push_str(&format!(
+            "  - {{name: a{a}, cli: claude, interactive: false}}\n"
+        ));
+    }
+    y.push_str("workflows:\n  - name: main\n    steps:\n");
     for i in 0..n {
         y.push_str(&format!(
-            "      - {{name: s{i}, agent: a, task: step {i}}}\n"
+            "      - {{name: s{i}, agent: a{}, task: step {i}}}\n",
+            i % agents
         ));
     }
     y
@@ -101,6 +108,13 @@ fn main() {
         .ok()
         .map(|v| v.split(',').filter_map(|x| x.trim().parse().ok()).collect())
         .unwrap_or_else(|| vec![100, 1_000, 10_000]);
+    // `SCALE_AGENTS=100` spreads the steps over that many agents (default 1).
+    let agents: usize = std::env::var("SCALE_AGENTS")
+        .ok()
+        .and_then(|v| v.trim().parse().ok())
+        .filter(|a| *a > 0)
+        .unwrap_or(1);
+    println!("{agents} agent(s)");
     for n in sizes {
         let reps = if n <= 100 {
             5
@@ -110,7 +124,7 @@ fn main() {
             1
         };
         let wf = dir.join(format!("fanout-{n}.yaml"));
-        std::fs::write(&wf, fanout_yaml(n)).unwrap();
+        std::fs::write(&wf, fanout_yaml(n, agents)).unwrap();
         let list = dir.join(format!("tasks-{n}.txt"));
         std::fs::write(
             &list,
