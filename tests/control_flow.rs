@@ -633,3 +633,129 @@ fn sub_workflows_run_inside_the_run_nested_twice() {
     assert_eq!(o.status.code(), Some(3), "{}", stderr(&o));
     assert!(stderr(&o).contains("include each other"), "{}", stderr(&o));
 }
+
+/// `session: resume` continues the agent's latest conversation in each CLI's own way
+/// (the fake agent checks the command line as the real CLI would and keeps the
+/// conversation); `session: new`, the default, starts one of its own.
+#[test]
+fn session_resume_continues_each_clis_conversation() {
+    let w = World::new();
+    let mut agents = String::from("agents:\n");
+    let mut steps = String::from("workflows:\n  - name: main\n    steps:\n");
+    for cli in ["claude", "codex", "gemini", "opencode"] {
+        agents.push_str(&format!(
+            "  - {{name: {cli}-dev, cli: {cli}, interactive: false}}\n"
+        ));
+        steps.push_str(&format!(
+            "      - {{name: {cli}-1, agent: {cli}-dev, task: \"first {cli} turn [[fake:say=ok]]\"}}\n\
+             \x20     - {{name: {cli}-2, agent: {cli}-dev, dependsOn: [{cli}-1], session: resume, task: \"[[fake:recall]]\"}}\n\
+             \x20     - {{name: {cli}-3, agent: {cli}-dev, dependsOn: [{cli}-2], task: \"[[fake:recall]]\"}}\n"
+        ));
+    }
+    let f = w.write(
+        "wf.yaml",
+        &format!("version: \"1.0\"\nname: t\n{agents}{steps}"),
+    );
+    let o = w.run(&["run", f.to_str().unwrap(), "--json"]);
+    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+    let s = summary(&o);
+    let sessions: Vec<serde_json::Value> = w
+        .events()
+        .into_iter()
+        .filter(|e| e["type"] == "agent:session")
+        .collect();
+    for cli in ["claude", "codex", "gemini", "opencode"] {
+        let second = out(&s, &format!("{cli}-2"));
+        assert!(
+            second.contains(&format!("recall: first {cli} turn")),
+            "{cli}: {second}"
+        );
+        assert!(
+            out(&s, &format!("{cli}-3")).contains("recall: (nothing)"),
+            "{cli}: a new session remembers nothing: {s}"
+        );
+        let id_of = |step: &str| {
+            sessions
+                .iter()
+                .find(|e| e["step"] == step)
+                .unwrap_or_else(|| panic!("no agent:session for {step}: {sessions:?}"))
+                .clone()
+        };
+        let (one, two) = (id_of(&format!("{cli}-1")), id_of(&format!("{cli}-2")));
+        assert_eq!(one["session"], two["session"], "{cli}");
+        assert_eq!(two["resumed"], true, "{cli}");
+        assert_ne!(
+            id_of(&format!("{cli}-3"))["session"],
+            one["session"],
+            "{cli}"
+        );
+    }
+}
+
+/// An interactive agent whose CLI can be given a conversation id (claude here) starts
+/// its first session in a named one and continues it in the next step's terminal.
+#[test]
+fn session_resume_continues_an_interactive_agents_conversation() {
+    let w = World::new();
+    let f = w.write(
+        "wf.yaml",
+        "version: \"1.0\"\nname: t\nagents:\n  - {name: dev, cli: claude}\nworkflows:\n  - name: main\n    steps:\n      - {name: one, agent: dev, task: \"interactive first turn [[fake:say=ok]]\"}\n      - {name: two, agent: dev, dependsOn: [one], session: resume, task: \"[[fake:recall]]\"}\n",
+    );
+    let o = w.run(&["run", f.to_str().unwrap(), "--json"]);
+    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+    let s = summary(&o);
+    assert!(
+        out(&s, "two").contains("recall: interactive first turn"),
+        "{s}"
+    );
+}
+
+/// The conversation is in the run's log: a run resumed after a failure continues it.
+#[test]
+fn a_resumed_run_continues_the_same_conversation() {
+    let w = World::new();
+    let f = w.write(
+        "wf.yaml",
+        &workflow(
+            "",
+            "    steps:\n      - {name: a, agent: dev, task: \"alpha turn [[fake:say=ok]]\"}\n      - {name: b, agent: dev, dependsOn: [a], session: resume, task: \"[[fake:fail-once=b]][[fake:recall]]\"}\n",
+        ),
+    );
+    let o = w.run(&["run", f.to_str().unwrap(), "--json"]);
+    assert_eq!(o.status.code(), Some(1), "{}", stderr(&o));
+    let o = w.run(&["resume", "last", "--json"]);
+    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+    let b = out(&summary(&o), "b");
+    assert!(b.contains("recall: alpha turn"), "{b}");
+}
+
+#[test]
+fn session_on_a_step_without_an_agent_is_an_error_at_its_line() {
+    let w = World::new();
+    let f = w.write(
+        "wf.yaml",
+        &workflow(
+            "",
+            "    steps:\n      - name: a\n        type: deterministic\n        command: 'true'\n        session: resume\n",
+        ),
+    );
+    let o = w.run(&["validate", f.to_str().unwrap()]);
+    assert_eq!(o.status.code(), Some(3), "{}", stderr(&o));
+    let err = stderr(&o);
+    assert!(err.contains("wf.yaml:16:18"), "{err}");
+    assert!(err.contains("names no `agent`"), "{err}");
+
+    // A CLI with no sessions to name is warned about, not refused.
+    let f = w.write(
+        "wf.yaml",
+        "version: \"1.0\"\nname: t\nagents:\n  - {name: dev, cli: aider, interactive: false}\nworkflows:\n  - name: main\n    steps:\n      - {name: a, agent: dev, task: x}\n      - {name: b, agent: dev, dependsOn: [a], session: resume, task: y}\n",
+    );
+    let o = w.run(&["validate", f.to_str().unwrap()]);
+    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+    assert!(
+        stderr(&o)
+            .contains("step `b`: `session: resume` starts a new conversation each time: aider"),
+        "{}",
+        stderr(&o)
+    );
+}

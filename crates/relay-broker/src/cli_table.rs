@@ -352,11 +352,79 @@ pub fn usage_format(cli: Cli, how: Invocation) -> Option<UsageFormat> {
 /// `how` picks the permission flags (bypass, or the CLI's read-only mode) and whether the
 /// CLI is asked for its structured output with token usage.
 pub fn oneshot_args(cli: Cli, model: Option<&str>, task: &str, how: Invocation) -> OneShot {
+    oneshot_args_in(cli, model, task, how, None)
+}
+
+/// Which CLIs continue a conversation, and how: one-shot from the session id their
+/// structured output names ([`crate::usage::Meter::session`]); interactively only where
+/// a new session can be given an id of ours to resume later.
+///
+/// | CLI | one-shot | interactive |
+/// |---|---|---|
+/// | claude | `-p --resume ID` | `--session-id UUID`, then `--resume UUID` |
+/// | codex | `exec resume [flags] ID -` | no (its TUI names no id) |
+/// | gemini | `--resume ID` | no (0.61.0: a terminal started with `--session-id` and resumed with `--resume` is not sent the earlier turn, and redraws its `/exit`) |
+/// | opencode | `run --session ID` | no |
+/// | Cursor | `--resume ID -p` (from its documentation; not checked here) | no |
+/// | aider, goose, droid | no | no |
+///
+/// Checked against claude 2.1.197, codex 0.171.0, gemini 0.61.0 and opencode 1.18.33:
+/// the second run names the same id and the model is sent the first turn.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct SessionSupport {
+    /// One-shot runs resume a session by its id.
+    pub oneshot: bool,
+    /// Interactive sessions start with an id given to them, and resume it.
+    pub interactive: bool,
+}
+
+/// What `cli` can do with conversations.
+pub fn session_support(cli: Cli) -> SessionSupport {
+    match cli {
+        Cli::Claude => SessionSupport {
+            oneshot: true,
+            interactive: true,
+        },
+        Cli::Codex | Cli::Gemini | Cli::Opencode | Cli::Cursor | Cli::CursorAgent | Cli::Agent => {
+            SessionSupport {
+                oneshot: true,
+                interactive: false,
+            }
+        }
+        Cli::Aider | Cli::Goose | Cli::Droid => SessionSupport {
+            oneshot: false,
+            interactive: false,
+        },
+    }
+}
+
+/// The conversation an interactive session is started in.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SessionArg<'a> {
+    /// A new conversation with this id (a UUID), so a later step can resume it.
+    Start(&'a str),
+    /// The conversation with this id, continued.
+    Resume(&'a str),
+}
+
+/// [`oneshot_args`], continuing the conversation `resume` when the CLI can (see
+/// [`session_support`]; ignored where it cannot).
+pub fn oneshot_args_in(
+    cli: Cli,
+    model: Option<&str>,
+    task: &str,
+    how: Invocation,
+    resume: Option<&str>,
+) -> OneShot {
+    let resume = resume.filter(|_| session_support(cli).oneshot);
     let p = profile(cli);
     let mut args: Vec<String> = Vec::new();
     // Cursor's CLI: `cursor-agent --force -p TASK [--model M]`.
     if cli.is_cursor() {
         args.extend(permission_flags(p, how, false));
+        if let Some(id) = resume {
+            args.extend(["--resume".to_string(), id.into()]);
+        }
         args.extend(["-p".to_string(), task.into()]);
         if let Some(m) = model {
             args.extend([p.model_flag.to_string(), m.into()]);
@@ -366,6 +434,9 @@ pub fn oneshot_args(cli: Cli, model: Option<&str>, task: &str, how: Invocation) 
     match cli {
         Cli::Codex => {
             args.push("exec".into());
+            if resume.is_some() {
+                args.push("resume".into());
+            }
             args.push("--skip-git-repo-check".into());
         }
         Cli::Opencode => args.push("run".into()),
@@ -379,11 +450,25 @@ pub fn oneshot_args(cli: Cli, model: Option<&str>, task: &str, how: Invocation) 
         Cli::Goose => args.push("run".into()),
         _ => {}
     }
-    args.extend(permission_flags(p, how, false));
+    if cli == Cli::Codex && resume.is_some() && how.readonly {
+        // `codex exec resume` takes no `--sandbox`; the same setting as configuration.
+        args.extend(["-c".into(), "sandbox_mode=\"read-only\"".into()]);
+    } else {
+        args.extend(permission_flags(p, how, false));
+    }
     args.extend(usage_flags(p, how));
     if let Some(m) = model {
         args.push(p.model_flag.into());
         args.push(m.into());
+    }
+    if let Some(id) = resume {
+        match cli {
+            Cli::Claude | Cli::Gemini => args.extend(["--resume".into(), id.into()]),
+            Cli::Opencode => args.extend(["--session".into(), id.into()]),
+            // `codex exec resume [flags] ID -`: the id comes before the prompt.
+            Cli::Codex => args.push(id.into()),
+            _ => {}
+        }
     }
     match cli {
         Cli::Claude => args.push("-p".into()),
@@ -408,6 +493,18 @@ pub fn oneshot_args(cli: Cli, model: Option<&str>, task: &str, how: Invocation) 
 
 /// argv (without the program) for an interactive session; the task is typed in later.
 pub fn interactive_args(cli: Cli, model: Option<&str>, how: Invocation) -> Vec<String> {
+    interactive_args_in(cli, model, how, None)
+}
+
+/// [`interactive_args`] in the conversation `session` (claude; ignored by the others,
+/// see [`session_support`]).
+pub fn interactive_args_in(
+    cli: Cli,
+    model: Option<&str>,
+    how: Invocation,
+    session: Option<SessionArg<'_>>,
+) -> Vec<String> {
+    let session = session.filter(|_| session_support(cli).interactive);
     let p = profile(cli);
     let mut args: Vec<String> = Vec::new();
     if cli == Cli::Goose {
@@ -418,12 +515,103 @@ pub fn interactive_args(cli: Cli, model: Option<&str>, how: Invocation) -> Vec<S
         args.push(p.model_flag.into());
         args.push(m.into());
     }
+    match session {
+        Some(SessionArg::Start(id)) => args.extend(["--session-id".into(), id.into()]),
+        Some(SessionArg::Resume(id)) => args.extend(["--resume".into(), id.into()]),
+        None => {}
+    }
     args
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn conversations_are_continued_in_each_clis_own_shape() {
+        let d = Invocation {
+            readonly: false,
+            usage: true,
+        };
+        let resumed = |cli| oneshot_args_in(cli, None, "t", d, Some("ID")).args;
+        assert_eq!(
+            resumed(Cli::Claude),
+            [
+                "--dangerously-skip-permissions",
+                "--output-format",
+                "stream-json",
+                "--verbose",
+                "--resume",
+                "ID",
+                "-p"
+            ]
+        );
+        assert_eq!(
+            resumed(Cli::Codex),
+            [
+                "exec",
+                "resume",
+                "--skip-git-repo-check",
+                "--dangerously-bypass-approvals-and-sandbox",
+                "--json",
+                "ID",
+                "-"
+            ]
+        );
+        assert_eq!(
+            resumed(Cli::Gemini),
+            ["--yolo", "--output-format", "stream-json", "--resume", "ID"]
+        );
+        assert_eq!(
+            resumed(Cli::Opencode),
+            ["run", "--format", "json", "--session", "ID"]
+        );
+        assert_eq!(
+            resumed(Cli::Cursor),
+            ["--force", "--resume", "ID", "-p", "t"]
+        );
+        // Where a CLI cannot, the run is a new conversation, as without `resume`.
+        for cli in [Cli::Aider, Cli::Goose, Cli::Droid] {
+            assert_eq!(
+                resumed(cli),
+                oneshot_args(cli, None, "t", d).args,
+                "{cli:?}"
+            );
+        }
+        let ro = Invocation {
+            readonly: true,
+            usage: false,
+        };
+        assert_eq!(
+            oneshot_args_in(Cli::Codex, None, "t", ro, Some("ID")).args,
+            [
+                "exec",
+                "resume",
+                "--skip-git-repo-check",
+                "-c",
+                "sandbox_mode=\"read-only\"",
+                "ID",
+                "-"
+            ]
+        );
+        let i = |cli, s| interactive_args_in(cli, None, Invocation::default(), Some(s));
+        assert_eq!(
+            i(Cli::Claude, SessionArg::Start("U")),
+            ["--dangerously-skip-permissions", "--session-id", "U"]
+        );
+        assert_eq!(
+            i(Cli::Claude, SessionArg::Resume("U")),
+            ["--dangerously-skip-permissions", "--resume", "U"]
+        );
+        assert_eq!(
+            i(Cli::Gemini, SessionArg::Resume("U")),
+            interactive_args(Cli::Gemini, None, Invocation::default())
+        );
+        assert_eq!(
+            i(Cli::Codex, SessionArg::Resume("U")),
+            interactive_args(Cli::Codex, None, Invocation::default())
+        );
+    }
 
     #[test]
     fn every_cli_has_a_profile_of_its_own() {

@@ -88,6 +88,9 @@ pub struct ProcessOutcome {
     /// The model it reported using.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub model: Option<String>,
+    /// The conversation it reported (see [`crate::usage::Meter::session`]).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub session: Option<String>,
 }
 
 /// Why a process could not be run. Plain data (the OS error as text), so a launcher on
@@ -252,10 +255,11 @@ pub async fn run_process(
         let (raw, dropped) = kept.finish();
         match meter {
             Some(m) => {
+                let session = m.session().map(str::to_string);
                 let (text, usage, model) = m.finish();
-                (text, dropped, Some(usage), model)
+                (text, dropped, Some(usage), model, session)
             }
-            None => (raw, dropped, None, None),
+            None => (raw, dropped, None, None, None),
         }
     });
 
@@ -277,10 +281,10 @@ pub async fn run_process(
     // Its private temp directory goes with it.
     drop(prepared);
     // A straggler outside the group could hold stdout open; don't wait on it for ever.
-    let (stdout, dropped, usage, model) =
+    let (stdout, dropped, usage, model, session) =
         match tokio::time::timeout(Duration::from_secs(2), reader).await {
             Ok(Ok(kept)) => kept,
-            _ => (String::new(), 0, None, None),
+            _ => (String::new(), 0, None, None, None),
         };
     use std::os::unix::process::ExitStatusExt;
     Ok(ProcessOutcome {
@@ -292,6 +296,7 @@ pub async fn run_process(
         pgid,
         usage,
         model,
+        session,
     })
 }
 

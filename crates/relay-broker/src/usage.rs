@@ -70,6 +70,15 @@ impl Usage {
     }
 }
 
+/// Whether `s` can be a CLI's session id, and so an argument of a later run: short,
+/// and only letters, digits, `-` and `_` (UUIDs, `ses_...`).
+pub fn session_id_ok(s: &str) -> bool {
+    !s.is_empty()
+        && s.len() <= 128
+        && s.bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
+}
+
 fn n(v: &Value, key: &str) -> u64 {
     v.get(key).and_then(Value::as_u64).unwrap_or(0)
 }
@@ -87,6 +96,7 @@ pub struct Meter {
     final_usage: Option<Usage>,
     final_text: Option<String>,
     model: Option<String>,
+    session: Option<String>,
 }
 
 impl Meter {
@@ -101,6 +111,7 @@ impl Meter {
             final_usage: None,
             final_text: None,
             model: None,
+            session: None,
         }
     }
 
@@ -127,6 +138,12 @@ impl Meter {
     /// The model the CLI said it used, if it said.
     pub fn model(&self) -> Option<&str> {
         self.model.as_deref()
+    }
+
+    /// The conversation the CLI reported (claude's and gemini's `session_id`, codex's
+    /// `thread_id`, opencode's `sessionID`): what a later step resumes.
+    pub fn session(&self) -> Option<&str> {
+        self.session.as_deref()
     }
 
     /// Ends the output: the reply text, the usage and the model.
@@ -160,6 +177,17 @@ impl Meter {
             return self.plain(line);
         }
         let kind = v.get("type").and_then(Value::as_str).unwrap_or_default();
+        if self.session.is_none() {
+            let id = match self.format {
+                UsageFormat::ClaudeStream | UsageFormat::GeminiStream => v.get("session_id"),
+                UsageFormat::CodexJson => v.get("thread_id"),
+                UsageFormat::OpencodeJson => v.get("sessionID"),
+            };
+            self.session = id
+                .and_then(Value::as_str)
+                .filter(|s| session_id_ok(s))
+                .map(str::to_string);
+        }
         match self.format {
             UsageFormat::ClaudeStream => self.claude(kind, &v),
             UsageFormat::CodexJson => self.codex(kind, &v),
@@ -374,6 +402,49 @@ mod tests {
             }
         );
         assert_eq!(model.as_deref(), Some("claude-opus-4-8"));
+    }
+
+    // The first line naming a conversation, as claude 2.1.197, codex 0.171.0, gemini
+    // 0.61.0 and opencode 1.18.33 printed it against the mock model.
+    #[test]
+    fn each_cli_names_the_conversation_a_later_step_resumes() {
+        let cases = [
+            (
+                UsageFormat::ClaudeStream,
+                r#"{"type":"system","subtype":"init","cwd":"/w","session_id":"3381d7eb-7d35-4075-ae42-8ced8b9e00e0","tools":[]}"#,
+                "3381d7eb-7d35-4075-ae42-8ced8b9e00e0",
+            ),
+            (
+                UsageFormat::CodexJson,
+                r#"{"type":"thread.started","thread_id":"01a235b3-395c-7c43-8f18-35a5853ed2e5"}"#,
+                "01a235b3-395c-7c43-8f18-35a5853ed2e5",
+            ),
+            (
+                UsageFormat::GeminiStream,
+                r#"{"type":"init","timestamp":"2026-12-02T07:41:22.757Z","session_id":"05b3ba0c-994c-458c-8451-dd26880a26f8","model":"auto"}"#,
+                "05b3ba0c-994c-458c-8451-dd26880a26f8",
+            ),
+            (
+                UsageFormat::OpencodeJson,
+                r#"{"type":"step_start","timestamp":1796197321622,"sessionID":"ses_dca4c1391ffedJ474Ie4F6bMu9","part":{"type":"step-start"}}"#,
+                "ses_dca4c1391ffedJ474Ie4F6bMu9",
+            ),
+        ];
+        for (format, line, id) in cases {
+            let mut m = Meter::new(format);
+            m.feed(line.as_bytes());
+            m.feed(b"\n");
+            // A later line naming another id does not replace the first.
+            m.feed(br#"{"type":"result","session_id":"other","thread_id":"other","sessionID":"other"}"#);
+            m.feed(b"\n");
+            assert_eq!(m.session(), Some(id), "{format:?}");
+        }
+        // What could not be an argument is not taken.
+        let mut m = Meter::new(UsageFormat::ClaudeStream);
+        m.feed(br#"{"type":"system","session_id":"--dangerous; rm -rf /"}"#);
+        m.feed(b"\n");
+        assert_eq!(m.session(), None);
+        assert!(!session_id_ok(""));
     }
 
     #[test]

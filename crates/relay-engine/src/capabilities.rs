@@ -21,6 +21,21 @@ pub fn unmetered(agent: &Agent) -> Option<String> {
     }
 }
 
+/// Why `agent`'s conversations cannot be continued, when they cannot (see
+/// `cli_table::session_support`).
+pub fn no_sessions(agent: &Agent) -> Option<String> {
+    let can = relay_broker::cli_table::session_support(agent.cli);
+    let cli = agent.cli.as_str();
+    match (agent.is_interactive(), can.oneshot, can.interactive) {
+        (_, false, _) => Some(format!("{cli} has no sessions a later run can name")),
+        (true, true, false) => Some(format!(
+            "an interactive {cli} session cannot be given an id to resume (one-shot runs, \
+             `interactive: false`, can)"
+        )),
+        _ => None,
+    }
+}
+
 /// One warning per field set in `file` that has no effect (yet, or offline).
 pub fn not_yet_effective(file: &RelayFile) -> Vec<Diagnostic> {
     let mut out = Vec::new();
@@ -49,6 +64,26 @@ pub fn not_yet_effective(file: &RelayFile) -> Vec<Diagnostic> {
                 _ => "swarm.tokenBudget does not count its tokens",
             };
             warn(format!("agents[{}]: {what}: {why}", a.name));
+        }
+    }
+    for wf in &file.workflows {
+        for step in &wf.steps {
+            if !step.session.is_some_and(relay_spec::SessionMode::continues) {
+                continue;
+            }
+            let Some(agent) = step
+                .agent
+                .as_deref()
+                .and_then(|n| file.agents.iter().find(|a| a.name == n))
+            else {
+                continue;
+            };
+            if let Some(why) = no_sessions(agent) {
+                warn(format!(
+                    "step `{}`: `session: resume` starts a new conversation each time: {why}",
+                    step.name
+                ));
+            }
         }
     }
     if let Some(s) = &file.swarm {

@@ -79,6 +79,22 @@ pub enum EventKind {
         #[serde(default, skip_serializing_if = "Option::is_none")]
         worker: Option<String>,
     },
+    /// The agent's CLI named its conversation (or was given one): what a later step of
+    /// the same agent with `session: resume` continues, in this run or a resumed one.
+    #[serde(rename = "agent:session")]
+    AgentSession {
+        /// Step name.
+        step: String,
+        /// Attempt number.
+        attempt: u32,
+        /// The agent.
+        agent: String,
+        /// The CLI's session id.
+        session: String,
+        /// Whether the attempt continued that conversation rather than starting it.
+        #[serde(default)]
+        resumed: bool,
+    },
     /// An interactive agent's TUI was judged ready.
     #[serde(rename = "agent:ready")]
     AgentReady {
@@ -553,6 +569,7 @@ impl EventKind {
         match self {
             EventKind::StepStarted { step, .. }
             | EventKind::AgentSpawned { step, .. }
+            | EventKind::AgentSession { step, .. }
             | EventKind::AgentSandboxed { step, .. }
             | EventKind::StepUsage { step, .. }
             | EventKind::StepTokenLimit { step, .. }

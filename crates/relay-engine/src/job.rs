@@ -110,6 +110,9 @@ pub struct StepJob {
     /// The checklist its agent must mark done (`verification: {type: checklist}`);
     /// judged by the run state, not by a check.
     pub checklist: Vec<relay_spec::ChecklistItem>,
+    /// Whether a step of its agent continues a conversation (`session: resume`), so an
+    /// interactive session is started in one a later step can name.
+    pub keeps_session: bool,
 }
 
 /// The section appended to the task of a step with a checklist: the items, and how to
@@ -388,6 +391,7 @@ pub fn resolve(
         _ => None,
     };
     let timeout = step.timeout_with(agent.as_ref());
+    let keeps_session = work_agent_keeps_session(ctx.wf, &work);
     Ok(StepJob {
         node: node.id,
         label: node.label.to_owned(),
@@ -406,6 +410,22 @@ pub fn resolve(
         human_assistance: !step.human_assistance_off(),
         permissions,
         checklist,
+        keeps_session,
+    })
+}
+
+/// Whether a step of `work`'s agent in `wf` continues a conversation; asked only of
+/// interactive agents (one-shot CLIs name their conversation themselves).
+fn work_agent_keeps_session(wf: &WorkflowDef, work: &Work) -> bool {
+    let Work::Agent(agent) = work else {
+        return false;
+    };
+    if !agent.is_interactive() {
+        return false;
+    }
+    wf.steps.iter().any(|s| {
+        s.agent.as_deref() == Some(agent.name.as_str())
+            && s.session.is_some_and(relay_spec::SessionMode::continues)
     })
 }
 
@@ -467,6 +487,8 @@ pub struct Launch {
     pub attempt: u32,
     /// Its task or command.
     pub text: String,
+    /// The conversation of its agent it continues (`session: resume`), when there is one.
+    pub session: Option<String>,
 }
 
 /// How many repairs a failing step of `wf` may get before its retries: with
@@ -553,6 +575,7 @@ pub fn repair_job(
         human_assistance: false,
         permissions,
         checklist: Vec::new(),
+        keeps_session: false,
         label,
     })
 }

@@ -366,6 +366,7 @@ pub fn prepare_resume(dir: &Path) -> Result<ResumePlan, RunsError> {
             completed: completed_steps(dir, &replay),
             approved: replay.approved.clone(),
             marks: replay.marks.clone(),
+            sessions: replay.sessions.clone(),
         },
         source_changed,
         bad_lines: replay.bad_lines,
@@ -448,6 +449,7 @@ pub fn prepare_start_from(
         completed,
         approved: Default::default(),
         marks: Default::default(),
+        sessions: Default::default(),
     })
 }
 

@@ -119,6 +119,8 @@ pub struct Snapshot {
     pub approved: std::collections::BTreeSet<String>,
     /// Checklist marks, by step (node label), then item.
     pub marks: crate::outcome::Marks,
+    /// The latest conversation of each agent (`agent:session`), by agent.
+    pub sessions: BTreeMap<String, String>,
 }
 
 /// The shape of `state.json`.
@@ -279,6 +281,10 @@ impl Snapshot {
                 ..
             } => {
                 self.approved.insert(step.clone());
+                return false;
+            }
+            EventKind::AgentSession { agent, session, .. } => {
+                self.sessions.insert(agent.clone(), session.clone());
                 return false;
             }
             EventKind::ChecklistMarked {

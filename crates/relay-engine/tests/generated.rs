@@ -261,6 +261,7 @@ proptest! {
                 presets: BTreeMap::new(),
                 approved: Default::default(),
                 marks: Default::default(),
+                sessions: BTreeMap::new(),
                 globs: BTreeMap::new(),
             },
             plan,

@@ -82,6 +82,7 @@ impl Launcher for Scripted {
             pgid: 0,
             usage: None,
             model: None,
+            session: None,
         })
     }
 

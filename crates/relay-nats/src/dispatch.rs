@@ -1010,6 +1010,7 @@ fn cancelled_process() -> ProcessOutcome {
         pgid: 0,
         usage: None,
         model: None,
+        session: None,
     }
 }
 

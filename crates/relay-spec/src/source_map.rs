@@ -190,6 +190,7 @@ struct StepAt {
     #[serde(alias = "break_if")]
     break_if: At,
     approval: At,
+    session: At,
     #[serde(default)]
     depends_on: Vec<Spanned<IgnoredAny>>,
     #[serde(default)]
@@ -261,6 +262,8 @@ pub enum StepField {
     BreakIf,
     /// The step's `approval`.
     Approval,
+    /// The step's `session`.
+    Session,
 }
 
 /// Which part of an agent a position is asked for.
@@ -440,6 +443,7 @@ impl SourceMap {
             StepField::Until => at(&step.until),
             StepField::BreakIf => at(&step.break_if),
             StepField::Approval => at(&step.approval),
+            StepField::Session => at(&step.session),
         };
         exact.or(at(&step.name))
     }

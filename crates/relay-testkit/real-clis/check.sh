@@ -3,7 +3,7 @@
 # CLIs, offline: each talks to the local mock model (mockllm.py here), which answers from
 # `REPLY:` in the prompt. One-shot (oneshot.yaml) and in PTYs with a message relayed into
 # each live session (interactive.yaml); token usage, a rate limit that parks a step and a
-# token budget (limits.yaml). Not part of the default test suite (the CLIs are
+# token budget (limits.yaml); sessions continued across steps (sessions.yaml). Not part of the default test suite (the CLIs are
 # about 1.6 GB).
 #
 #   CLI_BIN=/work/realclis/node_modules/.bin AIDER=/work/realclis/venv/bin/aider \
@@ -61,6 +61,32 @@ ok &= steps["parked"]["status"] == "completed" and not retried
 reason = steps["over-budget"].get("reason") or ""
 print(f"  over-budget     {steps['over-budget']['status']:10} {reason}")
 ok &= "token budget exhausted" in reason
+sys.exit(0 if ok else 1)
+PY
+# Sessions: a step with `session: resume` continues its agent's conversation. The mock
+# logs each request's body; the one carrying SECOND_X must carry FIRST_X (the earlier turn
+# sent again), and THIRD_X's must not.
+echo "== sessions.yaml"
+cp "$here"/sessions.yaml "$W/"
+"$RELAY" run sessions.yaml --json > "$root/sessions.json" 2> "$root/sessions.err" || status=1
+python3 - "$root/sessions.json" "$root/mock.jsonl" <<'PY' || { status=1; echo "  FAILED:"; sed 's/^/  /' "$root/sessions.err"; }
+import json, sys
+s = json.load(open(sys.argv[1]))
+steps = {st["name"]: st for st in s["steps"]}
+log = [json.loads(l) for l in open(sys.argv[2])]
+def bodies(word):
+    return [json.dumps(e.get("body", "")) for e in log if word in (e.get("prompt") or "")]
+ok = True
+for x in ["CLAUDE", "CODEX", "GEMINI", "OPENCODE", "CLAUDEPTY"]:
+    second, third = bodies("SECOND_" + x), bodies("THIRD_" + x)
+    kept = any("FIRST_" + x in b for b in second)
+    fresh = all("FIRST_" + x not in b for b in third)
+    good = kept and fresh
+    ok &= good
+    names = [n for n in steps if n.upper().replace("-", "").startswith(x.replace("PTY", "")) ]
+    status = " ".join(f"{n}={steps[n]['status']}" for n in sorted(names) if ("pty" in n) == x.endswith("PTY"))
+    print(f"  {x:10} resumed={'yes' if kept else 'NO'} new={'yes' if fresh else 'NO'} {status}")
+ok &= s["status"] == "completed"
 sys.exit(0 if ok else 1)
 PY
 # Nothing the runs started may be left.

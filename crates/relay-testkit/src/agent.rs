@@ -44,7 +44,11 @@ pub(crate) fn main() -> ! {
         let _ = script::append_line(Path::new(&path), &line);
     }
     script::set_cli(cli);
-    match argv::parse(cli, &args) {
+    let parsed = argv::parse_named(cli, &args).map(|(mode, named)| {
+        crate::conversation::set(named.resume, named.start);
+        mode
+    });
+    match parsed {
         Err(why) => fail(&format!(
             "fake-agent({}): unrecognized arguments: {} ({why})",
             cli.name(),

@@ -185,8 +185,29 @@ fn scan(
     Ok(out)
 }
 
+/// The conversation a command line names.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub(crate) struct Named {
+    /// An earlier conversation to continue.
+    pub(crate) resume: Option<String>,
+    /// The id of the new one.
+    pub(crate) start: Option<String>,
+}
+
 /// Checks `args` (without the program name) against `cli`'s shapes.
+#[cfg(test)]
 pub(crate) fn parse(cli: Cli, args: &[String]) -> Result<Mode, String> {
+    parse_named(cli, args).map(|(mode, _)| mode)
+}
+
+/// [`parse`], and the conversation the command line names.
+pub(crate) fn parse_named(cli: Cli, args: &[String]) -> Result<(Mode, Named), String> {
+    let mut named = Named::default();
+    let mode = parse_into(cli, args, &mut named)?;
+    Ok((mode, named))
+}
+
+fn parse_into(cli: Cli, args: &[String], named: &mut Named) -> Result<Mode, String> {
     const MODEL: [&str; 2] = ["--model", "-m"];
     let exec_only = |s: &Scan, flag: &str, sub: &str| -> Result<(), String> {
         if s.has(flag) {
@@ -218,8 +239,17 @@ pub(crate) fn parse(cli: Cli, args: &[String]) -> Result<Mode, String> {
                     "--print",
                     "--verbose",
                 ],
-                &["--model", "--output-format", "--permission-mode"],
+                &[
+                    "--model",
+                    "--output-format",
+                    "--permission-mode",
+                    "--resume",
+                    "-r",
+                    "--session-id",
+                ],
             )?;
+            named.resume = s.value(&["--resume", "-r"]).map(str::to_string);
+            named.start = s.value(&["--session-id"]).map(str::to_string);
             choice(
                 s.value(&["--permission-mode"]),
                 &["default", "acceptEdits", "plan", "bypassPermissions"],
@@ -259,6 +289,8 @@ pub(crate) fn parse(cli: Cli, args: &[String]) -> Result<Mode, String> {
                     "-s",
                     "--ask-for-approval",
                     "-a",
+                    "-c",
+                    "--config",
                 ],
             )?;
             choice(
@@ -272,6 +304,18 @@ pub(crate) fn parse(cli: Cli, args: &[String]) -> Result<Mode, String> {
                 Output::Text
             };
             match s.pos().as_slice() {
+                ["exec", "resume", ..] if s.value(&["--sandbox", "-s"]).is_some() => {
+                    // As codex 0.171.0 says: `exec resume` takes no `--sandbox`.
+                    Err("unexpected argument '--sandbox' for `exec resume`".into())
+                }
+                ["exec", "resume", id, "-"] => {
+                    named.resume = Some(id.to_string());
+                    Ok(Mode::OneShotStdin(out))
+                }
+                ["exec", "resume", id, task] => {
+                    named.resume = Some(id.to_string());
+                    Ok(one(task, out))
+                }
                 ["exec", _] if s.value(&["--ask-for-approval", "-a"]).is_some() => {
                     Err("--ask-for-approval is not valid with `exec`".into())
                 }
@@ -296,8 +340,13 @@ pub(crate) fn parse(cli: Cli, args: &[String]) -> Result<Mode, String> {
                     "--output-format",
                     "-o",
                     "--approval-mode",
+                    "--resume",
+                    "-r",
+                    "--session-id",
                 ],
             )?;
+            named.resume = s.value(&["--resume", "-r"]).map(str::to_string);
+            named.start = s.value(&["--session-id"]).map(str::to_string);
             choice(
                 s.value(&["--approval-mode"]),
                 &["default", "auto_edit", "yolo", "plan"],
@@ -320,7 +369,12 @@ pub(crate) fn parse(cli: Cli, args: &[String]) -> Result<Mode, String> {
             }
         }
         Cli::Opencode => {
-            let s = scan(args, &[], &["--model", "-m", "--format", "--agent"])?;
+            let s = scan(
+                args,
+                &[],
+                &["--model", "-m", "--format", "--agent", "--session", "-s"],
+            )?;
+            named.resume = s.value(&["--session", "-s"]).map(str::to_string);
             let format = s.value(&["--format"]);
             choice(format, &["default", "json"], "--format")?;
             let out = if format == Some("json") {
@@ -428,6 +482,80 @@ mod tests {
 
     fn one(task: &str) -> Result<Mode, String> {
         Ok(Mode::OneShot(task.into()))
+    }
+
+    #[test]
+    fn conversations_named_on_the_command_line() {
+        use Cli::*;
+        let n = |cli, args: &[&str]| {
+            let args: Vec<String> = args.iter().map(|s| s.to_string()).collect();
+            parse_named(cli, &args).map(|(m, named)| (m, named.resume, named.start))
+        };
+        let stdin = Mode::OneShotStdin(Output::Structured);
+        assert_eq!(
+            n(
+                Claude,
+                &[
+                    "--output-format",
+                    "stream-json",
+                    "--verbose",
+                    "--resume",
+                    "S",
+                    "-p"
+                ]
+            ),
+            Ok((stdin.clone(), Some("S".into()), None))
+        );
+        assert_eq!(
+            n(Claude, &["--session-id", "U"]),
+            Ok((Mode::Interactive, None, Some("U".into())))
+        );
+        assert_eq!(
+            n(
+                Codex,
+                &[
+                    "exec",
+                    "resume",
+                    "--skip-git-repo-check",
+                    "--json",
+                    "T",
+                    "-"
+                ]
+            ),
+            Ok((stdin.clone(), Some("T".into()), None))
+        );
+        assert!(
+            n(
+                Codex,
+                &["exec", "resume", "--sandbox", "read-only", "T", "-"]
+            )
+            .is_err()
+        );
+        assert_eq!(
+            n(
+                Codex,
+                &[
+                    "exec",
+                    "resume",
+                    "-c",
+                    "sandbox_mode=\"read-only\"",
+                    "T",
+                    "-"
+                ]
+            ),
+            Ok((Mode::OneShotStdin(Output::Text), Some("T".into()), None))
+        );
+        assert_eq!(
+            n(
+                Gemini,
+                &["--yolo", "--output-format", "stream-json", "--resume", "G"]
+            ),
+            Ok((stdin.clone(), Some("G".into()), None))
+        );
+        assert_eq!(
+            n(Opencode, &["run", "--format", "json", "--session", "ses_1"]),
+            Ok((stdin, Some("ses_1".into()), None))
+        );
     }
 
     #[test]

@@ -17,6 +17,7 @@
 mod agent;
 mod argv;
 pub mod chromium;
+mod conversation;
 pub mod nats;
 mod oneshot;
 mod procs;

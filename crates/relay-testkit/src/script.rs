@@ -24,6 +24,8 @@ pub(crate) enum ExitStyle {
 pub(crate) enum Marker {
     Say(String),
     EchoTask,
+    /// Reply with the tasks this conversation was given before (`recall: a | b`).
+    Recall,
     Stderr(String),
     Sleep(u64),
     Exit(i32),
@@ -222,7 +224,7 @@ fn marker(cmd: &str, arg: Option<&str>) -> Result<Marker, String> {
     );
     let no_arg = matches!(
         cmd,
-        "echo-task" | "crash" | "ignore-term" | "no-exit" | "obey-nudge" | "inbox"
+        "echo-task" | "crash" | "ignore-term" | "no-exit" | "obey-nudge" | "inbox" | "recall"
     );
     if !takes_arg && !no_arg {
         return Err(format!("fake-agent: unknown marker {cmd}"));
@@ -237,6 +239,7 @@ fn marker(cmd: &str, arg: Option<&str>) -> Result<Marker, String> {
     Ok(match cmd {
         "say" => Marker::Say(unescape(a)),
         "echo-task" => Marker::EchoTask,
+        "recall" => Marker::Recall,
         "stderr" => Marker::Stderr(unescape(a)),
         "sleep" => match number(arg) {
             Some(ms) => Marker::Sleep(ms),
@@ -386,6 +389,17 @@ pub(crate) trait Host {
 
 /// Runs `markers` of `task` in order.
 pub(crate) fn run(markers: &[Marker], task: &str, host: &mut dyn Host) {
+    // Conversations are kept only where the test named a state directory, so no run
+    // leaves files in the working tree.
+    let earlier = match std::env::var_os("FAKE_AGENT_STATE_DIR") {
+        Some(dir) => {
+            let dir = PathBuf::from(dir);
+            let earlier = crate::conversation::history(&dir);
+            crate::conversation::remember(&dir, task);
+            earlier
+        }
+        None => Vec::new(),
+    };
     for m in markers {
         match m {
             Marker::Say(text) => host.reply(text),
@@ -412,6 +426,8 @@ pub(crate) fn run(markers: &[Marker], task: &str, host: &mut dyn Host) {
             // Echoed markers are defused so they do not act again in the next agent that
             // reads this output; `emit` passes one on on purpose.
             Marker::EchoTask => host.reply(&task.replace(OPEN, "[fake:")),
+            Marker::Recall if earlier.is_empty() => host.reply("recall: (nothing)"),
+            Marker::Recall => host.reply(&format!("recall: {}", earlier.join(" | "))),
             Marker::Emit(marker) => host.reply(&format!("{OPEN}{marker}{CLOSE}")),
             Marker::Stderr(text) => host.stderr(text),
             Marker::Sleep(ms) => host.sleep(*ms),

@@ -39,17 +39,20 @@ impl Structured {
     }
 
     fn start(&self) {
+        let id = json(&crate::conversation::id());
         match self.cli {
             Cli::Claude => self.line(&format!(
-                r#"{{"type":"system","subtype":"init","model":{},"permissionMode":"bypassPermissions"}}"#,
+                r#"{{"type":"system","subtype":"init","session_id":{id},"model":{},"permissionMode":"bypassPermissions"}}"#,
                 json(&self.model)
             )),
-            Cli::Codex => self.line(r#"{"type":"thread.started","thread_id":"fake"}"#),
+            Cli::Codex => self.line(&format!(r#"{{"type":"thread.started","thread_id":{id}}}"#)),
             Cli::Gemini => self.line(&format!(
-                r#"{{"type":"init","session_id":"fake","model":{}}}"#,
+                r#"{{"type":"init","session_id":{id},"model":{}}}"#,
                 json(&self.model)
             )),
-            _ => self.line(r#"{"type":"step_start","part":{"type":"step-start"}}"#),
+            _ => self.line(&format!(
+                r#"{{"type":"step_start","sessionID":{id},"part":{{"type":"step-start"}}}}"#
+            )),
         }
     }
 

@@ -3,7 +3,10 @@
 //! agent under `--rehearse`, timing from the settings). Pure: no I/O.
 
 use relay_broker::Launcher;
-use relay_broker::cli_table::{Invocation, interactive_args, oneshot_args, profile, usage_format};
+use relay_broker::cli_table::{
+    Invocation, SessionArg, interactive_args_in, oneshot_args_in, profile, session_support,
+    usage_format,
+};
 use relay_broker::process::ProcessSpec;
 use relay_broker::sandbox::Sandbox;
 use relay_broker::sandbox::plan::{Context, plan};
@@ -287,6 +290,7 @@ pub(super) fn agent_process<L: Launcher>(
     job: &StepJob,
     agent: &Agent,
     task: &str,
+    resume: Option<&str>,
 ) -> ProcessSpec {
     let mut env = base_env(shared, job);
     if shared.rehearse {
@@ -311,7 +315,7 @@ pub(super) fn agent_process<L: Launcher>(
         return spec;
     }
     let how = invocation(job, true);
-    let one = oneshot_args(agent.cli, agent.effective_model(), task, how);
+    let one = oneshot_args_in(agent.cli, agent.effective_model(), task, how, resume);
     let mut spec = process(
         shared,
         job,
@@ -326,20 +330,61 @@ pub(super) fn agent_process<L: Launcher>(
     spec
 }
 
-/// An interactive agent's terminal session for attempt `attempt`.
+/// The conversation an interactive session of `agent` works in: `resume` continued, or
+/// a new one named `fresh()` when a later step of the agent will continue it; `None`
+/// when its CLI cannot be given one (see `cli_table::session_support`).
+pub(super) fn conversation<L: Launcher>(
+    shared: &Shared<L>,
+    job: &StepJob,
+    agent: &Agent,
+    resume: Option<&str>,
+    fresh: impl FnOnce() -> String,
+) -> Option<Conversation> {
+    if shared.rehearse || !session_support(agent.cli).interactive {
+        return None;
+    }
+    match resume {
+        Some(id) => Some(Conversation {
+            id: id.to_string(),
+            resumed: true,
+        }),
+        None if job.keeps_session => Some(Conversation {
+            id: fresh(),
+            resumed: false,
+        }),
+        None => None,
+    }
+}
+
+/// An interactive session's conversation (see [`conversation`]).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(super) struct Conversation {
+    /// The CLI's session id.
+    pub id: String,
+    /// Whether it continues an earlier step's.
+    pub resumed: bool,
+}
+
+/// An interactive agent's terminal session for attempt `attempt`, in `conversation`.
 pub(super) fn session<L: Launcher>(
     shared: &Shared<L>,
     job: &StepJob,
     agent: &Agent,
     attempt: u32,
     task: String,
+    conversation: Option<&Conversation>,
 ) -> SessionSpec {
     let p = profile(agent.cli);
     let mut argv = vec![p.program.to_string()];
-    argv.extend(interactive_args(
+    let session = conversation.map(|c| match c.resumed {
+        true => SessionArg::Resume(&c.id),
+        false => SessionArg::Start(&c.id),
+    });
+    argv.extend(interactive_args_in(
         agent.cli,
         agent.effective_model(),
         invocation(job, false),
+        session,
     ));
     let mut timing: SessionTiming = shared.settings.session_timing();
     // The agent's own threshold when it sets one (0 disables), else the settings'.

@@ -324,6 +324,7 @@ async fn conflicted<L: Launcher>(
         job: Arc::new(rjob),
         attempt: launch.attempt,
         text,
+        session: None,
     };
     let ran = run_it(shared, &rlaunch, cancel).await;
     if let Ok(a) = &ran {
@@ -444,6 +445,38 @@ fn without_running<L: Launcher>(shared: &Shared<L>, job: &StepJob) -> Option<Ste
     }
 }
 
+/// A random (version 4) UUID: the name of a new conversation a later step resumes.
+/// Drawn from the standard library's per-process random hasher keys, which the OS
+/// seeds; unique, not secret.
+fn new_uuid() -> String {
+    use std::hash::{BuildHasher, Hasher};
+    let half = |salt: u64| {
+        let mut h = std::collections::hash_map::RandomState::new().build_hasher();
+        h.write_u64(salt);
+        h.write_u128(
+            std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .map_or(0, |d| d.as_nanos()),
+        );
+        h.finish()
+    };
+    let (a, b) = (half(1), half(2));
+    let mut bytes = [0u8; 16];
+    bytes[..8].copy_from_slice(&a.to_be_bytes());
+    bytes[8..].copy_from_slice(&b.to_be_bytes());
+    bytes[6] = (bytes[6] & 0x0f) | 0x40;
+    bytes[8] = (bytes[8] & 0x3f) | 0x80;
+    let hex: String = bytes.iter().map(|b| format!("{b:02x}")).collect();
+    format!(
+        "{}-{}-{}-{}-{}",
+        &hex[..8],
+        &hex[8..12],
+        &hex[12..16],
+        &hex[16..20],
+        &hex[20..]
+    )
+}
+
 /// Runs the attempt itself; an error is the machine failing it.
 async fn run_it<L: Launcher>(
     shared: &Arc<Shared<L>>,
@@ -457,7 +490,9 @@ async fn run_it<L: Launcher>(
     }
     match &job.work {
         Work::Agent(agent) if agent.is_interactive() && !shared.rehearse => {
-            session_attempt(shared, job, launch.attempt, &text, cancel).await
+            let conversation =
+                launch::conversation(shared, job, agent, launch.session.as_deref(), new_uuid);
+            session_attempt(shared, job, launch.attempt, &text, conversation, cancel).await
         }
         Work::Agent(agent) => {
             // A one-shot agent learns who else is in the run, and gets the messages
@@ -468,8 +503,10 @@ async fn run_it<L: Launcher>(
                 shared.messaging.with_note(&text, &agent.name)
             );
             let task = launch::fit_argument(job, agent, task).await?;
-            let spec = launch::agent_process(shared, job, agent, &task);
-            let attempt = process_attempt(shared, job, launch.attempt, spec, cancel).await?;
+            let resume = launch.session.as_deref();
+            let spec = launch::agent_process(shared, job, agent, &task, resume);
+            let attempt =
+                process_attempt(shared, job, launch.attempt, spec, resume, cancel).await?;
             for d in handed {
                 d.delivered();
             }
@@ -487,7 +524,8 @@ async fn run_it<L: Launcher>(
         } => {
             let script = launch::worktree_script(branch, base, *create, path, shared.rehearse);
             let spec = launch::command_process(shared, job, &script);
-            let mut attempt = process_attempt(shared, job, launch.attempt, spec, cancel).await?;
+            let mut attempt =
+                process_attempt(shared, job, launch.attempt, spec, None, cancel).await?;
             attempt.output = attempt.output.trim().to_string();
             Ok(attempt)
         }
@@ -524,7 +562,8 @@ async fn run_it<L: Launcher>(
         Work::Repair { .. } => Err("a repair runs on its own".into()),
         Work::Command { capture_output, .. } => {
             let spec = launch::command_process(shared, job, &text);
-            let mut attempt = process_attempt(shared, job, launch.attempt, spec, cancel).await?;
+            let mut attempt =
+                process_attempt(shared, job, launch.attempt, spec, None, cancel).await?;
             if !capture_output {
                 attempt.output = match attempt.exit_code {
                     Some(code) => format!("command completed (exit {code})"),
@@ -558,8 +597,8 @@ async fn repair_attempt<L: Launcher>(
         Ok(t) => t,
         Err(why) => return StepOutcome::Broken { why },
     };
-    let spec = launch::agent_process(shared, job, agent, &task);
-    let attempt = match process_attempt(shared, job, launch.attempt, spec, cancel).await {
+    let spec = launch::agent_process(shared, job, agent, &task, None);
+    let attempt = match process_attempt(shared, job, launch.attempt, spec, None, cancel).await {
         Ok(a) => a,
         Err(why) => return StepOutcome::Broken { why },
     };
@@ -623,6 +662,7 @@ async fn process_attempt<L: Launcher>(
     job: &StepJob,
     attempt: u32,
     spec: relay_broker::process::ProcessSpec,
+    resuming: Option<&str>,
     cancel: &CancellationToken,
 ) -> Result<Attempt, String> {
     if let Some(sandbox) = &spec.sandbox {
@@ -654,6 +694,15 @@ async fn process_attempt<L: Launcher>(
         spawned(pgid);
     }
     let out = res.map_err(|e| e.to_string())?;
+    if let (Some(agent), Some(session)) = (job.agent(), &out.session) {
+        let _ = shared.events.send(EventKind::AgentSession {
+            step: job.label.clone(),
+            attempt,
+            agent: agent.name.clone(),
+            session: session.clone(),
+            resumed: resuming == Some(session.as_str()),
+        });
+    }
     if out.dropped > 0 {
         let _ = shared.events.send(EventKind::Warning {
             message: format!(
@@ -709,16 +758,26 @@ async fn session_attempt<L: Launcher>(
     job: &StepJob,
     attempt: u32,
     text: &str,
+    conversation: Option<launch::Conversation>,
     cancel: &CancellationToken,
 ) -> Result<Attempt, String> {
     let Work::Agent(agent) = &job.work else {
         return Err(format!("step `{}` has no agent", job.step_name));
     };
+    if let Some(c) = &conversation {
+        let _ = shared.events.send(EventKind::AgentSession {
+            step: job.label.clone(),
+            attempt,
+            agent: agent.name.clone(),
+            session: c.id.clone(),
+            resumed: c.resumed,
+        });
+    }
     let task = format!(
         "{}\n\n{EXIT_INSTRUCTION}",
         shared.messaging.with_note(text, &agent.name)
     );
-    let spec = launch::session(shared, job, agent, attempt, task);
+    let spec = launch::session(shared, job, agent, attempt, task, conversation.as_ref());
     if let Some(sandbox) = &spec.sandbox {
         let _ = shared.events.send(EventKind::AgentSandboxed {
             step: job.label.clone(),

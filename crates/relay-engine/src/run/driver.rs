@@ -120,14 +120,14 @@ pub(crate) async fn drive<L: Launcher>(
                     Input::Cancel { reason: why() }
                 }
                 Some(kind) = events.recv() => {
-                    note_spending(&kind, &mut pending);
+                    note_for_state(&kind, &mut pending);
                     log.push(kind);
                     continue;
                 }
                 Some(joined) = tasks.join_next_with_id() => {
                     // Every event an attempt sent before it returned is recorded first.
                     while let Ok(kind) = events.try_recv() {
-                        note_spending(&kind, &mut pending);
+                        note_for_state(&kind, &mut pending);
                         log.push(kind);
                     }
                     log.flush().await?;
@@ -229,7 +229,7 @@ pub(crate) async fn drive<L: Launcher>(
                     continue;
                 }
             };
-            // Spending is known to the state before anything else happens.
+            // Spending and conversations are known to the state before anything else happens.
             for p in pending.drain(..) {
                 effects.extend(state.handle(p, Instant::now()));
             }
@@ -245,20 +245,25 @@ pub(crate) async fn drive<L: Launcher>(
     result
 }
 
-/// The state's input for an event that reports spending.
-fn note_spending(kind: &EventKind, pending: &mut Vec<Input>) {
-    if let EventKind::StepUsage {
-        step,
-        usage,
-        cost_usd,
-        ..
-    } = kind
-    {
-        pending.push(Input::Usage {
+/// The state's input for an event it must know of: spending, and the conversation an
+/// agent works in.
+fn note_for_state(kind: &EventKind, pending: &mut Vec<Input>) {
+    match kind {
+        EventKind::StepUsage {
+            step,
+            usage,
+            cost_usd,
+            ..
+        } => pending.push(Input::Usage {
             step: step.clone(),
             usage: *usage,
             cost_usd: *cost_usd,
-        });
+        }),
+        EventKind::AgentSession { agent, session, .. } => pending.push(Input::Session {
+            agent: agent.clone(),
+            session: session.clone(),
+        }),
+        _ => {}
     }
 }
 

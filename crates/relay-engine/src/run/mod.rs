@@ -121,6 +121,8 @@ pub struct ResumeFrom {
     pub approved: std::collections::BTreeSet<String>,
     /// Checklist marks that run recorded (same run only).
     pub marks: state::Marks,
+    /// Each agent's latest conversation in that run (same run only).
+    pub sessions: BTreeMap<String, String>,
 }
 
 /// Why a run could not start or could not go on.
@@ -348,6 +350,12 @@ pub async fn run<L: Launcher>(
                 .as_ref()
                 .filter(|r| r.same_run)
                 .map(|r| r.marks.clone())
+                .unwrap_or_default(),
+            sessions: req
+                .resume
+                .as_ref()
+                .filter(|r| r.same_run)
+                .map(|r| r.sessions.clone())
                 .unwrap_or_default(),
             globs,
         },

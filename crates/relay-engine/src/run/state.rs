@@ -89,6 +89,13 @@ pub enum Input {
         /// Who marked it.
         by: String,
     },
+    /// `agent`'s CLI named the conversation it works in.
+    Session {
+        /// The agent.
+        agent: String,
+        /// The CLI's session id.
+        session: String,
+    },
     /// Node `step` (its label; empty for spending a resumed run brings along) spent
     /// tokens and dollars.
     Usage {
@@ -190,6 +197,8 @@ pub struct RunSetup<'a> {
     pub approved: BTreeSet<String>,
     /// Checklist marks an earlier coordinator of this run recorded.
     pub marks: Marks,
+    /// Each agent's latest conversation an earlier coordinator of this run recorded.
+    pub sessions: BTreeMap<String, String>,
     /// Files matched by the globs of for-each loops, by glob as written.
     pub globs: BTreeMap<String, Vec<String>>,
 }
@@ -332,6 +341,8 @@ pub struct RunState<'a> {
     approved: BTreeSet<String>,
     /// Checklist marks, by node label.
     marks: Marks,
+    /// Each agent's latest conversation, by agent: what `session: resume` continues.
+    sessions: BTreeMap<String, String>,
     /// Steps whose approval was asked for.
     approval_asked: BTreeSet<StepIdx>,
     /// Nodes waiting for approval that time out, and when.
@@ -398,6 +409,7 @@ impl<'a> RunState<'a> {
                 .is_some_and(|e| e.on_exhaustion() == relay_spec::OnExhaustion::NeedsHuman),
             approved: setup.approved,
             marks: setup.marks,
+            sessions: setup.sessions,
             approval_asked: BTreeSet::new(),
             approval_deadlines: BTreeMap::new(),
             globs: setup.globs,
@@ -503,6 +515,9 @@ impl<'a> RunState<'a> {
                 mark,
                 by,
             } => self.mark(step, item, mark, by, &mut out),
+            Input::Session { agent, session } => {
+                self.sessions.insert(agent, session);
+            }
             Input::Usage {
                 step,
                 usage,
@@ -951,6 +966,7 @@ impl<'a> RunState<'a> {
         if self.hold_back(id, &job, n, previous, now, out) {
             return;
         }
+        let session = self.session_for(&job);
         let rec = &mut self.nodes.0[id.index()];
         let text = job::attempt_text(&job, n, previous);
         out.push(Effect::Record(EventKind::StepStarted {
@@ -974,7 +990,19 @@ impl<'a> RunState<'a> {
             job,
             attempt: n,
             text,
+            session,
         }));
+    }
+
+    /// The conversation an attempt of `job` continues: its agent's latest, when its step
+    /// says `session: resume` (or `inherit`) and the agent has one.
+    fn session_for(&self, job: &StepJob) -> Option<String> {
+        let agent = job.agent()?;
+        let step = self.wf.steps.get(job.step.get())?;
+        if !step.session.is_some_and(relay_spec::SessionMode::continues) {
+            return None;
+        }
+        self.sessions.get(&agent.name).cloned()
     }
 
     fn attempt_done(
@@ -1175,6 +1203,7 @@ impl<'a> RunState<'a> {
             step: label.to_owned(),
             answer: text.clone(),
         }));
+        let session = self.session_for(&job);
         let rec = &mut self.nodes.0[i];
         let next = n + 1;
         let text = job::answered_text(&job, &output, &question, &text);
@@ -1193,6 +1222,7 @@ impl<'a> RunState<'a> {
             job,
             attempt: next,
             text,
+            session,
         }));
     }
 
@@ -1268,6 +1298,7 @@ impl<'a> RunState<'a> {
             job: Arc::new(repair),
             attempt: n,
             text,
+            session: None,
         }));
         true
     }

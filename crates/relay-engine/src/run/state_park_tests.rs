@@ -22,6 +22,7 @@ fn sim_parking<'a>(f: &'a Fixture, parked: BTreeMap<String, u64>) -> Sim<'a> {
             presets: BTreeMap::new(),
             approved: Default::default(),
             marks: Default::default(),
+            sessions: Default::default(),
             globs: BTreeMap::new(),
         },
         plan,

@@ -88,6 +88,7 @@ impl<'a> Sim<'a> {
                 presets,
                 approved,
                 marks,
+                sessions: BTreeMap::new(),
                 globs,
             },
             plan,
@@ -1525,4 +1526,34 @@ fn marks_from_an_earlier_coordinator_still_count() {
         ["build", "after"],
         "build completed on its earlier marks"
     );
+}
+
+/// `session: resume` launches with the agent's latest conversation, as the driver
+/// reported it; `new` and other agents' steps launch with none.
+#[test]
+fn resumed_sessions_continue_the_agents_latest_conversation() {
+    let f = fixture(
+        "name: t\nagents:\n  - {name: a, cli: claude}\n  - {name: b, cli: codex}\nworkflows:\n  - name: w\n    steps:\n      - {name: one, agent: a, task: x}\n      - {name: two, agent: a, dependsOn: [one], session: resume, task: x}\n      - {name: other, agent: b, dependsOn: [two], session: resume, task: x}\n      - {name: fresh, agent: a, dependsOn: [other], task: x}\n",
+    );
+    let mut sim = Sim::new(&f);
+    assert_eq!(sim.pending[0].session, None, "nothing to continue yet");
+    sim.input(Input::Session {
+        agent: "a".into(),
+        session: "s-1".into(),
+    });
+    sim.answer(done("ok"));
+    assert_eq!(sim.pending[0].job.label, "two");
+    assert_eq!(sim.pending[0].session.as_deref(), Some("s-1"));
+    sim.input(Input::Session {
+        agent: "a".into(),
+        session: "s-2".into(),
+    });
+    sim.answer(done("ok"));
+    assert_eq!(sim.pending[0].job.label, "other");
+    assert_eq!(sim.pending[0].session, None, "agent b has no conversation");
+    sim.answer(done("ok"));
+    assert_eq!(sim.pending[0].job.label, "fresh");
+    assert_eq!(sim.pending[0].session, None, "`session: new` starts one");
+    let s = sim.run(|_| done("ok"));
+    assert_eq!(s.status, RunStatus::Completed);
 }

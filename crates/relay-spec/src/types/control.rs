@@ -100,6 +100,29 @@ pub struct ApprovalSettings {
     pub on_timeout: Option<OnTimeout>,
 }
 
+/// `session:` on an agent step: which conversation of its agent it talks in.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "lowercase")]
+pub enum SessionMode {
+    /// A conversation of its own (the default).
+    #[default]
+    New,
+    /// The conversation of the agent's latest earlier step, continued: the CLI's own
+    /// session (claude and gemini `--resume ID`, codex `exec resume ID`, opencode
+    /// `--session ID`, Cursor `--resume ID`). A new one when the agent has none yet.
+    Resume,
+    /// As `resume`, across into a sub-workflow: its first step continues the agent's
+    /// conversation from the workflow that includes it.
+    Inherit,
+}
+
+impl SessionMode {
+    /// Whether the step continues an earlier conversation.
+    pub fn continues(self) -> bool {
+        self != SessionMode::New
+    }
+}
+
 /// What an approval that timed out decides.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
 #[serde(rename_all = "lowercase")]

@@ -36,7 +36,9 @@ use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
 pub use agent::{Agent, Cli, Constraints, Placement};
-pub use control::{Approval, ApprovalSettings, Items, Loop, OnTimeout, SkipIf, SkipRule};
+pub use control::{
+    Approval, ApprovalSettings, Items, Loop, OnTimeout, SessionMode, SkipIf, SkipRule,
+};
 pub use coordination::{
     Barrier, ClaimsMode, ConsensusStrategy, Coordination, ErrorHandling, OnError, OnExhaustion,
     StateBackend, StateConfig,

@@ -212,6 +212,11 @@ pub struct Step {
     /// Extension: which workflow of that file (default: its first).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub workflow_name: Option<String>,
+    /// Extension (agent steps): `new` (default) starts a conversation of its own;
+    /// `resume` continues the agent's latest earlier conversation; `inherit` does so
+    /// across into a sub-workflow.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub session: Option<super::control::SessionMode>,
 }
 
 /// What a waitFor step waits for: events from a provider, about one or more paths.

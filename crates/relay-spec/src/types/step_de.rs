@@ -56,6 +56,7 @@ pub const STEP_FIELDS: &[&str] = &[
     "permissions",
     "workflow",
     "workflowName",
+    "session",
 ];
 
 impl<'de> Deserialize<'de> for Step {
@@ -151,6 +152,7 @@ impl<'de> Visitor<'de> for StepVisitor {
                 "permissions" => s.permissions = map.next_value()?,
                 "workflow" => s.workflow = map.next_value()?,
                 "workflowName" | "workflow_name" => s.workflow_name = map.next_value()?,
+                "session" => s.session = map.next_value()?,
                 _ => extras.push(Extra {
                     key: key.value,
                     pos,

@@ -9,7 +9,7 @@ use crate::condition::{self, Name};
 use crate::graph::{StepGraph, StepIdx};
 use crate::load::StepField;
 use crate::suggest::{did_you_mean, shown};
-use crate::types::{SkipRule, Step, WorkflowDef};
+use crate::types::{SessionMode, SkipRule, Step, WorkflowDef};
 
 use super::{Ctx, Diagnostic, Report, hint, regex_check};
 
@@ -59,6 +59,15 @@ pub(super) fn step_control(
                 StepField::If,
                 report,
             );
+        }
+        if step.session.is_some_and(SessionMode::continues) && step.agent.is_none() {
+            report.push(Diagnostic::error(
+                map.step(w, s, StepField::Session),
+                format!(
+                    "step `{name}`: `session` continues an agent's conversation, and the step \
+                     names no `agent`"
+                ),
+            ));
         }
         if let Some(skip) = &step.skip_if
             && let SkipRule::Unknown(t) = skip.rule()
