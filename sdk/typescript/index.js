@@ -129,7 +129,12 @@ function toResult(summary, exitCode, events, stderr) {
 }
 
 function execute(args, stdinText, opts = {}) {
-  const program = findBinary(opts.bin);
+  let program;
+  try {
+    program = findBinary(opts.bin);
+  } catch (e) {
+    return Promise.reject(e);
+  }
   const cmd = [...args, "--json", "--events-json"];
   for (const [k, v] of Object.entries(stringVars(opts.vars))) cmd.push("--var", `${k}=${v}`);
   const progress = opts.progress ?? Boolean(process.stderr.isTTY);

@@ -218,6 +218,8 @@ def execute(
             summary = obj
     code = proc.wait()
     reader.join()
+    proc.stdout.close()
+    proc.stderr.close()
     stderr = "".join(err_chunks)
     if summary is None:
         message = stderr.strip() or f"agent-relay exited with status {code}"
