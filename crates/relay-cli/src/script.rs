@@ -258,7 +258,12 @@ pub fn build(script: &Path, lang: Lang) -> CliResult<String> {
         Ok(f) => f
             .take(4 * relay_spec::limits::MAX_FILE_BYTES as u64)
             .read_to_string(&mut text)
-            .map_err(|e| CliError::invalid(format!("cannot read what {} handed over: {e}", script.display())))?,
+            .map_err(|e| {
+                CliError::invalid(format!(
+                    "cannot read what {} handed over: {e}",
+                    script.display()
+                ))
+            })?,
         Err(_) => {
             return Err(CliError::invalid(format!(
                 "{} ended without handing over a workflow: it must call `.run()` on the \

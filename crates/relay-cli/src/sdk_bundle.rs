@@ -101,7 +101,9 @@ fn cache_root() -> PathBuf {
 /// The user's id, for a per-user directory under the shared temporary directory.
 fn uid() -> u32 {
     use std::os::unix::fs::MetadataExt;
-    std::fs::metadata("/proc/self").map(|m| m.uid()).unwrap_or(0)
+    std::fs::metadata("/proc/self")
+        .map(|m| m.uid())
+        .unwrap_or(0)
 }
 
 /// Marks a complete directory.

@@ -51,7 +51,12 @@ mod tests {
         let _ = std::fs::remove_dir_all(&dir);
         assert_eq!(loaded.origin, "<stdin>");
         let step = &loaded.file.workflows[0].steps[0];
-        assert_eq!(step.command.as_deref(), Some("echo hello"), "{:?}", loaded.diagnostics);
+        assert_eq!(
+            step.command.as_deref(),
+            Some("echo hello"),
+            "{:?}",
+            loaded.diagnostics
+        );
     }
 
     #[test]

@@ -26,8 +26,8 @@ mod types;
 pub mod validate;
 pub mod vars;
 
-pub use files::{load_file, load_source};
 pub use builder::{AgentBuilder, FileBuilder, StepBuilder, ToYamlError};
+pub use files::{load_file, load_source};
 pub use load::{LoadError, Loaded, Pos, parse};
 pub use schema::{custom_steps_schema, json_schema};
 pub use types::*;
