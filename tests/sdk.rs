@@ -134,7 +134,12 @@ fn a_typescript_workflow_runs_with_tsx_or_says_what_to_install() {
         .is_ok_and(|s| s.success());
     let has_tsx = on_path("tsx");
     let out = relay(&w)
-        .args(["run", &example("sdk-typescript.ts"), "--rehearse", "--json"])
+        .args([
+            "run",
+            &example("sdk-typescript.mts"),
+            "--rehearse",
+            "--json",
+        ])
         .output()
         .unwrap();
     if has_tsx || node_strips {

@@ -1,6 +1,6 @@
 // A workflow written in TypeScript with the agent-relay SDK.
 //
-//   agent-relay run examples/sdk-typescript.ts --rehearse
+//   agent-relay run examples/sdk-typescript.mts --rehearse
 //
 // TypeScript runs through `tsx` when it is on PATH (`npm install -g tsx`), else through
 // Node's own type stripping (Node.js 22.6 or later); with neither, the binary says so.
