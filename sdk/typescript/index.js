@@ -171,7 +171,10 @@ function execute(args, stdinText, opts = {}) {
           try {
             opts.onEvent(obj);
           } catch (e) {
+            // The caller gives up on the run: the binary is asked to cancel, which ends
+            // its agents; the promise rejects with the error once it has exited.
             failed = failed || e;
+            child.kill("SIGTERM");
           }
         }
       } else if (obj && typeof obj === "object" && "runId" in obj && "steps" in obj) {

@@ -151,6 +151,20 @@ def _string_vars(vars):
     return out
 
 
+def _stop(proc):
+    proc.terminate()
+    try:
+        proc.wait(timeout=15)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        proc.wait()
+    for pipe in (proc.stdout, proc.stderr):
+        try:
+            pipe.close()
+        except OSError:
+            pass
+
+
 def execute(
     args: List[str],
     stdin_text: Optional[str],
@@ -202,20 +216,27 @@ def execute(
             pass
     events: List[Dict[str, Any]] = []
     summary = None
-    for line in proc.stdout:
-        line = line.strip()
-        if not line:
-            continue
-        try:
-            obj = json.loads(line)
-        except ValueError:
-            continue
-        if isinstance(obj, dict) and "type" in obj and "ts" in obj:
-            events.append(obj)
-            if on_event is not None:
-                on_event(obj)
-        elif isinstance(obj, dict) and "runId" in obj and "steps" in obj:
-            summary = obj
+    try:
+        for line in proc.stdout:
+            line = line.strip()
+            if not line:
+                continue
+            try:
+                obj = json.loads(line)
+            except ValueError:
+                continue
+            if isinstance(obj, dict) and "type" in obj and "ts" in obj:
+                events.append(obj)
+                if on_event is not None:
+                    on_event(obj)
+            elif isinstance(obj, dict) and "runId" in obj and "steps" in obj:
+                summary = obj
+    except BaseException:
+        # The caller gives up on the run (its on_event raised, Ctrl+C): the binary is
+        # asked to cancel, which ends its agents, and is waited for.
+        _stop(proc)
+        reader.join()
+        raise
     code = proc.wait()
     reader.join()
     proc.stdout.close()

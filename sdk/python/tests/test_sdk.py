@@ -168,6 +168,21 @@ class RunTest(Scratch):
         self.assertIn("no-such-agent-relay", str(cm.exception))
         self.assertIn("AGENT_RELAY_BIN", str(cm.exception))
 
+    def test_an_on_event_that_raises_cancels_the_run_and_raises(self):
+        wf = workflow("slow").step("wait", command="sleep 30")
+
+        def stop(event):
+            if event["type"] == "step:started":
+                raise RuntimeError("enough")
+
+        with self.assertRaises(RuntimeError):
+            wf.run(on_event=stop, cwd=self.dir, env=self.env)
+        runs = os.path.join(self.dir, ".agent-relay", "runs")
+        (run,) = os.listdir(runs)
+        with open(os.path.join(runs, run, "events.jsonl")) as f:
+            types = [json.loads(l)["type"] for l in f if l.strip()]
+        self.assertEqual(types[-1], "run:cancelled", types)
+
     def test_run_yaml_runs_a_file_with_its_workflow_and_vars(self):
         path = os.path.join(self.dir, "two.yaml")
         with open(path, "w") as f:

@@ -7,7 +7,7 @@
 import { test } from "node:test";
 import assert from "node:assert/strict";
 import { spawnSync } from "node:child_process";
-import { existsSync, mkdtempSync, rmSync, writeFileSync } from "node:fs";
+import { existsSync, mkdtempSync, readFileSync, readdirSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 
@@ -123,6 +123,19 @@ test("a missing binary rejects naming it", async (t) => {
     workflow("t").step("s", { command: "true" }).run({ bin: missing }),
     (e) => e instanceof AgentRelayNotFound && e.message.includes("no-such-agent-relay") && e.message.includes("AGENT_RELAY_BIN"),
   );
+});
+
+test("an onEvent that throws cancels the run and rejects", async (t) => {
+  const dir = scratch(t);
+  const wf = workflow("slow").step("wait", { command: "sleep 30" });
+  const stop = (e) => {
+    if (e.type === "step:started") throw new Error("enough");
+  };
+  await assert.rejects(wf.run({ onEvent: stop, cwd: dir, env }), /enough/);
+  const runs = join(dir, ".agent-relay", "runs");
+  const [run] = readdirSync(runs);
+  const types = readFileSync(join(runs, run, "events.jsonl"), "utf8").trim().split("\n").map((l) => JSON.parse(l).type);
+  assert.equal(types.at(-1), "run:cancelled");
 });
 
 test("runWorkflow runs a file with its workflow and vars", async (t) => {
