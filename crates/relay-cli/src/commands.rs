@@ -17,7 +17,7 @@ use crate::execute::{Job, Output, execute, workdir};
 #[derive(Args, Debug)]
 pub struct WorkflowArgs {
     /// The workflow file (relay.yaml), `-` for standard input, a script that builds one
-    /// with the SDK (`.py`, `.js`, `.mjs`, `.ts`), or the name of a template when no such
+    /// with the SDK (`.py`, `.js`, `.mjs`, `.mts`, `.ts`), or the name of a template when no such
     /// file exists.
     pub file: PathBuf,
     /// Which workflow of the file to use (default: the first).
@@ -86,7 +86,7 @@ pub struct ValidateArgs {
     pub wf: WorkflowArgs,
 }
 
-/// Reads FILE (`-`: standard input; a `.py`, `.js`, `.mjs` or `.ts` script is run to
+/// Reads FILE (`-`: standard input; a `.py`, `.js`, `.mjs` or `.ts` script (and the like) is run to
 /// build it); when there is no such file, FILE may name a template.
 fn load(path: &std::path::Path) -> CliResult<crate::source::Source> {
     if let Some(source) = crate::source::load(path)? {

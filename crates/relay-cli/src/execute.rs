@@ -75,12 +75,11 @@ pub fn execute(job: Job, out: Output) -> CliResult {
         let (tx, rx) = tokio::sync::mpsc::unbounded_channel();
         // A person at the terminal decides approvals there (not when the output is JSON).
         let rx = crate::prompt::tee(rx, !out.json && !out.events_json);
-        let (rx, events_writer) = match out.events_json {
-            true => {
-                let (rx, w) = crate::events_out::tee(rx);
-                (rx, Some(w))
-            }
-            false => (rx, None),
+        let (rx, events_writer) = if out.events_json {
+            let (rx, w) = crate::events_out::tee(rx);
+            (rx, Some(w))
+        } else {
+            (rx, None)
         };
         let (rx, dashboard) = match job.dashboard {
             Some(port) => {
