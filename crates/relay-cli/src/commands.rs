@@ -16,7 +16,9 @@ use crate::execute::{Job, Output, execute, workdir};
 /// Options shared by commands that read a workflow.
 #[derive(Args, Debug)]
 pub struct WorkflowArgs {
-    /// The workflow file (relay.yaml), or the name of a template when no such file exists.
+    /// The workflow file (relay.yaml), `-` for standard input, a script that builds one
+    /// with the SDK (`.py`, `.js`, `.mjs`, `.mts`, `.ts`), or the name of a template when no such
+    /// file exists.
     pub file: PathBuf,
     /// Which workflow of the file to use (default: the first).
     #[arg(short, long)]
@@ -47,6 +49,10 @@ pub struct RunArgs {
     /// Print one JSON summary on stdout at the end.
     #[arg(long)]
     pub json: bool,
+    /// Print every event as one JSON object per line on stdout (with `--json`, the
+    /// summary is the last line).
+    #[arg(long)]
+    pub events_json: bool,
     /// Print only the final summary.
     #[arg(short, long)]
     pub quiet: bool,
@@ -80,8 +86,16 @@ pub struct ValidateArgs {
     pub wf: WorkflowArgs,
 }
 
-/// Reads FILE; when there is no such file, FILE may name a template.
-fn load(path: &std::path::Path) -> CliResult<Loaded> {
+/// Reads FILE (`-`: standard input; a `.py`, `.js`, `.mjs` or `.ts` script (and the like) is run to
+/// build it); when there is no such file, FILE may name a template.
+fn load(path: &std::path::Path) -> CliResult<crate::source::Source> {
+    if let Some(source) = crate::source::load(path)? {
+        return Ok(source);
+    }
+    load_yaml(path).map(crate::source::Source::from)
+}
+
+fn load_yaml(path: &std::path::Path) -> CliResult<Loaded> {
     if let Some(template) = crate::templates::load_by_name(path) {
         return template.map_err(|code| CliError::reported(exit_of(code)));
     }
@@ -105,10 +119,11 @@ fn collect_vars(args: &WorkflowArgs) -> CliResult<BTreeMap<String, String>> {
 
 /// Loads and validates (once); errors become one `CliError` listing every finding.
 fn load_checked(args: &WorkflowArgs) -> CliResult<(Checked, Report, BTreeMap<String, String>)> {
-    let loaded = load(&args.file)?;
-    let vars = collect_vars(args)?;
-    let workflow = args.workflow.as_deref();
-    match Checked::new(loaded, workflow) {
+    let source = load(&args.file)?;
+    let mut vars = source.vars;
+    vars.extend(collect_vars(args)?);
+    let workflow = args.workflow.as_deref().or(source.workflow.as_deref());
+    match Checked::new(source.loaded, workflow) {
         Ok((checked, report)) => Ok((checked, report, vars)),
         Err(failed) => {
             let (loaded, report) = *failed;
@@ -161,13 +176,13 @@ pub fn validate(args: ValidateArgs) -> CliResult {
     let (checked, report, vars) = load_checked(&args.wf)?;
     let loaded = checked.loaded();
     if args.wf.explain {
-        return explain(loaded, args.wf.workflow.as_deref());
+        return explain(loaded, checked.workflow());
     }
     let mut warnings: Vec<Diagnostic> = report.warnings().cloned().collect();
     warnings.extend(relay_engine::capabilities::not_yet_effective(&loaded.file));
     print_diagnostics(loaded, &warnings.iter().collect::<Vec<_>>());
     let vars = loaded.file.vars_with_defaults(&vars);
-    if let Ok((_, wf)) = select_workflow(&loaded.file, args.wf.workflow.as_deref()) {
+    if let Ok((_, wf)) = select_workflow(&loaded.file, checked.workflow()) {
         let needed = required_vars(wf);
         if !needed.is_empty() {
             let missing: Vec<&String> = needed.iter().filter(|v| !vars.contains_key(*v)).collect();
@@ -219,15 +234,16 @@ pub fn run(args: RunArgs) -> CliResult {
     let out = Output {
         json: args.json,
         quiet: args.quiet,
+        events_json: args.events_json,
     };
     if let Some(id) = &args.resume {
         return crate::runs_cmd::resume(id, out, &args.nats);
     }
     let (checked, _, vars) = load_checked(&args.wf)?;
     if args.wf.explain {
-        return explain(checked.loaded(), args.wf.workflow.as_deref());
+        return explain(checked.loaded(), checked.workflow());
     }
-    crate::templates::check_required_vars(checked.loaded(), args.wf.workflow.as_deref(), &vars)
+    crate::templates::check_required_vars(checked.loaded(), checked.workflow(), &vars)
         .map_err(|code| CliError::reported(exit_of(code)))?;
     let workdir = workdir()?;
     let resume = match &args.start_from {
@@ -238,7 +254,7 @@ pub fn run(args: RunArgs) -> CliResult {
             Some(relay_engine::runs::prepare_start_from(
                 &dir,
                 checked.loaded(),
-                args.wf.workflow.as_deref(),
+                checked.workflow(),
                 step,
             )?)
         }

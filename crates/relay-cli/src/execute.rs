@@ -21,6 +21,8 @@ pub struct Output {
     pub json: bool,
     /// Only the final summary on stderr.
     pub quiet: bool,
+    /// Every event as a JSON line on stdout (`--events-json`).
+    pub events_json: bool,
 }
 
 /// A run to execute.
@@ -72,7 +74,13 @@ pub fn execute(job: Job, out: Output) -> CliResult {
         spawn_signal_handlers(cancel.clone());
         let (tx, rx) = tokio::sync::mpsc::unbounded_channel();
         // A person at the terminal decides approvals there (not when the output is JSON).
-        let rx = crate::prompt::tee(rx, !out.json);
+        let rx = crate::prompt::tee(rx, !out.json && !out.events_json);
+        let (rx, events_writer) = if out.events_json {
+            let (rx, w) = crate::events_out::tee(rx);
+            (rx, Some(w))
+        } else {
+            (rx, None)
+        };
         let (rx, dashboard) = match job.dashboard {
             Some(port) => {
                 let (rx, stop, stopped) = start_dashboard(port, job.workdir.clone(), rx).await?;
@@ -105,6 +113,9 @@ pub fn execute(job: Job, out: Output) -> CliResult {
             },
         };
         let _ = view.await;
+        if let Some(w) = events_writer {
+            w.finish().await;
+        }
         if let Some((stop, stopped)) = dashboard {
             stop.cancel();
             // Open pages get the run's end before the dashboard goes; a page that does

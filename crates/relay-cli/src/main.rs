@@ -9,6 +9,7 @@ mod cwd;
 mod dashboard;
 mod diagnostics;
 mod error;
+mod events_out;
 mod execute;
 mod messaging;
 mod prices_cmd;
@@ -16,6 +17,9 @@ mod progress;
 mod prompt;
 mod rehearse;
 mod runs_cmd;
+mod script;
+mod sdk_bundle;
+mod source;
 mod state_cmd;
 mod steer;
 mod tasks_cmd;
@@ -265,7 +269,11 @@ fn dispatch(command: Command) -> CliResult {
             quiet,
         } => runs_cmd::resume(
             &run_id,
-            execute::Output { json, quiet },
+            execute::Output {
+                json,
+                quiet,
+                events_json: false,
+            },
             &workers::NatsArgs::from_env(),
         ),
         Command::Runs { json } => runs_cmd::list(json),

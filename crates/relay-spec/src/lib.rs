@@ -3,6 +3,7 @@
 //!
 //! Pure: no async runtime and no I/O beyond reading the workflow and vars files.
 
+mod builder;
 pub mod checklist;
 pub mod condition;
 pub mod custom_steps;
@@ -25,7 +26,8 @@ mod types;
 pub mod validate;
 pub mod vars;
 
-pub use files::load_file;
+pub use builder::{AgentBuilder, FileBuilder, StepBuilder, ToYamlError};
+pub use files::{load_file, load_source};
 pub use load::{LoadError, Loaded, Pos, parse};
 pub use schema::{custom_steps_schema, json_schema};
 pub use types::*;
