@@ -409,7 +409,8 @@ impl RunMessaging {
                 "Other agents in this run (you are {agent}): {}. Message them with the agent-relay \
                  MCP tools: `send` (to: NAME, a channel such as {}, or `*` for everyone), `inbox` \
                  for messages sent to you, `agents` for who is here, `board_get`/`board_set` for \
-                 the shared board, `ask_human` for a question to a person.",
+                 the shared board, `ask_human` for a question to a person; or print a line \
+                 `->relay:NAME text`.",
                 others.join(", "),
                 channels.join(", "),
             ));

@@ -218,7 +218,12 @@ pub(crate) fn parse(cli: Cli, args: &[String]) -> Result<Mode, String> {
                     "--print",
                     "--verbose",
                 ],
-                &["--model", "--output-format", "--permission-mode"],
+                &[
+                    "--model",
+                    "--output-format",
+                    "--permission-mode",
+                    "--mcp-config",
+                ],
             )?;
             choice(
                 s.value(&["--permission-mode"]),
@@ -259,6 +264,8 @@ pub(crate) fn parse(cli: Cli, args: &[String]) -> Result<Mode, String> {
                     "-s",
                     "--ask-for-approval",
                     "-a",
+                    "-c",
+                    "--config",
                 ],
             )?;
             choice(
@@ -368,7 +375,13 @@ pub(crate) fn parse(cli: Cli, args: &[String]) -> Result<Mode, String> {
             let s = scan(
                 args,
                 &["--no-session"],
-                &["--model", "--text", "-i", "--instructions"],
+                &[
+                    "--model",
+                    "--text",
+                    "-i",
+                    "--instructions",
+                    "--with-extension",
+                ],
             )?;
             let file = s.value(&["-i", "--instructions"]);
             match (s.pos().as_slice(), s.value(&["--text"]), file) {

@@ -17,6 +17,7 @@
 mod agent;
 mod argv;
 pub mod chromium;
+pub mod mcp_client;
 pub mod nats;
 mod oneshot;
 mod procs;

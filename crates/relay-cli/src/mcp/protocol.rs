@@ -146,7 +146,11 @@ impl Protocol {
         let msg: Value = match serde_json::from_str(line) {
             Ok(v) => v,
             Err(e) => {
-                return Handled::Reply(error(Value::Null, PARSE_ERROR, format!("parse error: {e}")));
+                return Handled::Reply(error(
+                    Value::Null,
+                    PARSE_ERROR,
+                    format!("parse error: {e}"),
+                ));
             }
         };
         // A batch (JSON-RPC 2.0 allows them; MCP 2025-06-18 does not).
