@@ -37,8 +37,6 @@ pub(crate) struct ToolResult {
     pub text: String,
     /// The tool failed (MCP `isError`): the text says why.
     pub is_error: bool,
-    /// The result as structured data, when there is one.
-    pub structured: Option<Value>,
 }
 
 impl ToolResult {
@@ -47,7 +45,6 @@ impl ToolResult {
         ToolResult {
             text: text.into(),
             is_error: false,
-            structured: None,
         }
     }
 
@@ -56,14 +53,7 @@ impl ToolResult {
         ToolResult {
             text: text.into(),
             is_error: true,
-            structured: None,
         }
-    }
-
-    /// The same result with structured data.
-    pub(crate) fn with_data(mut self, data: Value) -> ToolResult {
-        self.structured = Some(data);
-        self
     }
 }
 
@@ -269,16 +259,12 @@ impl Protocol {
 
     /// The response to tool call `id` that came to `result`.
     pub(crate) fn tool_result(&self, id: Value, result: ToolResult) -> Value {
-        let mut out = json!({
+        // Text only, no `structuredContent`: claude hands the structured form to the
+        // model instead of the text when both are there.
+        let out = json!({
             "content": [{"type": "text", "text": result.text}],
             "isError": result.is_error,
         });
-        // Structured content is part of the protocol from 2025-06-18 on.
-        if let Some(data) = result.structured
-            && self.version >= "2025-06-18"
-        {
-            out["structuredContent"] = data;
-        }
         response(id, out)
     }
 }
@@ -363,10 +349,10 @@ mod tests {
         };
         assert_eq!((id.clone(), name.as_str()), (json!(7), "send"));
         assert_eq!(arguments["to"], "bob");
-        let ok = p.tool_result(id, ToolResult::ok("sent").with_data(json!({"n": 1})));
+        let ok = p.tool_result(id, ToolResult::ok("sent"));
         assert_eq!(ok["result"]["content"][0]["text"], "sent");
         assert_eq!(ok["result"]["isError"], false);
-        assert_eq!(ok["result"]["structuredContent"]["n"], 1);
+        assert!(ok["result"].get("structuredContent").is_none(), "{ok}");
         let failed = p.tool_result(json!(8), ToolResult::error("no agent `bobb`"));
         assert_eq!(failed["result"]["isError"], true);
         assert_eq!(failed["result"]["content"][0]["text"], "no agent `bobb`");
@@ -427,13 +413,5 @@ mod tests {
             p.handle(r#"{"jsonrpc":"2.0","id":5,"result":{}}"#),
             Handled::Nothing
         );
-    }
-
-    #[test]
-    fn structured_content_only_for_versions_that_have_it() {
-        let mut p = server();
-        reply(p.handle(r#"{"jsonrpc":"2.0","id":1,"method":"initialize","params":{"protocolVersion":"2024-11-05"}}"#));
-        let r = p.tool_result(json!(1), ToolResult::ok("x").with_data(json!({"a": 1})));
-        assert!(r["result"].get("structuredContent").is_none(), "{r}");
     }
 }

@@ -193,11 +193,7 @@ pub(crate) fn call(name: &str, args: &Value, me: &Me, backend: &mut dyn Backend)
             "board_get" => {
                 let key = text_arg(args, "key")?;
                 match ask(backend, &Request::BoardGet { key })? {
-                    Reply::Value {
-                        key,
-                        entry: Some(e),
-                    } => Ok(ToolResult::ok(e.value.clone())
-                        .with_data(json!({"key": key, "value": e.value, "by": e.by}))),
+                    Reply::Value { entry: Some(e), .. } => Ok(ToolResult::ok(e.value)),
                     Reply::Value { key, entry: None } => Err(ToolResult::error(format!(
                         "no value for `{key}` on the board"
                     ))),
@@ -228,14 +224,13 @@ pub(crate) fn call(name: &str, args: &Value, me: &Me, backend: &mut dyn Backend)
                 match ask(backend, &req)? {
                     Reply::Asked {
                         answer: Some(a), ..
-                    } => Ok(ToolResult::ok(a.clone()).with_data(json!({"answer": a}))),
+                    } => Ok(ToolResult::ok(a)),
                     Reply::Asked {
                         step, answer: None, ..
                     } => Ok(ToolResult::ok(format!(
                         "No answer yet; the question for step {step} is waiting for a person. The answer \
                          will reach you as a message starting HUMAN_ANSWER (see the inbox tool)."
-                    ))
-                    .with_data(json!({"answer": null}))),
+                    ))),
                     r => Err(unexpected(&r)),
                 }
             }
@@ -295,13 +290,12 @@ fn send(args: &Value, me: &Me, backend: &mut dyn Backend) -> Result<ToolResult, 
             }
         }
     }
-    let data = json!({"receipts": receipts});
     let result = if queued == 0 {
         ToolResult::error(lines.join("\n"))
     } else {
         ToolResult::ok(lines.join("\n"))
     };
-    Ok(result.with_data(data))
+    Ok(result)
 }
 
 fn inbox(args: &Value, me: &Me, backend: &mut dyn Backend) -> Result<ToolResult, ToolResult> {
@@ -317,7 +311,7 @@ fn inbox(args: &Value, me: &Me, backend: &mut dyn Backend) -> Result<ToolResult,
         r => return Err(unexpected(&r)),
     };
     if messages.is_empty() {
-        return Ok(ToolResult::ok("No new messages.").with_data(json!({"messages": []})));
+        return Ok(ToolResult::ok("No new messages."));
     }
     let lines: Vec<String> = messages
         .iter()
@@ -329,7 +323,7 @@ fn inbox(args: &Value, me: &Me, backend: &mut dyn Backend) -> Result<ToolResult,
             format!("[{}] from {}{via}: {}", m.id, m.from, m.text)
         })
         .collect();
-    Ok(ToolResult::ok(lines.join("\n")).with_data(json!({"messages": messages})))
+    Ok(ToolResult::ok(lines.join("\n")))
 }
 
 fn agents(backend: &mut dyn Backend) -> Result<ToolResult, ToolResult> {
@@ -368,8 +362,7 @@ fn agents(backend: &mut dyn Backend) -> Result<ToolResult, ToolResult> {
     for c in &claims {
         lines.push(format!("{} claims {}", c.holder, c.path));
     }
-    Ok(ToolResult::ok(lines.join("\n"))
-        .with_data(json!({"agents": agents, "channels": channels, "claims": claims})))
+    Ok(ToolResult::ok(lines.join("\n")))
 }
 
 #[cfg(test)]
@@ -568,7 +561,6 @@ mod tests {
         ]);
         let r = call("inbox", &json!({"wait_seconds": 2.5}), &alice(), &mut b);
         assert_eq!(r.text, "[m9] from bob (to #dev): ping");
-        assert_eq!(r.structured.unwrap()["messages"][0]["text"], "ping");
         let r = call("inbox", &json!({}), &alice(), &mut b);
         assert_eq!(r.text, "No new messages.");
         assert_eq!(
