@@ -200,7 +200,7 @@ workflows:
 }
 
 #[test]
-fn ask_human_returns_the_answer_a_person_gives() {
+fn ask_human_returns_the_answer_or_passes_a_late_one_on_as_a_message() {
     let w = World::new();
     let f = w.write(
         "wf.yaml",
@@ -213,6 +213,10 @@ workflows:
       - name: plan
         agent: dev
         task: '[[fake:mcp=ask_human {"question": "which port?", "wait_seconds": 30}]]'
+      - name: later
+        agent: dev
+        dependsOn: [plan]
+        task: '[[fake:mcp=ask_human {"question": "which db?", "wait_seconds": 0}]] [[fake:mcp=inbox {"wait_seconds": 30}]]'
 "#,
     );
     let child = w.spawn(&["run", f.to_str().unwrap(), "--json"]);
@@ -228,11 +232,32 @@ workflows:
     }
     let a = w.run(&["answer", "last", "plan", "8080"]);
     assert_eq!(a.status.code(), Some(0), "{}", stderr(&a));
+    // A question whose call stopped waiting: the answer comes as a message.
+    let deadline = Instant::now() + Duration::from_secs(20);
+    loop {
+        let q = w.run(&["questions", "--json"]);
+        if stdout(&q).contains("which db?") {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "the second question never showed"
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    let a = w.run(&["answer", "last", "later", "postgres"]);
+    assert_eq!(a.status.code(), Some(0), "{}", stderr(&a));
     let o = child.wait_with_output().unwrap();
     let s = summary(&o);
     assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
     let plan = output(&s, "plan");
     assert!(plan.starts_with("mcp ask_human: 8080\n"), "{plan}");
+    let later = output(&s, "later");
+    assert!(later.contains("mcp ask_human: No answer yet"), "{later}");
+    assert!(
+        later.contains("from user: HUMAN_ANSWER (to your question for step later): postgres"),
+        "{later}"
+    );
     let events = w.events();
     assert!(
         events

@@ -330,12 +330,17 @@ pub enum McpWiring {
     /// claude: `--mcp-config JSON` (a file or the JSON itself), `{"mcpServers": {NAME:
     /// {"type": "stdio", "command", "args"}}}`, added to the user's servers (no
     /// `--strict-mcp-config`). Claude passes its whole environment on; its tools are
-    /// named `mcp__NAME__TOOL`.
+    /// named `mcp__NAME__TOOL` (`mcp__agent-relay__send`), and it shows the model a
+    /// result's `structuredContent` rather than its text when both are there (checked
+    /// with claude 2.1.197).
     ClaudeConfigArg,
     /// codex: `-c mcp_servers.NAME.command="..."`, `-c mcp_servers.NAME.args=[...]` and
     /// `-c mcp_servers.NAME.env_vars=[...]` (TOML values) on top of
     /// `~/.codex/config.toml`. Codex gives MCP servers only a few variables of its
-    /// choosing plus those `env_vars` names.
+    /// choosing plus those `env_vars` names. Codex 0.171 offers the model the server's
+    /// tools as a Responses `namespace` tool `mcp__agent_relay` (the `-` made `_`)
+    /// holding `send`, `inbox`, ...; results come back prefixed `Wall time: ...
+    /// Output:`.
     CodexOverrides,
     /// gemini: `GEMINI_CLI_SYSTEM_SETTINGS_PATH` pointing at a settings file in the
     /// step's directory with `{"mcpServers": {NAME: {"command", "args", "trust":
@@ -343,10 +348,13 @@ pub enum McpWiring {
     /// (shallow merge), so the user's `~/.gemini` is read as before. A system settings
     /// file of the machine (`/etc/gemini-cli/settings.json`) is not read for these
     /// agents. Gemini passes its environment on unless its redaction is switched on.
+    /// Gemini 0.61 names the tools `mcp_NAME_TOOL` (`mcp_agent-relay_send`) and wraps
+    /// results in `<untrusted_context>`.
     GeminiSystemSettings,
     /// opencode: `OPENCODE_CONFIG_CONTENT`, inline JSON `{"mcp": {NAME: {"type": "local",
     /// "command": [...], "enabled": true}}}` merged last over the user's config (and
-    /// over `OPENCODE_CONFIG`, which stays the user's).
+    /// over `OPENCODE_CONFIG`, which stays the user's; opencode 1.18 reads
+    /// `OPENCODE_CONFIG_CONTENT` after every other config file).
     OpencodeConfigContent,
     /// goose: `--with-extension "COMMAND ARGS"` for `run` and `session` (by goose's
     /// documentation; not checked against the real CLI).
