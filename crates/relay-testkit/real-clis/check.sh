@@ -3,7 +3,8 @@
 # CLIs, offline: each talks to the local mock model (mockllm.py here), which answers from
 # `REPLY:` in the prompt. One-shot (oneshot.yaml) and in PTYs with a message relayed into
 # each live session (interactive.yaml); token usage, a rate limit that parks a step and a
-# token budget (limits.yaml). Not part of the default test suite (the CLIs are
+# token budget (limits.yaml); the run's MCP tools called by the CLIs themselves
+# (mcp.yaml). Not part of the default test suite (the CLIs are
 # about 1.6 GB).
 #
 #   CLI_BIN=/work/realclis/node_modules/.bin AIDER=/work/realclis/venv/bin/aider \
@@ -15,7 +16,7 @@
 #   python3 -m venv VENV && VENV/bin/pip install aider-chat
 # Versions passed are printed first; KEEP=1 keeps the scratch directory (run records,
 # PTY transcripts) for a look afterwards. ONLY=mcp runs only the MCP scenario (mcp.yaml:
-# the run's MCP tools called by the real claude, codex and gemini).
+# the run's MCP tools called by the real claude, codex, gemini and opencode).
 set -euo pipefail
 RELAY=$(cd "$(dirname "${RELAY:-target/debug/agent-relay}")" && pwd)/$(basename "${RELAY:-target/debug/agent-relay}")
 source "$(dirname "$0")/env.sh"
