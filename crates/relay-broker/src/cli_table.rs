@@ -354,7 +354,8 @@ pub enum McpWiring {
     /// opencode: `OPENCODE_CONFIG_CONTENT`, inline JSON `{"mcp": {NAME: {"type": "local",
     /// "command": [...], "enabled": true}}}` merged last over the user's config (and
     /// over `OPENCODE_CONFIG`, which stays the user's; opencode 1.18 reads
-    /// `OPENCODE_CONFIG_CONTENT` after every other config file).
+    /// `OPENCODE_CONFIG_CONTENT` after every other config file). Its tools are named
+    /// `NAME_TOOL` (`agent-relay_send`).
     OpencodeConfigContent,
     /// goose: `--with-extension "COMMAND ARGS"` for `run` and `session` (by goose's
     /// documentation; not checked against the real CLI).
