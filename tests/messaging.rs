@@ -221,7 +221,11 @@ workflows:
         third.contains("Other agents in this run (you are batch): late."),
         "{third}"
     );
-    assert!(third.contains("send --to NAME") && third.contains("`->relay:NAME text`"));
+    // Its CLI has the run's MCP server, so the note names the tools.
+    assert!(
+        third.contains("agent-relay MCP tools: `send`") && third.contains("`->relay:NAME text`"),
+        "{third}"
+    );
     assert!(messages(&w).iter().all(|m| m["state"] == "delivered"));
 }
 

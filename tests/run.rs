@@ -428,6 +428,21 @@ fn every_cli_is_invoked_in_its_one_shot_shape() {
         assert!(line.contains(&format!("m-{c}")), "{c} got no model: {line}");
     }
     assert!(log.contains("\"exec\""), "codex/droid use exec: {log}");
+    // The run's MCP server, each CLI its own way (gemini and opencode by environment).
+    for (c, flag) in [
+        ("claude", "--mcp-config"),
+        ("codex", "mcp_servers.agent-relay.command="),
+        ("goose", "--with-extension"),
+    ] {
+        let line = log
+            .lines()
+            .find(|l| l.starts_with(&format!("{c}\t")))
+            .unwrap();
+        assert!(
+            line.contains(flag),
+            "{c} was not given the MCP server: {line}"
+        );
+    }
 }
 
 #[test]

@@ -75,6 +75,9 @@ pub struct CliProfile {
     pub rate_limit_patterns: &'static [&'static str],
     /// How a one-shot run takes its task.
     pub task_input: TaskInput,
+    /// How the CLI is given an MCP server for one run, without touching the user's own
+    /// settings (see [`mcp_setup`]).
+    pub mcp: McpWiring,
 }
 
 pub use crate::usage::UsageFormat;
@@ -110,6 +113,7 @@ const PROFILES: [CliProfile; 10] = [
             r"rate[_ ]limit(ed|_error)?\b",
         ],
         task_input: TaskInput::Stdin,
+        mcp: McpWiring::ClaudeConfigArg,
     },
     CliProfile {
         cli: Cli::Codex,
@@ -137,6 +141,7 @@ const PROFILES: [CliProfile; 10] = [
             r"too many requests",
         ],
         task_input: TaskInput::Stdin,
+        mcp: McpWiring::CodexOverrides,
     },
     CliProfile {
         cli: Cli::Gemini,
@@ -158,6 +163,7 @@ const PROFILES: [CliProfile; 10] = [
         )),
         rate_limit_patterns: &[r"quota exceeded", r"resource[_ ]exhausted", r"rate limit"],
         task_input: TaskInput::Stdin,
+        mcp: McpWiring::GeminiSystemSettings,
     },
     CliProfile {
         cli: Cli::Aider,
@@ -176,6 +182,7 @@ const PROFILES: [CliProfile; 10] = [
         usage: None,
         rate_limit_patterns: &[r"ratelimiterror", r"rate limit"],
         task_input: TaskInput::Stdin,
+        mcp: McpWiring::Unsupported,
     },
     CliProfile {
         cli: Cli::Goose,
@@ -199,6 +206,7 @@ const PROFILES: [CliProfile; 10] = [
         usage: None,
         rate_limit_patterns: &[r"rate limit"],
         task_input: TaskInput::Stdin,
+        mcp: McpWiring::GooseExtension,
     },
     CliProfile {
         cli: Cli::Opencode,
@@ -222,6 +230,7 @@ const PROFILES: [CliProfile; 10] = [
         usage: Some((&["--format", "json"], UsageFormat::OpencodeJson)),
         rate_limit_patterns: &[r"rate limit", r"too many requests"],
         task_input: TaskInput::Stdin,
+        mcp: McpWiring::OpencodeConfigContent,
     },
     CliProfile {
         cli: Cli::Droid,
@@ -240,6 +249,7 @@ const PROFILES: [CliProfile; 10] = [
         usage: None,
         rate_limit_patterns: &[r"rate limit"],
         task_input: TaskInput::Argument,
+        mcp: McpWiring::Unsupported,
     },
     // Cursor's CLI, under each name the format accepts for it.
     CliProfile {
@@ -259,6 +269,7 @@ const PROFILES: [CliProfile; 10] = [
         usage: None,
         rate_limit_patterns: &[r"rate limit", r"usage limit"],
         task_input: TaskInput::Argument,
+        mcp: McpWiring::Unsupported,
     },
     // Cursor's CLI, under each name the format accepts for it.
     CliProfile {
@@ -278,6 +289,7 @@ const PROFILES: [CliProfile; 10] = [
         usage: None,
         rate_limit_patterns: &[r"rate limit", r"usage limit"],
         task_input: TaskInput::Argument,
+        mcp: McpWiring::Unsupported,
     },
     // Cursor's CLI, under each name the format accepts for it.
     CliProfile {
@@ -297,6 +309,7 @@ const PROFILES: [CliProfile; 10] = [
         usage: None,
         rate_limit_patterns: &[r"rate limit", r"usage limit"],
         task_input: TaskInput::Argument,
+        mcp: McpWiring::Unsupported,
     },
 ];
 
@@ -307,6 +320,142 @@ pub fn profile(cli: Cli) -> &'static CliProfile {
         .iter()
         .find(|p| p.cli == cli)
         .unwrap_or(&PROFILES[0])
+}
+
+/// How a CLI is told of one more MCP server (stdio), for one invocation only; the
+/// user's own servers and settings stay as they are. The server learns the run and who
+/// it speaks for from the environment the CLI passes on to it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum McpWiring {
+    /// claude: `--mcp-config JSON` (a file or the JSON itself), `{"mcpServers": {NAME:
+    /// {"type": "stdio", "command", "args"}}}`, added to the user's servers (no
+    /// `--strict-mcp-config`). Claude passes its whole environment on; its tools are
+    /// named `mcp__NAME__TOOL` (`mcp__agent-relay__send`), and it shows the model a
+    /// result's `structuredContent` rather than its text when both are there (checked
+    /// with claude 2.1.197).
+    ClaudeConfigArg,
+    /// codex: `-c mcp_servers.NAME.command="..."`, `-c mcp_servers.NAME.args=[...]` and
+    /// `-c mcp_servers.NAME.env_vars=[...]` (TOML values) on top of
+    /// `~/.codex/config.toml`. Codex gives MCP servers only a few variables of its
+    /// choosing plus those `env_vars` names. Codex 0.171 offers the model the server's
+    /// tools as a Responses `namespace` tool `mcp__agent_relay` (the `-` made `_`)
+    /// holding `send`, `inbox`, ...; results come back prefixed `Wall time: ...
+    /// Output:`.
+    CodexOverrides,
+    /// gemini: `GEMINI_CLI_SYSTEM_SETTINGS_PATH` pointing at a settings file in the
+    /// step's directory with `{"mcpServers": {NAME: {"command", "args", "trust":
+    /// true}}}`; gemini merges `mcpServers` of the system, user and workspace settings
+    /// (shallow merge), so the user's `~/.gemini` is read as before. A system settings
+    /// file of the machine (`/etc/gemini-cli/settings.json`) is not read for these
+    /// agents. Gemini passes its environment on unless its redaction is switched on.
+    /// Gemini 0.61 names the tools `mcp_NAME_TOOL` (`mcp_agent-relay_send`) and wraps
+    /// results in `<untrusted_context>`.
+    GeminiSystemSettings,
+    /// opencode: `OPENCODE_CONFIG_CONTENT`, inline JSON `{"mcp": {NAME: {"type": "local",
+    /// "command": [...], "enabled": true}}}` merged last over the user's config (and
+    /// over `OPENCODE_CONFIG`, which stays the user's; opencode 1.18 reads
+    /// `OPENCODE_CONFIG_CONTENT` after every other config file). Its tools are named
+    /// `NAME_TOOL` (`agent-relay_send`).
+    OpencodeConfigContent,
+    /// goose: `--with-extension "COMMAND ARGS"` for `run` and `session` (by goose's
+    /// documentation; not checked against the real CLI).
+    GooseExtension,
+    /// No way known that leaves the user's settings alone (aider has no MCP client;
+    /// Cursor's CLI and droid read MCP servers only from files in the project or the
+    /// home directory).
+    Unsupported,
+}
+
+/// The MCP server to give a CLI.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct McpServer {
+    /// The server's name (`agent-relay`): claude prefixes its tools with it.
+    pub name: String,
+    /// The program.
+    pub command: String,
+    /// Its arguments.
+    pub args: Vec<String>,
+    /// The environment variables the server needs from the CLI's environment.
+    pub env: Vec<String>,
+}
+
+/// What an invocation needs for an MCP server: arguments to add (see
+/// [`insert_mcp_args`]), environment variables, and a file to write first (its path and
+/// contents).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct McpSetup {
+    /// Arguments.
+    pub args: Vec<String>,
+    /// Environment variables.
+    pub env: Vec<(String, String)>,
+    /// A file to write before the CLI starts.
+    pub file: Option<(std::path::PathBuf, String)>,
+}
+
+/// How `cli` is given `server`, with any file it needs placed in `dir` (the step's
+/// directory); `None` when the CLI cannot be given one.
+pub fn mcp_setup(cli: Cli, server: &McpServer, dir: &std::path::Path) -> Option<McpSetup> {
+    use serde_json::json;
+    let name = &server.name;
+    let mut full = vec![server.command.clone()];
+    full.extend(server.args.iter().cloned());
+    Some(match profile(cli).mcp {
+        McpWiring::Unsupported => return None,
+        McpWiring::ClaudeConfigArg => {
+            let config = json!({"mcpServers": {name.as_str(): {
+                "type": "stdio", "command": server.command, "args": server.args}}});
+            McpSetup {
+                args: vec!["--mcp-config".into(), config.to_string()],
+                ..McpSetup::default()
+            }
+        }
+        McpWiring::CodexOverrides => {
+            // JSON strings and arrays of strings are TOML values too.
+            let command = serde_json::Value::String(server.command.clone()).to_string();
+            McpSetup {
+                args: vec![
+                    "-c".into(),
+                    format!("mcp_servers.{name}.command={command}"),
+                    "-c".into(),
+                    format!("mcp_servers.{name}.args={}", json!(server.args)),
+                    "-c".into(),
+                    format!("mcp_servers.{name}.env_vars={}", json!(server.env)),
+                ],
+                ..McpSetup::default()
+            }
+        }
+        McpWiring::GeminiSystemSettings => {
+            let path = dir.join("gemini-settings.json");
+            let config = json!({"mcpServers": {name.as_str(): {
+                "command": server.command, "args": server.args, "trust": true}}});
+            McpSetup {
+                args: Vec::new(),
+                env: vec![(
+                    "GEMINI_CLI_SYSTEM_SETTINGS_PATH".into(),
+                    path.display().to_string(),
+                )],
+                file: Some((path, config.to_string())),
+            }
+        }
+        McpWiring::OpencodeConfigContent => {
+            let config = json!({"$schema": "https://opencode.ai/config.json",
+                "mcp": {name.as_str(): {"type": "local", "command": full, "enabled": true}}});
+            McpSetup {
+                env: vec![("OPENCODE_CONFIG_CONTENT".into(), config.to_string())],
+                ..McpSetup::default()
+            }
+        }
+        McpWiring::GooseExtension => {
+            let line: Vec<String> = full
+                .iter()
+                .map(|a| relay_spec::template::shell_quote(a))
+                .collect();
+            McpSetup {
+                args: vec!["--with-extension".into(), line.join(" ")],
+                ..McpSetup::default()
+            }
+        }
+    })
 }
 
 /// How a CLI is asked to run, beyond its task and model.
@@ -523,6 +672,18 @@ pub fn interactive_args_in(
     args
 }
 
+/// Puts the MCP arguments `mcp` into `args` (an argv without the program) where `cli`
+/// takes them: after the subcommand (`codex exec`, `goose run`, `goose session`), else
+/// first, so they are followed by a flag (claude's `--mcp-config` takes several values).
+pub fn insert_mcp_args(cli: Cli, args: &mut Vec<String>, mcp: Vec<String>) {
+    let at = match cli {
+        Cli::Codex if args.first().is_some_and(|a| a == "exec") => 1,
+        Cli::Goose if !args.is_empty() => 1,
+        _ => 0,
+    };
+    args.splice(at..at, mcp);
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -737,6 +898,72 @@ mod tests {
                 !on_stdin,
                 "{cli:?}: the task is in argv only when not on stdin"
             );
+        }
+    }
+
+    #[test]
+    fn mcp_servers_are_given_each_cli_its_own_way() {
+        let server = McpServer {
+            name: "agent-relay".into(),
+            command: "/bin/agent-relay".into(),
+            args: vec!["mcp".into()],
+            env: vec!["AGENT_RELAY_SOCKET".into(), "AGENT_RELAY_TOKEN".into()],
+        };
+        let dir = std::path::Path::new("/s");
+        let claude = mcp_setup(Cli::Claude, &server, dir).unwrap();
+        assert_eq!(claude.args[0], "--mcp-config");
+        assert_eq!(claude.file, None);
+        let v: serde_json::Value = serde_json::from_str(&claude.args[1]).unwrap();
+        assert_eq!(
+            v["mcpServers"]["agent-relay"]["command"],
+            "/bin/agent-relay"
+        );
+        assert_eq!(v["mcpServers"]["agent-relay"]["args"][0], "mcp");
+        let codex = mcp_setup(Cli::Codex, &server, dir).unwrap();
+        assert_eq!(
+            codex.args,
+            [
+                "-c",
+                r#"mcp_servers.agent-relay.command="/bin/agent-relay""#,
+                "-c",
+                r#"mcp_servers.agent-relay.args=["mcp"]"#,
+                "-c",
+                r#"mcp_servers.agent-relay.env_vars=["AGENT_RELAY_SOCKET","AGENT_RELAY_TOKEN"]"#,
+            ]
+        );
+        let mut one = oneshot_args(Cli::Codex, None, "t", Invocation::default()).args;
+        insert_mcp_args(Cli::Codex, &mut one, codex.args.clone());
+        assert_eq!(one[..2], ["exec", "-c"]);
+        let gemini = mcp_setup(Cli::Gemini, &server, dir).unwrap();
+        assert_eq!(
+            gemini.env,
+            [(
+                "GEMINI_CLI_SYSTEM_SETTINGS_PATH".to_string(),
+                "/s/gemini-settings.json".to_string()
+            )]
+        );
+        let v: serde_json::Value = serde_json::from_str(&gemini.file.unwrap().1).unwrap();
+        assert_eq!(v["mcpServers"]["agent-relay"]["trust"], true);
+        let opencode = mcp_setup(Cli::Opencode, &server, dir).unwrap();
+        assert_eq!(opencode.env[0].0, "OPENCODE_CONFIG_CONTENT");
+        let v: serde_json::Value = serde_json::from_str(&opencode.env[0].1).unwrap();
+        assert_eq!(
+            v["mcp"]["agent-relay"]["command"],
+            serde_json::json!(["/bin/agent-relay", "mcp"])
+        );
+        let goose = mcp_setup(Cli::Goose, &server, dir).unwrap();
+        assert_eq!(goose.args, ["--with-extension", "/bin/agent-relay mcp"]);
+        let mut run = vec!["run".to_string(), "-i".into(), "-".into()];
+        insert_mcp_args(Cli::Goose, &mut run, goose.args);
+        assert_eq!(run[..2], ["run", "--with-extension"]);
+        for cli in [
+            Cli::Aider,
+            Cli::Droid,
+            Cli::Cursor,
+            Cli::CursorAgent,
+            Cli::Agent,
+        ] {
+            assert_eq!(mcp_setup(cli, &server, dir), None, "{cli:?}");
         }
     }
 

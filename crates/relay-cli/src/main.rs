@@ -11,6 +11,7 @@ mod diagnostics;
 mod error;
 mod events_out;
 mod execute;
+mod mcp;
 mod messaging;
 mod prices_cmd;
 mod progress;
@@ -98,6 +99,9 @@ enum Command {
     Send(messaging::SendArgs),
     /// Print your unread messages and mark them read.
     Inbox(messaging::InboxArgs),
+    /// Serve the run's tools (send, inbox, agents, board, ask_human, report_done) to an
+    /// agent's CLI as a stdio MCP server; agent-relay gives it to every agent's CLI.
+    Mcp(mcp::McpArgs),
     /// List the agents of a run, their state and channels.
     Agents(messaging::AgentsArgs),
     /// List a run's messages and their states.
@@ -291,6 +295,7 @@ fn dispatch(command: Command) -> CliResult {
         }
         Command::Send(args) => messaging::send(args),
         Command::Inbox(args) => messaging::inbox(args),
+        Command::Mcp(args) => mcp::mcp(args),
         Command::Agents(args) => messaging::agents(args),
         Command::Messages(args) => messaging::messages(args),
         Command::Board(args) => messaging::board(args),

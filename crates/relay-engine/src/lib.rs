@@ -14,6 +14,7 @@ pub mod enforcement;
 pub mod events;
 mod exec;
 pub mod job;
+mod live_steps;
 pub mod lock;
 pub mod markers;
 mod messaging;

@@ -54,6 +54,8 @@ pub(crate) struct RunMessaging {
     /// Terminal sessions whose agent waits for a person's answer, by step label: where
     /// the answer is typed in.
     asking: Mutex<HashMap<String, UnboundedSender<Inbound>>>,
+    /// Agents' steps running now: results and questions reported through the socket.
+    pub(crate) live: crate::live_steps::LiveSteps,
 }
 
 /// Ids of answers typed into sessions, counted down from the top so they never meet a
@@ -186,6 +188,7 @@ impl RunMessaging {
             left: Mutex::new(left),
             events: OnceLock::new(),
             asking: Mutex::default(),
+            live: crate::live_steps::LiveSteps::default(),
         }))
     }
 
@@ -214,9 +217,10 @@ impl RunMessaging {
         text
     }
 
-    /// `task` followed by the note on `agent`'s peers, when it has any.
-    pub(crate) fn with_note(&self, task: &str, agent: &str) -> String {
-        match self.peers_note(agent) {
+    /// `task` followed by the note on `agent`'s peers, when it has any; `mcp` when the
+    /// agent's CLI has the run's MCP tools.
+    pub(crate) fn with_note(&self, task: &str, agent: &str, mcp: bool) -> String {
+        match self.peers_note(agent, mcp) {
             Some(note) => format!("{task}\n\n{note}"),
             None => task.to_owned(),
         }
@@ -385,7 +389,7 @@ impl RunMessaging {
 
     /// The short paragraph appended to `agent`'s task: who else is in the run and how to
     /// message them. `None` when the agent is alone.
-    pub(crate) fn peers_note(&self, agent: &str) -> Option<String> {
+    pub(crate) fn peers_note(&self, agent: &str, mcp: bool) -> Option<String> {
         let all = self.router.agents();
         let me = all.iter().find(|a| a.name == agent)?;
         let others: Vec<String> = all
@@ -400,6 +404,17 @@ impl RunMessaging {
             return None;
         }
         let channels: Vec<String> = me.channels.iter().map(|c| format!("#{c}")).collect();
+        if mcp {
+            return Some(format!(
+                "Other agents in this run (you are {agent}): {}. Message them with the agent-relay \
+                 MCP tools: `send` (to: NAME, a channel such as {}, or `*` for everyone), `inbox` \
+                 for messages sent to you, `agents` for who is here, `board_get`/`board_set` for \
+                 the shared board, `ask_human` for a question to a person; or print a line \
+                 `->relay:NAME text`.",
+                others.join(", "),
+                channels.join(", "),
+            ));
+        }
         let reading = if me.interactive {
             "Messages to you arrive as lines starting `Relay message from`."
         } else {
@@ -512,6 +527,17 @@ impl RunMessaging {
     /// The session of step `label` ended; whether its agent still waited for an answer.
     pub(crate) fn session_ended(&self, label: &str) -> bool {
         lock(&self.asking).remove(label).is_some()
+    }
+
+    /// A person's answer to the question `agent` asked for step `label` through the
+    /// socket, after the call that asked stopped waiting: it reaches the agent as a
+    /// message from `user`.
+    pub(crate) async fn late_answer(&self, agent: &str, label: &str, text: &str) {
+        let text = format!("HUMAN_ANSWER (to your question for step {label}): {text}");
+        let to = Target::Agent(agent.to_owned());
+        if let Err(e) = self.router.send("user", &to, &text).await {
+            tracing::warn!("cannot pass the answer on to {agent}: {e}");
+        }
     }
 
     /// Sends the `->relay:` lines in a one-shot agent's output.

@@ -76,9 +76,9 @@ impl Client {
             source,
         };
         let waits = match req {
-            Request::Inbox { wait_ms, .. } | Request::Claim { wait_ms, .. } => {
-                Duration::from_millis(wait_ms.unwrap_or(0))
-            }
+            Request::Inbox { wait_ms, .. }
+            | Request::Claim { wait_ms, .. }
+            | Request::Ask { wait_ms, .. } => Duration::from_millis(wait_ms.unwrap_or(0)),
             Request::StateWatch { wait_ms, .. } => Duration::from_millis(*wait_ms),
             _ => Duration::ZERO,
         };

@@ -58,7 +58,32 @@ pub enum Control {
         /// `Ok` when it was marked; why not otherwise.
         reply: oneshot::Sender<Result<(), String>>,
     },
+    /// An agent asks a person a question for its running step.
+    Ask {
+        /// The step's label.
+        step: String,
+        /// The agent asking; `None` for the run's owner.
+        agent: Option<String>,
+        /// The question.
+        question: String,
+        /// Where the answer will arrive, when the step may ask; why not otherwise.
+        reply: oneshot::Sender<Result<AnswerWait, String>>,
+    },
+    /// An agent reports its running step's result.
+    Done {
+        /// The step's label.
+        step: String,
+        /// The agent reporting; `None` for the run's owner.
+        agent: Option<String>,
+        /// The result.
+        text: String,
+        /// Whether a terminal session is being ended; why not otherwise.
+        reply: oneshot::Sender<Result<bool, String>>,
+    },
 }
+
+/// Where the answer to a question asked through the socket arrives.
+pub type AnswerWait = oneshot::Receiver<String>;
 
 /// A checklist mark asked for, as the engine takes it.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -138,6 +163,44 @@ impl Controls {
                 blocked: m.blocked,
                 note: m.note,
                 agent: m.agent,
+                reply,
+            })
+            .map_err(|_| ENDING.to_string())?;
+        wait.await.unwrap_or_else(|_| Err(ENDING.into()))
+    }
+
+    /// Asks the engine to record `question` for `step`; where its answer arrives.
+    pub async fn ask(
+        &self,
+        step: String,
+        agent: Option<String>,
+        question: String,
+    ) -> Result<AnswerWait, String> {
+        let (reply, wait) = oneshot::channel();
+        self.0
+            .send(Control::Ask {
+                step,
+                agent,
+                question,
+                reply,
+            })
+            .map_err(|_| ENDING.to_string())?;
+        wait.await.unwrap_or_else(|_| Err(ENDING.into()))
+    }
+
+    /// Asks the engine to take `text` as `step`'s result; whether a session is ended.
+    pub async fn done(
+        &self,
+        step: String,
+        agent: Option<String>,
+        text: String,
+    ) -> Result<bool, String> {
+        let (reply, wait) = oneshot::channel();
+        self.0
+            .send(Control::Done {
+                step,
+                agent,
+                text,
                 reply,
             })
             .map_err(|_| ENDING.to_string())?;

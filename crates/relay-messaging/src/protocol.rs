@@ -20,6 +20,9 @@
 //! → {"op":"claim","agent":"a","paths":["src/**"],"ttlMs":60000,"waitMs":10000}
 //! ← {"reply":"claimed","claims":[...]} or {"reply":"refused","held":[{"path":"src/**","holder":"b",...}]}
 //! → {"op":"release","agent":"a","paths":["src/**"]}         ← {"reply":"released","claims":[...]}
+//! → {"op":"ask","step":"plan","question":"which port?","waitMs":60000}
+//! ← {"reply":"asked","step":"plan","answer":"8080"}             answer absent: none came in time
+//! → {"op":"done","step":"plan","text":"the result"}           ← {"reply":"done","step":"plan","ended":true}
 //! ← {"reply":"error","kind":"unknown-recipient","message":"no agent `bobb` ..."}
 //! ```
 //!
@@ -220,6 +223,26 @@ pub enum Request {
         #[serde(default, skip_serializing_if = "Option::is_none")]
         note: Option<String>,
     },
+    /// Ask a person a question for a running step (its agent only): the same question
+    /// `HUMAN_QUESTION:` asks, answered with `agent-relay answer`. The reply waits up to
+    /// `wait_ms` for the answer; one that comes later reaches the agent as a message.
+    Ask {
+        /// The step (its label, as in `AGENT_RELAY_STEP`).
+        step: String,
+        /// The question.
+        question: String,
+        /// How long to wait for the answer (default: not at all).
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        wait_ms: Option<u64>,
+    },
+    /// A running step's result (its agent only): it becomes the step's output, and a
+    /// terminal session ends as if the agent had printed `/exit`.
+    Done {
+        /// The step (its label, as in `AGENT_RELAY_STEP`).
+        step: String,
+        /// The result.
+        text: String,
+    },
 }
 
 /// What kind of error a request met.
@@ -296,6 +319,21 @@ pub enum Reply {
         step: String,
         /// The item.
         item: String,
+    },
+    /// A question was asked; its answer, when one came in time.
+    Asked {
+        /// The step.
+        step: String,
+        /// The answer.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        answer: Option<String>,
+    },
+    /// A step's result was taken.
+    Done {
+        /// The step.
+        step: String,
+        /// Whether its terminal session is being ended (a one-shot step ends by itself).
+        ended: bool,
     },
     /// These parked steps resume now.
     Unparked {

@@ -494,6 +494,46 @@ async fn handle(req: Request, caller: &Caller, served: &Served) -> (Reply, Vec<D
                 Err(why) => bad(why),
             }
         }
+        Request::Ask {
+            step,
+            question,
+            wait_ms,
+        } => {
+            let question = sanitize(&question);
+            if question.trim().is_empty() {
+                return (bad("the question is empty".into()), Vec::new());
+            }
+            let agent = match caller {
+                Caller::Owner => None,
+                Caller::Agent(name) => Some(name.clone()),
+            };
+            match served.controls.ask(step.clone(), agent, question).await {
+                Ok(answer) => {
+                    let wait = Duration::from_millis(wait_ms.unwrap_or(0)).min(MAX_WAIT);
+                    // An answer that comes after the wait reaches the agent as a message.
+                    let answer = tokio::time::timeout(wait, answer)
+                        .await
+                        .ok()
+                        .and_then(Result::ok);
+                    Reply::Asked { step, answer }
+                }
+                Err(why) => bad(why),
+            }
+        }
+        Request::Done { step, text } => {
+            let agent = match caller {
+                Caller::Owner => None,
+                Caller::Agent(name) => Some(name.clone()),
+            };
+            match served
+                .controls
+                .done(step.clone(), agent, sanitize(&text))
+                .await
+            {
+                Ok(ended) => Reply::Done { step, ended },
+                Err(why) => bad(why),
+            }
+        }
     };
     (reply, Vec::new())
 }

@@ -202,6 +202,7 @@ impl Agent {
             reports_to: None,
             worktree: None,
             placement: None,
+            mcp: None,
         })
     }
 }

@@ -3,7 +3,8 @@
 # CLIs, offline: each talks to the local mock model (mockllm.py here), which answers from
 # `REPLY:` in the prompt. One-shot (oneshot.yaml) and in PTYs with a message relayed into
 # each live session (interactive.yaml); token usage, a rate limit that parks a step and a
-# token budget (limits.yaml); sessions continued across steps (sessions.yaml). Not part of the default test suite (the CLIs are
+# token budget (limits.yaml); sessions continued across steps (sessions.yaml); the
+# run's MCP tools called by the CLIs themselves (mcp.yaml). Not part of the default test suite (the CLIs are
 # about 1.6 GB).
 #
 #   CLI_BIN=/work/realclis/node_modules/.bin AIDER=/work/realclis/venv/bin/aider \
@@ -14,18 +15,25 @@
 #       @google/gemini-cli opencode-ai
 #   python3 -m venv VENV && VENV/bin/pip install aider-chat
 # Versions passed are printed first; KEEP=1 keeps the scratch directory (run records,
-# PTY transcripts) for a look afterwards.
+# PTY transcripts) for a look afterwards. ONLY=mcp runs only the MCP scenario (mcp.yaml:
+# the run's MCP tools called by the real claude, codex, gemini and opencode).
 set -euo pipefail
 RELAY=$(cd "$(dirname "${RELAY:-target/debug/agent-relay}")" && pwd)/$(basename "${RELAY:-target/debug/agent-relay}")
+# The sessions scenario reads the bodies the mock was sent.
+export MOCK_LOG_BODIES=1
 source "$(dirname "$0")/env.sh"
 export RELAY_REAL_TAG="relay-real-$$"
 
 echo "claude $(claude --version | awk '{print $1}'), codex $(codex --version | awk '{print $2}'), gemini $(gemini --version), opencode $(opencode --version), aider $(aider --version | awk '{print $2}')"
-cp "$here"/oneshot.yaml "$here"/interactive.yaml "$W/"
+cp "$here"/oneshot.yaml "$here"/interactive.yaml "$here"/mcp.yaml "$W/"
 cd "$W"
 git init -q .
 status=0
-for wf in oneshot.yaml interactive.yaml; do
+case "${ONLY:-}" in
+  mcp) scenarios="mcp.yaml" ;;
+  *) scenarios="oneshot.yaml interactive.yaml mcp.yaml" ;;
+esac
+for wf in $scenarios; do
   echo "== $wf"
   if "$RELAY" run "$wf" --json > "$root/$wf.json" 2> "$root/$wf.err"; then :; else status=1; fi
   python3 - "$root/$wf.json" <<'PY' || { echo "  FAILED:"; sed 's/^/  /' "$root/$wf.err"; }
@@ -39,6 +47,7 @@ done
 # Limits: tokens read from each CLI's structured output (the mock reports TOKENS:IN:OUT),
 # a 429 with a reset time that parks a step (no retry spent), and the token budget that
 # stops the last step. The run fails by design (the budget); its summary is checked.
+[ "${ONLY:-}" = mcp ] || {
 echo "== limits.yaml"
 cp "$here"/limits.yaml "$W/"
 "$RELAY" run limits.yaml --json > "$root/limits.json" 2> "$root/limits.err" || true
@@ -63,6 +72,8 @@ print(f"  over-budget     {steps['over-budget']['status']:10} {reason}")
 ok &= "token budget exhausted" in reason
 sys.exit(0 if ok else 1)
 PY
+}
+[ "${ONLY:-}" = mcp ] || {
 # Sessions: a step with `session: resume` continues its agent's conversation. The mock
 # logs each request's body; the one carrying SECOND_X must carry FIRST_X (the earlier turn
 # sent again), and THIRD_X's must not.
@@ -89,6 +100,7 @@ for x in ["CLAUDE", "CODEX", "GEMINI", "OPENCODE", "CLAUDEPTY"]:
 ok &= s["status"] == "completed"
 sys.exit(0 if ok else 1)
 PY
+}
 # Nothing the runs started may be left.
 sleep 3
 left=$(python3 - <<'PY'

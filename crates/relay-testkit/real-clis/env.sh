@@ -16,7 +16,7 @@ H=$root/home W=$root/work
 mkdir -p "$H" "$W"
 trap 'kill $(cat "$root/mock.pid" 2>/dev/null) 2>/dev/null || true; [ -n "${KEEP:-}" ] || rm -rf "$root"' EXIT
 
-python3 "$here/mockllm.py" --port 0 --port-file "$root/mock.port" --log "$root/mock.jsonl" --log-bodies \
+python3 "$here/mockllm.py" --port 0 --port-file "$root/mock.port" --log "$root/mock.jsonl" ${MOCK_LOG_BODIES:+--log-bodies} \
   > "$root/mock.out" 2>&1 &
 echo $! > "$root/mock.pid"
 for _ in $(seq 100); do [ -s "$root/mock.port" ] && break; sleep 0.1; done

@@ -44,6 +44,15 @@ pub(crate) fn main() -> ! {
         let _ = script::append_line(Path::new(&path), &line);
     }
     script::set_cli(cli);
+    // The MCP server the coordinator gave this CLI, found where the real one looks.
+    let env = |k: &str| std::env::var(k).ok();
+    match crate::mcp_client::server_of_invocation(cli.name(), &args, &env, "agent-relay") {
+        Ok(server) => script::set_mcp(server),
+        Err(why) => fail(&format!(
+            "fake-agent({}): bad MCP server settings: {why}",
+            cli.name()
+        )),
+    }
     let parsed = argv::parse_named(cli, &args).map(|(mode, named)| {
         crate::conversation::set(named.resume, named.start);
         mode

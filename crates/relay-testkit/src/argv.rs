@@ -246,6 +246,7 @@ fn parse_into(cli: Cli, args: &[String], named: &mut Named) -> Result<Mode, Stri
                     "--resume",
                     "-r",
                     "--session-id",
+                    "--mcp-config",
                 ],
             )?;
             named.resume = s.value(&["--resume", "-r"]).map(str::to_string);
@@ -422,7 +423,13 @@ fn parse_into(cli: Cli, args: &[String], named: &mut Named) -> Result<Mode, Stri
             let s = scan(
                 args,
                 &["--no-session"],
-                &["--model", "--text", "-i", "--instructions"],
+                &[
+                    "--model",
+                    "--text",
+                    "-i",
+                    "--instructions",
+                    "--with-extension",
+                ],
             )?;
             let file = s.value(&["-i", "--instructions"]);
             match (s.pos().as_slice(), s.value(&["--text"]), file) {

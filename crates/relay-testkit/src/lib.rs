@@ -18,6 +18,7 @@ mod agent;
 mod argv;
 pub mod chromium;
 mod conversation;
+pub mod mcp_client;
 pub mod nats;
 mod oneshot;
 mod procs;

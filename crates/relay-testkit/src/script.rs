@@ -80,10 +80,28 @@ pub(crate) enum Marker {
         key: Option<String>,
         resets_in: Option<u64>,
     },
+    /// Call a tool of the MCP server this CLI was given (`agent-relay`), as the real
+    /// CLI's model would, and reply with its result: `mcp TOOL: TEXT` (or `mcp TOOL
+    /// error: TEXT`).
+    Mcp {
+        tool: String,
+        args: serde_json::Value,
+    },
+    /// Start the MCP server and list its tools: `mcp tools (VERSION): a, b, ...`.
+    McpTools,
 }
 
 /// The CLI the fake agent plays, for what differs per CLI inside a script.
 static PLAYING: std::sync::OnceLock<crate::argv::Cli> = std::sync::OnceLock::new();
+
+/// The MCP server `agent-relay` this invocation was given, if any.
+static MCP: std::sync::OnceLock<Option<crate::mcp_client::ServerCommand>> =
+    std::sync::OnceLock::new();
+
+/// Records the MCP server this invocation was given.
+pub(crate) fn set_mcp(server: Option<crate::mcp_client::ServerCommand>) {
+    let _ = MCP.set(server);
+}
 
 /// Records which CLI the fake agent plays.
 pub(crate) fn set_cli(cli: crate::argv::Cli) {
@@ -221,10 +239,18 @@ fn marker(cmd: &str, arg: Option<&str>) -> Result<Marker, String> {
             | "usage"
             | "rate-limit"
             | "rate-limit-once"
+            | "mcp"
     );
     let no_arg = matches!(
         cmd,
-        "echo-task" | "crash" | "ignore-term" | "no-exit" | "obey-nudge" | "inbox" | "recall"
+        "echo-task"
+            | "crash"
+            | "ignore-term"
+            | "no-exit"
+            | "obey-nudge"
+            | "inbox"
+            | "recall"
+            | "mcp-tools"
     );
     if !takes_arg && !no_arg {
         return Err(format!("fake-agent: unknown marker {cmd}"));
@@ -354,6 +380,20 @@ fn marker(cmd: &str, arg: Option<&str>) -> Result<Marker, String> {
             };
             Marker::RateLimit { key, resets_in }
         }
+        "mcp" => {
+            let (tool, json) = a.split_once(' ').unwrap_or((a, "{}"));
+            let Ok(args) = serde_json::from_str::<serde_json::Value>(json) else {
+                return bad("expected TOOL or TOOL {json arguments}");
+            };
+            if tool.is_empty() || !args.is_object() {
+                return bad("expected TOOL or TOOL {json arguments}");
+            }
+            Marker::Mcp {
+                tool: tool.to_string(),
+                args,
+            }
+        }
+        "mcp-tools" => Marker::McpTools,
         "say-for" => match split(a) {
             Some((agent, text)) => Marker::SayFor {
                 agent,
@@ -485,6 +525,8 @@ pub(crate) fn run(markers: &[Marker], task: &str, host: &mut dyn Host) {
                 }
             }
             Marker::Relay { to, text } => host.reply(&format!("->relay:{to} {text}")),
+            Marker::Mcp { tool, args } => mcp_call(Some((tool, args)), host),
+            Marker::McpTools => mcp_call(None, host),
             Marker::Nth { agent: Some(a), .. }
                 if std::env::var("AGENT_RELAY_NAME").ok().as_deref() != Some(a.as_str()) => {}
             Marker::Nth { key, options, .. } => {
@@ -522,6 +564,44 @@ pub(crate) fn run(markers: &[Marker], task: &str, host: &mut dyn Host) {
                     }
                 }
             }
+        }
+    }
+}
+
+/// Starts the MCP server this CLI was given and calls `call` (a tool and its
+/// arguments), or lists the tools; replies with what came back.
+fn mcp_call(call: Option<(&String, &serde_json::Value)>, host: &mut dyn Host) {
+    let Some(Some(server)) = MCP.get() else {
+        host.stderr("fake-agent: no MCP server `agent-relay` was given to this CLI");
+        host.reply("mcp: no server");
+        return;
+    };
+    let done = crate::mcp_client::McpClient::start(server, "2025-06-18").and_then(|mut c| {
+        let names = c.tool_names()?;
+        match call {
+            None => Ok(format!(
+                "mcp tools ({}): {}",
+                c.initialized["protocolVersion"].as_str().unwrap_or("?"),
+                names.join(", ")
+            )),
+            Some((tool, args)) => {
+                if !names.contains(tool) {
+                    return Ok(format!(
+                        "mcp {tool} error: no such tool (tools: {})",
+                        names.join(", ")
+                    ));
+                }
+                let r = c.call(tool, args.clone())?;
+                let how = if r.is_error { " error" } else { "" };
+                Ok(format!("mcp {tool}{how}: {}", r.text))
+            }
+        }
+    });
+    match done {
+        Ok(text) => host.reply(&text),
+        Err(e) => {
+            host.stderr(&format!("fake-agent: MCP server failed: {e}"));
+            host.reply(&format!("mcp failed: {e}"));
         }
     }
 }

@@ -4,8 +4,8 @@
 
 use relay_broker::Launcher;
 use relay_broker::cli_table::{
-    Invocation, SessionArg, interactive_args_in, oneshot_args_in, profile, session_support,
-    usage_format,
+    Invocation, McpServer, McpSetup, SessionArg, insert_mcp_args, interactive_args_in, mcp_setup,
+    oneshot_args_in, profile, session_support, usage_format,
 };
 use relay_broker::process::ProcessSpec;
 use relay_broker::sandbox::Sandbox;
@@ -19,6 +19,9 @@ use crate::job::{Check, StepJob};
 
 /// The line appended to every interactive task so the agent knows how to finish.
 pub const EXIT_INSTRUCTION: &str = "When you have finished, print /exit on a line of its own.";
+
+/// The same line for an agent given the run's MCP server.
+pub const MCP_EXIT_INSTRUCTION: &str = "When you have finished, call the agent-relay tool `report_done` with your result (or print /exit on a line of its own).";
 
 /// The environment of every agent, step and check of `job`.
 pub(super) fn base_env<L: Launcher>(shared: &Shared<L>, job: &StepJob) -> Vec<(String, String)> {
@@ -46,6 +49,62 @@ pub(super) fn base_env<L: Launcher>(shared: &Shared<L>, job: &StepJob) -> Vec<(S
     }
     env.extend(shared.messaging.env(job.agent().map(|a| a.name.as_str())));
     env
+}
+
+/// The name the run's MCP server goes by in each CLI (claude calls its tools
+/// `mcp__agent-relay__send` and so on).
+pub const MCP_SERVER_NAME: &str = "agent-relay";
+
+/// The variables `agent-relay mcp` needs from the environment of the CLI that starts it.
+const MCP_ENV: [&str; 7] = [
+    relay_messaging::SOCKET_ENV,
+    relay_messaging::access::TOKEN_ENV,
+    "AGENT_RELAY_NAME",
+    "AGENT_RELAY_STEP",
+    RUN_ID_ENV,
+    "AGENT_RELAY_RUN_DIR",
+    "AGENT_RELAY_BIN",
+];
+
+/// How `agent`'s CLI is given the run's MCP server (`agent-relay mcp`) for `job`: `None`
+/// when the agent turned it off (`mcp: false`), its CLI takes no MCP servers, or under
+/// `--rehearse` (the rehearsal agent stands in for the CLI).
+pub(super) fn mcp_of<L: Launcher>(
+    shared: &Shared<L>,
+    job: &StepJob,
+    agent: &Agent,
+) -> Option<McpSetup> {
+    if shared.rehearse || !agent.wants_mcp() {
+        return None;
+    }
+    let server = McpServer {
+        name: MCP_SERVER_NAME.to_string(),
+        command: shared.self_bin.display().to_string(),
+        args: vec!["mcp".to_string()],
+        env: MCP_ENV.iter().map(|s| s.to_string()).collect(),
+    };
+    mcp_setup(agent.cli, &server, &job.step_dir)
+}
+
+/// Writes the file an MCP setup needs (gemini's settings), private to the user.
+pub(super) async fn write_mcp_file(setup: &McpSetup) -> Result<(), String> {
+    let Some((path, text)) = &setup.file else {
+        return Ok(());
+    };
+    let write = async {
+        use tokio::io::AsyncWriteExt;
+        let mut f = crate::store::private_file()
+            .create(true)
+            .write(true)
+            .truncate(true)
+            .open(path)
+            .await?;
+        f.write_all(text.as_bytes()).await?;
+        f.flush().await
+    };
+    write
+        .await
+        .map_err(|e| format!("cannot write the MCP settings {}: {e}", path.display()))
 }
 
 /// Hints that let the rehearsal agent satisfy the step's verification.
@@ -291,6 +350,7 @@ pub(super) fn agent_process<L: Launcher>(
     agent: &Agent,
     task: &str,
     resume: Option<&str>,
+    mcp: Option<&McpSetup>,
 ) -> ProcessSpec {
     let mut env = base_env(shared, job);
     if shared.rehearse {
@@ -315,7 +375,11 @@ pub(super) fn agent_process<L: Launcher>(
         return spec;
     }
     let how = invocation(job, true);
-    let one = oneshot_args_in(agent.cli, agent.effective_model(), task, how, resume);
+    let mut one = oneshot_args_in(agent.cli, agent.effective_model(), task, how, resume);
+    if let Some(m) = mcp {
+        insert_mcp_args(agent.cli, &mut one.args, m.args.clone());
+        env.extend(m.env.iter().cloned());
+    }
     let mut spec = process(
         shared,
         job,
@@ -373,6 +437,7 @@ pub(super) fn session<L: Launcher>(
     attempt: u32,
     task: String,
     conversation: Option<&Conversation>,
+    mcp: Option<&McpSetup>,
 ) -> SessionSpec {
     let p = profile(agent.cli);
     let mut argv = vec![p.program.to_string()];
@@ -380,12 +445,18 @@ pub(super) fn session<L: Launcher>(
         true => SessionArg::Resume(&c.id),
         false => SessionArg::Start(&c.id),
     });
-    argv.extend(interactive_args_in(
+    let mut args = interactive_args_in(
         agent.cli,
         agent.effective_model(),
         invocation(job, false),
         session,
-    ));
+    );
+    let mut env = base_env(shared, job);
+    if let Some(m) = mcp {
+        insert_mcp_args(agent.cli, &mut args, m.args.clone());
+        env.extend(m.env.iter().cloned());
+    }
+    argv.extend(args);
     let mut timing: SessionTiming = shared.settings.session_timing();
     // The agent's own threshold when it sets one (0 disables), else the settings'.
     if agent
@@ -398,7 +469,7 @@ pub(super) fn session<L: Launcher>(
     SessionSpec {
         argv,
         cwd: job.cwd.clone(),
-        env: base_env(shared, job),
+        env,
         task,
         cli: Some(agent.cli),
         transcript_path: job.step_dir.join(format!("attempt-{attempt}.pty")),

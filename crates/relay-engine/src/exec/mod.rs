@@ -17,7 +17,7 @@ use relay_broker::session::{NudgePolicy, SessionEnd, SessionEvent};
 use tokio::sync::mpsc::UnboundedSender;
 use tokio_util::sync::CancellationToken;
 
-pub use launch::EXIT_INSTRUCTION;
+pub use launch::{EXIT_INSTRUCTION, MCP_EXIT_INSTRUCTION};
 
 use crate::events::EventKind;
 use crate::job::{Launch, StepJob, Work};
@@ -498,15 +498,24 @@ async fn run_it<L: Launcher>(
             // A one-shot agent learns who else is in the run, and gets the messages
             // waiting for it, in its task; they count as delivered once it is handed over.
             let (waiting, handed) = shared.messaging.waiting_for_oneshot(&agent.name).await;
+            let mcp = launch::mcp_of(shared, job, agent);
+            if let Some(m) = &mcp {
+                launch::write_mcp_file(m).await?;
+            }
             let task = format!(
                 "{}{waiting}",
-                shared.messaging.with_note(&text, &agent.name)
+                shared
+                    .messaging
+                    .with_note(&text, &agent.name, mcp.is_some())
             );
             let task = launch::fit_argument(job, agent, task).await?;
             let resume = launch.session.as_deref();
-            let spec = launch::agent_process(shared, job, agent, &task, resume);
-            let attempt =
-                process_attempt(shared, job, launch.attempt, spec, resume, cancel).await?;
+            let spec = launch::agent_process(shared, job, agent, &task, resume, mcp.as_ref());
+            // The agent may report its result through the socket (`report_done`).
+            shared.messaging.live.started(&job.label, &agent.name, None);
+            let attempt = process_attempt(shared, job, launch.attempt, spec, resume, cancel).await;
+            let reported = shared.messaging.live.finished(&job.label);
+            let mut attempt = attempt?;
             for d in handed {
                 d.delivered();
             }
@@ -514,6 +523,9 @@ async fn run_it<L: Launcher>(
                 .messaging
                 .relay_output(&agent.name, &attempt.output)
                 .await;
+            if let Some(report) = reported {
+                attempt.output = report;
+            }
             Ok(attempt)
         }
         Work::Worktree {
@@ -597,7 +609,7 @@ async fn repair_attempt<L: Launcher>(
         Ok(t) => t,
         Err(why) => return StepOutcome::Broken { why },
     };
-    let spec = launch::agent_process(shared, job, agent, &task, None);
+    let spec = launch::agent_process(shared, job, agent, &task, None, None);
     let attempt = match process_attempt(shared, job, launch.attempt, spec, None, cancel).await {
         Ok(a) => a,
         Err(why) => return StepOutcome::Broken { why },
@@ -773,11 +785,28 @@ async fn session_attempt<L: Launcher>(
             resumed: c.resumed,
         });
     }
+    let mcp = launch::mcp_of(shared, job, agent);
+    if let Some(m) = &mcp {
+        launch::write_mcp_file(m).await?;
+    }
+    let exit = if mcp.is_some() {
+        MCP_EXIT_INSTRUCTION
+    } else {
+        EXIT_INSTRUCTION
+    };
     let task = format!(
-        "{}\n\n{EXIT_INSTRUCTION}",
-        shared.messaging.with_note(text, &agent.name)
+        "{}\n\n{exit}",
+        shared.messaging.with_note(text, &agent.name, mcp.is_some())
     );
-    let spec = launch::session(shared, job, agent, attempt, task, conversation.as_ref());
+    let spec = launch::session(
+        shared,
+        job,
+        agent,
+        attempt,
+        task,
+        conversation.as_ref(),
+        mcp.as_ref(),
+    );
     if let Some(sandbox) = &spec.sandbox {
         let _ = shared.events.send(EventKind::AgentSandboxed {
             step: job.label.clone(),
@@ -787,9 +816,15 @@ async fn session_attempt<L: Launcher>(
     }
     let (inbox, mut feed) = shared.messaging.session_feed(&agent.name);
     let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel();
+    // `report_done` ends the session through its own token, a child of the attempt's.
+    let ending = cancel.child_token();
+    shared
+        .messaging
+        .live
+        .started(&job.label, &agent.name, Some(ending.clone()));
     let fut = shared
         .launcher
-        .run_session(spec, cancel.clone(), tx, Some(inbox));
+        .run_session(spec, ending.clone(), tx, Some(inbox));
     tokio::pin!(fut);
     let step = job.label.clone();
     let mut asked = false;
@@ -857,7 +892,18 @@ async fn session_attempt<L: Launcher>(
     let answered_live = !shared.messaging.session_ended(&step) && asked;
     // Messages offered and not delivered go back to the mailbox.
     drop(feed);
-    let out = res.map_err(|e| e.to_string())?;
+    let reported = shared.messaging.live.finished(&step);
+    let mut out = res.map_err(|e| e.to_string())?;
+    // Ended because the agent reported its result, not by a cancel from outside: as if
+    // it had printed `/exit`, with the result as its output.
+    if let Some(report) = reported
+        && !cancel.is_cancelled()
+    {
+        if out.end == SessionEnd::Cancelled {
+            out.end = SessionEnd::ExitRequested;
+        }
+        out.output = report;
+    }
     // After `/exit` the process ends because we end it; its exit code says nothing.
     let exit_code = match out.end {
         SessionEnd::ExitRequested => None,

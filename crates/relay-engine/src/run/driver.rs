@@ -150,6 +150,15 @@ pub(crate) async fn drive<L: Launcher>(
                             let _ = reply.send(Ok(()));
                             log.push(EventKind::QuestionAnswered { step, answer: text });
                             continue;
+                        } else if let Some(late) = asked_answer(&shared, &step, &text) {
+                            // Asked through the socket (`ask_human`): back to the call
+                            // that waits, or to the agent as a message.
+                            let _ = reply.send(Ok(()));
+                            if let Some(agent) = late {
+                                shared.messaging.late_answer(&agent, &step, &text).await;
+                            }
+                            log.push(EventKind::QuestionAnswered { step, answer: text });
+                            continue;
                         } else {
                             let open: Vec<String> = state
                                 .open_questions()
@@ -211,6 +220,32 @@ pub(crate) async fn drive<L: Launcher>(
                                 continue;
                             }
                         }
+                    }
+                    Control::Ask { step, agent, question, reply } => {
+                        match shared.messaging.live.ask(&step, agent.as_deref()) {
+                            Ok(wait) => {
+                                let _ = reply.send(Ok(wait));
+                                log.push(EventKind::QuestionAsked { step, question });
+                            }
+                            Err(why) => {
+                                let _ = reply.send(Err(why));
+                            }
+                        }
+                        continue;
+                    }
+                    Control::Done { step, agent, text, reply } => {
+                        match shared.messaging.live.report(&step, agent.as_deref(), text) {
+                            Ok(ended) => {
+                                let _ = reply.send(Ok(ended));
+                                if ended {
+                                    log.push(EventKind::AgentExitRequested { step });
+                                }
+                            }
+                            Err(why) => {
+                                let _ = reply.send(Err(why));
+                            }
+                        }
+                        continue;
                     }
                     Control::Unpark { reply } => {
                         let parked: Vec<String> =
@@ -278,5 +313,17 @@ async fn sleep_until(at: Option<Instant>) {
     match at {
         Some(at) => tokio::time::sleep_until(at.into()).await,
         None => std::future::pending().await,
+    }
+}
+
+/// Hands a person's answer to a question asked through the socket for `step`: `None`
+/// when nobody asked one; `Some(None)` when the call that asked took it; `Some(agent)`
+/// when that call stopped waiting and the answer goes to the agent as a message.
+fn asked_answer<L: Launcher>(shared: &Shared<L>, step: &str, text: &str) -> Option<Option<String>> {
+    use crate::live_steps::Answered;
+    match shared.messaging.live.answer(step, text) {
+        Answered::Returned => Some(None),
+        Answered::Late { agent } => Some(Some(agent)),
+        Answered::NotAsked => None,
     }
 }

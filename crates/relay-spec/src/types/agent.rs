@@ -139,6 +139,11 @@ pub struct Agent {
     /// Extension (workers over NATS): which workers may run this agent's steps.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub placement: Option<Placement>,
+    /// Extension: give the agent's CLI the run's MCP server (`agent-relay mcp`: tools to
+    /// message other agents, read its inbox, use the board, ask a person and report its
+    /// result), where the CLI takes MCP servers (default `true`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub mcp: Option<bool>,
 }
 
 /// Extension: where an agent's steps may run when the run dispatches to workers.
@@ -176,6 +181,11 @@ impl Agent {
     /// Whether the agent runs as a terminal session (the default).
     pub fn is_interactive(&self) -> bool {
         self.interactive.unwrap_or(true)
+    }
+
+    /// Whether the agent's CLI is given the run's MCP server (the default).
+    pub fn wants_mcp(&self) -> bool {
+        self.mcp.unwrap_or(true)
     }
 
     /// The model the CLI is asked for, if any.
