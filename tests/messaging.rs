@@ -12,14 +12,7 @@ use std::collections::BTreeSet;
 use support::{World, stderr, stdout, step, summary};
 
 fn run(w: &World, yaml: &str) -> std::process::Output {
-    let f = w.write("wf.yaml", yaml);
-    w.cmd()
-        .env("AGENT_RELAY_SETTLE_MS", "150")
-        .env("AGENT_RELAY_READY_TIMEOUT_MS", "4000")
-        .env("FAKE_AGENT_THINK_MS", "50")
-        .args(["run", f.to_str().unwrap(), "--json"])
-        .output()
-        .unwrap()
+    w.run_live(yaml)
 }
 
 /// The run's messages, folded to their final states, as `agent-relay messages --json`

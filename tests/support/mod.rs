@@ -85,6 +85,20 @@ impl World {
         self.cmd().args(args).output().expect("run agent-relay")
     }
 
+    /// `agent-relay run --json` of `yaml` (written as `wf.yaml`) with the short session
+    /// timings the terminal tests use: settling 150 ms, the ready wait 4 s, the fake
+    /// agents thinking 50 ms.
+    pub fn run_live(&self, yaml: &str) -> Output {
+        let f = self.write("wf.yaml", yaml);
+        self.cmd()
+            .env("AGENT_RELAY_SETTLE_MS", "150")
+            .env("AGENT_RELAY_READY_TIMEOUT_MS", "4000")
+            .env("FAKE_AGENT_THINK_MS", "50")
+            .args(["run", f.to_str().unwrap(), "--json"])
+            .output()
+            .expect("run agent-relay")
+    }
+
     /// Starts `agent-relay ARGS` in the background, stdout and stderr piped.
     pub fn spawn(&self, args: &[&str]) -> std::process::Child {
         self.cmd()
