@@ -1394,6 +1394,26 @@ mod tests {
     }
 
     #[test]
+    fn a_collapsed_paste_on_the_row_above_the_cursor_is_not_delivered() {
+        // Recorded from the real gemini 0.61 with four TUIs starting at once: the task
+        // shows as `[Pasted Text: 511 chars]` in the input box, with the cursor one row
+        // below it, and the Enter is swallowed while the screen changes.
+        let t0 = Instant::now();
+        let mut d = Driver::new(generic("first line\nsecond line"), t0);
+        d.on_output(
+            b"\x1b[?2004h \x1b[1m*\x1b[0m \r\n\r\n footer row\x1b[2A\x1b[4G",
+            t0,
+        );
+        d.on_tick(t0 + ms(100));
+        d.on_output(b"\r\x1b[2K * [Pasted Text: 23 chars]\r\n", t0 + ms(110));
+        assert_eq!(writes(&d.on_tick(t0 + ms(160))), [b"\r".to_vec()]);
+        let a = d.on_output(b"\x1b7\r\n\x1b[2K footer changed\x1b8", t0 + ms(170));
+        assert!(events(&a).is_empty(), "not delivered: {a:?}");
+        assert!(writes(&d.on_tick(t0 + ms(360))).is_empty());
+        assert_eq!(writes(&d.on_tick(t0 + ms(360))), [b"\r".to_vec()]);
+    }
+
+    #[test]
     fn enter_taken_as_a_line_break_in_the_input_box_is_not_delivery() {
         let t0 = Instant::now();
         let mut d = Driver::new(generic("first line\nsecond line"), t0);
