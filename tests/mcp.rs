@@ -192,6 +192,19 @@ workflows:
     assert!(w.leftovers().is_empty(), "processes left behind");
 }
 
+/// What `agent-relay questions --json` lists once it lists `question`.
+fn listed_once(w: &World, question: &str) -> String {
+    let deadline = Instant::now() + Duration::from_secs(20);
+    loop {
+        let q = w.run(&["questions", "--json"]);
+        if stdout(&q).contains(question) {
+            return stdout(&q);
+        }
+        assert!(Instant::now() < deadline, "`{question}` never showed");
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
+
 #[test]
 fn a_question_left_open_goes_with_the_step_that_asked_it() {
     let w = World::new();
@@ -213,15 +226,7 @@ workflows:
 "#,
     );
     let child = w.spawn(&["run", f.to_str().unwrap(), "--json"]);
-    let deadline = Instant::now() + Duration::from_secs(20);
-    let listed = loop {
-        let q = w.run(&["questions", "--json"]);
-        if stdout(&q).contains("still here?") {
-            break stdout(&q);
-        }
-        assert!(Instant::now() < deadline, "the question never showed");
-        std::thread::sleep(Duration::from_millis(100));
-    };
+    let listed = listed_once(&w, "still here?");
     // `ask` completed without an answer: its question is not waiting any more.
     assert!(!listed.contains("left open?"), "{listed}");
     let a = w.run(&["answer", "last", "ask", "late"]);
@@ -257,31 +262,12 @@ workflows:
     );
     let child = w.spawn(&["run", f.to_str().unwrap(), "--json"]);
     // Wait for the question to show, then answer it as a person would.
-    let deadline = Instant::now() + Duration::from_secs(20);
-    loop {
-        let q = w.run(&["questions", "--json"]);
-        if stdout(&q).contains("which port?") {
-            break;
-        }
-        assert!(Instant::now() < deadline, "the question never showed");
-        std::thread::sleep(Duration::from_millis(100));
-    }
+    listed_once(&w, "which port?");
     let a = w.run(&["answer", "last", "plan", "8080"]);
     assert_eq!(a.status.code(), Some(0), "{}", stderr(&a));
     // A question whose call stopped waiting: the answer comes as a message.
-    let deadline = Instant::now() + Duration::from_secs(20);
-    loop {
-        let q = w.run(&["questions", "--json"]);
-        if stdout(&q).contains("which db?") {
-            assert!(!stdout(&q).contains("which port?"), "{}", stdout(&q));
-            break;
-        }
-        assert!(
-            Instant::now() < deadline,
-            "the second question never showed"
-        );
-        std::thread::sleep(Duration::from_millis(100));
-    }
+    let listed = listed_once(&w, "which db?");
+    assert!(!listed.contains("which port?"), "{listed}");
     let a = w.run(&["answer", "last", "later", "postgres"]);
     assert_eq!(a.status.code(), Some(0), "{}", stderr(&a));
     let o = child.wait_with_output().unwrap();
