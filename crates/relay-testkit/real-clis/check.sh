@@ -68,6 +68,10 @@ retried = [e for e in events if e["type"] == "step:retrying" and e["step"] == "p
 print(f"  parked          {steps['parked']['status']:10} parks={len(parked)} retries={len(retried)}"
       " (a CLI that outwaits the limit with its own retries completes without parking)")
 ok &= steps["parked"]["status"] == "completed" and not retried
+parked = [e for e in events if e["type"] == "step:parked" and e["step"] == "parked-pty"]
+retried = [e for e in events if e["type"] == "step:retrying" and e["step"] == "parked-pty"]
+print(f"  parked-pty      {steps['parked-pty']['status']:10} parks={len(parked)} retries={len(retried)}")
+ok &= steps["parked-pty"]["status"] == "completed" and len(parked) >= 1 and not retried
 reason = steps["over-budget"].get("reason") or ""
 print(f"  over-budget     {steps['over-budget']['status']:10} {reason}")
 ok &= "token budget exhausted" in reason
