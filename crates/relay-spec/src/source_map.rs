@@ -33,7 +33,7 @@ struct PathAt {
 struct ErrorHandlingAt {
     repair_agent: At,
     #[serde(default)]
-    protect: Vec<Spanned<IgnoredAny>>,
+    protect: Vec<Loc>,
 }
 
 #[derive(Debug, Clone, serde::Deserialize)]
@@ -47,7 +47,37 @@ struct NamedAt {
     name: At,
 }
 
-type At = Option<Spanned<IgnoredAny>>;
+type At = Option<Loc>;
+
+/// Where a value stands in the source, kept small: a map has a few dozen of these per
+/// step, and a workflow may have tens of thousands of steps.
+#[derive(Debug, Clone, Copy)]
+struct Loc {
+    /// Line, from 1; 0 when the parser gave none.
+    line: u32,
+    /// Column, from 1.
+    column: u32,
+}
+
+impl<'de> serde::Deserialize<'de> for Loc {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let s = Spanned::<IgnoredAny>::deserialize(d)?;
+        let small = |n: u64| u32::try_from(n).unwrap_or(u32::MAX);
+        Ok(Pos::from_location(&s.referenced).map_or(Loc { line: 0, column: 0 }, |p| Loc {
+            line: small(p.line),
+            column: small(p.column),
+        }))
+    }
+}
+
+impl Loc {
+    fn pos(self) -> Option<Pos> {
+        (self.line > 0).then(|| Pos {
+            line: u64::from(self.line),
+            column: u64::from(self.column),
+        })
+    }
+}
 
 #[derive(Debug, Clone, serde::Deserialize)]
 #[serde(rename_all = "camelCase")]
@@ -58,7 +88,7 @@ struct AgentAt {
     cwd: At,
     permissions: Option<Spanned<PermissionsAt>>,
     #[serde(default)]
-    subscriptions: Vec<Spanned<IgnoredAny>>,
+    subscriptions: Vec<Loc>,
 }
 
 /// `permissions` is a name or a mapping; a mapping's `profile` has its own position.
@@ -126,7 +156,7 @@ struct SwarmAt {
     max_concurrency: At,
     resolver: At,
     #[serde(default)]
-    worktree_include: Vec<Spanned<IgnoredAny>>,
+    worktree_include: Vec<Loc>,
 }
 
 #[derive(Debug, Clone, serde::Deserialize)]
@@ -140,7 +170,7 @@ struct CoordinationAt {
 struct BarrierAt {
     name: At,
     #[serde(default)]
-    wait_for: Vec<Spanned<IgnoredAny>>,
+    wait_for: Vec<Loc>,
 }
 
 #[derive(Debug, Clone, serde::Deserialize)]
@@ -192,11 +222,11 @@ struct StepAt {
     approval: At,
     session: At,
     #[serde(default)]
-    depends_on: Vec<Spanned<IgnoredAny>>,
+    depends_on: Vec<Loc>,
     #[serde(default)]
-    participants: Vec<Spanned<IgnoredAny>>,
+    participants: Vec<Loc>,
     #[serde(default)]
-    escalate_to: Vec<Spanned<IgnoredAny>>,
+    escalate_to: Vec<Loc>,
     verification: Option<VerificationAt>,
 }
 
@@ -297,11 +327,11 @@ pub enum PreflightField {
 }
 
 fn at(s: &At) -> Option<Pos> {
-    s.as_ref().and_then(|s| Pos::from_location(&s.referenced))
+    s.and_then(Loc::pos)
 }
 
-fn nth(v: &[Spanned<IgnoredAny>], i: usize) -> Option<Pos> {
-    v.get(i).and_then(|d| Pos::from_location(&d.referenced))
+fn nth(v: &[Loc], i: usize) -> Option<Pos> {
+    v.get(i).copied().and_then(Loc::pos)
 }
 
 impl SourceMap {
