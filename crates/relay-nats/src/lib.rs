@@ -21,6 +21,7 @@
 pub mod bridge;
 pub mod caps;
 pub mod connect;
+pub mod copies;
 pub mod dispatch;
 pub mod lease;
 pub mod names;
