@@ -1065,6 +1065,17 @@ fn a_server_that_wants_a_token_gets_it_and_it_never_shows() {
     assert!(!stderr(&o).contains("t0ken"), "{}", stderr(&o));
 }
 
+/// Without environment variable `var` (its credentials), a run through `c` is refused
+/// by the server: a runtime failure.
+fn refused_without(c: &Cluster, var: &str) {
+    let o = c
+        .coordinator(&["run", "wf.yaml"])
+        .env_remove(var)
+        .output()
+        .unwrap();
+    assert_eq!(o.status.code(), Some(4), "{}", stderr(&o));
+}
+
 /// The user nkey pair of the NATS documentation's examples.
 const NKEY_SEED: &str = "SUACSSL3UAHUDXKFSNVUZRF5UHPMWZ6BFDTJ7M6USDXIEDNPPQYYYCU3VY";
 const NKEY_PUBLIC: &str = "UDXU4RCSJNZOIQHZNWXHXORDPRTGNJAHAHFRGZNEEJCPQTT2M7NLCNF4";
@@ -1082,12 +1093,7 @@ fn a_server_that_lists_users_by_nkey_takes_a_seed_file_and_the_seed_never_shows(
     };
     an_authenticated_run_works_and_hides(&mut c, NKEY_SEED);
     // Without the seed the server refuses; a file that holds no seed is named as such.
-    let o = c
-        .coordinator(&["run", "wf.yaml"])
-        .env_remove("AGENT_RELAY_NATS_NKEY")
-        .output()
-        .unwrap();
-    assert_eq!(o.status.code(), Some(4), "{}", stderr(&o));
+    refused_without(&c, "AGENT_RELAY_NATS_NKEY");
     let junk = dir.path().join("junk.nk");
     std::fs::write(&junk, "not a seed\n").unwrap();
     let o = c
@@ -1129,12 +1135,7 @@ fn a_server_run_with_an_operator_takes_a_creds_file_and_the_seed_never_shows() {
     };
     an_authenticated_run_works_and_hides(&mut c, &seed);
     // Without the creds file the server refuses.
-    let o = c
-        .coordinator(&["run", "wf.yaml"])
-        .env_remove("AGENT_RELAY_NATS_CREDS")
-        .output()
-        .unwrap();
-    assert_eq!(o.status.code(), Some(4), "{}", stderr(&o));
+    refused_without(&c, "AGENT_RELAY_NATS_CREDS");
 }
 
 #[test]

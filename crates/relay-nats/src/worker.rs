@@ -467,19 +467,6 @@ fn pieces(text: &str) -> Vec<String> {
     out
 }
 
-/// `bytes` in the file at `p`, readable by this user only.
-fn write_private(p: &Path, bytes: &[u8]) -> std::io::Result<()> {
-    use std::io::Write;
-    use std::os::unix::fs::OpenOptionsExt;
-    let mut f = std::fs::OpenOptions::new()
-        .create(true)
-        .write(true)
-        .truncate(true)
-        .mode(0o600)
-        .open(p)?;
-    f.write_all(bytes)
-}
-
 /// Arguments with the coordinator's paths of carried files (a task file an argument
 /// points to) replaced by where they are on this worker.
 fn carried_args(args: &[String], carried: &[Carried], map: &PathMap) -> Vec<String> {
@@ -511,7 +498,7 @@ async fn run_granted(
             mkdirs(d);
         }
         // Private, as on the coordinator (a task, a step's output).
-        let _ = write_private(&p, c.text.as_bytes());
+        let _ = relay_messaging::access::write_private(&p, c.text.as_bytes());
     }
     let wants_socket = match &offer.work {
         Work::Process(s) => s.env.iter().any(|(k, _)| k == SOCKET_ENV),

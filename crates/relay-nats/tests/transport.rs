@@ -270,3 +270,48 @@ async fn a_creation_that_lost_the_race_finds_the_winners_stream() {
     assert_eq!(got.unwrap().cached_info().config.name, "RACE");
     responder.abort();
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn envelopes_sent_together_are_stored_together_and_leave_once_all_are_settled() {
+    let dir = tempfile::tempdir().unwrap();
+    let Some(server) = NatsServer::start(&dir.path().join("js")) else {
+        return;
+    };
+    let client = async_nats::connect(server.url()).await.unwrap();
+    let r = router(&client, dir.path(), "run-4", 1).await;
+    let to = Target::Agent("c".into());
+    let sends: Vec<_> = (0..50)
+        .map(|i| r.submit("a", &to, &format!("m{i}")))
+        .collect();
+    for s in sends {
+        s.await.unwrap();
+    }
+    let stored = in_stream(&client).await;
+    assert!(
+        (1..50).contains(&stored),
+        "{stored} stream messages for 50 envelopes"
+    );
+    let mut taken = Vec::new();
+    while taken.len() < 50 {
+        taken.extend(
+            r.take("c", 100, Some(Duration::from_secs(5)))
+                .await
+                .unwrap(),
+        );
+    }
+    let texts: Vec<String> = taken.iter().map(|d| d.envelope().text.clone()).collect();
+    let want: Vec<String> = (0..50).map(|i| format!("m{i}")).collect();
+    assert_eq!(texts, want);
+    // A batch stays until its last envelope is settled.
+    let last = taken.pop().unwrap();
+    for d in taken {
+        d.delivered();
+    }
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    assert!(
+        in_stream(&client).await >= 1,
+        "a batch left before all of it was settled"
+    );
+    last.delivered();
+    wait_for_stream(&client, 0).await;
+}
