@@ -103,6 +103,8 @@ struct Cluster {
     server: NatsServer,
     /// The URL every process is given (with credentials when the server wants them).
     url: String,
+    /// Environment every process of the cluster gets besides the usual (credentials).
+    env: Vec<(String, String)>,
     world: World,
     _turn: std::sync::MutexGuard<'static, ()>,
 }
@@ -131,6 +133,31 @@ impl Cluster {
             workers: Vec::new(),
             server,
             url,
+            env: Vec::new(),
+            world,
+            _turn: turn,
+        })
+    }
+
+    /// A cluster whose server reads configuration `conf` (besides the usual flags), and
+    /// whose processes all get `env`.
+    fn with_config(conf: &str, env: &[(&str, &str)]) -> Option<Cluster> {
+        let turn = ONE_AT_A_TIME
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        let world = World::new();
+        let file = world.path().join("nats.conf");
+        std::fs::write(&file, conf).unwrap();
+        let server =
+            NatsServer::start_with(&world.path().join("nats"), &["-c", file.to_str().unwrap()])?;
+        Some(Cluster {
+            workers: Vec::new(),
+            url: server.url(),
+            server,
+            env: env
+                .iter()
+                .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
+                .collect(),
             world,
             _turn: turn,
         })
@@ -151,6 +178,7 @@ impl Cluster {
             ("AGENT_RELAY_KILL_GRACE_MS".into(), "300".into()),
         ];
         env.extend(TIMING.iter().map(|(k, v)| ((*k).into(), (*v).into())));
+        env.extend(self.env.iter().cloned());
         env
     }
 
@@ -198,6 +226,7 @@ impl Cluster {
     fn status(&self) -> Vec<serde_json::Value> {
         let o = Command::new(agent_relay())
             .args(["workers", "--nats", &self.url, "--json", "--wait-ms", "300"])
+            .envs(self.env.iter().cloned())
             .output()
             .unwrap();
         serde_json::from_slice::<Vec<serde_json::Value>>(&o.stdout).unwrap_or_default()
@@ -885,14 +914,67 @@ fn placement_labels_choose_the_worker_and_workers_lists_them() {
     assert!(stderr(&o).contains("no agent `nobody`"), "{}", stderr(&o));
 }
 
+/// A `droid` that proves where its task is: it finds the task file its argument names
+/// and reports its size, mode and path (and fails when there is no such file).
+const DROID_READS_ITS_TASK_FILE: &str = r#"#!/bin/sh
+p=
+for a in "$@"; do
+  case "$a" in
+    *task.md*) p=$(printf '%s' "$a" | sed -n 's/.*in the file \([^ ]*task\.md\).*/\1/p') ;;
+  esac
+done
+if [ -z "$p" ] || [ ! -f "$p" ]; then echo "NO_TASK_FILE <$p>"; exit 1; fi
+printf 'SIZE=%s MODE=%s FILE=%s\n' "$(wc -c < "$p" | tr -d ' ')" "$(stat -c %a "$p")" "$p"
+grep -c 'Work on this' "$p" | sed 's/^/WORK=/'
+"#;
+
 #[test]
-fn a_server_that_wants_a_password_gets_it_and_it_never_shows() {
-    let Some(mut c) = Cluster::with_server(
-        &["--user", "alice", "--pass", "s3cret"],
-        Some("alice:s3cret"),
-    ) else {
-        return;
-    };
+fn a_task_too_long_for_the_command_line_reaches_the_worker_in_its_file() {
+    use std::os::unix::fs::PermissionsExt;
+    let Some(mut c) = Cluster::new() else { return };
+    // droid takes its task only as an argument: over 64 KiB it gets a pointer to a file.
+    let bin = c.world.path().join("worker-far/bin");
+    std::fs::create_dir_all(&bin).unwrap();
+    std::fs::write(bin.join("droid"), DROID_READS_ITS_TASK_FILE).unwrap();
+    std::fs::set_permissions(bin.join("droid"), std::fs::Permissions::from_mode(0o755)).unwrap();
+    c.worker("far", &[], 1, &[]);
+    c.wait_for_workers();
+    c.world.write(
+        "wf.yaml",
+        "version: \"1.0\"\nname: t\nagents:\n  - {name: far, cli: droid, interactive: false}\nworkflows:\n  - name: main\n    steps:\n      - name: big\n        type: deterministic\n        command: \"head -c 100000 /dev/zero | tr '\\\\0' a\"\n      - name: pointer\n        agent: far\n        dependsOn: [big]\n        task: \"Work on this: {{steps.big.output}}\"\n",
+    );
+    let o = c.run("wf.yaml");
+    assert_eq!(o.status.code(), Some(0), "{}", c.diagnose(&o));
+    assert!(
+        placements(&c.world).contains(&("pointer".to_owned(), "far".to_owned())),
+        "{:?}",
+        placements(&c.world)
+    );
+    let out = support::step(&summary(&o), "pointer")["output"]
+        .as_str()
+        .unwrap_or("")
+        .to_owned();
+    // The whole task, in a private file of the worker's own mirror of the run.
+    let size: usize = out
+        .split("SIZE=")
+        .nth(1)
+        .and_then(|r| r.split_whitespace().next())
+        .and_then(|n| n.parse().ok())
+        .unwrap_or(0);
+    assert!(size > 100_000, "{out}");
+    assert!(out.contains("MODE=600"), "{out}");
+    assert!(out.contains("WORK=1"), "{out}");
+    let worker_dir = c.world.path().join("worker-far").display().to_string();
+    assert!(
+        out.contains(&format!("FILE={worker_dir}/.agent-relay/remote/")),
+        "{out}"
+    );
+}
+
+/// A run through `c` (whose server wants credentials) works, and `secret` shows
+/// nowhere: not on the coordinator's output, not in the worker's log, not in the run
+/// directory, not in `workers`.
+fn an_authenticated_run_works_and_hides(c: &mut Cluster, secret: &str) {
     c.worker("w1", &["claude"], 2, &[]);
     c.wait_for_workers();
     c.world.write(
@@ -914,14 +996,36 @@ fn a_server_that_wants_a_password_gets_it_and_it_never_shows() {
             .unwrap_or("")
             .contains("authed")
     );
-    // Nowhere: not on the coordinator's output, not in the worker's log, not in the run
-    // directory.
-    let mut seen = format!("{}{}{}", stdout(&o), stderr(&o), c.workers[0].log());
+    let listed = c
+        .coordinator(&["workers", "--nats", &c.url])
+        .envs(c.env.iter().cloned())
+        .output()
+        .unwrap();
+    assert!(stdout(&listed).contains("w1"), "{}", stderr(&listed));
+    let mut seen = format!(
+        "{}{}{}{}{}",
+        stdout(&o),
+        stderr(&o),
+        c.workers[0].log(),
+        stdout(&listed),
+        stderr(&listed)
+    );
     for f in ["events.jsonl", "run.json", "dispatch.jsonl", "result.json"] {
         seen.push_str(&std::fs::read_to_string(c.world.run_dir().join(f)).unwrap_or_default());
     }
     assert!(seen.contains("authed"), "{seen}");
-    assert!(!seen.contains("s3cret"), "{seen}");
+    assert!(!seen.contains(secret), "{seen}");
+}
+
+#[test]
+fn a_server_that_wants_a_password_gets_it_and_it_never_shows() {
+    let Some(mut c) = Cluster::with_server(
+        &["--user", "alice", "--pass", "s3cret"],
+        Some("alice:s3cret"),
+    ) else {
+        return;
+    };
+    an_authenticated_run_works_and_hides(&mut c, "s3cret");
     // A wrong password is refused: a runtime failure naming the server, not the secret.
     let wrong = c.url.replace("s3cret", "wrongpw");
     let o = c
@@ -931,6 +1035,107 @@ fn a_server_that_wants_a_password_gets_it_and_it_never_shows() {
     assert_eq!(o.status.code(), Some(4), "{}", stderr(&o));
     assert!(stderr(&o).contains("***@127.0.0.1"), "{}", stderr(&o));
     assert!(!stderr(&o).contains("wrongpw"), "{}", stderr(&o));
+}
+
+#[test]
+fn a_server_that_wants_a_token_gets_it_and_it_never_shows() {
+    let Some(mut c) = Cluster::with_server(&["--auth", "t0ken-s3cret"], Some("t0ken-s3cret"))
+    else {
+        return;
+    };
+    an_authenticated_run_works_and_hides(&mut c, "t0ken-s3cret");
+    // Without the token, or with another, the server refuses: exit 4, no token shown.
+    for url in [c.server.url(), c.url.replace("t0ken-s3cret", "wrong-t0ken")] {
+        let o = c
+            .coordinator(&["run", "wf.yaml", "--nats", &url])
+            .output()
+            .unwrap();
+        assert_eq!(o.status.code(), Some(4), "{}", stderr(&o));
+        assert!(!stderr(&o).contains("t0ken"), "{}", stderr(&o));
+    }
+    let o = c
+        .coordinator(&[
+            "workers",
+            "--nats",
+            &c.url.replace("t0ken-s3cret", "wrong-t0ken"),
+        ])
+        .output()
+        .unwrap();
+    assert_eq!(o.status.code(), Some(4), "{}", stderr(&o));
+    assert!(!stderr(&o).contains("t0ken"), "{}", stderr(&o));
+}
+
+/// Without environment variable `var` (its credentials), a run through `c` is refused
+/// by the server: a runtime failure.
+fn refused_without(c: &Cluster, var: &str) {
+    let o = c
+        .coordinator(&["run", "wf.yaml"])
+        .env_remove(var)
+        .output()
+        .unwrap();
+    assert_eq!(o.status.code(), Some(4), "{}", stderr(&o));
+}
+
+/// The user nkey pair of the NATS documentation's examples.
+const NKEY_SEED: &str = "SUACSSL3UAHUDXKFSNVUZRF5UHPMWZ6BFDTJ7M6USDXIEDNPPQYYYCU3VY";
+const NKEY_PUBLIC: &str = "UDXU4RCSJNZOIQHZNWXHXORDPRTGNJAHAHFRGZNEEJCPQTT2M7NLCNF4";
+
+#[test]
+fn a_server_that_lists_users_by_nkey_takes_a_seed_file_and_the_seed_never_shows() {
+    let dir = tempfile::tempdir().unwrap();
+    let seed = dir.path().join("user.nk");
+    std::fs::write(&seed, format!("{NKEY_SEED}\n")).unwrap();
+    let Some(mut c) = Cluster::with_config(
+        &format!("authorization {{\n  users = [ {{ nkey: \"{NKEY_PUBLIC}\" }} ]\n}}\n"),
+        &[("AGENT_RELAY_NATS_NKEY", seed.to_str().unwrap())],
+    ) else {
+        return;
+    };
+    an_authenticated_run_works_and_hides(&mut c, NKEY_SEED);
+    // Without the seed the server refuses; a file that holds no seed is named as such.
+    refused_without(&c, "AGENT_RELAY_NATS_NKEY");
+    let junk = dir.path().join("junk.nk");
+    std::fs::write(&junk, "not a seed\n").unwrap();
+    let o = c
+        .coordinator(&["run", "wf.yaml"])
+        .env("AGENT_RELAY_NATS_NKEY", &junk)
+        .output()
+        .unwrap();
+    assert_eq!(o.status.code(), Some(4), "{}", stderr(&o));
+    assert!(stderr(&o).contains("nkey seed"), "{}", stderr(&o));
+    assert!(!stderr(&o).contains("not a seed"), "{}", stderr(&o));
+}
+
+/// A test operator made offline (`tests/nats-operator/make.py`): its JWT, the accounts
+/// preloaded into the server's resolver, and a user's `.creds` file.
+fn operator_fixture(name: &str) -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../../tests/nats-operator")
+        .join(name)
+}
+
+#[test]
+fn a_server_run_with_an_operator_takes_a_creds_file_and_the_seed_never_shows() {
+    let accounts = std::fs::read_to_string(operator_fixture("accounts.conf")).unwrap();
+    let creds = operator_fixture("user.creds");
+    let seed = std::fs::read_to_string(&creds)
+        .unwrap()
+        .lines()
+        .find(|l| l.starts_with("SU"))
+        .unwrap()
+        .to_owned();
+    let Some(mut c) = Cluster::with_config(
+        &format!(
+            "operator: {}\n{accounts}",
+            operator_fixture("operator.jwt").display()
+        ),
+        &[("AGENT_RELAY_NATS_CREDS", creds.to_str().unwrap())],
+    ) else {
+        return;
+    };
+    an_authenticated_run_works_and_hides(&mut c, &seed);
+    // Without the creds file the server refuses.
+    refused_without(&c, "AGENT_RELAY_NATS_CREDS");
 }
 
 #[test]
@@ -963,4 +1168,39 @@ fn an_unreachable_server_is_a_runtime_failure_and_credentials_never_show() {
     let o = w.run(&["worker", "--nats", &url, "--name", "w"]);
     assert_eq!(o.status.code(), Some(4), "{}", stderr(&o));
     assert!(!stderr(&o).contains("s3cret"));
+}
+
+#[test]
+fn agents_with_worktrees_of_their_own_are_refused_before_anything_is_dispatched() {
+    let w = World::new();
+    let steps = "    steps:\n      - name: a\n        agent: dev\n        task: hi\n";
+    w.write(
+        "wf.yaml",
+        &support::workflow("swarm:\n  worktrees: per-agent\n", steps),
+    );
+    // No server needed: the refusal comes before any connection.
+    let o = w.run(&["run", "wf.yaml", "--nats", "nats://127.0.0.1:9"]);
+    assert_eq!(o.status.code(), Some(3), "{}", stderr(&o));
+    let err = stderr(&o);
+    assert!(
+        err.contains("`dev`, `ops` work in a git worktree") && err.contains("worktree: false"),
+        "{err}"
+    );
+    assert!(
+        !w.path().join(".agent-relay/runs").exists(),
+        "a run was started"
+    );
+    // One agent's own `worktree: true`, with the server named by the file.
+    w.write(
+        "wf.yaml",
+        &support::workflow("swarm:\n  workers: nats://127.0.0.1:9\n", steps)
+            .replace("    cli: codex\n", "    cli: codex\n    worktree: true\n"),
+    );
+    let o = w.run(&["run", "wf.yaml"]);
+    assert_eq!(o.status.code(), Some(3), "{}", stderr(&o));
+    assert!(
+        stderr(&o).contains("agent `ops` works in a git worktree"),
+        "{}",
+        stderr(&o)
+    );
 }

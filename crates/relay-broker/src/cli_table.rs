@@ -20,6 +20,10 @@ pub enum TaskInput {
 /// Largest task passed as one argument (Linux refuses single arguments over 128 KiB).
 pub const ARG_TASK_MAX: usize = 64 * 1024;
 
+/// The name of the private file, in the step's directory, a task too big for one
+/// argument is written to; the argument names the file's path.
+pub const TASK_FILE: &str = "task.md";
+
 /// A one-shot invocation: the argv (without the program) and what goes to stdin.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct OneShot {

@@ -208,14 +208,16 @@ async fn dispatch_and_overhead(url: &str, dir: &Path, n: usize) {
 }
 
 /// Agents `a` (sending) and `b` (reading) of a broker: `senders` connections to
-/// `send_sock` send `n` messages in all; one reader takes them from `read_sock` with
-/// `inbox`. Returns messages per second and the latency of each.
+/// `send_sock` send `n` messages in all, each with up to `window` sends written before
+/// their replies are read (1: one at a time); one reader takes them from `read_sock`
+/// with `inbox`. Returns messages per second and the latency of each.
 async fn socket_traffic(
     broker: &Broker,
     send_sock: &Path,
     read_sock: &Path,
     n: usize,
     senders: usize,
+    window: usize,
 ) -> (f64, Vec<Duration>) {
     let tok_a = broker.access().agent_token("a").unwrap();
     let tok_b = broker.access().agent_token("b").unwrap();
@@ -231,12 +233,18 @@ async fn socket_traffic(
             let (r, mut w) = s.into_split();
             let mut r = BufReader::new(r);
             let mut line = String::new();
-            for _ in 0..per {
-                let text = epoch.elapsed().as_nanos().to_string();
-                let req = serde_json::json!({"op": "send", "from": "a", "to": "b", "text": text, "token": tok});
-                w.write_all(format!("{req}\n").as_bytes()).await.unwrap();
+            let (mut written, mut answered) = (0, 0);
+            while answered < per {
+                while written < per && written - answered < window {
+                    let text = epoch.elapsed().as_nanos().to_string();
+                    let req = serde_json::json!({"op": "send", "from": "a", "to": "b", "text": text, "token": tok});
+                    w.write_all(format!("{req}\n").as_bytes()).await.unwrap();
+                    written += 1;
+                }
                 line.clear();
                 r.read_line(&mut line).await.unwrap();
+                assert!(line.contains("\"sent\""), "{line}");
+                answered += 1;
             }
         }));
     }
@@ -353,9 +361,16 @@ async fn messaging(url: &str, dir: &Path, n: usize) {
     // Local: both agents on the coordinator's machine, its socket, in-process mailboxes.
     let local = broker(&dir.join("m-local"), "m-local", None).await;
     let sock = local.socket().to_path_buf();
-    let (rate, mut lat) = socket_traffic(&local, &sock, &sock, n, 16).await;
+    let (rate, mut lat) = socket_traffic(&local, &sock, &sock, n, 16, 1).await;
     println!(
         "local socket, in-process mailboxes: {:.0} msg/s  latency p50 {}  p99 {}",
+        rate,
+        ms(pct(&mut lat, 0.5)),
+        ms(pct(&mut lat, 0.99))
+    );
+    let (rate, mut lat) = socket_traffic(&local, &sock, &sock, n, 16, WINDOW).await;
+    println!(
+        "local socket, in-process mailboxes, {WINDOW} sends in flight per connection: {:.0} msg/s  latency p50 {}  p99 {}",
         rate,
         ms(pct(&mut lat, 0.5)),
         ms(pct(&mut lat, 0.99))
@@ -371,62 +386,36 @@ async fn messaging(url: &str, dir: &Path, n: usize) {
     // Across two workers: a's worker bridge -> NATS -> the coordinator's socket and
     // router -> JetStream mailbox -> b's worker bridge.
     let coord = async_nats::connect(url).await.unwrap();
-    let run = "m-remote";
-    let t = Arc::new(NatsTransport::new(
-        coord.clone(),
-        run,
-        7,
-        Duration::from_secs(30),
-    ));
-    let remote = broker(&dir.join("m-remote"), run, Some(t)).await;
-    relay_nats::dispatch::relay_socket(
-        coord.clone(),
-        run,
-        remote.socket().to_path_buf(),
-        CancellationToken::new(),
-    )
-    .await
-    .unwrap();
-    let w1 = async_nats::connect(url).await.unwrap();
-    let w2 = async_nats::connect(url).await.unwrap();
-    let b1 = relay_nats::bridge::Bridge::start(w1, run, dir.join("w1.sock")).unwrap();
-    let b2 = relay_nats::bridge::Bridge::start(w2, run, dir.join("w2.sock")).unwrap();
-    let (rate, mut lat) = socket_traffic(&remote, b1.path(), b2.path(), n, 16).await;
-    println!(
-        "two workers over NATS (bridges, coordinator socket, JetStream mailboxes): {:.0} msg/s  latency p50 {}  p99 {}",
-        rate,
-        ms(pct(&mut lat, 0.5)),
-        ms(pct(&mut lat, 0.99))
-    );
-    let (rate, mut lat) = socket_traffic(&remote, b1.path(), b2.path(), n, 64).await;
-    println!(
-        "two workers over NATS, 64 sending connections: {:.0} msg/s  latency p50 {}  p99 {}",
-        rate,
-        ms(pct(&mut lat, 0.5)),
-        ms(pct(&mut lat, 0.99))
-    );
-    let mut one = one_at_a_time(&remote, b1.path(), b2.path(), n / 20).await;
-    println!(
-        "two workers over NATS, one message at a time ({}): latency p50 {}  p99 {}",
-        n / 20,
-        ms(pct(&mut one, 0.5)),
-        ms(pct(&mut one, 0.99))
-    );
-    remote.shutdown("done").await;
+    for batch in [1, relay_nats::transport::MAX_BATCH] {
+        remote_traffic(&coord, url, dir, n, batch).await;
+    }
+
     // The JetStream mailbox on its own: the router sends, another task takes.
-    for (name, t) in [
-        ("in-process", None),
+    for (name, run, t) in [
+        ("in-process", "m-raw-0", None),
         (
-            "JetStream",
+            "JetStream (one envelope per stream message)",
+            "m-raw-1",
+            Some(Arc::new(NatsTransport::with_batch(
+                coord.clone(),
+                "m-raw-1",
+                8,
+                Duration::from_secs(30),
+                1,
+            )) as Arc<dyn relay_messaging::Transport>),
+        ),
+        (
+            "JetStream (batched)",
+            "m-raw-b",
             Some(Arc::new(NatsTransport::new(
                 coord.clone(),
-                "m-raw",
-                8,
+                "m-raw-b",
+                9,
                 Duration::from_secs(30),
             )) as Arc<dyn relay_messaging::Transport>),
         ),
     ] {
-        let b = broker(&dir.join(format!("m-raw-{name}")), "m-raw", t).await;
+        let b = broker(&dir.join(run), run, t).await;
         let r = b.router().clone();
         let epoch = Instant::now();
         let t0 = Instant::now();
@@ -469,6 +458,72 @@ async fn messaging(url: &str, dir: &Path, n: usize) {
         );
         b.shutdown("done").await;
     }
+}
+
+/// Sends in flight per connection for the pipelined cases.
+const WINDOW: usize = 64;
+
+/// Across two workers: a's worker bridge -> NATS -> the coordinator's socket and router
+/// -> JetStream mailbox (at most `batch` envelopes per stream message) -> b's worker
+/// bridge.
+async fn remote_traffic(coord: &async_nats::Client, url: &str, dir: &Path, n: usize, batch: usize) {
+    let run = format!("m-remote-{batch}");
+    let t = Arc::new(NatsTransport::with_batch(
+        coord.clone(),
+        &run,
+        7,
+        Duration::from_secs(30),
+        batch,
+    ));
+    let remote = broker(&dir.join(&run), &run, Some(t)).await;
+    relay_nats::dispatch::relay_socket(
+        coord.clone(),
+        &run,
+        remote.socket().to_path_buf(),
+        CancellationToken::new(),
+    )
+    .await
+    .unwrap();
+    let w1 = async_nats::connect(url).await.unwrap();
+    let w2 = async_nats::connect(url).await.unwrap();
+    let b1 =
+        relay_nats::bridge::Bridge::start(w1, &run, dir.join(format!("w1-{batch}.sock"))).unwrap();
+    let b2 =
+        relay_nats::bridge::Bridge::start(w2, &run, dir.join(format!("w2-{batch}.sock"))).unwrap();
+    let per = if batch == 1 {
+        "one envelope per stream message"
+    } else {
+        "envelopes batched per stream message"
+    };
+    let cases: &[(usize, usize)] = if batch == 1 {
+        &[(16, 1), (64, 1), (16, WINDOW)]
+    } else {
+        &[
+            (16, 1),
+            (64, 1),
+            (16, 4),
+            (16, 16),
+            (16, WINDOW),
+            (64, WINDOW),
+        ]
+    };
+    for &(conns, window) in cases {
+        let (rate, mut lat) = socket_traffic(&remote, b1.path(), b2.path(), n, conns, window).await;
+        println!(
+            "two workers over NATS, {per}: {conns} sending connections, {window} in flight each: {:.0} msg/s  latency p50 {}  p99 {}",
+            rate,
+            ms(pct(&mut lat, 0.5)),
+            ms(pct(&mut lat, 0.99))
+        );
+    }
+    let mut one = one_at_a_time(&remote, b1.path(), b2.path(), n / 20).await;
+    println!(
+        "two workers over NATS, {per}: one message at a time ({}): latency p50 {}  p99 {}",
+        n / 20,
+        ms(pct(&mut one, 0.5)),
+        ms(pct(&mut one, 0.99))
+    );
+    remote.shutdown("done").await;
 }
 
 fn wide_workflow(n: usize) -> String {

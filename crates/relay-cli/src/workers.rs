@@ -67,6 +67,7 @@ impl NatsArgs {
             return Ok(None);
         };
         let url = NatsUrl::parse(url).map_err(CliError::from)?;
+        refuse_worktrees(file)?;
         let mut placement: BTreeMap<String, BTreeMap<String, String>> = BTreeMap::new();
         for a in &file.agents {
             if let Some(p) = &a.placement
@@ -91,6 +92,31 @@ impl NatsArgs {
             timing: Timing::from_env(),
         }))
     }
+}
+
+/// Agents with git worktrees of their own cannot run on workers: a worktree is made,
+/// committed and merged on the coordinator's disk, while the agent would work in the
+/// worker's copy of the project, so its changes would never reach the run's branch.
+fn refuse_worktrees(file: &relay_spec::RelayFile) -> CliResult<()> {
+    let agents: Vec<&str> = file.worktree_agents().map(|a| a.name.as_str()).collect();
+    if agents.is_empty() {
+        return Ok(());
+    }
+    Err(CliError::invalid(format!(
+        "{} {} in a git worktree of {} own (swarm.worktrees: per-agent, or worktree: true), \
+         which workers over NATS do not support: the worktree, its commits and merges are on \
+         this machine while the agent would run on another. Run without --nats \
+         (AGENT_RELAY_NATS, swarm.workers), or give {} `worktree: false`",
+        if agents.len() == 1 { "agent" } else { "agents" },
+        agents
+            .iter()
+            .map(|a| format!("`{a}`"))
+            .collect::<Vec<_>>()
+            .join(", ")
+            + if agents.len() == 1 { " works" } else { " work" },
+        if agents.len() == 1 { "its" } else { "their" },
+        if agents.len() == 1 { "it" } else { "them" },
+    )))
 }
 
 /// `worker` options.

@@ -20,7 +20,7 @@ use crate::model::{
 use crate::persist::Persist;
 use crate::sanitize::{MAX_TEXT_BYTES, injection_line, sanitize};
 use crate::topology::Topology;
-use crate::transport::{Ack, Transport, TransportError};
+use crate::transport::{Ack, BoxFuture, Transport, TransportError};
 
 fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
     m.lock().unwrap_or_else(PoisonError::into_inner)
@@ -319,12 +319,29 @@ impl Router {
         target: &Target,
         text: &str,
     ) -> Result<Vec<Receipt>, SendError> {
+        self.submit(from, target, text).await
+    }
+
+    /// [`Router::send`] in two halves: the copies are numbered, recorded and handed to
+    /// the transport before this returns, so the order of calls is the order of the
+    /// messages whatever order the futures are awaited in; the future resolves once the
+    /// transport has confirmed them. Many sends can so wait for their confirmations
+    /// together (a connection that sends without waiting for each reply).
+    pub fn submit<'a>(
+        &'a self,
+        from: &str,
+        target: &Target,
+        text: &str,
+    ) -> BoxFuture<'a, Result<Vec<Receipt>, SendError>> {
+        let done = |r| -> BoxFuture<'a, Result<Vec<Receipt>, SendError>> {
+            Box::pin(std::future::ready(r))
+        };
         let text = sanitize(text);
         if text.is_empty() {
-            return Err(SendError::Empty);
+            return done(Err(SendError::Empty));
         }
         if text.len() > MAX_TEXT_BYTES {
-            return Err(SendError::TooLong { len: text.len() });
+            return done(Err(SendError::TooLong { len: text.len() }));
         }
         let policy = self.inner.policy.get();
         let mut receipts = Vec::new();
@@ -350,7 +367,7 @@ impl Router {
                         MessageState::Failed,
                         Some(e.to_string()),
                     ));
-                    return Err(e);
+                    return done(Err(e));
                 }
             };
             if recipients.is_empty() {
@@ -361,7 +378,7 @@ impl Router {
                 };
                 receipts.push(failed_receipt(&env, &reason));
                 self.emit(Record::first(&env, MessageState::Failed, Some(reason)));
-                return Ok(receipts);
+                return done(Ok(receipts));
             }
             for to in recipients {
                 let env = envelope(&to);
@@ -397,26 +414,29 @@ impl Router {
                 published.push((env.id, to, self.inner.transport.publish(env)));
             }
         }
-        for (id, to, fut) in published {
-            if let Err(e) = fut.await {
-                let reason = e.to_string();
-                if let Some(r) = receipts.iter_mut().find(|r| r.id == id) {
-                    r.state = MessageState::Failed;
-                    r.reason = Some(reason.clone());
+        let from = from.to_owned();
+        Box::pin(async move {
+            for (id, to, fut) in published {
+                if let Err(e) = fut.await {
+                    let reason = e.to_string();
+                    if let Some(r) = receipts.iter_mut().find(|r| r.id == id) {
+                        r.state = MessageState::Failed;
+                        r.reason = Some(reason.clone());
+                    }
+                    self.emit(Record {
+                        ts_ms: now_ms(),
+                        id,
+                        state: MessageState::Failed,
+                        from: from.clone(),
+                        to,
+                        target: None,
+                        text: None,
+                        reason: Some(reason),
+                    });
                 }
-                self.emit(Record {
-                    ts_ms: now_ms(),
-                    id,
-                    state: MessageState::Failed,
-                    from: from.to_owned(),
-                    to,
-                    target: None,
-                    text: None,
-                    reason: Some(reason),
-                });
             }
-        }
-        Ok(receipts)
+            Ok(receipts)
+        })
     }
 
     /// Puts back a message an earlier coordinator of this run accepted and never

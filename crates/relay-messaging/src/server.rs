@@ -7,6 +7,7 @@ use std::time::Duration;
 
 use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufReader};
 use tokio::net::{UnixListener, UnixStream};
+use tokio::sync::{mpsc, oneshot};
 use tokio::task::{JoinHandle, JoinSet};
 use tokio_util::sync::CancellationToken;
 
@@ -20,6 +21,7 @@ use crate::model::{Target, is_name};
 use crate::protocol::{Authed, ErrorKind, MAX_LINE_BYTES, Reply, Request};
 use crate::router::{Delivery, InboxError, Router, SendError};
 use crate::sanitize::sanitize;
+use crate::transport::BoxFuture;
 
 /// Most messages one `inbox` request takes.
 pub const INBOX_MAX: usize = 1000;
@@ -108,49 +110,105 @@ async fn accept_loop(listener: UnixListener, served: Served, cancel: Cancellatio
     conns.shutdown().await;
 }
 
+/// One answer a connection owes, in the order of its requests.
+enum Owed<'a> {
+    /// A send whose copies are already handed over: its reply once they are confirmed.
+    Sending(BoxFuture<'a, Reply>),
+    /// A reply, with the messages it hands over (read once it is written).
+    Ready(Reply, Vec<Delivery>),
+    /// Everything before it is answered: the reader is told.
+    Drained(oneshot::Sender<()>),
+}
+
+/// Serves one connection. Requests are carried out in order, each once the one before
+/// it is done, except that sends follow each other without waiting: a client that
+/// writes several sends before reading the replies has them numbered in its order and
+/// confirmed together. Replies come in the order of the requests.
 async fn serve(stream: UnixStream, served: Served) {
     let (read, mut write) = stream.into_split();
-    let mut reader = BufReader::new(read);
-    let mut line = Vec::new();
-    loop {
-        line.clear();
-        let n = match (&mut reader)
-            .take(MAX_LINE_BYTES as u64 + 1)
-            .read_until(b'\n', &mut line)
-            .await
-        {
-            Ok(0) | Err(_) => return,
-            Ok(n) => n,
-        };
-        if n > MAX_LINE_BYTES {
-            let _ = write_reply(
-                &mut write,
-                &bad(format!("request longer than {MAX_LINE_BYTES} bytes")),
-            )
-            .await;
-            return;
-        }
-        let (reply, claimed) = match serde_json::from_slice::<Authed>(&line) {
-            Ok(a) => match served.access.caller(a.token.as_deref()) {
-                Some(caller) => handle(a.request, &caller, &served).await,
-                None => (
-                    unauthorized(format!(
-                        "this run's socket needs a valid token: agents and steps of the run have one in \
-                         {TOKEN_ENV}; from outside, `--run RUN_ID` reads the run's own"
-                    )),
+    let (owed_tx, mut owed_rx) = mpsc::unbounded_channel::<Owed<'_>>();
+    let served = &served;
+    let reading = async move {
+        let mut reader = BufReader::new(read);
+        let mut line = Vec::new();
+        loop {
+            line.clear();
+            let n = match (&mut reader)
+                .take(MAX_LINE_BYTES as u64 + 1)
+                .read_until(b'\n', &mut line)
+                .await
+            {
+                Ok(0) | Err(_) => return,
+                Ok(n) => n,
+            };
+            if n > MAX_LINE_BYTES {
+                let _ = owed_tx.send(Owed::Ready(
+                    bad(format!("request longer than {MAX_LINE_BYTES} bytes")),
                     Vec::new(),
-                ),
-            },
-            Err(e) => (bad(format!("not a request: {e}")), Vec::new()),
-        };
-        if write_reply(&mut write, &reply).await.is_err() {
-            // The client is gone; `claimed` is dropped and its messages go back.
-            return;
+                ));
+                return;
+            }
+            let owed = match serde_json::from_slice::<Authed>(&line) {
+                Ok(a) => match served.access.caller(a.token.as_deref()) {
+                    Some(caller) => match a.request {
+                        Request::Send { from, to, text } => {
+                            match start_send(&from, &to, &text, &caller, served) {
+                                Ok(f) => Owed::Sending(f),
+                                Err(r) => Owed::Ready(r, Vec::new()),
+                            }
+                        }
+                        request => {
+                            // Carried out once everything before it is done.
+                            let (tx, rx) = oneshot::channel();
+                            if owed_tx.send(Owed::Drained(tx)).is_err() || rx.await.is_err() {
+                                return;
+                            }
+                            let (reply, claimed) = handle(request, &caller, served).await;
+                            Owed::Ready(reply, claimed)
+                        }
+                    },
+                    None => Owed::Ready(
+                        unauthorized(format!(
+                            "this run's socket needs a valid token: agents and steps of the run have one in \
+                             {TOKEN_ENV}; from outside, `--run RUN_ID` reads the run's own"
+                        )),
+                        Vec::new(),
+                    ),
+                },
+                Err(e) => Owed::Ready(bad(format!("not a request: {e}")), Vec::new()),
+            };
+            if owed_tx.send(owed).is_err() {
+                return;
+            }
         }
-        for d in claimed {
-            d.read();
+    };
+    let writing = async move {
+        while let Some(owed) = owed_rx.recv().await {
+            let (reply, claimed) = match owed {
+                Owed::Sending(f) => (f.await, Vec::new()),
+                Owed::Ready(reply, claimed) => (reply, claimed),
+                Owed::Drained(tx) => {
+                    let _ = tx.send(());
+                    continue;
+                }
+            };
+            if write_reply(&mut write, &reply).await.is_err() {
+                // The client is gone; `claimed` is dropped and its messages go back.
+                return;
+            }
+            for d in claimed {
+                d.read();
+            }
         }
+    };
+    // A client gone (a reply cannot be written) ends the connection at once; a client that
+    // stopped writing still gets every reply it is owed.
+    tokio::pin!(writing);
+    tokio::select! {
+        () = &mut writing => return,
+        () = reading => {}
     }
+    writing.await;
 }
 
 async fn write_reply(
@@ -200,40 +258,47 @@ fn bad(message: String) -> Reply {
     }
 }
 
+/// A send checked and handed to the router (see [`Router::submit`]): its reply once the
+/// copies are confirmed, or the refusal.
+fn start_send<'a>(
+    from: &str,
+    to: &str,
+    text: &str,
+    caller: &Caller,
+    served: &'a Served,
+) -> Result<BoxFuture<'a, Reply>, Reply> {
+    // The sender's name is typed into other agents' terminals.
+    if !is_name(from) {
+        return Err(bad(format!("`{from}` is not a valid sender name")));
+    }
+    if !caller.may_act_as(from) {
+        return Err(unauthorized(format!("this token may not send as `{from}`")));
+    }
+    let Some(target) = Target::parse(to) else {
+        return Err(bad(format!("`{to}` is not an agent name, a #channel or *")));
+    };
+    let sent = served.router.submit(from, &target, text);
+    Ok(Box::pin(async move {
+        match sent.await {
+            Ok(receipts) => Reply::Sent { receipts },
+            Err(e @ SendError::UnknownRecipient { .. }) => Reply::Error {
+                kind: ErrorKind::UnknownRecipient,
+                message: e.to_string(),
+            },
+            Err(e) => bad(e.to_string()),
+        }
+    }))
+}
+
 /// Carries out one request. Messages an `inbox` took are returned unsettled: they
 /// count as read only once the reply is written.
 async fn handle(req: Request, caller: &Caller, served: &Served) -> (Reply, Vec<Delivery>) {
     let router = &served.router;
     let reply = match req {
-        Request::Send { from, to, text } => {
-            // The sender's name is typed into other agents' terminals.
-            if !is_name(&from) {
-                return (
-                    bad(format!("`{from}` is not a valid sender name")),
-                    Vec::new(),
-                );
-            }
-            if !caller.may_act_as(&from) {
-                return (
-                    unauthorized(format!("this token may not send as `{from}`")),
-                    Vec::new(),
-                );
-            }
-            let Some(target) = Target::parse(&to) else {
-                return (
-                    bad(format!("`{to}` is not an agent name, a #channel or *")),
-                    Vec::new(),
-                );
-            };
-            match router.send(&from, &target, &text).await {
-                Ok(receipts) => Reply::Sent { receipts },
-                Err(e @ SendError::UnknownRecipient { .. }) => Reply::Error {
-                    kind: ErrorKind::UnknownRecipient,
-                    message: e.to_string(),
-                },
-                Err(e) => bad(e.to_string()),
-            }
-        }
+        Request::Send { from, to, text } => match start_send(&from, &to, &text, caller, served) {
+            Ok(f) => f.await,
+            Err(r) => r,
+        },
         Request::Inbox {
             agent,
             wait_ms,

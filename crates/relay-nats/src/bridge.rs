@@ -9,6 +9,7 @@ use std::time::Duration;
 
 use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
 use tokio::net::UnixListener;
+use tokio::net::unix::OwnedReadHalf;
 use tokio_util::sync::CancellationToken;
 
 use crate::connect::NatsError;
@@ -49,6 +50,47 @@ pub fn socket_path(dir: &Path) -> PathBuf {
     std::env::temp_dir().join(format!("agent-relay-w-{h:016x}.sock"))
 }
 
+/// Most request lines passed on together.
+const MAX_BATCH_LINES: usize = 256;
+
+/// Most bytes of request lines passed on together (a single longer line goes alone).
+const MAX_BATCH_BYTES: usize = 256 * 1024;
+
+/// One request line from `r` into `line`, without its newline; `Ok(0)` at the end. A line
+/// longer than [`MAX_LINE`] comes back longer than that, cut.
+async fn read_line(r: &mut BufReader<OwnedReadHalf>, line: &mut Vec<u8>) -> std::io::Result<usize> {
+    let n = (&mut *r)
+        .take(MAX_LINE as u64 + 1)
+        .read_until(b'\n', line)
+        .await?;
+    if line.last() == Some(&b'\n') {
+        line.pop();
+    }
+    Ok(n)
+}
+
+/// One request line to the coordinator; its reply line (or an error reply).
+async fn request(client: &async_nats::Client, subject: &str, line: &[u8]) -> Vec<u8> {
+    let req = async_nats::Request::new()
+        .payload(line.to_vec().into())
+        .timeout(Some(reply_wait(line)));
+    match client.send_request(subject.to_owned(), req).await {
+        Ok(m) => m.payload.to_vec(),
+        Err(e) => error_line(&format!(
+            "the run's coordinator cannot be reached over NATS: {e}"
+        )),
+    }
+}
+
+/// Whether request `line` is a send (sends are passed on together; anything else alone).
+fn is_send(line: &[u8]) -> bool {
+    #[derive(serde::Deserialize)]
+    struct Op {
+        op: String,
+    }
+    serde_json::from_slice::<Op>(line).is_ok_and(|o| o.op == "send")
+}
+
 /// How long to wait for the coordinator's reply to `line`: an inbox that waits gets its
 /// wait and more.
 fn reply_wait(line: &[u8]) -> Duration {
@@ -75,6 +117,7 @@ impl Bridge {
         }
         let stop = CancellationToken::new();
         let subject = names::run_subject(run, "sock");
+        let batch_subject = names::run_subject(run, "socks");
         let s = stop.clone();
         tokio::spawn(async move {
             loop {
@@ -85,37 +128,91 @@ impl Bridge {
                 let Ok((conn, _)) = conn else { continue };
                 let client = client.clone();
                 let subject = subject.clone();
+                let batch_subject = batch_subject.clone();
                 let s = s.clone();
                 tokio::spawn(async move {
                     let (r, mut w) = conn.into_split();
                     let mut r = BufReader::new(r);
-                    let mut line = Vec::new();
+                    let mut carry: Option<Vec<u8>> = None;
                     loop {
-                        line.clear();
-                        let mut limited = (&mut r).take(MAX_LINE as u64 + 1);
-                        let n = tokio::select! {
-                            () = s.cancelled() => return,
-                            n = limited.read_until(b'\n', &mut line) => n,
+                        let line = match carry.take() {
+                            Some(l) => l,
+                            None => {
+                                let mut line = Vec::new();
+                                let n = tokio::select! {
+                                    () = s.cancelled() => return,
+                                    n = read_line(&mut r, &mut line) => n,
+                                };
+                                match n {
+                                    Ok(0) | Err(_) => return,
+                                    Ok(_) => line,
+                                }
+                            }
                         };
-                        match n {
-                            Ok(0) | Err(_) => return,
-                            Ok(_) => {}
-                        }
-                        if line.last() == Some(&b'\n') {
-                            line.pop();
-                        }
                         let answer = if line.len() > MAX_LINE {
                             error_line("the request is too long")
                         } else {
-                            let req = async_nats::Request::new()
-                                .payload(line.clone().into())
-                                .timeout(Some(reply_wait(&line)));
-                            match client.send_request(subject.clone(), req).await {
-                                Ok(m) => m.payload.to_vec(),
-                                Err(e) => error_line(&format!(
-                                    "the run's coordinator cannot be reached over NATS: {e}"
-                                )),
+                            let mut lines = vec![line];
+                            if is_send(&lines[0]) {
+                                // Sends already written behind this one go with it.
+                                let mut bytes = lines[0].len();
+                                while lines.len() < MAX_BATCH_LINES
+                                    && bytes < MAX_BATCH_BYTES
+                                    && r.buffer().contains(&b'\n')
+                                {
+                                    let mut next = Vec::new();
+                                    if !matches!(read_line(&mut r, &mut next).await, Ok(n) if n > 0)
+                                    {
+                                        break;
+                                    }
+                                    if next.len() > MAX_LINE || !is_send(&next) {
+                                        carry = Some(next);
+                                        break;
+                                    }
+                                    bytes += next.len() + 1;
+                                    lines.push(next);
+                                }
                             }
+                            let answers = if lines.len() == 1 {
+                                request(&client, &subject, &lines[0]).await
+                            } else {
+                                let ask = |subject: &str| {
+                                    let req = async_nats::Request::new()
+                                        .payload(lines.join(&b'\n').into())
+                                        .timeout(Some(reply_wait(&lines[0])));
+                                    client.send_request(subject.to_owned(), req)
+                                };
+                                match ask(&batch_subject).await {
+                                    Ok(m) => m.payload.to_vec(),
+                                    // A coordinator that takes lines one at a time only.
+                                    Err(e)
+                                        if e.kind()
+                                            == async_nats::RequestErrorKind::NoResponders =>
+                                    {
+                                        let mut all = Vec::new();
+                                        for (i, l) in lines.iter().enumerate() {
+                                            if i > 0 {
+                                                all.push(b'\n');
+                                            }
+                                            all.extend(request(&client, &subject, l).await);
+                                        }
+                                        all
+                                    }
+                                    Err(e) => error_line(&format!(
+                                        "the run's coordinator cannot be reached over NATS: {e}"
+                                    )),
+                                }
+                            };
+                            // One reply line per request line, whatever came back.
+                            let mut got: Vec<&[u8]> = answers.split(|b| *b == b'\n').collect();
+                            let missing = error_line("no reply from the run's coordinator");
+                            if got.len() == 1 && lines.len() > 1 {
+                                // One error for all of them.
+                                let one = got[0];
+                                got = vec![one; lines.len()];
+                            }
+                            got.resize(lines.len(), &missing);
+                            got.join(&b'\n')
                         };
                         let mut out = answer;
                         out.push(b'\n');

@@ -3,12 +3,14 @@
 //!
 //! Accepted: `nats://host:port`, `tls://host:port` (TLS required), `host:port`, with
 //! `user:password@` or `token@` before the host. Files come from the environment:
-//! `AGENT_RELAY_NATS_CREDS` (a `.creds` file: JWT and nkey seed), `AGENT_RELAY_NATS_CA`
-//! (root certificate to trust), `AGENT_RELAY_NATS_CERT` and `AGENT_RELAY_NATS_KEY` (a
-//! client certificate).
+//! `AGENT_RELAY_NATS_CREDS` (a `.creds` file: JWT and nkey seed, for servers run with an
+//! operator), `AGENT_RELAY_NATS_NKEY` (a file holding a user's nkey seed, `SU...`, for
+//! servers that list users by nkey), `AGENT_RELAY_NATS_CA` (root certificate to trust),
+//! `AGENT_RELAY_NATS_CERT` and `AGENT_RELAY_NATS_KEY` (a client certificate). Neither the
+//! files' contents nor the URL's credentials appear in any message.
 
 use std::fmt;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 /// Why something NATS-related failed.
@@ -43,6 +45,9 @@ pub enum NatsError {
     #[error("a worker named `{0}` is already running (give this one another --name)")]
     NameTaken(String),
 }
+
+/// The environment variable naming a file with the nkey seed to authenticate with.
+pub const NKEY_ENV: &str = "AGENT_RELAY_NATS_NKEY";
 
 /// A NATS server address with its credentials kept apart.
 #[derive(Clone, PartialEq, Eq)]
@@ -169,6 +174,23 @@ impl NatsUrl {
                 .map_err(|e| unreachable(format!("cannot read the creds file: {e}")))?,
             None => async_nats::ConnectOptions::new(),
         };
+        if let Some(path) = std::env::var_os(NKEY_ENV) {
+            let seed = std::fs::read_to_string(&path).map_err(|e| {
+                unreachable(format!(
+                    "cannot read the nkey seed file {} ({NKEY_ENV}): {e}",
+                    Path::new(&path).display()
+                ))
+            })?;
+            let seed = seed.trim();
+            if !seed.starts_with("SU") || seed.contains(char::is_whitespace) {
+                return Err(unreachable(format!(
+                    "the file {} ({NKEY_ENV}) does not hold a user's nkey seed (one line \
+                     starting with SU)",
+                    Path::new(&path).display()
+                )));
+            }
+            opts = opts.nkey(seed.to_owned());
+        }
         opts = match &self.auth {
             Auth::None => opts,
             Auth::Token(t) => opts.token(t.clone()),

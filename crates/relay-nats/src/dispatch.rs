@@ -364,6 +364,16 @@ impl NatsLauncher {
                 text: text[..cut].to_owned(),
             });
         }
+        if let Work::Process(spec) = &work {
+            // A task too big for the command line is in a file the argument names: the
+            // worker needs the file, whole.
+            for path in task_files(&spec.args, &run.run_dir) {
+                let text = tokio::fs::read_to_string(&path)
+                    .await
+                    .map_err(|e| format!("cannot read the task file {}: {e}", path.display()))?;
+                carried.push(Carried { path, text });
+            }
+        }
         let offer = Offer {
             run: run.run.clone(),
             epoch: inner.epoch,
@@ -632,7 +642,7 @@ async fn start_service(
     };
     let mut claims = sub("claim").await?;
     let mut uploads = sub("up").await?;
-    let sockets = sub("sock").await?;
+    let sockets = futures_util::stream::select(sub("sock").await?, sub("socks").await?);
     let weak = Arc::downgrade(inner);
     let stop = inner.stop.clone();
     let l = link.clone();
@@ -671,17 +681,25 @@ pub async fn relay_socket(
     socket: PathBuf,
     stop: CancellationToken,
 ) -> Result<(), NatsError> {
-    let sub = client
-        .subscribe(names::run_subject(run, "sock"))
-        .await
-        .map_err(|e| NatsError::JetStream(format!("cannot listen for workers: {e}")))?;
-    serve_socket(client, sub, socket, stop);
+    let sub = |what: &str| {
+        let subject = names::run_subject(run, what);
+        let client = client.clone();
+        async move {
+            client
+                .subscribe(subject)
+                .await
+                .map_err(|e| NatsError::JetStream(format!("cannot listen for workers: {e}")))
+        }
+    };
+    let sockets = futures_util::stream::select(sub("sock").await?, sub("socks").await?);
+    serve_socket(client, sockets, socket, stop);
     Ok(())
 }
 
+/// Serves single request lines (`sock`) and several of one connection at once (`socks`).
 fn serve_socket(
     client: async_nats::Client,
-    mut sockets: async_nats::Subscriber,
+    mut sockets: impl futures_util::Stream<Item = async_nats::Message> + Send + Unpin + 'static,
     socket: PathBuf,
     stop: CancellationToken,
 ) {
@@ -737,41 +755,100 @@ impl SocketPool {
         }
     }
 
-    /// One request line of an agent on a worker, put to this run's own socket; the
-    /// reply line (or an error reply in the socket's protocol). A kept connection the
-    /// socket has closed fails at the write, before the socket saw anything, and the
-    /// line goes on a new one.
-    async fn relay(&self, line: &[u8]) -> Vec<u8> {
+    /// Request lines of one connection of an agent on a worker (one line, or several
+    /// separated by newlines: sends written without waiting for their replies), put in
+    /// order to this run's own socket on one connection; the reply lines, one per
+    /// request, separated the same way (an error reply in the socket's protocol for
+    /// each one not answered). A kept connection the socket has closed fails at the
+    /// write, before the socket saw anything, and the lines go on a new one.
+    async fn relay(&self, lines: &[u8]) -> Vec<u8> {
         let failed = |why: String| {
             wire::encode(&serde_json::json!({"reply": "error", "kind": "failed", "message": why}))
         };
-        let mut req = line.to_vec();
+        let count = lines.split(|b| *b == b'\n').count();
+        let all_failed = |why: String| {
+            let one = failed(why);
+            let mut out = Vec::new();
+            for i in 0..count {
+                if i > 0 {
+                    out.push(b'\n');
+                }
+                out.extend_from_slice(&one);
+            }
+            out
+        };
+        let mut req = lines.to_vec();
         req.push(b'\n');
         let mut conn = loop {
             let (mut conn, kept) = match self.take() {
                 Some(c) => (c, true),
                 None => match tokio::net::UnixStream::connect(&self.path).await {
                     Ok(s) => (BufReader::new(s), false),
-                    Err(e) => return failed(format!("the run's socket cannot be reached: {e}")),
+                    Err(e) => {
+                        return all_failed(format!("the run's socket cannot be reached: {e}"));
+                    }
                 },
             };
             match conn.get_mut().write_all(&req).await {
                 Ok(()) => break conn,
                 Err(_) if kept => continue,
-                Err(e) => return failed(format!("the run's socket failed: {e}")),
+                Err(e) => return all_failed(format!("the run's socket failed: {e}")),
             }
         };
         let mut out = Vec::new();
-        match conn.read_until(b'\n', &mut out).await {
-            Ok(_) if out.last() == Some(&b'\n') => {
-                out.pop();
-                self.give_back(conn);
-                out
+        for i in 0..count {
+            if i > 0 {
+                out.push(b'\n');
             }
-            Ok(_) => failed("the run's socket closed before it answered".into()),
-            Err(e) => failed(format!("the run's socket failed: {e}")),
+            let at = out.len();
+            match conn.read_until(b'\n', &mut out).await {
+                Ok(_) if out.last() == Some(&b'\n') => {
+                    out.pop();
+                }
+                res => {
+                    out.truncate(at);
+                    let why = match res {
+                        Err(e) => format!("the run's socket failed: {e}"),
+                        Ok(_) => "the run's socket closed before it answered".into(),
+                    };
+                    for k in i..count {
+                        if k > i {
+                            out.push(b'\n');
+                        }
+                        out.extend_from_slice(&failed(why.clone()));
+                    }
+                    return out;
+                }
+            }
+        }
+        self.give_back(conn);
+        out
+    }
+}
+
+/// The task files (see [`relay_broker::cli_table::TASK_FILE`]) under `run_dir` that
+/// arguments `args` name.
+fn task_files(args: &[String], run_dir: &Path) -> Vec<PathBuf> {
+    let dir = run_dir.display().to_string();
+    let mut out = Vec::new();
+    if dir.is_empty() {
+        return out;
+    }
+    for a in args {
+        for (at, _) in a.match_indices(&dir) {
+            let rest = &a[at..];
+            let end = rest.find(char::is_whitespace).unwrap_or(rest.len());
+            let path = rest[..end].trim_end_matches(['.', ',', ';', ':']);
+            let p = Path::new(path);
+            if p.file_name()
+                .is_some_and(|f| f == relay_broker::cli_table::TASK_FILE)
+                && !out.iter().any(|o: &PathBuf| o == p)
+            {
+                out.push(p.to_path_buf());
+            }
         }
     }
+    out
 }
 
 async fn respond(inner: &Inner, m: &async_nats::Message, body: Vec<u8>) {
@@ -1148,5 +1225,31 @@ impl Launcher for NatsLauncher {
             }),
             Err(FollowEnd::Failed(why)) => Err(failed(why)),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_task_file_an_argument_points_to_is_found() {
+        let run = Path::new("/p/.agent-relay/runs/r1");
+        let args = vec![
+            "exec".to_string(),
+            "Your task is too long for the command line; it is in the file \
+             /p/.agent-relay/runs/r1/steps/s/task.md. Read that file and do what it says."
+                .to_string(),
+        ];
+        assert_eq!(
+            task_files(&args, run),
+            [PathBuf::from("/p/.agent-relay/runs/r1/steps/s/task.md")]
+        );
+        // Other files of the run, and task files elsewhere, are not carried.
+        let other = vec![
+            "/p/.agent-relay/runs/r1/steps/s/output.txt".to_string(),
+            "/elsewhere/task.md".to_string(),
+        ];
+        assert!(task_files(&other, run).is_empty());
     }
 }

@@ -15,12 +15,13 @@
 //! (numbered, acknowledged items, pure), `paths` (coordinator paths on a worker, pure),
 //! `connect` (URLs, credentials, TLS), `dispatch` (the coordinator's launcher), `worker`,
 //! `bridge` (agents' socket relayed to the coordinator), `transport` (messaging's
-//! `Transport` over JetStream), `status` (listing workers), `streams` (streams made once when several processes start
+//! `Transport` over JetStream), `copies` (which stored batch holds which envelope, pure), `status` (listing workers), `streams` (streams made once when several processes start
 //! together).
 
 pub mod bridge;
 pub mod caps;
 pub mod connect;
+pub mod copies;
 pub mod dispatch;
 pub mod lease;
 pub mod names;

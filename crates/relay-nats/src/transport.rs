@@ -4,6 +4,11 @@
 //! Every envelope is published to its recipient's subject of the mail stream (file
 //! storage) and read back by that recipient's durable consumer, one per agent, in order;
 //! it stays in the stream until it is settled, and only then is it acknowledged there.
+//! Envelopes handed over together are stored together: one stream message per recipient
+//! holds all of that recipient's (a batch, up to [`MAX_BATCH`]), so a burst of sends costs
+//! one publish and one server confirmation per batch, and one acknowledgement once the
+//! batch's last envelope is settled (see `copies`). Under no load a batch is one envelope:
+//! nothing waits to fill one.
 //! Claims, per-sender order and retry delays are served from a working set in the
 //! coordinator's memory (the messaging crate's [`InProcess`]), filled in publish order
 //! as the server confirms each envelope, so the contract of the trait holds exactly and
@@ -15,7 +20,6 @@
 //!   left in the stream are acknowledged and dropped as they arrive, so none is
 //!   delivered twice.
 
-use std::collections::HashMap;
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use std::time::Duration;
 
@@ -27,6 +31,7 @@ use relay_messaging::{Envelope, MessageId};
 use tokio::sync::{mpsc, oneshot};
 use tokio_util::sync::CancellationToken;
 
+use crate::copies::Copies;
 use crate::names;
 
 fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
@@ -35,19 +40,20 @@ fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
 
 /// The header naming the coordinator instance that published an envelope.
 const EPOCH_HEADER: &str = "Relay-Epoch";
+/// The header listing the ids of the envelopes a stream message holds: the mailbox
+/// consumers deliver headers only (the coordinator has the envelopes; it reads the
+/// stream back only to learn where each batch is acknowledged).
+const IDS_HEADER: &str = "Relay-Ids";
 /// Longest a publish is retried (the server restarting) before the message fails.
 const PUBLISH_PATIENCE: Duration = Duration::from_secs(120);
-
-/// What is known of one envelope's copy in the stream.
-#[derive(Debug, Default)]
-struct Copy {
-    /// Where its acknowledgement goes, once the consumer has delivered it.
-    reply: Option<async_nats::Subject>,
-    /// Settled before the consumer delivered it: acknowledge on arrival.
-    settled: bool,
-}
+/// Most envelopes stored in one stream message.
+pub const MAX_BATCH: usize = 512;
+/// Most bytes of envelopes in one stream message (well under the server's usual 1 MiB
+/// payload limit; a larger envelope goes alone).
+const MAX_BATCH_BYTES: usize = 256 * 1024;
 
 type Publish = (Envelope, oneshot::Sender<Result<(), TransportError>>);
+type Shared = Arc<Mutex<Copies<async_nats::Subject>>>;
 
 /// Mailboxes of run `run` in JetStream. See the module docs.
 pub struct NatsTransport {
@@ -56,10 +62,11 @@ pub struct NatsTransport {
     run: String,
     epoch: String,
     local: Arc<InProcess>,
-    copies: Arc<Mutex<HashMap<MessageId, Copy>>>,
+    copies: Shared,
     readers: Mutex<std::collections::HashSet<String>>,
     ack_wait: Duration,
     publish: mpsc::UnboundedSender<Publish>,
+    acks: mpsc::UnboundedSender<async_nats::Subject>,
     stop: CancellationToken,
 }
 
@@ -101,20 +108,38 @@ impl NatsTransport {
         epoch: u64,
         ack_wait: Duration,
     ) -> NatsTransport {
+        NatsTransport::with_batch(client, run, epoch, ack_wait, MAX_BATCH)
+    }
+
+    /// As [`NatsTransport::new`], storing at most `batch` envelopes per stream message
+    /// (1: one publish and one confirmation per envelope, for comparison).
+    pub fn with_batch(
+        client: async_nats::Client,
+        run: &str,
+        epoch: u64,
+        ack_wait: Duration,
+        batch: usize,
+    ) -> NatsTransport {
         let js = jetstream::new(client.clone());
         let local = Arc::new(InProcess::new());
-        let copies: Arc<Mutex<HashMap<MessageId, Copy>>> = Arc::default();
+        let copies: Shared = Arc::default();
         let stop = CancellationToken::new();
         let (tx, rx) = mpsc::unbounded_channel();
         let epoch = format!("{epoch:016x}");
         tokio::spawn(publisher(
-            js.clone(),
-            run.to_owned(),
-            epoch.clone(),
-            local.clone(),
+            Publisher {
+                js: js.clone(),
+                run: run.to_owned(),
+                epoch: epoch.clone(),
+                local: local.clone(),
+                copies: copies.clone(),
+                batch: batch.clamp(1, MAX_BATCH),
+            },
             rx,
             stop.clone(),
         ));
+        let (acks, acks_rx) = mpsc::unbounded_channel();
+        tokio::spawn(acker(client.clone(), acks_rx));
         NatsTransport {
             client,
             js,
@@ -125,6 +150,7 @@ impl NatsTransport {
             readers: Mutex::new(Default::default()),
             ack_wait,
             publish: tx,
+            acks,
             stop,
         }
     }
@@ -147,66 +173,123 @@ impl NatsTransport {
     }
 
     fn settle(&self, id: MessageId) {
-        let reply = {
-            let mut copies = lock(&self.copies);
-            match copies.get_mut(&id) {
-                Some(c) if c.reply.is_some() => copies.remove(&id).and_then(|c| c.reply),
-                Some(c) => {
-                    c.settled = true;
-                    None
-                }
-                None => None,
-            }
-        };
-        if let Some(reply) = reply {
-            let client = self.client.clone();
-            tokio::spawn(async move {
-                let _ = client.publish(reply, "+ACK".into()).await;
-            });
+        if let Some(reply) = lock(&self.copies).settled(id) {
+            let _ = self.acks.send(reply);
         }
     }
 }
 
-/// Publishes envelopes in the order they were handed over, many in flight at once; each
-/// joins the working set once the server has it.
-async fn publisher(
+/// Sends the acknowledgements of settled batches, in the order they were settled.
+async fn acker(client: async_nats::Client, mut rx: mpsc::UnboundedReceiver<async_nats::Subject>) {
+    while let Some(reply) = rx.recv().await {
+        let _ = client.publish(reply, "+ACK".into()).await;
+    }
+}
+
+/// What the publisher works with.
+struct Publisher {
     js: jetstream::Context,
     run: String,
     epoch: String,
     local: Arc<InProcess>,
+    copies: Shared,
+    batch: usize,
+}
+
+/// Envelopes of one recipient stored as one stream message.
+struct Batch {
+    to: String,
+    items: Vec<Publish>,
+    payload: Vec<u8>,
+}
+
+impl Batch {
+    fn first(&self) -> MessageId {
+        self.items.first().map_or(MessageId(0), |(e, _)| e.id)
+    }
+
+    /// The ids of the batch's envelopes, for [`IDS_HEADER`].
+    fn ids(&self) -> String {
+        let ids: Vec<String> = self.items.iter().map(|(e, _)| e.id.0.to_string()).collect();
+        ids.join(",")
+    }
+}
+
+/// The handed-over envelopes grouped into batches: per recipient, in the order they were
+/// handed over; a batch ends at `max` envelopes or [`MAX_BATCH_BYTES`].
+fn batches(items: Vec<Publish>, max: usize) -> Vec<Batch> {
+    let mut out: Vec<Batch> = Vec::new();
+    let mut open: std::collections::HashMap<String, usize> = Default::default();
+    for (env, done) in items {
+        // Our envelopes have no maps with non-string keys: this cannot fail.
+        let bytes = serde_json::to_vec(&env).unwrap_or_default();
+        let fits =
+            |b: &Batch| b.items.len() < max && b.payload.len() + bytes.len() < MAX_BATCH_BYTES;
+        let at = match open.get(&env.to) {
+            Some(&i) if fits(&out[i]) => i,
+            _ => {
+                out.push(Batch {
+                    to: env.to.clone(),
+                    items: Vec::new(),
+                    payload: vec![b'['],
+                });
+                open.insert(env.to.clone(), out.len() - 1);
+                out.len() - 1
+            }
+        };
+        let b = &mut out[at];
+        if b.payload.len() > 1 {
+            b.payload.push(b',');
+        }
+        b.payload.extend_from_slice(&bytes);
+        b.items.push((env, done));
+    }
+    for b in &mut out {
+        b.payload.push(b']');
+    }
+    out
+}
+
+/// Publishes envelopes in the order they were handed over: whatever has been handed over
+/// while the previous batches were sent goes out together, one stream message per
+/// recipient, many in flight at once; each joins the working set once the server has it.
+async fn publisher(
+    p: Publisher,
     mut rx: mpsc::UnboundedReceiver<Publish>,
     stop: CancellationToken,
 ) {
-    if let Err(e) = mail_stream(&js).await {
+    if let Err(e) = mail_stream(&p.js).await {
         tracing::warn!("{e}");
     }
-    let (acks_tx, mut acks_rx) = mpsc::unbounded_channel::<(
-        Envelope,
-        oneshot::Sender<Result<(), TransportError>>,
-        Result<jetstream::context::PublishAckFuture, String>,
-    )>();
-    let send = move |env: &Envelope| {
-        let js = js.clone();
-        let subject = names::mail_subject(&run, &env.to);
-        let mut headers = HeaderMap::new();
-        headers.insert(
-            "Nats-Msg-Id",
-            format!("{run}-{epoch}-{}", env.id.0).as_str(),
-        );
-        headers.insert(EPOCH_HEADER, epoch.as_str());
-        let payload = serde_json::to_vec(env).unwrap_or_default();
-        async move {
-            js.publish_with_headers(subject, headers, payload.into())
-                .await
-                .map_err(|e| e.to_string())
+    type Sent = Result<jetstream::context::PublishAckFuture, String>;
+    let (acks_tx, mut acks_rx) = mpsc::unbounded_channel::<(Batch, Sent)>();
+    let send = {
+        let (js, run, epoch) = (p.js.clone(), p.run.clone(), p.epoch.clone());
+        move |b: &Batch| {
+            let js = js.clone();
+            let subject = names::mail_subject(&run, &b.to);
+            let mut headers = HeaderMap::new();
+            // The first envelope's id names the batch: a retry stores nothing twice.
+            headers.insert(
+                "Nats-Msg-Id",
+                format!("{run}-{epoch}-{}", b.first().0).as_str(),
+            );
+            headers.insert(EPOCH_HEADER, epoch.as_str());
+            headers.insert(IDS_HEADER, b.ids().as_str());
+            let payload = b.payload.clone();
+            async move {
+                js.publish_with_headers(subject, headers, payload.into())
+                    .await
+                    .map_err(|e| e.to_string())
+            }
         }
     };
-    // Confirmations are awaited in order, while later envelopes are already sent.
+    // Confirmations are awaited in order, while later batches are already sent.
     let confirm = {
-        let local = local.clone();
+        let (local, copies) = (p.local.clone(), p.copies.clone());
         let send = send.clone();
         tokio::spawn(async move {
-            while let Some((env, done, sent)) = acks_rx.recv().await {
+            while let Some((batch, sent)) = acks_rx.recv().await {
                 let mut res = match sent {
                     Ok(ack) => ack.await.map(|_| ()).map_err(|e| e.to_string()),
                     Err(e) => Err(e),
@@ -214,42 +297,68 @@ async fn publisher(
                 let deadline = tokio::time::Instant::now() + PUBLISH_PATIENCE;
                 while res.is_err() && tokio::time::Instant::now() < deadline {
                     tokio::time::sleep(Duration::from_millis(200)).await;
-                    res = match send(&env).await {
+                    res = match send(&batch).await {
                         Ok(ack) => ack.await.map(|_| ()).map_err(|e| e.to_string()),
                         Err(e) => Err(e),
                     };
                 }
-                let res = match res {
+                match res {
                     Ok(()) => {
-                        let _ = local.publish(env).await;
-                        Ok(())
+                        for (env, done) in batch.items {
+                            let _ = local.publish(env).await;
+                            let _ = done.send(Ok(()));
+                        }
                     }
-                    Err(e) => Err(TransportError::Other(format!(
-                        "the NATS server did not take the message: {e}"
-                    ))),
-                };
-                let _ = done.send(res);
+                    Err(e) => {
+                        for (env, done) in batch.items {
+                            lock(&copies).forget(env.id);
+                            let _ = done.send(Err(TransportError::Other(format!(
+                                "the NATS server did not take the message: {e}"
+                            ))));
+                        }
+                    }
+                }
             }
         })
     };
-    loop {
+    'run: loop {
         let item = tokio::select! {
             () = stop.cancelled() => break,
             i = rx.recv() => i,
         };
-        let Some((env, done)) = item else { break };
-        let sent = send(&env).await;
-        if acks_tx.send((env, done, sent)).is_err() {
-            break;
+        let Some(first) = item else { break };
+        let mut items = vec![first];
+        while items.len() < MAX_BATCH * 4 {
+            match rx.try_recv() {
+                Ok(i) => items.push(i),
+                Err(_) => break,
+            }
+        }
+        for b in batches(items, p.batch) {
+            let sent = send(&b).await;
+            if acks_tx.send((b, sent)).is_err() {
+                break 'run;
+            }
         }
     }
     drop(acks_tx);
     let _ = confirm.await;
 }
 
-/// Reads `agent`'s durable consumer: notes where each copy's acknowledgement goes,
-/// acknowledges copies already settled and those of earlier coordinators, and keeps
-/// held copies from redelivery.
+/// The ids of the envelopes a stream message holds (a batch, or one envelope).
+fn ids_of(payload: &[u8]) -> Option<Vec<MessageId>> {
+    #[derive(serde::Deserialize)]
+    struct Id {
+        id: MessageId,
+    }
+    match serde_json::from_slice::<Vec<Id>>(payload) {
+        Ok(v) => Some(v.into_iter().map(|i| i.id).collect()),
+        Err(_) => serde_json::from_slice::<Id>(payload)
+            .ok()
+            .map(|i| vec![i.id]),
+    }
+}
+
 /// What the reader of one mailbox works with.
 struct Reader {
     js: jetstream::Context,
@@ -257,11 +366,14 @@ struct Reader {
     run: String,
     agent: String,
     epoch: String,
-    copies: Arc<Mutex<HashMap<MessageId, Copy>>>,
+    copies: Shared,
     ack_wait: Duration,
     stop: CancellationToken,
 }
 
+/// Reads `agent`'s durable consumer: notes where each batch's acknowledgement goes,
+/// acknowledges batches already settled and those of earlier coordinators, and keeps
+/// held batches from redelivery.
 async fn reader(r: Reader) {
     let Reader {
         js,
@@ -288,6 +400,7 @@ async fn reader(r: Reader) {
                         ack_policy: consumer::AckPolicy::Explicit,
                         ack_wait,
                         max_ack_pending: 20_000,
+                        headers_only: true,
                         inactive_threshold: Duration::from_secs(24 * 3600),
                         ..Default::default()
                     },
@@ -315,10 +428,7 @@ async fn reader(r: Reader) {
                 () = stop.cancelled() => return,
                 m = messages.next() => m,
                 _ = keep.tick() => {
-                    let held: Vec<async_nats::Subject> = lock(&copies)
-                        .values()
-                        .filter_map(|c| c.reply.clone())
-                        .collect();
+                    let held = lock(&copies).held();
                     for r in held {
                         let _ = client.publish(r, "+WPI".into()).await;
                     }
@@ -333,31 +443,22 @@ async fn reader(r: Reader) {
             let Some(reply) = m.message.reply.clone() else {
                 continue;
             };
-            let mine = m
-                .message
-                .headers
-                .as_ref()
+            let headers = m.message.headers.as_ref();
+            let mine = headers
                 .and_then(|h| h.get(EPOCH_HEADER))
                 .is_some_and(|v| v.as_str() == epoch);
-            let id = serde_json::from_slice::<Envelope>(&m.message.payload)
-                .ok()
-                .map(|e| e.id);
-            let ack_now = match (mine, id) {
-                (true, Some(id)) => {
-                    let mut copies = lock(&copies);
-                    match copies.get_mut(&id) {
-                        Some(c) if c.settled => {
-                            copies.remove(&id);
-                            true
-                        }
-                        Some(c) => {
-                            c.reply = Some(reply.clone());
-                            false
-                        }
-                        // Settled and forgotten, or a redelivery of one.
-                        None => true,
-                    }
-                }
+            let ids = match headers.and_then(|h| h.get(IDS_HEADER)) {
+                Some(v) => v
+                    .as_str()
+                    .split(',')
+                    .map(|i| i.parse().map(MessageId))
+                    .collect::<Result<Vec<_>, _>>()
+                    .ok(),
+                // A consumer made before deliveries were headers only.
+                None => ids_of(&m.message.payload),
+            };
+            let ack_now = match (mine, ids) {
+                (true, Some(ids)) => lock(&copies).arrived(&ids, reply.clone()).is_some(),
                 // An earlier coordinator's copy (messages.jsonl put it back), or
                 // unreadable.
                 _ => true,
@@ -373,7 +474,7 @@ async fn reader(r: Reader) {
 impl Transport for NatsTransport {
     fn publish(&self, envelope: Envelope) -> BoxFuture<'_, Result<(), TransportError>> {
         self.read(&envelope.to);
-        lock(&self.copies).insert(envelope.id, Copy::default());
+        lock(&self.copies).sent(envelope.id);
         let (tx, rx) = oneshot::channel();
         // Handed over now, at the call: the order of calls is the order.
         let sent = self.publish.send((envelope, tx)).is_ok();

@@ -10,6 +10,8 @@
 //!  coordinator ── Down{seq, items} ─► worker.<id>.down ──► DownAck | Unknown
 //!                  (messages for the session, cancel)
 //!  agent on worker ── socket line ─► run.<id>.sock ──► the coordinator's socket ─► reply line
+//!                     (sends written back to back on one connection: the lines, newline
+//!                     separated, ─► run.<id>.socks ─► the reply lines, in order)
 //! ```
 
 use std::path::PathBuf;

@@ -30,8 +30,8 @@ use crate::names;
 use crate::outbox::{Inflow, Outbox};
 use crate::paths::PathMap;
 use crate::wire::{
-    self, AttemptId, Claim, ClaimReply, Down, DownItem, DownReply, Fence, Offer, Outcome, Running,
-    Token, UpItem, Upload, UploadReply, Work, WorkerStatus,
+    self, AttemptId, Carried, Claim, ClaimReply, Down, DownItem, DownReply, Fence, Offer, Outcome,
+    Running, Token, UpItem, Upload, UploadReply, Work, WorkerStatus,
 };
 use crate::{Timing, WORKER_ENV, WORKER_HOME_ENV};
 
@@ -467,6 +467,22 @@ fn pieces(text: &str) -> Vec<String> {
     out
 }
 
+/// Arguments with the coordinator's paths of carried files (a task file an argument
+/// points to) replaced by where they are on this worker.
+fn carried_args(args: &[String], carried: &[Carried], map: &PathMap) -> Vec<String> {
+    args.iter()
+        .map(|a| {
+            carried.iter().fold(a.clone(), |a, c| {
+                let from = c.path.display().to_string();
+                if from.is_empty() || !a.contains(&from) {
+                    return a;
+                }
+                a.replace(&from, &map.path(&c.path).display().to_string())
+            })
+        })
+        .collect()
+}
+
 async fn run_granted(
     state: &Arc<State>,
     offer: Offer,
@@ -481,7 +497,8 @@ async fn run_granted(
         if let Some(d) = p.parent() {
             mkdirs(d);
         }
-        let _ = std::fs::write(&p, c.text.as_bytes());
+        // Private, as on the coordinator (a task, a step's output).
+        let _ = relay_messaging::access::write_private(&p, c.text.as_bytes());
     }
     let wants_socket = match &offer.work {
         Work::Process(s) => s.env.iter().any(|(k, _)| k == SOCKET_ENV),
@@ -512,6 +529,7 @@ async fn run_granted(
     let task = match offer.work.clone() {
         Work::Process(spec) => {
             let spec = ProcessSpec {
+                args: carried_args(&spec.args, &offer.carried, &map),
                 cwd: map.path(&spec.cwd),
                 stderr_path: spec.stderr_path.as_ref().map(|p| map.path(p)),
                 env: state.env(spec.env.clone(), &map, socket.as_deref()),

@@ -176,17 +176,24 @@ async fn an_earlier_coordinators_copies_are_dropped_not_delivered() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn many_processes_making_one_stream_at_once_all_get_it() {
+    const CLIENTS: usize = 32;
     for round in 0..3 {
         let dir = tempfile::tempdir().unwrap();
         let Some(server) = NatsServer::start(&dir.path().join("js")) else {
             return;
         };
+        // Every client connected first, then all asking at the same moment.
+        let mut clients = Vec::new();
+        for _ in 0..CLIENTS {
+            clients.push(async_nats::connect(server.url()).await.unwrap());
+        }
+        let start = Arc::new(tokio::sync::Barrier::new(CLIENTS));
         let mut tasks = Vec::new();
-        for _ in 0..16 {
-            let url = server.url();
+        for client in clients {
+            let start = start.clone();
             tasks.push(tokio::spawn(async move {
-                let client = async_nats::connect(url).await.unwrap();
                 let js = jetstream::new(client);
+                start.wait().await;
                 relay_nats::streams::ensure(
                     &js,
                     jetstream::stream::Config {
@@ -205,4 +212,106 @@ async fn many_processes_making_one_stream_at_once_all_get_it() {
             assert!(got.is_ok(), "round {round}: {got:?}");
         }
     }
+}
+
+/// The answers nats-server gives a creation that lost the race to another process (the
+/// stream is not there when looked up, the creation is refused because the winner's
+/// stream now holds the subjects, and a second look finds it), played by a responder on
+/// an API prefix of its own, so the loss happens every time.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_creation_that_lost_the_race_finds_the_winners_stream() {
+    use futures_util::StreamExt;
+    let dir = tempfile::tempdir().unwrap();
+    let Some(server) = NatsServer::start(&dir.path().join("js")) else {
+        return;
+    };
+    let client = async_nats::connect(server.url()).await.unwrap();
+    let config = jetstream::stream::Config {
+        name: "RACE".into(),
+        subjects: vec!["race.>".into()],
+        retention: jetstream::stream::RetentionPolicy::WorkQueue,
+        storage: jetstream::stream::StorageType::File,
+        ..Default::default()
+    };
+    // What the winner's stream looks like, as the real server describes it.
+    jetstream::new(client.clone())
+        .create_stream(config.clone())
+        .await
+        .unwrap();
+    let info = client
+        .request("$JS.API.STREAM.INFO.RACE", "".into())
+        .await
+        .unwrap()
+        .payload;
+    let mut api = client.subscribe("$RACE.API.>").await.unwrap();
+    let responder = {
+        let client = client.clone();
+        tokio::spawn(async move {
+            let mut created = false;
+            while let Some(m) = api.next().await {
+                let Some(reply) = m.reply.clone() else {
+                    continue;
+                };
+                let answer: Vec<u8> = if m.subject.as_str() == "$RACE.API.STREAM.CREATE.RACE" {
+                    created = true;
+                    r#"{"type":"io.nats.jetstream.api.v1.stream_create_response","error":{"code":500,"err_code":10065,"description":"subjects overlap with an existing stream"}}"#.as_bytes().to_vec()
+                } else if created {
+                    info.to_vec()
+                } else {
+                    r#"{"type":"io.nats.jetstream.api.v1.stream_info_response","error":{"code":404,"err_code":10059,"description":"stream not found"}}"#.as_bytes().to_vec()
+                };
+                client.publish(reply, answer.into()).await.unwrap();
+            }
+        })
+    };
+    let js = jetstream::with_prefix(client.clone(), "$RACE.API");
+    let got = relay_nats::streams::ensure(&js, config).await;
+    assert!(got.is_ok(), "{:?}", got.err());
+    assert_eq!(got.unwrap().cached_info().config.name, "RACE");
+    responder.abort();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn envelopes_sent_together_are_stored_together_and_leave_once_all_are_settled() {
+    let dir = tempfile::tempdir().unwrap();
+    let Some(server) = NatsServer::start(&dir.path().join("js")) else {
+        return;
+    };
+    let client = async_nats::connect(server.url()).await.unwrap();
+    let r = router(&client, dir.path(), "run-4", 1).await;
+    let to = Target::Agent("c".into());
+    let sends: Vec<_> = (0..50)
+        .map(|i| r.submit("a", &to, &format!("m{i}")))
+        .collect();
+    for s in sends {
+        s.await.unwrap();
+    }
+    let stored = in_stream(&client).await;
+    assert!(
+        (1..50).contains(&stored),
+        "{stored} stream messages for 50 envelopes"
+    );
+    let mut taken = Vec::new();
+    while taken.len() < 50 {
+        taken.extend(
+            r.take("c", 100, Some(Duration::from_secs(5)))
+                .await
+                .unwrap(),
+        );
+    }
+    let texts: Vec<String> = taken.iter().map(|d| d.envelope().text.clone()).collect();
+    let want: Vec<String> = (0..50).map(|i| format!("m{i}")).collect();
+    assert_eq!(texts, want);
+    // A batch stays until its last envelope is settled.
+    let last = taken.pop().unwrap();
+    for d in taken {
+        d.delivered();
+    }
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    assert!(
+        in_stream(&client).await >= 1,
+        "a batch left before all of it was settled"
+    );
+    last.delivered();
+    wait_for_stream(&client, 0).await;
 }

@@ -318,11 +318,11 @@ pub(super) async fn fit_argument(
     agent: &Agent,
     task: String,
 ) -> Result<String, String> {
-    use relay_broker::cli_table::{ARG_TASK_MAX, TaskInput};
+    use relay_broker::cli_table::{ARG_TASK_MAX, TASK_FILE, TaskInput};
     if profile(agent.cli).task_input != TaskInput::Argument || task.len() <= ARG_TASK_MAX {
         return Ok(task);
     }
-    let path = job.step_dir.join("task.md");
+    let path = job.step_dir.join(TASK_FILE);
     let write = async {
         use tokio::io::AsyncWriteExt;
         let mut f = crate::store::private_file()

@@ -1,0 +1,105 @@
+//! A worker's socket bridge against a real nats-server and a coordinator's real socket,
+//! router and JetStream mailboxes: sends an agent writes back to back on one connection
+//! reach the coordinator together, are answered in order, and arrive in order.
+
+#![allow(clippy::unwrap_used)]
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use futures_util::StreamExt;
+use relay_messaging::{AgentInfo, AgentState, Broker, RouterConfig};
+use relay_nats::transport::NatsTransport;
+use relay_testkit::nats::NatsServer;
+use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
+use tokio_util::sync::CancellationToken;
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sends_written_back_to_back_go_to_the_coordinator_together_and_in_order() {
+    const N: usize = 50;
+    let dir = tempfile::tempdir().unwrap();
+    let Some(server) = NatsServer::start(&dir.path().join("js")) else {
+        return;
+    };
+    let coord = async_nats::connect(server.url()).await.unwrap();
+    let run = "bridged";
+    let t = Arc::new(NatsTransport::new(
+        coord.clone(),
+        run,
+        1,
+        Duration::from_secs(30),
+    ));
+    let b = Broker::start_with_transport(dir.path(), run, RouterConfig::default(), t)
+        .await
+        .unwrap();
+    for a in ["a", "b"] {
+        b.router().register(AgentInfo {
+            name: a.into(),
+            role: None,
+            interactive: false,
+            channels: Vec::new(),
+            state: AgentState::Running,
+        });
+    }
+    relay_nats::dispatch::relay_socket(
+        coord.clone(),
+        run,
+        b.socket().to_path_buf(),
+        CancellationToken::new(),
+    )
+    .await
+    .unwrap();
+    // What reaches the coordinator as one request holding several lines.
+    let mut spy = coord
+        .subscribe(relay_nats::names::run_subject(run, "socks"))
+        .await
+        .unwrap();
+    let worker = async_nats::connect(server.url()).await.unwrap();
+    let bridge = relay_nats::bridge::Bridge::start(worker, run, dir.path().join("w.sock")).unwrap();
+    let token = b.access().agent_token("a").unwrap();
+    let s = tokio::net::UnixStream::connect(bridge.path())
+        .await
+        .unwrap();
+    let (r, mut w) = s.into_split();
+    let mut lines = String::new();
+    for i in 0..N {
+        let req = serde_json::json!({"op": "send", "from": "a", "to": "b", "text": format!("m{i}"), "token": token});
+        lines.push_str(&format!("{req}\n"));
+    }
+    w.write_all(lines.as_bytes()).await.unwrap();
+    let mut r = BufReader::new(r);
+    let mut ids = Vec::new();
+    for _ in 0..N {
+        let mut line = String::new();
+        tokio::time::timeout(Duration::from_secs(20), r.read_line(&mut line))
+            .await
+            .expect("a reply")
+            .unwrap();
+        let v: serde_json::Value = serde_json::from_str(&line).unwrap();
+        assert_eq!(v["reply"], "sent", "{v}");
+        ids.push(v["receipts"][0]["id"].as_u64().unwrap());
+    }
+    assert!(ids.windows(2).all(|w| w[0] < w[1]), "out of order: {ids:?}");
+    let together = tokio::time::timeout(Duration::from_secs(5), spy.next())
+        .await
+        .expect("sends passed on together")
+        .unwrap();
+    let n = together.payload.split(|c| *c == b'\n').count();
+    assert!(n > 1, "{n} line(s) in the first request");
+    // And they arrive in the order written.
+    let mut got = Vec::new();
+    while got.len() < N {
+        for d in b
+            .router()
+            .take("b", 100, Some(Duration::from_secs(5)))
+            .await
+            .unwrap()
+        {
+            got.push(d.envelope().text.clone());
+            d.read();
+        }
+    }
+    let want: Vec<String> = (0..N).map(|i| format!("m{i}")).collect();
+    assert_eq!(got, want);
+    b.shutdown("done").await;
+}
