@@ -10,6 +10,7 @@ pub mod custom_steps;
 mod diagnostic;
 mod files;
 pub mod graph;
+pub mod groups;
 pub mod inventory;
 pub mod limits;
 pub mod load;

@@ -54,7 +54,8 @@ fn expand_with(loaded: &mut Loaded, path: &Path, stack: &mut Vec<PathBuf>) {
         let mut steps = std::mem::take(&mut wf.steps);
         let mut added = Vec::new();
         for (s, step) in steps.iter_mut().enumerate() {
-            if step.workflow.is_none() {
+            // A group's member cannot run a sub-workflow; validation says so.
+            if step.workflow.is_none() || step.group.is_some() {
                 continue;
             }
             match inline(step, &dir, stack, agents) {
@@ -173,11 +174,15 @@ fn inline(
     let mut leaves = Vec::new();
     for s in &wf.steps {
         let mut t = s.clone();
-        if !depended.contains(s.name.as_str()) {
+        // A group's members are its own business: the group stands for them.
+        if !depended.contains(s.name.as_str()) && s.group.is_none() {
             leaves.push(format!("{name}/{}", s.name));
         }
         t.name = format!("{name}/{}", s.name);
-        t.depends_on = if s.depends_on.is_empty() {
+        if let Some(g) = &mut t.group {
+            *g = format!("{name}/{g}");
+        }
+        t.depends_on = if s.depends_on.is_empty() && s.group.is_none() {
             step.depends_on.clone()
         } else {
             s.depends_on
@@ -210,7 +215,7 @@ fn inline(
 
 /// `text` with `steps.X.` references to the sub-workflow's steps `names` renamed to
 /// `steps.PARENT/X.`.
-fn rename_refs(text: &str, parent: &str, names: &BTreeSet<String>) -> String {
+pub(crate) fn rename_refs(text: &str, parent: &str, names: &BTreeSet<String>) -> String {
     let mut out = String::with_capacity(text.len());
     let mut rest = text;
     while let Some(i) = rest.find("steps.") {
@@ -246,7 +251,7 @@ fn rename_refs(text: &str, parent: &str, names: &BTreeSet<String>) -> String {
 }
 
 /// Applies `f` to every text of `step` that may hold `{{...}}` or a condition.
-fn map_texts(step: &mut Step, f: &impl Fn(&str) -> String) {
+pub(crate) fn map_texts(step: &mut Step, f: &impl Fn(&str) -> String) {
     let each = |o: &mut Option<String>| {
         if let Some(t) = o {
             *t = f(t);

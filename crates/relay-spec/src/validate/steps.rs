@@ -62,11 +62,16 @@ pub(super) fn validate_workflow(ctx: &Ctx<'_>, w: usize, wf: &WorkflowDef, repor
         ));
     }
     super::file::preflight(ctx, w, wf, report);
+    super::groups::step_groups(ctx, w, wf, &index, report);
     for (s, step) in wf.steps.iter().enumerate() {
         // A `use` that could not be expanded is reported by loading; the step has no
         // kind to check yet.
         let unexpanded = step.use_.is_some() && !step.expanded;
         if let Some(file) = &step.workflow {
+            if step.group.is_some() {
+                // Reported by `groups.rs`.
+                continue;
+            }
             // Loading a file expands its sub-workflows (or reports why not); text with
             // no file to look next to cannot.
             if ctx.loaded.diagnostics.is_empty() {
@@ -79,6 +84,11 @@ pub(super) fn validate_workflow(ctx: &Ctx<'_>, w: usize, wf: &WorkflowDef, repor
                     ),
                 ));
             }
+            continue;
+        }
+        if super::groups::is_top_group(wf, s) {
+            // A group runs nothing of its own; `groups.rs` checks it and its members.
+            texts(ctx, w, s, step, report);
             continue;
         }
         if !unexpanded {
