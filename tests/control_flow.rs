@@ -759,3 +759,108 @@ fn session_on_a_step_without_an_agent_is_an_error_at_its_line() {
         stderr(&o)
     );
 }
+
+/// Fix and test until the tests pass: a group of two nested steps loops as one, the fix
+/// (the fake agent) reading what the test said in the iteration before.
+#[test]
+fn a_group_of_fix_and_test_loops_until_the_tests_pass() {
+    let w = World::new();
+    let test = "n=$(cat count 2>/dev/null || echo 0); n=$((n+1)); echo $n > count; if [ $n -ge 3 ]; then echo PASS; else echo FAIL $n; fi";
+    let f = w.write(
+        "wf.yaml",
+        &workflow(
+            "",
+            &format!(
+                "    steps:\n      - {{name: prep, type: deterministic, command: 'echo ready'}}\n      - name: fix-and-test\n        dependsOn: [prep]\n        until: PASS\n        maxIterations: 5\n        steps:\n          - {{name: fix, agent: dev, task: \"[[fake:echo-task]] fix {{{{iteration}}}} after [{{{{steps.test.output}}}}]\"}}\n          - {{name: test, type: deterministic, dependsOn: [fix], command: \"{test}\"}}\n      - {{name: report, type: deterministic, dependsOn: [fix-and-test], command: \"printf '%s' {{{{steps.fix-and-test.outputs}}}}\"}}\n"
+            ),
+        ),
+    );
+    let o = w.run(&["run", f.to_str().unwrap(), "--json"]);
+    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+    let s = summary(&o);
+    assert_eq!(out(&s, "fix-and-test"), "PASS");
+    let all: Vec<String> = serde_json::from_str(&out(&s, "report")).unwrap();
+    assert_eq!(all, ["FAIL 1", "FAIL 2", "PASS"]);
+    // The last fix saw the second test's failure; the first saw nothing yet.
+    assert!(out(&s, "fix-and-test/fix").contains("fix 3 after [FAIL 2]"), "{s}");
+    let started: Vec<String> = w
+        .events()
+        .iter()
+        .filter(|e| e["type"] == "step:started")
+        .filter_map(|e| e["step"].as_str().map(str::to_owned))
+        .collect();
+    assert_eq!(
+        started,
+        [
+            "prep",
+            "fix-and-test/fix#1",
+            "fix-and-test/test#1",
+            "fix-and-test/fix#2",
+            "fix-and-test/test#2",
+            "fix-and-test/fix#3",
+            "fix-and-test/test#3",
+            "report"
+        ]
+    );
+    let first = w
+        .events()
+        .into_iter()
+        .find(|e| e["type"] == "step:completed" && e["step"] == "fix-and-test/fix#1");
+    assert!(first.is_some(), "the first fix completed");
+}
+
+/// A run killed in the middle of a group's iteration resumes inside it: nested steps
+/// that completed before the kill (in this iteration or earlier ones) do not run again.
+#[test]
+fn a_run_killed_inside_a_group_iteration_resumes_without_running_a_nested_step_twice() {
+    let w = World::new();
+    let a = "echo a{{iteration}} >> done.log; echo a{{iteration}}";
+    let b = "if [ {{iteration}} = 2 ] && [ ! -f go ]; then sleep 60; fi; echo b{{iteration}} >> done.log; echo b{{iteration}}";
+    let f = w.write(
+        "wf.yaml",
+        &workflow(
+            "",
+            &format!(
+                "    steps:\n      - name: g\n        loop: {{max: 3}}\n        steps:\n          - {{name: a, type: deterministic, command: \"{a}\"}}\n          - {{name: b, type: deterministic, dependsOn: [a], command: \"{b}\"}}\n      - {{name: after, type: deterministic, dependsOn: [g], command: \"printf '%s' {{{{steps.g.outputs}}}}\"}}\n"
+            ),
+        ),
+    );
+    let mut child = spawn(&w, &["run", f.to_str().unwrap(), "--json"]);
+    wait_for(|| has_event(&w, "step:started", "g/b#2"), "iteration 2's b");
+    child.kill().unwrap();
+    child.wait().unwrap();
+    w.write("go", "");
+    let o = w.run(&["resume", "last", "--json"]);
+    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+    assert_eq!(
+        w.read("done.log"),
+        "a1\nb1\na2\nb2\na3\nb3\n",
+        "no nested step ran twice"
+    );
+    let all: Vec<String> = serde_json::from_str(&out(&summary(&o), "after")).unwrap();
+    assert_eq!(all, ["b1", "b2", "b3"]);
+}
+
+#[test]
+fn bad_nesting_in_a_group_is_an_error_at_its_line_and_column() {
+    let w = World::new();
+    let f = w.write(
+        "wf.yaml",
+        &workflow(
+            "",
+            "    steps:\n      - {name: prep, type: deterministic, command: 'true'}\n      - name: g\n        loop: {max: 2}\n        steps:\n          - {name: a, type: deterministic, command: 'true', dependsOn: [prep]}\n          - name: inner\n            steps:\n              - {name: deep, type: deterministic, command: 'true'}\n",
+        ),
+    );
+    let o = w.run(&["validate", f.to_str().unwrap()]);
+    assert_eq!(o.status.code(), Some(3), "{}", stderr(&o));
+    let err = stderr(&o);
+    assert!(
+        err.contains("wf.yaml:17:73")
+            && err.contains("step `a` inside group `g` depends on `prep`, which is not in the group"),
+        "{err}"
+    );
+    assert!(
+        err.contains("wf.yaml:20:24") && err.contains("groups do not nest"),
+        "{err}"
+    );
+}

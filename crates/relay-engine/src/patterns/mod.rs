@@ -174,6 +174,10 @@ pub fn build(file: &RelayFile, wf: &WorkflowDef) -> (Plan, PatternHooks) {
     let mut barrier_node: BTreeMap<usize, NodeId> = BTreeMap::new();
     let step_deps = b.step_deps.clone();
     for StepIdx(i) in plan_order(&waits) {
+        // A group's members are placed by the group, iteration by iteration.
+        if wf.steps[i].group.is_some() {
+            continue;
+        }
         let mut deps: Vec<NodeRef> = step_deps[i].iter().map(|&d| b.final_of(d)).collect();
         for &bar in graph.barrier_deps(StepIdx(i)) {
             let node = match barrier_node.get(&bar.get()) {
@@ -229,6 +233,14 @@ pub fn build(file: &RelayFile, wf: &WorkflowDef) -> (Plan, PatternHooks) {
             Pattern::Blackboard | Pattern::Swarm => collaborative::step_nodes(&mut b, i, deps),
         };
         b.final_node[i] = Some(last);
+    }
+    // A member is done when its group is.
+    for (i, step) in wf.steps.iter().enumerate() {
+        if let Some(g) = step.group.as_deref()
+            && let Some(gi) = wf.steps.iter().position(|s| s.name == g)
+        {
+            b.final_node[i] = b.final_node[gi];
+        }
     }
     hooks.topology = match choice.pattern {
         Pattern::HubSpoke => Topology::Hub(hubs(file)),
