@@ -864,3 +864,60 @@ fn bad_nesting_in_a_group_is_an_error_at_its_line_and_column() {
         "{err}"
     );
 }
+
+/// A sub-workflow with a pattern of its own runs under it, nested under the parent step:
+/// a pipeline chains its steps and hands each the output of the one before; a pattern
+/// that shapes the whole run is refused by `validate`, naming it.
+#[test]
+fn a_sub_workflows_own_pattern_applies_to_its_steps() {
+    let w = World::new();
+    w.write(
+        "stages.yaml",
+        "version: \"1.0\"\nname: stages\nswarm: {pattern: pipeline}\nagents:\n  - {name: dev, cli: claude, interactive: false}\nworkflows:\n  - name: main\n    steps:\n      - {name: draft, agent: dev, task: \"[[fake:say=drafted]]\"}\n      - {name: edit, agent: dev, task: \"[[fake:echo-task]] edit\"}\n      - {name: publish, type: deterministic, command: \"echo published\"}\n",
+    );
+    let f = w.write(
+        "wf.yaml",
+        &workflow(
+            "",
+            "    steps:\n      - {name: prep, type: deterministic, command: 'echo prepared'}\n      - {name: doc, workflow: stages.yaml, dependsOn: [prep]}\n      - {name: after, type: deterministic, dependsOn: [doc], command: \"echo {{steps.doc.output}}\"}\n",
+        ),
+    );
+    let o = w.run(&["run", f.to_str().unwrap(), "--json"]);
+    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+    let s = summary(&o);
+    // `edit` declared no dependency: the pipeline put it after `draft`, with its output.
+    let edit = out(&s, "doc/edit");
+    assert!(
+        edit.contains("Input from `doc/draft`") && edit.contains("drafted"),
+        "{edit}"
+    );
+    assert_eq!(out(&s, "after"), "published");
+    let order: Vec<String> = w
+        .events()
+        .iter()
+        .filter(|e| e["type"] == "step:started")
+        .filter_map(|e| e["step"].as_str().map(str::to_owned))
+        .collect();
+    assert_eq!(
+        order,
+        ["prep", "doc/draft", "doc/edit", "doc/publish", "doc", "after"]
+    );
+
+    w.write(
+        "talk.yaml",
+        "version: \"1.0\"\nname: talk\nswarm: {pattern: hub-spoke}\nagents:\n  - {name: dev, cli: claude, interactive: false}\nworkflows:\n  - name: main\n    steps:\n      - {name: a, agent: dev, task: a}\n",
+    );
+    let bad = w.write(
+        "bad.yaml",
+        &workflow("", "    steps:\n      - {name: chat, workflow: talk.yaml}\n"),
+    );
+    let o = w.run(&["validate", bad.to_str().unwrap()]);
+    assert_eq!(o.status.code(), Some(3), "{}", stderr(&o));
+    let err = stderr(&o);
+    assert!(
+        err.contains("bad.yaml:13:")
+            && err.contains("sub-workflow `talk.yaml` runs as `hub-spoke`")
+            && err.contains("who may message whom"),
+        "{err}"
+    );
+}

@@ -207,7 +207,9 @@ pub fn build(file: &RelayFile, wf: &WorkflowDef) -> (Plan, PatternHooks) {
             };
             deps.push(NodeRef::Id(node));
         }
-        let last = match choice.pattern {
+        // A sub-workflow's step runs under that workflow's own pattern, if it has one.
+        b.pattern = wf.steps[i].run_as.unwrap_or(choice.pattern);
+        let last = match b.pattern {
             _ if relay_spec::validate::is_controlled(&wf.steps[i]) => {
                 control::step_nodes(&mut b, i, deps)
             }

@@ -230,6 +230,11 @@ pub struct Step {
     #[serde(skip)]
     #[schemars(skip)]
     pub group: Option<String>,
+    /// The pattern of the sub-workflow this step came from, when that file sets one
+    /// (`swarm.pattern`); the step runs under it instead of the including workflow's.
+    #[serde(skip)]
+    #[schemars(skip)]
+    pub run_as: Option<super::swarm::Pattern>,
 }
 
 /// What a waitFor step waits for: events from a provider, about one or more paths.

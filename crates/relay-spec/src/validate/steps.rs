@@ -97,7 +97,8 @@ pub(super) fn validate_workflow(ctx: &Ctx<'_>, w: usize, wf: &WorkflowDef, repor
         verification(ctx, w, s, step, report);
         named_agents(ctx, w, s, step, report);
         texts(ctx, w, s, step, report);
-        if step.items.is_some() && !ITEM_PATTERNS.contains(&choice.pattern) {
+        let pattern = step.run_as.unwrap_or(choice.pattern);
+        if step.items.is_some() && !ITEM_PATTERNS.contains(&pattern) {
             report.push(Diagnostic::error(
                 map.step(w, s, StepField::Items),
                 format!(
@@ -105,8 +106,8 @@ pub(super) fn validate_workflow(ctx: &Ctx<'_>, w: usize, wf: &WorkflowDef, repor
                      patterns use; workflow `{}` runs as {} ({})",
                     step.name,
                     wf.name,
-                    choice.pattern.as_str(),
-                    choice.reason
+                    pattern.as_str(),
+                    if step.run_as.is_some() { "the pattern of its sub-workflow" } else { &choice.reason }
                 ),
             ));
         }
