@@ -47,6 +47,26 @@ fn has_event(w: &World, kind: &str, step: &str) -> bool {
         .any(|e| e["type"] == kind && (step.is_empty() || e["step"] == step))
 }
 
+/// The labels of the nodes that started, in order.
+fn started(w: &World) -> Vec<String> {
+    w.events()
+        .iter()
+        .filter(|e| e["type"] == "step:started")
+        .filter_map(|e| e["step"].as_str().map(str::to_owned))
+        .collect()
+}
+
+/// Runs `f`, kills the coordinator (SIGKILL) once node `label` started, lets a step that
+/// waits for the file `go` go on, and resumes the run.
+fn kill_at_then_resume(w: &World, f: &std::path::Path, label: &str) -> std::process::Output {
+    let mut child = spawn(w, &["run", f.to_str().unwrap(), "--json"]);
+    wait_for(|| has_event(w, "step:started", label), label);
+    child.kill().unwrap();
+    child.wait().unwrap();
+    w.write("go", "");
+    w.run(&["resume", "last", "--json"])
+}
+
 fn count_events(w: &World, kind: &str) -> usize {
     w.events_if_any()
         .iter()
@@ -95,13 +115,7 @@ fn a_loop_until_ends_on_the_third_iteration_and_one_hits_max_iterations() {
     let o = w.run(&["run", f.to_str().unwrap(), "--json"]);
     assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
     assert_eq!(out(&summary(&o), "fix"), "PASS");
-    let started: Vec<String> = w
-        .events()
-        .iter()
-        .filter(|e| e["type"] == "step:started")
-        .map(|e| e["step"].as_str().unwrap().to_string())
-        .collect();
-    assert_eq!(started, ["fix#1", "fix#2", "fix#3"]);
+    assert_eq!(started(&w), ["fix#1", "fix#2", "fix#3"]);
 
     let w = World::new();
     let f = w.write(
@@ -364,12 +378,7 @@ fn a_run_killed_inside_a_loop_resumes_at_the_iteration_it_was_in() {
             &format!("    steps:\n      - {{name: work, type: deterministic, command: \"{body}\", loop: {{max: 5}}}}\n      - {{name: after, type: deterministic, dependsOn: [work], command: \"printf '%s' {{{{steps.work.outputs}}}}\"}}\n"),
         ),
     );
-    let mut child = spawn(&w, &["run", f.to_str().unwrap(), "--json"]);
-    wait_for(|| has_event(&w, "step:started", "work#3"), "iteration 3");
-    child.kill().unwrap();
-    child.wait().unwrap();
-    w.write("go", "");
-    let o = w.run(&["resume", "last", "--json"]);
+    let o = kill_at_then_resume(&w, &f, "work#3");
     assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
     assert_eq!(
         w.read("done.log"),
@@ -602,14 +611,8 @@ fn sub_workflows_run_inside_the_run_nested_twice() {
     assert!(out(&s, "ci").contains("hello web"), "the result: {s}");
     assert!(out(&s, "report").starts_with("report: hello web"), "{s}");
     // The sub-workflow's steps start after what the parent step depends on.
-    let order: Vec<String> = w
-        .events()
-        .iter()
-        .filter(|e| e["type"] == "step:started")
-        .filter_map(|e| e["step"].as_str().map(str::to_owned))
-        .collect();
     assert_eq!(
-        order,
+        started(&w),
         [
             "prep",
             "ci/build",
@@ -783,14 +786,8 @@ fn a_group_of_fix_and_test_loops_until_the_tests_pass() {
     assert_eq!(all, ["FAIL 1", "FAIL 2", "PASS"]);
     // The last fix saw the second test's failure; the first saw nothing yet.
     assert!(out(&s, "fix-and-test/fix").contains("fix 3 after [FAIL 2]"), "{s}");
-    let started: Vec<String> = w
-        .events()
-        .iter()
-        .filter(|e| e["type"] == "step:started")
-        .filter_map(|e| e["step"].as_str().map(str::to_owned))
-        .collect();
     assert_eq!(
-        started,
+        started(&w),
         [
             "prep",
             "fix-and-test/fix#1",
@@ -825,12 +822,7 @@ fn a_run_killed_inside_a_group_iteration_resumes_without_running_a_nested_step_t
             ),
         ),
     );
-    let mut child = spawn(&w, &["run", f.to_str().unwrap(), "--json"]);
-    wait_for(|| has_event(&w, "step:started", "g/b#2"), "iteration 2's b");
-    child.kill().unwrap();
-    child.wait().unwrap();
-    w.write("go", "");
-    let o = w.run(&["resume", "last", "--json"]);
+    let o = kill_at_then_resume(&w, &f, "g/b#2");
     assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
     assert_eq!(
         w.read("done.log"),
@@ -892,14 +884,8 @@ fn a_sub_workflows_own_pattern_applies_to_its_steps() {
         "{edit}"
     );
     assert_eq!(out(&s, "after"), "published");
-    let order: Vec<String> = w
-        .events()
-        .iter()
-        .filter(|e| e["type"] == "step:started")
-        .filter_map(|e| e["step"].as_str().map(str::to_owned))
-        .collect();
     assert_eq!(
-        order,
+        started(&w),
         ["prep", "doc/draft", "doc/edit", "doc/publish", "doc", "after"]
     );
 

@@ -652,6 +652,7 @@ impl<'a> RunState<'a> {
         };
         let g = rec.step.get();
         let mut found = Vec::new();
+        let mut last_outputs = Vec::new();
         if def.is_group() {
             // A group's iterations are its members' (`GROUP/X#k`); its own are its
             // judged member's.
@@ -663,6 +664,7 @@ impl<'a> RunState<'a> {
                     .last();
                 if let Some(p) = last {
                     found.push((name.clone(), p.output.trim_end().to_string()));
+                    last_outputs.push((m, p.output.clone()));
                 }
                 found.push((relay_spec::template::outputs_key(name), kept(name)));
             }
@@ -676,6 +678,12 @@ impl<'a> RunState<'a> {
             found.push((relay_spec::template::outputs_key(&def.name), kept(&def.name)));
         }
         self.outputs.extend(found);
+        // What the summary shows of each nested step: its last iteration's output.
+        for (m, output) in last_outputs {
+            if let Some(p) = self.steps.get_mut(m) {
+                p.last_output = Some(output);
+            }
+        }
     }
 
     // ---- the loop --------------------------------------------------------------------
