@@ -785,7 +785,10 @@ fn a_group_of_fix_and_test_loops_until_the_tests_pass() {
     let all: Vec<String> = serde_json::from_str(&out(&s, "report")).unwrap();
     assert_eq!(all, ["FAIL 1", "FAIL 2", "PASS"]);
     // The last fix saw the second test's failure; the first saw nothing yet.
-    assert!(out(&s, "fix-and-test/fix").contains("fix 3 after [FAIL 2]"), "{s}");
+    assert!(
+        out(&s, "fix-and-test/fix").contains("fix 3 after [FAIL 2]"),
+        "{s}"
+    );
     assert_eq!(
         started(&w),
         [
@@ -848,7 +851,8 @@ fn bad_nesting_in_a_group_is_an_error_at_its_line_and_column() {
     let err = stderr(&o);
     assert!(
         err.contains("wf.yaml:17:73")
-            && err.contains("step `a` inside group `g` depends on `prep`, which is not in the group"),
+            && err
+                .contains("step `a` inside group `g` depends on `prep`, which is not in the group"),
         "{err}"
     );
     assert!(
@@ -886,7 +890,14 @@ fn a_sub_workflows_own_pattern_applies_to_its_steps() {
     assert_eq!(out(&s, "after"), "published");
     assert_eq!(
         started(&w),
-        ["prep", "doc/draft", "doc/edit", "doc/publish", "doc", "after"]
+        [
+            "prep",
+            "doc/draft",
+            "doc/edit",
+            "doc/publish",
+            "doc",
+            "after"
+        ]
     );
 
     w.write(
@@ -895,7 +906,10 @@ fn a_sub_workflows_own_pattern_applies_to_its_steps() {
     );
     let bad = w.write(
         "bad.yaml",
-        &workflow("", "    steps:\n      - {name: chat, workflow: talk.yaml}\n"),
+        &workflow(
+            "",
+            "    steps:\n      - {name: chat, workflow: talk.yaml}\n",
+        ),
     );
     let o = w.run(&["validate", bad.to_str().unwrap()]);
     assert_eq!(o.status.code(), Some(3), "{}", stderr(&o));

@@ -14,14 +14,15 @@
 
 use std::collections::BTreeSet;
 
-use crate::load::Loaded;
-use crate::subworkflows::{map_texts, rename_refs};
-use crate::types::{Step, WorkflowDef};
+use crate::rename::{map_texts, rename_refs};
+use crate::source_map::SourceMap;
+use crate::types::{RelayFile, Step, WorkflowDef};
 
-/// Moves every group's nested steps out, renamed under the group.
-pub(crate) fn flatten(loaded: &mut Loaded) {
-    for w in 0..loaded.file.workflows.len() {
-        let wf = &mut loaded.file.workflows[w];
+/// Moves every group's nested steps out, renamed under the group, and their positions
+/// in `map` alike.
+pub(crate) fn flatten(file: &mut RelayFile, map: &mut SourceMap) {
+    for w in 0..file.workflows.len() {
+        let wf = &mut file.workflows[w];
         if !wf.steps.iter().any(Step::is_group) {
             continue;
         }
@@ -35,7 +36,7 @@ pub(crate) fn flatten(loaded: &mut Loaded) {
                 m
             }));
         }
-        loaded.map.flatten_groups(w);
+        map.flatten_groups(w);
     }
 }
 

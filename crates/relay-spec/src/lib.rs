@@ -17,6 +17,7 @@ pub mod load;
 mod load_error;
 pub mod pattern;
 pub mod permissions;
+mod rename;
 mod schema;
 mod source_map;
 pub mod subworkflows;

@@ -191,9 +191,7 @@ pub fn implicit_deps(file: &RelayFile, wf: &WorkflowDef, pattern: Pattern) -> Ve
     // A pattern orders the workflow's own steps; the members of a group are ordered by
     // their group alone, and the steps of a sub-workflow with a pattern of its own by
     // that pattern (written into their `dependsOn` when it was included).
-    let top: Vec<usize> = (0..wf.steps.len())
-        .filter(|&i| own(&wf.steps[i]))
-        .collect();
+    let top: Vec<usize> = (0..wf.steps.len()).filter(|&i| own(&wf.steps[i])).collect();
     let view = WorkflowDef {
         steps: top.iter().map(|&i| wf.steps[i].clone()).collect(),
         ..wf.clone()

@@ -420,7 +420,7 @@ impl SourceMap {
     }
 
     /// Moves the nested steps of every group of workflow `w` out to stand right after
-    /// it, as [`crate::groups`] does with the steps themselves, so indexes keep matching.
+    /// it, as loading does with the steps themselves (`groups.rs`), so indexes keep matching.
     pub(crate) fn flatten_groups(&mut self, w: usize) {
         let Some(wf) = self.workflows.get_mut(w) else {
             return;

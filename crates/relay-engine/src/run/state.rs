@@ -675,7 +675,10 @@ impl<'a> RunState<'a> {
                 found.push((relay_spec::template::outputs_key(&def.name), all));
             }
         } else {
-            found.push((relay_spec::template::outputs_key(&def.name), kept(&def.name)));
+            found.push((
+                relay_spec::template::outputs_key(&def.name),
+                kept(&def.name),
+            ));
         }
         self.outputs.extend(found);
         // What the summary shows of each nested step: its last iteration's output.

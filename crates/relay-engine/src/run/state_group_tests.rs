@@ -42,7 +42,11 @@ fn fix_and_test_loops_as_a_group_until_the_tests_pass() {
     // Each fix sees the test output of the iteration before (nothing in the first).
     assert_eq!(
         fixes,
-        ["fix 1/5 after ''", "fix 2/5 after 'FAIL 1'", "fix 3/5 after 'FAIL 2'"]
+        [
+            "fix 1/5 after ''",
+            "fix 2/5 after 'FAIL 1'",
+            "fix 3/5 after 'FAIL 2'"
+        ]
     );
     assert_eq!(s.status, RunStatus::Completed);
     assert_eq!(
@@ -176,7 +180,13 @@ fn a_false_condition_skips_the_whole_group() {
         FIX_TEST,
     );
     let mut sim = Sim::new(&f);
-    let s = sim.run(|l| done(if l.job.label == "plan" { "stop" } else { &l.text }));
+    let s = sim.run(|l| {
+        done(if l.job.label == "plan" {
+            "stop"
+        } else {
+            &l.text
+        })
+    });
     // Skipped with its nested steps; the steps after it go on.
     assert_eq!(sim.labels(), ["plan", "after"]);
     assert_eq!(step(&s, "g").status, StepStatus::Skipped);

@@ -82,12 +82,12 @@ pub(super) fn step_groups(
         }
         if let Some(g) = &step.group {
             let nested: [(bool, StepField, &str); 7] = [
-                (step.is_group(), StepField::Steps, "nested `steps` (groups do not nest)"),
                 (
-                    step.workflow.is_some(),
-                    StepField::Name,
-                    "a sub-`workflow`",
+                    step.is_group(),
+                    StepField::Steps,
+                    "nested `steps` (groups do not nest)",
                 ),
+                (step.workflow.is_some(), StepField::Name, "a sub-`workflow`"),
                 (step.loop_.is_some(), StepField::Loop, "a `loop`"),
                 (step.until.is_some(), StepField::Until, "`until`"),
                 (step.break_if.is_some(), StepField::BreakIf, "`breakIf`"),

@@ -107,7 +107,11 @@ pub(super) fn validate_workflow(ctx: &Ctx<'_>, w: usize, wf: &WorkflowDef, repor
                     step.name,
                     wf.name,
                     pattern.as_str(),
-                    if step.run_as.is_some() { "the pattern of its sub-workflow" } else { &choice.reason }
+                    if step.run_as.is_some() {
+                        "the pattern of its sub-workflow"
+                    } else {
+                        &choice.reason
+                    }
                 ),
             ));
         }
