@@ -5,7 +5,9 @@
 //! run beyond its plan (an agent chosen when a node starts, compensations after a
 //! failure, barrier deadlines, who may message whom) is in its [`PatternHooks`], so the
 //! run loop never names a pattern. Dependencies a pattern implies between steps come from
-//! `relay_spec::pattern::implicit_deps`, which validation uses too.
+//! `relay_spec::pattern::implicit_deps`, which validation uses too. A step that came from
+//! a sub-workflow with a pattern of its own (`Step::run_as`) is planned under that
+//! pattern; the nested steps of a group are placed by their group's gate (`control`).
 //!
 //! | family | module | patterns |
 //! |---|---|---|
