@@ -221,6 +221,10 @@ struct StepAt {
     break_if: At,
     approval: At,
     session: At,
+    #[serde(alias = "result_from")]
+    result_from: At,
+    #[serde(default)]
+    steps: Vec<StepAt>,
     #[serde(default)]
     depends_on: Vec<Loc>,
     #[serde(default)]
@@ -294,6 +298,10 @@ pub enum StepField {
     Approval,
     /// The step's `session`.
     Session,
+    /// The step's `steps` (a group).
+    Steps,
+    /// The step's `resultFrom`.
+    ResultFrom,
 }
 
 /// Which part of an agent a position is asked for.
@@ -441,6 +449,20 @@ impl SourceMap {
         nth(&bar.wait_for, i).or(at(&bar.name))
     }
 
+    /// Moves the nested steps of every group of workflow `w` out to stand right after
+    /// it, as loading does with the steps themselves (`groups.rs`), so indexes keep matching.
+    pub(crate) fn flatten_groups(&mut self, w: usize) {
+        let Some(wf) = self.workflows.get_mut(w) else {
+            return;
+        };
+        let steps = std::mem::take(&mut wf.steps);
+        for mut step in steps {
+            let nested = std::mem::take(&mut step.steps);
+            wf.steps.push(step);
+            wf.steps.extend(nested);
+        }
+    }
+
     /// Where `field` of step `s` of workflow `w` stands; where the step is named when the
     /// field itself cannot be found.
     pub fn step(&self, w: usize, s: usize, field: StepField) -> Option<Pos> {
@@ -474,6 +496,8 @@ impl SourceMap {
             StepField::BreakIf => at(&step.break_if),
             StepField::Approval => at(&step.approval),
             StepField::Session => at(&step.session),
+            StepField::Steps => step.steps.first().and_then(|n| at(&n.name)),
+            StepField::ResultFrom => at(&step.result_from),
         };
         exact.or(at(&step.name))
     }
