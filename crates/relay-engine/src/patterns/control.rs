@@ -95,6 +95,7 @@ fn group_of(wf: &relay_spec::WorkflowDef, g: usize) -> Option<Group> {
         .map(|&m| Member {
             step: StepIdx(m),
             name: wf.steps[m].name.clone(),
+            continues: wf.steps[m].continue_on_failure == Some(true),
             deps: wf.steps[m]
                 .depends_on
                 .iter()
@@ -180,6 +181,8 @@ enum Break {
 struct Member {
     step: StepIdx,
     name: String,
+    /// `continueOnFailure`: its failure does not end the iteration.
+    continues: bool,
     /// The members it depends on, by position.
     deps: Vec<usize>,
 }
@@ -457,7 +460,7 @@ impl ControlGate {
         for (m, slot) in g.slots.iter().enumerate() {
             match (slot, result(*slot)) {
                 (None, _) => {}
-                (Some(_), Some(r)) if r.completed() => done[m] = true,
+                (Some(_), Some(r)) if r.completed() || g.members[m].continues => done[m] = true,
                 (Some(_), Some(r)) => {
                     let why = r.reason().unwrap_or("failed").to_string();
                     let output = r.output().trim_end().to_string();
@@ -478,6 +481,8 @@ impl ControlGate {
                     g.outputs[m].push(r.output().trim_end().to_string());
                 }
             }
+            // A judged member that failed and goes on (`continueOnFailure`) is judged on
+            // what it printed.
             let Some(r) = result(g.slots[g.judged]) else {
                 return fail(format!(
                     "`{}` was never reached in iteration {k}",

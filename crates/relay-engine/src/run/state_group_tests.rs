@@ -192,3 +192,37 @@ fn a_false_condition_skips_the_whole_group() {
     assert_eq!(step(&s, "g").status, StepStatus::Skipped);
     assert_eq!(step(&s, "g/fix").status, StepStatus::Skipped);
 }
+
+#[test]
+fn a_nested_test_that_fails_and_continues_is_judged_on_what_it_printed() {
+    let nested = "          - {name: fix, agent: a, task: \"fix {{iteration}}/{{maxIterations}} after '{{steps.test.output}}'\", retries: 0}\n          - {name: test, agent: a, task: \"test {{iteration}}\", dependsOn: [fix], retries: 0, continueOnFailure: true}\n";
+    let f = grouped("        until: PASS\n        maxIterations: 4\n", nested);
+    let mut sim = Sim::new(&f);
+    let s = sim.run(|l| match l.text.as_str() {
+        "test 3" => done("PASS"),
+        t if t.starts_with("test ") => StepOutcome::Failed {
+            output: format!("red {t}"),
+            reason: "exit 1".into(),
+            exit_code: Some(1),
+            retryable: false,
+        },
+        t => done(t),
+    });
+    assert_eq!(s.status, RunStatus::Completed);
+    let fixes: Vec<&str> = sim
+        .launched
+        .iter()
+        .filter(|l| l.job.label.starts_with("g/fix"))
+        .map(|l| l.text.as_str())
+        .collect();
+    // The fix reads the failed test's output; the loop went on to the passing test.
+    assert_eq!(
+        fixes,
+        [
+            "fix 1/4 after ''",
+            "fix 2/4 after 'red test 1'",
+            "fix 3/4 after 'red test 2'"
+        ]
+    );
+    assert_eq!(step(&s, "g").output, "PASS");
+}
