@@ -22,6 +22,15 @@ fn tests_pass_at(pass: u32) -> impl FnMut(&Launch) -> StepOutcome {
     }
 }
 
+/// The tasks the fixes were given, in order.
+fn fix_tasks<'s>(sim: &'s Sim<'_>) -> Vec<&'s str> {
+    sim.launched
+        .iter()
+        .filter(|l| l.job.label.starts_with("g/fix"))
+        .map(|l| l.text.as_str())
+        .collect()
+}
+
 #[test]
 fn fix_and_test_loops_as_a_group_until_the_tests_pass() {
     let f = grouped("        until: PASS\n        maxIterations: 5\n", FIX_TEST);
@@ -33,12 +42,7 @@ fn fix_and_test_loops_as_a_group_until_the_tests_pass() {
             "plan", "g/fix#1", "g/test#1", "g/fix#2", "g/test#2", "g/fix#3", "g/test#3", "after"
         ]
     );
-    let fixes: Vec<&str> = sim
-        .launched
-        .iter()
-        .filter(|l| l.job.label.starts_with("g/fix"))
-        .map(|l| l.text.as_str())
-        .collect();
+    let fixes = fix_tasks(&sim);
     // Each fix sees the test output of the iteration before (nothing in the first).
     assert_eq!(
         fixes,
@@ -209,12 +213,7 @@ fn a_nested_test_that_fails_and_continues_is_judged_on_what_it_printed() {
         t => done(t),
     });
     assert_eq!(s.status, RunStatus::Completed);
-    let fixes: Vec<&str> = sim
-        .launched
-        .iter()
-        .filter(|l| l.job.label.starts_with("g/fix"))
-        .map(|l| l.text.as_str())
-        .collect();
+    let fixes = fix_tasks(&sim);
     // The fix reads the failed test's output; the loop went on to the passing test.
     assert_eq!(
         fixes,
