@@ -6,10 +6,11 @@
 //! each judged by the gate, never failing the run by itself.
 //!
 //! A group of nested steps (`steps:` on the step) is the same gate: each iteration places
-//! the group's members (`GROUP/X#k`) in waves, a member as soon as the siblings it
-//! depends on completed in this iteration; a member that fails ends the iteration failed
-//! (the rest of it does not run); the iteration's result is its judged member's
-//! (`resultFrom`, else its last).
+//! the group's members (`GROUP/X#k`) in waves: every member whose siblings completed in
+//! this iteration, together, and the next wave once that one ended (a gate decides again
+//! only when all it waits for finished); a member that fails ends the iteration failed
+//! (the rest of it does not run) unless it has `continueOnFailure`; the iteration's
+//! result is its judged member's (`resultFrom`, else its last).
 
 use std::collections::BTreeMap;
 
