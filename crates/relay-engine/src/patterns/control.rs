@@ -6,10 +6,11 @@
 //! each judged by the gate, never failing the run by itself.
 //!
 //! A group of nested steps (`steps:` on the step) is the same gate: each iteration places
-//! the group's members (`GROUP/X#k`) in waves, a member as soon as the siblings it
-//! depends on completed in this iteration; a member that fails ends the iteration failed
-//! (the rest of it does not run); the iteration's result is its judged member's
-//! (`resultFrom`, else its last).
+//! the group's members (`GROUP/X#k`) in waves: every member whose siblings completed in
+//! this iteration, together, and the next wave once that one ended (a gate decides again
+//! only when all it waits for finished); a member that fails ends the iteration failed
+//! (the rest of it does not run) unless it has `continueOnFailure`; the iteration's
+//! result is its judged member's (`resultFrom`, else its last).
 
 use std::collections::BTreeMap;
 
@@ -95,6 +96,7 @@ fn group_of(wf: &relay_spec::WorkflowDef, g: usize) -> Option<Group> {
         .map(|&m| Member {
             step: StepIdx(m),
             name: wf.steps[m].name.clone(),
+            continues: wf.steps[m].continue_on_failure == Some(true),
             deps: wf.steps[m]
                 .depends_on
                 .iter()
@@ -180,6 +182,8 @@ enum Break {
 struct Member {
     step: StepIdx,
     name: String,
+    /// `continueOnFailure`: its failure does not end the iteration.
+    continues: bool,
     /// The members it depends on, by position.
     deps: Vec<usize>,
 }
@@ -457,7 +461,7 @@ impl ControlGate {
         for (m, slot) in g.slots.iter().enumerate() {
             match (slot, result(*slot)) {
                 (None, _) => {}
-                (Some(_), Some(r)) if r.completed() => done[m] = true,
+                (Some(_), Some(r)) if r.completed() || g.members[m].continues => done[m] = true,
                 (Some(_), Some(r)) => {
                     let why = r.reason().unwrap_or("failed").to_string();
                     let output = r.output().trim_end().to_string();
@@ -478,6 +482,8 @@ impl ControlGate {
                     g.outputs[m].push(r.output().trim_end().to_string());
                 }
             }
+            // A judged member that failed and goes on (`continueOnFailure`) is judged on
+            // what it printed.
             let Some(r) = result(g.slots[g.judged]) else {
                 return fail(format!(
                     "`{}` was never reached in iteration {k}",

@@ -1702,8 +1702,19 @@ impl<'a> RunState<'a> {
                 self.publish(id, &output);
                 self.sched.complete(id);
             }
-            // Judged by a gate downstream: for the schedule, it is done.
-            StepOutcome::Failed { .. } if soft => self.sched.complete(id),
+            // Judged by a gate downstream: for the schedule, it is done. A group's nested
+            // step with `continueOnFailure` still gives its siblings what it printed.
+            StepOutcome::Failed { output, .. } if soft => {
+                let goes_on = self
+                    .wf
+                    .steps
+                    .get(step.get())
+                    .is_some_and(|s| s.group.is_some() && s.continue_on_failure == Some(true));
+                if goes_on {
+                    self.publish(id, &output);
+                }
+                self.sched.complete(id);
+            }
             // `continueOnFailure`: reported, and the steps after it go on with what it
             // produced.
             StepOutcome::Failed { output, .. } if self.continues(id) => {

@@ -22,6 +22,15 @@ fn tests_pass_at(pass: u32) -> impl FnMut(&Launch) -> StepOutcome {
     }
 }
 
+/// The tasks the fixes were given, in order.
+fn fix_tasks<'s>(sim: &'s Sim<'_>) -> Vec<&'s str> {
+    sim.launched
+        .iter()
+        .filter(|l| l.job.label.starts_with("g/fix"))
+        .map(|l| l.text.as_str())
+        .collect()
+}
+
 #[test]
 fn fix_and_test_loops_as_a_group_until_the_tests_pass() {
     let f = grouped("        until: PASS\n        maxIterations: 5\n", FIX_TEST);
@@ -33,12 +42,7 @@ fn fix_and_test_loops_as_a_group_until_the_tests_pass() {
             "plan", "g/fix#1", "g/test#1", "g/fix#2", "g/test#2", "g/fix#3", "g/test#3", "after"
         ]
     );
-    let fixes: Vec<&str> = sim
-        .launched
-        .iter()
-        .filter(|l| l.job.label.starts_with("g/fix"))
-        .map(|l| l.text.as_str())
-        .collect();
+    let fixes = fix_tasks(&sim);
     // Each fix sees the test output of the iteration before (nothing in the first).
     assert_eq!(
         fixes,
@@ -191,4 +195,33 @@ fn a_false_condition_skips_the_whole_group() {
     assert_eq!(sim.labels(), ["plan", "after"]);
     assert_eq!(step(&s, "g").status, StepStatus::Skipped);
     assert_eq!(step(&s, "g/fix").status, StepStatus::Skipped);
+}
+
+#[test]
+fn a_nested_test_that_fails_and_continues_is_judged_on_what_it_printed() {
+    let nested = "          - {name: fix, agent: a, task: \"fix {{iteration}}/{{maxIterations}} after '{{steps.test.output}}'\", retries: 0}\n          - {name: test, agent: a, task: \"test {{iteration}}\", dependsOn: [fix], retries: 0, continueOnFailure: true}\n";
+    let f = grouped("        until: PASS\n        maxIterations: 4\n", nested);
+    let mut sim = Sim::new(&f);
+    let s = sim.run(|l| match l.text.as_str() {
+        "test 3" => done("PASS"),
+        t if t.starts_with("test ") => StepOutcome::Failed {
+            output: format!("red {t}"),
+            reason: "exit 1".into(),
+            exit_code: Some(1),
+            retryable: false,
+        },
+        t => done(t),
+    });
+    assert_eq!(s.status, RunStatus::Completed);
+    let fixes = fix_tasks(&sim);
+    // The fix reads the failed test's output; the loop went on to the passing test.
+    assert_eq!(
+        fixes,
+        [
+            "fix 1/4 after ''",
+            "fix 2/4 after 'red test 1'",
+            "fix 3/4 after 'red test 2'"
+        ]
+    );
+    assert_eq!(step(&s, "g").output, "PASS");
 }
