@@ -63,10 +63,12 @@ impl<'de> serde::Deserialize<'de> for Loc {
     fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
         let s = Spanned::<IgnoredAny>::deserialize(d)?;
         let small = |n: u64| u32::try_from(n).unwrap_or(u32::MAX);
-        Ok(Pos::from_location(&s.referenced).map_or(Loc { line: 0, column: 0 }, |p| Loc {
-            line: small(p.line),
-            column: small(p.column),
-        }))
+        Ok(
+            Pos::from_location(&s.referenced).map_or(Loc { line: 0, column: 0 }, |p| Loc {
+                line: small(p.line),
+                column: small(p.column),
+            }),
+        )
     }
 }
 
