@@ -694,8 +694,7 @@ pub async fn relay_socket(
     let sockets = futures_util::stream::select(sub("sock").await?, sub("socks").await?);
     // Once this returns the server knows the subscriptions: a worker's first request
     // finds a responder.
-    client
-        .flush()
+    crate::connect::round_trip(&client)
         .await
         .map_err(|e| NatsError::JetStream(format!("cannot listen for workers: {e}")))?;
     serve_socket(client, sockets, socket, stop);
