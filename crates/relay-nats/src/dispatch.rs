@@ -643,6 +643,12 @@ async fn start_service(
     let mut claims = sub("claim").await?;
     let mut uploads = sub("up").await?;
     let sockets = futures_util::stream::select(sub("sock").await?, sub("socks").await?);
+    // Listening before any offer goes out: the server has the subscriptions.
+    inner
+        .client
+        .flush()
+        .await
+        .map_err(|e| format!("cannot listen for workers: {e}"))?;
     let weak = Arc::downgrade(inner);
     let stop = inner.stop.clone();
     let l = link.clone();
@@ -692,6 +698,11 @@ pub async fn relay_socket(
         }
     };
     let sockets = futures_util::stream::select(sub("sock").await?, sub("socks").await?);
+    // Listening once this returns: the server has the subscriptions.
+    client
+        .flush()
+        .await
+        .map_err(|e| NatsError::JetStream(format!("cannot listen for workers: {e}")))?;
     serve_socket(client, sockets, socket, stop);
     Ok(())
 }
