@@ -698,7 +698,8 @@ pub async fn relay_socket(
         }
     };
     let sockets = futures_util::stream::select(sub("sock").await?, sub("socks").await?);
-    // Listening once this returns: the server has the subscriptions.
+    // Once this returns the server knows the subscriptions: a worker's first request
+    // finds a responder.
     client
         .flush()
         .await
