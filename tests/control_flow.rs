@@ -47,6 +47,26 @@ fn has_event(w: &World, kind: &str, step: &str) -> bool {
         .any(|e| e["type"] == kind && (step.is_empty() || e["step"] == step))
 }
 
+/// The labels of the nodes that started, in order.
+fn started(w: &World) -> Vec<String> {
+    w.events()
+        .iter()
+        .filter(|e| e["type"] == "step:started")
+        .filter_map(|e| e["step"].as_str().map(str::to_owned))
+        .collect()
+}
+
+/// Runs `f`, kills the coordinator (SIGKILL) once node `label` started, lets a step that
+/// waits for the file `go` go on, and resumes the run.
+fn kill_at_then_resume(w: &World, f: &std::path::Path, label: &str) -> std::process::Output {
+    let mut child = spawn(w, &["run", f.to_str().unwrap(), "--json"]);
+    wait_for(|| has_event(w, "step:started", label), label);
+    child.kill().unwrap();
+    child.wait().unwrap();
+    w.write("go", "");
+    w.run(&["resume", "last", "--json"])
+}
+
 fn count_events(w: &World, kind: &str) -> usize {
     w.events_if_any()
         .iter()
@@ -95,13 +115,7 @@ fn a_loop_until_ends_on_the_third_iteration_and_one_hits_max_iterations() {
     let o = w.run(&["run", f.to_str().unwrap(), "--json"]);
     assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
     assert_eq!(out(&summary(&o), "fix"), "PASS");
-    let started: Vec<String> = w
-        .events()
-        .iter()
-        .filter(|e| e["type"] == "step:started")
-        .map(|e| e["step"].as_str().unwrap().to_string())
-        .collect();
-    assert_eq!(started, ["fix#1", "fix#2", "fix#3"]);
+    assert_eq!(started(&w), ["fix#1", "fix#2", "fix#3"]);
 
     let w = World::new();
     let f = w.write(
@@ -364,12 +378,7 @@ fn a_run_killed_inside_a_loop_resumes_at_the_iteration_it_was_in() {
             &format!("    steps:\n      - {{name: work, type: deterministic, command: \"{body}\", loop: {{max: 5}}}}\n      - {{name: after, type: deterministic, dependsOn: [work], command: \"printf '%s' {{{{steps.work.outputs}}}}\"}}\n"),
         ),
     );
-    let mut child = spawn(&w, &["run", f.to_str().unwrap(), "--json"]);
-    wait_for(|| has_event(&w, "step:started", "work#3"), "iteration 3");
-    child.kill().unwrap();
-    child.wait().unwrap();
-    w.write("go", "");
-    let o = w.run(&["resume", "last", "--json"]);
+    let o = kill_at_then_resume(&w, &f, "work#3");
     assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
     assert_eq!(
         w.read("done.log"),
@@ -602,14 +611,8 @@ fn sub_workflows_run_inside_the_run_nested_twice() {
     assert!(out(&s, "ci").contains("hello web"), "the result: {s}");
     assert!(out(&s, "report").starts_with("report: hello web"), "{s}");
     // The sub-workflow's steps start after what the parent step depends on.
-    let order: Vec<String> = w
-        .events()
-        .iter()
-        .filter(|e| e["type"] == "step:started")
-        .filter_map(|e| e["step"].as_str().map(str::to_owned))
-        .collect();
     assert_eq!(
-        order,
+        started(&w),
         [
             "prep",
             "ci/build",
@@ -757,5 +760,164 @@ fn session_on_a_step_without_an_agent_is_an_error_at_its_line() {
             .contains("step `b`: `session: resume` starts a new conversation each time: aider"),
         "{}",
         stderr(&o)
+    );
+}
+
+/// Fix and test until the tests pass: a group of two nested steps loops as one, the fix
+/// (the fake agent) reading what the test said in the iteration before.
+#[test]
+fn a_group_of_fix_and_test_loops_until_the_tests_pass() {
+    let w = World::new();
+    let test = "n=$(cat count 2>/dev/null || echo 0); n=$((n+1)); echo $n > count; if [ $n -ge 3 ]; then echo PASS; else echo FAIL $n; fi";
+    let f = w.write(
+        "wf.yaml",
+        &workflow(
+            "",
+            &format!(
+                "    steps:\n      - {{name: prep, type: deterministic, command: 'echo ready'}}\n      - name: fix-and-test\n        dependsOn: [prep]\n        until: PASS\n        maxIterations: 5\n        steps:\n          - {{name: fix, agent: dev, task: \"[[fake:echo-task]] fix {{{{iteration}}}} after [{{{{steps.test.output}}}}]\"}}\n          - {{name: test, type: deterministic, dependsOn: [fix], command: \"{test}\"}}\n      - {{name: report, type: deterministic, dependsOn: [fix-and-test], command: \"printf '%s' {{{{steps.fix-and-test.outputs}}}}\"}}\n"
+            ),
+        ),
+    );
+    let o = w.run(&["run", f.to_str().unwrap(), "--json"]);
+    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+    let s = summary(&o);
+    assert_eq!(out(&s, "fix-and-test"), "PASS");
+    let all: Vec<String> = serde_json::from_str(&out(&s, "report")).unwrap();
+    assert_eq!(all, ["FAIL 1", "FAIL 2", "PASS"]);
+    // The last fix saw the second test's failure; the first saw nothing yet.
+    assert!(
+        out(&s, "fix-and-test/fix").contains("fix 3 after [FAIL 2]"),
+        "{s}"
+    );
+    assert_eq!(
+        started(&w),
+        [
+            "prep",
+            "fix-and-test/fix#1",
+            "fix-and-test/test#1",
+            "fix-and-test/fix#2",
+            "fix-and-test/test#2",
+            "fix-and-test/fix#3",
+            "fix-and-test/test#3",
+            "report"
+        ]
+    );
+    let first = w
+        .events()
+        .into_iter()
+        .find(|e| e["type"] == "step:completed" && e["step"] == "fix-and-test/fix#1");
+    assert!(first.is_some(), "the first fix completed");
+}
+
+/// A run killed in the middle of a group's iteration resumes inside it: nested steps
+/// that completed before the kill (in this iteration or earlier ones) do not run again.
+#[test]
+fn a_run_killed_inside_a_group_iteration_resumes_without_running_a_nested_step_twice() {
+    let w = World::new();
+    let a = "echo a{{iteration}} >> done.log; echo a{{iteration}}";
+    let b = "if [ {{iteration}} = 2 ] && [ ! -f go ]; then sleep 60; fi; echo b{{iteration}} >> done.log; echo b{{iteration}}";
+    let f = w.write(
+        "wf.yaml",
+        &workflow(
+            "",
+            &format!(
+                "    steps:\n      - name: g\n        loop: {{max: 3}}\n        steps:\n          - {{name: a, type: deterministic, command: \"{a}\"}}\n          - {{name: b, type: deterministic, dependsOn: [a], command: \"{b}\"}}\n      - {{name: after, type: deterministic, dependsOn: [g], command: \"printf '%s' {{{{steps.g.outputs}}}}\"}}\n"
+            ),
+        ),
+    );
+    let o = kill_at_then_resume(&w, &f, "g/b#2");
+    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+    assert_eq!(
+        w.read("done.log"),
+        "a1\nb1\na2\nb2\na3\nb3\n",
+        "no nested step ran twice"
+    );
+    let all: Vec<String> = serde_json::from_str(&out(&summary(&o), "after")).unwrap();
+    assert_eq!(all, ["b1", "b2", "b3"]);
+}
+
+#[test]
+fn bad_nesting_in_a_group_is_an_error_at_its_line_and_column() {
+    let w = World::new();
+    let f = w.write(
+        "wf.yaml",
+        &workflow(
+            "",
+            "    steps:\n      - {name: prep, type: deterministic, command: 'true'}\n      - name: g\n        loop: {max: 2}\n        steps:\n          - {name: a, type: deterministic, command: 'true', dependsOn: [prep]}\n          - name: inner\n            steps:\n              - {name: deep, type: deterministic, command: 'true'}\n",
+        ),
+    );
+    let o = w.run(&["validate", f.to_str().unwrap()]);
+    assert_eq!(o.status.code(), Some(3), "{}", stderr(&o));
+    let err = stderr(&o);
+    assert!(
+        err.contains("wf.yaml:17:73")
+            && err
+                .contains("step `a` inside group `g` depends on `prep`, which is not in the group"),
+        "{err}"
+    );
+    assert!(
+        err.contains("wf.yaml:20:24") && err.contains("groups do not nest"),
+        "{err}"
+    );
+}
+
+/// A sub-workflow with a pattern of its own runs under it, nested under the parent step:
+/// a pipeline chains its steps and hands each the output of the one before; a pattern
+/// that shapes the whole run is refused by `validate`, naming it.
+#[test]
+fn a_sub_workflows_own_pattern_applies_to_its_steps() {
+    let w = World::new();
+    w.write(
+        "stages.yaml",
+        "version: \"1.0\"\nname: stages\nswarm: {pattern: pipeline}\nagents:\n  - {name: dev, cli: claude, interactive: false}\nworkflows:\n  - name: main\n    steps:\n      - {name: draft, agent: dev, task: \"[[fake:say=drafted]]\"}\n      - {name: edit, agent: dev, task: \"[[fake:echo-task]] edit\"}\n      - {name: publish, type: deterministic, command: \"echo published\"}\n",
+    );
+    let f = w.write(
+        "wf.yaml",
+        &workflow(
+            "",
+            "    steps:\n      - {name: prep, type: deterministic, command: 'echo prepared'}\n      - {name: doc, workflow: stages.yaml, dependsOn: [prep]}\n      - {name: after, type: deterministic, dependsOn: [doc], command: \"echo {{steps.doc.output}}\"}\n",
+        ),
+    );
+    let o = w.run(&["run", f.to_str().unwrap(), "--json"]);
+    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+    let s = summary(&o);
+    // `edit` declared no dependency: the pipeline put it after `draft`, with its output.
+    let edit = out(&s, "doc/edit");
+    assert!(
+        edit.contains("Input from `doc/draft`") && edit.contains("drafted"),
+        "{edit}"
+    );
+    assert_eq!(out(&s, "after"), "published");
+    assert_eq!(
+        started(&w),
+        [
+            "prep",
+            "doc/draft",
+            "doc/edit",
+            "doc/publish",
+            "doc",
+            "after"
+        ]
+    );
+
+    w.write(
+        "talk.yaml",
+        "version: \"1.0\"\nname: talk\nswarm: {pattern: hub-spoke}\nagents:\n  - {name: dev, cli: claude, interactive: false}\nworkflows:\n  - name: main\n    steps:\n      - {name: a, agent: dev, task: a}\n",
+    );
+    let bad = w.write(
+        "bad.yaml",
+        &workflow(
+            "",
+            "    steps:\n      - {name: chat, workflow: talk.yaml}\n",
+        ),
+    );
+    let o = w.run(&["validate", bad.to_str().unwrap()]);
+    assert_eq!(o.status.code(), Some(3), "{}", stderr(&o));
+    let err = stderr(&o);
+    assert!(
+        err.contains("bad.yaml:13:")
+            && err.contains("sub-workflow `talk.yaml` runs as `hub-spoke`")
+            && err.contains("who may message whom"),
+        "{err}"
     );
 }

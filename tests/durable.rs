@@ -1,6 +1,6 @@
-//! Durable runs: resume after `kill -9` at any point (also of a loop and a sub-workflow),
-//! inspection of runs, following a live run, cancelling from another process, the run
-//! lock, a torn log line, and a disk that stops accepting writes.
+//! Durable runs: resume after `kill -9` at any point (also of a loop, a sub-workflow and a
+//! looping group), inspection of runs, following a live run, cancelling from another
+//! process, the run lock, a torn log line, and a disk that stops accepting writes.
 
 #![allow(clippy::unwrap_used)]
 
@@ -442,7 +442,8 @@ fn a_full_disk_stops_the_run_cleanly() {
     }
 }
 
-/// A loop of three iterations and a sub-workflow of two steps, joined by a last step.
+/// A loop of three iterations, a sub-workflow of two steps and a group of two steps
+/// looping twice, joined by a last step.
 fn looping(w: &World) -> std::path::PathBuf {
     w.write(
         "sub.yaml",
@@ -452,7 +453,7 @@ fn looping(w: &World) -> std::path::PathBuf {
         "wf.yaml",
         &workflow(
             "",
-            "    steps:\n      - {name: prep, agent: dev, task: \"[[fake:count=prep]] [[fake:sleep=30]] [[fake:say=prepared]]\"}\n      - name: spin\n        agent: dev\n        dependsOn: [prep]\n        loop: {max: 3}\n        task: \"[[fake:count=spin-{{iteration}}]] [[fake:sleep=40]] [[fake:say=turn-{{iteration}}]]\"\n      - {name: sub, workflow: sub.yaml, params: {flavour: mint}, dependsOn: [prep]}\n      - {name: end, agent: dev, dependsOn: [spin, sub], task: \"[[fake:count=end]] [[fake:echo-task]] {{steps.spin.outputs}} {{steps.sub.output}}\"}\n",
+            "    steps:\n      - {name: prep, agent: dev, task: \"[[fake:count=prep]] [[fake:sleep=30]] [[fake:say=prepared]]\"}\n      - name: spin\n        agent: dev\n        dependsOn: [prep]\n        loop: {max: 3}\n        task: \"[[fake:count=spin-{{iteration}}]] [[fake:sleep=40]] [[fake:say=turn-{{iteration}}]]\"\n      - {name: sub, workflow: sub.yaml, params: {flavour: mint}, dependsOn: [prep]}\n      - name: grp\n        dependsOn: [prep]\n        loop: {max: 2}\n        steps:\n          - {name: a, agent: dev, task: \"[[fake:count=grp-a-{{iteration}}]] [[fake:sleep=30]] [[fake:say=a-{{iteration}}]]\"}\n          - {name: b, agent: dev, dependsOn: [a], task: \"[[fake:count=grp-b-{{iteration}}]] [[fake:sleep=30]] [[fake:say=b-{{iteration}}-{{steps.a.output}}]]\"}\n      - {name: end, agent: dev, dependsOn: [spin, sub, grp], task: \"[[fake:count=end]] [[fake:echo-task]] {{steps.spin.outputs}} {{steps.sub.output}} {{steps.grp.outputs}}\"}\n",
         ),
     )
 }
@@ -486,7 +487,10 @@ fn kill_dash_9_at_every_event_of_a_loop_and_a_sub_workflow_then_resume() {
     assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
     let expected = summary_outputs(&o);
     assert!(
-        expected["end"].contains("turn-3") && expected["sub/s1"].contains("s1-mint"),
+        expected["end"].contains("turn-3")
+            && expected["sub/s1"].contains("s1-mint")
+            && expected["grp"].contains("b-2-a-2")
+            && expected["end"].contains("b-1-a-1"),
         "{expected:?}"
     );
     let total = event_lines(&base.run_dir());
@@ -504,7 +508,7 @@ fn kill_dash_9_at_every_event_of_a_loop_and_a_sub_workflow_then_resume() {
         let done_before = completed_in_log(&dir);
         let run_id = dir.file_name().unwrap().to_str().unwrap().to_string();
         let o = w.run(&["resume", &run_id, "--json"]);
-        if stderr(&o).contains("already completed") {
+        if stderr(&o).contains("nothing to resume") {
             // Killed after the run's own end: nothing to resume.
             continue;
         }

@@ -345,6 +345,42 @@ fn a_rate_limited_step_parks_until_the_reset_and_spends_no_retry_for_each_cli() 
 }
 
 #[test]
+fn an_interactive_agent_stopped_at_a_limit_parks_instead_of_being_nudged() {
+    // The fake TUIs show the limit and wait at their prompt, as the real ones do.
+    let w = World::new();
+    let mut steps = String::new();
+    for a in ["dev", "ops", "gem", "oc"] {
+        steps.push_str(&format!(
+            "      - {{name: s-{a}, agent: {a}, retries: 0, task: \"[[fake:rate-limit-once={a}:2]] [[fake:say=after-{a}]]\"}}\n"
+        ));
+    }
+    let yaml = wf("", "", &steps).replace("interactive: false", "interactive: true");
+    let f = w.write("wf.yaml", &yaml);
+    let o = w
+        .cmd()
+        .env("AGENT_RELAY_SETTLE_MS", "150")
+        .env("AGENT_RELAY_IDLE_MS", "600")
+        .env("FAKE_AGENT_THINK_MS", "50")
+        .args(["run", f.to_str().unwrap(), "--json"])
+        .output()
+        .unwrap();
+    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+    let s = summary(&o);
+    for a in ["dev", "ops", "gem", "oc"] {
+        let st = step(&s, &format!("s-{a}"));
+        assert_eq!(st["status"], "completed", "{st}");
+        assert_eq!(st["attempts"], 2, "{st}");
+        let out = st["output"].as_str().unwrap();
+        assert!(out.contains(&format!("after-{a}")), "{a}: {out}");
+    }
+    let parked = of_type(&w, "step:parked");
+    assert_eq!(parked.len(), 4, "{parked:?}");
+    assert!(of_type(&w, "step:retrying").is_empty(), "no retry spent");
+    assert!(of_type(&w, "step:nudged").is_empty(), "no nudge typed");
+    assert!(w.leftovers().is_empty());
+}
+
+#[test]
 fn a_limit_without_a_reset_time_backs_off() {
     let w = World::new();
     let f = w.write(

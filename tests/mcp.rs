@@ -192,6 +192,54 @@ workflows:
     assert!(w.leftovers().is_empty(), "processes left behind");
 }
 
+/// What `agent-relay questions --json` lists once it lists `question`.
+fn listed_once(w: &World, question: &str) -> String {
+    let deadline = Instant::now() + Duration::from_secs(20);
+    loop {
+        let q = w.run(&["questions", "--json"]);
+        if stdout(&q).contains(question) {
+            return stdout(&q);
+        }
+        assert!(Instant::now() < deadline, "`{question}` never showed");
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
+
+#[test]
+fn a_question_left_open_goes_with_the_step_that_asked_it() {
+    let w = World::new();
+    let f = w.write(
+        "wf.yaml",
+        r#"name: t
+agents:
+  - {name: dev, cli: codex, interactive: false}
+workflows:
+  - name: main
+    steps:
+      - name: ask
+        agent: dev
+        task: '[[fake:mcp=ask_human {"question": "left open?", "wait_seconds": 0}]]'
+      - name: hold
+        agent: dev
+        dependsOn: [ask]
+        task: '[[fake:mcp=ask_human {"question": "still here?", "wait_seconds": 30}]]'
+"#,
+    );
+    let child = w.spawn(&["run", f.to_str().unwrap(), "--json"]);
+    let listed = listed_once(&w, "still here?");
+    // `ask` completed without an answer: its question is not waiting any more.
+    assert!(!listed.contains("left open?"), "{listed}");
+    let a = w.run(&["answer", "last", "ask", "late"]);
+    assert_eq!(a.status.code(), Some(3), "{}", stdout(&a));
+    assert!(stderr(&a).contains("`hold`"), "{}", stderr(&a));
+    let a = w.run(&["answer", "last", "hold", "yes"]);
+    assert_eq!(a.status.code(), Some(0), "{}", stderr(&a));
+    let o = child.wait_with_output().unwrap();
+    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+    let s = summary(&o);
+    assert!(output(&s, "hold").starts_with("mcp ask_human: yes\n"));
+}
+
 #[test]
 fn ask_human_returns_the_answer_or_passes_a_late_one_on_as_a_message() {
     let w = World::new();
@@ -214,30 +262,12 @@ workflows:
     );
     let child = w.spawn(&["run", f.to_str().unwrap(), "--json"]);
     // Wait for the question to show, then answer it as a person would.
-    let deadline = Instant::now() + Duration::from_secs(20);
-    loop {
-        let q = w.run(&["questions", "--json"]);
-        if stdout(&q).contains("which port?") {
-            break;
-        }
-        assert!(Instant::now() < deadline, "the question never showed");
-        std::thread::sleep(Duration::from_millis(100));
-    }
+    listed_once(&w, "which port?");
     let a = w.run(&["answer", "last", "plan", "8080"]);
     assert_eq!(a.status.code(), Some(0), "{}", stderr(&a));
     // A question whose call stopped waiting: the answer comes as a message.
-    let deadline = Instant::now() + Duration::from_secs(20);
-    loop {
-        let q = w.run(&["questions", "--json"]);
-        if stdout(&q).contains("which db?") {
-            break;
-        }
-        assert!(
-            Instant::now() < deadline,
-            "the second question never showed"
-        );
-        std::thread::sleep(Duration::from_millis(100));
-    }
+    let listed = listed_once(&w, "which db?");
+    assert!(!listed.contains("which port?"), "{listed}");
     let a = w.run(&["answer", "last", "later", "postgres"]);
     assert_eq!(a.status.code(), Some(0), "{}", stderr(&a));
     let o = child.wait_with_output().unwrap();

@@ -206,6 +206,7 @@ fn schema_is_json_and_describes_the_format() {
         "idleNudge",
         "output_contains",
         "captureOutput",
+        "resultFrom",
     ] {
         assert!(text.contains(field), "schema lacks {field}");
     }

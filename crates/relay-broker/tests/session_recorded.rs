@@ -403,3 +403,27 @@ fn claude_collapsed_paste_on_the_input_line_is_pending() {
     let row = &visible[usize::from(screen.cursor().0)];
     assert!(detect::paste_placeholder(row), "{row:?} in {visible:#?}");
 }
+
+/// A real gemini run that broke us with four TUIs starting at once: the pasted task showed
+/// as `[Pasted Text: 511 chars]` in gemini's input box, the Enter after it was swallowed,
+/// and the task was taken as delivered; the agent then sat there until its timeout.
+/// gemini keeps its cursor one row below the text of its input box, so the placeholder is
+/// on the row above the cursor's: still pending.
+#[test]
+fn gemini_collapsed_paste_above_the_cursor_is_pending() {
+    let path = format!(
+        "{}/tests/fixtures/real/gemini-0.61.0-paste-not-submitted.pty",
+        env!("CARGO_MANIFEST_DIR")
+    );
+    let bytes = std::fs::read(&path).unwrap();
+    let mut screen = Screen::new(40, 120);
+    screen.process(&bytes);
+    let visible = screen.visible_rows();
+    let at = usize::from(screen.cursor().0);
+    assert!(!detect::paste_placeholder(&visible[at]), "{visible:#?}");
+    assert!(
+        detect::paste_placeholder(&visible[at - 1]),
+        "{:?} in {visible:#?}",
+        visible[at - 1]
+    );
+}

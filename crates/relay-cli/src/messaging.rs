@@ -532,8 +532,11 @@ fn open_questions(dir: &Path) -> Vec<(String, String)> {
             open.retain(|(s, _)| *s != step);
             open.push((step, question));
         }
-        EventKind::QuestionAnswered { step, .. } => open.retain(|(s, _)| *s != step),
-        _ => {}
+        kind => {
+            if let Some(step) = kind.closes_question() {
+                open.retain(|(s, _)| s != step);
+            }
+        }
     })
 }
 

@@ -248,8 +248,18 @@ pub fn build(script: &Path, lang: Lang) -> CliResult<String> {
             Some(c) => format!("exited with status {c}"),
             None => "was killed by a signal".to_string(),
         };
+        // tsx compiles a `.ts` file outside a `"type": "module"` package to CommonJS,
+        // where top-level await does not compile.
+        let through_tsx = program.file_name().is_some_and(|n| n == "tsx")
+            && script.extension().is_some_and(|e| e == "ts");
+        let hint = if through_tsx {
+            "; if tsx said top-level await is not supported with the \"cjs\" output format, \
+             name the file .mts or add \"type\": \"module\" to its package.json"
+        } else {
+            ""
+        };
         return Err(CliError::invalid(format!(
-            "{} {how} before handing over a workflow (its own messages are above)",
+            "{} {how} before handing over a workflow (its own messages are above){hint}",
             script.display()
         )));
     }

@@ -232,6 +232,9 @@ impl Folder {
                 span.reason = reason.cloned();
             }
         };
+        if let Some(step) = e.kind.closes_question() {
+            f.questions.retain(|q| q.step != step);
+        }
         match &e.kind {
             EventKind::RunStarted { pattern, .. } => f.pattern = Some(pattern.clone()),
             EventKind::StepStarted {
@@ -269,7 +272,6 @@ impl Folder {
                     question: question.clone(),
                 });
             }
-            EventKind::QuestionAnswered { step, .. } => f.questions.retain(|q| q.step != *step),
             EventKind::ApprovalRequested {
                 step,
                 approvers,
@@ -517,7 +519,7 @@ mod tests {
     }
 
     #[test]
-    fn questions_stay_open_until_answered_or_the_run_ends() {
+    fn questions_stay_open_until_answered_their_step_ends_or_the_run_ends() {
         let asked = |s: &str| {
             ev(
                 1,
@@ -556,6 +558,30 @@ mod tests {
             ),
         ]);
         assert!(f.questions.is_empty());
+        // An `ask_human` question goes with the attempt that asked it.
+        let f = fold(&[
+            asked("a"),
+            asked("b"),
+            ev(
+                4,
+                EventKind::StepCompleted {
+                    step: "a".into(),
+                    attempt: 1,
+                    exit_code: Some(0),
+                    duration_ms: 4,
+                },
+            ),
+            ev(
+                5,
+                EventKind::StepRetrying {
+                    step: "b".into(),
+                    attempt: 1,
+                    reason: "exit code 1".into(),
+                    delay_ms: 0,
+                },
+            ),
+        ]);
+        assert!(f.questions.is_empty(), "{:?}", f.questions);
     }
 
     #[test]

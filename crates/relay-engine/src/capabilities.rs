@@ -36,10 +36,38 @@ pub fn no_sessions(agent: &Agent) -> Option<String> {
     }
 }
 
+/// Why `agent`'s CLI cannot be given the run's MCP server, when it cannot (see
+/// `cli_table::McpWiring::Unsupported`).
+pub fn no_mcp(agent: &Agent) -> Option<String> {
+    use relay_spec::Cli;
+    if profile(agent.cli).mcp != relay_broker::cli_table::McpWiring::Unsupported {
+        return None;
+    }
+    Some(match agent.cli {
+        Cli::Aider => "aider has no MCP client".to_owned(),
+        cli => format!(
+            "{} reads MCP servers only from its settings files in the project or your home, \
+             which agent-relay leaves alone",
+            cli.as_str()
+        ),
+    })
+}
+
 /// One warning per field set in `file` that has no effect (yet, or offline).
 pub fn not_yet_effective(file: &RelayFile) -> Vec<Diagnostic> {
     let mut out = Vec::new();
     let mut warn = |msg: String| out.push(Diagnostic::warning(None, msg));
+    for a in &file.agents {
+        if a.mcp == Some(true)
+            && let Some(why) = no_mcp(a)
+        {
+            warn(format!(
+                "agents[{}].mcp: the agent gets no MCP tools: {why}; it messages with \
+                 `agent-relay send`/`inbox` and `->relay:` lines",
+                a.name
+            ));
+        }
+    }
     // swarm.channel, agents[].channels and errorHandling.notifyChannel act through the
     // run's message broker, and `state` through its shared state (relay-engine
     // `messaging`).
@@ -187,5 +215,19 @@ mod tests {
             ]
         );
         assert!(warnings("name: t\nagents: [{name: g, cli: goose}]\n").is_empty());
+    }
+
+    #[test]
+    fn mcp_asked_of_a_cli_that_takes_no_mcp_servers_is_named() {
+        let w = warnings(
+            "name: t\nagents:\n  - {name: a, cli: aider, mcp: true}\n  - {name: d, cli: droid, mcp: true}\n  - {name: c, cli: claude, mcp: true}\n  - {name: q, cli: aider}\n",
+        );
+        assert_eq!(
+            w,
+            [
+                "agents[a].mcp: the agent gets no MCP tools: aider has no MCP client; it messages with `agent-relay send`/`inbox` and `->relay:` lines",
+                "agents[d].mcp: the agent gets no MCP tools: droid reads MCP servers only from its settings files in the project or your home, which agent-relay leaves alone; it messages with `agent-relay send`/`inbox` and `->relay:` lines",
+            ]
+        );
     }
 }

@@ -600,6 +600,22 @@ impl EventKind {
             _ => None,
         }
     }
+
+    /// The step whose open question this event closes: the answer, or the end of the
+    /// attempt that asked (a question asked through `ask_human` goes with its attempt; one a
+    /// one-shot agent printed keeps its step waiting, with none of these events, until it
+    /// is answered).
+    pub fn closes_question(&self) -> Option<&str> {
+        match self {
+            EventKind::QuestionAnswered { step, .. }
+            | EventKind::StepRetrying { step, .. }
+            | EventKind::StepParked { step, .. }
+            | EventKind::StepCompleted { step, .. }
+            | EventKind::StepFailed { step, .. }
+            | EventKind::StepSkipped { step, .. } => Some(step),
+            _ => None,
+        }
+    }
 }
 
 #[cfg(test)]

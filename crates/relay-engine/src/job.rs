@@ -232,6 +232,15 @@ pub fn resolve(
         .get(node.step.get())
         .ok_or_else(|| format!("node `{}` names no step", node.label))?;
     let spec = node.spec;
+    let merged;
+    let outputs = if spec.fallback_outputs.is_empty() {
+        outputs
+    } else {
+        let mut all = spec.fallback_outputs.clone();
+        all.extend(outputs.iter().map(|(k, v)| (k.clone(), v.clone())));
+        merged = all;
+        &merged
+    };
     let mut vars = ctx.vars.clone();
     vars.extend(spec.vars.iter().map(|(k, v)| (k.clone(), v.clone())));
     let fill = |text: &str, q: Quoting| render(text, &vars, outputs, q).map_err(|m| missing(&m));

@@ -130,6 +130,18 @@ impl LiveSteps {
         Ok(rx)
     }
 
+    /// The steps with a question open, by label.
+    pub(crate) fn asking(&self) -> Vec<String> {
+        let mut labels: Vec<String> = self
+            .lock()
+            .iter()
+            .filter(|(_, l)| !l.asks.is_empty())
+            .map(|(k, _)| k.clone())
+            .collect();
+        labels.sort_unstable();
+        labels
+    }
+
     /// A person answers the oldest open question of step `label`.
     pub(crate) fn answer(&self, label: &str, text: &str) -> Answered {
         let mut steps = self.lock();
@@ -180,8 +192,10 @@ mod tests {
         let live = LiveSteps::default();
         live.started("plan", "alice", None);
         assert_eq!(live.answer("plan", "8080"), Answered::NotAsked);
+        assert!(live.asking().is_empty());
         let mut first = live.ask("plan", Some("alice")).unwrap();
         let second = live.ask("plan", Some("alice")).unwrap();
+        assert_eq!(live.asking(), ["plan"]);
         assert_eq!(live.answer("plan", "8080"), Answered::Returned);
         assert_eq!(first.try_recv().unwrap(), "8080");
         drop(second);

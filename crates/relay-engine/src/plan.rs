@@ -106,6 +106,9 @@ pub struct RunSpec {
     pub unverified: bool,
     /// Run this shell command instead of the step's work (a `skipIf` check).
     pub command: Option<String>,
+    /// Step outputs this node reads when the run has none yet, by step name (a group's
+    /// nested steps in its first iteration: a sibling that runs later is empty).
+    pub fallback_outputs: BTreeMap<String, String>,
 }
 
 impl Node {

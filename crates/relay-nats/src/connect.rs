@@ -223,6 +223,29 @@ impl NatsUrl {
     }
 }
 
+/// Returns once the server has processed everything `client` sent before the call, such
+/// as its subscriptions: the server handles one connection's commands in order, so a
+/// message the client sends itself and gets back went through after them. (`flush` only
+/// says the bytes were written to the socket.)
+pub async fn round_trip(client: &async_nats::Client) -> Result<(), String> {
+    use futures_util::StreamExt;
+    let probe = client.new_inbox();
+    let mut back = client
+        .subscribe(probe.clone())
+        .await
+        .map_err(|e| e.to_string())?;
+    client
+        .publish(probe, Vec::<u8>::new().into())
+        .await
+        .map_err(|e| e.to_string())?;
+    client.flush().await.map_err(|e| e.to_string())?;
+    match tokio::time::timeout(std::time::Duration::from_secs(30), back.next()).await {
+        Ok(Some(_)) => Ok(()),
+        Ok(None) => Err("the connection closed".into()),
+        Err(_) => Err("the server did not answer within 30 s".into()),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

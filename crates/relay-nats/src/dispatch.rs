@@ -644,9 +644,7 @@ async fn start_service(
     let mut uploads = sub("up").await?;
     let sockets = futures_util::stream::select(sub("sock").await?, sub("socks").await?);
     // Listening before any offer goes out: the server has the subscriptions.
-    inner
-        .client
-        .flush()
+    crate::connect::round_trip(&inner.client)
         .await
         .map_err(|e| format!("cannot listen for workers: {e}"))?;
     let weak = Arc::downgrade(inner);
@@ -700,8 +698,7 @@ pub async fn relay_socket(
     let sockets = futures_util::stream::select(sub("sock").await?, sub("socks").await?);
     // Once this returns the server knows the subscriptions: a worker's first request
     // finds a responder.
-    client
-        .flush()
+    crate::connect::round_trip(&client)
         .await
         .map_err(|e| NatsError::JetStream(format!("cannot listen for workers: {e}")))?;
     serve_socket(client, sockets, socket, stop);

@@ -54,7 +54,7 @@ async fn sends_written_back_to_back_go_to_the_coordinator_together_and_in_order(
         .subscribe(relay_nats::names::run_subject(run, "socks"))
         .await
         .unwrap();
-    coord.flush().await.unwrap();
+    relay_nats::connect::round_trip(&coord).await.unwrap();
     let worker = async_nats::connect(server.url()).await.unwrap();
     let bridge = relay_nats::bridge::Bridge::start(worker, run, dir.path().join("w.sock")).unwrap();
     let token = b.access().agent_token("a").unwrap();

@@ -105,7 +105,7 @@ impl StepGraph {
             .collect();
         let implicit = crate::pattern::implicit_deps(file, wf, pattern);
 
-        let mut deps = Vec::with_capacity(n);
+        let mut deps: Vec<Vec<StepIdx>> = Vec::with_capacity(n);
         let mut barriers = Vec::with_capacity(n);
         let mut full = Vec::with_capacity(n);
         let mut unresolved = Vec::new();
@@ -128,8 +128,26 @@ impl StepGraph {
                 }
             }
             d.extend(implicit[i].iter().map(|&j| StepIdx(j)));
+            // A group's member with no `dependsOn` waits for what its group waits for
+            // (the group stands before its members).
+            if s.depends_on.is_empty()
+                && let Some(g) = s.group.as_deref().and_then(|g| index.get(g))
+                && let Some(gd) = deps.get(g.0)
+            {
+                d.extend(gd.iter().copied());
+            }
             let d = sorted_unique(d);
             let mut f = d.clone();
+            // The group waits for its members: steps after it see them upstream.
+            if s.is_group() {
+                f.extend(
+                    wf.steps
+                        .iter()
+                        .enumerate()
+                        .filter(|(_, m)| m.group.as_deref() == Some(s.name.as_str()))
+                        .map(|(j, _)| StepIdx(j)),
+                );
+            }
             for b in &bs {
                 f.extend(barrier_waits[b.0].iter().copied());
             }

@@ -93,6 +93,7 @@ pub fn parse(source: &str, origin: &str) -> Result<Loaded, LoadError> {
         map,
         diagnostics: Vec::new(),
     };
+    crate::groups::flatten(&mut loaded.file, &mut loaded.map);
     if loaded.uses_custom_steps() {
         // No file to look next to: every `use` is reported until steps are given.
         loaded.expand_custom_steps(&CustomSteps::default());

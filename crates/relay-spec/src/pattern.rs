@@ -184,6 +184,26 @@ fn agent_of<'a>(file: &'a RelayFile, name: Option<&str>) -> Option<&'a Agent> {
 /// (hub, manager, supervisor, reducer) without dependencies wait for the steps before
 /// it that it collects.
 pub fn implicit_deps(file: &RelayFile, wf: &WorkflowDef, pattern: Pattern) -> Vec<Vec<usize>> {
+    let own = |s: &crate::types::Step| s.group.is_none() && s.run_as.is_none();
+    if wf.steps.iter().all(own) {
+        return implicit_in(file, wf, pattern);
+    }
+    // A pattern orders the workflow's own steps; the members of a group are ordered by
+    // their group alone, and the steps of a sub-workflow with a pattern of its own by
+    // that pattern (written into their `dependsOn` when it was included).
+    let top: Vec<usize> = (0..wf.steps.len()).filter(|&i| own(&wf.steps[i])).collect();
+    let view = WorkflowDef {
+        steps: top.iter().map(|&i| wf.steps[i].clone()).collect(),
+        ..wf.clone()
+    };
+    let mut extra = vec![Vec::new(); wf.steps.len()];
+    for (k, deps) in implicit_in(file, &view, pattern).into_iter().enumerate() {
+        extra[top[k]] = deps.into_iter().map(|d| top[d]).collect();
+    }
+    extra
+}
+
+fn implicit_in(file: &RelayFile, wf: &WorkflowDef, pattern: Pattern) -> Vec<Vec<usize>> {
     let n = wf.steps.len();
     let mut extra = vec![Vec::new(); n];
     let free = |i: usize| wf.steps[i].depends_on.is_empty();

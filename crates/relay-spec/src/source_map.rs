@@ -33,7 +33,7 @@ struct PathAt {
 struct ErrorHandlingAt {
     repair_agent: At,
     #[serde(default)]
-    protect: Vec<Spanned<IgnoredAny>>,
+    protect: Vec<Loc>,
 }
 
 #[derive(Debug, Clone, serde::Deserialize)]
@@ -47,7 +47,39 @@ struct NamedAt {
     name: At,
 }
 
-type At = Option<Spanned<IgnoredAny>>;
+type At = Option<Loc>;
+
+/// Where a value stands in the source, kept small: a map has a few dozen of these per
+/// step, and a workflow may have tens of thousands of steps.
+#[derive(Debug, Clone, Copy)]
+struct Loc {
+    /// Line, from 1; 0 when the parser gave none.
+    line: u32,
+    /// Column, from 1.
+    column: u32,
+}
+
+impl<'de> serde::Deserialize<'de> for Loc {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let s = Spanned::<IgnoredAny>::deserialize(d)?;
+        let small = |n: u64| u32::try_from(n).unwrap_or(u32::MAX);
+        Ok(
+            Pos::from_location(&s.referenced).map_or(Loc { line: 0, column: 0 }, |p| Loc {
+                line: small(p.line),
+                column: small(p.column),
+            }),
+        )
+    }
+}
+
+impl Loc {
+    fn pos(self) -> Option<Pos> {
+        (self.line > 0).then(|| Pos {
+            line: u64::from(self.line),
+            column: u64::from(self.column),
+        })
+    }
+}
 
 #[derive(Debug, Clone, serde::Deserialize)]
 #[serde(rename_all = "camelCase")]
@@ -58,7 +90,7 @@ struct AgentAt {
     cwd: At,
     permissions: Option<Spanned<PermissionsAt>>,
     #[serde(default)]
-    subscriptions: Vec<Spanned<IgnoredAny>>,
+    subscriptions: Vec<Loc>,
 }
 
 /// `permissions` is a name or a mapping; a mapping's `profile` has its own position.
@@ -126,7 +158,7 @@ struct SwarmAt {
     max_concurrency: At,
     resolver: At,
     #[serde(default)]
-    worktree_include: Vec<Spanned<IgnoredAny>>,
+    worktree_include: Vec<Loc>,
 }
 
 #[derive(Debug, Clone, serde::Deserialize)]
@@ -140,7 +172,7 @@ struct CoordinationAt {
 struct BarrierAt {
     name: At,
     #[serde(default)]
-    wait_for: Vec<Spanned<IgnoredAny>>,
+    wait_for: Vec<Loc>,
 }
 
 #[derive(Debug, Clone, serde::Deserialize)]
@@ -191,12 +223,16 @@ struct StepAt {
     break_if: At,
     approval: At,
     session: At,
+    #[serde(alias = "result_from")]
+    result_from: At,
     #[serde(default)]
-    depends_on: Vec<Spanned<IgnoredAny>>,
+    steps: Vec<StepAt>,
     #[serde(default)]
-    participants: Vec<Spanned<IgnoredAny>>,
+    depends_on: Vec<Loc>,
     #[serde(default)]
-    escalate_to: Vec<Spanned<IgnoredAny>>,
+    participants: Vec<Loc>,
+    #[serde(default)]
+    escalate_to: Vec<Loc>,
     verification: Option<VerificationAt>,
 }
 
@@ -264,6 +300,10 @@ pub enum StepField {
     Approval,
     /// The step's `session`.
     Session,
+    /// The step's `steps` (a group).
+    Steps,
+    /// The step's `resultFrom`.
+    ResultFrom,
 }
 
 /// Which part of an agent a position is asked for.
@@ -297,11 +337,11 @@ pub enum PreflightField {
 }
 
 fn at(s: &At) -> Option<Pos> {
-    s.as_ref().and_then(|s| Pos::from_location(&s.referenced))
+    s.and_then(Loc::pos)
 }
 
-fn nth(v: &[Spanned<IgnoredAny>], i: usize) -> Option<Pos> {
-    v.get(i).and_then(|d| Pos::from_location(&d.referenced))
+fn nth(v: &[Loc], i: usize) -> Option<Pos> {
+    v.get(i).copied().and_then(Loc::pos)
 }
 
 impl SourceMap {
@@ -411,6 +451,20 @@ impl SourceMap {
         nth(&bar.wait_for, i).or(at(&bar.name))
     }
 
+    /// Moves the nested steps of every group of workflow `w` out to stand right after
+    /// it, as loading does with the steps themselves (`groups.rs`), so indexes keep matching.
+    pub(crate) fn flatten_groups(&mut self, w: usize) {
+        let Some(wf) = self.workflows.get_mut(w) else {
+            return;
+        };
+        let steps = std::mem::take(&mut wf.steps);
+        for mut step in steps {
+            let nested = std::mem::take(&mut step.steps);
+            wf.steps.push(step);
+            wf.steps.extend(nested);
+        }
+    }
+
     /// Where `field` of step `s` of workflow `w` stands; where the step is named when the
     /// field itself cannot be found.
     pub fn step(&self, w: usize, s: usize, field: StepField) -> Option<Pos> {
@@ -444,6 +498,8 @@ impl SourceMap {
             StepField::BreakIf => at(&step.break_if),
             StepField::Approval => at(&step.approval),
             StepField::Session => at(&step.session),
+            StepField::Steps => step.steps.first().and_then(|n| at(&n.name)),
+            StepField::ResultFrom => at(&step.result_from),
         };
         exact.or(at(&step.name))
     }

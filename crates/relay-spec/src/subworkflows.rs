@@ -12,20 +12,61 @@
 //! - `params` and the other file's declared variable defaults fill its `{{NAME}}`s;
 //! - sub-workflows nest; a file that includes itself, directly or not, is an error.
 //!
-//! The sub-workflow's steps keep their own dependencies; they run under this workflow's
-//! pattern (a sub-workflow's own `pattern` does not apply inside another workflow).
+//! The sub-workflow's steps keep their own dependencies. When the other file sets a
+//! pattern (`swarm.pattern`), its steps run under it as they would at the top of their
+//! own file: the dependencies it implies are written into their `dependsOn`, and each
+//! step is marked to be planned under it (`run_as`; the including workflow's pattern
+//! orders them no further). Only patterns whose whole effect is on their own steps nest
+//! ([`nestable`]); the others shape the whole run and are refused, naming the pattern.
+//! Without a pattern of its own, a sub-workflow's steps run under the including one's.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
 
 use crate::diagnostic::Diagnostic;
 use crate::load::Loaded;
+use crate::rename::{map_texts, rename_refs};
 use crate::source_map::StepField;
 use crate::template::substitute;
-use crate::types::{Agent, Items, RelayFile, Scalar, SkipIf, Step, StepType};
+use crate::types::{Agent, Pattern, RelayFile, Step, StepType};
 
 /// How deep sub-workflows may nest.
 const MAX_DEPTH: usize = 8;
+
+/// Whether a sub-workflow may run under its own `pattern` inside another workflow, and
+/// why not when it may not: what the pattern shapes beyond its own steps.
+pub fn nestable(pattern: Pattern) -> Result<(), &'static str> {
+    match pattern {
+        Pattern::Dag
+        | Pattern::FanOut
+        | Pattern::Pipeline
+        | Pattern::Cascade
+        | Pattern::Mesh
+        | Pattern::MapReduce => Ok(()),
+        Pattern::HubSpoke | Pattern::Hierarchical | Pattern::Handoff => {
+            Err("it decides who may message whom, and that rule is the whole run's")
+        }
+        Pattern::Supervisor | Pattern::Reflection | Pattern::ReviewLoop | Pattern::Verifier => {
+            Err("its reviews are linked across the whole workflow by the agents' roles")
+        }
+        Pattern::RedTeam
+        | Pattern::Auction
+        | Pattern::Consensus
+        | Pattern::Debate
+        | Pattern::Competitive => Err(
+            "its votes, bids and rounds take their participants and settings from the whole file",
+        ),
+        Pattern::Escalation | Pattern::CircuitBreaker | Pattern::Saga => {
+            Err("its fallbacks, breaker and compensations are kept for the whole run")
+        }
+        Pattern::Blackboard | Pattern::Swarm => {
+            Err("its shared board and agent pool are the whole run's")
+        }
+        Pattern::ScatterGather => {
+            Err("its gathering step is found among the steps of the whole workflow")
+        }
+    }
+}
 
 /// Whether `file` has a step that names another workflow file.
 pub fn uses_subworkflows(file: &RelayFile) -> bool {
@@ -54,7 +95,8 @@ fn expand_with(loaded: &mut Loaded, path: &Path, stack: &mut Vec<PathBuf>) {
         let mut steps = std::mem::take(&mut wf.steps);
         let mut added = Vec::new();
         for (s, step) in steps.iter_mut().enumerate() {
-            if step.workflow.is_none() {
+            // A group's member cannot run a sub-workflow; validation says so.
+            if step.workflow.is_none() || step.group.is_some() {
                 continue;
             }
             match inline(step, &dir, stack, agents) {
@@ -148,6 +190,20 @@ fn inline(
             .first()
             .ok_or_else(|| format!("step `{name}`: `{rel}` has no workflow"))?,
     };
+    let pattern = sub.file.swarm.as_ref().and_then(|sw| sw.pattern);
+    if let Some(p) = pattern
+        && let Err(why) = nestable(p)
+    {
+        return Err(format!(
+            "step `{name}`: sub-workflow `{rel}` runs as `{}` (its `swarm.pattern`), which cannot run nested inside another workflow: {why}",
+            p.as_str()
+        ));
+    }
+    // What the pattern implies between the sub-workflow's own steps, written out.
+    let implied: Vec<Vec<usize>> = match pattern {
+        Some(p) => crate::pattern::implicit_deps(&sub.file, wf, p),
+        None => vec![Vec::new(); wf.steps.len()],
+    };
     for a in &sub.file.agents {
         match agents.iter().find(|b| b.name == a.name) {
             Some(b) if b != a => {
@@ -163,21 +219,42 @@ fn inline(
     let mut values = sub.file.vars_with_defaults(&BTreeMap::new());
     values.extend(step.params.iter().map(|(k, v)| (k.clone(), v.as_text())));
     let names: BTreeSet<String> = wf.steps.iter().map(|s| s.name.clone()).collect();
-    let depended: BTreeSet<&str> = wf
+    let steps: Vec<Step> = wf
         .steps
+        .iter()
+        .zip(&implied)
+        .map(|(s, extra)| {
+            let mut s = s.clone();
+            for &d in extra {
+                let dep = &wf.steps[d].name;
+                if !s.depends_on.contains(dep) {
+                    s.depends_on.push(dep.clone());
+                }
+            }
+            if s.run_as.is_none() {
+                s.run_as = pattern;
+            }
+            s
+        })
+        .collect();
+    let depended: BTreeSet<&str> = steps
         .iter()
         .flat_map(|s| s.depends_on.iter().map(String::as_str))
         .collect();
     let rename = |text: &str| rename_refs(&substitute(text, &values), &name, &names);
-    let mut out = Vec::with_capacity(wf.steps.len());
+    let mut out = Vec::with_capacity(steps.len());
     let mut leaves = Vec::new();
-    for s in &wf.steps {
+    for s in &steps {
         let mut t = s.clone();
-        if !depended.contains(s.name.as_str()) {
+        // A group's members are its own business: the group stands for them.
+        if !depended.contains(s.name.as_str()) && s.group.is_none() {
             leaves.push(format!("{name}/{}", s.name));
         }
         t.name = format!("{name}/{}", s.name);
-        t.depends_on = if s.depends_on.is_empty() {
+        if let Some(g) = &mut t.group {
+            *g = format!("{name}/{g}");
+        }
+        t.depends_on = if s.depends_on.is_empty() && s.group.is_none() {
             step.depends_on.clone()
         } else {
             s.depends_on
@@ -208,104 +285,77 @@ fn inline(
     Ok(out)
 }
 
-/// `text` with `steps.X.` references to the sub-workflow's steps `names` renamed to
-/// `steps.PARENT/X.`.
-fn rename_refs(text: &str, parent: &str, names: &BTreeSet<String>) -> String {
-    let mut out = String::with_capacity(text.len());
-    let mut rest = text;
-    while let Some(i) = rest.find("steps.") {
-        let boundary = rest[..i]
-            .chars()
-            .last()
-            .is_none_or(|c| !(c.is_alphanumeric() || c == '_' || c == '.'));
-        out.push_str(&rest[..i]);
-        let after = &rest[i + "steps.".len()..];
-        let hit = boundary
-            .then(|| {
-                names
-                    .iter()
-                    .filter(|n| {
-                        after.starts_with(n.as_str()) && after[n.len()..].starts_with(['.', '['])
-                    })
-                    .max_by_key(|n| n.len())
-            })
-            .flatten();
-        match hit {
-            Some(n) => {
-                out.push_str(&format!("steps.{parent}/{n}"));
-                rest = &after[n.len()..];
-            }
-            None => {
-                out.push_str("steps.");
-                rest = after;
-            }
-        }
-    }
-    out.push_str(rest);
-    out
-}
-
-/// Applies `f` to every text of `step` that may hold `{{...}}` or a condition.
-fn map_texts(step: &mut Step, f: &impl Fn(&str) -> String) {
-    let each = |o: &mut Option<String>| {
-        if let Some(t) = o {
-            *t = f(t);
-        }
-    };
-    each(&mut step.task);
-    each(&mut step.command);
-    each(&mut step.cwd);
-    each(&mut step.compensate);
-    each(&mut step.branch);
-    each(&mut step.path);
-    each(&mut step.if_);
-    each(&mut step.until);
-    each(&mut step.break_if);
-    if let Some(v) = &mut step.verification
-        && let Some(Scalar::Text(t)) = &mut v.value
-    {
-        *t = f(t);
-    }
-    if let Some(SkipIf::Text(t) | SkipIf::Command { sh: t }) = &mut step.skip_if {
-        *t = f(t);
-    }
-    let items = |i: &mut Items| match i {
-        Items::Text(t) => *t = f(t),
-        Items::List(l) => {
-            for s in l {
-                if let Scalar::Text(t) = s {
-                    *t = f(t);
-                }
-            }
-        }
-    };
-    if let Some(i) = &mut step.items {
-        items(i);
-    }
-    if let Some(i) = step.loop_.as_mut().and_then(|l| l.over.as_mut()) {
-        items(i);
-    }
-    for v in step.params.values_mut() {
-        if let Scalar::Text(t) = v {
-            *t = f(t);
-        }
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
 
+    /// A parent including `sub.yaml`, written with `sub` as its text, in a directory of
+    /// its own.
+    fn including(tag: &str, sub: &str) -> Loaded {
+        let dir = std::env::temp_dir().join(format!("relay-sub-{tag}-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        std::fs::write(dir.join("sub.yaml"), sub).unwrap();
+        let parent = "name: p\nagents: [{name: dev, cli: claude}]\nworkflows:\n  - name: w\n    steps:\n      - {name: prep, agent: dev, task: go}\n      - {name: ci, workflow: sub.yaml, dependsOn: [prep]}\n";
+        std::fs::write(dir.join("wf.yaml"), parent).unwrap();
+        let loaded = crate::load_file(&dir.join("wf.yaml")).unwrap();
+        let _ = std::fs::remove_dir_all(&dir);
+        loaded
+    }
+
+    fn sub_with(pattern: &str) -> String {
+        format!(
+            "name: s\nswarm: {{pattern: {pattern}}}\nagents: [{{name: dev, cli: claude}}]\nworkflows:\n  - name: w\n    steps:\n      - {{name: a, agent: dev, task: a}}\n      - {{name: b, agent: dev, task: b}}\n      - {{name: c, agent: dev, task: c}}\n"
+        )
+    }
+
     #[test]
-    fn references_to_the_sub_workflows_steps_are_renamed_and_others_kept() {
-        let names: BTreeSet<String> = ["build".into(), "build-docs".into()].into();
+    fn a_sub_workflows_own_pattern_orders_its_steps_and_marks_them() {
+        let l = including("pipeline", &sub_with("pipeline"));
+        assert!(l.diagnostics.is_empty(), "{:?}", l.diagnostics);
+        let steps = &l.file.workflows[0].steps;
+        let dep = |n: &str| {
+            let s = steps.iter().find(|s| s.name == n).unwrap();
+            (s.depends_on.clone(), s.run_as)
+        };
         assert_eq!(
-            rename_refs(
-                "{{steps.build.output}} {{ steps.build-docs.output }} steps.build.status == 'completed' {{steps.other.output}} mysteps.build.x",
-                "ci",
-                &names
-            ),
-            "{{steps.ci/build.output}} {{ steps.ci/build-docs.output }} steps.ci/build.status == 'completed' {{steps.other.output}} mysteps.build.x"
+            dep("ci/a"),
+            (vec!["prep".to_string()], Some(Pattern::Pipeline))
         );
+        assert_eq!(
+            dep("ci/b"),
+            (vec!["ci/a".to_string()], Some(Pattern::Pipeline))
+        );
+        assert_eq!(
+            dep("ci/c"),
+            (vec!["ci/b".to_string()], Some(Pattern::Pipeline))
+        );
+        // The collecting step waits for the pipeline's last step only.
+        assert_eq!(dep("ci"), (vec!["ci/c".to_string()], None));
+        // Fan-out implies nothing: all three start after `prep`.
+        let l = including("fanout", &sub_with("fan-out"));
+        let steps = &l.file.workflows[0].steps;
+        let c = steps.iter().find(|s| s.name == "ci/c").unwrap();
+        assert_eq!(c.depends_on, ["prep"]);
+        assert_eq!(c.run_as, Some(Pattern::FanOut));
+    }
+
+    #[test]
+    fn a_pattern_that_shapes_the_whole_run_is_refused_by_name() {
+        for p in [
+            "debate",
+            "hub-spoke",
+            "review-loop",
+            "saga",
+            "swarm",
+            "scatter-gather",
+        ] {
+            let l = including(p, &sub_with(p));
+            let msg = &l.diagnostics.first().expect("refused").message;
+            assert!(
+                msg.contains(&format!("runs as `{p}`"))
+                    && msg.contains("cannot run nested inside another workflow"),
+                "{msg}"
+            );
+        }
     }
 }

@@ -4,7 +4,8 @@
 # `REPLY:` in the prompt. One-shot (oneshot.yaml) and in PTYs with a message relayed into
 # each live session (interactive.yaml); token usage, a rate limit that parks a step and a
 # token budget (limits.yaml); sessions continued across steps (sessions.yaml); the
-# run's MCP tools called by the CLIs themselves (mcp.yaml). Not part of the default test suite (the CLIs are
+# run's MCP tools called by the CLIs themselves (mcp.yaml), and questions for a person
+# asked with `ask_human` and answered with `agent-relay answer` (ask.yaml). Not part of the default test suite (the CLIs are
 # about 1.6 GB).
 #
 #   CLI_BIN=/work/realclis/node_modules/.bin AIDER=/work/realclis/venv/bin/aider \
@@ -16,7 +17,7 @@
 #   python3 -m venv VENV && VENV/bin/pip install aider-chat
 # Versions passed are printed first; KEEP=1 keeps the scratch directory (run records,
 # PTY transcripts) for a look afterwards. ONLY=mcp runs only the MCP scenario (mcp.yaml:
-# the run's MCP tools called by the real claude, codex, gemini and opencode).
+# the run's MCP tools called by the real claude, codex, gemini and opencode, and ask.yaml).
 set -euo pipefail
 RELAY=$(cd "$(dirname "${RELAY:-target/debug/agent-relay}")" && pwd)/$(basename "${RELAY:-target/debug/agent-relay}")
 # The sessions scenario reads the bodies the mock was sent.
@@ -67,12 +68,47 @@ retried = [e for e in events if e["type"] == "step:retrying" and e["step"] == "p
 print(f"  parked          {steps['parked']['status']:10} parks={len(parked)} retries={len(retried)}"
       " (a CLI that outwaits the limit with its own retries completes without parking)")
 ok &= steps["parked"]["status"] == "completed" and not retried
+parked = [e for e in events if e["type"] == "step:parked" and e["step"] == "parked-pty"]
+retried = [e for e in events if e["type"] == "step:retrying" and e["step"] == "parked-pty"]
+print(f"  parked-pty      {steps['parked-pty']['status']:10} parks={len(parked)} retries={len(retried)}")
+ok &= steps["parked-pty"]["status"] == "completed" and len(parked) >= 1 and not retried
 reason = steps["over-budget"].get("reason") or ""
 print(f"  over-budget     {steps['over-budget']['status']:10} {reason}")
 ok &= "token budget exhausted" in reason
 sys.exit(0 if ok else 1)
 PY
 }
+# ask_human: every question the run lists is answered as a person would, and the answer
+# must reach the model (the step's output one-shot; the mock's log in a PTY).
+echo "== ask.yaml"
+cp "$here"/ask.yaml "$W/"
+"$RELAY" run ask.yaml --json > "$root/ask.json" 2> "$root/ask.err" &
+ask_pid=$!
+answered=" "
+for _ in $(seq 1 900); do
+  kill -0 "$ask_pid" 2>/dev/null || break
+  for step in $("$RELAY" questions --json 2>/dev/null | python3 -c 'import json,sys; print(" ".join(q["step"] for q in json.load(sys.stdin)))' 2>/dev/null); do
+    case "$answered" in *" $step "*) continue ;; esac
+    word=$(echo "${step#ask-}" | tr a-z A-Z)
+    "$RELAY" answer last "$step" "ANSWER_$word" > /dev/null 2>&1 && answered="$answered$step "
+  done
+  sleep 0.2
+done
+wait "$ask_pid" || status=1
+python3 - "$root/ask.json" "$root/mock.jsonl" <<'PY' || { status=1; echo "  FAILED:"; sed 's/^/  /' "$root/ask.err"; }
+import json, sys
+s = json.load(open(sys.argv[1]))
+log = [json.dumps(json.loads(l).get("body", "")) for l in open(sys.argv[2])]
+ok = True
+for st in s["steps"]:
+    word = st["name"][len("ask-"):].upper()
+    back = any("ANSWER_" + word in b for b in log)
+    good = st["status"] == "completed" and back
+    ok &= good
+    out = " ".join(st.get("output", "").split())
+    print(f"  {st['name']:14} {st['status']:10} answer-to-model={'yes' if back else 'NO'} output={out[:50]!r}")
+sys.exit(0 if ok and s["status"] == "completed" else 1)
+PY
 [ "${ONLY:-}" = mcp ] || {
 # Sessions: a step with `session: resume` continues its agent's conversation. The mock
 # logs each request's body; the one carrying SECOND_X must carry FIRST_X (the earlier turn

@@ -425,6 +425,16 @@ pub(crate) trait Host {
     fn ignore_term(&mut self);
     /// Reports tokens used by one more model turn (where the output reports usage).
     fn usage(&mut self, _input: u64, _output: u64) {}
+    /// Shows the CLI's own limit message (on stdout or stderr): a one-shot CLI then exits
+    /// 1; a TUI shows it and waits at its prompt, as the real ones do.
+    fn limit_reached(&mut self, on_stdout: bool, text: &str) {
+        if on_stdout {
+            self.reply(text);
+        } else {
+            self.stderr(text);
+        }
+        self.exit(1);
+    }
 }
 
 /// Runs `markers` of `task` in order.
@@ -456,12 +466,9 @@ pub(crate) fn run(markers: &[Marker], task: &str, host: &mut dyn Host) {
                 }
                 let cli = PLAYING.get().copied().unwrap_or(crate::argv::Cli::Claude);
                 let (stdout, text) = limit_message(cli, *resets_in);
-                if stdout {
-                    host.reply(&text);
-                } else {
-                    host.stderr(&text);
-                }
-                host.exit(1);
+                host.limit_reached(stdout, &text);
+                // The turn ends at the limit.
+                return;
             }
             // Echoed markers are defused so they do not act again in the next agent that
             // reads this output; `emit` passes one on on purpose.

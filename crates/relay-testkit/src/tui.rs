@@ -196,6 +196,8 @@ struct Tui {
     ended: bool,
     /// Follow-ups that were relay messages.
     relay_messages: u32,
+    /// This turn stopped at a provider's limit.
+    limited: bool,
     term_ignored: bool,
     eof: bool,
 }
@@ -239,6 +241,7 @@ pub(crate) fn run(cli: Cli) -> ! {
         started: false,
         ended: false,
         relay_messages: 0,
+        limited: false,
         term_ignored: false,
         eof: false,
     };
@@ -438,9 +441,12 @@ impl Tui {
         }
         self.think();
         let mut turn = self.task.unwrap_or_default();
+        self.limited = false;
         if first {
             script::run(&markers, &text, self);
-            if !turn.no_exit {
+            if self.limited {
+                // Stays at its prompt, as a real TUI does after a provider's limit.
+            } else if !turn.no_exit {
                 self.finish(turn.exit_style);
             }
         } else {
@@ -452,7 +458,8 @@ impl Tui {
             }
             script::run(&markers, &text, self);
             turn.absorb(&markers);
-            if let Some(n) = turn.wait_messages {
+            if self.limited {
+            } else if let Some(n) = turn.wait_messages {
                 if self.relay_messages >= n {
                     self.finish(turn.exit_style);
                 }
@@ -557,6 +564,12 @@ impl Host for Tui {
 
     fn exit(&mut self, code: i32) -> ! {
         self.shutdown(code)
+    }
+
+    /// A TUI shows the limit in its transcript and waits at its prompt: no `/exit`.
+    fn limit_reached(&mut self, _on_stdout: bool, text: &str) {
+        self.reply(text);
+        self.limited = true;
     }
 
     fn crash(&mut self) -> ! {

@@ -51,14 +51,24 @@ pub struct Prepared {
 pub(super) struct PrivateTmp(std::path::PathBuf);
 
 impl PrivateTmp {
-    /// A new private directory under the system's temp directory.
+    /// A new private directory under the system's temp directory. A name already taken
+    /// (left by a killed coordinator whose pid this process reuses, or made by anyone
+    /// else) is never reused: the next number is tried.
     pub(super) fn create() -> std::io::Result<PrivateTmp> {
         use std::os::unix::fs::DirBuilderExt;
         static NEXT: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
-        let n = NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-        let dir = std::env::temp_dir().join(format!("agent-relay-tmp-{}-{n}", std::process::id()));
-        std::fs::DirBuilder::new().mode(0o700).create(&dir)?;
-        Ok(PrivateTmp(dir))
+        let mut last = None;
+        for _ in 0..64 {
+            let n = NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+            let dir =
+                std::env::temp_dir().join(format!("agent-relay-tmp-{}-{n}", std::process::id()));
+            match std::fs::DirBuilder::new().mode(0o700).create(&dir) {
+                Ok(()) => return Ok(PrivateTmp(dir)),
+                Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => last = Some(e),
+                Err(e) => return Err(e),
+            }
+        }
+        Err(last.unwrap_or_else(|| std::io::Error::other("no free temp directory name")))
     }
 
     /// Its path.
@@ -195,4 +205,27 @@ pub(crate) fn spawn_confined<T: Send>(
             .join()
             .map_err(|_| std::io::Error::other("the spawning thread panicked"))?
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_temp_directory_name_left_behind_is_never_reused() {
+        // What a coordinator killed with this pid would have left: the first names.
+        let pid = std::process::id();
+        let left: Vec<std::path::PathBuf> = (0..16)
+            .map(|n| std::env::temp_dir().join(format!("agent-relay-tmp-{pid}-{n}")))
+            .collect();
+        for d in &left {
+            let _ = std::fs::create_dir(d);
+        }
+        let tmp = PrivateTmp::create().expect("a free name");
+        assert!(!left.iter().any(|d| d == tmp.path()), "{:?}", tmp.path());
+        assert!(tmp.path().is_dir());
+        for d in &left {
+            let _ = std::fs::remove_dir(d);
+        }
+    }
 }

@@ -38,6 +38,8 @@ pub struct Rules {
     pub busy_cues: Vec<String>,
     /// The CLI's own prompt glyphs beyond [`PROMPT_GLYPHS`] (each followed by a space).
     pub prompt_glyphs: Vec<String>,
+    /// The CLI, for its own words for a provider's limit ([`crate::ratelimit`]).
+    pub cli: Option<Cli>,
 }
 
 impl Rules {
@@ -66,6 +68,7 @@ impl Rules {
             status_rows,
             busy_cues,
             prompt_glyphs,
+            cli,
         }
     }
 }

@@ -472,7 +472,16 @@ impl Driver {
         if typing || !matches!(self.stage, Stage::Running) || self.asking() {
             return;
         }
-        for due in self.idle.due(now) {
+        let due = self.idle.due(now);
+        if !due.is_empty()
+            && let Some(message) = self.limit_reported()
+        {
+            // Nudging an agent that waits for its provider's limit would only spend
+            // requests against it.
+            self.finish(SessionEnd::RateLimited(message), actions);
+            return;
+        }
+        for due in due {
             match due {
                 Due::Idle => actions.push(Action::Emit(SessionEvent::Idle)),
                 Due::Nudge(n) => {
@@ -486,6 +495,21 @@ impl Driver {
                 }
             }
         }
+    }
+
+    /// The line of a provider's rate or usage limit the agent's output ends with, if it
+    /// does: only the last few lines count, which is where a TUI shows the error it stopped
+    /// at (an agent that merely talks about rate limits earlier is left alone).
+    fn limit_reported(&self) -> Option<String> {
+        const LAST_LINES: usize = 4;
+        let lines: Vec<&str> = self
+            .out
+            .output()
+            .lines()
+            .filter(|l| !l.trim().is_empty())
+            .collect();
+        let tail = lines[lines.len().saturating_sub(LAST_LINES)..].join("\n");
+        crate::ratelimit::detect(self.out.rules().cli, &tail, 0, 0).map(|l| l.message)
     }
 
     /// Carries out what the typist did.
@@ -675,6 +699,38 @@ mod tests {
         let a = d.on_tick(t0 + ms(360));
         assert!(writes(&a).is_empty());
         assert_eq!(writes(&d.on_tick(t0 + ms(360))), [b"\r".to_vec()]);
+    }
+
+    #[test]
+    fn an_agent_quiet_after_a_provider_limit_ends_rate_limited_not_nudged() {
+        let t0 = Instant::now();
+        let policy = NudgePolicy {
+            nudge_after: ms(500),
+            escalate_after: ms(400),
+            max_nudges: 1,
+        };
+        let mut d = Driver::new(config("say hi", Some(policy.clone())), t0);
+        let t = delivered(&mut d, t0);
+        let limit = r#"● API Error: 429 {"type":"error","error":{"type":"rate_limit_error"}}"#;
+        d.on_output(format!("● working on it\r\n{limit}\r\n").as_bytes(), t);
+        let a = d.on_tick(t + ms(300));
+        assert!(writes(&a).is_empty(), "nothing typed: {a:?}");
+        assert!(
+            matches!(
+                a.as_slice(),
+                [Action::Terminal(Terminal::End(SessionEnd::RateLimited(line)))]
+                    if line.contains("429")
+            ),
+            "{a:?}"
+        );
+        // Talk about rate limits that the agent went on from is idleness as usual.
+        let mut d = Driver::new(config("say hi", Some(policy)), t0);
+        let t = delivered(&mut d, t0);
+        d.on_output(
+            "● API Error: 429 rate limit\r\n● retried\r\n● a\r\n● b\r\n● c\r\n".as_bytes(),
+            t,
+        );
+        assert_eq!(events(&d.on_tick(t + ms(300))), [SessionEvent::Idle]);
     }
 
     #[test]
@@ -1335,6 +1391,26 @@ mod tests {
             t0 + ms(380),
         );
         assert_eq!(events(&a), [SessionEvent::TaskDelivered { attempts: 2 }]);
+    }
+
+    #[test]
+    fn a_collapsed_paste_on_the_row_above_the_cursor_is_not_delivered() {
+        // Recorded from the real gemini 0.61 with four TUIs starting at once: the task
+        // shows as `[Pasted Text: 511 chars]` in the input box, with the cursor one row
+        // below it, and the Enter is swallowed while the screen changes.
+        let t0 = Instant::now();
+        let mut d = Driver::new(generic("first line\nsecond line"), t0);
+        d.on_output(
+            b"\x1b[?2004h \x1b[1m*\x1b[0m \r\n\r\n footer row\x1b[2A\x1b[4G",
+            t0,
+        );
+        d.on_tick(t0 + ms(100));
+        d.on_output(b"\r\x1b[2K * [Pasted Text: 23 chars]\r\n", t0 + ms(110));
+        assert_eq!(writes(&d.on_tick(t0 + ms(160))), [b"\r".to_vec()]);
+        let a = d.on_output(b"\x1b7\r\n\x1b[2K footer changed\x1b8", t0 + ms(170));
+        assert!(events(&a).is_empty(), "not delivered: {a:?}");
+        assert!(writes(&d.on_tick(t0 + ms(360))).is_empty());
+        assert_eq!(writes(&d.on_tick(t0 + ms(360))), [b"\r".to_vec()]);
     }
 
     #[test]

@@ -203,6 +203,9 @@ pub enum SessionEnd {
     Cancelled,
     /// The task could not be delivered.
     DeliveryFailed(String),
+    /// The agent went quiet right after reporting a provider's rate or usage limit (the
+    /// line that says so): it waits for the limit, not for a nudge.
+    RateLimited(String),
 }
 
 /// The result of a session.

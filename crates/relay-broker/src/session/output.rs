@@ -277,9 +277,14 @@ impl OutputTracker {
     }
 
     /// Whether the input line holds a collapsed paste (`[Pasted text #1 +4 lines]`): what
-    /// was pasted is still there, not submitted.
+    /// was pasted is still there, not submitted. The input line is the cursor's row, or
+    /// the row above it: gemini keeps its cursor one row below its input box's text.
     pub(super) fn paste_pending(&self) -> bool {
-        detect::paste_placeholder(&self.cursor_row())
+        let rows = self.screen.visible_rows();
+        let at = usize::from(self.screen.cursor().0);
+        (at.saturating_sub(1)..=at)
+            .filter_map(|i| rows.get(i))
+            .any(|r| detect::paste_placeholder(&detect::collapse_ws(r)))
     }
 
     /// Whether the start or the end of `text` is on the cursor's row.

@@ -917,6 +917,7 @@ async fn session_attempt<L: Launcher>(
             SessionEnd::ForceReleased => AttemptEnd::ForceReleased,
             SessionEnd::Cancelled => AttemptEnd::Cancelled,
             SessionEnd::DeliveryFailed(why) => AttemptEnd::DeliveryFailed(why),
+            SessionEnd::RateLimited(line) => AttemptEnd::RateLimited(line),
         },
         exit_code,
         signal: None,

@@ -32,6 +32,8 @@ pub enum AttemptEnd {
     TokenLimit(u64),
     /// The task could not be delivered to an interactive agent.
     DeliveryFailed(String),
+    /// An interactive agent stopped at a provider's limit (the line that says so).
+    RateLimited(String),
 }
 
 /// What an attempt produced.
@@ -108,6 +110,9 @@ pub async fn judge<L: Launcher>(
         }
         AttemptEnd::DeliveryFailed(why) => {
             return Verdict::fail(format!("task could not be delivered: {why}"));
+        }
+        AttemptEnd::RateLimited(line) => {
+            return Verdict::fail(format!("the agent stopped at a provider's limit: {line}"));
         }
         AttemptEnd::TimedOut(after) => {
             // The safety net: an agent that did its work but never said so still passes.

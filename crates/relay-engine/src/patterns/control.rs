@@ -4,6 +4,13 @@
 //! produced whether to skip, then runs its body once or once per iteration as nodes of
 //! its own (`STEP#1`, `STEP#2`, ...: labels, so a resumed run keeps the iterations done),
 //! each judged by the gate, never failing the run by itself.
+//!
+//! A group of nested steps (`steps:` on the step) is the same gate: each iteration places
+//! the group's members (`GROUP/X#k`) in waves: every member whose siblings completed in
+//! this iteration, together, and the next wave once that one ended (a gate decides again
+//! only when all it waits for finished); a member that fails ends the iteration failed
+//! (the rest of it does not run) unless it has `continueOnFailure`; the iteration's
+//! result is its judged member's (`resultFrom`, else its last).
 
 use std::collections::BTreeMap;
 
@@ -53,6 +60,7 @@ pub(super) fn step_nodes(b: &mut Builder<'_>, i: usize, deps: Vec<NodeRef>) -> N
         SkipRule::Unknown(_) => None,
     });
     let looping = repeat_of(step);
+    let group = group_of(b.wf, i);
     let label = step.name.clone();
     b.add(Node::gate(
         label,
@@ -71,8 +79,40 @@ pub(super) fn step_nodes(b: &mut Builder<'_>, i: usize, deps: Vec<NodeRef>) -> N
             iterations: Vec::new(),
             items: None,
             outputs: Vec::new(),
+            group,
         }),
     ))
+}
+
+/// The members of group `g` and where they stand in this iteration, when `g` is one.
+fn group_of(wf: &relay_spec::WorkflowDef, g: usize) -> Option<Group> {
+    if !wf.steps[g].is_group() {
+        return None;
+    }
+    let idx = relay_spec::groups::members(wf, g);
+    let judged_step = relay_spec::groups::judged(wf, g)?;
+    let members: Vec<Member> = idx
+        .iter()
+        .map(|&m| Member {
+            step: StepIdx(m),
+            name: wf.steps[m].name.clone(),
+            continues: wf.steps[m].continue_on_failure == Some(true),
+            deps: wf.steps[m]
+                .depends_on
+                .iter()
+                .filter_map(|d| idx.iter().position(|&x| wf.steps[x].name == *d))
+                .collect(),
+        })
+        .collect();
+    let n = members.len();
+    Some(Group {
+        judged: idx.iter().position(|&m| m == judged_step)?,
+        members,
+        slots: vec![None; n],
+        wave: Vec::new(),
+        vars: BTreeMap::new(),
+        outputs: vec![Vec::new(); n],
+    })
 }
 
 fn repeat_of(step: &Step) -> Option<Repeat> {
@@ -138,6 +178,31 @@ enum Break {
     When(Expr),
 }
 
+/// A nested step of a group.
+struct Member {
+    step: StepIdx,
+    name: String,
+    /// `continueOnFailure`: its failure does not end the iteration.
+    continues: bool,
+    /// The members it depends on, by position.
+    deps: Vec<usize>,
+}
+
+/// A group's members and the iteration that runs.
+struct Group {
+    members: Vec<Member>,
+    /// The member whose result is the iteration's.
+    judged: usize,
+    /// Each member's node in this iteration, once placed.
+    slots: Vec<Option<NodeId>>,
+    /// The members of the wave placed last, in order.
+    wave: Vec<usize>,
+    /// The variables of this iteration.
+    vars: BTreeMap<String, String>,
+    /// Every completed iteration's output of each member.
+    outputs: Vec<Vec<String>>,
+}
+
 struct Repeat {
     /// Items of a for-each loop.
     over: Option<Items>,
@@ -174,6 +239,8 @@ struct ControlGate {
     items: Option<Vec<String>>,
     /// Every completed iteration's output, in order.
     outputs: Vec<String>,
+    /// The nested steps, when the step is a group.
+    group: Option<Group>,
 }
 
 fn skip(reason: String) -> Resolution {
@@ -363,6 +430,12 @@ impl ControlGate {
             });
         }
         self.iterations.push(None);
+        if let Some(g) = &mut self.group {
+            g.vars = spec.vars;
+            g.slots.iter_mut().for_each(|s| *s = None);
+            g.wave.clear();
+            return self.next_wave(None, events);
+        }
         Resolution::Expand {
             nodes: vec![Node::run_with(
                 format!("{}#{k}", self.name),
@@ -372,6 +445,84 @@ impl ControlGate {
                 false,
             )],
             wait_for: vec![NodeRef::New(0)],
+            events,
+        }
+    }
+
+    /// A group's iteration goes on: the members now ready are placed, or, when none is,
+    /// the iteration is judged by its judged member (or by the member that failed).
+    fn next_wave(&mut self, ctx: Option<&GateCtx<'_>>, events: Vec<EventKind>) -> Resolution {
+        let k = u32::try_from(self.iterations.len()).unwrap_or(u32::MAX);
+        let Some(g) = &mut self.group else {
+            return fail("the group has no nested steps".into());
+        };
+        let result = |slot: Option<NodeId>| slot.and_then(|id| ctx.and_then(|c| c.result(id)));
+        let mut done = vec![false; g.members.len()];
+        for (m, slot) in g.slots.iter().enumerate() {
+            match (slot, result(*slot)) {
+                (None, _) => {}
+                (Some(_), Some(r)) if r.completed() || g.members[m].continues => done[m] = true,
+                (Some(_), Some(r)) => {
+                    let why = r.reason().unwrap_or("failed").to_string();
+                    let output = r.output().trim_end().to_string();
+                    let reason = format!("`{}` failed: {why}", g.members[m].name);
+                    return self.verdict(ctx, k, false, output, reason);
+                }
+                (Some(_), None) => {
+                    return fail(format!("`{}` never finished", g.members[m].name));
+                }
+            }
+        }
+        let ready: Vec<usize> = (0..g.members.len())
+            .filter(|&m| g.slots[m].is_none() && g.members[m].deps.iter().all(|&d| done[d]))
+            .collect();
+        if ready.is_empty() {
+            for (m, slot) in g.slots.iter().enumerate() {
+                if let Some(r) = result(*slot) {
+                    g.outputs[m].push(r.output().trim_end().to_string());
+                }
+            }
+            // A judged member that failed and goes on (`continueOnFailure`) is judged on
+            // what it printed.
+            let Some(r) = result(g.slots[g.judged]) else {
+                return fail(format!(
+                    "`{}` was never reached in iteration {k}",
+                    g.members[g.judged].name
+                ));
+            };
+            let output = r.output().trim_end().to_string();
+            return self.verdict(ctx, k, true, output, String::new());
+        }
+        // A sibling that has not run yet reads as empty.
+        let fallback: BTreeMap<String, String> = g
+            .members
+            .iter()
+            .map(|m| (m.name.clone(), String::new()))
+            .collect();
+        let nodes = ready
+            .iter()
+            .map(|&m| {
+                let member = &g.members[m];
+                let spec = RunSpec {
+                    soft: true,
+                    vars: g.vars.clone(),
+                    fallback_outputs: fallback.clone(),
+                    ..RunSpec::default()
+                };
+                Node::run_with(
+                    format!("{}#{k}", member.name),
+                    member.step,
+                    Vec::new(),
+                    spec,
+                    true,
+                )
+            })
+            .collect::<Vec<_>>();
+        let wait_for = (0..nodes.len()).map(NodeRef::New).collect();
+        g.wave = ready;
+        Resolution::Expand {
+            nodes,
+            wait_for,
             events,
         }
     }
@@ -402,6 +553,18 @@ impl ControlGate {
         let completed = result.completed();
         let output = result.output().trim_end().to_string();
         let reason = result.reason().unwrap_or("failed").to_string();
+        self.verdict(Some(ctx), k, completed, output, reason)
+    }
+
+    /// Decides after iteration `k` ended: done, failed, or the next iteration.
+    fn verdict(
+        &mut self,
+        ctx: Option<&GateCtx<'_>>,
+        k: u32,
+        completed: bool,
+        output: String,
+        reason: String,
+    ) -> Resolution {
         let Some(repeat) = &self.looping else {
             return if completed {
                 self.outputs.push(output.clone());
@@ -425,6 +588,9 @@ impl ControlGate {
                 return self.done(Some(format!("iteration {k} completed: breakIf success")));
             }
             Some(Break::When(e)) => {
+                let Some(ctx) = ctx else {
+                    return fail("condition `breakIf`: judged before anything ran".into());
+                };
                 match e.eval(&|p| self.lookup(ctx, p, Some((k, &output, status)))) {
                     Ok(v) if v.truthy() => {
                         return self.done(Some(format!("iteration {k}: breakIf holds")));
@@ -477,6 +643,7 @@ impl Gate for ControlGate {
                 }
             }
             Phase::Checking(None) => fail("the skipIf check was never placed".into()),
+            Phase::Running if self.group.is_some() => self.next_wave(Some(ctx), Vec::new()),
             Phase::Running => self.judge(ctx),
         }
     }
@@ -487,6 +654,13 @@ impl Gate for ControlGate {
         };
         match self.phase {
             Phase::Checking(None) => self.phase = Phase::Checking(Some(id)),
+            Phase::Running if self.group.is_some() => {
+                if let Some(g) = &mut self.group {
+                    for (&m, &id) in g.wave.iter().zip(ids) {
+                        g.slots[m] = Some(id);
+                    }
+                }
+            }
             Phase::Running => {
                 if let Some(last) = self.iterations.last_mut() {
                     *last = Some(id);
@@ -497,11 +671,17 @@ impl Gate for ControlGate {
     }
 
     fn extra_outputs(&self) -> Vec<(String, String)> {
-        if self.looping.is_none() {
-            return Vec::new();
+        let json = |v: &[String]| serde_json::to_string(v).unwrap_or_else(|_| "[]".into());
+        let mut out = Vec::new();
+        if self.looping.is_some() {
+            out.push((outputs_key(&self.name), json(&self.outputs)));
         }
-        let all = serde_json::to_string(&self.outputs).unwrap_or_else(|_| "[]".into());
-        vec![(outputs_key(&self.name), all)]
+        if let Some(g) = &self.group {
+            for (m, outputs) in g.members.iter().zip(&g.outputs) {
+                out.push((outputs_key(&m.name), json(outputs)));
+            }
+        }
+        out
     }
 }
 

@@ -5,7 +5,9 @@
 //! run beyond its plan (an agent chosen when a node starts, compensations after a
 //! failure, barrier deadlines, who may message whom) is in its [`PatternHooks`], so the
 //! run loop never names a pattern. Dependencies a pattern implies between steps come from
-//! `relay_spec::pattern::implicit_deps`, which validation uses too.
+//! `relay_spec::pattern::implicit_deps`, which validation uses too. A step that came from
+//! a sub-workflow with a pattern of its own (`Step::run_as`) is planned under that
+//! pattern; the nested steps of a group are placed by their group's gate (`control`).
 //!
 //! | family | module | patterns |
 //! |---|---|---|
@@ -174,6 +176,10 @@ pub fn build(file: &RelayFile, wf: &WorkflowDef) -> (Plan, PatternHooks) {
     let mut barrier_node: BTreeMap<usize, NodeId> = BTreeMap::new();
     let step_deps = b.step_deps.clone();
     for StepIdx(i) in plan_order(&waits) {
+        // A group's members are placed by the group, iteration by iteration.
+        if wf.steps[i].group.is_some() {
+            continue;
+        }
         let mut deps: Vec<NodeRef> = step_deps[i].iter().map(|&d| b.final_of(d)).collect();
         for &bar in graph.barrier_deps(StepIdx(i)) {
             let node = match barrier_node.get(&bar.get()) {
@@ -203,7 +209,9 @@ pub fn build(file: &RelayFile, wf: &WorkflowDef) -> (Plan, PatternHooks) {
             };
             deps.push(NodeRef::Id(node));
         }
-        let last = match choice.pattern {
+        // A sub-workflow's step runs under that workflow's own pattern, if it has one.
+        b.pattern = wf.steps[i].run_as.unwrap_or(choice.pattern);
+        let last = match b.pattern {
             _ if relay_spec::validate::is_controlled(&wf.steps[i]) => {
                 control::step_nodes(&mut b, i, deps)
             }
@@ -229,6 +237,14 @@ pub fn build(file: &RelayFile, wf: &WorkflowDef) -> (Plan, PatternHooks) {
             Pattern::Blackboard | Pattern::Swarm => collaborative::step_nodes(&mut b, i, deps),
         };
         b.final_node[i] = Some(last);
+    }
+    // A member is done when its group is.
+    for (i, step) in wf.steps.iter().enumerate() {
+        if let Some(g) = step.group.as_deref()
+            && let Some(gi) = wf.steps.iter().position(|s| s.name == g)
+        {
+            b.final_node[i] = b.final_node[gi];
+        }
     }
     hooks.topology = match choice.pattern {
         Pattern::HubSpoke => Topology::Hub(hubs(file)),

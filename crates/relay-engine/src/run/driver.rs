@@ -160,11 +160,12 @@ pub(crate) async fn drive<L: Launcher>(
                             log.push(EventKind::QuestionAnswered { step, answer: text });
                             continue;
                         } else {
-                            let open: Vec<String> = state
+                            let mut open: Vec<String> = state
                                 .open_questions()
                                 .iter()
                                 .map(|(l, _)| format!("`{l}`"))
                                 .collect();
+                            open.extend(shared.messaging.live.asking().iter().map(|l| format!("`{l}`")));
                             let _ = reply.send(Err(if open.is_empty() {
                                 format!("step `{step}` has no question waiting (no step has)")
                             } else {

@@ -638,18 +638,55 @@ impl<'a> RunState<'a> {
         };
         if !matches!(rec.kind, Kind::Gate(_))
             || rec.label != def.name
-            || !relay_spec::validate::is_loop(def)
+            || !(relay_spec::validate::is_loop(def) || def.is_group())
         {
             return;
         }
-        let outputs: Vec<String> = (1..)
-            .map_while(|k| self.presets.get(&format!("{}#{k}", def.name)))
-            .filter(|p| p.status == StepStatus::Completed)
-            .map(|p| p.output.trim_end().to_string())
-            .collect();
-        let all = serde_json::to_string(&outputs).unwrap_or_else(|_| "[]".into());
-        self.outputs
-            .insert(relay_spec::template::outputs_key(&def.name), all);
+        let kept = |name: &str| -> String {
+            let outputs: Vec<String> = (1..)
+                .map_while(|k| self.presets.get(&format!("{name}#{k}")))
+                .filter(|p| p.status == StepStatus::Completed)
+                .map(|p| p.output.trim_end().to_string())
+                .collect();
+            serde_json::to_string(&outputs).unwrap_or_else(|_| "[]".into())
+        };
+        let g = rec.step.get();
+        let mut found = Vec::new();
+        let mut last_outputs = Vec::new();
+        if def.is_group() {
+            // A group's iterations are its members' (`GROUP/X#k`); its own are its
+            // judged member's.
+            for m in relay_spec::groups::members(self.wf, g) {
+                let name = &self.wf.steps[m].name;
+                let last = (1..)
+                    .map_while(|k| self.presets.get(&format!("{name}#{k}")))
+                    .filter(|p| p.status == StepStatus::Completed)
+                    .last();
+                if let Some(p) = last {
+                    found.push((name.clone(), p.output.trim_end().to_string()));
+                    last_outputs.push((m, p.output.clone()));
+                }
+                found.push((relay_spec::template::outputs_key(name), kept(name)));
+            }
+            if relay_spec::validate::is_loop(def)
+                && let Some(j) = relay_spec::groups::judged(self.wf, g)
+            {
+                let all = kept(&self.wf.steps[j].name);
+                found.push((relay_spec::template::outputs_key(&def.name), all));
+            }
+        } else {
+            found.push((
+                relay_spec::template::outputs_key(&def.name),
+                kept(&def.name),
+            ));
+        }
+        self.outputs.extend(found);
+        // What the summary shows of each nested step: its last iteration's output.
+        for (m, output) in last_outputs {
+            if let Some(p) = self.steps.get_mut(m) {
+                p.last_output = Some(output);
+            }
+        }
     }
 
     // ---- the loop --------------------------------------------------------------------
@@ -1665,8 +1702,19 @@ impl<'a> RunState<'a> {
                 self.publish(id, &output);
                 self.sched.complete(id);
             }
-            // Judged by a gate downstream: for the schedule, it is done.
-            StepOutcome::Failed { .. } if soft => self.sched.complete(id),
+            // Judged by a gate downstream: for the schedule, it is done. A group's nested
+            // step with `continueOnFailure` still gives its siblings what it printed.
+            StepOutcome::Failed { output, .. } if soft => {
+                let goes_on = self
+                    .wf
+                    .steps
+                    .get(step.get())
+                    .is_some_and(|s| s.group.is_some() && s.continue_on_failure == Some(true));
+                if goes_on {
+                    self.publish(id, &output);
+                }
+                self.sched.complete(id);
+            }
             // `continueOnFailure`: reported, and the steps after it go on with what it
             // produced.
             StepOutcome::Failed { output, .. } if self.continues(id) => {

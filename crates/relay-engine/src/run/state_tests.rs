@@ -12,6 +12,9 @@ use crate::outcome::{RunStatus, StepOutcome, StepStatus};
 #[path = "state_park_tests.rs"]
 mod park;
 
+#[path = "state_group_tests.rs"]
+mod group;
+
 /// One workflow file under test.
 struct Fixture {
     loaded: relay_spec::Loaded,

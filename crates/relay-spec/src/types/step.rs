@@ -217,6 +217,24 @@ pub struct Step {
     /// across into a sub-workflow.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub session: Option<super::control::SessionMode>,
+    /// Extension: the step is a group of nested steps (with `dependsOn` among
+    /// themselves), run together, once or once per iteration of the group's loop. Their
+    /// names become `GROUP/NAME` when the file is loaded.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub steps: Vec<Step>,
+    /// Extension (groups): the nested step whose output is the group's output, what
+    /// `until` and `breakIf` judge (default: the last nested step no other depends on).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub result_from: Option<String>,
+    /// The group this step was nested in, once loaded (its name).
+    #[serde(skip)]
+    #[schemars(skip)]
+    pub group: Option<String>,
+    /// The pattern of the sub-workflow this step came from, when that file sets one
+    /// (`swarm.pattern`); the step runs under it instead of the including workflow's.
+    #[serde(skip)]
+    #[schemars(skip)]
+    pub run_as: Option<super::swarm::Pattern>,
 }
 
 /// What a waitFor step waits for: events from a provider, about one or more paths.
@@ -329,6 +347,11 @@ impl Step {
     /// Whether a worktree step creates its branch when missing (default true).
     pub fn creates_branch(&self) -> bool {
         self.create_branch.unwrap_or(true)
+    }
+
+    /// Whether this step is a group of nested steps.
+    pub fn is_group(&self) -> bool {
+        !self.steps.is_empty()
     }
 
     /// Whether this step turns human assistance off (`humanAssistance: false`).

@@ -57,6 +57,8 @@ pub const STEP_FIELDS: &[&str] = &[
     "workflow",
     "workflowName",
     "session",
+    "steps",
+    "resultFrom",
 ];
 
 impl<'de> Deserialize<'de> for Step {
@@ -153,6 +155,8 @@ impl<'de> Visitor<'de> for StepVisitor {
                 "workflow" => s.workflow = map.next_value()?,
                 "workflowName" | "workflow_name" => s.workflow_name = map.next_value()?,
                 "session" => s.session = map.next_value()?,
+                "steps" => s.steps = map.next_value()?,
+                "resultFrom" | "result_from" => s.result_from = map.next_value()?,
                 _ => extras.push(Extra {
                     key: key.value,
                     pos,

@@ -18,7 +18,7 @@ pub const LOOP_VARS: [&str; 2] = ["iteration", "maxIterations"];
 
 /// Whether a step has any field that makes it a controlled step (planned as a gate).
 pub fn is_controlled(step: &Step) -> bool {
-    step.if_.is_some() || step.skip_if.is_some() || is_loop(step)
+    step.if_.is_some() || step.skip_if.is_some() || is_loop(step) || step.is_group()
 }
 
 /// Whether a step repeats.

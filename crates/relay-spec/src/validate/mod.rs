@@ -9,9 +9,12 @@
 //! | `file.rs` | agents and `reportsTo`, barriers, swarm and coordination settings |
 //! | `steps.rs` | each step: its kind, agent, dependencies, verification, items, texts |
 //! | `refs.rs` | `{{steps.X.output}}` and `{{item}}` references |
+//! | `control.rs` | loops, conditions, `outputVar`, approvals, sessions |
+//! | `groups.rs` | groups of nested steps (`steps:` on a step) |
 
 mod control;
 mod file;
+mod groups;
 mod names;
 mod refs;
 mod steps;
@@ -220,15 +223,17 @@ pub fn required_vars(wf: &WorkflowDef) -> BTreeSet<String> {
         .iter()
         .filter_map(|s| s.output_var.as_deref())
         .collect();
-    for s in &wf.steps {
+    for (i, s) in wf.steps.iter().enumerate() {
+        // A group's loop gives its variables to every step inside it.
+        let owner = crate::groups::loop_owner(wf, i);
         let mut provided: Vec<&str> = if s.items.is_some() {
             ITEM_VARS.to_vec()
         } else {
             Vec::new()
         };
-        if is_loop(s) {
+        if is_loop(owner) {
             provided.extend(LOOP_VARS);
-            if let Some(l) = &s.loop_
+            if let Some(l) = &owner.loop_
                 && l.over.is_some()
             {
                 provided.push(l.var());

@@ -26,6 +26,7 @@ pub(super) fn step_references(
     // all in one pass.
     let mut uses: Vec<(usize, StepField, String, usize)> = Vec::new();
     for (s, step) in wf.steps.iter().enumerate() {
+        let owner = crate::groups::loop_owner(wf, s);
         for (field, text) in step_texts(step) {
             for r in references(text) {
                 match r {
@@ -45,7 +46,7 @@ pub(super) fn step_references(
                     Ref::Var(v)
                         if ITEM_VARS.contains(&v.as_str())
                             && step.items.is_none()
-                            && step
+                            && owner
                                 .loop_
                                 .as_ref()
                                 .is_none_or(|l| l.over.is_none() || l.var() != v) =>
@@ -63,6 +64,12 @@ pub(super) fn step_references(
             }
         }
     }
+    // A step inside a group may read a sibling that runs after it: what that sibling
+    // produced in the iteration before (nothing in the first).
+    uses.retain(|&(s, _, _, xi)| {
+        let g = wf.steps[s].group.as_deref();
+        g.is_none() || g != wf.steps[xi].group.as_deref()
+    });
     let queries: Vec<(StepIdx, StepIdx)> = uses
         .iter()
         .map(|&(s, _, _, xi)| (StepIdx(s), StepIdx(xi)))

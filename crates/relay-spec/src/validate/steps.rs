@@ -62,11 +62,16 @@ pub(super) fn validate_workflow(ctx: &Ctx<'_>, w: usize, wf: &WorkflowDef, repor
         ));
     }
     super::file::preflight(ctx, w, wf, report);
+    super::groups::step_groups(ctx, w, wf, &index, report);
     for (s, step) in wf.steps.iter().enumerate() {
         // A `use` that could not be expanded is reported by loading; the step has no
         // kind to check yet.
         let unexpanded = step.use_.is_some() && !step.expanded;
         if let Some(file) = &step.workflow {
+            if step.group.is_some() {
+                // Reported by `groups.rs`.
+                continue;
+            }
             // Loading a file expands its sub-workflows (or reports why not); text with
             // no file to look next to cannot.
             if ctx.loaded.diagnostics.is_empty() {
@@ -81,13 +86,19 @@ pub(super) fn validate_workflow(ctx: &Ctx<'_>, w: usize, wf: &WorkflowDef, repor
             }
             continue;
         }
+        if super::groups::is_top_group(wf, s) {
+            // A group runs nothing of its own; `groups.rs` checks it and its members.
+            texts(ctx, w, s, step, report);
+            continue;
+        }
         if !unexpanded {
             step_kind(ctx, w, s, step, report);
         }
         verification(ctx, w, s, step, report);
         named_agents(ctx, w, s, step, report);
         texts(ctx, w, s, step, report);
-        if step.items.is_some() && !ITEM_PATTERNS.contains(&choice.pattern) {
+        let pattern = step.run_as.unwrap_or(choice.pattern);
+        if step.items.is_some() && !ITEM_PATTERNS.contains(&pattern) {
             report.push(Diagnostic::error(
                 map.step(w, s, StepField::Items),
                 format!(
@@ -95,8 +106,12 @@ pub(super) fn validate_workflow(ctx: &Ctx<'_>, w: usize, wf: &WorkflowDef, repor
                      patterns use; workflow `{}` runs as {} ({})",
                     step.name,
                     wf.name,
-                    choice.pattern.as_str(),
-                    choice.reason
+                    pattern.as_str(),
+                    if step.run_as.is_some() {
+                        "the pattern of its sub-workflow"
+                    } else {
+                        &choice.reason
+                    }
                 ),
             ));
         }

@@ -690,3 +690,93 @@ fn checklists_need_distinct_valid_items_on_an_agent_step() {
     );
     assert!(ok.is_empty(), "{ok:?}");
 }
+
+// ---- groups of nested steps -----------------------------------------------------------
+
+/// A group `g` (after step `a`) around `nested`, then `rest`.
+fn group(extra: &str, nested: &str, rest: &str) -> String {
+    format!(
+        "  - name: w\n    steps:\n      - {{name: a, agent: dev, task: go}}\n      - name: g\n        dependsOn: [a]\n{extra}        steps:\n{nested}{rest}"
+    )
+}
+
+const FIX_TEST: &str = "          - {name: fix, agent: dev, task: \"fix {{steps.test.output}} {{iteration}} {{file}}\"}\n          - {name: test, agent: dev, task: test, dependsOn: [fix]}\n";
+
+#[test]
+fn a_looping_group_of_nested_steps_is_valid() {
+    let src = group(
+        "        loop: {over: [x, y], as: file}\n        until: PASS\n        breakIf: failure\n        resultFrom: test\n",
+        FIX_TEST,
+        "      - {name: ship, agent: dev, task: \"{{steps.g.output}} {{steps.g/test.outputs}}\", dependsOn: [g]}\n",
+    );
+    let r = report(&src);
+    assert!(r.diagnostics.is_empty(), "{:?}", r.diagnostics);
+    let loaded = parse(&format!("{AGENTS}workflows:\n{src}"), "w.yaml").unwrap();
+    assert!(required_vars(&loaded.file.workflows[0]).is_empty());
+}
+
+#[test]
+fn bad_nesting_is_reported_at_its_line_and_column() {
+    // Lines: 1-5 agents, 6 `workflows:`, 7 `- name: w`, 8 `steps:`, 9 `a`, 10 `- name: g`,
+    // 11 dependsOn, then the extra lines, `steps:`, and the nested steps.
+    let at = |d: Diagnostic| d.pos.map(|p| (p.line, p.column)).expect("a position");
+    let d = found(
+        &group(
+            "",
+            "          - {name: fix, agent: dev, task: go, dependsOn: [a]}\n",
+            "",
+        ),
+        "nested steps depend only on each other",
+    );
+    assert_eq!(at(d), (13, 59));
+    let d = found(
+        &group(
+            "",
+            "          - name: inner\n            steps:\n              - {name: deep, agent: dev, task: go}\n",
+            "",
+        ),
+        "groups do not nest",
+    );
+    assert_eq!(at(d), (15, 24));
+    let d = found(
+        &group(
+            "",
+            "          - {name: fix, agent: dev, task: go, loop: {max: 2}}\n",
+            "",
+        ),
+        "step `fix` inside group `g` cannot have a `loop`",
+    );
+    assert_eq!(at(d), (13, 53));
+    let d = found(
+        &group(
+            "",
+            FIX_TEST,
+            "      - {name: ship, agent: dev, task: go, dependsOn: [g/test]}\n",
+        ),
+        "a step inside group `g`: depend on the group `g`",
+    );
+    assert_eq!(at(d), (15, 56));
+    let d = found(
+        &group("        agent: dev\n", FIX_TEST, ""),
+        "cannot have an `agent`",
+    );
+    assert_eq!(at(d), (12, 16));
+    let d = found(
+        &group("        resultFrom: tset\n", FIX_TEST, ""),
+        "`resultFrom: tset` names none of its nested steps (fix, test) (did you mean `test`?)",
+    );
+    assert_eq!(at(d), (12, 21));
+    found(
+        "  - name: w\n    steps:\n      - {name: a, agent: dev, task: go, resultFrom: x}\n",
+        "has `resultFrom` but no nested `steps`",
+    );
+    // A step after the group may not read a nested step it does not wait for.
+    found(
+        &group(
+            "",
+            FIX_TEST,
+            "      - {name: ship, agent: dev, task: \"{{steps.g/test.output}}\"}\n",
+        ),
+        "does not depend on `g/test`",
+    );
+}
