@@ -14,6 +14,35 @@ use relay_testkit::nats::NatsServer;
 use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
 use tokio_util::sync::CancellationToken;
 
+/// `n` send requests from `a` to `b` (texts `m0`, `m1`, ...), one line each.
+fn sends(n: usize, token: Option<&str>) -> String {
+    let mut out = String::new();
+    for i in 0..n {
+        let mut req =
+            serde_json::json!({"op": "send", "from": "a", "to": "b", "text": format!("m{i}")});
+        if let Some(t) = token {
+            req["token"] = t.into();
+        }
+        out.push_str(&format!("{req}\n"));
+    }
+    out
+}
+
+/// The first `n` reply lines from `r`.
+async fn replies(r: tokio::net::unix::OwnedReadHalf, n: usize) -> Vec<serde_json::Value> {
+    let mut r = BufReader::new(r);
+    let mut out = Vec::new();
+    for _ in 0..n {
+        let mut line = String::new();
+        tokio::time::timeout(Duration::from_secs(20), r.read_line(&mut line))
+            .await
+            .expect("a reply")
+            .unwrap();
+        out.push(serde_json::from_str(&line).unwrap());
+    }
+    out
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn sends_written_back_to_back_go_to_the_coordinator_together_and_in_order() {
     const N: usize = 50;
@@ -62,21 +91,11 @@ async fn sends_written_back_to_back_go_to_the_coordinator_together_and_in_order(
         .await
         .unwrap();
     let (r, mut w) = s.into_split();
-    let mut lines = String::new();
-    for i in 0..N {
-        let req = serde_json::json!({"op": "send", "from": "a", "to": "b", "text": format!("m{i}"), "token": token});
-        lines.push_str(&format!("{req}\n"));
-    }
-    w.write_all(lines.as_bytes()).await.unwrap();
-    let mut r = BufReader::new(r);
+    w.write_all(sends(N, Some(&token)).as_bytes())
+        .await
+        .unwrap();
     let mut ids = Vec::new();
-    for _ in 0..N {
-        let mut line = String::new();
-        tokio::time::timeout(Duration::from_secs(20), r.read_line(&mut line))
-            .await
-            .expect("a reply")
-            .unwrap();
-        let v: serde_json::Value = serde_json::from_str(&line).unwrap();
+    for v in replies(r, N).await {
         assert_eq!(v["reply"], "sent", "{v}");
         ids.push(v["receipts"][0]["id"].as_u64().unwrap());
     }
@@ -140,21 +159,8 @@ async fn a_coordinator_without_batches_gets_the_lines_one_at_a_time() {
         .await
         .unwrap();
     let (r, mut w) = s.into_split();
-    let mut lines = String::new();
-    for i in 0..N {
-        let req =
-            serde_json::json!({"op": "send", "from": "a", "to": "b", "text": format!("m{i}")});
-        lines.push_str(&format!("{req}\n"));
-    }
-    w.write_all(lines.as_bytes()).await.unwrap();
-    let mut r = BufReader::new(r);
-    for i in 0..N {
-        let mut line = String::new();
-        tokio::time::timeout(Duration::from_secs(20), r.read_line(&mut line))
-            .await
-            .expect("a reply")
-            .unwrap();
-        let v: serde_json::Value = serde_json::from_str(&line).unwrap();
+    w.write_all(sends(N, None).as_bytes()).await.unwrap();
+    for (i, v) in replies(r, N).await.iter().enumerate() {
         assert_eq!(v["echo"], format!("m{i}"), "{v}");
         assert_eq!(v["lines"], 1, "{v}");
     }
