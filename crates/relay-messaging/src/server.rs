@@ -183,16 +183,56 @@ async fn serve(stream: UnixStream, served: Served) {
         }
     };
     let writing = async move {
-        while let Some(owed) = owed_rx.recv().await {
-            let (reply, claimed) = match owed {
-                Owed::Sending(f) => (f.await, Vec::new()),
-                Owed::Ready(reply, claimed) => (reply, claimed),
+        // Replies already due go out in one write: a connection that sends without
+        // waiting gets its confirmations together, not one system call each.
+        let mut carry: Option<Owed<'_>> = None;
+        let mut out = Vec::new();
+        loop {
+            let first = match carry.take() {
+                Some(o) => o,
+                None => match owed_rx.recv().await {
+                    Some(o) => o,
+                    None => return,
+                },
+            };
+            let mut claimed = Vec::new();
+            let mut pushed = Ok(());
+            match first {
+                Owed::Sending(f) => pushed = pushed.and(push_reply(&mut out, &f.await)),
+                Owed::Ready(reply, c) => {
+                    pushed = pushed.and(push_reply(&mut out, &reply));
+                    claimed = c;
+                }
                 Owed::Drained(tx) => {
                     let _ = tx.send(());
                     continue;
                 }
+            }
+            while let Ok(next) = owed_rx.try_recv() {
+                match next {
+                    Owed::Sending(mut f) => match ready_now(&mut f) {
+                        Some(reply) => pushed = pushed.and(push_reply(&mut out, &reply)),
+                        None => {
+                            carry = Some(Owed::Sending(f));
+                            break;
+                        }
+                    },
+                    Owed::Ready(reply, c) => {
+                        pushed = pushed.and(push_reply(&mut out, &reply));
+                        claimed.extend(c);
+                    }
+                    d @ Owed::Drained(_) => {
+                        carry = Some(d);
+                        break;
+                    }
+                }
+            }
+            let written = match pushed {
+                Ok(()) => write.write_all(&out).await.and(write.flush().await),
+                Err(e) => Err(std::io::Error::other(e)),
             };
-            if write_reply(&mut write, &reply).await.is_err() {
+            out.clear();
+            if written.is_err() {
                 // The client is gone; `claimed` is dropped and its messages go back.
                 return;
             }
@@ -211,14 +251,20 @@ async fn serve(stream: UnixStream, served: Served) {
     writing.await;
 }
 
-async fn write_reply(
-    write: &mut tokio::net::unix::OwnedWriteHalf,
-    reply: &Reply,
-) -> std::io::Result<()> {
-    let mut bytes = serde_json::to_vec(reply).map_err(std::io::Error::other)?;
-    bytes.push(b'\n');
-    write.write_all(&bytes).await?;
-    write.flush().await
+/// `reply` as a line at the end of `out`.
+fn push_reply(out: &mut Vec<u8>, reply: &Reply) -> Result<(), serde_json::Error> {
+    serde_json::to_writer(&mut *out, reply)?;
+    out.push(b'\n');
+    Ok(())
+}
+
+/// The reply of a send whose confirmation is already in, without waiting for it.
+fn ready_now(f: &mut BoxFuture<'_, Reply>) -> Option<Reply> {
+    let mut cx = std::task::Context::from_waker(std::task::Waker::noop());
+    match f.as_mut().poll(&mut cx) {
+        std::task::Poll::Ready(reply) => Some(reply),
+        std::task::Poll::Pending => None,
+    }
 }
 
 fn unauthorized(message: String) -> Reply {

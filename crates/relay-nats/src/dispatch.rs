@@ -643,6 +643,10 @@ async fn start_service(
     let mut claims = sub("claim").await?;
     let mut uploads = sub("up").await?;
     let sockets = futures_util::stream::select(sub("sock").await?, sub("socks").await?);
+    // Listening before any offer goes out: the server has the subscriptions.
+    crate::connect::round_trip(&inner.client)
+        .await
+        .map_err(|e| format!("cannot listen for workers: {e}"))?;
     let weak = Arc::downgrade(inner);
     let stop = inner.stop.clone();
     let l = link.clone();

@@ -14,6 +14,35 @@ use relay_testkit::nats::NatsServer;
 use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
 use tokio_util::sync::CancellationToken;
 
+/// `n` send requests from `a` to `b` (texts `m0`, `m1`, ...), one line each.
+fn sends(n: usize, token: Option<&str>) -> String {
+    let mut out = String::new();
+    for i in 0..n {
+        let mut req =
+            serde_json::json!({"op": "send", "from": "a", "to": "b", "text": format!("m{i}")});
+        if let Some(t) = token {
+            req["token"] = t.into();
+        }
+        out.push_str(&format!("{req}\n"));
+    }
+    out
+}
+
+/// The first `n` reply lines from `r`.
+async fn replies(r: tokio::net::unix::OwnedReadHalf, n: usize) -> Vec<serde_json::Value> {
+    let mut r = BufReader::new(r);
+    let mut out = Vec::new();
+    for _ in 0..n {
+        let mut line = String::new();
+        tokio::time::timeout(Duration::from_secs(20), r.read_line(&mut line))
+            .await
+            .expect("a reply")
+            .unwrap();
+        out.push(serde_json::from_str(&line).unwrap());
+    }
+    out
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn sends_written_back_to_back_go_to_the_coordinator_together_and_in_order() {
     const N: usize = 50;
@@ -62,21 +91,11 @@ async fn sends_written_back_to_back_go_to_the_coordinator_together_and_in_order(
         .await
         .unwrap();
     let (r, mut w) = s.into_split();
-    let mut lines = String::new();
-    for i in 0..N {
-        let req = serde_json::json!({"op": "send", "from": "a", "to": "b", "text": format!("m{i}"), "token": token});
-        lines.push_str(&format!("{req}\n"));
-    }
-    w.write_all(lines.as_bytes()).await.unwrap();
-    let mut r = BufReader::new(r);
+    w.write_all(sends(N, Some(&token)).as_bytes())
+        .await
+        .unwrap();
     let mut ids = Vec::new();
-    for _ in 0..N {
-        let mut line = String::new();
-        tokio::time::timeout(Duration::from_secs(20), r.read_line(&mut line))
-            .await
-            .expect("a reply")
-            .unwrap();
-        let v: serde_json::Value = serde_json::from_str(&line).unwrap();
+    for v in replies(r, N).await {
         assert_eq!(v["reply"], "sent", "{v}");
         ids.push(v["receipts"][0]["id"].as_u64().unwrap());
     }
@@ -103,4 +122,47 @@ async fn sends_written_back_to_back_go_to_the_coordinator_together_and_in_order(
     let want: Vec<String> = (0..N).map(|i| format!("m{i}")).collect();
     assert_eq!(got, want);
     b.shutdown("done").await;
+}
+
+/// A coordinator that takes request lines one at a time only (no `socks`): sends written
+/// back to back are passed on one by one instead, each answered, in order.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_coordinator_without_batches_gets_the_lines_one_at_a_time() {
+    const N: usize = 20;
+    let dir = tempfile::tempdir().unwrap();
+    let Some(server) = NatsServer::start(&dir.path().join("js")) else {
+        return;
+    };
+    let coord = async_nats::connect(server.url()).await.unwrap();
+    let run = "older";
+    let mut lines_in = coord
+        .subscribe(relay_nats::names::run_subject(run, "sock"))
+        .await
+        .unwrap();
+    coord.flush().await.unwrap();
+    let answering = {
+        let coord = coord.clone();
+        tokio::spawn(async move {
+            while let Some(m) = lines_in.next().await {
+                let v: serde_json::Value = serde_json::from_slice(&m.payload).unwrap();
+                let reply = serde_json::json!({"reply": "sent", "echo": v["text"], "lines": m.payload.split(|c| *c == b'\n').count()});
+                coord
+                    .publish(m.reply.unwrap(), reply.to_string().into())
+                    .await
+                    .unwrap();
+            }
+        })
+    };
+    let worker = async_nats::connect(server.url()).await.unwrap();
+    let bridge = relay_nats::bridge::Bridge::start(worker, run, dir.path().join("w.sock")).unwrap();
+    let s = tokio::net::UnixStream::connect(bridge.path())
+        .await
+        .unwrap();
+    let (r, mut w) = s.into_split();
+    w.write_all(sends(N, None).as_bytes()).await.unwrap();
+    for (i, v) in replies(r, N).await.iter().enumerate() {
+        assert_eq!(v["echo"], format!("m{i}"), "{v}");
+        assert_eq!(v["lines"], 1, "{v}");
+    }
+    answering.abort();
 }
