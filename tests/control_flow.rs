@@ -65,7 +65,10 @@ fn kill_at_then_resume(w: &World, f: &std::path::Path, label: &str) -> std::proc
     child.wait().unwrap();
     // The killed run's agents end with it (its watchdog); one still alive when `go`
     // appears could finish the attempt the resume runs again.
-    wait_for(|| w.leftovers().is_empty(), "the killed run's agents to end");
+    wait_for(
+        || w.leftovers().is_empty(),
+        "the killed run's agents to end",
+    );
     w.write("go", "");
     w.run(&["resume", "last", "--json"])
 }
