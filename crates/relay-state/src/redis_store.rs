@@ -22,11 +22,16 @@ const TIMEOUT: Duration = Duration::from_secs(10);
 const POLL: Duration = Duration::from_millis(250);
 
 /// KEYS: entry, revision counter. ARGV: mode (`any`, `absent`, `value`), expected,
-/// value, by, ts, ttl in ms (empty: none), expiry in ms since the epoch (empty: none).
-/// Returns `{1, rev}` when written, `{0}` or `{0, value, by, ts, rev, exp}` when not.
+/// value, by, ts (now, in ms since the epoch), ttl in ms (empty: none), expiry in ms since
+/// the epoch (empty: none). Returns `{1, rev}` when written, `{0}` or `{0, value, by, ts, rev, exp}` when not.
 const PUT: &str = r"
 local cur = redis.call('HMGET', KEYS[1], 'value', 'by', 'ts', 'rev', 'exp')
 local present = cur[1] ~= false
+-- Past its expiry by the writer's clock (ARGV[5]) it is gone, as a read takes it, even
+-- in the moment before Redis drops it.
+if present and cur[5] and cur[5] ~= '' and tonumber(cur[5]) <= tonumber(ARGV[5]) then
+  present = false
+end
 local mode = ARGV[1]
 if (mode == 'absent' and present) or (mode == 'value' and (not present or cur[1] ~= ARGV[2])) then
   if present then
