@@ -719,6 +719,65 @@ fn session_resume_continues_an_interactive_agents_conversation() {
     );
 }
 
+/// An interactive agent whose later step says `session: resume` keeps its terminal open
+/// between the two: the second task is typed into the same process, which remembers the
+/// first even where the CLI cannot be given a conversation id (codex, gemini); a step
+/// without `session: resume` gets a new process; and the run leaves nothing running.
+#[test]
+fn an_interactive_agent_continues_in_the_terminal_its_earlier_step_left_open() {
+    let w = World::new();
+    let clis = ["claude", "codex", "gemini"];
+    let mut agents = String::from("agents:\n");
+    let mut steps = String::from("workflows:\n  - name: main\n    steps:\n");
+    for cli in clis {
+        agents.push_str(&format!("  - {{name: {cli}-dev, cli: {cli}}}\n"));
+        steps.push_str(&format!(
+            "      - {{name: {cli}-1, agent: {cli}-dev, task: \"first {cli} turn [[fake:say=ok]]\"}}\n\
+             \x20     - {{name: {cli}-2, agent: {cli}-dev, dependsOn: [{cli}-1], session: resume, task: \"[[fake:recall]]\"}}\n\
+             \x20     - {{name: {cli}-3, agent: {cli}-dev, dependsOn: [{cli}-2], task: \"[[fake:recall]]\"}}\n"
+        ));
+    }
+    let f = w.write(
+        "wf.yaml",
+        &format!("version: \"1.0\"\nname: t\n{agents}{steps}"),
+    );
+    let o = w.run(&["run", f.to_str().unwrap(), "--json"]);
+    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+    let s = summary(&o);
+    let events = w.events();
+    let spawned = |step: &str| {
+        events
+            .iter()
+            .find(|e| e["type"] == "agent:spawned" && e["step"] == step)
+            .unwrap_or_else(|| panic!("no agent:spawned for {step}"))
+            .clone()
+    };
+    for cli in clis {
+        let second = out(&s, &format!("{cli}-2"));
+        assert!(
+            second.contains(&format!("recall: first {cli} turn")),
+            "{cli}: {second}"
+        );
+        let (one, two, three) = (
+            spawned(&format!("{cli}-1")),
+            spawned(&format!("{cli}-2")),
+            spawned(&format!("{cli}-3")),
+        );
+        assert_eq!(two["continued"], true, "{cli}: {two}");
+        assert_eq!(two["pgid"], one["pgid"], "{cli}: the same process");
+        assert!(three.get("continued").is_none(), "{cli}: {three}");
+        assert_ne!(three["pgid"], one["pgid"], "{cli}");
+        let third = out(&s, &format!("{cli}-3"));
+        assert!(third.contains("recall: (nothing)"), "{cli}: {third}");
+    }
+    // The terminal kept after `*-2` (nothing took it) ended with the run.
+    assert!(
+        w.leftovers().is_empty(),
+        "processes left: {:?}",
+        w.leftovers()
+    );
+}
+
 /// The conversation is in the run's log: a run resumed after a failure continues it.
 #[test]
 fn a_resumed_run_continues_the_same_conversation() {

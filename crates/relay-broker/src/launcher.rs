@@ -51,11 +51,28 @@ pub trait Launcher: Send + Sync + 'static {
     fn message_transport(&self, _run_id: &str) -> Option<Arc<dyn relay_messaging::Transport>> {
         None
     }
+
+    /// Ends the terminals kept open between the steps of run `run`'s agents (of `agent`
+    /// only, when named; see [`crate::session::Carry`]); their processes are gone when
+    /// it returns. A launcher that keeps none has nothing to do.
+    fn end_kept(&self, _run: &str, _agent: Option<&str>) -> impl Future<Output = ()> + Send {
+        std::future::ready(())
+    }
 }
 
-/// Runs everything on this machine.
-#[derive(Debug, Clone, Copy, Default)]
-pub struct LocalLauncher;
+/// Runs everything on this machine; keeps interactive agents' terminals open between
+/// their steps when a session asks for it.
+#[derive(Debug, Clone, Default)]
+pub struct LocalLauncher {
+    kept: Arc<crate::session::Kept>,
+}
+
+impl LocalLauncher {
+    /// How many terminals are kept open between steps now.
+    pub fn kept_open(&self) -> usize {
+        self.kept.len()
+    }
+}
 
 impl Launcher for LocalLauncher {
     async fn run_process(
@@ -77,7 +94,11 @@ impl Launcher for LocalLauncher {
         events: UnboundedSender<SessionEvent>,
         inbox: Option<Receiver<Inbound>>,
     ) -> Result<SessionOutcome, SessionError> {
-        crate::session::run_session(spec, cancel, events, inbox).await
+        crate::session::run_session_in(spec, cancel, events, inbox, Some(&self.kept)).await
+    }
+
+    async fn end_kept(&self, run: &str, agent: Option<&str>) {
+        self.kept.end(run, agent).await;
     }
 }
 
@@ -169,6 +190,10 @@ impl<L: Launcher> Launcher for RoundTrip<L> {
     fn message_transport(&self, run_id: &str) -> Option<Arc<dyn relay_messaging::Transport>> {
         self.0.message_transport(run_id)
     }
+
+    async fn end_kept(&self, run: &str, agent: Option<&str>) {
+        self.0.end_kept(run, agent).await;
+    }
 }
 
 /// The launchers the binary can run with, chosen at start: local, or local behind the
@@ -185,8 +210,8 @@ impl AnyLauncher {
     /// The launcher named by `name` (`local`, `roundtrip`); `None` for an unknown name.
     pub fn named(name: &str) -> Option<AnyLauncher> {
         match name {
-            "" | "local" => Some(AnyLauncher::Local(LocalLauncher)),
-            "roundtrip" => Some(AnyLauncher::RoundTrip(RoundTrip(LocalLauncher))),
+            "" | "local" => Some(AnyLauncher::Local(LocalLauncher::default())),
+            "roundtrip" => Some(AnyLauncher::RoundTrip(RoundTrip(LocalLauncher::default()))),
             _ => None,
         }
     }
@@ -215,6 +240,13 @@ impl Launcher for AnyLauncher {
         match self {
             AnyLauncher::Local(l) => l.run_session(spec, cancel, events, inbox).await,
             AnyLauncher::RoundTrip(l) => l.run_session(spec, cancel, events, inbox).await,
+        }
+    }
+
+    async fn end_kept(&self, run: &str, agent: Option<&str>) {
+        match self {
+            AnyLauncher::Local(l) => l.end_kept(run, agent).await,
+            AnyLauncher::RoundTrip(l) => l.end_kept(run, agent).await,
         }
     }
 }

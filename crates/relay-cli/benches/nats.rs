@@ -174,7 +174,7 @@ async fn dispatch_and_overhead(url: &str, dir: &Path, n: usize) {
         let spawned = spawned_at.map_or(done, |s| s - t0);
         let t1 = Instant::now();
         let (tx, _rx) = tokio::sync::mpsc::unbounded_channel();
-        LocalLauncher
+        LocalLauncher::default()
             .run_process(
                 trivial(&root, &run_dir, "true", false, i),
                 CancellationToken::new(),

@@ -21,16 +21,25 @@ pub fn unmetered(agent: &Agent) -> Option<String> {
     }
 }
 
-/// Why `agent`'s conversations cannot be continued, when they cannot (see
-/// `cli_table::session_support`).
+/// What `session: resume` does for `agent` when it cannot name the conversation to
+/// continue (see `cli_table::session_support`): an interactive agent still continues in
+/// the terminal its earlier step left open (`relay_broker::session::Kept`).
 pub fn no_sessions(agent: &Agent) -> Option<String> {
     let can = relay_broker::cli_table::session_support(agent.cli);
     let cli = agent.cli.as_str();
     match (agent.is_interactive(), can.oneshot, can.interactive) {
-        (_, false, _) => Some(format!("{cli} has no sessions a later run can name")),
-        (true, true, false) => Some(format!(
-            "an interactive {cli} session cannot be given an id to resume (one-shot runs, \
-             `interactive: false`, can)"
+        (true, _, false) => Some(format!(
+            "continues in the terminal the agent's earlier step left open, but a resumed run \
+             or a worker on another machine starts a new conversation: an interactive {cli} \
+             session cannot be given an id to resume{}",
+            if can.oneshot {
+                " (one-shot runs, `interactive: false`, can)"
+            } else {
+                ""
+            }
+        )),
+        (false, false, _) => Some(format!(
+            "starts a new conversation each time: {cli} has no sessions a later run can name"
         )),
         _ => None,
     }
@@ -107,10 +116,7 @@ pub fn not_yet_effective(file: &RelayFile) -> Vec<Diagnostic> {
                 continue;
             };
             if let Some(why) = no_sessions(agent) {
-                warn(format!(
-                    "step `{}`: `session: resume` starts a new conversation each time: {why}",
-                    step.name
-                ));
+                warn(format!("step `{}`: `session: resume` {why}", step.name));
             }
         }
     }

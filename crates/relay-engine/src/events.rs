@@ -78,6 +78,10 @@ pub enum EventKind {
         /// that machine's).
         #[serde(default, skip_serializing_if = "Option::is_none")]
         worker: Option<String>,
+        /// The agent's terminal from its earlier step, continued (`session: resume`):
+        /// the same process, no new one.
+        #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+        continued: bool,
     },
     /// The agent's CLI named its conversation (or was given one): what a later step of
     /// the same agent with `session: resume` continues, in this run or a resumed one.

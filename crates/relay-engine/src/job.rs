@@ -111,8 +111,13 @@ pub struct StepJob {
     /// judged by the run state, not by a check.
     pub checklist: Vec<relay_spec::ChecklistItem>,
     /// Whether a step of its agent continues a conversation (`session: resume`), so an
-    /// interactive session is started in one a later step can name.
+    /// interactive session is started in one a later step can name, and its terminal is
+    /// kept open for that step when the launcher can keep it.
     pub keeps_session: bool,
+    /// Whether this step continues its agent's conversation (`session: resume` or
+    /// `inherit`): an interactive one in the terminal the agent's earlier step left open,
+    /// when there is one.
+    pub continues_session: bool,
 }
 
 /// The section appended to the task of a step with a checklist: the items, and how to
@@ -401,6 +406,7 @@ pub fn resolve(
     };
     let timeout = step.timeout_with(agent.as_ref());
     let keeps_session = work_agent_keeps_session(ctx.wf, &work);
+    let continues_session = step.session.is_some_and(relay_spec::SessionMode::continues);
     Ok(StepJob {
         node: node.id,
         label: node.label.to_owned(),
@@ -420,6 +426,7 @@ pub fn resolve(
         permissions,
         checklist,
         keeps_session,
+        continues_session,
     })
 }
 
@@ -585,6 +592,7 @@ pub fn repair_job(
         permissions,
         checklist: Vec::new(),
         keeps_session: false,
+        continues_session: false,
         label,
     })
 }

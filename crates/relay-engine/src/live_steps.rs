@@ -38,17 +38,26 @@ pub(crate) enum Answered {
 /// The running steps of agents, by label.
 #[derive(Default)]
 pub(crate) struct LiveSteps {
-    steps: Mutex<HashMap<String, Live>>,
+    steps: Mutex<Book>,
+}
+
+/// The steps running now, and whose each ended one was (for [`LiveSteps::resolve`]).
+#[derive(Default)]
+struct Book {
+    live: HashMap<String, Live>,
+    ended: HashMap<String, String>,
 }
 
 impl LiveSteps {
-    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<String, Live>> {
+    fn lock(&self) -> std::sync::MutexGuard<'_, Book> {
         self.steps.lock().unwrap_or_else(PoisonError::into_inner)
     }
 
     /// An attempt of `agent`'s step `label` starts; `end` ends its terminal session.
     pub(crate) fn started(&self, label: &str, agent: &str, end: Option<CancellationToken>) {
-        self.lock().insert(
+        let mut book = self.lock();
+        book.ended.remove(label);
+        book.live.insert(
             label.to_owned(),
             Live {
                 agent: agent.to_owned(),
@@ -62,15 +71,51 @@ impl LiveSteps {
     /// The attempt of step `label` ended: the result its agent reported, if it did.
     /// Questions still open are dropped with it.
     pub(crate) fn finished(&self, label: &str) -> Option<String> {
-        self.lock().remove(label).and_then(|l| l.report)
+        let mut book = self.lock();
+        let live = book.live.remove(label)?;
+        book.ended.insert(label.to_owned(), live.agent);
+        live.report
+    }
+
+    /// The step `agent` means by `label`: `label`, or, when that is a step of the agent's
+    /// that ended and the agent runs exactly one other now, that one (see
+    /// [`LiveSteps::mine`]).
+    pub(crate) fn resolve(&self, label: &str, agent: Option<&str>) -> String {
+        Self::resolve_in(&self.lock(), label, agent)
+    }
+
+    fn resolve_in(book: &Book, label: &str, agent: Option<&str>) -> String {
+        let Some(a) = agent else {
+            return label.to_owned();
+        };
+        if book.live.contains_key(label) || book.ended.get(label).is_none_or(|e| e != a) {
+            return label.to_owned();
+        }
+        let theirs: Vec<&String> = book
+            .live
+            .iter()
+            .filter(|(_, l)| l.agent == a)
+            .map(|(k, _)| k)
+            .collect();
+        match theirs.as_slice() {
+            [only] => (*only).clone(),
+            _ => label.to_owned(),
+        }
     }
 
     /// The step `label` running for the caller (`agent`, or the owner for `None`).
+    ///
+    /// An agent whose terminal was kept open from an earlier step (`session: resume`)
+    /// still has that step's name in its environment: a step of its own that ended, while
+    /// it runs exactly one other, means that one.
     fn mine<'a>(
-        steps: &'a mut HashMap<String, Live>,
+        book: &'a mut Book,
         label: &str,
         agent: Option<&str>,
     ) -> Result<&'a mut Live, String> {
+        let label = Self::resolve_in(book, label, agent);
+        let label = label.as_str();
+        let steps = &mut book.live;
         if !steps.contains_key(label) {
             let mut running: Vec<&str> = steps
                 .iter()
@@ -134,6 +179,7 @@ impl LiveSteps {
     pub(crate) fn asking(&self) -> Vec<String> {
         let mut labels: Vec<String> = self
             .lock()
+            .live
             .iter()
             .filter(|(_, l)| !l.asks.is_empty())
             .map(|(k, _)| k.clone())
@@ -145,7 +191,7 @@ impl LiveSteps {
     /// A person answers the oldest open question of step `label`.
     pub(crate) fn answer(&self, label: &str, text: &str) -> Answered {
         let mut steps = self.lock();
-        let Some(live) = steps.get_mut(label) else {
+        let Some(live) = steps.live.get_mut(label) else {
             return Answered::NotAsked;
         };
         if live.asks.is_empty() {
@@ -185,6 +231,32 @@ mod tests {
         assert_eq!(live.finished("write").as_deref(), Some("done!"));
         assert_eq!(live.finished("write"), None);
         assert_eq!(live.finished("read").as_deref(), Some("r"));
+    }
+
+    #[test]
+    fn a_report_for_an_agents_finished_step_goes_to_the_one_it_runs_now() {
+        // A terminal kept open from step `draft` runs step `revise` for the same agent.
+        let live = LiveSteps::default();
+        let end = CancellationToken::new();
+        live.started("draft", "alice", None);
+        live.started("mine", "carol", None);
+        let _ = live.finished("draft");
+        let _ = live.finished("mine");
+        live.started("revise", "alice", Some(end.clone()));
+        live.started("check", "bob", None);
+        assert_eq!(live.report("draft", Some("alice"), "v2".into()), Ok(true));
+        assert!(end.is_cancelled());
+        assert_eq!(live.finished("revise").as_deref(), Some("v2"));
+        // Someone else's ended step is not taken for theirs, nor a step that never ran,
+        // nor is a guess made among several.
+        live.started("c1", "carol", None);
+        let err = live.report("draft", Some("carol"), "x".into()).unwrap_err();
+        assert!(err.contains("step `draft` is not running"), "{err}");
+        let err = live.report("nope", Some("carol"), "x".into()).unwrap_err();
+        assert!(err.contains("step `nope` is not running"), "{err}");
+        live.started("c2", "carol", None);
+        let err = live.report("mine", Some("carol"), "x".into()).unwrap_err();
+        assert!(err.contains("running now: c1, c2"), "{err}");
     }
 
     #[test]

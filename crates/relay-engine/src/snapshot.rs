@@ -432,6 +432,7 @@ mod tests {
                 attempt: 1,
                 pgid: 4242,
                 worker: None,
+                continued: false,
             }),
             "{\"ts\":\"2026-01-01T00:00:00.000Z\",\"type\":\"step:comp".to_string(),
         ]

@@ -229,7 +229,7 @@ impl NatsLauncher {
             leases: Mutex::new(Leases::new(opts.timing.lease.clone())),
             opts,
             epoch: random_u64(),
-            local: LocalLauncher,
+            local: LocalLauncher::default(),
             workers: Mutex::new(workers),
             run: OnceCell::new(),
             links: Mutex::new(HashMap::new()),
@@ -1101,6 +1101,10 @@ fn cancelled_process() -> ProcessOutcome {
 }
 
 impl Launcher for NatsLauncher {
+    async fn end_kept(&self, run: &str, agent: Option<&str>) {
+        self.inner.local.end_kept(run, agent).await;
+    }
+
     fn can_run(&self, program: &str) -> bool {
         self.offers_program(program)
     }
@@ -1183,6 +1187,11 @@ impl Launcher for NatsLauncher {
         let failed = |reason: String| SessionError::Spawn {
             program: program.clone(),
             reason,
+        };
+        // A terminal is kept open between steps only where the coordinator can end it.
+        let spec = SessionSpec {
+            carry: None,
+            ..spec
         };
         let (attempt, rx, holder) = self
             .dispatch(Work::Session(spec), &env, place)

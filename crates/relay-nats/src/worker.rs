@@ -551,7 +551,7 @@ async fn run_granted(
                         let _ = items.send(UpItem::Spawned(p));
                     }
                 });
-                let r = LocalLauncher.run_process(spec, cancel, tx).await;
+                let r = LocalLauncher::default().run_process(spec, cancel, tx).await;
                 let _ = fwd.await;
                 Outcome::Process(r)
             })
@@ -588,7 +588,7 @@ async fn run_granted(
                         }
                     }
                 });
-                let r = LocalLauncher
+                let r = LocalLauncher::default()
                     .run_session(spec, cancel, tx, Some(in_rx))
                     .await;
                 feeder.abort();

@@ -17,7 +17,8 @@
 #   python3 -m venv VENV && VENV/bin/pip install aider-chat
 # Versions passed are printed first; KEEP=1 keeps the scratch directory (run records,
 # PTY transcripts) for a look afterwards. ONLY=mcp runs only the MCP scenario (mcp.yaml:
-# the run's MCP tools called by the real claude, codex, gemini and opencode, and ask.yaml).
+# the run's MCP tools called by the real claude, codex, gemini and opencode, and ask.yaml);
+# ONLY=sessions only sessions.yaml.
 set -euo pipefail
 RELAY=$(cd "$(dirname "${RELAY:-target/debug/agent-relay}")" && pwd)/$(basename "${RELAY:-target/debug/agent-relay}")
 # The sessions scenario reads the bodies the mock was sent.
@@ -32,6 +33,7 @@ git init -q .
 status=0
 case "${ONLY:-}" in
   mcp) scenarios="mcp.yaml" ;;
+  sessions) scenarios="" ;;
   *) scenarios="oneshot.yaml interactive.yaml mcp.yaml" ;;
 esac
 for wf in $scenarios; do
@@ -48,7 +50,7 @@ done
 # Limits: tokens read from each CLI's structured output (the mock reports TOKENS:IN:OUT),
 # a 429 with a reset time that parks a step (no retry spent), and the token budget that
 # stops the last step. The run fails by design (the budget); its summary is checked.
-[ "${ONLY:-}" = mcp ] || {
+[ -n "${ONLY:-}" ] || {
 echo "== limits.yaml"
 cp "$here"/limits.yaml "$W/"
 "$RELAY" run limits.yaml --json > "$root/limits.json" 2> "$root/limits.err" || true
@@ -80,6 +82,7 @@ PY
 }
 # ask_human: every question the run lists is answered as a person would, and the answer
 # must reach the model (the step's output one-shot; the mock's log in a PTY).
+[ "${ONLY:-}" = sessions ] || {
 echo "== ask.yaml"
 cp "$here"/ask.yaml "$W/"
 "$RELAY" run ask.yaml --json > "$root/ask.json" 2> "$root/ask.err" &
@@ -109,6 +112,7 @@ for st in s["steps"]:
     print(f"  {st['name']:14} {st['status']:10} answer-to-model={'yes' if back else 'NO'} output={out[:50]!r}")
 sys.exit(0 if ok and s["status"] == "completed" else 1)
 PY
+}
 [ "${ONLY:-}" = mcp ] || {
 # Sessions: a step with `session: resume` continues its agent's conversation. The mock
 # logs each request's body; the one carrying SECOND_X must carry FIRST_X (the earlier turn
@@ -116,15 +120,17 @@ PY
 echo "== sessions.yaml"
 cp "$here"/sessions.yaml "$W/"
 "$RELAY" run sessions.yaml --json > "$root/sessions.json" 2> "$root/sessions.err" || status=1
-python3 - "$root/sessions.json" "$root/mock.jsonl" <<'PY' || { status=1; echo "  FAILED:"; sed 's/^/  /' "$root/sessions.err"; }
+python3 - "$root/sessions.json" "$root/mock.jsonl" "$W" <<'PY' || { status=1; echo "  FAILED:"; sed 's/^/  /' "$root/sessions.err"; }
 import json, sys
 s = json.load(open(sys.argv[1]))
+events = [json.loads(l) for l in open(f"{sys.argv[3]}/.agent-relay/runs/{s['runId']}/events.jsonl")]
+spawned = {e["step"]: e for e in events if e["type"] == "agent:spawned"}
 steps = {st["name"]: st for st in s["steps"]}
 log = [json.loads(l) for l in open(sys.argv[2])]
 def bodies(word):
     return [json.dumps(e.get("body", "")) for e in log if word in (e.get("prompt") or "")]
 ok = True
-for x in ["CLAUDE", "CODEX", "GEMINI", "OPENCODE", "CLAUDEPTY"]:
+for x in ["CLAUDE", "CODEX", "GEMINI", "OPENCODE", "CLAUDEPTY", "CODEXPTY", "GEMINIPTY"]:
     second, third = bodies("SECOND_" + x), bodies("THIRD_" + x)
     kept = any("FIRST_" + x in b for b in second)
     fresh = all("FIRST_" + x not in b for b in third)
@@ -132,6 +138,12 @@ for x in ["CLAUDE", "CODEX", "GEMINI", "OPENCODE", "CLAUDEPTY"]:
     ok &= good
     names = [n for n in steps if n.upper().replace("-", "").startswith(x.replace("PTY", "")) ]
     status = " ".join(f"{n}={steps[n]['status']}" for n in sorted(names) if ("pty" in n) == x.endswith("PTY"))
+    if x.endswith("PTY"):
+        # The second terminal step ran in the process the first one left open.
+        one, two = (spawned.get(f"{x[:-3].lower()}-pty-{n}", {}) for n in (1, 2))
+        same = two.get("continued") is True and two.get("pgid") == one.get("pgid")
+        ok &= same
+        status += f" same-terminal={'yes' if same else 'NO'}"
     print(f"  {x:10} resumed={'yes' if kept else 'NO'} new={'yes' if fresh else 'NO'} {status}")
 ok &= s["status"] == "completed"
 sys.exit(0 if ok else 1)

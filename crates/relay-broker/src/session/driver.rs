@@ -163,6 +163,36 @@ impl Driver {
         }
     }
 
+    /// Starts the next task in the same terminal at `now`: the screen is kept, everything
+    /// else (readiness, typing, idleness, relays, questions, the timeout) starts over
+    /// with `cfg`. The screen is judged for readiness again before the task is typed.
+    pub fn next_task(&mut self, cfg: DriverConfig, now: Instant) {
+        let policy =
+            IdleClock::policy_for(cfg.nudge.as_ref(), cfg.timeout, cfg.timing.idle_threshold);
+        self.idle = IdleClock::new(cfg.timing.idle_threshold, policy, now);
+        self.out.next_task(&cfg.typed);
+        self.typist = Typist::new(cfg.timing.clone(), cfg.typed);
+        self.relays = RelayScanner::new();
+        self.asks = Asks::default();
+        self.timing = cfg.timing;
+        self.timeout = cfg.timeout;
+        self.started = now;
+        self.stage = Stage::Starting {
+            answered: Vec::new(),
+        };
+    }
+
+    /// Whether the app draws on the alternate screen now (its earlier output is not in
+    /// the scrollback, so a next task could not be told from it).
+    pub fn alternate_screen(&self) -> bool {
+        self.out.alternate()
+    }
+
+    /// Escape codes that draw the screen as it is now, on a blank terminal.
+    pub fn screen_state(&self) -> Vec<u8> {
+        self.out.screen_state()
+    }
+
     /// The agent's output so far.
     pub fn output(&self) -> &str {
         self.out.output()
@@ -653,6 +683,55 @@ mod tests {
         assert_eq!(events(&a), [SessionEvent::ExitRequested]);
         assert!(a.contains(&Action::Terminal(Terminal::End(SessionEnd::ExitRequested))));
         assert_eq!(d.output(), "hi there");
+    }
+
+    #[test]
+    fn a_next_task_in_the_same_terminal_is_read_apart_from_the_one_before() {
+        // Both tasks start alike, as tasks of one agent do; the first one's echo, reply and
+        // `/exit` stay on the screen above the second.
+        let (one, two) = (
+            "Work for the team on this: part one",
+            "Work for the team on this: part two",
+        );
+        let t0 = Instant::now();
+        let mut d = Driver::new(config(one, None), t0);
+        d.on_output(
+            b"Fake Claude\r\n? for shortcuts\r\n\x1b[?2004h\xe2\x9d\xaf ",
+            t0,
+        );
+        let t = t0 + ms(100);
+        assert_eq!(
+            events(&d.on_tick(t)),
+            [SessionEvent::Ready { fallback: false }]
+        );
+        d.on_output(one.as_bytes(), t);
+        let t = t + ms(50);
+        assert_eq!(writes(&d.on_tick(t)), [b"\r".to_vec()]);
+        d.on_output(b"\r\n", t);
+        let a = d.on_output("● first reply\r\n● /exit\r\n".as_bytes(), t + ms(10));
+        assert_eq!(events(&a), [SessionEvent::ExitRequested]);
+        assert_eq!(d.output(), "first reply");
+        d.on_output("\r\n\u{276f} ".as_bytes(), t + ms(20));
+
+        let t1 = t + ms(500);
+        d.next_task(config(two, None), t1);
+        assert!(!d.exit_seen());
+        assert_eq!(d.output(), "");
+        // Ready at once: the prompt has long been quiet.
+        let a = d.on_tick(t1);
+        assert_eq!(events(&a), [SessionEvent::Ready { fallback: false }]);
+        assert!(writes(&a)[0].starts_with(b"\x1b[200~"));
+        // Before its echo shows, the first task's rows are not taken for this one's.
+        let a = d.on_output(b"\x1b[?25h", t1 + ms(5));
+        assert!(events(&a).is_empty(), "{a:?}");
+        assert!(!d.exit_seen());
+        d.on_output(two.as_bytes(), t1 + ms(10));
+        assert_eq!(writes(&d.on_tick(t1 + ms(60))), [b"\r".to_vec()]);
+        let a = d.on_output(b"\r\n", t1 + ms(60));
+        assert_eq!(events(&a), [SessionEvent::TaskDelivered { attempts: 1 }]);
+        let a = d.on_output("● second reply\r\n● /exit\r\n".as_bytes(), t1 + ms(70));
+        assert_eq!(events(&a), [SessionEvent::ExitRequested]);
+        assert_eq!(d.output(), "second reply");
     }
 
     #[test]

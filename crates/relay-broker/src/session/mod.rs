@@ -23,6 +23,7 @@ pub mod detect;
 pub mod driver;
 mod idle;
 pub mod inject;
+pub mod kept;
 mod output;
 mod pty;
 pub mod queries;
@@ -32,6 +33,7 @@ pub mod screen;
 mod typist;
 
 use driver::{Action, Driver, DriverConfig, Messaging, Terminal};
+pub use kept::{Carry, Kept};
 
 /// A message for the agent, as plain data: typed in as the one line `line` once the
 /// task is delivered and the agent is quiet. The session answers with
@@ -79,6 +81,11 @@ pub struct SessionSpec {
     /// The permissions the kernel enforces on the CLI and everything it starts.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub sandbox: Option<crate::sandbox::Sandbox>,
+    /// Keeping the terminal open for the agent's next step (`session: resume`), with a
+    /// launcher that keeps sessions ([`Kept`]); `None` ends the session's processes
+    /// when it ends.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub carry: Option<Carry>,
 }
 
 /// Timing knobs of a session; small values in tests, sane defaults for real CLIs.
@@ -130,6 +137,12 @@ pub struct NudgePolicy {
 pub enum SessionEvent {
     /// The session's process started (its process group id).
     Spawned {
+        /// Process group id of the session.
+        pgid: u32,
+    },
+    /// The session continues in the terminal the agent's earlier step left open
+    /// ([`Carry`]): no new process.
+    Continued {
         /// Process group id of the session.
         pgid: u32,
     },
@@ -260,6 +273,20 @@ pub async fn run_session(
     events: UnboundedSender<SessionEvent>,
     inbox: Option<Receiver<Inbound>>,
 ) -> Result<SessionOutcome, SessionError> {
+    run_session_in(spec, cancel, events, inbox, None).await
+}
+
+/// [`run_session`], with the terminals kept open between an agent's steps in `kept`:
+/// a spec whose [`Carry`] says `take` continues the terminal its agent left there, and
+/// a session with a `Carry` that ends with its task done and its CLI still running is
+/// left there (not ended) for the agent's next step.
+pub async fn run_session_in(
+    spec: SessionSpec,
+    cancel: CancellationToken,
+    events: UnboundedSender<SessionEvent>,
+    inbox: Option<Receiver<Inbound>>,
+    kept: Option<&Kept>,
+) -> Result<SessionOutcome, SessionError> {
     let transcript = tokio::fs::File::create(&spec.transcript_path)
         .await
         .map_err(|e| SessionError::Transcript {
@@ -268,33 +295,81 @@ pub async fn run_session(
         })?
         .into_std()
         .await;
-    let typed = typed_task(&spec).await?;
-
-    let launch = pty::Launch {
-        argv: spec.argv.clone(),
-        cwd: spec.cwd.clone(),
-        env: spec.env.clone(),
-        size: spec.size,
-        sandbox: spec.sandbox.clone(),
+    let fit = kept::Fit::of(&spec);
+    let carried = match (&spec.carry, kept) {
+        (Some(carry), Some(kept)) if carry.take => kept.take(carry, &fit).await,
+        _ => None,
     };
-    // fork/exec and openpty block; keep them off the runtime's worker threads.
-    let mut pty = tokio::task::spawn_blocking(move || pty::spawn(&launch, transcript))
-        .await
-        .map_err(|e| SessionError::Pty(format!("the spawning task failed: {e}")))??;
+    let home = carried.as_ref().map(|h| h.home.clone());
+    let typed = match typed_task(&spec, home.as_deref()).await {
+        Ok(t) => t,
+        Err(e) => {
+            // The terminal stays for a next try.
+            if let (Some(held), Some(carry), Some(kept)) = (carried, &spec.carry, kept) {
+                kept.put(carry, fit, held);
+            }
+            return Err(e);
+        }
+    };
+    let cfg = DriverConfig {
+        timing: spec.timing.clone(),
+        nudge: spec.nudge.clone(),
+        timeout: spec.timeout,
+        rules: detect::Rules::for_cli(spec.cli),
+        typed,
+        size: spec.size,
+    };
+    let (mut pty, mut driver, home) = match carried {
+        Some(held) => {
+            let kept::Held {
+                pty,
+                mut driver,
+                home,
+                ..
+            } = held;
+            let now = Instant::now();
+            driver.next_task(cfg, now);
+            // This step's transcript starts with the screen as the agent left it.
+            let (recording, prelude) = (pty.recording(), driver.screen_state());
+            let _ = tokio::task::spawn_blocking(move || {
+                pty::record_into(&recording, transcript, &prelude);
+            })
+            .await;
+            let _ = events.send(SessionEvent::Continued { pgid: pty.pgid });
+            // The screen is judged for readiness now, not at the next output.
+            for action in driver.on_tick(now) {
+                match action {
+                    Action::Terminal(Terminal::Write(bytes)) => pty.write(bytes),
+                    Action::Emit(event) => {
+                        let _ = events.send(event);
+                    }
+                    Action::Terminal(Terminal::End(_)) | Action::Messaging(_) => {}
+                }
+            }
+            (pty, driver, home)
+        }
+        None => {
+            let launch = pty::Launch {
+                argv: spec.argv.clone(),
+                cwd: spec.cwd.clone(),
+                env: spec.env.clone(),
+                size: spec.size,
+                sandbox: spec.sandbox.clone(),
+            };
+            // fork/exec and openpty block; keep them off the runtime's worker threads.
+            let pty = tokio::task::spawn_blocking(move || pty::spawn(&launch, transcript))
+                .await
+                .map_err(|e| SessionError::Pty(format!("the spawning task failed: {e}")))??;
+            let _ = events.send(SessionEvent::Spawned { pgid: pty.pgid });
+            let home = spec
+                .transcript_path
+                .parent()
+                .map(std::path::Path::to_path_buf)
+                .unwrap_or_default();
+            (pty, Driver::new(cfg, Instant::now()), home)
+        }
+    };
     let pgid = pty.pgid;
-    let _ = events.send(SessionEvent::Spawned { pgid });
-
-    let mut driver = Driver::new(
-        DriverConfig {
-            timing: spec.timing.clone(),
-            nudge: spec.nudge.clone(),
-            timeout: spec.timeout,
-            rules: detect::Rules::for_cli(spec.cli),
-            typed,
-            size: spec.size,
-        },
-        Instant::now(),
-    );
 
     let mut link = Link::new(inbox, events.clone());
     // A person may attach (`agent-relay attach`); a session that cannot listen still runs.
@@ -360,6 +435,42 @@ pub async fn run_session(
                 // Let the app finish drawing the frame that holds the `/exit`.
                 let quiet = spec.timing.settle.min(LAST_FRAME_QUIET);
                 settle_output(&mut pty, &mut driver, &events, &mut link, quiet).await;
+            }
+            // Done with its task and still running: left open for the agent's next step.
+            // (A cancel may be the agent's reported result; the launcher's owner ends a
+            // kept session that was cancelled from outside.) On the alternate screen the
+            // earlier task's rows could not be told from the next one's.
+            if let (Some(carry), Some(kept)) = (&spec.carry, kept)
+                && matches!(end, SessionEnd::ExitRequested | SessionEnd::Cancelled)
+                && !pty.exit.has_exited()
+                && !driver.alternate_screen()
+            {
+                for action in driver.flush_relays(Instant::now()) {
+                    if let Action::Messaging(m) = action {
+                        link.apply(m);
+                    }
+                }
+                drop(link);
+                let output = with_cut_note(
+                    driver.output(),
+                    driver.output_cut_rows(),
+                    &spec.transcript_path,
+                );
+                kept.put(
+                    carry,
+                    fit,
+                    kept::Held {
+                        pty,
+                        driver,
+                        grace,
+                        home,
+                    },
+                );
+                return Ok(SessionOutcome {
+                    end,
+                    exit_code: None,
+                    output,
+                });
             }
             end_group(&mut pty, &mut driver, &events, &mut link, grace).await;
             end
@@ -427,8 +538,13 @@ fn with_cut_note(output: &str, cut_rows: u64, transcript: &std::path::Path) -> S
 }
 
 /// The text to type for the task: the task itself, or for a long one a line pointing to
-/// the file it was written to.
-async fn typed_task(spec: &SessionSpec) -> Result<String, SessionError> {
+/// the file it was written to: next to the transcript, or in `home` for a session that
+/// continues in a terminal started for an earlier step (whose permissions keep that
+/// step's directory readable, not this one's).
+async fn typed_task(
+    spec: &SessionSpec,
+    home: Option<&std::path::Path>,
+) -> Result<String, SessionError> {
     if spec.task.len() <= inject::LONG_TASK_BYTES {
         return Ok(spec.task.clone());
     }
@@ -437,7 +553,22 @@ async fn typed_task(spec: &SessionSpec) -> Result<String, SessionError> {
             path: spec.transcript_path.clone(),
             reason: e.to_string(),
         })?;
-    let path = inject::task_file_path(&transcript);
+    let mut path = inject::task_file_path(&transcript);
+    if let Some(home) = home {
+        // Named after this step's directory and attempt, so that no two collide.
+        let step = transcript
+            .parent()
+            .and_then(std::path::Path::file_name)
+            .map(|n| n.to_string_lossy().into_owned())
+            .unwrap_or_default();
+        let file = path
+            .file_name()
+            .map(|n| n.to_string_lossy().into_owned())
+            .unwrap_or_default();
+        path = std::path::absolute(home)
+            .unwrap_or_else(|_| home.to_path_buf())
+            .join(format!("{step}.{file}"));
+    }
     tokio::fs::write(&path, &spec.task)
         .await
         .map_err(|e| SessionError::Transcript {

@@ -99,6 +99,9 @@ pub(super) struct OutputTracker {
     exit: Exit,
     /// Found while reading rows about to be wiped, not yet asked for.
     pending: Observed,
+    /// In a session that continues after an earlier task: the echo of this task is
+    /// looked for only from the anchor down, never in what the earlier task left above.
+    continued: bool,
 }
 
 impl OutputTracker {
@@ -115,7 +118,31 @@ impl OutputTracker {
             seen: String::new(),
             exit: Exit::NotSeen,
             pending: Observed::default(),
+            continued: false,
         }
+    }
+
+    /// Starts over for the next task `typed` in the same terminal: the screen (and what
+    /// was typed before) is kept, the output, the anchor and the `/exit` are the new
+    /// task's.
+    pub(super) fn next_task(&mut self, typed: &str) {
+        self.region = Region::BeforeTask;
+        self.probe = detect::echo_probe(typed);
+        self.output.clear();
+        self.seen.clear();
+        self.exit = Exit::NotSeen;
+        self.pending = Observed::default();
+        self.continued = true;
+    }
+
+    /// Whether the app draws on the alternate screen now.
+    pub(super) fn alternate(&self) -> bool {
+        self.screen.alternate()
+    }
+
+    /// Escape codes that draw the screen as it is now.
+    pub(super) fn screen_state(&self) -> Vec<u8> {
+        self.screen.state_formatted()
     }
 
     /// Feeds a chunk of output that arrived at `now`; the answers to the terminal queries
@@ -385,7 +412,11 @@ impl OutputTracker {
             let anchor_idx = usize::try_from(anchor.abs.saturating_sub(self.screen.first_abs()))
                 .unwrap_or(usize::MAX)
                 .min(rows.len());
-            let start = detect::echo_row_for(&rows, &self.probe, &self.rules).unwrap_or(anchor_idx);
+            // After an earlier task, the rows above hold its echo, which may start as
+            // this one does.
+            let from = if self.continued { anchor_idx } else { 0 };
+            let start = detect::echo_row_for(&rows[from..], &self.probe, &self.rules)
+                .map_or(anchor_idx, |i| i + from);
             (rows, start, &anchor.exclude)
         };
         // With the cursor shown, what is below its row is interface (status lines, a

@@ -5,6 +5,7 @@
 
 use std::fs::File;
 use std::io::{Read, Write};
+use std::sync::{Arc, Mutex, PoisonError};
 use std::thread::JoinHandle;
 use std::time::Duration;
 
@@ -45,6 +46,9 @@ pub struct Pty {
     /// The child's exit.
     pub exit: ExitWatch,
     input: Option<std::sync::mpsc::Sender<Vec<u8>>>,
+    /// Where the reader copies output; a session that continues for another step
+    /// records into that step's transcript.
+    transcript: Recording,
     threads: Vec<JoinHandle<()>>,
     // Kept for the session's lifetime; the reader and writer use their own duplicates.
     _master: Box<dyn MasterPty + Send>,
@@ -154,6 +158,8 @@ pub fn spawn(launch: &Launch, transcript: File) -> Result<Pty, SessionError> {
     }
 
     let (out_tx, out_rx) = mpsc::channel(OUTPUT_CHUNKS);
+    let recording: Recording = Arc::new(Mutex::new(Some(transcript)));
+    let transcript = recording.clone();
     let (in_tx, in_rx) = std::sync::mpsc::channel::<Vec<u8>>();
     let (exit_tx, exit_rx) = oneshot::channel();
 
@@ -201,14 +207,31 @@ pub fn spawn(launch: &Launch, transcript: File) -> Result<Pty, SessionError> {
             code: None,
         },
         input: Some(in_tx),
+        transcript: recording,
         threads,
         _master: master,
         _sandbox: prepared,
     })
 }
 
-fn read_loop(mut reader: Box<dyn Read + Send>, transcript: File, tx: mpsc::Sender<Vec<u8>>) {
-    let mut transcript = Some(transcript);
+/// Records a session's output from now on into `file`, which begins with `prelude`
+/// (the screen as it is, so that the transcript replays to what the agent sees).
+/// Blocking file I/O: call it off the runtime's worker threads.
+pub fn record_into(recording: &Recording, mut file: File, prelude: &[u8]) {
+    let mut current = recording.lock().unwrap_or_else(PoisonError::into_inner);
+    match file.write_all(prelude) {
+        Ok(()) => *current = Some(file),
+        Err(e) => {
+            tracing::warn!(%e, "cannot write the session transcript; not recording");
+            *current = None;
+        }
+    }
+}
+
+/// The transcript file the reader copies output to; `None` once writing it failed.
+pub type Recording = Arc<Mutex<Option<File>>>;
+
+fn read_loop(mut reader: Box<dyn Read + Send>, transcript: Recording, tx: mpsc::Sender<Vec<u8>>) {
     let mut buf = vec![0u8; READ_SIZE];
     loop {
         let n = match reader.read(&mut buf) {
@@ -218,12 +241,15 @@ fn read_loop(mut reader: Box<dyn Read + Send>, transcript: File, tx: mpsc::Sende
             Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
             Err(_) => break,
         };
-        if let Some(file) = transcript.as_mut()
-            && let Err(e) = file.write_all(&buf[..n])
         {
-            // The session is worth more than its transcript: keep going without it.
-            tracing::warn!(%e, "cannot write the session transcript; no longer recording");
-            transcript = None;
+            let mut file = transcript.lock().unwrap_or_else(PoisonError::into_inner);
+            if let Some(f) = file.as_mut()
+                && let Err(e) = f.write_all(&buf[..n])
+            {
+                // The session is worth more than its transcript: keep going without it.
+                tracing::warn!(%e, "cannot write the session transcript; no longer recording");
+                *file = None;
+            }
         }
         if tx.blocking_send(buf[..n].to_vec()).is_err() {
             break;
@@ -289,6 +315,11 @@ impl ExitWatch {
 }
 
 impl Pty {
+    /// The transcript the reader copies to, for [`record_into`].
+    pub fn recording(&self) -> Recording {
+        self.transcript.clone()
+    }
+
     /// Queues `bytes` as one write to the terminal.
     pub fn write(&self, bytes: Vec<u8>) {
         if let Some(tx) = &self.input {

@@ -96,6 +96,12 @@ impl Screen {
         self.parser.process(bytes);
     }
 
+    /// Escape codes that draw the visible screen as it is now (contents, cursor, input
+    /// modes) on a blank terminal: how a transcript begins that continues a session.
+    pub fn state_formatted(&self) -> Vec<u8> {
+        self.parser.screen().state_formatted().into_bytes()
+    }
+
     /// Forgets the history, as a terminal does on `ESC[3J`.
     pub fn clear_history(&mut self) {
         self.parser.callbacks_mut().clear();

@@ -53,6 +53,7 @@ pub fn spec(argv: &[&str], task: &str, cli: Option<Cli>, dir: &Path, tag: &str) 
         timing: timing(),
         nudge: None,
         sandbox: None,
+        carry: None,
     }
 }
 

@@ -478,6 +478,12 @@ pub(super) fn session<L: Launcher>(
         timing,
         nudge: shared.nudge.clone(),
         sandbox: sandbox_of(shared, job, Some(agent.cli)),
+        // A later step of the agent continues this one: its terminal stays open for it.
+        carry: job.keeps_session.then(|| relay_broker::session::Carry {
+            run: shared.run_id.clone(),
+            agent: agent.name.clone(),
+            take: job.continues_session,
+        }),
     }
 }
 

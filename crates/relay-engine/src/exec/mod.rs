@@ -694,6 +694,7 @@ async fn process_attempt<L: Launcher>(
             attempt,
             pgid,
             worker: shared.launcher.placement(&job.label),
+            continued: false,
         });
     };
     let res = loop {
@@ -835,6 +836,14 @@ async fn session_attempt<L: Launcher>(
                 attempt,
                 pgid: *pgid,
                 worker: shared.launcher.placement(&step),
+                continued: false,
+            },
+            SessionEvent::Continued { pgid } => EventKind::AgentSpawned {
+                step: step.clone(),
+                attempt,
+                pgid: *pgid,
+                worker: shared.launcher.placement(&step),
+                continued: true,
             },
             SessionEvent::Ready { fallback } => EventKind::AgentReady {
                 step: step.clone(),
@@ -893,6 +902,14 @@ async fn session_attempt<L: Launcher>(
     // Messages offered and not delivered go back to the mailbox.
     drop(feed);
     let reported = shared.messaging.live.finished(&step);
+    // A terminal the launcher kept open for the agent's next step after a cancel from
+    // outside (not the agent's own report) was stopped mid-task: it ends here.
+    if cancel.is_cancelled() && job.keeps_session {
+        shared
+            .launcher
+            .end_kept(&shared.run_id, Some(&agent.name))
+            .await;
+    }
     let mut out = res.map_err(|e| e.to_string())?;
     // Ended because the agent reported its result, not by a cancel from outside: as if
     // it had printed `/exit`, with the result as its output.

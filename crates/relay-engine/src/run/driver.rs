@@ -206,6 +206,8 @@ pub(crate) async fn drive<L: Launcher>(
                         if paused { Input::Pause { by } } else { Input::Unpause { by } }
                     }
                     Control::Mark { step, item, blocked, note, agent, reply } => {
+                        // A terminal kept from an earlier step names that step.
+                        let step = shared.messaging.live.resolve(&step, agent.as_deref());
                         match state.check_mark(&step, &item, agent.as_deref()) {
                             Ok(()) => {
                                 let _ = reply.send(Ok(()));
@@ -223,6 +225,8 @@ pub(crate) async fn drive<L: Launcher>(
                         }
                     }
                     Control::Ask { step, agent, question, reply } => {
+                        // A terminal kept from an earlier step names that step.
+                        let step = shared.messaging.live.resolve(&step, agent.as_deref());
                         match shared.messaging.live.ask(&step, agent.as_deref()) {
                             Ok(wait) => {
                                 let _ = reply.send(Ok(wait));
@@ -235,6 +239,8 @@ pub(crate) async fn drive<L: Launcher>(
                         continue;
                     }
                     Control::Done { step, agent, text, reply } => {
+                        // A terminal kept from an earlier step names that step.
+                        let step = shared.messaging.live.resolve(&step, agent.as_deref());
                         match shared.messaging.live.report(&step, agent.as_deref(), text) {
                             Ok(ended) => {
                                 let _ = reply.send(Ok(ended));

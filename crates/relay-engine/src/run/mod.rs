@@ -377,7 +377,11 @@ pub async fn run<L: Launcher>(
             "interrupted".to_string()
         }
     });
+    let launcher = shared.clone();
     let summary = driver::drive(shared, state, &mut log, &req.cancel, why, ev_rx).await;
+    // Terminals kept open for agents' later steps end with the run.
+    relay_broker::Launcher::end_kept(&*launcher.launcher, &run_id, None).await;
+    drop(launcher);
     // Whatever is still queued fails now, with the run's end as the reason.
     messaging.shutdown().await;
     // Agents have stopped: what they left is committed and their worktrees go.
