@@ -104,6 +104,12 @@ const NEVER_QUIET_FALLBACKS: u32 = 3;
 /// does not go away by itself).
 const PERSON_DIALOG_QUIET: Duration = Duration::from_secs(2);
 
+/// How long a terminal continued from an earlier step must be quiet before its next task
+/// is typed: the app may still be finishing the turn that printed the earlier `/exit`
+/// (gemini redraws its input box then, and takes an Enter that comes too soon after a
+/// paste as a line break).
+const CONTINUED_QUIET: Duration = Duration::from_secs(1);
+
 #[derive(Debug)]
 enum Stage {
     /// Waiting for the TUI to be ready; the start-up dialogs answered so far.
@@ -126,6 +132,9 @@ pub struct Driver {
     idle: IdleClock,
     relays: RelayScanner,
     asks: Asks,
+    /// Quiet needed before the task is typed: the settle time, longer in a terminal
+    /// continued from an earlier step.
+    ready_quiet: Duration,
 }
 
 /// The questions the agent asked a person, and the answers offered to it.
@@ -154,6 +163,7 @@ impl Driver {
             typist: Typist::new(cfg.timing.clone(), cfg.typed),
             relays: RelayScanner::new(),
             asks: Asks::default(),
+            ready_quiet: cfg.timing.settle,
             timing: cfg.timing,
             timeout: cfg.timeout,
             started: now,
@@ -174,18 +184,13 @@ impl Driver {
         self.typist = Typist::new(cfg.timing.clone(), cfg.typed);
         self.relays = RelayScanner::new();
         self.asks = Asks::default();
+        self.ready_quiet = cfg.timing.settle.max(CONTINUED_QUIET);
         self.timing = cfg.timing;
         self.timeout = cfg.timeout;
         self.started = now;
         self.stage = Stage::Starting {
             answered: Vec::new(),
         };
-    }
-
-    /// Whether the app draws on the alternate screen now (its earlier output is not in
-    /// the scrollback, so a next task could not be told from it).
-    pub fn alternate_screen(&self) -> bool {
-        self.out.alternate()
     }
 
     /// Escape codes that draw the screen as it is now, on a blank terminal.
@@ -359,7 +364,7 @@ impl Driver {
                     _ => due.push(self.never_quiet_at().filter(|t| *t > now)),
                 }
                 if let Some(last) = self.out.last_output() {
-                    for wait in [self.timing.settle, PERSON_DIALOG_QUIET] {
+                    for wait in [self.ready_quiet, PERSON_DIALOG_QUIET] {
                         if let Some(at) = after(last, wait)
                             && at > now
                         {
@@ -418,7 +423,7 @@ impl Driver {
         let settled = self
             .out
             .quiet_for(now)
-            .is_some_and(|q| q >= self.timing.settle);
+            .is_some_and(|q| q >= self.ready_quiet);
         let fallback = after(self.started, self.timing.ready_fallback).is_none_or(|t| now >= t);
         let ready = match self.out.readiness() {
             Readiness::Dialog(d) => {
@@ -687,6 +692,16 @@ mod tests {
 
     #[test]
     fn a_next_task_in_the_same_terminal_is_read_apart_from_the_one_before() {
+        next_task_read_apart(b"");
+    }
+
+    #[test]
+    fn a_next_task_on_the_alternate_screen_is_read_apart_from_the_one_before() {
+        // Rows have no fixed place there (codex draws its whole conversation so).
+        next_task_read_apart(b"\x1b[?1049h\x1b[H\x1b[2J");
+    }
+
+    fn next_task_read_apart(screen: &[u8]) {
         // Both tasks start alike, as tasks of one agent do; the first one's echo, reply and
         // `/exit` stay on the screen above the second.
         let (one, two) = (
@@ -695,10 +710,9 @@ mod tests {
         );
         let t0 = Instant::now();
         let mut d = Driver::new(config(one, None), t0);
-        d.on_output(
-            b"Fake Claude\r\n? for shortcuts\r\n\x1b[?2004h\xe2\x9d\xaf ",
-            t0,
-        );
+        let mut start = screen.to_vec();
+        start.extend_from_slice(b"Fake Claude\r\n? for shortcuts\r\n\x1b[?2004h\xe2\x9d\xaf ");
+        d.on_output(&start, t0);
         let t = t0 + ms(100);
         assert_eq!(
             events(&d.on_tick(t)),
@@ -713,7 +727,7 @@ mod tests {
         assert_eq!(d.output(), "first reply");
         d.on_output("\r\n\u{276f} ".as_bytes(), t + ms(20));
 
-        let t1 = t + ms(500);
+        let t1 = t + ms(1500);
         d.next_task(config(two, None), t1);
         assert!(!d.exit_seen());
         assert_eq!(d.output(), "");
@@ -1510,6 +1524,31 @@ mod tests {
         );
         assert!(events(&a).is_empty(), "{a:?}");
         // The retry finds the text in the box and only presses Enter.
+        assert!(writes(&d.on_tick(t0 + ms(360))).is_empty());
+        assert_eq!(writes(&d.on_tick(t0 + ms(360))), [b"\r".to_vec()]);
+    }
+
+    #[test]
+    fn a_line_break_is_told_when_the_box_moves_up_as_the_app_redraws() {
+        // gemini 0.61 drops the row of its paste hint above the box as it takes Enter as
+        // a line break: the box moves up a row, and the cursor stays on the same row.
+        let t0 = Instant::now();
+        let mut d = Driver::new(generic("first line\nsecond line"), t0);
+        d.on_output(
+            b"\x1b[?2004h paste hint\r\n \x1b[1m*\x1b[0m \r\n\r\n footer row\x1b[2A\x1b[4G",
+            t0,
+        );
+        d.on_tick(t0 + ms(100));
+        d.on_output(
+            b"first line\r\n   second line\r\n\r\n footer row\x1b[2A\x1b[15G",
+            t0 + ms(110),
+        );
+        assert_eq!(writes(&d.on_tick(t0 + ms(160))), [b"\r".to_vec()]);
+        let a = d.on_output(
+            b"\x1b[H\x1b[2K * first line\r\n\x1b[2K   second line\r\n\x1b[2K   \r\n\x1b[2K\r\n\x1b[2K footer row\x1b[3;4H",
+            t0 + ms(170),
+        );
+        assert!(events(&a).is_empty(), "not delivered: {a:?}");
         assert!(writes(&d.on_tick(t0 + ms(360))).is_empty());
         assert_eq!(writes(&d.on_tick(t0 + ms(360))), [b"\r".to_vec()]);
     }

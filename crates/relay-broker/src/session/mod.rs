@@ -438,12 +438,10 @@ pub async fn run_session_in(
             }
             // Done with its task and still running: left open for the agent's next step.
             // (A cancel may be the agent's reported result; the launcher's owner ends a
-            // kept session that was cancelled from outside.) On the alternate screen the
-            // earlier task's rows could not be told from the next one's.
+            // kept session that was cancelled from outside.)
             if let (Some(carry), Some(kept)) = (&spec.carry, kept)
                 && matches!(end, SessionEnd::ExitRequested | SessionEnd::Cancelled)
                 && !pty.exit.has_exited()
-                && !driver.alternate_screen()
             {
                 for action in driver.flush_relays(Instant::now()) {
                     if let Action::Messaging(m) = action {

@@ -102,6 +102,11 @@ pub(super) struct OutputTracker {
     /// In a session that continues after an earlier task: the echo of this task is
     /// looked for only from the anchor down, never in what the earlier task left above.
     continued: bool,
+    /// In such a session on the alternate screen, where rows have no fixed place: how
+    /// many visible rows echoed a text starting as this task does when it was typed, and
+    /// whether this task's own echo has shown since. Nothing is read before it has.
+    echoes_before: usize,
+    echo_shown: bool,
 }
 
 impl OutputTracker {
@@ -119,6 +124,8 @@ impl OutputTracker {
             exit: Exit::NotSeen,
             pending: Observed::default(),
             continued: false,
+            echoes_before: 0,
+            echo_shown: false,
         }
     }
 
@@ -133,11 +140,7 @@ impl OutputTracker {
         self.exit = Exit::NotSeen;
         self.pending = Observed::default();
         self.continued = true;
-    }
-
-    /// Whether the app draws on the alternate screen now.
-    pub(super) fn alternate(&self) -> bool {
-        self.screen.alternate()
+        self.echo_shown = false;
     }
 
     /// Escape codes that draw the screen as it is now.
@@ -225,28 +228,31 @@ impl OutputTracker {
     }
 
     /// Whether Enter since `before` only moved the cursor one row down onto a blank row of
-    /// an input box, the row it left (the end of what was typed) unchanged and the rest
-    /// of the interface still below: an app that took Enter as a line break in its input
-    /// box (codex and gemini do when Enter follows a paste too closely), not as a submit.
-    /// Rows elsewhere may repaint meanwhile (gemini redraws its hints).
+    /// an input box, the row it left (the end of what was typed) now right above it and
+    /// the rest of the interface still below: an app that took Enter as a line break in
+    /// its input box (codex and gemini do when Enter follows a paste too closely), not as
+    /// a submit. The box may have moved as the app redrew rows above it (gemini drops its
+    /// paste hint then), and rows elsewhere may repaint meanwhile (gemini redraws its
+    /// hints).
     pub(super) fn line_break_inserted_since(&self, before: &Layout) -> bool {
-        let (row, _) = self.screen.cursor();
+        let row = usize::from(self.screen.cursor().0);
         let visible = self.screen.visible_rows();
-        let left = usize::from(before.cursor.0);
-        row == before.cursor.0.saturating_add(1)
-            && visible.get(usize::from(row)).is_some_and(|r| {
+        let Some(typed_end) = before
+            .rows
+            .get(usize::from(before.cursor.0))
+            .filter(|r| !r.trim().is_empty())
+        else {
+            return false;
+        };
+        row >= 1
+            && visible.get(row).is_some_and(|r| {
                 r.trim_matches(|c: char| c.is_whitespace() || c == '│' || c == '┃')
                     .is_empty()
             })
-            && before
-                .rows
-                .get(left)
-                .is_some_and(|r| !r.trim().is_empty() && visible.get(left) == Some(r))
+            && visible.get(row - 1) == Some(typed_end)
             // Inside a box: the rest of the interface is still below, pushed down a row.
             // (A cursor that went down past the end of everything is a submit.)
-            && visible[usize::from(row) + 1..]
-                .iter()
-                .any(|r| !r.trim().is_empty())
+            && visible[row + 1..].iter().any(|r| !r.trim().is_empty())
     }
 
     /// Whether the CLI says it cannot take input yet (its busy cue is shown).
@@ -385,11 +391,21 @@ impl OutputTracker {
             .map(|r| r.trim().to_owned())
             .filter(|r| !r.is_empty())
             .collect();
+        self.echoes_before = self.echoes(&visible);
         self.region = Region::Anchored(Anchor {
             abs: self.screen.top_abs() + top as u64,
             screen,
             exclude,
         });
+    }
+
+    /// How many of `rows` echo a text starting as this task does.
+    fn echoes(&self, rows: &[String]) -> usize {
+        rows.iter()
+            .filter(|r| {
+                detect::echo_row_for(std::slice::from_ref(*r), &self.probe, &self.rules).is_some()
+            })
+            .count()
     }
 
     /// Reads the rows written since the task: keeps the output, tells a change of it, and
@@ -400,6 +416,22 @@ impl OutputTracker {
         };
         let (rows, start, exclude) = if self.screen.alternate() {
             let rows = self.screen.visible_rows();
+            if self.continued && !self.echo_shown {
+                // The earlier task's echo, reply and `/exit` may still be on the screen:
+                // this task's rows start with its own echo, a new row or one more.
+                let new_row = rows.iter().any(|r| {
+                    !anchor.exclude.contains(r.trim())
+                        && detect::echo_row_for(std::slice::from_ref(r), &self.probe, &self.rules)
+                            .is_some()
+                });
+                if !new_row && self.echoes(&rows) <= self.echoes_before {
+                    return Observed::default();
+                }
+                self.echo_shown = true;
+            }
+            let Region::Anchored(anchor) = &self.region else {
+                return Observed::default();
+            };
             let start = detect::echo_row_for(&rows, &self.probe, &self.rules).unwrap_or(0);
             (rows, start, &anchor.exclude)
         } else {
