@@ -778,6 +778,31 @@ fn an_interactive_agent_continues_in_the_terminal_its_earlier_step_left_open() {
     );
 }
 
+/// A terminal kept open between two steps dies with a coordinator killed -9 (nothing is
+/// left running), and the resumed run continues the conversation in a new process by
+/// its id.
+#[test]
+fn a_kept_terminal_dies_with_its_coordinator_and_the_resumed_run_continues_by_id() {
+    let w = World::new();
+    let f = w.write(
+        "wf.yaml",
+        "version: \"1.0\"\nname: t\nagents:\n  - {name: dev, cli: claude}\nworkflows:\n  - name: main\n    steps:\n      - {name: one, agent: dev, task: \"first turn [[fake:say=ok]]\"}\n      - {name: wait, type: deterministic, dependsOn: [one], command: \"while [ ! -f go ]; do sleep 0.05; done\"}\n      - {name: two, agent: dev, dependsOn: [wait], session: resume, task: \"[[fake:recall]]\"}\n",
+    );
+    // `kill_at_then_resume` waits for the killed run's agents, the kept terminal among
+    // them, to be gone before it resumes.
+    let o = kill_at_then_resume(&w, &f, "wait");
+    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+    let s = summary(&o);
+    assert!(out(&s, "two").contains("recall: first turn"), "{s}");
+    let two = w
+        .events()
+        .into_iter()
+        .find(|e| e["type"] == "agent:spawned" && e["step"] == "two")
+        .expect("two was spawned");
+    assert!(two.get("continued").is_none(), "a new process: {two}");
+    assert!(w.leftovers().is_empty());
+}
+
 /// The conversation is in the run's log: a run resumed after a failure continues it.
 #[test]
 fn a_resumed_run_continues_the_same_conversation() {

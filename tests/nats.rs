@@ -971,6 +971,60 @@ fn a_task_too_long_for_the_command_line_reaches_the_worker_in_its_file() {
     );
 }
 
+/// Agents on a worker call the run's MCP tools: each CLI is given the server as on the
+/// coordinator, with the worker's own `agent-relay` and, for gemini, its settings file
+/// carried to the worker's mirror of the run; the calls reach the coordinator's socket
+/// through the worker's bridge, and `report_done` ends a terminal session there.
+#[test]
+fn agents_on_a_worker_call_the_runs_mcp_tools() {
+    let Some(mut c) = Cluster::new() else { return };
+    c.worker("tools", &["claude", "codex", "gemini"], 4, &[]);
+    c.wait_for_workers();
+    c.world.write(
+        "wf.yaml",
+        r#"version: "1.0"
+name: t
+agents:
+  - {name: c, cli: claude, interactive: false}
+  - {name: x, cli: codex, interactive: false}
+  - {name: g, cli: gemini, interactive: false}
+  - {name: gt, cli: gemini}
+workflows:
+  - name: main
+    steps:
+      - {name: claude, agent: c, task: "[[fake:mcp=agents]]"}
+      - {name: codex, agent: x, task: "[[fake:mcp=agents]]"}
+      - {name: gemini, agent: g, task: "[[fake:mcp=agents]]"}
+      - name: terminal
+        agent: gt
+        timeoutMs: 30000
+        task: '[[fake:no-exit]] [[fake:mcp=report_done {"result": "done on a worker"}]]'
+"#,
+    );
+    let o = c.run("wf.yaml");
+    assert_eq!(o.status.code(), Some(0), "{}", c.diagnose(&o));
+    let s = summary(&o);
+    let out = |name: &str| {
+        support::step(&s, name)["output"]
+            .as_str()
+            .unwrap_or("")
+            .to_owned()
+    };
+    for name in ["claude", "codex", "gemini"] {
+        assert!(
+            out(name).contains("mcp agents: ") && out(name).contains("#main: c, g, gt, x"),
+            "{name}: {}",
+            out(name)
+        );
+        assert!(
+            placements(&c.world).contains(&(name.to_owned(), "tools".to_owned())),
+            "{:?}",
+            placements(&c.world)
+        );
+    }
+    assert_eq!(out("terminal").trim(), "done on a worker", "{s}");
+}
+
 /// A run through `c` (whose server wants credentials) works, and `secret` shows
 /// nowhere: not on the coordinator's output, not in the worker's log, not in the run
 /// directory, not in `workers`.

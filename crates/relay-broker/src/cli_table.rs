@@ -396,6 +396,10 @@ pub struct McpSetup {
     pub file: Option<(std::path::PathBuf, String)>,
 }
 
+/// The environment variables that name a file an MCP setup wrote ([`McpSetup::file`]):
+/// a launcher on another machine needs that file there too.
+pub const MCP_FILE_ENVS: &[&str] = &["GEMINI_CLI_SYSTEM_SETTINGS_PATH"];
+
 /// How `cli` is given `server`, with any file it needs placed in `dir` (the step's
 /// directory); `None` when the CLI cannot be given one.
 pub fn mcp_setup(cli: Cli, server: &McpServer, dir: &std::path::Path) -> Option<McpSetup> {
@@ -434,10 +438,7 @@ pub fn mcp_setup(cli: Cli, server: &McpServer, dir: &std::path::Path) -> Option<
                 "command": server.command, "args": server.args, "trust": true}}});
             McpSetup {
                 args: Vec::new(),
-                env: vec![(
-                    "GEMINI_CLI_SYSTEM_SETTINGS_PATH".into(),
-                    path.display().to_string(),
-                )],
+                env: vec![(MCP_FILE_ENVS[0].into(), path.display().to_string())],
                 file: Some((path, config.to_string())),
             }
         }

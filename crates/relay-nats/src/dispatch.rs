@@ -364,6 +364,19 @@ impl NatsLauncher {
                 text: text[..cut].to_owned(),
             });
         }
+        // The MCP settings file of the agent's CLI (gemini's), written in the step's
+        // directory here.
+        for key in relay_broker::cli_table::MCP_FILE_ENVS {
+            if let Some(f) = env_of(env, key).filter(|f| Path::new(f).starts_with(&run.run_dir)) {
+                let text = tokio::fs::read_to_string(f)
+                    .await
+                    .map_err(|e| format!("cannot read the MCP settings {f}: {e}"))?;
+                carried.push(Carried {
+                    path: f.into(),
+                    text,
+                });
+            }
+        }
         if let Work::Process(spec) = &work {
             // A task too big for the command line is in a file the argument names: the
             // worker needs the file, whole.

@@ -483,6 +483,18 @@ fn carried_args(args: &[String], carried: &[Carried], map: &PathMap) -> Vec<Stri
         .collect()
 }
 
+/// `text` with the coordinator's `agent-relay` (`theirs`, its `AGENT_RELAY_BIN`) replaced
+/// by this worker's: the command of the run's MCP server in a CLI's arguments, its
+/// environment or its settings file.
+fn own_relay_bin(text: &str, theirs: Option<&str>, mine: &Path) -> String {
+    match theirs {
+        Some(t) if !t.is_empty() && text.contains(t) => {
+            text.replace(t, &mine.display().to_string())
+        }
+        _ => text.to_owned(),
+    }
+}
+
 async fn run_granted(
     state: &Arc<State>,
     offer: Offer,
@@ -492,14 +504,29 @@ async fn run_granted(
 ) {
     let map = PathMap::new(&offer.places, &state.opts.workdir, &offer.run);
     mkdirs(map.run_dir());
+    let env = match &offer.work {
+        Work::Process(s) => &s.env,
+        Work::Session(s) => &s.env,
+    };
+    let theirs = env
+        .iter()
+        .rev()
+        .find(|(k, _)| k == "AGENT_RELAY_BIN")
+        .map(|(_, v)| v.clone());
+    let theirs = theirs.as_deref();
+    let mine = state.opts.self_bin.clone();
+    let own = |t: &str| own_relay_bin(t, theirs, &mine);
     for c in &offer.carried {
         let p = map.path(&c.path);
         if let Some(d) = p.parent() {
             mkdirs(d);
         }
-        // Private, as on the coordinator (a task, a step's output).
-        let _ = relay_messaging::access::write_private(&p, c.text.as_bytes());
+        // Private, as on the coordinator (a task, a step's output, MCP settings).
+        let _ = relay_messaging::access::write_private(&p, own(&c.text).as_bytes());
     }
+    let own_env = |env: &[(String, String)]| -> Vec<(String, String)> {
+        env.iter().map(|(k, v)| (k.clone(), own(v))).collect()
+    };
     let wants_socket = match &offer.work {
         Work::Process(s) => s.env.iter().any(|(k, _)| k == SOCKET_ENV),
         Work::Session(s) => s.env.iter().any(|(k, _)| k == SOCKET_ENV),
@@ -528,11 +555,12 @@ async fn run_granted(
     let mut logs: Vec<(PathBuf, PathBuf, u64)> = Vec::new();
     let task = match offer.work.clone() {
         Work::Process(spec) => {
+            let args: Vec<String> = spec.args.iter().map(|a| own(a)).collect();
             let spec = ProcessSpec {
-                args: carried_args(&spec.args, &offer.carried, &map),
+                args: carried_args(&args, &offer.carried, &map),
                 cwd: map.path(&spec.cwd),
                 stderr_path: spec.stderr_path.as_ref().map(|p| map.path(p)),
-                env: state.env(spec.env.clone(), &map, socket.as_deref()),
+                env: state.env(own_env(&spec.env), &map, socket.as_deref()),
                 sandbox: spec.sandbox.clone().map(|s| map.sandbox(s)),
                 ..spec.clone()
             };
@@ -559,9 +587,10 @@ async fn run_granted(
         Work::Session(spec) => {
             let theirs = spec.transcript_path.clone();
             let spec = SessionSpec {
+                argv: spec.argv.iter().map(|a| own(a)).collect(),
                 cwd: map.path(&spec.cwd),
                 transcript_path: map.path(&spec.transcript_path),
-                env: state.env(spec.env.clone(), &map, socket.as_deref()),
+                env: state.env(own_env(&spec.env), &map, socket.as_deref()),
                 sandbox: spec.sandbox.clone().map(|s| map.sandbox(s)),
                 ..spec.clone()
             };
@@ -921,5 +950,33 @@ async fn renew_on_reconnect(state: Arc<State>) {
             }
         }
         was = now;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_coordinators_agent_relay_is_replaced_by_the_workers() {
+        let mine = Path::new("/opt/worker/agent-relay");
+        let theirs = Some("/home/me/bin/agent-relay");
+        let config = r#"{"mcpServers":{"agent-relay":{"command":"/home/me/bin/agent-relay","args":["mcp"]}}}"#;
+        assert_eq!(
+            own_relay_bin(config, theirs, mine),
+            r#"{"mcpServers":{"agent-relay":{"command":"/opt/worker/agent-relay","args":["mcp"]}}}"#
+        );
+        assert_eq!(
+            own_relay_bin(
+                r#"mcp_servers.agent-relay.command="/home/me/bin/agent-relay""#,
+                theirs,
+                mine
+            ),
+            r#"mcp_servers.agent-relay.command="/opt/worker/agent-relay""#
+        );
+        // Nothing else changes, nor does anything without a coordinator's path to go by.
+        assert_eq!(own_relay_bin("exec", theirs, mine), "exec");
+        assert_eq!(own_relay_bin(config, None, mine), config);
+        assert_eq!(own_relay_bin(config, Some(""), mine), config);
     }
 }
