@@ -130,7 +130,7 @@ log = [json.loads(l) for l in open(sys.argv[2])]
 def bodies(word):
     return [json.dumps(e.get("body", "")) for e in log if word in (e.get("prompt") or "")]
 ok = True
-for x in ["CLAUDE", "CODEX", "GEMINI", "OPENCODE", "CLAUDEPTY", "CODEXPTY", "GEMINIPTY"]:
+for x in ["CLAUDE", "CODEX", "GEMINI", "OPENCODE", "CLAUDEPTY", "CODEXPTY", "GEMINIPTY", "OPENCODEPTY"]:
     second, third = bodies("SECOND_" + x), bodies("THIRD_" + x)
     kept = any("FIRST_" + x in b for b in second)
     fresh = all("FIRST_" + x not in b for b in third)
