@@ -427,3 +427,44 @@ fn gemini_collapsed_paste_above_the_cursor_is_pending() {
         visible[at - 1]
     );
 }
+
+/// A real gemini terminal kept open from an earlier step, given its next task 200 ms
+/// after it printed `/exit`: it took the Enter after the pasted task as a line break and
+/// redrew its input box a row higher (its paste hint above the box gone), so the cursor
+/// stayed on the same row with the text's last row right above it. The task was taken
+/// as delivered and the agent sat until its timeout. That is a line break, not a submit.
+#[test]
+fn gemini_line_break_with_the_box_moved_up_is_no_submit() {
+    let path = format!(
+        "{}/tests/fixtures/real/gemini-0.61.0-continued-enter-line-break.pty",
+        env!("CARGO_MANIFEST_DIR")
+    );
+    let bytes = std::fs::read(&path).unwrap();
+    // The frame with the pasted task (after the screen the earlier task left) ends with
+    // the cursor after its last row.
+    let pasted = bytes
+        .windows(b"SECOND_GEMINIPTY".len())
+        .position(|w| w == b"SECOND_GEMINIPTY")
+        .expect("the pasted task");
+    let frame = b"\x1b[4A\x1b[9G";
+    let at_enter = pasted
+        + bytes[pasted..]
+            .windows(frame.len())
+            .position(|w| w == frame)
+            .expect("the end of the pasted frame")
+        + frame.len();
+    let mut screen = Screen::new(40, 120);
+    screen.process(&bytes[..at_enter]);
+    let left = usize::from(screen.cursor().0);
+    let mut before = screen.visible_rows();
+    before.truncate(left + 1);
+    assert!(before[left].ends_with("own)."), "{before:#?}");
+    screen.process(&bytes[at_enter..]);
+    let visible = screen.visible_rows();
+    let row = usize::from(screen.cursor().0);
+    assert_eq!(row, left, "the box moved up a row: {visible:#?}");
+    assert!(
+        detect::line_break_inserted(&before, left, &visible, row),
+        "{visible:#?}"
+    );
+}

@@ -645,6 +645,34 @@ fn unglyph(row: &str, rules: &Rules) -> String {
     row.to_owned()
 }
 
+/// Whether Enter only inserted a line break in an input box: `before` the visible rows
+/// down to the cursor's row `left` when Enter was pressed, `visible` and `row` now. The
+/// cursor is on a blank row of the box with the rest of the interface still below, and
+/// the row it left (the end of what was typed) is right above it: in place (the cursor
+/// one row down), or with the box moved up a row whole (the rows the text was typed on
+/// each one row higher; gemini drops its paste hint above the box then). A submit may
+/// show the text elsewhere, a row or two of it, never the box moved so.
+pub fn line_break_inserted(before: &[String], left: usize, visible: &[String], row: usize) -> bool {
+    let Some(typed_end) = before.get(left).filter(|r| !r.trim().is_empty()) else {
+        return false;
+    };
+    let kept = if row == left + 1 {
+        visible.get(left) == Some(typed_end)
+    } else if row == left && left >= 1 {
+        visible.get(row - 1) == Some(typed_end)
+            && (1..left.min(3)).all(|i| visible.get(row - 1 - i) == before.get(left - i))
+    } else {
+        false
+    };
+    kept && visible.get(row).is_some_and(|r| {
+        r.trim_matches(|c: char| c.is_whitespace() || c == '│' || c == '┃')
+            .is_empty()
+    })
+        // Inside a box: the rest of the interface is still below, pushed down a row.
+        // (A cursor that went down past the end of everything is a submit.)
+        && visible[row + 1..].iter().any(|r| !r.trim().is_empty())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

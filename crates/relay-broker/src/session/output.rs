@@ -235,24 +235,12 @@ impl OutputTracker {
     /// paste hint then), and rows elsewhere may repaint meanwhile (gemini redraws its
     /// hints).
     pub(super) fn line_break_inserted_since(&self, before: &Layout) -> bool {
-        let row = usize::from(self.screen.cursor().0);
-        let visible = self.screen.visible_rows();
-        let Some(typed_end) = before
-            .rows
-            .get(usize::from(before.cursor.0))
-            .filter(|r| !r.trim().is_empty())
-        else {
-            return false;
-        };
-        row >= 1
-            && visible.get(row).is_some_and(|r| {
-                r.trim_matches(|c: char| c.is_whitespace() || c == '│' || c == '┃')
-                    .is_empty()
-            })
-            && visible.get(row - 1) == Some(typed_end)
-            // Inside a box: the rest of the interface is still below, pushed down a row.
-            // (A cursor that went down past the end of everything is a submit.)
-            && visible[row + 1..].iter().any(|r| !r.trim().is_empty())
+        detect::line_break_inserted(
+            &before.rows,
+            usize::from(before.cursor.0),
+            &self.screen.visible_rows(),
+            usize::from(self.screen.cursor().0),
+        )
     }
 
     /// Whether the CLI says it cannot take input yet (its busy cue is shown).
