@@ -643,18 +643,13 @@ fn sub_workflows_run_inside_the_run_nested_twice() {
     assert!(stderr(&o).contains("include each other"), "{}", stderr(&o));
 }
 
-/// `session: resume` continues the agent's latest conversation in each CLI's own way
-/// (the fake agent checks the command line as the real CLI would and keeps the
-/// conversation); `session: new`, the default, starts one of its own.
-#[test]
-fn session_resume_continues_each_clis_conversation() {
-    let w = World::new();
+/// Runs three steps of an agent per CLI in `clis` (agent options `agent`): a first turn,
+/// a second with `session: resume` recalling it, a third without; the run's summary.
+fn run_three_turns(w: &World, clis: &[&str], agent: &str) -> serde_json::Value {
     let mut agents = String::from("agents:\n");
     let mut steps = String::from("workflows:\n  - name: main\n    steps:\n");
-    for cli in ["claude", "codex", "gemini", "opencode"] {
-        agents.push_str(&format!(
-            "  - {{name: {cli}-dev, cli: {cli}, interactive: false}}\n"
-        ));
+    for cli in clis {
+        agents.push_str(&format!("  - {{name: {cli}-dev, cli: {cli}{agent}}}\n"));
         steps.push_str(&format!(
             "      - {{name: {cli}-1, agent: {cli}-dev, task: \"first {cli} turn [[fake:say=ok]]\"}}\n\
              \x20     - {{name: {cli}-2, agent: {cli}-dev, dependsOn: [{cli}-1], session: resume, task: \"[[fake:recall]]\"}}\n\
@@ -667,7 +662,20 @@ fn session_resume_continues_each_clis_conversation() {
     );
     let o = w.run(&["run", f.to_str().unwrap(), "--json"]);
     assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
-    let s = summary(&o);
+    summary(&o)
+}
+
+/// `session: resume` continues the agent's latest conversation in each CLI's own way
+/// (the fake agent checks the command line as the real CLI would and keeps the
+/// conversation); `session: new`, the default, starts one of its own.
+#[test]
+fn session_resume_continues_each_clis_conversation() {
+    let w = World::new();
+    let s = run_three_turns(
+        &w,
+        &["claude", "codex", "gemini", "opencode"],
+        ", interactive: false",
+    );
     let sessions: Vec<serde_json::Value> = w
         .events()
         .into_iter()
@@ -727,23 +735,7 @@ fn session_resume_continues_an_interactive_agents_conversation() {
 fn an_interactive_agent_continues_in_the_terminal_its_earlier_step_left_open() {
     let w = World::new();
     let clis = ["claude", "codex", "gemini"];
-    let mut agents = String::from("agents:\n");
-    let mut steps = String::from("workflows:\n  - name: main\n    steps:\n");
-    for cli in clis {
-        agents.push_str(&format!("  - {{name: {cli}-dev, cli: {cli}}}\n"));
-        steps.push_str(&format!(
-            "      - {{name: {cli}-1, agent: {cli}-dev, task: \"first {cli} turn [[fake:say=ok]]\"}}\n\
-             \x20     - {{name: {cli}-2, agent: {cli}-dev, dependsOn: [{cli}-1], session: resume, task: \"[[fake:recall]]\"}}\n\
-             \x20     - {{name: {cli}-3, agent: {cli}-dev, dependsOn: [{cli}-2], task: \"[[fake:recall]]\"}}\n"
-        ));
-    }
-    let f = w.write(
-        "wf.yaml",
-        &format!("version: \"1.0\"\nname: t\n{agents}{steps}"),
-    );
-    let o = w.run(&["run", f.to_str().unwrap(), "--json"]);
-    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
-    let s = summary(&o);
+    let s = run_three_turns(&w, &clis, "");
     let events = w.events();
     let spawned = |step: &str| {
         events

@@ -831,20 +831,15 @@ async fn session_attempt<L: Launcher>(
     let mut asked = false;
     let forward = |ev: &SessionEvent| {
         let kind = match ev {
-            SessionEvent::Spawned { pgid } => EventKind::AgentSpawned {
-                step: step.clone(),
-                attempt,
-                pgid: *pgid,
-                worker: shared.launcher.placement(&step),
-                continued: false,
-            },
-            SessionEvent::Continued { pgid } => EventKind::AgentSpawned {
-                step: step.clone(),
-                attempt,
-                pgid: *pgid,
-                worker: shared.launcher.placement(&step),
-                continued: true,
-            },
+            SessionEvent::Spawned { pgid } | SessionEvent::Continued { pgid } => {
+                EventKind::AgentSpawned {
+                    step: step.clone(),
+                    attempt,
+                    pgid: *pgid,
+                    worker: shared.launcher.placement(&step),
+                    continued: matches!(ev, SessionEvent::Continued { .. }),
+                }
+            }
             SessionEvent::Ready { fallback } => EventKind::AgentReady {
                 step: step.clone(),
                 fallback: *fallback,
