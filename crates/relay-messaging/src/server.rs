@@ -12,6 +12,7 @@ use tokio::task::{JoinHandle, JoinSet};
 use tokio_util::sync::CancellationToken;
 
 use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
 
 use relay_state::{Ask, Cas, ClaimError, Claims, State, StateError, Watched};
 
@@ -89,14 +90,20 @@ impl Server {
     }
 }
 
+/// How long a stopping server waits for replies it owes (a request carried out whose
+/// answer is not written yet: the owner's `reject` that ended the run, say).
+const OWED_GRACE: Duration = Duration::from_millis(500);
+
 async fn accept_loop(listener: UnixListener, served: Served, cancel: CancellationToken) {
     let mut conns = JoinSet::new();
+    // Requests read and not answered yet, over all connections.
+    let owed = Arc::new(AtomicUsize::new(0));
     loop {
         tokio::select! {
             () = cancel.cancelled() => break,
             accepted = listener.accept() => match accepted {
                 Ok((stream, _)) => {
-                    conns.spawn(serve(stream, served.clone()));
+                    conns.spawn(serve(stream, served.clone(), owed.clone()));
                 }
                 Err(e) => {
                     tracing::warn!("relay socket accept failed: {e}");
@@ -105,6 +112,14 @@ async fn accept_loop(listener: UnixListener, served: Served, cancel: Cancellatio
                 }
             },
             Some(_) = conns.join_next(), if !conns.is_empty() => {}
+        }
+    }
+    // Replies owed are written before the connections end.
+    let deadline = tokio::time::Instant::now() + OWED_GRACE;
+    while owed.load(Ordering::Acquire) > 0 && tokio::time::Instant::now() < deadline {
+        tokio::select! {
+            Some(_) = conns.join_next(), if !conns.is_empty() => {}
+            () = tokio::time::sleep(Duration::from_millis(5)) => {}
         }
     }
     conns.shutdown().await;
@@ -124,8 +139,9 @@ enum Owed<'a> {
 /// it is done, except that sends follow each other without waiting: a client that
 /// writes several sends before reading the replies has them numbered in its order and
 /// confirmed together. Replies come in the order of the requests.
-async fn serve(stream: UnixStream, served: Served) {
+async fn serve(stream: UnixStream, served: Served, owed: Arc<AtomicUsize>) {
     let (read, mut write) = stream.into_split();
+    let owing = owed.clone();
     let (owed_tx, mut owed_rx) = mpsc::unbounded_channel::<Owed<'_>>();
     let served = &served;
     let reading = async move {
@@ -141,6 +157,8 @@ async fn serve(stream: UnixStream, served: Served) {
                 Ok(0) | Err(_) => return,
                 Ok(n) => n,
             };
+            // Every request line gets one reply; the writer counts it off.
+            owing.fetch_add(1, Ordering::AcqRel);
             if n > MAX_LINE_BYTES {
                 let _ = owed_tx.send(Owed::Ready(
                     bad(format!("request longer than {MAX_LINE_BYTES} bytes")),
@@ -231,6 +249,10 @@ async fn serve(stream: UnixStream, served: Served) {
                 Ok(()) => write.write_all(&out).await.and(write.flush().await),
                 Err(e) => Err(std::io::Error::other(e)),
             };
+            let replies = out.iter().filter(|b| **b == b'\n').count();
+            let _ = owed.fetch_update(Ordering::AcqRel, Ordering::Acquire, |v| {
+                Some(v.saturating_sub(replies))
+            });
             out.clear();
             if written.is_err() {
                 // The client is gone; `claimed` is dropped and its messages go back.
