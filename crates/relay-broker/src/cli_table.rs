@@ -381,6 +381,10 @@ pub struct McpServer {
     pub args: Vec<String>,
     /// The environment variables the server needs from the CLI's environment.
     pub env: Vec<String>,
+    /// Values a CLI that keeps secrets from its MCP servers' environment must be given in
+    /// the server's own settings: gemini drops every variable whose name looks like a
+    /// secret (`TOKEN`, `KEY`, ...) and expands `$VAR` only from what is left.
+    pub secrets: Vec<(String, String)>,
 }
 
 /// What an invocation needs for an MCP server: arguments to add (see
@@ -434,8 +438,13 @@ pub fn mcp_setup(cli: Cli, server: &McpServer, dir: &std::path::Path) -> Option<
         }
         McpWiring::GeminiSystemSettings => {
             let path = dir.join("gemini-settings.json");
+            let env: serde_json::Map<String, serde_json::Value> = server
+                .secrets
+                .iter()
+                .map(|(k, v)| (k.clone(), serde_json::Value::String(v.clone())))
+                .collect();
             let config = json!({"mcpServers": {name.as_str(): {
-                "command": server.command, "args": server.args, "trust": true}}});
+                "command": server.command, "args": server.args, "trust": true, "env": env}}});
             McpSetup {
                 args: Vec::new(),
                 env: vec![(MCP_FILE_ENVS[0].into(), path.display().to_string())],
@@ -913,6 +922,7 @@ mod tests {
             command: "/bin/agent-relay".into(),
             args: vec!["mcp".into()],
             env: vec!["AGENT_RELAY_SOCKET".into(), "AGENT_RELAY_TOKEN".into()],
+            secrets: vec![("AGENT_RELAY_TOKEN".into(), "t0k".into())],
         };
         let dir = std::path::Path::new("/s");
         let claude = mcp_setup(Cli::Claude, &server, dir).unwrap();
@@ -949,6 +959,11 @@ mod tests {
         );
         let v: serde_json::Value = serde_json::from_str(&gemini.file.unwrap().1).unwrap();
         assert_eq!(v["mcpServers"]["agent-relay"]["trust"], true);
+        // gemini keeps the token from its MCP servers unless their settings name it.
+        assert_eq!(
+            v["mcpServers"]["agent-relay"]["env"]["AGENT_RELAY_TOKEN"],
+            "t0k"
+        );
         let opencode = mcp_setup(Cli::Opencode, &server, dir).unwrap();
         assert_eq!(opencode.env[0].0, "OPENCODE_CONFIG_CONTENT");
         let v: serde_json::Value = serde_json::from_str(&opencode.env[0].1).unwrap();

@@ -18,7 +18,8 @@
 # Versions passed are printed first; KEEP=1 keeps the scratch directory (run records,
 # PTY transcripts) for a look afterwards. ONLY=mcp runs only the MCP scenario (mcp.yaml:
 # the run's MCP tools called by the real claude, codex, gemini and opencode, and ask.yaml);
-# ONLY=sessions only sessions.yaml.
+# ONLY=sessions only sessions.yaml; ONLY=nats the MCP tools on a NATS worker
+# (nats-mcp.yaml; needs nats-server).
 set -euo pipefail
 RELAY=$(cd "$(dirname "${RELAY:-target/debug/agent-relay}")" && pwd)/$(basename "${RELAY:-target/debug/agent-relay}")
 # The sessions scenario reads the bodies the mock was sent.
@@ -33,7 +34,7 @@ git init -q .
 status=0
 case "${ONLY:-}" in
   mcp) scenarios="mcp.yaml" ;;
-  sessions) scenarios="" ;;
+  sessions|nats) scenarios="" ;;
   *) scenarios="oneshot.yaml interactive.yaml mcp.yaml" ;;
 esac
 for wf in $scenarios; do
@@ -82,7 +83,7 @@ PY
 }
 # ask_human: every question the run lists is answered as a person would, and the answer
 # must reach the model (the step's output one-shot; the mock's log in a PTY).
-[ "${ONLY:-}" = sessions ] || {
+case "${ONLY:-}" in sessions|nats) ;; *)
 echo "== ask.yaml"
 cp "$here"/ask.yaml "$W/"
 "$RELAY" run ask.yaml --json > "$root/ask.json" 2> "$root/ask.err" &
@@ -112,8 +113,45 @@ for st in s["steps"]:
     print(f"  {st['name']:14} {st['status']:10} answer-to-model={'yes' if back else 'NO'} output={out[:50]!r}")
 sys.exit(0 if ok and s["status"] == "completed" else 1)
 PY
+;; esac
+# MCP tools on a NATS worker (ONLY=nats; needs nats-server): a worker whose PATH has the
+# CLIs, in this project directory, and a coordinator whose PATH has none of them, so every
+# agent step runs on the worker.
+[ "${ONLY:-}" = nats ] && {
+echo "== nats-mcp.yaml"
+cp "$here"/nats-mcp.yaml "$W/"
+NATS=$(command -v nats-server || echo /usr/sbin/nats-server)
+"$NATS" -js -sd "$root/js" -a 127.0.0.1 -p -1 -l "$root/nats.log" -ports_file_dir "$root" > /dev/null 2>&1 &
+nats_pid=$!
+for _ in $(seq 100); do ls "$root"/*.ports > /dev/null 2>&1 && break; sleep 0.1; done
+url=$(python3 -c 'import glob,json,sys; print(json.load(open(glob.glob(sys.argv[1]+"/*.ports")[0]))["nats"][0])' "$root")
+"$RELAY" worker --nats "$url" --name real-worker --capacity 4 --dir "$W" > "$root/worker.log" 2>&1 &
+worker_pid=$!
+sleep 2
+bare=$(echo "$PATH" | tr ':' '\n' | grep -v -e "$CLI_BIN" -e "$root/bin" | paste -sd:)
+PATH=$bare "$RELAY" run nats-mcp.yaml --nats "$url" --json > "$root/nats.json" 2> "$root/nats.err" || status=1
+python3 - "$root/nats.json" "$W" <<'PY' || { status=1; echo "  FAILED:"; sed 's/^/  /' "$root/nats.err" "$root/worker.log"; }
+import json, sys
+s = json.load(open(sys.argv[1]))
+events = [json.loads(l) for l in open(f"{sys.argv[2]}/.agent-relay/runs/{s['runId']}/events.jsonl")]
+where = {e["step"]: e.get("worker") for e in events if e["type"] == "agent:spawned"}
+board = {e["key"]: e.get("by") for e in events if e["type"] == "state:set"}
+ok = s["status"] == "completed"
+for st in s["steps"]:
+    on = where.get(st["name"])
+    good = st["status"] == "completed" and on == "real-worker"
+    ok &= good
+    out = " ".join(st.get("output", "").split())
+    print(f"  {st['name']:15} {st['status']:10} worker={on} output={out[:50]!r}")
+for who in ["claude", "codex", "gemini", "opencode"]:
+    ok &= f"by-{who}" in board
+print(f"  board: {sorted(board)}")
+sys.exit(0 if ok else 1)
+PY
+kill "$worker_pid" "$nats_pid" 2>/dev/null || true
+wait "$worker_pid" "$nats_pid" 2>/dev/null || true
 }
-[ "${ONLY:-}" = mcp ] || {
+[ -n "${ONLY:-}" ] && [ "${ONLY}" != sessions ] || {
 # Sessions: a step with `session: resume` continues its agent's conversation. The mock
 # logs each request's body; the one carrying SECOND_X must carry FIRST_X (the earlier turn
 # sent again), and THIRD_X's must not.

@@ -15,7 +15,25 @@ pub struct ServerCommand {
     pub argv: Vec<String>,
     /// Only these variables of the environment (plus `PATH` and `HOME`), when set.
     pub only_env: Option<Vec<String>>,
+    /// Variables whose names look like secrets are dropped from the environment (gemini
+    /// 0.61 does so for its MCP servers: `TOKEN`, `SECRET`, `KEY`, ...), and these set
+    /// from the server's settings.
+    pub redacted: Option<Vec<(String, String)>>,
 }
+
+/// The name patterns gemini 0.61 keeps from its MCP servers' environment.
+const SECRET_NAMES: [&str; 10] = [
+    "TOKEN",
+    "SECRET",
+    "PASSWORD",
+    "PASSWD",
+    "KEY",
+    "AUTH",
+    "CREDENTIAL",
+    "CREDS",
+    "PRIVATE",
+    "CERT",
+];
 
 /// A running MCP server and the session with it.
 pub struct McpClient {
@@ -53,6 +71,19 @@ impl McpClient {
             .stdin(Stdio::piped())
             .stdout(Stdio::piped())
             .stderr(Stdio::inherit());
+        if let Some(given) = &server.redacted {
+            for (name, _) in std::env::vars_os() {
+                let upper = name.to_string_lossy().to_uppercase();
+                if !upper.starts_with("GEMINI_CLI_")
+                    && upper != "PATH"
+                    && upper != "HOME"
+                    && SECRET_NAMES.iter().any(|p| upper.contains(p))
+                {
+                    cmd.env_remove(&name);
+                }
+            }
+            cmd.envs(given.iter().cloned());
+        }
         if let Some(keep) = &server.only_env {
             cmd.env_clear();
             for name in keep.iter().map(String::as_str).chain(["PATH", "HOME"]) {
@@ -194,6 +225,7 @@ pub fn server_of_invocation(
         Ok(ServerCommand {
             argv,
             only_env: None,
+            redacted: None,
         })
     };
     let parse = |text: &str, what: &str| -> Result<Value, String> {
@@ -254,6 +286,7 @@ pub fn server_of_invocation(
             Ok(Some(ServerCommand {
                 argv,
                 only_env: Some(only),
+                redacted: None,
             }))
         }
         "gemini" => {
@@ -262,10 +295,20 @@ pub fn server_of_invocation(
             };
             let text = std::fs::read_to_string(&path).map_err(|e| format!("{path}: {e}"))?;
             let v = parse(&text, &path)?;
-            v["mcpServers"]
-                .get(name)
-                .map(|s| from_json(s, &path))
-                .transpose()
+            let Some(s) = v["mcpServers"].get(name) else {
+                return Ok(None);
+            };
+            let mut server = from_json(s, &path)?;
+            // Only the values the settings give (no `$VAR` expansion: gemini expands
+            // from the redacted environment, where a token is not).
+            let given = s["env"]
+                .as_object()
+                .into_iter()
+                .flatten()
+                .filter_map(|(k, v)| v.as_str().map(|v| (k.clone(), v.to_owned())))
+                .collect();
+            server.redacted = Some(given);
+            Ok(Some(server))
         }
         "opencode" => {
             let Some(text) = env("OPENCODE_CONFIG_CONTENT") else {
@@ -285,6 +328,7 @@ pub fn server_of_invocation(
             Ok(Some(ServerCommand {
                 argv,
                 only_env: None,
+                redacted: None,
             }))
         }
         "goose" => Ok(value_of("--with-extension")
@@ -295,6 +339,7 @@ pub fn server_of_invocation(
                     .map(|w| w.trim_matches('\'').to_owned())
                     .collect(),
                 only_env: None,
+                redacted: None,
             })),
         _ => Ok(None),
     }

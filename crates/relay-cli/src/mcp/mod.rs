@@ -107,8 +107,16 @@ pub fn mcp(args: McpArgs) -> CliResult {
         agent: args.agent.or_else(|| env("AGENT_RELAY_NAME")),
         step: args.step.or_else(|| env("AGENT_RELAY_STEP")),
     };
+    // An agent's server speaks with the agent's token, never with the owner's from the
+    // run directory (a CLI that keeps the token from its MCP servers gets errors that
+    // say so, not the owner's rights).
+    let token = match env(relay_messaging::access::TOKEN_ENV).filter(|t| !t.is_empty()) {
+        Some(t) => Some(t),
+        None if env("AGENT_RELAY_NAME").is_some() => None,
+        None => relay_messaging::access::client_token(run_dir.as_deref()),
+    };
     let mut socket = Socket {
-        token: relay_messaging::access::client_token(run_dir.as_deref()),
+        token,
         path,
         client: None,
     };

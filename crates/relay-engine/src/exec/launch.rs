@@ -82,6 +82,12 @@ pub(super) fn mcp_of<L: Launcher>(
         command: shared.self_bin.display().to_string(),
         args: vec!["mcp".to_string()],
         env: MCP_ENV.iter().map(|s| s.to_string()).collect(),
+        secrets: shared
+            .messaging
+            .env(Some(&agent.name))
+            .into_iter()
+            .filter(|(k, _)| k == relay_messaging::access::TOKEN_ENV)
+            .collect(),
     };
     mcp_setup(agent.cli, &server, &job.step_dir)
 }
