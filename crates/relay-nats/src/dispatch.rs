@@ -31,6 +31,7 @@ use crate::connect::{NatsError, NatsUrl};
 use crate::lease::{Cancelled, Change, Leases, Report, TICK, Taken};
 use crate::names;
 use crate::outbox::Outbox;
+use crate::paths::env_of;
 use crate::wire::{
     self, AttemptId, Carried, Claim, ClaimReply, Down, DownItem, DownReply, Fence, Offer, Outcome,
     Places, Token, UpItem, Upload, UploadReply, Work, WorkerStatus,
@@ -166,13 +167,6 @@ enum Place {
     Here,
     Queue(Need),
     Worker(String),
-}
-
-fn env_of<'a>(env: &'a [(String, String)], key: &str) -> Option<&'a str> {
-    env.iter()
-        .rev()
-        .find(|(k, _)| k == key)
-        .map(|(_, v)| v.as_str())
 }
 
 /// Makes sure the work stream exists (file storage, a work queue).

@@ -88,6 +88,14 @@ impl PathMap {
     }
 }
 
+/// The value of `key` in an attempt's environment (the last one set wins).
+pub(crate) fn env_of<'a>(env: &'a [(String, String)], key: &str) -> Option<&'a str> {
+    env.iter()
+        .rev()
+        .find(|(k, _)| k == key)
+        .map(|(_, v)| v.as_str())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -508,12 +508,7 @@ async fn run_granted(
         Work::Process(s) => &s.env,
         Work::Session(s) => &s.env,
     };
-    let theirs = env
-        .iter()
-        .rev()
-        .find(|(k, _)| k == "AGENT_RELAY_BIN")
-        .map(|(_, v)| v.clone());
-    let theirs = theirs.as_deref();
+    let theirs = crate::paths::env_of(env, "AGENT_RELAY_BIN");
     let mine = state.opts.self_bin.clone();
     let own = |t: &str| own_relay_bin(t, theirs, &mine);
     for c in &offer.carried {

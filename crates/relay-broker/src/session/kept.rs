@@ -73,15 +73,13 @@ pub(super) struct Held {
     pub(super) home: PathBuf,
 }
 
-enum Command {
-    /// Hand the session over.
-    Take(oneshot::Sender<Held>),
-}
+/// Where a keeper hands its session over.
+type Handover = oneshot::Sender<Held>;
 
 struct Keeper {
     fit: Fit,
-    /// Dropped: end the session.
-    command: oneshot::Sender<Command>,
+    /// Sent a handover: give the session there; dropped: end it.
+    command: oneshot::Sender<Handover>,
     done: JoinHandle<()>,
 }
 
@@ -117,7 +115,7 @@ impl Kept {
             open.remove(&key)?
         };
         let (tx, rx) = oneshot::channel();
-        if keeper.command.send(Command::Take(tx)).is_err() {
+        if keeper.command.send(tx).is_err() {
             // Its process exited while it was kept.
             let _ = keeper.done.await;
             return None;
@@ -179,19 +177,18 @@ impl Kept {
 
 /// Holds a session between two steps: its output keeps being read (terminal queries
 /// answered) until it is taken, ended, or its process exits.
-async fn keep(mut held: Held, mut command: oneshot::Receiver<Command>) {
+async fn keep(mut held: Held, mut command: oneshot::Receiver<Handover>) {
     loop {
         tokio::select! {
             biased;
             c = &mut command => {
-                match c {
-                    Ok(Command::Take(reply)) if !held.pty.exit.has_exited() => {
-                        match reply.send(held) {
-                            Ok(()) => return,
-                            Err(back) => held = back,
-                        }
+                if let Ok(reply) = c
+                    && !held.pty.exit.has_exited()
+                {
+                    match reply.send(held) {
+                        Ok(()) => return,
+                        Err(back) => held = back,
                     }
-                    _ => {}
                 }
                 end_held(held).await;
                 return;
