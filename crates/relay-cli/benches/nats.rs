@@ -6,7 +6,11 @@
 //! one machine's socket, the JetStream mailbox on its own, and coordinator and worker
 //! RSS with 100 attempts running. Run with `cargo bench -p relay-cli --bench nats`
 //! (needs `nats-server` and a release `fake-agent`: `cargo build --release -p relay-testkit`;
-//! `BENCH_QUICK=1` for smaller sizes, `BENCH_ONLY=dispatch|messages|memory` for one part).
+//! `BENCH_QUICK=1` for smaller sizes, `BENCH_ONLY=dispatch|messages|memory` for one part;
+//! `BENCH_ONLY=remote` for the batched messages across two workers alone,
+//! `BENCH_CASES=16x4,16x16` for some of its cases (connections × sends in flight), and
+//! `BENCH_DIRECT=1` to run those cases against the coordinator's socket itself too, with
+//! the same JetStream mailboxes: the cost of the mailboxes without the workers' hops).
 
 #![allow(clippy::unwrap_used)]
 
@@ -495,7 +499,10 @@ async fn remote_traffic(coord: &async_nats::Client, url: &str, dir: &Path, n: us
     } else {
         "envelopes batched per stream message"
     };
-    let cases: &[(usize, usize)] = if batch == 1 {
+    let chosen = chosen_cases();
+    let cases: &[(usize, usize)] = if let Some(c) = &chosen {
+        c
+    } else if batch == 1 {
         &[(16, 1), (64, 1), (16, WINDOW)]
     } else {
         &[
@@ -507,6 +514,18 @@ async fn remote_traffic(coord: &async_nats::Client, url: &str, dir: &Path, n: us
             (64, WINDOW),
         ]
     };
+    if std::env::var_os("BENCH_DIRECT").is_some() {
+        let sock = remote.socket().to_path_buf();
+        for &(conns, window) in cases {
+            let (rate, mut lat) = socket_traffic(&remote, &sock, &sock, n, conns, window).await;
+            println!(
+                "the run's socket directly, JetStream mailboxes: {conns} sending connections, {window} in flight each: {:.0} msg/s  latency p50 {}  p99 {}",
+                rate,
+                ms(pct(&mut lat, 0.5)),
+                ms(pct(&mut lat, 0.99))
+            );
+        }
+    }
     for &(conns, window) in cases {
         let (rate, mut lat) = socket_traffic(&remote, b1.path(), b2.path(), n, conns, window).await;
         println!(
@@ -524,6 +543,19 @@ async fn remote_traffic(coord: &async_nats::Client, url: &str, dir: &Path, n: us
         ms(pct(&mut one, 0.99))
     );
     remote.shutdown("done").await;
+}
+
+/// The cases named by `BENCH_CASES` (`16x4,16x16`: connections × sends in flight), if set.
+fn chosen_cases() -> Option<Vec<(usize, usize)>> {
+    let v = std::env::var("BENCH_CASES").ok()?;
+    Some(
+        v.split(',')
+            .filter_map(|c| {
+                let (a, b) = c.trim().split_once('x')?;
+                Some((a.parse().ok()?, b.parse().ok()?))
+            })
+            .collect(),
+    )
 }
 
 fn wide_workflow(n: usize) -> String {
@@ -647,6 +679,14 @@ fn main() {
             &dir,
             if quick { 30 } else { 200 },
         ));
+    }
+    if only == "remote" {
+        // Only the batched path across two workers (`BENCH_CASES` picks the cases).
+        rt.block_on(async {
+            let coord = async_nats::connect(&url).await.unwrap();
+            let n = if quick { 4_000 } else { 40_000 };
+            remote_traffic(&coord, &url, &dir, n, relay_nats::transport::MAX_BATCH).await;
+        });
     }
     if part("messages") {
         rt.block_on(messaging(&url, &dir, if quick { 4_000 } else { 40_000 }));

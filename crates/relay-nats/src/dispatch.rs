@@ -20,7 +20,6 @@ use relay_broker::session::{Inbound, SessionError, SessionEvent, SessionOutcome,
 use relay_broker::watchdog::RUN_ID_ENV;
 use relay_broker::{Launcher, LocalLauncher};
 use relay_messaging::{MessageId, SOCKET_ENV};
-use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
 use tokio::sync::mpsc::{self, Receiver, UnboundedReceiver, UnboundedSender};
 use tokio::sync::{OnceCell, watch};
 use tokio_util::sync::CancellationToken;
@@ -649,7 +648,11 @@ async fn start_service(
     };
     let mut claims = sub("claim").await?;
     let mut uploads = sub("up").await?;
-    let sockets = futures_util::stream::select(sub("sock").await?, sub("socks").await?);
+    if let Some(sock) = socket {
+        crate::pipe::serve(inner.client.clone(), &link.run, sock, inner.stop.clone())
+            .await
+            .map_err(|e| e.to_string())?;
+    }
     // Listening before any offer goes out: the server has the subscriptions.
     crate::connect::round_trip(&inner.client)
         .await
@@ -678,168 +681,18 @@ async fn start_service(
             }
         }
     });
-    if let Some(sock) = socket {
-        serve_socket(inner.client.clone(), sockets, sock, inner.stop.clone());
-    }
     Ok(())
 }
 
 /// Answers the socket requests agents on workers make for run `run` (see
-/// [`crate::bridge`]) by putting each to the run's own socket at `socket`, until `stop`.
+/// [`crate::bridge`]) by putting them to the run's own socket at `socket`, until `stop`.
 pub async fn relay_socket(
     client: async_nats::Client,
     run: &str,
     socket: PathBuf,
     stop: CancellationToken,
 ) -> Result<(), NatsError> {
-    let sub = |what: &str| {
-        let subject = names::run_subject(run, what);
-        let client = client.clone();
-        async move {
-            client
-                .subscribe(subject)
-                .await
-                .map_err(|e| NatsError::JetStream(format!("cannot listen for workers: {e}")))
-        }
-    };
-    let sockets = futures_util::stream::select(sub("sock").await?, sub("socks").await?);
-    // Once this returns the server knows the subscriptions: a worker's first request
-    // finds a responder.
-    crate::connect::round_trip(&client)
-        .await
-        .map_err(|e| NatsError::JetStream(format!("cannot listen for workers: {e}")))?;
-    serve_socket(client, sockets, socket, stop);
-    Ok(())
-}
-
-/// Serves single request lines (`sock`) and several of one connection at once (`socks`).
-fn serve_socket(
-    client: async_nats::Client,
-    mut sockets: impl futures_util::Stream<Item = async_nats::Message> + Send + Unpin + 'static,
-    socket: PathBuf,
-    stop: CancellationToken,
-) {
-    let pool = Arc::new(SocketPool {
-        path: socket,
-        idle: std::sync::Mutex::new(Vec::new()),
-    });
-    tokio::spawn(async move {
-        loop {
-            let m = tokio::select! {
-                () = stop.cancelled() => return,
-                m = sockets.next() => m,
-            };
-            let Some(m) = m else { return };
-            let Some(reply) = m.reply.clone() else {
-                continue;
-            };
-            let client = client.clone();
-            let pool = pool.clone();
-            tokio::spawn(async move {
-                let answer = pool.relay(&m.payload).await;
-                let _ = client.publish(reply, answer.into()).await;
-            });
-        }
-    });
-}
-
-/// Most idle connections to the run's socket kept for the next requests.
-const POOL_IDLE: usize = 64;
-
-/// Connections to this run's own socket, reused from one request to the next (the
-/// socket answers each request line of a connection in turn).
-struct SocketPool {
-    path: PathBuf,
-    idle: std::sync::Mutex<Vec<BufReader<tokio::net::UnixStream>>>,
-}
-
-impl SocketPool {
-    fn take(&self) -> Option<BufReader<tokio::net::UnixStream>> {
-        self.idle
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner)
-            .pop()
-    }
-
-    fn give_back(&self, conn: BufReader<tokio::net::UnixStream>) {
-        let mut idle = self
-            .idle
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner);
-        if idle.len() < POOL_IDLE {
-            idle.push(conn);
-        }
-    }
-
-    /// Request lines of one connection of an agent on a worker (one line, or several
-    /// separated by newlines: sends written without waiting for their replies), put in
-    /// order to this run's own socket on one connection; the reply lines, one per
-    /// request, separated the same way (an error reply in the socket's protocol for
-    /// each one not answered). A kept connection the socket has closed fails at the
-    /// write, before the socket saw anything, and the lines go on a new one.
-    async fn relay(&self, lines: &[u8]) -> Vec<u8> {
-        let failed = |why: String| {
-            wire::encode(&serde_json::json!({"reply": "error", "kind": "failed", "message": why}))
-        };
-        let count = lines.split(|b| *b == b'\n').count();
-        let all_failed = |why: String| {
-            let one = failed(why);
-            let mut out = Vec::new();
-            for i in 0..count {
-                if i > 0 {
-                    out.push(b'\n');
-                }
-                out.extend_from_slice(&one);
-            }
-            out
-        };
-        let mut req = lines.to_vec();
-        req.push(b'\n');
-        let mut conn = loop {
-            let (mut conn, kept) = match self.take() {
-                Some(c) => (c, true),
-                None => match tokio::net::UnixStream::connect(&self.path).await {
-                    Ok(s) => (BufReader::new(s), false),
-                    Err(e) => {
-                        return all_failed(format!("the run's socket cannot be reached: {e}"));
-                    }
-                },
-            };
-            match conn.get_mut().write_all(&req).await {
-                Ok(()) => break conn,
-                Err(_) if kept => continue,
-                Err(e) => return all_failed(format!("the run's socket failed: {e}")),
-            }
-        };
-        let mut out = Vec::new();
-        for i in 0..count {
-            if i > 0 {
-                out.push(b'\n');
-            }
-            let at = out.len();
-            match conn.read_until(b'\n', &mut out).await {
-                Ok(_) if out.last() == Some(&b'\n') => {
-                    out.pop();
-                }
-                res => {
-                    out.truncate(at);
-                    let why = match res {
-                        Err(e) => format!("the run's socket failed: {e}"),
-                        Ok(_) => "the run's socket closed before it answered".into(),
-                    };
-                    for k in i..count {
-                        if k > i {
-                            out.push(b'\n');
-                        }
-                        out.extend_from_slice(&failed(why.clone()));
-                    }
-                    return out;
-                }
-            }
-        }
-        self.give_back(conn);
-        out
-    }
+    crate::pipe::serve(client, run, socket, stop).await
 }
 
 /// The task files (see [`relay_broker::cli_table::TASK_FILE`]) under `run_dir` that

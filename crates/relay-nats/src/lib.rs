@@ -5,7 +5,7 @@
 //!  engine ─► NatsLauncher (a Launcher) ── Offer ──► JetStream work queue per need ──► puller
 //!              │ lease book (lease.rs, pure)  ◄── Claim / Upload (events, outcome, renewals) ──┤
 //!              │ down pump ── Down (messages, cancel) ───────────────────────────────────────► │
-//!              │ socket bridge ◄── run.<id>.sock ◄── worker's local relay.sock ◄── agents       │
+//!              │ pipe ◄── run.<id>.pipe.<conn> ◄── bridge (worker's relay.sock) ◄── agents      │
 //!  messaging: Router ─► NatsTransport ─► JetStream mailbox per agent (durable consumer)        │
 //!                                                            LocalLauncher runs the attempt ◄──┘
 //! ```
@@ -14,7 +14,8 @@
 //! per need), `wire` (the JSON spoken), `lease` (leases and fencing, pure), `outbox`
 //! (numbered, acknowledged items, pure), `paths` (coordinator paths on a worker, pure),
 //! `connect` (URLs, credentials, TLS), `dispatch` (the coordinator's launcher), `worker`,
-//! `bridge` (agents' socket relayed to the coordinator), `transport` (messaging's
+//! `bridge` (agents' socket relayed to the coordinator), `pipe` (the coordinator's end of
+//! it: a socket connection per agent connection, requests pipelined), `transport` (messaging's
 //! `Transport` over JetStream), `copies` (which stored batch holds which envelope, pure), `status` (listing workers), `streams` (streams made once when several processes start
 //! together).
 
@@ -27,6 +28,7 @@ pub mod lease;
 pub mod names;
 pub mod outbox;
 pub mod paths;
+pub mod pipe;
 pub mod status;
 pub mod streams;
 pub mod transport;

@@ -9,9 +9,9 @@
 //!                  (events, outcome parts; an empty upload renews the lease)
 //!  coordinator ── Down{seq, items} ─► worker.<id>.down ──► DownAck | Unknown
 //!                  (messages for the session, cancel)
-//!  agent on worker ── socket line ─► run.<id>.sock ──► the coordinator's socket ─► reply line
-//!                     (sends written back to back on one connection: the lines, newline
-//!                     separated, ─► run.<id>.socks ─► the reply lines, in order)
+//!  agent on worker ── socket lines ─► run.<id>.pipe.<conn> ──► the coordinator's socket
+//!                     (one line, or sends written back to back: newline separated; several
+//!                     requests of a connection in flight) ─► the reply lines, in order
 //! ```
 
 use std::path::PathBuf;

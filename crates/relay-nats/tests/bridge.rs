@@ -1,6 +1,7 @@
 //! A worker's socket bridge against a real nats-server and a coordinator's real socket,
 //! router and JetStream mailboxes: sends an agent writes back to back on one connection
-//! reach the coordinator together, are answered in order, and arrive in order.
+//! reach the coordinator together, are answered in order, and arrive in order; a
+//! connection's requests are pipelined.
 
 #![allow(clippy::unwrap_used)]
 
@@ -80,7 +81,7 @@ async fn sends_written_back_to_back_go_to_the_coordinator_together_and_in_order(
     .unwrap();
     // What reaches the coordinator as one request holding several lines.
     let mut spy = coord
-        .subscribe(relay_nats::names::run_subject(run, "socks"))
+        .subscribe(format!("{}.*", relay_nats::names::run_subject(run, "pipe")))
         .await
         .unwrap();
     relay_nats::connect::round_trip(&coord).await.unwrap();
@@ -124,32 +125,37 @@ async fn sends_written_back_to_back_go_to_the_coordinator_together_and_in_order(
     b.shutdown("done").await;
 }
 
-/// A coordinator that takes request lines one at a time only (no `socks`): sends written
-/// back to back are passed on one by one instead, each answered, in order.
+/// Requests of one connection are pipelined: the next goes out before the one before it
+/// is answered, and replies are written back in the order asked whatever order they
+/// come in. (The coordinator here holds its answers until it has two requests.)
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_coordinator_without_batches_gets_the_lines_one_at_a_time() {
-    const N: usize = 20;
+async fn a_connection_asks_again_before_it_is_answered_and_replies_stay_in_order() {
     let dir = tempfile::tempdir().unwrap();
     let Some(server) = NatsServer::start(&dir.path().join("js")) else {
         return;
     };
     let coord = async_nats::connect(server.url()).await.unwrap();
-    let run = "older";
-    let mut lines_in = coord
-        .subscribe(relay_nats::names::run_subject(run, "sock"))
+    let run = "piped";
+    let mut asked = coord
+        .subscribe(format!("{}.*", relay_nats::names::run_subject(run, "pipe")))
         .await
         .unwrap();
     coord.flush().await.unwrap();
     let answering = {
         let coord = coord.clone();
         tokio::spawn(async move {
-            while let Some(m) = lines_in.next().await {
+            let mut held = Vec::new();
+            while let Some(m) = asked.next().await {
+                let Some(reply) = m.reply else { continue };
                 let v: serde_json::Value = serde_json::from_slice(&m.payload).unwrap();
-                let reply = serde_json::json!({"reply": "sent", "echo": v["text"], "lines": m.payload.split(|c| *c == b'\n').count()});
-                coord
-                    .publish(m.reply.unwrap(), reply.to_string().into())
-                    .await
-                    .unwrap();
+                held.push((reply, v["op"].clone()));
+                if held.len() == 2 {
+                    // The later one first.
+                    for (reply, op) in held.drain(..).rev() {
+                        let r = serde_json::json!({"reply": "ok", "op": op});
+                        coord.publish(reply, r.to_string().into()).await.unwrap();
+                    }
+                }
             }
         })
     };
@@ -159,10 +165,36 @@ async fn a_coordinator_without_batches_gets_the_lines_one_at_a_time() {
         .await
         .unwrap();
     let (r, mut w) = s.into_split();
-    w.write_all(sends(N, None).as_bytes()).await.unwrap();
-    for (i, v) in replies(r, N).await.iter().enumerate() {
-        assert_eq!(v["echo"], format!("m{i}"), "{v}");
-        assert_eq!(v["lines"], 1, "{v}");
-    }
+    w.write_all(b"{\"op\":\"agents\"}\n").await.unwrap();
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    w.write_all(b"{\"op\":\"board\"}\n").await.unwrap();
+    let got = replies(r, 2).await;
+    assert_eq!(got[0]["op"], "agents", "{got:?}");
+    assert_eq!(got[1]["op"], "board", "{got:?}");
     answering.abort();
+}
+
+/// With no coordinator listening for the run, every request line gets an error reply
+/// saying so (no hang, no missing line).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn with_no_coordinator_every_line_gets_an_error() {
+    let dir = tempfile::tempdir().unwrap();
+    let Some(server) = NatsServer::start(&dir.path().join("js")) else {
+        return;
+    };
+    let worker = async_nats::connect(server.url()).await.unwrap();
+    let bridge =
+        relay_nats::bridge::Bridge::start(worker, "gone", dir.path().join("w.sock")).unwrap();
+    let s = tokio::net::UnixStream::connect(bridge.path())
+        .await
+        .unwrap();
+    let (r, mut w) = s.into_split();
+    w.write_all(sends(3, None).as_bytes()).await.unwrap();
+    for v in replies(r, 3).await {
+        assert_eq!(v["reply"], "error", "{v}");
+        assert!(
+            v["message"].as_str().unwrap().contains("not listening"),
+            "{v}"
+        );
+    }
 }
