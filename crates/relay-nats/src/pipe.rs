@@ -1,4 +1,4 @@
-//! The coordinator's end of the workers' socket bridges (see [`crate::bridge`]): each
+//! The coordinator's end of the workers' socket bridges (bridge.rs): each
 //! agent connection on a worker gets a connection of its own to the run's socket, its
 //! requests (`run.<id>.pipe.<conn>`, one or several request lines each) written to it in
 //! the order they came and answered in turn, each request's reply lines to its reply
