@@ -1,7 +1,8 @@
 //! A worker's socket bridge against a real nats-server and a coordinator's real socket,
 //! router and JetStream mailboxes: sends an agent writes back to back on one connection
 //! reach the coordinator together, are answered in order, and arrive in order; a
-//! connection's requests are pipelined.
+//! connection's requests are pipelined; many connections at once each get their own
+//! replies.
 
 #![allow(clippy::unwrap_used)]
 
@@ -197,4 +198,108 @@ async fn with_no_coordinator_every_line_gets_an_error() {
             "{v}"
         );
     }
+}
+
+/// Many connections of one bridge at once: each gets exactly its own replies, and each
+/// one's messages arrive in the order it wrote.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn connections_sharing_the_bridge_each_get_their_own_replies() {
+    const CONNS: usize = 8;
+    const N: usize = 25;
+    let dir = tempfile::tempdir().unwrap();
+    let Some(server) = NatsServer::start(&dir.path().join("js")) else {
+        return;
+    };
+    let coord = async_nats::connect(server.url()).await.unwrap();
+    let run = "shared";
+    let t = Arc::new(NatsTransport::new(
+        coord.clone(),
+        run,
+        1,
+        Duration::from_secs(30),
+    ));
+    let b = Broker::start_with_transport(dir.path(), run, RouterConfig::default(), t)
+        .await
+        .unwrap();
+    for a in ["a", "b"] {
+        b.router().register(AgentInfo {
+            name: a.into(),
+            role: None,
+            interactive: false,
+            channels: Vec::new(),
+            state: AgentState::Running,
+        });
+    }
+    relay_nats::dispatch::relay_socket(
+        coord.clone(),
+        run,
+        b.socket().to_path_buf(),
+        CancellationToken::new(),
+    )
+    .await
+    .unwrap();
+    let worker = async_nats::connect(server.url()).await.unwrap();
+    let bridge = relay_nats::bridge::Bridge::start(worker, run, dir.path().join("w.sock")).unwrap();
+    let token = b.access().agent_token("a").unwrap();
+    let mut tasks = Vec::new();
+    for c in 0..CONNS {
+        let path = bridge.path().to_path_buf();
+        let token = token.clone();
+        tasks.push(tokio::spawn(async move {
+            let s = tokio::net::UnixStream::connect(path).await.unwrap();
+            let (r, mut w) = s.into_split();
+            // A send, then one whose reply only this connection and this place can
+            // have: an error naming its unknown recipient.
+            let mut lines = String::new();
+            for i in 0..N {
+                let req = serde_json::json!({"op": "send", "from": "a", "to": "b",
+                    "text": format!("c{c}-m{i}"), "token": token});
+                lines.push_str(&format!("{req}\n"));
+                let req = serde_json::json!({"op": "send", "from": "a",
+                    "to": format!("nobody-{c}-{i}"), "text": "x", "token": token});
+                lines.push_str(&format!("{req}\n"));
+            }
+            w.write_all(lines.as_bytes()).await.unwrap();
+            let got = replies(r, 2 * N).await;
+            for (i, v) in got.iter().enumerate() {
+                if i % 2 == 0 {
+                    assert_eq!(v["reply"], "sent", "connection {c}, reply {i}: {v}");
+                } else {
+                    assert_eq!(v["reply"], "error", "connection {c}, reply {i}: {v}");
+                    let name = format!("nobody-{c}-{}", i / 2);
+                    assert!(
+                        v["message"].as_str().unwrap().contains(&name),
+                        "connection {c}, reply {i}: {v}"
+                    );
+                }
+            }
+            got.len()
+        }));
+    }
+    for t in tasks {
+        assert_eq!(t.await.unwrap(), 2 * N);
+    }
+    let mut got = Vec::new();
+    while got.len() < CONNS * N {
+        for d in b
+            .router()
+            .take("b", 1000, Some(Duration::from_secs(5)))
+            .await
+            .unwrap()
+        {
+            got.push(d.envelope().text.clone());
+            d.read();
+        }
+    }
+    for c in 0..CONNS {
+        let prefix = format!("c{c}-");
+        let mine: Vec<String> = got
+            .iter()
+            .filter(|t| t.starts_with(&prefix))
+            .cloned()
+            .collect();
+        let want: Vec<String> = (0..N).map(|i| format!("c{c}-m{i}")).collect();
+        assert_eq!(mine, want, "connection {c}");
+    }
+    b.shutdown("done").await;
 }
