@@ -23,6 +23,7 @@ use tokio_util::sync::CancellationToken;
 
 use crate::connect::NatsError;
 use crate::names;
+use crate::wire::{error_line, repeat};
 
 /// Longest socket path we use (the platform's limit is a little over 100 bytes).
 const MAX_SOCKET_PATH: usize = 100;
@@ -335,28 +336,10 @@ fn answers(got: Option<async_nats::Message>, count: usize) -> Vec<u8> {
     lines.join(&b'\n')
 }
 
-/// `line`, `count` times, newline separated.
-fn repeat(line: &[u8], count: usize) -> Vec<u8> {
-    let mut out = Vec::with_capacity((line.len() + 1) * count);
-    for i in 0..count {
-        if i > 0 {
-            out.push(b'\n');
-        }
-        out.extend_from_slice(line);
-    }
-    out
-}
-
 fn line_of(reply: &[u8]) -> Vec<u8> {
     let mut out = reply.to_vec();
     out.push(b'\n');
     out
-}
-
-fn error_line(message: &str) -> Vec<u8> {
-    crate::wire::encode(
-        &serde_json::json!({"reply": "error", "kind": "failed", "message": message}),
-    )
 }
 
 #[cfg(test)]

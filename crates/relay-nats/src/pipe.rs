@@ -19,6 +19,7 @@ use tokio_util::sync::CancellationToken;
 
 use crate::connect::NatsError;
 use crate::names;
+use crate::wire::{error_line, repeat};
 
 /// How long a connection to the run's socket is kept with nothing asked of it.
 pub const IDLE: Duration = Duration::from_secs(120);
@@ -216,13 +217,7 @@ async fn read_replies(
                         Err(e) => format!("the run's socket failed: {e}"),
                         Ok(_) => "the run's socket closed before it answered".to_owned(),
                     };
-                    let one = error_line(&why);
-                    for k in i..n {
-                        if k > i {
-                            out.push(b'\n');
-                        }
-                        out.extend_from_slice(&one);
-                    }
+                    out.extend_from_slice(&repeat(&error_line(&why), n - i));
                     broken = Some(why);
                     break;
                 }
@@ -238,21 +233,9 @@ fn count(lines: &[u8]) -> usize {
 }
 
 async fn fail(client: &async_nats::Client, reply: async_nats::Subject, n: usize, why: &str) {
-    let one = error_line(why);
-    let mut out = Vec::with_capacity((one.len() + 1) * n);
-    for i in 0..n {
-        if i > 0 {
-            out.push(b'\n');
-        }
-        out.extend_from_slice(&one);
-    }
-    let _ = client.publish(reply, out.into()).await;
-}
-
-fn error_line(message: &str) -> Vec<u8> {
-    crate::wire::encode(
-        &serde_json::json!({"reply": "error", "kind": "failed", "message": message}),
-    )
+    let _ = client
+        .publish(reply, repeat(&error_line(why), n).into())
+        .await;
 }
 
 #[cfg(test)]

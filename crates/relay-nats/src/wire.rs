@@ -288,6 +288,23 @@ pub fn decode<T: serde::de::DeserializeOwned>(bytes: &[u8]) -> Result<T, String>
     serde_json::from_slice(bytes).map_err(|e| e.to_string())
 }
 
+/// The reply line of the run's socket protocol for a request that failed: `message`.
+pub(crate) fn error_line(message: &str) -> Vec<u8> {
+    encode(&serde_json::json!({"reply": "error", "kind": "failed", "message": message}))
+}
+
+/// `line`, `count` times, newline separated (one reply line per request line).
+pub(crate) fn repeat(line: &[u8], count: usize) -> Vec<u8> {
+    let mut out = Vec::with_capacity((line.len() + 1) * count);
+    for i in 0..count {
+        if i > 0 {
+            out.push(b'\n');
+        }
+        out.extend_from_slice(line);
+    }
+    out
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

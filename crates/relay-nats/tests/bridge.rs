@@ -6,6 +6,7 @@
 
 #![allow(clippy::unwrap_used)]
 
+use std::path::Path;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -30,6 +31,39 @@ fn sends(n: usize, token: Option<&str>) -> String {
     out
 }
 
+/// A coordinator of run `run` in `dir`: its socket, router (agents `a` and `b`) and
+/// JetStream mailboxes, answering workers' bridges.
+async fn coordinator(server: &NatsServer, dir: &Path, run: &str) -> (async_nats::Client, Broker) {
+    let coord = async_nats::connect(server.url()).await.unwrap();
+    let t = Arc::new(NatsTransport::new(
+        coord.clone(),
+        run,
+        1,
+        Duration::from_secs(30),
+    ));
+    let b = Broker::start_with_transport(dir, run, RouterConfig::default(), t)
+        .await
+        .unwrap();
+    for a in ["a", "b"] {
+        b.router().register(AgentInfo {
+            name: a.into(),
+            role: None,
+            interactive: false,
+            channels: Vec::new(),
+            state: AgentState::Running,
+        });
+    }
+    relay_nats::dispatch::relay_socket(
+        coord.clone(),
+        run,
+        b.socket().to_path_buf(),
+        CancellationToken::new(),
+    )
+    .await
+    .unwrap();
+    (coord, b)
+}
+
 /// The first `n` reply lines from `r`.
 async fn replies(r: tokio::net::unix::OwnedReadHalf, n: usize) -> Vec<serde_json::Value> {
     let mut r = BufReader::new(r);
@@ -52,34 +86,8 @@ async fn sends_written_back_to_back_go_to_the_coordinator_together_and_in_order(
     let Some(server) = NatsServer::start(&dir.path().join("js")) else {
         return;
     };
-    let coord = async_nats::connect(server.url()).await.unwrap();
     let run = "bridged";
-    let t = Arc::new(NatsTransport::new(
-        coord.clone(),
-        run,
-        1,
-        Duration::from_secs(30),
-    ));
-    let b = Broker::start_with_transport(dir.path(), run, RouterConfig::default(), t)
-        .await
-        .unwrap();
-    for a in ["a", "b"] {
-        b.router().register(AgentInfo {
-            name: a.into(),
-            role: None,
-            interactive: false,
-            channels: Vec::new(),
-            state: AgentState::Running,
-        });
-    }
-    relay_nats::dispatch::relay_socket(
-        coord.clone(),
-        run,
-        b.socket().to_path_buf(),
-        CancellationToken::new(),
-    )
-    .await
-    .unwrap();
+    let (coord, b) = coordinator(&server, dir.path(), run).await;
     // What reaches the coordinator as one request holding several lines.
     let mut spy = coord
         .subscribe(format!("{}.*", relay_nats::names::run_subject(run, "pipe")))
@@ -210,34 +218,8 @@ async fn connections_sharing_the_bridge_each_get_their_own_replies() {
     let Some(server) = NatsServer::start(&dir.path().join("js")) else {
         return;
     };
-    let coord = async_nats::connect(server.url()).await.unwrap();
     let run = "shared";
-    let t = Arc::new(NatsTransport::new(
-        coord.clone(),
-        run,
-        1,
-        Duration::from_secs(30),
-    ));
-    let b = Broker::start_with_transport(dir.path(), run, RouterConfig::default(), t)
-        .await
-        .unwrap();
-    for a in ["a", "b"] {
-        b.router().register(AgentInfo {
-            name: a.into(),
-            role: None,
-            interactive: false,
-            channels: Vec::new(),
-            state: AgentState::Running,
-        });
-    }
-    relay_nats::dispatch::relay_socket(
-        coord.clone(),
-        run,
-        b.socket().to_path_buf(),
-        CancellationToken::new(),
-    )
-    .await
-    .unwrap();
+    let (_coord, b) = coordinator(&server, dir.path(), run).await;
     let worker = async_nats::connect(server.url()).await.unwrap();
     let bridge = relay_nats::bridge::Bridge::start(worker, run, dir.path().join("w.sock")).unwrap();
     let token = b.access().agent_token("a").unwrap();
