@@ -64,6 +64,23 @@ async fn coordinator(server: &NatsServer, dir: &Path, run: &str) -> (async_nats:
     (coord, b)
 }
 
+/// The texts of the first `n` messages `b` takes, in the order taken.
+async fn texts_to_b(b: &Broker, n: usize) -> Vec<String> {
+    let mut got = Vec::new();
+    while got.len() < n {
+        for d in b
+            .router()
+            .take("b", 1000, Some(Duration::from_secs(5)))
+            .await
+            .unwrap()
+        {
+            got.push(d.envelope().text.clone());
+            d.read();
+        }
+    }
+    got
+}
+
 /// The first `n` reply lines from `r`.
 async fn replies(r: tokio::net::unix::OwnedReadHalf, n: usize) -> Vec<serde_json::Value> {
     let mut r = BufReader::new(r);
@@ -117,18 +134,7 @@ async fn sends_written_back_to_back_go_to_the_coordinator_together_and_in_order(
     let n = together.payload.split(|c| *c == b'\n').count();
     assert!(n > 1, "{n} line(s) in the first request");
     // And they arrive in the order written.
-    let mut got = Vec::new();
-    while got.len() < N {
-        for d in b
-            .router()
-            .take("b", 100, Some(Duration::from_secs(5)))
-            .await
-            .unwrap()
-        {
-            got.push(d.envelope().text.clone());
-            d.read();
-        }
-    }
+    let got = texts_to_b(&b, N).await;
     let want: Vec<String> = (0..N).map(|i| format!("m{i}")).collect();
     assert_eq!(got, want);
     b.shutdown("done").await;
@@ -261,18 +267,7 @@ async fn connections_sharing_the_bridge_each_get_their_own_replies() {
     for t in tasks {
         assert_eq!(t.await.unwrap(), 2 * N);
     }
-    let mut got = Vec::new();
-    while got.len() < CONNS * N {
-        for d in b
-            .router()
-            .take("b", 1000, Some(Duration::from_secs(5)))
-            .await
-            .unwrap()
-        {
-            got.push(d.envelope().text.clone());
-            d.read();
-        }
-    }
+    let got = texts_to_b(&b, CONNS * N).await;
     for c in 0..CONNS {
         let prefix = format!("c{c}-");
         let mine: Vec<String> = got
