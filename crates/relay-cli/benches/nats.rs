@@ -11,6 +11,10 @@
 //! `BENCH_CASES=16x4,16x16` for some of its cases (connections × sends in flight), and
 //! `BENCH_DIRECT=1` to run those cases against the coordinator's socket itself too, with
 //! the same JetStream mailboxes: the cost of the mailboxes without the workers' hops).
+//! In the message cases the coordinator and each worker run on a thread and
+//! single-threaded runtime of their own, as `agent-relay run` and `agent-relay worker`
+//! do; the senders and the reader (the agents) share the bench's runtime. Each case
+//! prints the latency from a send to its reader and from a send to its confirmation.
 
 #![allow(clippy::unwrap_used)]
 
@@ -45,10 +49,15 @@ fn ms(d: Duration) -> String {
 }
 
 fn rss_kib(pid: u32) -> u64 {
+    status_kib(pid, "VmRSS:")
+}
+
+/// A size `field` of `/proc/PID/status` (`VmRSS:`, `VmHWM:`), in KiB.
+fn status_kib(pid: u32, field: &str) -> u64 {
     std::fs::read_to_string(format!("/proc/{pid}/status"))
         .unwrap_or_default()
         .lines()
-        .find(|l| l.starts_with("VmRSS:"))
+        .find(|l| l.starts_with(field))
         .and_then(|l| l.split_whitespace().nth(1)?.parse().ok())
         .unwrap_or(0)
 }
@@ -216,15 +225,14 @@ async fn dispatch_and_overhead(url: &str, dir: &Path, n: usize) {
 /// their replies are read (1: one at a time); one reader takes them from `read_sock`
 /// with `inbox`. Returns messages per second and the latency of each.
 async fn socket_traffic(
-    broker: &Broker,
+    tokens: &Tokens,
     send_sock: &Path,
     read_sock: &Path,
     n: usize,
     senders: usize,
     window: usize,
-) -> (f64, Vec<Duration>) {
-    let tok_a = broker.access().agent_token("a").unwrap();
-    let tok_b = broker.access().agent_token("b").unwrap();
+) -> Traffic {
+    let (tok_a, tok_b) = (tokens.a.clone(), tokens.b.clone());
     let epoch = Instant::now();
     let t0 = Instant::now();
     let per = n / senders;
@@ -238,18 +246,23 @@ async fn socket_traffic(
             let mut r = BufReader::new(r);
             let mut line = String::new();
             let (mut written, mut answered) = (0, 0);
+            let mut asked = std::collections::VecDeque::with_capacity(window);
+            let mut confirmed = Vec::with_capacity(per);
             while answered < per {
                 while written < per && written - answered < window {
                     let text = epoch.elapsed().as_nanos().to_string();
                     let req = serde_json::json!({"op": "send", "from": "a", "to": "b", "text": text, "token": tok});
+                    asked.push_back(Instant::now());
                     w.write_all(format!("{req}\n").as_bytes()).await.unwrap();
                     written += 1;
                 }
                 line.clear();
                 r.read_line(&mut line).await.unwrap();
                 assert!(line.contains("\"sent\""), "{line}");
+                confirmed.push(asked.pop_front().unwrap().elapsed());
                 answered += 1;
             }
+            confirmed
         }));
     }
     let s = tokio::net::UnixStream::connect(read_sock).await.unwrap();
@@ -257,9 +270,10 @@ async fn socket_traffic(
     let mut r = BufReader::new(r);
     let mut lat = Vec::with_capacity(per * senders);
     let mut line = String::new();
+    let req = serde_json::json!({"op": "inbox", "agent": "b", "waitMs": 2000, "max": 1000, "token": tok_b});
+    let req = format!("{req}\n");
     while lat.len() < per * senders {
-        let req = serde_json::json!({"op": "inbox", "agent": "b", "waitMs": 2000, "max": 1000, "token": tok_b});
-        w.write_all(format!("{req}\n").as_bytes()).await.unwrap();
+        w.write_all(req.as_bytes()).await.unwrap();
         line.clear();
         r.read_line(&mut line).await.unwrap();
         let v: serde_json::Value = serde_json::from_str(&line).unwrap();
@@ -269,23 +283,27 @@ async fn socket_traffic(
             lat.push(Duration::from_nanos((now.saturating_sub(sent)) as u64));
         }
     }
+    let mut confirmed = Vec::with_capacity(per * senders);
     for t in tasks {
-        t.await.unwrap();
+        confirmed.extend(t.await.unwrap());
     }
     let rate = lat.len() as f64 / t0.elapsed().as_secs_f64();
-    (rate, lat)
+    Traffic {
+        rate,
+        lat,
+        confirmed,
+    }
 }
 
 /// One message at a time from `a` (on `send_sock`) to `b` (on `read_sock`, already
 /// waiting with `inbox`): the latency of each, nothing queued behind it.
 async fn one_at_a_time(
-    broker: &Broker,
+    tokens: &Tokens,
     send_sock: &Path,
     read_sock: &Path,
     k: usize,
 ) -> Vec<Duration> {
-    let tok_a = broker.access().agent_token("a").unwrap();
-    let tok_b = broker.access().agent_token("b").unwrap();
+    let (tok_a, tok_b) = (tokens.a.clone(), tokens.b.clone());
     let (took_tx, mut took) = tokio::sync::mpsc::unbounded_channel::<()>();
     let reader = {
         let sock = read_sock.to_path_buf();
@@ -332,6 +350,132 @@ async fn one_at_a_time(
         .collect()
 }
 
+/// What [`socket_traffic`] measured: messages per second, each message's latency from
+/// its send to its reader, and each send's from its request to its confirmation.
+struct Traffic {
+    rate: f64,
+    lat: Vec<Duration>,
+    confirmed: Vec<Duration>,
+}
+
+impl Traffic {
+    fn report(mut self, what: &str) {
+        println!(
+            "{what}: {:.0} msg/s  latency p50 {}  p99 {}  (sent confirmed p50 {}  p99 {})",
+            self.rate,
+            ms(pct(&mut self.lat, 0.5)),
+            ms(pct(&mut self.lat, 0.99)),
+            ms(pct(&mut self.confirmed, 0.5)),
+            ms(pct(&mut self.confirmed, 0.99))
+        );
+    }
+}
+
+/// The agents' tokens of a coordinator's run.
+struct Tokens {
+    a: String,
+    b: String,
+}
+
+/// A part of the system on a thread with a single-threaded runtime of its own, as the
+/// process it stands for has (`agent-relay run` and `agent-relay worker` run on one
+/// thread): stopped and joined when dropped.
+struct Apart {
+    stop: Option<tokio::sync::oneshot::Sender<()>>,
+    thread: Option<std::thread::JoinHandle<()>>,
+}
+
+impl Drop for Apart {
+    fn drop(&mut self) {
+        drop(self.stop.take());
+        if let Some(t) = self.thread.take() {
+            let _ = t.join();
+        }
+    }
+}
+
+/// Runs `part` on a thread of its own; it hands back what the bench needs of it and
+/// then waits until it is told to stop.
+fn apart<T, F, Fut>(part: F) -> (Apart, T)
+where
+    T: Send + 'static,
+    F: FnOnce(std::sync::mpsc::Sender<T>, tokio::sync::oneshot::Receiver<()>) -> Fut
+        + Send
+        + 'static,
+    Fut: std::future::Future<Output = ()>,
+{
+    let (tx, rx) = std::sync::mpsc::channel();
+    let (stop, stopped) = tokio::sync::oneshot::channel();
+    let thread = std::thread::spawn(move || {
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .unwrap();
+        rt.block_on(part(tx, stopped));
+    });
+    let handed = rx.recv().unwrap();
+    (
+        Apart {
+            stop: Some(stop),
+            thread: Some(thread),
+        },
+        handed,
+    )
+}
+
+/// A coordinator's broker for run `run` (its mailboxes on JetStream at `url`, at most
+/// `batch` envelopes per stream message, with its end of the workers' pipes; else in
+/// process): its agents' tokens and its socket.
+fn coordinator(url: Option<&str>, dir: &Path, run: &str, batch: usize) -> (Apart, Tokens, PathBuf) {
+    let (url, dir, run) = (url.map(str::to_owned), dir.to_path_buf(), run.to_owned());
+    let (part, (tokens, sock)) = apart(move |tx, stopped| async move {
+        let client = match &url {
+            Some(u) => Some(async_nats::connect(u.as_str()).await.unwrap()),
+            None => None,
+        };
+        let transport = client.as_ref().map(|c| {
+            Arc::new(NatsTransport::with_batch(
+                c.clone(),
+                &run,
+                7,
+                Duration::from_secs(30),
+                batch,
+            )) as Arc<dyn relay_messaging::Transport>
+        });
+        let b = broker(&dir, &run, transport).await;
+        if let Some(c) = client {
+            relay_nats::dispatch::relay_socket(
+                c,
+                &run,
+                b.socket().to_path_buf(),
+                CancellationToken::new(),
+            )
+            .await
+            .unwrap();
+        }
+        let tokens = Tokens {
+            a: b.access().agent_token("a").unwrap(),
+            b: b.access().agent_token("b").unwrap(),
+        };
+        tx.send((tokens, b.socket().to_path_buf())).unwrap();
+        let _ = stopped.await;
+        b.shutdown("done").await;
+    });
+    (part, tokens, sock)
+}
+
+/// A worker's socket bridge for run `run` at `path`.
+fn worker_bridge(url: &str, run: &str, path: PathBuf) -> (Apart, PathBuf) {
+    let (url, run) = (url.to_owned(), run.to_owned());
+    apart(move |tx, stopped| async move {
+        let client = async_nats::connect(url.as_str()).await.unwrap();
+        let bridge = relay_nats::bridge::Bridge::start(client, &run, path).unwrap();
+        tx.send(bridge.path().to_path_buf()).unwrap();
+        let _ = stopped.await;
+        drop(bridge);
+    })
+}
+
 async fn broker(
     dir: &Path,
     run: &str,
@@ -363,36 +507,29 @@ async fn broker(
 async fn messaging(url: &str, dir: &Path, n: usize) {
     println!("## messages agent to agent ({n} messages, 16 sending connections, one reader)");
     // Local: both agents on the coordinator's machine, its socket, in-process mailboxes.
-    let local = broker(&dir.join("m-local"), "m-local", None).await;
-    let sock = local.socket().to_path_buf();
-    let (rate, mut lat) = socket_traffic(&local, &sock, &sock, n, 16, 1).await;
-    println!(
-        "local socket, in-process mailboxes: {:.0} msg/s  latency p50 {}  p99 {}",
-        rate,
-        ms(pct(&mut lat, 0.5)),
-        ms(pct(&mut lat, 0.99))
-    );
-    let (rate, mut lat) = socket_traffic(&local, &sock, &sock, n, 16, WINDOW).await;
-    println!(
-        "local socket, in-process mailboxes, {WINDOW} sends in flight per connection: {:.0} msg/s  latency p50 {}  p99 {}",
-        rate,
-        ms(pct(&mut lat, 0.5)),
-        ms(pct(&mut lat, 0.99))
-    );
-    let mut one = one_at_a_time(&local, &sock, &sock, n / 20).await;
+    let (local, tokens, sock) = coordinator(None, &dir.join("m-local"), "m-local", 1);
+    socket_traffic(&tokens, &sock, &sock, n, 16, 1)
+        .await
+        .report("local socket, in-process mailboxes");
+    socket_traffic(&tokens, &sock, &sock, n, 16, WINDOW)
+        .await
+        .report(&format!(
+            "local socket, in-process mailboxes, {WINDOW} sends in flight per connection"
+        ));
+    let mut one = one_at_a_time(&tokens, &sock, &sock, n / 20).await;
     println!(
         "local socket, one message at a time ({}): latency p50 {}  p99 {}",
         n / 20,
         ms(pct(&mut one, 0.5)),
         ms(pct(&mut one, 0.99))
     );
-    local.shutdown("done").await;
+    drop(local);
     // Across two workers: a's worker bridge -> NATS -> the coordinator's socket and
     // router -> JetStream mailbox -> b's worker bridge.
-    let coord = async_nats::connect(url).await.unwrap();
     for batch in [1, relay_nats::transport::MAX_BATCH] {
-        remote_traffic(&coord, url, dir, n, batch).await;
+        remote_traffic(url, dir, n, batch).await;
     }
+    let coord = async_nats::connect(url).await.unwrap();
 
     // The JetStream mailbox on its own: the router sends, another task takes.
     for (name, run, t) in [
@@ -469,31 +606,12 @@ const WINDOW: usize = 64;
 
 /// Across two workers: a's worker bridge -> NATS -> the coordinator's socket and router
 /// -> JetStream mailbox (at most `batch` envelopes per stream message) -> b's worker
-/// bridge.
-async fn remote_traffic(coord: &async_nats::Client, url: &str, dir: &Path, n: usize, batch: usize) {
+/// bridge. The coordinator and each worker run on a thread and runtime of their own.
+async fn remote_traffic(url: &str, dir: &Path, n: usize, batch: usize) {
     let run = format!("m-remote-{batch}");
-    let t = Arc::new(NatsTransport::with_batch(
-        coord.clone(),
-        &run,
-        7,
-        Duration::from_secs(30),
-        batch,
-    ));
-    let remote = broker(&dir.join(&run), &run, Some(t)).await;
-    relay_nats::dispatch::relay_socket(
-        coord.clone(),
-        &run,
-        remote.socket().to_path_buf(),
-        CancellationToken::new(),
-    )
-    .await
-    .unwrap();
-    let w1 = async_nats::connect(url).await.unwrap();
-    let w2 = async_nats::connect(url).await.unwrap();
-    let b1 =
-        relay_nats::bridge::Bridge::start(w1, &run, dir.join(format!("w1-{batch}.sock"))).unwrap();
-    let b2 =
-        relay_nats::bridge::Bridge::start(w2, &run, dir.join(format!("w2-{batch}.sock"))).unwrap();
+    let (coord, tokens, sock) = coordinator(Some(url), &dir.join(&run), &run, batch);
+    let (w1, p1) = worker_bridge(url, &run, dir.join(format!("w1-{batch}.sock")));
+    let (w2, p2) = worker_bridge(url, &run, dir.join(format!("w2-{batch}.sock")));
     let per = if batch == 1 {
         "one envelope per stream message"
     } else {
@@ -515,34 +633,27 @@ async fn remote_traffic(coord: &async_nats::Client, url: &str, dir: &Path, n: us
         ]
     };
     if std::env::var_os("BENCH_DIRECT").is_some() {
-        let sock = remote.socket().to_path_buf();
         for &(conns, window) in cases {
-            let (rate, mut lat) = socket_traffic(&remote, &sock, &sock, n, conns, window).await;
-            println!(
-                "the run's socket directly, JetStream mailboxes: {conns} sending connections, {window} in flight each: {:.0} msg/s  latency p50 {}  p99 {}",
-                rate,
-                ms(pct(&mut lat, 0.5)),
-                ms(pct(&mut lat, 0.99))
-            );
+            socket_traffic(&tokens, &sock, &sock, n, conns, window)
+                .await
+                .report(&format!("the run's socket directly, JetStream mailboxes: {conns} sending connections, {window} in flight each"));
         }
     }
     for &(conns, window) in cases {
-        let (rate, mut lat) = socket_traffic(&remote, b1.path(), b2.path(), n, conns, window).await;
-        println!(
-            "two workers over NATS, {per}: {conns} sending connections, {window} in flight each: {:.0} msg/s  latency p50 {}  p99 {}",
-            rate,
-            ms(pct(&mut lat, 0.5)),
-            ms(pct(&mut lat, 0.99))
-        );
+        socket_traffic(&tokens, &p1, &p2, n, conns, window)
+            .await
+            .report(&format!(
+                "two workers over NATS, {per}: {conns} sending connections, {window} in flight each"
+            ));
     }
-    let mut one = one_at_a_time(&remote, b1.path(), b2.path(), n / 20).await;
+    let mut one = one_at_a_time(&tokens, &p1, &p2, n / 20).await;
     println!(
         "two workers over NATS, {per}: one message at a time ({}): latency p50 {}  p99 {}",
         n / 20,
         ms(pct(&mut one, 0.5)),
         ms(pct(&mut one, 0.99))
     );
-    remote.shutdown("done").await;
+    drop((w1, w2, coord));
 }
 
 /// The cases named by `BENCH_CASES` (`16x4,16x16`: connections × sends in flight), if set.
@@ -682,14 +793,24 @@ fn main() {
     }
     if only == "remote" {
         // Only the batched path across two workers (`BENCH_CASES` picks the cases).
-        rt.block_on(async {
-            let coord = async_nats::connect(&url).await.unwrap();
-            let n = if quick { 4_000 } else { 40_000 };
-            remote_traffic(&coord, &url, &dir, n, relay_nats::transport::MAX_BATCH).await;
-        });
+        let n = if quick { 4_000 } else { 40_000 };
+        rt.block_on(remote_traffic(
+            &url,
+            &dir,
+            n,
+            relay_nats::transport::MAX_BATCH,
+        ));
     }
     if part("messages") {
         rt.block_on(messaging(&url, &dir, if quick { 4_000 } else { 40_000 }));
+    }
+    if only == "remote" || part("messages") {
+        // The server's garbage collector is what its tail latency depends on most.
+        println!(
+            "nats-server (GOGC={}): peak RSS {} MiB",
+            std::env::var("GOGC").unwrap_or_else(|_| "100, the default".into()),
+            server.pid().map_or(0, |p| status_kib(p, "VmHWM:")) / 1024
+        );
     }
     if part("memory") {
         memory(&url, &dir);
