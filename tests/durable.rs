@@ -239,12 +239,78 @@ fn runs_status_and_a_torn_last_log_line() {
     assert_eq!(steps[1]["status"], "failed");
     let o = w.run(&["status", &run_id]);
     assert!(stdout(&o).contains("bad") && stdout(&o).contains("failed"));
-    // And the run still resumes.
+    // And the run still resumes, the resume's first line on a line of its own.
     let o = w.run(&["resume", &run_id, "--json"]);
     assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+    let text = std::fs::read_to_string(&log).unwrap();
+    let after_torn = text
+        .lines()
+        .skip_while(|l| !l.ends_with("step:comp"))
+        .nth(1)
+        .unwrap_or_default();
+    assert!(after_torn.contains("\"run:resumed\""), "{text}");
     let o = w.run(&["logs", &run_id, "bad"]);
     assert!(stdout(&o).contains("step:completed"), "{}", stdout(&o));
     assert!(!stdout(&o).contains(" ok "), "only the step's events");
+    let o = w.run(&["logs", &run_id, "bda"]);
+    assert_eq!(o.status.code(), Some(3), "{}", stderr(&o));
+    assert!(
+        stderr(&o).contains("no step `bda`") && stderr(&o).contains("did you mean `bad`"),
+        "{}",
+        stderr(&o)
+    );
+}
+
+#[test]
+fn a_log_that_lost_a_line_before_its_end_is_not_resumed() {
+    let w = World::new();
+    let f = w.write(
+        "wf.yaml",
+        &workflow(
+            "",
+            "    onError: continue\n    steps:\n      - name: ok\n        agent: dev\n        task: \"[[fake:count=ok]] x\"\n      - name: bad\n        agent: dev\n        task: \"[[fake:fail-once=bad]]\"\n",
+        ),
+    );
+    let o = w.run(&["run", f.to_str().unwrap(), "--json"]);
+    assert_eq!(o.status.code(), Some(1), "{}", stderr(&o));
+    let log = w.run_dir().join("events.jsonl");
+    let good = std::fs::read_to_string(&log).unwrap();
+    // `ok`'s completion garbled in the middle of the log.
+    let garbled: Vec<String> = good
+        .lines()
+        .map(|l| {
+            if l.contains("step:completed") && l.contains("\"ok\"") {
+                l.replace("step:completed", "step:compl\u{0}eted")[..20].to_string()
+            } else {
+                l.to_string()
+            }
+        })
+        .collect();
+    std::fs::write(&log, garbled.join("\n") + "\n").unwrap();
+    let o = w.run(&["resume", "last"]);
+    assert_eq!(o.status.code(), Some(3), "{}", stderr(&o));
+    assert!(
+        stderr(&o).contains("unreadable") && stderr(&o).contains("not the last one"),
+        "{}",
+        stderr(&o)
+    );
+    // An empty log: nothing says what ran.
+    std::fs::write(&log, "").unwrap();
+    let o = w.run(&["resume", "last"]);
+    assert_eq!(o.status.code(), Some(3), "{}", stderr(&o));
+    assert!(stderr(&o).contains("is empty"), "{}", stderr(&o));
+    // Neither ran `ok` again.
+    assert_eq!(
+        w.agent_log().matches("start ok").count(),
+        1,
+        "{}",
+        w.agent_log()
+    );
+    // Back as it was, it resumes.
+    std::fs::write(&log, good).unwrap();
+    let o = w.run(&["resume", "last", "--json"]);
+    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+    assert_eq!(w.agent_log().matches("start ok").count(), 1);
 }
 
 fn slow_workflow(w: &World) -> std::path::PathBuf {
@@ -291,6 +357,38 @@ fn cancel_from_another_process_and_the_lock() {
     assert!(w.leftovers().is_empty());
     let o = w.run(&["runs"]);
     assert!(stdout(&o).contains("cancelled"));
+}
+
+#[test]
+fn cancel_of_a_stopped_coordinator_says_so_and_takes_effect_once_it_runs() {
+    let w = World::new();
+    let f = slow_workflow(&w);
+    let child = spawn_run(&w, &f, &["--json"]);
+    wait_for("the agent to start", || {
+        w.agent_log().contains("start long")
+    });
+    let kill = |sig: &str| {
+        let ok = std::process::Command::new("kill")
+            .args([sig, &child.id().to_string()])
+            .status()
+            .unwrap();
+        assert!(ok.success());
+    };
+    kill("-STOP");
+    let o = w.run(&["cancel", "last"]);
+    assert_eq!(o.status.code(), Some(4), "{}", stderr(&o));
+    assert!(
+        stderr(&o).contains("is stopped") && stderr(&o).contains("kill -CONT"),
+        "{}",
+        stderr(&o)
+    );
+    // Running again, it takes the cancel it was sent.
+    kill("-CONT");
+    let out = child.wait_with_output().unwrap();
+    assert_eq!(out.status.code(), Some(130));
+    let s: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(s["status"], "cancelled");
+    assert!(w.leftovers().is_empty());
 }
 
 #[test]

@@ -321,3 +321,27 @@ fn state_and_claim_commands_need_a_run_and_good_input() {
     c.args(["state", "set", "k", "v", "--ttl", "soon"]);
     assert_eq!(c.output().unwrap().status.code(), Some(3), "bad duration");
 }
+
+#[test]
+fn a_state_url_that_does_not_fit_its_backend_is_refused_before_the_run() {
+    let w = World::new();
+    let f = w.write(
+        "wf.yaml",
+        &workflow(
+            "state:\n  backend: redis\n  url: garbage\n",
+            "    steps:\n      - name: a\n        agent: dev\n        task: x\n",
+        ),
+    );
+    for cmd in ["validate", "run"] {
+        let o = w.run(&[cmd, f.to_str().unwrap()]);
+        assert_eq!(o.status.code(), Some(3), "{cmd}: {}", stderr(&o));
+        assert!(
+            stderr(&o).contains("state.url `garbage`: a redis url starts with redis://"),
+            "{cmd}: {}",
+            stderr(&o)
+        );
+        assert!(!stderr(&o).contains("cannot write"), "{}", stderr(&o));
+    }
+    assert!(!w.has_run_dir(), "nothing was run");
+    assert!(w.agent_log().is_empty());
+}

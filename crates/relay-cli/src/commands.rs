@@ -124,7 +124,16 @@ fn load_checked(args: &WorkflowArgs) -> CliResult<(Checked, Report, BTreeMap<Str
     vars.extend(collect_vars(args)?);
     let workflow = args.workflow.as_deref().or(source.workflow.as_deref());
     match Checked::new(source.loaded, workflow) {
-        Ok((checked, report)) => Ok((checked, report, vars)),
+        Ok((checked, report)) => {
+            let loaded = checked.loaded();
+            relay_state::open::check(loaded.file.state.as_ref()).map_err(|e| {
+                CliError::lines(
+                    Exit::Invalid,
+                    vec![format!("{}: error: {e}; nothing was run", loaded.origin)],
+                )
+            })?;
+            Ok((checked, report, vars))
+        }
         Err(failed) => {
             let (loaded, report) = *failed;
             Err(invalid(&loaded, &report, "nothing was run"))

@@ -209,6 +209,27 @@ pub fn status(args: StatusArgs) -> CliResult {
 }
 
 /// One event line for humans: time, type, step, then the remaining fields.
+/// Refuses a step the run has not heard of (one a live run may still start is let
+/// through when following).
+fn known_step(dir: &Path, step: &str, follow: bool) -> CliResult<()> {
+    let replay = relay_engine::snapshot::Snapshot::load(dir).unwrap_or_default();
+    let known = || {
+        replay
+            .step_order
+            .iter()
+            .map(String::as_str)
+            .chain(replay.steps.keys().map(String::as_str))
+    };
+    if known().any(|s| s == step) || (follow && runs::run_info(dir).status == Standing::Running) {
+        return Ok(());
+    }
+    let mut msg = format!("run {} has no step `{step}`", runs::run_info(dir).run_id);
+    if let Some(b) = relay_spec::load::did_you_mean(step, known()) {
+        msg.push_str(&format!(" (did you mean `{b}`?)"));
+    }
+    Err(CliError::invalid(msg))
+}
+
 fn describe(line: &str, step: Option<&str>) -> Option<String> {
     let v: serde_json::Value = serde_json::from_str(line).ok()?;
     let obj = v.as_object()?;
@@ -255,6 +276,9 @@ fn print_step_files(dir: &Path, step: &str) {
 /// `agent-relay logs RUN_ID [STEP] [--follow]`.
 pub fn logs(args: LogsArgs) -> CliResult {
     let dir = locate(&args.run_id)?;
+    if let Some(step) = &args.step {
+        known_step(&dir, step, args.follow)?;
+    }
     let path = dir.join("events.jsonl");
     let mut file = std::fs::File::open(&path)
         .map_err(|e| CliError::runtime(format!("cannot read {}: {e}", path.display())))?;
@@ -314,6 +338,12 @@ pub fn cancel(id: &str) -> CliResult {
             eprintln!("cancelled: the coordinator (pid {pid}) ended its agents and stopped");
         }
         CancelOutcome::Requested(pid) => {
+            if relay_broker::procfs::stat(pid).is_some_and(|s| s.state == 'T') {
+                // Stopped (SIGSTOP, a debugger): it takes the request only once it runs.
+                return Err(CliError::runtime(format!(
+                    "the coordinator (pid {pid}) is stopped, so it cannot end the run: continue it                      (`kill -CONT {pid}`) and it cancels, or kill it (`kill -9 {pid}`) and run                      `agent-relay cancel {id}` again"
+                )));
+            }
             eprintln!("cancel requested: the coordinator (pid {pid}) is still finishing");
         }
         CancelOutcome::Marked => eprintln!(

@@ -327,6 +327,10 @@ pub fn prepare_resume(dir: &Path) -> Result<ResumePlan, RunsError> {
     if replay.status == Some(RunStatus::Completed) {
         return Err(RunsError::AlreadyCompleted(run_id));
     }
+    damage(&replay).map_err(|reason| RunsError::Unreadable {
+        run_id: run_id.clone(),
+        reason,
+    })?;
     let meta = read_meta(dir, &run_id)?;
     let source =
         std::fs::read_to_string(dir.join("workflow.yaml")).map_err(|e| RunsError::Unreadable {
@@ -371,6 +375,24 @@ pub fn prepare_resume(dir: &Path) -> Result<ResumePlan, RunsError> {
         source_changed,
         bad_lines: replay.bad_lines,
     })
+}
+
+/// Why a run's log cannot be resumed from: a resume trusts the log for what already ran,
+/// so a log that lost its start or a line before its end would have steps run again.
+/// A torn line (a crash while it was written, see [`Snapshot::broken`]) is not damage.
+fn damage(replay: &Snapshot) -> Result<(), String> {
+    let log = "its event log (events.jsonl)";
+    if replay.run_id.is_none() {
+        return Err(format!(
+            "{log} is empty or lost its first line (`run:started`), so what already ran is              unknown and resuming could run steps again; start a new run instead"
+        ));
+    }
+    if let Some((line, why)) = &replay.broken {
+        return Err(format!(
+            "line {line} of {log} is unreadable ({why}) and it is not the last one, so steps it              records could run again; repair or delete that line, then resume"
+        ));
+    }
+    Ok(())
 }
 
 /// Prepares a new run of `loaded`'s workflow `workflow` that starts from `step`: every

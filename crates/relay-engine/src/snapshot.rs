@@ -97,6 +97,9 @@ impl StepRecord {
 pub struct Snapshot {
     /// Lines that could not be read: (1-based line number, problem).
     pub bad_lines: Vec<(usize, String)>,
+    /// The first bad line that is not a torn write: a torn write (a crash while the line
+    /// was written) is the log's last line, or the last before a resume's first line.
+    pub broken: Option<(usize, String)>,
     /// Run id, from `run:started`.
     pub run_id: Option<String>,
     /// Workflow name, from `run:started`.
@@ -148,15 +151,31 @@ impl Snapshot {
     /// Folds `events.jsonl` text.
     pub fn parse(text: &str) -> Snapshot {
         let mut r = Snapshot::default();
+        // Whether the line before was bad, and whether a bad line was followed by more of
+        // the same coordinator's lines.
+        let mut after_bad = false;
         for (i, line) in text.lines().enumerate() {
             if line.trim().is_empty() {
                 continue;
             }
             match serde_json::from_str::<Event>(line) {
                 Ok(e) => {
+                    if after_bad && r.broken.is_none() {
+                        let resumed = matches!(e.kind, EventKind::RunResumed { .. });
+                        if !resumed {
+                            r.broken = r.bad_lines.last().cloned();
+                        }
+                    }
+                    after_bad = false;
                     r.apply(&e);
                 }
-                Err(err) => r.bad_lines.push((i + 1, err.to_string())),
+                Err(err) => {
+                    if after_bad && r.broken.is_none() {
+                        r.broken = r.bad_lines.last().cloned();
+                    }
+                    after_bad = true;
+                    r.bad_lines.push((i + 1, err.to_string()));
+                }
             }
         }
         r
@@ -451,6 +470,46 @@ mod tests {
         assert_eq!(json["steps"][0]["status"], "completed");
         assert_eq!(json["steps"][1]["status"], "running");
         assert_eq!(json["steps"][1]["exitCode"], serde_json::Value::Null);
+        assert_eq!(r.broken, None, "a torn last line is not damage");
+    }
+
+    #[test]
+    fn a_bad_line_is_damage_unless_a_crash_tore_it() {
+        let started = line(EventKind::RunStarted {
+            run_id: "r".into(),
+            workflow: "w".into(),
+            pattern: "dag".into(),
+            max_concurrency: None,
+            steps: vec!["a".into()],
+            rehearsal: false,
+        });
+        let step = line(EventKind::StepStarted {
+            step: "a".into(),
+            attempt: 1,
+            agent: None,
+        });
+        let resumed = line(EventKind::RunResumed {
+            completed: Vec::new(),
+            reused_from: None,
+        });
+        let torn = "{\"ts\":\"2026-01-01T00:00:00.000Z\",\"type\":\"step:comp".to_string();
+        let parse = |lines: &[&String]| {
+            Snapshot::parse(
+                &lines
+                    .iter()
+                    .map(|l| l.as_str())
+                    .collect::<Vec<_>>()
+                    .join("\n"),
+            )
+        };
+        // Torn, then a resume carried on: not damage.
+        let r = parse(&[&started, &torn, &resumed, &step]);
+        assert_eq!((r.bad_lines.len(), r.broken), (1, None));
+        // The same coordinator wrote on after it: a line lost from the middle.
+        let r = parse(&[&started, &torn, &step]);
+        assert_eq!(r.broken.map(|b| b.0), Some(2));
+        let r = parse(&[&started, &torn, &torn.clone(), &resumed]);
+        assert_eq!(r.broken.map(|b| b.0), Some(2));
     }
 
     #[test]

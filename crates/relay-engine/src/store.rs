@@ -135,11 +135,27 @@ impl RunStore {
     pub async fn open(workdir: &Path, run_id: &str) -> Result<Self, StoreError> {
         let dir = runs_root(workdir).join(run_id);
         let path = dir.join("events.jsonl");
-        let events = tokio::fs::OpenOptions::new()
+        let mut events = tokio::fs::OpenOptions::new()
             .append(true)
+            .read(true)
             .open(&path)
             .await
             .map_err(err(&path))?;
+        // A crash may have left half a line: what comes now starts a line of its own, so
+        // only the torn line is lost.
+        let len = events.metadata().await.map_err(err(&path))?.len();
+        if len > 0 {
+            use tokio::io::{AsyncReadExt, AsyncSeekExt};
+            let mut last = [0u8; 1];
+            events
+                .seek(std::io::SeekFrom::Start(len - 1))
+                .await
+                .map_err(err(&path))?;
+            events.read_exact(&mut last).await.map_err(err(&path))?;
+            if last[0] != b'\n' {
+                events.write_all(b"\n").await.map_err(err(&path))?;
+            }
+        }
         Ok(RunStore { dir, events })
     }
 

@@ -30,6 +30,18 @@ pub enum ClientError {
         /// The error.
         source: std::io::Error,
     },
+    /// The run took the request but gave no reply in time.
+    #[error(
+        "the run at {} gave no reply within {} s (is its coordinator stopped or overloaded?)",
+        path.display(),
+        waited.as_secs()
+    )]
+    NoAnswer {
+        /// The socket path.
+        path: PathBuf,
+        /// How long the reply was waited for.
+        waited: Duration,
+    },
     /// The run answered something unreadable.
     #[error("unexpected answer from the run: {0}")]
     Protocol(String),
@@ -42,6 +54,7 @@ pub struct Client {
     reader: BufReader<UnixStream>,
     writer: UnixStream,
     token: Option<String>,
+    grace: Duration,
 }
 
 impl Client {
@@ -60,12 +73,19 @@ impl Client {
             reader: BufReader::new(stream),
             writer,
             token: None,
+            grace: REPLY_GRACE,
         })
     }
 
     /// Presents `token` with every request from now on.
     pub fn with_token(mut self, token: Option<String>) -> Client {
         self.token = token;
+        self
+    }
+
+    /// Waits `grace` for a reply beyond what the request itself waits (30 s unless set).
+    pub fn with_reply_grace(mut self, grace: Duration) -> Client {
+        self.grace = grace;
         self
     }
 
@@ -82,10 +102,27 @@ impl Client {
             Request::StateWatch { wait_ms, .. } => Duration::from_millis(*wait_ms),
             _ => Duration::ZERO,
         };
+        let waited = waits + self.grace;
         self.reader
             .get_ref()
-            .set_read_timeout(Some(waits + REPLY_GRACE))
+            .set_read_timeout(Some(waited))
             .map_err(io)?;
+        self.writer
+            .set_write_timeout(Some(self.grace))
+            .map_err(io)?;
+        let timed_out = |source: std::io::Error, waited: Duration| {
+            if matches!(
+                source.kind(),
+                std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut
+            ) {
+                ClientError::NoAnswer {
+                    path: self.path.clone(),
+                    waited,
+                }
+            } else {
+                io(source)
+            }
+        };
         let authed = crate::protocol::Authed {
             request: req.clone(),
             token: self.token.clone(),
@@ -93,12 +130,14 @@ impl Client {
         let mut line =
             serde_json::to_vec(&authed).map_err(|e| ClientError::Protocol(e.to_string()))?;
         line.push(b'\n');
-        self.writer.write_all(&line).map_err(io)?;
+        self.writer
+            .write_all(&line)
+            .map_err(|e| timed_out(e, self.grace))?;
         let mut answer = Vec::new();
         let n = (&mut self.reader)
             .take(MAX_LINE_BYTES as u64 * 64)
             .read_until(b'\n', &mut answer)
-            .map_err(io)?;
+            .map_err(|e| timed_out(e, waited))?;
         if n == 0 {
             return Err(io(std::io::Error::new(
                 std::io::ErrorKind::UnexpectedEof,
@@ -106,5 +145,35 @@ impl Client {
             )));
         }
         serde_json::from_slice(&answer).map_err(|e| ClientError::Protocol(e.to_string()))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_run_that_takes_a_request_and_never_answers_is_an_error_not_a_hang() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("silent.sock");
+        let listener = std::os::unix::net::UnixListener::bind(&path).unwrap();
+        // Accepts and reads, never answers.
+        let held = std::thread::spawn(move || {
+            let (mut s, _) = listener.accept().unwrap();
+            let mut buf = [0u8; 256];
+            while matches!(s.read(&mut buf), Ok(n) if n > 0) {}
+        });
+        let mut c = Client::connect(&path)
+            .unwrap()
+            .with_reply_grace(Duration::from_millis(200));
+        let e = c.request(&Request::Agents).unwrap_err();
+        assert!(matches!(e, ClientError::NoAnswer { .. }), "{e:?}");
+        let text = e.to_string();
+        assert!(
+            text.contains("gave no reply") && text.contains("silent.sock"),
+            "{text}"
+        );
+        drop(c);
+        held.join().unwrap();
     }
 }

@@ -117,6 +117,57 @@ fn unescape(s: &str) -> String {
     String::from_utf8_lossy(&out).into_owned()
 }
 
+/// `host[:port]` (an IPv6 address in brackets) as `host:port`, the port 4222 unless given.
+fn host_and_port(host: &str, had_credentials: bool) -> Result<String, String> {
+    if host.contains(',') {
+        return Err("it names several servers (`,`): give one".into());
+    }
+    if let Some((_, path)) = host.split_once('/') {
+        return Err(format!("a NATS URL has no path (`/{path}`)"));
+    }
+    if host.is_empty() || host.contains(char::is_whitespace) {
+        return Err(if had_credentials {
+            "no host:port after the credentials".into()
+        } else {
+            "no host:port".into()
+        });
+    }
+    let (name, port) = match host.strip_prefix('[') {
+        Some(v6) => {
+            let Some((addr, after)) = v6.split_once(']') else {
+                return Err("an IPv6 address needs its closing `]`".into());
+            };
+            let port = match after {
+                "" => None,
+                a => Some(
+                    a.strip_prefix(':')
+                        .ok_or("after `]` comes `:port` or nothing")?,
+                ),
+            };
+            (format!("[{addr}]"), port)
+        }
+        None => match host.rsplit_once(':') {
+            Some((n, _)) if n.contains(':') => {
+                return Err("an IPv6 address goes in brackets, as in `[::1]:4222`".into());
+            }
+            Some((n, p)) => (n.to_owned(), Some(p)),
+            None => (host.to_owned(), None),
+        },
+    };
+    if name.is_empty() || name == "[]" {
+        return Err("no host before the port".into());
+    }
+    let port = match port {
+        None => 4222,
+        Some(p) => p
+            .parse::<u16>()
+            .ok()
+            .filter(|p| *p > 0)
+            .ok_or_else(|| format!("the port `{p}` is not a number from 1 to 65535"))?,
+    };
+    Ok(format!("{name}:{port}"))
+}
+
 impl NatsUrl {
     /// Reads `text`; the error never shows the credentials.
     pub fn parse(text: &str) -> Result<NatsUrl, NatsError> {
@@ -143,18 +194,7 @@ impl NatsUrl {
                 None => (Auth::Token(unescape(cred)), host),
             },
         };
-        if host.is_empty() || host.contains('/') || host.contains(char::is_whitespace) {
-            return Err(bad("no host:port after the credentials"));
-        }
-        let host = if host
-            .rsplit_once(':')
-            .is_some_and(|(_, p)| p.parse::<u16>().is_ok())
-            && !host.ends_with(']')
-        {
-            host.to_owned()
-        } else {
-            format!("{host}:4222")
-        };
+        let host = host_and_port(host, !matches!(auth, Auth::None)).map_err(|why| bad(&why))?;
         Ok(NatsUrl {
             address: format!("{scheme}://{host}"),
             auth,
@@ -274,6 +314,34 @@ mod tests {
         );
         assert!(NatsUrl::parse("").is_err());
         assert!(NatsUrl::parse("nats://user:pw@").is_err());
+    }
+
+    #[test]
+    fn bad_hosts_and_ports_are_named() {
+        let why = |u: &str| NatsUrl::parse(u).unwrap_err().to_string();
+        assert!(why("nats://127.0.0.1:99999").contains("the port `99999`"));
+        assert!(why("nats://127.0.0.1:abc").contains("the port `abc`"));
+        assert!(why("nats://127.0.0.1:-1").contains("the port `-1`"));
+        assert!(why("nats://127.0.0.1:0").contains("the port `0`"));
+        assert!(why("nats://:4222").contains("no host before the port"));
+        assert!(why("nats://[::1").contains("closing `]`"));
+        assert!(why("nats://::1").contains("brackets"));
+        assert!(why("nats://a:1,nats://b:2").contains("several servers"));
+        assert!(why("nats://a:1/path").contains("no path (`/path`)"));
+        assert!(why("nats://").contains("no host:port"));
+        assert!(!why("nats://").contains("credentials"));
+        assert_eq!(
+            NatsUrl::parse("nats://[::1]:5000").unwrap().to_string(),
+            "nats://[::1]:5000"
+        );
+        assert_eq!(
+            NatsUrl::parse("[::1]").unwrap().to_string(),
+            "nats://[::1]:4222"
+        );
+        assert_eq!(
+            NatsUrl::parse("nats://host/").unwrap().to_string(),
+            "nats://host:4222"
+        );
     }
 
     #[test]

@@ -63,6 +63,30 @@ pub fn database_path(url: Option<&str>, workdir: &Path) -> Result<PathBuf, OpenE
     Ok(workdir.join(path))
 }
 
+/// The Redis server `url` names (the default when `None`).
+fn redis_url(url: Option<&str>) -> Result<&str, OpenError> {
+    let url = url.unwrap_or(DEFAULT_REDIS_URL);
+    if url.starts_with("redis://") || url.starts_with("rediss://") {
+        Ok(url)
+    } else {
+        Err(OpenError::BadUrl {
+            url: url.to_owned(),
+            why: "a redis url starts with redis:// (or rediss:// for TLS)".into(),
+        })
+    }
+}
+
+/// Checks the `state:` settings without opening anything: whether the url fits the
+/// backend (what `validate` can tell before a run).
+pub fn check(config: Option<&StateConfig>) -> Result<(), OpenError> {
+    let Some(cfg) = config else { return Ok(()) };
+    match cfg.backend.unwrap_or(Kind::Memory) {
+        Kind::Memory => Ok(()),
+        Kind::Redis => redis_url(cfg.url.as_deref()).map(|_| ()),
+        Kind::Database => database_path(cfg.url.as_deref(), Path::new(".")).map(|_| ()),
+    }
+}
+
 /// Opens the state the settings describe. Connects to Redis (a server that does not
 /// answer is an error now, before any step runs) or opens the SQLite file.
 pub async fn open(s: &StateSettings<'_>) -> Result<State, OpenError> {
@@ -82,16 +106,7 @@ pub async fn open(s: &StateSettings<'_>) -> Result<State, OpenError> {
                 })??;
             Backend::Memory(store)
         }
-        Kind::Redis => {
-            let url = cfg.url.as_deref().unwrap_or(DEFAULT_REDIS_URL);
-            if !(url.starts_with("redis://") || url.starts_with("rediss://")) {
-                return Err(OpenError::BadUrl {
-                    url: url.to_owned(),
-                    why: "a redis url starts with redis://".into(),
-                });
-            }
-            Backend::Redis(RedisStore::connect(url).await?)
-        }
+        Kind::Redis => Backend::Redis(RedisStore::connect(redis_url(cfg.url.as_deref())?).await?),
         Kind::Database => {
             let path = database_path(cfg.url.as_deref(), s.workdir)?;
             let store = tokio::task::spawn_blocking(move || SqliteStore::open(&path))
@@ -126,5 +141,20 @@ mod tests {
             Path::new("/abs/s.db")
         );
         assert!(database_path(Some("sqlite:"), wd).is_err());
+    }
+
+    #[test]
+    fn urls_that_do_not_fit_the_backend_are_found_before_a_run() {
+        let cfg = |backend, url: &str| StateConfig {
+            backend: Some(backend),
+            url: Some(url.to_owned()),
+            ..StateConfig::default()
+        };
+        let e = check(Some(&cfg(Kind::Redis, "garbage"))).unwrap_err();
+        assert!(e.to_string().contains("state.url `garbage`"), "{e}");
+        assert!(check(Some(&cfg(Kind::Redis, "redis://h:6379/"))).is_ok());
+        assert!(check(Some(&cfg(Kind::Database, "sqlite:"))).is_err());
+        assert!(check(Some(&cfg(Kind::Database, "sqlite:s.db"))).is_ok());
+        assert!(check(None).is_ok());
     }
 }
