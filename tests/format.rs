@@ -460,7 +460,28 @@ fn a_trajectory_records_the_decisions_and_can_be_turned_off() {
     assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
     let t = w.run(&["trajectory", "last"]);
     assert_eq!(t.status.code(), Some(1));
+    assert!(
+        stderr(&t).contains("sets `trajectories: false`"),
+        "{}",
+        stderr(&t)
+    );
     assert!(!w.run_dir().join("trajectory.jsonl").exists());
+    // A run that kept one, its file gone: not blamed on the workflow.
+    let f = w.write(
+        "wf.yaml",
+        &workflow(
+            "",
+            "    steps:
+      - {name: a, agent: dev, task: \"[[fake:say=ok]]\"}
+",
+        ),
+    );
+    let o = w.run(&["run", f.to_str().unwrap()]);
+    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+    std::fs::remove_file(w.run_dir().join("trajectory.jsonl")).unwrap();
+    let t = w.run(&["trajectory", "last"]);
+    assert_eq!(t.status.code(), Some(1));
+    assert!(stderr(&t).contains("is missing"), "{}", stderr(&t));
 }
 
 #[test]

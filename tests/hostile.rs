@@ -437,3 +437,19 @@ workflows:
     let mode = std::fs::metadata(&task_file).unwrap().permissions().mode() & 0o777;
     assert_eq!(mode, 0o600);
 }
+
+#[test]
+fn a_directory_given_as_the_workflow_is_named_as_one() {
+    let w = World::new();
+    // Named like a template, it is still the directory that is meant.
+    std::fs::create_dir(w.path().join("review")).unwrap();
+    for cmd in ["validate", "run"] {
+        let o = w.run(&[cmd, "review"]);
+        assert_eq!(o.status.code(), Some(3), "{cmd}: {}", stderr(&o));
+        assert!(
+            stderr(&o).contains("Is a directory"),
+            "{cmd}: {}",
+            stderr(&o)
+        );
+    }
+}

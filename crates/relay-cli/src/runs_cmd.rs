@@ -364,9 +364,20 @@ pub fn trajectory(id: &str, json: bool) -> CliResult {
     let text = match std::fs::read_to_string(&path) {
         Ok(t) => t,
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+            let off = std::fs::read_to_string(dir.join("workflow.yaml"))
+                .ok()
+                .and_then(|src| relay_spec::parse(&src, "workflow.yaml").ok())
+                .is_some_and(|l| !l.file.trajectories_enabled());
             return Err(CliError::new(
                 Exit::Failed,
-                "this run kept no trajectory (its workflow sets `trajectories: false`)",
+                if off {
+                    "this run kept no trajectory (its workflow sets `trajectories: false`)".into()
+                } else {
+                    format!(
+                        "this run has no trajectory file ({} is missing)",
+                        path.display()
+                    )
+                },
             ));
         }
         Err(e) => {

@@ -183,7 +183,8 @@ fn report(e: &TemplateError) -> ExitCode {
 /// template of that name (`None` leaves FILE to be read as a path). A file always wins.
 pub fn load_by_name(arg: &Path) -> Option<Result<Loaded, ExitCode>> {
     let name = arg.to_str()?;
-    if arg.is_file() || !relay_templates::is_template_name(name) {
+    // A directory is left to the loader too, which says it is one.
+    if arg.is_file() || arg.is_dir() || !relay_templates::is_template_name(name) {
         return None;
     }
     Some(registry().load(name).map_err(|e| match &e {
