@@ -223,7 +223,8 @@ fn known_step(dir: &Path, step: &str, follow: bool) -> CliResult<()> {
     if known().any(|s| s == step) || (follow && runs::run_info(dir).status == Standing::Running) {
         return Ok(());
     }
-    let mut msg = format!("run {} has no step `{step}`", runs::run_info(dir).run_id);
+    let run_id = replay.run_id.as_deref().unwrap_or("this run");
+    let mut msg = format!("run {run_id} has no step `{step}`");
     if let Some(b) = relay_spec::load::did_you_mean(step, known()) {
         msg.push_str(&format!(" (did you mean `{b}`?)"));
     }
