@@ -68,12 +68,10 @@ impl<'de> Deserialize<'de> for Target {
     }
 }
 
-/// Whether `s` can name an agent or a channel: letters, digits, `-`, `_`, `.`.
+/// Whether `s` can name an agent or a channel: letters, digits, `-`, `_`, `.`. The rule
+/// a workflow file's agent names are held to when it is validated.
 pub fn is_name(s: &str) -> bool {
-    !s.is_empty()
-        && s.len() <= 128
-        && s.chars()
-            .all(|c| c.is_alphanumeric() || matches!(c, '-' | '_' | '.'))
+    relay_spec::validate::is_addressable_name(s)
 }
 
 /// Where a message stands. `Queued` is the only state that changes again; the others

@@ -27,6 +27,10 @@ pub struct Loaded {
     /// What loading found that is not a syntax error: custom steps that could not be
     /// expanded. `validate` reports these with its own findings.
     pub diagnostics: Vec<Diagnostic>,
+    /// Whether its sub-workflow steps (`workflow:`) were read from their files: set when
+    /// it is loaded from a file. A step still naming a workflow file then belongs to a
+    /// workflow of an included file that does not run (or was reported).
+    pub subworkflows_read: bool,
 }
 
 impl Loaded {
@@ -92,6 +96,7 @@ pub fn parse(source: &str, origin: &str) -> Result<Loaded, LoadError> {
         origin: origin.to_string(),
         map,
         diagnostics: Vec::new(),
+        subworkflows_read: false,
     };
     crate::groups::flatten(&mut loaded.file, &mut loaded.map);
     if loaded.uses_custom_steps() {
@@ -202,8 +207,31 @@ mod tests {
         }
         let e = parse(&src, "w.yaml").unwrap_err().to_string();
         assert!(e.contains("budget") || e.contains("limit"), "{e}");
+        assert!(!e.contains("Nodes {") && !e.contains("Breach"), "{e}");
         // The same file with a few aliases is fine.
         let small: String = src.lines().take(12).map(|l| format!("{l}\n")).collect();
         assert!(parse(&small, "w.yaml").is_ok());
+    }
+
+    #[test]
+    fn nested_aliases_past_the_budget_are_told_in_words_at_one_position() {
+        let mut src = String::from(
+            "name: x\nagents: [{name: a, cli: claude}]\nworkflows:\n  - name: w\n    steps:\n      - name: s\n        type: deterministic\n        command: echo\n        items:\n",
+        );
+        src.push_str(&format!("          - &a0 [{}]\n", ["lol"; 10].join(", ")));
+        for i in 1..10 {
+            let prev = format!("*a{}", i - 1);
+            src.push_str(&format!(
+                "          - &a{i} [{}]\n",
+                [prev.as_str(); 10].join(", ")
+            ));
+        }
+        let (pos, msg) = err(&src);
+        assert_eq!(
+            msg,
+            "too many alias expansions (more than 1,000,000): the file expands to more than \
+             this tool reads"
+        );
+        assert!(pos.line >= 10, "{pos:?}");
     }
 }

@@ -6,7 +6,9 @@ use std::io::Read;
 use std::path::{Path, PathBuf};
 
 use crate::diagnostic::{Pos, strip_position_suffix, unlocate};
-use crate::limits::MAX_FILE_BYTES;
+use serde_saphyr::budget::BudgetBreach;
+
+use crate::limits::{MAX_DEPTH, MAX_FILE_BYTES, MAX_NODES, yaml_options};
 use crate::suggest::unknown_name_message;
 
 /// Why a workflow file could not be read.
@@ -87,6 +89,9 @@ pub(crate) fn syntax_error(e: &serde_saphyr::Error, source: &str, origin: &str) 
         .and_then(Pos::from_location)
         .unwrap_or(Pos { line: 1, column: 1 });
     let message = match e.without_snippet() {
+        other if budget_breach(other).is_some() => {
+            budget_breach(other).map(budget_message).unwrap_or_default()
+        }
         serde_saphyr::Error::SerdeUnknownField {
             field, expected, ..
         } => unknown_name_message("field", field, expected),
@@ -109,6 +114,79 @@ pub(crate) fn syntax_error(e: &serde_saphyr::Error, source: &str, origin: &str) 
         pos,
         message,
         snippet: snippet_at(source, pos),
+    }
+}
+
+/// The parser's budget breach behind `e`, however many alias and snippet wrappers it is
+/// behind.
+fn budget_breach(mut e: &serde_saphyr::Error) -> Option<&BudgetBreach> {
+    loop {
+        match e {
+            serde_saphyr::Error::AliasError { error, .. }
+            | serde_saphyr::Error::WithSnippet { error, .. } => e = error,
+            serde_saphyr::Error::Budget { breach, .. } => return Some(breach),
+            _ => return None,
+        }
+    }
+}
+
+/// `n` with a comma between each three digits: `1,000,000`.
+fn grouped(n: usize) -> String {
+    let digits = n.to_string();
+    let mut out = String::with_capacity(digits.len() + digits.len() / 3);
+    for (i, c) in digits.chars().enumerate() {
+        if i > 0 && (digits.len() - i).is_multiple_of(3) {
+            out.push(',');
+        }
+        out.push(c);
+    }
+    out
+}
+
+/// What a breach of the parser's budget means, with the limit crossed.
+fn budget_message(breach: &BudgetBreach) -> String {
+    let budget = yaml_options().budget.unwrap_or_default();
+    const TAIL: &str = "the file expands to more than this tool reads";
+    match breach {
+        BudgetBreach::RecordedAnchorEvents { .. } => format!(
+            "too many alias expansions (more than {}): {TAIL}",
+            grouped(budget.max_recorded_anchor_events)
+        ),
+        BudgetBreach::RecordedAnchorBytes { .. } => format!(
+            "aliases repeat too much text (more than {} MiB): {TAIL}",
+            budget.max_recorded_anchor_bytes / (1024 * 1024)
+        ),
+        BudgetBreach::Aliases { .. } | BudgetBreach::AliasAnchorRatio { .. } => format!(
+            "too many aliases (more than {}, or too many for its anchors): {TAIL}",
+            grouped(budget.max_aliases)
+        ),
+        BudgetBreach::Anchors { .. } => format!(
+            "too many anchors (more than {}): {TAIL}",
+            grouped(budget.max_anchors)
+        ),
+        BudgetBreach::Nodes { .. } | BudgetBreach::Events { .. } => format!(
+            "too many YAML values (more than {}, aliases expanded): {TAIL}",
+            grouped(MAX_NODES)
+        ),
+        BudgetBreach::ScalarBytes { .. } => format!(
+            "too much text (more than {} MiB, aliases expanded): {TAIL}",
+            budget.max_total_scalar_bytes / (1024 * 1024)
+        ),
+        BudgetBreach::Depth { .. } => {
+            format!("collections nest deeper than {MAX_DEPTH} levels: {TAIL}")
+        }
+        BudgetBreach::Documents { .. } => format!(
+            "too many YAML documents (more than {}): a workflow file is one document",
+            grouped(budget.max_documents)
+        ),
+        BudgetBreach::MergeKeys { .. } => format!(
+            "too many merge keys `<<` (more than {}): {TAIL}",
+            grouped(budget.max_merge_keys)
+        ),
+        BudgetBreach::SequenceUnbalanced => {
+            "the YAML is unbalanced (a collection closed that was never opened)".to_string()
+        }
+        _ => format!("the file crosses a limit of the YAML reader: {TAIL}"),
     }
 }
 

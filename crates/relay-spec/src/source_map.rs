@@ -156,6 +156,7 @@ impl<'de> serde::Deserialize<'de> for PermissionsAt {
 #[serde(rename_all = "camelCase")]
 struct SwarmAt {
     max_concurrency: At,
+    timeout_ms: At,
     resolver: At,
     #[serde(default)]
     worktree_include: Vec<Loc>,
@@ -225,6 +226,8 @@ struct StepAt {
     session: At,
     #[serde(alias = "result_from")]
     result_from: At,
+    timeout_ms: At,
+    max_iterations: At,
     #[serde(default)]
     steps: Vec<StepAt>,
     #[serde(default)]
@@ -304,6 +307,10 @@ pub enum StepField {
     Steps,
     /// The step's `resultFrom`.
     ResultFrom,
+    /// The step's `timeoutMs`.
+    TimeoutMs,
+    /// The step's `maxIterations`.
+    MaxIterations,
 }
 
 /// Which part of an agent a position is asked for.
@@ -425,6 +432,11 @@ impl SourceMap {
         self.swarm.as_ref().and_then(|s| at(&s.max_concurrency))
     }
 
+    /// Where `swarm.timeoutMs` is set.
+    pub fn swarm_timeout(&self) -> Option<Pos> {
+        self.swarm.as_ref().and_then(|s| at(&s.timeout_ms))
+    }
+
     /// Where `swarm.resolver` is set.
     pub fn resolver(&self) -> Option<Pos> {
         self.swarm.as_ref().and_then(|s| at(&s.resolver))
@@ -500,6 +512,8 @@ impl SourceMap {
             StepField::Session => at(&step.session),
             StepField::Steps => step.steps.first().and_then(|n| at(&n.name)),
             StepField::ResultFrom => at(&step.result_from),
+            StepField::TimeoutMs => at(&step.timeout_ms),
+            StepField::MaxIterations => at(&step.max_iterations),
         };
         exact.or(at(&step.name))
     }
@@ -547,5 +561,21 @@ mod tests {
         assert_eq!(m.barrier(0).map(|p| p.line), Some(10));
         assert_eq!(m.barrier_wait(0, 0).map(|p| p.line), Some(11));
         assert_eq!(m.workflow(0).map(|p| p.line), Some(13));
+    }
+
+    #[test]
+    fn finds_timeouts_and_iteration_bounds() {
+        let l = crate::parse(
+            "name: x\nswarm: {timeoutMs: 5}\nagents: [{name: bob, cli: claude}]\nworkflows:\n  - name: w\n    steps:\n      - name: a\n        agent: bob\n        task: go\n        timeoutMs: 1\n        maxIterations: 2\n",
+            "w.yaml",
+        )
+        .unwrap();
+        let m = &l.map;
+        assert_eq!(m.swarm_timeout().map(|p| p.line), Some(2));
+        assert_eq!(m.step(0, 0, StepField::TimeoutMs).map(|p| p.line), Some(10));
+        assert_eq!(
+            m.step(0, 0, StepField::MaxIterations).map(|p| p.line),
+            Some(11)
+        );
     }
 }

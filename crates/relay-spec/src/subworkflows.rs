@@ -10,7 +10,10 @@
 //!   sub-workflow's result, and steps after it wait for all of it);
 //! - the other file's agents join this file's (one of the same name must be the same);
 //! - `params` and the other file's declared variable defaults fill its `{{NAME}}`s;
-//! - sub-workflows nest; a file that includes itself, directly or not, is an error.
+//! - sub-workflows nest, and a file may run another workflow of its own; a workflow that
+//!   runs itself, directly or not (the same file and workflow name coming back), is an
+//!   error naming the workflows. Of an included file only the workflow it runs is
+//!   expanded: its other workflows do not run there.
 //!
 //! The sub-workflow's steps keep their own dependencies. When the other file sets a
 //! pattern (`swarm.pattern`), its steps run under it as they would at the top of their
@@ -75,23 +78,32 @@ pub fn uses_subworkflows(file: &RelayFile) -> bool {
         .any(|wf| wf.steps.iter().any(|s| s.workflow.is_some()))
 }
 
+/// A workflow being expanded: its file (canonical) and its name.
+type Frame = (PathBuf, String);
+
 /// Expands every sub-workflow step of `loaded` (read from `path`); what cannot be
 /// expanded is reported at its step.
 pub fn expand_loaded(loaded: &mut Loaded, path: &Path) {
-    expand_with(loaded, path, &mut vec![canonical(path)]);
-}
-
-/// [`expand_loaded`] for a file included through the files of `stack`.
-fn expand_with(loaded: &mut Loaded, path: &Path, stack: &mut Vec<PathBuf>) {
+    loaded.subworkflows_read = true;
     if !uses_subworkflows(&loaded.file) {
         return;
     }
+    let key = canonical(path);
+    for w in 0..loaded.file.workflows.len() {
+        let name = loaded.file.workflows[w].name.clone();
+        expand_workflow(loaded, w, path, &mut vec![(key.clone(), name)]);
+    }
+}
+
+/// Expands the sub-workflow steps of workflow `w` of `loaded` (read from `path`), which
+/// runs inside the workflows of `stack` (the last one is `w` itself).
+fn expand_workflow(loaded: &mut Loaded, w: usize, path: &Path, stack: &mut Vec<Frame>) {
     let mut found = Vec::new();
     let dir = path.parent().unwrap_or(Path::new(".")).to_path_buf();
     let RelayFile {
         workflows, agents, ..
     } = &mut loaded.file;
-    for (w, wf) in workflows.iter_mut().enumerate() {
+    if let Some(wf) = workflows.get_mut(w) {
         let mut steps = std::mem::take(&mut wf.steps);
         let mut added = Vec::new();
         for (s, step) in steps.iter_mut().enumerate() {
@@ -122,7 +134,7 @@ fn canonical(p: &Path) -> PathBuf {
 fn inline(
     step: &mut Step,
     dir: &Path,
-    stack: &mut Vec<PathBuf>,
+    stack: &mut Vec<Frame>,
     agents: &mut Vec<Agent>,
 ) -> Result<Vec<Step>, String> {
     let name = step.name.clone();
@@ -134,22 +146,10 @@ fn inline(
     }
     if stack.len() > MAX_DEPTH {
         return Err(format!(
-            "step `{name}`: sub-workflows nest deeper than {MAX_DEPTH} files"
+            "step `{name}`: sub-workflows nest deeper than {MAX_DEPTH} levels"
         ));
     }
     let path = dir.join(&rel);
-    let key = canonical(&path);
-    if let Some(i) = stack.iter().position(|p| *p == key) {
-        let cycle: Vec<String> = stack[i..]
-            .iter()
-            .chain(std::iter::once(&key))
-            .map(|p| p.display().to_string())
-            .collect();
-        return Err(format!(
-            "step `{name}`: sub-workflows include each other: {}",
-            cycle.join(" -> ")
-        ));
-    }
     let source = crate::load_error::read_bounded(&path)
         .map_err(|e| format!("step `{name}`: cannot read sub-workflow `{rel}`: {e}"))?;
     let mut sub = crate::load::parse(&source, &path.display().to_string())
@@ -160,9 +160,30 @@ fn inline(
         sub.expand_custom_steps(&custom);
     }
     crate::checklist::load_files(&mut sub, path.parent().unwrap_or(Path::new(".")));
-    stack.push(key);
-    expand_with(&mut sub, &path, stack);
-    stack.pop();
+    // Only the workflow this step runs is expanded (the others do not run here); one
+    // that is missing is reported below.
+    sub.subworkflows_read = true;
+    let picked = match &step.workflow_name {
+        Some(n) => sub.file.workflows.iter().position(|w| w.name == *n),
+        None => (!sub.file.workflows.is_empty()).then_some(0),
+    };
+    if let Some(w) = picked {
+        let key: Frame = (canonical(&path), sub.file.workflows[w].name.clone());
+        if let Some(i) = stack.iter().position(|f| *f == key) {
+            let cycle: Vec<String> = stack[i..]
+                .iter()
+                .chain(std::iter::once(&key))
+                .map(|(p, wf)| format!("{} (workflow `{wf}`)", p.display()))
+                .collect();
+            return Err(format!(
+                "step `{name}`: sub-workflows include each other: {}",
+                cycle.join(" -> ")
+            ));
+        }
+        stack.push(key);
+        expand_workflow(&mut sub, w, &path, stack);
+        stack.pop();
+    }
     let report = crate::validate::validate(&sub, step.workflow_name.as_deref());
     if let Some(e) = report.errors().next() {
         let at = e
@@ -357,5 +378,78 @@ mod tests {
                 "{msg}"
             );
         }
+    }
+
+    /// `src` written as `same.yaml` in a directory of its own, loaded from there.
+    fn load_as_same(tag: &str, src: &str) -> Loaded {
+        let dir = std::env::temp_dir().join(format!("relay-same-{tag}-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        std::fs::write(dir.join("same.yaml"), src).unwrap();
+        let loaded = crate::load_file(&dir.join("same.yaml")).unwrap();
+        let _ = std::fs::remove_dir_all(&dir);
+        loaded
+    }
+
+    const SAME_HEAD: &str = "name: t\nagents: [{name: dev, cli: claude}]\nworkflows:\n";
+
+    #[test]
+    fn a_file_may_run_another_workflow_of_its_own() {
+        let l = load_as_same(
+            "other",
+            &format!(
+                "{SAME_HEAD}  - name: m\n    steps:\n      - {{name: x, workflow: same.yaml, workflowName: n}}\n  - name: n\n    steps:\n      - {{name: e, type: deterministic, command: echo hi}}\n"
+            ),
+        );
+        assert!(l.diagnostics.is_empty(), "{:?}", l.diagnostics);
+        assert!(!crate::validate(&l, None).has_errors());
+        let names: Vec<&str> = l.file.workflows[0]
+            .steps
+            .iter()
+            .map(|s| s.name.as_str())
+            .collect();
+        assert_eq!(names, ["x", "x/e"]);
+    }
+
+    #[test]
+    fn a_workflow_that_runs_itself_is_a_cycle_naming_the_workflows() {
+        let cycle = |l: &Loaded| {
+            l.diagnostics
+                .iter()
+                .map(|d| d.message.clone())
+                .find(|m| m.contains("include each other"))
+                .unwrap_or_else(|| panic!("no cycle in {:?}", l.diagnostics))
+        };
+        let direct = load_as_same(
+            "direct",
+            &format!(
+                "{SAME_HEAD}  - name: m\n    steps:\n      - {{name: x, workflow: same.yaml, workflowName: m}}\n"
+            ),
+        );
+        let m = cycle(&direct);
+        assert!(
+            m.contains("same.yaml (workflow `m`) -> ") && m.ends_with("same.yaml (workflow `m`)"),
+            "{m}"
+        );
+        // Its first workflow, by leaving out `workflowName`, is the same workflow.
+        let first = load_as_same(
+            "first",
+            &format!(
+                "{SAME_HEAD}  - name: m\n    steps:\n      - {{name: x, workflow: same.yaml}}\n"
+            ),
+        );
+        cycle(&first);
+        let through = load_as_same(
+            "through",
+            &format!(
+                "{SAME_HEAD}  - name: m\n    steps:\n      - {{name: x, workflow: same.yaml, workflowName: n}}\n  - name: n\n    steps:\n      - {{name: y, workflow: same.yaml, workflowName: m}}\n"
+            ),
+        );
+        let m = cycle(&through);
+        assert!(
+            m.contains("(workflow `m`) -> ")
+                && m.contains("(workflow `n`) -> ")
+                && m.ends_with("(workflow `m`)"),
+            "{m}"
+        );
     }
 }

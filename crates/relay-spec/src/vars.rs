@@ -45,9 +45,87 @@ pub fn read_vars_file(path: &Path) -> Result<BTreeMap<String, String>, VarsError
     };
     let text = std::fs::read_to_string(path).map_err(|e| err(e.to_string()))?;
     // JSON is a subset of YAML, so one parser reads both.
-    let map: BTreeMap<String, crate::types::Scalar> =
+    let map: BTreeMap<String, serde_saphyr::Spanned<VarValue>> =
         serde_saphyr::from_str(&text).map_err(|e| err(e.to_string()))?;
-    Ok(map.into_iter().map(|(k, v)| (k, v.as_text())).collect())
+    let mut out = BTreeMap::new();
+    for (k, v) in map {
+        let not = match v.value {
+            VarValue::Scalar(s) => {
+                out.insert(k, s.as_text());
+                continue;
+            }
+            VarValue::List => "a list",
+            VarValue::Mapping => "a mapping",
+            VarValue::Null => "null (no value)",
+        };
+        let at = crate::diagnostic::Pos::from_location(&v.referenced)
+            .map(|p| format!(" (line {}, column {})", p.line, p.column))
+            .unwrap_or_default();
+        return Err(err(format!(
+            "variable `{}`{at} must be a string, number or boolean, not {not}",
+            crate::suggest::shown(&k)
+        )));
+    }
+    Ok(out)
+}
+
+/// A value of a vars file: a scalar, or what a variable cannot be (told apart so the
+/// message can say which).
+enum VarValue {
+    Scalar(crate::types::Scalar),
+    List,
+    Mapping,
+    Null,
+}
+
+impl<'de> serde::Deserialize<'de> for VarValue {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        use crate::types::Scalar;
+        use serde::de::{IgnoredAny, MapAccess, SeqAccess};
+        struct V;
+        impl<'de> serde::de::Visitor<'de> for V {
+            type Value = VarValue;
+            fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                f.write_str("a string, number or boolean")
+            }
+            fn visit_str<E>(self, v: &str) -> Result<VarValue, E> {
+                Ok(VarValue::Scalar(Scalar::Text(v.to_string())))
+            }
+            fn visit_string<E>(self, v: String) -> Result<VarValue, E> {
+                Ok(VarValue::Scalar(Scalar::Text(v)))
+            }
+            fn visit_bool<E>(self, v: bool) -> Result<VarValue, E> {
+                Ok(VarValue::Scalar(Scalar::Bool(v)))
+            }
+            fn visit_i64<E>(self, v: i64) -> Result<VarValue, E> {
+                Ok(VarValue::Scalar(Scalar::Int(v)))
+            }
+            fn visit_u64<E>(self, v: u64) -> Result<VarValue, E> {
+                Ok(VarValue::Scalar(match i64::try_from(v) {
+                    Ok(i) => Scalar::Int(i),
+                    Err(_) => Scalar::Text(v.to_string()),
+                }))
+            }
+            fn visit_f64<E>(self, v: f64) -> Result<VarValue, E> {
+                Ok(VarValue::Scalar(Scalar::Float(v)))
+            }
+            fn visit_unit<E>(self) -> Result<VarValue, E> {
+                Ok(VarValue::Null)
+            }
+            fn visit_none<E>(self) -> Result<VarValue, E> {
+                Ok(VarValue::Null)
+            }
+            fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<VarValue, A::Error> {
+                while seq.next_element::<IgnoredAny>()?.is_some() {}
+                Ok(VarValue::List)
+            }
+            fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<VarValue, A::Error> {
+                while map.next_entry::<IgnoredAny, IgnoredAny>()?.is_some() {}
+                Ok(VarValue::Mapping)
+            }
+        }
+        d.deserialize_any(V)
+    }
 }
 
 /// Reads `--input`: a JSON object (`{"k": "v"}`), or `@FILE` holding one. Text values are
@@ -137,6 +215,42 @@ mod tests {
         let vj = read_vars_file(&j).unwrap();
         assert_eq!(vj["base"], "main");
         assert!(read_vars_file(&dir.join("missing.yaml")).is_err());
+        std::fs::remove_dir_all(&dir).ok();
+    }
+
+    #[test]
+    fn a_vars_file_value_that_is_no_scalar_is_named_with_what_it_is() {
+        let dir = std::env::temp_dir().join(format!("relay-vars-bad-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let f = dir.join("v.yaml");
+        let cases = [
+            (
+                "base: main\nfeature: [1, {a: 2}]\n",
+                "a list",
+                "line 2, column 10",
+            ),
+            ("feature: {a: 2}\n", "a mapping", "line 1, column 10"),
+            ("feature: ~\n", "null (no value)", "line 1, column 10"),
+            (r#"{"feature": [1]}"#, "a list", "line 1"),
+        ];
+        for (text, what, at) in cases {
+            std::fs::write(&f, text).unwrap();
+            let e = read_vars_file(&f).unwrap_err().to_string();
+            assert!(
+                e.ends_with(&format!(
+                    "variable `feature` ({at}) must be a string, number or boolean, not {what}"
+                )) || (at == "line 1"
+                    && e.contains(&format!("must be a string, number or boolean, not {what}"))),
+                "{e}"
+            );
+            assert!(!e.contains("untagged"), "{e}");
+        }
+        std::fs::write(&f, "big: 18446744073709551615\nf: 1.5\nyes: true\n").unwrap();
+        let v = read_vars_file(&f).unwrap();
+        assert_eq!(
+            (v["big"].as_str(), v["f"].as_str(), v["yes"].as_str()),
+            ("18446744073709551615", "1.5", "true")
+        );
         std::fs::remove_dir_all(&dir).ok();
     }
 }

@@ -1,7 +1,7 @@
 //! Control-flow fields of a step: conditions parse and name only steps the step waits
 //! for, `skipIf` is a rule of the format, a loop says how often it runs, `until` and
 //! `breakIf` are well formed, `outputVar` is a usable and unique name, approvals say
-//! `required`.
+//! `required`; `until` holds no `{{...}}`, which is not filled in there.
 
 use std::collections::HashMap;
 
@@ -129,6 +129,16 @@ pub(super) fn step_control(
                 report.push(Diagnostic::error(
                     pos,
                     format!("step `{name}`: `until` is empty"),
+                ));
+            } else if u.contains("{{") {
+                report.push(Diagnostic::error(
+                    pos,
+                    format!(
+                        "step `{name}`: `until: {}` would be looked for as written: \
+                         `{{{{...}}}}` is not filled in in `until`; write the text the output \
+                         must contain (or `regex:RE`)",
+                        shown(u)
+                    ),
                 ));
             } else if let Some(re) = u.strip_prefix("regex:")
                 && let Err(e) = regex_check(re.trim())

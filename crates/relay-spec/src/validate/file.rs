@@ -7,7 +7,7 @@ use crate::load::{AgentField, PreflightField};
 use crate::suggest::{did_you_mean, shown};
 use crate::types::{Access, NameOr, OutputCondition, WorkflowDef};
 
-use super::names::check_name;
+use super::names::{check_agent_name, check_name, check_no_control};
 use super::{Ctx, Diagnostic, Report, hint};
 
 pub(super) fn validate_file(ctx: &Ctx<'_>, report: &mut Report) {
@@ -39,7 +39,10 @@ fn agents(ctx: &Ctx<'_>, report: &mut Report) {
     let map = &ctx.loaded.map;
     let mut seen: HashMap<&str, usize> = HashMap::new();
     for (i, a) in ctx.file.agents.iter().enumerate() {
-        if check_name("agent", &a.name, map.agent(i), report)
+        for c in &a.channels {
+            check_no_control("channel", c, map.agent(i), report);
+        }
+        if check_agent_name(&a.name, map.agent(i), report)
             && seen.insert(a.name.as_str(), i).is_some()
         {
             report.push(Diagnostic::error(
@@ -127,10 +130,20 @@ fn swarm(ctx: &Ctx<'_>, report: &mut Report) {
         return;
     };
     let map = &ctx.loaded.map;
+    if let Some(c) = &swarm.channel {
+        check_no_control("swarm.channel", c, None, report);
+    }
     if let Some(0) = swarm.max_concurrency {
         report.push(Diagnostic::error(
             map.max_concurrency(),
             "swarm.maxConcurrency must be at least 1 (leave it out for no limit)",
+        ));
+    }
+    if let Some(0) = swarm.timeout_ms {
+        report.push(Diagnostic::error(
+            map.swarm_timeout(),
+            "swarm.timeoutMs must be at least 1 (a bound on the whole run, in milliseconds; \
+             leave it out for no bound)",
         ));
     }
     if let Some(r) = &swarm.resolver
@@ -323,6 +336,16 @@ fn agent_settings(ctx: &Ctx<'_>, report: &mut Report) {
     let file = ctx.file;
     for (i, a) in file.agents.iter().enumerate() {
         let at = |f| map.agent_field(i, f);
+        if a.constraints.as_ref().and_then(|c| c.timeout_ms) == Some(0) {
+            report.push(Diagnostic::error(
+                map.agent(i),
+                format!(
+                    "agent `{}`: constraints.timeoutMs must be at least 1 (a bound on each \
+                     attempt, in milliseconds; leave it out for no bound)",
+                    a.name
+                ),
+            ));
+        }
         if a.permissions.is_some()
             && let Err(e) = crate::permissions::effective_permissions(file, a)
         {
@@ -395,6 +418,9 @@ fn error_handling(ctx: &Ctx<'_>, report: &mut Report) {
                 ctx.agent_hint(r)
             ),
         ));
+    }
+    if let Some(c) = &eh.notify_channel {
+        check_no_control("errorHandling.notifyChannel", c, None, report);
     }
     for (k, glob) in eh.protect.iter().enumerate() {
         if glob.trim().is_empty() {

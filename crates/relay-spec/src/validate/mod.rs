@@ -5,7 +5,7 @@
 //!
 //! | file | checks |
 //! |---|---|
-//! | `names.rs` | the rules every name follows (not empty, no NUL, bounded length) |
+//! | `names.rs` | the rules every name follows (not empty, no control characters, bounded length; an agent's, one messages can be sent to) |
 //! | `file.rs` | agents and `reportsTo`, barriers, swarm and coordination settings |
 //! | `steps.rs` | each step: its kind, agent, dependencies, verification, items, texts |
 //! | `refs.rs` | `{{steps.X.output}}` and `{{item}}` references |
@@ -23,6 +23,7 @@ use std::collections::{BTreeMap, BTreeSet, HashMap};
 
 pub use crate::diagnostic::{Diagnostic, Report, Severity};
 pub use control::{LOOP_VARS, is_controlled, is_loop};
+pub use names::{ADDRESSABLE_NAME_RULE, is_addressable_name};
 
 use crate::graph::{StepGraph, StepIdx};
 use crate::load::{Loaded, StepField, did_you_mean};
@@ -153,8 +154,9 @@ pub fn validate(loaded: &Loaded, workflow: Option<&str>) -> Report {
 
 /// The texts of a step that may hold references, with the field each came from: the
 /// task, command, cwd, verification value, `compensate`, `items` (as text, or each text
-/// item of a list), a worktree's branch, base and path, what a waitFor step waits for,
-/// and an integration's parameters.
+/// item of a list), `loop.over` as text (a list's items are taken as written), a
+/// worktree's branch, base and path, what a waitFor step waits for, and an integration's
+/// parameters.
 pub fn step_texts(step: &Step) -> Vec<(StepField, &str)> {
     let mut v = Vec::new();
     if let Some(t) = &step.task {
@@ -179,6 +181,9 @@ pub fn step_texts(step: &Step) -> Vec<(StepField, &str)> {
             _ => None,
         })),
         None => {}
+    }
+    if let Some(Items::Text(t)) = step.loop_.as_ref().and_then(|l| l.over.as_ref()) {
+        v.push((StepField::Loop, t.as_str()));
     }
     for t in [&step.branch, &step.base_branch, &step.path]
         .into_iter()

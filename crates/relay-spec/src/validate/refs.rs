@@ -1,7 +1,7 @@
 //! References in a step's texts: `{{steps.X.output}}` must name a step this one
-//! (transitively) waits for, in every text it may stand in (task, command, cwd,
-//! verification, `items`, `compensate`); `{{item}}` and `{{itemIndex}}` exist only in a
-//! step that has `items`.
+//! (transitively) waits for, and not the step itself, in every text it may stand in
+//! (task, command, cwd, verification, `items`, `loop.over`, `compensate`); `{{item}}` and
+//! `{{itemIndex}}` exist only in a step that has `items`.
 
 use std::collections::HashMap;
 
@@ -31,6 +31,20 @@ pub(super) fn step_references(
             for r in references(text) {
                 match r {
                     Ref::StepOutput(x) | Ref::StepOutputs(x) => match index.get(x.as_str()) {
+                        // In a group, a nested step reads what it produced in the
+                        // iteration before (see below); any other step has no output
+                        // until it has run.
+                        Some(&xi) if xi == s && step.group.is_none() => {
+                            report.push(Diagnostic::error(
+                                map.step(w, s, field),
+                                format!(
+                                    "step `{}` uses {{{{steps.{x}.output}}}}, its own output: a \
+                                     step cannot use its own output (it has none until it has \
+                                     run); take it from a step it depends on",
+                                    step.name
+                                ),
+                            ));
+                        }
                         Some(&xi) => uses.push((s, field, x, xi)),
                         None => report.push(Diagnostic::error(
                             map.step(w, s, field),

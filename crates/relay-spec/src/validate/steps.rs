@@ -1,6 +1,7 @@
 //! The checks of one workflow: step names, each step by its kind, dependencies,
-//! verification, the agents a step names, `items`, the size and content of its texts, the
-//! auction's bidders, and then the graph (cycles) and the references in it.
+//! verification, the agents a step names, `items`, the size and content of its texts,
+//! bounds that cannot be 0 (`timeoutMs`, `maxIterations`), the auction's bidders, and then
+//! the graph (cycles) and the references in it.
 
 use std::collections::HashMap;
 
@@ -32,6 +33,7 @@ pub(super) fn validate_workflow(ctx: &Ctx<'_>, w: usize, wf: &WorkflowDef, repor
         if let Some(Err(e)) = crate::permissions::step_permissions(ctx.file, step) {
             report.push(Diagnostic::error(pos, e.to_string()));
         }
+        bounds(ctx, w, s, step, report);
         if check_name("step", &step.name, pos, report)
             && index.insert(step.name.as_str(), s).is_some()
         {
@@ -74,7 +76,7 @@ pub(super) fn validate_workflow(ctx: &Ctx<'_>, w: usize, wf: &WorkflowDef, repor
             }
             // Loading a file expands its sub-workflows (or reports why not); text with
             // no file to look next to cannot.
-            if ctx.loaded.diagnostics.is_empty() {
+            if !ctx.loaded.subworkflows_read && ctx.loaded.diagnostics.is_empty() {
                 report.push(Diagnostic::error(
                     map.step(w, s, StepField::Name),
                     format!(
@@ -140,6 +142,31 @@ pub(super) fn validate_workflow(ctx: &Ctx<'_>, w: usize, wf: &WorkflowDef, repor
     }
     super::refs::step_references(ctx, w, wf, &index, &graph, report);
     super::control::step_control(ctx, w, wf, &index, &graph, report);
+}
+
+/// `timeoutMs` and `maxIterations` bound something, so 0 is no bound a step could meet.
+fn bounds(ctx: &Ctx<'_>, w: usize, s: usize, step: &Step, report: &mut Report) {
+    let map = &ctx.loaded.map;
+    if step.timeout_ms == Some(0) {
+        report.push(Diagnostic::error(
+            map.step(w, s, StepField::TimeoutMs),
+            format!(
+                "step `{}`: `timeoutMs` must be at least 1 (a bound on each attempt, in \
+                 milliseconds; leave it out for no bound)",
+                step.name
+            ),
+        ));
+    }
+    if step.max_iterations == Some(0) {
+        report.push(Diagnostic::error(
+            map.step(w, s, StepField::MaxIterations),
+            format!(
+                "step `{}`: `maxIterations` must be at least 1 (the most times the step runs; \
+                 leave it out for the default)",
+                step.name
+            ),
+        ));
+    }
 }
 
 /// The fields only some kinds of step use, and the kinds that use them.

@@ -780,3 +780,134 @@ fn bad_nesting_is_reported_at_its_line_and_column() {
         "does not depend on `g/test`",
     );
 }
+
+#[test]
+fn loop_over_references_are_checked_like_a_steps_other_texts() {
+    let w =
+        "  - name: w\n    steps:\n      - {name: a, type: deterministic, command: echo first}\n";
+    let over = |dep: &str, over: &str| {
+        format!(
+            "{w}      - {{name: b, type: deterministic,{dep} command: 'echo \"{{{{it}}}}\"', loop: {{over: \"{over}\", as: it}}}}\n"
+        )
+    };
+    let d = found(
+        &over(" dependsOn: [a],", "{{steps.zz.output}}"),
+        "step `b` uses {{steps.zz.output}} but there is no step `zz`",
+    );
+    assert_eq!(d.pos.map(|p| p.line), Some(10), "at the loop");
+    found(
+        &over("", "{{steps.a.output}}"),
+        "step `b` uses {{steps.a.output}} but does not depend on `a` (add it to dependsOn)",
+    );
+    found(
+        &over(" dependsOn: [a],", "{{steps.b.output}}"),
+        "step `b` uses {{steps.b.output}}, its own output: a step cannot use its own output",
+    );
+    // Upstream and declared: fine; an undeclared variable is one the run needs.
+    let src = format!(
+        "{AGENTS}workflows:\n{}",
+        over(" dependsOn: [a],", "{{steps.a.output}} {{undeclared}}")
+    );
+    let loaded = parse(&src, "w.yaml").unwrap();
+    let r = validate(&loaded, None);
+    assert!(!r.has_errors(), "{:?}", r.diagnostics);
+    assert_eq!(
+        required_vars(&loaded.file.workflows[0])
+            .into_iter()
+            .collect::<Vec<_>>(),
+        ["undeclared"]
+    );
+}
+
+#[test]
+fn a_step_using_its_own_output_is_told_so_not_to_depend_on_itself() {
+    let d = found(
+        "  - name: w\n    steps:\n      - {name: a, agent: dev, task: \"{{steps.a.output}}\"}\n",
+        "its own output",
+    );
+    assert_eq!(
+        d.message,
+        "step `a` uses {{steps.a.output}}, its own output: a step cannot use its own output \
+         (it has none until it has run); take it from a step it depends on"
+    );
+    assert!(!d.message.contains("dependsOn"), "{}", d.message);
+}
+
+#[test]
+fn until_with_a_template_is_refused_as_it_is_never_filled_in() {
+    let d = found(
+        "  - name: w\n    steps:\n      - {name: a, type: deterministic, command: echo, until: \"{{undeclared}}\"}\n",
+        "`until: {{undeclared}}` would be looked for as written",
+    );
+    assert!(d.message.contains("not filled in"), "{}", d.message);
+    assert_eq!(d.pos.map(|p| p.line), Some(9));
+    // Plain text and a regular expression are what `until` takes.
+    for until in ["PASS", "\"regex:^ok \\\\d{2}$\""] {
+        let e = errors(&format!(
+            "  - name: w\n    steps:\n      - {{name: a, type: deterministic, command: echo, until: {until}}}\n"
+        ));
+        assert!(e.is_empty(), "{until}: {e:?}");
+    }
+}
+
+#[test]
+fn bounds_of_zero_are_errors_naming_the_field() {
+    let e = file_errors(
+        "name: t\nswarm: {timeoutMs: 0}\nagents:\n  - {name: dev, cli: claude, constraints: {timeoutMs: 0}}\nworkflows:\n  - name: w\n    steps:\n      - {name: a, type: deterministic, command: echo, timeoutMs: 0}\n      - {name: b, type: deterministic, command: echo, until: ok, maxIterations: 0}\n      - {name: c, agent: dev, task: go, maxIterations: 0}\n",
+    );
+    for want in [
+        "swarm.timeoutMs must be at least 1",
+        "agent `dev`: constraints.timeoutMs must be at least 1",
+        "step `a`: `timeoutMs` must be at least 1",
+        "step `b`: `maxIterations` must be at least 1",
+        "step `c`: `maxIterations` must be at least 1",
+    ] {
+        assert!(has(&e, &[want]), "{want}: {e:?}");
+    }
+    assert_eq!(e.len(), 5, "{e:?}");
+    let d = found(
+        "  - name: w\n    steps:\n      - name: a\n        type: deterministic\n        command: echo\n        timeoutMs: 0\n",
+        "`timeoutMs` must be at least 1",
+    );
+    assert_eq!(d.pos.map(|p| p.line), Some(12), "at the field");
+    // 1 is a bound.
+    let e = file_errors(&format!(
+        "{AGENTS}swarm: {{timeoutMs: 1}}\nworkflows:\n  - name: w\n    steps:\n      - {{name: a, type: deterministic, command: echo, timeoutMs: 1, until: ok, maxIterations: 1}}\n"
+    ));
+    assert!(e.is_empty(), "{e:?}");
+}
+
+#[test]
+fn control_characters_in_names_are_errors_showing_the_name_escaped() {
+    let e = file_errors(
+        "name: t\nswarm: {channel: \"ops\\e[2J\"}\nerrorHandling: {notifyChannel: \"al\\nerts\"}\nagents:\n  - {name: \"dev\\nFAKE LINE\", cli: claude}\n  - {name: ok, cli: claude, channels: [\"a\\tb\"]}\nworkflows:\n  - name: \"w\\r\"\n    steps:\n      - {name: \"a\\nok    forged completed\\e[31mRED\", agent: ok, task: go}\n",
+    );
+    for want in [
+        r#"swarm.channel "ops\u{1b}[2J" contains the control character '\u{1b}'"#,
+        r#"errorHandling.notifyChannel "al\nerts" contains the control character '\n'"#,
+        r#"agent name "dev\nFAKE LINE" contains the control character '\n'"#,
+        r#"channel "a\tb" contains the control character '\t'"#,
+        r#"workflow name "w\r" contains the control character '\r'"#,
+        r#"step name "a\nok    forged completed\u{1b}[31mRED" contains the control character '\n'"#,
+    ] {
+        assert!(has(&e, &[want]), "{want}: {e:?}");
+    }
+    assert!(
+        e.iter().all(|m| !m.chars().any(char::is_control)),
+        "no message carries a control character itself: {e:?}"
+    );
+}
+
+#[test]
+fn agent_names_must_be_names_messages_can_be_sent_to() {
+    let e = file_errors(
+        "name: t\nagents:\n  - {name: \"my dev\", cli: claude}\n  - {name: ok.dev_2-x, cli: claude}\nworkflows:\n  - name: w\n    steps:\n      - {name: a, agent: ok.dev_2-x, task: go}\n",
+    );
+    assert_eq!(
+        e,
+        [
+            "agent name `my dev` is not a valid name (letters, digits, `-`, `_`, `.`): messages \
+          could not be sent to it"
+        ]
+    );
+}
