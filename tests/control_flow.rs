@@ -324,6 +324,15 @@ fn an_approval_wait_survives_a_kill_of_the_coordinator() {
     );
     child.kill().unwrap();
     child.wait().unwrap();
+    // With no coordinator, the decision has nobody to go to: the error says to resume.
+    let early = w.run(&["approve", "last", "deploy"]);
+    assert_eq!(early.status.code(), Some(3), "{}", stderr(&early));
+    assert!(
+        stderr(&early).contains("is not running (interrupted)")
+            && stderr(&early).contains("agent-relay resume"),
+        "{}",
+        stderr(&early)
+    );
     let resumed = spawn(&w, &["resume", "last", "--json"]);
     wait_for(
         || count_events(&w, "approval:requested") == 2,
@@ -1002,4 +1011,34 @@ fn a_sub_workflows_own_pattern_applies_to_its_steps() {
             && err.contains("who may message whom"),
         "{err}"
     );
+}
+
+#[test]
+fn steering_a_finished_run_says_it_finished() {
+    let w = World::new();
+    let f = w.write(
+        "wf.yaml",
+        &workflow(
+            "",
+            "    steps:\n      - name: a\n        agent: dev\n        task: go\n",
+        ),
+    );
+    let o = w.run(&["run", f.to_str().unwrap()]);
+    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+    for args in [
+        &["pause", "last"][..],
+        &["unpause", "last"],
+        &["approve", "last", "a"],
+        &["unpark", "last"],
+        &["answer", "last", "a", "yes"],
+    ] {
+        let o = w.run(args);
+        assert_eq!(o.status.code(), Some(3), "{args:?}: {}", stderr(&o));
+        let err = stderr(&o);
+        assert!(
+            err.contains("already finished (completed)"),
+            "{args:?}: {err}"
+        );
+        assert!(!err.contains("still going"), "{args:?}: {err}");
+    }
 }

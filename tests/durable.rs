@@ -299,6 +299,18 @@ fn a_log_that_lost_a_line_before_its_end_is_not_resumed() {
     let o = w.run(&["resume", "last"]);
     assert_eq!(o.status.code(), Some(3), "{}", stderr(&o));
     assert!(stderr(&o).contains("is empty"), "{}", stderr(&o));
+    // `runs` and `status` still name its workflow and start, from the run's own record.
+    let o = w.run(&["status", "last", "--json"]);
+    let st: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+    assert_eq!(st["workflow"], "main", "{st}");
+    assert!(
+        st["startedAt"]
+            .as_str()
+            .is_some_and(|t| t.starts_with("20")),
+        "{st}"
+    );
+    let o = w.run(&["runs"]);
+    assert!(stdout(&o).contains(" main "), "{}", stdout(&o));
     // Neither ran `ok` again.
     assert_eq!(
         w.agent_log().matches("start ok").count(),
@@ -306,8 +318,39 @@ fn a_log_that_lost_a_line_before_its_end_is_not_resumed() {
         "{}",
         w.agent_log()
     );
+    // No log at all: the run is named as one whose record is gone, not as unknown.
+    let id = w
+        .run_dir()
+        .file_name()
+        .unwrap()
+        .to_string_lossy()
+        .into_owned();
+    std::fs::remove_file(&log).unwrap();
+    for cmd in ["resume", "status"] {
+        let o = w.run(&[cmd, &id]);
+        assert_eq!(o.status.code(), Some(3), "{cmd}: {}", stderr(&o));
+        assert!(
+            stderr(&o).contains(&format!("run `{id}` has no event log"))
+                && stderr(&o).contains("events.jsonl is missing"),
+            "{cmd}: {}",
+            stderr(&o)
+        );
+    }
+    // A damaged copy of the workflow in the run directory is named as that copy.
+    std::fs::write(&log, &good).unwrap();
+    let stored = w.run_dir().join("workflow.yaml");
+    let kept = std::fs::read_to_string(&stored).unwrap();
+    std::fs::write(&stored, "::: [\n").unwrap();
+    let o = w.run(&["resume", &id]);
+    assert_eq!(o.status.code(), Some(3), "{}", stderr(&o));
+    assert!(
+        stderr(&o).contains("kept in the run directory is damaged")
+            && stderr(&o).contains(&format!("{id}/workflow.yaml:1")),
+        "{}",
+        stderr(&o)
+    );
+    std::fs::write(&stored, kept).unwrap();
     // Back as it was, it resumes.
-    std::fs::write(&log, good).unwrap();
     let o = w.run(&["resume", "last", "--json"]);
     assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
     assert_eq!(w.agent_log().matches("start ok").count(), 1);

@@ -1222,6 +1222,17 @@ fn an_unreachable_server_is_a_runtime_failure_and_credentials_never_show() {
     let o = w.run(&["worker", "--nats", &url, "--name", "w"]);
     assert_eq!(o.status.code(), Some(4), "{}", stderr(&o));
     assert!(!stderr(&o).contains("s3cret"));
+    // A name no one could tell apart in `workers` is refused before any connection.
+    for (name, why) in [
+        ("", "is empty"),
+        (" w", "white space"),
+        ("w\x07", "control"),
+    ] {
+        let o = w.run(&["worker", "--nats", &url, "--name", name]);
+        assert_eq!(o.status.code(), Some(3), "{name:?}: {}", stderr(&o));
+        assert!(stderr(&o).contains(why), "{name:?}: {}", stderr(&o));
+        assert!(!stderr(&o).contains("taking attempts"), "{}", stderr(&o));
+    }
 }
 
 #[test]

@@ -588,3 +588,68 @@ fn rehearsal_satisfies_verification_without_any_cli() {
     assert!(w.path().join("out/b.md").exists());
     assert!(w.agent_log().is_empty(), "no fake agent ran");
 }
+
+#[test]
+fn an_unreadable_timing_knob_is_refused_naming_it() {
+    let w = World::new();
+    let f = w.write(
+        "wf.yaml",
+        &workflow(
+            "",
+            "    steps:\n      - name: a\n        agent: dev\n        task: \"go\"\n",
+        ),
+    );
+    let o = w
+        .cmd()
+        .args(["run", f.to_str().unwrap()])
+        .env("AGENT_RELAY_PTY_ROWS", "abc")
+        .env("AGENT_RELAY_KILL_GRACE_MS", "2s")
+        .output()
+        .unwrap();
+    assert_eq!(o.status.code(), Some(3), "{}", stderr(&o));
+    let err = stderr(&o);
+    assert!(err.contains("AGENT_RELAY_PTY_ROWS=\"abc\""), "{err}");
+    assert!(err.contains("AGENT_RELAY_KILL_GRACE_MS=\"2s\""), "{err}");
+    assert!(w.agent_log().is_empty() && !w.has_run_dir());
+}
+
+#[test]
+fn a_mistyped_var_is_named_with_the_variable_it_was_meant_for() {
+    let w = World::new();
+    let f = w.write(
+        "wf.yaml",
+        &workflow(
+            "",
+            "    steps:\n      - name: a\n        agent: dev\n        task: \"do {{feature}}\"\n        if: \"mode == 'fast'\"\n",
+        ),
+    );
+    let f = f.to_str().unwrap();
+    let o = w.run(&["run", f, "--var", "featur=x"]);
+    assert_eq!(o.status.code(), Some(3), "{}", stderr(&o));
+    let err = stderr(&o);
+    assert!(
+        err.contains(
+            "--var `featur` is not a variable of workflow `main` (did you mean `feature`?)"
+        ),
+        "{err}"
+    );
+    assert!(w.agent_log().is_empty() && !w.has_run_dir());
+    // A variable only a condition reads is used; an extra one is named and the run goes on.
+    let o = w.run(&[
+        "run",
+        f,
+        "--var",
+        "feature=x",
+        "--var",
+        "mode=fast",
+        "--var",
+        "extra=1",
+    ]);
+    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+    let err = stderr(&o);
+    assert!(err.contains("--var `extra` is not a variable"), "{err}");
+    assert!(
+        !err.contains("`mode` is not") && !err.contains("`feature` is not"),
+        "{err}"
+    );
+}

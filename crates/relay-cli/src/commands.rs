@@ -252,7 +252,13 @@ pub fn run(args: RunArgs) -> CliResult {
     if args.wf.explain {
         return explain(checked.loaded(), checked.workflow());
     }
-    crate::templates::check_required_vars(checked.loaded(), checked.workflow(), &vars)
+    let typed: Vec<String> = args
+        .wf
+        .vars
+        .iter()
+        .filter_map(|v| relay_spec::vars::parse_var(v).ok().map(|(k, _)| k))
+        .collect();
+    crate::templates::check_required_vars(checked.loaded(), checked.workflow(), &vars, &typed)
         .map_err(|code| CliError::reported(exit_of(code)))?;
     let workdir = workdir()?;
     let resume = match &args.start_from {

@@ -11,6 +11,7 @@ mod diagnostics;
 mod error;
 mod events_out;
 mod execute;
+mod knobs;
 mod mcp;
 mod messaging;
 mod prices_cmd;
@@ -253,6 +254,19 @@ fn main() -> ExitCode {
 }
 
 fn dispatch(command: Command) -> CliResult {
+    // The commands that start, end or show agents read the numeric knobs.
+    if matches!(
+        command,
+        Command::Run(_)
+            | Command::Resume { .. }
+            | Command::Worker(_)
+            | Command::Attach(_)
+            | Command::Serve(_)
+            | Command::Watch { .. }
+            | Command::Cancel { .. }
+    ) {
+        knobs::check()?;
+    }
     match command {
         Command::Schema => {
             let schema = relay_spec::json_schema();

@@ -177,7 +177,10 @@ impl Endpoint {
             .and_then(|mut c| c.request(req))
             .map_err(|e| match e {
                 ClientError::Unreachable { .. } => {
-                    CliError::runtime(format!("{e} (is the run still going?)"))
+                    match self.run.as_ref().zip(run_dir.as_deref()) {
+                        Some((id, dir)) => not_live(id, dir, &e),
+                        None => CliError::runtime(format!("{e} (is the run still going?)")),
+                    }
                 }
                 e => CliError::runtime(e),
             })?;
@@ -194,6 +197,26 @@ impl Endpoint {
             )),
             r => Ok(r),
         }
+    }
+}
+
+/// Why the run `id` (in `dir`) named on the command line did not answer: it finished,
+/// its coordinator is gone, or (still running) its socket failed.
+fn not_live(id: &str, dir: &Path, e: &ClientError) -> CliError {
+    use relay_engine::runs::Standing;
+    let status = relay_engine::runs::run_info(dir).status;
+    let shown = relay_spec::suggest::shown(id);
+    match status {
+        Standing::Running => CliError::runtime(format!("{e} (is the run still going?)")),
+        Standing::Interrupted | Standing::NeedsHuman => CliError::invalid(format!(
+            "run `{shown}` is not running ({}): no coordinator is there to ask; \
+             `agent-relay resume {shown}` continues it",
+            status.as_str()
+        )),
+        Standing::Completed | Standing::Failed | Standing::Cancelled => CliError::invalid(format!(
+            "run `{shown}` already finished ({}); it takes no more requests",
+            status.as_str()
+        )),
     }
 }
 

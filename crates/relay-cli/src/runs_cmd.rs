@@ -342,7 +342,9 @@ pub fn cancel(id: &str) -> CliResult {
             if relay_broker::procfs::stat(pid).is_some_and(|s| s.state == 'T') {
                 // Stopped (SIGSTOP, a debugger): it takes the request only once it runs.
                 return Err(CliError::runtime(format!(
-                    "the coordinator (pid {pid}) is stopped, so it cannot end the run: continue it                      (`kill -CONT {pid}`) and it cancels, or kill it (`kill -9 {pid}`) and run                      `agent-relay cancel {id}` again"
+                    "the coordinator (pid {pid}) is stopped, so it cannot end the run: continue it \
+                     (`kill -CONT {pid}`) and it cancels, or kill it (`kill -9 {pid}`) and run \
+                     `agent-relay cancel {id}` again"
                 )));
             }
             eprintln!("cancel requested: the coordinator (pid {pid}) is still finishing");

@@ -155,9 +155,16 @@ fn duration(text: &str, what: &str) -> CliResult<Duration> {
         _ => f64::NAN,
     };
     match num.parse::<f64>() {
-        Ok(n) if n.is_finite() && n > 0.0 && scale.is_finite() && n * scale < 1e9 => {
+        Ok(n) if scale.is_finite() && n.is_finite() && n > 0.0 && n * scale < 1e9 => {
             Ok(Duration::from_secs_f64(n * scale))
         }
+        Ok(n) if scale.is_finite() && n == 0.0 => Err(CliError::invalid(format!(
+            "{what} `{text}` is zero: give a time longer than that, or leave {what} out \
+             for no limit"
+        ))),
+        Ok(n) if scale.is_finite() && n.is_finite() && n > 0.0 => Err(CliError::invalid(format!(
+            "{what} `{text}` is too long: at most 1,000,000,000 seconds (about 31 years)"
+        ))),
         _ => Err(CliError::invalid(format!(
             "{what} `{text}` is not a duration (e.g. 500ms, 30s, 10m, 2h)"
         ))),
@@ -457,7 +464,16 @@ mod tests {
         assert_eq!(duration("500ms", "x").unwrap(), Duration::from_millis(500));
         assert_eq!(duration("2", "x").unwrap(), Duration::from_secs(2));
         assert_eq!(duration("1.5m", "x").unwrap(), Duration::from_secs(90));
-        assert!(duration("soon", "x").is_err() && duration("0s", "x").is_err());
+        let why = |t: &str| duration(t, "--ttl").unwrap_err().headline.unwrap();
+        assert!(why("soon").contains("not a duration"), "{}", why("soon"));
+        assert!(why("0s").contains("is zero"), "{}", why("0s"));
+        assert!(why("0").contains("is zero"), "{}", why("0"));
+        assert!(
+            why("99999999999h").contains("too long"),
+            "{}",
+            why("99999999999h")
+        );
+        assert!(why("5y").contains("not a duration"), "{}", why("5y"));
         let dir = tempfile::tempdir().unwrap();
         std::fs::create_dir(dir.path().join("src")).unwrap();
         let cwd = dir.path();

@@ -207,15 +207,38 @@ pub fn load_by_name(arg: &Path) -> Option<Result<Loaded, ExitCode>> {
 
 /// Before a run: every variable the workflow needs must have a value. When some do not,
 /// prints them and everything the workflow takes (with descriptions and defaults).
+/// `typed` names the variables given with `--var`: one the workflow neither declares nor
+/// uses is a warning (a mistyped name would otherwise be dropped without a word), and
+/// the missing-variable error says which typed name was probably meant.
 pub fn check_required_vars(
     loaded: &Loaded,
     workflow: Option<&str>,
     given: &BTreeMap<String, String>,
+    typed: &[String],
 ) -> Result<(), ExitCode> {
     let Ok((_, wf)) = select_workflow(&loaded.file, workflow) else {
         return Ok(());
     };
+    let all = variables(&loaded.file, Some(wf));
+    let known: Vec<&str> = all.iter().map(|v| v.name.as_str()).collect();
     let missing = missing_vars(wf, &loaded.file.vars_with_defaults(given));
+    let mut stray: Vec<&String> = typed
+        .iter()
+        .filter(|t| !known.contains(&t.as_str()))
+        .collect();
+    stray.sort();
+    stray.dedup();
+    for t in &stray {
+        let hint = relay_spec::suggest::did_you_mean(t, missing.iter().map(String::as_str))
+            .or_else(|| relay_spec::suggest::did_you_mean(t, known.iter().copied()))
+            .map(|m| format!(" (did you mean `{m}`?)"))
+            .unwrap_or_default();
+        eprintln!(
+            "warning: --var `{}` is not a variable of workflow `{}`{hint}; it is not used",
+            relay_spec::suggest::shown(t),
+            wf.name
+        );
+    }
     if missing.is_empty() {
         return Ok(());
     }
@@ -227,7 +250,6 @@ pub fn check_required_vars(
         quoted.join(", ")
     );
     eprintln!("{} takes (pass each as --var NAME=VALUE):", loaded.origin);
-    let all = variables(&loaded.file, Some(wf));
     let vars = required_first(&all);
     let width = vars.iter().map(|v| v.name.len()).max().unwrap_or(0);
     for v in &vars {

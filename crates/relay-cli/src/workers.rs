@@ -157,8 +157,12 @@ pub fn worker(args: WorkerArgs) -> CliResult {
     let dir = dir
         .canonicalize()
         .map_err(|e| CliError::invalid(format!("--dir {}: {e}", dir.display())))?;
+    let name = args.name.unwrap_or_else(relay_nats::worker::default_name);
+    if let Some(why) = relay_nats::worker::bad_name(&name) {
+        return Err(CliError::invalid(format!("--name {name:?} {why}")));
+    }
     let opts = WorkerOptions {
-        name: args.name.unwrap_or_else(relay_nats::worker::default_name),
+        name,
         capacity: args.capacity,
         labels,
         shell: !args.no_shell,

@@ -36,6 +36,18 @@ pub enum RunsError {
         /// Why.
         reason: String,
     },
+    /// The run's directory is there but its event log is not.
+    #[error(
+        "run `{run_id}` has no event log ({} is missing): what it did is not recorded, so it \
+         cannot be shown or resumed",
+        dir.join("events.jsonl").display()
+    )]
+    NoLog {
+        /// The run.
+        run_id: String,
+        /// Its directory.
+        dir: PathBuf,
+    },
     /// Nothing is left to do.
     #[error("run {0} already completed; nothing to resume")]
     AlreadyCompleted(String),
@@ -162,6 +174,11 @@ pub fn find_run(workdir: &Path, id: &str) -> Result<PathBuf, RunsError> {
     }
     let matches: Vec<String> = ids.into_iter().filter(|i| i.starts_with(id)).collect();
     match matches.len() {
+        // A directory of that exact name whose log is gone is not "no run".
+        0 if is_plain_id(id) && root.join(id).is_dir() => Err(RunsError::NoLog {
+            run_id: id.to_string(),
+            dir: root.join(id),
+        }),
         0 => Err(RunsError::NotFound(id.to_string())),
         1 => Ok(root.join(&matches[0])),
         _ => Err(RunsError::Ambiguous {
@@ -169,6 +186,11 @@ pub fn find_run(workdir: &Path, id: &str) -> Result<PathBuf, RunsError> {
             matches,
         }),
     }
+}
+
+/// Whether `id` can only name a directory inside the runs root (no `/`, not `.`/`..`).
+fn is_plain_id(id: &str) -> bool {
+    !id.is_empty() && id != "." && id != ".." && !id.contains('/')
 }
 
 /// What the log and lock of the run in `dir` say about it.
@@ -182,6 +204,11 @@ pub fn run_info(dir: &Path) -> RunInfo {
         (Some(RunStatus::NeedsHuman), _) => Standing::NeedsHuman,
         (None, Some(_)) => Standing::Running,
         (None, None) => Standing::Interrupted,
+    };
+    // A log that lost its first line still has the run's own record (run.json).
+    let meta = || {
+        let id = dir.file_name()?.to_string_lossy().into_owned();
+        read_meta(dir, &id).ok()
     };
     let steps = replay
         .workflow_steps()
@@ -203,10 +230,17 @@ pub fn run_info(dir: &Path) -> RunInfo {
                 .map(|n| n.to_string_lossy().into_owned())
                 .unwrap_or_default()
         }),
-        workflow: replay.workflow.clone().unwrap_or_default(),
+        workflow: replay
+            .workflow
+            .clone()
+            .or_else(|| meta().map(|m| m.workflow))
+            .unwrap_or_default(),
         status,
         reason: replay.reason.clone(),
-        started_at: replay.started_at.clone(),
+        started_at: replay
+            .started_at
+            .clone()
+            .or_else(|| meta().and_then(|m| m.started_at)),
         duration_ms: replay.duration_ms,
         pid,
         steps,
@@ -303,6 +337,8 @@ struct Meta {
     rehearsal: bool,
     #[serde(default)]
     allow_unenforced: bool,
+    #[serde(default)]
+    started_at: Option<String>,
 }
 
 fn read_meta(dir: &Path, run_id: &str) -> Result<Meta, RunsError> {
@@ -337,9 +373,21 @@ pub fn prepare_resume(dir: &Path) -> Result<ResumePlan, RunsError> {
             run_id: run_id.clone(),
             reason: format!("cannot read the stored workflow: {e}"),
         })?;
-    let mut loaded = relay_spec::parse(&source, &meta.file).map_err(|e| RunsError::Unreadable {
-        run_id: run_id.clone(),
-        reason: e.to_string(),
+    let mut loaded = relay_spec::parse(&source, &meta.file).map_err(|_| {
+        // The copy kept in the run directory is what failed, not the user's file.
+        let stored = dir.join("workflow.yaml");
+        let why = relay_spec::parse(&source, &stored.display().to_string())
+            .err()
+            .map(|e| e.to_string())
+            .unwrap_or_default();
+        RunsError::Unreadable {
+            run_id: run_id.clone(),
+            reason: format!(
+                "the copy of {} kept in the run directory is damaged, so the run cannot be \
+                 resumed: {why}",
+                meta.file
+            ),
+        }
     })?;
     // Custom steps (`use:`) expand from the `.relay/steps.yaml` next to the workflow.
     let custom =
@@ -384,12 +432,14 @@ fn damage(replay: &Snapshot) -> Result<(), String> {
     let log = "its event log (events.jsonl)";
     if replay.run_id.is_none() {
         return Err(format!(
-            "{log} is empty or lost its first line (`run:started`), so what already ran is              unknown and resuming could run steps again; start a new run instead"
+            "{log} is empty or lost its first line (`run:started`), so what already ran is \
+             unknown and resuming could run steps again; start a new run instead"
         ));
     }
     if let Some((line, why)) = &replay.broken {
         return Err(format!(
-            "line {line} of {log} is unreadable ({why}) and it is not the last one, so steps it              records could run again; repair or delete that line, then resume"
+            "line {line} of {log} is unreadable ({why}) and it is not the last one, so steps it \
+             records could run again; repair or delete that line, then resume"
         ));
     }
     Ok(())

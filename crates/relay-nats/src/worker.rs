@@ -120,6 +120,21 @@ pub fn default_name() -> String {
     host_name()
 }
 
+/// Why `name` cannot name a worker (it is shown in `workers`, events and logs), if so.
+pub fn bad_name(name: &str) -> Option<&'static str> {
+    if name.trim().is_empty() {
+        Some("is empty: give the worker a name (default: the host name)")
+    } else if name.trim() != name {
+        Some("starts or ends with white space")
+    } else if name.chars().any(char::is_control) {
+        Some("holds a control character")
+    } else if name.len() > 128 {
+        Some("is longer than 128 bytes")
+    } else {
+        None
+    }
+}
+
 /// Runs a worker until `stop` is cancelled; then ends its attempts and returns.
 pub async fn serve(
     url: &NatsUrl,
@@ -128,6 +143,9 @@ pub async fn serve(
 ) -> Result<(), NatsError> {
     if opts.capacity == 0 {
         return Err(NatsError::Invalid("--capacity must be at least 1".into()));
+    }
+    if let Some(why) = bad_name(&opts.name) {
+        return Err(NatsError::Invalid(format!("--name {:?} {why}", opts.name)));
     }
     let client = url
         .connect(&format!("agent-relay worker {}", opts.name))
@@ -951,6 +969,18 @@ async fn renew_on_reconnect(state: Arc<State>) {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn worker_names_must_be_printable_and_not_blank() {
+        for ok in ["gpu-box", "host.example.com", "a b", "w*>", "名前"] {
+            assert_eq!(bad_name(ok), None, "{ok}");
+        }
+        assert!(bad_name("").unwrap().contains("empty"));
+        assert!(bad_name("   ").unwrap().contains("empty"));
+        assert!(bad_name(" w").unwrap().contains("white space"));
+        assert!(bad_name("w\x1b[2J").unwrap().contains("control"));
+        assert!(bad_name(&"w".repeat(129)).unwrap().contains("128"));
+    }
 
     #[test]
     fn the_coordinators_agent_relay_is_replaced_by_the_workers() {
