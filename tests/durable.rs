@@ -336,6 +336,16 @@ fn a_log_that_lost_a_line_before_its_end_is_not_resumed() {
             stderr(&o)
         );
     }
+    // An empty id names no run (rather than matching every one).
+    for cmd in ["resume", "status", "cancel"] {
+        let o = w.run(&[cmd, ""]);
+        assert_eq!(o.status.code(), Some(3), "{cmd}: {}", stderr(&o));
+        assert!(
+            stderr(&o).contains("the run id is empty"),
+            "{cmd}: {}",
+            stderr(&o)
+        );
+    }
     // A damaged copy of the workflow in the run directory is named as that copy.
     std::fs::write(&log, &good).unwrap();
     let stored = w.run_dir().join("workflow.yaml");

@@ -345,3 +345,36 @@ fn a_state_url_that_does_not_fit_its_backend_is_refused_before_the_run() {
     assert!(!w.has_run_dir(), "nothing was run");
     assert!(w.agent_log().is_empty());
 }
+
+#[test]
+fn a_state_server_that_is_down_is_named_as_the_state_not_the_run_directory() {
+    let w = World::new();
+    // A port nobody listens on.
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let f = w.write(
+        "wf.yaml",
+        &workflow(
+            &format!("state:\n  backend: redis\n  url: redis://127.0.0.1:{port}\n"),
+            "    steps:\n      - name: a\n        agent: dev\n        task: x\n",
+        ),
+    );
+    let o = w.run(&["run", f.to_str().unwrap()]);
+    assert_eq!(o.status.code(), Some(4), "{}", stderr(&o));
+    let err = stderr(&o);
+    assert!(err.contains("redis state"), "{err}");
+    assert!(err.contains("nothing was run"), "{err}");
+    assert!(!err.contains("cannot write"), "{err}");
+    assert!(w.agent_log().is_empty());
+    // The step never started, and its log says so rather than printing nothing.
+    let o = w.run(&["logs", "last", "a"]);
+    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+    assert!(
+        stderr(&o).contains("step `a` has no events: it did not start"),
+        "{}",
+        stderr(&o)
+    );
+}

@@ -285,7 +285,7 @@ fn attach_refuses_what_has_no_live_terminal() {
     );
     assert_eq!(w.run(&["run", f.to_str().unwrap()]).status.code(), Some(0));
     let o = w.run(&["attach", "last", "alpha"]);
-    assert_eq!(o.status.code(), Some(1));
+    assert_eq!(o.status.code(), Some(3));
     assert!(String::from_utf8_lossy(&o.stderr).contains("is not running"));
     let o = w.run(&["attach", "nope", "alpha"]);
     assert_eq!(

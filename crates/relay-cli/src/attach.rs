@@ -35,14 +35,11 @@ pub struct AttachArgs {
 fn live_transcript(dir: &Path, step: &str) -> CliResult<PathBuf> {
     let info = relay_engine::runs::run_info(dir);
     if info.status != Standing::Running {
-        return Err(CliError::new(
-            Exit::Failed,
-            format!(
-                "run {} is not running ({})",
-                info.run_id,
-                info.status.as_str()
-            ),
-        ));
+        return Err(CliError::invalid(format!(
+            "run {} is not running ({})",
+            info.run_id,
+            info.status.as_str()
+        )));
     }
     let snap = Snapshot::load(dir)
         .map_err(|e| CliError::runtime(format!("cannot read the run's events: {e}")))?;
@@ -59,10 +56,9 @@ fn live_transcript(dir: &Path, step: &str) -> CliResult<PathBuf> {
         )));
     };
     if rec.state != StepState::Running {
-        return Err(CliError::new(
-            Exit::Failed,
-            format!("step `{step}` is not running; there is no live agent to attach to"),
-        ));
+        return Err(CliError::invalid(format!(
+            "step `{step}` is not running; there is no live agent to attach to"
+        )));
     }
     let path =
         relay_engine::store::step_dir_of(dir, step).join(format!("attempt-{}.pty", rec.attempts));

@@ -189,6 +189,10 @@ impl From<EngineError> for CliError {
                 CliError::runtime(format!("{e}; nothing was run"))
             }
             EngineError::Prices(_) => CliError::invalid(format!("{e}; nothing was run")),
+            EngineError::State(relay_state::open::OpenError::BadUrl { .. }) => {
+                CliError::invalid(format!("{e}; nothing was run"))
+            }
+            EngineError::State(_) => CliError::runtime(format!("{e}; nothing was run")),
             // The disk can fail mid-run: running agents were ended and what was recorded
             // stays.
             EngineError::Worktrees(_) => CliError::runtime(format!("{e}; nothing was run")),

@@ -286,6 +286,7 @@ pub fn logs(args: LogsArgs) -> CliResult {
     let mut pending = String::new();
     let mut offset = 0u64;
     let stdout = std::io::stdout();
+    let mut shown = 0usize;
     loop {
         let mut chunk = String::new();
         if file.seek(SeekFrom::Start(offset)).is_ok() && file.read_to_string(&mut chunk).is_ok() {
@@ -299,6 +300,7 @@ pub fn logs(args: LogsArgs) -> CliResult {
                 let mut out = stdout.lock();
                 let _ = writeln!(out, "{text}");
                 let _ = out.flush();
+                shown += 1;
             }
         }
         if !args.follow {
@@ -321,6 +323,9 @@ pub fn logs(args: LogsArgs) -> CliResult {
         std::thread::sleep(Duration::from_millis(100));
     }
     if let Some(step) = &args.step {
+        if shown == 0 {
+            eprintln!("step `{step}` has no events: it did not start in this run");
+        }
         print_step_files(&dir, step);
     }
     Ok(Exit::Success)

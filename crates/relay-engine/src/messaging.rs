@@ -102,19 +102,20 @@ impl RunMessaging {
         topology: Topology,
         done: &HashSet<String>,
         transport: Option<Arc<dyn relay_messaging::Transport>>,
-    ) -> Result<Arc<RunMessaging>, StoreError> {
+    ) -> Result<Arc<RunMessaging>, crate::EngineError> {
         let failed = |e: &dyn std::fmt::Display| StoreError {
             path: run_dir.to_path_buf(),
             source: std::io::Error::other(e.to_string()),
         };
+        // The shared state's backend (a database file, Redis) failing is not the run
+        // directory failing: it keeps its own error.
         let state = relay_state::open(&StateSettings {
             config: file.state.as_ref(),
             run_dir,
             workdir,
             workflow: &wf.name,
         })
-        .await
-        .map_err(|e| failed(&e))?;
+        .await?;
         let transport = transport.unwrap_or_else(|| Arc::new(relay_messaging::InProcess::new()));
         let mut broker =
             Broker::start_with(run_dir, run_id, RouterConfig::default(), state, transport)

@@ -20,6 +20,9 @@ pub enum RunsError {
     /// No run matches.
     #[error("no run `{0}` in this directory (see `agent-relay runs`)")]
     NotFound(String),
+    /// The run id given is empty.
+    #[error("the run id is empty: give a run id, a unique start of one, or `last`")]
+    EmptyId,
     /// A prefix matches several runs.
     #[error("`{prefix}` matches several runs: {}", matches.join(", "))]
     Ambiguous {
@@ -163,6 +166,9 @@ pub fn find_run(workdir: &Path, id: &str) -> Result<PathBuf, RunsError> {
         })
         .unwrap_or_default();
     ids.sort();
+    if id.trim().is_empty() {
+        return Err(RunsError::EmptyId);
+    }
     if id == "last" || id == "latest" {
         return ids
             .last()

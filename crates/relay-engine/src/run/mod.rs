@@ -167,6 +167,9 @@ pub enum EngineError {
     /// A prices file cannot be read.
     #[error(transparent)]
     Prices(#[from] crate::prices::PricesError),
+    /// The run's shared state cannot be opened (`state.url`, its backend).
+    #[error(transparent)]
+    State(#[from] relay_state::open::OpenError),
 }
 
 /// A new run id: sortable time stamp plus a random suffix.
