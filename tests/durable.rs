@@ -452,9 +452,30 @@ fn cancel_of_an_interrupted_run_marks_it_and_ends_its_leftovers() {
     wait_for("the agent to start", || {
         w.agent_log().contains("start long")
     });
+    // The coordinator and its watchdog die together (a machine-wide kill), so the agent
+    // is left behind for `cancel` to end; with the watchdog alive, it would end it first.
+    let watchdog = || {
+        relay_testkit::processes_with_env("RELAY_TEST_TAG", &w.tag)
+            .into_iter()
+            .find(|pid| {
+                std::fs::read(format!("/proc/{pid}/cmdline"))
+                    .is_ok_and(|c| c.split(|&b| b == 0).any(|a| a == b"watchdog"))
+            })
+    };
+    wait_for("the watchdog", || watchdog().is_some());
+    let dog = watchdog().unwrap();
+    let ok = std::process::Command::new("kill")
+        .args(["-9", &dog.to_string()])
+        .status()
+        .unwrap();
+    assert!(ok.success());
     child.kill().unwrap();
     child.wait().unwrap();
-    assert!(!relay_testkit::processes_with_env("RELAY_TEST_TAG", &w.tag).is_empty());
+    let agents = relay_testkit::processes_with_env("RELAY_TEST_TAG", &w.tag);
+    assert!(
+        agents.iter().any(|&p| p != dog),
+        "the agent outlived its coordinator: {agents:?}"
+    );
     let o = w.run(&["status", "last"]);
     assert!(stdout(&o).contains("interrupted"), "{}", stdout(&o));
     let o = w.run(&["cancel", "last"]);

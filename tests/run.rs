@@ -634,6 +634,13 @@ fn a_mistyped_var_is_named_with_the_variable_it_was_meant_for() {
         "{err}"
     );
     assert!(w.agent_log().is_empty() && !w.has_run_dir());
+    let o = w.run(&["validate", f, "--var", "featur=x"]);
+    assert_eq!(o.status.code(), Some(3), "{}", stderr(&o));
+    assert!(
+        stderr(&o).contains("(did you mean `feature`?)"),
+        "{}",
+        stderr(&o)
+    );
     // A variable only a condition reads is used; an extra one is named and the run goes on.
     let o = w.run(&[
         "run",

@@ -400,3 +400,27 @@ fn schema_is_json_and_describes_the_format() {
         assert!(text.contains(field), "schema lacks {field}");
     }
 }
+
+#[test]
+fn names_with_terminal_escapes_are_printed_escaped_in_every_message() {
+    let w = World::new();
+    let f = w.write(
+        "esc.yaml",
+        "version: \"1\"\nname: t\nagents:\n  - {name: dev, cli: claude}\nworkflows:\n  - name: m\n    steps:\n      - name: \"a\\e[31m\"\n        agent: \"x\\e[2J\"\n        task: go\n        dependsOn: [\"q\\e[0m\"]\n",
+    );
+    let o = w.run(&["validate", f.to_str().unwrap()]);
+    assert_eq!(o.status.code(), Some(3), "{}", stderr(&o));
+    let err = stderr(&o);
+    assert!(err.contains("unknown agent `x\\u{1b}[2J`"), "{err}");
+    assert!(err.contains("unknown step `q\\u{1b}[0m`"), "{err}");
+    assert!(!err.contains('\u{1b}'), "{err:?}");
+    // And in the errors of commands that name a run.
+    let o = w.run(&["status", "x\u{1b}[2Jy"]);
+    assert_eq!(o.status.code(), Some(3), "{}", stderr(&o));
+    assert!(!stderr(&o).contains('\u{1b}'), "{:?}", stderr(&o));
+    assert!(
+        stderr(&o).contains("no run `x\\u{1b}[2Jy`"),
+        "{}",
+        stderr(&o)
+    );
+}

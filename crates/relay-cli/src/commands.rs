@@ -102,6 +102,14 @@ fn load_yaml(path: &std::path::Path) -> CliResult<Loaded> {
     relay_spec::load_file(path).map_err(|e| CliError::lines(Exit::Invalid, load_error_lines(&e)))
 }
 
+/// The names given with `--var`.
+fn typed_vars(args: &WorkflowArgs) -> Vec<String> {
+    args.vars
+        .iter()
+        .filter_map(|v| relay_spec::vars::parse_var(v).ok().map(|(k, _)| k))
+        .collect()
+}
+
 fn collect_vars(args: &WorkflowArgs) -> CliResult<BTreeMap<String, String>> {
     let mut vars = BTreeMap::new();
     if let Some(f) = &args.vars_file {
@@ -192,6 +200,9 @@ pub fn validate(args: ValidateArgs) -> CliResult {
     print_diagnostics(loaded, &warnings.iter().collect::<Vec<_>>());
     let vars = loaded.file.vars_with_defaults(&vars);
     if let Ok((_, wf)) = select_workflow(&loaded.file, checked.workflow()) {
+        let all = relay_spec::templates::variables(&loaded.file, Some(wf));
+        let missing = relay_spec::validate::missing_vars(wf, &vars);
+        crate::templates::warn_stray_vars(&all, &wf.name, &typed_vars(&args.wf), &missing);
         let needed = required_vars(wf);
         if !needed.is_empty() {
             let missing: Vec<&String> = needed.iter().filter(|v| !vars.contains_key(*v)).collect();
@@ -252,12 +263,7 @@ pub fn run(args: RunArgs) -> CliResult {
     if args.wf.explain {
         return explain(checked.loaded(), checked.workflow());
     }
-    let typed: Vec<String> = args
-        .wf
-        .vars
-        .iter()
-        .filter_map(|v| relay_spec::vars::parse_var(v).ok().map(|(k, _)| k))
-        .collect();
+    let typed = typed_vars(&args.wf);
     crate::templates::check_required_vars(checked.loaded(), checked.workflow(), &vars, &typed)
         .map_err(|code| CliError::reported(exit_of(code)))?;
     let workdir = workdir()?;

@@ -110,13 +110,15 @@ impl CliError {
         self
     }
 
-    /// Prints the explanation on stderr.
+    /// Prints the explanation on stderr. A name quoted from the user's input cannot drive
+    /// the terminal: control characters other than line breaks are printed as escapes.
     pub fn print(&self) {
+        use relay_spec::printable;
         if let Some(h) = &self.headline {
-            eprintln!("error: {h}");
+            eprintln!("error: {}", printable(h));
         }
         for l in &self.lines {
-            eprintln!("{l}");
+            eprintln!("{}", printable(l));
         }
     }
 }

@@ -220,25 +220,8 @@ pub fn check_required_vars(
         return Ok(());
     };
     let all = variables(&loaded.file, Some(wf));
-    let known: Vec<&str> = all.iter().map(|v| v.name.as_str()).collect();
     let missing = missing_vars(wf, &loaded.file.vars_with_defaults(given));
-    let mut stray: Vec<&String> = typed
-        .iter()
-        .filter(|t| !known.contains(&t.as_str()))
-        .collect();
-    stray.sort();
-    stray.dedup();
-    for t in &stray {
-        let hint = relay_spec::suggest::did_you_mean(t, missing.iter().map(String::as_str))
-            .or_else(|| relay_spec::suggest::did_you_mean(t, known.iter().copied()))
-            .map(|m| format!(" (did you mean `{m}`?)"))
-            .unwrap_or_default();
-        eprintln!(
-            "warning: --var `{}` is not a variable of workflow `{}`{hint}; it is not used",
-            relay_spec::suggest::shown(t),
-            wf.name
-        );
-    }
+    warn_stray_vars(&all, &wf.name, typed, &missing);
     if missing.is_empty() {
         return Ok(());
     }
@@ -256,6 +239,31 @@ pub fn check_required_vars(
         eprintln!("  {:width$}  {}", v.name, describe(v));
     }
     Err(ExitCode::from(EXIT_INVALID))
+}
+
+/// Warns about each `--var` name in `typed` that is none of `all` (the workflow's
+/// declared and used variables), with the variable it was probably meant for.
+pub fn warn_stray_vars(all: &[Variable], workflow: &str, typed: &[String], missing: &[String]) {
+    let known: Vec<&str> = all.iter().map(|v| v.name.as_str()).collect();
+    let mut stray: Vec<&String> = typed
+        .iter()
+        .filter(|t| !known.contains(&t.as_str()))
+        .collect();
+    stray.sort();
+    stray.dedup();
+    for t in &stray {
+        let hint = relay_spec::suggest::did_you_mean(t, missing.iter().map(String::as_str))
+            .or_else(|| relay_spec::suggest::did_you_mean(t, known.iter().copied()))
+            .map(|m| format!(" (did you mean `{m}`?)"))
+            .unwrap_or_default();
+        eprintln!(
+            "{}",
+            relay_spec::printable(&format!(
+                "warning: --var `{}` is not a variable of workflow `{workflow}`{hint}; it is not used",
+                relay_spec::suggest::shown(t),
+            ))
+        );
+    }
 }
 
 /// Required variables first, each group in name order.

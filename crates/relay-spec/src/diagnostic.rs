@@ -74,11 +74,29 @@ impl Diagnostic {
             Severity::Error => "error",
             Severity::Warning => "warning",
         };
+        let message = printable(&self.message);
         match self.pos {
-            Some(p) => format!("{origin}:{}:{}: {sev}: {}", p.line, p.column, self.message),
-            None => format!("{origin}: {sev}: {}", self.message),
+            Some(p) => format!("{origin}:{}:{}: {sev}: {message}", p.line, p.column),
+            None => format!("{origin}: {sev}: {message}"),
         }
     }
+}
+
+/// `text` with every control character but a line break written as an escape
+/// (`\u{1b}`), so a name quoted in a message cannot drive the terminal.
+pub fn printable(text: &str) -> std::borrow::Cow<'_, str> {
+    if !text.chars().any(|c| c.is_control() && c != '\n') {
+        return std::borrow::Cow::Borrowed(text);
+    }
+    let mut out = String::with_capacity(text.len() + 8);
+    for c in text.chars() {
+        if c.is_control() && c != '\n' {
+            out.extend(c.escape_default());
+        } else {
+            out.push(c);
+        }
+    }
+    std::borrow::Cow::Owned(out)
 }
 
 /// Everything validation found.
@@ -149,5 +167,24 @@ pub(crate) fn strip_position_suffix(msg: &str) -> String {
     match msg.rfind(" at line ") {
         Some(i) if msg[i..].contains("column") => msg[..i].to_string(),
         _ => msg.to_string(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn control_characters_in_a_message_are_escaped_when_rendered() {
+        let d = Diagnostic::error(None, "step `a\u{1b}[31m` uses unknown agent `x\u{7}`");
+        let shown = d.render("f.yaml");
+        assert_eq!(
+            shown,
+            "f.yaml: error: step `a\\u{1b}[31m` uses unknown agent `x\\u{7}`"
+        );
+        assert!(!shown.chars().any(char::is_control));
+        // Plain messages and line breaks are left as they are.
+        let d = Diagnostic::warning(None, "two\nlines");
+        assert_eq!(d.render("f"), "f: warning: two\nlines");
     }
 }

@@ -29,6 +29,7 @@ pub mod validate;
 pub mod vars;
 
 pub use builder::{AgentBuilder, FileBuilder, StepBuilder, ToYamlError};
+pub use diagnostic::printable;
 pub use files::{load_file, load_source};
 pub use load::{LoadError, Loaded, Pos, parse};
 pub use schema::{custom_steps_schema, json_schema};
