@@ -319,12 +319,7 @@ fn a_log_that_lost_a_line_before_its_end_is_not_resumed() {
         w.agent_log()
     );
     // No log at all: the run is named as one whose record is gone, not as unknown.
-    let id = w
-        .run_dir()
-        .file_name()
-        .unwrap()
-        .to_string_lossy()
-        .into_owned();
+    let id = w.run_id();
     std::fs::remove_file(&log).unwrap();
     for cmd in ["resume", "status"] {
         let o = w.run(&[cmd, &id]);
@@ -384,13 +379,7 @@ fn cancel_from_another_process_and_the_lock() {
     wait_for("the agent to start", || {
         w.agent_log().contains("start long")
     });
-    let run_id = w
-        .run_dir()
-        .file_name()
-        .unwrap()
-        .to_str()
-        .unwrap()
-        .to_string();
+    let run_id = w.run_id();
 
     // A second coordinator may not drive the same run.
     let o = w.run(&["resume", &run_id]);

@@ -413,12 +413,7 @@ fn parked_run(w: &World) -> (Child, String) {
     );
     let child = spawn(w, &["run", f.to_str().unwrap(), "--json"]);
     wait_for("the step to park", || !of_type(w, "step:parked").is_empty());
-    let id = w
-        .run_dir()
-        .file_name()
-        .unwrap()
-        .to_string_lossy()
-        .into_owned();
+    let id = w.run_id();
     (child, id)
 }
 

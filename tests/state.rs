@@ -132,12 +132,7 @@ fn a_resumed_run_keeps_its_memory_state() {
     );
     let o = w.run(&["run", f.to_str().unwrap(), "--json"]);
     assert_eq!(summary(&o)["status"], "failed", "{}", stderr(&o));
-    let id = w
-        .run_dir()
-        .file_name()
-        .unwrap()
-        .to_string_lossy()
-        .into_owned();
+    let id = w.run_id();
     let o = w.run(&["resume", &id, "--json"]);
     let s = summary(&o);
     assert_eq!(s["status"], "completed", "{}", stderr(&o));

@@ -133,6 +133,15 @@ impl World {
         dirs.pop().expect("a run directory")
     }
 
+    /// The id of the single run (its directory's name).
+    pub fn run_id(&self) -> String {
+        self.run_dir()
+            .file_name()
+            .expect("a run directory has a name")
+            .to_string_lossy()
+            .into_owned()
+    }
+
     /// Whether a run's own directory exists (not just the `runs` folder).
     pub fn has_run_dir(&self) -> bool {
         std::fs::read_dir(self.path().join(".agent-relay/runs"))

@@ -118,6 +118,35 @@ mod tests {
         assert!(line("AGENT_RELAY_PTY_COLS=").contains("65535"));
     }
 
+    /// The files that read the numeric knobs: each one they read is in [`KNOBS`].
+    const READERS: &[&str] = &[
+        include_str!("../../relay-engine/src/settings.rs"),
+        include_str!("../../relay-nats/src/lib.rs"),
+        include_str!("dashboard.rs"),
+        include_str!("../../relay-broker/src/sandbox/probe.rs"),
+    ];
+
+    #[test]
+    fn every_numeric_knob_the_crates_read_is_checked() {
+        let numeric = ["_MS", "_ROWS", "_COLS", "_ABI", "_ROUNDS"];
+        let mut read = 0;
+        for src in READERS {
+            for piece in src.split('"').skip(1).step_by(2) {
+                let is_knob = piece.starts_with("AGENT_RELAY_")
+                    && piece.chars().all(|c| c.is_ascii_uppercase() || c == '_')
+                    && numeric.iter().any(|n| piece.ends_with(n));
+                if is_knob {
+                    read += 1;
+                    assert!(
+                        KNOBS.iter().any(|(k, _)| *k == piece),
+                        "{piece} is read but not checked"
+                    );
+                }
+            }
+        }
+        assert!(read >= 15, "found only {read} knobs in the readers");
+    }
+
     #[test]
     fn a_value_with_control_characters_is_printed_escaped() {
         let found = with(&[("AGENT_RELAY_IDLE_MS", "5\x1b[2J")]);
