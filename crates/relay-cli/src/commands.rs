@@ -205,7 +205,6 @@ pub fn validate(args: ValidateArgs) -> CliResult {
         crate::templates::warn_stray_vars(&all, &wf.name, &typed_vars(&args.wf), &missing);
         let needed = required_vars(wf);
         if !needed.is_empty() {
-            let missing: Vec<&String> = needed.iter().filter(|v| !vars.contains_key(*v)).collect();
             eprintln!(
                 "workflow `{}` uses variables: {}",
                 wf.name,

@@ -212,9 +212,12 @@ pub fn run_info(dir: &Path) -> RunInfo {
         (None, None) => Standing::Interrupted,
     };
     // A log that lost its first line still has the run's own record (run.json).
-    let meta = || {
-        let id = dir.file_name()?.to_string_lossy().into_owned();
-        read_meta(dir, &id).ok()
+    // Read only when the log lacks what it records, and then once.
+    let meta = if replay.workflow.is_none() || replay.started_at.is_none() {
+        dir.file_name()
+            .and_then(|id| read_meta(dir, &id.to_string_lossy()).ok())
+    } else {
+        None
     };
     let steps = replay
         .workflow_steps()
@@ -239,14 +242,14 @@ pub fn run_info(dir: &Path) -> RunInfo {
         workflow: replay
             .workflow
             .clone()
-            .or_else(|| meta().map(|m| m.workflow))
+            .or_else(|| meta.as_ref().map(|m| m.workflow.clone()))
             .unwrap_or_default(),
         status,
         reason: replay.reason.clone(),
         started_at: replay
             .started_at
             .clone()
-            .or_else(|| meta().and_then(|m| m.started_at)),
+            .or_else(|| meta.and_then(|m| m.started_at)),
         duration_ms: replay.duration_ms,
         pid,
         steps,
