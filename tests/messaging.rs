@@ -404,15 +404,36 @@ workflows:
         timeoutMs: 30000
         command: |
           until "$AGENT_RELAY_BIN" agents | grep -q '^rd *running'; do sleep 0.02; done
-          "$AGENT_RELAY_BIN" send --to rd "via inbox"
+          "$AGENT_RELAY_BIN" send --to rd "$(printf 'via inbox \033[2J\tcleared')"
 "#,
     );
     assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
     let s = summary(&o);
     let out = output(&s, "read");
-    assert!(out.contains("from poke: via inbox"), "{out}");
+    // What an agent sends cannot drive the terminal it is read on: the escape is gone
+    // by the time it is stored, the tab is a space.
+    assert!(out.contains("from poke: via inbox  cleared"), "{out:?}");
     assert!(output(&s, "poke").contains("sent m1 to rd"));
     let msgs = messages(&w);
     assert_eq!(msgs.len(), 1);
     assert_eq!(msgs[0]["state"], "read", "{msgs:?}");
+    assert_eq!(msgs[0]["text"], "via inbox  cleared", "{msgs:?}");
+    // A log that holds one anyway (written by something else) is listed with the
+    // escape as text.
+    let log = w
+        .path()
+        .join(format!(".agent-relay/runs/{}/messages.jsonl", w.run_id()));
+    let raw = std::fs::read_to_string(&log).unwrap();
+    assert!(raw.contains("via inbox  cleared"), "{raw}");
+    std::fs::write(
+        &log,
+        raw.replace("inbox  cleared", "inbox \\u001b[2J\\tcleared"),
+    )
+    .unwrap();
+    let listed = stdout(&w.run(&["messages", "last"]));
+    assert!(
+        listed.contains("via inbox \\u{1b}[2J\tcleared"),
+        "{listed:?}"
+    );
+    assert!(!listed.contains('\u{1b}'), "{listed:?}");
 }

@@ -16,6 +16,7 @@ use relay_messaging::model::is_name;
 use relay_messaging::persist::{MESSAGES_FILE, read_log};
 use relay_messaging::protocol::{ErrorKind, Reply, Request};
 use relay_messaging::{AgentState, MessageState, SOCKET_ENV, Target, socket_path};
+use relay_spec::printable;
 
 use crate::cwd::workdir;
 use crate::error::{CliError, CliResult, Exit};
@@ -344,7 +345,7 @@ pub fn inbox(args: InboxArgs) -> CliResult {
             "[{}] from {}{via}: {}",
             m.id,
             m.from,
-            m.text.replace('\n', "\n  ")
+            printable(&m.text).replace('\n', "\n  ")
         );
     }
     Ok(Exit::Success)
@@ -446,7 +447,12 @@ pub fn board(args: BoardArgs) -> CliResult {
                     println!("{}", serde_json::to_string(&entries).unwrap_or_default());
                 } else {
                     for (k, e) in &entries {
-                        println!("{k} = {} (by {})", e.value.replace('\n', "\n  "), e.by);
+                        println!(
+                            "{} = {} (by {})",
+                            printable(k),
+                            printable(&e.value).replace('\n', "\n  "),
+                            e.by
+                        );
                     }
                 }
                 Ok(Exit::Success)
@@ -482,7 +488,7 @@ pub fn messages(args: MessagesArgs) -> CliResult {
             Some(t @ (Target::Channel(_) | Target::Broadcast)) => format!(" ({t})"),
             _ => String::new(),
         };
-        let mut text: String = m.text.replace('\n', " ⏎ ");
+        let mut text: String = printable(&m.text).replace('\n', " ⏎ ");
         if text.chars().count() > 60 {
             text = text.chars().take(59).collect::<String>() + "…";
         }
@@ -495,7 +501,7 @@ pub fn messages(args: MessagesArgs) -> CliResult {
             m.to,
         );
         if let Some(r) = &m.reason {
-            println!("       reason: {r}");
+            println!("       reason: {}", printable(r));
         }
     }
     Ok(Exit::Success)
@@ -631,7 +637,7 @@ pub fn questions(run_id: Option<String>, json: bool) -> CliResult {
             "{}  {}  {}\n  answer with: agent-relay answer {} {} \"...\"",
             q["runId"].as_str().unwrap_or(""),
             q["step"].as_str().unwrap_or(""),
-            q["question"].as_str().unwrap_or(""),
+            printable(q["question"].as_str().unwrap_or("")),
             q["runId"].as_str().unwrap_or(""),
             q["step"].as_str().unwrap_or("")
         );

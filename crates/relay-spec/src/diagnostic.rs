@@ -82,15 +82,17 @@ impl Diagnostic {
     }
 }
 
-/// `text` with every control character but a line break written as an escape
-/// (`\u{1b}`), so a name quoted in a message cannot drive the terminal.
+/// `text` with every control character but a line break and a tab written as an
+/// escape (`\u{1b}`), so a name quoted in a message, or text an agent sent, cannot
+/// drive the terminal it is printed on.
 pub fn printable(text: &str) -> std::borrow::Cow<'_, str> {
-    if !text.chars().any(|c| c.is_control() && c != '\n') {
+    let drives = |c: char| c.is_control() && c != '\n' && c != '\t';
+    if !text.chars().any(drives) {
         return std::borrow::Cow::Borrowed(text);
     }
     let mut out = String::with_capacity(text.len() + 8);
     for c in text.chars() {
-        if c.is_control() && c != '\n' {
+        if drives(c) {
             out.extend(c.escape_default());
         } else {
             out.push(c);
@@ -183,8 +185,9 @@ mod tests {
             "f.yaml: error: step `a\\u{1b}[31m` uses unknown agent `x\\u{7}`"
         );
         assert!(!shown.chars().any(char::is_control));
-        // Plain messages and line breaks are left as they are.
-        let d = Diagnostic::warning(None, "two\nlines");
-        assert_eq!(d.render("f"), "f: warning: two\nlines");
+        // Plain messages, line breaks and tabs are left as they are.
+        let d = Diagnostic::warning(None, "two\nlines\tand a tab");
+        assert_eq!(d.render("f"), "f: warning: two\nlines\tand a tab");
+        assert_eq!(printable("a\r\u{8}\u{9b}b"), "a\\r\\u{8}\\u{9b}b");
     }
 }
