@@ -371,6 +371,58 @@ impl Traffic {
     }
 }
 
+/// The bench's nats-server, for the CPU it uses.
+static SERVER_PID: std::sync::OnceLock<Option<u32>> = std::sync::OnceLock::new();
+
+/// Time on a CPU so far, in nanoseconds, of each thread of this process (by name) and
+/// of the whole of process `server` (as `nats-server`).
+fn cpu_by_part(server: Option<u32>) -> BTreeMap<String, u64> {
+    fn ran(task: &Path) -> u64 {
+        std::fs::read_to_string(task.join("schedstat"))
+            .ok()
+            .and_then(|s| s.split_whitespace().next()?.parse().ok())
+            .unwrap_or(0)
+    }
+    let mut parts = BTreeMap::new();
+    for t in std::fs::read_dir("/proc/self/task")
+        .into_iter()
+        .flatten()
+        .flatten()
+    {
+        let name = std::fs::read_to_string(t.path().join("comm")).unwrap_or_default();
+        *parts.entry(name.trim().to_owned()).or_insert(0) += ran(&t.path());
+    }
+    if let Some(pid) = server {
+        let tasks = std::fs::read_dir(format!("/proc/{pid}/task"))
+            .into_iter()
+            .flatten();
+        let sum = tasks.flatten().map(|t| ran(&t.path())).sum();
+        parts.insert("nats-server".into(), sum);
+    }
+    parts
+}
+
+/// CPU per message of each part between two [`cpu_by_part`] readings, `n` messages apart.
+fn cpu_report(before: &BTreeMap<String, u64>, after: &BTreeMap<String, u64>, n: usize) -> String {
+    let mut parts: Vec<String> = after
+        .iter()
+        .filter_map(|(name, t)| {
+            let used = t.saturating_sub(before.get(name).copied().unwrap_or(0));
+            let per = used as f64 / 1000.0 / n.max(1) as f64;
+            (per >= 0.05).then(|| format!("{name} {per:.1}"))
+        })
+        .collect();
+    let total: u64 = after
+        .iter()
+        .map(|(name, t)| t.saturating_sub(before.get(name).copied().unwrap_or(0)))
+        .sum();
+    parts.push(format!(
+        "total {:.1}",
+        total as f64 / 1000.0 / n.max(1) as f64
+    ));
+    format!("CPU µs per message: {}", parts.join(", "))
+}
+
 /// The agents' tokens of a coordinator's run.
 struct Tokens {
     a: String,
@@ -396,7 +448,7 @@ impl Drop for Apart {
 
 /// Runs `part` on a thread of its own; it hands back what the bench needs of it and
 /// then waits until it is told to stop.
-fn apart<T, F, Fut>(part: F) -> (Apart, T)
+fn apart<T, F, Fut>(name: &str, part: F) -> (Apart, T)
 where
     T: Send + 'static,
     F: FnOnce(std::sync::mpsc::Sender<T>, tokio::sync::oneshot::Receiver<()>) -> Fut
@@ -406,13 +458,16 @@ where
 {
     let (tx, rx) = std::sync::mpsc::channel();
     let (stop, stopped) = tokio::sync::oneshot::channel();
-    let thread = std::thread::spawn(move || {
-        let rt = tokio::runtime::Builder::new_current_thread()
-            .enable_all()
-            .build()
-            .unwrap();
-        rt.block_on(part(tx, stopped));
-    });
+    let thread = std::thread::Builder::new()
+        .name(name.into())
+        .spawn(move || {
+            let rt = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+                .unwrap();
+            rt.block_on(part(tx, stopped));
+        })
+        .unwrap();
     let handed = rx.recv().unwrap();
     (
         Apart {
@@ -428,7 +483,7 @@ where
 /// process): its agents' tokens and its socket.
 fn coordinator(url: Option<&str>, dir: &Path, run: &str, batch: usize) -> (Apart, Tokens, PathBuf) {
     let (url, dir, run) = (url.map(str::to_owned), dir.to_path_buf(), run.to_owned());
-    let (part, (tokens, sock)) = apart(move |tx, stopped| async move {
+    let (part, (tokens, sock)) = apart("coordinator", move |tx, stopped| async move {
         let client = match &url {
             Some(u) => Some(async_nats::connect(u.as_str()).await.unwrap()),
             None => None,
@@ -465,9 +520,9 @@ fn coordinator(url: Option<&str>, dir: &Path, run: &str, batch: usize) -> (Apart
 }
 
 /// A worker's socket bridge for run `run` at `path`.
-fn worker_bridge(url: &str, run: &str, path: PathBuf) -> (Apart, PathBuf) {
+fn worker_bridge(name: &str, url: &str, run: &str, path: PathBuf) -> (Apart, PathBuf) {
     let (url, run) = (url.to_owned(), run.to_owned());
-    apart(move |tx, stopped| async move {
+    apart(name, move |tx, stopped| async move {
         let client = async_nats::connect(url.as_str()).await.unwrap();
         let bridge = relay_nats::bridge::Bridge::start(client, &run, path).unwrap();
         tx.send(bridge.path().to_path_buf()).unwrap();
@@ -610,8 +665,8 @@ const WINDOW: usize = 64;
 async fn remote_traffic(url: &str, dir: &Path, n: usize, batch: usize) {
     let run = format!("m-remote-{batch}");
     let (coord, tokens, sock) = coordinator(Some(url), &dir.join(&run), &run, batch);
-    let (w1, p1) = worker_bridge(url, &run, dir.join(format!("w1-{batch}.sock")));
-    let (w2, p2) = worker_bridge(url, &run, dir.join(format!("w2-{batch}.sock")));
+    let (w1, p1) = worker_bridge("worker-1", url, &run, dir.join(format!("w1-{batch}.sock")));
+    let (w2, p2) = worker_bridge("worker-2", url, &run, dir.join(format!("w2-{batch}.sock")));
     let per = if batch == 1 {
         "one envelope per stream message"
     } else {
@@ -640,11 +695,14 @@ async fn remote_traffic(url: &str, dir: &Path, n: usize, batch: usize) {
         }
     }
     for &(conns, window) in cases {
+        let before = cpu_by_part(SERVER_PID.get().copied().flatten());
         socket_traffic(&tokens, &p1, &p2, n, conns, window)
             .await
             .report(&format!(
                 "two workers over NATS, {per}: {conns} sending connections, {window} in flight each"
             ));
+        let after = cpu_by_part(SERVER_PID.get().copied().flatten());
+        println!("  {}", cpu_report(&before, &after, n));
     }
     let mut one = one_at_a_time(&tokens, &p1, &p2, n / 20).await;
     println!(
@@ -773,6 +831,7 @@ fn main() {
         return;
     };
     let url = server.url();
+    let _ = SERVER_PID.set(server.pid());
     let rt = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
         .enable_all()
