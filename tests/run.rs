@@ -613,6 +613,31 @@ fn an_unreadable_timing_knob_is_refused_naming_it() {
     assert!(w.agent_log().is_empty() && !w.has_run_dir());
 }
 
+/// A readiness wait of 0 would fail every interactive agent at start-up with a message
+/// about its screen; it is refused before anything starts, naming the variable.
+#[test]
+fn a_readiness_wait_no_screen_could_meet_is_refused_naming_it() {
+    let w = World::new();
+    let f = w.write(
+        "wf.yaml",
+        &workflow(
+            "",
+            "    steps:\n      - name: a\n        agent: dev\n        task: \"go\"\n",
+        ),
+    );
+    let o = w
+        .cmd()
+        .args(["run", f.to_str().unwrap()])
+        .env("AGENT_RELAY_READY_TIMEOUT_MS", "0")
+        .output()
+        .unwrap();
+    assert_eq!(o.status.code(), Some(3), "{}", stderr(&o));
+    let err = stderr(&o);
+    assert!(err.contains("AGENT_RELAY_READY_TIMEOUT_MS=0 "), "{err}");
+    assert!(err.contains("AGENT_RELAY_SETTLE_MS"), "{err}");
+    assert!(w.agent_log().is_empty() && !w.has_run_dir());
+}
+
 #[test]
 fn a_mistyped_var_is_named_with_the_variable_it_was_meant_for() {
     let w = World::new();

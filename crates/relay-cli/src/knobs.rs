@@ -60,7 +60,26 @@ fn problems(get: impl Fn(&str) -> Option<String>) -> Vec<String> {
             out.push(format!("{name}={shown:?} is not {want}"));
         }
     }
+    if let Some(p) = unready(&get) {
+        out.push(p);
+    }
     out
+}
+
+/// A readiness wait shorter than the quiet a screen needs before the task is typed: no
+/// agent could ever be ready, and every session would fail at start-up.
+fn unready(get: &impl Fn(&str) -> Option<String>) -> Option<String> {
+    let ms = |k: &str| get(k).and_then(|v| v.trim().parse::<u64>().ok());
+    let ready = ms("AGENT_RELAY_READY_TIMEOUT_MS")?;
+    let default = relay_broker::session::SessionTiming::default().settle;
+    let settle = ms("AGENT_RELAY_SETTLE_MS")
+        .unwrap_or(u64::try_from(default.as_millis()).unwrap_or(u64::MAX));
+    (ready < settle).then(|| {
+        format!(
+            "AGENT_RELAY_READY_TIMEOUT_MS={ready} is shorter than the {settle} ms a screen must stay quiet \
+             before the task is typed (AGENT_RELAY_SETTLE_MS): no agent could get ready; give it at least {settle}"
+        )
+    })
 }
 
 /// Refuses to go on when a knob in the environment is set to something unreadable.
@@ -100,6 +119,30 @@ mod tests {
             ])
             .is_empty()
         );
+    }
+
+    #[test]
+    fn a_readiness_wait_shorter_than_the_settle_time_is_refused() {
+        let found = with(&[("AGENT_RELAY_READY_TIMEOUT_MS", "0")]);
+        assert_eq!(found.len(), 1, "{found:?}");
+        assert!(
+            found[0].starts_with("AGENT_RELAY_READY_TIMEOUT_MS=0 "),
+            "{found:?}"
+        );
+        assert!(found[0].contains("AGENT_RELAY_SETTLE_MS"), "{found:?}");
+        let found = with(&[
+            ("AGENT_RELAY_READY_TIMEOUT_MS", "300"),
+            ("AGENT_RELAY_SETTLE_MS", "500"),
+        ]);
+        assert!(found[0].contains("at least 500"), "{found:?}");
+        assert!(
+            with(&[
+                ("AGENT_RELAY_READY_TIMEOUT_MS", "300"),
+                ("AGENT_RELAY_SETTLE_MS", "50"),
+            ])
+            .is_empty()
+        );
+        assert!(with(&[("AGENT_RELAY_READY_TIMEOUT_MS", "4000")]).is_empty());
     }
 
     #[test]
