@@ -589,8 +589,9 @@ fn rehearsal_satisfies_verification_without_any_cli() {
     assert!(w.agent_log().is_empty(), "no fake agent ran");
 }
 
-#[test]
-fn an_unreadable_timing_knob_is_refused_naming_it() {
+/// `run` of a one-step workflow with `env` set: refused before anything starts (exit 3,
+/// no agent ran, no run directory); its stderr.
+fn refused_with_knobs(env: &[(&str, &str)]) -> String {
     let w = World::new();
     let f = w.write(
         "wf.yaml",
@@ -602,40 +603,31 @@ fn an_unreadable_timing_knob_is_refused_naming_it() {
     let o = w
         .cmd()
         .args(["run", f.to_str().unwrap()])
-        .env("AGENT_RELAY_PTY_ROWS", "abc")
-        .env("AGENT_RELAY_KILL_GRACE_MS", "2s")
+        .envs(env.iter().copied())
         .output()
         .unwrap();
     assert_eq!(o.status.code(), Some(3), "{}", stderr(&o));
-    let err = stderr(&o);
+    assert!(w.agent_log().is_empty() && !w.has_run_dir());
+    stderr(&o)
+}
+
+#[test]
+fn an_unreadable_timing_knob_is_refused_naming_it() {
+    let err = refused_with_knobs(&[
+        ("AGENT_RELAY_PTY_ROWS", "abc"),
+        ("AGENT_RELAY_KILL_GRACE_MS", "2s"),
+    ]);
     assert!(err.contains("AGENT_RELAY_PTY_ROWS=\"abc\""), "{err}");
     assert!(err.contains("AGENT_RELAY_KILL_GRACE_MS=\"2s\""), "{err}");
-    assert!(w.agent_log().is_empty() && !w.has_run_dir());
 }
 
 /// A readiness wait of 0 would fail every interactive agent at start-up with a message
 /// about its screen; it is refused before anything starts, naming the variable.
 #[test]
 fn a_readiness_wait_no_screen_could_meet_is_refused_naming_it() {
-    let w = World::new();
-    let f = w.write(
-        "wf.yaml",
-        &workflow(
-            "",
-            "    steps:\n      - name: a\n        agent: dev\n        task: \"go\"\n",
-        ),
-    );
-    let o = w
-        .cmd()
-        .args(["run", f.to_str().unwrap()])
-        .env("AGENT_RELAY_READY_TIMEOUT_MS", "0")
-        .output()
-        .unwrap();
-    assert_eq!(o.status.code(), Some(3), "{}", stderr(&o));
-    let err = stderr(&o);
+    let err = refused_with_knobs(&[("AGENT_RELAY_READY_TIMEOUT_MS", "0")]);
     assert!(err.contains("AGENT_RELAY_READY_TIMEOUT_MS=0 "), "{err}");
     assert!(err.contains("AGENT_RELAY_SETTLE_MS"), "{err}");
-    assert!(w.agent_log().is_empty() && !w.has_run_dir());
 }
 
 #[test]
