@@ -8,7 +8,8 @@
 //! (needs `nats-server` and a release `fake-agent`: `cargo build --release -p relay-testkit`;
 //! `BENCH_QUICK=1` for smaller sizes, `BENCH_ONLY=dispatch|messages|memory` for one part;
 //! `BENCH_ONLY=remote` for the batched messages across two workers alone,
-//! `BENCH_CASES=16x4,16x16` for some of its cases (connections × sends in flight), and
+//! `BENCH_CASES=16x4,16x16` for some of its cases (connections × sends in flight),
+//! `BENCH_MESSAGES=400000` for more messages per case than 40,000, and
 //! `BENCH_DIRECT=1` to run those cases against the coordinator's socket itself too, with
 //! the same JetStream mailboxes: the cost of the mailboxes without the workers' hops).
 //! In the message cases the coordinator and each worker run on a thread and
@@ -852,7 +853,10 @@ fn main() {
     }
     if only == "remote" {
         // Only the batched path across two workers (`BENCH_CASES` picks the cases).
-        let n = if quick { 4_000 } else { 40_000 };
+        let n = std::env::var("BENCH_MESSAGES")
+            .ok()
+            .and_then(|v| v.parse().ok())
+            .unwrap_or(if quick { 4_000 } else { 40_000 });
         rt.block_on(remote_traffic(
             &url,
             &dir,
