@@ -69,11 +69,13 @@ fn problems(get: impl Fn(&str) -> Option<String>) -> Vec<String> {
 /// A readiness wait shorter than the quiet a screen needs before the task is typed: no
 /// agent could ever be ready, and every session would fail at start-up.
 fn unready(get: &impl Fn(&str) -> Option<String>) -> Option<String> {
-    let ms = |k: &str| get(k).and_then(|v| v.trim().parse::<u64>().ok());
-    let ready = ms("AGENT_RELAY_READY_TIMEOUT_MS")?;
-    let default = relay_broker::session::SessionTiming::default().settle;
-    let settle = ms("AGENT_RELAY_SETTLE_MS")
-        .unwrap_or(u64::try_from(default.as_millis()).unwrap_or(u64::MAX));
+    // Only a wait that was set and read (an unreadable one is named by `problems`).
+    get("AGENT_RELAY_READY_TIMEOUT_MS")?
+        .trim()
+        .parse::<u64>()
+        .ok()?;
+    let t = relay_engine::Settings::from_lookup(get).timing;
+    let (ready, settle) = (t.ready_fallback.as_millis(), t.settle.as_millis());
     (ready < settle).then(|| {
         format!(
             "AGENT_RELAY_READY_TIMEOUT_MS={ready} is shorter than the {settle} ms a screen must stay quiet \

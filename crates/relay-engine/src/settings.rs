@@ -30,19 +30,22 @@ impl Default for Settings {
     }
 }
 
-fn env_ms(key: &str) -> Option<Duration> {
-    std::env::var(key)
-        .ok()
-        .and_then(|v| v.trim().parse::<u64>().ok())
-        .map(Duration::from_millis)
-}
-
 impl Settings {
     /// Defaults, overridden by `AGENT_RELAY_KILL_GRACE_MS`, `AGENT_RELAY_SETTLE_MS`,
     /// `AGENT_RELAY_READY_TIMEOUT_MS`, `AGENT_RELAY_ENTER_DELAY_MS`,
     /// `AGENT_RELAY_CONFIRM_TIMEOUT_MS`, `AGENT_RELAY_IDLE_MS`, `AGENT_RELAY_PTY_ROWS`,
     /// `AGENT_RELAY_PTY_COLS` and `AGENT_RELAY_PARK_BACKOFF_MS` where set.
     pub fn from_env() -> Self {
+        Settings::from_lookup(|k| std::env::var(k).ok())
+    }
+
+    /// As [`Settings::from_env`], with `get` looking each variable up.
+    pub fn from_lookup(get: impl Fn(&str) -> Option<String>) -> Self {
+        let env_ms = |k: &str| {
+            get(k)
+                .and_then(|v| v.trim().parse::<u64>().ok())
+                .map(Duration::from_millis)
+        };
         let mut s = Settings::default();
         if let Some(d) = env_ms("AGENT_RELAY_KILL_GRACE_MS") {
             s.kill_grace = d;
@@ -66,11 +69,7 @@ impl Settings {
         if let Some(d) = env_ms("AGENT_RELAY_IDLE_MS") {
             s.timing.idle_threshold = Some(d);
         }
-        let dim = |k: &str| {
-            std::env::var(k)
-                .ok()
-                .and_then(|v| v.trim().parse::<u16>().ok())
-        };
+        let dim = |k: &str| get(k).and_then(|v| v.trim().parse::<u16>().ok());
         if let Some(r) = dim("AGENT_RELAY_PTY_ROWS") {
             s.pty_size.0 = r.max(5);
         }
