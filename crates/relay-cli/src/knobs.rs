@@ -66,22 +66,28 @@ fn problems(get: impl Fn(&str) -> Option<String>) -> Vec<String> {
     out
 }
 
-/// A readiness wait shorter than the quiet a screen needs before the task is typed: no
-/// agent could ever be ready, and every session would fail at start-up.
+/// A readiness wait shorter than the quiet a screen needs before the task is typed
+/// (either set, or the settle time set past the default wait): no agent could ever be
+/// ready, and every session would fail at start-up.
 fn unready(get: &impl Fn(&str) -> Option<String>) -> Option<String> {
-    // Only a wait that was set and read (an unreadable one is named by `problems`).
-    get("AGENT_RELAY_READY_TIMEOUT_MS")?
-        .trim()
-        .parse::<u64>()
-        .ok()?;
     let t = relay_engine::Settings::from_lookup(get).timing;
     let (ready, settle) = (t.ready_fallback.as_millis(), t.settle.as_millis());
-    (ready < settle).then(|| {
-        format!(
+    if ready >= settle {
+        return None;
+    }
+    let set = get("AGENT_RELAY_READY_TIMEOUT_MS").filter(|v| !v.trim().is_empty());
+    match set {
+        // Unreadable: `problems` names it.
+        Some(v) if v.trim().parse::<u64>().is_err() => None,
+        Some(_) => Some(format!(
             "AGENT_RELAY_READY_TIMEOUT_MS={ready} is shorter than the {settle} ms a screen must stay quiet \
              before the task is typed (AGENT_RELAY_SETTLE_MS): no agent could get ready; give it at least {settle}"
-        )
-    })
+        )),
+        None => Some(format!(
+            "AGENT_RELAY_SETTLE_MS={settle} is longer than the {ready} ms an agent's screen is waited for by \
+             default: no agent could get ready; set AGENT_RELAY_READY_TIMEOUT_MS to at least {settle}"
+        )),
+    }
 }
 
 /// Refuses to go on when a knob in the environment is set to something unreadable.
@@ -145,6 +151,24 @@ mod tests {
             .is_empty()
         );
         assert!(with(&[("AGENT_RELAY_READY_TIMEOUT_MS", "4000")]).is_empty());
+        // The settle time set past the default wait is refused too, naming both.
+        let found = with(&[("AGENT_RELAY_SETTLE_MS", "20000")]);
+        assert_eq!(found.len(), 1, "{found:?}");
+        assert!(
+            found[0].starts_with("AGENT_RELAY_SETTLE_MS=20000 "),
+            "{found:?}"
+        );
+        assert!(
+            found[0].contains("AGENT_RELAY_READY_TIMEOUT_MS to at least 20000"),
+            "{found:?}"
+        );
+        // An unreadable wait is named once, as unreadable.
+        let found = with(&[
+            ("AGENT_RELAY_READY_TIMEOUT_MS", "2s"),
+            ("AGENT_RELAY_SETTLE_MS", "20000"),
+        ]);
+        assert_eq!(found.len(), 1, "{found:?}");
+        assert!(found[0].contains("is not a whole number"), "{found:?}");
     }
 
     #[test]
