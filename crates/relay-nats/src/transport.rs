@@ -157,8 +157,13 @@ impl NatsTransport {
 
     /// Starts the reader of `agent`'s mailbox, once.
     fn read(&self, agent: &str) {
-        if !lock(&self.readers).insert(agent.to_owned()) {
-            return;
+        {
+            // Called for every envelope: the name is copied only the first time.
+            let mut readers = lock(&self.readers);
+            if readers.contains(agent) {
+                return;
+            }
+            readers.insert(agent.to_owned());
         }
         tokio::spawn(reader(Reader {
             js: self.js.clone(),
