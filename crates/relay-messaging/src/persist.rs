@@ -78,10 +78,8 @@ fn write_loop(file: File, path: &Path, mut rx: UnboundedReceiver<Op>) {
     let mut line = Vec::with_capacity(256);
     while let Some(first) = rx.blocking_recv() {
         let mut next = Some(first);
-        let mut batch = 0usize;
         // Write what has piled up, then flush once: one syscall for a burst.
         while let Some(op) = next {
-            batch += 1;
             match op {
                 Op::Write(rec) => {
                     line.clear();
@@ -108,19 +106,15 @@ fn write_loop(file: File, path: &Path, mut rx: UnboundedReceiver<Op>) {
             failed = true;
             tracing::error!(path = %path.display(), "cannot write the message log: {e}");
         }
-        // In a burst, let records pile up for a moment rather than being woken for each
-        // one: a wake-up costs more than writing a line.
-        if batch >= BURST {
-            std::thread::sleep(BURST_PAUSE);
-        }
+        // Let the next records pile up for a moment rather than being woken for each
+        // one: waking this thread costs the sender more than writing a line costs here.
+        std::thread::sleep(PAUSE);
     }
 }
 
-/// A batch this large means a burst is going on.
-const BURST: usize = 64;
-
-/// How long the writer lets a burst pile up; records reach the file at most this late.
-const BURST_PAUSE: std::time::Duration = std::time::Duration::from_millis(1);
+/// How long the writer lets records pile up after each write; a record reaches the file
+/// at most this late (a [`Persist::sync`] waits for it).
+const PAUSE: std::time::Duration = std::time::Duration::from_millis(1);
 
 /// A message as the log tells it: its first record, folded with every later change.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
