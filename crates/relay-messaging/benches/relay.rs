@@ -1,10 +1,11 @@
-//! Agent messaging throughput and latency: `cargo bench -p relay-broker --bench relay`.
+//! Agent messaging throughput and latency: `cargo bench -p relay-messaging --bench relay`.
 //!
 //! In process: one sender task and one reader task on the router, with and without the
 //! `messages.jsonl` writer. Through the socket: the same over the run's unix socket with
 //! the blocking client `agent-relay send` / `inbox` use. Throughput counts messages from
 //! the first send to the last one read; latency is one message at a time, from just
-//! before `send` to the moment the waiting reader has it.
+//! before `send` to the moment the waiting reader has it. Reading a request line: what
+//! the server reads each `send` and `inbox` line with, against the derived form.
 
 #![allow(clippy::unwrap_used)]
 
@@ -14,7 +15,7 @@ use std::time::{Duration, Instant};
 
 use relay_messaging::client::Client;
 use relay_messaging::persist::{MESSAGES_FILE, Persist};
-use relay_messaging::protocol::{Reply, Request};
+use relay_messaging::protocol::{Authed, Reply, Request};
 use relay_messaging::{AgentInfo, AgentState, Broker, InProcess, Router, RouterConfig, Target};
 
 /// A client of the socket at `sock`, with the run's owner token (kept beside it).
@@ -189,6 +190,21 @@ fn socket_latency(sock: &Path, n: usize) -> Vec<Duration> {
     lat
 }
 
+/// Nanoseconds per read of `line`: the derived `Authed`, then [`Authed::from_line`].
+fn parse(line: &[u8]) -> (f64, f64) {
+    const N: u32 = 200_000;
+    let time = |f: &dyn Fn(&[u8]) -> Authed| {
+        let t = Instant::now();
+        for _ in 0..N {
+            std::hint::black_box(f(std::hint::black_box(line)));
+        }
+        t.elapsed().as_secs_f64() * 1e9 / f64::from(N)
+    };
+    let derived = time(&|l| serde_json::from_slice::<Authed>(l).unwrap());
+    let fast = time(&|l| Authed::from_line(l).unwrap());
+    (derived, fast)
+}
+
 fn main() {
     let rt = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
@@ -243,4 +259,26 @@ fn main() {
     let mut lat = socket_latency(&sock, SOCK_LAT);
     report("unix socket, messages.jsonl", SOCK_N, t, &mut lat);
     rt.block_on(broker.shutdown("the benchmark ended"));
+    // As long as the run's tokens.
+    let token = "0123456789abcdef".repeat(2);
+    for (what, line) in [
+        (
+            "send",
+            format!(
+                r#"{{"op":"send","from":"sender-3","to":"reader","text":"message 12345 from sender-3","token":"{token}"}}"#
+            ),
+        ),
+        (
+            "inbox",
+            format!(
+                r#"{{"op":"inbox","agent":"reader","waitMs":5000,"max":512,"token":"{token}"}}"#
+            ),
+        ),
+    ] {
+        let (derived, fast) = parse(line.as_bytes());
+        println!(
+            "reading a request line ({what}, {} bytes): derived {derived:.0} ns, from_line {fast:.0} ns",
+            line.len()
+        );
+    }
 }

@@ -53,6 +53,65 @@ pub struct Authed {
     pub token: Option<String>,
 }
 
+impl Authed {
+    /// Reads a request line: what deserializing an [`Authed`] gives, and the same
+    /// error when it fails. The requests every message makes (`send`, `inbox`) are
+    /// read in one pass that copies nothing it need not; the derived form buffers the
+    /// whole line twice first (once for the flattened request, once for its tag).
+    /// Any line that pass does not take as it stands is read the derived way.
+    pub fn from_line(line: &[u8]) -> Result<Authed, serde_json::Error> {
+        if let Ok(fast) = serde_json::from_slice::<Common<'_>>(line)
+            && let Some(authed) = fast.authed()
+        {
+            return Ok(authed);
+        }
+        serde_json::from_slice(line)
+    }
+}
+
+/// The fields of the requests every message makes, borrowed from the line.
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct Common<'a> {
+    #[serde(borrow)]
+    op: Option<std::borrow::Cow<'a, str>>,
+    #[serde(borrow)]
+    from: Option<std::borrow::Cow<'a, str>>,
+    #[serde(borrow)]
+    to: Option<std::borrow::Cow<'a, str>>,
+    #[serde(borrow)]
+    text: Option<std::borrow::Cow<'a, str>>,
+    #[serde(borrow)]
+    agent: Option<std::borrow::Cow<'a, str>>,
+    wait_ms: Option<u64>,
+    max: Option<usize>,
+    #[serde(borrow)]
+    token: Option<std::borrow::Cow<'a, str>>,
+}
+
+impl Common<'_> {
+    /// The request, when it is a `send` or an `inbox` with all it needs.
+    fn authed(self) -> Option<Authed> {
+        let request = match self.op.as_deref()? {
+            "send" => Request::Send {
+                from: self.from?.into_owned(),
+                to: self.to?.into_owned(),
+                text: self.text?.into_owned(),
+            },
+            "inbox" => Request::Inbox {
+                agent: self.agent?.into_owned(),
+                wait_ms: self.wait_ms,
+                max: self.max,
+            },
+            _ => return None,
+        };
+        Some(Authed {
+            request,
+            token: self.token.map(std::borrow::Cow::into_owned),
+        })
+    }
+}
+
 /// A request from a client.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(tag = "op", rename_all = "kebab-case", rename_all_fields = "camelCase")]
@@ -429,5 +488,39 @@ mod tests {
             serde_json::to_string(&e).unwrap(),
             r#"{"reply":"error","kind":"unknown-recipient","message":"x"}"#
         );
+    }
+
+    #[test]
+    fn a_request_line_reads_as_the_derived_form_does() {
+        let lines = [
+            r#"{"op":"send","from":"a","to":"b","text":"hi \"x\" \u00e9","token":"t1"}"#,
+            r#"{"token":"t2","op":"inbox","agent":"b","waitMs":5,"max":3}"#,
+            r#"{"op":"inbox","agent":"b"}"#,
+            r#"{"op":"inbox","agent":"b","waitMs":null,"text":7}"#,
+            r##"{"op":"send","from":"a","to":"#c","text":"x","waitMs":"soon","agent":1}"##,
+            r#"{"op":"board-list","token":null,"extra":{"x":[1,2]}}"#,
+            r#"{"op":"agents","from":"a"}"#,
+            // Refused, by both, with the same error.
+            r#"{"op":"fly","token":"t"}"#,
+            r#"{"op":"send","from":"a","to":"b","text":"hi","token":5}"#,
+            r#"{"op":"send","from":"a","text":"hi"}"#,
+            r#"{"op":"send","from":"a","to":"b","text":null}"#,
+            r#"{"op":"inbox","agent":"b","waitMs":-1}"#,
+            r#"{"op":"inbox","agent":"b","waitMs":1.5}"#,
+            r#"{"op":"inbox","agent":"b","op":"inbox"}"#,
+            r#"{"op":"inbox","agent":"b"} trailing"#,
+            r#"{"from":"a","to":"b","text":"no op"}"#,
+            r#"["op","send"]"#,
+            "not json",
+            "",
+        ];
+        for line in lines {
+            let derived = serde_json::from_str::<Authed>(line).map_err(|e| e.to_string());
+            let read = Authed::from_line(line.as_bytes()).map_err(|e| e.to_string());
+            assert_eq!(read, derived, "{line}");
+        }
+        let sent = Authed::from_line(lines[0].as_bytes()).unwrap();
+        assert_eq!(sent.token.as_deref(), Some("t1"));
+        assert!(matches!(sent.request, Request::Send { text, .. } if text == "hi \"x\" \u{e9}"));
     }
 }

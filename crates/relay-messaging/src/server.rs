@@ -166,7 +166,7 @@ async fn serve(stream: UnixStream, served: Served, owed: Arc<AtomicUsize>) {
                 ));
                 return;
             }
-            let owed = match serde_json::from_slice::<Authed>(&line) {
+            let owed = match Authed::from_line(&line) {
                 Ok(a) => match served.access.caller(a.token.as_deref()) {
                     Some(caller) => match a.request {
                         Request::Send { from, to, text } => {
