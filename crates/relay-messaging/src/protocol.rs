@@ -60,7 +60,9 @@ impl Authed {
     /// whole line twice first (once for the flattened request, once for its tag).
     /// Any line that pass does not take as it stands is read the derived way.
     pub fn from_line(line: &[u8]) -> Result<Authed, serde_json::Error> {
-        if let Ok(fast) = serde_json::from_slice::<Common<'_>>(line)
+        // Only an object (a derived struct would take its fields as an array too).
+        if line.trim_ascii_start().first() == Some(&b'{')
+            && let Ok(fast) = serde_json::from_slice::<Common<'_>>(line)
             && let Some(authed) = fast.authed()
         {
             return Ok(authed);
@@ -511,6 +513,7 @@ mod tests {
             r#"{"op":"inbox","agent":"b"} trailing"#,
             r#"{"from":"a","to":"b","text":"no op"}"#,
             r#"["op","send"]"#,
+            r#"["send","a","b","hi",null,null,null,"t"]"#,
             "not json",
             "",
         ];
