@@ -274,6 +274,12 @@ fn main() {
                 r#"{{"op":"inbox","agent":"reader","waitMs":5000,"max":512,"token":"{token}"}}"#
             ),
         ),
+        (
+            "state-set, read the derived way",
+            format!(
+                r#"{{"op":"state-set","key":"progress/sender-3","value":"step 12 of 40, tests passing","token":"{token}"}}"#
+            ),
+        ),
     ] {
         let (derived, fast) = parse(line.as_bytes());
         println!(
