@@ -95,7 +95,9 @@ fn first_frame(transcript: &Path) -> (Vec<u8>, u64) {
     let size = relay_engine::Settings::from_env().pty_size;
     let mut t = relay_dashboard::screen::Terminal::new(transcript, 0, size.0, size.1);
     while t.refresh().unwrap_or(false) {}
-    let offset = std::fs::metadata(transcript).map(|m| m.len()).unwrap_or(0);
+    // Followed from what the frame holds: bytes written after the last read are not
+    // skipped (the file's length, read after, would count them as shown).
+    let offset = t.offset();
     let v = t.view();
     let mut frame = b"\x1b[2J\x1b[H".to_vec();
     frame.extend(v.rows.join("\r\n").into_bytes());

@@ -97,6 +97,11 @@ impl Terminal {
         self.offset += bytes.len() as u64;
     }
 
+    /// How many bytes of the transcript it has read.
+    pub fn offset(&self) -> u64 {
+        self.offset
+    }
+
     /// Reads what the file gained since the last look; true when there was something.
     pub fn refresh(&mut self) -> std::io::Result<bool> {
         let mut f = match std::fs::File::open(&self.path) {
@@ -169,6 +174,23 @@ mod tests {
         assert_eq!(v.rows, vec!["hello", "red text", "right", ""]);
         assert_eq!(v.cursor, (2, 5));
         assert!(v.history.is_empty());
+    }
+
+    #[test]
+    fn the_offset_is_what_was_read_not_what_the_file_has_since() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("attempt-1.pty");
+        std::fs::write(&path, b"first\r\n").unwrap();
+        let mut t = Terminal::new(&path, 1, 4, 20);
+        while t.refresh().unwrap() {}
+        assert_eq!(t.offset(), 7);
+        // Written after the last read: not counted until read, so a follower starting
+        // from the offset gets it.
+        std::fs::write(&path, b"first\r\nREADY\r\n").unwrap();
+        assert_eq!(t.offset(), 7);
+        while t.refresh().unwrap() {}
+        assert_eq!(t.offset(), 14);
+        assert_eq!(t.view().rows[1], "READY");
     }
 
     #[test]
