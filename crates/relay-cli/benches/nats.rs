@@ -27,6 +27,7 @@ use std::time::{Duration, Instant};
 
 use relay_broker::process::ProcessSpec;
 use relay_broker::{Launcher, LocalLauncher};
+use relay_messaging::protocol::{Authed, Reply, Request};
 use relay_messaging::{AgentInfo, AgentState, Broker, RouterConfig, Target};
 use relay_nats::async_nats;
 use relay_nats::transport::NatsTransport;
@@ -252,9 +253,9 @@ async fn socket_traffic(
             while answered < per {
                 while written < per && written - answered < window {
                     let text = epoch.elapsed().as_nanos().to_string();
-                    let req = serde_json::json!({"op": "send", "from": "a", "to": "b", "text": text, "token": tok});
+                    let req = request_line(send("a", "b", text), &tok);
                     asked.push_back(Instant::now());
-                    w.write_all(format!("{req}\n").as_bytes()).await.unwrap();
+                    w.write_all(&req).await.unwrap();
                     written += 1;
                 }
                 line.clear();
@@ -271,16 +272,14 @@ async fn socket_traffic(
     let mut r = BufReader::new(r);
     let mut lat = Vec::with_capacity(per * senders);
     let mut line = String::new();
-    let req = serde_json::json!({"op": "inbox", "agent": "b", "waitMs": 2000, "max": 1000, "token": tok_b});
-    let req = format!("{req}\n");
+    let req = request_line(inbox("b", 2000, 1000), &tok_b);
     while lat.len() < per * senders {
-        w.write_all(req.as_bytes()).await.unwrap();
+        w.write_all(&req).await.unwrap();
         line.clear();
         r.read_line(&mut line).await.unwrap();
-        let v: serde_json::Value = serde_json::from_str(&line).unwrap();
         let now = epoch.elapsed().as_nanos();
-        for m in v["messages"].as_array().into_iter().flatten() {
-            let sent: u128 = m["text"].as_str().unwrap_or("0").parse().unwrap_or(0);
+        for m in messages(&line) {
+            let sent: u128 = m.text.parse().unwrap_or(0);
             lat.push(Duration::from_nanos((now.saturating_sub(sent)) as u64));
         }
     }
@@ -293,6 +292,42 @@ async fn socket_traffic(
         rate,
         lat,
         confirmed,
+    }
+}
+
+/// A request line as our clients write it (`agent-relay send`, the MCP server: see
+/// `relay_messaging::client`), so the coordinator reads it as it reads theirs.
+fn request_line(request: Request, token: &str) -> Vec<u8> {
+    let mut line = serde_json::to_vec(&Authed {
+        request,
+        token: Some(token.to_owned()),
+    })
+    .unwrap();
+    line.push(b'\n');
+    line
+}
+
+fn send(from: &str, to: &str, text: String) -> Request {
+    Request::Send {
+        from: from.into(),
+        to: to.into(),
+        text,
+    }
+}
+
+fn inbox(agent: &str, wait_ms: u64, max: usize) -> Request {
+    Request::Inbox {
+        agent: agent.into(),
+        wait_ms: Some(wait_ms),
+        max: Some(max),
+    }
+}
+
+/// The messages of an `inbox` reply line, read as our clients read it.
+fn messages(line: &str) -> Vec<relay_messaging::Envelope> {
+    match serde_json::from_str(line).unwrap() {
+        Reply::Messages { messages } => messages,
+        other => panic!("not messages: {other:?}"),
     }
 }
 
@@ -314,13 +349,12 @@ async fn one_at_a_time(
             let mut r = BufReader::new(r);
             let mut line = String::new();
             let mut got = Vec::with_capacity(k);
+            let req = request_line(inbox("b", 5000, 1), &tok_b);
             while got.len() < k {
-                let req = serde_json::json!({"op": "inbox", "agent": "b", "waitMs": 5000, "max": 1, "token": tok_b});
-                w.write_all(format!("{req}\n").as_bytes()).await.unwrap();
+                w.write_all(&req).await.unwrap();
                 line.clear();
                 r.read_line(&mut line).await.unwrap();
-                let v: serde_json::Value = serde_json::from_str(&line).unwrap();
-                for _ in v["messages"].as_array().into_iter().flatten() {
+                for _ in messages(&line) {
                     got.push(Instant::now());
                     let _ = took_tx.send(());
                 }
@@ -337,8 +371,9 @@ async fn one_at_a_time(
     let mut sent = Vec::with_capacity(k);
     for _ in 0..k {
         sent.push(Instant::now());
-        let req = serde_json::json!({"op": "send", "from": "a", "to": "b", "text": "ping", "token": tok_a});
-        w.write_all(format!("{req}\n").as_bytes()).await.unwrap();
+        w.write_all(&request_line(send("a", "b", "ping".into()), &tok_a))
+            .await
+            .unwrap();
         line.clear();
         r.read_line(&mut line).await.unwrap();
         // The next one only once this one has been taken.
