@@ -1233,6 +1233,10 @@ fn an_unreachable_server_is_a_runtime_failure_and_credentials_never_show() {
         assert!(stderr(&o).contains(why), "{name:?}: {}", stderr(&o));
         assert!(!stderr(&o).contains("taking attempts"), "{}", stderr(&o));
     }
+    let o = w.run(&["worker", "--nats", &url, "--capacity", "0"]);
+    assert_eq!(o.status.code(), Some(3), "{}", stderr(&o));
+    assert!(stderr(&o).contains("--capacity must be at least 1"));
+    assert!(!stderr(&o).contains("taking attempts"), "{}", stderr(&o));
 }
 
 #[test]

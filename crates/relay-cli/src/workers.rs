@@ -161,6 +161,9 @@ pub fn worker(args: WorkerArgs) -> CliResult {
     if let Some(why) = relay_nats::worker::bad_name(&name) {
         return Err(CliError::invalid(format!("--name {name:?} {why}")));
     }
+    if args.capacity == 0 {
+        return Err(CliError::invalid("--capacity must be at least 1"));
+    }
     let opts = WorkerOptions {
         name,
         capacity: args.capacity,
