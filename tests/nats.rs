@@ -905,6 +905,25 @@ fn placement_labels_choose_the_worker_and_workers_lists_them() {
     let placed = placements(&c.world);
     assert_eq!(placed.len(), 4);
     assert!(placed.iter().all(|(_, w)| w == "zoned"), "{placed:?}");
+    assert!(!stderr(&o).contains("needs a worker"), "{}", stderr(&o));
+    // A placement no worker meets: the run says so at its start, naming what each
+    // worker lacks, and the step fails when no worker has taken it in time.
+    let o = c
+        .coordinator(&["run", "wf.yaml", "--place", "dev:gpu=no"])
+        .env("AGENT_RELAY_NATS_QUEUE_TIMEOUT_MS", "1500")
+        .output()
+        .unwrap();
+    let err = stderr(&o);
+    assert_ne!(o.status.code(), Some(0), "{}", c.diagnose(&o));
+    assert!(
+        err.contains(
+            "warning: agent `dev` needs a worker with claude gpu=no: none of the workers \
+             that answered has it (plain has no gpu label; zoned has gpu=yes); its steps wait up \
+             to 1.5 s"
+        ),
+        "{err}"
+    );
+    assert!(err.contains("no worker took it within 1.5 s"), "{err}");
     // A placement for an agent the file does not have is bad input.
     let o = c
         .coordinator(&["run", "wf.yaml", "--place", "nobody:gpu=yes"])

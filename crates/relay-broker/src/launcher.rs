@@ -46,6 +46,13 @@ pub trait Launcher: Send + Sync + 'static {
         None
     }
 
+    /// Why agent `agent`'s steps (running `program`) will wait before they start, when
+    /// this launcher knows of nothing that can run them yet but something may still come
+    /// (a worker that has not joined). `None` when they can start, or fail at once.
+    fn unplaced(&self, _agent: &str, _program: &str) -> Option<String> {
+        None
+    }
+
     /// The message transport of run `run_id`, when agents' mailboxes live elsewhere
     /// than in the coordinator's memory.
     fn message_transport(&self, _run_id: &str) -> Option<Arc<dyn relay_messaging::Transport>> {
@@ -185,6 +192,10 @@ impl<L: Launcher> Launcher for RoundTrip<L> {
 
     fn placement(&self, label: &str) -> Option<String> {
         self.0.placement(label)
+    }
+
+    fn unplaced(&self, agent: &str, program: &str) -> Option<String> {
+        self.0.unplaced(agent, program)
     }
 
     fn message_transport(&self, run_id: &str) -> Option<Arc<dyn relay_messaging::Transport>> {

@@ -94,6 +94,25 @@ impl Offer {
             .iter()
             .all(|(k, v)| self.labels.get(k) == Some(v))
     }
+
+    /// What this worker lacks of `need`, as a person reads it (`no claude`, `gpu=no`,
+    /// `no gpu label`); empty when it [`meets`](Offer::meets) it.
+    pub fn lacks(&self, need: &Need) -> Vec<String> {
+        let mut out = Vec::new();
+        match &need.cli {
+            Some(cli) if !self.clis.iter().any(|c| c == cli) => out.push(format!("no {cli}")),
+            None if !self.shell => out.push("no shell".into()),
+            _ => {}
+        }
+        for (k, v) in &need.labels {
+            match self.labels.get(k) {
+                Some(have) if have == v => {}
+                Some(have) => out.push(format!("{k}={have}")),
+                None => out.push(format!("no {k} label")),
+            }
+        }
+        out
+    }
 }
 
 /// Parses `key=value` (a label).
@@ -167,6 +186,21 @@ mod tests {
         assert!(!w.meets(&need(Some("claude"), &[("gpu", "no")])));
         assert!(!w.meets(&need(Some("codex"), &[])));
         assert!(!w.meets(&need(None, &[])), "no shell offered");
+        // What it lacks says the same, in words.
+        for n in [
+            need(Some("claude"), &[]),
+            need(Some("claude"), &[("gpu", "yes")]),
+            need(Some("claude"), &[("gpu", "no")]),
+            need(Some("codex"), &[("zone", "a"), ("rack", "1")]),
+            need(None, &[]),
+        ] {
+            assert_eq!(w.lacks(&n).is_empty(), w.meets(&n), "{n:?}");
+        }
+        assert_eq!(
+            w.lacks(&need(Some("codex"), &[("gpu", "no"), ("rack", "1")])),
+            ["no codex", "gpu=yes", "no rack label"]
+        );
+        assert_eq!(w.lacks(&need(None, &[])), ["no shell"]);
     }
 
     #[test]

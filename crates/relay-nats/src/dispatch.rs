@@ -973,6 +973,29 @@ impl Launcher for NatsLauncher {
         self.worker_of(label)
     }
 
+    fn unplaced(&self, agent: &str, program: &str) -> Option<String> {
+        if program.contains('/') {
+            // Runs here (see `place`).
+            return None;
+        }
+        let need = Need {
+            cli: Some(program.to_owned()),
+            labels: self
+                .inner
+                .opts
+                .placement
+                .get(agent)
+                .cloned()
+                .unwrap_or_default(),
+        };
+        unplaced(
+            agent,
+            &need,
+            &lock(&self.inner.workers),
+            self.inner.opts.timing.lease.queue_timeout,
+        )
+    }
+
     fn message_transport(&self, run_id: &str) -> Option<Arc<dyn relay_messaging::Transport>> {
         Some(Arc::new(crate::transport::NatsTransport::new(
             self.inner.client.clone(),
@@ -1106,9 +1129,84 @@ impl Launcher for NatsLauncher {
     }
 }
 
+/// Why agent `agent`'s attempts, which need `need`, will wait on their queue: none of
+/// `workers` (those that answered when the run connected) meets it. Says what each
+/// lacks, and how long an attempt waits for a worker that does.
+fn unplaced(
+    agent: &str,
+    need: &Need,
+    workers: &[WorkerStatus],
+    queue_timeout: Duration,
+) -> Option<String> {
+    if workers.iter().any(|w| w.offer.meets(need)) {
+        return None;
+    }
+    let seen = if workers.is_empty() {
+        "no worker answered when the run started".to_owned()
+    } else {
+        let each: Vec<String> = workers
+            .iter()
+            .map(|w| format!("{} has {}", w.name, w.offer.lacks(need).join(", ")))
+            .collect();
+        format!(
+            "none of the workers that answered has it ({})",
+            each.join("; ")
+        )
+    };
+    Some(format!(
+        "agent `{agent}` needs a worker with {}: {seen}; its steps wait up to {} for one \
+         to join (`agent-relay workers` lists them)",
+        need.describe(),
+        crate::lease::seconds(queue_timeout)
+    ))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn an_agent_no_worker_can_run_is_said_with_what_each_lacks() {
+        let worker = |name: &str, clis: &[&str], labels: &[(&str, &str)]| WorkerStatus {
+            name: name.into(),
+            instance: "i".into(),
+            host: "h".into(),
+            pid: 1,
+            capacity: 2,
+            free: 2,
+            offer: crate::caps::Offer {
+                clis: clis.iter().map(|c| (*c).to_owned()).collect(),
+                shell: true,
+                labels: labels
+                    .iter()
+                    .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
+                    .collect(),
+            },
+            running: Vec::new(),
+        };
+        let need = Need {
+            cli: Some("claude".into()),
+            labels: [("gpu".to_owned(), "yes".to_owned())].into(),
+        };
+        let wait = Duration::from_secs(600);
+        let w1 = worker("w1", &[], &[]);
+        let w2 = worker("w2", &["claude"], &[("gpu", "no")]);
+        let why = unplaced("builder", &need, &[w1.clone(), w2.clone()], wait).unwrap();
+        assert_eq!(
+            why,
+            "agent `builder` needs a worker with claude gpu=yes: none of the workers that \
+             answered has it (w1 has no claude, no gpu label; w2 has gpu=no); its steps wait \
+             up to 600 s for one to join (`agent-relay workers` lists them)"
+        );
+        let why = unplaced("builder", &need, &[], wait).unwrap();
+        assert!(
+            why.contains("no worker answered when the run started"),
+            "{why}"
+        );
+        // One worker that meets it is enough.
+        let w3 = worker("w3", &["claude", "codex"], &[("gpu", "yes"), ("zone", "a")]);
+        assert_eq!(unplaced("builder", &need, &[w1, w2, w3], wait), None);
+    }
 
     #[test]
     fn the_task_file_an_argument_points_to_is_found() {

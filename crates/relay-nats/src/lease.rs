@@ -315,8 +315,7 @@ impl Leases {
         for (id, e) in &mut self.attempts {
             match &e.phase {
                 Phase::Queued { since, .. } if now >= *since + cfg.queue_timeout => {
-                    let reason =
-                        format!("no worker took it within {} s", cfg.queue_timeout.as_secs());
+                    let reason = format!("no worker took it within {}", seconds(cfg.queue_timeout));
                     e.phase = Phase::Done {
                         why: reason.clone(),
                     };
@@ -490,6 +489,15 @@ impl Tenure {
     /// Time left on the lease at `now`.
     pub fn left(&self, now: Instant) -> Duration {
         (self.confirmed + self.ttl).saturating_duration_since(now)
+    }
+}
+
+/// `d` as a person reads it: `600 s`, `1.5 s`.
+pub(crate) fn seconds(d: Duration) -> String {
+    if d.subsec_millis() == 0 {
+        format!("{} s", d.as_secs())
+    } else {
+        format!("{:.1} s", d.as_secs_f64())
     }
 }
 

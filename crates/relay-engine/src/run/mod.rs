@@ -252,6 +252,11 @@ pub async fn run<L: Launcher>(
     for message in said {
         log.record(EventKind::Warning { message }).await?;
     }
+    if !req.rehearse {
+        for message in unplaced_agents(file, wf, &*launcher) {
+            log.record(EventKind::Warning { message }).await?;
+        }
+    }
     let run_id = log.snapshot.run_id.clone().unwrap_or_default();
     // From here on agents may run: if this process dies, they die with it.
     let watchdog = match Watchdog::start(&req.self_bin, &run_id, req.settings.kill_grace) {
@@ -513,6 +518,32 @@ fn check_clis_installed(
     } else {
         Err(EngineError::CliMissing { missing })
     }
+}
+
+/// What the launcher says of each agent of `wf`'s steps that nothing can run yet (no
+/// worker it knows meets the agent's needs): their steps wait, so the user hears why.
+fn unplaced_agents(
+    file: &relay_spec::RelayFile,
+    wf: &relay_spec::WorkflowDef,
+    launcher: &impl Launcher,
+) -> Vec<String> {
+    let mut seen = std::collections::BTreeSet::new();
+    let mut out = Vec::new();
+    for step in wf.steps.iter().filter(|s| s.kind() == StepType::Agent) {
+        let Some(a) = step
+            .agent
+            .as_deref()
+            .and_then(|a| file.agents.iter().find(|x| x.name == a))
+        else {
+            continue;
+        };
+        if seen.insert(a.name.as_str())
+            && let Some(why) = launcher.unplaced(&a.name, profile(a.cli).program)
+        {
+            out.push(why);
+        }
+    }
+    out
 }
 
 #[derive(Serialize)]
