@@ -924,6 +924,22 @@ fn placement_labels_choose_the_worker_and_workers_lists_them() {
         "{err}"
     );
     assert!(err.contains("no worker took it within 1.5 s"), "{err}");
+    // A CLI neither this machine nor any worker has: refused before anything runs, and
+    // the error says where it was looked for.
+    c.world.write(
+        "goose.yaml",
+        &support::workflow("swarm:\n  pattern: dag\n", &steps).replace("cli: claude", "cli: goose"),
+    );
+    let o = c.coordinator(&["run", "goose.yaml"]).output().unwrap();
+    assert_eq!(o.status.code(), Some(4), "{}", c.diagnose(&o));
+    assert!(
+        stderr(&o).contains(
+            "agent `dev` needs `goose`, which is not installed (not found on PATH here or on \
+             any of the 2 workers that answered); nothing was run"
+        ),
+        "{}",
+        stderr(&o)
+    );
     // A placement for an agent the file does not have is bad input.
     let o = c
         .coordinator(&["run", "wf.yaml", "--place", "nobody:gpu=yes"])

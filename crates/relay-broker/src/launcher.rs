@@ -41,6 +41,12 @@ pub trait Launcher: Send + Sync + 'static {
         crate::process::which(program).is_some()
     }
 
+    /// Where [`can_run`](Launcher::can_run) looks, for the error of a CLI it found
+    /// nowhere.
+    fn looked_for_clis(&self) -> String {
+        "not found on PATH".into()
+    }
+
     /// The machine running (or that last ran) step `label`, when it is not this one.
     fn placement(&self, _label: &str) -> Option<String> {
         None
@@ -196,6 +202,10 @@ impl<L: Launcher> Launcher for RoundTrip<L> {
 
     fn unplaced(&self, agent: &str, program: &str) -> Option<String> {
         self.0.unplaced(agent, program)
+    }
+
+    fn looked_for_clis(&self) -> String {
+        self.0.looked_for_clis()
     }
 
     fn message_transport(&self, run_id: &str) -> Option<Arc<dyn relay_messaging::Transport>> {

@@ -973,6 +973,14 @@ impl Launcher for NatsLauncher {
         self.worker_of(label)
     }
 
+    fn looked_for_clis(&self) -> String {
+        match lock(&self.inner.workers).len() {
+            0 => "not found on PATH here, and no worker answered".into(),
+            1 => "not found on PATH here or on the worker that answered".into(),
+            n => format!("not found on PATH here or on any of the {n} workers that answered"),
+        }
+    }
+
     fn unplaced(&self, agent: &str, program: &str) -> Option<String> {
         if program.contains('/') {
             // Runs here (see `place`).

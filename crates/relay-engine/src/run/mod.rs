@@ -138,10 +138,12 @@ pub enum EngineError {
     #[error("{0}")]
     UnknownWorkflow(String),
     /// An agent CLI the workflow needs is not installed.
-    #[error("{}", missing.iter().map(|(a, c)| format!("agent `{a}` needs `{c}`, which is not installed (not found on PATH)")).collect::<Vec<_>>().join("; "))]
+    #[error("{}", missing.iter().map(|(a, c)| format!("agent `{a}` needs `{c}`, which is not installed ({looked})")).collect::<Vec<_>>().join("; "))]
     CliMissing {
         /// (agent, program) pairs.
         missing: Vec<(String, String)>,
+        /// Where the launcher looked ([`Launcher::looked_for_clis`]).
+        looked: String,
     },
     /// The run directory could not be written.
     #[error(transparent)]
@@ -516,7 +518,10 @@ fn check_clis_installed(
     if missing.is_empty() {
         Ok(())
     } else {
-        Err(EngineError::CliMissing { missing })
+        Err(EngineError::CliMissing {
+            missing,
+            looked: launcher.looked_for_clis(),
+        })
     }
 }
 
