@@ -906,6 +906,14 @@ fn placement_labels_choose_the_worker_and_workers_lists_them() {
     assert_eq!(placed.len(), 4);
     assert!(placed.iter().all(|(_, w)| w == "zoned"), "{placed:?}");
     assert!(!stderr(&o).contains("needs a worker"), "{}", stderr(&o));
+    // The progress says where each step runs.
+    for i in 0..4 {
+        assert!(
+            stderr(&o).contains(&format!("  p{i}: on worker zoned\n")),
+            "{}",
+            stderr(&o)
+        );
+    }
     // A placement no worker meets: the run says so at its start, naming what each
     // worker lacks, and the step fails when no worker has taken it in time.
     let o = c

@@ -197,6 +197,11 @@ impl View {
                 format!("{} {step} skipped: {reason}", mark(live, "skip"))
             }
             EventKind::Warning { message } => format!("warning: {message}"),
+            EventKind::AgentSpawned {
+                step,
+                worker: Some(w),
+                ..
+            } => format!("  {step}: on worker {w}"),
             EventKind::AgentReady {
                 step,
                 fallback: true,
