@@ -932,6 +932,23 @@ fn placement_labels_choose_the_worker_and_workers_lists_them() {
         "{err}"
     );
     assert!(err.contains("no worker took it within 1.5 s"), "{err}");
+    // Resumed with no server given, that run says its steps now run here (where there
+    // is no claude).
+    let o = c
+        .coordinator(&["resume", "last"])
+        .env_remove("AGENT_RELAY_NATS")
+        .output()
+        .unwrap();
+    let err = stderr(&o);
+    assert!(
+        err.contains("dispatched steps to workers over NATS; resumed without a server, its steps run on this machine"),
+        "{err}"
+    );
+    assert!(
+        err.contains("(not found on PATH); nothing was run"),
+        "{err}"
+    );
+    assert_eq!(o.status.code(), Some(4), "{err}");
     // A CLI neither this machine nor any worker has: refused before anything runs, and
     // the error says where it was looked for.
     c.world.write(

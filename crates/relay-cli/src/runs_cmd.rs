@@ -88,6 +88,14 @@ pub fn resume(id: &str, out: Output, nats: &crate::workers::NatsArgs) -> CliResu
         if kept == 1 { "" } else { "s" }
     );
     let nats = nats.resolve(&checked.loaded().file)?;
+    if nats.is_none() && dir.join(relay_nats::DISPATCH_LOG).exists() {
+        eprintln!(
+            "warning: run {} dispatched steps to workers over NATS; resumed without a \
+             server, its steps run on this machine (give AGENT_RELAY_NATS=URL, or `run \
+             --resume {} --nats URL`)",
+            plan.resume.run_id, plan.resume.run_id
+        );
+    }
     execute(
         Job {
             checked,

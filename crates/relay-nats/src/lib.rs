@@ -40,7 +40,7 @@ use std::time::Duration;
 /// The NATS client this crate speaks through (its types appear in this crate's API).
 pub use async_nats;
 pub use connect::{NatsError, NatsUrl};
-pub use dispatch::{DispatchOptions, NatsLauncher, RunDispatch};
+pub use dispatch::{DISPATCH_LOG, DispatchOptions, NatsLauncher, RunDispatch};
 pub use worker::{WorkerOptions, serve};
 
 /// The environment variable naming the NATS server a run dispatches to (as `--nats`).
