@@ -864,6 +864,25 @@ fn placement_labels_choose_the_worker_and_workers_lists_them() {
     let text = stdout(&listing);
     assert!(text.contains("zoned  2/2 free"), "{text}");
     assert!(text.contains("gpu=yes,zone=b"), "{text}");
+    // Each worker said what it offers once it took attempts.
+    let log = c.workers[1].log();
+    assert!(
+        log.contains("worker `zoned` taking attempts from nats://")
+            && log.contains("(capacity 2; claude; shell; labels gpu=yes,zone=b)\n"),
+        "{log}"
+    );
+    // A second worker by a name in use is refused, and never says it takes attempts.
+    let o = c
+        .coordinator(&["worker", "--nats", &c.url, "--name", "plain"])
+        .output()
+        .unwrap();
+    assert_eq!(o.status.code(), Some(3), "{}", stderr(&o));
+    assert!(
+        stderr(&o).contains("a worker named `plain` is already running"),
+        "{}",
+        stderr(&o)
+    );
+    assert!(!stderr(&o).contains("taking attempts"), "{}", stderr(&o));
     let mut steps = String::new();
     for i in 0..4 {
         steps.push_str(&format!(

@@ -191,13 +191,30 @@ pub fn worker(args: WorkerArgs) -> CliResult {
                 });
             }
         }
-        eprintln!(
-            "worker `{}` taking attempts from {url} (capacity {})",
-            opts.name, opts.capacity
-        );
-        relay_nats::serve(&url, opts, stop)
-            .await
-            .map_err(CliError::from)?;
+        let (name, capacity) = (opts.name.clone(), opts.capacity);
+        relay_nats::serve(&url, opts, stop, |offer| {
+            let clis = if offer.clis.is_empty() {
+                "no agent CLI".to_owned()
+            } else {
+                offer.clis.join(", ")
+            };
+            let labels: Vec<String> = offer
+                .labels
+                .iter()
+                .map(|(k, v)| format!("{k}={v}"))
+                .collect();
+            eprintln!(
+                "worker `{name}` taking attempts from {url} (capacity {capacity}; {clis}{}{})",
+                if offer.shell { "; shell" } else { "" },
+                if labels.is_empty() {
+                    String::new()
+                } else {
+                    format!("; labels {}", labels.join(","))
+                }
+            );
+        })
+        .await
+        .map_err(CliError::from)?;
         Ok(Exit::Success)
     })
 }

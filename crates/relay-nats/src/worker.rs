@@ -135,11 +135,14 @@ pub fn bad_name(name: &str) -> Option<&'static str> {
     }
 }
 
-/// Runs a worker until `stop` is cancelled; then ends its attempts and returns.
+/// Runs a worker until `stop` is cancelled; then ends its attempts and returns. `ready`
+/// is called with what the worker offers once it is connected, its name is its own and
+/// it listens: from then on it takes attempts.
 pub async fn serve(
     url: &NatsUrl,
     opts: WorkerOptions,
     stop: CancellationToken,
+    ready: impl FnOnce(&Capabilities),
 ) -> Result<(), NatsError> {
     if opts.capacity == 0 {
         return Err(NatsError::Invalid("--capacity must be at least 1".into()));
@@ -208,6 +211,7 @@ pub async fn serve(
     )
     .await?;
     start_puller(&state, own, c);
+    ready(&state.offer);
     let mut poll = tokio::time::interval(state.opts.timing.poll);
     loop {
         tokio::select! {
