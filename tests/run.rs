@@ -469,9 +469,12 @@ fn agents_get_the_relay_environment() {
 fn missing_cli_is_a_runtime_error_naming_it() {
     let w = World::new();
     std::fs::remove_file(w.bin.join("droid")).unwrap();
+    std::fs::remove_file(w.bin.join("goose")).ok();
+    // Two steps of one agent, and a second agent: each missing agent is named once, in
+    // the order of its first step.
     let f = w.write(
         "wf.yaml",
-        "name: t\nagents:\n  - name: robot\n    cli: droid\n    interactive: false\nworkflows:\n  - name: main\n    steps:\n      - name: a\n        agent: robot\n        task: x\n",
+        "name: t\nagents:\n  - name: robot\n    cli: droid\n    interactive: false\n  - name: bird\n    cli: goose\n    interactive: false\nworkflows:\n  - name: main\n    steps:\n      - name: a\n        agent: robot\n        task: x\n      - name: b\n        agent: bird\n        task: x\n      - name: c\n        agent: robot\n        task: x\n",
     );
     let o = w
         .cmd()
@@ -481,7 +484,13 @@ fn missing_cli_is_a_runtime_error_naming_it() {
         .unwrap();
     assert_eq!(o.status.code(), Some(4));
     let err = stderr(&o);
-    assert!(err.contains("`droid`") && err.contains("robot"), "{err}");
+    assert!(
+        err.contains(
+            "agent `robot` needs `droid`, which is not installed (not found on PATH); \
+             agent `bird` needs `goose`, which is not installed (not found on PATH); nothing was run"
+        ),
+        "{err}"
+    );
     assert!(w.agent_log().is_empty());
 }
 

@@ -495,26 +495,35 @@ fn presets(req: &RunRequest) -> BTreeMap<String, Preset> {
         .collect()
 }
 
+/// The agents of `wf`'s agent steps, each once, in the order their first step comes.
+fn step_agents<'a>(
+    file: &'a relay_spec::RelayFile,
+    wf: &'a relay_spec::WorkflowDef,
+) -> Vec<&'a relay_spec::Agent> {
+    let mut out: Vec<&relay_spec::Agent> = Vec::new();
+    for step in wf.steps.iter().filter(|s| s.kind() == StepType::Agent) {
+        if let Some(a) = step
+            .agent
+            .as_deref()
+            .and_then(|a| file.agents.iter().find(|x| x.name == a))
+            && !out.iter().any(|x| x.name == a.name)
+        {
+            out.push(a);
+        }
+    }
+    out
+}
+
 fn check_clis_installed(
     file: &relay_spec::RelayFile,
     wf: &relay_spec::WorkflowDef,
     launcher: &impl Launcher,
 ) -> Result<(), EngineError> {
-    let mut missing = Vec::new();
-    for step in wf.steps.iter().filter(|s| s.kind() == StepType::Agent) {
-        let Some(a) = step
-            .agent
-            .as_deref()
-            .and_then(|a| file.agents.iter().find(|x| x.name == a))
-        else {
-            continue;
-        };
-        let program = profile(a.cli).program;
-        let pair = (a.name.clone(), program.to_string());
-        if !launcher.can_run(program) && !missing.contains(&pair) {
-            missing.push(pair);
-        }
-    }
+    let missing: Vec<(String, String)> = step_agents(file, wf)
+        .into_iter()
+        .map(|a| (a.name.clone(), profile(a.cli).program.to_string()))
+        .filter(|(_, program)| !launcher.can_run(program))
+        .collect();
     if missing.is_empty() {
         Ok(())
     } else {
@@ -532,23 +541,10 @@ fn unplaced_agents(
     wf: &relay_spec::WorkflowDef,
     launcher: &impl Launcher,
 ) -> Vec<String> {
-    let mut seen = std::collections::BTreeSet::new();
-    let mut out = Vec::new();
-    for step in wf.steps.iter().filter(|s| s.kind() == StepType::Agent) {
-        let Some(a) = step
-            .agent
-            .as_deref()
-            .and_then(|a| file.agents.iter().find(|x| x.name == a))
-        else {
-            continue;
-        };
-        if seen.insert(a.name.as_str())
-            && let Some(why) = launcher.unplaced(&a.name, profile(a.cli).program)
-        {
-            out.push(why);
-        }
-    }
-    out
+    step_agents(file, wf)
+        .into_iter()
+        .filter_map(|a| launcher.unplaced(&a.name, profile(a.cli).program))
+        .collect()
 }
 
 #[derive(Serialize)]
