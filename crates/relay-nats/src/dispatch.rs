@@ -262,6 +262,20 @@ impl NatsLauncher {
         self.inner.epoch
     }
 
+    /// What an attempt of agent `agent` running `program` needs of its worker.
+    fn agent_need(&self, agent: &str, program: &str) -> Need {
+        Need {
+            cli: Some(program.to_owned()),
+            labels: self
+                .inner
+                .opts
+                .placement
+                .get(agent)
+                .cloned()
+                .unwrap_or_default(),
+        }
+    }
+
     fn place(&self, program: &str, env: &[(String, String)]) -> Place {
         let o = &self.inner.opts;
         if program.contains('/') {
@@ -276,10 +290,7 @@ impl NatsLauncher {
             };
         }
         match env_of(env, "AGENT_RELAY_NAME") {
-            Some(agent) if program != "sh" => Place::Queue(Need {
-                cli: Some(program.to_owned()),
-                labels: o.placement.get(agent).cloned().unwrap_or_default(),
-            }),
+            Some(agent) if program != "sh" => Place::Queue(self.agent_need(agent, program)),
             _ if o.commands_on_workers => Place::Queue(Need {
                 cli: None,
                 labels: BTreeMap::new(),
@@ -986,19 +997,9 @@ impl Launcher for NatsLauncher {
             // Runs here (see `place`).
             return None;
         }
-        let need = Need {
-            cli: Some(program.to_owned()),
-            labels: self
-                .inner
-                .opts
-                .placement
-                .get(agent)
-                .cloned()
-                .unwrap_or_default(),
-        };
         unplaced(
             agent,
-            &need,
+            &self.agent_need(agent, program),
             &lock(&self.inner.workers),
             self.inner.opts.timing.lease.queue_timeout,
         )
