@@ -198,18 +198,14 @@ pub fn worker(args: WorkerArgs) -> CliResult {
             } else {
                 offer.clis.join(", ")
             };
-            let labels: Vec<String> = offer
-                .labels
-                .iter()
-                .map(|(k, v)| format!("{k}={v}"))
-                .collect();
+            let labels = offer.labels_text();
             eprintln!(
                 "worker `{name}` taking attempts from {url} (capacity {capacity}; {clis}{}{})",
                 if offer.shell { "; shell" } else { "" },
                 if labels.is_empty() {
                     String::new()
                 } else {
-                    format!("; labels {}", labels.join(","))
+                    format!("; labels {labels}")
                 }
             );
         })
@@ -252,12 +248,7 @@ pub fn workers(args: WorkersArgs) -> CliResult {
             return Ok(Exit::Success);
         }
         for w in &list {
-            let labels: Vec<String> = w
-                .offer
-                .labels
-                .iter()
-                .map(|(k, v)| format!("{k}={v}"))
-                .collect();
+            let labels = w.offer.labels_text();
             println!(
                 "{}  {}/{} free  host {} pid {}  clis: {}{}  labels: {}",
                 w.name,
@@ -274,7 +265,7 @@ pub fn workers(args: WorkersArgs) -> CliResult {
                 if labels.is_empty() {
                     "-".to_string()
                 } else {
-                    labels.join(",")
+                    labels
                 },
             );
             for r in &w.running {

@@ -88,6 +88,16 @@ impl Offer {
         self.lacks(need).is_empty()
     }
 
+    /// Its labels as `key=value,key=value` (empty when it has none).
+    pub fn labels_text(&self) -> String {
+        let labels: Vec<String> = self
+            .labels
+            .iter()
+            .map(|(k, v)| format!("{k}={v}"))
+            .collect();
+        labels.join(",")
+    }
+
     /// What this worker lacks of `need`, as a person reads it (`no claude`, `gpu=no`,
     /// `no gpu label`); empty when it [`meets`](Offer::meets) it.
     pub fn lacks(&self, need: &Need) -> Vec<String> {

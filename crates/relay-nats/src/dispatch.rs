@@ -278,8 +278,7 @@ impl NatsLauncher {
 
     fn place(&self, program: &str, env: &[(String, String)]) -> Place {
         let o = &self.inner.opts;
-        if program.contains('/') {
-            // A path: the rehearsal agent (this binary) or a program of this machine.
+        if runs_here(program) {
             return Place::Here;
         }
         if env_of(env, "AGENT_RELAY_STEP_OUTPUT_FILE").is_some() {
@@ -993,8 +992,7 @@ impl Launcher for NatsLauncher {
     }
 
     fn unplaced(&self, agent: &str, program: &str) -> Option<String> {
-        if program.contains('/') {
-            // Runs here (see `place`).
+        if runs_here(program) {
             return None;
         }
         unplaced(
@@ -1136,6 +1134,12 @@ impl Launcher for NatsLauncher {
             Err(FollowEnd::Failed(why)) => Err(failed(why)),
         }
     }
+}
+
+/// Whether `program` always runs on this machine: a path is the rehearsal agent (this
+/// binary) or a program of this machine.
+fn runs_here(program: &str) -> bool {
+    program.contains('/')
 }
 
 /// Why agent `agent`'s attempts, which need `need`, will wait on their queue: none of
